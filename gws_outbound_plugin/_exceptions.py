@@ -1,0 +1,112 @@
+"""The exception tree of gws_outbound_plugin.
+
+::
+
+    GWSOutboundError
+    ├── ConfigError (ValueError)          bad GWSConfig / environment
+    ├── InvalidCancelRequest (ValueError) a CancelRequest failed validation; nothing was sent
+    ├── NotRunningError                   the plugin is not (or no longer) started
+    ├── PluginLoadError                   an entry-point plugin failed to load (strict loading)
+    ├── CancelFailed                      an accepted cancel ended in failure (carries .failure)
+    └── GWSError                          talking to GWS failed
+        ├── GWSAuthenticationError        credentials refused (HTTP 401 / statusCode 20)
+        ├── GWSStatusError                GWS answered a statusCode other than 0
+        └── GWSTransportError             network error, timeout or HTTP 5xx after the retries
+
+No exception message ever contains the password, an ``Authorization`` header, a cookie or the
+CSRF token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._models import CancelFailure
+
+__all__ = [
+    "CancelFailed",
+    "ConfigError",
+    "GWSAuthenticationError",
+    "GWSError",
+    "GWSOutboundError",
+    "GWSStatusError",
+    "GWSTransportError",
+    "InvalidCancelRequest",
+    "NotRunningError",
+    "PluginLoadError",
+]
+
+
+class GWSOutboundError(Exception):
+    """Root of every exception raised by gws_outbound_plugin."""
+
+
+class ConfigError(GWSOutboundError, ValueError):
+    """A configuration value is missing or invalid."""
+
+
+class InvalidCancelRequest(GWSOutboundError, ValueError):
+    """A cancel request failed validation. Nothing was sent to GWS.
+
+    :ivar errors: one entry per bad field, ``{field name: what is wrong}``, with the field named
+        as the caller named it (snake_case for the constructor, GWS camelCase for ``from_bus``).
+    """
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors: dict[str, str] = dict(errors)
+        detail = "; ".join(f"{name}: {problem}" for name, problem in self.errors.items())
+        super().__init__(f"invalid cancel request: {detail}")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The names of the bad fields, in the order they were checked."""
+        return tuple(self.errors)
+
+
+class NotRunningError(GWSOutboundError, RuntimeError):
+    """The plugin was used outside its ``async with`` block (not started, or closed)."""
+
+
+class PluginLoadError(GWSOutboundError):
+    """A plugin announced under the ``gws_outbound`` entry-point group failed to import or to
+    validate, and the host asked for strict loading. ``.plugin_name`` names it."""
+
+    def __init__(self, plugin_name: str, problem: str) -> None:
+        self.plugin_name = plugin_name
+        super().__init__(f"plugin {plugin_name!r} failed to load: {problem}")
+
+
+class CancelFailed(GWSOutboundError):
+    """An accepted cancel ended in failure; ``.failure`` is the :class:`CancelFailure`."""
+
+    def __init__(self, failure: CancelFailure) -> None:
+        self.failure = failure
+        super().__init__(failure.describe())
+
+
+class GWSError(GWSOutboundError):
+    """A request to GWS failed."""
+
+
+class GWSAuthenticationError(GWSError):
+    """GWS refused the credentials (HTTP 401 or ``statusCode`` 20), even after logging in again."""
+
+
+class GWSStatusError(GWSError):
+    """GWS answered with a ``statusCode`` other than 0.
+
+    :ivar status_code: the GWS ``statusCode``.
+    :ivar status_message: the GWS ``statusMessage`` (may be empty).
+    """
+
+    def __init__(self, status_code: int, status_message: str, *, http_status: int = 200) -> None:
+        self.status_code = status_code
+        self.status_message = status_message
+        self.http_status = http_status
+        super().__init__(f"GWS statusCode {status_code}: {status_message or '(no message)'}")
+
+
+class GWSTransportError(GWSError):
+    """No usable answer from GWS: connection error, timeout or HTTP 5xx, after the retries."""
