@@ -28,6 +28,7 @@ from ._models import EventMetrics as EventMetrics
 from ._models import FailureReason as FailureReason
 from ._models import RecordCancelAck as RecordCancelAck
 from ._models import UserEvent as UserEvent
+from ._models import to_jsonable as to_jsonable
 from ._plugin import CORE_PLUGIN_NAME as CORE_PLUGIN_NAME
 from ._plugin import OutboundPlugin as OutboundPlugin
 from ._ticket import CancelTicket as CancelTicket
@@ -81,4 +82,5 @@ __all__ = [
     "load_entrypoint_plugins",
     "make_plugin_manager",
     "simulator",
+    "to_jsonable",
 ]

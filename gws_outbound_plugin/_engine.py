@@ -246,14 +246,9 @@ class CancelEngine:
         self._loop: Any = None
         self._tg: TaskGroup | None = None
         self._lost_since: float | None = None
-        work_send, work_receive = anyio.create_memory_object_stream[_Pending](config.max_pending)
-        self._work_send: MemoryObjectSendStream[_Pending] = work_send
-        self._work_receive: MemoryObjectReceiveStream[_Pending] = work_receive
-        hook_send, hook_receive = anyio.create_memory_object_stream[_HookCall](
-            config.hook_queue_size
-        )
-        self._hook_send: MemoryObjectSendStream[_HookCall] = hook_send
-        self._hook_receive: MemoryObjectReceiveStream[_HookCall] = hook_receive
+        self._work_send: MemoryObjectSendStream[_Pending] | None = None
+        self._hook_send: MemoryObjectSendStream[_HookCall] | None = None
+        self._streams: list[Any] = []
         self.stats: dict[str, int] = {
             "accepted": 0,
             "acknowledged": 0,
@@ -318,6 +313,7 @@ class CancelEngine:
         self._pending[request.reference_id] = pending
         self._by_key.setdefault(request.record_key, deque()).append(pending)
         self.stats["accepted"] += 1
+        assert self._work_send is not None
         self._work_send.send_nowait(pending)
 
     def _tg_start(self, func: Callable[..., Any], *args: Any) -> None:
@@ -332,12 +328,26 @@ class CancelEngine:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._tg = tg
+        work_send, work_receive = anyio.create_memory_object_stream[_Pending](
+            self._config.max_pending
+        )
+        hook_send, hook_receive = anyio.create_memory_object_stream[_HookCall](
+            self._config.hook_queue_size
+        )
+        self._work_send, self._hook_send = work_send, hook_send
+        self._streams = [work_send, work_receive, hook_send, hook_receive]
         for _ in range(self._config.max_concurrent_requests):
-            tg.start_soon(self._worker, self._work_receive.clone())
+            tg.start_soon(self._worker, work_receive.clone())
         tg.start_soon(self._timer_loop)
-        tg.start_soon(self._hook_loop)
+        tg.start_soon(self._hook_loop, hook_receive)
         with self._accept_lock:
             self._accepting = True
+
+    def close(self) -> None:
+        """Release the queues (after the task group has ended)."""
+        for stream in self._streams:
+            stream.close()
+        self._streams = []
 
     def stop_accepting(self) -> None:
         with self._accept_lock:
@@ -754,10 +764,11 @@ class CancelEngine:
         )
 
     async def _emit(self, call: _HookCall) -> None:
+        assert self._hook_send is not None
         await self._hook_send.send(call)
 
-    async def _hook_loop(self) -> None:
-        async for call in self._hook_receive:
+    async def _hook_loop(self, receive: MemoryObjectReceiveStream[_HookCall]) -> None:
+        async for call in receive:
             await self._hooks.dispatch(call.hook, **call.kwargs)
             if call.ticket is not None and call.outcome is not None:
                 call.ticket._resolve(call.outcome)

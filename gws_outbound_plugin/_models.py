@@ -5,6 +5,7 @@ Everything here is immutable: a payload handed to one plugin cannot be changed u
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import uuid
@@ -23,6 +24,7 @@ __all__ = [
     "FailureReason",
     "RecordCancelAck",
     "UserEvent",
+    "to_jsonable",
 ]
 
 #: Largest integer accepted for handles and ids (the largest integer JSON carries exactly).
@@ -299,7 +301,7 @@ class CancelFailure:
     """OCS ``GSW_ERROR_NUMBER`` for an OCS error."""
     message: str | None = None
     """OCS ``GSW_ERROR``, GWS ``statusMessage`` or a description of what went wrong."""
-    user_data: Mapping[str, Any] = EMPTY_MAPPING
+    user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
     """The OCS user event's ``userData`` for an OCS error (read-only), else empty."""
 
     def describe(self) -> str:
@@ -333,7 +335,7 @@ class RecordCancelAck:
     device_id: str | None
     request: CancelRequest | None
     """Our request, or ``None`` when the acknowledgement matches no request of this plugin."""
-    user_data: Mapping[str, Any] = EMPTY_MAPPING
+    user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
     """The raw ``GSW_*`` userData of the user event (read-only; empty if it never arrived)."""
     metrics: EventMetrics | None = None
 
@@ -355,3 +357,20 @@ class UserEvent:
     def is_error(self) -> bool:
         """True when OCS reported an error (``GSW_ERROR`` or ``GSW_ERROR_NUMBER`` present)."""
         return "GSW_ERROR" in self.user_data or "GSW_ERROR_NUMBER" in self.user_data
+
+
+def to_jsonable(value: Any) -> Any:
+    """A hook payload (or anything inside one) as plain JSON data, keys in snake_case.
+
+    Dataclasses become dicts of their fields, enums their values, mappings dicts, tuples lists.
+    Used by the example host's ``--stdin`` output and the CLI's ``--json`` modes.
+    """
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value

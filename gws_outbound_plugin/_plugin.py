@@ -271,10 +271,13 @@ class OutboundPlugin:
                 if self.pm.has_plugin(name):
                     self.pm.unregister(name=name)
             await self._engine.drain(self.config.drain_timeout if drain else 0.0)
-            tg, self._tg = self._tg, None
-            if tg is not None:
-                tg.cancel_scope.cancel()
-                await tg.__aexit__(None, None, None)
+        # The task group was entered in __aenter__, outside any scope opened here.
+        tg, self._tg = self._tg, None
+        if tg is not None:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+        self._engine.close()
+        with anyio.CancelScope(shield=True):
             await self._listener.close()
             await self._session.close()
         self._state = _State.CLOSED

@@ -1,0 +1,337 @@
+"""A bus cancel ends as exactly one acknowledged-or-failed hook: the core on the simulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import anyio
+import pluggy
+import pytest
+
+from gws_outbound_plugin import (
+    CancelFailed,
+    CancelTicket,
+    ChainAttribute,
+    FailureReason,
+    GWSConfig,
+    InvalidCancelRequest,
+    NotRunningError,
+    OutboundPlugin,
+    hookimpl,
+)
+from gws_outbound_plugin.simulator import GWSSimulator
+from tests.helpers import AGENT, Recorder, make_request
+from tests.integration.conftest import config_for
+
+pytestmark = pytest.mark.anyio
+
+
+def only_outcome(recorder: Recorder, reference_id: str) -> str:
+    outcomes = recorder.outcomes_for(reference_id)
+    assert len(outcomes) == 1, outcomes
+    return outcomes[0].hook
+
+
+async def test_full_request_sends_the_exact_body_and_headers(
+    plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str
+) -> None:
+    request = make_request(
+        device_path,
+        handle=12,
+        phone_number="3002",
+        chain_attribute=ChainAttribute.ALL_CHAIN,
+        reference_id="123456789",
+    )
+    ack = await plugin.cancel(request)
+    [sent] = sim.cancels
+    assert sent.method == "POST"
+    assert sent.path == "/api/v2/me/outbound-records/12"
+    assert sent.body == {
+        "operationName": "CancelRecord",
+        "applicationId": 134,
+        "campaignName": "Campaign1",
+        "callingList": "CallingList1",
+        "devicePath": device_path,
+        "phoneNumber": "3002",
+        "chainAttribute": "AllChain",
+        "referenceId": "123456789",
+    }
+    assert sent.had_session_cookie and sent.had_csrf_token and sent.had_basic_auth
+    assert ack.request == request
+    assert ack.reference_id == "123456789"
+    assert ack.record_handle == 12
+    assert ack.chain_attribute is ChainAttribute.ALL_CHAIN
+    assert ack.phone_number == "3002"
+    assert ack.device_id == sim.device_id(AGENT)
+    assert ack.user_data["GSW_USER_EVENT"] == "RecordCancelAcknowledge"
+    assert ack.metrics is not None and ack.metrics.server_generation_timestamp
+    assert only_outcome(recorder, "123456789") == "on_record_cancel_acknowledged"
+    assert len(recorder.user_events) == 1
+
+
+async def test_minimal_request_omits_optional_fields(
+    plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str
+) -> None:
+    request = make_request(device_path, handle=13)
+    await plugin.cancel(request)
+    body = sim.cancels[0].body
+    assert body == {
+        "operationName": "CancelRecord",
+        "applicationId": 134,
+        "campaignName": "Campaign1",
+        "callingList": "CallingList1",
+        "devicePath": device_path,
+        "referenceId": request.reference_id,
+    }
+    assert "GSW_PHONE" not in recorder.acks[0].user_data
+
+
+async def test_invalid_requests_never_reach_the_server(
+    plugin: OutboundPlugin, pm: pluggy.PluginManager, sim: GWSSimulator, device_path: str
+) -> None:
+    with pytest.raises(InvalidCancelRequest) as info:
+        make_request(device_path, handle="11/../x")  # type: ignore[arg-type]
+    assert info.value.fields == ("record_handle",)
+    with pytest.raises(InvalidCancelRequest) as info:
+        pm.hook.on_cancel_requested(request={"recordHandle": 11})
+    assert info.value.fields == ("request",)
+    with pytest.raises(InvalidCancelRequest):
+        make_request("/devices/../../api/v2/me", handle=11)
+    assert sim.cancels == []
+
+
+@pytest.mark.parametrize("code", [1, 2, 3, 5, 6, 10])
+async def test_status_code_errors_end_in_one_failure(
+    plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str, code: int
+) -> None:
+    sim.faults.status_code(code, "refused by the test")
+    request = make_request(device_path)
+    with pytest.raises(CancelFailed) as info:
+        await plugin.cancel(request)
+    failure = info.value.failure
+    assert failure.reason is FailureReason.REJECTED
+    assert failure.status_code == code
+    assert failure.message == "refused by the test"
+    assert only_outcome(recorder, request.reference_id) == "on_cancel_failed"
+    assert recorder.acks == []
+
+
+async def test_http_5xx_is_retried_with_the_same_reference(
+    plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str
+) -> None:
+    sim.faults.http_error(503, count=2)
+    request = make_request(device_path)
+    await plugin.cancel(request)
+    assert [r.status for r in sim.cancels] == [503, 503, 200]
+    assert {r.body["referenceId"] for r in sim.cancels} == {request.reference_id}  # type: ignore[index]
+    assert only_outcome(recorder, request.reference_id) == "on_record_cancel_acknowledged"
+
+
+async def test_http_5xx_beyond_the_retries_is_a_transport_failure(
+    plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str
+) -> None:
+    sim.faults.http_error(500, count=None)
+    request = make_request(device_path)
+    with pytest.raises(CancelFailed) as info:
+        await plugin.cancel(request)
+    assert info.value.failure.reason is FailureReason.TRANSPORT_FAILURE
+    assert "HTTP 500" in (info.value.failure.message or "")
+    assert len(sim.cancels) == plugin.config.retries + 1
+    assert only_outcome(recorder, request.reference_id) == "on_cancel_failed"
+
+
+async def test_expired_session_logs_in_again_and_retries_once(
+    plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str
+) -> None:
+    logins_before = sum(1 for r in sim.requests if r.path == "/api/v2/me")
+    sim.expire_sessions()
+    request = make_request(device_path)
+    await plugin.cancel(request)
+    assert [r.status for r in sim.cancels] == [403, 200]
+    logins = sum(1 for r in sim.requests if r.path == "/api/v2/me")
+    assert logins == logins_before + 1
+    assert only_outcome(recorder, request.reference_id) == "on_record_cancel_acknowledged"
+
+
+async def test_ocs_error_is_a_failure_not_an_ack(
+    plugin: OutboundPlugin, recorder: Recorder, device_path: str
+) -> None:
+    request = make_request(device_path, handle=999_999)
+    with pytest.raises(CancelFailed) as info:
+        await plugin.cancel(request)
+    failure = info.value.failure
+    assert failure.reason is FailureReason.OCS_ERROR
+    assert failure.error_number is not None
+    assert failure.message
+    assert failure.user_data["GSW_ERROR"] == failure.message
+    assert only_outcome(recorder, request.reference_id) == "on_cancel_failed"
+    [event] = recorder.user_events
+    assert event.is_error
+
+
+async def test_no_ack_within_the_timeout_is_a_failure(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder, device_path: str
+) -> None:
+    sim.faults.drop_notifications("both")
+    async with OutboundPlugin(pm, config_for(sim.base_url, ack_timeout=0.3)) as plugin:
+        request = make_request(device_path)
+        with pytest.raises(CancelFailed) as info:
+            await plugin.cancel(request)
+    assert info.value.failure.reason is FailureReason.TIMED_OUT
+    assert only_outcome(recorder, request.reference_id) == "on_cancel_failed"
+    assert recorder.user_events == []
+
+
+@pytest.mark.parametrize("fault", ["duplicate", "reverse", "drop_outbound", "drop_user_event"])
+async def test_notification_faults_end_in_exactly_one_ack(
+    plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str, fault: str
+) -> None:
+    if fault == "duplicate":
+        sim.faults.duplicate_notifications(times=3)
+    elif fault == "reverse":
+        sim.faults.reverse_notifications()
+    elif fault == "drop_outbound":
+        sim.faults.drop_notifications("outbound")
+    else:
+        sim.faults.drop_notifications("user_event")
+    request = make_request(device_path)
+    ack = await plugin.cancel(request)
+    await anyio.sleep(0.3)  # let any straggling copy arrive
+    assert only_outcome(recorder, request.reference_id) == "on_record_cancel_acknowledged"
+    assert ack.record_handle == 11
+    expected_events = 0 if fault == "drop_user_event" else 1
+    assert len(recorder.user_events) == expected_events
+    if fault == "drop_user_event":
+        assert dict(ack.user_data) == {}
+    else:
+        assert ack.user_data["GSW_RECORD_HANDLE"] == 11
+
+
+class Raising:
+    @hookimpl
+    def on_record_cancel_acknowledged(self) -> None:
+        raise RuntimeError("plugin bug")
+
+    @hookimpl
+    def on_user_event(self) -> None:
+        raise KeyError("another plugin bug")
+
+
+class Hanging:
+    @hookimpl
+    async def on_record_cancel_acknowledged(self) -> None:
+        await anyio.sleep(3600)
+
+
+class RaisingObserver:
+    @hookimpl
+    def on_cancel_requested(self) -> None:
+        raise RuntimeError("observer bug")
+
+
+async def test_raising_and_hanging_plugins_do_not_disturb_others(
+    pm: pluggy.PluginManager, config: GWSConfig, recorder: Recorder, device_path: str
+) -> None:
+    # Registered after the recorder, so pluggy calls them first.
+    pm.register(Raising(), name="raising")
+    pm.register(Hanging(), name="hanging")
+    pm.register(RaisingObserver(), name="raising-observer")
+    async with OutboundPlugin(pm, config) as plugin:
+        started = time.monotonic()
+        first = await plugin.cancel(make_request(device_path, handle=11))
+        second = await plugin.cancel(make_request(device_path, handle=12))
+        elapsed = time.monotonic() - started
+    assert [a.record_handle for a in recorder.acks] == [11, 12]
+    assert first.record_handle == 11 and second.record_handle == 12
+    assert len(recorder.user_events) == 2
+    # Each hang is cut at hook_timeout (0.5 s), not an hour.
+    assert elapsed < 5
+
+
+async def test_cancels_from_four_threads_all_resolve(
+    plugin: OutboundPlugin, pm: pluggy.PluginManager, recorder: Recorder, device_path: str
+) -> None:
+    results: list[object] = []
+    lock = threading.Lock()
+
+    def agent_thread(start: int) -> None:
+        tickets: list[CancelTicket] = []
+        for handle in range(start, start + 10):
+            [ticket] = [
+                r
+                for r in pm.hook.on_cancel_requested(
+                    request=make_request(device_path, handle=handle)
+                )
+                if isinstance(r, CancelTicket)
+            ]
+            tickets.append(ticket)
+        for ticket in tickets:
+            try:
+                outcome: object = ticket.result(timeout=10)
+            except CancelFailed as error:
+                outcome = error.failure
+            with lock:
+                results.append(outcome)
+
+    async with anyio.create_task_group() as tg:
+        for start in (1000, 2000, 3000, 4000):
+            tg.start_soon(anyio.to_thread.run_sync, agent_thread, start)
+    assert len(results) == 40
+    assert len(recorder.acks) + len(recorder.failures) == 40
+    references = {
+        c.payload.request.reference_id for c in recorder.calls if c.hook != "on_user_event"
+    }
+    assert len(references) == 40
+
+
+async def test_ticket_is_awaitable_on_the_loop(
+    plugin: OutboundPlugin, pm: pluggy.PluginManager, device_path: str
+) -> None:
+    results = pm.hook.on_cancel_requested(request=make_request(device_path))
+    ticket = results[0]
+    assert isinstance(ticket, CancelTicket)
+    assert not ticket.done()
+    ack = await ticket
+    assert ticket.done() and ticket.outcome is ack
+
+
+async def test_next_cancel_is_acknowledged_after_the_simulator_forgets_the_client(
+    plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str
+) -> None:
+    await plugin.cancel(make_request(device_path, handle=11))
+    assert sim.forget_cometd_clients() >= 1
+    await plugin.wait_connected(timeout=5)
+    # The listener notices on its next poll (402), re-handshakes and re-subscribes.
+    with anyio.fail_after(10):
+        while sim.cometd_client_count == 0 or plugin.cometd_state.value != "connected":
+            await anyio.sleep(0.02)
+    ack = await plugin.cancel(make_request(device_path, handle=12))
+    assert ack.record_handle == 12
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_base_url_by_ip_and_by_name(
+    pm: pluggy.PluginManager, recorder: Recorder, host: str
+) -> None:
+    async with GWSSimulator(users={AGENT: "secret"}, host="127.0.0.1") as sim:
+        base_url = f"http://{host}:{sim.port}"
+        async with OutboundPlugin(pm, config_for(base_url)) as plugin:
+            ack = await plugin.cancel(make_request(sim.device_path(AGENT)))
+        assert ack.record_handle == 11
+        # The CometD requests carried the REST session cookie, also for an IP host.
+        bayeux = [r for r in sim.requests if r.path.startswith("/api/v2/notifications")]
+        assert bayeux and all(r.had_session_cookie for r in bayeux)
+
+
+async def test_plugin_refuses_work_when_not_running(
+    pm: pluggy.PluginManager, config: GWSConfig, device_path: str
+) -> None:
+    plugin = OutboundPlugin(pm, config)
+    with pytest.raises(NotRunningError):
+        await plugin.cancel(make_request(device_path))
+    async with plugin:
+        pass
+    with pytest.raises(NotRunningError):
+        plugin.submit(make_request(device_path))
+    assert pm.hook.on_cancel_requested(request=make_request(device_path)) == []

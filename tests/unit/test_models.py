@@ -1,0 +1,201 @@
+"""CancelRequest validation, from_bus and the GWS body."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from gws_outbound_plugin import (
+    CancelFailed,
+    CancelFailure,
+    CancelRequest,
+    ChainAttribute,
+    EventMetrics,
+    FailureReason,
+    InvalidCancelRequest,
+)
+
+DEVICE = "/devices/57fc644b-c3b8-4ce8-ad82-d7e15c5f0b33"
+FULL_BUS = {
+    "recordHandle": 11,
+    "applicationId": 134,
+    "campaignName": "Campaign1",
+    "callingList": "CallingList1",
+    "devicePath": DEVICE,
+    "phoneNumber": "3001",
+    "chainAttribute": "AllChain",
+    "referenceId": "123456789",
+}
+
+
+def minimal(**changes: object) -> CancelRequest:
+    values: dict[str, object] = {
+        "record_handle": 11,
+        "application_id": 134,
+        "campaign_name": "Campaign1",
+        "calling_list": "CallingList1",
+        "device_path": DEVICE,
+    }
+    values.update(changes)
+    return CancelRequest(**values)  # type: ignore[arg-type]
+
+
+def test_full_bus_event_becomes_the_documented_body() -> None:
+    request = CancelRequest.from_bus(FULL_BUS)
+    assert request.record_handle == 11
+    assert request.chain_attribute is ChainAttribute.ALL_CHAIN
+    assert request.to_gws_body() == {
+        "operationName": "CancelRecord",
+        "applicationId": 134,
+        "campaignName": "Campaign1",
+        "callingList": "CallingList1",
+        "devicePath": DEVICE,
+        "phoneNumber": "3001",
+        "chainAttribute": "AllChain",
+        "referenceId": "123456789",
+    }
+    assert CancelRequest.from_bus(request.to_bus()) == request
+
+
+def test_minimal_request_omits_optional_fields_and_generates_a_reference() -> None:
+    first, second = minimal(), minimal()
+    body = first.to_gws_body()
+    assert set(body) == {
+        "operationName",
+        "applicationId",
+        "campaignName",
+        "callingList",
+        "devicePath",
+        "referenceId",
+    }
+    assert None not in body.values()
+    assert len(first.reference_id) == 32
+    assert first.reference_id != second.reference_id
+
+
+def test_null_optional_keys_on_the_bus_count_as_absent() -> None:
+    event = dict(FULL_BUS, phoneNumber=None, chainAttribute=None, referenceId=None)
+    request = CancelRequest.from_bus(event)
+    assert request.phone_number is None
+    assert "phoneNumber" not in request.to_gws_body()
+
+
+def test_chain_attribute_accepts_the_plain_string() -> None:
+    assert minimal(chain_attribute="RecordOnly").chain_attribute is ChainAttribute.RECORD_ONLY
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("record_handle", "11/../x"),
+        ("record_handle", True),
+        ("record_handle", 0),
+        ("record_handle", -3),
+        ("record_handle", 11.0),
+        ("record_handle", 2**60),
+        ("application_id", "134"),
+        ("application_id", None),
+        ("campaign_name", ""),
+        ("campaign_name", "   "),
+        ("campaign_name", 5),
+        ("campaign_name", "x" * 256),
+        ("calling_list", "bad\nname"),
+        ("device_path", "devices/abc"),
+        ("device_path", "/devices/"),
+        ("device_path", "/devices/../../me"),
+        ("device_path", "/devices/a/b"),
+        ("phone_number", ""),
+        ("phone_number", 3001),
+        ("chain_attribute", "allchain"),
+        ("chain_attribute", 1),
+        ("reference_id", ""),
+        ("reference_id", 123456789),
+    ],
+)
+def test_each_bad_field_is_named(field: str, value: object) -> None:
+    with pytest.raises(InvalidCancelRequest) as info:
+        minimal(**{field: value})
+    assert info.value.fields == (field,)
+    assert field in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_every_bad_field_is_reported_at_once_in_bus_names() -> None:
+    event = {
+        "recordHandle": "11/../x",
+        "applicationId": True,
+        "campaignName": "",
+        "devicePath": "/elsewhere",
+        "chainAttribute": "Everything",
+        "callinglist": "typo",
+        "operationName": "RejectRecord",
+    }
+    with pytest.raises(InvalidCancelRequest) as info:
+        CancelRequest.from_bus(event)
+    assert set(info.value.fields) == {
+        "recordHandle",
+        "applicationId",
+        "campaignName",
+        "devicePath",
+        "chainAttribute",
+        "callinglist",
+        "callingList",
+        "operationName",
+    }
+    assert info.value.errors["callingList"] == "is required"
+    assert "unknown key" in info.value.errors["callinglist"]
+
+
+@pytest.mark.parametrize("event", [None, [], "recordHandle=11", 11])
+def test_bus_event_must_be_a_mapping(event: object) -> None:
+    with pytest.raises(InvalidCancelRequest) as info:
+        CancelRequest.from_bus(event)
+    assert info.value.fields == ("event",)
+
+
+def test_phone_number_is_not_echoed_in_errors() -> None:
+    secret_phone = "+33 6 12 34 56 78" + "9" * 300
+    with pytest.raises(InvalidCancelRequest) as info:
+        minimal(phone_number=secret_phone)
+    assert "12 34" not in str(info.value)
+
+
+def test_requests_are_frozen_and_hashable() -> None:
+    request = minimal()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.record_handle = 12  # type: ignore[misc]
+    assert hash(request) == hash(dataclasses.replace(request))
+    assert request.device_id == DEVICE.rsplit("/", 1)[1]
+    assert request.record_key == (11, 134, "Campaign1", "CallingList1")
+
+
+def test_event_metrics_read_from_a_notification() -> None:
+    data = {
+        "metrics": {
+            "eventProcessing": {
+                "serverGenerationTimestamp": 1433915407652,
+                "nodeProcessingTimeNanos": 3679212,
+                "serverProcessingTimeTotalMs": 4,
+            }
+        }
+    }
+    assert EventMetrics.from_message(data) == EventMetrics(1433915407652, 3679212, 4)
+    assert EventMetrics.from_message({}) is None
+    assert EventMetrics.from_message({"metrics": {"eventProcessing": {"x": "y"}}}) == (
+        EventMetrics(None, None, None)
+    )
+
+
+def test_cancel_failed_carries_the_failure() -> None:
+    failure = CancelFailure(
+        request=minimal(reference_id="r-1"),
+        reason=FailureReason.OCS_ERROR,
+        error_number=101,
+        message="Record not found",
+    )
+    error = CancelFailed(failure)
+    assert error.failure is failure
+    assert "ocs_error" in str(error)
+    assert "Record not found" in str(error)
+    assert "r-1" in str(error)
