@@ -1,0 +1,325 @@
+"""``python -m gws_outbound_plugin.simulator``: run the GWS simulator from a shell.
+
+The first stdout line is ``GWS simulator listening on <base_url>``; then come the users'
+devices and the seeded records, then one line per request (unless ``--quiet``). SIGINT and
+SIGTERM stop it cleanly with exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import inspect
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from ._faults import Faults
+from ._recording import RecordedRequest
+from ._records import DEFAULT_RECORDS, SeedRecord, load_records
+from ._server import DEFAULT_USERS, GWSSimulator
+
+__all__ = ["main", "parse_fault_spec"]
+
+_FAULTS = (
+    "delay_notifications",
+    "drop_notifications",
+    "duplicate_notifications",
+    "reverse_notifications",
+    "ocs_error",
+    "status_code",
+    "http_error",
+    "slow_answer",
+    "reset_connection",
+    "expire_session",
+    "hold_notifications",
+)
+
+
+def records_table(records: Sequence[SeedRecord]) -> str:
+    """A plain-text table of records, as printed by ``--help`` and at start-up."""
+    header = ("handle", "appId", "campaign", "callingList", "phone", "chain")
+    rows = [
+        (
+            str(r.record_handle),
+            str(r.application_id),
+            r.campaign_name,
+            r.calling_list,
+            r.phone_number,
+            str(r.chain_id),
+        )
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def _parse_value(text: str) -> object:
+    lowered = text.lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_fault_spec(spec: str) -> tuple[str, dict[str, object]]:
+    """Parse ``name[:key=value,key=value...]`` into the fault name and its arguments.
+
+    Values become ``int``, ``float``, ``True``/``False``, ``None`` (``none``/``null``) or
+    stay strings. ``drop_notifications:which=both,count=3`` gives
+    ``("drop_notifications", {"which": "both", "count": 3})``.
+
+    :raises ValueError: for an unknown fault name or a malformed argument.
+    """
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    if name not in _FAULTS:
+        raise ValueError(f"unknown fault {name!r}; choose from {', '.join(_FAULTS)}")
+    arguments: dict[str, object] = {}
+    if rest.strip():
+        for part in rest.split(","):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or not key.isidentifier():
+                raise ValueError(f"fault argument {part!r} is not key=value")
+            arguments[key] = _parse_value(value.strip())
+    return name, arguments
+
+
+def _user(text: str) -> tuple[str, str]:
+    name, sep, password = text.partition(":")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, got {text!r}")
+    return name, password
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {text!r}")
+    return value
+
+
+def _fault_usage(name: str) -> str:
+    parameters = inspect.signature(getattr(Faults, name)).parameters.values()
+    shown = [
+        p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
+        for p in parameters
+        if p.name != "self"
+    ]
+    return f"{name}({', '.join(shown)})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    default_users = ", ".join(f"{name}:{password}" for name, password in DEFAULT_USERS.items())
+    example_user = next(iter(DEFAULT_USERS))
+    example_device = GWSSimulator(DEFAULT_USERS).device_path(example_user)
+    epilog = (
+        "seeded OCS records (the default; --records FILE replaces them):\n"
+        f"{records_table(DEFAULT_RECORDS)}\n\n"
+        f"The default user {example_user} has devicePath {example_device}\n"
+        "(device ids are uuid5 of the user name, so they never change).\n"
+        "Cancel a record with POST /api/v2/me/outbound-records/<handle> and a body such as\n"
+        '  {"operationName": "CancelRecord", "applicationId": 134, "campaignName": '
+        '"Campaign1",\n   "callingList": "CallingList1", "chainAttribute": "RecordOnly", '
+        f'"referenceId": "r-1",\n   "devicePath": "{example_device}"}}\n'
+        "after a GET /api/v2/me with Basic auth (keep the JSESSIONID cookie and send its\n"
+        "X-CSRF-TOKEN header back).\n\n"
+        "faults (--fault NAME[:key=value,...]; also POST /_simulator/faults):\n  "
+        + "\n  ".join(_fault_usage(name) for name in _FAULTS)
+        + "\n\nexample: --fault drop_notifications:which=both,count=3 "
+        "--fault status_code:code=4\n"
+        "docs: docs/simulator.md"
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m gws_outbound_plugin.simulator",
+        description=(
+            "Run the embedded Genesys Web Services (GWS v2) simulator: outbound-record\n"
+            "cancels, CometD long-polling at /api/v2/notifications, fault injection."
+        ),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8090, help="TCP port, 0 picks a free one (default: 8090)"
+    )
+    parser.add_argument(
+        "--user",
+        action="append",
+        type=_user,
+        metavar="NAME:PASSWORD",
+        help=f"a user accepted by Basic auth; repeatable (default: {default_users})",
+    )
+    parser.add_argument(
+        "--no-csrf", action="store_true", help="turn GWS CSRF protection off (default: on)"
+    )
+    parser.add_argument(
+        "--records",
+        type=Path,
+        metavar="FILE",
+        help="JSON list of records (keys recordHandle, applicationId, "
+        "campaignName, callingList, phoneNumber, chainId) replacing the "
+        "seeded ones",
+    )
+    parser.add_argument(
+        "--session-timeout",
+        type=_positive,
+        default=1800.0,
+        metavar="SECONDS",
+        help="GWS HTTP session idle timeout (default: 1800)",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=_positive,
+        default=30.0,
+        metavar="SECONDS",
+        help="longest hold of a Bayeux /meta/connect (default: 30)",
+    )
+    parser.add_argument(
+        "--cometd-session-timeout",
+        type=_positive,
+        default=60.0,
+        metavar="SECONDS",
+        help="forget a CometD client that has not polled for this long (default: 60)",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="arm a fault at start, e.g. delay_notifications:seconds=2,count=5; repeatable",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the first line (no listing, no request log)",
+    )
+    return parser
+
+
+def _request_line(record: RecordedRequest) -> str:
+    status = str(record.status) if record.status else "reset"
+    parts = [record.method, record.path, status, f"{record.duration_ms:.1f}ms"]
+    if record.username:
+        parts.append(f"user={record.username}")
+    if record.bayeux_channels:
+        parts.append(",".join(record.bayeux_channels))
+    return " ".join(parts)
+
+
+def _emit(stream: TextIO, text: str) -> None:
+    stream.write(text + "\n")
+    stream.flush()
+
+
+async def _serve(args: argparse.Namespace, records: Sequence[SeedRecord] | None) -> int:
+    out = sys.stdout
+    users = dict(args.user) if args.user else dict(DEFAULT_USERS)
+
+    def log_request(record: RecordedRequest) -> None:
+        _emit(out, _request_line(record))
+
+    simulator = GWSSimulator(
+        users,
+        csrf=not args.no_csrf,
+        host=args.host,
+        port=args.port,
+        records=records,
+        session_idle_timeout=args.session_timeout,
+        connect_timeout=args.connect_timeout,
+        cometd_session_timeout=args.cometd_session_timeout,
+        request_log=None if args.quiet else log_request,
+    )
+    for spec in args.fault:
+        name, arguments = parse_fault_spec(spec)
+        getattr(simulator.faults, name)(**arguments)
+    try:
+        await simulator.start()
+    except OSError as exc:
+        _emit(sys.stderr, f"error: cannot listen on {args.host}:{args.port}: {exc}")
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+            installed.append(signum)
+    try:
+        _emit(out, f"GWS simulator listening on {simulator.base_url}")
+        if not args.quiet:
+            _emit(out, f"CometD endpoint: {simulator.cometd_url} (long-polling)")
+            _emit(out, f"CSRF protection: {'off' if args.no_csrf else 'on'}")
+            _emit(out, "users and devices:")
+            for name in simulator.users:
+                _emit(
+                    out,
+                    f"  {name}  devicePath={simulator.device_path(name)}  "
+                    f"phoneNumber={simulator.phone_number(name)}",
+                )
+            _emit(out, "records:")
+            _emit(out, records_table(list(r.record for r in simulator.records.values())))
+            for line in simulator.faults.active:
+                _emit(out, f"fault armed: {line}")
+        await stop.wait()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await simulator.stop()
+    if not args.quiet:
+        _emit(out, "GWS simulator stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulator until SIGINT/SIGTERM; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    records: tuple[SeedRecord, ...] | None = None
+    if args.records is not None:
+        try:
+            records = load_records(args.records)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--records: {exc}")
+    for spec in args.fault:
+        try:
+            name, arguments = parse_fault_spec(spec)
+            # Check the arguments against a throw-away control set before starting.
+            getattr(Faults(), name)(**arguments)
+        except (TypeError, ValueError) as exc:
+            parser.error(f"--fault {spec!r}: {exc}")
+    try:
+        return asyncio.run(_serve(args, records))
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,356 @@
+"""Fault injection controls of the simulator (``sim.faults``).
+
+Every control arms a rule that applies to the next ``count`` matching events
+(``count=None``: until :meth:`Faults.clear`). Rules of the same kind queue up first in,
+first out: ``delay_notifications(1); delay_notifications(2)`` delays the next cancel's
+outcome by one second and the one after by two.
+
+There are three stages, checked in this order for each ``POST`` to
+``/api/v2/me/outbound-records...``:
+
+1. request stage (any such POST, before authentication): ``reset_connection``,
+   ``slow_answer``, ``expire_session``, ``http_error``;
+2. answer stage (a cancel that passed authentication and validation): ``status_code``;
+3. outcome stage (an accepted cancel): ``ocs_error``, ``delay_notifications``,
+   ``drop_notifications``, ``duplicate_notifications``, ``reverse_notifications``;
+   ``hold_notifications`` parks every outcome until ``release_notifications``.
+
+The controls are plain methods meant to be called on the event loop thread that runs the
+simulator (from a test, a fixture or the admin endpoint); they are not locked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+__all__ = ["Faults"]
+
+DropWhich = Literal["both", "outbound", "user_event"]
+_DROP_CHOICES: tuple[str, ...] = ("both", "outbound", "user_event")
+
+
+@dataclass(frozen=True, slots=True)
+class ResetConnection:
+    def describe(self) -> str:
+        return "reset_connection()"
+
+
+@dataclass(frozen=True, slots=True)
+class SlowAnswer:
+    seconds: float
+
+    def describe(self) -> str:
+        return f"slow_answer(seconds={self.seconds:g})"
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireSession:
+    def describe(self) -> str:
+        return "expire_session()"
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPError:
+    status: int
+
+    def describe(self) -> str:
+        return f"http_error(status={self.status})"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCode:
+    code: int
+    message: str | None
+
+    def describe(self) -> str:
+        return f"status_code(code={self.code}, message={self.message!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class OCSErrorFault:
+    number: int
+    message: str
+
+    def describe(self) -> str:
+        return f"ocs_error(number={self.number}, message={self.message!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class DelayNotifications:
+    seconds: float
+
+    def describe(self) -> str:
+        return f"delay_notifications(seconds={self.seconds:g})"
+
+
+@dataclass(frozen=True, slots=True)
+class DropNotifications:
+    which: str
+
+    def describe(self) -> str:
+        return f"drop_notifications(which={self.which!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateNotifications:
+    times: int
+
+    def describe(self) -> str:
+        return f"duplicate_notifications(times={self.times})"
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseNotifications:
+    def describe(self) -> str:
+        return "reverse_notifications()"
+
+
+FaultSpec = (
+    ResetConnection
+    | SlowAnswer
+    | ExpireSession
+    | HTTPError
+    | StatusCode
+    | OCSErrorFault
+    | DelayNotifications
+    | DropNotifications
+    | DuplicateNotifications
+    | ReverseNotifications
+)
+_F = TypeVar("_F", bound=FaultSpec)
+
+
+@dataclass(slots=True)
+class _Rule:
+    spec: FaultSpec
+    remaining: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPlan:
+    """Request-stage faults taken for one outbound-records POST."""
+
+    reset: bool = False
+    slow_seconds: float = 0.0
+    expire_session: bool = False
+    http_error: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomePlan:
+    """Outcome-stage faults taken for one accepted cancel."""
+
+    ocs_error: OCSErrorFault | None = None
+    delay: float = 0.0
+    drop: str | None = None
+    times: int = 1
+    reverse: bool = False
+
+
+class Faults:
+    """Fault controls. See the module docstring and ``docs/simulator.md``."""
+
+    def __init__(self) -> None:
+        self._rules: list[_Rule] = []
+        self._holding = False
+        self._held: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"Faults(active={list(self.active)!r})"
+
+    # ----------------------------------------------------------------- outcome stage
+    def delay_notifications(self, seconds: float, count: int | None = 1) -> None:
+        """Publish the CometD outcome of the next ``count`` accepted cancels ``seconds`` late."""
+        self._arm(DelayNotifications(_seconds("seconds", seconds)), count)
+
+    def drop_notifications(self, which: DropWhich = "both", count: int | None = 1) -> None:
+        """Never publish the outcome message(s) of the next ``count`` accepted cancels.
+
+        :param which: ``"both"``, ``"outbound"`` (the ``/v2/me/outbound`` acknowledgement)
+            or ``"user_event"`` (the ``/me/internal`` ``DeviceUserEventMessage``).
+        """
+        if which not in _DROP_CHOICES:
+            raise ValueError(f"which must be one of {', '.join(_DROP_CHOICES)}, got {which!r}")
+        self._arm(DropNotifications(which), count)
+
+    def duplicate_notifications(self, count: int | None = 1, times: int = 2) -> None:
+        """Publish the outcome of the next ``count`` accepted cancels ``times`` times over."""
+        if isinstance(times, bool) or not isinstance(times, int) or times < 2:
+            raise ValueError(f"times must be an integer >= 2, got {times!r}")
+        self._arm(DuplicateNotifications(times), count)
+
+    def reverse_notifications(self, count: int | None = 1) -> None:
+        """Publish the user event before the acknowledgement for the next ``count`` cancels."""
+        self._arm(ReverseNotifications(), count)
+
+    def ocs_error(
+        self,
+        number: int = 100,
+        message: str = "Simulated OCS error",
+        count: int | None = 1,
+    ) -> None:
+        """Make OCS refuse the next ``count`` accepted cancels with this error.
+
+        The record is left as it was and only the ``/me/internal`` user event is published,
+        carrying ``GSW_ERROR`` = ``message`` and ``GSW_ERROR_NUMBER`` = ``number``.
+        """
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise ValueError(f"number must be an integer, got {number!r}")
+        if not isinstance(message, str) or not message:
+            raise ValueError("message must be a non-empty string")
+        self._arm(OCSErrorFault(number, message), count)
+
+    def hold_notifications(self) -> None:
+        """Park the outcome of every accepted cancel until :meth:`release_notifications`."""
+        self._holding = True
+
+    def release_notifications(self) -> None:
+        """Stop holding and publish every parked outcome (each after its own delay, if any)."""
+        self._holding = False
+        held, self._held = self._held, []
+        for deliver in held:
+            deliver()
+
+    # ------------------------------------------------------------------ answer stage
+    def status_code(self, code: int, message: str | None = None, count: int | None = 1) -> None:
+        """Answer the next ``count`` valid cancels with this GWS ``statusCode`` instead of 0.
+
+        The answer is HTTP 200 with ``{"statusCode": code, "statusMessage": message}``;
+        the record is not touched and nothing is published.
+        """
+        if isinstance(code, bool) or not isinstance(code, int) or code <= 0:
+            raise ValueError(f"code must be a positive integer, got {code!r}")
+        if message is not None and (not isinstance(message, str) or not message):
+            raise ValueError("message must be a non-empty string or None")
+        self._arm(StatusCode(code, message), count)
+
+    # ----------------------------------------------------------------- request stage
+    def http_error(self, status: int = 500, count: int | None = 1) -> None:
+        """Answer the next ``count`` outbound-records POSTs with an HTTP 5xx, unprocessed.
+
+        500 carries the GWS JSON body ``{"statusCode": 4, ...}``; other codes a text body.
+        """
+        if isinstance(status, bool) or not isinstance(status, int) or not 500 <= status <= 599:
+            raise ValueError(f"status must be an HTTP 5xx code, got {status!r}")
+        self._arm(HTTPError(status), count)
+
+    def slow_answer(self, seconds: float, count: int | None = 1) -> None:
+        """Hold the HTTP answer of the next ``count`` outbound-records POSTs ``seconds`` long.
+
+        The request is processed at once, so its CometD outcome may arrive before the answer.
+        """
+        self._arm(SlowAnswer(_seconds("seconds", seconds)), count)
+
+    def reset_connection(self, count: int | None = 1) -> None:
+        """Close the TCP connection of the next ``count`` outbound-records POSTs unanswered.
+
+        The request is not processed.
+        """
+        self._arm(ResetConnection(), count)
+
+    def expire_session(self, count: int | None = 1) -> None:
+        """Expire the caller's GWS session just before the next ``count`` outbound POSTs.
+
+        With CSRF on this yields the 403 ``Missing or invalid Csrf token`` answer.
+        """
+        self._arm(ExpireSession(), count)
+
+    # ------------------------------------------------------------------------ common
+    def clear(self) -> None:
+        """Disarm every rule, stop holding and publish what was held."""
+        self._rules.clear()
+        self.release_notifications()
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """One readable line per armed rule (and ``hold_notifications`` when holding)."""
+        lines = []
+        for rule in self._rules:
+            left = "until cleared" if rule.remaining is None else f"{rule.remaining} left"
+            lines.append(f"{rule.spec.describe()}: {left}")
+        if self._holding:
+            lines.append(f"hold_notifications(): {len(self._held)} held")
+        return tuple(lines)
+
+    @property
+    def holding(self) -> bool:
+        """Whether outcomes are being held back."""
+        return self._holding
+
+    @property
+    def held_count(self) -> int:
+        """How many outcomes are parked by :meth:`hold_notifications`."""
+        return len(self._held)
+
+    # ------------------------------------------------------------ simulator internals
+    def _arm(self, spec: FaultSpec, count: int | None) -> None:
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise ValueError(f"count must be a positive integer or None, got {count!r}")
+        if count is not None and count < 1:
+            raise ValueError(f"count must be a positive integer or None, got {count!r}")
+        self._rules.append(_Rule(spec, count))
+
+    def _take(self, kind: type[_F]) -> _F | None:
+        for index, rule in enumerate(self._rules):
+            spec = rule.spec
+            if isinstance(spec, kind):
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                    if rule.remaining <= 0:
+                        del self._rules[index]
+                return spec
+        return None
+
+    def _take_request_plan(self) -> RequestPlan:
+        if self._take(ResetConnection) is not None:
+            return RequestPlan(reset=True)
+        slow = self._take(SlowAnswer)
+        expire = self._take(ExpireSession)
+        error = self._take(HTTPError)
+        return RequestPlan(
+            slow_seconds=slow.seconds if slow else 0.0,
+            expire_session=expire is not None,
+            http_error=error.status if error else None,
+        )
+
+    def _take_status_code(self) -> StatusCode | None:
+        return self._take(StatusCode)
+
+    def _take_outcome_plan(self) -> OutcomePlan:
+        ocs = self._take(OCSErrorFault)
+        delay = self._take(DelayNotifications)
+        drop = self._take(DropNotifications)
+        duplicate = self._take(DuplicateNotifications)
+        reverse = self._take(ReverseNotifications)
+        return OutcomePlan(
+            ocs_error=ocs,
+            delay=delay.seconds if delay else 0.0,
+            drop=drop.which if drop else None,
+            times=duplicate.times if duplicate else 1,
+            reverse=reverse is not None,
+        )
+
+    def _park(self, deliver: Callable[[], None]) -> bool:
+        """Keep ``deliver`` for later when holding; say whether it was parked."""
+        if not self._holding:
+            return False
+        self._held.append(deliver)
+        return True
+
+    def _discard_held(self) -> int:
+        """Forget parked outcomes (a simulator stop loses them); return how many."""
+        count = len(self._held)
+        self._held = []
+        return count
+
+
+def _seconds(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return seconds

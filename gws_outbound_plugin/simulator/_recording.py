@@ -1,0 +1,124 @@
+"""What the simulator records: the HTTP requests it received and the messages it published.
+
+Secrets never enter a record: no password, no ``Authorization`` header, no cookie value,
+no CSRF token value. JSON bodies are recorded as sent except that values under keys that
+look secret (``password``, ``token``, ``authorization``, ``authentication``, ``secret``,
+``credential``, ``cookie``) are replaced by ``"***"``; so are such query parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PublishedMessage", "RecordedRequest", "decode_body", "redact", "redact_query"]
+
+_SECRET_MARKERS = (
+    "password",
+    "token",
+    "authorization",
+    "authentication",
+    "secret",
+    "credential",
+    "cookie",
+)
+REDACTED = "***"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One HTTP request the simulator received (REST or Bayeux), without secrets.
+
+    :param method: HTTP method.
+    :param path: URL path (no query string).
+    :param query: Query parameters (the last value wins for repeated keys; secret-looking
+        ones redacted).
+    :param body: The body parsed as JSON; the raw text when it is not JSON; ``None`` when
+        empty. Secret-looking keys are redacted.
+    :param had_session_cookie: A ``JSESSIONID`` cookie naming a live GWS session was sent
+        (checked when the request arrived, before an ``expire_session`` fault).
+    :param had_csrf_token: The CSRF token of that session was sent in ``X-CSRF-TOKEN``.
+    :param had_basic_auth: An ``Authorization: Basic`` header was sent (valid or not).
+    :param username: The GWS user the request was authenticated as (by Basic credentials,
+        session cookie or, for Bayeux messages, the CometD client), else ``None``.
+    :param status: HTTP status answered; 0 while the request is still in progress (a held
+        ``/meta/connect``) or when the connection was closed without an answer.
+    :param bayeux_channels: Channels of the Bayeux messages in the POST, in order.
+    :param time: ``time.monotonic()`` when the request arrived.
+    :param duration_ms: Milliseconds from arrival to answer (0 while in progress).
+    """
+
+    method: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    had_session_cookie: bool = False
+    had_csrf_token: bool = False
+    had_basic_auth: bool = False
+    username: str | None = None
+    status: int = 0
+    bayeux_channels: tuple[str, ...] = ()
+    time: float = 0.0
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedMessage:
+    """One CometD message the simulator published.
+
+    :param channel: The channel, e.g. ``/v2/me/outbound``.
+    :param data: The message's ``data`` object (a copy: changing it changes nothing).
+    :param username: The GWS user it was published for.
+    :param recipients: How many CometD clients of that user were subscribed and got it.
+    :param time: ``time.monotonic()`` when it was published.
+    """
+
+    channel: str
+    data: dict[str, Any]
+    username: str
+    recipients: int
+    time: float
+
+
+def _looks_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+def redact(value: Any) -> Any:
+    """A copy of decoded JSON with the values of secret-looking keys replaced."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if isinstance(key, str) and _looks_secret(key) else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def redact_query(query: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Query parameters as a dict (the last value wins), secret-looking ones redacted."""
+    return {key: REDACTED if _looks_secret(key) else value for key, value in query}
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBody:
+    """A request body: ``is_json`` tells whether ``value`` came from valid JSON."""
+
+    is_json: bool
+    value: Any
+    raw_text: str
+
+
+def decode_body(raw: bytes) -> DecodedBody:
+    """Decode a request body as JSON when possible."""
+    text = raw.decode("utf-8", errors="replace")
+    if not text.strip():
+        return DecodedBody(is_json=False, value=None, raw_text=text)
+    try:
+        return DecodedBody(is_json=True, value=json.loads(text), raw_text=text)
+    except ValueError:
+        return DecodedBody(is_json=False, value=None, raw_text=text)

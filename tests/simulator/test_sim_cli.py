@@ -1,0 +1,185 @@
+"""``python -m gws_outbound_plugin.simulator`` as a real subprocess, plus its helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gws_outbound_plugin.simulator import DEFAULT_RECORDS, main, parse_fault_spec
+
+REPO = Path(__file__).resolve().parents[2]
+FIRST_LINE = re.compile(r"GWS simulator listening on (http://127\.0\.0\.1:(\d+))\n")
+
+
+def _readline(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> str:
+    """Read one line byte by byte, leaving everything after it in the pipe."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    line = b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], timeout)
+        assert ready, f"the simulator printed no full line in time: {line!r}"
+        chunk = os.read(fd, 1)
+        assert chunk, f"the simulator closed its stdout: {line!r}"
+        line += chunk
+    return line.decode()
+
+
+def _finish(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
+    out, err = proc.communicate(timeout=15)
+    return out.decode(), err.decode()
+
+
+@pytest.fixture
+def start_cli() -> Iterator:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen[bytes], str]:
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gws_outbound_plugin.simulator", "--port", "0", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+        )
+        procs.append(proc)
+        first = _readline(proc)
+        match = FIRST_LINE.fullmatch(first)
+        assert match, f"unexpected first line {first!r}"
+        return proc, match.group(1)
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cli_serves_logs_requests_and_stops_cleanly(start_cli, signum: int):
+    proc, base_url = start_cli("--user", "agent1:secret", "--fault", "status_code:code=4")
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        me = http.get("/api/v2/me", auth=("agent1", "secret"))
+        assert me.status_code == 200
+        device_path = "/devices/" + http.get("/api/v2/me/devices").json()["devices"][0]["id"]
+        cancel = http.post(
+            "/api/v2/me/outbound-records/11",
+            headers={"X-CSRF-TOKEN": me.headers["X-CSRF-TOKEN"]},
+            json={
+                "operationName": "CancelRecord",
+                "applicationId": 134,
+                "campaignName": "Campaign1",
+                "callingList": "CallingList1",
+                "devicePath": device_path,
+            },
+        )
+        assert cancel.json()["statusCode"] == 4  # the --fault applied
+    proc.send_signal(signum)
+    out, err = _finish(proc)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"devicePath={device_path}" in out
+    assert re.search(r"^GET /api/v2/me 200 \d+\.\dms user=agent1$", out, re.MULTILINE), out
+    assert re.search(r"^POST /api/v2/me/outbound-records/11 200 ", out, re.MULTILINE)
+    assert "secret" not in out + err
+    assert "fault armed: status_code(code=4" in out
+
+
+def test_cli_records_file_and_no_csrf(start_cli, tmp_path: Path):
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([DEFAULT_RECORDS[0].to_json() | {"recordHandle": 4242}]))
+    proc, base_url = start_cli("--no-csrf", "--records", str(records), "--quiet")
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        me = http.get("/api/v2/me", auth=("agent1", "secret"))
+        assert "X-CSRF-TOKEN" not in me.headers
+    proc.send_signal(signal.SIGINT)
+    out, err = _finish(proc)
+    assert proc.returncode == 0, err
+    assert out == ""  # --quiet: nothing after the first line
+
+
+def test_help_lists_records_and_defaults(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "agent1:secret" in text
+    for flag in (
+        "--host",
+        "--port",
+        "--user",
+        "--no-csrf",
+        "--records",
+        "--session-timeout",
+        "--connect-timeout",
+        "--fault",
+        "--quiet",
+    ):
+        assert flag in text
+    for record in DEFAULT_RECORDS:
+        assert re.search(
+            rf"^\s+{record.record_handle}\s+{record.application_id}\s+{record.campaign_name}\s+"
+            rf"{record.calling_list}\s+{record.phone_number}\s+{record.chain_id}$",
+            text,
+            re.MULTILINE,
+        ), record
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--fault", "explode"],
+        ["--fault", "drop_notifications:which=neither"],
+        ["--fault", "delay_notifications:seconds"],
+        ["--user", "nopassword"],
+        ["--port", "99999"],
+        ["--records", "/nonexistent/records.json"],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_parse_fault_spec():
+    assert parse_fault_spec("drop_notifications:which=both,count=3") == (
+        "drop_notifications",
+        {"which": "both", "count": 3},
+    )
+    assert parse_fault_spec("delay_notifications:seconds=2.5,count=none") == (
+        "delay_notifications",
+        {"seconds": 2.5, "count": None},
+    )
+    assert parse_fault_spec("reset_connection") == ("reset_connection", {})
+    assert parse_fault_spec("ocs_error:number=7,message=Record locked") == (
+        "ocs_error",
+        {"number": 7, "message": "Record locked"},
+    )
+    with pytest.raises(ValueError, match="unknown fault"):
+        parse_fault_spec("clear_everything")
+
+
+def test_busy_port_exits_1(capsys: pytest.CaptureFixture[str]):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["--port", str(port)]) == 1
+    captured = capsys.readouterr()
+    assert "cannot listen" in captured.err
+    assert "listening on" not in captured.out

@@ -1,0 +1,303 @@
+"""Fault injection from Python and through the admin HTTP endpoint."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+
+import anyio
+import httpx
+import pytest
+
+from gws_outbound_plugin.simulator import Faults, GWSSimulator
+from tests.simulator.sim_helpers import GWS
+
+pytestmark = pytest.mark.anyio
+
+OK = {"statusCode": 0}
+
+
+def _channels(sim: GWSSimulator) -> list[str]:
+    return [message.channel for message in sim.published]
+
+
+async def _settle() -> None:
+    """Give already scheduled (undelayed) publications a chance to run."""
+    await anyio.sleep(0.05)
+
+
+async def test_delay_notifications(sim: GWSSimulator, gws: GWS):
+    sim.faults.delay_notifications(0.3)
+    started = time.monotonic()
+    assert (await gws.cancel(11)).json() == OK
+    await _settle()
+    assert sim.published == []
+    await sim.wait_for_published(2)
+    assert time.monotonic() - started >= 0.25
+    assert _channels(sim) == ["/v2/me/outbound", "/me/internal"]
+    assert (await gws.cancel(12)).json() == OK  # count=1: the next one is not delayed
+    await _settle()
+    assert len(sim.published) == 4
+
+
+@pytest.mark.parametrize(
+    ("which", "expected"),
+    [("both", []), ("outbound", ["/me/internal"]), ("user_event", ["/v2/me/outbound"])],
+)
+async def test_drop_notifications(sim: GWSSimulator, gws: GWS, which: str, expected: list[str]):
+    sim.faults.drop_notifications(which=which, count=2)
+    await gws.cancel(11)
+    await gws.cancel(12)
+    await _settle()
+    assert _channels(sim) == expected * 2
+    assert sim.records[11].cancelled and sim.records[12].cancelled  # OCS still cancelled them
+    await gws.cancel(13)
+    await sim.wait_for_published(len(expected) * 2 + 2)
+    assert _channels(sim)[-2:] == ["/v2/me/outbound", "/me/internal"]
+    assert sim.faults.active == ()
+
+
+async def test_duplicate_notifications(sim: GWSSimulator, gws: GWS):
+    sim.faults.duplicate_notifications(times=3)
+    await gws.cancel(11)
+    await sim.wait_for_published(6)
+    assert _channels(sim) == ["/v2/me/outbound", "/me/internal"] * 3
+    assert sim.published[0].data == sim.published[2].data == sim.published[4].data
+
+
+async def test_reverse_notifications(sim: GWSSimulator, gws: GWS):
+    sim.faults.reverse_notifications()
+    await gws.cancel(11)
+    await sim.wait_for_published(2)
+    assert _channels(sim) == ["/me/internal", "/v2/me/outbound"]
+
+
+async def test_ocs_error(sim: GWSSimulator, gws: GWS):
+    sim.faults.ocs_error(number=555, message="Record is being dialled")
+    assert (await gws.cancel(11, phoneNumber="3001")).json() == OK
+    await sim.wait_for_published(1)
+    await _settle()
+    [event] = sim.published
+    assert event.channel == "/me/internal"
+    user_data = event.data["userData"]
+    assert user_data["GSW_ERROR_NUMBER"] == 555
+    assert user_data["GSW_ERROR"] == "Record is being dialled"
+    assert user_data["GSW_PHONE"] == "3001"
+    assert user_data["GSW_USER_EVENT"] == "RecordCancelAcknowledge"
+    assert not sim.records[11].cancelled
+
+
+async def test_status_code(sim: GWSSimulator, gws: GWS):
+    sim.faults.status_code(4)
+    sim.faults.status_code(2, "Agent is not logged in")
+    first = await gws.cancel(11)
+    assert first.status_code == 200
+    assert first.json() == {"statusCode": 4, "statusMessage": "Internal error"}
+    second = await gws.cancel(11)
+    assert second.json() == {"statusCode": 2, "statusMessage": "Agent is not logged in"}
+    await _settle()
+    assert sim.published == []
+    assert not sim.records[11].cancelled
+    assert (await gws.cancel(11)).json() == OK
+
+
+async def test_status_code_does_not_hide_validation_errors(sim: GWSSimulator, gws: GWS):
+    sim.faults.status_code(4)
+    assert (await gws.cancel("abc")).json()["statusCode"] == 10
+    assert (await gws.cancel(11)).json()["statusCode"] == 4
+
+
+async def test_http_error_500_and_503(sim: GWSSimulator, gws: GWS):
+    sim.faults.http_error(500)
+    sim.faults.http_error(503)
+    first = await gws.cancel(11)
+    assert first.status_code == 500
+    assert first.json()["statusCode"] == 4
+    second = await gws.cancel(11)
+    assert second.status_code == 503
+    assert second.headers["content-type"].startswith("text/plain")
+    assert not sim.records[11].cancelled
+    assert [r.status for r in sim.cancels] == [500, 503]
+    assert (await gws.cancel(11)).json() == OK
+
+
+async def test_slow_answer(sim: GWSSimulator, gws: GWS):
+    sim.faults.slow_answer(0.3)
+    started = time.monotonic()
+    response = await gws.cancel(11)
+    assert time.monotonic() - started >= 0.25
+    assert response.json() == OK
+    # The cancel was processed at once: its outcome was out before the answer.
+    assert _channels(sim) == ["/v2/me/outbound", "/me/internal"]
+    assert sim.cancels[0].duration_ms >= 250
+
+
+async def test_reset_connection(sim: GWSSimulator, gws: GWS):
+    sim.faults.reset_connection()
+    with pytest.raises(httpx.RemoteProtocolError):
+        await gws.cancel(11)
+    [reset] = sim.cancels
+    assert reset.status == 0
+    assert not sim.records[11].cancelled
+    assert (await gws.cancel(11)).json() == OK
+
+
+async def test_expire_session(sim: GWSSimulator, gws: GWS):
+    sim.faults.expire_session()
+    response = await gws.cancel(11)
+    assert response.status_code == 403
+    assert response.text == "Missing or invalid Csrf token"
+    assert (await gws.http.get("/api/v2/me")).status_code == 401
+    await gws.login()
+    assert (await gws.cancel(11)).json() == OK
+
+
+async def test_hold_and_release_notifications(sim: GWSSimulator, gws: GWS):
+    sim.faults.hold_notifications()
+    for handle in (11, 14, 16):
+        assert (await gws.cancel(handle)).json() == OK
+    await _settle()
+    assert sim.published == []
+    assert sim.faults.held_count == 3
+    assert sim.faults.holding
+    assert any("hold_notifications" in line for line in sim.faults.active)
+    sim.faults.release_notifications()
+    await sim.wait_for_published(6)
+    handles = [m.data["record"]["recordHandle"] for m in sim.published[::2]]
+    assert handles == [11, 14, 16]
+    assert sim.faults.held_count == 0
+
+
+async def test_count_none_lasts_until_clear(sim: GWSSimulator, gws: GWS):
+    sim.faults.drop_notifications("both", count=None)
+    sim.faults.hold_notifications()
+    for handle in (11, 14, 16):
+        await gws.cancel(handle)
+    assert sim.faults.active == (
+        "drop_notifications(which='both'): until cleared",
+        "hold_notifications(): 0 held",
+    )
+    sim.faults.clear()
+    assert sim.faults.active == ()
+    await gws.cancel(17)
+    await sim.wait_for_published(2)
+    assert [m.data["record"]["recordHandle"] for m in sim.published[::2]] == [17]
+
+
+async def test_faults_combine(sim: GWSSimulator, gws: GWS):
+    sim.faults.reverse_notifications()
+    sim.faults.duplicate_notifications(times=2)
+    sim.faults.delay_notifications(0.1)
+    await gws.cancel(11)
+    await sim.wait_for_published(4)
+    assert _channels(sim) == ["/me/internal", "/v2/me/outbound"] * 2
+
+
+async def test_clear_releases_held_outcomes(sim: GWSSimulator, gws: GWS):
+    sim.faults.hold_notifications()
+    await gws.cancel(11)
+    sim.faults.clear()
+    await sim.wait_for_published(2)
+    assert not sim.faults.holding
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("delay_notifications", {"seconds": -1}),
+        ("delay_notifications", {"seconds": float("nan")}),
+        ("delay_notifications", {"seconds": 1, "count": 0}),
+        ("delay_notifications", {"seconds": 1, "count": True}),
+        ("drop_notifications", {"which": "some"}),
+        ("duplicate_notifications", {"times": 1}),
+        ("ocs_error", {"number": "101"}),
+        ("ocs_error", {"message": ""}),
+        ("status_code", {"code": 0}),
+        ("status_code", {"code": 4, "message": ""}),
+        ("http_error", {"status": 404}),
+        ("slow_answer", {"seconds": "1"}),
+    ],
+)
+def test_invalid_fault_arguments(name: str, kwargs: dict):
+    faults = Faults()
+    with pytest.raises(ValueError):  # noqa: PT011 - each control names its argument
+        getattr(faults, name)(**kwargs)
+    assert faults.active == ()
+
+
+async def test_admin_faults_endpoint(sim: GWSSimulator, gws: GWS, http: httpx.AsyncClient):
+    response = await http.post(
+        "/_simulator/faults", json={"fault": "drop_notifications", "which": "both", "count": 3}
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "ok": True,
+        "active": ["drop_notifications(which='both'): 3 left"],
+    }
+    await gws.cancel(11)
+    assert sim.faults.active == ("drop_notifications(which='both'): 2 left",)
+    cleared = await http.post("/_simulator/faults", json={"fault": "clear"})
+    assert cleared.json() == {"ok": True, "active": []}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"fault": "explode"},
+        {"fault": "drop_notifications", "bogus": 1},
+        {"fault": "drop_notifications", "which": "neither"},
+        {"fault": "_take"},
+        {"which": "both"},
+        ["drop_notifications"],
+    ],
+)
+async def test_admin_faults_endpoint_rejects_bad_requests(
+    sim: GWSSimulator, http: httpx.AsyncClient, body
+):
+    response = await http.post("/_simulator/faults", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert sim.faults.active == ()
+
+
+async def test_admin_endpoints_and_stats(sim: GWSSimulator, gws: GWS, http: httpx.AsyncClient):
+    recorded = len(sim.requests)
+    await gws.cancel(11)
+    await sim.wait_for_published(2)
+    stats = (await http.get("/_simulator/stats")).json()
+    assert stats["requests"] == recorded + 1
+    assert stats["cancels"] == 1
+    assert stats["published"] == 2
+    assert stats["cometd_clients"] == 0
+    assert stats["sessions"] == 1
+    assert stats["records_cancelled"] == 1
+    assert (await http.post("/_simulator/forget-clients")).json() == {"ok": True, "forgotten": 0}
+    assert (await http.post("/_simulator/expire-sessions")).json() == {"ok": True, "expired": 1}
+    assert sim.session_count == 0
+    assert len(sim.requests) == recorded + 1  # admin requests are not recorded
+
+
+def _non_loopback_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback, if there is one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent for a UDP connect
+        except OSError:
+            return None
+        address: str = probe.getsockname()[0]
+    return None if ipaddress.ip_address(address).is_loopback else address
+
+
+async def test_admin_endpoint_refuses_non_loopback_clients(new_http):
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    async with GWSSimulator(host="0.0.0.0") as sim:
+        remote = await new_http(base_url=f"http://{address}:{sim.port}")
+        response = await remote.post("/_simulator/faults", json={"fault": "reset_connection"})
+        assert response.status_code == 403
+        assert sim.faults.active == ()
+        assert (await remote.get("/_simulator/stats")).status_code == 403
+        local = await new_http(base_url=f"http://127.0.0.1:{sim.port}")
+        assert (await local.get("/_simulator/stats")).status_code == 200
