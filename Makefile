@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean install
+.PHONY: demo test lint bench soak clean install compat
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,3 +33,12 @@ soak: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The unit, integration and simulator suites on every supported Python found by pyenv.
+compat:
+	for v in 3.11 3.12 3.13; do \
+	  py=$$(ls -d $$HOME/.pyenv/versions/$$v*/bin/python 2>/dev/null | head -1); \
+	  test -n "$$py" || { echo "python $$v not found, skipped"; continue; }; \
+	  $$py -m venv .venv-$$v && .venv-$$v/bin/pip install --quiet -e '.[test]' && \
+	  .venv-$$v/bin/python -m pytest tests/unit tests/integration tests/simulator -q || exit 1; \
+	done

@@ -19,11 +19,18 @@ behaviour, point by point:
 7. the client is constructed inside the running loop;
 8. ``receive()`` errors end ``async for``: a ``receive()`` loop handles each error;
 9. HTTP 401/403 from the endpoint surface as a decode error: logged as such, and the next
-   attempt carries fresh session credentials from the shared jar;
+   attempt carries fresh session credentials from the shared jar; an error answer with a
+   JSON *object* body (GWS's ``{"statusCode": 20}``) crashed aiocometd with a TypeError
+   (found against the interop stand-in): it is turned into a ``TransportError`` here;
 10. reconnection after network errors retries every second without backoff: the delay is
     doubled per failed attempt up to ``GWSConfig.reconnect_backoff_max``; after
     ``402::Unknown client`` it re-handshakes and re-subscribes by itself, which this module
-    reports so the dispatcher can settle what may have been missed.
+    reports so the dispatcher can settle what may have been missed;
+11. it sleeps ``advice.interval`` *seconds* before the next ``/meta/connect``, but Bayeux
+    gives it in milliseconds (found against cometd-nodejs-server, see ``docs/interop.md``):
+    a server advising ``interval: 2000`` (the CometD servers' ``multiple-clients`` advice)
+    would stall polling for 33 minutes and let the session expire. :class:`_SessionExtension`
+    converts the interval of every incoming advice to seconds before aiocometd reads it.
 """
 
 from __future__ import annotations
@@ -41,10 +48,12 @@ from aiocometd_noloop.exceptions import (
     AiocometdException,
     ClientInvalidOperation,
     ServerError,
+    TransportError,
     TransportTimeoutError,
 )
 
 from ._config import GWSConfig
+from ._exceptions import GWSTransportError
 from ._session import GWSSession, backoff_delays
 
 __all__ = ["CometDListener", "CometDMessage", "CometDState"]
@@ -67,7 +76,8 @@ class CometDState(enum.StrEnum):
 
 class _SessionExtension(Extension):  # type: ignore[misc]
     """Outgoing: credentials, shared cookies, CSRF header, ``timeout: 0`` on the first connect.
-    Incoming: cookies back into the shared jar, and session events for the listener."""
+    Incoming: cookies back into the shared jar, ``advice.interval`` from milliseconds to the
+    seconds aiocometd expects, and session events for the listener."""
 
     def __init__(self, listener: CometDListener) -> None:
         self._listener = listener
@@ -95,7 +105,9 @@ class _SessionExtension(Extension):  # type: ignore[misc]
             self._listener.session.store_cookies(
                 self._listener.url, headers.getall("Set-Cookie", ())
             )
+        _check_payload(payload)
         for message in payload:
+            _interval_to_seconds(message)
             channel = message.get("channel")
             successful = message.get("successful")
             if channel == "/meta/handshake" and successful:
@@ -108,6 +120,32 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                     self._listener._connect_refused(str(message.get("error", "")))
             elif channel == "/meta/subscribe" and successful:
                 self._listener._subscribed(message.get("subscription"))
+
+
+def _check_payload(payload: object) -> None:
+    """A Bayeux answer is a list of message objects. A JSON error body in its place (GWS
+    answers an unauthenticated request with ``{"statusCode": 20, ...}``) made aiocometd and
+    this extension fail with AttributeError/TypeError; report it as a transport error."""
+    if isinstance(payload, list) and all(isinstance(m, dict) for m in payload):
+        return
+    detail = "not a list of Bayeux messages"
+    if isinstance(payload, dict):
+        code, message = payload.get("statusCode"), payload.get("statusMessage")
+        if isinstance(code, int) and not isinstance(code, bool):
+            detail = f"GWS statusCode {code}"
+            if isinstance(message, str):
+                detail += f": {message[:200]}"
+    raise TransportError(f"the CometD endpoint answered with {detail}")
+
+
+def _interval_to_seconds(message: dict[str, Any]) -> None:
+    # aiocometd passes advice["interval"] to asyncio.sleep(); Bayeux sends milliseconds.
+    # The extension sees each reply once, before aiocometd stores its advice.
+    advice = message.get("advice")
+    if isinstance(advice, dict):
+        interval = advice.get("interval")
+        if isinstance(interval, int | float) and not isinstance(interval, bool):
+            advice["interval"] = max(float(interval), 0.0) / 1000
 
 
 class _GWSClient(Client):  # type: ignore[misc]
@@ -277,11 +315,16 @@ class CometDListener:
             await client.open()
             for channel in self.channels:
                 await client.subscribe(channel)
-        except BaseException:
+        except BaseException as error:
             self._client = None
             with anyio.CancelScope(shield=True):
                 await client.cleanup_failed_open()
             self._set_state(CometDState.CLOSED)
+            if isinstance(error, AiocometdException | aiohttp.ClientError | OSError):
+                raise GWSTransportError(
+                    f"the CometD session at {self.url} could not be opened: "
+                    f"{type(error).__name__}: {str(error)[:200]}"
+                ) from error
             raise
         self._awaiting_resubscribe = False
         self._lost = False
@@ -321,7 +364,7 @@ class CometDListener:
         await anyio.sleep(delay)
         try:
             await self.open()
-        except (AiocometdException, aiohttp.ClientError, OSError) as error:
+        except (GWSTransportError, AiocometdException, aiohttp.ClientError, OSError) as error:
             self._set_state(CometDState.RECONNECTING, error=type(error).__name__)
             return
         # A fresh client: anything published since the loss was missed.
