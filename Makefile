@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench soak clean install compat
 
-$(STAMP): pyproject.toml
+HOOKS := hooks/gws-outbound-audit hooks/gws-outbound-webhook
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(HOOKS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' $(addprefix -e ,$(HOOKS))
 	touch $(STAMP)
 
 install: $(STAMP)

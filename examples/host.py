@@ -14,12 +14,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import inspect
 import json
 import logging
 import os
 import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -226,6 +229,58 @@ def load_extra_plugins(pm: Any, modules: list[str]) -> None:
         pm.register(importlib.import_module(name), name=name)
 
 
+@contextlib.asynccontextmanager
+async def demo_receivers(enabled: bool) -> AsyncIterator[list[Any]]:
+    """For the demo: an audit file and a local webhook receiver for the reference plugins.
+
+    The plugins read their settings from the environment when they are loaded, so this runs
+    before the plugin manager is made; settings the user gave are left alone.
+    """
+    received: list[Any] = []
+    if not enabled:
+        yield received
+        return
+    from aiohttp import web
+
+    async def receive(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ.setdefault("GWS_OUTBOUND_AUDIT_FILE", str(Path(folder) / "audit.jsonl"))
+        os.environ.setdefault("GWS_OUTBOUND_WEBHOOK_URL", f"http://127.0.0.1:{port}/hook")
+        try:
+            yield received
+        finally:
+            await runner.cleanup()
+
+
+async def close_plugins(pm: Any) -> None:
+    """Plugins holding resources (queues, files) offer ``async def aclose()``: let them finish."""
+    for plugin in pm.get_plugins():
+        aclose = getattr(plugin, "aclose", None)
+        if not inspect.isclass(plugin) and inspect.iscoroutinefunction(aclose):
+            await aclose()
+
+
+def report_demo_receivers(received: list[Any]) -> None:
+    audit = os.environ.get("GWS_OUTBOUND_AUDIT_FILE")
+    if audit and Path(audit).exists():
+        lines = Path(audit).read_text().splitlines()
+        print(f"\naudit plugin wrote {len(lines)} JSON lines to {audit}, e.g.:", file=sys.stderr)
+        for line in lines[:2]:
+            print(f"  {line}", file=sys.stderr)
+    if received:
+        print(f"webhook plugin delivered {len(received)} acknowledgement(s)", file=sys.stderr)
+
+
 async def main_async(args: argparse.Namespace) -> int:
     use_simulator = not os.environ.get("GWS_BASE_URL")
 
@@ -233,22 +288,35 @@ async def main_async(args: argparse.Namespace) -> int:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-    pm = make_plugin_manager(load_entrypoints=not args.no_entrypoints)
-    load_extra_plugins(pm, args.plugin)
-    pm.register(JsonLinePrinter(write) if args.stdin else ReadablePrinter(write), name="printer")
-    bus = MessageBus()
+    demo = use_simulator and not args.stdin and not args.no_entrypoints
+    async with demo_receivers(demo) as received:
+        pm = make_plugin_manager(load_entrypoints=not args.no_entrypoints)
+        load_extra_plugins(pm, args.plugin)
+        printer = JsonLinePrinter(write) if args.stdin else ReadablePrinter(write)
+        pm.register(printer, name="printer")
+        bus = MessageBus()
 
-    def on_cancel(request: CancelRequest) -> None:
-        # The bridge from the bus to pluggy: the core returns the ticket first in the results.
-        for result in pm.hook.on_cancel_requested(request=request):
-            if isinstance(result, CancelTicket):
-                bus.publish("cancel-ticket", result)
+        def on_cancel(request: CancelRequest) -> None:
+            # The bridge from the bus to pluggy: the core's ticket is among the results.
+            for result in pm.hook.on_cancel_requested(request=request):
+                if isinstance(result, CancelTicket):
+                    bus.publish("cancel-ticket", result)
 
-    bus.subscribe("outbound.cancel", on_cancel)
-    async with gws_connection(use_simulator) as config, OutboundPlugin(pm, config) as plugin:
-        if args.stdin:
-            return await run_stdin(plugin, bus, write)
-        return await run_demo(plugin, bus)
+        bus.subscribe("outbound.cancel", on_cancel)
+        try:
+            async with (
+                gws_connection(use_simulator) as config,
+                OutboundPlugin(pm, config) as plugin,
+            ):
+                if args.stdin:
+                    code = await run_stdin(plugin, bus, write)
+                else:
+                    code = await run_demo(plugin, bus)
+        finally:
+            await close_plugins(pm)
+        if demo:
+            report_demo_receivers(received)
+    return code
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import weakref
 from collections.abc import Iterable, Mapping
@@ -13,6 +14,7 @@ import structlog
 
 from . import hookspecs
 from ._exceptions import PluginLoadError
+from ._plugin import CoreAbsentGuard
 from .hookspecs import PROJECT_NAME
 
 __all__ = ["PluginInfo", "describe_plugins", "load_entrypoint_plugins", "make_plugin_manager"]
@@ -20,6 +22,7 @@ __all__ = ["PluginInfo", "describe_plugins", "load_entrypoint_plugins", "make_pl
 logger = structlog.get_logger(__name__)
 
 ENV_ALLOW = "GWS_OUTBOUND_PLUGINS"
+CORE_ABSENT_GUARD = "gws_outbound_core_absent_guard"
 ENV_DISABLE = "GWS_OUTBOUND_DISABLE_PLUGINS"
 
 # Which distribution each entry-point plugin came from, per plugin manager.
@@ -50,6 +53,7 @@ def make_plugin_manager(
     """
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
+    pm.register(CoreAbsentGuard(), name=CORE_ABSENT_GUARD)
     if load_entrypoints:
         load_entrypoint_plugins(
             pm, plugins=plugins, disable=disable, strict=strict, environ=environ
@@ -117,6 +121,13 @@ def _register(pm: pluggy.PluginManager, ep: EntryPoint) -> None:
         unknown = [
             caller.name for caller in pm.get_hookcallers(plugin) or () if caller.spec is None
         ]
+        for impl in pm.hook.on_cancel_requested.get_hookimpls():
+            if impl.plugin is plugin and inspect.iscoroutinefunction(impl.function):
+                raise pluggy.PluginValidationError(
+                    plugin,
+                    "on_cancel_requested must be a plain function (it runs in the caller's "
+                    "thread; an async def would never be awaited)",
+                )
         if unknown:
             raise pluggy.PluginValidationError(
                 plugin,
@@ -149,8 +160,8 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
     dists = _DISTRIBUTIONS.get(pm, {})
     infos = []
     for name, plugin in pm.list_name_plugin():
-        if plugin is None:
-            continue
+        if plugin is None or name.startswith("gws_outbound_core"):
+            continue  # the core's own hook implementations are not plugins to list
         hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
         dist = dists.get(name)
         infos.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import inspect
 import threading
 import time
 from collections.abc import Generator, Mapping, Sequence
@@ -24,7 +25,7 @@ from ._session import GWSSession
 from ._ticket import CancelTicket
 from .hookspecs import hookimpl
 
-__all__ = ["CORE_PLUGIN_NAME", "DEFAULT_CHANNELS", "OutboundPlugin"]
+__all__ = ["CORE_PLUGIN_NAME", "DEFAULT_CHANNELS", "CoreAbsentGuard", "OutboundPlugin"]
 
 logger = structlog.get_logger(__name__)
 
@@ -55,6 +56,24 @@ class _CoreHooks:
         ticket = self._engine.accept(request)
         _accepted.ticket = ticket
         return ticket
+
+
+class CoreAbsentGuard:
+    """Registered by ``make_plugin_manager()``: refuses a cancel that no running core accepted.
+
+    Without it, ``pm.hook.on_cancel_requested(...)`` with no ``OutboundPlugin`` running would
+    return ``[]`` after the observers had seen a request that is never sent. It runs after the
+    core (both are ``tryfirst``; the core registers later, so pluggy calls it first) and before
+    every observer.
+    """
+
+    @hookimpl(tryfirst=True)
+    def on_cancel_requested(self, request: CancelRequest) -> None:
+        ticket: CancelTicket | None = getattr(_accepted, "ticket", None)
+        if ticket is None or ticket.request is not request:
+            raise NotRunningError(
+                "no running OutboundPlugin accepted the cancel; nothing was sent"
+            )
 
 
 class _ObserverGuard:
@@ -273,17 +292,26 @@ class OutboundPlugin:
             await self._engine.drain(self.config.drain_timeout if drain else 0.0)
         # The task group was entered in __aenter__, outside any scope opened here.
         tg, self._tg = self._tg, None
-        if tg is not None:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
-        self._engine.close()
-        with anyio.CancelScope(shield=True):
-            await self._listener.close()
-            await self._session.close()
-        self._state = _State.CLOSED
-        log.info("plugin_stopped", stats=self.stats)
+        try:
+            if tg is not None:
+                tg.cancel_scope.cancel()
+                # Raises the host's cancellation when the host task is being cancelled.
+                await tg.__aexit__(None, None, None)
+        finally:
+            self._engine.close()
+            with anyio.CancelScope(shield=True):
+                await self._listener.close()
+                await self._session.close()
+            self._state = _State.CLOSED
+            log.info("plugin_stopped", stats=self.stats)
 
     def _refuse_wrappers(self) -> None:
+        for impl in self.pm.hook.on_cancel_requested.get_hookimpls():
+            if inspect.iscoroutinefunction(impl.function):
+                raise GWSOutboundError(
+                    f"plugin {impl.plugin_name!r} implements on_cancel_requested as async def: "
+                    "it runs in the caller's thread and nothing would await it"
+                )
         for hook_name in DISPATCHED_HOOKS:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.hookwrapper or impl.wrapper:

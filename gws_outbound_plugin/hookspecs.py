@@ -66,8 +66,10 @@ def on_cancel_requested(request: CancelRequest) -> CancelTicket | None:
     dispatcher without waiting for the network, and returns a
     :class:`~gws_outbound_plugin.CancelTicket`, so the host's result list starts with the
     ticket. Every accepted request ends in exactly one ``on_record_cancel_acknowledged`` or
-    ``on_cancel_failed``. When the core is not running the call raises
-    :class:`~gws_outbound_plugin.NotRunningError` and nothing is accepted.
+    ``on_cancel_failed``. When no core is running the call raises
+    :class:`~gws_outbound_plugin.NotRunningError` before any observer sees the request, and
+    nothing is sent (with a plugin manager from ``make_plugin_manager()``; a bare
+    ``PluginManager`` just returns ``[]``).
 
     Other implementations observe the request; their return value should be ``None``.
 

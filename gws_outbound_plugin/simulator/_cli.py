@@ -138,7 +138,7 @@ def _fault_usage(name: str) -> str:
     return f"{name}({', '.join(shown)})"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m gws_outbound_plugin.simulator") -> argparse.ArgumentParser:
     default_users = ", ".join(f"{name}:{password}" for name, password in DEFAULT_USERS.items())
     example_user = next(iter(DEFAULT_USERS))
     example_device = GWSSimulator(DEFAULT_USERS).device_path(example_user)
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         "docs: docs/simulator.md"
     )
     parser = argparse.ArgumentParser(
-        prog="python -m gws_outbound_plugin.simulator",
+        prog=prog,
         description=(
             "Run the embedded Genesys Web Services (GWS v2) simulator: outbound-record\n"
             "cancels, CometD long-polling at /api/v2/notifications, fault injection."
@@ -302,9 +302,12 @@ async def _serve(args: argparse.Namespace, records: Sequence[SeedRecord] | None)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the simulator until SIGINT/SIGTERM; return the exit status."""
-    parser = build_parser()
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    """Run the simulator until SIGINT/SIGTERM; return the exit status.
+
+    ``prog`` names the command in ``--help`` (``gws-outbound simulate`` passes its own).
+    """
+    parser = build_parser(prog) if prog else build_parser()
     args = parser.parse_args(argv)
     records: tuple[SeedRecord, ...] | None = None
     if args.records is not None:

@@ -1,0 +1,1 @@
+pytest_plugins = ["gws_outbound_plugin.testing"]

@@ -1,0 +1,87 @@
+"""Fixtures of the ecosystem tests: the testing kit, and the reference plugins (plus the
+tutorial's plugin) built and installed with pip into a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+# The testing kit's fixtures, as a plugin author gets them with
+# ``pytest_plugins = ["gws_outbound_plugin.testing"]`` (which only a top-level conftest may
+# declare).
+from gws_outbound_plugin.testing import gws_config as gws_config
+from gws_outbound_plugin.testing import gws_hook_recorder as gws_hook_recorder
+from gws_outbound_plugin.testing import gws_outbound as gws_outbound
+from gws_outbound_plugin.testing import gws_plugin_manager as gws_plugin_manager
+from gws_outbound_plugin.testing import gws_request_factory as gws_request_factory
+from gws_outbound_plugin.testing import gws_simulator as gws_simulator
+from gws_outbound_plugin.testing import wait_for_hook as wait_for_hook
+
+from ._tutorial import extract_tutorial
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOKS = ROOT / "hooks"
+REFERENCE_PLUGINS = ("gws-outbound-audit", "gws-outbound-webhook")
+CLI = Path(sys.executable).with_name("gws-outbound")
+
+
+class Installed:
+    """Where the plugins were installed, and how to run Python with them importable."""
+
+    def __init__(self, site: Path, tutorial: Path) -> None:
+        self.site = site
+        self.tutorial = tutorial
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The current environment, with the installed plugins first on the path and no
+        GWS_* / GWS_OUTBOUND_* settings leaking in from the developer's shell."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("GWS_", "PYTEST_")) and key != "PYTHONPATH"
+        }
+        env["PYTHONPATH"] = str(self.site)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra or {})
+        return env
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """pip-install the reference plugins and the tutorial's plugin from source, once."""
+    base = tmp_path_factory.mktemp("plugins")
+    tutorial = extract_tutorial(ROOT / "docs" / "writing-a-plugin.md", base / "tutorial")
+    # Build from copies: setuptools leaves build/ and *.egg-info next to the sources.
+    sources = [
+        shutil.copytree(
+            HOOKS / name,
+            base / "sources" / name,
+            ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache"),
+        )
+        for name in REFERENCE_PLUGINS
+    ]
+    site = base / "site"
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-input",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--target",
+        str(site),
+        *map(str, sources),
+        str(tutorial.project),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"pip install failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return Installed(site, tutorial.project)
