@@ -31,6 +31,11 @@ from ._models import UserEvent as UserEvent
 from ._models import to_jsonable as to_jsonable
 from ._plugin import CORE_PLUGIN_NAME as CORE_PLUGIN_NAME
 from ._plugin import OutboundPlugin as OutboundPlugin
+from ._redact import REDACTED as REDACTED
+from ._redact import RedactingLogFilter as RedactingLogFilter
+from ._redact import SecretRedactor as SecretRedactor
+from ._redact import redact_secrets as redact_secrets
+from ._redact import redact_secrets_and_pii as redact_secrets_and_pii
 from ._ticket import CancelTicket as CancelTicket
 from .hookspecs import PROJECT_NAME as PROJECT_NAME
 from .hookspecs import hookimpl as hookimpl
@@ -51,6 +56,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "CORE_PLUGIN_NAME",
     "PROJECT_NAME",
+    "REDACTED",
     "CancelFailed",
     "CancelFailure",
     "CancelRequest",
@@ -73,6 +79,8 @@ __all__ = [
     "PluginInfo",
     "PluginLoadError",
     "RecordCancelAck",
+    "RedactingLogFilter",
+    "SecretRedactor",
     "UserEvent",
     "__version__",
     "describe_plugins",
@@ -81,6 +89,8 @@ __all__ = [
     "hookspecs",
     "load_entrypoint_plugins",
     "make_plugin_manager",
+    "redact_secrets",
+    "redact_secrets_and_pii",
     "simulator",
     "to_jsonable",
 ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Mapping
+from types import CoroutineType
 from typing import Any, Final
 
 import anyio
@@ -17,6 +19,46 @@ logger = structlog.get_logger(__name__)
 
 #: The hooks the dispatcher fires (``on_cancel_requested`` is fired by the host).
 DISPATCHED_HOOKS: Final = ("on_record_cancel_acknowledged", "on_cancel_failed", "on_user_event")
+
+# What next() returns for a coroutine that finished in its first step.
+_FINISHED: Final = object()
+# (implementations as pluggy lists them, [(implementation, is async def), ...] in call order,
+#  whether any is async def)
+_Plan = tuple[list[pluggy.HookImpl], list[tuple[pluggy.HookImpl, bool]], bool]
+
+
+class _Resume:
+    """Awaits the rest of a coroutine whose first step already ran and yielded ``first``.
+
+    ``coroutine`` is the coroutine's ``__await__()`` iterator. This is the delegation
+    ``yield from`` does (PEP 380): values, exceptions and ``close()`` pass through to the
+    coroutine, so the event loop and cancellation see no difference.
+    """
+
+    __slots__ = ("_coroutine", "_first")
+
+    def __init__(self, coroutine: Generator[Any, Any, Any], first: Any) -> None:
+        self._coroutine = coroutine
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coroutine, value = self._coroutine, self._first
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as error:
+                try:
+                    value = coroutine.throw(error)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = coroutine.send(sent)
+                except StopIteration:
+                    return
 
 
 class HookDispatcher:
@@ -38,38 +80,116 @@ class HookDispatcher:
         self._pm = pm
         self._hook_timeout = hook_timeout
         self._slow_hook_warning = slow_hook_warning
+        self._plans: dict[str, _Plan] = {}
+
+    def _plan(self, hook_name: str) -> tuple[list[tuple[pluggy.HookImpl, bool]], bool]:
+        """The implementations to call in pluggy's order, each with whether it is ``async
+        def``, and whether any is; rebuilt when the registrations change."""
+        impls = getattr(self._pm.hook, hook_name).get_hookimpls()
+        plan = self._plans.get(hook_name)
+        if plan is None or plan[0] != impls:  # HookImpl compares by identity: cheap
+            # get_hookimpls() lists in reverse call order; pluggy calls from the end.
+            calls = [
+                (impl, inspect.iscoroutinefunction(impl.function))
+                for impl in reversed(impls)
+                if not (impl.hookwrapper or impl.wrapper)
+            ]
+            plan = self._plans[hook_name] = (impls, calls, any(a for _, a in calls))
+        return plan[1], plan[2]
 
     async def dispatch(self, hook_name: str, **kwargs: Any) -> None:
-        caller = getattr(self._pm.hook, hook_name)
-        # get_hookimpls() lists in reverse call order; pluggy calls from the end.
-        for impl in reversed(caller.get_hookimpls()):
-            if impl.hookwrapper or impl.wrapper:
-                continue
-            await self._call_one(hook_name, impl, kwargs)
+        calls, any_async = self._plan(hook_name)
+        if not any_async:
+            for impl, _ in calls:
+                try:
+                    awaitable = self._call_plain(hook_name, impl, kwargs)
+                    if awaitable is not None:
+                        await self._bounded(hook_name, impl, awaitable)
+                except Exception:  # a plugin's bug must not reach the others
+                    logger.exception("plugin_hook_failed", plugin=impl.plugin_name, hook=hook_name)
+            return
+        start = 0
+        while start < len(calls):
+            start = await self._call_scoped(hook_name, calls, start, kwargs)
 
-    async def _call_one(
-        self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]
-    ) -> None:
-        function = impl.function
-        try:
-            args = [kwargs[name] for name in impl.argnames]
-            if inspect.iscoroutinefunction(function):
-                await self._bounded(hook_name, impl, function(*args))
-                return
-            started = time.perf_counter()
-            result = function(*args)
-            elapsed = time.perf_counter() - started
-            if inspect.isawaitable(result):
-                await self._bounded(hook_name, impl, result)
-            elif elapsed > self._slow_hook_warning:
-                logger.warning(
-                    "plugin_hook_blocked_loop",
-                    plugin=impl.plugin_name,
-                    hook=hook_name,
-                    seconds=round(elapsed, 3),
-                )
-        except Exception:  # a plugin's bug must not reach the others; cancellation passes
-            logger.exception("plugin_hook_failed", plugin=impl.plugin_name, hook=hook_name)
+    def _call_plain(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
+        """Call a plain implementation; return the awaitable it returned, else None."""
+        args = [kwargs[name] for name in impl.argnames]
+        started = time.perf_counter()
+        result = impl.function(*args)
+        elapsed = time.perf_counter() - started
+        if result is not None and inspect.isawaitable(result):
+            return result
+        if elapsed > self._slow_hook_warning:
+            logger.warning(
+                "plugin_hook_blocked_loop",
+                plugin=impl.plugin_name,
+                hook=hook_name,
+                seconds=round(elapsed, 3),
+            )
+        return None
+
+    async def _call_scoped(
+        self,
+        hook_name: str,
+        calls: list[tuple[pluggy.HookImpl, bool]],
+        start: int,
+        kwargs: Mapping[str, Any],
+    ) -> int:
+        """Call ``calls[start:]`` in one cancel scope; return where the caller goes on.
+
+        The scope is entered before any implementation runs, so the scopes and task groups
+        an implementation opens nest inside it. It only gets a deadline while an ``async
+        def`` implementation waits (``hook_timeout`` from that implementation's start), so
+        one that finishes without waiting costs no timer. After a timeout (or a cancellation
+        the implementation swallowed) the scope is spent: the rest go on in a fresh one.
+        """
+        perf_counter = time.perf_counter
+        index = start
+        with anyio.CancelScope() as scope:
+            while index < len(calls):
+                impl, is_async = calls[index]
+                try:
+                    if not is_async:
+                        awaitable = self._call_plain(hook_name, impl, kwargs)
+                        if awaitable is not None:
+                            await self._bounded(hook_name, impl, awaitable)
+                    else:
+                        started = perf_counter()
+                        function: Callable[..., Any] = impl.function
+                        awaitable = function(*[kwargs[name] for name in impl.argnames])
+                        if type(awaitable) is not CoroutineType:
+                            await self._bounded(hook_name, impl, awaitable)
+                        else:
+                            # Run its first step here; next() with a default sees a coroutine
+                            # return without raising StopIteration in Python.
+                            steps = awaitable.__await__()
+                            first = next(steps, _FINISHED)
+                            if first is not _FINISHED:  # it waits: bound the rest
+                                elapsed = perf_counter() - started
+                                scope.deadline = anyio.current_time() + (
+                                    self._hook_timeout - elapsed
+                                )
+                                try:
+                                    await _Resume(steps, first)
+                                finally:
+                                    scope.deadline = math.inf
+                except Exception:  # a plugin's bug must not reach the others
+                    logger.exception("plugin_hook_failed", plugin=impl.plugin_name, hook=hook_name)
+                index += 1
+                if scope.cancel_called:
+                    return index
+            return index
+        # Only reached when the scope caught its own cancellation: calls[index] timed out.
+        # (Anyone else's cancellation passes through, as it must.)
+        impl = calls[index][0]
+        logger.error(
+            "plugin_hook_timed_out",
+            plugin=impl.plugin_name,
+            hook=hook_name,
+            timeout=self._hook_timeout,
+        )
+        return index + 1
 
     async def _bounded(self, hook_name: str, impl: pluggy.HookImpl, awaitable: Any) -> None:
         with anyio.move_on_after(self._hook_timeout) as scope:

@@ -21,7 +21,8 @@ import itertools
 import json
 import threading
 import time
-from collections import OrderedDict, deque
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -63,10 +64,30 @@ _RECENT_LIMIT: Final = 10_000
 _FINGERPRINT_LIMIT: Final = 4_096
 _FOREIGN_LIMIT: Final = 10_000
 _ACK: Final = "RecordCancelAcknowledge"
+# What json.dumps(..., sort_keys=True, separators=(",", ":")) builds on every call.
+_CANONICAL_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+# Failures after which OCS may still send the user event of the request.
+_MAY_STILL_ANSWER: Final = frozenset(
+    {
+        FailureReason.TIMED_OUT,
+        FailureReason.OUTCOME_UNKNOWN,
+        FailureReason.SHUT_DOWN,
+        FailureReason.TRANSPORT_FAILURE,
+    }
+)
 
 
 class _Pending:
-    __slots__ = ("accepted", "done", "outbound", "posted_at", "request", "ticket", "user_event")
+    __slots__ = (
+        "__weakref__",
+        "accepted",
+        "done",
+        "outbound",
+        "posted_at",
+        "request",
+        "ticket",
+        "user_event",
+    )
 
     def __init__(self, ticket: CancelTicket) -> None:
         self.ticket = ticket
@@ -131,9 +152,18 @@ def _record_key(record: Mapping[str, Any]) -> RecordKey | None:
     )
 
 
+def _finished(subject: object) -> bool:
+    """Whether a timer's subject is a request that already has its outcome (or is gone)."""
+    if not isinstance(subject, weakref.ref):
+        return False
+    pending = subject()
+    return pending is None or pending.done
+
+
 def _error_number(value: object) -> int | None:
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    # ASCII digits only ("²".isdigit() is true but int() refuses it), and not too many.
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value) if len(value.strip()) <= 18 else None
     return _int(value)
 
 
@@ -232,8 +262,11 @@ class CancelEngine:
         self._is_connected = is_connected
         self._wait_connected = wait_connected
         self._pending: dict[str, _Pending] = {}
-        self._by_key: dict[RecordKey, deque[_Pending]] = {}
+        # Pending requests per record key, oldest first (a list: one entry is the usual case).
+        self._by_key: dict[RecordKey, list[_Pending]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
+        # Record keys of finished requests whose user event may still arrive (how many).
+        self._late_keys: OrderedDict[RecordKey, int] = OrderedDict()
         self._fingerprints: OrderedDict[bytes, None] = OrderedDict()
         self._foreign: dict[RecordKey, _Foreign] = {}
         self._timers: list[tuple[float, int, str, Any]] = []
@@ -249,6 +282,7 @@ class CancelEngine:
         self._work_send: MemoryObjectSendStream[_Pending] | None = None
         self._hook_send: MemoryObjectSendStream[_HookCall] | None = None
         self._streams: list[Any] = []
+        self._hook_scope: anyio.CancelScope | None = None
         self.stats: dict[str, int] = {
             "accepted": 0,
             "acknowledged": 0,
@@ -311,7 +345,11 @@ class CancelEngine:
             )
             return
         self._pending[request.reference_id] = pending
-        self._by_key.setdefault(request.record_key, deque()).append(pending)
+        same_key = self._by_key.get(request.record_key)
+        if same_key is None:
+            self._by_key[request.record_key] = [pending]
+        else:
+            same_key.append(pending)
         self.stats["accepted"] += 1
         assert self._work_send is not None
         self._work_send.send_nowait(pending)
@@ -339,6 +377,8 @@ class CancelEngine:
         for _ in range(self._config.max_concurrent_requests):
             tg.start_soon(self._worker, work_receive.clone())
         tg.start_soon(self._timer_loop)
+        # Shielded: a cancelled host task must still hear every outcome; drain() stops it.
+        self._hook_scope = anyio.CancelScope(shield=True)
         tg.start_soon(self._hook_loop, hook_receive)
         with self._accept_lock:
             self._accepting = True
@@ -358,19 +398,24 @@ class CancelEngine:
         await self._wait_idle(timeout)
         reason = FailureReason.SHUT_DOWN
         message = "the plugin was closed before the outcome arrived"
-        for pending in list(self._pending.values()):
-            if self._lost_since is not None and pending.posted_at is not None:
-                await self._fail(
-                    pending,
-                    FailureReason.OUTCOME_UNKNOWN,
-                    None,
-                    None,
-                    "the CometD session was lost and the plugin was closed",
-                )
-            else:
-                await self._fail(pending, reason, None, None, message)
-        # Let the hook loop deliver what is queued (each call is bounded by hook_timeout).
-        await self._wait_idle(max(timeout, self._config.hook_timeout) + 1)
+        # Let the hook loop deliver what is queued (each call is bounded by hook_timeout);
+        # fail again what another thread submitted meanwhile (accepted just before the stop).
+        with anyio.move_on_after(max(timeout, self._config.hook_timeout) + 1):
+            while self._outstanding:
+                for pending in list(self._pending.values()):
+                    if self._lost_since is not None and pending.posted_at is not None:
+                        await self._fail(
+                            pending,
+                            FailureReason.OUTCOME_UNKNOWN,
+                            None,
+                            None,
+                            "the CometD session was lost and the plugin was closed",
+                        )
+                    else:
+                        await self._fail(pending, reason, None, None, message)
+                await anyio.sleep(0.01)
+        if self._hook_scope is not None:
+            self._hook_scope.cancel()
 
     async def _wait_idle(self, timeout: float) -> None:
         with anyio.move_on_after(timeout):
@@ -414,7 +459,6 @@ class CancelEngine:
                 )
                 return
         pending.posted_at = time.monotonic()
-        log = logger.bind(reference_id=request.reference_id, record_handle=request.record_handle)
         try:
             await self._session.post_record_operation(request.record_handle, request.to_gws_body())
         except GWSAuthenticationError as error:
@@ -431,13 +475,21 @@ class CancelEngine:
             await self._fail(pending, FailureReason.TRANSPORT_FAILURE, None, None, str(error))
         else:
             pending.accepted = True
-            log.debug("cancel_accepted_by_gws")
+            logger.debug(
+                "cancel_accepted_by_gws",
+                reference_id=request.reference_id,
+                record_handle=request.record_handle,
+            )
             if not pending.done:
                 self._schedule(time.monotonic() + self._config.ack_timeout, "ack", pending)
 
     # -- timers ------------------------------------------------------------------------------
 
     def _schedule(self, deadline: float, kind: str, subject: Any) -> None:
+        if isinstance(subject, _Pending):
+            # A timer must not keep a finished request (and its outcome) alive until it
+            # fires: it fires for nothing then, whether or not the request is still around.
+            subject = weakref.ref(subject)
         earliest = self._timers[0][0] if self._timers else None
         heapq.heappush(self._timers, (deadline, next(self._timer_seq), kind, subject))
         if earliest is None or deadline < earliest:
@@ -445,16 +497,23 @@ class CancelEngine:
 
     async def _timer_loop(self) -> None:
         while True:
+            # The timer of a request that has its outcome would fire for nothing: drop it
+            # as soon as it is first in line instead of waiting for its deadline.
+            while self._timers and _finished(self._timers[0][3]):
+                heapq.heappop(self._timers)
             if not self._timers:
                 await self._timer_wake.wait()
                 self._timer_wake = anyio.Event()
                 continue
             delay = self._timers[0][0] - time.monotonic()
             if delay > 0:
-                with anyio.move_on_after(delay):
+                # Woken by the event loop's own timer (a cancel scope per wait costs more).
+                alarm = self._loop.call_later(delay, self._timer_wake.set)
+                try:
                     await self._timer_wake.wait()
-                if self._timer_wake.is_set():
-                    self._timer_wake = anyio.Event()
+                finally:
+                    alarm.cancel()
+                self._timer_wake = anyio.Event()
                 continue
             _, _, kind, subject = heapq.heappop(self._timers)
             try:
@@ -470,8 +529,8 @@ class CancelEngine:
                 del self._foreign[key]
                 await self._fire_foreign(foreign)
             return
-        pending: _Pending = subject
-        if pending.done:
+        pending: _Pending | None = subject()
+        if pending is None or pending.done:
             return
         if pending.outbound is not None or pending.user_event is not None:
             await self._acknowledge(pending)
@@ -522,12 +581,13 @@ class CancelEngine:
             await self._deliver(message)
         except Exception:
             self.stats["malformed"] += 1
-            logger.exception("cometd_message_failed", channel=_str(message.get("channel")))
+            channel = message.get("channel") if isinstance(message, Mapping) else None
+            logger.exception("cometd_message_failed", channel=_str(channel))
 
     def _is_duplicate(self, channel: object, data: Mapping[str, Any]) -> bool | None:
         """True for a repeat; None when the message is too large or not JSON."""
         try:
-            text = json.dumps([channel, data], sort_keys=True, separators=(",", ":"))
+            text = _CANONICAL_JSON.encode([channel, data])
         except (TypeError, ValueError, RecursionError):
             return None
         if len(text) > self._config.max_message_bytes:
@@ -545,6 +605,9 @@ class CancelEngine:
         logger.warning("cometd_message_rejected", reason=why, channel=_str(channel))
 
     async def _deliver(self, message: Mapping[str, Any]) -> None:
+        if not isinstance(message, Mapping):
+            self._malformed("not a JSON object", None)
+            return
         channel = message.get("channel")
         data = message.get("data")
         if not isinstance(data, Mapping):
@@ -621,6 +684,16 @@ class CancelEngine:
         self.stats["user_events"] += 1
         await self._emit(_HookCall("on_user_event", {"event": event}))
         pending = self._match(user_data)
+        if pending is None and (event.is_error or event.user_event == _ACK):
+            key = _user_data_key(user_data)
+            if key is not None and self._late_keys.get(key):
+                # The user event of a request that already has its outcome: not foreign.
+                self._late_keys[key] -= 1
+                if not self._late_keys[key]:
+                    del self._late_keys[key]
+                self.stats["late"] += 1
+                logger.info("late_user_event_ignored", record_handle=key[0])
+                return
         if event.is_error:
             if pending is not None:
                 await self._fail(
@@ -700,7 +773,7 @@ class CancelEngine:
 
     # -- outcomes ----------------------------------------------------------------------------
 
-    def _finish(self, pending: _Pending) -> bool:
+    def _finish(self, pending: _Pending, *, may_answer_late: bool = True) -> bool:
         if pending.done:
             return False
         pending.done = True
@@ -716,6 +789,12 @@ class CancelEngine:
         self._recent[request.reference_id] = None
         if len(self._recent) > _RECENT_LIMIT:
             self._recent.popitem(last=False)
+        if may_answer_late and pending.user_event is None and pending.posted_at is not None:
+            key = request.record_key
+            self._late_keys[key] = self._late_keys.get(key, 0) + 1
+            self._late_keys.move_to_end(key)
+            if len(self._late_keys) > _RECENT_LIMIT:
+                self._late_keys.popitem(last=False)
         return True
 
     async def _acknowledge(self, pending: _Pending) -> None:
@@ -739,7 +818,7 @@ class CancelEngine:
         message: str | None,
         user_data: Mapping[str, Any] | None = None,
     ) -> None:
-        if not self._finish(pending):
+        if not self._finish(pending, may_answer_late=reason in _MAY_STILL_ANSWER):
             return
         failure = CancelFailure(
             request=pending.request,
@@ -765,12 +844,30 @@ class CancelEngine:
 
     async def _emit(self, call: _HookCall) -> None:
         assert self._hook_send is not None
-        await self._hook_send.send(call)
+        try:
+            # No checkpoint: a cancelled caller must not lose an outcome it already decided.
+            self._hook_send.send_nowait(call)
+            return
+        except anyio.WouldBlock:
+            if call.ticket is None:
+                await self._hook_send.send(call)
+                return
+        # The queue is full: wait for room, even when cancelled, until the hook loop stops.
+        with anyio.CancelScope(shield=True):
+            while self._hook_scope is None or not self._hook_scope.cancel_called:
+                await anyio.sleep(0.005)
+                try:
+                    self._hook_send.send_nowait(call)
+                    return
+                except anyio.WouldBlock:
+                    continue
 
     async def _hook_loop(self, receive: MemoryObjectReceiveStream[_HookCall]) -> None:
-        async for call in receive:
-            await self._hooks.dispatch(call.hook, **call.kwargs)
-            if call.ticket is not None and call.outcome is not None:
-                call.ticket._resolve(call.outcome)
-                with self._accept_lock:
-                    self._outstanding -= 1
+        assert self._hook_scope is not None
+        with self._hook_scope:
+            async for call in receive:
+                await self._hooks.dispatch(call.hook, **call.kwargs)
+                if call.ticket is not None and call.outcome is not None:
+                    call.ticket._resolve(call.outcome)
+                    with self._accept_lock:
+                        self._outstanding -= 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -68,8 +69,12 @@ class ChainAttribute(enum.StrEnum):
     """Only the record named by the handle."""
 
 
-def _show(value: object) -> str:
-    text = repr(value)
+def _show(value: object, *, as_str: bool = False) -> str:
+    # Never fails: a bus value may be an int too long to print or an object whose repr raises.
+    try:
+        text = str(value) if as_str else repr(value)
+    except Exception:  # reporting the bad value must not fail
+        text = f"<unprintable {type(value).__name__}>"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -77,7 +82,7 @@ def _check_int(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return f"must be a positive integer, got {type(value).__name__} {_show(value)}"
     if not 0 < value <= MAX_JSON_INT:
-        return f"must be a positive integer up to {MAX_JSON_INT}, got {value}"
+        return f"must be a positive integer up to {MAX_JSON_INT}, got {_show(value)}"
     return None
 
 
@@ -148,7 +153,8 @@ class CancelRequest:
                 continue
             name = BUS_KEYS.get(key) if isinstance(key, str) else None
             if name is None:
-                errors[str(key)[:60]] = "unknown key (expected one of " + ", ".join(BUS_KEYS) + ")"
+                expected = ", ".join(BUS_KEYS)
+                errors[_show(key, as_str=True)] = f"unknown key (expected one of {expected})"
                 continue
             if value is None and name not in _REQUIRED:
                 continue
@@ -261,6 +267,8 @@ class EventMetrics:
             value = processing.get(key)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return None
+            if isinstance(value, float) and not math.isfinite(value):
+                return None  # Python's JSON decoder accepts NaN and Infinity
             return int(value)
 
         return cls(

@@ -71,9 +71,7 @@ class CoreAbsentGuard:
     def on_cancel_requested(self, request: CancelRequest) -> None:
         ticket: CancelTicket | None = getattr(_accepted, "ticket", None)
         if ticket is None or ticket.request is not request:
-            raise NotRunningError(
-                "no running OutboundPlugin accepted the cancel; nothing was sent"
-            )
+            raise NotRunningError("no running OutboundPlugin accepted the cancel; nothing was sent")
 
 
 class _ObserverGuard:

@@ -22,6 +22,7 @@ from ._exceptions import (
     GWSStatusError,
     GWSTransportError,
 )
+from ._redact import PLUGIN_SECRETS, guard_library_logs
 
 __all__ = ["GWSSession"]
 
@@ -30,6 +31,8 @@ logger = structlog.get_logger(__name__)
 #: After a refused login, requests fail at once for this long instead of trying again.
 AUTH_FAILURE_HOLD: Final = 5.0
 _MAX_ERROR_TEXT: Final = 200
+# (url and the jar's cookies, the Cookie header they give): see GWSSession.cookie_header().
+_CookieCache = tuple[tuple[str, tuple[tuple[Any, ...], ...]], str | None]
 
 
 def _status_of(body: object) -> tuple[int | None, str]:
@@ -60,6 +63,9 @@ class GWSSession:
         self._login_lock = anyio.Lock()
         self._auth_failed_at: float | None = None
         self._client: httpx.AsyncClient | None = None
+        # Secret values registered with the library-log guard while the session is open.
+        self._guarded: list[str] = []
+        self._cookie_cache: _CookieCache | None = None
         self.user: Mapping[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -84,9 +90,25 @@ class GWSSession:
 
     def cookie_header(self, url: str) -> str | None:
         """The ``Cookie`` header this session's jar sends to ``url``."""
+        cookies = self.client.cookies
+        # The CometD client asks before every request and the jar's answer costs ~50 us:
+        # the last answer is reused while the jar holds the same cookies, unless one of
+        # them expires (the answer would then depend on the time).
+        key = (
+            url,
+            tuple(
+                (c.version, c.name, c.value, c.port, c.domain, c.path, c.secure, c.expires)
+                for c in cookies.jar
+            ),
+        )
+        cached = self._cookie_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
         request = httpx.Request("POST", url)
-        self.client.cookies.set_cookie_header(request)
+        cookies.set_cookie_header(request)
         cookie: str | None = request.headers.get("cookie")
+        if all(entry[7] is None for entry in key[1]):
+            self._cookie_cache = (key, cookie)
         return cookie
 
     def store_cookies(self, url: str, set_cookie_values: Iterable[str]) -> None:
@@ -104,6 +126,10 @@ class GWSSession:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
+        # httpcore logs response headers (Set-Cookie, X-CSRF-TOKEN) at DEBUG: keep ours out.
+        guard_library_logs()
+        self._guard(self._config.password)
+        self._guard(self._authorization.removeprefix("Basic "))
         timeout = httpx.Timeout(self._config.request_timeout)
         limits = httpx.Limits(
             max_connections=self._config.max_concurrent_requests,
@@ -128,6 +154,13 @@ class GWSSession:
         if client is not None:
             with anyio.CancelScope(shield=True):
                 await client.aclose()
+        guarded, self._guarded = self._guarded, []
+        for value in guarded:
+            PLUGIN_SECRETS.discard_secret(value)
+
+    def _guard(self, value: str) -> None:
+        PLUGIN_SECRETS.add_secret(value)
+        self._guarded.append(value)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -290,6 +323,11 @@ class GWSSession:
         name = response.headers.get("X-CSRF-HEADER")
         token = response.headers.get("X-CSRF-TOKEN")
         if name and token:
+            if self._csrf is None or self._csrf[1] != token:
+                if self._csrf is not None and self._csrf[1] in self._guarded:
+                    self._guarded.remove(self._csrf[1])
+                    PLUGIN_SECRETS.discard_secret(self._csrf[1])
+                self._guard(token)
             self._csrf = (name, token)
 
 

@@ -101,9 +101,17 @@ class CancelTicket:
                 return False
             self._outcome = outcome
             waiters, self._waiters = self._waiters, None
+        running: asyncio.AbstractEventLoop | None = None
+        if waiters:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
         for waiter in waiters or ():
             if isinstance(waiter, threading.Event):
                 waiter.set()
+            elif waiter.get_loop() is running:
+                _wake(waiter)  # on the waiter's own loop: no round trip through its self-pipe
             else:
                 waiter.get_loop().call_soon_threadsafe(_wake, waiter)
         return True

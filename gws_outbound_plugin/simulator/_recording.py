@@ -120,5 +120,5 @@ def decode_body(raw: bytes) -> DecodedBody:
         return DecodedBody(is_json=False, value=None, raw_text=text)
     try:
         return DecodedBody(is_json=True, value=json.loads(text), raw_text=text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return DecodedBody(is_json=False, value=None, raw_text=text)
