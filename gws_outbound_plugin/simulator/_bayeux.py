@@ -9,7 +9,9 @@ Rules (see ``docs/simulator.md``):
 * a ``/meta/connect`` is held up to ``connect_timeout`` seconds (or the ``advice.timeout``
   the client sent, when shorter) and answered as soon as a message is queued for its
   client; the first connect after a handshake and a connect sent together with other
-  messages are answered at once; a new connect releases the one being held;
+  messages are answered at once; a new connect releases the one being held; the
+  ``hold_fault`` callback (the ``hold_connects`` fault) may name a different hold for a
+  connect about to be held, without changing the advice;
 * a client that has not polled (no connect in progress) for ``session_timeout`` seconds is
   forgotten; messages naming an unknown client get ``402::Unknown client`` with
   ``advice.reconnect = "handshake"``;
@@ -24,6 +26,7 @@ import asyncio
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +105,11 @@ def _valid_subscription(channel: object) -> bool:
 
 
 class BayeuxServer:
-    """Clients, subscriptions, queues and the Bayeux meta-channel protocol."""
+    """Clients, subscriptions, queues and the Bayeux meta-channel protocol.
+
+    :param hold_fault: called once for each connect about to be held; seconds to hold it
+        instead of the usual time, or ``None`` for the usual time.
+    """
 
     def __init__(
         self,
@@ -110,10 +117,12 @@ class BayeuxServer:
         connect_timeout: float,
         session_timeout: float,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        hold_fault: Callable[[], float | None] | None = None,
     ) -> None:
         self._connect_timeout = connect_timeout
         self._session_timeout = session_timeout
         self._max_queue = max_queue
+        self._hold_fault = hold_fault
         self._clients: dict[str, _Client] = {}
 
     # ------------------------------------------------------------------ inspection
@@ -287,8 +296,12 @@ class BayeuxServer:
         first = not client.connected
         client.connected = True
         reason = _WAKE_MESSAGE
-        if may_hold and not first and not client.queue and hold_for > 0:
-            reason = await self._hold(client, hold_for)
+        if may_hold and not first and not client.queue:
+            faulty = self._hold_fault() if self._hold_fault is not None else None
+            if faulty is not None:
+                hold_for = faulty
+            if hold_for > 0:
+                reason = await self._hold(client, hold_for)
         if reason == _WAKE_STOPPING:
             raise ServerStopping
         if reason == _WAKE_GONE:

@@ -35,6 +35,9 @@ _FAULTS = (
     "slow_answer",
     "reset_connection",
     "expire_session",
+    "unauthorized",
+    "csrf_reject",
+    "hold_connects",
     "hold_notifications",
 )
 
@@ -157,6 +160,14 @@ def build_parser(prog: str = "python -m gws_outbound_plugin.simulator") -> argpa
         + "\n  ".join(_fault_usage(name) for name in _FAULTS)
         + "\n\nexample: --fault drop_notifications:which=both,count=3 "
         "--fault status_code:code=4\n"
+        "         --fault unauthorized:count=2 --fault hold_connects:seconds=60,count=none\n\n"
+        "other admin endpoints (loopback clients only):\n"
+        "  POST /_simulator/rotate-csrf       give every session a new CSRF token\n"
+        '  POST /_simulator/users             {"user": NAME, "password": NEW} changes a '
+        "password\n"
+        "  POST /_simulator/expire-sessions   expire every GWS session\n"
+        "  POST /_simulator/forget-clients    forget every CometD client\n"
+        "  GET  /_simulator/stats             counters and armed faults\n\n"
         "docs: docs/simulator.md"
     )
     parser = argparse.ArgumentParser(

@@ -9,11 +9,18 @@ There are three stages, checked in this order for each ``POST`` to
 ``/api/v2/me/outbound-records...``:
 
 1. request stage (any such POST, before authentication): ``reset_connection``,
-   ``slow_answer``, ``expire_session``, ``http_error``;
+   ``slow_answer``, ``expire_session``, then one refusal: ``http_error``, ``unauthorized``
+   or ``csrf_reject`` (whichever of them was armed first);
 2. answer stage (a cancel that passed authentication and validation): ``status_code``;
 3. outcome stage (an accepted cancel): ``ocs_error``, ``delay_notifications``,
    ``drop_notifications``, ``duplicate_notifications``, ``reverse_notifications``;
    ``hold_notifications`` parks every outcome until ``release_notifications``.
+
+One control acts on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
+holds beyond the advice the server sends.
+
+Armed rules, and holding, are state of this object: they survive the simulator's
+``stop()`` / ``restart()``; only outcomes parked by ``hold_notifications`` are lost there.
 
 The controls are plain methods meant to be called on the event loop thread that runs the
 simulator (from a test, a fixture or the admin endpoint); they are not locked.
@@ -58,6 +65,26 @@ class HTTPError:
 
     def describe(self) -> str:
         return f"http_error(status={self.status})"
+
+
+@dataclass(frozen=True, slots=True)
+class Unauthorized:
+    def describe(self) -> str:
+        return "unauthorized()"
+
+
+@dataclass(frozen=True, slots=True)
+class CSRFReject:
+    def describe(self) -> str:
+        return "csrf_reject()"
+
+
+@dataclass(frozen=True, slots=True)
+class HoldConnects:
+    seconds: float
+
+    def describe(self) -> str:
+        return f"hold_connects(seconds={self.seconds:g})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +140,9 @@ FaultSpec = (
     | SlowAnswer
     | ExpireSession
     | HTTPError
+    | Unauthorized
+    | CSRFReject
+    | HoldConnects
     | StatusCode
     | OCSErrorFault
     | DelayNotifications
@@ -121,6 +151,10 @@ FaultSpec = (
     | ReverseNotifications
 )
 _F = TypeVar("_F", bound=FaultSpec)
+
+#: A request-stage fault that answers the POST in place of the simulator.
+Refusal = HTTPError | Unauthorized | CSRFReject
+_REFUSALS: tuple[type[Refusal], ...] = (HTTPError, Unauthorized, CSRFReject)
 
 
 @dataclass(slots=True)
@@ -136,7 +170,7 @@ class RequestPlan:
     reset: bool = False
     slow_seconds: float = 0.0
     expire_session: bool = False
-    http_error: int | None = None
+    refusal: Refusal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +238,12 @@ class Faults:
         self._arm(OCSErrorFault(number, message), count)
 
     def hold_notifications(self) -> None:
-        """Park the outcome of every accepted cancel until :meth:`release_notifications`."""
+        """Park the outcome of every accepted cancel until :meth:`release_notifications`.
+
+        Holding is armed state like the rules: it lasts across the simulator's ``stop()`` /
+        ``restart()`` (the outcomes parked so far are lost there, later ones are parked
+        again) until :meth:`release_notifications` or :meth:`clear`.
+        """
         self._holding = True
 
     def release_notifications(self) -> None:
@@ -237,6 +276,23 @@ class Faults:
             raise ValueError(f"status must be an HTTP 5xx code, got {status!r}")
         self._arm(HTTPError(status), count)
 
+    def unauthorized(self, count: int | None = 1) -> None:
+        """Answer the next ``count`` outbound-records POSTs with HTTP 401, unprocessed.
+
+        The answer is GWS's refusal of credentials: ``WWW-Authenticate: Basic ...`` and
+        ``{"statusCode": 20, "statusMessage": "User not authenticated; resend credentials"}``.
+        The caller's session is left alive.
+        """
+        self._arm(Unauthorized(), count)
+
+    def csrf_reject(self, count: int | None = 1) -> None:
+        """Answer the next ``count`` outbound-records POSTs with the CSRF 403, unprocessed.
+
+        HTTP 403, ``text/plain`` ``Missing or invalid Csrf token`` (also with CSRF off). Unlike
+        :meth:`expire_session`, the session and its token stay valid.
+        """
+        self._arm(CSRFReject(), count)
+
     def slow_answer(self, seconds: float, count: int | None = 1) -> None:
         """Hold the HTTP answer of the next ``count`` outbound-records POSTs ``seconds`` long.
 
@@ -257,6 +313,22 @@ class Faults:
         With CSRF on this yields the 403 ``Missing or invalid Csrf token`` answer.
         """
         self._arm(ExpireSession(), count)
+
+    # ------------------------------------------------------------------------ CometD
+    def hold_connects(self, seconds: float, count: int | None = 1) -> None:
+        """Hold the next ``count`` held ``/meta/connect``s ``seconds`` long.
+
+        A connect the server would hold (not the first after a handshake, not one sent with
+        other messages, none with events waiting) is held ``seconds`` instead of
+        ``connect_timeout`` or the client's ``advice.timeout``, while the advice sent keeps
+        saying ``connect_timeout``: with ``seconds`` beyond it, the client's request timeout
+        runs out first. A published message, a newer connect, a disconnect or
+        ``forget_cometd_clients()`` still ends the hold early.
+        """
+        seconds = _seconds("seconds", seconds)
+        if seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {seconds!r}")
+        self._arm(HoldConnects(seconds), count)
 
     # ------------------------------------------------------------------------ common
     def clear(self) -> None:
@@ -293,28 +365,41 @@ class Faults:
             raise ValueError(f"count must be a positive integer or None, got {count!r}")
         self._rules.append(_Rule(spec, count))
 
-    def _take(self, kind: type[_F]) -> _F | None:
+    def _pop(self, matches: Callable[[FaultSpec], bool]) -> FaultSpec | None:
+        """Use up one event of the first rule (in arming order) whose spec ``matches``."""
         for index, rule in enumerate(self._rules):
-            spec = rule.spec
-            if isinstance(spec, kind):
+            if matches(rule.spec):
                 if rule.remaining is not None:
                     rule.remaining -= 1
                     if rule.remaining <= 0:
                         del self._rules[index]
-                return spec
+                return rule.spec
         return None
+
+    def _take(self, kind: type[_F]) -> _F | None:
+        spec = self._pop(lambda candidate: isinstance(candidate, kind))
+        return spec if isinstance(spec, kind) else None
+
+    def _take_refusal(self) -> Refusal | None:
+        """The refusal armed first, of any kind (one POST gets one answer)."""
+        spec = self._pop(lambda candidate: isinstance(candidate, _REFUSALS))
+        return spec if isinstance(spec, _REFUSALS) else None
 
     def _take_request_plan(self) -> RequestPlan:
         if self._take(ResetConnection) is not None:
             return RequestPlan(reset=True)
         slow = self._take(SlowAnswer)
         expire = self._take(ExpireSession)
-        error = self._take(HTTPError)
         return RequestPlan(
             slow_seconds=slow.seconds if slow else 0.0,
             expire_session=expire is not None,
-            http_error=error.status if error else None,
+            refusal=self._take_refusal(),
         )
+
+    def _take_connect_hold(self) -> float | None:
+        """Seconds to hold a ``/meta/connect`` the server is about to hold, if a rule says."""
+        hold = self._take(HoldConnects)
+        return hold.seconds if hold else None
 
     def _take_status_code(self) -> StatusCode | None:
         return self._take(StatusCode)

@@ -8,8 +8,9 @@ See ``docs/simulator.md`` for every rule; the short version:
 * ``POST /api/v2/me/outbound-records/<handle>`` with ``CancelRecord``, validated like GWS,
   answered ``{"statusCode": 0}`` at once, the OCS outcome following on CometD;
 * a Bayeux long-polling endpoint at ``/api/v2/notifications``;
-* fault injection through :attr:`GWSSimulator.faults` and an admin endpoint under
-  ``/_simulator/`` (loopback clients only, not recorded).
+* fault injection through :attr:`GWSSimulator.faults`, server-side changes
+  (:meth:`GWSSimulator.rotate_csrf_tokens`, :meth:`GWSSimulator.set_password`, ...) and an
+  admin endpoint under ``/_simulator/`` for both (loopback clients only, not recorded).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import hmac
 import inspect
 import ipaddress
@@ -34,7 +36,7 @@ import structlog
 from aiohttp import web
 
 from ._bayeux import DEFAULT_MAX_QUEUE, BayeuxServer, ServerStopping
-from ._faults import Faults
+from ._faults import CSRFReject, Faults, Refusal, Unauthorized
 from ._outbound import (
     OUTBOUND_CHANNEL,
     USER_EVENT_CHANNEL,
@@ -91,6 +93,9 @@ _FAULT_NAMES = frozenset(
         "slow_answer",
         "reset_connection",
         "expire_session",
+        "unauthorized",
+        "csrf_reject",
+        "hold_connects",
         "hold_notifications",
         "release_notifications",
         "clear",
@@ -158,6 +163,11 @@ def _info(request: web.Request) -> _RequestInfo:
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
+
+
+def _csrf_refused() -> web.Response:
+    """GWS's answer to a write without a live session or its CSRF token."""
+    return web.Response(status=403, text=CSRF_TEXT, content_type="text/plain")
 
 
 class GWSSimulator:
@@ -300,8 +310,9 @@ class GWSSimulator:
         """Stop listening. Sessions, CometD clients and unpublished outcomes are lost.
 
         Held ``/meta/connect`` requests end with the connection closed, like a server
-        going away. Recorded requests, published messages, records and armed faults stay.
-        Calling it when stopped does nothing.
+        going away. Recorded requests, published messages, records, passwords and armed
+        faults stay; armed faults include ``hold_notifications`` (still holding after a
+        restart) but not the outcomes it had parked. Calling it when stopped does nothing.
         """
         runner = self._runner
         if runner is None:
@@ -321,7 +332,10 @@ class GWSSimulator:
         await runner.cleanup()
 
     async def restart(self) -> None:
-        """Stop and start again on the same port, losing sessions and CometD clients."""
+        """Stop and start again on the same port, losing sessions and CometD clients.
+
+        Armed faults stay armed (see :meth:`stop`).
+        """
         await self.stop()
         await self.start()
 
@@ -417,6 +431,30 @@ class GWSSimulator:
         """Expire every GWS HTTP session now; return how many there were."""
         return self._sessions.expire_all()
 
+    def rotate_csrf_tokens(self) -> int:
+        """Give every live GWS session a new CSRF token; return how many sessions there are.
+
+        The sessions stay alive: the next write with an old token is answered 403
+        ``Missing or invalid Csrf token``, and the next authenticated GET carries the new one.
+        """
+        return self._sessions.rotate_csrf_tokens()
+
+    def set_password(self, username: str, password: str) -> None:
+        """From now on, Basic auth accepts only ``password`` for ``username``.
+
+        Existing sessions stay valid until they expire, as in GWS: requests sending only the
+        session cookie go on working, while any request sending Basic credentials with the
+        old password (and every new login with it) is answered 401. The password is kept
+        across :meth:`restart`, and is never logged, recorded or shown in a repr.
+
+        :raises KeyError: for an unknown user (users cannot be added).
+        :raises ValueError: when ``password`` is not a string.
+        """
+        user = self._user(username)
+        if not isinstance(password, str):
+            raise ValueError(f"the password of user {username!r} must be a string")
+        self._users[username] = dataclasses.replace(user, password=password)
+
     def forget_cometd_clients(self) -> int:
         """Drop every CometD client (their next message gets ``402::Unknown client``).
 
@@ -467,6 +505,7 @@ class GWSSimulator:
             connect_timeout=self._connect_timeout,
             session_timeout=self._cometd_session_timeout,
             max_queue=self._max_queue,
+            hold_fault=self._faults._take_connect_hold,
         )
 
     async def _sweep_forever(self) -> None:
@@ -484,6 +523,8 @@ class GWSSimulator:
         router.add_post(ADMIN_PREFIX + "faults", self._admin_faults)
         router.add_post(ADMIN_PREFIX + "forget-clients", self._admin_forget_clients)
         router.add_post(ADMIN_PREFIX + "expire-sessions", self._admin_expire_sessions)
+        router.add_post(ADMIN_PREFIX + "rotate-csrf", self._admin_rotate_csrf)
+        router.add_post(ADMIN_PREFIX + "users", self._admin_users)
         router.add_get(ADMIN_PREFIX + "stats", self._admin_stats)
         router.add_post(NOTIFICATIONS_PATH, self._notifications)
         router.add_post(NOTIFICATIONS_PATH + "/{tail:.*}", self._notifications)
@@ -637,7 +678,7 @@ class GWSSimulator:
         session = self._sessions.use(request.cookies.get(SESSION_COOKIE))
         token = request.headers.get(CSRF_HEADER)
         if session is None or token is None or not _same(token, session.csrf_token):
-            return web.Response(status=403, text=CSRF_TEXT, content_type="text/plain")
+            return _csrf_refused()
         sent, user = self._basic_user(request)
         if sent and user is None:
             return self._unauthorized(wrong=True)
@@ -745,23 +786,33 @@ class GWSSimulator:
             return self._reset(request)
         if plan.expire_session:
             self._sessions.expire(request.cookies.get(SESSION_COOKIE))
-        response = self._outbound_answer(request, plan.http_error)
+        if plan.refusal is not None:
+            response = self._refusal(plan.refusal)
+        else:
+            response = self._outbound_answer(request)
         if plan.slow_seconds > 0:
             await asyncio.sleep(plan.slow_seconds)
         return response
 
-    def _outbound_answer(self, request: web.Request, http_error: int | None) -> web.Response:
-        if http_error is not None:
-            if http_error == 500:
-                return _json(
-                    {"statusCode": _INTERNAL_ERROR, "statusMessage": "Simulated internal error"},
-                    status=500,
-                )
-            return web.Response(
-                status=http_error,
-                text=f"Simulated HTTP {http_error} error",
-                content_type="text/plain",
+    def _refusal(self, refusal: Refusal) -> web.Response:
+        """The answer of a request-stage refusal fault (the request is not processed)."""
+        if isinstance(refusal, Unauthorized):
+            return self._unauthorized(wrong=False)
+        if isinstance(refusal, CSRFReject):
+            return _csrf_refused()
+        status = refusal.status
+        if status == 500:
+            return _json(
+                {"statusCode": _INTERNAL_ERROR, "statusMessage": "Simulated internal error"},
+                status=500,
             )
+        return web.Response(
+            status=status,
+            text=f"Simulated HTTP {status} error",
+            content_type="text/plain",
+        )
+
+    def _outbound_answer(self, request: web.Request) -> web.Response:
         auth = self._authenticate_write(request)
         if isinstance(auth, web.Response):
             return auth
@@ -938,6 +989,35 @@ class GWSSimulator:
         if refused is not None:
             return refused
         return _json({"ok": True, "expired": self.expire_sessions()})
+
+    async def _admin_rotate_csrf(self, request: web.Request) -> web.StreamResponse:
+        refused = self._admin_refused(request)
+        if refused is not None:
+            return refused
+        return _json({"ok": True, "rotated": self.rotate_csrf_tokens()})
+
+    async def _admin_users(self, request: web.Request) -> web.StreamResponse:
+        refused = self._admin_refused(request)
+        if refused is not None:
+            return refused
+        body = decode_body(await request.read())
+        data = body.value if body.is_json else None
+        # Never echo the body: it holds a password.
+        if (
+            not isinstance(data, dict)
+            or set(data) != {"user", "password"}
+            or not isinstance(data["user"], str)
+            or not isinstance(data["password"], str)
+        ):
+            return _json(
+                {"error": 'expected a JSON object {"user": "<name>", "password": "<password>"}'},
+                400,
+            )
+        username: str = data["user"]
+        if username not in self._users:
+            return _json({"error": f"unknown simulator user {username!r}"}, 404)
+        self.set_password(username, data["password"])
+        return _json({"ok": True, "user": username})
 
     async def _admin_stats(self, request: web.Request) -> web.StreamResponse:
         refused = self._admin_refused(request)

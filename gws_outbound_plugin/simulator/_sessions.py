@@ -64,6 +64,13 @@ class SessionStore:
     def expire(self, session_id: str | None) -> bool:
         return session_id is not None and self._sessions.pop(session_id, None) is not None
 
+    def rotate_csrf_tokens(self) -> int:
+        """Give every live session a new CSRF token; return how many sessions there are."""
+        self.sweep()
+        for session in self._sessions.values():
+            session.csrf_token = str(uuid.uuid4())
+        return len(self._sessions)
+
     def expire_all(self) -> int:
         count = len(self._sessions)
         self._sessions.clear()

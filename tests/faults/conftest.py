@@ -44,5 +44,3 @@ async def plugin(
 ) -> AsyncIterator[OutboundPlugin]:
     async with OutboundPlugin(pm, config) as started:
         yield started
-
-

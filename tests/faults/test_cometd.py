@@ -11,12 +11,7 @@ from gws_outbound_plugin import CancelFailed, CometDState, OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 from tests.faults.matrix import ACK, Row, fault
-from tests.faults.support import (
-    advise_shorter_long_polls,
-    assert_nothing_else,
-    assert_outcome,
-    outcome_calls,
-)
+from tests.faults.support import assert_nothing_else, assert_outcome, outcome_calls
 from tests.helpers import AGENT, PASSWORD, Recorder, make_request
 
 pytestmark = pytest.mark.anyio
@@ -88,15 +83,12 @@ async def test_server_restart_with_cancels_pending(
 
 @fault("cometd-long-poll-timeout")
 async def test_long_polls_outliving_the_clients_timeout(
-    row: Row,
-    pm: pluggy.PluginManager,
-    recorder: Recorder,
-    monkeypatch: pytest.MonkeyPatch,
+    row: Row, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
-        # The server holds each /meta/connect for 1 s but advises 0.3 s: the client gives up
-        # on every long poll (after 0.36 s) before its answer comes.
-        advise_shorter_long_polls(monkeypatch, sim, 300)
+        # The server advises 1 s but holds each /meta/connect for 3 s: the client gives up
+        # on every long poll (after 1.2 s) before its answer comes.
+        sim.faults.hold_connects(3.0, count=None)
         config = fast_config(sim.base_url, cometd_connection_timeout=1.0, ack_timeout=2.0)
         device_path = sim.device_path(AGENT)
         async with OutboundPlugin(pm, config) as plugin:
@@ -111,7 +103,7 @@ async def test_long_polls_outliving_the_clients_timeout(
             assert info.value.failure is failure
             assert sim.cancels == []  # never sent: its outcome could not have been heard
             # The network recovers; the server has forgotten the client meanwhile.
-            monkeypatch.undo()
+            sim.faults.clear()
             sim.forget_cometd_clients()
             await plugin.wait_connected(timeout=8)
             after = make_request(device_path, handle=12)

@@ -14,14 +14,7 @@ from gws_outbound_plugin import (
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 from tests.faults.matrix import Row, fault
-from tests.faults.support import (
-    answer_cancels_with,
-    assert_nothing_else,
-    assert_outcome,
-    csrf_refused,
-    refused_port,
-    unauthorized,
-)
+from tests.faults.support import assert_nothing_else, assert_outcome, refused_port
 from tests.helpers import PASSWORD, Recorder, make_request
 
 pytestmark = pytest.mark.anyio
@@ -80,19 +73,14 @@ async def test_status_code_20_every_time_is_an_authentication_failure(
 
 @fault("gws-http-401")
 async def test_http_401_logs_in_again(
-    row: Row,
-    plugin: OutboundPlugin,
-    sim: GWSSimulator,
-    recorder: Recorder,
-    device_path: str,
-    monkeypatch: pytest.MonkeyPatch,
+    row: Row, plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str
 ) -> None:
-    replaced = answer_cancels_with(monkeypatch, sim, unauthorized(sim))
+    sim.faults.unauthorized()
     before = logins(sim)
     request = make_request(device_path)
     await plugin.cancel(request)
     assert_outcome(recorder, request, row)
-    assert replaced == [1]
+    assert sim.faults.active == ()  # exactly one answer was replaced
     assert [c.status for c in sim.cancels] == [401, 200]
     assert logins(sim) == before + 1
     assert_nothing_else(recorder, [request], user_events=1)
@@ -100,14 +88,9 @@ async def test_http_401_logs_in_again(
 
 @fault("gws-http-403-csrf")
 async def test_http_403_csrf_logs_in_again(
-    row: Row,
-    plugin: OutboundPlugin,
-    sim: GWSSimulator,
-    recorder: Recorder,
-    device_path: str,
-    monkeypatch: pytest.MonkeyPatch,
+    row: Row, plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str
 ) -> None:
-    answer_cancels_with(monkeypatch, sim, csrf_refused)
+    sim.faults.csrf_reject()
     before = logins(sim)
     request = make_request(device_path)
     await plugin.cancel(request)

@@ -7,12 +7,7 @@ import pytest
 from gws_outbound_plugin import CancelFailed, OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.matrix import Row, fault
-from tests.faults.support import (
-    assert_nothing_else,
-    assert_outcome,
-    change_password,
-    rotate_csrf_tokens,
-)
+from tests.faults.support import assert_nothing_else, assert_outcome
 from tests.helpers import AGENT, Recorder, make_request
 
 pytestmark = pytest.mark.anyio
@@ -55,7 +50,7 @@ async def test_csrf_token_rotated(
     row: Row, plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str
 ) -> None:
     old = plugin._session.csrf_header()
-    assert rotate_csrf_tokens(sim) == 1
+    assert sim.rotate_csrf_tokens() == 1
     since = len(sim.requests)
     request = make_request(device_path)
     await plugin.cancel(request)
@@ -74,7 +69,7 @@ async def test_csrf_token_rotated(
 async def test_password_changed_fails_clearly_without_a_retry_storm(
     row: Row, plugin: OutboundPlugin, sim: GWSSimulator, recorder: Recorder, device_path: str
 ) -> None:
-    change_password(sim, AGENT, "a-new-password")
+    sim.set_password(AGENT, "a-new-password")
     since = len(sim.requests)
     requests = [make_request(device_path, handle=handle) for handle in (11, 12, 13)]
     for request in requests:

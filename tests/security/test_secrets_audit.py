@@ -36,7 +36,6 @@ from gws_outbound_plugin import (
 )
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import change_password, rotate_csrf_tokens
 from tests.helpers import AGENT, Recorder, make_request
 
 pytestmark = pytest.mark.anyio
@@ -167,7 +166,7 @@ async def test_a_whole_session_with_faults_leaks_no_secret(
             await cancel(plugin, 11)
             sim.expire_sessions()  # session lost between two cancels
             await cancel(plugin, 12)
-            rotate_csrf_tokens(sim)
+            sim.rotate_csrf_tokens()
             remember(plugin)
             await cancel(plugin, 13)
             sim.faults.http_error(500)
@@ -187,7 +186,7 @@ async def test_a_whole_session_with_faults_leaks_no_secret(
             await anyio.sleep(0.3)
             remember(plugin)
             await cancel(plugin, 20)
-            change_password(sim, AGENT, NEW_PASSWORD)  # every request and re-login get 401
+            sim.set_password(AGENT, NEW_PASSWORD)  # every request and re-login get 401
             await cancel(plugin, 21)
             remember(plugin)
             texts += [repr(plugin), repr(plugin._session), str(plugin.stats)]

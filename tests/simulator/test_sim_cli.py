@@ -98,6 +98,40 @@ def test_cli_serves_logs_requests_and_stops_cleanly(start_cli, signum: int):
     assert "fault armed: status_code(code=4" in out
 
 
+def test_cli_new_faults_and_admin_endpoints(start_cli):
+    proc, base_url = start_cli(
+        "--user",
+        "agent1:secret",
+        "--fault",
+        "unauthorized",
+        "--fault",
+        "hold_connects:seconds=30,count=none",
+    )
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        me = http.get("/api/v2/me", auth=("agent1", "secret"))
+        token = me.headers["X-CSRF-TOKEN"]
+        cancel = http.post("/api/v2/me/outbound-records/11", headers={"X-CSRF-TOKEN": token})
+        assert cancel.status_code == 401  # the --fault unauthorized applied
+        assert cancel.json()["statusCode"] == 20
+        assert http.post("/_simulator/rotate-csrf").json() == {"ok": True, "rotated": 1}
+        stale = http.post("/api/v2/me/outbound-records/11", headers={"X-CSRF-TOKEN": token})
+        assert stale.status_code == 403
+        changed = http.post("/_simulator/users", json={"user": "agent1", "password": "n3w-pw"})
+        assert changed.json() == {"ok": True, "user": "agent1"}
+        assert http.get("/api/v2/me", auth=("agent1", "secret")).status_code == 401
+        assert http.get("/api/v2/me", auth=("agent1", "n3w-pw")).status_code == 200
+        faults = http.get("/_simulator/stats").json()["faults"]
+        assert faults == ["hold_connects(seconds=30): until cleared"]
+    proc.send_signal(signal.SIGTERM)
+    out, err = _finish(proc)
+    assert proc.returncode == 0, err
+    assert "fault armed: unauthorized(): 1 left" in out
+    assert "fault armed: hold_connects(seconds=30): until cleared" in out
+    assert re.search(r"^POST /api/v2/me/outbound-records/11 401 ", out, re.MULTILINE), out
+    assert "/_simulator/" not in out  # admin requests are not logged
+    assert "n3w-pw" not in out + err
+
+
 def test_cli_records_file_and_no_csrf(start_cli, tmp_path: Path):
     records = tmp_path / "records.json"
     records.write_text(json.dumps([DEFAULT_RECORDS[0].to_json() | {"recordHandle": 4242}]))
@@ -129,6 +163,14 @@ def test_help_lists_records_and_defaults(capsys: pytest.CaptureFixture[str]):
         "--quiet",
     ):
         assert flag in text
+    for usage in (
+        "unauthorized(count=1)",
+        "csrf_reject(count=1)",
+        "hold_connects(seconds, count=1)",
+    ):
+        assert usage in text
+    for endpoint in ("/_simulator/rotate-csrf", "/_simulator/users"):
+        assert endpoint in text
     for record in DEFAULT_RECORDS:
         assert re.search(
             rf"^\s+{record.record_handle}\s+{record.application_id}\s+{record.campaign_name}\s+"
@@ -144,6 +186,10 @@ def test_help_lists_records_and_defaults(capsys: pytest.CaptureFixture[str]):
         ["--fault", "explode"],
         ["--fault", "drop_notifications:which=neither"],
         ["--fault", "delay_notifications:seconds"],
+        ["--fault", "hold_connects"],
+        ["--fault", "hold_connects:seconds=0"],
+        ["--fault", "unauthorized:count=0"],
+        ["--fault", "csrf_reject:status=403"],
         ["--user", "nopassword"],
         ["--port", "99999"],
         ["--records", "/nonexistent/records.json"],
@@ -170,8 +216,16 @@ def test_parse_fault_spec():
         "ocs_error",
         {"number": 7, "message": "Record locked"},
     )
+    assert parse_fault_spec("unauthorized:count=2") == ("unauthorized", {"count": 2})
+    assert parse_fault_spec("csrf_reject") == ("csrf_reject", {})
+    assert parse_fault_spec("hold_connects:seconds=45,count=none") == (
+        "hold_connects",
+        {"seconds": 45, "count": None},
+    )
     with pytest.raises(ValueError, match="unknown fault"):
         parse_fault_spec("clear_everything")
+    with pytest.raises(ValueError, match="unknown fault"):
+        parse_fault_spec("rotate_csrf_tokens")  # an admin action, not a fault
 
 
 def test_busy_port_exits_1(capsys: pytest.CaptureFixture[str]):

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gws_outbound_plugin.simulator import Faults, GWSSimulator
-from tests.simulator.sim_helpers import GWS
+from tests.simulator.sim_helpers import GWS, USERS, Bayeux, events
 
 pytestmark = pytest.mark.anyio
 
@@ -153,6 +153,148 @@ async def test_expire_session(sim: GWSSimulator, gws: GWS):
     assert (await gws.cancel(11)).json() == OK
 
 
+async def test_unauthorized(sim: GWSSimulator, gws: GWS):
+    sim.faults.unauthorized(count=2)
+    for _ in range(2):
+        response = await gws.cancel(11)
+        assert response.status_code == 401
+        assert response.json() == {
+            "statusCode": 20,
+            "statusMessage": "User not authenticated; resend credentials",
+        }
+        assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert not sim.records[11].cancelled
+    assert sim.faults.active == ()
+    # Unprocessed, and the session was left alone: the same cookie and token work on.
+    assert sim.session_count == 1
+    assert (await gws.cancel(11)).json() == OK
+    assert [r.status for r in sim.cancels] == [401, 401, 200]
+    assert sim.cancels[0].had_csrf_token
+
+
+async def test_csrf_reject_keeps_the_session_and_its_token(sim: GWSSimulator, gws: GWS):
+    sim.faults.csrf_reject()
+    response = await gws.cancel(11)
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == "Missing or invalid Csrf token"
+    assert not sim.records[11].cancelled
+    # Unlike expire_session, the token sent is still the right one.
+    assert (await gws.cancel(11)).json() == OK
+    assert [r.status for r in sim.cancels] == [403, 200]
+
+
+async def test_csrf_reject_also_with_csrf_off(new_http):
+    async with GWSSimulator(users=USERS, csrf=False) as sim:
+        http = await new_http(base_url=sim.base_url)
+        gws = GWS(sim, http, "agent1")
+        assert (await http.get("/api/v2/me", auth=("agent1", "secret"))).status_code == 200
+        sim.faults.csrf_reject()
+        response = await gws.cancel(11)
+        assert (response.status_code, response.text) == (403, "Missing or invalid Csrf token")
+        assert (await gws.cancel(11)).json() == OK
+
+
+async def test_refusals_answer_in_arming_order(sim: GWSSimulator, gws: GWS):
+    sim.faults.csrf_reject()
+    sim.faults.http_error(503)
+    sim.faults.unauthorized()
+    sim.faults.http_error(500)
+    statuses = [(await gws.cancel(11)).status_code for _ in range(5)]
+    assert statuses == [403, 503, 401, 500, 200]
+
+
+async def test_reset_connection_comes_before_a_refusal(sim: GWSSimulator, gws: GWS):
+    sim.faults.unauthorized()
+    sim.faults.reset_connection()
+    with pytest.raises(httpx.RemoteProtocolError):
+        await gws.cancel(11)
+    assert sim.faults.active == ("unauthorized(): 1 left",)
+    assert (await gws.cancel(11)).status_code == 401
+
+
+async def test_refusal_with_slow_answer(sim: GWSSimulator, gws: GWS):
+    sim.faults.slow_answer(0.3)
+    sim.faults.unauthorized()
+    started = time.monotonic()
+    response = await gws.cancel(11)
+    assert response.status_code == 401
+    assert time.monotonic() - started >= 0.25
+
+
+async def _timed_connect(bayeux: Bayeux, **connect: int) -> tuple[float, list]:
+    """(seconds the connect took, its replies)."""
+    started = time.monotonic()
+    replies = await bayeux.connect(**connect)
+    return time.monotonic() - started, replies
+
+
+async def test_hold_connects_outlasts_the_advice(new_http):
+    async with GWSSimulator(users=USERS, connect_timeout=0.3) as sim:
+        bayeux = Bayeux(await new_http(base_url=sim.base_url))
+        sim.faults.hold_connects(1.0)
+        await bayeux.ready("/v2/me/outbound")
+        # The first connect after the handshake is answered at once and does not count.
+        assert sim.faults.active == ("hold_connects(seconds=1): 1 left",)
+        elapsed, [reply] = await _timed_connect(bayeux)
+        assert elapsed >= 0.9
+        assert reply["successful"] is True
+        # The advice still says connect_timeout: a client trusting it gives up too early.
+        assert reply["advice"] == {"reconnect": "retry", "interval": 0, "timeout": 300}
+        assert sim.faults.active == ()
+        elapsed, _ = await _timed_connect(bayeux)
+        assert 0.25 <= elapsed < 0.9  # count=1: the next hold is connect_timeout again
+
+
+async def test_hold_connects_overrides_the_clients_advice_timeout(
+    sim: GWSSimulator, bayeux: Bayeux
+):
+    await bayeux.ready("/v2/me/outbound")
+    sim.faults.hold_connects(0.5, count=None)
+    elapsed, [reply] = await _timed_connect(bayeux, timeout_ms=0)
+    assert elapsed >= 0.45  # without the fault: answered at once
+    assert reply["advice"]["timeout"] == 2000
+    assert sim.faults.active == ("hold_connects(seconds=0.5): until cleared",)
+
+
+async def test_hold_connects_makes_a_client_request_time_out(new_http):
+    async with GWSSimulator(users=USERS, connect_timeout=0.2) as sim:
+        bayeux = Bayeux(await new_http(base_url=sim.base_url))
+        await bayeux.ready("/v2/me/outbound")
+        sim.faults.hold_connects(2.0)
+        advised = 0.2 * 1.2  # what a CometD client waits for a connect it was advised
+        with pytest.raises(httpx.ReadTimeout):
+            await bayeux.http.post(
+                "/api/v2/notifications",
+                json=[bayeux.message("/meta/connect", connectionType="long-polling")],
+                timeout=advised,
+            )
+        assert sim.cometd_client_count == 1  # still polling, as far as the server knows
+
+
+async def test_a_publish_still_ends_a_faulty_hold(sim: GWSSimulator, gws: GWS, bayeux: Bayeux):
+    await bayeux.ready("/v2/me/outbound", "/me/internal")
+    sim.faults.hold_connects(10.0)
+    result: list[list[dict]] = []
+
+    async def poll() -> None:
+        result.append(await bayeux.connect())
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as group:
+        group.start_soon(poll)
+        with anyio.fail_after(5):
+            while not any(
+                r.status == 0 and "/meta/connect" in r.bayeux_channels for r in sim.requests
+            ):
+                await anyio.sleep(0.01)
+        assert (await gws.cancel(11)).json() == OK
+    assert time.monotonic() - started < 5
+    assert sim.faults.active == ()  # the hold was the fault's, ended by the publish
+    [replies] = result
+    assert [e["channel"] for e in events(replies)] == ["/v2/me/outbound", "/me/internal"]
+
+
 async def test_hold_and_release_notifications(sim: GWSSimulator, gws: GWS):
     sim.faults.hold_notifications()
     for handle in (11, 14, 16):
@@ -202,6 +344,31 @@ async def test_clear_releases_held_outcomes(sim: GWSSimulator, gws: GWS):
     assert not sim.faults.holding
 
 
+async def test_armed_faults_and_holding_survive_a_restart(sim: GWSSimulator, gws: GWS):
+    sim.faults.hold_notifications()
+    sim.faults.unauthorized()
+    sim.faults.hold_connects(1.0)
+    assert (await gws.cancel(11)).status_code == 401
+    assert (await gws.cancel(11)).json() == OK
+    assert sim.faults.held_count == 1
+    await sim.restart()
+    # The parked outcome is lost with the server's memory; holding and the rules are not.
+    assert sim.faults.holding
+    assert sim.faults.held_count == 0
+    assert sim.faults.active == (
+        "hold_connects(seconds=1): 1 left",
+        "hold_notifications(): 0 held",
+    )
+    await gws.login()
+    assert (await gws.cancel(14)).json() == OK
+    assert sim.faults.held_count == 1
+    await _settle()
+    assert sim.published == []
+    sim.faults.release_notifications()
+    await sim.wait_for_published(2)
+    assert [m.data["record"]["recordHandle"] for m in sim.published[::2]] == [14]
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs"),
     [
@@ -217,6 +384,12 @@ async def test_clear_releases_held_outcomes(sim: GWSSimulator, gws: GWS):
         ("status_code", {"code": 4, "message": ""}),
         ("http_error", {"status": 404}),
         ("slow_answer", {"seconds": "1"}),
+        ("unauthorized", {"count": 0}),
+        ("csrf_reject", {"count": 1.5}),
+        ("hold_connects", {"seconds": 0}),
+        ("hold_connects", {"seconds": -1}),
+        ("hold_connects", {"seconds": float("inf")}),
+        ("hold_connects", {"seconds": 1, "count": -2}),
     ],
 )
 def test_invalid_fault_arguments(name: str, kwargs: dict):
@@ -242,8 +415,37 @@ async def test_admin_faults_endpoint(sim: GWSSimulator, gws: GWS, http: httpx.As
 
 
 @pytest.mark.parametrize(
+    ("body", "active"),
+    [
+        ({"fault": "unauthorized", "count": 2}, ["unauthorized(): 2 left"]),
+        ({"fault": "csrf_reject"}, ["csrf_reject(): 1 left"]),
+        (
+            {"fault": "hold_connects", "seconds": 2.5, "count": None},
+            ["hold_connects(seconds=2.5): until cleared"],
+        ),
+    ],
+)
+async def test_admin_faults_endpoint_arms_the_new_faults(
+    sim: GWSSimulator, http: httpx.AsyncClient, body: dict, active: list[str]
+):
+    response = await http.post("/_simulator/faults", json=body)
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "active": active}
+    assert list(sim.faults.active) == active
+
+
+async def test_admin_armed_unauthorized_answers(gws: GWS, http: httpx.AsyncClient):
+    await http.post("/_simulator/faults", json={"fault": "unauthorized"})
+    assert (await gws.cancel(11)).status_code == 401
+    assert (await gws.cancel(11)).json() == OK
+
+
+@pytest.mark.parametrize(
     "body",
     [
+        {"fault": "hold_connects"},
+        {"fault": "hold_connects", "seconds": 0},
+        {"fault": "unauthorized", "status": 401},
         {"fault": "explode"},
         {"fault": "drop_notifications", "bogus": 1},
         {"fault": "drop_notifications", "which": "neither"},
@@ -299,5 +501,9 @@ async def test_admin_endpoint_refuses_non_loopback_clients(new_http):
         assert response.status_code == 403
         assert sim.faults.active == ()
         assert (await remote.get("/_simulator/stats")).status_code == 403
+        assert (await remote.post("/_simulator/rotate-csrf")).status_code == 403
+        users = await remote.post("/_simulator/users", json={"user": "agent1", "password": "x"})
+        assert users.status_code == 403
+        assert (await remote.get("/api/v2/me", auth=("agent1", "secret"))).status_code == 200
         local = await new_http(base_url=f"http://127.0.0.1:{sim.port}")
         assert (await local.get("/_simulator/stats")).status_code == 200
