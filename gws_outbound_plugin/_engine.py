@@ -174,6 +174,17 @@ def _chain(value: object) -> ChainAttribute | None:
         return None
 
 
+#: RecordCancelAck field, OutboundRecordMessage ``record`` key, ``userData`` key, converter.
+_ACK_FIELDS: Final[tuple[tuple[str, str | None, str, Callable[[object], Any]], ...]] = (
+    ("record_handle", "recordHandle", "GSW_RECORD_HANDLE", _int),
+    ("application_id", "applicationId", "GSW_APPLICATION_ID", _int),
+    ("campaign_name", "campaignName", "GSW_CAMPAIGN_NAME", _str),
+    ("calling_list", "callingList", "GSW_CALLING_LIST", _str),
+    ("phone_number", None, "GSW_PHONE", _str),
+    ("chain_attribute", None, "GSW_CHAIN_ATTR", _chain),
+)
+
+
 def _merge_ack(
     request: CancelRequest | None,
     outbound: Mapping[str, Any] | None,
@@ -189,54 +200,24 @@ def _merge_ack(
     if device_id is None and request is not None:
         device_id = request.device_id
 
-    def pick(record_value: object, data_value: object, request_value: Any) -> Any:
-        for value in (record_value, data_value):
-            if value is not None:
-                return value
-        return request_value
-
     reference = _str(outbound.get("referenceId")) if outbound is not None else None
     if reference is None:
         gsw_ref = data.get("GSW_REFERENCE_ID")
         reference = str(gsw_ref) if isinstance(gsw_ref, str | int) and gsw_ref != "" else None
+    if reference is None and request is not None:
+        reference = request.reference_id
+    # Each field from the OutboundRecordMessage's record, else the user event, else our request.
+    fields: dict[str, Any] = {}
+    for name, record_key, data_key, convert in _ACK_FIELDS:
+        value = record.get(record_key) if record_key is not None else None
+        if value is None:
+            value = data.get(data_key)
+        if value is None and request is not None:
+            value = getattr(request, name)
+        fields[name] = convert(value)
     return RecordCancelAck(
-        reference_id=reference
-        if reference is not None
-        else (request.reference_id if request else None),
-        record_handle=_int(
-            pick(
-                record.get("recordHandle"),
-                data.get("GSW_RECORD_HANDLE"),
-                request.record_handle if request else None,
-            )
-        ),
-        application_id=_int(
-            pick(
-                record.get("applicationId"),
-                data.get("GSW_APPLICATION_ID"),
-                request.application_id if request else None,
-            )
-        ),
-        campaign_name=_str(
-            pick(
-                record.get("campaignName"),
-                data.get("GSW_CAMPAIGN_NAME"),
-                request.campaign_name if request else None,
-            )
-        ),
-        calling_list=_str(
-            pick(
-                record.get("callingList"),
-                data.get("GSW_CALLING_LIST"),
-                request.calling_list if request else None,
-            )
-        ),
-        phone_number=_str(
-            pick(None, data.get("GSW_PHONE"), request.phone_number if request else None)
-        ),
-        chain_attribute=_chain(
-            pick(None, data.get("GSW_CHAIN_ATTR"), request.chain_attribute if request else None)
-        ),
+        reference_id=reference,
+        **fields,
         device_id=device_id,
         request=request,
         user_data=data if isinstance(data, MappingProxyType) else MappingProxyType(dict(data)),
