@@ -17,29 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ._faults import Faults
+from ._faults import ARMABLE_FAULTS, Faults
 from ._recording import RecordedRequest
 from ._records import DEFAULT_RECORDS, SeedRecord, load_records
 from ._server import DEFAULT_USERS, GWSSimulator
 
 __all__ = ["main", "parse_fault_spec"]
 
-_FAULTS = (
-    "delay_notifications",
-    "drop_notifications",
-    "duplicate_notifications",
-    "reverse_notifications",
-    "ocs_error",
-    "status_code",
-    "http_error",
-    "slow_answer",
-    "reset_connection",
-    "expire_session",
-    "unauthorized",
-    "csrf_reject",
-    "hold_connects",
-    "hold_notifications",
-)
+_FAULTS = ARMABLE_FAULTS
 
 
 def records_table(records: Sequence[SeedRecord]) -> str:

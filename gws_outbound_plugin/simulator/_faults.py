@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-__all__ = ["Faults"]
+__all__ = ["ADMIN_FAULTS", "ARMABLE_FAULTS", "Faults"]
 
 DropWhich = Literal["both", "outbound", "user_event"]
 _DROP_CHOICES: tuple[str, ...] = ("both", "outbound", "user_event")
@@ -439,3 +439,24 @@ def _seconds(name: str, value: float) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return seconds
+
+
+#: Faults that can be armed from the command line (``--fault NAME:...``), in help order.
+ARMABLE_FAULTS: tuple[str, ...] = (
+    "delay_notifications",
+    "drop_notifications",
+    "duplicate_notifications",
+    "reverse_notifications",
+    "ocs_error",
+    "status_code",
+    "http_error",
+    "slow_answer",
+    "reset_connection",
+    "expire_session",
+    "unauthorized",
+    "csrf_reject",
+    "hold_connects",
+    "hold_notifications",
+)
+#: Everything ``POST /_simulator/faults`` accepts: the armable faults and their controls.
+ADMIN_FAULTS: frozenset[str] = frozenset((*ARMABLE_FAULTS, "release_notifications", "clear"))

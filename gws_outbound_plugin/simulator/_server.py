@@ -36,7 +36,7 @@ import structlog
 from aiohttp import web
 
 from ._bayeux import DEFAULT_MAX_QUEUE, BayeuxServer, ServerStopping
-from ._faults import CSRFReject, Faults, Refusal, Unauthorized
+from ._faults import ADMIN_FAULTS, CSRFReject, Faults, Refusal, Unauthorized
 from ._outbound import (
     OUTBOUND_CHANNEL,
     USER_EVENT_CHANNEL,
@@ -81,26 +81,7 @@ _USER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:gws-outbound-plugin:simula
 _ENVIRONMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:gws-outbound-plugin:simulator:env"))
 _READY_STATE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:gws-outbound-plugin:simulator:ready"))
 
-_FAULT_NAMES = frozenset(
-    {
-        "delay_notifications",
-        "drop_notifications",
-        "duplicate_notifications",
-        "reverse_notifications",
-        "ocs_error",
-        "status_code",
-        "http_error",
-        "slow_answer",
-        "reset_connection",
-        "expire_session",
-        "unauthorized",
-        "csrf_reject",
-        "hold_connects",
-        "hold_notifications",
-        "release_notifications",
-        "clear",
-    }
-)
+_FAULT_NAMES = ADMIN_FAULTS
 
 _STATUS_MESSAGES: Mapping[int, str] = {
     1: "A required parameter is missing",
