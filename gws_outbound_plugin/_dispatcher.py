@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import time
+import weakref
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from types import CoroutineType
 from typing import Any, Final
 
@@ -13,9 +16,97 @@ import anyio
 import pluggy
 import structlog
 
-__all__ = ["DISPATCHED_HOOKS", "HookDispatcher"]
+__all__ = [
+    "DISPATCHED_HOOKS",
+    "HookDispatcher",
+    "HookFailure",
+    "report_hook_failure",
+    "safe_log",
+    "watch_hook_failures",
+]
 
 logger = structlog.get_logger(__name__)
+
+
+def safe_log(method: Callable[..., Any], event: str, **fields: Any) -> None:
+    """Log without letting a broken log pipeline (a host's processor that raises) through.
+
+    The engine decides outcomes and then logs them; a log call must never be able to take an
+    outcome that was already decided away from the host.
+    """
+    with contextlib.suppress(Exception):  # a host's log pipeline is not ours to crash on
+        method(event, **fields)
+
+
+@dataclass(frozen=True, slots=True)
+class HookFailure:
+    """One hook implementation call that raised or timed out (see :func:`watch_hook_failures`)."""
+
+    plugin: str | None
+    hook: str
+    error: str
+    """``ExceptionType: message`` (at most 300 characters), or a description of the timeout."""
+    timed_out: bool = False
+
+    def describe(self) -> str:
+        what = "timed out" if self.timed_out else "raised"
+        return f"plugin {self.plugin!r} {what} in {self.hook}: {self.error}"
+
+
+_Watcher = Callable[[HookFailure], None]
+_WATCHERS: weakref.WeakKeyDictionary[pluggy.PluginManager, list[_Watcher]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def watch_hook_failures(pm: pluggy.PluginManager, callback: _Watcher) -> Callable[[], None]:
+    """Call ``callback(failure)`` for every hook implementation call on ``pm`` that raised or
+    timed out (the dispatched hooks and the observers of the host-fired hooks). Returns a
+    function that stops watching. Used by the testing kit to fail the test that caused it."""
+    watchers = _WATCHERS.setdefault(pm, [])
+    watchers.append(callback)
+
+    def unwatch() -> None:
+        if callback in watchers:
+            watchers.remove(callback)
+
+    return unwatch
+
+
+def report_hook_failure(
+    pm: pluggy.PluginManager,
+    plugin: str | None,
+    hook: str,
+    error: BaseException | None,
+    *,
+    timed_out: bool = False,
+    timeout: float | None = None,
+) -> None:
+    """Log a failed hook implementation call and tell the watchers of ``pm``. Never raises."""
+    if timed_out:
+        text = (
+            f"no answer within hook_timeout ({timeout:g}s)" if timeout is not None else "timed out"
+        )
+        safe_log(logger.error, "plugin_hook_timed_out", plugin=plugin, hook=hook, timeout=timeout)
+    else:
+        text = f"{type(error).__name__}: {error}"[:300] if error is not None else "failed"
+        if error is not None:
+            safe_log(
+                logger.error,
+                "plugin_hook_failed",
+                plugin=plugin,
+                hook=hook,
+                exc_info=(type(error), error, error.__traceback__),
+            )
+        else:
+            safe_log(logger.error, "plugin_hook_failed", plugin=plugin, hook=hook)
+    failure = HookFailure(plugin=plugin, hook=hook, error=text, timed_out=timed_out)
+    for watcher in list(_WATCHERS.get(pm, ())):
+        try:
+            watcher(failure)
+        except Exception:  # a watcher's bug must not reach the dispatcher
+            safe_log(logger.exception, "hook_failure_watcher_failed")
+
 
 #: The hooks the dispatcher fires (``on_cancel_requested`` is fired by the host).
 DISPATCHED_HOOKS: Final = ("on_record_cancel_acknowledged", "on_cancel_failed", "on_user_event")
@@ -105,8 +196,8 @@ class HookDispatcher:
                     awaitable = self._call_plain(hook_name, impl, kwargs)
                     if awaitable is not None:
                         await self._bounded(hook_name, impl, awaitable)
-                except Exception:  # a plugin's bug must not reach the others
-                    logger.exception("plugin_hook_failed", plugin=impl.plugin_name, hook=hook_name)
+                except Exception as error:  # a plugin's bug must not reach the others
+                    report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
             return
         start = 0
         while start < len(calls):
@@ -121,7 +212,8 @@ class HookDispatcher:
         if result is not None and inspect.isawaitable(result):
             return result
         if elapsed > self._slow_hook_warning:
-            logger.warning(
+            safe_log(
+                logger.warning,
                 "plugin_hook_blocked_loop",
                 plugin=impl.plugin_name,
                 hook=hook_name,
@@ -174,8 +266,8 @@ class HookDispatcher:
                                     await _Resume(steps, first)
                                 finally:
                                     scope.deadline = math.inf
-                except Exception:  # a plugin's bug must not reach the others
-                    logger.exception("plugin_hook_failed", plugin=impl.plugin_name, hook=hook_name)
+                except Exception as error:  # a plugin's bug must not reach the others
+                    report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
                 index += 1
                 if scope.cancel_called:
                     return index
@@ -183,11 +275,8 @@ class HookDispatcher:
         # Only reached when the scope caught its own cancellation: calls[index] timed out.
         # (Anyone else's cancellation passes through, as it must.)
         impl = calls[index][0]
-        logger.error(
-            "plugin_hook_timed_out",
-            plugin=impl.plugin_name,
-            hook=hook_name,
-            timeout=self._hook_timeout,
+        report_hook_failure(
+            self._pm, impl.plugin_name, hook_name, None, timed_out=True, timeout=self._hook_timeout
         )
         return index + 1
 
@@ -195,9 +284,11 @@ class HookDispatcher:
         with anyio.move_on_after(self._hook_timeout) as scope:
             await awaitable
         if scope.cancelled_caught:
-            logger.error(
-                "plugin_hook_timed_out",
-                plugin=impl.plugin_name,
-                hook=hook_name,
+            report_hook_failure(
+                self._pm,
+                impl.plugin_name,
+                hook_name,
+                None,
+                timed_out=True,
                 timeout=self._hook_timeout,
             )

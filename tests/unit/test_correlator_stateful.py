@@ -1,0 +1,512 @@
+"""The correlator against a simple model: random interleavings of everything that can happen.
+
+Requests are accepted (reference ids drawn from a small pool, so they collide), sent or not,
+answered by GWS in every way; CometD messages arrive for them, duplicated, reordered, dropped,
+for requests that were never sent, for nobody; timers fire in any order; the CometD session is
+lost and restored; the plugin shuts down. After every step:
+
+* no request has more than one outcome, and after shutdown every accepted one has exactly one;
+* a request is acknowledged only if it was sent and a message that answers it arrived after
+  it was sent (a message never resolves a request other than the one it belongs to);
+* the correlator's indexes stay within their limits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from gws_outbound_plugin._correlator import (
+    Acknowledged,
+    CancelTimer,
+    Correlator,
+    Failed,
+    Foreign,
+    Limits,
+    PostResult,
+    Resolved,
+    Send,
+    StartTimer,
+)
+from gws_outbound_plugin._models import FailureReason
+from gws_outbound_plugin._spec import (
+    CANCEL_RECORD,
+    GET_CHAINED_RECORD,
+    GET_PREVIEW_RECORD,
+    REJECT_RECORD,
+    START_PREVIEW_SESSION,
+    CorrelationKey,
+    OperationSpec,
+    Target,
+    campaign_key,
+    record_key,
+)
+
+APP = 134
+CAMPAIGN = "Campaign1"
+SPECS = (CANCEL_RECORD, REJECT_RECORD, GET_CHAINED_RECORD, GET_PREVIEW_RECORD, START_PREVIEW_SESSION)
+LIMITS = Limits(
+    ack_timeout=1.0,
+    merge_window=0.25,
+    recent_limit=6,
+    fingerprint_limit=8,
+    foreign_limit=3,
+    deadline=30.0,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeRequest:
+    """The Operation protocol, as small as it gets."""
+
+    spec: OperationSpec
+    reference_id: str
+    handle: int
+
+    @property
+    def correlation_key(self) -> CorrelationKey | None:
+        if self.spec.target is Target.CAMPAIGN:
+            return campaign_key(APP, CAMPAIGN)
+        return record_key(self.handle, APP, CAMPAIGN)
+
+    def gws_path(self) -> str:
+        return f"/me/outbound-records/{self.handle}"
+
+    def to_gws_body(self) -> dict[str, Any]:
+        return {"operationName": self.spec.name, "referenceId": self.reference_id}
+
+
+@dataclasses.dataclass
+class Model:
+    request: FakeRequest
+    sent: bool = False
+    answered_after_send: bool = False
+    outcomes: list[Any] = dataclasses.field(default_factory=list)
+
+
+_stamp = itertools.count()
+
+
+def outbound(
+    request: FakeRequest, notification: str, *, reference: str | None = None
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "messageType": request.spec.message_type,
+        "notificationType": notification,
+        "referenceId": reference if reference is not None else request.reference_id,
+    }
+    if request.spec.target is Target.CAMPAIGN:
+        data["campaign"] = {"name": CAMPAIGN, "applicationId": APP}
+    else:
+        data["record"] = {"recordHandle": request.handle, "applicationId": APP, "campaignName": CAMPAIGN}
+    return {"channel": "/v2/me/outbound", "data": data}
+
+
+def user_event(
+    request: FakeRequest,
+    name: str,
+    *,
+    with_reference: bool,
+    error: bool = False,
+    unique: bool = False,
+) -> dict[str, Any]:
+    user_data: dict[str, Any] = {
+        "GSW_USER_EVENT": name,
+        "GSW_APPLICATION_ID": APP,
+        "GSW_CAMPAIGN_NAME": CAMPAIGN,
+    }
+    if request.spec.target is not Target.CAMPAIGN:
+        user_data["GSW_RECORD_HANDLE"] = request.handle
+    if with_reference:
+        user_data["GSW_REFERENCE_ID"] = request.reference_id
+    if error:
+        user_data["GSW_ERROR"] = "Record not found"
+        user_data["GSW_ERROR_NUMBER"] = 101
+    data: dict[str, Any] = {"messageType": "DeviceUserEventMessage", "userData": user_data}
+    if unique:  # a distinct copy (another fingerprint), as a re-publication would be
+        data["metrics"] = {"eventProcessing": {"serverGenerationTimestamp": next(_stamp)}}
+    return {"channel": "/me/internal", "data": data}
+
+
+class CorrelatorMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.correlator = Correlator(LIMITS)
+        self.models: dict[int, Model] = {}
+        self.timers: set[tuple[Any, ...]] = set()
+        self.sent_messages: list[dict[str, Any]] = []
+        self.closed = False
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def apply(self, effects: list[Any]) -> None:
+        for effect in effects:
+            if isinstance(effect, StartTimer):
+                self.timers.add(effect.timer)
+            elif isinstance(effect, CancelTimer):
+                self.timers.discard(effect.timer)
+            elif isinstance(effect, Resolved):
+                model = self.models[effect.token]
+                assert not model.outcomes, f"second outcome for {effect.token}: {effect.outcome}"
+                model.outcomes.append(effect.outcome)
+                if isinstance(effect.outcome, Acknowledged):
+                    assert model.sent, "acknowledged a request that was never sent"
+                    assert model.answered_after_send, "acknowledged without an answer of its own"
+                    data = effect.outcome.outbound
+                    if data is not None:
+                        assert data.get("referenceId") == model.request.reference_id
+                    for part in effect.outcome.parts:
+                        assert part.get("referenceId") == model.request.reference_id
+            elif isinstance(effect, Send):
+                assert effect.token in self.models
+            elif isinstance(effect, Foreign):
+                pass
+
+    def pending(self) -> list[int]:
+        return [t for t, m in self.models.items() if not m.outcomes]
+
+    def deliver(self, message: dict[str, Any], *, answers: FakeRequest | None = None) -> None:
+        # Which pending sent requests this message can answer (the model's "belongs to").
+        data = message["data"]
+        for model in self.models.values():
+            if model.outcomes or not model.sent:
+                continue
+            request = model.request
+            reference = data.get("referenceId") or data.get("userData", {}).get(
+                "GSW_REFERENCE_ID"
+            )
+            if reference is not None:
+                if reference == request.reference_id:
+                    model.answered_after_send = True
+            elif answers is not None and answers.spec is request.spec:
+                if answers.correlation_key == request.correlation_key:
+                    model.answered_after_send = True
+        self.sent_messages.append(message)
+        self.apply(self.correlator.message(message))
+
+    # -- rules -----------------------------------------------------------------------------------
+
+    @initialize()
+    def start(self) -> None:
+        self.correlator = Correlator(LIMITS)
+
+    @rule(
+        spec=st.sampled_from(SPECS),
+        reference=st.sampled_from(["r1", "r2", "r3", "r4", "r5"]),
+        handle=st.integers(1, 3),
+    )
+    def accept(self, spec: OperationSpec, reference: str, handle: int) -> None:
+        request = FakeRequest(spec, reference, handle)
+        token, effects = self.correlator.accept(request)
+        self.models[token] = Model(request)
+        self.apply(effects)
+        outcome = self.models[token].outcomes
+        duplicate = any(
+            m.request.reference_id == reference and not m.outcomes
+            for t, m in self.models.items()
+            if t != token
+        )
+        if duplicate or self.closed:
+            assert outcome and isinstance(outcome[0], Failed)
+
+    @precondition(lambda self: self.pending())
+    @rule(data=st.data())
+    def send(self, data: st.DataObject) -> None:
+        token = data.draw(st.sampled_from(self.pending()))
+        model = self.models[token]
+        expected = not model.sent
+        assert self.correlator.sending(token) is expected
+        model.sent = True
+
+    @precondition(lambda self: any(m.sent for m in self.models.values()))
+    @rule(
+        data=st.data(),
+        result=st.sampled_from(list(PostResult)),
+        status=st.sampled_from([None, 1, 4]),
+    )
+    def post_answer(self, data: st.DataObject, result: PostResult, status: int | None) -> None:
+        token = data.draw(st.sampled_from([t for t, m in self.models.items() if m.sent]))
+        self.apply(self.correlator.posted(token, result, status_code=status, message="x"))
+
+    @precondition(lambda self: self.models)
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from(["ack", "event", "event_ref", "error", "part", "empty", "gws_error"]),
+        unique=st.booleans(),
+    )
+    def answer(self, data: st.DataObject, kind: str, unique: bool) -> None:
+        """A message for some request (sent or not, pending or not)."""
+        token = data.draw(st.sampled_from(sorted(self.models)))
+        request = self.models[token].request
+        spec = request.spec
+        if kind == "ack":
+            self.deliver(outbound(request, spec.acknowledgement), answers=request)
+        elif kind in ("event", "event_ref"):
+            message = user_event(
+                request, spec.acknowledgement, with_reference=kind == "event_ref", unique=unique
+            )
+            self.deliver(message, answers=request)
+        elif kind == "error":
+            message = user_event(request, spec.acknowledgement, with_reference=unique, error=True)
+            self.deliver(message, answers=request)
+        elif kind == "part" and spec.part is not None:
+            self.deliver(outbound(request, spec.part), answers=None)
+        elif kind == "empty" and spec.empty:
+            self.deliver(outbound(request, sorted(spec.empty)[0]), answers=request)
+        elif kind == "gws_error":
+            message = {
+                "channel": "/v2/me/outbound",
+                "data": {
+                    "messageType": "ErrorMessage",
+                    "referenceId": request.reference_id,
+                    "errorCode": 4,
+                    "errorMessage": "failed",
+                },
+            }
+            self.deliver(message, answers=request)
+
+    @precondition(lambda self: self.sent_messages)
+    @rule(data=st.data())
+    def repeat(self, data: st.DataObject) -> None:
+        """An exact copy of an earlier message (duplicated or reordered delivery)."""
+        message = data.draw(st.sampled_from(self.sent_messages))
+        self.apply(self.correlator.message(message))
+
+    @rule(
+        spec=st.sampled_from(SPECS),
+        handle=st.integers(1, 5),
+        with_reference=st.booleans(),
+        unique=st.booleans(),
+    )
+    def foreign(self, spec: OperationSpec, handle: int, with_reference: bool, unique: bool) -> None:
+        """Another client's acknowledgement (a reference id we never use)."""
+        request = FakeRequest(spec, "someone-else", handle)
+        if with_reference:
+            self.apply(self.correlator.message(outbound(request, spec.acknowledgement)))
+        else:
+            message = user_event(request, spec.acknowledgement, with_reference=False, unique=unique)
+            # Without a reference it is indistinguishable from ours: the model allows it to
+            # answer a sent request of ours with that key.
+            self.deliver(message, answers=request)
+
+    @rule(junk=st.sampled_from([None, 1, {"data": 3}, {"data": {"messageType": "X"}}, {}]))
+    def garbage(self, junk: object) -> None:
+        self.apply(self.correlator.message(junk))
+
+    @rule(
+        name=st.sampled_from(["RecordCancel", "ScheduledCall", "CampaignStarted"]),
+        handle=st.integers(1, 3),
+    )
+    def unsolicited(self, name: str, handle: int) -> None:
+        request = FakeRequest(CANCEL_RECORD, "x", handle)
+        self.apply(self.correlator.message(user_event(request, name, with_reference=False)))
+
+    @precondition(lambda self: self.timers)
+    @rule(data=st.data())
+    def timer(self, data: st.DataObject) -> None:
+        timer = data.draw(st.sampled_from(sorted(self.timers, key=repr)))
+        self.timers.discard(timer)
+        self.apply(self.correlator.timer_expired(timer))
+
+    @rule()
+    def session_lost(self) -> None:
+        self.apply(self.correlator.session_lost())
+
+    @rule()
+    def session_restored(self) -> None:
+        self.apply(self.correlator.session_restored())
+
+    @rule()
+    def shutdown(self) -> None:
+        self.closed = True
+        self.apply(self.correlator.shutdown())
+        assert not self.pending()
+
+    # -- invariants --------------------------------------------------------------------------------
+
+    @invariant()
+    def bounded(self) -> None:
+        sizes = self.correlator.state_sizes()
+        assert sizes["entries"] == len(self.pending())
+        assert sizes["by_reference"] <= sizes["entries"]
+        assert sizes["by_key"] <= sizes["entries"]
+        assert sizes["recent"] <= LIMITS.recent_limit
+        assert sizes["late_keys"] <= LIMITS.recent_limit
+        assert sizes["fingerprints"] <= LIMITS.fingerprint_limit
+        assert sizes["foreign"] <= LIMITS.foreign_limit
+
+    @invariant()
+    def at_most_one_outcome(self) -> None:
+        for model in self.models.values():
+            assert len(model.outcomes) <= 1
+
+    def teardown(self) -> None:
+        self.apply(self.correlator.shutdown())
+        for token, model in self.models.items():
+            assert len(model.outcomes) == 1, f"request {token} has {len(model.outcomes)} outcomes"
+
+
+CorrelatorMachine.TestCase.settings = settings(
+    max_examples=2000,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestCorrelator = CorrelatorMachine.TestCase
+
+
+# -- the reproductions of the issue, at the correlator's level ------------------------------------
+
+
+def _ack_user_event(request: FakeRequest) -> Mapping[str, Any]:
+    return user_event(request, request.spec.acknowledgement, with_reference=False)
+
+
+def test_a_queued_request_is_never_matched_by_a_user_event() -> None:
+    """Issue 10, reproduction 4: another desktop's user event for the record a queued (not yet
+    sent) request targets must not acknowledge it."""
+    correlator = Correlator(LIMITS)
+    first = FakeRequest(CANCEL_RECORD, "a", 1)
+    second = FakeRequest(CANCEL_RECORD, "b", 2)
+    token1, _ = correlator.accept(first)
+    token2, _ = correlator.accept(second)
+    assert correlator.sending(token1)
+    effects = correlator.message(_ack_user_event(second))
+    assert not [e for e in effects if isinstance(e, Resolved)]
+    assert correlator.sending(token2)  # still to be sent
+
+
+def test_a_reused_reference_id_cannot_take_a_late_acknowledgement() -> None:
+    """Issue 10, reproduction 3: a request that timed out, then a new one with the same id."""
+    correlator = Correlator(LIMITS)
+    old = FakeRequest(CANCEL_RECORD, "same", 1)
+    token, _ = correlator.accept(old)
+    correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    (resolved, *_) = correlator.timer_expired(("ack", token))
+    assert isinstance(resolved, Resolved)
+    assert isinstance(resolved.outcome, Failed)
+    assert resolved.outcome.reason is FailureReason.TIMED_OUT
+    new_token, effects = correlator.accept(FakeRequest(CANCEL_RECORD, "same", 1))
+    (refused,) = effects
+    assert isinstance(refused, Resolved) and isinstance(refused.outcome, Failed)
+    assert refused.outcome.reason is FailureReason.REJECTED
+    assert "referenceId same" in refused.outcome.message
+    # The old request's late acknowledgement is just late.
+    late = correlator.message(outbound(old, "RecordCancelAcknowledge"))
+    assert not [e for e in late if isinstance(e, Resolved | Foreign)]
+    assert correlator.stats["late"] == 1
+
+
+def test_a_rejected_reference_id_may_be_reused() -> None:
+    """GWS did nothing with a request it refused: nothing can arrive late for it."""
+    correlator = Correlator(LIMITS)
+    token, _ = correlator.accept(FakeRequest(CANCEL_RECORD, "same", 1))
+    correlator.sending(token)
+    correlator.posted(token, PostResult.REJECTED, status_code=1, message="missing")
+    _, effects = correlator.accept(FakeRequest(CANCEL_RECORD, "same", 1))
+    assert [type(e) for e in effects[:1]] == [Send]
+
+
+def test_no_answer_waits_for_the_acknowledgement_then_reports_unknown() -> None:
+    """Issue 10, reproduction 5: a POST that may have reached GWS is never resent; its
+    acknowledgement still counts, and without one the outcome is unknown."""
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(CANCEL_RECORD, "n", 1)
+    token, _ = correlator.accept(request)
+    correlator.sending(token)
+    correlator.posted(token, PostResult.NO_ANSWER, message="read timeout")
+    (resolved, *_) = correlator.timer_expired(("ack", token))
+    assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Failed)
+    assert resolved.outcome.reason is FailureReason.OUTCOME_UNKNOWN
+
+    token, _ = correlator.accept(FakeRequest(CANCEL_RECORD, "m", 1))
+    correlator.sending(token)
+    correlator.posted(token, PostResult.NO_ANSWER, message="read timeout")
+    request = FakeRequest(CANCEL_RECORD, "m", 1)
+    correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    effects = correlator.message(_ack_user_event(request))
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
+    assert isinstance(resolved.outcome, Acknowledged)
+
+
+def test_chained_records_are_collected_until_the_end_marker() -> None:
+    correlator = Correlator(Limits(merge_window=0))
+    request = FakeRequest(GET_CHAINED_RECORD, "c", 1)
+    token, _ = correlator.accept(request)
+    correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    for handle in (1, 2, 3):
+        part = outbound(request, "ChainedRecord")
+        part["data"]["record"]["recordHandle"] = handle
+        assert not correlator.message(part)
+    effects = correlator.message(outbound(request, "ChainedRecordsDataEnd"))
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
+    assert isinstance(resolved.outcome, Acknowledged)
+    assert [p["record"]["recordHandle"] for p in resolved.outcome.parts] == [1, 2, 3]
+
+
+def test_an_error_message_with_our_reference_fails_the_request() -> None:
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(REJECT_RECORD, "e", 1)
+    token, _ = correlator.accept(request)
+    correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    message = {
+        "channel": "/v2/me/outbound",
+        "data": {
+            "messageType": "ErrorMessage",
+            "referenceId": "e",
+            "errorCode": 4,
+            "errorMessage": "Voice service is not available at this time",
+        },
+    }
+    (resolved, *_) = correlator.message(message)
+    assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Failed)
+    assert resolved.outcome.status_code == 4
+    assert "Voice service" in resolved.outcome.message
+    other = correlator.message({**message, "data": {**message["data"], "referenceId": "zz"}})
+    assert correlator.stats["unmatched_errors"] == 1
+    assert other[0].kind == "cometd_error_unmatched"  # type: ignore[union-attr]
+
+
+def test_preview_record_exhausted_is_an_empty_success() -> None:
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(GET_PREVIEW_RECORD, "p", 1)
+    token, _ = correlator.accept(request)
+    correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    message = user_event(request, "PreviewRecord", with_reference=True, error=True)
+    message["data"]["userData"]["GSW_ERROR"] = "No Records Available"
+    effects = correlator.message(message)
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
+    assert isinstance(resolved.outcome, Acknowledged) and resolved.outcome.empty
+
+
+@pytest.mark.parametrize("phase", ["queued", "sending", "awaiting"])
+def test_shutdown_resolves_everything(phase: str) -> None:
+    correlator = Correlator(LIMITS)
+    token, _ = correlator.accept(FakeRequest(CANCEL_RECORD, "s", 1))
+    if phase != "queued":
+        correlator.sending(token)
+    if phase == "awaiting":
+        correlator.posted(token, PostResult.ACCEPTED)
+    (resolved, *_) = correlator.shutdown()
+    assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Failed)
+    assert resolved.outcome.reason is FailureReason.SHUT_DOWN
+    assert correlator.pending == 0
+    _, effects = correlator.accept(FakeRequest(CANCEL_RECORD, "t", 1))
+    assert isinstance(effects[0], Resolved)
