@@ -15,13 +15,21 @@ from ._exceptions import GWSOutboundError as GWSOutboundError
 from ._exceptions import GWSStatusError as GWSStatusError
 from ._exceptions import GWSTransportError as GWSTransportError
 from ._exceptions import InvalidCancelRequest as InvalidCancelRequest
+from ._exceptions import InvalidOperationRequest as InvalidOperationRequest
 from ._exceptions import NotRunningError as NotRunningError
+from ._exceptions import OperationFailed as OperationFailed
 from ._exceptions import PluginLoadError as PluginLoadError
+from ._log import get_logger as get_logger
+from ._manager import GWSPluginManager as GWSPluginManager
 from ._manager import PluginInfo as PluginInfo
+from ._manager import PluginLoadFailure as PluginLoadFailure
+from ._manager import close_plugins as close_plugins
 from ._manager import describe_plugins as describe_plugins
 from ._manager import load_entrypoint_plugins as load_entrypoint_plugins
 from ._manager import make_plugin_manager as make_plugin_manager
+from ._manager import plugin_load_failures as plugin_load_failures
 from ._models import CancelFailure as CancelFailure
+from ._models import CancelRecordRequest as CancelRecordRequest
 from ._models import CancelRequest as CancelRequest
 from ._models import ChainAttribute as ChainAttribute
 from ._models import EventMetrics as EventMetrics
@@ -29,6 +37,32 @@ from ._models import FailureReason as FailureReason
 from ._models import RecordCancelAck as RecordCancelAck
 from ._models import UserEvent as UserEvent
 from ._models import to_jsonable as to_jsonable
+from ._operations import OPERATION_TYPES as OPERATION_TYPES
+from ._operations import AddRecordRequest as AddRecordRequest
+from ._operations import CallbackType as CallbackType
+from ._operations import CampaignStatus as CampaignStatus
+from ._operations import CampaignStatusEvent as CampaignStatusEvent
+from ._operations import CompleteRecordRequest as CompleteRecordRequest
+from ._operations import DoNotCallPhoneRequest as DoNotCallPhoneRequest
+from ._operations import DoNotCallRecordRequest as DoNotCallRecordRequest
+from ._operations import EndPreviewSessionRequest as EndPreviewSessionRequest
+from ._operations import GetChainedRecordRequest as GetChainedRecordRequest
+from ._operations import GetPreviewRecordRequest as GetPreviewRecordRequest
+from ._operations import OperationAck as OperationAck
+from ._operations import OperationFailure as OperationFailure
+from ._operations import OperationRequest as OperationRequest
+from ._operations import PhoneType as PhoneType
+from ._operations import PreviewRecordEvent as PreviewRecordEvent
+from ._operations import RecordCancelledEvent as RecordCancelledEvent
+from ._operations import RejectRecordRequest as RejectRecordRequest
+from ._operations import RescheduleRecordRequest as RescheduleRecordRequest
+from ._operations import ScheduledCallEvent as ScheduledCallEvent
+from ._operations import StartPreviewSessionRequest as StartPreviewSessionRequest
+from ._operations import UpdateRecordRequest as UpdateRecordRequest
+from ._operations import build_ack as build_ack
+from ._operations import preview_record_from_outbound as preview_record_from_outbound
+from ._operations import request_from_bus as request_from_bus
+from ._operations import unsolicited_from_user_event as unsolicited_from_user_event
 from ._plugin import CORE_PLUGIN_NAME as CORE_PLUGIN_NAME
 from ._plugin import OutboundPlugin as OutboundPlugin
 from ._redact import REDACTED as REDACTED
@@ -36,6 +70,8 @@ from ._redact import RedactingLogFilter as RedactingLogFilter
 from ._redact import SecretRedactor as SecretRedactor
 from ._redact import redact_secrets as redact_secrets
 from ._redact import redact_secrets_and_pii as redact_secrets_and_pii
+from ._retry import RetryPolicy as RetryPolicy
+from ._session import GWSNoAnswerError as GWSNoAnswerError
 from ._ticket import CancelTicket as CancelTicket
 from .hookspecs import PROJECT_NAME as PROJECT_NAME
 from .hookspecs import hookimpl as hookimpl
@@ -55,42 +91,78 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "CORE_PLUGIN_NAME",
+    "OPERATION_TYPES",
     "PROJECT_NAME",
     "REDACTED",
+    "AddRecordRequest",
+    "CallbackType",
+    "CampaignStatus",
+    "CampaignStatusEvent",
     "CancelFailed",
     "CancelFailure",
+    "CancelRecordRequest",
     "CancelRequest",
     "CancelTicket",
     "ChainAttribute",
     "CometDState",
+    "CompleteRecordRequest",
     "ConfigError",
+    "DoNotCallPhoneRequest",
+    "DoNotCallRecordRequest",
+    "EndPreviewSessionRequest",
     "EventMetrics",
     "FailureReason",
     "GWSAuthenticationError",
     "GWSConfig",
     "GWSError",
+    "GWSNoAnswerError",
     "GWSOutboundError",
+    "GWSPluginManager",
     "GWSStatusError",
     "GWSTransportError",
+    "GetChainedRecordRequest",
+    "GetPreviewRecordRequest",
     "HookDispatcher",
     "InvalidCancelRequest",
+    "InvalidOperationRequest",
     "NotRunningError",
+    "OperationAck",
+    "OperationFailed",
+    "OperationFailure",
+    "OperationRequest",
     "OutboundPlugin",
+    "PhoneType",
     "PluginInfo",
     "PluginLoadError",
+    "PluginLoadFailure",
+    "PreviewRecordEvent",
     "RecordCancelAck",
+    "RecordCancelledEvent",
     "RedactingLogFilter",
+    "RejectRecordRequest",
+    "RescheduleRecordRequest",
+    "RetryPolicy",
+    "ScheduledCallEvent",
     "SecretRedactor",
+    "StartPreviewSessionRequest",
+    "UpdateRecordRequest",
     "UserEvent",
     "__version__",
+    "build_ack",
+    "close_plugins",
     "describe_plugins",
+    "get_logger",
     "hookimpl",
     "hookspec",
     "hookspecs",
     "load_entrypoint_plugins",
     "make_plugin_manager",
+    "plugin_load_failures",
+    "preview_record_from_outbound",
     "redact_secrets",
     "redact_secrets_and_pii",
+    "request_from_bus",
     "simulator",
     "to_jsonable",
+    "unsolicited_from_user_event",
 ]

@@ -18,6 +18,7 @@ import structlog
 
 __all__ = [
     "DISPATCHED_HOOKS",
+    "HOST_FIRED_HOOKS",
     "HookDispatcher",
     "HookFailure",
     "report_hook_failure",
@@ -109,7 +110,19 @@ def report_hook_failure(
 
 
 #: The hooks the dispatcher fires (``on_cancel_requested`` is fired by the host).
-DISPATCHED_HOOKS: Final = ("on_record_cancel_acknowledged", "on_cancel_failed", "on_user_event")
+DISPATCHED_HOOKS: Final = (
+    "on_record_cancel_acknowledged",
+    "on_cancel_failed",
+    "on_user_event",
+    "on_operation_acknowledged",
+    "on_operation_failed",
+    "on_record_cancelled",
+    "on_scheduled_call",
+    "on_preview_record",
+    "on_campaign_status",
+)
+#: The hooks the host fires; the core answers them with a ticket.
+HOST_FIRED_HOOKS: Final = ("on_cancel_requested", "on_operation_requested")
 
 # What next() returns for a coroutine that finished in its first step.
 _FINISHED: Final = object()
@@ -172,6 +185,15 @@ class HookDispatcher:
         self._hook_timeout = hook_timeout
         self._slow_hook_warning = slow_hook_warning
         self._plans: dict[str, _Plan] = {}
+
+    @property
+    def hook_timeout(self) -> float:
+        """Longest an ``async def`` implementation may take (seconds)."""
+        return self._hook_timeout
+
+    @hook_timeout.setter
+    def hook_timeout(self, value: float) -> None:
+        self._hook_timeout = value
 
     def _plan(self, hook_name: str) -> tuple[list[tuple[pluggy.HookImpl, bool]], bool]:
         """The implementations to call in pluggy's order, each with whether it is ``async

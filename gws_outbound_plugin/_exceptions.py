@@ -4,10 +4,12 @@
 
     GWSOutboundError
     ├── ConfigError (ValueError)          bad GWSConfig / environment
-    ├── InvalidCancelRequest (ValueError) a CancelRequest failed validation; nothing was sent
+    ├── InvalidOperationRequest (ValueError)  a request failed validation; nothing was sent
+    │   └── InvalidCancelRequest          a CancelRequest failed validation
     ├── NotRunningError                   the plugin is not (or no longer) started
     ├── PluginLoadError                   an entry-point plugin failed to load (strict loading)
-    ├── CancelFailed                      an accepted cancel ended in failure (carries .failure)
+    ├── OperationFailed                   an accepted operation ended in failure (.failure)
+    │   └── CancelFailed                  an accepted cancel ended in failure (.failure)
     └── GWSError                          talking to GWS failed
         ├── GWSAuthenticationError        credentials refused (HTTP 401 / statusCode 20)
         ├── GWSStatusError                GWS answered a statusCode other than 0
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._models import CancelFailure
+    from ._operations import OperationFailure
 
 __all__ = [
     "CancelFailed",
@@ -34,7 +37,9 @@ __all__ = [
     "GWSStatusError",
     "GWSTransportError",
     "InvalidCancelRequest",
+    "InvalidOperationRequest",
     "NotRunningError",
+    "OperationFailed",
     "PluginLoadError",
 ]
 
@@ -47,22 +52,45 @@ class ConfigError(GWSOutboundError, ValueError):
     """A configuration value is missing or invalid."""
 
 
-class InvalidCancelRequest(GWSOutboundError, ValueError):
-    """A cancel request failed validation. Nothing was sent to GWS.
+class InvalidOperationRequest(GWSOutboundError, ValueError):
+    """A request failed validation. Nothing was sent to GWS.
+
+    The message reads ``invalid <operationName> request: <field>: <problem>; ...``.
 
     :ivar errors: one entry per bad field, ``{field name: what is wrong}``, with the field named
         as the caller named it (snake_case for the constructor, GWS camelCase for ``from_bus``).
+    :ivar operation: the GWS ``operationName`` of the request, or ``None`` when it could not
+        be told (a bus event without a known ``operationName``).
     """
 
-    def __init__(self, errors: Mapping[str, str]) -> None:
+    _label: str | None = None
+
+    def __init__(self, errors: Mapping[str, str], *, operation: str | None = None) -> None:
         self.errors: dict[str, str] = dict(errors)
+        self.operation = operation
         detail = "; ".join(f"{name}: {problem}" for name, problem in self.errors.items())
-        super().__init__(f"invalid cancel request: {detail}")
+        label = self._label or operation or "operation"
+        super().__init__(f"invalid {label} request: {detail}")
 
     @property
     def fields(self) -> tuple[str, ...]:
         """The names of the bad fields, in the order they were checked."""
         return tuple(self.errors)
+
+
+class InvalidCancelRequest(InvalidOperationRequest):
+    """A cancel request failed validation. Nothing was sent to GWS.
+
+    The message reads ``invalid cancel request: <field>: <problem>; ...``.
+
+    :ivar errors: one entry per bad field, ``{field name: what is wrong}``, with the field named
+        as the caller named it (snake_case for the constructor, GWS camelCase for ``from_bus``).
+    """
+
+    _label = "cancel"
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        super().__init__(errors, operation="CancelRecord")
 
 
 class NotRunningError(GWSOutboundError, RuntimeError):
@@ -78,12 +106,22 @@ class PluginLoadError(GWSOutboundError):
         super().__init__(f"plugin {plugin_name!r} failed to load: {problem}")
 
 
-class CancelFailed(GWSOutboundError):
+class OperationFailed(GWSOutboundError):
+    """An accepted operation ended in failure; ``.failure`` is the :class:`OperationFailure`
+    (a :class:`CancelFailure` for a cancel: both have ``operation``, ``request``, ``reason``,
+    ``status_code``, ``error_number``, ``message``, ``user_data`` and ``describe()``)."""
+
+    def __init__(self, failure: OperationFailure | CancelFailure) -> None:
+        self.failure: OperationFailure | CancelFailure = failure
+        super().__init__(failure.describe())
+
+
+class CancelFailed(OperationFailed):
     """An accepted cancel ended in failure; ``.failure`` is the :class:`CancelFailure`."""
 
     def __init__(self, failure: CancelFailure) -> None:
-        self.failure = failure
-        super().__init__(failure.describe())
+        super().__init__(failure)
+        self.failure: CancelFailure = failure
 
 
 class GWSError(GWSOutboundError):

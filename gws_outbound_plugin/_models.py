@@ -6,6 +6,7 @@ Everything here is immutable: a payload handed to one plugin cannot be changed u
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import math
 import re
@@ -15,10 +16,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from . import _spec
 from ._exceptions import InvalidCancelRequest
 
 __all__ = [
+    "MAX_OCS_ID",
     "CancelFailure",
+    "CancelRecordRequest",
     "CancelRequest",
     "ChainAttribute",
     "EventMetrics",
@@ -28,8 +32,11 @@ __all__ = [
     "to_jsonable",
 ]
 
-#: Largest integer accepted for handles and ids (the largest integer JSON carries exactly).
+#: Largest integer JSON carries exactly (kept for compatibility; ids are limited to MAX_OCS_ID).
 MAX_JSON_INT: Final = 2**53 - 1
+#: Largest OCS id (record handle, application DBID, chain id): OCS keeps them as 32-bit signed
+#: integers, so a larger value cannot exist on a real OCS (reference §10.5).
+MAX_OCS_ID: Final = 2**31 - 1
 #: Longest string accepted for names, paths and reference ids.
 MAX_TEXT_LENGTH: Final = 255
 _DEVICE_PATH = re.compile(r"/devices/[A-Za-z0-9][A-Za-z0-9._:-]{0,200}")
@@ -81,8 +88,11 @@ def _show(value: object, *, as_str: bool = False) -> str:
 def _check_int(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return f"must be a positive integer, got {type(value).__name__} {_show(value)}"
-    if not 0 < value <= MAX_JSON_INT:
-        return f"must be a positive integer up to {MAX_JSON_INT}, got {_show(value)}"
+    if not 0 < value <= MAX_OCS_ID:
+        return (
+            f"must be a positive 32-bit integer (1 to {MAX_OCS_ID}, the OCS limit), "
+            f"got {_show(value)}"
+        )
     return None
 
 
@@ -96,6 +106,13 @@ def _check_text(value: object) -> str | None:
     if _CONTROL_CHARS.search(value):
         return "must not contain control characters"
     return None
+
+
+def _check_device_path(value: object) -> str | None:
+    problem = _check_text(value)
+    if problem is None and isinstance(value, str) and not _DEVICE_PATH.fullmatch(value):
+        problem = f"must look like /devices/<id>, got {_show(value)}"
+    return problem
 
 
 def _new_reference_id() -> str:
@@ -195,6 +212,25 @@ class CancelRequest:
         return event
 
     @property
+    def spec(self) -> _spec.OperationSpec:
+        """How the outcome of a ``CancelRecord`` arrives (the engine's view)."""
+        return _spec.CANCEL_RECORD
+
+    @property
+    def operation_name(self) -> str:
+        """The GWS ``operationName``: ``"CancelRecord"``."""
+        return "CancelRecord"
+
+    @property
+    def correlation_key(self) -> _spec.CorrelationKey | None:
+        """What its user event is matched on when that carries no ``GSW_REFERENCE_ID``."""
+        return _spec.record_key(self.record_handle, self.application_id, self.campaign_name)
+
+    def gws_path(self) -> str:
+        """The URL path under ``/api/v2``: ``/me/outbound-records/<record_handle>``."""
+        return f"/me/outbound-records/{self.record_handle}"
+
+    @property
     def device_id(self) -> str:
         """The bare device id of ``device_path`` (``/devices/<id>``)."""
         return self.device_path.rsplit("/", 1)[1]
@@ -228,11 +264,7 @@ def _validate_values(values: Mapping[str, Any], *, name_of: Any) -> dict[str, st
         if name in values:
             check(name, _check_text(values[name]))
     if "device_path" in values:
-        path = values["device_path"]
-        problem = _check_text(path)
-        if problem is None and not _DEVICE_PATH.fullmatch(path):
-            problem = f"must look like /devices/<id>, got {_show(path)}"
-        check("device_path", problem)
+        check("device_path", _check_device_path(values["device_path"]))
     if "phone_number" in values:
         # The value itself is personal data: say what is wrong without echoing it.
         check("phone_number", _check_text(values["phone_number"]))
@@ -312,6 +344,11 @@ class CancelFailure:
     user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
     """The OCS user event's ``userData`` for an OCS error (read-only), else empty."""
 
+    @property
+    def operation(self) -> str:
+        """The GWS ``operationName``: ``"CancelRecord"`` (as in ``OperationFailure``)."""
+        return "CancelRecord"
+
     def describe(self) -> str:
         """One line for logs and exception messages."""
         parts = [f"cancel of record {self.request.record_handle} failed: {self.reason.value}"]
@@ -367,14 +404,21 @@ class UserEvent:
         return "GSW_ERROR" in self.user_data or "GSW_ERROR_NUMBER" in self.user_data
 
 
+#: The GWS name of a cancel, for guessability next to the other ``<Operation>Request`` types.
+CancelRecordRequest = CancelRequest
+
+
 def to_jsonable(value: Any) -> Any:
     """A hook payload (or anything inside one) as plain JSON data, keys in snake_case.
 
-    Dataclasses become dicts of their fields, enums their values, mappings dicts, tuples lists.
+    Dataclasses become dicts of their fields, enums their values, mappings dicts, tuples lists,
+    datetimes ISO 8601 strings.
     Used by the example host's ``--stdin`` output and the CLI's ``--json`` modes.
     """
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import enum
 import inspect
-import threading
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
@@ -17,24 +16,27 @@ from anyio.abc import TaskGroup
 
 from ._cometd import CometDListener, CometDState
 from ._config import GWSConfig
-from ._dispatcher import DISPATCHED_HOOKS, HookDispatcher
-from ._engine import CancelEngine
-from ._exceptions import GWSOutboundError, NotRunningError
+from ._dispatcher import (
+    DISPATCHED_HOOKS,
+    HOST_FIRED_HOOKS,
+    HookDispatcher,
+    report_hook_failure,
+    safe_log,
+)
+from ._engine import Engine, outcome_bound
+from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
 from ._models import CancelRequest, RecordCancelAck
 from ._session import GWSSession
-from ._ticket import CancelTicket
+from ._ticket import CancelTicket, OperationTicket
 from .hookspecs import hookimpl
 
-__all__ = ["CORE_PLUGIN_NAME", "DEFAULT_CHANNELS", "CoreAbsentGuard", "OutboundPlugin"]
+__all__ = ["CORE_PLUGIN_NAME", "DEFAULT_CHANNELS", "CoreAbsentGuard", "CoreHooks", "OutboundPlugin"]
 
 logger = structlog.get_logger(__name__)
 
 CORE_PLUGIN_NAME: Final = "gws_outbound_core"
 #: The CometD channels the plugin subscribes to.
 DEFAULT_CHANNELS: Final = ("/v2/me/outbound", "/me/internal")
-
-# The ticket accepted during the current on_cancel_requested call, per calling thread.
-_accepted = threading.local()
 
 
 class _State(enum.Enum):
@@ -45,71 +47,74 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class _CoreHooks:
-    """The core's ``on_cancel_requested`` (tryfirst): accept and return a CancelTicket."""
+class CoreHooks:
+    """The core's answer to the host-fired hooks: one ``wrapper=True`` implementation each.
 
-    def __init__(self, engine: CancelEngine) -> None:
-        self._engine = engine
-
-    @hookimpl(tryfirst=True)
-    def on_cancel_requested(self, request: CancelRequest) -> CancelTicket:
-        ticket = self._engine.accept(request)
-        _accepted.ticket = ticket
-        return ticket
-
-
-class CoreAbsentGuard:
-    """Registered by ``make_plugin_manager()``: refuses a cancel that no running core accepted.
-
-    Without it, ``pm.hook.on_cancel_requested(...)`` with no ``OutboundPlugin`` running would
-    return ``[]`` after the observers had seen a request that is never sent. It runs after the
-    core (both are ``tryfirst``; the core registers later, so pluggy calls it first) and before
-    every observer.
+    Before any other implementation sees the request, it accepts it (or raises: no core
+    running, invalid request, too many pending) and then returns ``[ticket, *observer
+    results]``, so the host's result list starts with the ticket. An observer that raises is
+    logged with its plugin's name and does not take the ticket away (pluggy does not call the
+    observers after it). ``make_plugin_manager()`` registers one with no engine, which refuses
+    every request with ``NotRunningError``; a starting ``OutboundPlugin`` binds its engine.
     """
 
-    @hookimpl(tryfirst=True)
-    def on_cancel_requested(self, request: CancelRequest) -> None:
-        ticket: CancelTicket | None = getattr(_accepted, "ticket", None)
-        if ticket is None or ticket.request is not request:
-            raise NotRunningError("no running OutboundPlugin accepted the cancel; nothing was sent")
-
-
-class _ObserverGuard:
-    """Keeps an observer's exception from taking the ticket away from the host."""
-
-    def __init__(self, pm: pluggy.PluginManager) -> None:
-        self._pm = pm
+    def __init__(self, engine: Engine | None = None, pm: pluggy.PluginManager | None = None):
+        self.engine = engine
+        self.pm = pm
 
     @hookimpl(wrapper=True)
     def on_cancel_requested(self, request: CancelRequest) -> Generator[None, Any, Any]:
-        _accepted.ticket = None
-        try:
-            return (yield)
-        except Exception as error:
-            ticket: CancelTicket | None = getattr(_accepted, "ticket", None)
-            if ticket is None or ticket.request is not request:
-                raise  # the core itself refused: the host must know
-            logger.error(
-                "plugin_hook_failed",
-                hook="on_cancel_requested",
-                plugin=self._culprit(error),
-                error=f"{type(error).__name__}: {error}"[:300],
+        if self.engine is not None and not isinstance(request, CancelRequest):
+            raise InvalidCancelRequest(
+                {
+                    "request": f"on_cancel_requested takes a CancelRequest, got "
+                    f"{type(request).__name__} (fire on_operation_requested for other "
+                    "operations; nothing was sent)"
+                }
             )
-            return [ticket]
-        finally:
-            _accepted.ticket = None
+        return (yield from self._accept("on_cancel_requested", request, "cancel"))
 
-    def _culprit(self, error: BaseException) -> str | None:
-        codes = {
-            getattr(impl.function, "__code__", None): impl.plugin_name
-            for impl in self._pm.hook.on_cancel_requested.get_hookimpls()
-        }
-        traceback = error.__traceback__
-        name = None
-        while traceback is not None:
-            name = codes.get(traceback.tb_frame.f_code, name)
-            traceback = traceback.tb_next
-        return name
+    @hookimpl(wrapper=True)
+    def on_operation_requested(self, request: Any) -> Generator[None, Any, Any]:
+        return (yield from self._accept("on_operation_requested", request, "request"))
+
+    def _accept(self, hook: str, request: Any, what: str) -> Generator[None, Any, Any]:
+        engine = self.engine
+        if engine is None:
+            raise NotRunningError(
+                f"no running OutboundPlugin accepted the {what}; nothing was sent"
+            )
+        ticket = engine.accept(request)
+        try:
+            results = yield
+        except Exception as error:
+            if self.pm is not None:
+                report_hook_failure(self.pm, _culprit(self.pm, hook, error), hook, error)
+            results = []
+        return [ticket, *results]
+
+
+#: Kept for ``make_plugin_manager()`` and code that imported it: the unbound core hooks.
+CoreAbsentGuard = CoreHooks
+
+
+class _CoreMarker:
+    """Registered under the plugin's name while it runs (the hooks live in the manager's
+    ``CoreHooks``): ``pm.has_plugin(CORE_PLUGIN_NAME)`` tells whether a core runs."""
+
+
+def _culprit(pm: pluggy.PluginManager, hook: str, error: BaseException) -> str | None:
+    """The plugin whose implementation raised ``error`` (from its traceback)."""
+    codes = {
+        getattr(impl.function, "__code__", None): impl.plugin_name
+        for impl in getattr(pm.hook, hook).get_hookimpls()
+    }
+    traceback = error.__traceback__
+    name = None
+    while traceback is not None:
+        name = codes.get(traceback.tb_frame.f_code, name)
+        traceback = traceback.tb_next
+    return name
 
 
 class OutboundPlugin:
@@ -117,13 +122,14 @@ class OutboundPlugin:
 
     ``async with OutboundPlugin(pm, config) as plugin:`` logs in to GWS, opens the CometD
     session on the same HTTP session, subscribes to ``/v2/me/outbound`` and ``/me/internal``
-    and registers the core ``on_cancel_requested`` implementation in ``pm``. From then on a
-    ``pm.hook.on_cancel_requested(request=...)`` from any thread is sent to GWS, and its
-    outcome fans out as ``on_record_cancel_acknowledged`` or ``on_cancel_failed``.
+    and binds the core to ``pm``. From then on a ``pm.hook.on_cancel_requested(request=...)``
+    or ``pm.hook.on_operation_requested(request=...)`` from any thread is sent to GWS, and its
+    outcome resolves the ticket and fans out as hooks.
 
-    Leaving the block unregisters the core, waits up to ``config.drain_timeout`` for pending
-    outcomes, fails the rest (reason ``shut_down``) and closes both HTTP stacks. One
-    ``OutboundPlugin`` per plugin manager; it can be entered once.
+    Leaving the block (or :meth:`aclose`, from any task) unbinds the core, waits up to
+    ``config.drain_timeout`` for pending outcomes, fails the rest (reason ``shut_down``),
+    makes the hook calls still queued and closes both HTTP stacks. One ``OutboundPlugin`` per
+    plugin manager; it can be entered once.
     """
 
     def __init__(
@@ -147,7 +153,7 @@ class OutboundPlugin:
             on_lost=self._on_lost,
             on_restored=self._on_restored,
         )
-        self._engine = CancelEngine(
+        self._engine = Engine(
             config,
             self._session,
             HookDispatcher(
@@ -157,7 +163,11 @@ class OutboundPlugin:
             wait_connected=self._listener.wait_connected,
         )
         self._tg: TaskGroup | None = None
-        self._guard_name = name + ".guard"
+        self._owner: int | None = None
+        self._core: CoreHooks | None = None
+        self._core_registered = False
+        self._closed = anyio.Event()
+        self._scopes: list[anyio.CancelScope] = []
 
     def __repr__(self) -> str:
         return f"<OutboundPlugin {self.config.username}@{self.config.base_url} {self._state.value}>"
@@ -174,14 +184,28 @@ class OutboundPlugin:
         return self._listener.state
 
     @property
+    def refused_channels(self) -> tuple[str, ...]:
+        """Channels the server refused to subscribe (``/me/internal`` on some GWS): the
+        plugin runs without them (acknowledgements then carry no user data)."""
+        return tuple(getattr(self._listener, "refused_channels", ()))
+
+    @property
     def pending_count(self) -> int:
-        """Cancels accepted whose outcome has not been delivered yet."""
+        """Requests accepted whose ticket has not resolved yet."""
         return self._engine.pending_count
+
+    @property
+    def outcome_bound(self) -> float:
+        """Seconds within which every accepted request's ticket resolves while the plugin
+        runs (see "The promise" in ``docs/hosting.md``); closing resolves them all sooner."""
+        return outcome_bound(self.config)
 
     @property
     def stats(self) -> Mapping[str, int]:
         """Counters: accepted, acknowledged, failed, foreign_acks, duplicates, late, ..."""
-        return dict(self._engine.stats)
+        stats = self._engine.stats
+        stats["refused_channels"] = len(self.refused_channels)
+        return stats
 
     @property
     def user(self) -> Mapping[str, Any]:
@@ -192,6 +216,11 @@ class OutboundPlugin:
         """Wait until the CometD session is connected and subscribed (after a loss)."""
         with anyio.fail_after(timeout):
             await self._listener.wait_connected()
+
+    async def wait_hooks_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every hook call decided so far was made (tickets do not wait for
+        hooks); False if ``timeout`` passed first."""
+        return await self._engine.wait_hooks_idle(timeout)
 
     async def devices(self) -> list[Mapping[str, Any]]:
         """The agent's devices (``GET /api/v2/me/devices``): ``id``, ``phoneNumber``, ..."""
@@ -206,13 +235,22 @@ class OutboundPlugin:
                 return f"/devices/{device_id}"
         raise GWSOutboundError("GWS lists no device for this agent")
 
-    # -- cancelling --------------------------------------------------------------------------
+    # -- requests ----------------------------------------------------------------------------
 
-    def submit(self, request: CancelRequest) -> CancelTicket:
-        """Fire ``on_cancel_requested`` and return the core's ticket (any thread, no I/O)."""
+    def submit(self, request: Any) -> Any:
+        """Fire the request's hook and return the core's ticket (any thread, no I/O).
+
+        A :class:`CancelRequest` fires ``on_cancel_requested`` and returns a
+        :class:`CancelTicket`; any other request fires ``on_operation_requested`` and returns
+        an :class:`OperationTicket`.
+        """
         self._require_running()
-        for result in self.pm.hook.on_cancel_requested(request=request):
-            if isinstance(result, CancelTicket):
+        if isinstance(request, CancelRequest):
+            results = self.pm.hook.on_cancel_requested(request=request)
+        else:
+            results = self.pm.hook.on_operation_requested(request=request)
+        for result in results:
+            if isinstance(result, OperationTicket):
                 return result
         raise NotRunningError("the core did not accept the request; nothing was sent")
 
@@ -222,7 +260,18 @@ class OutboundPlugin:
         :raises CancelFailed: the cancel failed (``.failure`` says why).
         :raises NotRunningError: the plugin is not running; nothing was sent.
         """
-        return await self.submit(request)
+        ticket: CancelTicket = self.submit(request)
+        return await ticket
+
+    async def perform(self, request: Any) -> Any:
+        """Fire the request's hook and await the outcome: the ``OperationAck`` (the
+        ``RecordCancelAck`` for a cancel).
+
+        :raises OperationFailed: the request failed (``CancelFailed`` for a cancel).
+        :raises NotRunningError: the plugin is not running; nothing was sent.
+        """
+        ticket: OperationTicket = self.submit(request)
+        return await ticket
 
     def _require_running(self) -> None:
         if self._state is not _State.RUNNING:
@@ -245,24 +294,31 @@ class OutboundPlugin:
         self._refuse_wrappers()
         self._state = _State.STARTING
         started = time.perf_counter()
-        log = logger.bind(user=self.config.username, base_url=self.config.base_url)
         try:
             await self._session.open()
             await self._listener.open()
-            self._tg = anyio.create_task_group()
-            await self._tg.__aenter__()
+            tg = anyio.create_task_group()
+            await tg.__aenter__()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._listener.close()
                 await self._session.close()
             self._state = _State.CLOSED
+            self._closed.set()
             raise
-        self._engine.start(self._tg)
-        self._tg.start_soon(self._listener.run, self._engine.deliver)
-        self.pm.register(_ObserverGuard(self.pm), name=self._guard_name)
-        self.pm.register(_CoreHooks(self._engine), name=self.name)
+        self._tg = tg
+        self._owner = anyio.get_current_task().id
+        self._engine.start(self._spawn)
+        self._spawn(self._listener.run, self._engine.deliver)
+        self._bind_core()
         self._state = _State.RUNNING
-        log.info("plugin_started", seconds=round(time.perf_counter() - started, 4))
+        logger.info(
+            "plugin_started",
+            user=self.config.username,
+            base_url=self.config.base_url,
+            seconds=round(time.perf_counter() - started, 4),
+            refused_channels=list(self.refused_channels) or None,
+        )
         return self
 
     async def __aexit__(
@@ -275,41 +331,112 @@ class OutboundPlugin:
         await self.aclose(drain=not cancelled)
 
     async def aclose(self, *, drain: bool = True) -> None:
-        """Stop: unregister, drain (unless ``drain=False``), fail the rest, close. Idempotent."""
-        if self._state in (_State.CLOSING, _State.CLOSED, _State.NEW):
-            if self._state is _State.NEW:
-                self._state = _State.CLOSED
+        """Stop: unbind, drain (unless ``drain=False``), fail the rest, make the queued hook
+        calls, close. Idempotent, and safe from any task: a second call waits for the first.
+
+        The task group of the background tasks belongs to the task that entered the plugin;
+        from another task it is cancelled here and left to that task's ``async with`` exit.
+        """
+        if self._state is _State.NEW:
+            self._state = _State.CLOSED
+            self._closed.set()
+            return
+        if self._state is _State.CLOSED:
+            await self._exit_task_group()
+            return
+        if self._state is _State.CLOSING:
+            with anyio.CancelScope(shield=True):
+                await self._closed.wait()
+            await self._exit_task_group()
             return
         self._state = _State.CLOSING
-        log = logger.bind(user=self.config.username)
-        with anyio.CancelScope(shield=True):
-            self._engine.stop_accepting()
-            for name in (self.name, self._guard_name):
-                if self.pm.has_plugin(name):
-                    self.pm.unregister(name=name)
-            await self._engine.drain(self.config.drain_timeout if drain else 0.0)
-        # The task group was entered in __aenter__, outside any scope opened here.
-        tg, self._tg = self._tg, None
         try:
-            if tg is not None:
-                tg.cancel_scope.cancel()
-                # Raises the host's cancellation when the host task is being cancelled.
-                await tg.__aexit__(None, None, None)
-        finally:
-            self._engine.close()
             with anyio.CancelScope(shield=True):
-                await self._listener.close()
-                await self._session.close()
+                await self._shutdown(drain)
+        finally:
             self._state = _State.CLOSED
-            log.info("plugin_stopped", stats=self.stats)
+            self._closed.set()
+        await self._exit_task_group()
+
+    async def _shutdown(self, drain: bool) -> None:
+        self._engine.stop_accepting()
+        self._unbind_core()
+        drain_timeout = self.config.drain_timeout if drain else 0.0
+        try:
+            await self._engine.drain(drain_timeout)
+            await self._engine.close(hook_budget=max(drain_timeout, self.config.hook_timeout))
+        finally:
+            self._stop_tasks()
+            self._engine.cancel_pump()
+            await self._listener.close()
+            await self._session.close()
+            logger.info("plugin_stopped", user=self.config.username, stats=dict(self.stats))
+
+    def _spawn(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start a background task in the plugin's task group, in a scope of its own.
+
+        The host's ``async with`` body runs inside the task group's scope, so the plugin never
+        cancels that scope: it cancels its tasks' own scopes. A task that raises is logged
+        and does not take the host's task down.
+        """
+        assert self._tg is not None
+        scope = anyio.CancelScope()
+        self._scopes.append(scope)
+        self._tg.start_soon(self._guarded, scope, function, *args)
+
+    async def _guarded(
+        self, scope: anyio.CancelScope, function: Callable[..., Awaitable[Any]], *args: Any
+    ) -> None:
+        with scope:
+            try:
+                await function(*args)
+            except Exception:
+                safe_log(
+                    logger.exception,
+                    "background_task_crashed",
+                    task=getattr(function, "__qualname__", repr(function)),
+                )
+
+    def _stop_tasks(self) -> None:
+        for scope in self._scopes:
+            scope.cancel()
+
+    async def _exit_task_group(self) -> None:
+        """Exit the task group from the task that entered it, once its tasks are stopped
+        (the host's own cancellation, if any, is raised here)."""
+        tg = self._tg
+        if tg is None or self._owner != anyio.get_current_task().id:
+            return
+        self._tg = None
+        self._stop_tasks()
+        await tg.__aexit__(None, None, None)
+
+    def _bind_core(self) -> None:
+        core = next((p for _, p in self.pm.list_name_plugin() if isinstance(p, CoreHooks)), None)
+        if core is not None and core.engine is None:
+            core.engine, core.pm = self._engine, self.pm
+            self.pm.register(_CoreMarker(), name=self.name)
+        else:
+            core = CoreHooks(self._engine, self.pm)
+            self.pm.register(core, name=self.name)
+            self._core_registered = True
+        self._core = core
+
+    def _unbind_core(self) -> None:
+        core, self._core = self._core, None
+        if core is not None and not self._core_registered:
+            core.engine = None
+        if self.pm.has_plugin(self.name):
+            self.pm.unregister(name=self.name)
 
     def _refuse_wrappers(self) -> None:
-        for impl in self.pm.hook.on_cancel_requested.get_hookimpls():
-            if inspect.iscoroutinefunction(impl.function):
-                raise GWSOutboundError(
-                    f"plugin {impl.plugin_name!r} implements on_cancel_requested as async def: "
-                    "it runs in the caller's thread and nothing would await it"
-                )
+        for hook_name in HOST_FIRED_HOOKS:
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if inspect.iscoroutinefunction(impl.function):
+                    raise GWSOutboundError(
+                        f"plugin {impl.plugin_name!r} implements {hook_name} as async def: "
+                        "it runs in the caller's thread and nothing would await it"
+                    )
         for hook_name in DISPATCHED_HOOKS:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.hookwrapper or impl.wrapper:

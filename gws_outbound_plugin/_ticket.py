@@ -1,8 +1,9 @@
-"""CancelTicket: the host's handle on one accepted cancel."""
+"""Tickets: the host's handle on one accepted request (CancelTicket for cancels)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Generator
 from typing import Any, Final
@@ -10,37 +11,51 @@ from typing import Any, Final
 from ._exceptions import CancelFailed
 from ._models import CancelFailure, CancelRequest, RecordCancelAck
 
-__all__ = ["CancelTicket"]
+__all__ = ["CancelTicket", "OperationTicket"]
 
-Outcome = RecordCancelAck | CancelFailure
+# RecordCancelAck | CancelFailure for a cancel; OperationAck | OperationFailure otherwise.
+Outcome = Any
+
+#: True in the task that calls the hooks (and in tasks a hook starts): an ``await ticket``
+#: there returns as soon as the outcome is decided, without waiting for the hooks of that
+#: outcome, which cannot run before the awaiting hook returns.
+IN_HOOK: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
+    "gws_outbound_in_hook", default=False
+)
 # One lock for all tickets: each critical section is a few attribute reads, and a ticket
 # stays small (thousands can be pending at once).
 _LOCK: Final = threading.Lock()
 
 
-class CancelTicket:
-    """Returned by the core's ``on_cancel_requested``: the outcome of one accepted cancel.
+class OperationTicket:
+    """Returned by the core's ``on_operation_requested``: the outcome of one accepted request.
 
-    * ``await ticket`` (on the plugin's event loop) returns the :class:`RecordCancelAck` or
-      raises :class:`CancelFailed`;
+    * ``await ticket`` (on the plugin's event loop) returns the acknowledgement or raises
+      :class:`~gws_outbound_plugin.OperationFailed`;
     * ``ticket.result(timeout)`` does the same from any other thread, blocking;
     * ``ticket.done()`` / ``ticket.outcome`` never block.
 
-    The outcome is set after every plugin's ``on_record_cancel_acknowledged`` or
-    ``on_cancel_failed`` implementation has been called for it.
+    The ticket resolves after the plugins' ``on_operation_acknowledged`` /
+    ``on_operation_failed`` implementations for it were called, but never later than
+    ``hook_timeout`` after its outcome was decided: no plugin can hold it back. A hook that
+    awaits a ticket gets its outcome as soon as it is decided. See "The promise" in
+    ``docs/hosting.md``.
     """
 
-    __slots__ = ("_outcome", "_waiters", "request")
+    __slots__ = ("_decided", "_hook_waiters", "_outcome", "_waiters", "request")
 
-    def __init__(self, request: CancelRequest) -> None:
+    def __init__(self, request: Any) -> None:
         self.request = request
         self._outcome: Outcome | None = None
+        self._decided: Outcome | None = None
         self._waiters: list[threading.Event | asyncio.Future[None]] | None = None
+        self._hook_waiters: list[asyncio.Future[None]] | None = None
 
     @property
     def reference_id(self) -> str:
         """The ``referenceId`` sent to GWS."""
-        return self.request.reference_id
+        reference: str = self.request.reference_id
+        return reference
 
     @property
     def outcome(self) -> Outcome | None:
@@ -51,13 +66,21 @@ class CancelTicket:
         """True once the outcome is known."""
         return self._outcome is not None
 
-    def result(self, timeout: float | None = None) -> RecordCancelAck:
-        """Block the calling thread until the outcome is known (not on the event loop thread).
+    def result(self, timeout: float | None = None) -> Any:
+        """Block the calling thread until the outcome is known (not on an event loop thread).
 
-        :raises CancelFailed: the cancel failed.
-        :raises TimeoutError: no outcome within ``timeout`` seconds (the cancel goes on).
+        :raises OperationFailed: the request failed (``CancelFailed`` for a cancel).
+        :raises TimeoutError: no outcome within ``timeout`` seconds (the request goes on).
+        :raises RuntimeError: called on a thread that runs an event loop, where blocking
+            would stop the loop that delivers the outcome: ``await ticket`` there instead.
         """
         if self._outcome is None:
+            if _running_loop() is not None:
+                raise RuntimeError(
+                    f"{type(self).__name__}.result() would block the event loop this thread "
+                    "runs (and with it the outcome it waits for); use `await ticket` on the "
+                    "event loop, result() only from other threads"
+                )
             event = threading.Event()
             with _LOCK:
                 if self._outcome is None:
@@ -68,10 +91,12 @@ class CancelTicket:
                 raise TimeoutError(f"no outcome for referenceId {self.reference_id} yet")
         return self._unwrap()
 
-    def __await__(self) -> Generator[Any, None, RecordCancelAck]:
+    def __await__(self) -> Generator[Any, None, Any]:
         return self._wait().__await__()
 
-    async def _wait(self) -> RecordCancelAck:
+    async def _wait(self) -> Any:
+        if self._outcome is None and IN_HOOK.get():
+            return await self._wait_decided()
         if self._outcome is None:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             with _LOCK:
@@ -82,24 +107,58 @@ class CancelTicket:
             await future
         return self._unwrap()
 
+    async def _wait_decided(self) -> Any:
+        if self._decided is None:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            with _LOCK:
+                if self._decided is None:
+                    if self._hook_waiters is None:
+                        self._hook_waiters = []
+                    self._hook_waiters.append(future)
+                else:
+                    future.set_result(None)
+            await future
+        return self._unwrap(self._decided)
+
+    def _decide(self, outcome: Outcome) -> bool:
+        """The outcome is known: wake the hooks that await it (the host waits for
+        :meth:`_release`). Later calls are ignored and return False."""
+        with _LOCK:
+            if self._decided is not None:
+                return False
+            self._decided = outcome
+            waiters, self._hook_waiters = self._hook_waiters, None
+        for future in waiters or ():
+            _wake_soon(future)
+        return True
+
     def _add_waiter(self, waiter: threading.Event | asyncio.Future[None]) -> None:
         if self._waiters is None:
             self._waiters = []
         self._waiters.append(waiter)
 
-    def _unwrap(self) -> RecordCancelAck:
-        outcome = self._outcome
+    def _unwrap(self, outcome: Outcome | None = None) -> Any:
+        if outcome is None:
+            outcome = self._outcome
         if isinstance(outcome, CancelFailure):
             raise CancelFailed(outcome)
+        failed = _failure_exception(outcome)
+        if failed is not None:
+            raise failed
         assert outcome is not None
         return outcome
 
     def _resolve(self, outcome: Outcome) -> bool:
-        """Set the outcome once; later calls are ignored and return False."""
+        """Decide and release the outcome at once."""
+        self._decide(outcome)
+        return self._release()
+
+    def _release(self) -> bool:
+        """Hand the decided outcome to the host; later calls are ignored and return False."""
         with _LOCK:
-            if self._outcome is not None:
+            if self._outcome is not None or self._decided is None:
                 return False
-            self._outcome = outcome
+            self._outcome = self._decided
             waiters, self._waiters = self._waiters, None
         running: asyncio.AbstractEventLoop | None = None
         if waiters:
@@ -118,10 +177,80 @@ class CancelTicket:
 
     def __repr__(self) -> str:
         state = "pending" if self._outcome is None else type(self._outcome).__name__
+        operation = getattr(self.request, "operation_name", type(self.request).__name__)
+        return f"<{type(self).__name__} {operation} referenceId={self.reference_id!r} {state}>"
+
+
+class CancelTicket(OperationTicket):
+    """Returned by the core's ``on_cancel_requested``: the outcome of one accepted cancel.
+
+    * ``await ticket`` (on the plugin's event loop) returns the :class:`RecordCancelAck` or
+      raises :class:`CancelFailed`;
+    * ``ticket.result(timeout)`` does the same from any other thread, blocking (never on an
+      event loop thread: it raises ``RuntimeError`` at once there);
+    * ``ticket.done()`` / ``ticket.outcome`` never block.
+
+    The ticket resolves the moment the outcome is decided, before the plugins'
+    ``on_record_cancel_acknowledged`` / ``on_cancel_failed`` run: no plugin, however slow or
+    broken, can hold it back.
+    """
+
+    __slots__ = ()
+    request: CancelRequest
+
+    def __init__(self, request: CancelRequest) -> None:
+        super().__init__(request)
+
+    @property
+    def outcome(self) -> RecordCancelAck | CancelFailure | None:
+        """The :class:`RecordCancelAck` or :class:`CancelFailure`, or ``None`` while pending."""
+        outcome: RecordCancelAck | CancelFailure | None = self._outcome
+        return outcome
+
+    def result(self, timeout: float | None = None) -> RecordCancelAck:
+        """Block the calling thread until the outcome is known (not on an event loop thread).
+
+        :raises CancelFailed: the cancel failed.
+        :raises TimeoutError: no outcome within ``timeout`` seconds (the cancel goes on).
+        :raises RuntimeError: called on an event loop thread (``await ticket`` there).
+        """
+        return super().result(timeout)  # type: ignore[no-any-return]
+
+    def __await__(self) -> Generator[Any, None, RecordCancelAck]:
+        return self._wait().__await__()
+
+    def __repr__(self) -> str:
+        state = "pending" if self._outcome is None else type(self._outcome).__name__
         return (
             f"<CancelTicket referenceId={self.reference_id!r} "
             f"record={self.request.record_handle} {state}>"
         )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _failure_exception(outcome: object) -> BaseException | None:
+    """The exception an ``OperationFailure`` outcome raises (imported late: the operation
+    types live in a module that imports this one's dependencies)."""
+    from ._exceptions import OperationFailed
+    from ._operations import OperationFailure
+
+    if isinstance(outcome, OperationFailure):
+        return OperationFailed(outcome)
+    return None
+
+
+def _wake_soon(future: asyncio.Future[None]) -> None:
+    loop = future.get_loop()
+    if _running_loop() is loop:
+        _wake(future)
+    else:
+        loop.call_soon_threadsafe(_wake, future)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -11,8 +11,9 @@ arguments, by name::
     async def on_record_cancel_acknowledged(ack):
         print("cancelled", ack.record_handle)
 
-How the dispatcher calls ``on_record_cancel_acknowledged``, ``on_cancel_failed`` and
-``on_user_event``:
+Two hooks are fired by the host: ``on_cancel_requested`` (a cancel) and
+``on_operation_requested`` (any operation, cancel included). Every other hook is fired by the
+plugin core, which calls them like this:
 
 * each implementation on its own, in pluggy's order (``tryfirst`` first, then the most recently
   registered), one event at a time, in the order the events happened;
@@ -21,8 +22,25 @@ How the dispatcher calls ``on_record_cancel_acknowledged``, ``on_cancel_failed``
 * an exception or a timeout is logged (``plugin_hook_failed`` / ``plugin_hook_timed_out``,
   with the plugin's name and the hook) and affects neither the other plugins nor the plugin
   core; return values are ignored;
-* hook wrappers (``wrapper=True`` / ``hookwrapper=True``) are not supported on these three
-  hooks and are refused when the plugin is started.
+* hook wrappers (``wrapper=True`` / ``hookwrapper=True``) are not supported on these hooks
+  and are refused when the plugin is started;
+* the host's ticket does not wait for them: it resolves the moment the outcome is decided, and
+  the hooks for it are called right after, in order.
+
+Which hooks fire for what:
+
+=====================================  ==================================================
+an accepted cancel acknowledged        ``on_record_cancel_acknowledged`` then
+                                       ``on_operation_acknowledged``
+an accepted cancel failed              ``on_cancel_failed`` then ``on_operation_failed``
+any other operation acknowledged       ``on_operation_acknowledged``
+any other operation failed             ``on_operation_failed``
+every OCS user event                   ``on_user_event`` (before any of the above)
+OCS cancelled a record we hold         ``on_record_cancelled``
+a scheduled callback is due            ``on_scheduled_call``
+OCS pushed a preview record            ``on_preview_record``
+a campaign changed state               ``on_campaign_status``
+=====================================  ==================================================
 """
 
 from __future__ import annotations
@@ -33,15 +51,31 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._models import CancelFailure, CancelRequest, RecordCancelAck, UserEvent
-    from ._ticket import CancelTicket
+    from ._operations import (
+        CampaignStatusEvent,
+        OperationAck,
+        OperationFailure,
+        OperationRequest,
+        PreviewRecordEvent,
+        RecordCancelledEvent,
+        ScheduledCallEvent,
+    )
+    from ._ticket import CancelTicket, OperationTicket
 
 __all__ = [
     "PROJECT_NAME",
     "hookimpl",
     "hookspec",
+    "on_campaign_status",
     "on_cancel_failed",
     "on_cancel_requested",
+    "on_operation_acknowledged",
+    "on_operation_failed",
+    "on_operation_requested",
+    "on_preview_record",
     "on_record_cancel_acknowledged",
+    "on_record_cancelled",
+    "on_scheduled_call",
     "on_user_event",
 ]
 
@@ -72,6 +106,7 @@ def on_cancel_requested(request: CancelRequest) -> CancelTicket | None:
     ``PluginManager`` just returns ``[]``).
 
     Other implementations observe the request; their return value should be ``None``.
+    The ticket resolves as soon as the outcome is decided, before the outcome hooks run.
 
     :param request: the validated :class:`~gws_outbound_plugin.CancelRequest`.
 
@@ -128,6 +163,100 @@ def on_user_event(event: UserEvent) -> None:
 
     :param event: the :class:`~gws_outbound_plugin.UserEvent`; ``event.user_data`` holds the
         raw ``GSW_*`` keys.
+
+    May be ``async def``. The return value is ignored. An exception or a hang (beyond
+    ``GWSConfig.hook_timeout`` for ``async def``) is logged with the plugin's name and does not
+    reach other plugins or the core.
+    """
+
+
+@hookspec
+def on_operation_requested(request: OperationRequest) -> OperationTicket | None:
+    """An outbound operation (any of them, cancel included) was asked for on the bus.
+
+    Fired by the host: ``pm.hook.on_operation_requested(request=RejectRecordRequest(...))``
+    (or any request type; build one from a bus event with ``request_from_bus``), from the event
+    loop thread or any other thread. Like ``on_cancel_requested``: the core accepts the request
+    without waiting for the network and the result list starts with its
+    :class:`~gws_outbound_plugin.OperationTicket` (a ``CancelTicket`` for a ``CancelRequest``);
+    every accepted request ends in exactly one ``on_operation_acknowledged`` or
+    ``on_operation_failed``; with no core running it raises ``NotRunningError`` before any
+    observer sees the request. A cancel fired here also gets the cancel hooks.
+
+    :param request: one of the request types (``RejectRecordRequest``, ...).
+
+    Must be a plain function; observers should return ``None``; an observer's exception is
+    logged and swallowed.
+    """
+
+
+@hookspec
+def on_operation_acknowledged(ack: OperationAck) -> None:
+    """GWS and OCS acknowledged an operation (any operation, cancel included).
+
+    Fired exactly once per acknowledged request; also for acknowledgements of requests another
+    client of the agent made (``ack.request`` is ``None``). ``ack.operation`` is the GWS
+    ``operationName``; ``ack.record`` / ``ack.campaign`` / ``ack.records`` / ``ack.empty`` carry
+    the result (see the ``OperationAck`` reference).
+
+    May be ``async def``. The return value is ignored. An exception or a hang (beyond
+    ``GWSConfig.hook_timeout`` for ``async def``) is logged with the plugin's name and does not
+    reach other plugins or the core.
+    """
+
+
+@hookspec
+def on_operation_failed(failure: OperationFailure) -> None:
+    """An accepted operation failed (any operation, cancel included).
+
+    Fired exactly once per failed request. ``failure.reason`` says why (the same reasons as
+    ``on_cancel_failed``), ``failure.operation`` which operation.
+
+    May be ``async def``. The return value is ignored. An exception or a hang (beyond
+    ``GWSConfig.hook_timeout`` for ``async def``) is logged with the plugin's name and does not
+    reach other plugins or the core.
+    """
+
+
+@hookspec
+def on_record_cancelled(event: RecordCancelledEvent) -> None:
+    """OCS tells the agent that a record it holds was cancelled by someone else
+    (OCS user event ``RecordCancel``; its GWS shape is unconfirmed).
+
+    May be ``async def``. The return value is ignored. An exception or a hang (beyond
+    ``GWSConfig.hook_timeout`` for ``async def``) is logged with the plugin's name and does not
+    reach other plugins or the core.
+    """
+
+
+@hookspec
+def on_scheduled_call(event: ScheduledCallEvent) -> None:
+    """A scheduled callback is due: OCS delivers the record (user event ``ScheduledCall``;
+    its GWS shape is unconfirmed).
+
+    May be ``async def``. The return value is ignored. An exception or a hang (beyond
+    ``GWSConfig.hook_timeout`` for ``async def``) is logged with the plugin's name and does not
+    reach other plugins or the core.
+    """
+
+
+@hookspec
+def on_preview_record(event: PreviewRecordEvent) -> None:
+    """OCS pushed a preview record the agent did not ask for (``OutboundRecordMessage``
+    ``PreviewRecord`` without one of our ``referenceId``\\ s). A record asked for with
+    ``GetPreviewRecordRequest`` arrives as that request's acknowledgement instead.
+
+    May be ``async def``. The return value is ignored. An exception or a hang (beyond
+    ``GWSConfig.hook_timeout`` for ``async def``) is logged with the plugin's name and does not
+    reach other plugins or the core.
+    """
+
+
+@hookspec
+def on_campaign_status(event: CampaignStatusEvent) -> None:
+    """A campaign changed state (OCS user events ``CampaignLoaded``, ``CampaignStarted``,
+    ``CampaignStopped``, ``CampaignUnloaded``, ``CampaignModeChanged``; their GWS shape is
+    unconfirmed).
 
     May be ``async def``. The return value is ignored. An exception or a hang (beyond
     ``GWSConfig.hook_timeout`` for ``async def``) is logged with the plugin's name and does not

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 
 import pytest
 
 from gws_outbound_plugin import (
     CancelFailed,
     CancelFailure,
+    CancelRecordRequest,
     CancelRequest,
     ChainAttribute,
     EventMetrics,
     FailureReason,
+    GWSOutboundError,
     InvalidCancelRequest,
+    InvalidOperationRequest,
+    OperationFailed,
+    _spec,
+    to_jsonable,
 )
 
 DEVICE = "/devices/57fc644b-c3b8-4ce8-ad82-d7e15c5f0b33"
@@ -94,6 +101,8 @@ def test_chain_attribute_accepts_the_plain_string() -> None:
         ("record_handle", -3),
         ("record_handle", 11.0),
         ("record_handle", 2**60),
+        ("record_handle", 2**31),
+        ("application_id", 2**31),
         ("application_id", "134"),
         ("application_id", None),
         ("campaign_name", ""),
@@ -199,3 +208,72 @@ def test_cancel_failed_carries_the_failure() -> None:
     assert "ocs_error" in str(error)
     assert "Record not found" in str(error)
     assert "r-1" in str(error)
+
+
+@pytest.mark.parametrize("field", ["record_handle", "application_id"])
+def test_ids_are_32_bit_in_the_constructor(field: str) -> None:
+    assert getattr(minimal(**{field: 2**31 - 1}), field) == 2**31 - 1
+    with pytest.raises(InvalidCancelRequest) as info:
+        minimal(**{field: 2**31})
+    assert info.value.fields == (field,)
+    assert "32-bit" in info.value.errors[field]
+    assert "2147483647" in info.value.errors[field]
+
+
+@pytest.mark.parametrize("key", ["recordHandle", "applicationId"])
+def test_ids_are_32_bit_on_the_bus(key: str) -> None:
+    assert CancelRequest.from_bus(dict(FULL_BUS, **{key: 2**31 - 1})).to_bus()[key] == 2**31 - 1
+    with pytest.raises(InvalidCancelRequest) as info:
+        CancelRequest.from_bus(dict(FULL_BUS, **{key: 2**31}))
+    assert info.value.fields == (key,)
+    assert "32-bit" in str(info.value)
+
+
+def test_cancel_request_implements_the_operation_protocol() -> None:
+    request = minimal(reference_id="r-7")
+    assert request.spec is _spec.CANCEL_RECORD
+    assert request.operation_name == "CancelRecord" == request.spec.name
+    assert request.correlation_key == ("record", 11, 134, "Campaign1")
+    assert request.correlation_key == _spec.record_key(11, 134, "Campaign1")
+    assert request.gws_path() == "/me/outbound-records/11"
+    # The protocol members are not fields: the dataclass is what it was.
+    assert [f.name for f in dataclasses.fields(CancelRequest)] == [
+        "record_handle",
+        "application_id",
+        "campaign_name",
+        "calling_list",
+        "device_path",
+        "phone_number",
+        "chain_attribute",
+        "reference_id",
+    ]
+    assert CancelRecordRequest is CancelRequest
+
+
+def test_invalid_cancel_request_is_an_invalid_operation_request_with_its_old_message() -> None:
+    with pytest.raises(InvalidOperationRequest) as info:
+        minimal(record_handle=0, campaign_name="")
+    error = info.value
+    assert type(error) is InvalidCancelRequest
+    assert isinstance(error, ValueError) and isinstance(error, GWSOutboundError)
+    assert error.operation == "CancelRecord"
+    assert str(error).startswith("invalid cancel request: record_handle: must be a positive")
+    assert error.fields == ("record_handle", "campaign_name")
+
+
+def test_cancel_failed_is_an_operation_failed() -> None:
+    failure = CancelFailure(request=minimal(), reason=FailureReason.TIMED_OUT)
+    error = CancelFailed(failure)
+    assert isinstance(error, OperationFailed)
+    assert error.failure is failure
+    assert failure.operation == "CancelRecord"
+    assert str(error) == failure.describe()
+    assert str(error).startswith("cancel of record 11 failed: timed_out")
+
+
+def test_to_jsonable_writes_datetimes_as_iso_8601() -> None:
+    moment = datetime.datetime(2015, 6, 10, 6, 25, 52, tzinfo=datetime.UTC)
+    assert to_jsonable({"at": moment, "chain": ChainAttribute.ALL_CHAIN}) == {
+        "at": "2015-06-10T06:25:52+00:00",
+        "chain": "AllChain",
+    }

@@ -1,0 +1,128 @@
+"""The outcome pump: hook calls, one at a time, in the order the engine decided them.
+
+After the hook calls of an outcome the engine queues the release of its ticket, so in the
+normal case the host hears of an outcome after the plugins did. The engine also arms a timer
+that releases the ticket ``hook_timeout`` after the decision, whatever the pump is doing: no
+plugin, however slow or broken, holds an outcome back from the host for longer. A hook that
+awaits a ticket gets the decided outcome at once (the pump's context says it is in a hook).
+The pump runs in a shielded scope (a cancelled host task still gets its hooks called) and is
+stopped by :meth:`OutcomePump.close`, which first makes the calls still queued.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Callable
+from typing import Any, Final
+
+import anyio
+import structlog
+
+from ._dispatcher import HookDispatcher, safe_log
+from ._ticket import IN_HOOK
+
+__all__ = ["OutcomePump"]
+
+logger = structlog.get_logger(__name__)
+
+# (hook name, arguments), or (None, {"call": function}) for a step between hook calls.
+_HookCall = tuple[str | None, dict[str, Any]]
+#: After the close budget, the rest of the queue is still called, but ``async def``
+#: implementations get this long each.
+_SHUTDOWN_HOOK_TIMEOUT: Final = 0.05
+
+
+class OutcomePump:
+    def __init__(self, dispatcher: HookDispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._queue: collections.deque[_HookCall] = collections.deque()
+        self._wake = anyio.Event()
+        self._scope = anyio.CancelScope(shield=True)
+        self._closing = False
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._busy = False
+        self._progress = anyio.Event()
+        self.delivered = 0
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue) + (1 if self._busy else 0)
+
+    def emit(self, hook: str, **kwargs: Any) -> None:
+        """Queue a hook call (no checkpoint, never blocks, never raises)."""
+        self._queue.append((hook, kwargs))
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+        self._wake.set()
+
+    def emit_call(self, call: Callable[[], None]) -> None:
+        """Run ``call()`` once every hook call queued before it was made."""
+        self._queue.append((None, {"call": call}))
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+        self._wake.set()
+
+    async def run(self) -> None:
+        IN_HOOK.set(True)  # this task's own context: the hooks it calls (see _ticket)
+        with self._scope:
+            while True:
+                while self._queue:
+                    hook, kwargs = self._queue.popleft()
+                    if hook is None:
+                        try:
+                            kwargs["call"]()
+                        except Exception:
+                            safe_log(logger.exception, "outcome_step_failed")
+                        continue
+                    self._busy = True
+                    try:
+                        await self._dispatcher.dispatch(hook, **kwargs)
+                    except Exception:  # the dispatcher isolates plugins; this is our bug
+                        safe_log(logger.exception, "hook_dispatch_crashed", hook=hook)
+                    finally:
+                        self._busy = False
+                    self.delivered += 1
+                    self._progress.set()
+                self._idle.set()
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake = anyio.Event()
+
+    async def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every queued hook call was made; False on timeout."""
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            await self._idle.wait()
+            return True
+        return False
+
+    async def wait_below(self, limit: int) -> None:
+        """Wait until at most ``limit`` hook calls are queued (or the pump is closing)."""
+        while self.queued > limit and not self._closing:
+            self._progress = anyio.Event()
+            await self._progress.wait()
+
+    async def close(self, budget: float) -> None:
+        """Deliver what is queued within ``budget`` seconds; after that the rest is still
+        called, each ``async def`` implementation bounded by a token timeout, then stop."""
+        self._closing = True
+        self._wake.set()
+        self._progress.set()
+        if await self.wait_idle(budget):
+            return
+        left = len(self._queue)
+        safe_log(
+            logger.warning,
+            "hook_calls_hurried_at_close",
+            queued=left,
+            budget=budget,
+            hook_timeout=_SHUTDOWN_HOOK_TIMEOUT,
+        )
+        self._dispatcher.hook_timeout = _SHUTDOWN_HOOK_TIMEOUT
+        # The current call keeps its own deadline (at most hook_timeout); the rest is quick.
+        await self._idle.wait()
+
+    def cancel(self) -> None:
+        self._scope.cancel()

@@ -1,0 +1,255 @@
+"""The promise, reproduction by reproduction (issue 10): every accepted request ends in
+exactly one outcome and its ticket resolves, whatever plugins, log pipelines, the server or
+the host task do. Each test here failed on the engine before the correlator."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pluggy
+import pytest
+import structlog
+
+from gws_outbound_plugin import (
+    CancelFailed,
+    CancelFailure,
+    CancelRequest,
+    FailureReason,
+    GWSConfig,
+    OutboundPlugin,
+    RecordCancelAck,
+    hookimpl,
+    make_plugin_manager,
+)
+from gws_outbound_plugin.simulator import GWSSimulator
+from tests.faults.conftest import fast_config
+from tests.helpers import Recorder
+
+pytestmark = pytest.mark.anyio
+
+
+def request_for(sim: GWSSimulator, handle: int, **changes: Any) -> CancelRequest:
+    record = sim.records[handle].record
+    values: dict[str, Any] = {
+        "record_handle": handle,
+        "application_id": record.application_id,
+        "campaign_name": record.campaign_name,
+        "calling_list": record.calling_list,
+        "device_path": sim.device_path("agent1"),
+    }
+    values.update(changes)
+    return CancelRequest(**values)
+
+
+def handles(sim: GWSSimulator, count: int) -> list[int]:
+    found = sorted(sim.records)[:count]
+    assert len(found) == count, "the simulator's seed has too few records"
+    return found
+
+
+class SlowFailureHook:
+    """An ``async on_cancel_failed`` that sleeps far beyond any hook_timeout."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    async def on_cancel_failed(self, failure: CancelFailure) -> None:
+        self.calls += 1
+        await anyio.sleep(60)
+
+
+async def test_close_resolves_every_ticket_and_makes_every_hook_call(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Reproduction 1: a slow async hook, 8 pending cancels, a short drain."""
+    slow = SlowFailureHook()
+    pm.register(slow, name="slow")
+    config = fast_config(sim.base_url, hook_timeout=0.3, drain_timeout=0.2)
+    sim.faults.hold_notifications()
+    plugin = OutboundPlugin(pm, config)
+    async with plugin:
+        tickets = [plugin.submit(request_for(sim, h)) for h in handles(sim, 8)]
+        with anyio.fail_after(5):
+            while len(sim.cancels) < 8:
+                await anyio.sleep(0.01)
+    assert all(ticket.done() for ticket in tickets)
+    assert plugin.pending_count == 0
+    for ticket in tickets:
+        with anyio.fail_after(1), pytest.raises(CancelFailed) as info:
+            await ticket
+        assert info.value.failure.reason is FailureReason.SHUT_DOWN
+    # Every outcome hook call was made, the slow one included (each cut at hook_timeout).
+    assert len(recorder.failures) == 8
+    assert slow.calls == 8
+
+
+@contextlib.contextmanager
+def log_pipeline_raising_on(event_name: str) -> Iterator[None]:
+    """A host's structlog processor that raises on one event."""
+
+    def explode(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("event") == event_name:
+            raise RuntimeError(f"the host's log pipeline broke on {event_name}")
+        return event
+
+    previous = structlog.get_config()
+    structlog.configure(processors=[explode, structlog.processors.KeyValueRenderer()])
+    try:
+        yield
+    finally:
+        structlog.configure(**previous)
+
+
+async def test_a_log_pipeline_that_raises_does_not_lose_the_outcome(
+    sim: GWSSimulator, plugin: OutboundPlugin, recorder: Recorder
+) -> None:
+    """Reproduction 2: the host's processor raises on ``cancel_failed``."""
+    request = request_for(sim, handles(sim, 1)[0])
+    sim.faults.status_code(6, "record not found")
+    with log_pipeline_raising_on("cancel_failed"):
+        with anyio.fail_after(5), pytest.raises(CancelFailed) as info:
+            await plugin.cancel(request)
+    assert info.value.failure.reason is FailureReason.REJECTED
+    assert [f.request.reference_id for f in recorder.failures] == [request.reference_id]
+
+
+async def test_a_reused_reference_id_cannot_take_the_late_acknowledgement(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Reproduction 3: a cancel times out; the host resends it with the same referenceId."""
+    config = fast_config(sim.base_url, ack_timeout=0.3)
+    handle = handles(sim, 1)[0]
+    async with OutboundPlugin(pm, config) as plugin:
+        sim.faults.hold_notifications()
+        first = request_for(sim, handle, reference_id="resent-1")
+        with pytest.raises(CancelFailed) as info:
+            await plugin.cancel(first)
+        assert info.value.failure.reason is FailureReason.TIMED_OUT
+        again = request_for(sim, handle, reference_id="resent-1")
+        with pytest.raises(CancelFailed) as info:
+            await plugin.cancel(again)
+        # Refused at once, nothing sent: its answer could not be told from the first one's.
+        assert info.value.failure.reason is FailureReason.REJECTED
+        assert "referenceId resent-1" in (info.value.failure.message or "")
+        assert len(sim.cancels) == 1
+        sim.faults.release_notifications()
+        await sim.wait_for_published(2)
+        with anyio.fail_after(5):
+            while plugin.stats["late"] < 1:
+                await anyio.sleep(0.01)
+        assert recorder.acks == []  # the late acknowledgement resolves nothing
+        assert len(recorder.failures) == 2
+
+
+async def test_a_queued_request_is_not_acknowledged_by_another_desktops_cancel(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Reproduction 4: with one POST at a time and the first POST slow, another desktop of
+    the agent cancels the record the second (queued) request targets. The queued request
+    must still be POSTed, and end with its own outcome."""
+    config = fast_config(sim.base_url, max_concurrent_requests=1, request_timeout=3.0)
+    first_handle, target = handles(sim, 2)
+    async with OutboundPlugin(pm, config) as plugin:
+        other_pm = make_plugin_manager(load_entrypoints=False)
+        async with OutboundPlugin(other_pm, fast_config(sim.base_url)) as other_desktop:
+            sim.faults.slow_answer(1.0)
+            slow = plugin.submit(request_for(sim, first_handle))
+            queued = plugin.submit(request_for(sim, target))
+            with anyio.fail_after(5):
+                while not sim.cancels:
+                    await anyio.sleep(0.005)
+            await other_desktop.cancel(request_for(sim, target))  # acknowledged elsewhere
+            assert not queued.done()
+            await slow
+            with pytest.raises(CancelFailed) as info:
+                await queued
+        # It was sent (GWS/OCS then refused a second cancel of the same record).
+        references = [r.body["referenceId"] for r in sim.cancels]  # type: ignore[index]
+        assert queued.reference_id in references
+        assert info.value.failure.reason is FailureReason.OCS_ERROR
+        foreign = [ack for ack in recorder.acks if ack.request is None]
+        assert len(foreign) == 1 and foreign[0].record_handle == target
+
+
+async def test_a_post_that_may_have_been_processed_is_never_resent(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Reproduction 5: the first answer is slower than request_timeout; GWS processed it.
+    The POST is not resent, and the acknowledgement that arrives counts, once."""
+    config = fast_config(sim.base_url, request_timeout=0.3, retries=2, ack_timeout=3.0)
+    request = request_for(sim, handles(sim, 1)[0])
+    async with OutboundPlugin(pm, config) as plugin:
+        sim.faults.slow_answer(0.8)
+        ack = await plugin.cancel(request)
+        await anyio.sleep(0.5)  # room for a wrongly resent POST and its second answer
+        assert ack.request == request
+    assert len(sim.cancels) == 1
+    assert len(recorder.acks) == 1
+    assert recorder.failures == []
+
+
+async def test_a_hook_can_await_another_cancel(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Reproduction 6: ``await plugin.cancel(...)`` inside ``on_cancel_failed``."""
+    config = fast_config(sim.base_url, hook_timeout=2.0)
+    first, second = handles(sim, 2)
+    results: list[RecordCancelAck] = []
+    plugin = OutboundPlugin(pm, config)
+
+    class RetryElsewhere:
+        @hookimpl
+        async def on_cancel_failed(self, failure: CancelFailure) -> None:
+            results.append(await plugin.cancel(request_for(sim, second)))
+
+    pm.register(RetryElsewhere(), name="retry")
+    async with plugin:
+        sim.faults.status_code(6, "record not found")
+        with pytest.raises(CancelFailed):
+            await plugin.cancel(request_for(sim, first))
+        with anyio.fail_after(5):
+            while not results:
+                await anyio.sleep(0.01)
+    assert [ack.record_handle for ack in results] == [second]
+    assert [ack.record_handle for ack in recorder.acks] == [second]
+
+
+async def test_aclose_from_another_task(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, config: GWSConfig
+) -> None:
+    """Reproduction 7: ``aclose()`` from a task other than the one that entered the plugin
+    neither raises nor cancels the host task."""
+    reached_the_end = False
+    async with OutboundPlugin(pm, config) as plugin:
+        ticket = plugin.submit(request_for(sim, handles(sim, 1)[0]))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(plugin.aclose)
+        assert not plugin.running
+        assert ticket.done()
+        await anyio.sleep(0)  # the host task was not cancelled
+        reached_the_end = True
+    assert reached_the_end
+    assert plugin.pending_count == 0
+
+
+async def test_aclose_twice_concurrently_and_a_cancelled_host(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, config: GWSConfig
+) -> None:
+    """Two concurrent closes both return once it is closed; a host task cancelled inside
+    ``async with`` still gets every decided outcome delivered."""
+    handle = handles(sim, 1)[0]
+    with anyio.CancelScope() as scope:
+        async with OutboundPlugin(pm, config) as plugin:
+            sim.faults.hold_notifications()
+            ticket = plugin.submit(request_for(sim, handle))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(plugin.aclose)
+                tg.start_soon(plugin.aclose)
+            scope.cancel()
+            await anyio.sleep(1)
+    assert ticket.done()
+    assert len(recorder.failures) == 1
