@@ -210,6 +210,10 @@ class HookDispatcher:
             plan = self._plans[hook_name] = (impls, calls, any(a for _, a in calls))
         return plan[1], plan[2]
 
+    def has_implementations(self, hook_name: str) -> bool:
+        """Whether any plugin implements ``hook_name`` (wrappers aside)."""
+        return bool(self._plan(hook_name)[0])
+
     async def dispatch(self, hook_name: str, **kwargs: Any) -> None:
         calls, any_async = self._plan(hook_name)
         if not any_async:

@@ -138,7 +138,7 @@ class Engine:
         self._accepting = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._resolved = anyio.Event()
+        self._resolved = asyncio.Event()  # made outside the loop: asyncio's can be
         self._effect_errors = 0
         # Tickets decided and not yet handed to the host, with their release timer.
         self._unreleased: dict[OperationTicket, asyncio.TimerHandle] = {}
@@ -229,8 +229,9 @@ class Engine:
         """Wait up to ``timeout`` for every outstanding outcome, then resolve the rest."""
         with anyio.move_on_after(timeout):
             while self._outstanding:
-                await self._resolved.wait()
-                self._resolved = anyio.Event()
+                self._resolved.clear()
+                if self._outstanding:
+                    await self._resolved.wait()
         self._apply(self._correlator.shutdown())
         # Requests another thread handed over just before the stop are decided (as shut
         # down) when the loop runs their hand-off: give it a moment.
@@ -359,10 +360,13 @@ class Engine:
         if isinstance(outcome, Acknowledged):
             if cancel:
                 self._pump.emit("on_record_cancel_acknowledged", ack=payload)
-                generic: Any = _payloads.operation_ack(request.spec, request, outcome)
+                self._pump.emit_lazy(
+                    "on_operation_acknowledged",
+                    "ack",
+                    lambda: _payloads.operation_ack(request.spec, request, outcome),
+                )
             else:
-                generic = payload
-            self._pump.emit("on_operation_acknowledged", ack=generic)
+                self._pump.emit("on_operation_acknowledged", ack=payload)
             if ticket is not None:
                 self._pump.emit_call(lambda: self._release(ticket))
             safe_log(
@@ -375,10 +379,13 @@ class Engine:
             self._log_failure(request.spec, request.reference_id, outcome)
             if cancel:
                 self._pump.emit("on_cancel_failed", failure=payload)
-                generic = _payloads.operation_failure(request, outcome)
+                self._pump.emit_lazy(
+                    "on_operation_failed",
+                    "failure",
+                    lambda: _payloads.operation_failure(request, outcome),
+                )
             else:
-                generic = payload
-            self._pump.emit("on_operation_failed", failure=generic)
+                self._pump.emit("on_operation_failed", failure=payload)
             if ticket is not None:
                 self._pump.emit_call(lambda: self._release(ticket))
 
@@ -419,8 +426,10 @@ class Engine:
                 "on_record_cancel_acknowledged",
                 ack=_payloads.cancel_ack(None, effect.outbound, effect.user_event),
             )
-        self._pump.emit(
-            "on_operation_acknowledged", ack=_payloads.operation_ack(spec, None, acknowledged)
+        self._pump.emit_lazy(
+            "on_operation_acknowledged",
+            "ack",
+            lambda: _payloads.operation_ack(spec, None, acknowledged),
         )
 
     def _unsolicited(self, effect: Unsolicited) -> None:

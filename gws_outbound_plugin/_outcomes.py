@@ -11,6 +11,7 @@ stopped by :meth:`OutcomePump.close`, which first makes the calls still queued.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import math
 from collections.abc import Callable
@@ -31,19 +32,23 @@ _HookCall = tuple[str | None, dict[str, Any]]
 #: After the close budget, the rest of the queue is still called, but ``async def``
 #: implementations get this long each.
 _SHUTDOWN_HOOK_TIMEOUT: Final = 0.05
+_LAZY: Final = "\x00lazy"
 
 
 class OutcomePump:
     def __init__(self, dispatcher: HookDispatcher) -> None:
         self._dispatcher = dispatcher
         self._queue: collections.deque[_HookCall] = collections.deque()
-        self._wake = anyio.Event()
-        self._scope = anyio.CancelScope(shield=True)
+        # asyncio events (the engine is asyncio-only): they can be made outside the loop, so a
+        # plugin can be constructed in one thread and entered on another's loop.
+        self._wake = asyncio.Event()
+        self._scope: anyio.CancelScope | None = None
+        self._cancelled = False
         self._closing = False
-        self._idle = anyio.Event()
+        self._idle = asyncio.Event()
         self._idle.set()
         self._busy = False
-        self._progress = anyio.Event()
+        self._progress = asyncio.Event()
         self.delivered = 0
 
     @property
@@ -53,19 +58,27 @@ class OutcomePump:
     def emit(self, hook: str, **kwargs: Any) -> None:
         """Queue a hook call (no checkpoint, never blocks, never raises)."""
         self._queue.append((hook, kwargs))
-        if self._idle.is_set():
-            self._idle = anyio.Event()
+        self._idle.clear()
+        self._wake.set()
+
+    def emit_lazy(self, hook: str, argument: str, build: Callable[[], Any]) -> None:
+        """Queue a hook call whose payload is built only if the hook has implementations
+        when its turn comes (most hosts implement the cancel hooks, not the generic ones)."""
+        self._queue.append((hook, {_LAZY: (argument, build)}))
+        self._idle.clear()
         self._wake.set()
 
     def emit_call(self, call: Callable[[], None]) -> None:
         """Run ``call()`` once every hook call queued before it was made."""
         self._queue.append((None, {"call": call}))
-        if self._idle.is_set():
-            self._idle = anyio.Event()
+        self._idle.clear()
         self._wake.set()
 
     async def run(self) -> None:
         IN_HOOK.set(True)  # this task's own context: the hooks it calls (see _ticket)
+        self._scope = anyio.CancelScope(shield=True)
+        if self._cancelled:
+            self._scope.cancel()
         with self._scope:
             while True:
                 while self._queue:
@@ -76,6 +89,15 @@ class OutcomePump:
                         except Exception:
                             safe_log(logger.exception, "outcome_step_failed")
                         continue
+                    lazy = kwargs.get(_LAZY)
+                    if lazy is not None:
+                        if not self._dispatcher.has_implementations(hook):
+                            continue
+                        try:
+                            kwargs = {lazy[0]: lazy[1]()}
+                        except Exception:
+                            safe_log(logger.exception, "hook_payload_failed", hook=hook)
+                            continue
                     self._busy = True
                     try:
                         await self._dispatcher.dispatch(hook, **kwargs)
@@ -89,7 +111,7 @@ class OutcomePump:
                 if self._closing:
                     return
                 await self._wake.wait()
-                self._wake = anyio.Event()
+                self._wake.clear()
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every queued hook call was made; False on timeout."""
@@ -101,7 +123,7 @@ class OutcomePump:
     async def wait_below(self, limit: int) -> None:
         """Wait until at most ``limit`` hook calls are queued (or the pump is closing)."""
         while self.queued > limit and not self._closing:
-            self._progress = anyio.Event()
+            self._progress.clear()
             await self._progress.wait()
 
     async def close(self, budget: float) -> None:
@@ -125,4 +147,6 @@ class OutcomePump:
         await self._idle.wait()
 
     def cancel(self) -> None:
-        self._scope.cancel()
+        self._cancelled = True
+        if self._scope is not None:
+            self._scope.cancel()

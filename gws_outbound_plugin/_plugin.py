@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import inspect
 import time
@@ -166,7 +167,7 @@ class OutboundPlugin:
         self._owner: int | None = None
         self._core: CoreHooks | None = None
         self._core_registered = False
-        self._closed = anyio.Event()
+        self._closed = asyncio.Event()  # asyncio's can be made outside an event loop
         self._scopes: list[anyio.CancelScope] = []
 
     def __repr__(self) -> str:

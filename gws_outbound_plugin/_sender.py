@@ -45,6 +45,10 @@ class _Engine(Protocol):
     ) -> None: ...
 
 
+def _noun(request: Operation) -> str:
+    return "cancel" if request.spec.name == "CancelRecord" else "request"
+
+
 class Sender:
     """``workers`` tasks POSTing one request at a time each."""
 
@@ -65,24 +69,27 @@ class Sender:
         self._connect_timeout = connect_timeout
         self._is_connected = is_connected
         self._wait_connected = wait_connected
-        self._send: MemoryObjectSendStream[tuple[int, Operation]]
-        self._receive: MemoryObjectReceiveStream[tuple[int, Operation]]
-        self._send, self._receive = anyio.create_memory_object_stream[tuple[int, Operation]](
-            queue_size
-        )
+        self._queue_size = queue_size
+        self._send: MemoryObjectSendStream[tuple[int, Operation]] | None = None
+        self._receive: MemoryObjectReceiveStream[tuple[int, Operation]] | None = None
 
     def start(self, spawn: Callable[..., None]) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[tuple[int, Operation]](
+            self._queue_size
+        )
         for _ in range(self._workers):
             spawn(self._worker, self._receive.clone())
 
     def submit(self, token: int, request: Operation) -> None:
         """Queue a request (no checkpoint). The queue holds ``max_pending`` entries, which
         the engine never exceeds."""
+        assert self._send is not None, "the sender was not started"
         self._send.send_nowait((token, request))
 
     def close(self) -> None:
-        self._send.close()
-        self._receive.close()
+        for stream in (self._send, self._receive):
+            if stream is not None:
+                stream.close()
 
     async def _worker(self, receive: MemoryObjectReceiveStream[tuple[int, Operation]]) -> None:
         async with receive:
@@ -111,7 +118,7 @@ class Sender:
                 self._engine.posted(
                     token,
                     PostResult.NOT_SENT,
-                    message="the CometD session is down; the request was not sent",
+                    message=f"the CometD session is down; the {_noun(request)} was not sent",
                 )
                 return
         if not self._engine.sending(token):

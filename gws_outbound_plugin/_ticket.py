@@ -190,9 +190,10 @@ class CancelTicket(OperationTicket):
       event loop thread: it raises ``RuntimeError`` at once there);
     * ``ticket.done()`` / ``ticket.outcome`` never block.
 
-    The ticket resolves the moment the outcome is decided, before the plugins'
-    ``on_record_cancel_acknowledged`` / ``on_cancel_failed`` run: no plugin, however slow or
-    broken, can hold it back.
+    The ticket resolves after the plugins' ``on_record_cancel_acknowledged`` /
+    ``on_cancel_failed`` implementations for it were called, but never later than
+    ``hook_timeout`` after the outcome was decided: no plugin, however slow or broken, holds
+    it back for longer. Inside a hook, ``await ticket`` returns as soon as it is decided.
     """
 
     __slots__ = ()

@@ -24,8 +24,9 @@ plugin core, which calls them like this:
   core; return values are ignored;
 * hook wrappers (``wrapper=True`` / ``hookwrapper=True``) are not supported on these hooks
   and are refused when the plugin is started;
-* the host's ticket does not wait for them: it resolves the moment the outcome is decided, and
-  the hooks for it are called right after, in order.
+* the host's ticket resolves after them, but never later than ``hook_timeout`` after its
+  outcome was decided (a slow plugin cannot hold it back); inside a hook, ``await ticket``
+  returns as soon as the outcome is decided.
 
 Which hooks fire for what:
 
@@ -106,7 +107,8 @@ def on_cancel_requested(request: CancelRequest) -> CancelTicket | None:
     ``PluginManager`` just returns ``[]``).
 
     Other implementations observe the request; their return value should be ``None``.
-    The ticket resolves as soon as the outcome is decided, before the outcome hooks run.
+    The ticket resolves after the outcome hooks ran, and at the latest ``hook_timeout`` after
+    the outcome was decided.
 
     :param request: the validated :class:`~gws_outbound_plugin.CancelRequest`.
 
