@@ -118,8 +118,9 @@ class Acknowledged:
     outbound: Mapping[str, Any] | None
     """``data`` of the acknowledgement (``OutboundRecordMessage`` / ``OutboundCampaignMessage``)."""
     user_event: UserEvent | None
-    parts: tuple[Mapping[str, Any], ...] = ()
-    """``data`` of each partial result (``ChainedRecord``), in arrival order."""
+    parts: tuple[Mapping[str, Any] | UserEvent, ...] = ()
+    """Each partial result (``ChainedRecord``) in arrival order: the ``data`` of its
+    notification, or its user event when no notification arrived."""
     empty: bool = False
     """The operation found nothing (``GetPreviewRecord`` on an exhausted list)."""
 
@@ -221,6 +222,7 @@ class _Phase(enum.Enum):
 class _Entry:
     __slots__ = (
         "empty",
+        "event_parts",
         "key",
         "lost",
         "merging",
@@ -247,6 +249,7 @@ class _Entry:
         self.outbound: Mapping[str, Any] | None = None
         self.user_event: UserEvent | None = None
         self.parts: list[Mapping[str, Any]] = []
+        self.event_parts: list[UserEvent] = []
 
     @property
     def sent(self) -> bool:
@@ -769,7 +772,9 @@ class Correlator:
             )
             return effects
         if spec.part is not None and name == spec.part:
-            return effects  # the record itself arrives in the outbound part
+            # The record arrives in the outbound part too: these count only if none did.
+            entry.event_parts.append(event)
+            return effects
         if name in spec.empty:
             entry.empty = True
             entry.user_event = event
@@ -874,7 +879,12 @@ class Correlator:
     def _acknowledge(self, entry: _Entry) -> list[Effect]:
         return self._finish(
             entry,
-            Acknowledged(entry.outbound, entry.user_event, tuple(entry.parts), entry.empty),
+            Acknowledged(
+                entry.outbound,
+                entry.user_event,
+                tuple(entry.parts) if entry.parts else tuple(entry.event_parts),
+                entry.empty,
+            ),
         )
 
     def _finish(

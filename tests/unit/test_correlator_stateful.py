@@ -57,7 +57,13 @@ from gws_outbound_plugin._spec import (
 
 APP = 134
 CAMPAIGN = "Campaign1"
-SPECS = (CANCEL_RECORD, REJECT_RECORD, GET_CHAINED_RECORD, GET_PREVIEW_RECORD, START_PREVIEW_SESSION)
+SPECS = (
+    CANCEL_RECORD,
+    REJECT_RECORD,
+    GET_CHAINED_RECORD,
+    GET_PREVIEW_RECORD,
+    START_PREVIEW_SESSION,
+)
 LIMITS = Limits(
     ack_timeout=1.0,
     merge_window=0.25,
@@ -111,7 +117,11 @@ def outbound(
     if request.spec.target is Target.CAMPAIGN:
         data["campaign"] = {"name": CAMPAIGN, "applicationId": APP}
     else:
-        data["record"] = {"recordHandle": request.handle, "applicationId": APP, "campaignName": CAMPAIGN}
+        data["record"] = {
+            "recordHandle": request.handle,
+            "applicationId": APP,
+            "campaignName": CAMPAIGN,
+        }
     return {"channel": "/v2/me/outbound", "data": data}
 
 
@@ -169,7 +179,8 @@ class CorrelatorMachine(RuleBasedStateMachine):
                     if data is not None:
                         assert data.get("referenceId") == model.request.reference_id
                     for part in effect.outcome.parts:
-                        assert part.get("referenceId") == model.request.reference_id
+                        if isinstance(part, Mapping):
+                            assert part.get("referenceId") == model.request.reference_id
             elif isinstance(effect, Send):
                 assert effect.token in self.models
             elif isinstance(effect, Foreign):
@@ -191,9 +202,12 @@ class CorrelatorMachine(RuleBasedStateMachine):
             if reference is not None:
                 if reference == request.reference_id:
                     model.answered_after_send = True
-            elif answers is not None and answers.spec is request.spec:
-                if answers.correlation_key == request.correlation_key:
-                    model.answered_after_send = True
+            elif (
+                answers is not None
+                and answers.spec is request.spec
+                and answers.correlation_key == request.correlation_key
+            ):
+                model.answered_after_send = True
         self.sent_messages.append(message)
         self.apply(self.correlator.message(message))
 
@@ -400,7 +414,7 @@ def test_a_reused_reference_id_cannot_take_a_late_acknowledgement() -> None:
     assert isinstance(resolved, Resolved)
     assert isinstance(resolved.outcome, Failed)
     assert resolved.outcome.reason is FailureReason.TIMED_OUT
-    new_token, effects = correlator.accept(FakeRequest(CANCEL_RECORD, "same", 1))
+    _, effects = correlator.accept(FakeRequest(CANCEL_RECORD, "same", 1))
     (refused,) = effects
     assert isinstance(refused, Resolved) and isinstance(refused.outcome, Failed)
     assert refused.outcome.reason is FailureReason.REJECTED

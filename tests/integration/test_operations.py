@@ -1,0 +1,392 @@
+"""Every outbound operation end to end on the simulator: the exact body GWS receives, the
+acknowledgement and its payload, every failure kind, and exactly one outcome per accepted
+request under duplicated, reordered and dropped notifications."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import pluggy
+import pytest
+
+from gws_outbound_plugin import (
+    AddRecordRequest,
+    CallbackType,
+    CampaignStatusEvent,
+    CompleteRecordRequest,
+    DoNotCallPhoneRequest,
+    DoNotCallRecordRequest,
+    EndPreviewSessionRequest,
+    FailureReason,
+    GetChainedRecordRequest,
+    GetPreviewRecordRequest,
+    GWSConfig,
+    OperationAck,
+    OperationFailed,
+    OperationFailure,
+    OutboundPlugin,
+    PhoneType,
+    PreviewRecordEvent,
+    RecordCancelledEvent,
+    RejectRecordRequest,
+    RescheduleRecordRequest,
+    ScheduledCallEvent,
+    StartPreviewSessionRequest,
+    UpdateRecordRequest,
+    hookimpl,
+    request_from_bus,
+)
+from gws_outbound_plugin.simulator import GWSSimulator
+from tests.helpers import AGENT
+from tests.integration.conftest import config_for
+
+pytestmark = pytest.mark.anyio
+
+APP = 134
+CAMPAIGN = "Campaign1"
+LIST = "CallingList1"
+
+
+@dataclass
+class OperationRecorder:
+    """Records the generic and the unsolicited hooks."""
+
+    acks: list[OperationAck] = field(default_factory=list)
+    failures: list[OperationFailure] = field(default_factory=list)
+    unsolicited: list[Any] = field(default_factory=list)
+
+    @hookimpl
+    def on_operation_acknowledged(self, ack: OperationAck) -> None:
+        self.acks.append(ack)
+
+    @hookimpl
+    def on_operation_failed(self, failure: OperationFailure) -> None:
+        self.failures.append(failure)
+
+    @hookimpl
+    def on_record_cancelled(self, event: RecordCancelledEvent) -> None:
+        self.unsolicited.append(event)
+
+    @hookimpl
+    def on_scheduled_call(self, event: ScheduledCallEvent) -> None:
+        self.unsolicited.append(event)
+
+    @hookimpl
+    def on_preview_record(self, event: PreviewRecordEvent) -> None:
+        self.unsolicited.append(event)
+
+    @hookimpl
+    def on_campaign_status(self, event: CampaignStatusEvent) -> None:
+        self.unsolicited.append(event)
+
+    def outcomes_for(self, reference_id: str) -> list[Any]:
+        return [
+            item
+            for item in [*self.acks, *self.failures]
+            if item.request is not None and item.request.reference_id == reference_id
+        ]
+
+
+@pytest.fixture
+def ops(pm: pluggy.PluginManager) -> OperationRecorder:
+    recorder = OperationRecorder()
+    pm.register(recorder, name="operations")
+    return recorder
+
+
+@pytest.fixture
+async def started(
+    pm: pluggy.PluginManager, config: GWSConfig, ops: OperationRecorder
+) -> AsyncIterator[OutboundPlugin]:
+    async with OutboundPlugin(pm, config) as plugin:
+        yield plugin
+
+
+Factory = Callable[[str, int], Any]
+
+RECORD_OPERATIONS: dict[str, tuple[Factory, dict[str, Any]]] = {
+    "RejectRecord": (
+        lambda device, handle: RejectRecordRequest(
+            record_handle=handle,
+            application_id=APP,
+            campaign_name=CAMPAIGN,
+            calling_list=LIST,
+            device_path=device,
+        ),
+        {"callingList": LIST},
+    ),
+    "CompleteRecord": (
+        lambda device, handle: CompleteRecordRequest(
+            record_handle=handle,
+            application_id=APP,
+            campaign_name=CAMPAIGN,
+            calling_list=LIST,
+            device_path=device,
+            call_result="Answer",
+        ),
+        {"callingList": LIST, "callResult": "Answer"},
+    ),
+    "DoNotCallRecord": (
+        lambda device, handle: DoNotCallRecordRequest(
+            record_handle=handle,
+            application_id=APP,
+            campaign_name=CAMPAIGN,
+            calling_list=LIST,
+            device_path=device,
+        ),
+        {"callingList": LIST},
+    ),
+    "RescheduleRecord": (
+        lambda device, handle: RescheduleRecordRequest(
+            record_handle=handle,
+            application_id=APP,
+            campaign_name=CAMPAIGN,
+            device_path=device,
+            callback_type=CallbackType.PERSONAL,
+            scheduled_time=datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        ),
+        {"callbackType": "Personal", "timestamp": 1893553445},
+    ),
+    "UpdateRecord": (
+        lambda device, handle: UpdateRecordRequest(
+            record_handle=handle,
+            application_id=APP,
+            campaign_name=CAMPAIGN,
+            device_path=device,
+            phone_type=PhoneType.MOBILE,
+            call_from=3600,
+            call_until=7200,
+        ),
+        {"phoneType": "Mobile", "from": 3600, "until": 7200},
+    ),
+    "GetChainedRecord": (
+        lambda device, handle: GetChainedRecordRequest(
+            record_handle=handle, application_id=APP, campaign_name=CAMPAIGN, device_path=device
+        ),
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(RECORD_OPERATIONS))
+async def test_a_record_operation_sends_the_exact_body_and_is_acknowledged_once(
+    started: OutboundPlugin,
+    sim: GWSSimulator,
+    ops: OperationRecorder,
+    device_path: str,
+    operation: str,
+) -> None:
+    factory, extra = RECORD_OPERATIONS[operation]
+    request = factory(device_path, 14)
+    ack = await started.perform(request)
+    (sent,) = sim.operations
+    assert sent.path == "/api/v2/me/outbound-records/14"
+    assert sent.body == {
+        "operationName": operation,
+        "applicationId": APP,
+        "campaignName": CAMPAIGN,
+        "devicePath": device_path,
+        "referenceId": request.reference_id,
+        **extra,
+    }
+    assert isinstance(ack, OperationAck)
+    assert ack.operation == operation
+    assert ack.request == request
+    assert ack.reference_id == request.reference_id
+    assert ack.record_handle == 14
+    # GWS fills the acknowledgement's record from OCS: the calling list is there even when
+    # the request had none.
+    if operation != "GetChainedRecord":
+        assert ack.record["callingList"] == LIST
+    assert ops.outcomes_for(request.reference_id) == [ack]
+
+
+async def test_chained_records_arrive_in_order_then_the_end(
+    started: OutboundPlugin, device_path: str
+) -> None:
+    ack = await started.perform(RECORD_OPERATIONS["GetChainedRecord"][0](device_path, 11))
+    handles = [record.get("recordHandle") for record in ack.records]
+    assert handles == [12, 13]  # the other records of the seeded chain 101
+
+
+async def test_a_completed_record_cannot_be_cancelled(
+    started: OutboundPlugin, device_path: str, ops: OperationRecorder
+) -> None:
+    await started.perform(RECORD_OPERATIONS["CompleteRecord"][0](device_path, 15))
+    cancel = request_from_bus(
+        {
+            "operationName": "CancelRecord",
+            "recordHandle": 15,
+            "applicationId": APP,
+            "campaignName": CAMPAIGN,
+            "callingList": LIST,
+            "devicePath": device_path,
+        }
+    )
+    with pytest.raises(OperationFailed) as info:
+        await started.perform(cancel)
+    assert info.value.failure.reason is FailureReason.OCS_ERROR
+    assert [f.operation for f in ops.failures] == ["CancelRecord"]
+
+
+async def test_do_not_call_by_phone_number(
+    started: OutboundPlugin, sim: GWSSimulator, device_path: str
+) -> None:
+    request = DoNotCallPhoneRequest(
+        application_id=APP, campaign_name=CAMPAIGN, phone_number="3004", device_path=device_path
+    )
+    ack = await started.perform(request)
+    assert sim.operations[-1].path == "/api/v2/me/outbound-records"
+    assert ack.record.get("phoneNumber") == "3004"
+    assert "3004" in sim.do_not_call_numbers
+
+
+async def test_add_record_creates_a_record(
+    started: OutboundPlugin, sim: GWSSimulator, device_path: str
+) -> None:
+    request = AddRecordRequest(
+        application_id=APP,
+        campaign_name=CAMPAIGN,
+        calling_list=LIST,
+        phone_number="5550001",
+        time_zone="PST",
+        phone_type=PhoneType.HOME_PHONE,
+        call_from=0,
+        call_until=86339,
+        device_path=device_path,
+    )
+    ack = await started.perform(request)
+    assert ack.record_handle is not None and ack.record_handle in sim.records
+
+
+async def test_a_preview_session_hands_out_records_until_the_list_is_empty(
+    started: OutboundPlugin, sim: GWSSimulator, device_path: str, ops: OperationRecorder
+) -> None:
+    common = {"campaign_name": CAMPAIGN, "application_id": APP, "device_path": device_path}
+    started_ack = await started.perform(StartPreviewSessionRequest(**common))
+    assert started_ack.campaign.get("name") == CAMPAIGN
+    assert sim.operations[0].path == f"/api/v2/me/outbound-campaigns/{CAMPAIGN}"
+    handles: list[int] = []
+    for _ in range(100):
+        preview = await started.perform(GetPreviewRecordRequest(**common))
+        if preview.empty:
+            break
+        assert preview.record_handle is not None
+        handles.append(preview.record_handle)
+    else:
+        pytest.fail("the preview session never ran out of records")
+    assert handles and len(set(handles)) == len(handles)
+    await started.perform(EndPreviewSessionRequest(**common))
+    assert not sim.preview_session_active(AGENT, CAMPAIGN)
+    assert not ops.failures
+
+
+async def test_unsolicited_events_reach_their_hooks(
+    started: OutboundPlugin, sim: GWSSimulator, device_path: str, ops: OperationRecorder
+) -> None:
+    handle = sim.send_preview_record(CAMPAIGN, AGENT)
+    sim.send_record_cancel(handle)
+    sim.send_campaign_status(CAMPAIGN, "CampaignStopped")
+    with anyio.fail_after(5):
+        while len(ops.unsolicited) < 3:
+            await anyio.sleep(0.01)
+    pushed, cancelled, status = ops.unsolicited
+    assert isinstance(pushed, PreviewRecordEvent) and pushed.record_handle == handle
+    assert isinstance(cancelled, RecordCancelledEvent) and cancelled.record_handle == handle
+    assert isinstance(status, CampaignStatusEvent) and status.campaign_name == CAMPAIGN
+    assert ops.acks == []  # none of them is an acknowledgement of anything
+
+
+async def test_a_rescheduled_record_comes_back_as_a_scheduled_call(
+    started: OutboundPlugin, sim: GWSSimulator, device_path: str, ops: OperationRecorder
+) -> None:
+    when = sim.clock.datetime() + datetime.timedelta(hours=2)
+    request = RescheduleRecordRequest(
+        record_handle=16,
+        application_id=APP,
+        campaign_name=CAMPAIGN,
+        device_path=device_path,
+        callback_type=CallbackType.PERSONAL,
+        scheduled_time=when,
+    )
+    await started.perform(request)
+    assert not [e for e in ops.unsolicited if isinstance(e, ScheduledCallEvent)]
+    sim.clock.advance(2 * 3600 + 1)
+    with anyio.fail_after(5):
+        while not ops.unsolicited:
+            await anyio.sleep(0.01)
+    (call,) = ops.unsolicited
+    assert isinstance(call, ScheduledCallEvent) and call.record_handle == 16
+
+
+@pytest.mark.parametrize("operation", ["RejectRecord", "UpdateRecord"])
+async def test_failure_kinds(
+    sim: GWSSimulator,
+    pm: pluggy.PluginManager,
+    ops: OperationRecorder,
+    device_path: str,
+    operation: str,
+) -> None:
+    """rejected (statusCode), rejected (CometD ErrorMessage), timed out: one outcome each."""
+    config = config_for(sim.base_url, ack_timeout=0.3)
+    factory = RECORD_OPERATIONS[operation][0]
+    async with OutboundPlugin(pm, config) as plugin:
+        sim.faults.status_code(2, "not valid now")
+        with pytest.raises(OperationFailed) as info:
+            await plugin.perform(factory(device_path, 11))
+        assert (info.value.failure.reason, info.value.failure.status_code) == (
+            FailureReason.REJECTED,
+            2,
+        )
+        sim.faults.cometd_error(code=4, message="Voice service is not available at this time")
+        with pytest.raises(OperationFailed) as info:
+            await plugin.perform(factory(device_path, 12))
+        assert info.value.failure.reason is FailureReason.REJECTED
+        assert info.value.failure.message == "Voice service is not available at this time"
+        assert info.value.failure.status_code == 4
+        sim.faults.cometd_error(code=7, message="on the other channel", channel="/me/internal")
+        with pytest.raises(OperationFailed) as info:
+            await plugin.perform(factory(device_path, 15))
+        assert info.value.failure.message == "on the other channel"
+        sim.faults.drop_notifications("both")
+        with pytest.raises(OperationFailed) as info:
+            await plugin.perform(factory(device_path, 13))
+        assert info.value.failure.reason is FailureReason.TIMED_OUT
+    assert len(ops.failures) == 4 and ops.acks == []
+
+
+@pytest.mark.parametrize("operation", sorted(RECORD_OPERATIONS))
+@pytest.mark.parametrize("fault", ["duplicate", "reverse", "drop_outbound", "drop_user_event"])
+async def test_one_outcome_under_notification_faults(
+    sim: GWSSimulator,
+    pm: pluggy.PluginManager,
+    ops: OperationRecorder,
+    device_path: str,
+    operation: str,
+    fault: str,
+) -> None:
+    config = config_for(sim.base_url, ack_timeout=1.0)
+    factory = RECORD_OPERATIONS[operation][0]
+    async with OutboundPlugin(pm, config) as plugin:
+        if fault == "duplicate":
+            sim.faults.duplicate_notifications(count=None)
+        elif fault == "reverse":
+            sim.faults.reverse_notifications(count=None)
+        elif fault == "drop_outbound":
+            sim.faults.drop_notifications("outbound", count=None)
+        else:
+            sim.faults.drop_notifications("user_event", count=None)
+        requests = [factory(device_path, handle) for handle in (11, 14, 16)]
+        tickets = [plugin.submit(request) for request in requests]
+        for ticket in tickets:
+            with anyio.fail_after(5):
+                await ticket
+        await plugin.wait_hooks_idle(5)
+    for request in requests:
+        assert len(ops.outcomes_for(request.reference_id)) == 1
+    assert all(ack.request is not None for ack in ops.acks)
+
