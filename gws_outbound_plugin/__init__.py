@@ -73,6 +73,7 @@ from ._redact import redact_secrets_and_pii as redact_secrets_and_pii
 from ._retry import RetryPolicy as RetryPolicy
 from ._session import GWSNoAnswerError as GWSNoAnswerError
 from ._ticket import CancelTicket as CancelTicket
+from ._ticket import OperationTicket as OperationTicket
 from .hookspecs import PROJECT_NAME as PROJECT_NAME
 from .hookspecs import hookimpl as hookimpl
 from .hookspecs import hookspec as hookspec
@@ -103,6 +104,7 @@ __all__ = [
     "CancelRecordRequest",
     "CancelRequest",
     "CancelTicket",
+    "OperationTicket",
     "ChainAttribute",
     "CometDState",
     "CompleteRecordRequest",

@@ -1,4 +1,8 @@
-"""Soak: thousands of cancels at concurrency 50 with faults from the matrix injected at random.
+"""Soak: thousands of requests at concurrency 50 with faults from the matrix injected at random.
+
+Half the requests are cancels; the other half are the other record operations (reject,
+complete, do-not-call, update, reschedule, chained records), drawn at random: every one must
+end in exactly one ``on_operation_*`` outcome, and every cancel also in exactly one cancel hook.
 
 ``make test`` runs a short soak (:data:`SHORT_CANCELS`); ``make soak`` runs 5,000 cancels::
 
@@ -15,6 +19,7 @@ foreign one, or when RSS keeps growing after warm-up.
 from __future__ import annotations
 
 import collections
+import datetime
 import json
 import os
 import random
@@ -31,12 +36,22 @@ import pytest
 import structlog
 
 from gws_outbound_plugin import (
-    CancelFailed,
+    CallbackType,
     CancelFailure,
     CancelRequest,
-    CancelTicket,
+    CompleteRecordRequest,
+    DoNotCallRecordRequest,
+    GetChainedRecordRequest,
+    OperationAck,
+    OperationFailed,
+    OperationFailure,
+    OperationTicket,
     OutboundPlugin,
+    PhoneType,
     RecordCancelAck,
+    RejectRecordRequest,
+    RescheduleRecordRequest,
+    UpdateRecordRequest,
     hookimpl,
     make_plugin_manager,
 )
@@ -58,26 +73,40 @@ APPLICATION, CAMPAIGN, CALLING_LIST = 134, "SoakCampaign", "SoakList"
 
 @dataclass
 class OutcomeCounter:
-    """A plugin counting outcome hooks per referenceId (keeps no payloads)."""
+    """A plugin counting outcome hooks per referenceId (keeps no payloads): the generic
+    ``on_operation_*`` hooks for every request, the cancel hooks for cancels."""
 
     per_reference: collections.Counter[str] = field(default_factory=collections.Counter)
+    cancel_hooks: collections.Counter[str] = field(default_factory=collections.Counter)
     reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    operations: collections.Counter[str] = field(default_factory=collections.Counter)
     acks: int = 0
     foreign_acks: int = 0
     user_events: int = 0
 
     @hookimpl
-    def on_record_cancel_acknowledged(self, ack: RecordCancelAck) -> None:
+    def on_operation_acknowledged(self, ack: OperationAck) -> None:
         if ack.request is None:
             self.foreign_acks += 1
             return
         self.acks += 1
+        self.operations[ack.operation] += 1
         self.per_reference[ack.request.reference_id] += 1
 
     @hookimpl
-    def on_cancel_failed(self, failure: CancelFailure) -> None:
+    def on_operation_failed(self, failure: OperationFailure) -> None:
         self.reasons[failure.reason.value] += 1
+        self.operations[failure.operation] += 1
         self.per_reference[failure.request.reference_id] += 1
+
+    @hookimpl
+    def on_record_cancel_acknowledged(self, ack: RecordCancelAck) -> None:
+        if ack.request is not None:
+            self.cancel_hooks[ack.request.reference_id] += 1
+
+    @hookimpl
+    def on_cancel_failed(self, failure: CancelFailure) -> None:
+        self.cancel_hooks[failure.request.reference_id] += 1
 
     @hookimpl
     def on_user_event(self) -> None:
@@ -119,6 +148,68 @@ def fault_menu(
         ("delay", lambda: faults.delay_notifications(ack_timeout / 4)),
         ("delay past ack_timeout", lambda: faults.delay_notifications(ack_timeout + 0.5)),
     ]
+
+
+#: The record operations mixed into the soak besides cancels (a record is touched once).
+OPERATIONS: Final[tuple[Callable[[int, str], Any], ...]] = (
+    lambda handle, device: RejectRecordRequest(
+        record_handle=handle,
+        application_id=APPLICATION,
+        campaign_name=CAMPAIGN,
+        calling_list=CALLING_LIST,
+        device_path=device,
+    ),
+    lambda handle, device: CompleteRecordRequest(
+        record_handle=handle,
+        application_id=APPLICATION,
+        campaign_name=CAMPAIGN,
+        calling_list=CALLING_LIST,
+        device_path=device,
+        call_result="Answer",
+    ),
+    lambda handle, device: DoNotCallRecordRequest(
+        record_handle=handle,
+        application_id=APPLICATION,
+        campaign_name=CAMPAIGN,
+        calling_list=CALLING_LIST,
+        device_path=device,
+    ),
+    lambda handle, device: UpdateRecordRequest(
+        record_handle=handle,
+        application_id=APPLICATION,
+        campaign_name=CAMPAIGN,
+        device_path=device,
+        phone_type=PhoneType.MOBILE,
+    ),
+    lambda handle, device: RescheduleRecordRequest(
+        record_handle=handle,
+        application_id=APPLICATION,
+        campaign_name=CAMPAIGN,
+        device_path=device,
+        callback_type=CallbackType.CAMPAIGN,
+        scheduled_time=datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1),
+    ),
+    lambda handle, device: GetChainedRecordRequest(
+        record_handle=handle,
+        application_id=APPLICATION,
+        campaign_name=CAMPAIGN,
+        device_path=device,
+    ),
+)
+
+
+def make_request(rng: random.Random, handle: int, device_path: str) -> Any:
+    """A cancel half the time, else one of the other record operations."""
+    if rng.random() < 0.5:
+        return CancelRequest(
+            record_handle=handle,
+            application_id=APPLICATION,
+            campaign_name=CAMPAIGN,
+            calling_list=CALLING_LIST,
+            device_path=device_path,
+            phone_number=str(5_550_000 + handle),
+        )
+    return rng.choice(OPERATIONS)(handle, device_path)
 
 
 def rss_mb() -> float:
@@ -182,7 +273,8 @@ async def test_soak(
     pm.register(counter, name="soak-counter")
     injected: collections.Counter[str] = collections.Counter()
     tickets_resolved = {"ack": 0, "failed": 0}
-    slow_tickets: list[CancelTicket] = []  # no outcome within the generous bound below
+    slow_tickets: list[OperationTicket] = []  # no outcome within the generous bound below
+    cancel_references: set[str] = set()
     samples: list[tuple[int, float]] = []
     peak = rss_mb()
     done = 0
@@ -212,20 +304,15 @@ async def test_soak(
                         name = sessionwide_at[handle]
                         getattr(sim, name)()
                         injected[name] += 1
-                    cancel = CancelRequest(
-                        record_handle=handle,
-                        application_id=APPLICATION,
-                        campaign_name=CAMPAIGN,
-                        calling_list=CALLING_LIST,
-                        device_path=device_path,
-                        phone_number=str(5_550_000 + handle),
-                    )
-                    ticket = plugin.submit(cancel)
+                    operation = make_request(rng, handle, device_path)
+                    if isinstance(operation, CancelRequest):
+                        cancel_references.add(operation.reference_id)
+                    ticket = plugin.submit(operation)
                     try:
                         with anyio.fail_after(config.ack_timeout + 3 * config.request_timeout + 10):
                             await ticket
                         tickets_resolved["ack"] += 1
-                    except CancelFailed:
+                    except OperationFailed:
                         tickets_resolved["failed"] += 1
                     except TimeoutError:
                         slow_tickets.append(ticket)
@@ -246,7 +333,7 @@ async def test_soak(
     for ticket in slow_tickets:  # resolved late (an overloaded host): count them now
         if ticket.done():
             tickets_resolved[
-                "ack" if isinstance(ticket.outcome, RecordCancelAck) else "failed"
+                "ack" if isinstance(ticket.outcome, RecordCancelAck | OperationAck) else "failed"
             ] += 1
     unresolved = sum(1 for ticket in slow_tickets if not ticket.done())
     final = rss_mb()
@@ -254,6 +341,9 @@ async def test_soak(
 
     lost = cancels - len(counter.per_reference)
     duplicated = sum(count - 1 for count in counter.per_reference.values() if count > 1)
+    cancel_hooks_wrong = sum(
+        1 for reference in cancel_references if counter.cancel_hooks[reference] != 1
+    ) + sum(1 for reference in counter.cancel_hooks if reference not in cancel_references)
     warm = [s for s in samples if s[0] >= cancels * WARM_UP]
     baseline = warm[0][1] if warm else final
     growth = final - baseline
@@ -269,6 +359,8 @@ async def test_soak(
         "acks": counter.acks,
         "failures_by_reason": dict(sorted(counter.reasons.items())),
         "failures": sum(counter.reasons.values()),
+        "requests_by_operation": dict(sorted(counter.operations.items())),
+        "cancel_hooks_wrong": cancel_hooks_wrong,
         "lost": lost,
         "duplicated": duplicated,
         "tickets_slow": len(slow_tickets),
@@ -299,6 +391,10 @@ async def test_soak(
     assert tickets_resolved["failed"] == sum(counter.reasons.values())
     assert lost == 0 and unresolved == 0, f"{lost} requests without an outcome hook"
     assert duplicated == 0, f"{duplicated} outcomes beyond one per request"
+    assert cancel_hooks_wrong == 0, (
+        "a cancel without exactly one cancel hook (or a non-cancel with one)"
+    )
+    assert len(counter.operations) == len(OPERATIONS) + 1, counter.operations
     assert counter.foreign_acks == 0, "an acknowledgement of ours was taken for a foreign one"
     assert pending_at_end == 0
     assert stats["accepted"] == cancels
@@ -313,6 +409,7 @@ def print_report(report: dict[str, Any], path: Path) -> None:
         ("duration", f"{report['seconds']} s ({report['cancels_per_second']} cancels/s)"),
         ("requests accepted", report["requests"]),
         ("acks", report["acks"]),
+        *((f"requests: {name}", count) for name, count in report["requests_by_operation"].items()),
         *((f"failures: {reason}", count) for reason, count in report["failures_by_reason"].items()),
         ("lost (no outcome)", report["lost"]),
         ("duplicated (outcomes beyond one)", report["duplicated"]),
