@@ -88,7 +88,7 @@ def valid_bus_event(device_path: str = "/devices/0116543c-07ff-5f4b-8cdf-9953cca
     """Valid bus events, with the optional keys present or not."""
     return st.fixed_dictionaries(
         {
-            "recordHandle": st.integers(min_value=1, max_value=2**53 - 1),
+            "recordHandle": st.integers(min_value=1, max_value=2**31 - 1),
             "applicationId": st.integers(min_value=1, max_value=2**31 - 1),
             "campaignName": names,
             "callingList": names,
