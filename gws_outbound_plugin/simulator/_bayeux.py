@@ -17,7 +17,10 @@ Rules (see ``docs/simulator.md``):
   ``advice.reconnect = "handshake"``;
 * each client's queue holds at most ``max_queue`` messages; beyond that the oldest are
   dropped (and counted);
-* clients may not publish: ``403::Publish denied``.
+* clients may not publish: ``403::Publish denied``;
+* subscribing to a forbidden channel (the ``forbidden`` callback says which) is refused
+  with ``403::Forbidden channel``, and nothing published on such a channel is delivered
+  (not even to a wildcard subscription).
 """
 
 from __future__ import annotations
@@ -109,6 +112,7 @@ class BayeuxServer:
 
     :param hold_fault: called once for each connect about to be held; seconds to hold it
         instead of the usual time, or ``None`` for the usual time.
+    :param forbidden: tells whether a channel may not be subscribed to (nor delivered).
     """
 
     def __init__(
@@ -118,7 +122,9 @@ class BayeuxServer:
         session_timeout: float,
         max_queue: int = DEFAULT_MAX_QUEUE,
         hold_fault: Callable[[], float | None] | None = None,
+        forbidden: Callable[[str], bool] | None = None,
     ) -> None:
+        self._forbidden = forbidden or (lambda channel: False)
         self._connect_timeout = connect_timeout
         self._session_timeout = session_timeout
         self._max_queue = max_queue
@@ -176,6 +182,8 @@ class BayeuxServer:
         message = {"channel": channel, "data": data}
         now = time.monotonic()
         recipients = 0
+        if self._forbidden(channel):
+            return recipients
         for client in list(self._clients.values()):
             if client.username != username:
                 continue
@@ -348,6 +356,11 @@ class BayeuxServer:
             return reply
         if not all(_valid_subscription(item) for item in wanted):
             reply = _failure(message, channel, "403::Subscription denied")
+            reply["clientId"] = client.client_id
+            reply["subscription"] = subscription
+            return reply
+        if add and any(isinstance(item, str) and self._forbidden(item) for item in wanted):
+            reply = _failure(message, channel, "403::Forbidden channel")
             reply["clientId"] = client.client_id
             reply["subscription"] = subscription
             return reply

@@ -1,8 +1,9 @@
 """``python -m gws_outbound_plugin.simulator``: run the GWS simulator from a shell.
 
 The first stdout line is ``GWS simulator listening on <base_url>``; then come the users'
-devices and the seeded records, then one line per request (unless ``--quiet``). SIGINT and
-SIGTERM stop it cleanly with exit status 0.
+devices, the seeded records and campaigns, then one line per request, each starting with
+an ISO 8601 UTC timestamp (unless ``--quiet``). A ``--host`` that is not a loopback address
+gets a warning on stderr. SIGINT and SIGTERM stop it cleanly with exit status 0.
 """
 
 from __future__ import annotations
@@ -11,15 +12,25 @@ import argparse
 import asyncio
 import contextlib
 import inspect
+import ipaddress
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from ._faults import ARMABLE_FAULTS, Faults
+from ._outbound import operation_summary
 from ._recording import RecordedRequest
-from ._records import DEFAULT_RECORDS, SeedRecord, load_records
+from ._records import (
+    DEFAULT_RECORDS,
+    PHONE_TYPES,
+    CampaignState,
+    OCSModel,
+    SeedRecord,
+    load_records,
+)
 from ._server import DEFAULT_USERS, GWSSimulator
 
 __all__ = ["main", "parse_fault_spec"]
@@ -47,6 +58,61 @@ def records_table(records: Sequence[SeedRecord]) -> str:
         for row in [header, *rows]
     ]
     return "\n".join(lines)
+
+
+def campaigns_table(campaigns: Iterable[CampaignState]) -> str:
+    """A plain-text table of campaigns, as printed by ``--help`` and at start-up."""
+    header = ("campaign", "appId", "callingLists", "group", "mode", "state")
+    rows = [
+        (
+            c.name,
+            str(c.application_id),
+            ",".join(c.calling_lists),
+            c.group_name,
+            c.dialing_mode,
+            c.state,
+        )
+        for c in campaigns
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        for row in [header, *rows]
+    )
+
+
+def operations_text() -> str:
+    """Every operation with its parameters, as printed by ``--help``."""
+    lines: list[str] = []
+    current = ""
+    for path, operation, required, optional in operation_summary():
+        if path != current:
+            lines.append(f"  {path}")
+            current = path
+        words = [*required, *(f"[{name}]" for name in optional)]
+        line = f"    {operation:<20}"
+        for word in words:
+            if len(line) + 1 + len(word) > 86:
+                lines.append(line)
+                line = " " * 24
+            line += " " + word
+        lines.append(line.rstrip())
+    lines.append(
+        "  values: chainAttribute AllChain|RecordOnly; callbackType Personal|Campaign;\n"
+        "  timestamp: seconds since the epoch; from/until: seconds after midnight;\n"
+        "  phoneType: " + "|".join(PHONE_TYPES[:5]) + "|\n    " + "|".join(PHONE_TYPES[5:])
+    )
+    return "\n".join(lines)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost`` or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_value(text: str) -> object:
@@ -130,42 +196,73 @@ def build_parser(prog: str = "python -m gws_outbound_plugin.simulator") -> argpa
     default_users = ", ".join(f"{name}:{password}" for name, password in DEFAULT_USERS.items())
     example_user = next(iter(DEFAULT_USERS))
     example_device = GWSSimulator(DEFAULT_USERS).device_path(example_user)
+    campaigns = OCSModel(DEFAULT_RECORDS).campaign_view.values()
     epilog = (
         "seeded OCS records (the default; --records FILE replaces them):\n"
         f"{records_table(DEFAULT_RECORDS)}\n\n"
+        "campaigns (made from the records' campaign names; preview records are handed out\n"
+        "list by list, lowest handle first):\n"
+        f"{campaigns_table(campaigns)}\n\n"
         f"The default user {example_user} has devicePath {example_device}\n"
-        "(device ids are uuid5 of the user name, so they never change).\n"
-        "Cancel a record with POST /api/v2/me/outbound-records/<handle> and a body such as\n"
+        "(device ids are uuid5 of the user name, so they never change).\n\n"
+        "operations (POST, JSON body with operationName, applicationId, devicePath and an\n"
+        "optional referenceId, plus these; [optional] ones in brackets):\n"
+        f"{operations_text()}\n"
+        'Each is answered {"statusCode": 0} at once, then its acknowledgement comes on the\n'
+        "CometD channel /v2/me/outbound and OCS's user event on /me/internal. Example:\n"
+        "  POST /api/v2/me/outbound-records/11\n"
         '  {"operationName": "CancelRecord", "applicationId": 134, "campaignName": '
         '"Campaign1",\n   "callingList": "CallingList1", "chainAttribute": "RecordOnly", '
         f'"referenceId": "r-1",\n   "devicePath": "{example_device}"}}\n'
         "after a GET /api/v2/me with Basic auth (keep the JSESSIONID cookie and send its\n"
         "X-CSRF-TOKEN header back).\n\n"
-        "faults (--fault NAME[:key=value,...]; also POST /_simulator/faults):\n  "
+        "faults (--fault NAME[:key=value,...]; also POST /_simulator/faults); operation=NAME\n"
+        "(one of the operations above) limits a fault to that operation:\n  "
         + "\n  ".join(_fault_usage(name) for name in _FAULTS)
         + "\n\nexample: --fault drop_notifications:which=both,count=3 "
         "--fault status_code:code=4\n"
-        "         --fault unauthorized:count=2 --fault hold_connects:seconds=60,count=none\n\n"
+        "         --fault http_error:status=503,gws_body=false "
+        "--fault ocs_error:operation=RejectRecord\n"
+        "         --fault cometd_error:code=50,message=Record locked "
+        "--fault hold_connects:seconds=60,count=none\n\n"
         "other admin endpoints (loopback clients only):\n"
         "  POST /_simulator/rotate-csrf       give every session a new CSRF token\n"
         '  POST /_simulator/users             {"user": NAME, "password": NEW} changes a '
         "password\n"
         "  POST /_simulator/expire-sessions   expire every GWS session\n"
         "  POST /_simulator/forget-clients    forget every CometD client\n"
-        "  GET  /_simulator/stats             counters and armed faults\n\n"
-        "docs: docs/simulator.md"
+        '  POST /_simulator/forbidden-channels {"channels": ["/me/internal"]} refuses those\n'
+        "                                     subscriptions ([] allows all again)\n"
+        '  POST /_simulator/clock             {"advance": SECONDS} or {"set": ISO-8601}; due\n'
+        "                                     rescheduled records come as ScheduledCall\n"
+        "  GET  /_simulator/clock             the simulated time\n"
+        '  POST /_simulator/events            {"event": "RecordCancel", "recordHandle": N}\n'
+        '                                     {"event": "PreviewRecord", "campaignName": C}\n'
+        '                                     {"event": "CampaignStarted", "campaignName": C}\n'
+        "                                     (also CampaignLoaded, CampaignStopped,\n"
+        '                                     CampaignUnloaded, CampaignModeChanged + "mode")\n'
+        "  GET  /_simulator/stats             counters, record states and armed faults\n\n"
+        "OCS in short: a completed, rejected, cancelled or do-not-call record cannot be\n"
+        "cancelled, completed or rejected (OCS error user event); GetPreviewRecord needs a\n"
+        "StartPreviewSession and answers GSW_ERROR 'No Records Available' when the campaign\n"
+        "has no ready record; a rescheduled record comes back as a ScheduledCall user event\n"
+        "when the simulator's clock reaches its timestamp."
     )
     parser = argparse.ArgumentParser(
         prog=prog,
         description=(
-            "Run the embedded Genesys Web Services (GWS v2) simulator: outbound-record\n"
-            "cancels, CometD long-polling at /api/v2/notifications, fault injection."
+            "Run the embedded Genesys Web Services (GWS v2) simulator: every outbound record\n"
+            "and preview operation against a small OCS model, CometD long-polling at\n"
+            "/api/v2/notifications, unsolicited OCS events, a controllable clock, faults."
         ),
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1); anything but loopback exposes the "
+        "simulator and its test passwords to the network (a warning is printed)",
     )
     parser.add_argument(
         "--port", type=_port, default=8090, help="TCP port, 0 picks a free one (default: 8090)"
@@ -185,8 +282,8 @@ def build_parser(prog: str = "python -m gws_outbound_plugin.simulator") -> argpa
         type=Path,
         metavar="FILE",
         help="JSON list of records (keys recordHandle, applicationId, "
-        "campaignName, callingList, phoneNumber, chainId) replacing the "
-        "seeded ones",
+        "campaignName, callingList, phoneNumber, chainId; optional timeZone, phoneType, "
+        "from, until, otherFields) replacing the seeded ones",
     )
     parser.add_argument(
         "--session-timeout",
@@ -210,6 +307,14 @@ def build_parser(prog: str = "python -m gws_outbound_plugin.simulator") -> argpa
         help="forget a CometD client that has not polled for this long (default: 60)",
     )
     parser.add_argument(
+        "--forbid-channel",
+        action="append",
+        default=[],
+        metavar="CHANNEL",
+        help="refuse CometD subscriptions to CHANNEL with 403::Forbidden channel, as a GWS "
+        "might for /me/internal; repeatable",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -224,9 +329,11 @@ def build_parser(prog: str = "python -m gws_outbound_plugin.simulator") -> argpa
     return parser
 
 
-def _request_line(record: RecordedRequest) -> str:
+def _request_line(record: RecordedRequest, when: datetime | None = None) -> str:
+    """``<ISO 8601 UTC time> METHOD PATH STATUS DURATION [user=...] [channels]``."""
+    stamp = (when or datetime.now(UTC)).isoformat(timespec="milliseconds")
     status = str(record.status) if record.status else "reset"
-    parts = [record.method, record.path, status, f"{record.duration_ms:.1f}ms"]
+    parts = [stamp, record.method, record.path, status, f"{record.duration_ms:.1f}ms"]
     if record.username:
         parts.append(f"user={record.username}")
     if record.bayeux_channels:
@@ -256,10 +363,18 @@ async def _serve(args: argparse.Namespace, records: Sequence[SeedRecord] | None)
         connect_timeout=args.connect_timeout,
         cometd_session_timeout=args.cometd_session_timeout,
         request_log=None if args.quiet else log_request,
+        forbidden_channels=args.forbid_channel,
     )
     for spec in args.fault:
         name, arguments = parse_fault_spec(spec)
         getattr(simulator.faults, name)(**arguments)
+    if not is_loopback(args.host):
+        _emit(
+            sys.stderr,
+            f"warning: --host {args.host} is not a loopback address: anyone who can reach this "
+            "machine can use the simulator and its test users and passwords (plain HTTP); "
+            "its /_simulator/ admin endpoints still answer loopback clients only",
+        )
     try:
         await simulator.start()
     except OSError as exc:
@@ -286,6 +401,10 @@ async def _serve(args: argparse.Namespace, records: Sequence[SeedRecord] | None)
                 )
             _emit(out, "records:")
             _emit(out, records_table(list(r.record for r in simulator.records.values())))
+            _emit(out, "campaigns:")
+            _emit(out, campaigns_table(simulator.campaigns.values()))
+            for channel in sorted(simulator.forbidden_channels):
+                _emit(out, f"forbidden CometD channel: {channel}")
             for line in simulator.faults.active:
                 _emit(out, f"fault armed: {line}")
         await stop.wait()
@@ -318,6 +437,10 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             getattr(Faults(), name)(**arguments)
         except (TypeError, ValueError) as exc:
             parser.error(f"--fault {spec!r}: {exc}")
+    try:
+        GWSSimulator(forbidden_channels=args.forbid_channel)
+    except ValueError as exc:
+        parser.error(f"--forbid-channel: {exc}")
     try:
         return asyncio.run(_serve(args, records))
     except KeyboardInterrupt:

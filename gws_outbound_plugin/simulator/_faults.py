@@ -2,19 +2,24 @@
 
 Every control arms a rule that applies to the next ``count`` matching events
 (``count=None``: until :meth:`Faults.clear`). Rules of the same kind queue up first in,
-first out: ``delay_notifications(1); delay_notifications(2)`` delays the next cancel's
+first out: ``delay_notifications(1); delay_notifications(2)`` delays the next operation's
 outcome by one second and the one after by two.
 
-There are three stages, checked in this order for each ``POST`` to
-``/api/v2/me/outbound-records...``:
+There are three stages, checked in this order for each ``POST`` to an outbound resource
+(``/api/v2/me/outbound-records[/<handle>]``, ``/api/v2/me/outbound-campaigns/<name>``):
 
 1. request stage (any such POST, before authentication): ``reset_connection``,
    ``slow_answer``, ``expire_session``, then one refusal: ``http_error``, ``unauthorized``
    or ``csrf_reject`` (whichever of them was armed first);
-2. answer stage (a cancel that passed authentication and validation): ``status_code``;
-3. outcome stage (an accepted cancel): ``ocs_error``, ``delay_notifications``,
-   ``drop_notifications``, ``duplicate_notifications``, ``reverse_notifications``;
-   ``hold_notifications`` parks every outcome until ``release_notifications``.
+2. answer stage (an operation that passed authentication and validation): ``status_code``;
+3. outcome stage (an accepted operation): ``cometd_error`` or else ``ocs_error``,
+   ``delay_notifications``, ``drop_notifications``, ``duplicate_notifications``,
+   ``reverse_notifications``; ``hold_notifications`` parks every outcome until
+   ``release_notifications``.
+
+Every rule of these three stages may be limited to one operation (``operation=
+"RejectRecord"``): it then applies only to POSTs whose body names that ``operationName``
+and leaves the others alone. Without ``operation`` it applies to every operation.
 
 One control acts on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
 holds beyond the advice the server sends.
@@ -32,6 +37,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
+
+from ._outbound import OPERATIONS, OUTBOUND_CHANNEL
 
 __all__ = ["ADMIN_FAULTS", "ARMABLE_FAULTS", "Faults"]
 
@@ -59,12 +66,26 @@ class ExpireSession:
         return "expire_session()"
 
 
+#: The GWS answer of an HTTP 503: a back end (here: voice) is down (GWS "Error Handling").
+SERVICE_UNAVAILABLE_BODY = {
+    "statusCode": 4,
+    "statusMessage": "Voice service is not available at this time",
+}
+
+
+def _default_gws_body(status: int) -> bool:
+    return status in (500, 503)
+
+
 @dataclass(frozen=True, slots=True)
 class HTTPError:
     status: int
+    gws_body: bool
 
     def describe(self) -> str:
-        return f"http_error(status={self.status})"
+        if self.gws_body == _default_gws_body(self.status):
+            return f"http_error(status={self.status})"
+        return f"http_error(status={self.status}, gws_body={self.gws_body})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +124,16 @@ class OCSErrorFault:
 
     def describe(self) -> str:
         return f"ocs_error(number={self.number}, message={self.message!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class CometDError:
+    code: int
+    message: str
+    channel: str
+
+    def describe(self) -> str:
+        return f"cometd_error(code={self.code}, message={self.message!r}, channel={self.channel!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +176,7 @@ FaultSpec = (
     | HoldConnects
     | StatusCode
     | OCSErrorFault
+    | CometDError
     | DelayNotifications
     | DropNotifications
     | DuplicateNotifications
@@ -161,11 +193,19 @@ _REFUSALS: tuple[type[Refusal], ...] = (HTTPError, Unauthorized, CSRFReject)
 class _Rule:
     spec: FaultSpec
     remaining: int | None
+    operation: str | None = None
+
+    def describe(self) -> str:
+        text = self.spec.describe()
+        if self.operation is None:
+            return text
+        separator = "" if text.endswith("()") else ", "
+        return f"{text[:-1]}{separator}operation={self.operation!r})"
 
 
 @dataclass(frozen=True, slots=True)
 class RequestPlan:
-    """Request-stage faults taken for one outbound-records POST."""
+    """Request-stage faults taken for one outbound POST."""
 
     reset: bool = False
     slow_seconds: float = 0.0
@@ -175,8 +215,9 @@ class RequestPlan:
 
 @dataclass(frozen=True, slots=True)
 class OutcomePlan:
-    """Outcome-stage faults taken for one accepted cancel."""
+    """Outcome-stage faults taken for one accepted operation."""
 
+    cometd_error: CometDError | None = None
     ocs_error: OCSErrorFault | None = None
     delay: float = 0.0
     drop: str | None = None
@@ -196,49 +237,93 @@ class Faults:
         return f"Faults(active={list(self.active)!r})"
 
     # ----------------------------------------------------------------- outcome stage
-    def delay_notifications(self, seconds: float, count: int | None = 1) -> None:
-        """Publish the CometD outcome of the next ``count`` accepted cancels ``seconds`` late."""
-        self._arm(DelayNotifications(_seconds("seconds", seconds)), count)
+    def delay_notifications(
+        self, seconds: float, count: int | None = 1, operation: str | None = None
+    ) -> None:
+        """Publish the CometD outcome of the next ``count`` accepted operations ``seconds`` late."""
+        self._arm(DelayNotifications(_seconds("seconds", seconds)), count, operation)
 
-    def drop_notifications(self, which: DropWhich = "both", count: int | None = 1) -> None:
-        """Never publish the outcome message(s) of the next ``count`` accepted cancels.
+    def drop_notifications(
+        self, which: DropWhich = "both", count: int | None = 1, operation: str | None = None
+    ) -> None:
+        r"""Never publish the outcome message(s) of the next ``count`` accepted operations.
 
-        :param which: ``"both"``, ``"outbound"`` (the ``/v2/me/outbound`` acknowledgement)
-            or ``"user_event"`` (the ``/me/internal`` ``DeviceUserEventMessage``).
+        :param which: ``"both"`` (every message of the outcome), ``"outbound"`` (those on
+            ``/v2/me/outbound``) or ``"user_event"`` (the ``/me/internal``
+            ``DeviceUserEventMessage``\ s).
         """
         if which not in _DROP_CHOICES:
             raise ValueError(f"which must be one of {', '.join(_DROP_CHOICES)}, got {which!r}")
-        self._arm(DropNotifications(which), count)
+        self._arm(DropNotifications(which), count, operation)
 
-    def duplicate_notifications(self, count: int | None = 1, times: int = 2) -> None:
-        """Publish the outcome of the next ``count`` accepted cancels ``times`` times over."""
+    def duplicate_notifications(
+        self, count: int | None = 1, times: int = 2, operation: str | None = None
+    ) -> None:
+        """Publish the outcome of the next ``count`` accepted operations ``times`` times over."""
         if isinstance(times, bool) or not isinstance(times, int) or times < 2:
             raise ValueError(f"times must be an integer >= 2, got {times!r}")
-        self._arm(DuplicateNotifications(times), count)
+        self._arm(DuplicateNotifications(times), count, operation)
 
-    def reverse_notifications(self, count: int | None = 1) -> None:
-        """Publish the user event before the acknowledgement for the next ``count`` cancels."""
-        self._arm(ReverseNotifications(), count)
+    def reverse_notifications(self, count: int | None = 1, operation: str | None = None) -> None:
+        """Publish the messages of the next ``count`` outcomes in reverse order.
+
+        For a cancel: the user event before the acknowledgement; for GetChainedRecord the
+        end marker comes first.
+        """
+        self._arm(ReverseNotifications(), count, operation)
 
     def ocs_error(
         self,
         number: int = 100,
         message: str = "Simulated OCS error",
         count: int | None = 1,
+        operation: str | None = None,
     ) -> None:
-        """Make OCS refuse the next ``count`` accepted cancels with this error.
+        """Make OCS refuse the next ``count`` accepted operations with this error.
 
-        The record is left as it was and only the ``/me/internal`` user event is published,
-        carrying ``GSW_ERROR`` = ``message`` and ``GSW_ERROR_NUMBER`` = ``number``.
+        The records are left as they were and only the ``/me/internal`` user event is
+        published, carrying ``GSW_ERROR`` = ``message`` and ``GSW_ERROR_NUMBER`` = ``number``
+        and ``GSW_USER_EVENT`` = the operation's acknowledgement name.
         """
         if isinstance(number, bool) or not isinstance(number, int):
             raise ValueError(f"number must be an integer, got {number!r}")
         if not isinstance(message, str) or not message:
             raise ValueError("message must be a non-empty string")
-        self._arm(OCSErrorFault(number, message), count)
+        self._arm(OCSErrorFault(number, message), count, operation)
+
+    def cometd_error(
+        self,
+        code: int = 1,
+        message: str = "Simulated back-end error",
+        channel: str = OUTBOUND_CHANNEL,
+        count: int | None = 1,
+        operation: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` accepted operations with a CometD ``ErrorMessage``.
+
+        Instead of the operation's messages, one message is published on ``channel``:
+        ``{"messageType": "ErrorMessage", "referenceId": <the request's>, "errorCode":
+        code, "errorMessage": message}`` (``referenceId`` absent when none was sent). The
+        records are left as they were. The shape is the GWS Voice API's; that GWS uses it
+        for outbound operations is UNCONFIRMED. Takes precedence over :meth:`ocs_error`.
+        """
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise ValueError(f"code must be an integer, got {code!r}")
+        if not isinstance(message, str) or not message:
+            raise ValueError("message must be a non-empty string")
+        if (
+            not isinstance(channel, str)
+            or not channel.startswith("/")
+            or channel.startswith("/meta/")
+            or "*" in channel
+        ):
+            raise ValueError(
+                f"channel must be a non-meta channel without wildcards, got {channel!r}"
+            )
+        self._arm(CometDError(code, message, channel), count, operation)
 
     def hold_notifications(self) -> None:
-        """Park the outcome of every accepted cancel until :meth:`release_notifications`.
+        """Park the outcome of every accepted operation until :meth:`release_notifications`.
 
         Holding is armed state like the rules: it lasts across the simulator's ``stop()`` /
         ``restart()`` (the outcomes parked so far are lost there, later ones are parked
@@ -254,65 +339,87 @@ class Faults:
             deliver()
 
     # ------------------------------------------------------------------ answer stage
-    def status_code(self, code: int, message: str | None = None, count: int | None = 1) -> None:
-        """Answer the next ``count`` valid cancels with this GWS ``statusCode`` instead of 0.
+    def status_code(
+        self,
+        code: int,
+        message: str | None = None,
+        count: int | None = 1,
+        operation: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` valid operations with this GWS ``statusCode`` instead of 0.
 
-        The answer is HTTP 200 with ``{"statusCode": code, "statusMessage": message}``;
-        the record is not touched and nothing is published.
+        The answer is HTTP 200 with ``{"statusCode": code, "statusMessage": message}``
+        (GWS's text for the code when ``message`` is ``None``); the records are not touched
+        and nothing is published.
         """
         if isinstance(code, bool) or not isinstance(code, int) or code <= 0:
             raise ValueError(f"code must be a positive integer, got {code!r}")
         if message is not None and (not isinstance(message, str) or not message):
             raise ValueError("message must be a non-empty string or None")
-        self._arm(StatusCode(code, message), count)
+        self._arm(StatusCode(code, message), count, operation)
 
     # ----------------------------------------------------------------- request stage
-    def http_error(self, status: int = 500, count: int | None = 1) -> None:
-        """Answer the next ``count`` outbound-records POSTs with an HTTP 5xx, unprocessed.
+    def http_error(
+        self,
+        status: int = 500,
+        count: int | None = 1,
+        gws_body: bool | None = None,
+        operation: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` outbound POSTs with an HTTP 5xx, unprocessed.
 
-        500 carries the GWS JSON body ``{"statusCode": 4, ...}``; other codes a text body.
+        :param gws_body: answer with a GWS JSON body (``True``) or a bare ``text/plain``
+            one (``False``). By default 500 and 503 carry a GWS body, as GWS does: 503
+            ``{"statusCode": 4, "statusMessage": "Voice service is not available at this
+            time"}``, 500 ``{"statusCode": 4, "statusMessage": "Simulated internal error"}``;
+            other codes are bare. A bare 5xx is what a proxy or a crashed node answers.
         """
         if isinstance(status, bool) or not isinstance(status, int) or not 500 <= status <= 599:
             raise ValueError(f"status must be an HTTP 5xx code, got {status!r}")
-        self._arm(HTTPError(status), count)
+        if gws_body is not None and not isinstance(gws_body, bool):
+            raise ValueError(f"gws_body must be true, false or None, got {gws_body!r}")
+        body = _default_gws_body(status) if gws_body is None else gws_body
+        self._arm(HTTPError(status, body), count, operation)
 
-    def unauthorized(self, count: int | None = 1) -> None:
-        """Answer the next ``count`` outbound-records POSTs with HTTP 401, unprocessed.
+    def unauthorized(self, count: int | None = 1, operation: str | None = None) -> None:
+        """Answer the next ``count`` outbound POSTs with HTTP 401, unprocessed.
 
         The answer is GWS's refusal of credentials: ``WWW-Authenticate: Basic ...`` and
-        ``{"statusCode": 20, "statusMessage": "User not authenticated; resend credentials"}``.
-        The caller's session is left alive.
+        ``{"statusCode": 20, "statusMessage": "Access denied"}``. The caller's session is
+        left alive.
         """
-        self._arm(Unauthorized(), count)
+        self._arm(Unauthorized(), count, operation)
 
-    def csrf_reject(self, count: int | None = 1) -> None:
-        """Answer the next ``count`` outbound-records POSTs with the CSRF 403, unprocessed.
+    def csrf_reject(self, count: int | None = 1, operation: str | None = None) -> None:
+        """Answer the next ``count`` outbound POSTs with the CSRF 403, unprocessed.
 
         HTTP 403, ``text/plain`` ``Missing or invalid Csrf token`` (also with CSRF off). Unlike
         :meth:`expire_session`, the session and its token stay valid.
         """
-        self._arm(CSRFReject(), count)
+        self._arm(CSRFReject(), count, operation)
 
-    def slow_answer(self, seconds: float, count: int | None = 1) -> None:
-        """Hold the HTTP answer of the next ``count`` outbound-records POSTs ``seconds`` long.
+    def slow_answer(
+        self, seconds: float, count: int | None = 1, operation: str | None = None
+    ) -> None:
+        """Hold the HTTP answer of the next ``count`` outbound POSTs ``seconds`` long.
 
         The request is processed at once, so its CometD outcome may arrive before the answer.
         """
-        self._arm(SlowAnswer(_seconds("seconds", seconds)), count)
+        self._arm(SlowAnswer(_seconds("seconds", seconds)), count, operation)
 
-    def reset_connection(self, count: int | None = 1) -> None:
-        """Close the TCP connection of the next ``count`` outbound-records POSTs unanswered.
+    def reset_connection(self, count: int | None = 1, operation: str | None = None) -> None:
+        """Close the TCP connection of the next ``count`` outbound POSTs unanswered.
 
         The request is not processed.
         """
-        self._arm(ResetConnection(), count)
+        self._arm(ResetConnection(), count, operation)
 
-    def expire_session(self, count: int | None = 1) -> None:
+    def expire_session(self, count: int | None = 1, operation: str | None = None) -> None:
         """Expire the caller's GWS session just before the next ``count`` outbound POSTs.
 
         With CSRF on this yields the 403 ``Missing or invalid Csrf token`` answer.
         """
-        self._arm(ExpireSession(), count)
+        self._arm(ExpireSession(), count, operation)
 
     # ------------------------------------------------------------------------ CometD
     def hold_connects(self, seconds: float, count: int | None = 1) -> None:
@@ -342,7 +449,7 @@ class Faults:
         lines = []
         for rule in self._rules:
             left = "until cleared" if rule.remaining is None else f"{rule.remaining} left"
-            lines.append(f"{rule.spec.describe()}: {left}")
+            lines.append(f"{rule.describe()}: {left}")
         if self._holding:
             lines.append(f"hold_notifications(): {len(self._held)} held")
         return tuple(lines)
@@ -358,17 +465,26 @@ class Faults:
         return len(self._held)
 
     # ------------------------------------------------------------ simulator internals
-    def _arm(self, spec: FaultSpec, count: int | None) -> None:
+    def _arm(self, spec: FaultSpec, count: int | None, operation: str | None = None) -> None:
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
             raise ValueError(f"count must be a positive integer or None, got {count!r}")
         if count is not None and count < 1:
             raise ValueError(f"count must be a positive integer or None, got {count!r}")
-        self._rules.append(_Rule(spec, count))
+        if operation is not None and operation not in OPERATIONS:
+            raise ValueError(
+                f"operation must be None or one of {', '.join(OPERATIONS)}, got {operation!r}"
+            )
+        self._rules.append(_Rule(spec, count, operation))
 
-    def _pop(self, matches: Callable[[FaultSpec], bool]) -> FaultSpec | None:
-        """Use up one event of the first rule (in arming order) whose spec ``matches``."""
+    def _pop(
+        self, matches: Callable[[FaultSpec], bool], operation: str | None = None
+    ) -> FaultSpec | None:
+        """Use up one event of the first rule (in arming order) whose spec ``matches``.
+
+        A rule limited to an operation matches only when ``operation`` is that one.
+        """
         for index, rule in enumerate(self._rules):
-            if matches(rule.spec):
+            if matches(rule.spec) and rule.operation in (None, operation):
                 if rule.remaining is not None:
                     rule.remaining -= 1
                     if rule.remaining <= 0:
@@ -376,24 +492,24 @@ class Faults:
                 return rule.spec
         return None
 
-    def _take(self, kind: type[_F]) -> _F | None:
-        spec = self._pop(lambda candidate: isinstance(candidate, kind))
+    def _take(self, kind: type[_F], operation: str | None = None) -> _F | None:
+        spec = self._pop(lambda candidate: isinstance(candidate, kind), operation)
         return spec if isinstance(spec, kind) else None
 
-    def _take_refusal(self) -> Refusal | None:
+    def _take_refusal(self, operation: str | None) -> Refusal | None:
         """The refusal armed first, of any kind (one POST gets one answer)."""
-        spec = self._pop(lambda candidate: isinstance(candidate, _REFUSALS))
+        spec = self._pop(lambda candidate: isinstance(candidate, _REFUSALS), operation)
         return spec if isinstance(spec, _REFUSALS) else None
 
-    def _take_request_plan(self) -> RequestPlan:
-        if self._take(ResetConnection) is not None:
+    def _take_request_plan(self, operation: str | None = None) -> RequestPlan:
+        if self._take(ResetConnection, operation) is not None:
             return RequestPlan(reset=True)
-        slow = self._take(SlowAnswer)
-        expire = self._take(ExpireSession)
+        slow = self._take(SlowAnswer, operation)
+        expire = self._take(ExpireSession, operation)
         return RequestPlan(
             slow_seconds=slow.seconds if slow else 0.0,
             expire_session=expire is not None,
-            refusal=self._take_refusal(),
+            refusal=self._take_refusal(operation),
         )
 
     def _take_connect_hold(self) -> float | None:
@@ -401,16 +517,18 @@ class Faults:
         hold = self._take(HoldConnects)
         return hold.seconds if hold else None
 
-    def _take_status_code(self) -> StatusCode | None:
-        return self._take(StatusCode)
+    def _take_status_code(self, operation: str | None = None) -> StatusCode | None:
+        return self._take(StatusCode, operation)
 
-    def _take_outcome_plan(self) -> OutcomePlan:
-        ocs = self._take(OCSErrorFault)
-        delay = self._take(DelayNotifications)
-        drop = self._take(DropNotifications)
-        duplicate = self._take(DuplicateNotifications)
-        reverse = self._take(ReverseNotifications)
+    def _take_outcome_plan(self, operation: str | None = None) -> OutcomePlan:
+        cometd = self._take(CometDError, operation)
+        ocs = None if cometd is not None else self._take(OCSErrorFault, operation)
+        delay = self._take(DelayNotifications, operation)
+        drop = self._take(DropNotifications, operation)
+        duplicate = self._take(DuplicateNotifications, operation)
+        reverse = self._take(ReverseNotifications, operation)
         return OutcomePlan(
+            cometd_error=cometd,
             ocs_error=ocs,
             delay=delay.seconds if delay else 0.0,
             drop=drop.which if drop else None,
@@ -448,6 +566,7 @@ ARMABLE_FAULTS: tuple[str, ...] = (
     "duplicate_notifications",
     "reverse_notifications",
     "ocs_error",
+    "cometd_error",
     "status_code",
     "http_error",
     "slow_answer",

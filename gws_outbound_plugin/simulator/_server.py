@@ -5,8 +5,12 @@ See ``docs/simulator.md`` for every rule; the short version:
 * ``GET /api/v2/me``, ``GET /api/v2/me/devices`` and ``POST /api/v2/me`` (Start/End
   contact-center session) with HTTP Basic auth, a ``JSESSIONID`` session cookie and
   GWS-style CSRF protection;
-* ``POST /api/v2/me/outbound-records/<handle>`` with ``CancelRecord``, validated like GWS,
-  answered ``{"statusCode": 0}`` at once, the OCS outcome following on CometD;
+* every GWS outbound operation on ``POST /api/v2/me/outbound-records[/<handle>]`` and
+  ``POST /api/v2/me/outbound-campaigns/<name>``, validated like GWS, answered
+  ``{"statusCode": 0}`` at once, the OCS outcome following on CometD;
+* a small OCS: record states, preview sessions, the do-not-call list, callbacks that come
+  back as ``ScheduledCall`` when the simulator's clock reaches them, and unsolicited events
+  (``RecordCancel``, campaign status, pushed preview records) the tests trigger;
 * a Bayeux long-polling endpoint at ``/api/v2/notifications``;
 * fault injection through :attr:`GWSSimulator.faults`, server-side changes
   (:meth:`GWSSimulator.rotate_csrf_tokens`, :meth:`GWSSimulator.set_password`, ...) and an
@@ -28,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Final
 
@@ -35,16 +40,25 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from ._bayeux import DEFAULT_MAX_QUEUE, BayeuxServer, ServerStopping
-from ._faults import ADMIN_FAULTS, CSRFReject, Faults, Refusal, Unauthorized
+from ._bayeux import DEFAULT_MAX_QUEUE, BayeuxServer, ServerStopping, _valid_subscription
+from ._clock import SimulatorClock
+from ._faults import (
+    ADMIN_FAULTS,
+    SERVICE_UNAVAILABLE_BODY,
+    CSRFReject,
+    Faults,
+    Refusal,
+    Unauthorized,
+)
+from ._operations import Engine, Message
 from ._outbound import (
     OUTBOUND_CHANNEL,
     USER_EVENT_CHANNEL,
-    CancelCommand,
+    Command,
     ErrorReply,
-    outbound_acknowledge,
-    user_event,
-    validate_outbound_request,
+    Resource,
+    operation_of,
+    validate,
 )
 from ._recording import (
     DecodedBody,
@@ -54,7 +68,17 @@ from ._recording import (
     redact,
     redact_query,
 )
-from ._records import DEFAULT_RECORDS, OCSModel, RecordState, SeedRecord
+from ._records import (
+    CAMPAIGN_EVENTS,
+    DEFAULT_RECORDS,
+    CampaignState,
+    Change,
+    OCSModel,
+    OCSRefusal,
+    RecordState,
+    RecordStatus,
+    SeedRecord,
+)
 from ._sessions import Session, SessionStore
 
 __all__ = ["DEFAULT_USERS", "GWSSimulator"]
@@ -69,7 +93,10 @@ CSRF_HEADER = "X-CSRF-TOKEN"
 CSRF_TEXT = "Missing or invalid Csrf token"
 NOTIFICATIONS_PATH = "/api/v2/notifications"
 OUTBOUND_PREFIX = "/api/v2/me/outbound-records"
+CAMPAIGNS_PREFIX = "/api/v2/me/outbound-campaigns"
 ADMIN_PREFIX = "/_simulator/"
+#: The ``statusMessage`` of GWS's ``statusCode`` 20 (HTCC "Interpreting a Response").
+ACCESS_DENIED = "Access denied"
 _REALM = 'Basic realm="Genesys Web Services (simulator)"'
 _NOT_AUTHENTICATED = 20
 _INTERNAL_ERROR = 4
@@ -94,6 +121,16 @@ _STATUS_MESSAGES: Mapping[int, str] = {
     8: "Password change demanded",
     9: "Processing incomplete",
     10: "Input validation error",
+    11: "Attempt to change a read-only property",
+    12: "Unable to retrieve resource",
+    13: "Unable to create resource",
+    14: "Unable to delete resource",
+    15: "Unable to update resource",
+    16: "Unable to assign resource",
+    17: "Unable to unassign resource",
+    18: "Resource already exists",
+    19: "Resource already in use",
+    20: ACCESS_DENIED,
 }
 
 
@@ -172,6 +209,11 @@ class GWSSimulator:
     :param max_queue: messages kept per CometD client at most (the oldest are dropped).
     :param request_log: called with each :class:`RecordedRequest` once it is answered;
         exceptions it raises are logged and ignored.
+    :param clock: the simulated OCS's clock (default: a new :class:`SimulatorClock`
+        following real time); rescheduled records come back when it reaches their time.
+    :param forbidden_channels: channels whose subscription is refused with
+        ``403::Forbidden channel`` (e.g. ``["/me/internal"]``, as a GWS might); see
+        :meth:`set_forbidden_channels`.
     """
 
     def __init__(
@@ -187,6 +229,8 @@ class GWSSimulator:
         cometd_session_timeout: float = 60.0,
         max_queue: int = DEFAULT_MAX_QUEUE,
         request_log: Callable[[RecordedRequest], None] | None = None,
+        clock: SimulatorClock | None = None,
+        forbidden_channels: Iterable[str] = (),
     ) -> None:
         user_map = dict(DEFAULT_USERS if users is None else users)
         if not user_map:
@@ -207,6 +251,9 @@ class GWSSimulator:
             raise ValueError("port must be an integer between 0 and 65535")
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise ValueError("max_queue must be a positive integer")
+        if clock is not None and not isinstance(clock, SimulatorClock):
+            raise ValueError("clock must be a SimulatorClock")
+        self._forbidden = _channel_set(forbidden_channels)
         self._users: dict[str, _User] = {
             name: _User(
                 name=name,
@@ -227,6 +274,8 @@ class GWSSimulator:
         self._max_queue = max_queue
         self._request_log = request_log
         self._ocs = OCSModel(DEFAULT_RECORDS if records is None else records)
+        self._clock = SimulatorClock() if clock is None else clock
+        self._engine = Engine(self._ocs, self._clock, self.device_id)
         self._faults = Faults()
         self._sessions = SessionStore(self._session_idle_timeout)
         self._bayeux = self._new_bayeux()
@@ -237,6 +286,8 @@ class GWSSimulator:
         self._pending: set[asyncio.Handle] = set()
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._scheduler: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -286,24 +337,32 @@ class GWSSimulator:
         self._port = int(runner.addresses[0][1])
         self._runner = runner
         self._sweeper = asyncio.create_task(self._sweep_forever())
+        self._wakeup = asyncio.Event()
+        self._scheduler = asyncio.create_task(self._schedule_forever())
+        self._clock._subscribe(self._clock_changed)
 
     async def stop(self) -> None:
         """Stop listening. Sessions, CometD clients and unpublished outcomes are lost.
 
         Held ``/meta/connect`` requests end with the connection closed, like a server
-        going away. Recorded requests, published messages, records, passwords and armed
-        faults stay; armed faults include ``hold_notifications`` (still holding after a
-        restart) but not the outcomes it had parked. Calling it when stopped does nothing.
+        going away. Recorded requests, published messages, records (and their schedules:
+        callbacks due while stopped come when it starts again), preview sessions, passwords,
+        forbidden channels and armed faults stay; armed faults include
+        ``hold_notifications`` (still holding after a restart) but not the outcomes it had
+        parked. Calling it when stopped does nothing.
         """
         runner = self._runner
         if runner is None:
             return
         self._runner = None
         self._stopping = True
-        sweeper, self._sweeper = self._sweeper, None
-        if sweeper is not None:
-            sweeper.cancel()
-            await asyncio.wait([sweeper])  # never raises, so our own cancellation still can
+        self._clock._unsubscribe(self._clock_changed)
+        tasks = [task for task in (self._sweeper, self._scheduler) if task is not None]
+        self._sweeper = self._scheduler = None
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)  # never raises, so our own cancellation still can
         for handle in self._pending:
             handle.cancel()
         self._pending.clear()
@@ -369,7 +428,7 @@ class GWSSimulator:
 
     @property
     def cancels(self) -> list[RecordedRequest]:
-        """The recorded ``POST /api/v2/me/outbound-records...`` requests."""
+        """The recorded ``POST /api/v2/me/outbound-records...`` requests (any operation)."""
         return [
             item
             for item in self._requests
@@ -377,9 +436,63 @@ class GWSSimulator:
         ]
 
     @property
+    def operations(self) -> list[RecordedRequest]:
+        """The recorded POSTs to every outbound resource (records and campaigns)."""
+        return [
+            item
+            for item in self._requests
+            if item.method == "POST"
+            and (item.path.startswith(OUTBOUND_PREFIX) or item.path.startswith(CAMPAIGNS_PREFIX))
+        ]
+
+    @property
     def records(self) -> Mapping[int, RecordState]:
         """Live read-only view of the OCS records: handle -> :class:`RecordState`."""
         return self._ocs.view
+
+    @property
+    def campaigns(self) -> Mapping[tuple[str, int], CampaignState]:
+        """Live read-only view of the campaigns: (name, applicationId) -> :class:`CampaignState`.
+
+        Built from the records' campaigns; treat the states as read-only (change them with
+        :meth:`send_campaign_status`).
+        """
+        return self._ocs.campaign_view
+
+    @property
+    def do_not_call_numbers(self) -> frozenset[str]:
+        """Phone numbers on OCS's do-not-call list (GetPreviewRecord skips them)."""
+        return frozenset(self._ocs.do_not_call_numbers)
+
+    def preview_session_active(self, username: str, campaign_name: str) -> bool:
+        """Whether ``username`` has a preview session on that campaign (any application)."""
+        return any(
+            self._ocs.has_session(username, campaign)
+            for (name, _), campaign in self._ocs.campaign_view.items()
+            if name == campaign_name
+        )
+
+    @property
+    def clock(self) -> SimulatorClock:
+        """The simulated OCS's clock (``advance`` / ``set`` it to bring callbacks due)."""
+        return self._clock
+
+    @property
+    def forbidden_channels(self) -> frozenset[str]:
+        """Channels whose subscription is refused (see :meth:`set_forbidden_channels`)."""
+        return frozenset(self._forbidden)
+
+    def set_forbidden_channels(self, channels: Iterable[str]) -> None:
+        """Refuse subscriptions to these channels from now on (replacing the previous set).
+
+        A ``/meta/subscribe`` naming one (alone or in a list) is answered
+        ``{"successful": false, "error": "403::Forbidden channel"}``; messages published on a
+        forbidden channel reach nobody, even clients that subscribed before or through a
+        wildcard. An empty set allows every channel again.
+
+        :raises ValueError: for a channel that is not a valid non-meta channel name.
+        """
+        self._forbidden = _channel_set(channels)
 
     @property
     def faults(self) -> Faults:
@@ -467,18 +580,145 @@ class GWSSimulator:
 
     def stats(self) -> dict[str, Any]:
         """Counters, as served by ``GET /_simulator/stats``."""
+        by_status = {status.value: 0 for status in RecordStatus}
+        for state in self._ocs.view.values():
+            by_status[state.status.value] += 1
         return {
             "running": self.running,
             "requests": len(self._requests),
             "cancels": len(self.cancels),
+            "operations": len(self.operations),
             "published": len(self._published),
             "cometd_clients": self.cometd_client_count,
             "sessions": self.session_count,
             "records": len(self._ocs.view),
-            "records_cancelled": sum(1 for s in self._ocs.view.values() if s.cancelled),
+            "records_cancelled": by_status[RecordStatus.CANCELLED.value],
+            "records_by_status": by_status,
+            "preview_sessions": self._ocs.session_count,
+            "do_not_call_numbers": sorted(self._ocs.do_not_call_numbers),
+            "clock": self._clock.datetime().isoformat(),
+            "forbidden_channels": sorted(self._forbidden),
             "held_notifications": self._faults.held_count,
             "faults": list(self._faults.active),
         }
+
+    # --------------------------------------------------------- unsolicited events
+    def send_record_cancel(self, record_handle: int) -> None:
+        """Someone else cancels a record an agent holds: OCS tells that agent ``RecordCancel``.
+
+        The record (handed out by GetPreviewRecord, GetChainedRecord, a pushed preview record
+        or a delivered ``ScheduledCall``) becomes cancelled and the agent holding it gets the
+        ``/me/internal`` user event ``RecordCancel`` at once (no fault applies).
+
+        :raises KeyError: for an unknown handle.
+        :raises ValueError: when no agent holds the record.
+        """
+        state, holder = self._ocs.cancel_held(record_handle, self._clock.now())
+        self._publish(holder, self._engine.record_cancel(state, holder, time.perf_counter_ns()))
+
+    def send_campaign_status(
+        self,
+        campaign_name: str,
+        event: str,
+        *,
+        application_id: int | None = None,
+        mode: str | None = None,
+        user: str | None = None,
+    ) -> None:
+        """OCS announces a campaign status change to ``user`` (default: every user).
+
+        :param event: ``CampaignLoaded``, ``CampaignStarted``, ``CampaignStopped``,
+            ``CampaignUnloaded`` or ``CampaignModeChanged`` (which needs ``mode``, the new
+            dialing mode, e.g. ``"Progressive"``). The campaign's ``state`` becomes
+            ``Loaded`` / ``Started`` / ``Stopped`` / ``Unloaded``; only a ``Started``
+            campaign hands out preview records.
+        :param application_id: needed only when two applications have a campaign of that name.
+        :raises KeyError: for an unknown campaign or user.
+        :raises ValueError: for an unknown event, or ``mode`` missing/unexpected.
+        """
+        if event not in CAMPAIGN_EVENTS:
+            raise ValueError(f"event must be one of {', '.join(CAMPAIGN_EVENTS)}, got {event!r}")
+        if (event == "CampaignModeChanged") != (mode is not None):
+            raise ValueError("mode is required by CampaignModeChanged and only by it")
+        if mode is not None and (not isinstance(mode, str) or not mode.strip()):
+            raise ValueError("mode must be a non-empty string")
+        campaign = self._find_campaign(campaign_name, application_id)
+        users = list(self._users) if user is None else [self._user(user).name]
+        self._ocs.campaign_event(campaign, event, mode)
+        for name in users:
+            messages = self._engine.campaign_status(campaign, event, name, time.perf_counter_ns())
+            self._publish(name, messages)
+
+    def send_preview_record(
+        self,
+        campaign_name: str,
+        user: str | None = None,
+        *,
+        application_id: int | None = None,
+    ) -> int:
+        """OCS pushes the campaign's next ready record to ``user`` (default: the first user).
+
+        Publishes the ``PreviewRecord`` ``OutboundRecordMessage`` (without ``referenceId``)
+        and its user event; the record becomes held by the user. No preview session is
+        needed. Returns the record handle.
+
+        :raises KeyError: for an unknown campaign or user.
+        :raises LookupError: when the campaign has no ready record left (or is not started).
+        """
+        campaign = self._find_campaign(campaign_name, application_id)
+        username = self._user(user).name if user is not None else next(iter(self._users))
+        try:
+            state = self._ocs.next_preview_record(
+                username, campaign, Change(None, None, self._clock.now()), session=False
+            )
+        except OCSRefusal:
+            raise LookupError(f"campaign {campaign_name!r} has no record available") from None
+        messages = self._engine.preview_messages(
+            state, username, self.device_id(username), None, time.perf_counter_ns()
+        )
+        self._publish(username, messages)
+        return state.record.record_handle
+
+    def _find_campaign(self, name: str, application_id: int | None) -> CampaignState:
+        found = [
+            campaign
+            for (campaign_name, app), campaign in self._ocs.campaign_view.items()
+            if campaign_name == name and application_id in (None, app)
+        ]
+        if not found:
+            raise KeyError(f"the simulator has no campaign {name!r}")
+        if len(found) > 1:
+            raise KeyError(f"campaign {name!r} exists in several applications: name one")
+        return found[0]
+
+    def _clock_changed(self) -> None:
+        self._deliver_due()
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _deliver_due(self) -> None:
+        """Deliver every callback the clock has reached, as ``ScheduledCall`` user events."""
+        if not self.running:
+            return
+        now = self._clock.now()
+        for state in self._ocs.due(now):
+            delivered = self._ocs.deliver_scheduled(state, now)
+            username, messages = self._engine.scheduled_call(delivered, time.perf_counter_ns())
+            self._publish(username, messages)
+
+    async def _schedule_forever(self) -> None:
+        wakeup = self._wakeup
+        assert wakeup is not None
+        while True:
+            wakeup.clear()
+            self._deliver_due()
+            due = self._ocs.next_due_time()
+            timeout: float | None = None
+            if due is not None and not self._clock.frozen:
+                timeout = max(due - self._clock.now(), 0.0) + 0.001
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await wakeup.wait()
 
     # -------------------------------------------------------------------- plumbing
     def _new_bayeux(self) -> BayeuxServer:
@@ -487,6 +727,7 @@ class GWSSimulator:
             session_timeout=self._cometd_session_timeout,
             max_queue=self._max_queue,
             hold_fault=self._faults._take_connect_hold,
+            forbidden=lambda channel: channel in self._forbidden,
         )
 
     async def _sweep_forever(self) -> None:
@@ -507,13 +748,18 @@ class GWSSimulator:
         router.add_post(ADMIN_PREFIX + "rotate-csrf", self._admin_rotate_csrf)
         router.add_post(ADMIN_PREFIX + "users", self._admin_users)
         router.add_get(ADMIN_PREFIX + "stats", self._admin_stats)
+        router.add_post(ADMIN_PREFIX + "events", self._admin_events)
+        router.add_get(ADMIN_PREFIX + "clock", self._admin_clock)
+        router.add_post(ADMIN_PREFIX + "clock", self._admin_clock)
+        router.add_post(ADMIN_PREFIX + "forbidden-channels", self._admin_forbidden_channels)
         router.add_post(NOTIFICATIONS_PATH, self._notifications)
         router.add_post(NOTIFICATIONS_PATH + "/{tail:.*}", self._notifications)
         router.add_get("/api/v2/me", self._get_me)
         router.add_post("/api/v2/me", self._post_me)
         router.add_get("/api/v2/me/devices", self._get_devices)
         router.add_post(OUTBOUND_PREFIX, self._outbound_records)
-        router.add_post(OUTBOUND_PREFIX + "/{handle}", self._outbound_records)
+        router.add_post(OUTBOUND_PREFIX + "/{handle}", self._outbound_record)
+        router.add_post(CAMPAIGNS_PREFIX + "/{name}", self._outbound_campaign)
         router.add_route("*", "/api/v2/{tail:.*}", self._not_found)
         return app
 
@@ -628,13 +874,8 @@ class GWSSimulator:
             return True, None
         return True, user.name
 
-    def _unauthorized(self, *, wrong: bool) -> web.Response:
-        message = (
-            "Invalid user name or password"
-            if wrong
-            else "User not authenticated; resend credentials"
-        )
-        response = _json({"statusCode": _NOT_AUTHENTICATED, "statusMessage": message}, 401)
+    def _unauthorized(self) -> web.Response:
+        response = _json({"statusCode": _NOT_AUTHENTICATED, "statusMessage": ACCESS_DENIED}, 401)
         response.headers["WWW-Authenticate"] = _REALM
         return response
 
@@ -642,11 +883,11 @@ class GWSSimulator:
         """Basic credentials or a live session; Basic without a session creates one."""
         sent, user = self._basic_user(request)
         if sent and user is None:
-            return self._unauthorized(wrong=True)
+            return self._unauthorized()
         session = self._sessions.use(request.cookies.get(SESSION_COOKIE))
         if user is None:
             if session is None:
-                return self._unauthorized(wrong=False)
+                return self._unauthorized()
             return self._authenticated(request, session.username, session, new=False)
         if session is None or session.username != user:
             return self._authenticated(request, user, self._sessions.create(user), new=True)
@@ -662,7 +903,7 @@ class GWSSimulator:
             return _csrf_refused()
         sent, user = self._basic_user(request)
         if sent and user is None:
-            return self._unauthorized(wrong=True)
+            return self._unauthorized()
         return self._authenticated(request, user or session.username, session, new=False)
 
     def _authenticated(
@@ -762,7 +1003,19 @@ class GWSSimulator:
         return self._answer(auth, body, 404, read=read)
 
     async def _outbound_records(self, request: web.Request) -> web.StreamResponse:
-        plan = self._faults._take_request_plan()
+        return await self._outbound(request, "records", None)
+
+    async def _outbound_record(self, request: web.Request) -> web.StreamResponse:
+        return await self._outbound(request, "record", request.match_info["handle"])
+
+    async def _outbound_campaign(self, request: web.Request) -> web.StreamResponse:
+        return await self._outbound(request, "campaign", request.match_info["name"])
+
+    async def _outbound(
+        self, request: web.Request, resource: Resource, path_value: str | None
+    ) -> web.StreamResponse:
+        operation = operation_of(_info(request).body)
+        plan = self._faults._take_request_plan(operation)
         if plan.reset:
             return self._reset(request)
         if plan.expire_session:
@@ -770,7 +1023,7 @@ class GWSSimulator:
         if plan.refusal is not None:
             response = self._refusal(plan.refusal)
         else:
-            response = self._outbound_answer(request)
+            response = self._outbound_answer(request, resource, path_value)
         if plan.slow_seconds > 0:
             await asyncio.sleep(plan.slow_seconds)
         return response
@@ -778,69 +1031,63 @@ class GWSSimulator:
     def _refusal(self, refusal: Refusal) -> web.Response:
         """The answer of a request-stage refusal fault (the request is not processed)."""
         if isinstance(refusal, Unauthorized):
-            return self._unauthorized(wrong=False)
+            return self._unauthorized()
         if isinstance(refusal, CSRFReject):
             return _csrf_refused()
         status = refusal.status
-        if status == 500:
-            return _json(
-                {"statusCode": _INTERNAL_ERROR, "statusMessage": "Simulated internal error"},
-                status=500,
-            )
+        if refusal.gws_body:
+            if status == 503:
+                body: dict[str, Any] = dict(SERVICE_UNAVAILABLE_BODY)
+            elif status == 500:
+                body = {"statusCode": _INTERNAL_ERROR, "statusMessage": "Simulated internal error"}
+            else:
+                body = {"statusCode": _INTERNAL_ERROR, "statusMessage": _STATUS_MESSAGES[4]}
+            return _json(body, status=status)
         return web.Response(
             status=status,
             text=f"Simulated HTTP {status} error",
             content_type="text/plain",
         )
 
-    def _outbound_answer(self, request: web.Request) -> web.Response:
+    def _campaign_exists(self, name: str, application_id: int) -> bool | str:
+        if self._ocs.campaign(name, application_id) is not None:
+            return True
+        return "applicationId" if name in self._ocs.campaign_names() else "campaignName"
+
+    def _outbound_answer(
+        self, request: web.Request, resource: Resource, path_value: str | None
+    ) -> web.Response:
         auth = self._authenticate_write(request)
         if isinstance(auth, web.Response):
             return auth
         info = _info(request)
-        result = validate_outbound_request(
-            request.match_info.get("handle"),
+        result = validate(
+            resource,
+            path_value,
             info.body,
             frozenset({self._users[auth.user].device_id}),
+            self._campaign_exists,
         )
         if isinstance(result, ErrorReply):
             return self._answer(auth, result.body())
-        injected = self._faults._take_status_code()
+        injected = self._faults._take_status_code(result.operation)
         if injected is not None:
             message = injected.message or _STATUS_MESSAGES.get(injected.code, "Simulated error")
             return self._answer(auth, {"statusCode": injected.code, "statusMessage": message})
-        self._accept_cancel(result, auth.user, info.started_ns)
+        self._accept(result, auth.user, info.started_ns)
         return self._answer(auth, {"statusCode": 0})
 
-    def _accept_cancel(self, command: CancelCommand, username: str, started_ns: int) -> None:
-        plan = self._faults._take_outcome_plan()
-        error: tuple[int, str] | None
-        if plan.ocs_error is not None:
-            error = (plan.ocs_error.number, plan.ocs_error.message)
+    def _accept(self, command: Command, username: str, started_ns: int) -> None:
+        plan = self._faults._take_outcome_plan(command.operation)
+        messages: list[Message]
+        if plan.cometd_error is not None:
+            fault = plan.cometd_error
+            messages = Engine.cometd_error(command, fault.code, fault.message, fault.channel)
+        elif plan.ocs_error is not None:
+            fault_ocs = plan.ocs_error
+            messages = self._engine.refuse(command, fault_ocs.number, fault_ocs.message, started_ns)
         else:
-            outcome = self._ocs.cancel(
-                record_handle=command.record_handle,
-                application_id=command.application_id,
-                campaign_name=command.campaign_name,
-                calling_list=command.calling_list,
-                all_chain=command.chain_attribute == "AllChain",
-                username=username,
-                reference_id=command.reference_id,
-            )
-            error = (
-                None
-                if outcome.error_number is None
-                else (outcome.error_number, outcome.error_message or "")
-            )
-        messages: list[tuple[str, dict[str, Any]]] = []
-        if error is None:
-            messages.append((OUTBOUND_CHANNEL, outbound_acknowledge(command)))
-            messages.append((USER_EVENT_CHANNEL, user_event(command, started_ns=started_ns)))
-        else:
-            event = user_event(
-                command, started_ns=started_ns, error_number=error[0], error_message=error[1]
-            )
-            messages.append((USER_EVENT_CHANNEL, event))
+            messages = self._engine.perform(command, username, started_ns)
         if plan.drop == "both":
             messages = []
         elif plan.drop == "outbound":
@@ -852,10 +1099,12 @@ class GWSSimulator:
         messages = messages * plan.times
         if messages:
             self._schedule(username, messages, plan.delay)
+        if self._wakeup is not None:
+            # A reschedule may have set an earlier due time; a callback already due is
+            # delivered after the acknowledgement scheduled just above.
+            self._wakeup.set()
 
-    def _schedule(
-        self, username: str, messages: list[tuple[str, dict[str, Any]]], delay: float
-    ) -> None:
+    def _schedule(self, username: str, messages: list[Message], delay: float) -> None:
         loop = self._loop
         if loop is None:
             return
@@ -876,7 +1125,7 @@ class GWSSimulator:
         if not self._faults._park(deliver):
             deliver()
 
-    def _publish(self, username: str, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    def _publish(self, username: str, messages: list[Message]) -> None:
         for channel, data in messages:
             recipients = self._bayeux.publish(username, channel, data)
             self._published.append(
@@ -1005,6 +1254,115 @@ class GWSSimulator:
         if refused is not None:
             return refused
         return _json(self.stats())
+
+    async def _admin_json(self, request: web.Request) -> dict[str, Any] | None:
+        body = decode_body(await request.read())
+        data = body.value if body.is_json else None
+        return data if isinstance(data, dict) else None
+
+    async def _admin_events(self, request: web.Request) -> web.StreamResponse:
+        refused = self._admin_refused(request)
+        if refused is not None:
+            return refused
+        data = await self._admin_json(request)
+        usage = (
+            'expected {"event": "RecordCancel", "recordHandle": N}, '
+            '{"event": "PreviewRecord", "campaignName": NAME, "user": USER} or '
+            '{"event": "Campaign...", "campaignName": NAME, "mode": MODE, "user": USER}'
+        )
+        if data is None or not isinstance(data.get("event"), str):
+            return _json({"error": usage}, 400)
+        event = data.pop("event")
+        if event == "RecordCancel":
+            keys = {"recordHandle"}
+        elif event == "PreviewRecord":
+            keys = {"campaignName", "user", "applicationId"}
+        else:
+            keys = {"campaignName", "mode", "user", "applicationId"}
+        if set(data) - keys:
+            return _json({"error": f"{event}: unexpected key(s) {sorted(set(data) - keys)}"}, 400)
+        try:
+            if event == "RecordCancel":
+                handle = data.get("recordHandle")
+                if isinstance(handle, bool) or not isinstance(handle, int):
+                    return _json({"error": "RecordCancel: recordHandle must be an integer"}, 400)
+                self.send_record_cancel(handle)
+                return _json({"ok": True, "event": event, "recordHandle": handle})
+            name = data.get("campaignName")
+            if not isinstance(name, str):
+                return _json({"error": f"{event}: campaignName must be a string"}, 400)
+            if event == "PreviewRecord":
+                handle = self.send_preview_record(
+                    name, data.get("user"), application_id=data.get("applicationId")
+                )
+                return _json({"ok": True, "event": event, "recordHandle": handle})
+            if event not in CAMPAIGN_EVENTS:
+                return _json({"error": f"unknown event {event!r}; {usage}"}, 400)
+            self.send_campaign_status(
+                name,
+                event,
+                application_id=data.get("applicationId"),
+                mode=data.get("mode"),
+                user=data.get("user"),
+            )
+            return _json({"ok": True, "event": event, "campaignName": name})
+        except KeyError as exc:
+            return _json({"error": f"{event}: {exc.args[0]}"}, 404)
+        except LookupError as exc:
+            return _json({"error": f"{event}: {exc}"}, 409)
+        except ValueError as exc:
+            return _json({"error": f"{event}: {exc}"}, 409 if event == "RecordCancel" else 400)
+
+    async def _admin_clock(self, request: web.Request) -> web.StreamResponse:
+        refused = self._admin_refused(request)
+        if refused is not None:
+            return refused
+        if request.method == "POST":
+            data = await self._admin_json(request)
+            if data is None or len(data) != 1 or not set(data) <= {"advance", "set"}:
+                return _json(
+                    {"error": 'expected {"advance": SECONDS} or {"set": ISO-8601 or EPOCH}'}, 400
+                )
+            try:
+                if "advance" in data:
+                    self._clock.advance(data["advance"])
+                else:
+                    when = data["set"]
+                    self._clock.set(datetime.fromisoformat(when) if isinstance(when, str) else when)
+            except ValueError as exc:
+                return _json({"error": str(exc)}, 400)
+        return _json(
+            {
+                "ok": True,
+                "now": self._clock.now(),
+                "iso": self._clock.datetime().isoformat(),
+                "frozen": self._clock.frozen,
+            }
+        )
+
+    async def _admin_forbidden_channels(self, request: web.Request) -> web.StreamResponse:
+        refused = self._admin_refused(request)
+        if refused is not None:
+            return refused
+        data = await self._admin_json(request)
+        channels = None if data is None or set(data) != {"channels"} else data["channels"]
+        if not isinstance(channels, list):
+            return _json({"error": 'expected {"channels": ["/me/internal", ...]}'}, 400)
+        try:
+            self.set_forbidden_channels(channels)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"ok": True, "forbidden_channels": sorted(self._forbidden)})
+
+
+def _channel_set(channels: Iterable[str]) -> frozenset[str]:
+    if isinstance(channels, str):
+        raise ValueError("forbidden channels must be a list of channel names, not one string")
+    result = frozenset(channels)
+    for channel in result:
+        if not _valid_subscription(channel) or "*" in channel:
+            raise ValueError(f"not a channel name: {channel!r}")
+    return result
 
 
 def _same(given: str, expected: str) -> bool:

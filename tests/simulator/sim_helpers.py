@@ -56,6 +56,48 @@ class GWS:
             headers=headers,
         )
 
+    async def post(self, path: str, body: Any) -> httpx.Response:
+        headers = {"X-CSRF-TOKEN": self.token} if self.token else {}
+        return await self.http.post(path, json=body, headers=headers)
+
+    def op_body(self, operation: str, **fields: Any) -> dict[str, Any]:
+        """A body with the common parameters, ``fields`` added (MISSING deletes a key)."""
+        body: dict[str, Any] = {
+            "operationName": operation,
+            "applicationId": 134,
+            "devicePath": self.sim.device_path(self.user),
+            "referenceId": "ref-1",
+        }
+        for key, value in fields.items():
+            if value is MISSING:
+                body.pop(key, None)
+            else:
+                body[key] = value
+        return body
+
+    async def record_op(
+        self, operation: str, handle: int | str = 11, **fields: Any
+    ) -> httpx.Response:
+        """A record operation on ``/outbound-records/<handle>`` (Campaign1 by default)."""
+        fields.setdefault("campaignName", "Campaign1")
+        if operation in ("CancelRecord", "RejectRecord", "CompleteRecord", "DoNotCallRecord"):
+            fields.setdefault("callingList", "CallingList1")
+        return await self.post(
+            f"/api/v2/me/outbound-records/{handle}", self.op_body(operation, **fields)
+        )
+
+    async def records_op(self, operation: str, **fields: Any) -> httpx.Response:
+        """An operation on ``/outbound-records`` (no handle)."""
+        return await self.post("/api/v2/me/outbound-records", self.op_body(operation, **fields))
+
+    async def campaign_op(
+        self, operation: str, campaign: str = "Campaign1", **fields: Any
+    ) -> httpx.Response:
+        """An operation on ``/outbound-campaigns/<campaign>``."""
+        return await self.post(
+            f"/api/v2/me/outbound-campaigns/{campaign}", self.op_body(operation, **fields)
+        )
+
 
 class Bayeux:
     """A raw Bayeux long-polling client: POSTs JSON arrays with httpx."""
@@ -121,6 +163,18 @@ class Bayeux:
         if channels:
             replies = await self.subscribe(*channels)
             assert all(reply["successful"] for reply in replies), replies
+
+
+def without_metrics(data: dict[str, Any]) -> dict[str, Any]:
+    """A user event's data without its (time-dependent) metrics, checked for shape."""
+    data = dict(data)
+    metrics = data.pop("metrics")
+    assert set(metrics["eventProcessing"]) == {
+        "serverGenerationTimestamp",
+        "nodeProcessingTimeNanos",
+        "serverProcessingTimeTotalMs",
+    }
+    return data
 
 
 def events(replies: list[dict[str, Any]]) -> list[dict[str, Any]]:

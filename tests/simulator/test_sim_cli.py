@@ -11,15 +11,20 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from gws_outbound_plugin.simulator import DEFAULT_RECORDS, main, parse_fault_spec
+from gws_outbound_plugin.simulator import DEFAULT_RECORDS, OPERATIONS, main, parse_fault_spec
+from gws_outbound_plugin.simulator._cli import _request_line, is_loopback
+from gws_outbound_plugin.simulator._recording import RecordedRequest
 
 REPO = Path(__file__).resolve().parents[2]
-FIRST_LINE = re.compile(r"GWS simulator listening on (http://127\.0\.0\.1:(\d+))\n")
+FIRST_LINE = re.compile(r"GWS simulator listening on (http://(?:127\.0\.0\.1|0\.0\.0\.0):(\d+))\n")
+# Each request line starts with an ISO 8601 UTC timestamp with milliseconds.
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
 
 
 def _readline(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> str:
@@ -92,8 +97,9 @@ def test_cli_serves_logs_requests_and_stops_cleanly(start_cli, signum: int):
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert f"devicePath={device_path}" in out
-    assert re.search(r"^GET /api/v2/me 200 \d+\.\dms user=agent1$", out, re.MULTILINE), out
-    assert re.search(r"^POST /api/v2/me/outbound-records/11 200 ", out, re.MULTILINE)
+    assert re.search(rf"^{STAMP} GET /api/v2/me 200 \d+\.\dms user=agent1$", out, re.MULTILINE), out
+    assert re.search(rf"^{STAMP} POST /api/v2/me/outbound-records/11 200 ", out, re.MULTILINE)
+    assert "warning" not in err  # loopback: no warning
     assert "secret" not in out + err
     assert "fault armed: status_code(code=4" in out
 
@@ -127,7 +133,7 @@ def test_cli_new_faults_and_admin_endpoints(start_cli):
     assert proc.returncode == 0, err
     assert "fault armed: unauthorized(): 1 left" in out
     assert "fault armed: hold_connects(seconds=30): until cleared" in out
-    assert re.search(r"^POST /api/v2/me/outbound-records/11 401 ", out, re.MULTILINE), out
+    assert re.search(rf"^{STAMP} POST /api/v2/me/outbound-records/11 401 ", out, re.MULTILINE), out
     assert "/_simulator/" not in out  # admin requests are not logged
     assert "n3w-pw" not in out + err
 
@@ -164,13 +170,27 @@ def test_help_lists_records_and_defaults(capsys: pytest.CaptureFixture[str]):
     ):
         assert flag in text
     for usage in (
-        "unauthorized(count=1)",
-        "csrf_reject(count=1)",
+        "unauthorized(count=1, operation=None)",
+        "csrf_reject(count=1, operation=None)",
         "hold_connects(seconds, count=1)",
+        "http_error(status=500, count=1, gws_body=None, operation=None)",
     ):
         assert usage in text
-    for endpoint in ("/_simulator/rotate-csrf", "/_simulator/users"):
+    for endpoint in (
+        "/_simulator/rotate-csrf",
+        "/_simulator/users",
+        "/_simulator/events",
+        "/_simulator/clock",
+        "/_simulator/forbidden-channels",
+    ):
         assert endpoint in text
+    for operation in OPERATIONS:
+        assert re.search(rf"^    {operation}( |$)", text, re.MULTILINE), operation
+    assert "--forbid-channel" in text
+    assert "cometd_error(" in text and "operation=None" in text
+    assert re.search(r"^  Campaign2\s+134\s+CallingList2,CallingList3\s", text, re.MULTILINE)
+    # Everything is in the help itself: no pointer to a docs file the package lacks.
+    assert "docs/" not in text and ".md" not in text
     for record in DEFAULT_RECORDS:
         assert re.search(
             rf"^\s+{record.record_handle}\s+{record.application_id}\s+{record.campaign_name}\s+"
@@ -193,6 +213,9 @@ def test_help_lists_records_and_defaults(capsys: pytest.CaptureFixture[str]):
         ["--user", "nopassword"],
         ["--port", "99999"],
         ["--records", "/nonexistent/records.json"],
+        ["--forbid-channel", "/meta/connect"],
+        ["--forbid-channel", "/me/*"],
+        ["--fault", "ocs_error:operation=Frobnicate"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]):
@@ -222,6 +245,10 @@ def test_parse_fault_spec():
         "hold_connects",
         {"seconds": 45, "count": None},
     )
+    assert parse_fault_spec("http_error:status=503,gws_body=false,operation=RejectRecord") == (
+        "http_error",
+        {"status": 503, "gws_body": False, "operation": "RejectRecord"},
+    )
     with pytest.raises(ValueError, match="unknown fault"):
         parse_fault_spec("clear_everything")
     with pytest.raises(ValueError, match="unknown fault"):
@@ -237,3 +264,88 @@ def test_busy_port_exits_1(capsys: pytest.CaptureFixture[str]):
     captured = capsys.readouterr()
     assert "cannot listen" in captured.err
     assert "listening on" not in captured.out
+
+
+def test_request_line_starts_with_an_iso_timestamp():
+    record = RecordedRequest(
+        method="POST",
+        path="/api/v2/notifications",
+        username="agent1",
+        status=200,
+        bayeux_channels=("/meta/connect",),
+        duration_ms=12.34,
+    )
+    when = datetime(2024, 6, 10, 12, 30, 5, 123456, tzinfo=UTC)
+    assert _request_line(record, when) == (
+        "2024-06-10T12:30:05.123+00:00 POST /api/v2/notifications 200 12.3ms "
+        "user=agent1 /meta/connect"
+    )
+    assert re.fullmatch(rf"{STAMP} GET / reset 0\.0ms", _request_line(RecordedRequest("GET", "/")))
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.10", False),
+        ("gws-sim.example", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool):
+    assert is_loopback(host) is loopback
+
+
+def test_cli_warns_when_listening_beyond_loopback(start_cli):
+    proc, _ = start_cli("--host", "0.0.0.0", "--quiet")
+    proc.send_signal(signal.SIGTERM)
+    _, err = _finish(proc)
+    assert proc.returncode == 0, err
+    [warning] = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert "0.0.0.0 is not a loopback address" in warning
+    assert "secret" not in err
+
+
+def test_cli_forbid_channel(start_cli):
+    proc, base_url = start_cli("--forbid-channel", "/me/internal")
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        handshake = http.post(
+            "/api/v2/notifications",
+            json=[
+                {
+                    "channel": "/meta/handshake",
+                    "version": "1.0",
+                    "supportedConnectionTypes": ["long-polling"],
+                }
+            ],
+            auth=("agent1", "secret"),
+        ).json()[0]
+        replies = http.post(
+            "/api/v2/notifications",
+            json=[
+                {
+                    "channel": "/meta/subscribe",
+                    "clientId": handshake["clientId"],
+                    "subscription": "/me/internal",
+                },
+                {
+                    "channel": "/meta/subscribe",
+                    "clientId": handshake["clientId"],
+                    "subscription": "/v2/me/outbound",
+                },
+            ],
+        ).json()
+        assert [(r["successful"], r.get("error")) for r in replies] == [
+            (False, "403::Forbidden channel"),
+            (True, None),
+        ]
+        assert http.get("/_simulator/stats").json()["forbidden_channels"] == ["/me/internal"]
+    proc.send_signal(signal.SIGTERM)
+    out, err = _finish(proc)
+    assert proc.returncode == 0, err
+    assert "forbidden CometD channel: /me/internal" in out

@@ -111,15 +111,39 @@ async def test_status_code_does_not_hide_validation_errors(sim: GWSSimulator, gw
 async def test_http_error_500_and_503(sim: GWSSimulator, gws: GWS):
     sim.faults.http_error(500)
     sim.faults.http_error(503)
+    sim.faults.http_error(503, gws_body=False)
+    sim.faults.http_error(502)
+    sim.faults.http_error(502, gws_body=True)
     first = await gws.cancel(11)
     assert first.status_code == 500
-    assert first.json()["statusCode"] == 4
+    assert first.json() == {"statusCode": 4, "statusMessage": "Simulated internal error"}
     second = await gws.cancel(11)
     assert second.status_code == 503
-    assert second.headers["content-type"].startswith("text/plain")
+    assert second.headers["content-type"].startswith("application/json")
+    # GWS's own answer when a back end is down (GWS 8.5.2 "Error Handling").
+    assert second.json() == {
+        "statusCode": 4,
+        "statusMessage": "Voice service is not available at this time",
+    }
+    bare = await gws.cancel(11)
+    assert (bare.status_code, bare.headers["content-type"].split(";")[0]) == (503, "text/plain")
+    assert bare.text == "Simulated HTTP 503 error"
+    assert (await gws.cancel(11)).headers["content-type"].startswith("text/plain")
+    gws_502 = await gws.cancel(11)
+    assert (gws_502.status_code, gws_502.json()["statusCode"]) == (502, 4)
     assert not sim.records[11].cancelled
-    assert [r.status for r in sim.cancels] == [500, 503]
+    assert [r.status for r in sim.cancels] == [500, 503, 503, 502, 502]
     assert (await gws.cancel(11)).json() == OK
+
+
+def test_http_error_describes_a_non_default_body():
+    faults = Faults()
+    faults.http_error(503, gws_body=False, count=2)
+    faults.http_error(502)
+    assert faults.active == (
+        "http_error(status=503, gws_body=False): 2 left",
+        "http_error(status=502): 1 left",
+    )
 
 
 async def test_slow_answer(sim: GWSSimulator, gws: GWS):
@@ -158,10 +182,7 @@ async def test_unauthorized(sim: GWSSimulator, gws: GWS):
     for _ in range(2):
         response = await gws.cancel(11)
         assert response.status_code == 401
-        assert response.json() == {
-            "statusCode": 20,
-            "statusMessage": "User not authenticated; resend credentials",
-        }
+        assert response.json() == {"statusCode": 20, "statusMessage": "Access denied"}
         assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
     assert not sim.records[11].cancelled
     assert sim.faults.active == ()
@@ -383,6 +404,13 @@ async def test_armed_faults_and_holding_survive_a_restart(sim: GWSSimulator, gws
         ("status_code", {"code": 0}),
         ("status_code", {"code": 4, "message": ""}),
         ("http_error", {"status": 404}),
+        ("http_error", {"status": 503, "gws_body": "yes"}),
+        ("cometd_error", {"code": "1"}),
+        ("cometd_error", {"message": ""}),
+        ("cometd_error", {"channel": "/meta/connect"}),
+        ("cometd_error", {"channel": "/v2/**"}),
+        ("drop_notifications", {"operation": "Frobnicate"}),
+        ("status_code", {"code": 4, "operation": "cancelrecord"}),
         ("slow_answer", {"seconds": "1"}),
         ("unauthorized", {"count": 0}),
         ("csrf_reject", {"count": 1.5}),
