@@ -22,23 +22,33 @@ behaviour, point by point:
    attempt carries fresh session credentials from the shared jar; an error answer with a
    JSON *object* body (GWS's ``{"statusCode": 20}``) crashed aiocometd with a TypeError
    (found against the interop stand-in): it is turned into a ``TransportError`` here;
-10. reconnection after network errors retries every second without backoff: the delay is
-    doubled per failed attempt up to ``GWSConfig.reconnect_backoff_max``; after
+10. reconnection after network errors retries every second without backoff: the delay
+    follows the package's :class:`~gws_outbound_plugin._retry.RetryPolicy` (0.5 s, doubled
+    per failed attempt, up to ``GWSConfig.reconnect_backoff_max``); after
     ``402::Unknown client`` it re-handshakes and re-subscribes by itself, which this module
     reports so the dispatcher can settle what may have been missed;
 11. it sleeps ``advice.interval`` *seconds* before the next ``/meta/connect``, but Bayeux
     gives it in milliseconds (found against cometd-nodejs-server, see ``docs/interop.md``):
     a server advising ``interval: 2000`` (the CometD servers' ``multiple-clients`` advice)
     would stall polling for 33 minutes and let the session expire. :class:`_SessionExtension`
-    converts the interval of every incoming advice to seconds before aiocometd reads it.
+    converts the interval of every incoming advice to seconds before aiocometd reads it;
+12. after a re-handshake it re-subscribes only the channels the server accepted before, and
+    forgets a channel whose re-subscription is refused: the listener subscribes the refused
+    ones again itself (see :attr:`CometDListener.refused_channels`).
+
+A refused subscription to an optional channel (anything but ``/v2/me/outbound``; GWS's
+``/me/internal`` is known from the seed only, gws-outbound.md §10.8) does not stop the
+listener: it is logged once (``cometd_subscription_refused``), kept in ``refused_channels`` and
+tried again after every re-handshake. A refused ``/v2/me/outbound`` fails ``open()``.
 """
 
 from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -51,18 +61,22 @@ from aiocometd_noloop.exceptions import (
     TransportError,
     TransportTimeoutError,
 )
+from anyio.abc import TaskGroup
 
 from ._config import GWSConfig
 from ._exceptions import GWSTransportError
-from ._session import GWSSession, backoff_delays
+from ._retry import RetryPolicy
+from ._session import GWSSession, describe_failure, exception_chain, target_of
 
-__all__ = ["CometDListener", "CometDMessage", "CometDState"]
+__all__ = ["OUTBOUND_CHANNEL", "CometDListener", "CometDMessage", "CometDState"]
 
 logger = structlog.get_logger(__name__)
 
 CometDMessage = dict[str, Any]
 _CLOSE_TIMEOUT: Final = 2.0
 _FIRST_RECONNECT_DELAY: Final = 0.5
+#: The channel of the operation acknowledgements: without it no outcome can be heard.
+OUTBOUND_CHANNEL: Final = "/v2/me/outbound"
 
 
 class CometDState(enum.StrEnum):
@@ -118,8 +132,13 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                     self._listener._connected()
                 else:
                     self._listener._connect_refused(str(message.get("error", "")))
-            elif channel == "/meta/subscribe" and successful:
-                self._listener._subscribed(message.get("subscription"))
+            elif channel == "/meta/subscribe":
+                if successful:
+                    self._listener._subscribed(message.get("subscription"))
+                else:
+                    self._listener._subscribe_refused(
+                        message.get("subscription"), message.get("error")
+                    )
 
 
 def _check_payload(payload: object) -> None:
@@ -193,12 +212,48 @@ class _GWSClient(Client):  # type: ignore[misc]
             transport._reconnect_timeout = seconds
 
 
+class _RequiredChannelRefused(Exception):
+    """The server refused a channel the listener cannot work without."""
+
+
+def _subscription_names(subscription: object) -> list[str]:
+    if isinstance(subscription, str):
+        return [subscription]
+    if isinstance(subscription, list):
+        return [s for s in subscription if isinstance(s, str)]
+    return []
+
+
+def _bayeux_error(error: object) -> str:
+    return " ".join(error.split())[:200] if isinstance(error, str) and error else "no reason given"
+
+
+def describe_cometd_failure(error: BaseException, timeout: float | None = None) -> str:
+    """One line saying why a CometD request failed (never a secret)."""
+    if isinstance(error, ServerError):
+        what = str(error.message).rstrip(".") if error.message else "refused"
+        return f"{what}: {_bayeux_error(error.error)} ({type(error).__name__})"
+    for link in exception_chain(error):
+        if isinstance(link, aiohttp.ContentTypeError):
+            body = _bayeux_error(link.message.rsplit("mimetype: ", 1)[-1] if link.message else "?")
+            return f"HTTP {link.status} with a {body} body, not Bayeux (ContentTypeError)"
+        if isinstance(link, aiohttp.ClientResponseError):
+            return f"HTTP {link.status} {_bayeux_error(link.message)} ({type(link).__name__})"
+    if isinstance(error, TransportError) and error.__cause__ is not None:
+        return describe_failure(error.__cause__, timeout)  # aiohttp's error, named as such
+    return describe_failure(error, timeout)
+
+
 class CometDListener:
     """Opens the Bayeux session on the GWS session and yields notification messages.
 
     ``on_lost`` is called when the session is lost (``402::Unknown client``, network loss
     beyond the connection timeout, server disconnect); ``on_restored`` when it is back and
-    every channel is subscribed again. Both run on the event loop thread.
+    every channel the server accepts is subscribed again. Both run on the event loop thread.
+
+    ``required`` names the channels whose refusal fails :meth:`open` (default: the
+    ``/v2/me/outbound`` acknowledgements); the server may refuse any other channel: see
+    :attr:`refused_channels`.
     """
 
     def __init__(
@@ -209,11 +264,14 @@ class CometDListener:
         *,
         on_lost: Callable[[str], None],
         on_restored: Callable[[], None],
+        required: Collection[str] = (OUTBOUND_CHANNEL,),
     ) -> None:
         self.config = config
         self.session = session
         self.url = config.cometd_url
         self.channels = tuple(channels)
+        self.required = frozenset(required)
+        self._where = target_of(self.url) + urlsplit(self.url).path
         self._on_lost = on_lost
         self._on_restored = on_restored
         self._client: _GWSClient | None = None
@@ -222,8 +280,20 @@ class CometDListener:
         self._handshakes = 0
         self._subscribed_now: set[str] = set()
         self._awaiting_resubscribe = False
+        self._resubscribe_refused = False
+        self._refused: dict[str, str] = {}
+        self._warned: set[str] = set()
+        self._resubscribing: set[str] = set()
         self._lost = False
         self._failed_attempts = 0
+        self._tasks: TaskGroup | None = None
+        self.reconnect_policy = RetryPolicy(
+            retries=None,
+            first_delay=min(_FIRST_RECONNECT_DELAY, config.reconnect_backoff_max),
+            max_delay=config.reconnect_backoff_max,
+        )
+        """The delays between reconnection attempts (0.5 s doubled up to
+        ``reconnect_backoff_max``)."""
         self.lost_at: float | None = None
 
     # -- state -------------------------------------------------------------------------------
@@ -231,6 +301,12 @@ class CometDListener:
     @property
     def state(self) -> CometDState:
         return self._state
+
+    @property
+    def refused_channels(self) -> tuple[str, ...]:
+        """The channels the server refuses to subscribe us to right now (in the order of
+        ``channels``); empty when every channel is subscribed."""
+        return tuple(channel for channel in self.channels if channel in self._refused)
 
     def _set_state(self, state: CometDState, **details: Any) -> None:
         if state is not self._state:
@@ -257,9 +333,7 @@ class CometDListener:
         # Called before every Bayeux request; a successful connect resets the count, so a
         # growing count means failed reconnection attempts: back off exponentially.
         if self._client is not None and self._failed_attempts:
-            exponent = min(self._failed_attempts - 1, 16)
-            delay = min(_FIRST_RECONNECT_DELAY * 2**exponent, self.config.reconnect_backoff_max)
-            self._client.set_reconnect_delay(delay)
+            self._client.set_reconnect_delay(self.reconnect_policy.backoff(self._failed_attempts))
         self._failed_attempts += 1
 
     def _handshaken(self) -> None:
@@ -269,11 +343,18 @@ class CometDListener:
             logger.info("cometd_rehandshake", handshakes=self._handshakes)
             self._mark_lost("re-handshake")
             self._awaiting_resubscribe = True
+            # aiocometd re-subscribes only what the server accepted before: the rest is ours.
+            self._resubscribe_refused = bool(self._refused)
 
     def _connected(self) -> None:
         self._failed_attempts = 0
-        if self._client is not None:
-            self._client.set_reconnect_delay(_FIRST_RECONNECT_DELAY)
+        client = self._client
+        if client is not None:
+            client.set_reconnect_delay(self.reconnect_policy.first_delay)
+            if self._resubscribe_refused and self._tasks is not None:
+                self._resubscribe_refused = False
+                for channel in self.refused_channels:
+                    self._start_subscribing_again(client, channel)
         if self._lost and not self._awaiting_resubscribe:
             self._restored()
 
@@ -283,24 +364,100 @@ class CometDListener:
             self._mark_lost(error)
 
     def _subscribed(self, subscription: object) -> None:
-        if isinstance(subscription, str):
-            self._subscribed_now.add(subscription)
-        elif isinstance(subscription, list):
-            self._subscribed_now.update(s for s in subscription if isinstance(s, str))
-        if self._awaiting_resubscribe and self._subscribed_now.issuperset(self.channels):
+        for channel in _subscription_names(subscription):
+            self._subscribed_now.add(channel)
+            self._warned.discard(channel)
+            if self._refused.pop(channel, None) is not None:
+                logger.info("cometd_subscription_accepted", channel=channel)
+        self._check_resubscribed()
+
+    def _subscribe_refused(self, subscription: object, error: object) -> None:
+        for channel in _subscription_names(subscription):
+            self._note_refused(channel, _bayeux_error(error))
+        self._check_resubscribed()
+
+    def _note_refused(self, channel: str, error: str) -> None:
+        """Remember a refusal; warn once per channel until it is accepted again."""
+        self._subscribed_now.discard(channel)
+        self._refused[channel] = error
+        required = channel in self.required
+        if required and self._state is CometDState.CONNECTING:
+            return  # open() fails with a clear error
+        if channel not in self._warned:
+            self._warned.add(channel)
+            if required:
+                logger.error(
+                    "cometd_subscription_refused",
+                    channel=channel,
+                    error=error,
+                    consequence="no acknowledgement can be heard; asking again",
+                )
+            else:
+                logger.warning(
+                    "cometd_subscription_refused",
+                    channel=channel,
+                    error=error,
+                    consequence="continuing without it",
+                )
+        if required:
+            # Refused after a re-handshake: nothing can be heard without it; keep asking.
+            self._mark_lost(f"subscription to {channel} refused")
+            client = self._client
+            if client is not None:
+                self._start_subscribing_again(client, channel)
+
+    def _start_subscribing_again(self, client: _GWSClient, channel: str) -> None:
+        if self._tasks is not None and channel not in self._resubscribing:
+            self._resubscribing.add(channel)
+            self._tasks.start_soon(self._subscribe_again, client, channel)
+
+    def _check_resubscribed(self) -> None:
+        if not self._awaiting_resubscribe:
+            return
+        wanted = {c for c in self.channels if c in self.required or c not in self._refused}
+        if self._subscribed_now.issuperset(wanted):
             self._awaiting_resubscribe = False
             self._restored()
 
     def _restored(self) -> None:
         if self._lost:
             self._lost = False
-            self._set_state(CometDState.CONNECTED, channels=list(self.channels))
+            self._set_state(
+                CometDState.CONNECTED,
+                channels=[c for c in self.channels if c not in self._refused],
+            )
             self._on_restored()
+
+    async def _subscribe_again(self, client: _GWSClient, channel: str) -> None:
+        """Subscribe ``channel`` again on ``client`` (refused before). An optional channel is
+        asked once (again after the next re-handshake); a required one until accepted."""
+        delays = self.reconnect_policy.delays()
+        try:
+            while self._client is client and channel in self._refused:
+                try:
+                    await client.subscribe(channel)
+                    return  # the extension saw the answer
+                except ServerError:
+                    if channel not in self.required:
+                        return  # still refused (noted by the extension): next handshake
+                except AiocometdException as error:
+                    # Not connected yet (the connect that got us here is finishing), or a
+                    # network error: the reconnection machinery is at work; ask again later.
+                    logger.debug(
+                        "cometd_resubscribe_deferred", channel=channel, error=str(error)[:200]
+                    )
+                await anyio.sleep(next(delays))
+        finally:
+            self._resubscribing.discard(channel)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Handshake, first connect (not held) and subscribe to every channel."""
+        """Handshake, first connect (not held) and subscribe to every channel.
+
+        :raises GWSTransportError: the handshake or first connect failed, or the server
+            refused a required channel; the message names the endpoint and the cause.
+        """
         self._set_state(CometDState.CONNECTING, url=self.url)
         self._handshakes = 0
         client = _GWSClient(
@@ -311,28 +468,57 @@ class CometDListener:
             extensions=[_SessionExtension(self)],
         )
         self._client = client
+        step = "handshake"
+        # aiocometd sets no timeout on a request before the server's first advice: bound
+        # each step ourselves, or a server that never answers would stall the start.
+        limit = self.config.request_timeout
         try:
-            await client.open()
+            with anyio.fail_after(limit):
+                await client.open()
             for channel in self.channels:
-                await client.subscribe(channel)
+                step = f"subscription to {channel}"
+                try:
+                    with anyio.fail_after(limit):
+                        await client.subscribe(channel)
+                except ServerError as refusal:
+                    reason = _bayeux_error(refusal.error)
+                    if channel in self.required:
+                        raise _RequiredChannelRefused(reason) from None
+                    self._note_refused(channel, reason)
         except BaseException as error:
             self._client = None
             with anyio.CancelScope(shield=True):
                 await client.cleanup_failed_open()
             self._set_state(CometDState.CLOSED)
-            if isinstance(error, AiocometdException | aiohttp.ClientError | OSError):
+            if isinstance(error, _RequiredChannelRefused):
                 raise GWSTransportError(
-                    f"the CometD session at {self.url} could not be opened: "
-                    f"{type(error).__name__}: {str(error)[:200]}"
+                    f"the CometD server at {self._where} refused the {step} ({error}); "
+                    "without it no acknowledgement can be heard"
+                ) from None
+            if isinstance(error, AiocometdException | aiohttp.ClientError | OSError):
+                cause = describe_cometd_failure(error, limit)
+                raise GWSTransportError(
+                    f"the CometD {step} at {self._where} failed: {cause}"
                 ) from error
             raise
         self._awaiting_resubscribe = False
         self._lost = False
-        self._set_state(CometDState.CONNECTED, channels=list(self.channels))
+        self._set_state(
+            CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
+        )
 
     async def run(self, deliver: Callable[[CometDMessage], Any]) -> None:
         """Receive forever, handing every notification to ``deliver`` (awaited)."""
-        delays = backoff_delays(_FIRST_RECONNECT_DELAY, self.config.reconnect_backoff_max)
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            try:
+                await self._receive(deliver)
+            finally:
+                self._tasks = None
+                tasks.cancel_scope.cancel()
+
+    async def _receive(self, deliver: Callable[[CometDMessage], Any]) -> None:
+        delays = self.reconnect_policy.delays()
         while True:
             client = self._client
             if client is None:
@@ -355,17 +541,17 @@ class CometDListener:
             except AiocometdException as error:
                 logger.warning("cometd_receive_failed", error=str(error)[:200])
                 continue
-            delays = backoff_delays(_FIRST_RECONNECT_DELAY, self.config.reconnect_backoff_max)
+            delays = self.reconnect_policy.delays()
             await deliver(message)
 
-    async def _reopen(self, delays: Any) -> None:
+    async def _reopen(self, delays: Iterator[float]) -> None:
         delay = next(delays)
         logger.info("cometd_reopening", delay=delay)
         await anyio.sleep(delay)
         try:
             await self.open()
         except (GWSTransportError, AiocometdException, aiohttp.ClientError, OSError) as error:
-            self._set_state(CometDState.RECONNECTING, error=type(error).__name__)
+            self._set_state(CometDState.RECONNECTING, error=str(error)[:300])
             return
         # A fresh client: anything published since the loss was missed.
         self._lost = True

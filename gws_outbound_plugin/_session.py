@@ -2,14 +2,36 @@
 
 The same cookie jar also serves the CometD client (see ``_cometd.py``): GWS binds the Bayeux
 session to the HTTP session, so both HTTP stacks must present the same ``JSESSIONID``.
+
+What is retried (with :func:`request_retry_policy`: ``GWSConfig.retries`` further attempts,
+``retry_backoff`` doubled per attempt, at most 5 s apart):
+
+* a ``GET`` (idempotent: login, devices): connection errors, timeouts, HTTP 5xx;
+* a ``POST`` (an operation) only when it certainly did not reach GWS: the connection could
+  not be made (refused, name lookup, TLS, connect timeout), no pooled connection came free
+  (pool timeout), or GWS answered HTTP 503 with a GWS ``statusCode`` (back end not available:
+  GWS changed nothing, gws-outbound.md §4.7, §10.1). A read timeout, a connection reset or a
+  protocol error after the request was written, or a 5xx without a GWS answer is never resent:
+  :class:`GWSNoAnswerError` (the operation may have been processed; its outcome may still
+  arrive over CometD);
+* both: a 401, a 403 without a GWS answer (CSRF token or session lost: a text body) or
+  ``statusCode`` 20 triggers one fresh login and one more attempt (GWS refused the request
+  without processing it).
+
+A 4xx/5xx whose body is a GWS answer (``{"statusCode": n, "statusMessage": ...}``) is a GWS
+answer: :class:`GWSStatusError` with that ``statusCode`` (after the 503 retries).
 """
 
 from __future__ import annotations
 
 import base64
+import errno
+import re
+import ssl
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, NoReturn, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import httpx
@@ -23,16 +45,171 @@ from ._exceptions import (
     GWSTransportError,
 )
 from ._redact import PLUGIN_SECRETS, guard_library_logs
+from ._retry import RetryPolicy
 
-__all__ = ["GWSSession"]
+__all__ = [
+    "GWSNoAnswerError",
+    "GWSSession",
+    "describe_failure",
+    "exception_chain",
+    "request_retry_policy",
+    "target_of",
+]
 
 logger = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 #: After a refused login, requests fail at once for this long instead of trying again.
 AUTH_FAILURE_HOLD: Final = 5.0
+#: The longest wait between two attempts of one request.
+MAX_REQUEST_RETRY_DELAY: Final = 5.0
 _MAX_ERROR_TEXT: Final = 200
 # (url and the jar's cookies, the Cookie header they give): see GWSSession.cookie_header().
 _CookieCache = tuple[tuple[str, tuple[tuple[Any, ...], ...]], str | None]
+
+
+class GWSNoAnswerError(GWSTransportError):
+    """An operation (``POST``) may have reached GWS and been processed, but no usable answer
+    came back: a read timeout, the connection closed or reset after the request was written,
+    an HTTP 5xx without a GWS answer. It was not resent (a second copy could be processed
+    twice); its outcome may still arrive over CometD.
+
+    A plain :class:`GWSTransportError` from an operation means GWS certainly did not process
+    it (no connection, or GWS refused it unread).
+    """
+
+
+class _Transient(Exception):
+    """Raised inside one attempt: worth another; ``error`` is raised when none is left."""
+
+    def __init__(self, error: GWSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _SessionRefused(Exception):
+    """GWS refused the request unprocessed: 401, 403 or ``statusCode`` 20."""
+
+    def __init__(self, http_status: int, status_code: int | None) -> None:
+        super().__init__(http_status)
+        self.http_status = http_status
+        self.status_code = status_code
+
+    def describe(self) -> str:
+        suffix = ", statusCode 20" if self.status_code == 20 else ""
+        return f"HTTP {self.http_status}{suffix}"
+
+
+def request_retry_policy(config: GWSConfig) -> RetryPolicy:
+    """The retry policy of requests to GWS: ``config.retries`` further attempts,
+    ``config.retry_backoff`` first, doubled per attempt, at most 5 s apart."""
+    return RetryPolicy(
+        retries=config.retries,
+        first_delay=config.retry_backoff,
+        max_delay=max(config.retry_backoff, MAX_REQUEST_RETRY_DELAY),
+    )
+
+
+def target_of(url: str) -> str:
+    """``scheme://host:port`` of ``url`` (the port always given; never credentials)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def exception_chain(error: BaseException) -> Iterator[BaseException]:
+    """``error``, then its cause (or context), then that one's, ... (each once)."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def _one_line(text: str, limit: int = _MAX_ERROR_TEXT) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _os_cause(error: BaseException) -> str | None:
+    """The cause of a failed connection found in the exception chain, as a short phrase."""
+    for link in exception_chain(error):
+        # (aiohttp's ClientConnectorCertificateError is a CertificateError too: its cause
+        # is the ssl module's error, with the details.)
+        detail = getattr(link, "verify_message", None)
+        if isinstance(link, ssl.SSLCertVerificationError) and isinstance(detail, str):
+            return f"TLS certificate verify failed: {detail} (CERTIFICATE_VERIFY_FAILED)"
+        if isinstance(link, ssl.SSLError) and isinstance(getattr(link, "reason", None), str):
+            return f"TLS error: {link.reason}"
+        if isinstance(link, OSError) and link.errno is not None:
+            if isinstance(link, ConnectionRefusedError) or link.errno == errno.ECONNREFUSED:
+                return "connection refused"
+            if isinstance(link, ConnectionResetError) or link.errno == errno.ECONNRESET:
+                return "connection reset by the server"
+            if link.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+                return (link.strerror or "host unreachable").lower()
+            if link.strerror:
+                phrase = link.strerror[:1].lower() + link.strerror[1:]
+                if type(link).__name__ == "gaierror":
+                    return f"host name lookup failed: {phrase}"
+                return phrase
+    return None
+
+
+def describe_failure(error: BaseException, timeout: float | None = None) -> str:
+    """One line saying why a request failed: ``connection refused``, ``host name lookup
+    failed: ...``, ``TLS certificate verify failed: ...``, ``no answer within 10s``, ...,
+    followed by the exception type in parentheses (``ReadTimeout``, ``ConnectError``, ...).
+    Never contains a secret (no header, no body, no URL)."""
+    name = type(error).__name__
+    within = f" within {timeout:g}s" if timeout is not None else ""
+    if isinstance(error, httpx.ConnectTimeout):
+        cause = f"no connection{within}"
+    elif isinstance(error, httpx.ReadTimeout):
+        cause = f"no answer{within}"
+    elif isinstance(error, httpx.WriteTimeout):
+        cause = f"the request could not be sent{within}"
+    elif isinstance(error, httpx.PoolTimeout):
+        cause = f"no free connection{within}: every connection busy"
+    elif isinstance(error, httpx.RemoteProtocolError) and "without sending" in str(error):
+        cause = "the server closed the connection without an answer"
+    elif isinstance(error, TimeoutError):
+        cause = f"no answer{within}"
+    else:
+        cause = _os_cause(error) or _one_line(str(error), 120) or "no detail"
+    return f"{cause} ({name})"
+
+
+#: httpx errors raised before anything was written: the request cannot have reached GWS.
+_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+#: httpx errors that no retry can cure (also raised before anything was written).
+_NOT_SENDABLE: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+
+#: ``/me/outbound-records``, ``/me/outbound-records/<handle>``,
+#: ``/me/outbound-campaigns/<percent-encoded name>``: one segment of unreserved characters
+#: and percent escapes at most.
+_OPERATION_PATH: Final = re.compile(r"/me/outbound-(?:records|campaigns)(?:/[A-Za-z0-9._~%-]+)?")
+
+
+def _is_operation_path(path: object) -> bool:
+    if not isinstance(path, str) or _OPERATION_PATH.fullmatch(path) is None:
+        return False
+    segment = path.split("/")[3] if path.count("/") == 3 else ""
+    try:
+        decoded = unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    # A server decoding escapes before routing must not see a "." or ".." segment either.
+    return not {".", ".."} & set(re.split(r"[/\\]", decoded))
 
 
 def _status_of(body: object) -> tuple[int | None, str]:
@@ -48,10 +225,8 @@ class GWSSession:
     """One authenticated GWS session for one agent.
 
     ``open()`` logs in (``GET /api/v2/me`` with Basic credentials), which sets the
-    ``JSESSIONID`` cookie and yields the CSRF token; every POST carries both. A 401, a 403
-    (CSRF token or session lost) or ``statusCode`` 20 triggers one fresh login and one retry.
-    HTTP 5xx answers and connection errors are retried ``config.retries`` times with
-    exponential backoff.
+    ``JSESSIONID`` cookie and yields the CSRF token; every POST carries both. What is retried
+    is described in the module docstring.
     """
 
     def __init__(self, config: GWSConfig) -> None:
@@ -66,6 +241,10 @@ class GWSSession:
         # Secret values registered with the library-log guard while the session is open.
         self._guarded: list[str] = []
         self._cookie_cache: _CookieCache | None = None
+        self._api_path = urlsplit(config.api_url).path
+        self.target = target_of(config.base_url)
+        """``scheme://host:port`` of GWS, for messages."""
+        self.retry_policy = request_retry_policy(config)
         self.user: Mapping[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -165,50 +344,86 @@ class GWSSession:
     # -- requests ----------------------------------------------------------------------------
 
     async def login(self) -> None:
-        """``GET /api/v2/me`` with Basic credentials: new session cookie and CSRF token."""
+        """``GET /api/v2/me`` with Basic credentials: new session cookie and CSRF token.
+
+        :raises GWSAuthenticationError: GWS refused the credentials (401, 403, statusCode 20),
+            or did so less than ``AUTH_FAILURE_HOLD`` seconds ago.
+        :raises GWSTransportError: no answer from GWS, after the retries.
+        :raises GWSStatusError: GWS answered another ``statusCode``.
+        """
+        user = self._config.username
         if self._auth_failed_at is not None:
             waited = time.monotonic() - self._auth_failed_at
             if waited < AUTH_FAILURE_HOLD:
                 raise GWSAuthenticationError(
-                    f"GWS refused the credentials of {self._config.username!r} "
+                    f"GWS refused the credentials of {user!r} at {self.target} "
                     f"{waited:.1f}s ago; not trying again for {AUTH_FAILURE_HOLD:.0f}s"
                 )
-        response = await self._send("GET", "/me", headers={"Authorization": self._authorization})
-        code, message = _status_of(_json_or_none(response))
-        if response.status_code == 401 or code == 20:
-            self._auth_failed_at = time.monotonic()
-            logger.warning("gws_login_refused", user=self._config.username)
-            raise GWSAuthenticationError(
-                f"GWS refused the credentials of {self._config.username!r} (HTTP "
-                f"{response.status_code}{', statusCode 20' if code == 20 else ''})"
+
+        async def attempt() -> tuple[Mapping[str, Any], httpx.Response]:
+            response = await self._exchange(
+                "GET", "/me", None, headers={"Authorization": self._authorization}
             )
-        self._raise_for_answer(response, code, message)
+            return self._interpret("GET", "/me", response), response
+
+        try:
+            body, response = await self._retrying("GET", "/me", attempt)
+        except _SessionRefused as refused:
+            self._auth_failed_at = time.monotonic()
+            logger.warning("gws_login_refused", user=user, http_status=refused.http_status)
+            raise GWSAuthenticationError(
+                f"GWS refused the credentials of {user!r} at {self.target} ({refused.describe()})"
+            ) from None
         self._auth_failed_at = None
-        body = response.json()
-        user = body.get("user") if isinstance(body, Mapping) else None
-        self.user = dict(user) if isinstance(user, Mapping) else {}
+        found = body.get("user")
+        self.user = dict(found) if isinstance(found, Mapping) else {}
         self._remember_csrf(response)
         self._generation += 1
         logger.info(
             "gws_logged_in",
-            user=self._config.username,
+            user=user,
             base_url=self._config.base_url,
             csrf=self._csrf is not None,
         )
 
     async def get(self, path: str) -> Mapping[str, Any]:
         """GET ``/api/v2<path>`` on the session; refreshes the CSRF token."""
-        response = await self._with_relogin("GET", path, None)
-        return response
+        return await self._with_relogin("GET", path, None)
 
     async def post_record_operation(
         self, record_handle: int, body: Mapping[str, Any]
     ) -> Mapping[str, Any]:
         """``POST /api/v2/me/outbound-records/<record_handle>``; returns the JSON on
-        ``statusCode`` 0, raises a :class:`GWSError` subclass otherwise."""
+        ``statusCode`` 0.
+
+        :raises GWSStatusError: GWS answered another ``statusCode`` (also on a 4xx/5xx).
+        :raises GWSAuthenticationError: refused also after a fresh login.
+        :raises GWSNoAnswerError: it may have been processed; no answer (not resent).
+        :raises GWSTransportError: GWS certainly did not process it (after the retries).
+        """
         if isinstance(record_handle, bool) or not isinstance(record_handle, int):
             raise TypeError("record_handle must be an int")
         return await self._with_relogin("POST", f"/me/outbound-records/{record_handle}", body)
+
+    async def post_operation(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``POST /api/v2<path>`` (an outbound operation; ``path`` from the request's
+        ``gws_path()``); same answers and exceptions as :meth:`post_record_operation`.
+
+        :raises GWSTransportError: ``path`` is not an outbound operation path (checked before
+            anything is sent: no ``..``, query, fragment or stray character can move it).
+        """
+        if not _is_operation_path(path):
+            raise GWSTransportError(
+                f"refused to send an operation to {_one_line(repr(path), 80)}: not an "
+                "outbound operation path; nothing was sent"
+            )
+        return await self._with_relogin("POST", path, body)
+
+    async def end_contact_center_session(self) -> Mapping[str, Any]:
+        """``POST /api/v2/me {"operationName": "EndContactCenterSession"}``: logs the agent
+        out on every desktop, restores the default devices and ends the HTTP session
+        (gws-outbound.md §5.1). Resent only when GWS certainly did not get it."""
+        return await self._with_relogin("POST", "/me", {"operationName": "EndContactCenterSession"})
 
     async def devices(self) -> list[Mapping[str, Any]]:
         """The agent's devices (``GET /api/v2/me/devices?fields=*``)."""
@@ -219,31 +434,32 @@ class GWSSession:
     async def _with_relogin(
         self, method: str, path: str, body: Mapping[str, Any] | None
     ) -> Mapping[str, Any]:
-        for attempt in (1, 2):
-            generation = self._generation
-            response = await self._send_retrying(method, path, body)
-            parsed = _json_or_none(response)
-            code, message = _status_of(parsed)
-            if attempt == 1 and (response.status_code in (401, 403) or code == 20):
-                logger.info(
-                    "gws_session_renewing",
-                    http_status=response.status_code,
-                    status_code=code,
-                    path=path,
-                )
-                await self._relogin(generation)
-                continue
-            if response.status_code in (401, 403) or code == 20:
-                raise GWSAuthenticationError(
-                    f"GWS refused the session after a fresh login (HTTP {response.status_code}"
-                    f"{', statusCode 20' if code == 20 else ''})"
-                )
-            self._raise_for_answer(response, code, message)
+        async def attempt() -> Mapping[str, Any]:
+            response = await self._exchange(method, path, body)
+            parsed = self._interpret(method, path, response)
             if method == "GET":
                 self._remember_csrf(response)
-            assert isinstance(parsed, Mapping)
             return parsed
-        raise AssertionError("unreachable")
+
+        generation = self._generation
+        try:
+            return await self._retrying(method, path, attempt)
+        except _SessionRefused as refused:
+            logger.info(
+                "gws_session_renewing",
+                http_status=refused.http_status,
+                status_code=refused.status_code,
+                path=path,
+            )
+        # GWS refused it unread: log in again (once for concurrent requests) and resend.
+        await self._relogin(generation)
+        try:
+            return await self._retrying(method, path, attempt)
+        except _SessionRefused as refused:
+            raise GWSAuthenticationError(
+                f"GWS at {self.target} refused the session after a fresh login "
+                f"({refused.describe()})"
+            ) from None
 
     async def _relogin(self, generation: int) -> None:
         async with self._login_lock:
@@ -251,39 +467,41 @@ class GWSSession:
                 return  # another request already logged in again
             await self.login()
 
-    async def _send_retrying(
-        self, method: str, path: str, body: Mapping[str, Any] | None
-    ) -> httpx.Response:
-        attempts = self._config.retries + 1
-        delay = self._config.retry_backoff
-        for attempt in range(1, attempts + 1):
-            try:
-                response = await self._send(method, path, body=body)
-            except GWSTransportError as error:
-                if attempt == attempts:
-                    raise
-                logger.warning("gws_request_retry", path=path, attempt=attempt, error=str(error))
-            else:
-                if response.status_code < 500 or attempt == attempts:
-                    return response
-                logger.warning(
-                    "gws_request_retry",
-                    path=path,
-                    attempt=attempt,
-                    http_status=response.status_code,
-                )
-            await anyio.sleep(min(delay, 5.0))
-            delay *= 2
-        raise AssertionError("unreachable")
+    async def _retrying(self, method: str, path: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        attempts = 1
 
-    async def _send(
+        def on_retry(error: Exception, number: int, delay: float) -> None:
+            nonlocal attempts
+            attempts = number + 1
+            logger.warning(
+                "gws_request_retry",
+                method=method,
+                path=path,
+                attempt=number,
+                delay=round(delay, 3),
+                error=str(error),
+            )
+
+        try:
+            return await self.retry_policy.retrying(
+                attempt, retry_if=lambda error: isinstance(error, _Transient), on_retry=on_retry
+            )
+        except _Transient as transient:
+            error = transient.error
+            if attempts > 1 and type(error) in (GWSTransportError, GWSNoAnswerError):
+                error = type(error)(f"{error}; {attempts} attempts")
+            raise error from None
+
+    async def _exchange(
         self,
         method: str,
         path: str,
+        body: Mapping[str, Any] | None,
         *,
-        body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        """One HTTP request; a failure becomes the GWS error saying whether it may have been
+        processed (see the module docstring)."""
         request_headers = {"Authorization": self._authorization}
         if method != "GET" and self._csrf is not None:
             name, token = self._csrf
@@ -291,33 +509,53 @@ class GWSSession:
         if headers:
             request_headers.update(headers)
         try:
-            return await self.client.request(
-                method, path, json=body if body is not None else None, headers=request_headers
-            )
-        except httpx.TimeoutException as error:
-            raise GWSTransportError(
-                f"GWS did not answer {method} {path} within {self._config.request_timeout:g}s "
-                f"({type(error).__name__})"
-            ) from None
+            return await self.client.request(method, path, json=body, headers=request_headers)
         except httpx.TransportError as error:
-            raise GWSTransportError(
-                f"{method} {path} to GWS failed: {type(error).__name__}"
-            ) from None
+            self._raise_transport_error(method, path, error)
 
-    def _raise_for_answer(self, response: httpx.Response, code: int | None, message: str) -> None:
-        if response.status_code >= 500:
-            suffix = f", statusCode {code}: {message}" if code is not None else ""
-            raise GWSTransportError(
-                f"GWS answered HTTP {response.status_code} after "
-                f"{self._config.retries + 1} attempt(s){suffix}"
-            )
-        if code is None:
-            raise GWSTransportError(
-                f"unexpected answer from GWS: HTTP {response.status_code}, "
-                f"{response.headers.get('content-type', 'no content type')}"
-            )
-        if code != 0:
-            raise GWSStatusError(code, message, http_status=response.status_code)
+    def _raise_transport_error(self, method: str, path: str, error: Exception) -> NoReturn:
+        what = (
+            f"{method} {self._api_path}{path} to GWS at {self.target} failed: "
+            f"{describe_failure(error, self._config.request_timeout)}"
+        )
+        if isinstance(error, _NOT_SENDABLE):
+            raise GWSTransportError(what) from None
+        if isinstance(error, _NOT_SENT) or method == "GET":
+            raise _Transient(GWSTransportError(what)) from None
+        raise GWSNoAnswerError(
+            what + "; GWS may have processed it, so it was not sent again"
+        ) from None
+
+    def _interpret(self, method: str, path: str, response: httpx.Response) -> Mapping[str, Any]:
+        """The GWS answer of a 2xx with ``statusCode`` 0; raises for anything else."""
+        http_status = response.status_code
+        parsed = _json_or_none(response)
+        code, message = _status_of(parsed)
+        if http_status == 401 or code == 20 or (http_status == 403 and code is None):
+            # Refused unread (credentials, CSRF token or session): log in again.
+            raise _SessionRefused(http_status, code)
+        if code is not None and code != 0:
+            error = GWSStatusError(code, message, http_status=http_status)
+            if http_status == 503:
+                # GWS's "service not available" (statusCode 4, §10.1): nothing was processed.
+                raise _Transient(error)
+            raise error
+        if code == 0 and 200 <= http_status < 300:
+            assert isinstance(parsed, Mapping)
+            return parsed
+        what = (
+            f"{method} {self._api_path}{path}: GWS at {self.target} answered HTTP "
+            f"{http_status} without a GWS answer "
+            f"({_one_line(response.headers.get('content-type', 'no content type'), 80)})"
+        )
+        if http_status >= 500 and method == "GET":
+            raise _Transient(GWSTransportError(what))
+        if http_status >= 500 or 200 <= http_status < 300:
+            # A proxy's error page, or a 2xx that is no GWS answer: it may have been processed.
+            if method == "GET":
+                raise GWSTransportError(what)
+            raise GWSNoAnswerError(what + "; GWS may have processed it, so it was not sent again")
+        raise GWSTransportError(what)  # 3xx/4xx without a GWS answer: refused unread
 
     def _remember_csrf(self, response: httpx.Response) -> None:
         name = response.headers.get("X-CSRF-HEADER")
@@ -338,11 +576,3 @@ def _json_or_none(response: httpx.Response) -> object:
         return response.json()
     except ValueError:
         return None
-
-
-def backoff_delays(first: float, maximum: float) -> Iterable[float]:
-    """1, 2, 4, ... times ``first``, capped at ``maximum`` (for reconnection loops)."""
-    delay = first
-    while True:
-        yield min(delay, maximum)
-        delay = min(delay * 2, maximum)

@@ -1,20 +1,34 @@
-"""Fault matrix, CometD: lost sessions, restarts, stalled long polls, notification faults."""
+"""Fault matrix, CometD: lost sessions, restarts, stalled long polls, notification faults,
+refused subscriptions."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import anyio
 import httpx
 import pluggy
 import pytest
 
-from gws_outbound_plugin import CancelFailed, CometDState, OutboundPlugin
+from gws_outbound_plugin import CancelFailed, CometDState, GWSTransportError, OutboundPlugin
+from gws_outbound_plugin._cometd import CometDListener
+from gws_outbound_plugin._session import GWSSession
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 from tests.faults.matrix import ACK, Row, fault
-from tests.faults.support import assert_nothing_else, assert_outcome, outcome_calls
+from tests.faults.support import (
+    assert_nothing_else,
+    assert_outcome,
+    captured_logs,
+    events_named,
+    outcome_calls,
+)
 from tests.helpers import AGENT, PASSWORD, Recorder, make_request
 
 pytestmark = pytest.mark.anyio
+
+OUTBOUND = "/v2/me/outbound"
+INTERNAL = "/me/internal"
 
 
 def handshakes(sim: GWSSimulator) -> int:
@@ -254,3 +268,155 @@ async def test_ocs_error_event(
     [event] = recorder.user_events
     assert event.is_error
     assert_nothing_else(recorder, [request], user_events=1)
+
+
+# -- a refused /me/internal (gws-outbound.md §10.8: known from the seed only) -------------------
+
+
+def refusals(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return events_named(logs, "cometd_subscription_refused")
+
+
+async def test_a_refused_internal_channel_does_not_stop_the_plugin(
+    pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    async with GWSSimulator(
+        users={AGENT: PASSWORD}, connect_timeout=2.0, forbidden_channels=[INTERNAL]
+    ) as sim:
+        with captured_logs() as logs:
+            async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+                assert plugin.cometd_state is CometDState.CONNECTED
+                assert plugin._listener.refused_channels == (INTERNAL,)
+                # Correlated by /v2/me/outbound alone: acknowledged, without user data.
+                request = make_request(sim.device_path(AGENT))
+                ack = await plugin.cancel(request)
+                assert ack.reference_id == request.reference_id
+                assert dict(ack.user_data) == {}
+        [warning] = refusals(logs)
+        assert (warning["log_level"], warning["channel"]) == ("warning", INTERNAL)
+        assert warning["error"].startswith("403::")
+
+
+async def test_a_refused_channel_is_asked_for_again_after_each_rehandshake(
+    sim: GWSSimulator,
+) -> None:
+    config = fast_config(sim.base_url)
+    session = GWSSession(config)
+    await session.open()
+    restored: list[int] = []
+    listener = CometDListener(
+        config,
+        session,
+        [OUTBOUND, INTERNAL],
+        on_lost=lambda why: None,
+        on_restored=lambda: restored.append(1),
+    )
+
+    async def deliver(message: Any) -> None:
+        pass
+
+    async def rehandshake() -> None:
+        before = len(restored)
+        assert sim.forget_cometd_clients() == 1
+        with anyio.fail_after(5):
+            while len(restored) == before:
+                await anyio.sleep(0.01)
+
+    def solo_subscribes() -> int:
+        # aiocometd re-subscribes accepted channels along with the connect; the listener
+        # asks for a refused one in a request of its own.
+        return sum(r.bayeux_channels == ("/meta/subscribe",) for r in sim.requests)
+
+    async def settled(expected: tuple[str, ...]) -> None:
+        with anyio.fail_after(5):
+            while listener.refused_channels != expected:
+                await anyio.sleep(0.01)
+
+    try:
+        with captured_logs() as logs:
+            await listener.open()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listener.run, deliver)
+                assert listener.refused_channels == ()
+                sim.set_forbidden_channels([INTERNAL])
+                await rehandshake()
+                await settled((INTERNAL,))
+                assert listener.state is CometDState.CONNECTED
+                asked = solo_subscribes()
+                await rehandshake()  # still refused: asked again, no second warning
+                with anyio.fail_after(5):
+                    while solo_subscribes() == asked:
+                        await anyio.sleep(0.01)
+                assert listener.refused_channels == (INTERNAL,)
+                sim.set_forbidden_channels([])
+                await rehandshake()
+                await settled(())
+                tg.cancel_scope.cancel()
+    finally:
+        await listener.close()
+        await session.close()
+    assert len(refusals(logs)) == 1
+    assert [e["channel"] for e in events_named(logs, "cometd_subscription_accepted")] == [INTERNAL]
+
+
+async def test_a_refused_outbound_channel_fails_the_start(
+    pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    async with GWSSimulator(users={AGENT: PASSWORD}, forbidden_channels=[OUTBOUND]) as sim:
+        plugin = OutboundPlugin(pm, fast_config(sim.base_url))
+        with pytest.raises(GWSTransportError) as info:
+            async with plugin:
+                raise AssertionError("started without the outbound channel")
+        assert str(info.value).startswith(
+            f"the CometD server at {sim.base_url}/api/v2/notifications refused the "
+            f"subscription to {OUTBOUND} (403::"
+        )
+        assert str(info.value).endswith("without it no acknowledgement can be heard")
+        assert not plugin.running
+        assert recorder.calls == []
+
+
+async def test_an_outbound_channel_refused_after_a_rehandshake_is_asked_for_until_granted(
+    sim: GWSSimulator,
+) -> None:
+    config = fast_config(sim.base_url, reconnect_backoff_max=0.2)  # asked every 0.2 s at most
+    session = GWSSession(config)
+    await session.open()
+    lost: list[str] = []
+    restored: list[int] = []
+    listener = CometDListener(
+        config,
+        session,
+        [OUTBOUND, INTERNAL],
+        on_lost=lost.append,
+        on_restored=lambda: restored.append(1),
+    )
+
+    async def deliver(message: Any) -> None:
+        pass
+
+    try:
+        with captured_logs() as logs:
+            await listener.open()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listener.run, deliver)
+                sim.set_forbidden_channels([OUTBOUND])
+                assert sim.forget_cometd_clients() == 1
+                with anyio.fail_after(5):
+                    while listener.refused_channels != (OUTBOUND,):
+                        await anyio.sleep(0.01)
+                # Without the acknowledgements nothing can be sent: not connected.
+                assert listener.state is CometDState.RECONNECTING
+                assert restored == []
+                sim.set_forbidden_channels([])
+                with anyio.fail_after(5):
+                    await listener.wait_connected()
+                assert listener.refused_channels == ()
+                assert restored == [1]
+                tg.cancel_scope.cancel()
+    finally:
+        await listener.close()
+        await session.close()
+    [refused] = refusals(logs)
+    assert (refused["log_level"], refused["channel"]) == ("error", OUTBOUND)
+    assert lost == ["402::Unknown client"]

@@ -10,7 +10,9 @@
 // Usage: node gws_standin.cjs [--port 0] [--user agent1:secret]... [--timeout 30000]
 //                             [--interval 0] [--max-sessions-per-browser 1]
 //                             [--multi-session-interval 2000] [--verbose]
-// (the CometD server options of the same names; times in milliseconds).
+//                             [--refuse-channel /me/internal]...
+// (the CometD server options of the same names; times in milliseconds; --refuse-channel makes
+// the server's security policy deny subscriptions to that channel: 403::subscribe_denied).
 // First stdout line: "GWS stand-in listening on http://127.0.0.1:<port>".
 //
 // Control endpoints (loopback only, no auth), all JSON:
@@ -18,6 +20,7 @@
 //   POST /_control/drop-sessions  {"how": "expire" | "disconnect"}
 //   POST /_control/drop-http-sessions
 //   POST /_control/passwords      {"<user>": "<new password>", ...}
+//   POST /_control/refuse-channels {"channels": ["/me/internal", ...]}  (replaces the list)
 //   GET  /_control/state
 "use strict";
 
@@ -36,6 +39,7 @@ function parseArgs(argv) {
         maxSessionsPerBrowser: 1,
         multiSessionInterval: 2000,
         verbose: false,
+        refusedChannels: new Set(),
     };
     for (let i = 0; i < argv.length; ++i) {
         const arg = argv[i];
@@ -72,6 +76,9 @@ function parseArgs(argv) {
                 break;
             case "--verbose":
                 options.verbose = true;
+                break;
+            case "--refuse-channel":
+                options.refusedChannels.add(value());
                 break;
             default:
                 throw new Error(`unknown argument ${arg}`);
@@ -212,6 +219,7 @@ const stats = {
     subscribes: [],
     disconnects: 0,
     denied: 0,
+    refusedSubscribes: [], // {subscription, clientId}: denied by --refuse-channel
 };
 
 cometd.addListener("sessionAdded", (session) => {
@@ -235,6 +243,16 @@ cometd.policy = {
         }
         stats.handshakes.push({ auth, clientId: session.id, at: Date.now() });
         log("handshake", auth, session.id);
+        callback(null, true);
+    },
+    // A server that does not let this client subscribe to some channels (403::subscribe_denied).
+    canSubscribe(session, message, channel, callback) {
+        if (options.refusedChannels.has(channel.name)) {
+            stats.refusedSubscribes.push({ subscription: channel.name, clientId: session.id });
+            log("subscription refused", channel.name, session.id);
+            callback(null, false);
+            return;
+        }
         callback(null, true);
     },
 };
@@ -390,6 +408,11 @@ async function handleControl(request, response, path) {
             options.users.set(name, String(password));
         }
         sendJson(response, 200, { users: [...options.users.keys()] });
+        return;
+    }
+    if (path === "/_control/refuse-channels") {
+        options.refusedChannels = new Set(Array.isArray(body.channels) ? body.channels : []);
+        sendJson(response, 200, { refused: [...options.refusedChannels] });
         return;
     }
     if (path === "/_control/drop-http-sessions") {

@@ -189,6 +189,10 @@ class StandIn:
     async def set_password(self, user: str, password: str) -> Any:
         return await self._control("POST", "passwords", {user: password})
 
+    async def refuse_channels(self, *channels: str) -> Any:
+        """Deny subscriptions to ``channels`` from now on (none: accept every channel)."""
+        return await self._control("POST", "refuse-channels", {"channels": list(channels)})
+
     async def state(self) -> Any:
         return await self._control("GET", "state")
 

@@ -33,7 +33,6 @@ import asyncio
 import datetime as dt
 import email.utils
 import os
-import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ import httpx
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from gws_outbound_plugin import CancelFailure, RecordCancelAck, hookimpl
+from gws_outbound_plugin import CancelFailure, RecordCancelAck, RetryPolicy, hookimpl
 
 __all__ = [
     "ENV_FAILURES",
@@ -177,6 +176,14 @@ class WebhookForwarder:
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.retry_policy = RetryPolicy(
+            retries=retries,
+            first_delay=min(backoff, max_backoff),
+            max_delay=max_backoff,
+            jitter=0.5,
+        )
+        """The waits between attempts: ``backoff`` doubled per attempt, drawn from the upper
+        half (jitter), at most ``max_backoff``; built from the plugin core's public policy."""
         self.timeout = timeout
         self._transport = transport
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -414,48 +421,71 @@ class WebhookForwarder:
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: _Delivery) -> None:
         assert self.url is not None
+        url = self.url
         log = logger.bind(
             delivery_id=delivery.delivery_id,
             reference_id=delivery.body.get("reference_id"),
             webhook_event=delivery.body.get("event"),
         )
-        attempts = self.retries + 1
-        problem = ""
-        for attempt in range(1, attempts + 1):
-            retry_after: float | None = None
+        attempts = 0
+
+        async def attempt() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
             try:
                 response = await client.post(
-                    self.url,
-                    json=delivery.body,
-                    headers={"Idempotency-Key": delivery.delivery_id},
+                    url, json=delivery.body, headers={"Idempotency-Key": delivery.delivery_id}
                 )
             except httpx.HTTPError as error:
-                text = str(error).replace(self.url, self._safe_url or "")
-                problem = f"{type(error).__name__}: {text}"[:300]
-            else:
-                if response.is_success:
-                    self.delivered += 1
-                    log.debug("webhook_delivered", status=response.status_code, attempt=attempt)
-                    return
-                problem = f"HTTP {response.status_code}"
-                if response.status_code != 429 and response.status_code < 500:
-                    self.failed += 1
-                    log.error(
-                        "webhook_rejected", status=response.status_code, target=self._safe_url
-                    )
-                    return
-                retry_after = _retry_after(response)
-            if attempt == attempts:
-                break
-            if retry_after is None:
-                retry_after = self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
-            delay = min(self.max_backoff, retry_after)
-            log.warning("webhook_retrying", attempt=attempt, delay=round(delay, 3), error=problem)
-            await anyio.sleep(delay)
-        self.failed += 1
-        log.error(
-            "webhook_delivery_failed", attempts=attempts, error=problem, target=self._safe_url
-        )
+                text = str(error).replace(url, self._safe_url or "")
+                raise _Retryable(f"{type(error).__name__}: {text}"[:300]) from None
+            if response.is_success:
+                return response
+            if response.status_code != 429 and response.status_code < 500:
+                raise _Refused(response.status_code)
+            raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+
+        def on_retry(error: Exception, number: int, delay: float) -> float | None:
+            asked = error.retry_after if isinstance(error, _Retryable) else None
+            wait = delay if asked is None else min(asked, self.retry_policy.max_delay)
+            log.warning("webhook_retrying", attempt=number, delay=round(wait, 3), error=str(error))
+            return asked
+
+        try:
+            response = await self.retry_policy.retrying(
+                attempt, retry_if=lambda error: isinstance(error, _Retryable), on_retry=on_retry
+            )
+        except _Refused as refused:
+            self.failed += 1
+            log.error("webhook_rejected", status=refused.status, target=self._safe_url)
+            return
+        except _Retryable as error:
+            self.failed += 1
+            log.error(
+                "webhook_delivery_failed",
+                attempts=attempts,
+                error=str(error),
+                target=self._safe_url,
+            )
+            return
+        self.delivered += 1
+        log.debug("webhook_delivered", status=response.status_code, attempt=attempts)
+
+
+class _Retryable(Exception):
+    """A failed attempt worth another (connection error, timeout, HTTP 429 or 5xx)."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.retry_after = retry_after
+
+
+class _Refused(Exception):
+    """The webhook refused the event (a 4xx other than 429): not retried."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 plugin: WebhookForwarder = WebhookForwarder.from_env()

@@ -1,0 +1,466 @@
+"""The HTTP transport (``GWSSession``) against a scripted GWS: a raw aiohttp server on
+loopback answering each request with the next answer its test wrote. What is retried, what is
+never resent, how GWS answers on 4xx/5xx become ``GWSStatusError``, and what the start-up
+errors say (target and cause on one line, never a secret).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import structlog
+from aiohttp import web
+
+from gws_outbound_plugin import (
+    GWSAuthenticationError,
+    GWSConfig,
+    GWSNoAnswerError,
+    GWSStatusError,
+    GWSTransportError,
+)
+from gws_outbound_plugin._cometd import CometDListener
+from gws_outbound_plugin._session import GWSSession, _Transient
+
+pytestmark = pytest.mark.anyio
+
+USER, PASSWORD = "agent1", "s3cret-Pa55"
+BASIC = "YWdlbnQxOnMzY3JldC1QYTU1"  # base64("agent1:s3cret-Pa55")
+CSRF = "0f8e6d2c-csrf-token-value"
+TLS = Path(__file__).resolve().parents[1] / "security" / "tls"
+RECORD_PATH = "/api/v2/me/outbound-records/11"
+UNAVAILABLE = {"statusCode": 4, "statusMessage": "Voice service is not available at this time"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int = 200
+    json: object = None
+    text: str | None = None
+    close: bool = False
+    """Read the request, then close the connection without an answer."""
+    hang: float = 0.0
+    """Wait this long before answering."""
+
+
+@dataclass
+class ScriptedGWS:
+    """Answers each request to a path with the next scripted answer; by default a GWS login
+    (``GET /api/v2/me``) or ``{"statusCode": 0}``."""
+
+    port: int = 0
+    script: dict[str, deque[Answer]] = field(default_factory=lambda: defaultdict(deque))
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def then(self, path: str, *answers: Answer) -> None:
+        self.script[path].extend(answers)
+
+    def count(self, method: str, path: str) -> int:
+        return self.requests.count((method, path))
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        self.requests.append((request.method, request.path))
+        queue = self.script.get(request.path)
+        answer = queue.popleft() if queue else None
+        if answer is None:
+            if request.path == "/api/v2/me":
+                return web.json_response(
+                    {"statusCode": 0, "user": {"userName": USER}},
+                    headers={"X-CSRF-HEADER": "X-CSRF-TOKEN", "X-CSRF-TOKEN": CSRF},
+                )
+            return web.json_response({"statusCode": 0})
+        if answer.hang:
+            await asyncio.sleep(answer.hang)
+        if answer.close:
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=204)
+        if answer.text is not None:
+            return web.Response(status=answer.status, text=answer.text, content_type="text/html")
+        return web.json_response(answer.json, status=answer.status)
+
+
+async def serve(gws: ScriptedGWS, ssl_context: ssl.SSLContext | None = None) -> web.AppRunner:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", gws.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", gws.port, ssl_context=ssl_context)
+    await site.start()
+    gws.port = runner.addresses[0][1]
+    return runner
+
+
+@pytest.fixture
+async def gws() -> AsyncIterator[ScriptedGWS]:
+    scripted = ScriptedGWS()
+    runner = await serve(scripted)
+    try:
+        yield scripted
+    finally:
+        await runner.cleanup()
+
+
+def config(base_url: str, **changes: Any) -> GWSConfig:
+    values: dict[str, Any] = {
+        "base_url": base_url,
+        "username": USER,
+        "password": PASSWORD,
+        "request_timeout": 0.5,
+        "retry_backoff": 0.01,
+        "retries": 2,
+    }
+    values.update(changes)
+    return GWSConfig(**values)
+
+
+@pytest.fixture
+async def session(gws: ScriptedGWS) -> AsyncIterator[GWSSession]:
+    opened = GWSSession(config(gws.base_url))
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in (PASSWORD, BASIC, CSRF):
+        assert secret not in text
+    assert "\n" not in text
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def post(session: GWSSession) -> Any:
+    return await session.post_record_operation(11, {"operationName": "CancelRecord"})
+
+
+# -- operations (POST): resent only when GWS certainly did not process them -------------------
+
+
+async def test_a_post_answered_by_a_closed_connection_is_not_resent(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then(RECORD_PATH, Answer(close=True))
+    with pytest.raises(GWSNoAnswerError) as info:
+        await post(session)
+    assert gws.count("POST", RECORD_PATH) == 1
+    message = str(info.value)
+    assert message == (
+        f"POST {RECORD_PATH} to GWS at {gws.base_url} failed: the server closed the "
+        "connection without an answer (RemoteProtocolError); GWS may have processed it, "
+        "so it was not sent again"
+    )
+    assert_no_secret(message)
+
+
+async def test_a_post_without_an_answer_in_time_is_not_resent(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then(RECORD_PATH, Answer(hang=1.0))
+    with pytest.raises(GWSNoAnswerError, match=r"no answer within 0\.5s \(ReadTimeout\)"):
+        await post(session)
+    assert gws.count("POST", RECORD_PATH) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_post_answered_5xx_without_a_gws_body_is_not_resent(
+    gws: ScriptedGWS, session: GWSSession, status: int
+) -> None:
+    gws.then(RECORD_PATH, Answer(status=status, text="<html>Bad gateway</html>"))
+    with pytest.raises(GWSNoAnswerError) as info:
+        await post(session)
+    assert gws.count("POST", RECORD_PATH) == 1
+    assert f"answered HTTP {status} without a GWS answer (text/html" in str(info.value)
+
+
+async def test_a_post_to_a_server_that_is_gone_is_retried_then_certainly_not_processed(
+    gws: ScriptedGWS,
+) -> None:
+    scripted = ScriptedGWS()
+    runner = await serve(scripted)
+    session = GWSSession(config(scripted.base_url))
+    await session.open()
+    try:
+        await runner.cleanup()  # nothing listens any more: the connection is refused
+        with structlog.testing.capture_logs() as logs, pytest.raises(GWSTransportError) as info:
+            await post(session)
+    finally:
+        await session.close()
+    assert type(info.value) is GWSTransportError  # not GWSNoAnswerError: nothing was sent
+    assert str(info.value) == (
+        f"POST {RECORD_PATH} to GWS at {scripted.base_url} failed: connection refused "
+        "(ConnectError); 3 attempts"
+    )
+    retries = [e for e in logs if e["event"] == "gws_request_retry"]
+    assert [(e["method"], e["attempt"]) for e in retries] == [("POST", 1), ("POST", 2)]
+
+
+async def test_gws_unavailable_503_is_retried_then_succeeds(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then(RECORD_PATH, Answer(503, UNAVAILABLE), Answer(503, UNAVAILABLE))
+    assert await post(session) == {"statusCode": 0}
+    assert gws.count("POST", RECORD_PATH) == 3
+
+
+async def test_gws_unavailable_503_every_time_is_a_gws_answer(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then(RECORD_PATH, *[Answer(503, UNAVAILABLE)] * 3)
+    with pytest.raises(GWSStatusError) as info:
+        await post(session)
+    error = info.value
+    assert (error.status_code, error.status_message, error.http_status) == (
+        4,
+        "Voice service is not available at this time",
+        503,
+    )
+    assert gws.count("POST", RECORD_PATH) == 3  # retries + 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(400, 1), (403, 3), (404, 6), (409, 19), (500, 4), (502, 9), (200, 2)]
+)
+async def test_a_gws_body_on_any_status_is_a_gws_answer_sent_once(
+    gws: ScriptedGWS, session: GWSSession, status: int, code: int
+) -> None:
+    gws.then(RECORD_PATH, Answer(status, {"statusCode": code, "statusMessage": f"no ({code})"}))
+    with pytest.raises(GWSStatusError) as info:
+        await post(session)
+    assert (info.value.status_code, info.value.status_message) == (code, f"no ({code})")
+    assert info.value.http_status == status
+    assert gws.count("POST", RECORD_PATH) == 1
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        Answer(401, {"statusCode": 20, "statusMessage": "User not authenticated"}),
+        Answer(403, text="Missing or invalid Csrf token"),
+        Answer(200, {"statusCode": 20, "statusMessage": "User not authenticated"}),
+    ],
+    ids=["401", "403-csrf", "statusCode-20"],
+)
+async def test_a_refused_session_logs_in_again_and_resends_once(
+    gws: ScriptedGWS, session: GWSSession, refusal: Answer
+) -> None:
+    gws.then(RECORD_PATH, refusal)
+    assert await post(session) == {"statusCode": 0}
+    assert gws.requests[1:] == [
+        ("POST", RECORD_PATH),
+        ("GET", "/api/v2/me"),
+        ("POST", RECORD_PATH),
+    ]
+
+
+async def test_refused_again_after_a_fresh_login_is_an_authentication_failure(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then(RECORD_PATH, *[Answer(403, text="Missing or invalid Csrf token")] * 2)
+    with pytest.raises(GWSAuthenticationError) as info:
+        await post(session)
+    assert str(info.value) == (
+        f"GWS at {gws.base_url} refused the session after a fresh login (HTTP 403)"
+    )
+    assert gws.count("POST", RECORD_PATH) == 2
+
+
+async def test_a_4xx_without_a_gws_body_is_not_processed_and_not_resent(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then(RECORD_PATH, Answer(429, text="Too many requests"))
+    with pytest.raises(GWSTransportError) as info:
+        await post(session)
+    assert type(info.value) is GWSTransportError
+    assert gws.count("POST", RECORD_PATH) == 1
+
+
+# -- reads (GET): idempotent, retried on transport errors and 5xx ----------------------------
+
+
+async def test_a_get_is_retried_after_5xx_and_broken_connections(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    path = "/api/v2/me/devices"
+    gws.then(path, Answer(502, text="bad gateway"), Answer(close=True))
+    assert await session.devices() == []
+    assert gws.count("GET", path) == 3
+
+
+async def test_a_get_failing_every_time_says_how_often_it_tried(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    path = "/api/v2/me/devices"
+    gws.then(path, *[Answer(502, text="bad gateway")] * 3)
+    with pytest.raises(GWSTransportError) as info:
+        await session.devices()
+    assert type(info.value) is GWSTransportError
+    assert str(info.value) == (
+        f"GET {path}?fields=*: GWS at {gws.base_url} answered HTTP 502 without a GWS answer "
+        "(text/html; charset=utf-8); 3 attempts"
+    )
+
+
+# -- classification of every httpx failure (pure) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "post_outcome"),
+    [
+        (httpx.ConnectError("refused"), "retried"),
+        (httpx.ConnectTimeout("slow"), "retried"),
+        (httpx.PoolTimeout("busy"), "retried"),
+        (httpx.ProxyError("proxy"), "retried"),
+        (httpx.ReadTimeout("slow"), "no answer"),
+        (httpx.WriteTimeout("slow"), "no answer"),
+        (httpx.ReadError("reset"), "no answer"),
+        (httpx.WriteError("reset"), "no answer"),
+        (httpx.RemoteProtocolError("garbage"), "no answer"),
+        (httpx.UnsupportedProtocol("ftp"), "failed"),
+        (httpx.LocalProtocolError("bad header"), "failed"),
+    ],
+)
+def test_which_failures_a_post_may_be_resent_after(
+    error: httpx.TransportError, post_outcome: str
+) -> None:
+    session = GWSSession(config("http://127.0.0.1:1"))
+    with pytest.raises((_Transient, GWSTransportError)) as post_info:
+        session._raise_transport_error("POST", "/me/outbound-records/11", error)
+    outcome = {_Transient: "retried", GWSNoAnswerError: "no answer", GWSTransportError: "failed"}
+    assert outcome[type(post_info.value)] == post_outcome
+    with pytest.raises((_Transient, GWSTransportError)) as get_info:
+        session._raise_transport_error("GET", "/me", error)
+    expected_get = GWSTransportError if post_outcome == "failed" else _Transient
+    assert type(get_info.value) is expected_get
+
+
+# -- start-up errors: target and cause in one line ------------------------------------------------
+
+
+async def test_login_to_a_port_nobody_listens_on() -> None:
+    port = unused_port()
+    session = GWSSession(config(f"http://127.0.0.1:{port}"))
+    with pytest.raises(GWSTransportError) as info:
+        await session.open()
+    assert str(info.value) == (
+        f"GET /api/v2/me to GWS at http://127.0.0.1:{port} failed: connection refused "
+        "(ConnectError); 3 attempts"
+    )
+    assert_no_secret(str(info.value))
+
+
+async def test_login_to_a_host_that_does_not_exist() -> None:
+    # .invalid never resolves (RFC 6761).
+    session = GWSSession(
+        config("https://gws.does-not-exist.invalid:8443", retries=0, request_timeout=5.0)
+    )
+    with pytest.raises(GWSTransportError) as info:
+        await session.open()
+    message = str(info.value)
+    assert message.startswith(
+        "GET /api/v2/me to GWS at https://gws.does-not-exist.invalid:8443 failed: "
+        "host name lookup failed: "
+    ), message
+    assert message.endswith("(ConnectError)")
+    assert_no_secret(message)
+
+
+async def test_login_to_an_untrusted_certificate() -> None:
+    scripted = ScriptedGWS()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(TLS / "self-signed-127.0.0.1.crt", TLS / "self-signed-127.0.0.1.key")
+    runner = await serve(scripted, context)
+    try:
+        session = GWSSession(config(f"https://127.0.0.1:{scripted.port}", retries=0))
+        with pytest.raises(GWSTransportError) as info:
+            await session.open()
+    finally:
+        await runner.cleanup()
+    assert str(info.value) == (
+        f"GET /api/v2/me to GWS at https://127.0.0.1:{scripted.port} failed: TLS certificate "
+        "verify failed: self-signed certificate (CERTIFICATE_VERIFY_FAILED) (ConnectError)"
+    )
+    assert scripted.requests == []
+
+
+async def test_login_without_an_answer(gws: ScriptedGWS) -> None:
+    gws.then("/api/v2/me", *[Answer(hang=1.0)] * 2)
+    session = GWSSession(config(gws.base_url, retries=1, request_timeout=0.3))
+    with pytest.raises(GWSTransportError) as info:
+        await session.open()
+    assert str(info.value) == (
+        f"GET /api/v2/me to GWS at {gws.base_url} failed: no answer within 0.3s "
+        "(ReadTimeout); 2 attempts"
+    )
+
+
+async def test_login_refused(gws: ScriptedGWS) -> None:
+    gws.then("/api/v2/me", Answer(401, {"statusCode": 20, "statusMessage": "Access denied"}))
+    session = GWSSession(config(gws.base_url))
+    with pytest.raises(GWSAuthenticationError) as info:
+        await session.open()
+    assert str(info.value) == (
+        f"GWS refused the credentials of 'agent1' at {gws.base_url} (HTTP 401, statusCode 20)"
+    )
+    assert gws.count("GET", "/api/v2/me") == 1  # refused credentials are not retried
+    assert_no_secret(str(info.value))
+
+
+async def test_cometd_handshake_refused_by_something_that_is_not_bayeux(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then("/api/v2/notifications", Answer(502, text="<html>Bad gateway</html>"))
+    listener = CometDListener(
+        config(gws.base_url),
+        session,
+        ["/v2/me/outbound"],
+        on_lost=lambda why: None,
+        on_restored=lambda: None,
+    )
+    with anyio.fail_after(10), pytest.raises(GWSTransportError) as info:
+        await listener.open()
+    message = str(info.value)
+    assert message.startswith(
+        f"the CometD handshake at {gws.base_url}/api/v2/notifications failed: HTTP 502 "
+    ), message
+    assert_no_secret(message)
+
+
+async def test_cometd_handshake_without_an_answer_does_not_stall_the_start(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then("/api/v2/notifications", Answer(hang=3.0))
+    listener = CometDListener(
+        config(gws.base_url, request_timeout=0.3),
+        session,
+        ["/v2/me/outbound"],
+        on_lost=lambda why: None,
+        on_restored=lambda: None,
+    )
+    with anyio.fail_after(2), pytest.raises(GWSTransportError) as info:
+        await listener.open()
+    assert str(info.value) == (
+        f"the CometD handshake at {gws.base_url}/api/v2/notifications failed: no answer "
+        "within 0.3s (TimeoutError)"
+    )
