@@ -4,9 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean install compat
+.PHONY: demo test lint bench soak clean install compat interop-deps
 
 HOOKS := hooks/gws-outbound-audit hooks/gws-outbound-webhook
+# The interop tests run the CometD project's own server and client: node packages, installed
+# by `make test` whenever node and npm are on PATH (without them those tests are skipped).
+INTEROP := tests/interop
+NODE_STAMP := $(INTEROP)/node_modules/.installed
+HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo yes)
 
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(HOOKS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +21,21 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(HOOKS))
 
 install: $(STAMP)
 
+$(NODE_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ifeq ($(HAVE_NODE),yes)
+interop-deps: $(NODE_STAMP)
+else
+interop-deps:
+	@echo "node or npm not found: the interop tests will be skipped (install Node 20 to run them)"
+endif
+
 demo: $(STAMP)
 	$(PY) examples/host.py
 
-test: $(STAMP)
+test: $(STAMP) interop-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -34,7 +50,7 @@ soak: $(STAMP)
 	$(PY) -m pytest tests/faults/test_soak.py -m soak --soak-cancels=5000 -s
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(INTEROP)/node_modules
 
 # The unit, integration and simulator suites on every supported Python found by pyenv.
 compat:

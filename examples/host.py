@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import inspect
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from gws_outbound_plugin import (
     OutboundPlugin,
     RecordCancelAck,
     UserEvent,
+    close_plugins,
     hookimpl,
     make_plugin_manager,
     to_jsonable,
@@ -262,14 +262,6 @@ async def demo_receivers(enabled: bool) -> AsyncIterator[list[Any]]:
             await runner.cleanup()
 
 
-async def close_plugins(pm: Any) -> None:
-    """Plugins holding resources (queues, files) offer ``async def aclose()``: let them finish."""
-    for plugin in pm.get_plugins():
-        aclose = getattr(plugin, "aclose", None)
-        if not inspect.isclass(plugin) and inspect.iscoroutinefunction(aclose):
-            await aclose()
-
-
 def report_demo_receivers(received: list[Any]) -> None:
     audit = os.environ.get("GWS_OUTBOUND_AUDIT_FILE")
     if audit and Path(audit).exists():
@@ -313,6 +305,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 else:
                     code = await run_demo(plugin, bus)
         finally:
+            # Plugins holding resources (queues, files) offer `async def aclose()`.
             await close_plugins(pm)
         if demo:
             report_demo_receivers(received)

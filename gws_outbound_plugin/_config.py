@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ._exceptions import ConfigError
+from ._log import get_logger
 
 __all__ = ["GWSConfig"]
+
+logger = get_logger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -35,7 +39,8 @@ class GWSConfig:
     """
 
     base_url: str
-    """GWS node, e.g. ``https://gws.example.com`` (the ``/api/v2`` prefix is added)."""
+    """GWS node, e.g. ``https://gws.example.com`` (the ``/api/v2`` prefix is added; a
+    ``base_url`` that already ends in ``/api/v2`` is accepted and the suffix removed)."""
     username: str
     password: str = field(repr=False)
     ack_timeout: float = 10.0
@@ -79,65 +84,13 @@ class GWSConfig:
     """A plain (sync) hook implementation that runs longer than this is logged as blocking."""
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
-        parts = urlsplit(self.base_url) if isinstance(self.base_url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.append("base_url must be an http:// or https:// URL with a host")
-        elif parts.username or parts.password:
-            problems.append("base_url must not carry credentials (use username and password)")
-        elif parts.query or parts.fragment:
-            problems.append("base_url must not have a query or a fragment")
-        elif (
-            parts.scheme == "http"
-            and not self.allow_insecure_http
-            and not _is_loopback(parts.hostname)
-        ):
-            problems.append(
-                "base_url uses plain http:// for a host that is not loopback; use https:// "
-                "or set allow_insecure_http=True (GWS_ALLOW_INSECURE_HTTP=1)"
-            )
-        if not isinstance(self.username, str) or not self.username:
-            problems.append("username must be a non-empty string")
-        if not isinstance(self.password, str) or not self.password:
-            problems.append("password must be a non-empty string")
-        for name in (
-            "ack_timeout",
-            "request_timeout",
-            "hook_timeout",
-            "drain_timeout",
-            "merge_window",
-            "retry_backoff",
-            "cometd_connection_timeout",
-            "reconnect_backoff_max",
-            "slow_hook_warning",
-        ):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value < 0
-                or (value == 0 and name not in ("merge_window", "retry_backoff"))
-            ):
-                problems.append(f"{name} must be a positive number of seconds")
-        for name in (
-            "max_concurrent_requests",
-            "max_pending",
-            "event_queue_size",
-            "hook_queue_size",
-            "max_message_bytes",
-            "max_user_data_entries",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                problems.append(f"{name} must be a positive integer")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            problems.append("retries must be an integer >= 0")
-        if not isinstance(self.cometd_path, str) or not self.cometd_path.startswith("/"):
-            problems.append("cometd_path must be a path starting with '/'")
+        values = {spec.name: getattr(self, spec.name) for spec in fields(self)}
+        problems = _problems(values)
         if problems:
-            raise ConfigError("invalid GWSConfig: " + "; ".join(problems))
-        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+            raise ConfigError(
+                "invalid GWSConfig: " + "; ".join(f"{name} {text}" for name, text in problems)
+            )
+        object.__setattr__(self, "base_url", _normal_base_url(self.base_url))
 
     @property
     def api_url(self) -> str:
@@ -153,33 +106,185 @@ class GWSConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GWSConfig:
         """Read ``GWS_BASE_URL``, ``GWS_USERNAME``, ``GWS_PASSWORD`` and ``GWS_<FIELD>`` for the
         other fields (e.g. ``GWS_ACK_TIMEOUT=5``, ``GWS_VERIFY_TLS=0``). Keyword arguments win.
+
+        Every problem is reported at once, in one :class:`ConfigError`: missing variables,
+        values that do not parse (with the type expected, never the value), values out of
+        range, and ``GWS_*`` variables that are not settings but are close to one (a
+        misspelling such as ``GWS_ACK_TIMOUT``, with the name meant). ``GWS_OUTBOUND_*``
+        variables belong to the plugin manager and the plugins and are left alone.
         """
         env = os.environ if environ is None else environ
+        specs = {spec.name: spec for spec in fields(cls)}
         values: dict[str, Any] = {}
-        for spec in fields(cls):
-            key = "GWS_" + spec.name.upper()
-            if key not in env:
+        problems: list[str] = []
+        for name, spec in specs.items():
+            key = _env_name(name)
+            if key not in env or name in overrides:
                 continue
-            raw = env[key]
-            default = spec.default
-            try:
-                if isinstance(default, bool):
-                    lowered = raw.strip().lower()
-                    if lowered not in _TRUE | _FALSE:
-                        raise ValueError(raw)
-                    values[spec.name] = lowered in _TRUE
-                elif isinstance(default, int):
-                    values[spec.name] = int(raw)
-                elif isinstance(default, float):
-                    values[spec.name] = float(raw)
-                else:
-                    values[spec.name] = raw
-            except ValueError:
+            parsed = _parse(env[key], spec.default)
+            if parsed is _INVALID:
                 # Never echo the value: it may be a secret in the wrong variable.
-                raise ConfigError(f"{key} has an invalid value for {spec.name}") from None
+                problems.append(f"{key}: expected {_expected(spec.default)}")
+            else:
+                values[name] = parsed
+        problems.extend(_unknown_variables(env, specs))
         values.update(overrides)
-        missing = [n for n in ("base_url", "username", "password") if n not in values]
+        missing = [_env_name(n) for n in _REQUIRED if n not in values]
         if missing:
-            names = ", ".join("GWS_" + n.upper() for n in missing)
-            raise ConfigError(f"missing configuration: {names}")
+            problems.append("missing " + ", ".join(missing))
+        candidate = {name: spec.default for name, spec in specs.items() if name not in _REQUIRED}
+        candidate.update(values)
+        parsed_keys = {name for name in values if name not in overrides}
+        for name, text in _problems(candidate, skip=set(_REQUIRED) - set(values)):
+            label = _env_name(name) if name in parsed_keys else name
+            problems.append(f"{label} {text}")
+        if problems:
+            raise ConfigError("invalid configuration: " + "; ".join(problems))
         return cls(**values)
+
+
+_REQUIRED: Final = ("base_url", "username", "password")
+_INVALID: Final = object()
+#: Variables of the plugin manager and of plugins: not settings of GWSConfig.
+_FOREIGN_PREFIX: Final = "GWS_OUTBOUND_"
+_SECONDS: Final = (
+    "ack_timeout",
+    "request_timeout",
+    "hook_timeout",
+    "drain_timeout",
+    "merge_window",
+    "retry_backoff",
+    "cometd_connection_timeout",
+    "reconnect_backoff_max",
+    "slow_hook_warning",
+)
+_MAY_BE_ZERO: Final = ("merge_window", "retry_backoff")
+_COUNTS: Final = (
+    "max_concurrent_requests",
+    "max_pending",
+    "event_queue_size",
+    "hook_queue_size",
+    "max_message_bytes",
+    "max_user_data_entries",
+)
+_API_SUFFIX: Final = "/api/v2"
+
+
+def _env_name(name: str) -> str:
+    return "GWS_" + name.upper()
+
+
+def _parse(raw: str, default: object) -> object:
+    text = raw.strip()
+    try:
+        if isinstance(default, bool):
+            lowered = text.lower()
+            if lowered not in _TRUE | _FALSE:
+                return _INVALID
+            return lowered in _TRUE
+        if isinstance(default, int):
+            return int(text, 10)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        return _INVALID
+    return raw
+
+
+def _expected(default: object) -> str:
+    if isinstance(default, bool):
+        return "a boolean (1/0, true/false, yes/no, on/off)"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number of seconds (e.g. 5 or 2.5)"
+    return "a string"
+
+
+def _unknown_variables(env: Mapping[str, str], specs: Mapping[str, Any]) -> list[str]:
+    """``GWS_*`` variables that are not settings but look like one (misspellings)."""
+    known = [_env_name(name) for name in specs]
+    problems = []
+    for key in sorted(env):
+        if not key.startswith("GWS_") or key in known or key.startswith(_FOREIGN_PREFIX):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if close:
+            problems.append(f"{key} is not a setting (did you mean {close[0]}?)")
+        else:
+            logger.debug("config_variable_ignored", variable=key)
+    return problems
+
+
+def _normal_base_url(base_url: str) -> str:
+    """``base_url`` without a trailing ``/`` and without a trailing ``/api/v2`` (GWS's API
+    prefix, which the plugin adds itself)."""
+    url = base_url.rstrip("/")
+    if url.endswith(_API_SUFFIX):
+        stripped = url.removesuffix(_API_SUFFIX).rstrip("/")
+        logger.debug("config_base_url_api_suffix_removed", base_url=stripped)
+        url = stripped
+    return url
+
+
+def _problems(values: Mapping[str, Any], skip: set[str] | None = None) -> list[tuple[str, str]]:
+    """(field, what is wrong) for every invalid value; ``skip`` names fields not to check."""
+    skip = skip or set()
+    problems: list[tuple[str, str]] = []
+    base_url = values.get("base_url")
+    if "base_url" not in skip:
+        problem = _base_url_problem(base_url, bool(values.get("allow_insecure_http")))
+        if problem is not None:
+            problems.append(("base_url", problem))
+    for name in ("username", "password"):
+        if name in skip:
+            continue
+        value = values.get(name)
+        if not isinstance(value, str) or not value:
+            problems.append((name, "must be a non-empty string"))
+    for name in _SECONDS:
+        value = values.get(name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+            or (value == 0 and name not in _MAY_BE_ZERO)
+        ):
+            zero = " (or 0)" if name in _MAY_BE_ZERO else ""
+            problems.append((name, f"must be a positive number of seconds{zero}"))
+    for name in _COUNTS:
+        value = values.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append((name, "must be a positive integer"))
+    retries = values.get("retries")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        problems.append(("retries", "must be an integer >= 0"))
+    cometd_path = values.get("cometd_path")
+    if not isinstance(cometd_path, str) or not cometd_path.startswith("/"):
+        problems.append(("cometd_path", "must be a path starting with '/'"))
+    return problems
+
+
+def _base_url_problem(base_url: object, allow_insecure_http: bool) -> str | None:
+    parts = urlsplit(base_url) if isinstance(base_url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if parts.username or parts.password:
+        return "must not carry credentials (use username and password)"
+    if parts.query or parts.fragment:
+        return "must not have a query or a fragment"
+    path = parts.path.rstrip("/")
+    if path.endswith(_API_SUFFIX):
+        path = path.removesuffix(_API_SUFFIX)
+    if "/api/" in path + "/":
+        return (
+            "must be the GWS node (e.g. https://gws.example.com), not the URL of an API "
+            "resource: drop the path from '/api/'"
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        return (
+            "uses plain http:// for a host that is not loopback; use https:// "
+            "or set allow_insecure_http=True (GWS_ALLOW_INSECURE_HTTP=1)"
+        )
+    return None

@@ -1,40 +1,267 @@
-"""Building the plugin manager and loading plugins from the ``gws_outbound`` entry points."""
+"""Building the plugin manager, validating registrations and loading plugins from the
+``gws_outbound`` entry points."""
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import inspect
 import os
+import traceback
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any, Final
 
+import anyio
 import pluggy
-import structlog
 
 from . import hookspecs
 from ._exceptions import PluginLoadError
+from ._log import get_logger
 from ._plugin import CoreAbsentGuard
 from .hookspecs import PROJECT_NAME
 
-__all__ = ["PluginInfo", "describe_plugins", "load_entrypoint_plugins", "make_plugin_manager"]
+__all__ = [
+    "GWSPluginManager",
+    "PluginInfo",
+    "PluginLoadFailure",
+    "close_plugins",
+    "describe_plugins",
+    "load_entrypoint_plugins",
+    "make_plugin_manager",
+    "plugin_load_failures",
+]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 ENV_ALLOW = "GWS_OUTBOUND_PLUGINS"
 CORE_ABSENT_GUARD = "gws_outbound_core_absent_guard"
 ENV_DISABLE = "GWS_OUTBOUND_DISABLE_PLUGINS"
-
-# Which distribution each entry-point plugin came from, per plugin manager.
-_DISTRIBUTIONS: weakref.WeakKeyDictionary[pluggy.PluginManager, dict[str, tuple[str, str]]] = (
-    weakref.WeakKeyDictionary()
-)
+_IMPL_MARKER: Final = PROJECT_NAME + "_impl"
+_MAX_ERROR: Final = 500
 
 
-def _names(value: str | None) -> set[str] | None:
-    if value is None:
+@dataclass(frozen=True, slots=True)
+class PluginLoadFailure:
+    """A plugin of the ``gws_outbound`` entry-point group that could not be loaded."""
+
+    name: str
+    """The entry-point name (as in ``GWS_OUTBOUND_PLUGINS``)."""
+    error: str
+    """What went wrong, on one line (``ExceptionType: message``, or ``not installed (...)``)."""
+    location: str | None = None
+    """``file:line`` where it went wrong, when known (the import error's line in the plugin)."""
+    entry_point: str | None = None
+    """The entry point's value (``module:attribute``); ``None`` for a plugin not installed."""
+    distribution: str | None = None
+    """``name version`` of the distribution announcing it, when known."""
+
+    def describe(self) -> str:
+        where = f" at {self.location}" if self.location else ""
+        return f"{self.error}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """One registered plugin, for listings (``gws-outbound plugins``)."""
+
+    name: str
+    hooks: tuple[str, ...]
+    distribution: str | None
+    version: str | None
+    warnings: tuple[str, ...] = ()
+    """Mistakes that do not stop the plugin from loading, e.g. a function named like a hook
+    without ``@hookimpl`` (it is never called)."""
+
+
+class _Records:
+    """What the manager remembers about its plugins, for :func:`describe_plugins`."""
+
+    __slots__ = ("distributions", "failures", "warnings")
+
+    def __init__(self) -> None:
+        self.distributions: dict[str, tuple[str, str]] = {}
+        self.failures: list[PluginLoadFailure] = []
+        self.warnings: dict[str, tuple[str, ...]] = {}
+
+
+_RECORDS: weakref.WeakKeyDictionary[pluggy.PluginManager, _Records] = weakref.WeakKeyDictionary()
+
+
+def _records(pm: pluggy.PluginManager) -> _Records:
+    records = _RECORDS.get(pm)
+    if records is None:
+        records = _RECORDS[pm] = _Records()
+    return records
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+def _spec_names(pm: pluggy.PluginManager) -> list[str]:
+    return sorted(
+        name
+        for name, caller in vars(pm.hook).items()
+        if isinstance(caller, pluggy.HookCaller) and caller.spec is not None
+    )
+
+
+def _host_fired_hooks(spec_names: Iterable[str]) -> frozenset[str]:
+    """The hooks the host fires from its own thread (``on_cancel_requested``, ...): their
+    implementations must be plain functions, since nothing awaits them."""
+    declared = getattr(hookspecs, "HOST_FIRED_HOOKS", None)
+    if declared is not None:
+        return frozenset(declared)
+    return frozenset(name for name in spec_names if name.endswith("_requested"))
+
+
+def _where(function: object) -> str | None:
+    function = inspect.unwrap(getattr(function, "__func__", function))  # type: ignore[arg-type]
+    code = getattr(function, "__code__", None)
+    if code is None:
         return None
-    return {name.strip() for name in value.split(",") if name.strip()}
+    return f"{code.co_filename}:{code.co_firstlineno}"
+
+
+def _did_you_mean(name: str, candidates: Iterable[str], cutoff: float = 0.75) -> str | None:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _marked_impls(pm: pluggy.PluginManager, plugin: object) -> list[tuple[str, Any]]:
+    """(hook name, function) of every ``@hookimpl`` attribute of ``plugin``."""
+    found = []
+    for attribute in dir(plugin):
+        options = pm.parse_hookimpl_opts(plugin, attribute)
+        if options is None:
+            continue
+        function = getattr(plugin, attribute, None)
+        found.append((options.get("specname") or attribute, function))
+    return found
+
+
+def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    names = _spec_names(pm)
+    host_fired = _host_fired_hooks(names)
+    problems = []
+    for hook, function in _marked_impls(pm, plugin):
+        where = _where(function)
+        at = f" (at {where})" if where else ""
+        if hook not in names:
+            close = _did_you_mean(hook, names)
+            hint = f"did you mean {close!r}?" if close else "the hooks are " + ", ".join(names)
+            problems.append(f"unknown hook {hook!r}: {hint}{at}")
+        elif hook in host_fired and (
+            inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+        ):
+            problems.append(
+                f"{hook} must be a plain function, not async def: the host calls it in its "
+                f"own thread and nothing would await it{at}"
+            )
+    return problems
+
+
+def _unmarked_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Warnings for functions named like a hook (or nearly) that lack ``@hookimpl``."""
+    if isinstance(plugin, type):
+        return []
+    names = _spec_names(pm)
+    marked = {attribute for attribute, _ in _marked_impls(pm, plugin)}
+    warnings = []
+    for attribute in dir(plugin):
+        if not attribute.startswith("on_") or attribute in marked:
+            continue
+        try:
+            value = inspect.getattr_static(plugin, attribute)
+        except AttributeError:
+            continue
+        value = getattr(value, "__func__", value)
+        if not inspect.isfunction(value) or hasattr(value, _IMPL_MARKER):
+            continue
+        like = attribute if attribute in names else _did_you_mean(attribute, names, 0.85)
+        if like is None:
+            continue
+        named = "is named like the hook" if like == attribute else f"looks like the hook {like!r}"
+        warnings.append(
+            f"{attribute} {named} but has no @hookimpl: it is never called"
+            + (f" (at {where})" if (where := _where(value)) else "")
+        )
+    return warnings
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _readable_validation_error(error: pluggy.PluginValidationError, label: str) -> str:
+    """pluggy's multi-line validation message as one clear line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    definition = next((line for line in lines if line.startswith("hookimpl definition:")), None)
+    missing = next((line for line in lines if line.startswith("Argument(s)")), None)
+    if definition is not None and missing is not None:
+        signature = definition.removeprefix("hookimpl definition:").strip()
+        hook = signature.split("(", 1)[0]
+        arguments = missing.removeprefix("Argument(s)").split(" are declared", 1)[0].strip()
+        return (
+            f"plugin {label!r}: {signature} asks for {arguments}, which the hook {hook} does "
+            "not pass (an implementation may take any subset of the hook's arguments, by name)"
+        )
+    return f"plugin {label!r}: " + "; ".join(lines)
+
+
+def validated_register(
+    pm: pluggy.PluginManager, plugin: object, name: str | None = None
+) -> str | None:
+    """``pm.register(plugin, name)`` with this project's checks (see
+    :class:`GWSPluginManager`); nothing is left registered when it raises."""
+    label = name or pm.get_canonical_name(plugin)
+    if pm.is_blocked(label):
+        return None
+    problems = _registration_problems(pm, plugin)
+    if problems:
+        raise pluggy.PluginValidationError(plugin, f"plugin {label!r}: " + "; ".join(problems))
+    try:
+        registered = pluggy.PluginManager.register(pm, plugin, name)
+    except pluggy.PluginValidationError as error:
+        if pm.is_registered(plugin):  # pluggy < 1.7 validates while registering
+            pm.unregister(plugin)
+        raise pluggy.PluginValidationError(
+            plugin, _readable_validation_error(error, label)
+        ) from None
+    if registered is None:
+        return None
+    warnings = _unmarked_hooks(pm, plugin)
+    if warnings:
+        _records(pm).warnings[registered] = tuple(warnings)
+        logger.warning("plugin_hook_not_marked", plugin=registered, problems=warnings)
+    return registered
+
+
+class GWSPluginManager(pluggy.PluginManager):
+    """The plugin manager :func:`make_plugin_manager` returns: a ``pluggy.PluginManager``
+    whose :meth:`register` checks every plugin, whenever it is registered.
+
+    A plugin is refused (``pluggy.PluginValidationError`` with a one-line message, nothing
+    registered) when it implements a hook that does not exist (with the closest hook name as
+    a suggestion), implements a hook the host fires (``on_cancel_requested``) as ``async
+    def``, or asks for an argument the hook does not pass. A function named like a hook but
+    without ``@hookimpl`` is accepted and logged (``plugin_hook_not_marked``).
+    """
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        return validated_register(self, plugin, name)
+
+    def unregister(self, plugin: Any | None = None, name: str | None = None) -> Any | None:
+        if name is None and plugin is not None:
+            name = self.get_name(plugin)
+        removed = super().unregister(plugin, name)
+        records = _RECORDS.get(self)
+        if records is not None and name is not None:
+            records.warnings.pop(name, None)
+        return removed
 
 
 def make_plugin_manager(
@@ -45,13 +272,14 @@ def make_plugin_manager(
     strict: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> pluggy.PluginManager:
-    """A ``PluginManager`` named ``gws_outbound`` with the hook specifications added.
+    """A :class:`GWSPluginManager` named ``gws_outbound`` with the hook specifications added.
 
-    With ``load_entrypoints`` (the default) the plugins announced under the ``gws_outbound``
+    Every later ``pm.register(plugin)`` is validated (see :class:`GWSPluginManager`). With
+    ``load_entrypoints`` (the default) the plugins announced under the ``gws_outbound``
     entry-point group are loaded too; see :func:`load_entrypoint_plugins` for ``plugins``,
     ``disable`` and ``strict``.
     """
-    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm = GWSPluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     pm.register(CoreAbsentGuard(), name=CORE_ABSENT_GUARD)
     if load_entrypoints:
@@ -59,6 +287,15 @@ def make_plugin_manager(
             pm, plugins=plugins, disable=disable, strict=strict, environ=environ
         )
     return pm
+
+
+# -- loading entry points -----------------------------------------------------------------------
+
+
+def _names(value: str | None) -> set[str] | None:
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
 
 
 def load_entrypoint_plugins(
@@ -72,21 +309,27 @@ def load_entrypoint_plugins(
     """Register the plugins of the ``gws_outbound`` entry-point group; return their names.
 
     :param plugins: load only these entry-point names (default: all, or the comma-separated
-        list in ``GWS_OUTBOUND_PLUGINS``).
+        list in ``GWS_OUTBOUND_PLUGINS``). A name that no installed distribution announces is
+        a failure too (``plugin_not_installed``, naming what is installed).
     :param disable: never load these (added to ``GWS_OUTBOUND_DISABLE_PLUGINS``); they are
         also blocked in ``pm``, so registering them later by name fails.
-    :param strict: raise :class:`PluginLoadError` for a plugin that fails to import or to
-        validate; by default it is logged (``plugin_load_failed``, with its name) and skipped.
+    :param strict: after trying every plugin, raise :class:`PluginLoadError` for the first
+        that failed (naming the others); by default each failure is logged
+        (``plugin_load_failed``, with its name, error and location) and skipped.
 
-    A plugin implementing a hook that does not exist (a misspelt name) fails validation.
+    Every failure is kept: :func:`plugin_load_failures` lists them. A plugin implementing a
+    hook that does not exist (a misspelt name) fails validation.
     """
     env = os.environ if environ is None else environ
     allowed = set(plugins) if plugins is not None else _names(env.get(ENV_ALLOW))
     blocked = set(disable or ()) | (_names(env.get(ENV_DISABLE)) or set())
     for name in blocked:
         pm.set_blocked(name)
+    records = _records(pm)
+    group = list(entry_points(group=PROJECT_NAME))
     loaded: list[str] = []
-    for ep in entry_points(group=PROJECT_NAME):
+    failed: list[tuple[PluginLoadFailure, BaseException | None]] = []
+    for ep in group:
         if allowed is not None and ep.name not in allowed:
             continue
         if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
@@ -94,82 +337,168 @@ def load_entrypoint_plugins(
         try:
             _register(pm, ep)
         except Exception as error:
-            if strict:
-                raise PluginLoadError(ep.name, _describe(error)) from error
+            failure = PluginLoadFailure(
+                name=ep.name,
+                error=_describe(error),
+                location=_error_location(error),
+                entry_point=ep.value,
+                distribution=_distribution(ep),
+            )
+            failed.append((failure, error))
             logger.warning(
                 "plugin_load_failed",
                 plugin=ep.name,
                 entry_point=ep.value,
-                error=_describe(error),
+                error=failure.error,
+                location=failure.location,
             )
             continue
         loaded.append(ep.name)
         if ep.dist is not None:
-            _DISTRIBUTIONS.setdefault(pm, {})[ep.name] = (ep.dist.metadata["Name"], ep.dist.version)
+            records.distributions[ep.name] = (ep.dist.metadata["Name"], ep.dist.version)
         logger.info("plugin_loaded", plugin=ep.name, entry_point=ep.value)
+    if allowed is not None:
+        installed = sorted({ep.name for ep in group})
+        for name in sorted(allowed - set(installed)):
+            if pm.has_plugin(name) or name in blocked:
+                continue
+            failure = PluginLoadFailure(
+                name=name,
+                error=f"not installed (installed: {', '.join(installed) or 'none'})",
+            )
+            failed.append((failure, None))
+            logger.warning(
+                "plugin_not_installed",
+                plugin=name,
+                setting=ENV_ALLOW if plugins is None else "plugins=",
+                installed=installed,
+            )
+    records.failures.extend(failure for failure, _ in failed)
+    if strict and failed:
+        (first, cause), others = failed[0], [failure for failure, _ in failed[1:]]
+        problem = first.describe()
+        if others:
+            problem += f" (and {len(others)} more: " + "; ".join(
+                f"{other.name!r}: {other.describe()}" for other in others
+            )
+            problem += ")"
+        raise PluginLoadError(first.name, problem) from cause
     return loaded
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:500]
 
 
 def _register(pm: pluggy.PluginManager, ep: EntryPoint) -> None:
     plugin = ep.load()
-    try:
+    if isinstance(pm, GWSPluginManager):
         pm.register(plugin, name=ep.name)
-        unknown = [
-            caller.name for caller in pm.get_hookcallers(plugin) or () if caller.spec is None
-        ]
-        for impl in pm.hook.on_cancel_requested.get_hookimpls():
-            if impl.plugin is plugin and inspect.iscoroutinefunction(impl.function):
-                raise pluggy.PluginValidationError(
-                    plugin,
-                    "on_cancel_requested must be a plain function (it runs in the caller's "
-                    "thread; an async def would never be awaited)",
-                )
-        if unknown:
-            raise pluggy.PluginValidationError(
-                plugin,
-                f"unknown hook {', '.join(sorted(unknown))} (known: "
-                + ", ".join(sorted(_spec_names()))
-                + ")",
-            )
-    except BaseException:
-        if pm.has_plugin(ep.name):
-            pm.unregister(name=ep.name)
-        raise
+    else:
+        validated_register(pm, plugin, ep.name)
 
 
-def _spec_names() -> list[str]:
-    return [name for name in dir(hookspecs) if name.startswith("on_")]
+def _distribution(ep: EntryPoint) -> str | None:
+    if ep.dist is None:
+        return None
+    return f"{ep.dist.metadata['Name']} {ep.dist.version}"
 
 
-@dataclass(frozen=True, slots=True)
-class PluginInfo:
-    """One registered plugin, for listings (``gws-outbound plugins``)."""
+def _describe(error: BaseException) -> str:
+    text = _one_line(str(error))
+    if isinstance(error, pluggy.PluginValidationError):
+        return text[:_MAX_ERROR]
+    return f"{type(error).__name__}: {text}"[:_MAX_ERROR]
 
-    name: str
-    hooks: tuple[str, ...]
-    distribution: str | None
-    version: str | None
+
+_INTERNAL_DIRS: Final = tuple(
+    str(Path(module.__file__).resolve().parent)
+    for module in (importlib, pluggy)
+    if module.__file__ is not None
+)
+
+
+def _error_location(error: BaseException) -> str | None:
+    """``file:line`` of the plugin's code where loading it failed, when there is one."""
+    if isinstance(error, SyntaxError) and error.filename and error.lineno:
+        return f"{error.filename}:{error.lineno}"
+    own = str(Path(__file__).resolve())
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith("<")
+        and str(Path(frame.filename).resolve()) != own
+        and not str(Path(frame.filename).resolve()).startswith(_INTERNAL_DIRS)
+    ]
+    if not frames:
+        return None
+    return f"{frames[-1].filename}:{frames[-1].lineno}"
+
+
+def plugin_load_failures(pm: pluggy.PluginManager) -> list[PluginLoadFailure]:
+    """Every plugin that :func:`load_entrypoint_plugins` could not load into ``pm``, in order
+    (import errors, validation errors, names in the allow-list that are not installed)."""
+    records = _RECORDS.get(pm)
+    return list(records.failures) if records is not None else []
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
     """The registered plugins with the hooks each implements and its distribution."""
-    dists = _DISTRIBUTIONS.get(pm, {})
+    records = _RECORDS.get(pm) or _Records()
     infos = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None or name.startswith("gws_outbound_core"):
             continue  # the core's own hook implementations are not plugins to list
         hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
-        dist = dists.get(name)
+        dist = records.distributions.get(name)
+        warnings = records.warnings.get(name)
+        if warnings is None:
+            warnings = tuple(_unmarked_hooks(pm, plugin))
         infos.append(
             PluginInfo(
                 name=name,
                 hooks=hooks,
                 distribution=dist[0] if dist is not None else None,
                 version=dist[1] if dist is not None else None,
+                warnings=warnings,
             )
         )
     return sorted(infos, key=lambda info: info.name)
+
+
+# -- closing ------------------------------------------------------------------------------------
+
+
+async def close_plugins(pm: pluggy.PluginManager, *, timeout: float = 5.0) -> list[str]:
+    """Let the registered plugins that hold resources finish: await the ``async def aclose()``
+    of each one that has it (the reference ``audit`` and ``webhook`` plugins do).
+
+    Call it after leaving ``async with OutboundPlugin(...)``, on the event loop (a thread-based
+    host: ``portal.call(close_plugins, pm)``). Each ``aclose()`` may take up to ``timeout``
+    seconds; one that raises or takes longer is logged (``plugin_close_failed``, with the
+    plugin's name) and does not stop the others. Plugins are closed one at a time, most
+    recently registered first.
+
+    :returns: the names of the plugins whose ``aclose()`` failed or timed out (``[]`` when all
+        closed cleanly).
+    """
+    failed: list[str] = []
+    seen: set[int] = set()
+    for name, plugin in reversed(pm.list_name_plugin()):
+        if plugin is None or inspect.isclass(plugin) or id(plugin) in seen:
+            continue
+        seen.add(id(plugin))
+        closer = getattr(plugin, "aclose", None)
+        if not inspect.iscoroutinefunction(closer):
+            continue
+        try:
+            with anyio.fail_after(timeout):
+                await closer()
+        except TimeoutError:
+            failed.append(name)
+            logger.error("plugin_close_failed", plugin=name, error=f"no answer within {timeout:g}s")
+        except Exception as error:
+            failed.append(name)
+            logger.error(
+                "plugin_close_failed",
+                plugin=name,
+                error=f"{type(error).__name__}: {error}"[:300],
+                exc_info=(type(error), error, error.__traceback__),
+            )
+    return failed

@@ -4,7 +4,8 @@ Enable it with one line in your top-level ``conftest.py``::
 
     pytest_plugins = ["gws_outbound_plugin.testing"]
 
-and mark your async tests for anyio (``pytestmark = pytest.mark.anyio``). It gives you:
+and mark your async tests for anyio (``pytestmark = pytest.mark.anyio``); a test that uses
+the kit's async fixtures without the marker fails at once, saying so. It gives you:
 
 ``anyio_backend``
     ``"asyncio"`` (the plugin core runs on asyncio only). A fixture of the same name in your
@@ -31,6 +32,21 @@ and mark your async tests for anyio (``pytestmark = pytest.mark.anyio``). It giv
 ``gws_request_factory``
     A :class:`CancelRequestFactory`: ``gws_request_factory()`` makes a valid
     :class:`~gws_outbound_plugin.CancelRequest` for a seeded record nobody has cancelled yet.
+``gws_hook_failures``
+    A :class:`HookFailureLog`: the hook implementations that raised or timed out during the
+    test (``.failures``), and ``.allow(*plugins)`` for a test that expects some.
+
+**A hook implementation that raises or times out fails the test** that caused it (at the end
+of its call, or at teardown when it happened while the fixtures shut down), naming the
+plugin, the hook and the exception: the plugin core only logs such failures, so without the
+kit they would pass unnoticed. A test that expects one opts out with the marker
+``@pytest.mark.gws_allow_hook_failures`` (every plugin) or
+``@pytest.mark.gws_allow_hook_failures("my_plugin", ...)`` (these plugins only), or by
+calling ``gws_hook_failures.allow(...)``; the failures stay readable in
+``gws_hook_failures.failures``. Every plugin manager the fixtures build or use is watched.
+
+``gws_plugin_manager`` validates each registration (``pluggy.PluginValidationError`` for a
+misspelt hook name or an ``async def on_cancel_requested``), as every host's does.
 
 Override any fixture by defining one with the same name in your ``conftest.py`` (for
 instance ``gws_config`` for other timeouts, ``gws_simulator`` for other records).
@@ -40,9 +56,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from typing import Any, Final, Protocol
 
 import anyio
@@ -51,29 +68,44 @@ import pytest
 
 from . import hookspecs
 from ._config import GWSConfig
+from ._dispatcher import HookFailure, watch_hook_failures
 from ._manager import make_plugin_manager
 from ._models import CancelFailure, CancelRequest, RecordCancelAck, UserEvent
+from ._operations import (
+    CampaignStatusEvent,
+    OperationAck,
+    OperationFailure,
+    OperationRequest,
+    PreviewRecordEvent,
+    RecordCancelledEvent,
+    ScheduledCallEvent,
+)
 from ._plugin import OutboundPlugin
 from .hookspecs import hookimpl
 from .simulator import GWSSimulator
 
 __all__ = [
+    "ALLOW_HOOK_FAILURES_MARKER",
     "RECORDER_PLUGIN_NAME",
     "SIMULATOR_PASSWORD",
     "SIMULATOR_USER",
     "CancelRequestFactory",
     "HookCall",
+    "HookFailureLog",
     "HookRecorder",
     "HookWaitTimeout",
     "WaitForHook",
     "anyio_backend",
     "gws_config",
+    "gws_hook_failures",
     "gws_hook_recorder",
     "gws_outbound",
     "gws_plugin_manager",
     "gws_request_factory",
     "gws_simulator",
     "pytest_configure",
+    "pytest_runtest_makereport",
+    "pytest_runtest_setup",
     "wait_for_hook",
 ]
 
@@ -83,6 +115,8 @@ SIMULATOR_PASSWORD: Final = "secret"
 """Its password."""
 RECORDER_PLUGIN_NAME: Final = "gws_hook_recorder"
 """The name the ``gws_hook_recorder`` fixture registers the recorder under."""
+ALLOW_HOOK_FAILURES_MARKER: Final = "gws_allow_hook_failures"
+"""``@pytest.mark.gws_allow_hook_failures(*plugins)``: hook failures do not fail this test."""
 
 #: Handle of a record the simulator's default records do not contain (its cancel is an
 #: OCS error "Record not found").
@@ -178,6 +212,34 @@ class HookRecorder:
     @hookimpl
     def on_user_event(self, event: UserEvent) -> None:
         self._record("on_user_event", {"event": event})
+
+    @hookimpl
+    def on_operation_requested(self, request: OperationRequest) -> None:
+        self._record("on_operation_requested", {"request": request})
+
+    @hookimpl
+    def on_operation_acknowledged(self, ack: OperationAck) -> None:
+        self._record("on_operation_acknowledged", {"ack": ack})
+
+    @hookimpl
+    def on_operation_failed(self, failure: OperationFailure) -> None:
+        self._record("on_operation_failed", {"failure": failure})
+
+    @hookimpl
+    def on_record_cancelled(self, event: RecordCancelledEvent) -> None:
+        self._record("on_record_cancelled", {"event": event})
+
+    @hookimpl
+    def on_scheduled_call(self, event: ScheduledCallEvent) -> None:
+        self._record("on_scheduled_call", {"event": event})
+
+    @hookimpl
+    def on_preview_record(self, event: PreviewRecordEvent) -> None:
+        self._record("on_preview_record", {"event": event})
+
+    @hookimpl
+    def on_campaign_status(self, event: CampaignStatusEvent) -> None:
+        self._record("on_campaign_status", {"event": event})
 
     # Reading.
 
@@ -398,6 +460,159 @@ class CancelRequestFactory:
         return CancelRequest(**fields)
 
 
+# -- hook failures ------------------------------------------------------------------------------
+
+
+class HookFailureLog:
+    """The hook implementation calls that raised or timed out during one test.
+
+    The ``gws_hook_failures`` fixture; every plugin manager of the kit's fixtures is watched
+    (:meth:`watch` adds another). Unless allowed, the failures fail the test.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: list[HookFailure] = []
+        self._reported = 0
+        self._allowed: set[str] | None = set()  # None: every plugin
+        self._watched: dict[int, Callable[[], None]] = {}
+
+    @property
+    def failures(self) -> list[HookFailure]:
+        """Every failure recorded so far, oldest first (a copy); each has ``.plugin``,
+        ``.hook``, ``.error`` and ``.timed_out``."""
+        with self._lock:
+            return list(self._failures)
+
+    def allow(self, *plugins: str) -> None:
+        """Do not fail the test for hook failures of these plugins (of every plugin when
+        called without arguments)."""
+        with self._lock:
+            if not plugins:
+                self._allowed = None
+            elif self._allowed is not None:
+                self._allowed.update(plugins)
+
+    def watch(self, pm: pluggy.PluginManager) -> None:
+        """Record the hook failures of ``pm`` too (idempotent)."""
+        if id(pm) not in self._watched:
+            self._watched[id(pm)] = watch_hook_failures(pm, self._record)
+
+    def close(self) -> None:
+        """Stop watching."""
+        for unwatch in self._watched.values():
+            unwatch()
+        self._watched.clear()
+
+    def _record(self, failure: HookFailure) -> None:
+        with self._lock:
+            self._failures.append(failure)
+
+    def _take_unreported(self, allowed_by_marker: set[str] | None) -> list[HookFailure]:
+        """The failures since the last call that nothing allows."""
+        with self._lock:
+            new, self._reported = self._failures[self._reported :], len(self._failures)
+            allowed = self._allowed
+        if allowed is None or allowed_by_marker is None:
+            return []
+        every = allowed | allowed_by_marker
+        return [failure for failure in new if failure.plugin not in every]
+
+
+_LOG_KEY = pytest.StashKey[HookFailureLog]()
+
+
+def _hook_failure_log(item: pytest.Item) -> HookFailureLog:
+    log = item.stash.get(_LOG_KEY, None)
+    if log is None:
+        log = item.stash[_LOG_KEY] = HookFailureLog()
+    return log
+
+
+def _allowed_by_marker(item: pytest.Item) -> set[str] | None:
+    allowed: set[str] = set()
+    for marker in item.iter_markers(ALLOW_HOOK_FAILURES_MARKER):
+        if not marker.args:
+            return None
+        allowed.update(str(plugin) for plugin in marker.args)
+    return allowed
+
+
+def _explain_failures(failures: list[HookFailure]) -> str:
+    lines = [
+        f"{len(failures)} hook implementation call(s) failed during this test "
+        "(the plugin core only logs these; the testing kit fails the test):"
+    ]
+    lines += [f"  {failure.describe()}" for failure in failures]
+    lines.append(
+        f"If the test expects it, mark it @pytest.mark.{ALLOW_HOOK_FAILURES_MARKER}"
+        '("<plugin>") or call gws_hook_failures.allow("<plugin>").'
+    )
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Fail the test (or its teardown) in which a watched hook implementation failed."""
+    report = yield
+    log = item.stash.get(_LOG_KEY, None)
+    if log is None or call.when not in ("call", "teardown"):
+        return report
+    failures = log._take_unreported(_allowed_by_marker(item))
+    if call.when == "teardown":
+        log.close()
+    if not failures:
+        return report
+    text = _explain_failures(failures)
+    if report.passed:
+        report.outcome = "failed"
+        report.longrepr = text
+    else:
+        report.sections.append(("gws_outbound hook failures", text))
+    return report
+
+
+# -- async tests without the anyio marker --------------------------------------------------------
+
+
+def _kit_async_fixtures(item: pytest.Item) -> list[str]:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    names = []
+    for name in item.fixturenames:  # type: ignore[attr-defined]
+        definitions = info.name2fixturedefs.get(name)
+        if not definitions:
+            continue
+        function = definitions[-1].func
+        if getattr(function, "__module__", None) == __name__ and (
+            inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+        ):
+            names.append(name)
+    return names
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test using the kit's async fixtures must run under anyio: say so, before pytest
+    sets up the fixtures (an unhandled async fixture leaves pytest's fixture state broken
+    and the *next* test errors with an opaque ``AssertionError``)."""
+    if "anyio_backend" in getattr(item, "fixturenames", ()):
+        return
+    async_fixtures = _kit_async_fixtures(item)
+    if not async_fixtures:
+        return
+    kind = "async test" if inspect.iscoroutinefunction(getattr(item, "obj", None)) else "test"
+    pytest.fail(
+        f"{item.name} is an {kind} using the async fixture(s) {', '.join(async_fixtures)} of "
+        "gws_outbound_plugin.testing, but is not marked for anyio: add "
+        "'pytestmark = pytest.mark.anyio' to the module (or @pytest.mark.anyio to the test)",
+        pytrace=False,
+    )
+
+
 # -- pytest integration -------------------------------------------------------------------------
 
 
@@ -405,6 +620,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # aiocometd-noloop (used by the plugin core) calls asyncio.get_event_loop() in its
     # constructors; keep that out of suites that turn warnings into errors.
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:aiocometd_noloop.*")
+    config.addinivalue_line(
+        "markers",
+        f"{ALLOW_HOOK_FAILURES_MARKER}(*plugins): a hook implementation that raises or times "
+        "out does not fail this test (only for these plugins, when named)",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -423,9 +643,18 @@ async def gws_simulator() -> AsyncIterator[GWSSimulator]:
 
 
 @pytest.fixture
-def gws_plugin_manager() -> pluggy.PluginManager:
-    """A plugin manager with the hook specifications and no installed plugin."""
-    return make_plugin_manager(load_entrypoints=False)
+def gws_hook_failures(request: pytest.FixtureRequest) -> HookFailureLog:
+    """The hook failures of this test (see :class:`HookFailureLog`)."""
+    return _hook_failure_log(request.node)
+
+
+@pytest.fixture
+def gws_plugin_manager(gws_hook_failures: HookFailureLog) -> pluggy.PluginManager:
+    """A plugin manager with the hook specifications and no installed plugin; registrations
+    are validated and hook failures fail the test."""
+    pm = make_plugin_manager(load_entrypoints=False)
+    gws_hook_failures.watch(pm)
+    return pm
 
 
 @pytest.fixture
@@ -465,8 +694,10 @@ async def gws_outbound(
     gws_plugin_manager: pluggy.PluginManager,
     gws_config: GWSConfig,
     gws_hook_recorder: HookRecorder,
+    gws_hook_failures: HookFailureLog,
 ) -> AsyncIterator[OutboundPlugin]:
     """A started OutboundPlugin on the simulator, closed (and drained) after the test."""
+    gws_hook_failures.watch(gws_plugin_manager)  # also when gws_plugin_manager is overridden
     async with OutboundPlugin(gws_plugin_manager, gws_config) as plugin:
         yield plugin
 

@@ -12,15 +12,19 @@ from pathlib import Path
 
 import pytest
 
-# The testing kit's fixtures, as a plugin author gets them with
+# The testing kit's fixtures and hooks, as a plugin author gets them with
 # ``pytest_plugins = ["gws_outbound_plugin.testing"]`` (which only a top-level conftest may
 # declare).
 from gws_outbound_plugin.testing import gws_config as gws_config
+from gws_outbound_plugin.testing import gws_hook_failures as gws_hook_failures
 from gws_outbound_plugin.testing import gws_hook_recorder as gws_hook_recorder
 from gws_outbound_plugin.testing import gws_outbound as gws_outbound
 from gws_outbound_plugin.testing import gws_plugin_manager as gws_plugin_manager
 from gws_outbound_plugin.testing import gws_request_factory as gws_request_factory
 from gws_outbound_plugin.testing import gws_simulator as gws_simulator
+from gws_outbound_plugin.testing import pytest_configure as pytest_configure
+from gws_outbound_plugin.testing import pytest_runtest_makereport as pytest_runtest_makereport
+from gws_outbound_plugin.testing import pytest_runtest_setup as pytest_runtest_setup
 from gws_outbound_plugin.testing import wait_for_hook as wait_for_hook
 
 from ._tutorial import extract_tutorial

@@ -4,6 +4,7 @@ the test's event loop."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -55,6 +57,24 @@ def gws_env(simulator: GWSSimulator, **extra: str) -> dict[str, str]:
 
 def cancel_args(handle: int, *more: str, calling_list: str = "CallingList1") -> list[str]:
     return ["cancel", "--record-handle", str(handle), *RECORD_ARGS, calling_list, *more]
+
+
+def make_site(tmp_path: Path, plugins: Mapping[str, str]) -> Path:
+    """A directory for PYTHONPATH with one throwaway distribution per plugin: module
+    ``gwsx_<name>``, announced as entry point ``<name>`` of the gws_outbound group."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    for name, source in plugins.items():
+        (site / f"gwsx_{name}.py").write_text(source, encoding="utf-8")
+        info = site / f"gwsx_{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: gwsx-{name}\nVersion: 1.0\n", encoding="utf-8"
+        )
+        (info / "entry_points.txt").write_text(
+            f"[gws_outbound]\n{name} = gwsx_{name}\n", encoding="utf-8"
+        )
+    return site
 
 
 async def run(
@@ -227,8 +247,12 @@ async def test_invalid_request_exits_2_before_any_network(gws_simulator):
         (["cancel", "--record-handle", "eleven"], "--record-handle"),
         (["cancel", "--record-handle", "11"], "required"),
         (cancel_args(11, "--chain", "Everything"), "--chain"),
-        (cancel_args(11, "--password", "secret"), "unrecognized arguments: --password"),
         (["frobnicate"], "invalid choice"),
+        (
+            [*cancel_args(11, "--reference-id", "r1"), "--record-handle", "12"],
+            "--reference-id is for a single record",
+        ),
+        (cancel_args(11, "--stdin"), "either as --record-handle or with --stdin"),
     ],
 )
 async def test_usage_errors_exit_2(args, message):
@@ -370,24 +394,89 @@ async def test_plugins_respects_the_block_list(installed):
     assert "GWS_OUTBOUND_DISABLE_PLUGINS=webhook" in result.stdout
 
 
-async def test_plugins_reports_a_broken_plugin_by_name(installed, tmp_path):
+async def test_plugins_reports_a_broken_plugin_by_name_and_exits_1(installed, tmp_path):
     env = installed.env(
         {"GWS_OUTBOUND_PLUGINS": "audit,webhook", "GWS_OUTBOUND_WEBHOOK_URL": "not a url"}
     )
     result = await run(["plugins"], env)
-    assert result.returncode == 0
+    assert result.returncode == 1
     assert "audit  [" in result.stdout
-    assert "webhook  [" not in result.stdout
-    assert "plugin_load_failed" in result.stderr
-    assert "plugin=webhook" in result.stderr
+    assert "webhook [gws-outbound-webhook 0.1.0]  FAILED TO LOAD" in result.stdout
+    assert "    ValueError: the webhook URL must be an http:// or https:// URL" in result.stdout
+    assert "/gws_outbound_webhook/__init__.py:" in result.stdout  # where it failed
+    assert "    entry point: webhook = gws_outbound_webhook:plugin" in result.stdout
+    assert "error: 1 plugin(s) failed to load: webhook" in result.stderr
+    assert "Traceback" not in result.stderr
 
-    strict = await run(["plugins", "--strict"], env)
+    listing = await run(["plugins", "--json"], env)
+    assert listing.returncode == 1
+    entries = {entry["name"]: entry for entry in json.loads(listing.stdout)}
+    assert entries["audit"]["error"] is None
+    assert entries["webhook"]["error"].startswith("ValueError: the webhook URL must be")
+    assert "/gws_outbound_webhook/__init__.py:" in entries["webhook"]["location"]
+    assert entries["webhook"]["hooks"] == []
+    assert entries["webhook"]["distribution"] == "gws-outbound-webhook 0.1.0"
+
+
+async def test_plugins_lists_every_failure_not_only_the_first(tmp_path):
+    site = make_site(
+        tmp_path,
+        {
+            "broken": "import gwsx_no_such_module\n",
+            "typo": "from gws_outbound_plugin import hookimpl\n\n\n@hookimpl\n"
+            "def on_user_evnt(event):\n    pass\n",
+            "badarg": "from gws_outbound_plugin import hookimpl\n\n\n@hookimpl\n"
+            "def on_user_event(evnt):\n    pass\n",
+        },
+    )
+    env = base_env({"PYTHONPATH": str(site), "GWS_OUTBOUND_PLUGINS": "broken,typo,badarg"})
+    result = await run(["plugins"], env)
+    assert result.returncode == 1
+    assert "error: 3 plugin(s) failed to load: badarg, broken, typo" in result.stderr
+    assert "broken [gwsx-broken 1.0]  FAILED TO LOAD" in result.stdout
+    assert "    ModuleNotFoundError: No module named 'gwsx_no_such_module'" in result.stdout
+    assert f"    at {site / 'gwsx_broken.py'}:1" in result.stdout
+    assert "unknown hook 'on_user_evnt': did you mean 'on_user_event'?" in result.stdout
+    assert "on_user_event(evnt) asks for {'evnt'}" in result.stdout
+    assert "\\n" not in result.stdout  # pluggy's multi-line message is not squeezed
+
+    strict = await run(["plugins", "--strict", "--json"], env)
     assert strict.returncode == 1
-    assert "plugin 'webhook' failed to load" in strict.stderr
+    assert {entry["name"] for entry in json.loads(strict.stdout)} == {"broken", "typo", "badarg"}
+
+
+async def test_plugins_warns_about_hook_functions_without_hookimpl(tmp_path):
+    site = make_site(
+        tmp_path,
+        {"forgetful": "def on_record_cancel_acknowledged(ack):\n    pass\n"},
+    )
+    env = base_env({"PYTHONPATH": str(site), "GWS_OUTBOUND_PLUGINS": "forgetful"})
+    result = await run(["plugins"], env)
+    assert result.returncode == 0  # it loaded; it just does nothing
+    assert "forgetful  [gwsx-forgetful 1.0]" in result.stdout
+    assert (
+        "    warning: on_record_cancel_acknowledged is named like the hook but has no "
+        "@hookimpl: it is never called"
+    ) in result.stdout
+
+    strict = await run(["plugins", "--strict", "--json"], env)
+    assert strict.returncode == 1
+    (entry,) = json.loads(strict.stdout)
+    assert entry["hooks"] == []
+    assert entry["error"] is None
+    assert "has no @hookimpl" in entry["warnings"][0]
+
+
+async def test_plugins_names_an_allowed_plugin_that_is_not_installed(installed):
+    result = await run(["plugins"], installed.env({"GWS_OUTBOUND_PLUGINS": "audit,webhok"}))
+    assert result.returncode == 1
+    assert "audit  [" in result.stdout
+    assert "webhok  FAILED TO LOAD" in result.stdout
+    assert "    not installed (installed: audit, tally, webhook)" in result.stdout
 
 
 async def test_plugins_with_none_installed():
-    result = await run(["plugins"], base_env({"GWS_OUTBOUND_PLUGINS": "no-such-plugin"}))
+    result = await run(["plugins"], base_env({"GWS_OUTBOUND_PLUGINS": ""}))
     assert result.returncode == 0
     assert "no plugin installed under the 'gws_outbound' entry-point group" in result.stdout
 
@@ -396,8 +485,12 @@ async def test_plugins_with_none_installed():
 
 
 @asynccontextmanager
-async def started(args: Sequence[str], env: Mapping[str, str]) -> AsyncIterator[Process]:
-    process = await anyio.open_process([str(CLI), *args], env=dict(env))
+async def started(
+    args: Sequence[str], env: Mapping[str, str], *, raw: bool = False
+) -> AsyncIterator[Process]:
+    """The CLI (or, with ``raw``, the command ``args``) as a running process."""
+    command = list(args) if raw else [str(CLI), *args]
+    process = await anyio.open_process(command, env=dict(env))
     try:
         yield process
     finally:
@@ -415,7 +508,10 @@ async def read_line(stream: BufferedByteReceiveStream, timeout: float = 10) -> s
 
 async def test_tail_prints_events_until_ctrl_c(gws_simulator, gws_outbound, gws_request_factory):
     env = gws_env(gws_simulator)
-    async with started(["tail", "--json"], env) as as_json, started(["tail"], env) as readable:
+    async with (
+        started(["tail", "--json", "--end-session"], env) as as_json,
+        started(["tail"], env) as readable,
+    ):
         for process in (as_json, readable):
             assert process.stderr is not None
             status = await read_line(BufferedByteReceiveStream(process.stderr))
@@ -447,6 +543,9 @@ async def test_tail_prints_events_until_ctrl_c(gws_simulator, gws_outbound, gws_
         with anyio.fail_after(15):
             assert await as_json.wait() == 0
             assert await readable.wait() == 0
+    # Only the --end-session one ended its GWS session.
+    ended = [r for r in gws_simulator.requests if (r.method, r.path) == ("POST", "/api/v2/me")]
+    assert [r.body for r in ended] == [{"operationName": "EndContactCenterSession"}]
 
 
 async def test_tail_with_wrong_credentials_exits_1(gws_simulator):
@@ -474,3 +573,278 @@ async def test_simulate_runs_the_simulator_until_ctrl_c():
         sim.send_signal(signal.SIGINT)
         with anyio.fail_after(15):
             assert await sim.wait() == 0
+
+
+# -- the command line never takes a password, and says what it is -------------------------------
+
+
+@pytest.mark.parametrize(
+    "password_args",
+    [
+        ["--password", "s3cr3t-typed"],
+        ["--password=s3cr3t-typed"],
+        ["--pass", "s3cr3t-typed"],
+        ["--pasword", "s3cr3t-typed"],
+        ["-pw", "s3cr3t-typed"],
+    ],
+)
+async def test_a_password_argument_is_refused_without_echoing_it(password_args):
+    result = await run([*cancel_args(11), *password_args], base_env())
+    assert result.returncode == 2
+    assert "s3cr3t-typed" not in result.stdout + result.stderr
+    assert "never taken from the command line" in result.stderr
+    assert "GWS_PASSWORD" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_version():
+    from gws_outbound_plugin import __version__
+
+    result = await run(["--version"], base_env())
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"gws-outbound {__version__}"
+
+
+# -- connection options ---------------------------------------------------------------------------
+
+
+async def test_base_url_option_wins_over_the_environment(gws_simulator):
+    env = gws_env(gws_simulator, GWS_BASE_URL="http://127.0.0.1:9")  # nothing listens there
+    result = await run(
+        cancel_args(11, "--no-plugins", "--base-url", gws_simulator.base_url + "/api/v2"), env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("acknowledged ")
+
+    del env["GWS_BASE_URL"]
+    result = await run(cancel_args(12, "--no-plugins", "--base-url", gws_simulator.base_url), env)
+    assert result.returncode == 0, result.stderr
+
+
+async def test_the_gws_session_is_left_open_unless_end_session_is_asked(gws_simulator):
+    result = await run(cancel_args(11, "--no-plugins"), gws_env(gws_simulator))
+    assert result.returncode == 0, result.stderr
+    assert gws_simulator.session_count == 1
+    assert not [r for r in gws_simulator.requests if (r.method, r.path) == ("POST", "/api/v2/me")]
+
+    gws_simulator.expire_sessions()
+    result = await run(cancel_args(12, "--no-plugins", "--end-session"), gws_env(gws_simulator))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("acknowledged ")
+    (ended,) = [r for r in gws_simulator.requests if (r.method, r.path) == ("POST", "/api/v2/me")]
+    assert ended.body == {"operationName": "EndContactCenterSession"}
+    assert ended.had_session_cookie and ended.had_csrf_token
+    assert gws_simulator.session_count == 0
+    assert "Traceback" not in result.stderr
+    assert "warning" not in result.stderr.lower(), result.stderr
+
+
+# -- many records, one session --------------------------------------------------------------------
+
+
+def logins(simulator: GWSSimulator) -> int:
+    return sum((r.method, r.path) == ("GET", "/api/v2/me") for r in simulator.requests)
+
+
+async def test_many_record_handles_on_one_session(gws_simulator):
+    args = [*cancel_args(11, "--no-plugins", "--json"), "--record-handle", "14", "16"]
+    args += ["--chain", "RecordOnly"]
+    result = await run(args, gws_env(gws_simulator))
+
+    assert result.returncode == 0, result.stderr
+    outcomes = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(outcome["record_handle"] for outcome in outcomes) == [11, 14, 16]
+    assert {outcome["hook"] for outcome in outcomes} == {"on_record_cancel_acknowledged"}
+    assert logins(gws_simulator) == 1
+    assert [c.body["chainAttribute"] for c in gws_simulator.cancels] == ["RecordOnly"] * 3
+
+
+async def test_one_failure_among_many_exits_1_and_reports_each(gws_simulator):
+    result = await run(
+        [*cancel_args(12, "--no-plugins"), "--record-handle", "999"], gws_env(gws_simulator)
+    )
+    assert result.returncode == 1
+    lines = sorted(result.stdout.splitlines())
+    assert len(lines) == 2
+    assert lines[0].startswith("acknowledged ") and "record=12" in lines[0]
+    assert lines[1].startswith("failed ") and "record=999" in lines[1]
+
+
+async def test_records_as_json_lines_on_stdin(gws_simulator):
+    device = gws_simulator.device_path("agent1")
+    lines = [
+        {"recordHandle": 11},  # the rest from the options
+        {
+            "recordHandle": 21,
+            "campaignName": "Campaign2",
+            "callingList": "CallingList2",
+            "referenceId": "ref-21",
+        },
+        "not json",
+        {"recordHandle": "x", "campaign": "typo"},
+        {"recordHandle": 999, "devicePath": device},
+    ]
+    stdin = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines)
+    args = ["cancel", "--stdin", *RECORD_ARGS, "CallingList1", "--json", "--no-plugins"]
+    result = await run(args, gws_env(gws_simulator), stdin=(stdin + "\n\n").encode())
+
+    assert result.returncode == 1  # one refused by OCS, two invalid lines
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    errors = sorted((line for line in out if "error" in line), key=lambda line: line["line"])
+    assert [error["line"] for error in errors] == [3, 4]
+    assert errors[0]["error"].startswith("invalid JSON")
+    assert "recordHandle" in errors[1]["fields"] and "campaign" in errors[1]["fields"]
+    acked = {line["record_handle"]: line for line in out if line.get("hook", "").endswith("ged")}
+    assert set(acked) == {11, 21}
+    assert acked[21]["reference_id"] == "ref-21"
+    (failed,) = [line for line in out if line.get("hook") == "on_cancel_failed"]
+    assert failed["request"]["record_handle"] == 999
+    assert failed["reason"] == "ocs_error"
+    assert logins(gws_simulator) == 1
+    assert {c.body["devicePath"] for c in gws_simulator.cancels} == {device}
+
+
+async def test_no_progress_display_when_stderr_is_not_a_terminal(gws_simulator):
+    # The outcome takes long enough for the progress display to appear on a terminal.
+    gws_simulator.faults.delay_notifications(0.8)
+    result = await run(cancel_args(11, "--no-plugins"), gws_env(gws_simulator))
+    assert result.returncode == 0, result.stderr
+    assert "waiting for" not in result.stderr
+    assert "\r" not in result.stderr + result.stdout
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------
+
+
+async def wait_until(condition: Any, timeout: float = 15) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.02)
+
+
+async def test_ctrl_c_while_waiting_prints_the_interrupted_outcome_as_json(gws_simulator):
+    gws_simulator.faults.hold_notifications()  # the outcome never comes
+    async with started(
+        [*cancel_args(11, "--no-plugins", "--json", "--reference-id", "ref-int")],
+        gws_env(gws_simulator),
+    ) as process:
+        await wait_until(lambda: len(gws_simulator.cancels) == 1)
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(15):
+            assert await process.wait() == 130
+        assert process.stdout is not None and process.stderr is not None
+        stdout = (await process.stdout.receive()).decode()
+        stderr = b""
+        with contextlib.suppress(anyio.EndOfStream):
+            while True:
+                stderr += await process.stderr.receive()
+    (line,) = stdout.splitlines()
+    outcome = json.loads(line)
+    assert outcome["hook"] == "on_cancel_failed"
+    assert outcome["reason"] == "shut_down"
+    assert outcome["interrupted"] is True
+    assert outcome["request"]["reference_id"] == "ref-int"
+    assert "interrupted" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+
+
+# -- on a terminal: the password prompt and the progress display ---------------------------------
+
+_PTY_DRIVER = r"""
+import os, pty, select, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = sys.stdout.buffer
+commands = b""
+reading = True
+while True:
+    ready = select.select([fd] + ([0] if reading else []), [], [], 0.2)[0]
+    if fd in ready:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out.write(chunk)
+        out.flush()
+    if 0 in ready:
+        data = os.read(0, 4096)
+        if not data:
+            reading = False
+        commands += data
+        while b"\n" in commands:
+            line, commands = commands.split(b"\n", 1)
+            os.write(fd, bytes.fromhex(line.decode()))
+status = os.waitpid(pid, 0)[1]
+out.write(b"\n@@exit %d\n" % os.waitstatus_to_exitcode(status))
+out.flush()
+"""
+
+
+class Terminal:
+    """The CLI on a pseudo-terminal: what it writes, and keys typed into it."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.transcript = ""
+
+    async def expect(self, text: str, timeout: float = 15) -> None:
+        assert self.process.stdout is not None
+        with anyio.fail_after(timeout):
+            while text not in self.transcript:
+                self.transcript += (await self.process.stdout.receive()).decode(errors="replace")
+
+    async def type(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send(data.hex().encode() + b"\n")
+
+    async def exit_status(self) -> int:
+        await self.expect("@@exit ")
+        await self.expect("\n", timeout=5)
+        tail = self.transcript.rsplit("@@exit ", 1)[1]
+        return int(tail.split()[0])
+
+
+@asynccontextmanager
+async def terminal(args: Sequence[str], env: Mapping[str, str]) -> AsyncIterator[Terminal]:
+    async with started([sys.executable, "-c", _PTY_DRIVER, str(CLI), *args], env, raw=True) as p:
+        yield Terminal(p)
+
+
+def prompting_env(simulator: GWSSimulator) -> dict[str, str]:
+    env = gws_env(simulator)
+    del env["GWS_PASSWORD"]
+    return env
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.parametrize(
+    ("key", "status", "message"),
+    [
+        (b"\x04", 2, "no password given (end of input at the prompt)"),
+        (b"\x03", 130, "interrupted at the password prompt; nothing was sent"),
+    ],
+    ids=["ctrl-d", "ctrl-c"],
+)
+async def test_ctrl_d_or_ctrl_c_at_the_password_prompt_ends_at_once(
+    gws_simulator, key, status, message
+):
+    async with terminal(cancel_args(11, "--no-plugins"), prompting_env(gws_simulator)) as tty:
+        await tty.expect("GWS password for agent1: ")
+        await tty.type(key)
+        assert await tty.exit_status() == status
+    assert message in tty.transcript
+    assert "Traceback" not in tty.transcript
+    assert gws_simulator.requests == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+async def test_progress_is_shown_on_a_terminal_while_waiting(gws_simulator):
+    gws_simulator.faults.hold_notifications()
+    async with terminal(cancel_args(11, "--no-plugins"), gws_env(gws_simulator)) as tty:
+        await tty.expect("waiting for 1 outcome(s): 0 acknowledged")
+        gws_simulator.faults.release_notifications()
+        await tty.expect("acknowledged   record=11")
+        assert await tty.exit_status() == 0

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anyio
 import pluggy
 import pytest
 from structlog.testing import capture_logs
@@ -17,9 +18,12 @@ from structlog.testing import capture_logs
 from gws_outbound_plugin import (
     PROJECT_NAME,
     PluginLoadError,
+    close_plugins,
     describe_plugins,
+    hookimpl,
     load_entrypoint_plugins,
     make_plugin_manager,
+    plugin_load_failures,
 )
 
 GOOD = """
@@ -222,13 +226,19 @@ def test_a_misspelled_hook_name_is_caught(install):
         make_plugin_manager(plugins=["typo"], strict=True)
 
 
-def test_check_pending_is_what_a_misspelling_would_trip(install):
-    # What the loader protects against: registered directly, the misspelt hook stays pending.
+def test_a_misspelling_is_refused_when_registered_directly_too(install):
+    # Registered by hand on the manager of make_plugin_manager(), not through an entry point.
     module = install("typo", MISSPELLED)
     pm = make_plugin_manager(load_entrypoints=False)
-    pm.register(__import__(module), name="typo")
-    with pytest.raises(pluggy.PluginValidationError, match="unknown hook"):
-        pm.check_pending()
+    with pytest.raises(pluggy.PluginValidationError) as caught:
+        pm.register(__import__(module), name="typo")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "plugin 'typo': unknown hook 'on_record_cancel_acknowleged'" in message
+    assert "did you mean 'on_record_cancel_acknowledged'?" in message
+    assert f"{module}.py:4" in message  # where the function is defined
+    assert not pm.has_plugin("typo")
+    pm.check_pending()  # nothing half-registered
 
 
 def test_an_argument_the_hook_does_not_have_fails_validation(install):
@@ -325,3 +335,168 @@ def test_the_reference_plugins_are_discovered(installed, monkeypatch):
     finally:
         for name in ("gws_outbound_audit", "gws_outbound_webhook"):
             sys.modules.pop(name, None)
+
+
+# -- every failure is kept, on one line, with where it happened --------------------------------
+
+
+def test_every_failure_is_listed_with_its_location(install):
+    good = install("good", GOOD)
+    broken = install("broken", "X = 1\nimport gwsx_this_module_does_not_exist\n")
+    syntax = install("syntax", "def on_user_event(:\n")
+    install("typo", MISSPELLED)
+
+    with capture_logs() as logs:
+        pm = make_plugin_manager(plugins=["good", "broken", "syntax", "typo", "nothere"])
+
+    assert [info.name for info in describe_plugins(pm)] == ["good"]
+    failures = {failure.name: failure for failure in plugin_load_failures(pm)}
+    assert set(failures) == {"broken", "syntax", "typo", "nothere"}
+    assert failures["broken"].error.startswith("ModuleNotFoundError: No module named")
+    assert failures["broken"].location is not None
+    assert failures["broken"].location.endswith(f"{broken}.py:2")
+    assert failures["broken"].entry_point == broken
+    assert failures["broken"].distribution == "gwsx-broken 1.0"
+    assert failures["syntax"].error.startswith("SyntaxError")
+    assert failures["syntax"].location is not None
+    assert failures["syntax"].location.endswith(f"{syntax}.py:1")
+    assert "did you mean 'on_record_cancel_acknowledged'?" in failures["typo"].error
+    assert failures["nothere"].error.startswith("not installed (installed: ")
+    assert "good" in failures["nothere"].error and "broken" in failures["nothere"].error
+    assert all("\n" not in failure.error for failure in failures.values())
+    logged = {entry["plugin"]: entry for entry in logs if entry["event"] == "plugin_load_failed"}
+    assert logged["broken"]["location"] == failures["broken"].location
+    (missing,) = [entry for entry in logs if entry["event"] == "plugin_not_installed"]
+    assert missing["plugin"] == "nothere"
+    assert good not in {failure.name for failure in failures.values()}
+
+
+def test_pluggys_argument_message_becomes_one_clear_line(install):
+    install(
+        "badarg",
+        """
+        from gws_outbound_plugin import hookimpl
+
+        @hookimpl
+        def on_user_event(evnt):
+            pass
+        """,
+    )
+    with capture_logs():
+        pm = make_plugin_manager(plugins=["badarg"])
+    (failure,) = plugin_load_failures(pm)
+    assert "\n" not in failure.error
+    assert failure.error.startswith("plugin 'badarg': on_user_event(evnt) asks for {'evnt'}")
+    assert "which the hook on_user_event does not pass" in failure.error
+
+
+def test_strict_loading_tries_every_plugin_and_names_them_all(install):
+    install("good", GOOD)
+    install("broken", "import gwsx_this_module_does_not_exist\n")
+    install("typo", MISSPELLED)
+
+    with pytest.raises(PluginLoadError) as caught:
+        make_plugin_manager(plugins=["good", "broken", "typo"], strict=True)
+    message = str(caught.value)
+    assert caught.value.plugin_name in ("broken", "typo")
+    assert "and 1 more" in message
+    assert "'broken'" in message and "'typo'" in message
+
+
+def test_a_plugin_named_in_the_allow_list_but_not_installed_fails_strict_loading(install):
+    install("good", GOOD)
+    with pytest.raises(PluginLoadError, match=r"'godo' failed to load: not installed \(installed"):
+        make_plugin_manager(plugins=["godo"], strict=True)
+
+
+def test_functions_named_like_hooks_without_hookimpl_are_flagged(install):
+    install(
+        "unmarked",
+        """
+        from gws_outbound_plugin import hookimpl
+
+        @hookimpl
+        def on_user_event(event):
+            pass
+
+        def on_record_cancel_acknowledged(ack):
+            pass
+
+        def on_cancel_faild(failure):
+            pass
+
+        def on_something_else():
+            pass
+        """,
+    )
+    with capture_logs() as logs:
+        pm = make_plugin_manager(plugins=["unmarked"], strict=True)
+
+    (info,) = describe_plugins(pm)
+    assert info.hooks == ("on_user_event",)
+    assert len(info.warnings) == 2
+    assert info.warnings[0].startswith(
+        "on_cancel_faild looks like the hook 'on_cancel_failed' but has no @hookimpl"
+    )
+    assert info.warnings[1].startswith(
+        "on_record_cancel_acknowledged is named like the hook but has no @hookimpl: it is never"
+    )
+    (warning,) = [entry for entry in logs if entry["event"] == "plugin_hook_not_marked"]
+    assert warning["plugin"] == "unmarked"
+
+
+def test_a_plain_pluggy_manager_is_validated_when_loading_too(install):
+    install("typo", MISSPELLED)
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    from gws_outbound_plugin import hookspecs
+
+    pm.add_hookspecs(hookspecs)
+    with capture_logs():
+        assert load_entrypoint_plugins(pm, plugins=["typo"]) == []
+    assert not pm.has_plugin("typo")
+    (failure,) = plugin_load_failures(pm)
+    assert "unknown hook" in failure.error
+
+
+# -- close_plugins --------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_close_plugins_awaits_every_aclose_and_survives_broken_ones():
+    closed: list[str] = []
+
+    class Closing:
+        def __init__(self, name: str, behaviour: str = "ok") -> None:
+            self.name = name
+            self.behaviour = behaviour
+
+        @hookimpl
+        def on_user_event(self, event):
+            pass
+
+        async def aclose(self) -> None:
+            if self.behaviour == "raise":
+                raise RuntimeError("cannot close")
+            if self.behaviour == "hang":
+                await anyio.sleep_forever()
+            closed.append(self.name)
+
+    class SyncClose:
+        def aclose(self) -> None:  # not a coroutine function: not called
+            closed.append("sync")
+
+    pm = make_plugin_manager(load_entrypoints=False)
+    pm.register(Closing("first"), name="first")
+    pm.register(Closing("broken", "raise"), name="broken")
+    pm.register(Closing("stuck", "hang"), name="stuck")
+    pm.register(SyncClose(), name="sync")
+    pm.register(Closing("last"), name="last")
+
+    with capture_logs() as logs:
+        failed = await close_plugins(pm, timeout=0.05)
+
+    assert closed == ["last", "first"]  # most recently registered first
+    assert failed == ["stuck", "broken"]
+    problems = {entry["plugin"]: entry for entry in logs if entry["event"] == "plugin_close_failed"}
+    assert problems["broken"]["error"] == "RuntimeError: cannot close"
+    assert "0.05" in problems["stuck"]["error"]

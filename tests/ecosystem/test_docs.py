@@ -91,6 +91,13 @@ def test_the_specs_are_found():
         "on_record_cancel_acknowledged": ["ack"],
         "on_cancel_failed": ["failure"],
         "on_user_event": ["event"],
+        "on_operation_requested": ["request"],
+        "on_operation_acknowledged": ["ack"],
+        "on_operation_failed": ["failure"],
+        "on_record_cancelled": ["event"],
+        "on_scheduled_call": ["event"],
+        "on_preview_record": ["event"],
+        "on_campaign_status": ["event"],
     }
 
 
@@ -284,5 +291,50 @@ def test_the_tutorials_plugin_is_listed_by_the_cli(installed):
             "hooks": ["on_cancel_failed", "on_cancel_requested", "on_record_cancel_acknowledged"],
             "distribution": "gws-outbound-tally",
             "version": "0.1.0",
+            "warnings": [],
+            "error": None,
+            "location": None,
         }
     ]
+
+
+# -- hosting.md: what starting can raise ---------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.anyio
+async def test_the_start_up_errors_are_the_documented_ones(gws_simulator):
+    from gws_outbound_plugin import GWSOutboundError, OutboundPlugin, make_plugin_manager
+
+    section = sections((DOCS / "hosting.md").read_text(encoding="utf-8"))["What starting can raise"]
+    documented = set(re.findall(r"^\| `(\w+)`", section, re.MULTILINE))
+    assert {
+        "GWSAuthenticationError",
+        "GWSTransportError",
+        "GWSStatusError",
+        "GWSOutboundError",
+    } <= documented
+
+    port = _free_port()  # nothing listens there
+    cases = [
+        GWSConfig(base_url=gws_simulator.base_url, username="agent1", password="wrong-pw-1"),
+        GWSConfig(base_url=f"http://127.0.0.1:{port}", username="a", password="b", retries=0),
+    ]
+    for config in cases:
+        with pytest.raises(GWSOutboundError) as caught:
+            async with OutboundPlugin(make_plugin_manager(load_entrypoints=False), config):
+                pass
+        error = caught.value
+        assert type(error).__name__ in documented, repr(error)
+        message = str(error)
+        assert "\n" not in message
+        assert "wrong-pw-1" not in message
+        host_port = config.base_url.removeprefix("http://")
+        assert host_port in message, message  # the target is named

@@ -23,6 +23,8 @@ import pytest
 
 ACK: Final = "on_record_cancel_acknowledged"
 FAILED: Final = "on_cancel_failed"
+OP_ACK: Final = "on_operation_acknowledged"
+OP_FAILED: Final = "on_operation_failed"
 NONE: Final = "none"
 
 DOC: Final = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
@@ -35,6 +37,7 @@ GROUPS: Final = {
     "cometd": "CometD",
     "plugins": "Third-party plugins",
     "lifecycle": "Lifecycle",
+    "operations": "Other operations (the same engine)",
 }
 
 
@@ -50,8 +53,8 @@ class Row:
 
     def __post_init__(self) -> None:
         assert self.group in GROUPS, self.group
-        assert self.hook in (ACK, FAILED, NONE), self.hook
-        assert (self.reason is not None) == (self.hook == FAILED), self.id
+        assert self.hook in (ACK, FAILED, OP_ACK, OP_FAILED, NONE), self.hook
+        assert (self.reason is not None) == (self.hook in (FAILED, OP_FAILED)), self.id
 
     def __str__(self) -> str:
         return self.id
@@ -140,11 +143,38 @@ ROWS: Final[tuple[Row, ...]] = (
     Row(
         "gws-http-500",
         "gws",
-        "HTTP 500 on every attempt",
+        "HTTP 500 with GWS's body (`statusCode` 4) on every attempt",
         "`sim.faults.http_error(500, count=None)`",
         FAILED,
-        "transport_failure",
-        "`retries + 1` POSTs, all with the same `referenceId`",
+        "rejected",
+        "`status_code` 4 and GWS's `statusMessage`; one POST: a GWS answer is not resent",
+    ),
+    Row(
+        "gws-http-503-always",
+        "gws",
+        "HTTP 503 with GWS's body (`statusCode` 4) on every attempt",
+        "`sim.faults.http_error(503, count=None)`",
+        FAILED,
+        "rejected",
+        "`retries + 1` POSTs (GWS said it processed nothing), then `status_code` 4",
+    ),
+    Row(
+        "gws-http-502-bare",
+        "gws",
+        "HTTP 502 without a GWS body (a proxy) on every attempt",
+        "`sim.faults.http_error(502, gws_body=False, count=None)`",
+        FAILED,
+        "outcome_unknown",
+        "one POST, never resent (it may have been processed); unknown after `ack_timeout`",
+    ),
+    Row(
+        "gws-error-message",
+        "gws",
+        "a CometD `ErrorMessage` with our `referenceId` instead of the acknowledgement",
+        "`sim.faults.cometd_error(code=4, message=...)`",
+        FAILED,
+        "rejected",
+        "`status_code` and message from the `ErrorMessage`; one POST",
     ),
     Row(
         "gws-http-503",
@@ -162,7 +192,7 @@ ROWS: Final[tuple[Row, ...]] = (
         "`sim.faults.slow_answer(request_timeout + 0.5)`",
         ACK,
         None,
-        "the CometD acknowledgement wins; the retry's OCS refusal only reaches `on_user_event`",
+        "one POST: not resent after the read timeout; the CometD acknowledgement decides",
     ),
     Row(
         "gws-refused-start",
@@ -183,22 +213,13 @@ ROWS: Final[tuple[Row, ...]] = (
         "`ConnectError` named in the message, no secret in it",
     ),
     Row(
-        "gws-reset-once",
-        "gws",
-        "connection reset mid-answer, once",
-        "`sim.faults.reset_connection()`",
-        ACK,
-        None,
-        "two POSTs, the first one unanswered",
-    ),
-    Row(
         "gws-reset",
         "gws",
-        "connection reset mid-answer on every attempt",
-        "`sim.faults.reset_connection(count=None)`",
+        "connection reset after the request was written",
+        "`sim.faults.reset_connection()`",
         FAILED,
-        "transport_failure",
-        "`retries + 1` POSTs",
+        "outcome_unknown",
+        "one POST, never resent (it may have been processed); unknown after `ack_timeout`",
     ),
     Row(
         "session-expired-between",
@@ -445,6 +466,80 @@ ROWS: Final[tuple[Row, ...]] = (
         FAILED,
         "shut_down",
         "each call refused (`NotRunningError`) or ended by exactly one outcome",
+    ),
+    Row(
+        "cometd-internal-refused",
+        "cometd",
+        "the server refuses the `/me/internal` subscription",
+        "`GWSSimulator(forbidden_channels=['/me/internal'])`",
+        ACK,
+        None,
+        "the plugin starts; one `cometd_subscription_refused` warning; acknowledged by "
+        "`/v2/me/outbound` alone, without user data",
+    ),
+    Row(
+        "cometd-outbound-refused",
+        "cometd",
+        "the server refuses the `/v2/me/outbound` subscription",
+        "`GWSSimulator(forbidden_channels=['/v2/me/outbound'])`",
+        NONE,
+        None,
+        "start-up fails with `GWSTransportError` naming the channel",
+    ),
+    Row(
+        "ops-status-code",
+        "operations",
+        "`statusCode` 2 on a `RejectRecord`",
+        "`sim.faults.status_code(2, operation='RejectRecord')`",
+        OP_FAILED,
+        "rejected",
+        "no cancel hook fires for another operation",
+    ),
+    Row(
+        "ops-ocs-error",
+        "operations",
+        "OCS refuses a `CompleteRecord`",
+        "`sim.faults.ocs_error(operation='CompleteRecord')`",
+        OP_FAILED,
+        "ocs_error",
+        "`error_number` and `GSW_ERROR` from the user event",
+    ),
+    Row(
+        "ops-chained-drop-outbound",
+        "operations",
+        "every `GetChainedRecord` notification lost, the user events arrive",
+        "`sim.faults.drop_notifications('outbound', count=None)`",
+        OP_ACK,
+        None,
+        "acknowledged once `ChainedRecordsDataEnd`'s user event arrived, the chained records "
+        "taken from their user events",
+    ),
+    Row(
+        "ops-reschedule-no-ack",
+        "operations",
+        "no message at all for a `RescheduleRecord`",
+        "`sim.faults.drop_notifications('both')`",
+        OP_FAILED,
+        "timed_out",
+        "after `ack_timeout`",
+    ),
+    Row(
+        "ops-preview-exhausted",
+        "operations",
+        "`GetPreviewRecord` on a list with no record left",
+        "a started preview session, every record handed out",
+        OP_ACK,
+        None,
+        '`ack.empty` is true: "No Records Available" is a result, not a failure',
+    ),
+    Row(
+        "ops-error-message-by-phone",
+        "operations",
+        "a CometD `ErrorMessage` for a `DoNotCallRecord` by phone number",
+        "`sim.faults.cometd_error(code=6, message=..., operation='DoNotCallRecord')`",
+        OP_FAILED,
+        "rejected",
+        "matched by `referenceId` although the request has no record handle",
     ),
 )
 

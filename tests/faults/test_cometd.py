@@ -277,8 +277,9 @@ def refusals(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return events_named(logs, "cometd_subscription_refused")
 
 
+@fault("cometd-internal-refused")
 async def test_a_refused_internal_channel_does_not_stop_the_plugin(
-    pm: pluggy.PluginManager, recorder: Recorder
+    row: Row, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     async with GWSSimulator(
         users={AGENT: PASSWORD}, connect_timeout=2.0, forbidden_channels=[INTERNAL]
@@ -292,6 +293,9 @@ async def test_a_refused_internal_channel_does_not_stop_the_plugin(
                 ack = await plugin.cancel(request)
                 assert ack.reference_id == request.reference_id
                 assert dict(ack.user_data) == {}
+                assert plugin.refused_channels == (INTERNAL,)
+                assert plugin.stats["refused_channels"] == 1
+        assert_outcome(recorder, request, row)
         [warning] = refusals(logs)
         assert (warning["log_level"], warning["channel"]) == ("warning", INTERNAL)
         assert warning["error"].startswith("403::")
@@ -359,8 +363,9 @@ async def test_a_refused_channel_is_asked_for_again_after_each_rehandshake(
     assert [e["channel"] for e in events_named(logs, "cometd_subscription_accepted")] == [INTERNAL]
 
 
+@fault("cometd-outbound-refused")
 async def test_a_refused_outbound_channel_fails_the_start(
-    pm: pluggy.PluginManager, recorder: Recorder
+    row: Row, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     async with GWSSimulator(users={AGENT: PASSWORD}, forbidden_channels=[OUTBOUND]) as sim:
         plugin = OutboundPlugin(pm, fast_config(sim.base_url))

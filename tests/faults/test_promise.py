@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pluggy
 import pytest
 import structlog
@@ -230,7 +231,7 @@ async def test_aclose_from_another_task(
             tg.start_soon(plugin.aclose)
         assert not plugin.running
         assert ticket.done()
-        await anyio.sleep(0)  # the host task was not cancelled
+        await anyio.lowlevel.checkpoint()  # the host task was not cancelled
         reached_the_end = True
     assert reached_the_end
     assert plugin.pending_count == 0

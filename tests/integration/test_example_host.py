@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 HOST = Path(__file__).resolve().parents[2] / "examples" / "host.py"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def run_host(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -26,15 +28,45 @@ def run_host(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.Com
     )
 
 
-def test_demo_shows_every_hook_and_the_refused_cancels() -> None:
-    result = run_host()
+@pytest.fixture(scope="module")
+def demo() -> subprocess.CompletedProcess[str]:
+    """`make demo`'s command, run once for the tests below."""
+    return run_host()
+
+
+def test_demo_shows_every_hook_and_the_refused_cancels(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    result = demo
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.count("on_cancel_requested") == 4
     assert out.count("on_record_cancel_acknowledged") == 2
     assert out.count("on_cancel_failed") == 2
     assert "Record not found" in out
+    assert "Record already cancelled" in out
     assert "2 acknowledged, 2 failed" in result.stderr
+
+
+def test_demo_closes_the_plugins_with_the_librarys_close_plugins(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    # The webhook plugin sends what it queued in its aclose(): both acknowledgements arrived.
+    assert "webhook plugin delivered 2 acknowledgement(s)" in demo.stderr
+    source = HOST.read_text(encoding="utf-8")
+    assert "await close_plugins(pm)" in source
+    assert "def close_plugins" not in source  # the library's, not a copy
+
+
+def test_the_readme_describes_the_demo_as_it_runs(demo: subprocess.CompletedProcess[str]) -> None:
+    counts = re.search(r"(\d+) acknowledged, (\d+) failed", demo.stderr)
+    assert counts is not None, demo.stderr
+    requested = demo.stdout.count("-> on_cancel_requested")
+    words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    section = readme.split("## The example host", 1)[1].split("##", 1)[0]
+    assert f"cancels {words[requested]} sample records" in section
+    assert f"OCS refuses {words[int(counts[2])]}" in section
 
 
 def test_stdin_mode_answers_one_json_line_per_hook_and_one_per_bad_line() -> None:

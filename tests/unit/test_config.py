@@ -88,3 +88,82 @@ def test_from_env_names_what_is_missing_or_wrong_without_echoing_values() -> Non
     with pytest.raises(ConfigError, match="GWS_ACK_TIMEOUT") as info:
         GWSConfig.from_env(env)
     assert "hunter2" not in str(info.value)
+
+
+GOOD_ENV = {"GWS_BASE_URL": "https://gws.example.com", "GWS_USERNAME": "a", "GWS_PASSWORD": "p"}
+
+
+def test_a_misspelt_variable_is_reported_with_the_name_meant() -> None:
+    with pytest.raises(ConfigError) as info:
+        GWSConfig.from_env({**GOOD_ENV, "GWS_ACK_TIMOUT": "5"})
+    assert "GWS_ACK_TIMOUT is not a setting (did you mean GWS_ACK_TIMEOUT?)" in str(info.value)
+
+
+def test_unrelated_gws_variables_and_the_plugin_variables_are_left_alone() -> None:
+    env = {
+        **GOOD_ENV,
+        "GWS_HOME": "/opt/gws",  # nothing like a setting
+        "GWS_OUTBOUND_PLUGINS": "audit",  # the plugin manager's
+        "GWS_OUTBOUND_AUDIT_FILE": "/tmp/audit.jsonl",  # a plugin's
+        "GWS_OUTBOUND_ACK_TIMEOUT": "3",  # a plugin may use any GWS_OUTBOUND_* name
+    }
+    assert GWSConfig.from_env(env).ack_timeout == 10.0
+
+
+def test_every_bad_variable_is_reported_at_once_with_the_expected_type() -> None:
+    env = {
+        "GWS_BASE_URL": "https://gws.example.com",
+        "GWS_USERNAME": "a",
+        "GWS_ACK_TIMEOUT": "soon-secret-1",
+        "GWS_RETRIES": "two-secret-2",
+        "GWS_VERIFY_TLS": "maybe-secret-3",
+        "GWS_HOOK_TIMEOUT": "-1",
+        "GWS_REQEST_TIMEOUT": "5",
+    }
+    with pytest.raises(ConfigError) as info:
+        GWSConfig.from_env(env)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "GWS_ACK_TIMEOUT: expected a number of seconds" in message
+    assert "GWS_RETRIES: expected an integer" in message
+    assert "GWS_VERIFY_TLS: expected a boolean (1/0, true/false, yes/no, on/off)" in message
+    assert "GWS_HOOK_TIMEOUT must be a positive number of seconds" in message
+    assert "GWS_REQEST_TIMEOUT is not a setting (did you mean GWS_REQUEST_TIMEOUT?)" in message
+    assert "missing GWS_PASSWORD" in message
+    assert "secret" not in message  # values are never echoed
+
+
+def test_keyword_overrides_are_checked_under_their_own_name() -> None:
+    with pytest.raises(ConfigError, match="ack_timeout must be a positive number") as info:
+        GWSConfig.from_env(GOOD_ENV, ack_timeout=0)
+    assert "GWS_ACK_TIMEOUT" not in str(info.value)
+    # An override replaces the variable: its bad value does not matter then.
+    assert GWSConfig.from_env({**GOOD_ENV, "GWS_RETRIES": "x"}, retries=1).retries == 1
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://gws.example.com/api/v2",
+        "https://gws.example.com/api/v2/",
+        "https://gws.example.com/",
+    ],
+)
+def test_a_base_url_ending_in_the_api_prefix_is_accepted(base_url: str) -> None:
+    config = GWSConfig(base_url=base_url, username="a", password="b")
+    assert config.base_url == "https://gws.example.com"
+    assert config.api_url == "https://gws.example.com/api/v2"
+    assert config.cometd_url == "https://gws.example.com/api/v2/notifications"
+
+
+def test_a_base_url_behind_a_path_prefix_keeps_it() -> None:
+    config = GWSConfig(base_url="https://proxy.example.com/gws/api/v2", username="a", password="b")
+    assert config.api_url == "https://proxy.example.com/gws/api/v2"
+
+
+@pytest.mark.parametrize(
+    "base_url", ["https://gws.example.com/api/v2/me", "https://gws.example.com/api/v1"]
+)
+def test_a_base_url_naming_an_api_resource_is_refused(base_url: str) -> None:
+    with pytest.raises(ConfigError, match=r"must be the GWS node .* not the URL of an API"):
+        GWSConfig(base_url=base_url, username="a", password="b")

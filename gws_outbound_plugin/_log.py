@@ -1,0 +1,130 @@
+"""The library's loggers: structlog when the host configured it, stdlib ``logging`` otherwise.
+
+structlog's unconfigured default prints every event, debug included, to **stdout**, which mixes
+a library's chatter into a host's own output. So the library never logs through an
+unconfigured structlog: each call of a :func:`get_logger` logger checks
+``structlog.is_configured()`` and
+
+* when the host configured structlog, logs through ``structlog.get_logger(name)`` exactly as
+  before (every level, the host's processors, renderer and destination);
+* otherwise hands the event to the stdlib logger of the same name (``gws_outbound_plugin.…``),
+  as one line ``event key=value …``. The library installs no handler: with no logging
+  configuration at all, Python's last-resort handler prints WARNING and above to stderr and
+  nothing else; a host that calls ``logging.basicConfig(level=logging.DEBUG)`` (or configures
+  the ``gws_outbound_plugin`` logger) gets everything.
+
+The library never configures structlog or stdlib logging itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+import structlog
+
+__all__ = ["LibraryLogger", "get_logger"]
+
+_LEVELS: Final[Mapping[str, int]] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "msg": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+class LibraryLogger:
+    """A logger with structlog's calling convention (``logger.info("event", key=value)``)
+    that decides at each call where the event goes (see the module's docstring)."""
+
+    __slots__ = ("_context", "_name", "_stdlib", "_structlog")
+
+    def __init__(self, name: str, context: Mapping[str, Any] | None = None) -> None:
+        self._name = name
+        self._context: dict[str, Any] = dict(context or {})
+        self._structlog: Any = structlog.get_logger(name)
+        self._stdlib = logging.getLogger(name)
+
+    def __repr__(self) -> str:
+        return f"<LibraryLogger {self._name}>"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def bind(self, **values: Any) -> LibraryLogger:
+        """A logger that adds ``values`` to every event it logs."""
+        return LibraryLogger(self._name, {**self._context, **values})
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._log("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log("info", event, fields)
+
+    def msg(self, event: str, **fields: Any) -> None:
+        self._log("msg", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log("warning", event, fields)
+
+    warn = warning
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._log("error", event, fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        """An error with the exception being handled (``exc_info=True`` unless given)."""
+        fields.setdefault("exc_info", True)
+        self._log("exception", event, fields)
+
+    def critical(self, event: str, **fields: Any) -> None:
+        self._log("critical", event, fields)
+
+    fatal = critical
+
+    def _log(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        if structlog.is_configured():
+            target = self._structlog.bind(**self._context) if self._context else self._structlog
+            getattr(target, method)(event, **fields)
+            return
+        level = _LEVELS[method]
+        stdlib = self._stdlib
+        if not stdlib.isEnabledFor(level):
+            return
+        exc_info = fields.pop("exc_info", None)
+        stack_info = bool(fields.pop("stack_info", False))
+        values = {**self._context, **fields} if self._context else fields
+        text = event
+        if values:
+            text += " " + " ".join(f"{key}={_short(value)}" for key, value in values.items())
+        stdlib.log(
+            level,
+            "%s",
+            text,
+            exc_info=exc_info,
+            stack_info=stack_info,
+            extra={"gws_event": event, "gws_fields": values},
+            stacklevel=3,
+        )
+
+
+def _short(value: object) -> str:
+    text = value if isinstance(value, str) and value and " " not in value else repr(value)
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def get_logger(name: str) -> LibraryLogger:
+    """The logger of module ``name`` (use ``get_logger(__name__)``).
+
+    Logs through structlog when the application configured structlog, through the stdlib
+    logger ``name`` otherwise: an application that configures no logging sees the library's
+    warnings and errors on stderr and nothing else.
+    """
+    return LibraryLogger(name)
