@@ -52,7 +52,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
-import structlog
 from aiocometd_noloop import Client, ConnectionType, Extension
 from aiocometd_noloop.exceptions import (
     AiocometdException,
@@ -65,12 +64,13 @@ from anyio.abc import TaskGroup
 
 from ._config import GWSConfig
 from ._exceptions import GWSTransportError
+from ._log import get_logger
 from ._retry import RetryPolicy
 from ._session import GWSSession, describe_failure, exception_chain, target_of
 
 __all__ = ["OUTBOUND_CHANNEL", "CometDListener", "CometDMessage", "CometDState"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
 CometDMessage = dict[str, Any]
 _CLOSE_TIMEOUT: Final = 2.0

@@ -14,7 +14,8 @@ from typing import Any, Final
 
 import anyio
 import pluggy
-import structlog
+
+from ._log import get_logger
 
 __all__ = [
     "DISPATCHED_HOOKS",
@@ -26,7 +27,7 @@ __all__ = [
     "watch_hook_failures",
 ]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
 
 def safe_log(method: Callable[..., Any], event: str, **fields: Any) -> None:

@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import anyio
-import structlog
 
 from . import _payloads
 from ._config import GWSConfig
@@ -47,6 +46,7 @@ from ._correlator import (
 )
 from ._dispatcher import HookDispatcher, safe_log
 from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
+from ._log import get_logger
 from ._models import CancelRequest
 from ._operations import (
     CampaignStatusEvent,
@@ -65,7 +65,7 @@ from ._ticket import CancelTicket, OperationTicket
 
 __all__ = ["Engine", "outcome_bound"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
 _UNSOLICITED_HOOKS: Final[Mapping[type, str]] = {
     RecordCancelledEvent: "on_record_cancelled",

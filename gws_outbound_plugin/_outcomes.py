@@ -18,14 +18,14 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import anyio
-import structlog
 
 from ._dispatcher import HookDispatcher, safe_log
+from ._log import get_logger
 from ._ticket import IN_HOOK
 
 __all__ = ["OutcomePump"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
 # (hook name, arguments), or (None, {"call": function}) for a step between hook calls.
 _HookCall = tuple[str | None, dict[str, Any]]

@@ -12,7 +12,6 @@ from typing import Any, Final
 
 import anyio
 import pluggy
-import structlog
 from anyio.abc import TaskGroup
 
 from ._cometd import CometDListener, CometDState
@@ -26,6 +25,7 @@ from ._dispatcher import (
 )
 from ._engine import Engine, outcome_bound
 from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
+from ._log import get_logger
 from ._models import CancelRequest, RecordCancelAck
 from ._session import GWSSession
 from ._ticket import CancelTicket, OperationTicket
@@ -33,7 +33,7 @@ from .hookspecs import hookimpl
 
 __all__ = ["CORE_PLUGIN_NAME", "DEFAULT_CHANNELS", "CoreAbsentGuard", "CoreHooks", "OutboundPlugin"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
 CORE_PLUGIN_NAME: Final = "gws_outbound_core"
 #: The CometD channels the plugin subscribes to.

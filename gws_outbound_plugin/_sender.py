@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
-import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._correlator import PostResult
@@ -22,12 +21,13 @@ from ._exceptions import (
     GWSStatusError,
     GWSTransportError,
 )
+from ._log import get_logger
 from ._session import GWSNoAnswerError, GWSSession
 from ._spec import Operation
 
 __all__ = ["Sender"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
 
 class _Engine(Protocol):

@@ -35,7 +35,6 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 import httpx
-import structlog
 
 from ._config import GWSConfig
 from ._exceptions import (
@@ -44,6 +43,7 @@ from ._exceptions import (
     GWSStatusError,
     GWSTransportError,
 )
+from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
 from ._retry import RetryPolicy
 
@@ -56,7 +56,7 @@ __all__ = [
     "target_of",
 ]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 _T = TypeVar("_T")
 
 #: After a refused login, requests fail at once for this long instead of trying again.

@@ -33,11 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
+from .._log import get_logger
 
 __all__ = ["DEFAULT_MAX_QUEUE", "BatchResult", "BayeuxServer", "ServerStopping", "channel_matches"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
 DEFAULT_MAX_QUEUE = 10_000
 LONG_POLLING = "long-polling"

@@ -37,9 +37,9 @@ from types import TracebackType
 from typing import Any, Final
 
 import aiohttp
-import structlog
 from aiohttp import web
 
+from .._log import get_logger
 from ._bayeux import DEFAULT_MAX_QUEUE, BayeuxServer, ServerStopping, _valid_subscription
 from ._clock import SimulatorClock
 from ._faults import (
@@ -83,7 +83,7 @@ from ._sessions import Session, SessionStore
 
 __all__ = ["DEFAULT_USERS", "GWSSimulator"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
 DEFAULT_USERS: Final[Mapping[str, str]] = {"agent1": "secret"}
 

@@ -42,12 +42,12 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 import anyio
-import structlog
 
 from gws_outbound_plugin import (
     CancelFailure,
     CancelRequest,
     RecordCancelAck,
+    get_logger,
     hookimpl,
 )
 
@@ -61,7 +61,8 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-logger = structlog.get_logger(__name__)
+# Quiet below WARNING unless the host configured logging (see gws_outbound_plugin.get_logger).
+logger = get_logger(__name__)
 
 ENV_FILE: Final = "GWS_OUTBOUND_AUDIT_FILE"
 ENV_PHONE_NUMBERS: Final = "GWS_OUTBOUND_AUDIT_PHONE_NUMBERS"

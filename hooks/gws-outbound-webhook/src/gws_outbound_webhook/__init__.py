@@ -40,10 +40,9 @@ from typing import Any, Final
 
 import anyio
 import httpx
-import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from gws_outbound_plugin import CancelFailure, RecordCancelAck, RetryPolicy, hookimpl
+from gws_outbound_plugin import CancelFailure, RecordCancelAck, RetryPolicy, get_logger, hookimpl
 
 __all__ = [
     "ENV_FAILURES",
@@ -59,7 +58,8 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-logger = structlog.get_logger(__name__)
+# Quiet below WARNING unless the host configured logging (see gws_outbound_plugin.get_logger).
+logger = get_logger(__name__)
 
 ENV_URL: Final = "GWS_OUTBOUND_WEBHOOK_URL"
 ENV_TOKEN: Final = "GWS_OUTBOUND_WEBHOOK_TOKEN"
