@@ -70,6 +70,10 @@ _OUTBOUND_TYPES: Final = frozenset({"OutboundRecordMessage", "OutboundCampaignMe
 _ANSWER_EVENTS: Final = frozenset(
     name for spec in OPERATION_SPECS.values() for name in spec.user_events | spec.empty
 )
+#: Names of partial results (``ChainedRecord``).
+_PART_EVENTS: Final = frozenset(s.part for s in OPERATION_SPECS.values() if s.part)
+#: Partial results kept per chain at most, while their request is unknown.
+_ORPHAN_PARTS_PER_CHAIN: Final = 1_000
 #: A pushed preview record arrives as an ``OutboundRecordMessage`` (reported as unsolicited);
 #: its user event is not a foreign acknowledgement.
 _NOT_FOREIGN: Final = frozenset({"PreviewRecord"})
@@ -314,6 +318,10 @@ class Correlator:
         self._late_keys: OrderedDict[tuple[CorrelationKey, str], int] = OrderedDict()
         self._fingerprints: OrderedDict[bytes, None] = OrderedDict()
         self._foreign: dict[tuple[str, CorrelationKey], _ForeignHalf] = {}
+        # Partial results (ChainedRecord user events) without GSW_REFERENCE_ID carry the chained
+        # record's own handle, so they match no request; kept per (application, campaign,
+        # chain) until the end marker of a request on that chain collects them.
+        self._orphan_parts: OrderedDict[tuple[Any, ...], list[UserEvent]] = OrderedDict()
         self._lost = False
         self._settles = itertools.count(1)
         self._closed = False
@@ -346,6 +354,7 @@ class Correlator:
             "late_keys": len(self._late_keys),
             "fingerprints": len(self._fingerprints),
             "foreign": len(self._foreign),
+            "orphan_chains": len(self._orphan_parts),
         }
 
     def is_queued(self, token: int) -> bool:
@@ -744,6 +753,9 @@ class Correlator:
                     self.stats["unsolicited"] += 1
                     effects.append(Unsolicited(event=event))
                 return effects
+            if name in _PART_EVENTS:
+                self._keep_orphan_part(event)
+                return effects
             specs = SPEC_BY_ACKNOWLEDGEMENT.get(name or "")
             if specs and name not in _NOT_FOREIGN:
                 effects += self._foreign_half(
@@ -812,6 +824,28 @@ class Correlator:
                 claimed = claimed or (held is not None and held.user_event == event.user_event)
         return None, claimed
 
+    @staticmethod
+    def _chain_of(event: UserEvent) -> tuple[Any, ...] | None:
+        data = event.user_data
+        app, campaign, chain = (
+            _int(data.get("GSW_APPLICATION_ID")),
+            _str(data.get("GSW_CAMPAIGN_NAME")),
+            _int(data.get("GSW_CHAIN_ID")),
+        )
+        return None if app is None or campaign is None or chain is None else (app, campaign, chain)
+
+    def _keep_orphan_part(self, event: UserEvent) -> None:
+        chain = self._chain_of(event)
+        if chain is None:
+            return
+        parts = self._orphan_parts.get(chain)
+        if parts is None:
+            parts = self._orphan_parts[chain] = []
+            if len(self._orphan_parts) > self.limits.foreign_limit:
+                self._orphan_parts.popitem(last=False)
+        if len(parts) < _ORPHAN_PARTS_PER_CHAIN:
+            parts.append(event)
+
     def _late_key(self, event: UserEvent) -> bool:
         name = event.user_event or ""
         for key in user_event_keys(event.user_data):
@@ -877,6 +911,11 @@ class Correlator:
     # -- outcomes ----------------------------------------------------------------------------------
 
     def _acknowledge(self, entry: _Entry) -> list[Effect]:
+        if entry.spec.part is not None and not entry.parts and entry.user_event is not None:
+            chain = self._chain_of(entry.user_event)
+            orphans = self._orphan_parts.pop(chain, None) if chain is not None else None
+            if orphans and not entry.event_parts:
+                entry.event_parts = orphans
         return self._finish(
             entry,
             Acknowledged(

@@ -140,6 +140,7 @@ def user_event(
     }
     if request.spec.target is not Target.CAMPAIGN:
         user_data["GSW_RECORD_HANDLE"] = request.handle
+        user_data["GSW_CHAIN_ID"] = request.handle
     if with_reference:
         user_data["GSW_REFERENCE_ID"] = request.reference_id
     if error:
@@ -258,7 +259,9 @@ class CorrelatorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.models)
     @rule(
         data=st.data(),
-        kind=st.sampled_from(["ack", "event", "event_ref", "error", "part", "empty", "gws_error"]),
+        kind=st.sampled_from(
+            ["ack", "event", "event_ref", "error", "part", "part_event", "empty", "gws_error"]
+        ),
         unique=st.booleans(),
     )
     def answer(self, data: st.DataObject, kind: str, unique: bool) -> None:
@@ -278,6 +281,9 @@ class CorrelatorMachine(RuleBasedStateMachine):
             self.deliver(message, answers=request)
         elif kind == "part" and spec.part is not None:
             self.deliver(outbound(request, spec.part), answers=None)
+        elif kind == "part_event" and spec.part is not None:
+            message = user_event(request, spec.part, with_reference=unique, unique=True)
+            self.deliver(message, answers=None)
         elif kind == "empty" and spec.empty:
             self.deliver(outbound(request, sorted(spec.empty)[0]), answers=request)
         elif kind == "gws_error":
@@ -361,6 +367,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
         assert sizes["late_keys"] <= LIMITS.recent_limit
         assert sizes["fingerprints"] <= LIMITS.fingerprint_limit
         assert sizes["foreign"] <= LIMITS.foreign_limit
+        assert sizes["orphan_chains"] <= LIMITS.foreign_limit
 
     @invariant()
     def at_most_one_outcome(self) -> None:
