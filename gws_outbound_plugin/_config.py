@@ -56,7 +56,9 @@ class GWSConfig:
     drain_timeout: float = 5.0
     """On close, how long to wait for pending outcomes before failing them as shut down."""
     retries: int = 2
-    """Extra attempts after an HTTP 5xx or a connection error (same ``referenceId``)."""
+    """Extra attempts (same ``referenceId``): a GET after a connection error, timeout or HTTP
+    5xx; an operation (POST) only when GWS certainly did not get it (no connection, or HTTP 503
+    with a GWS ``statusCode``). See ``_session.py``."""
     retry_backoff: float = 0.2
     """First retry delay; doubled for each further attempt."""
     merge_window: float = 0.25

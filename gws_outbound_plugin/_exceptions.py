@@ -13,7 +13,9 @@
     └── GWSError                          talking to GWS failed
         ├── GWSAuthenticationError        credentials refused (HTTP 401 / statusCode 20)
         ├── GWSStatusError                GWS answered a statusCode other than 0
-        └── GWSTransportError             network error, timeout or HTTP 5xx after the retries
+        └── GWSTransportError             no usable answer (for an operation: not processed)
+            └── GWSNoAnswerError          an operation may have been processed; not resent
+                                          (defined in _session.py)
 
 No exception message ever contains the password, an ``Authorization`` header, a cookie or the
 CSRF token.

@@ -320,9 +320,10 @@ class FailureReason(enum.StrEnum):
     TIMED_OUT = "timed_out"
     """GWS accepted, but no acknowledgement arrived within ``ack_timeout``."""
     OUTCOME_UNKNOWN = "outcome_unknown"
-    """The CometD session was lost while the outcome was pending; it may have been missed."""
+    """The outcome cannot be known: the CometD session was lost while it was pending, or the
+    request may have reached GWS (no answer after it was written) and no acknowledgement came."""
     TRANSPORT_FAILURE = "transport_failure"
-    """No usable answer from GWS (network, timeout, HTTP 5xx) after the retries."""
+    """GWS certainly did not process the request (no connection, or never sent)."""
     AUTHENTICATION_FAILED = "authentication_failed"
     """GWS refused the credentials, also after logging in again."""
     SHUT_DOWN = "shut_down"
