@@ -254,3 +254,24 @@ async def test_aclose_twice_concurrently_and_a_cancelled_host(
             await anyio.sleep(1)
     assert ticket.done()
     assert len(recorder.failures) == 1
+
+
+async def test_ticket_result_on_the_event_loop_thread_raises_at_once(
+    sim: GWSSimulator, plugin: OutboundPlugin
+) -> None:
+    """Issue 13: ``ticket.result()`` on the loop's thread would block the loop that delivers
+    the outcome (a deadlock without a timeout, a misleading TimeoutError with one)."""
+    ticket = plugin.submit(request_for(sim, handles(sim, 1)[0]))
+    for timeout in (None, 5.0):
+        with pytest.raises(RuntimeError, match="await ticket"):
+            ticket.result(timeout)
+    ack = await ticket  # the right way, on the loop
+    assert ticket.result() is ack  # once resolved, result() returns at once anywhere
+
+
+async def test_ticket_result_from_another_thread(
+    sim: GWSSimulator, plugin: OutboundPlugin
+) -> None:
+    ticket = plugin.submit(request_for(sim, handles(sim, 1)[0]))
+    ack = await anyio.to_thread.run_sync(ticket.result, 5.0)
+    assert ack.reference_id == ticket.reference_id
