@@ -323,7 +323,84 @@ async def test_a_rescheduled_record_comes_back_as_a_scheduled_call(
     assert isinstance(call, ScheduledCallEvent) and call.record_handle == 16
 
 
-@pytest.mark.parametrize("operation", ["RejectRecord", "UpdateRecord"])
+def _on_records(factory: Factory) -> Callable[[str, int], Any]:
+    return lambda device, n: factory(device, 11 + n)
+
+
+#: Every operation, as a factory of distinct requests: ``factory(device, n)`` for n = 0, 1, ...
+#: (record operations on distinct records, phone operations on distinct numbers). The
+#: campaign operations need a preview session, which ``needs_session`` says.
+ALL_OPERATIONS: dict[str, tuple[Callable[[str, int], Any], bool]] = {
+    **{name: (_on_records(factory), False) for name, (factory, _) in RECORD_OPERATIONS.items()},
+    "CancelRecord": (
+        lambda device, n: request_from_bus(
+            {
+                "operationName": "CancelRecord",
+                "recordHandle": 11 + n,
+                "applicationId": APP,
+                "campaignName": CAMPAIGN,
+                "callingList": LIST,
+                "devicePath": device,
+            }
+        ),
+        False,
+    ),
+    "AddRecord": (
+        lambda device, n: AddRecordRequest(
+            application_id=APP,
+            campaign_name=CAMPAIGN,
+            calling_list=LIST,
+            phone_number=f"555{n:04d}",
+            time_zone="PST",
+            phone_type=PhoneType.MOBILE,
+            call_from=0,
+            call_until=86339,
+            device_path=device,
+        ),
+        False,
+    ),
+    "DoNotCallPhone": (
+        lambda device, n: DoNotCallPhoneRequest(
+            application_id=APP,
+            campaign_name=CAMPAIGN,
+            phone_number=f"30{n + 1:02d}",
+            device_path=device,
+        ),
+        False,
+    ),
+    "StartPreviewSession": (
+        lambda device, n: StartPreviewSessionRequest(
+            campaign_name=CAMPAIGN, application_id=APP, device_path=device
+        ),
+        False,
+    ),
+    "GetPreviewRecord": (
+        lambda device, n: GetPreviewRecordRequest(
+            campaign_name=CAMPAIGN, application_id=APP, device_path=device
+        ),
+        True,
+    ),
+    "EndPreviewSession": (
+        lambda device, n: EndPreviewSessionRequest(
+            campaign_name=CAMPAIGN, application_id=APP, device_path=device
+        ),
+        True,
+    ),
+}
+
+
+async def _start_session(plugin: OutboundPlugin, device: str) -> None:
+    await plugin.perform(
+        StartPreviewSessionRequest(campaign_name=CAMPAIGN, application_id=APP, device_path=device)
+    )
+
+
+def _operation_name(request: Any) -> str:
+    name: str = request.operation_name
+    return name
+
+
+@pytest.mark.parametrize("operation", sorted(ALL_OPERATIONS))
 async def test_failure_kinds(
     sim: GWSSimulator,
     pm: pluggy.PluginManager,
@@ -331,35 +408,53 @@ async def test_failure_kinds(
     device_path: str,
     operation: str,
 ) -> None:
-    """rejected (statusCode), rejected (CometD ErrorMessage), timed out: one outcome each."""
+    """rejected (statusCode), rejected (CometD ErrorMessage, on either channel), OCS error,
+    timed out: one outcome each, never an acknowledgement."""
     config = config_for(sim.base_url, ack_timeout=0.3)
-    factory = RECORD_OPERATIONS[operation][0]
+    factory, needs_session = ALL_OPERATIONS[operation]
     async with OutboundPlugin(pm, config) as plugin:
-        sim.faults.status_code(2, "not valid now")
+        if needs_session:
+            await _start_session(plugin, device_path)
+            ops.acks.clear()
+        name = _operation_name(factory(device_path, 0))
+        sim.faults.status_code(2, "not valid now", operation=name)
         with pytest.raises(OperationFailed) as info:
-            await plugin.perform(factory(device_path, 11))
+            await plugin.perform(factory(device_path, 0))
         assert (info.value.failure.reason, info.value.failure.status_code) == (
             FailureReason.REJECTED,
             2,
         )
-        sim.faults.cometd_error(code=4, message="Voice service is not available at this time")
+        sim.faults.cometd_error(
+            code=4, message="Voice service is not available at this time", operation=name
+        )
         with pytest.raises(OperationFailed) as info:
-            await plugin.perform(factory(device_path, 12))
+            await plugin.perform(factory(device_path, 1))
         assert info.value.failure.reason is FailureReason.REJECTED
         assert info.value.failure.message == "Voice service is not available at this time"
         assert info.value.failure.status_code == 4
-        sim.faults.cometd_error(code=7, message="on the other channel", channel="/me/internal")
+        sim.faults.cometd_error(
+            code=7, message="on the other channel", channel="/me/internal", operation=name
+        )
         with pytest.raises(OperationFailed) as info:
-            await plugin.perform(factory(device_path, 15))
+            await plugin.perform(factory(device_path, 2))
         assert info.value.failure.message == "on the other channel"
-        sim.faults.drop_notifications("both")
+        sim.faults.ocs_error(number=217, message="refused by OCS", operation=name)
         with pytest.raises(OperationFailed) as info:
-            await plugin.perform(factory(device_path, 13))
+            await plugin.perform(factory(device_path, 3))
+        assert (info.value.failure.reason, info.value.failure.error_number) == (
+            FailureReason.OCS_ERROR,
+            217,
+        )
+        sim.faults.drop_notifications("both", operation=name)
+        with pytest.raises(OperationFailed) as info:
+            await plugin.perform(factory(device_path, 4))
         assert info.value.failure.reason is FailureReason.TIMED_OUT
-    assert len(ops.failures) == 4 and ops.acks == []
+        await plugin.wait_hooks_idle(5)
+    assert len(ops.failures) == 5 and ops.acks == []
+    assert {failure.operation for failure in ops.failures} == {name}
 
 
-@pytest.mark.parametrize("operation", sorted(RECORD_OPERATIONS))
+@pytest.mark.parametrize("operation", sorted(ALL_OPERATIONS))
 @pytest.mark.parametrize("fault", ["duplicate", "reverse", "drop_outbound", "drop_user_event"])
 async def test_one_outcome_under_notification_faults(
     sim: GWSSimulator,
@@ -370,23 +465,30 @@ async def test_one_outcome_under_notification_faults(
     fault: str,
 ) -> None:
     config = config_for(sim.base_url, ack_timeout=1.0)
-    factory = RECORD_OPERATIONS[operation][0]
+    factory, needs_session = ALL_OPERATIONS[operation]
     async with OutboundPlugin(pm, config) as plugin:
+        if needs_session:
+            await _start_session(plugin, device_path)
+        name = _operation_name(factory(device_path, 0))
         if fault == "duplicate":
-            sim.faults.duplicate_notifications(count=None)
+            sim.faults.duplicate_notifications(count=None, operation=name)
         elif fault == "reverse":
-            sim.faults.reverse_notifications(count=None)
+            sim.faults.reverse_notifications(count=None, operation=name)
         elif fault == "drop_outbound":
-            sim.faults.drop_notifications("outbound", count=None)
+            sim.faults.drop_notifications("outbound", count=None, operation=name)
         else:
-            sim.faults.drop_notifications("user_event", count=None)
-        requests = [factory(device_path, handle) for handle in (11, 14, 16)]
+            sim.faults.drop_notifications("user_event", count=None, operation=name)
+        count = 1 if needs_session or operation == "StartPreviewSession" else 3
+        requests = [factory(device_path, n) for n in range(count)]
         tickets = [plugin.submit(request) for request in requests]
+        outcomes = []
         for ticket in tickets:
             with anyio.fail_after(5):
-                await ticket
+                try:
+                    outcomes.append(await ticket)
+                except OperationFailed as error:
+                    outcomes.append(error.failure)
         await plugin.wait_hooks_idle(5)
     for request in requests:
         assert len(ops.outcomes_for(request.reference_id)) == 1
     assert all(ack.request is not None for ack in ops.acks)
-
