@@ -235,13 +235,19 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _failure_exception(outcome: object) -> BaseException | None:
-    """The exception an ``OperationFailure`` outcome raises (imported late: the operation
-    types live in a module that imports this one's dependencies)."""
-    from ._exceptions import OperationFailed
-    from ._operations import OperationFailure
+_OPERATION_FAILURE: list[type] = []
 
-    if isinstance(outcome, OperationFailure):
+
+def _failure_exception(outcome: object) -> BaseException | None:
+    """The exception an ``OperationFailure`` outcome raises (its type is looked up once,
+    late: the operation types live in a module that imports this one's dependencies)."""
+    if not _OPERATION_FAILURE:
+        from ._operations import OperationFailure
+
+        _OPERATION_FAILURE.append(OperationFailure)
+    if isinstance(outcome, _OPERATION_FAILURE[0]):
+        from ._exceptions import OperationFailed
+
         return OperationFailed(outcome)
     return None
 
