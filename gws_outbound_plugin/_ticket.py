@@ -248,7 +248,7 @@ def _failure_exception(outcome: object) -> BaseException | None:
     if isinstance(outcome, _OPERATION_FAILURE[0]):
         from ._exceptions import OperationFailed
 
-        return OperationFailed(outcome)
+        return OperationFailed(outcome)  # type: ignore[arg-type]  # checked just above
     return None
 
 
