@@ -1,10 +1,12 @@
 """``gws-outbound``: the command line of gws_outbound_plugin.
 
-Commands: ``simulate`` (the embedded GWS simulator), ``cancel`` (cancels against the
-configured GWS, from options or JSON lines on stdin, on one GWS session), ``plugins``
-(installed plugins, their hooks and every load failure), ``tail`` (live events). Results go
-to stdout, logs, progress and diagnostics to stderr. This module is an application entry
-point, so it is the one place that configures structlog.
+Commands: ``simulate`` (the embedded GWS simulator); the operations on outbound records and
+campaigns against the configured GWS, each from options or JSON lines on stdin, on one GWS
+session (``cancel``, ``reject``, ``complete``, ``do-not-call``, ``reschedule``, ``update``,
+``chained``, ``add-record``, ``preview``, and ``request`` for any operation as raw JSON);
+``plugins`` (installed plugins, their hooks and every load failure); ``tail`` (live events).
+Results go to stdout, logs, progress and diagnostics to stderr. This module is an application
+entry point, so it is the one place that configures structlog.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import enum
 import getpass
 import json
 import logging
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -35,7 +37,7 @@ from ._exceptions import (
     ConfigError,
     GWSAuthenticationError,
     GWSOutboundError,
-    InvalidCancelRequest,
+    InvalidOperationRequest,
 )
 from ._log import get_logger
 from ._manager import (
@@ -47,15 +49,38 @@ from ._manager import (
     plugin_load_failures,
 )
 from ._models import (
-    BUS_KEYS,
     CancelFailure,
     CancelRequest,
     ChainAttribute,
     RecordCancelAck,
     UserEvent,
+    to_jsonable,
+)
+from ._operations import (
+    AddRecordRequest,
+    CallbackType,
+    CampaignStatusEvent,
+    CompleteRecordRequest,
+    DoNotCallPhoneRequest,
+    DoNotCallRecordRequest,
+    EndPreviewSessionRequest,
+    GetChainedRecordRequest,
+    GetPreviewRecordRequest,
+    OperationAck,
+    OperationFailure,
+    OperationRequest,
+    PhoneType,
+    PreviewRecordEvent,
+    RecordCancelledEvent,
+    RejectRecordRequest,
+    RescheduleRecordRequest,
+    ScheduledCallEvent,
+    StartPreviewSessionRequest,
+    UpdateRecordRequest,
+    request_from_bus,
 )
 from ._plugin import OutboundPlugin
-from ._ticket import CancelTicket
+from ._ticket import OperationTicket
 from .hookspecs import PROJECT_NAME, hookimpl
 
 __all__ = ["main"]
@@ -74,21 +99,26 @@ _PLUGIN_CLOSE_TIMEOUT: Final = 5.0
 #: How long outcomes are awaited before a progress line appears (terminals only).
 _PROGRESS_AFTER: Final = 0.3
 _PROGRESS_EVERY: Final = 0.25
+_SECONDS_PER_DAY: Final = 86_400
+#: Width of the wrapped command descriptions in --help.
+_HELP_WIDTH: Final = 88
 
 _ENVIRONMENT_HELP = """\
-configuration (cancel, tail) comes from the environment:
+configuration (every command that talks to GWS) comes from the environment:
   GWS_BASE_URL       the GWS node, e.g. https://gws.example.com (or --base-url)
   GWS_USERNAME       the agent's user name
   GWS_PASSWORD       the agent's password; when unset and stdin is a terminal you are
                      prompted (it is never taken from the command line)
   GWS_ACK_TIMEOUT, GWS_REQUEST_TIMEOUT, GWS_VERIFY_TLS, ... any other GWSConfig field
-plugins (cancel, plugins) are loaded from the 'gws_outbound' entry-point group:
+plugins (the operation commands, plugins) are loaded from the 'gws_outbound' entry-point
+group:
   GWS_OUTBOUND_PLUGINS           comma-separated names to load (default: all)
   GWS_OUTBOUND_DISABLE_PLUGINS   comma-separated names never to load
 
-exit status: 0 success (cancel: every cancel acknowledged), 1 failure (cancel: a cancel
-failed or an input line was invalid; GWS unreachable or credentials refused; plugins: a
-plugin failed to load), 2 usage or configuration error, 130 interrupted (Ctrl-C)."""
+exit status: 0 success (operations: every request acknowledged), 1 failure (operations: a
+request failed or an input line was invalid; GWS unreachable or credentials refused;
+plugins: a plugin failed to load), 2 usage or configuration error, 130 interrupted
+(Ctrl-C)."""
 
 
 class _UsageError(Exception):
@@ -98,33 +128,18 @@ class _UsageError(Exception):
 # -- output helpers -------------------------------------------------------------------------------
 
 
-def to_jsonable(value: Any) -> Any:
-    """A JSON-ready copy of a payload: dataclasses become objects, enums their values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(key): to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(item) for item in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
-def hook_line(hook: str, payload: Any) -> str:
+def hook_line(hook: str, payload: Any, **extra: Any) -> str:
     """One JSON line: ``{"hook": ..., <payload fields>}`` (the example host's format)."""
-    return json.dumps({"hook": hook, **to_jsonable(payload)}, ensure_ascii=False)
+    return json.dumps(
+        {"hook": hook, **to_jsonable(payload), **extra}, ensure_ascii=False, default=str
+    )
 
 
 def _clock() -> str:
     return dt.datetime.now().astimezone().strftime("%H:%M:%S.%f")[:-3]
 
 
-def _record_text(
-    handle: int | None, application: int | None, campaign: str | None, calling_list: str | None
-) -> str:
+def _record_text(handle: Any, application: Any, campaign: Any, calling_list: Any) -> str:
     return (
         f"record={handle if handle is not None else '?'} "
         f"app={application if application is not None else '?'} "
@@ -144,19 +159,124 @@ def describe_ack(ack: RecordCancelAck) -> str:
     return text
 
 
-def describe_failure(failure: CancelFailure) -> str:
-    request = failure.request
-    text = f"failed         reason={failure.reason.value}"
+def _failure_text(failure: CancelFailure | OperationFailure) -> str:
+    text = f"reason={failure.reason.value}"
     if failure.status_code is not None:
         text += f" statusCode={failure.status_code}"
     if failure.error_number is not None:
         text += f" error={failure.error_number}"
     if failure.message:
         text += f" message={json.dumps(failure.message, ensure_ascii=False)}"
+    return text
+
+
+def describe_failure(failure: CancelFailure) -> str:
+    request = failure.request
+    text = "failed         " + _failure_text(failure)
     text += " " + _record_text(
         request.record_handle, request.application_id, request.campaign_name, request.calling_list
     )
     return text + f" referenceId={request.reference_id}"
+
+
+def _request_text(request: Any, record: Mapping[str, Any] | None = None) -> str:
+    """What a request is about: its record, phone number or campaign, as ``key=value``."""
+    record = record or {}
+    application = getattr(request, "application_id", None) or record.get("applicationId")
+    campaign = getattr(request, "campaign_name", None) or record.get("campaignName")
+    calling_list = getattr(request, "calling_list", None) or record.get("callingList")
+    handle = getattr(request, "record_handle", None)
+    if handle is not None:
+        return _record_text(handle, application, campaign, calling_list)
+    if isinstance(request, DoNotCallPhoneRequest):
+        text = f"phone={request.phone_number} app={application} campaign={campaign}"
+        return text + (f" list={calling_list}" if calling_list else "")
+    if isinstance(request, AddRecordRequest):
+        return (
+            f"phone={request.phone_number} app={application} campaign={campaign} "
+            f"list={calling_list}"
+        )
+    return f"campaign={campaign or '?'} app={application if application is not None else '?'}"
+
+
+def _chained_text(record: Mapping[str, Any]) -> str:
+    """One chained record (an ``OutboundRecordMessage`` record, or a user event's userData)."""
+
+    def get(key: str, user_data_key: str) -> Any:
+        value = record.get(key)
+        return value if value is not None else record.get(user_data_key)
+
+    return (
+        "chained        "
+        + _record_text(
+            get("recordHandle", "GSW_RECORD_HANDLE"),
+            get("applicationId", "GSW_APPLICATION_ID"),
+            get("campaignName", "GSW_CAMPAIGN_NAME"),
+            get("callingList", "GSW_CALLING_LIST"),
+        )
+        + f" chain={get('chainId', 'GSW_CHAIN_ID') or '?'}"
+        + f" phone={get('phoneNumber', 'GSW_PHONE') or '?'}"
+    )
+
+
+def describe_operation_ack(ack: OperationAck) -> str:
+    """The acknowledgement of any operation but a cancel; ``GetChainedRecord`` adds one line
+    per chained record."""
+    request = ack.request
+    lines: list[str] = []
+    text = f"acknowledged   {ack.operation} "
+    if ack.operation == "GetPreviewRecord":
+        data: Mapping[str, Any] = ack.record.get("userData") or {}
+        if ack.empty:
+            text += _request_text(request) + " empty (no record available)"
+        else:
+            text += _record_text(
+                ack.record_handle,
+                data.get("GSW_APPLICATION_ID"),
+                data.get("GSW_CAMPAIGN_NAME"),
+                data.get("GSW_CALLING_LIST"),
+            )
+            text += f" chain={data.get('GSW_CHAIN_ID', '?')} phone={data.get('GSW_PHONE', '?')}"
+    elif ack.operation == "AddRecord":
+        text += (
+            _record_text(
+                ack.record_handle,
+                getattr(request, "application_id", None) or ack.record.get("applicationId"),
+                getattr(request, "campaign_name", None) or ack.record.get("campaignName"),
+                getattr(request, "calling_list", None) or ack.record.get("callingList"),
+            )
+            + f" chain={ack.record.get('chainId', '?')}"
+        )
+    elif request is None:
+        text += _record_text(
+            ack.record_handle,
+            ack.record.get("applicationId"),
+            ack.record.get("campaignName"),
+            ack.record.get("callingList"),
+        )
+    else:
+        text += _request_text(request, ack.record)
+    if isinstance(request, CompleteRecordRequest) and request.call_result is not None:
+        text += f" callResult={request.call_result}"
+    if isinstance(request, RescheduleRecordRequest):
+        text += f" callback={request.callback_type.value} at={request.scheduled_time.isoformat()}"
+    if ack.operation == "GetChainedRecord":
+        text += f" chained={len(ack.records)}"
+    text += f" referenceId={ack.reference_id or '?'}"
+    if request is None:
+        text += " (requested by another client)"
+    lines.append(text)
+    if ack.operation == "GetChainedRecord":
+        lines += [_chained_text(record) for record in ack.records]
+    return "\n".join(lines)
+
+
+def describe_operation_failure(failure: OperationFailure) -> str:
+    request = failure.request
+    return (
+        f"failed         {failure.operation} {_failure_text(failure)} {_request_text(request)}"
+        f" referenceId={request.reference_id}"
+    )
 
 
 def describe_user_event(event: UserEvent) -> str:
@@ -176,6 +296,38 @@ def describe_user_event(event: UserEvent) -> str:
     if event.device_id:
         text += f" device={event.device_id}"
     return text + f" channel={event.channel}"
+
+
+def describe_unsolicited(
+    event: RecordCancelledEvent | ScheduledCallEvent | PreviewRecordEvent | CampaignStatusEvent,
+) -> str:
+    """An event OCS sent unprompted, on one line."""
+    if isinstance(event, CampaignStatusEvent):
+        text = f"campaign       {event.status.value} campaign={event.campaign_name or '?'} "
+        text += f"app={event.application_id if event.application_id is not None else '?'}"
+        if event.dialing_mode:
+            text += f" mode={event.dialing_mode}"
+        return text
+    if isinstance(event, PreviewRecordEvent):
+        data = event.user_data
+        return (
+            "preview_record "
+            + _record_text(
+                event.record_handle,
+                data.get("GSW_APPLICATION_ID"),
+                data.get("GSW_CAMPAIGN_NAME"),
+                data.get("GSW_CALLING_LIST"),
+            )
+            + f" phone={data.get('GSW_PHONE', '?')} (pushed by OCS)"
+        )
+    label = "scheduled_call " if isinstance(event, ScheduledCallEvent) else "record_cancel  "
+    text = label + _record_text(
+        event.record_handle, event.application_id, event.campaign_name, event.calling_list
+    )
+    if isinstance(event, ScheduledCallEvent):
+        kind = event.callback_type.value if event.callback_type else "?"
+        return text + f" callback={kind} phone={event.phone_number or '?'} (callback due)"
+    return text + " (cancelled by someone else)"
 
 
 # -- logging ------------------------------------------------------------------------------------
@@ -296,12 +448,541 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _aware_datetime(text: str) -> dt.datetime:
+    """``--at``: an ISO 8601 date-time with a UTC offset (``Z`` or ``+01:00``)."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date-time: {text!r} (e.g. 2030-01-02T09:30:00+01:00)"
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no UTC offset, so it names no instant: add one "
+            "(e.g. 2030-01-02T09:30:00+01:00, or Z for UTC)"
+        )
+    return moment
+
+
+def _seconds_of_day(text: str) -> int:
+    """``--from`` / ``--until``: seconds after midnight (0..86399), or ``HH:MM[:SS]``."""
+    value: int | None = None
+    if text.isascii() and text.isdigit():
+        value = int(text)
+    elif text.count(":") in (1, 2):
+        parts = text.split(":")
+        if all(part.isascii() and part.isdigit() and len(part) <= 2 for part in parts):
+            hours, minutes, seconds = (int(part) for part in [*parts, "0"][:3])
+            if minutes < 60 and seconds < 60:
+                value = hours * 3600 + minutes * 60 + seconds
+    if value is None or not 0 <= value < _SECONDS_PER_DAY:
+        raise argparse.ArgumentTypeError(
+            f"must be seconds after midnight (0 to {_SECONDS_PER_DAY - 1}) or HH:MM[:SS] "
+            f"before 24:00, got {text!r}"
+        )
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    """``--field NAME=VALUE``."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
+def _fields_to_bus(value: Sequence[tuple[str, str]]) -> dict[str, str]:
+    return dict(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Option:
+    """A command-line option that gives one request field."""
+
+    flags: tuple[str, ...]
+    bus_key: str
+    """The field's GWS camelCase key (what ``from_bus`` reads)."""
+    help: str
+    metavar: str | None = None
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    append: bool = False
+    to_bus: Callable[[Any], Any] = _same
+
+
+#: Request field -> its option. A command offers the ones its request type has.
+_OPTIONS: Final[Mapping[str, _Option]] = {
+    "record_handle": _Option(
+        ("--record-handle",),
+        "recordHandle",
+        "OCS record handle(s) (GSW_RECORD_HANDLE); repeat the option or give several",
+        "N",
+        _positive_int,
+    ),
+    "application_id": _Option(
+        ("--application-id",),
+        "applicationId",
+        "DBID of the OCS application (applicationId)",
+        "N",
+        _positive_int,
+    ),
+    "campaign_name": _Option(
+        ("--campaign",), "campaignName", "campaign name (campaignName)", "NAME"
+    ),
+    "calling_list": _Option(
+        ("--calling-list",), "callingList", "calling list (callingList)", "NAME"
+    ),
+    "device_path": _Option(
+        ("--device-path",),
+        "devicePath",
+        "the agent's device (devicePath); default: the agent's first device in GWS",
+        "/devices/ID",
+    ),
+    "phone_number": _Option(
+        ("--phone", "--phone-number"),
+        "phoneNumber",
+        "the record's phone number (optional)",
+        "NUMBER",
+    ),
+    "chain_attribute": _Option(
+        ("--chain",),
+        "chainAttribute",
+        "AllChain: the record's whole chain, RecordOnly: only this record (default: not sent, "
+        "GWS decides)",
+        choices=tuple(member.value for member in ChainAttribute),
+    ),
+    "call_result": _Option(
+        ("--call-result",),
+        "callResult",
+        "the call result to store (callResult, optional); GWS's list of allowed values is "
+        "UNCONFIRMED, so any text is sent as given",
+        "RESULT",
+    ),
+    "callback_type": _Option(
+        ("--callback-type",),
+        "callbackType",
+        "Personal: the callback comes back to this agent; Campaign: to any agent of the campaign",
+        choices=tuple(member.value for member in CallbackType),
+    ),
+    "scheduled_time": _Option(
+        ("--at",),
+        "timestamp",
+        "when to call back: an ISO 8601 date-time with a UTC offset, e.g. "
+        "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z (sent as seconds since the epoch)",
+        "DATETIME",
+        _aware_datetime,
+        to_bus=_iso,
+    ),
+    "time_zone": _Option(
+        ("--time-zone",), "timeZone", "the record's time zone, e.g. PST (timeZone)", "NAME"
+    ),
+    "phone_type": _Option(
+        ("--phone-type",),
+        "phoneType",
+        "the phone number's type (phoneType)",
+        choices=tuple(member.value for member in PhoneType),
+    ),
+    "call_from": _Option(
+        ("--from",),
+        "from",
+        "start of the call window: seconds after midnight (0-86399) or HH:MM[:SS], in the "
+        "record's time zone (that meaning is inferred from GWS samples)",
+        "TIME",
+        _seconds_of_day,
+    ),
+    "call_until": _Option(
+        ("--until",),
+        "until",
+        "end of the call window, like --from (not before it)",
+        "TIME",
+        _seconds_of_day,
+    ),
+    "chain_id": _Option(
+        ("--chain-id",),
+        "chainId",
+        "add the record to this chain (chainId; default: a new chain)",
+        "N",
+        _positive_int,
+    ),
+    "other_fields": _Option(
+        ("--field",),
+        "otherFields",
+        "a custom field of the record (otherFields), as text; repeat it for more (typed "
+        "values: give the record as a JSON line with --stdin)",
+        "NAME=VALUE",
+        _key_value,
+        append=True,
+        to_bus=_fields_to_bus,
+    ),
+    "reference_id": _Option(
+        ("--reference-id",),
+        "referenceId",
+        "referenceId to send, for a single request (default: a new uuid4 hex); GWS echoes "
+        "it in the acknowledgement",
+        "ID",
+    ),
+}
+
+_OPTION_OF_BUS_KEY: Final = {option.bus_key: option.flags[0] for option in _OPTIONS.values()}
+
+
+def _build_do_not_call(event: Mapping[str, Any]) -> OperationRequest:
+    if event.get("recordHandle") is None:
+        return DoNotCallPhoneRequest.from_bus(event)
+    return DoNotCallRecordRequest.from_bus(event)
+
+
+def _build_request(event: Mapping[str, Any]) -> OperationRequest:
+    return request_from_bus(event)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Command:
+    """An operation command: which options it offers and how its requests are built."""
+
+    name: str
+    summary: str
+    description: str
+    fields: tuple[str, ...]
+    """The request fields its options give (``record_handle`` when it takes handles)."""
+    required: tuple[str, ...]
+    """The fields needed when the requests come from the options (not ``--stdin``)."""
+    build: Callable[[Mapping[str, Any]], OperationRequest]
+    """A request from a bus event in GWS camelCase keys (raises InvalidOperationRequest)."""
+    what: str = "records"
+    help: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Option help that differs from ``_OPTIONS``."""
+    stdin_help: str = "one request per line"
+
+
+_RECORD = ("record_handle", "application_id", "campaign_name")
+_COMMON_TAIL = ("device_path", "reference_id")
+
+_STDIN_EXAMPLE = (
+    '{"recordHandle": 11, "applicationId": 134, "campaignName": "Campaign1", '
+    '"callingList": "CallingList1"}'
+)
+
+
+def _record_description(action: str, operation: str, extra: str = "") -> str:
+    return (
+        f"{action} through the GWS configured in the environment (GWS_BASE_URL, "
+        f"GWS_USERNAME, GWS_PASSWORD) with GWS {operation}, wait for each acknowledgement "
+        "from OCS and print one line per request, all on one GWS session. The records are "
+        "the --record-handle values (several allowed: they share the other options), or "
+        "JSON lines on stdin with --stdin (GWS camelCase keys, e.g. "
+        f"{_STDIN_EXAMPLE}; the options give defaults for the keys a line leaves out). "
+        f"{extra}While outcomes are awaited on a terminal, progress is shown on stderr. "
+        "Exit status: 0 all acknowledged, 1 a request failed or a line was invalid (the "
+        "reason is printed), 2 usage or configuration error, 130 interrupted (each "
+        "unfinished request is printed as interrupted). Installed plugins are loaded and "
+        "see the requests too, unless --no-plugins."
+    )
+
+
+_COMMANDS: Final[tuple[_Command, ...]] = (
+    _Command(
+        "cancel",
+        "cancel outbound records and print each outcome",
+        _record_description("Cancel outbound records", "CancelRecord"),
+        (
+            *_RECORD,
+            "calling_list",
+            "phone_number",
+            "chain_attribute",
+            *_COMMON_TAIL,
+        ),
+        (*_RECORD, "calling_list"),
+        CancelRequest.from_bus,
+        help={
+            "chain_attribute": "AllChain cancels the record's whole chain, RecordOnly only "
+            "this record (default: not sent, GWS decides)",
+            "reference_id": "referenceId to send, for a single record (default: a new uuid4 "
+            "hex); GWS echoes it in the ack",
+        },
+        stdin_help="one cancel per line",
+    ),
+    _Command(
+        "reject",
+        "reject outbound records (hand them back to OCS without calling)",
+        _record_description("Reject outbound records (hand them back uncalled)", "RejectRecord"),
+        (*_RECORD, "calling_list", *_COMMON_TAIL),
+        (*_RECORD, "calling_list"),
+        RejectRecordRequest.from_bus,
+    ),
+    _Command(
+        "complete",
+        "complete outbound records, optionally with a call result",
+        _record_description(
+            "Mark outbound records as processed",
+            "CompleteRecord",
+            "--call-result is sent as given: the values GWS accepts are UNCONFIRMED. ",
+        ),
+        (*_RECORD, "calling_list", "call_result", "phone_number", *_COMMON_TAIL),
+        (*_RECORD, "calling_list"),
+        CompleteRecordRequest.from_bus,
+        help={"phone_number": "the number that was dialled (phoneNumber, optional)"},
+    ),
+    _Command(
+        "do-not-call",
+        "mark outbound records, or a phone number, do-not-call",
+        (
+            "Mark outbound records do-not-call with GWS DoNotCallRecord: by record "
+            "(--record-handle, with --calling-list; --chain AllChain marks the whole chain) "
+            "or, without --record-handle, by phone number (--phone: every record of the "
+            "campaign with that number, POST /api/v2/me/outbound-records). Requests come "
+            "from the options or as JSON lines with --stdin (a line without recordHandle is "
+            "by phone number). Output, progress, exit status and plugins as for 'cancel'."
+        ),
+        (*_RECORD, "calling_list", "phone_number", "chain_attribute", *_COMMON_TAIL),
+        ("application_id", "campaign_name"),
+        _build_do_not_call,
+        help={
+            "record_handle": "OCS record handle(s) to mark (leave it out to mark --phone "
+            "instead); repeat the option or give several",
+            "calling_list": "calling list (callingList): required with --record-handle, "
+            "optional by phone number (limits it to that list)",
+            "phone_number": "the phone number: without --record-handle every record of the "
+            "campaign with it is marked and the number joins the do-not-call list",
+        },
+    ),
+    _Command(
+        "reschedule",
+        "reschedule outbound records as callbacks at a given time",
+        _record_description(
+            "Reschedule outbound records as callbacks",
+            "RescheduleRecord",
+            "The time is --at, an ISO 8601 date-time with a UTC offset (a time without one "
+            'is refused), or "timestamp" in a JSON line (ISO 8601 with an offset, or seconds '
+            "since the epoch); no callingList is sent (as on the GWS page). When the time "
+            "comes OCS delivers the record again (a ScheduledCall event: see "
+            "'gws-outbound tail'). ",
+        ),
+        (*_RECORD, "callback_type", "scheduled_time", *_COMMON_TAIL),
+        (*_RECORD, "callback_type", "scheduled_time"),
+        RescheduleRecordRequest.from_bus,
+    ),
+    _Command(
+        "update",
+        "update outbound records: phone number, phone type, time zone, call window",
+        _record_description(
+            "Update outbound records",
+            "UpdateRecord",
+            "At least one of --phone, --phone-type, --time-zone, --from, --until must be "
+            "given; --calling-list only names the record's list. ",
+        ),
+        (
+            *_RECORD,
+            "calling_list",
+            "phone_number",
+            "phone_type",
+            "time_zone",
+            "call_from",
+            "call_until",
+            *_COMMON_TAIL,
+        ),
+        _RECORD,
+        UpdateRecordRequest.from_bus,
+        help={
+            "phone_number": "the record's new phone number (phoneNumber)",
+            "calling_list": "the record's calling list (callingList, optional: it identifies "
+            "the record, it does not move it)",
+        },
+    ),
+    _Command(
+        "chained",
+        "print the records chained to outbound records",
+        _record_description(
+            "Get the records chained to outbound records (same customer)",
+            "GetChainedRecord",
+            "Each acknowledgement line is followed by one 'chained' line per chained record "
+            '(--json: the records are in "records"). ',
+        ),
+        (*_RECORD, *_COMMON_TAIL),
+        _RECORD,
+        GetChainedRecordRequest.from_bus,
+    ),
+    _Command(
+        "add-record",
+        "add a record to a calling list",
+        (
+            "Add a record to a calling list with GWS AddRecord (POST "
+            "/api/v2/me/outbound-records), wait for the acknowledgement and print the new "
+            "record's handle. One record from the options, or many as JSON lines with "
+            '--stdin (GWS camelCase keys, e.g. {"phoneNumber": "5550001", "timeZone": "PST", '
+            '"phoneType": "HomePhone", "from": 0, "until": 86399, "otherFields": {"tier": 2}}; '
+            "the options give defaults for the keys a line leaves out). Output, progress, "
+            "exit status and plugins as for 'cancel'."
+        ),
+        (
+            "application_id",
+            "campaign_name",
+            "calling_list",
+            "phone_number",
+            "time_zone",
+            "phone_type",
+            "call_from",
+            "call_until",
+            "chain_id",
+            "other_fields",
+            *_COMMON_TAIL,
+        ),
+        (
+            "application_id",
+            "campaign_name",
+            "calling_list",
+            "phone_number",
+            "time_zone",
+            "phone_type",
+            "call_from",
+            "call_until",
+        ),
+        AddRecordRequest.from_bus,
+        what="records",
+        help={"phone_number": "the new record's phone number (phoneNumber)"},
+        stdin_help="one record per line",
+    ),
+)
+
+_PREVIEW_ACTIONS: Final[Mapping[str, Callable[[Mapping[str, Any]], OperationRequest]]] = {
+    "start": StartPreviewSessionRequest.from_bus,
+    "get": GetPreviewRecordRequest.from_bus,
+    "end": EndPreviewSessionRequest.from_bus,
+}
+
+_PREVIEW = _Command(
+    "preview",
+    "preview dialing: start a session, get records, end it",
+    (
+        "Preview dialing on a campaign: each ACTION in turn, one at a time, on one GWS "
+        "session: 'start' (StartPreviewSession), 'get' (GetPreviewRecord: OCS hands out the "
+        "next record, printed with its handle, list, chain and phone number, or 'empty' when "
+        "none is left, which is not a failure) and 'end' (EndPreviewSession). E.g. "
+        "'gws-outbound preview start get get --campaign Campaign1 --application-id 134', "
+        "then work on the records with 'complete', 'reschedule', ... and finally "
+        "'gws-outbound preview end ...'. Whether OCS keeps a preview session between runs "
+        "(between GWS HTTP sessions) is UNCONFIRMED (the simulator keeps it per agent and "
+        "campaign); 'start get ... end' in one run does not depend on it. Exit status as for "
+        "'cancel': 0 every action acknowledged."
+    ),
+    ("application_id", "campaign_name", "device_path"),
+    ("application_id", "campaign_name"),
+    GetPreviewRecordRequest.from_bus,
+    what="actions",
+)
+
+_REQUEST = _Command(
+    "request",
+    "send any outbound operation given as raw JSON with its operationName",
+    (
+        "Send any GWS outbound operation: each request is a JSON object in GWS camelCase "
+        "keys with its operationName (CancelRecord, RejectRecord, CompleteRecord, "
+        "DoNotCallRecord, RescheduleRecord, UpdateRecord, GetChainedRecord, AddRecord, "
+        "StartPreviewSession, GetPreviewRecord, EndPreviewSession), given as arguments or "
+        'as JSON lines on stdin with --stdin, e.g. {"operationName": "RejectRecord", '
+        '"recordHandle": 12, "applicationId": 134, "campaignName": "Campaign1", '
+        '"callingList": "CallingList1"}. devicePath defaults to the agent\'s first device. '
+        "Requests are sent concurrently unless --sequential. Output, progress, exit status "
+        "and plugins as for 'cancel'."
+    ),
+    ("device_path",),
+    (),
+    _build_request,
+    what="requests",
+)
+
+_OPERATION_COMMANDS: Final = {command.name: command for command in (*_COMMANDS, _PREVIEW, _REQUEST)}
+
+
+def _add_request_options(parser: argparse.ArgumentParser, command: _Command) -> None:
+    group = parser.add_argument_group(f"the {command.what}")
+    for field in command.fields:
+        option = _OPTIONS[field]
+        keywords: dict[str, Any] = {
+            "dest": field,
+            "help": command.help.get(field, option.help),
+        }
+        if option.metavar is not None and option.choices is None:
+            keywords["metavar"] = option.metavar
+        if option.type is not None:
+            keywords["type"] = option.type
+        if option.choices is not None:
+            keywords["choices"] = option.choices
+        if field == "record_handle":
+            keywords.update(action="extend", nargs="+")
+        elif option.append:
+            keywords["action"] = "append"
+        group.add_argument(*option.flags, **keywords)
+    if command is _PREVIEW:
+        parser.add_argument(
+            "actions",
+            nargs="+",
+            choices=tuple(_PREVIEW_ACTIONS),
+            metavar="ACTION",
+            help="start, get or end, in the order given (e.g. 'start get get')",
+        )
+        return
+    if command is _REQUEST:
+        parser.add_argument(
+            "requests",
+            nargs="*",
+            metavar="JSON",
+            help="a request as one JSON object with its operationName (several allowed)",
+        )
+        parser.add_argument(
+            "--sequential",
+            action="store_true",
+            help="send one request at a time, each after the previous one's outcome (for "
+            "requests that depend on each other, e.g. StartPreviewSession then "
+            "GetPreviewRecord)",
+        )
+    group.add_argument(
+        "--stdin",
+        action="store_true",
+        help=f"read the {command.what} as JSON lines from stdin ({command.stdin_help}, GWS "
+        "camelCase keys); an invalid line prints an error line and the others go on",
+    )
+
+
+def _add_operation_command(commands: Any, command: _Command) -> None:
+    parser = commands.add_parser(
+        command.name,
+        help=command.summary,
+        description=textwrap.fill(command.description, _HELP_WIDTH),
+        epilog=_ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_request_options(parser, command)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print each outcome as one JSON line: {"hook": "<hook name>", <payload fields>}',
+    )
+    parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help="do not load the installed gws_outbound plugins",
+    )
+    _add_connection_options(parser)
+    _add_logging_options(parser, suppress=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
-            "Cancel Genesys outbound records through Genesys Web Services (GWS) and watch the "
-            "outcome, run the embedded GWS simulator, and list the installed plugins."
+            "Work on Genesys outbound records through Genesys Web Services (GWS) and watch "
+            "each outcome (cancel, reject, complete, do-not-call, reschedule, update, chained "
+            "records, add a record, preview dialing, any operation as JSON), run the embedded "
+            "GWS simulator, list the installed plugins and tail live events."
         ),
         epilog=_ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -323,79 +1004,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
-    cancel = commands.add_parser(
-        "cancel",
-        help="cancel outbound records and print each outcome",
-        description=(
-            "Cancel outbound records through the GWS configured in the environment "
-            "(GWS_BASE_URL, GWS_USERNAME, GWS_PASSWORD), wait for each acknowledgement from "
-            "OCS and print one line per record, on one GWS session. The records are the "
-            "--record-handle values (several allowed: they share the other options), or JSON "
-            "lines on stdin with --stdin (GWS camelCase keys, e.g. "
-            '{"recordHandle": 11, "applicationId": 134, "campaignName": "Campaign1", '
-            '"callingList": "CallingList1"}; the options give defaults for the keys a line '
-            "leaves out). While outcomes are awaited on a terminal, progress is shown on "
-            "stderr. Exit status: 0 all acknowledged, 1 a cancel failed or a line was "
-            "invalid (the reason is printed), 2 usage or configuration error, 130 "
-            "interrupted (the outcome of each unfinished cancel is printed as interrupted). "
-            "Installed plugins are loaded and see the cancels too, unless --no-plugins."
-        ),
-        epilog=_ENVIRONMENT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    record = cancel.add_argument_group("the records")
-    record.add_argument(
-        "--record-handle",
-        type=_positive_int,
-        action="extend",
-        nargs="+",
-        metavar="N",
-        help="OCS record handle(s) (GSW_RECORD_HANDLE); repeat the option or give several",
-    )
-    record.add_argument(
-        "--application-id",
-        type=_positive_int,
-        metavar="N",
-        help="DBID of the OCS application (applicationId)",
-    )
-    record.add_argument("--campaign", metavar="NAME", help="campaign name (campaignName)")
-    record.add_argument("--calling-list", metavar="NAME", help="calling list (callingList)")
-    record.add_argument(
-        "--device-path",
-        metavar="/devices/ID",
-        help="the agent's device (devicePath); default: the agent's first device in GWS",
-    )
-    record.add_argument("--phone", metavar="NUMBER", help="the record's phone number (optional)")
-    record.add_argument(
-        "--chain",
-        choices=[member.value for member in ChainAttribute],
-        help="AllChain cancels the record's whole chain, RecordOnly only this record "
-        "(default: not sent, GWS decides)",
-    )
-    record.add_argument(
-        "--reference-id",
-        metavar="ID",
-        help="referenceId to send, for a single record (default: a new uuid4 hex); GWS "
-        "echoes it in the ack",
-    )
-    record.add_argument(
-        "--stdin",
-        action="store_true",
-        help="read the records as JSON lines from stdin (one cancel per line, GWS camelCase "
-        "keys); an invalid line prints an error line and the others go on",
-    )
-    cancel.add_argument(
-        "--json",
-        action="store_true",
-        help='print each outcome as one JSON line: {"hook": "<hook name>", <payload fields>}',
-    )
-    cancel.add_argument(
-        "--no-plugins",
-        action="store_true",
-        help="do not load the installed gws_outbound plugins",
-    )
-    _add_connection_options(cancel)
-    _add_logging_options(cancel, suppress=True)
+    for command in _OPERATION_COMMANDS.values():
+        _add_operation_command(commands, command)
 
     plugins = commands.add_parser(
         "plugins",
@@ -426,10 +1036,14 @@ def build_parser() -> argparse.ArgumentParser:
         "tail",
         help="print live outbound events and user events until Ctrl-C",
         description=(
-            "Connect to the configured GWS as the agent and print every user event "
-            "(on_user_event), acknowledged cancel (on_record_cancel_acknowledged) and "
-            "failed cancel (on_cancel_failed) as it arrives, until Ctrl-C or SIGTERM. "
-            "Plugins are not loaded."
+            "Connect to the configured GWS as the agent and print, as they arrive, every user "
+            "event (on_user_event), acknowledged or failed cancel "
+            "(on_record_cancel_acknowledged, on_cancel_failed), acknowledged or failed other "
+            "operation (on_operation_acknowledged, on_operation_failed), and what OCS says "
+            "unprompted: a record cancelled by someone else (on_record_cancelled), a callback "
+            "due (on_scheduled_call), a pushed preview record (on_preview_record), a campaign "
+            "status (on_campaign_status); until Ctrl-C or SIGTERM. How a real GWS relays "
+            "OCS's unprompted events is UNCONFIRMED. Plugins are not loaded."
         ),
         epilog=_ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -488,72 +1102,107 @@ class _Context:
         self.stderr.flush()
 
 
-_OPTION_OF_FIELD: Final = {
-    "record_handle": "--record-handle",
-    "application_id": "--application-id",
-    "campaign_name": "--campaign",
-    "calling_list": "--calling-list",
-    "device_path": "--device-path",
-    "phone_number": "--phone",
-    "chain_attribute": "--chain",
-    "reference_id": "--reference-id",
-}
+def _given(args: argparse.Namespace, field: str) -> Any:
+    value = getattr(args, field, None)
+    return None if value == [] else value
 
 
-def _option_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The CancelRequest fields the options give (all but the record handle)."""
-    fields = {
-        "application_id": args.application_id,
-        "campaign_name": args.campaign,
-        "calling_list": args.calling_list,
-        "device_path": args.device_path,
-        "phone_number": args.phone,
-        "chain_attribute": args.chain,
-        "reference_id": args.reference_id,
-    }
-    return {name: value for name, value in fields.items() if value is not None}
+def _option_event(command: _Command, args: argparse.Namespace) -> dict[str, Any]:
+    """The fields the options give (all but the record handles), in GWS camelCase keys."""
+    event: dict[str, Any] = {}
+    for field in command.fields:
+        value = _given(args, field)
+        if field != "record_handle" and value is not None:
+            option = _OPTIONS[field]
+            event[option.bus_key] = option.to_bus(value)
+    return event
 
 
-def _check_cancel_arguments(args: argparse.Namespace) -> list[CancelRequest]:
+def _options_of(key: str) -> str:
+    """The option(s) of an error's field key (``campaignName``, ``from/until``...)."""
+    return "/".join(_OPTION_OF_BUS_KEY.get(part, part) for part in key.split("/"))
+
+
+def _label(operation: str | None) -> str:
+    return "cancel" if operation == "CancelRecord" else (operation or "operation")
+
+
+def _missing(command: _Command, args: argparse.Namespace) -> list[str]:
+    missing = [
+        _OPTIONS[field].flags[0] for field in command.required if _given(args, field) is None
+    ]
+    if command.name == "do-not-call":
+        if _given(args, "record_handle") is not None:
+            if _given(args, "calling_list") is None:
+                missing.append("--calling-list")
+        elif _given(args, "phone_number") is None:
+            missing.append("--record-handle or --phone")
+    return missing
+
+
+def _build(
+    build: Callable[[Mapping[str, Any]], OperationRequest], event: dict[str, Any]
+) -> OperationRequest:
+    """A request from the options, validated before any network: a usage error if not."""
+    event.setdefault("devicePath", _PLACEHOLDER_DEVICE)
+    try:
+        return build(event)
+    except InvalidOperationRequest as error:
+        problems = "; ".join(
+            f"{_options_of(key)} {problem}" for key, problem in error.errors.items()
+        )
+        raise _UsageError(f"invalid {_label(error.operation)} request: {problems}") from None
+
+
+def _check_arguments(command: _Command, args: argparse.Namespace) -> list[OperationRequest]:
     """The requests of the options (none with --stdin), validated before any network."""
-    handles: list[int] = args.record_handle or []
-    if args.stdin:
+    if command is _REQUEST:
+        return _requests_of_json(args)
+    handles: list[int] = _given(args, "record_handle") or []
+    stdin = getattr(args, "stdin", False)
+    if stdin:
         if handles:
             raise _UsageError("give the records either as --record-handle or with --stdin")
-        if args.reference_id is not None:
-            raise _UsageError("--reference-id is for a single record (each cancel needs its own)")
+        if _given(args, "reference_id") is not None:
+            raise _UsageError("--reference-id is for a single record (each request needs its own)")
         return []
-    missing = [
-        option
-        for option, value in (
-            ("--record-handle", handles),
-            ("--application-id", args.application_id),
-            ("--campaign", args.campaign),
-            ("--calling-list", args.calling_list),
-        )
-        if value is None or value == []
-    ]
+    missing = _missing(command, args)
     if missing:
+        hint = "" if command is _PREVIEW else " (or give the records as JSON lines with --stdin)"
+        raise _UsageError("the following arguments are required: " + ", ".join(missing) + hint)
+    if _given(args, "reference_id") is not None and len(handles) > 1:
+        raise _UsageError("--reference-id is for a single record (each request needs its own)")
+    defaults = _option_event(command, args)
+    if command is _PREVIEW:
+        return [_build(_PREVIEW_ACTIONS[action], dict(defaults)) for action in args.actions]
+    if "record_handle" not in command.fields or (command.name == "do-not-call" and not handles):
+        return [_build(command.build, dict(defaults))]
+    return [_build(command.build, {**defaults, "recordHandle": handle}) for handle in handles]
+
+
+def _requests_of_json(args: argparse.Namespace) -> list[OperationRequest]:
+    texts: list[str] = args.requests
+    if args.stdin == bool(texts):
         raise _UsageError(
-            "the following arguments are required: "
-            + ", ".join(missing)
-            + " (or give the records as JSON lines with --stdin)"
+            "give the requests either as JSON arguments or as JSON lines with --stdin"
+            if texts
+            else "give the requests as JSON arguments, or as JSON lines with --stdin"
         )
-    if args.reference_id is not None and len(handles) > 1:
-        raise _UsageError("--reference-id is for a single record (each cancel needs its own)")
+    defaults = _option_event(_REQUEST, args)
     requests = []
-    for handle in handles:
-        fields = _option_fields(args)
-        fields.setdefault("device_path", _PLACEHOLDER_DEVICE)
-        fields["record_handle"] = handle
+    for number, text in enumerate(texts, 1):
         try:
-            requests.append(CancelRequest(**fields))
-        except InvalidCancelRequest as error:
-            problems = "; ".join(
-                f"{_OPTION_OF_FIELD.get(name, name)} {problem}"
-                for name, problem in error.errors.items()
-            )
-            raise _UsageError(f"invalid cancel request: {problems}") from None
+            event = json.loads(text)
+        except ValueError as error:
+            raise _UsageError(f"request {number} is not valid JSON: {error}") from None
+        if not isinstance(event, dict):
+            raise _UsageError(f"request {number} must be a JSON object of GWS camelCase keys")
+        event = {**defaults, **event}
+        event.setdefault("devicePath", _PLACEHOLDER_DEVICE)
+        try:
+            requests.append(request_from_bus(event))
+        except InvalidOperationRequest as error:
+            raise _UsageError(f"request {number}: {error}") from None
     return requests
 
 
@@ -603,16 +1252,23 @@ class _Progress:
             await anyio.sleep(_PROGRESS_EVERY)
 
 
-class _CancelRun:
-    """Submits the cancels, prints each outcome as it arrives, and on Ctrl-C the outcome of
+class _OperationRun:
+    """Submits the requests, prints each outcome as it arrives, and on Ctrl-C the outcome of
     each unfinished one."""
 
-    def __init__(self, args: argparse.Namespace, ctx: _Context, plugin: OutboundPlugin) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        ctx: _Context,
+        plugin: OutboundPlugin,
+        command: _Command,
+    ) -> None:
         self._args = args
         self._ctx = ctx
         self._plugin = plugin
-        self._device: str | None = args.device_path
-        self._pending: dict[str, CancelTicket] = {}
+        self._command = command
+        self._device: str | None = _given(args, "device_path")
+        self._pending: dict[int, OperationTicket] = {}
         self.progress = _Progress(ctx.stderr)
         self.invalid = 0
         self.interrupted = False
@@ -631,26 +1287,40 @@ class _CancelRun:
         self._ctx.out(line)
         self.progress.draw()
 
-    def report(self, ticket: CancelTicket, *, interrupted: bool = False) -> None:
+    def report(self, ticket: OperationTicket, *, interrupted: bool = False) -> None:
         outcome = ticket.outcome
-        self._pending.pop(ticket.reference_id, None)
+        self._pending.pop(id(ticket), None)
+        as_json = self._args.json
+        extra = {"interrupted": True} if interrupted else {}
+        suffix = " (interrupted)" if interrupted else ""
         if isinstance(outcome, RecordCancelAck):
             self.progress.acknowledged += 1
             line = (
                 hook_line("on_record_cancel_acknowledged", outcome)
-                if self._args.json
+                if as_json
                 else describe_ack(outcome)
+            )
+        elif isinstance(outcome, OperationAck):
+            self.progress.acknowledged += 1
+            line = (
+                hook_line("on_operation_acknowledged", outcome)
+                if as_json
+                else describe_operation_ack(outcome)
             )
         elif isinstance(outcome, CancelFailure):
             self.progress.failed += 1
-            if self._args.json:
-                extra = {"interrupted": True} if interrupted else {}
-                line = json.dumps(
-                    {"hook": "on_cancel_failed", **to_jsonable(outcome), **extra},
-                    ensure_ascii=False,
-                )
-            else:
-                line = describe_failure(outcome) + (" (interrupted)" if interrupted else "")
+            line = (
+                hook_line("on_cancel_failed", outcome, **extra)
+                if as_json
+                else describe_failure(outcome) + suffix
+            )
+        elif isinstance(outcome, OperationFailure):
+            self.progress.failed += 1
+            line = (
+                hook_line("on_operation_failed", outcome, **extra)
+                if as_json
+                else describe_operation_failure(outcome) + suffix
+            )
         else:
             return
         self._print(line)
@@ -662,21 +1332,25 @@ class _CancelRun:
         else:
             self._print(f"invalid        line={number} {problem}")
 
-    async def submit(self, tg: TaskGroup, request: CancelRequest) -> None:
+    async def submit(self, tg: TaskGroup, request: OperationRequest, *, wait: bool) -> None:
+        """Send ``request``; with ``wait``, return once its outcome is printed."""
         if request.device_path == _PLACEHOLDER_DEVICE:
             request = dataclasses.replace(request, device_path=await self.device_path())
-        ticket = self._plugin.submit(request)
-        self._pending[ticket.reference_id] = ticket
+        ticket: OperationTicket = self._plugin.submit(request)
+        self._pending[id(ticket)] = ticket
         self.progress.submitted += 1
-        tg.start_soon(self._await, ticket)
+        if wait:
+            await self._await(ticket)
+        else:
+            tg.start_soon(self._await, ticket)
 
-    async def _await(self, ticket: CancelTicket) -> None:
+    async def _await(self, ticket: OperationTicket) -> None:
         with contextlib.suppress(Exception):
             await ticket
         self.report(ticket)
 
-    async def from_stdin(self, tg: TaskGroup) -> None:
-        defaults = {_camel(name): value for name, value in _option_fields(self._args).items()}
+    async def from_stdin(self, tg: TaskGroup, *, wait: bool) -> None:
+        defaults = _option_event(self._command, self._args)
         number = 0
         async for line in _stdin_lines(self._ctx.stdin):
             number += 1
@@ -695,13 +1369,13 @@ class _CancelRun:
             if merged.get("devicePath") is None:
                 merged["devicePath"] = await self.device_path()
             try:
-                request = CancelRequest.from_bus(merged)
-            except InvalidCancelRequest as error:
+                request = self._command.build(merged)
+            except InvalidOperationRequest as error:
                 self.invalid_line(number, str(error), error.fields)
                 continue
-            await self.submit(tg, request)
+            await self.submit(tg, request, wait=wait)
 
-    def unfinished(self) -> list[CancelTicket]:
+    def unfinished(self) -> list[OperationTicket]:
         return list(self._pending.values())
 
 
@@ -724,29 +1398,29 @@ async def _stdin_lines(stream: TextIO) -> AsyncIterator[str]:
         yield line
 
 
-def _camel(field: str) -> str:
-    for key, name in BUS_KEYS.items():
-        if name == field:
-            return key
-    return field
-
-
-async def _run_cancel(args: argparse.Namespace, ctx: _Context, config: GWSConfig) -> int:
-    requests = _check_cancel_arguments(args)
+async def _run_operations(
+    command: _Command,
+    requests: list[OperationRequest],
+    args: argparse.Namespace,
+    ctx: _Context,
+    config: GWSConfig,
+) -> int:
+    # One at a time where the order matters: preview actions, and `request --sequential`.
+    wait = command is _PREVIEW or bool(getattr(args, "sequential", False))
     # Installed plugins that fail to load are logged by name and skipped.
     pm = make_plugin_manager(load_entrypoints=not args.no_plugins, environ=ctx.environ)
-    run: _CancelRun | None = None
+    run: _OperationRun | None = None
     try:
         async with OutboundPlugin(pm, config) as plugin:
-            run = _CancelRun(args, ctx, plugin)
+            run = _OperationRun(args, ctx, plugin, command)
             async with anyio.create_task_group() as outer:
                 outer.start_soon(_on_signal, run, outer.cancel_scope)
                 outer.start_soon(run.progress.run)
                 async with anyio.create_task_group() as tg:
                     for request in requests:
-                        await run.submit(tg, request)
-                    if args.stdin:
-                        await run.from_stdin(tg)
+                        await run.submit(tg, request, wait=wait)
+                    if getattr(args, "stdin", False):
+                        await run.from_stdin(tg, wait=wait)
                 outer.cancel_scope.cancel()  # every outcome is in
             if run.interrupted:
                 # Fail what is still pending (reason shut_down) without waiting, and say so.
@@ -766,12 +1440,12 @@ async def _run_cancel(args: argparse.Namespace, ctx: _Context, config: GWSConfig
             run.progress.clear()
         await close_plugins(pm, timeout=_PLUGIN_CLOSE_TIMEOUT)
     if run is not None and run.interrupted:
-        ctx.err("interrupted: the cancels still waiting were reported as interrupted")
+        ctx.err(f"interrupted: the {command.what} still waiting were reported as interrupted")
         return EXIT_INTERRUPTED
     return EXIT_OK if run is not None and run.ok else EXIT_FAILED
 
 
-async def _on_signal(run: _CancelRun, scope: anyio.CancelScope) -> None:
+async def _on_signal(run: _OperationRun, scope: anyio.CancelScope) -> None:
     stopped = anyio.Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(_stop_on_signal, stopped)
@@ -785,9 +1459,9 @@ async def _end_gws_session(plugin: OutboundPlugin) -> None:
     """``POST /api/v2/me {"operationName": "EndContactCenterSession"}`` on the plugin's own
     session (reference §5.1: logs the agent out, restores the default devices and
     invalidates the HTTP session)."""
-    session = plugin._session  # the CLI is part of the package
+    session = plugin._session  # the CLI is part of the package; no public method yet
     try:
-        await session._with_relogin("POST", "/me", {"operationName": "EndContactCenterSession"})
+        await session.end_contact_center_session()
     except GWSOutboundError as error:
         logger.warning("gws_end_session_failed", error=str(error))
     else:
@@ -884,6 +1558,34 @@ class _TailPrinter:
     def on_cancel_failed(self, failure: CancelFailure) -> None:
         self._print("on_cancel_failed", failure, lambda: describe_failure(failure))
 
+    # A cancel's outcome also fires the on_operation_* hooks: printed once, above.
+
+    @hookimpl
+    def on_operation_acknowledged(self, ack: OperationAck) -> None:
+        if ack.operation != "CancelRecord":
+            self._print("on_operation_acknowledged", ack, lambda: describe_operation_ack(ack))
+
+    @hookimpl
+    def on_operation_failed(self, failure: OperationFailure) -> None:
+        if failure.operation != "CancelRecord":
+            self._print("on_operation_failed", failure, lambda: describe_operation_failure(failure))
+
+    @hookimpl
+    def on_record_cancelled(self, event: RecordCancelledEvent) -> None:
+        self._print("on_record_cancelled", event, lambda: describe_unsolicited(event))
+
+    @hookimpl
+    def on_scheduled_call(self, event: ScheduledCallEvent) -> None:
+        self._print("on_scheduled_call", event, lambda: describe_unsolicited(event))
+
+    @hookimpl
+    def on_preview_record(self, event: PreviewRecordEvent) -> None:
+        self._print("on_preview_record", event, lambda: describe_unsolicited(event))
+
+    @hookimpl
+    def on_campaign_status(self, event: CampaignStatusEvent) -> None:
+        self._print("on_campaign_status", event, lambda: describe_unsolicited(event))
+
 
 async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) -> int:
     pm = make_plugin_manager(load_entrypoints=False)
@@ -960,10 +1662,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plugins":
             return _run_plugins(args, ctx)
-        if args.command == "cancel":
-            _check_cancel_arguments(args)  # usage errors before the password prompt
+        command = _OPERATION_COMMANDS.get(args.command)
+        if command is not None:
+            requests = _check_arguments(command, args)  # usage errors before the prompt
             config = load_config(ctx.environ, stdin=ctx.stdin, base_url=args.base_url)
-            return anyio.run(_run_cancel, args, ctx, config, backend="asyncio")
+            return anyio.run(
+                _run_operations, command, requests, args, ctx, config, backend="asyncio"
+            )
         if args.command == "tail":
             config = load_config(ctx.environ, stdin=ctx.stdin, base_url=args.base_url)
             return anyio.run(_run_tail, args, ctx, config, backend="asyncio")

@@ -13,11 +13,18 @@ the kit's async fixtures without the marker fails at once, saying so. It gives y
 ``gws_simulator``
     A started :class:`~gws_outbound_plugin.simulator.GWSSimulator` on 127.0.0.1 (a free
     port) with the user ``agent1`` / ``secret`` and the seeded records; a fresh one per test.
+    ``gws_simulator.clock.advance(seconds)`` moves OCS's time on (rescheduled records come
+    back as ``ScheduledCall``); ``send_record_cancel(handle)``,
+    ``send_campaign_status(campaign, event)`` and ``send_preview_record(campaign)`` make OCS
+    speak unprompted.
 ``gws_plugin_manager``
     ``make_plugin_manager(load_entrypoints=False)``: the hook specifications, no installed
     plugin. Register the plugin under test in it.
 ``gws_hook_recorder``
-    A :class:`HookRecorder` registered in ``gws_plugin_manager``: every hook call, in order.
+    A :class:`HookRecorder` registered in ``gws_plugin_manager``: every call of every hook
+    (the cancel hooks, ``on_operation_requested`` / ``_acknowledged`` / ``_failed``,
+    ``on_user_event`` and OCS's unsolicited events ``on_record_cancelled``,
+    ``on_scheduled_call``, ``on_preview_record``, ``on_campaign_status``), in order.
 ``wait_for_hook``
     ``await wait_for_hook(name, predicate=None, timeout=5.0)``: the first call of hook
     ``name`` (past or future) for which ``predicate(call)`` is true; see
@@ -28,10 +35,18 @@ the kit's async fixtures without the marker fails at once, saying so. It gives y
 ``gws_outbound``
     A started :class:`~gws_outbound_plugin.OutboundPlugin` wired to the simulator and to
     ``gws_plugin_manager`` (with the recorder registered before it starts); closed after the
-    test.
+    test. ``await gws_outbound.cancel(request)`` / ``await gws_outbound.perform(request)``
+    return the acknowledgement or raise ``CancelFailed`` / ``OperationFailed``.
 ``gws_request_factory``
-    A :class:`CancelRequestFactory`: ``gws_request_factory()`` makes a valid
-    :class:`~gws_outbound_plugin.CancelRequest` for a seeded record nobody has cancelled yet.
+    A :class:`RequestFactory`: valid requests of every operation for seeded records nobody
+    has touched yet. ``gws_request_factory()`` (or ``.cancel()``) makes a
+    :class:`~gws_outbound_plugin.CancelRequest`; ``.reject()``, ``.complete(call_result=...)``,
+    ``.do_not_call()``, ``.reschedule()`` (a callback due one hour later on the simulator's
+    clock: ``gws_simulator.clock.advance(3600)`` brings its ``on_scheduled_call``),
+    ``.update(phone_type=...)``, ``.chained()``, ``.do_not_call_phone()``, ``.add_record()``,
+    ``.start_preview()``, ``.get_preview()``, ``.end_preview()`` the other operations' requests
+    (send them with ``await gws_outbound.perform(request)``); ``.unknown_record(operation)``
+    one that OCS refuses. Keywords override the request's fields (``record_handle=14``).
 ``gws_hook_failures``
     A :class:`HookFailureLog`: the hook implementations that raised or timed out during the
     test (``.failures``), and ``.allow(*plugins)`` for a test that expects some.
@@ -56,11 +71,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import inspect
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import anyio
 import pluggy
@@ -72,28 +88,44 @@ from ._dispatcher import HookFailure, watch_hook_failures
 from ._manager import make_plugin_manager
 from ._models import CancelFailure, CancelRequest, RecordCancelAck, UserEvent
 from ._operations import (
+    AddRecordRequest,
+    CallbackType,
     CampaignStatusEvent,
+    CompleteRecordRequest,
+    DoNotCallPhoneRequest,
+    DoNotCallRecordRequest,
+    EndPreviewSessionRequest,
+    GetChainedRecordRequest,
+    GetPreviewRecordRequest,
     OperationAck,
     OperationFailure,
     OperationRequest,
+    PhoneType,
     PreviewRecordEvent,
     RecordCancelledEvent,
+    RejectRecordRequest,
+    RescheduleRecordRequest,
     ScheduledCallEvent,
+    StartPreviewSessionRequest,
+    UpdateRecordRequest,
 )
 from ._plugin import OutboundPlugin
 from .hookspecs import hookimpl
-from .simulator import GWSSimulator
+from .simulator import GWSSimulator, RecordStatus, SeedRecord
 
 __all__ = [
     "ALLOW_HOOK_FAILURES_MARKER",
+    "DEFAULT_CALLBACK_DELAY",
     "RECORDER_PLUGIN_NAME",
     "SIMULATOR_PASSWORD",
     "SIMULATOR_USER",
+    "UNKNOWN_RECORD_HANDLE",
     "CancelRequestFactory",
     "HookCall",
     "HookFailureLog",
     "HookRecorder",
     "HookWaitTimeout",
+    "RequestFactory",
     "WaitForHook",
     "anyio_backend",
     "gws_config",
@@ -359,8 +391,14 @@ class HookRecorder:
             lines.append("  " + ", ".join(f"{hook} x{count}" for hook, count in counts.items()))
         for call in same[-5:]:
             lines.append(f"  {call!r}")
-        failures = [call for call in calls if call.name == "on_cancel_failed"]
-        if failures and name != "on_cancel_failed":
+        # A failed cancel fires on_cancel_failed and on_operation_failed: shown once.
+        failures = [
+            call
+            for call in calls
+            if call.name == "on_cancel_failed"
+            or (call.name == "on_operation_failed" and call.failure.operation != "CancelRecord")
+        ]
+        if failures and name not in ("on_cancel_failed", "on_operation_failed"):
             lines.append(f"  last failure: {failures[-1].failure.describe()}")
         return "\n".join(lines)
 
@@ -400,34 +438,64 @@ def _check_hook_name(name: str) -> None:
 
 # -- making requests ------------------------------------------------------------------------------
 
+#: Operations of :meth:`RequestFactory.unknown_record` (the ones on a record handle).
+_RECORD_OPERATIONS: Final[Mapping[str, type[Any]]] = {
+    "CancelRecord": CancelRequest,
+    "RejectRecord": RejectRecordRequest,
+    "CompleteRecord": CompleteRecordRequest,
+    "DoNotCallRecord": DoNotCallRecordRequest,
+    "RescheduleRecord": RescheduleRecordRequest,
+    "UpdateRecord": UpdateRecordRequest,
+    "GetChainedRecord": GetChainedRecordRequest,
+}
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-class CancelRequestFactory:
-    """Makes valid :class:`CancelRequest` objects for a simulator's seeded records.
+_R = TypeVar("_R", bound="DataclassInstance")
 
-    ``factory()`` picks the first record that is neither cancelled nor handed out yet;
-    ``factory(record_handle=14)`` uses that record; any other keyword (``phone_number``,
-    ``chain_attribute``, ``reference_id``, ...) overrides the request's field.
+#: What a rescheduled record of :meth:`RequestFactory.reschedule` waits, by default.
+DEFAULT_CALLBACK_DELAY: Final = datetime.timedelta(hours=1)
+_UPDATE_FIELDS: Final = ("phone_number", "time_zone", "phone_type", "call_from", "call_until")
+
+
+class RequestFactory:
+    """Makes valid requests of every operation for a simulator's seeded records.
+
+    Each record method picks, unless given ``record_handle=``, the first seeded record that
+    nobody has touched (OCS status ``ready``: not cancelled, completed, handed out...) and
+    that this factory has not handed out yet; every other keyword overrides a field of the
+    request. ``factory()`` (or ``factory.cancel()``) makes a :class:`CancelRequest`;
+    ``reject()``, ``complete()``, ``do_not_call()``, ``reschedule()``, ``update()``,
+    ``chained()`` the other record operations; ``do_not_call_phone()`` and ``add_record()``
+    those without a handle; ``start_preview()``, ``get_preview()``, ``end_preview()`` the
+    preview-session operations; ``unknown_record(operation)`` one that OCS refuses.
     """
 
     def __init__(self, simulator: GWSSimulator, username: str = SIMULATOR_USER) -> None:
         self._simulator = simulator
         self._username = username
         self._handed_out: set[int] = set()
+        self._added = 0
 
     @property
     def device_path(self) -> str:
         """The user's ``devicePath`` in the simulator."""
         return self._simulator.device_path(self._username)
 
-    def __call__(self, record_handle: int | None = None, **overrides: Any) -> CancelRequest:
+    # Records.
+
+    def _take(self, record_handle: int | None) -> SeedRecord:
         states = self._simulator.records
         if record_handle is None:
             for handle, candidate in states.items():
-                if not candidate.cancelled and handle not in self._handed_out:
+                if candidate.status is RecordStatus.READY and handle not in self._handed_out:
                     record_handle = handle
                     break
             else:
-                raise LookupError("every seeded record is cancelled or already handed out")
+                raise LookupError(
+                    "every seeded record is cancelled, otherwise touched, or already handed "
+                    "out by this factory"
+                )
         state = states.get(record_handle)
         if state is None:
             raise LookupError(
@@ -435,29 +503,187 @@ class CancelRequestFactory:
                 "request OCS refuses"
             )
         self._handed_out.add(record_handle)
-        record = state.record
+        return state.record
+
+    def _on_record(
+        self,
+        kind: type[_R],
+        record_handle: int | None,
+        overrides: Mapping[str, Any],
+        defaults: Callable[[SeedRecord], Mapping[str, Any]] | None = None,
+    ) -> _R:
+        record = self._take(record_handle)
+        names = {field.name for field in dataclasses.fields(kind)}
         fields: dict[str, Any] = {
             "record_handle": record.record_handle,
             "application_id": record.application_id,
             "campaign_name": record.campaign_name,
-            "calling_list": record.calling_list,
+            "device_path": self.device_path,
+        }
+        if "calling_list" in names and kind is not UpdateRecordRequest:
+            fields["calling_list"] = record.calling_list
+        if defaults is not None:
+            fields.update(defaults(record))
+        fields.update(overrides)
+        return kind(**fields)
+
+    def __call__(self, record_handle: int | None = None, **overrides: Any) -> CancelRequest:
+        """A :class:`CancelRequest` (kept for tests written before the other operations)."""
+        return self.cancel(record_handle, **overrides)
+
+    def cancel(self, record_handle: int | None = None, **overrides: Any) -> CancelRequest:
+        """A :class:`CancelRequest` (``CancelRecord``)."""
+        return self._on_record(CancelRequest, record_handle, overrides)
+
+    def reject(self, record_handle: int | None = None, **overrides: Any) -> RejectRecordRequest:
+        """A :class:`RejectRecordRequest` (``RejectRecord``)."""
+        return self._on_record(RejectRecordRequest, record_handle, overrides)
+
+    def complete(self, record_handle: int | None = None, **overrides: Any) -> CompleteRecordRequest:
+        """A :class:`CompleteRecordRequest` (``CompleteRecord``); pass ``call_result=...``."""
+        return self._on_record(CompleteRecordRequest, record_handle, overrides)
+
+    def do_not_call(
+        self, record_handle: int | None = None, **overrides: Any
+    ) -> DoNotCallRecordRequest:
+        """A :class:`DoNotCallRecordRequest` (``DoNotCallRecord`` on a record handle)."""
+        return self._on_record(DoNotCallRecordRequest, record_handle, overrides)
+
+    def reschedule(
+        self, record_handle: int | None = None, **overrides: Any
+    ) -> RescheduleRecordRequest:
+        """A :class:`RescheduleRecordRequest`: a ``Personal`` callback due
+        :data:`DEFAULT_CALLBACK_DELAY` (one hour) later **on the simulator's clock**, so
+        ``gws_simulator.clock.advance(3600)`` brings its ``ScheduledCall``."""
+        when = self._simulator.clock.datetime() + DEFAULT_CALLBACK_DELAY
+        return self._on_record(
+            RescheduleRecordRequest,
+            record_handle,
+            overrides,
+            lambda record: {"callback_type": CallbackType.PERSONAL, "scheduled_time": when},
+        )
+
+    def update(self, record_handle: int | None = None, **overrides: Any) -> UpdateRecordRequest:
+        """An :class:`UpdateRecordRequest`; without any of ``phone_number``, ``time_zone``,
+        ``phone_type``, ``call_from``, ``call_until`` it sets the record's own phone number
+        (a valid update that changes nothing)."""
+        given = any(name in overrides for name in _UPDATE_FIELDS)
+        return self._on_record(
+            UpdateRecordRequest,
+            record_handle,
+            overrides,
+            None if given else lambda record: {"phone_number": record.phone_number},
+        )
+
+    def chained(
+        self, record_handle: int | None = None, **overrides: Any
+    ) -> GetChainedRecordRequest:
+        """A :class:`GetChainedRecordRequest` (``GetChainedRecord``)."""
+        return self._on_record(GetChainedRecordRequest, record_handle, overrides)
+
+    def do_not_call_phone(
+        self, record_handle: int | None = None, **overrides: Any
+    ) -> DoNotCallPhoneRequest:
+        """A :class:`DoNotCallPhoneRequest` (``DoNotCallRecord`` by phone number) for the phone
+        number of a record nobody touched (so OCS marks that record)."""
+        record = self._take(record_handle)
+        fields: dict[str, Any] = {
+            "application_id": record.application_id,
+            "campaign_name": record.campaign_name,
+            "phone_number": record.phone_number,
             "device_path": self.device_path,
         }
         fields.update(overrides)
-        return CancelRequest(**fields)
+        return DoNotCallPhoneRequest(**fields)
 
-    def unknown_record(self, **overrides: Any) -> CancelRequest:
-        """A valid request for a record the simulator does not have: OCS refuses it
-        (``on_cancel_failed`` with reason ``ocs_error``)."""
+    def add_record(self, **overrides: Any) -> AddRecordRequest:
+        """An :class:`AddRecordRequest` for the first seeded record's calling list, with a
+        phone number no record has (``"5550000"``, ``"5550001"``, ...), all day long."""
+        first = next(iter(self._simulator.records.values())).record
+        taken = {state.record.phone_number for state in self._simulator.records.values()}
+        while (phone := f"555{self._added:04d}") in taken:
+            self._added += 1
+        self._added += 1
+        fields: dict[str, Any] = {
+            "application_id": first.application_id,
+            "campaign_name": first.campaign_name,
+            "calling_list": first.calling_list,
+            "phone_number": phone,
+            "time_zone": first.time_zone,
+            "phone_type": PhoneType.HOME_PHONE,
+            "call_from": 0,
+            "call_until": 86_399,
+            "device_path": self.device_path,
+        }
+        fields.update(overrides)
+        return AddRecordRequest(**fields)
+
+    # Preview sessions.
+
+    def _on_campaign(self, kind: type[_R], overrides: Mapping[str, Any]) -> _R:
+        campaigns = self._simulator.campaigns
+        name = overrides.get("campaign_name")
+        application = overrides.get("application_id")
+        for candidate_name, candidate_application in campaigns:
+            if name in (None, candidate_name) and application in (None, candidate_application):
+                name, application = candidate_name, candidate_application
+                break
+        fields: dict[str, Any] = {
+            "campaign_name": name,
+            "application_id": application,
+            "device_path": self.device_path,
+        }
+        fields.update(overrides)
+        return kind(**fields)
+
+    def start_preview(self, **overrides: Any) -> StartPreviewSessionRequest:
+        """A :class:`StartPreviewSessionRequest` on the first seeded campaign (or
+        ``campaign_name=``)."""
+        return self._on_campaign(StartPreviewSessionRequest, overrides)
+
+    def get_preview(self, **overrides: Any) -> GetPreviewRecordRequest:
+        """A :class:`GetPreviewRecordRequest` on the first seeded campaign (or
+        ``campaign_name=``)."""
+        return self._on_campaign(GetPreviewRecordRequest, overrides)
+
+    def end_preview(self, **overrides: Any) -> EndPreviewSessionRequest:
+        """An :class:`EndPreviewSessionRequest` on the first seeded campaign (or
+        ``campaign_name=``)."""
+        return self._on_campaign(EndPreviewSessionRequest, overrides)
+
+    # Refused requests.
+
+    def unknown_record(self, operation: str = "CancelRecord", **overrides: Any) -> Any:
+        """A valid request of a record ``operation`` (``"CancelRecord"``,
+        ``"RejectRecord"``, ...) for a record the simulator does not have: OCS refuses it
+        (``on_operation_failed``, and ``on_cancel_failed`` for a cancel, with reason
+        ``ocs_error``)."""
+        kind = _RECORD_OPERATIONS.get(operation)
+        if kind is None:
+            raise ValueError(
+                f"unknown_record() takes a record operation ({', '.join(_RECORD_OPERATIONS)}), "
+                f"got {operation!r}"
+            )
         fields: dict[str, Any] = {
             "record_handle": UNKNOWN_RECORD_HANDLE,
             "application_id": 134,
             "campaign_name": "Campaign1",
-            "calling_list": "CallingList1",
             "device_path": self.device_path,
         }
+        names = {field.name for field in dataclasses.fields(kind)}
+        if "calling_list" in names and kind is not UpdateRecordRequest:
+            fields["calling_list"] = "CallingList1"
+        if kind is RescheduleRecordRequest:
+            fields["callback_type"] = CallbackType.PERSONAL
+            fields["scheduled_time"] = self._simulator.clock.datetime() + DEFAULT_CALLBACK_DELAY
+        if kind is UpdateRecordRequest and not any(name in overrides for name in _UPDATE_FIELDS):
+            fields["phone_type"] = PhoneType.MOBILE
         fields.update(overrides)
-        return CancelRequest(**fields)
+        return kind(**fields)
+
+
+#: The name of the factory before it made every operation's requests.
+CancelRequestFactory = RequestFactory
 
 
 # -- hook failures ------------------------------------------------------------------------------
@@ -703,6 +929,7 @@ async def gws_outbound(
 
 
 @pytest.fixture
-def gws_request_factory(gws_simulator: GWSSimulator) -> CancelRequestFactory:
-    """Makes valid CancelRequests for the simulator's seeded records."""
-    return CancelRequestFactory(gws_simulator)
+def gws_request_factory(gws_simulator: GWSSimulator) -> RequestFactory:
+    """Makes valid requests of every operation for the simulator's seeded records
+    (``gws_request_factory()`` a cancel, ``.reject()``, ``.complete()``, ...)."""
+    return RequestFactory(gws_simulator)

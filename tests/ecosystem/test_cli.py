@@ -21,7 +21,7 @@ import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from gws_outbound_plugin import CancelRequest
+from gws_outbound_plugin import CancelRequest, RejectRecordRequest
 from gws_outbound_plugin._cli import build_parser
 from gws_outbound_plugin.simulator import GWSSimulator
 
@@ -30,6 +30,19 @@ from .conftest import CLI
 pytestmark = pytest.mark.anyio
 
 RECORD_ARGS = ("--application-id", "134", "--campaign", "Campaign1", "--calling-list")
+CAMPAIGN_ARGS = ("--application-id", "134", "--campaign", "Campaign1")
+OPERATION_COMMANDS = (
+    "cancel",
+    "reject",
+    "complete",
+    "do-not-call",
+    "reschedule",
+    "update",
+    "chained",
+    "add-record",
+    "preview",
+    "request",
+)
 
 
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -104,7 +117,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def test_every_command_and_option_has_help_text():
     parser = build_parser()
     commands = _subparsers(parser)
-    assert set(commands) == {"simulate", "cancel", "plugins", "tail"}
+    assert set(commands) == {"simulate", "plugins", "tail", *OPERATION_COMMANDS}
     for name, command in [("gws-outbound", parser), *commands.items()]:
         assert command.description, name
         for action in command._actions:
@@ -848,3 +861,398 @@ async def test_progress_is_shown_on_a_terminal_while_waiting(gws_simulator):
         gws_simulator.faults.release_notifications()
         await tty.expect("acknowledged   record=11")
         assert await tty.exit_status() == 0
+
+
+# -- the other operations -------------------------------------------------------------------------
+
+
+def test_every_operation_command_has_the_options_of_cancel():
+    commands = _subparsers(build_parser())
+    for name in OPERATION_COMMANDS:
+        options = {flag for action in commands[name]._actions for flag in action.option_strings}
+        shared = {"--json", "--no-plugins", "--base-url", "--end-session", "--log-level"}
+        assert shared <= options, name
+        assert "--device-path" in options, name
+        if name != "preview":
+            assert "--stdin" in options, name
+
+
+async def test_help_of_an_operation_command():
+    result = await run(["reschedule", "--help"], base_env())
+    assert result.returncode == 0
+    for text in ("--callback-type {Personal,Campaign}", "--at DATETIME", "UTC offset", "exit"):
+        assert text in result.stdout, text
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100  # wrapped
+
+
+def bodies(simulator: GWSSimulator, operation: str) -> list[dict[str, Any]]:
+    return [r.body for r in simulator.operations if r.body.get("operationName") == operation]
+
+
+async def test_complete_with_a_call_result(gws_simulator):
+    args = ["complete", "--record-handle", "11", *RECORD_ARGS, "CallingList1"]
+    args += ["--call-result", "Answer", "--phone-number", "3001", "--no-plugins"]
+    result = await run(args, gws_env(gws_simulator))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("acknowledged   CompleteRecord record=11 app=134 ")
+    assert "callResult=Answer" in result.stdout
+    (body,) = bodies(gws_simulator, "CompleteRecord")
+    assert (body["callResult"], body["phoneNumber"]) == ("Answer", "3001")
+    assert gws_simulator.records[11].status == "completed"
+    assert gws_simulator.records[11].call_result == "Answer"
+
+
+async def test_reject_many_records_one_refused_exits_1_as_json(gws_simulator):
+    args = ["reject", "--record-handle", "13", "999", *RECORD_ARGS, "CallingList1", "--json"]
+    result = await run([*args, "--no-plugins"], gws_env(gws_simulator))
+
+    assert result.returncode == 1
+    outcomes = {line["hook"]: line for line in map(json.loads, result.stdout.splitlines())}
+    assert set(outcomes) == {"on_operation_acknowledged", "on_operation_failed"}
+    acked, failed = outcomes["on_operation_acknowledged"], outcomes["on_operation_failed"]
+    assert (acked["operation"], acked["record_handle"]) == ("RejectRecord", 13)
+    assert (failed["operation"], failed["reason"]) == ("RejectRecord", "ocs_error")
+    assert failed["request"]["record_handle"] == 999
+    assert logins(gws_simulator) == 1
+
+
+async def test_reschedule_sends_epoch_seconds_and_the_callback_comes_back(gws_simulator):
+    args = ["reschedule", "--record-handle", "16", *CAMPAIGN_ARGS, "--callback-type"]
+    args += ["Personal", "--at", "2030-01-02T09:30:00+01:00", "--no-plugins"]
+    result = await run(args, gws_env(gws_simulator))
+
+    assert result.returncode == 0, result.stderr
+    assert "acknowledged   RescheduleRecord record=16 " in result.stdout
+    assert "callback=Personal at=2030-01-02T09:30:00+01:00" in result.stdout
+    (body,) = bodies(gws_simulator, "RescheduleRecord")
+    assert body["timestamp"] == 1893573000  # 2030-01-02T08:30:00Z
+    assert body["callbackType"] == "Personal"
+    assert "callingList" not in body
+    assert gws_simulator.records[16].status == "scheduled"
+
+
+async def test_do_not_call_by_record_and_by_phone_number(gws_simulator):
+    env = gws_env(gws_simulator)
+    by_record = ["do-not-call", "--record-handle", "16", *RECORD_ARGS, "CallingList1"]
+    result = await run([*by_record, "--chain", "AllChain", "--no-plugins"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("acknowledged   DoNotCallRecord record=16 ")
+
+    by_phone = ["do-not-call", "--phone", "3005", *CAMPAIGN_ARGS, "--no-plugins"]
+    result = await run(by_phone, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("acknowledged   DoNotCallRecord phone=3005 app=134 ")
+    paths = [r.path for r in gws_simulator.operations]
+    assert paths == ["/api/v2/me/outbound-records/16", "/api/v2/me/outbound-records"]
+    assert gws_simulator.records[15].status == "do_not_call"
+    assert "3005" in gws_simulator.do_not_call_numbers
+
+
+async def test_update_takes_the_call_window_as_hh_mm(gws_simulator):
+    args = ["update", "--record-handle", "17", *CAMPAIGN_ARGS, "--phone-type", "Mobile"]
+    args += ["--time-zone", "EST", "--from", "08:00", "--until", "17:30", "--no-plugins"]
+    result = await run(args, gws_env(gws_simulator))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("acknowledged   UpdateRecord record=17 ")
+    (body,) = bodies(gws_simulator, "UpdateRecord")
+    assert (body["phoneType"], body["timeZone"]) == ("Mobile", "EST")
+    assert (body["from"], body["until"]) == (8 * 3600, 17 * 3600 + 1800)
+
+
+async def test_chained_prints_the_chained_records(gws_simulator):
+    env = gws_env(gws_simulator)
+    result = await run(["chained", "--record-handle", "11", *CAMPAIGN_ARGS, "--no-plugins"], env)
+
+    assert result.returncode == 0, result.stderr
+    first, *chained = result.stdout.splitlines()
+    assert first.startswith("acknowledged   GetChainedRecord record=11 ")
+    assert "chained=2" in first
+    assert [line.split()[1] for line in chained] == ["record=12", "record=13"]
+    assert all(line.startswith("chained        ") and "chain=101" in line for line in chained)
+
+    as_json = await run(
+        ["chained", "--record-handle", "14", *CAMPAIGN_ARGS, "--json", "--no-plugins"], env
+    )
+    (line,) = as_json.stdout.splitlines()
+    assert [record["recordHandle"] for record in json.loads(line)["records"]] == [15]
+
+
+async def test_add_record_prints_the_new_handle(gws_simulator):
+    args = ["add-record", *RECORD_ARGS, "CallingList1", "--phone", "5550001"]
+    args += ["--time-zone", "PST", "--phone-type", "HomePhone", "--from", "0"]
+    args += ["--until", "86399", "--field", "tier=gold", "--field", "note=a=b", "--no-plugins"]
+    result = await run(args, gws_env(gws_simulator))
+
+    assert result.returncode == 0, result.stderr
+    new_handle = max(gws_simulator.records)
+    assert result.stdout.startswith(f"acknowledged   AddRecord record={new_handle} app=134 ")
+    (body,) = bodies(gws_simulator, "AddRecord")
+    assert body["otherFields"] == {"tier": "gold", "note": "a=b"}
+    assert (body["from"], body["until"]) == (0, 86399)
+
+
+async def test_a_preview_session_in_order_on_one_gws_session(gws_simulator):
+    args = ["preview", "start", "get", "get", "end", *CAMPAIGN_ARGS, "--no-plugins"]
+    result = await run([*args, "--end-session"], gws_env(gws_simulator))
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[1] for line in lines] == [
+        "StartPreviewSession",
+        "GetPreviewRecord",
+        "GetPreviewRecord",
+        "EndPreviewSession",
+    ]
+    assert "record=11 app=134 campaign=Campaign1 list=CallingList1 chain=101 phone=3001" in lines[1]
+    assert "record=12 " in lines[2]
+    assert [r.body["operationName"] for r in gws_simulator.operations] == [
+        "StartPreviewSession",
+        "GetPreviewRecord",
+        "GetPreviewRecord",
+        "EndPreviewSession",
+    ]
+    assert not gws_simulator.preview_session_active("agent1", "Campaign1")
+    ended = [r for r in gws_simulator.requests if (r.method, r.path) == ("POST", "/api/v2/me")]
+    assert [r.body for r in ended] == [{"operationName": "EndContactCenterSession"}]
+
+
+async def test_no_preview_record_left_is_not_a_failure(gws_simulator):
+    gws_simulator.send_campaign_status("Campaign1", "CampaignStopped")  # hands out nothing
+    args = ["preview", "start", "get", *CAMPAIGN_ARGS, "--json", "--no-plugins"]
+    result = await run(args, gws_env(gws_simulator))
+
+    assert result.returncode == 0, result.stderr
+    started, got = map(json.loads, result.stdout.splitlines())
+    assert started["operation"] == "StartPreviewSession"
+    assert (got["operation"], got["empty"], got["record_handle"]) == (
+        "GetPreviewRecord",
+        True,
+        None,
+    )
+
+    text = await run(["preview", "get", *CAMPAIGN_ARGS, "--no-plugins"], gws_env(gws_simulator))
+    assert text.returncode == 0, text.stderr
+    assert "GetPreviewRecord campaign=Campaign1 app=134 empty (no record available)" in text.stdout
+
+
+async def test_request_takes_any_operation_as_json(gws_simulator):
+    reject = {
+        "operationName": "RejectRecord",
+        "recordHandle": 20,
+        "applicationId": 134,
+        "campaignName": "Campaign1",
+        "callingList": "CallingList1",
+    }
+    cancel_it = dict(reject, operationName="CancelRecord")
+    result = await run(
+        ["request", json.dumps(reject), json.dumps(cancel_it), "--sequential", "--no-plugins"],
+        gws_env(gws_simulator),
+    )
+    assert result.returncode == 1  # a rejected record cannot be cancelled
+    acked, refused = result.stdout.splitlines()
+    assert acked.startswith("acknowledged   RejectRecord record=20 ")
+    assert refused.startswith("failed         reason=ocs_error error=105 ")  # a cancel's line
+    assert [r.body["operationName"] for r in gws_simulator.operations] == [
+        "RejectRecord",
+        "CancelRecord",
+    ]
+
+
+async def test_request_reads_json_lines_from_stdin(gws_simulator):
+    lines = [
+        {"operationName": "StartPreviewSession", "applicationId": 134, "campaignName": "Campaign2"},
+        {"operationName": "GetPreviewRecord", "applicationId": 134, "campaignName": "Campaign2"},
+        {"recordHandle": 11},  # no operationName
+        {"operationName": "Frobnicate"},
+        {"operationName": "GetChainedRecord", "recordHandle": 21, "applicationId": 134},
+    ]
+    stdin = "\n".join(map(json.dumps, lines)) + "\nnot json\n"
+    args = ["request", "--stdin", "--sequential", "--json", "--no-plugins"]
+    result = await run(args, gws_env(gws_simulator), stdin=stdin.encode())
+
+    assert result.returncode == 1  # invalid lines
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    errors = {line["line"]: line for line in out if "error" in line}
+    assert sorted(errors) == [3, 4, 5, 6]
+    assert errors[3]["fields"] == ["operationName"]
+    assert "unknown operation 'Frobnicate'" in errors[4]["error"]
+    assert errors[5]["fields"] == ["campaignName"]
+    assert errors[6]["error"].startswith("invalid JSON")
+    outcomes = [line for line in out if "hook" in line]
+    assert [(o["hook"], o["operation"]) for o in outcomes] == [
+        ("on_operation_acknowledged", "StartPreviewSession"),
+        ("on_operation_acknowledged", "GetPreviewRecord"),
+    ]
+    assert outcomes[1]["record_handle"] == 21
+    device = gws_simulator.device_path("agent1")
+    assert {r.body["devicePath"] for r in gws_simulator.operations} == {device}
+
+
+async def test_stdin_lines_of_an_operation_command_take_defaults_from_the_options(gws_simulator):
+    lines = [{"recordHandle": 14, "callResult": "Busy"}, {"recordHandle": 15}]
+    stdin = "\n".join(map(json.dumps, lines)) + "\n"
+    args = ["complete", "--stdin", *RECORD_ARGS, "CallingList1", "--call-result", "Answer"]
+    result = await run([*args, "--no-plugins"], gws_env(gws_simulator), stdin=stdin.encode())
+
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+    results = {
+        body["referenceId"]: body["callResult"] for body in bodies(gws_simulator, "CompleteRecord")
+    }
+    assert sorted(results.values()) == ["Answer", "Busy"]
+    assert (gws_simulator.records[14].call_result, gws_simulator.records[15].call_result) == (
+        "Busy",
+        "Answer",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["do-not-call", *CAMPAIGN_ARGS], "--record-handle or --phone"),
+        (["do-not-call", "--record-handle", "11", *CAMPAIGN_ARGS], "--calling-list"),
+        (
+            ["reschedule", "--record-handle", "11", *CAMPAIGN_ARGS, "--callback-type", "Personal"],
+            "required: --at",
+        ),
+        (
+            ["reschedule", "--record-handle", "11", "--at", "2030-01-02T09:30:00"],
+            "has no UTC offset",
+        ),
+        (["reschedule", "--callback-type", "Later"], "invalid choice"),
+        (
+            ["update", "--record-handle", "11", *CAMPAIGN_ARGS],
+            "--phone/--time-zone/--phone-type/--from/--until at least one must be given",
+        ),
+        (["update", "--from", "25:00"], "HH:MM"),
+        (["add-record", *RECORD_ARGS, "L"], "required: --phone, --time-zone, --phone-type"),
+        (["add-record", "--field", "novalue"], "NAME=VALUE"),
+        (["preview", *CAMPAIGN_ARGS], "required"),
+        (["preview", "begin", *CAMPAIGN_ARGS], "invalid choice"),
+        (["request"], "give the requests as JSON arguments, or as JSON lines with --stdin"),
+        (["request", "{", "--no-plugins"], "request 1 is not valid JSON"),
+        (["request", '{"operationName": "RejectRecord"}'], "request 1: invalid RejectRecord"),
+        (["reject", "--record-handle", "11", "--stdin"], "either as --record-handle or with"),
+        (
+            ["complete", "--record-handle", "11", "12", *RECORD_ARGS, "L", "--reference-id", "r"],
+            "--reference-id is for a single record",
+        ),
+    ],
+)
+async def test_operation_usage_errors_exit_2_before_any_network(args, message):
+    result = await run(args, base_env())
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+
+
+async def test_ctrl_c_reports_an_unfinished_operation_as_interrupted(gws_simulator):
+    gws_simulator.faults.hold_notifications()  # the outcome never comes
+    args = ["reject", "--record-handle", "12", *RECORD_ARGS, "CallingList1", "--json"]
+    args += ["--reference-id", "ref-int", "--no-plugins"]
+    async with started(args, gws_env(gws_simulator)) as process:
+        await wait_until(lambda: len(gws_simulator.operations) == 1)
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(15):
+            assert await process.wait() == 130
+        assert process.stdout is not None
+        stdout = (await process.stdout.receive()).decode()
+    (line,) = stdout.splitlines()
+    outcome = json.loads(line)
+    assert (outcome["hook"], outcome["operation"]) == ("on_operation_failed", "RejectRecord")
+    assert (outcome["reason"], outcome["interrupted"]) == ("shut_down", True)
+    assert outcome["request"]["reference_id"] == "ref-int"
+
+
+async def test_tail_prints_other_operations_and_unsolicited_events(gws_simulator, gws_outbound):
+    async with started(["tail", "--json"], gws_env(gws_simulator)) as tail:
+        assert tail.stderr is not None and tail.stdout is not None
+        assert "press Ctrl-C" in await read_line(BufferedByteReceiveStream(tail.stderr))
+        out = BufferedByteReceiveStream(tail.stdout)
+
+        # Another client of the agent (the test's plugin) rejects a record.
+        reject = RejectRecordRequest(
+            record_handle=18,
+            application_id=134,
+            campaign_name="Campaign1",
+            calling_list="CallingList1",
+            device_path=gws_simulator.device_path("agent1"),
+        )
+        await gws_outbound.perform(reject)
+        gws_simulator.send_campaign_status("Campaign1", "CampaignStopped")
+
+        lines = [json.loads(await read_line(out)) for _ in range(4)]
+        tail.send_signal(signal.SIGINT)
+        with anyio.fail_after(15):
+            assert await tail.wait() == 0
+    assert sorted(line["hook"] for line in lines) == [
+        "on_campaign_status",
+        "on_operation_acknowledged",
+        "on_user_event",
+        "on_user_event",
+    ]
+    by_hook = {line["hook"]: line for line in lines}
+    assert by_hook["on_operation_acknowledged"]["operation"] == "RejectRecord"
+    assert by_hook["on_operation_acknowledged"]["request"] is None  # not tail's own
+    status = by_hook["on_campaign_status"]
+    assert (status["status"], status["campaign_name"]) == ("CampaignStopped", "Campaign1")
+
+
+def test_the_text_lines_of_the_unsolicited_events():
+    from gws_outbound_plugin import (
+        CallbackType,
+        CampaignStatus,
+        CampaignStatusEvent,
+        PreviewRecordEvent,
+        RecordCancelledEvent,
+        ScheduledCallEvent,
+    )
+    from gws_outbound_plugin._cli import describe_unsolicited
+
+    where = {"application_id": 134, "campaign_name": "Campaign1", "calling_list": "CallingList1"}
+    due = ScheduledCallEvent(
+        record_handle=12,
+        **where,
+        phone_number="3002",
+        chain_id=101,
+        callback_type=CallbackType.PERSONAL,
+    )
+    assert describe_unsolicited(due) == (
+        "scheduled_call record=12 app=134 campaign=Campaign1 list=CallingList1 "
+        "callback=Personal phone=3002 (callback due)"
+    )
+    gone = RecordCancelledEvent(record_handle=13, **where, phone_number=None, chain_id=None)
+    assert describe_unsolicited(gone).startswith("record_cancel  record=13 app=134 ")
+    status = CampaignStatusEvent(
+        status=CampaignStatus.MODE_CHANGED,
+        campaign_name="Campaign1",
+        application_id=134,
+        group_name=None,
+        dialing_mode="Progressive",
+    )
+    assert describe_unsolicited(status) == (
+        "campaign       CampaignModeChanged campaign=Campaign1 app=134 mode=Progressive"
+    )
+    pushed = PreviewRecordEvent(record_handle=None)
+    assert describe_unsolicited(pushed) == (
+        "preview_record record=? app=? campaign=? list=? phone=? (pushed by OCS)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0), ("86399", 86399), ("08:00", 28800), ("8:05:09", 29109), ("23:59:59", 86399)],
+)
+def test_call_window_times(text, seconds):
+    from gws_outbound_plugin._cli import _seconds_of_day
+
+    assert _seconds_of_day(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["86400", "24:00", "-1", "8:60", "8h", "", "\uff11\uff12"])
+def test_call_window_times_out_of_range(text):
+    from gws_outbound_plugin._cli import _seconds_of_day
+
+    with pytest.raises(argparse.ArgumentTypeError, match="seconds after midnight"):
+        _seconds_of_day(text)

@@ -18,13 +18,33 @@ import pytest
 
 from gws_outbound_plugin import (
     PROJECT_NAME,
+    AddRecordRequest,
+    CallbackType,
+    CampaignStatus,
+    CampaignStatusEvent,
     CancelFailure,
     CancelRequest,
     ChainAttribute,
+    CompleteRecordRequest,
+    DoNotCallPhoneRequest,
+    DoNotCallRecordRequest,
+    EndPreviewSessionRequest,
     EventMetrics,
     FailureReason,
+    GetChainedRecordRequest,
+    GetPreviewRecordRequest,
     GWSConfig,
+    OperationAck,
+    OperationFailure,
+    PhoneType,
+    PreviewRecordEvent,
     RecordCancelAck,
+    RecordCancelledEvent,
+    RejectRecordRequest,
+    RescheduleRecordRequest,
+    ScheduledCallEvent,
+    StartPreviewSessionRequest,
+    UpdateRecordRequest,
     UserEvent,
     hookspecs,
 )
@@ -34,8 +54,31 @@ from ._tutorial import PROJECT_DIR, code_files
 from .conftest import CLI, ROOT
 
 DOCS = ROOT / "docs"
-PAYLOADS = (CancelRequest, RecordCancelAck, CancelFailure, UserEvent, EventMetrics)
-ENUMS = (FailureReason, ChainAttribute)
+PAYLOADS = (
+    CancelRequest,
+    RecordCancelAck,
+    CancelFailure,
+    UserEvent,
+    EventMetrics,
+    RejectRecordRequest,
+    CompleteRecordRequest,
+    DoNotCallRecordRequest,
+    RescheduleRecordRequest,
+    UpdateRecordRequest,
+    GetChainedRecordRequest,
+    AddRecordRequest,
+    DoNotCallPhoneRequest,
+    StartPreviewSessionRequest,
+    GetPreviewRecordRequest,
+    EndPreviewSessionRequest,
+    OperationAck,
+    OperationFailure,
+    RecordCancelledEvent,
+    ScheduledCallEvent,
+    CampaignStatusEvent,
+    PreviewRecordEvent,
+)
+ENUMS = (FailureReason, ChainAttribute, PhoneType, CallbackType, CampaignStatus)
 _HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$", re.MULTILINE)
 _ROW = re.compile(r"^\| `([^`]+)`[^|]*\|([^|\n]*(?:\\\|[^|\n]*)*)\|", re.MULTILINE)
 
@@ -141,7 +184,20 @@ def test_every_enum_value_is_documented(hooks_md, enumeration: type[enum.Enum]):
 
 def test_every_payload_is_linked_from_a_hook(hooks_md):
     hook_text = "".join(text for heading, text in hooks_md.items() if heading.startswith("`on_"))
-    for payload in (RecordCancelAck, CancelFailure, UserEvent, CancelRequest, FailureReason):
+    linked = (
+        RecordCancelAck,
+        CancelFailure,
+        UserEvent,
+        CancelRequest,
+        FailureReason,
+        OperationAck,
+        OperationFailure,
+        RecordCancelledEvent,
+        ScheduledCallEvent,
+        CampaignStatusEvent,
+        PreviewRecordEvent,
+    )
+    for payload in linked:
         assert f"[`{payload.__name__}`](#{payload.__name__.lower()})" in hook_text
 
 
@@ -273,6 +329,27 @@ def test_the_tutorials_plugin_passes_its_own_tests(installed):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1].startswith("4 passed")
+
+
+def test_the_tutorials_example_of_the_other_hooks_passes(tmp_path):
+    from .test_cli import base_env
+
+    markdown = (DOCS / "writing-a-plugin.md").read_text(encoding="utf-8")
+    section = sections(markdown)["The other operations and OCS's own events"]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["gws_outbound_plugin.testing"]\n')
+    (tmp_path / "test_planner.py").write_text(code, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        cwd=tmp_path,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("2 passed")
 
 
 def test_the_tutorials_plugin_is_listed_by_the_cli(installed):

@@ -10,13 +10,25 @@ import anyio.lowlevel
 import pytest
 
 from gws_outbound_plugin import (
+    AddRecordRequest,
+    CallbackType,
+    CampaignStatus,
     CancelFailed,
     CancelRequest,
     ChainAttribute,
+    CompleteRecordRequest,
+    DoNotCallRecordRequest,
+    EndPreviewSessionRequest,
     FailureReason,
+    GetPreviewRecordRequest,
+    OperationFailed,
+    PhoneType,
+    RejectRecordRequest,
+    StartPreviewSessionRequest,
     hookimpl,
 )
 from gws_outbound_plugin.testing import (
+    DEFAULT_CALLBACK_DELAY,
     RECORDER_PLUGIN_NAME,
     SIMULATOR_PASSWORD,
     SIMULATOR_USER,
@@ -239,3 +251,169 @@ async def test_the_simulator_fixture_is_fresh_for_each_test(gws_simulator, gws_c
     assert not any(state.cancelled for state in gws_simulator.records.values())
     assert gws_simulator.requests == []
     assert gws_config.base_url == gws_simulator.base_url
+
+
+# -- every operation --------------------------------------------------------------------------
+
+
+async def test_the_factory_makes_a_request_of_every_operation(gws_simulator, gws_request_factory):
+    device = gws_simulator.device_path(SIMULATOR_USER)
+    reject = gws_request_factory.reject()
+    complete = gws_request_factory.complete(call_result="Answer")
+    do_not_call = gws_request_factory.do_not_call(chain_attribute=ChainAttribute.ALL_CHAIN)
+    reschedule = gws_request_factory.reschedule()
+    update = gws_request_factory.update()
+    chained = gws_request_factory.chained(record_handle=21)
+    by_phone = gws_request_factory.do_not_call_phone()
+    cancel = gws_request_factory.cancel()
+
+    assert isinstance(reject, RejectRecordRequest)
+    assert isinstance(complete, CompleteRecordRequest) and complete.call_result == "Answer"
+    assert isinstance(do_not_call, DoNotCallRecordRequest)
+    # Each record is handed out once, in handle order; 21 was asked for by handle.
+    handles = [r.record_handle for r in (reject, complete, do_not_call, reschedule, update)]
+    assert handles == [11, 12, 13, 14, 15]
+    assert (chained.record_handle, chained.campaign_name) == (21, "Campaign2")
+    assert (by_phone.phone_number, by_phone.campaign_name) == ("3006", "Campaign1")
+    assert cancel.record_handle == 17
+    assert all(r.device_path == device for r in (reject, chained, by_phone, cancel))
+    assert reject.calling_list == "CallingList1"
+    # A callback one hour later on the simulator's clock; an update that changes nothing.
+    assert reschedule.callback_type is CallbackType.PERSONAL
+    assert reschedule.scheduled_time - gws_simulator.clock.datetime() <= DEFAULT_CALLBACK_DELAY
+    assert reschedule.scheduled_time.utcoffset() is not None
+    assert (update.phone_number, update.calling_list) == ("3005", None)
+    assert gws_request_factory.update(phone_type=PhoneType.MOBILE).phone_number is None
+
+    first, second = gws_request_factory.add_record(), gws_request_factory.add_record()
+    assert isinstance(first, AddRecordRequest)
+    seeded = {state.record.phone_number for state in gws_simulator.records.values()}
+    assert first.phone_number != second.phone_number
+    assert not {first.phone_number, second.phone_number} & seeded
+    assert gws_request_factory.add_record(call_from=3600).call_from == 3600
+
+    start = gws_request_factory.start_preview()
+    assert isinstance(start, StartPreviewSessionRequest)
+    assert (start.campaign_name, start.application_id) == ("Campaign1", 134)
+    assert isinstance(gws_request_factory.get_preview(), GetPreviewRecordRequest)
+    end = gws_request_factory.end_preview(campaign_name="Campaign2")
+    assert isinstance(end, EndPreviewSessionRequest)
+    assert (end.campaign_name, end.application_id) == ("Campaign2", 134)
+
+
+async def test_every_request_of_the_factory_is_acknowledged(
+    gws_outbound, gws_request_factory, gws_hook_recorder, wait_for_hook
+):
+    factory = gws_request_factory
+    requests = [
+        factory.start_preview(),
+        factory.get_preview(),
+        factory.reject(),
+        factory.complete(call_result="Answer"),
+        factory.do_not_call(),
+        factory.reschedule(),
+        factory.update(),
+        factory.chained(),
+        factory.do_not_call_phone(),
+        factory.add_record(),
+        factory.cancel(),
+        factory.end_preview(),
+    ]
+    for request in requests:
+        ack = await gws_outbound.perform(request)
+        assert ack.reference_id == request.reference_id, request
+        await wait_for_hook(
+            "on_operation_acknowledged", lambda call, r=request: call.ack.request is r
+        )
+    acknowledged = [
+        call.ack.operation for call in gws_hook_recorder.calls_of("on_operation_acknowledged")
+    ]
+    assert acknowledged == [request.operation_name for request in requests]
+    assert gws_hook_recorder.calls_of("on_operation_failed") == []
+    # The cancel went through on_cancel_requested, the others through on_operation_requested.
+    assert len(gws_hook_recorder.calls_of("on_operation_requested")) == len(requests) - 1
+    assert len(gws_hook_recorder.calls_of("on_cancel_requested")) == 1
+
+
+async def test_unknown_record_is_refused_by_ocs_for_every_record_operation(
+    gws_outbound, gws_request_factory
+):
+    for operation in (
+        "CancelRecord",
+        "RejectRecord",
+        "CompleteRecord",
+        "DoNotCallRecord",
+        "RescheduleRecord",
+        "UpdateRecord",
+        "GetChainedRecord",
+    ):
+        request = gws_request_factory.unknown_record(operation)
+        assert request.operation_name == operation
+        with pytest.raises(OperationFailed) as caught:
+            await gws_outbound.perform(request)
+        assert caught.value.failure.reason is FailureReason.OCS_ERROR, operation
+    with pytest.raises(ValueError, match="takes a record operation"):
+        gws_request_factory.unknown_record("AddRecord")
+
+
+async def test_the_recorder_hears_what_ocs_says_unprompted(
+    gws_outbound, gws_simulator, gws_request_factory, wait_for_hook
+):
+    await gws_outbound.perform(gws_request_factory.start_preview())
+    held = await gws_outbound.perform(gws_request_factory.get_preview())
+    gws_simulator.send_record_cancel(held.record_handle)
+    pushed = gws_simulator.send_preview_record("Campaign1")
+    gws_simulator.send_campaign_status("Campaign1", "CampaignStopped")
+
+    cancelled = await wait_for_hook("on_record_cancelled")
+    assert cancelled.event.record_handle == held.record_handle
+    preview = await wait_for_hook("on_preview_record")
+    assert preview.event.record_handle == pushed
+    status = await wait_for_hook("on_campaign_status")
+    assert status.event.status is CampaignStatus.STOPPED
+
+
+async def test_wait_for_hook_names_the_last_failed_operation(
+    gws_outbound, gws_request_factory, wait_for_hook
+):
+    with pytest.raises(OperationFailed):
+        await gws_outbound.perform(gws_request_factory.unknown_record("RejectRecord"))
+    with pytest.raises(HookWaitTimeout, match=r"last failure: RejectRecord of record 999999"):
+        await wait_for_hook("on_operation_acknowledged", timeout=0.1)
+
+
+class CallbackPlanner:
+    """A third party's plugin: counts acknowledged operations and keeps the callbacks due."""
+
+    def __init__(self) -> None:
+        self.acknowledged: dict[str, int] = {}
+        self.due: list[tuple[int | None, str | None]] = []
+
+    @hookimpl
+    def on_operation_acknowledged(self, ack):
+        self.acknowledged[ack.operation] = self.acknowledged.get(ack.operation, 0) + 1
+
+    @hookimpl
+    async def on_scheduled_call(self, event):
+        await anyio.lowlevel.checkpoint()  # an async def hook: awaited by the core
+        kind = event.callback_type.value if event.callback_type else None
+        self.due.append((event.record_handle, kind))
+
+
+async def test_a_plugin_with_the_new_hooks_tested_with_the_kit(
+    gws_plugin_manager, gws_outbound, gws_simulator, gws_request_factory, wait_for_hook
+):
+    planner = CallbackPlanner()
+    gws_plugin_manager.register(planner, name="callback-planner")
+
+    request = gws_request_factory.reschedule()  # due one hour later on the simulator's clock
+    await gws_outbound.perform(request)
+    await gws_outbound.perform(gws_request_factory.complete(call_result="Busy"))
+    await gws_outbound.wait_hooks_idle(5)
+    assert planner.acknowledged == {"RescheduleRecord": 1, "CompleteRecord": 1}
+    assert planner.due == []  # not yet
+
+    gws_simulator.clock.advance(3600)  # OCS's time moves on: the callback is due
+    await wait_for_hook("on_scheduled_call")
+    await gws_outbound.wait_hooks_idle(5)
+    assert planner.due == [(request.record_handle, "Personal")]
