@@ -72,21 +72,12 @@ _ANSWER_EVENTS: Final = frozenset(
 )
 #: Names of partial results (``ChainedRecord``).
 _PART_EVENTS: Final = frozenset(s.part for s in OPERATION_SPECS.values() if s.part)
-#: Partial results kept per chain at most, while their request is unknown.
+#: Partial results kept at most per chain, and in all, while their request is unknown.
 _ORPHAN_PARTS_PER_CHAIN: Final = 1_000
+_ORPHAN_PARTS_TOTAL: Final = 10_000
 #: A pushed preview record arrives as an ``OutboundRecordMessage`` (reported as unsolicited);
 #: its user event is not a foreign acknowledgement.
 _NOT_FOREIGN: Final = frozenset({"PreviewRecord"})
-#: Failures after which GWS or OCS may still send the request's messages.
-_MAY_STILL_ANSWER: Final = frozenset(
-    {
-        FailureReason.TIMED_OUT,
-        FailureReason.OUTCOME_UNKNOWN,
-        FailureReason.SHUT_DOWN,
-        FailureReason.TRANSPORT_FAILURE,
-    }
-)
-
 TimerId = tuple[Any, ...]
 
 
@@ -233,6 +224,7 @@ class _Entry:
         "outbound",
         "parts",
         "phase",
+        "released",
         "request",
         "spec",
         "token",
@@ -246,6 +238,7 @@ class _Entry:
         self.spec: OperationSpec = request.spec
         self.key: CorrelationKey | None = request.correlation_key
         self.phase = _Phase.QUEUED
+        self.released = False
         self.unanswered = False
         self.lost = False
         self.merging = False
@@ -322,6 +315,7 @@ class Correlator:
         # record's own handle, so they match no request; kept per (application, campaign,
         # chain) until the end marker of a request on that chain collects them.
         self._orphan_parts: OrderedDict[tuple[Any, ...], list[UserEvent]] = OrderedDict()
+        self._orphan_count = 0
         self._lost = False
         self._settles = itertools.count(1)
         self._closed = False
@@ -355,11 +349,12 @@ class Correlator:
             "fingerprints": len(self._fingerprints),
             "foreign": len(self._foreign),
             "orphan_chains": len(self._orphan_parts),
+            "orphan_parts": self._orphan_count,
         }
 
     def is_queued(self, token: int) -> bool:
         entry = self._entries.get(token)
-        return entry is not None and entry.phase is _Phase.QUEUED
+        return entry is not None and entry.phase is _Phase.QUEUED and entry.released
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -394,9 +389,16 @@ class Correlator:
             )
         self._entries[token] = entry
         self._by_reference[reference] = entry
-        if entry.key is not None:
-            self._by_key.setdefault(entry.key, []).append(entry)
-        effects: list[Effect] = [Send(token, request)]
+        effects: list[Effect] = []
+        queue = self._by_key.setdefault(entry.key, []) if entry.key is not None else None
+        if queue is not None:
+            queue.append(entry)
+        # One request at a time per record (campaign, phone number): a user event that does
+        # not carry our referenceId can then only answer the one that was sent. The others
+        # wait for it (and for their deadline).
+        if queue is None or len(queue) == 1:
+            entry.released = True
+            effects.append(Send(token, request))
         if self.limits.deadline is not None:
             effects.append(StartTimer(("deadline", token), self.limits.deadline))
         return token, effects
@@ -409,7 +411,7 @@ class Correlator:
         """The POST of ``token`` is about to be written. False: it has an outcome already
         (the sender must not send it)."""
         entry = self._entries.get(token)
-        if entry is None or entry.phase is not _Phase.QUEUED:
+        if entry is None or entry.phase is not _Phase.QUEUED or not entry.released:
             return False
         entry.phase = _Phase.SENDING
         entry.lost = self._lost
@@ -446,7 +448,7 @@ class Correlator:
         else:
             failed = Failed(FailureReason.TRANSPORT_FAILURE, message or "the request was not sent")
         # GWS did nothing with a request it refused or never got: no late answer to expect.
-        return self._finish(entry, failed, may_answer_late=result is not PostResult.REJECTED)
+        return self._finish(entry, failed, may_answer_late=False)
 
     # -- timers ----------------------------------------------------------------------------------
 
@@ -735,6 +737,12 @@ class Correlator:
         effects: list[Effect] = [UserEventSeen(event)]
         name = event.user_event
         user_data = event.user_data
+        if user_data.get("GSW_REFERENCE_ID") is None and self._late_key(event):
+            # The answer of an earlier request that ended without it (timed out, unknown):
+            # it was sent before any pending request on that record, so it is its answer,
+            # not theirs.
+            effects += self._late("late_user_event_ignored", user_event=name)
+            return effects
         entry, claimed = self._match_user_event(event)
         if entry is None and claimed:
             # Another copy of a half that one of our pending requests already has.
@@ -742,7 +750,7 @@ class Correlator:
             effects.append(Notice("user_event_repeat_ignored", "debug", {"user_event": name}))
             return effects
         if entry is None:
-            if self._is_late(user_data.get("GSW_REFERENCE_ID")) or self._late_key(event):
+            if self._is_late(user_data.get("GSW_REFERENCE_ID")):
                 effects += self._late("late_user_event_ignored", user_event=name)
                 return effects
             if event.is_error:
@@ -799,6 +807,8 @@ class Correlator:
     def _wants(self, entry: _Entry, event: UserEvent) -> bool:
         name = event.user_event
         if event.is_error:
+            if entry.outbound is not None and event.user_data.get("GSW_REFERENCE_ID") is None:
+                return False  # GWS acknowledged it: an unreferenced refusal is someone else's
             return name in entry.spec.user_events or name not in _ANSWER_EVENTS
         if name is None or (name not in entry.spec.user_events and name not in entry.spec.empty):
             return False
@@ -841,10 +851,15 @@ class Correlator:
         parts = self._orphan_parts.get(chain)
         if parts is None:
             parts = self._orphan_parts[chain] = []
-            if len(self._orphan_parts) > self.limits.foreign_limit:
-                self._orphan_parts.popitem(last=False)
-        if len(parts) < _ORPHAN_PARTS_PER_CHAIN:
-            parts.append(event)
+        if len(parts) >= _ORPHAN_PARTS_PER_CHAIN:
+            return
+        parts.append(event)
+        self._orphan_count += 1
+        while self._orphan_count > _ORPHAN_PARTS_TOTAL or (
+            len(self._orphan_parts) > self.limits.foreign_limit
+        ):
+            _, dropped = self._orphan_parts.popitem(last=False)
+            self._orphan_count -= len(dropped)
 
     def _late_key(self, event: UserEvent) -> bool:
         name = event.user_event or ""
@@ -914,6 +929,8 @@ class Correlator:
         if entry.spec.part is not None and not entry.parts and entry.user_event is not None:
             chain = self._chain_of(entry.user_event)
             orphans = self._orphan_parts.pop(chain, None) if chain is not None else None
+            if orphans:
+                self._orphan_count -= len(orphans)
             if orphans and not entry.event_parts:
                 entry.event_parts = orphans
         return self._finish(
@@ -935,6 +952,7 @@ class Correlator:
         reference = entry.request.reference_id
         if self._by_reference.get(reference) is entry:
             del self._by_reference[reference]
+        follower: _Entry | None = None
         if entry.key is not None:
             queue = self._by_key.get(entry.key)
             if queue is not None:
@@ -942,11 +960,11 @@ class Correlator:
                     queue.remove(entry)
                 if not queue:
                     del self._by_key[entry.key]
-        late = (
-            entry.sent
-            and may_answer_late
-            and (isinstance(outcome, Acknowledged) or outcome.reason in _MAY_STILL_ANSWER)
-        )
+                elif not queue[0].released:
+                    follower = queue[0]
+        # Messages may still arrive for a request that was sent, unless GWS refused it in
+        # the POST's answer (or it never reached GWS): then GWS did nothing with it.
+        late = entry.sent and may_answer_late
         self._recent[reference] = late
         self._recent.move_to_end(reference)
         if len(self._recent) > self.limits.recent_limit:
@@ -968,4 +986,7 @@ class Correlator:
             effects.append(CancelTimer(("merge", entry.token)))
         if self.limits.deadline is not None:
             effects.append(CancelTimer(("deadline", entry.token)))
+        if follower is not None and not self._closed:
+            follower.released = True
+            effects.append(Send(follower.token, follower.request))
         return effects

@@ -15,6 +15,7 @@ from typing import Any, Final
 import anyio
 import pluggy
 
+from . import hookspecs
 from ._log import get_logger
 
 __all__ = [
@@ -123,7 +124,7 @@ DISPATCHED_HOOKS: Final = (
     "on_campaign_status",
 )
 #: The hooks the host fires; the core answers them with a ticket.
-HOST_FIRED_HOOKS: Final = ("on_cancel_requested", "on_operation_requested")
+HOST_FIRED_HOOKS: Final = hookspecs.HOST_FIRED_HOOKS
 
 # What next() returns for a coroutine that finished in its first step.
 _FINISHED: Final = object()
@@ -225,6 +226,11 @@ class HookDispatcher:
                         await self._bounded(hook_name, impl, awaitable)
                 except Exception as error:  # a plugin's bug must not reach the others
                     report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
+                except BaseException as error:
+                    if isinstance(error, KeyboardInterrupt | SystemExit):
+                        raise
+                    report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
+                    await anyio.lowlevel.checkpoint()  # a real cancellation surfaces here
             return
         start = 0
         while start < len(calls):
@@ -295,6 +301,16 @@ class HookDispatcher:
                                     scope.deadline = math.inf
                 except Exception as error:  # a plugin's bug must not reach the others
                     report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
+                except BaseException as error:
+                    # A BaseException a plugin raised (pytest's fail(), a CancelledError from
+                    # something it awaited) is its failure; our own timeout, a real
+                    # cancellation of the caller and an interrupt go through.
+                    if isinstance(error, KeyboardInterrupt | SystemExit) or (
+                        isinstance(error, anyio.get_cancelled_exc_class()) and scope.cancel_called
+                    ):
+                        raise
+                    report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
+                    await anyio.lowlevel.checkpoint()  # a real cancellation surfaces here
                 index += 1
                 if scope.cancel_called:
                     return index

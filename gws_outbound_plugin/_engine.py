@@ -47,7 +47,7 @@ from ._correlator import (
 from ._dispatcher import HookDispatcher, safe_log
 from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
 from ._log import get_logger
-from ._models import CancelRequest
+from ._models import CancelRequest, FailureReason
 from ._operations import (
     CampaignStatusEvent,
     OperationRequest,
@@ -206,7 +206,16 @@ class Engine:
         return ticket
 
     def _accept_on_loop(self, ticket: OperationTicket) -> None:
-        token, effects = self._correlator.accept(ticket.request)
+        try:
+            token, effects = self._correlator.accept(ticket.request)
+        except Exception as error:  # a request object that misbehaves: it still ends
+            safe_log(logger.exception, "request_not_accepted")
+            failed = Failed(
+                FailureReason.REJECTED,
+                f"the request could not be registered ({type(error).__name__}); nothing was sent",
+            )
+            token = -id(ticket)
+            effects = [Resolved(token, ticket.request, failed)]
         self._tickets[token] = ticket
         self._apply(effects)
 
@@ -394,10 +403,12 @@ class Engine:
         if handle is None:
             return  # released already
         handle.cancel()
-        ticket._release()
-        with self._accept_lock:
-            self._outstanding -= 1
-        self._resolved.set()
+        try:
+            ticket._release()
+        finally:
+            with self._accept_lock:
+                self._outstanding -= 1
+            self._resolved.set()
 
     def release_all(self) -> None:
         """Hand every decided outcome to the host now (at the end of a close)."""

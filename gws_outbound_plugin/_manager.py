@@ -133,13 +133,19 @@ def _did_you_mean(name: str, candidates: Iterable[str], cutoff: float = 0.75) ->
 
 def _marked_impls(pm: pluggy.PluginManager, plugin: object) -> list[tuple[str, Any]]:
     """(hook name, function) of every ``@hookimpl`` attribute of ``plugin``."""
-    found = []
+    return [(hook, function) for hook, function, _ in _marked_impls_with_options(pm, plugin)]
+
+
+def _marked_impls_with_options(
+    pm: pluggy.PluginManager, plugin: object
+) -> list[tuple[str, Any, Mapping[str, Any]]]:
+    found: list[tuple[str, Any, Mapping[str, Any]]] = []
     for attribute in dir(plugin):
         options = pm.parse_hookimpl_opts(plugin, attribute)
         if options is None:
             continue
         function = getattr(plugin, attribute, None)
-        found.append((options.get("specname") or attribute, function))
+        found.append((options.get("specname") or attribute, function, options))
     return found
 
 
@@ -147,9 +153,19 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
     names = _spec_names(pm)
     host_fired = _host_fired_hooks(names)
     problems = []
-    for hook, function in _marked_impls(pm, plugin):
+    for hook, function, options in _marked_impls_with_options(pm, plugin):
         where = _where(function)
         at = f" (at {where})" if where else ""
+        if (
+            hook in host_fired
+            and (options.get("wrapper") or options.get("hookwrapper"))
+            and not isinstance(plugin, CoreAbsentGuard)
+        ):
+            problems.append(
+                f"{hook} cannot be wrapped: a wrapper could hide the ticket of a request that "
+                f"was accepted and sent; observe it with a plain implementation{at}"
+            )
+            continue
         if hook not in names:
             close = _did_you_mean(hook, names)
             hint = f"did you mean {close!r}?" if close else "the hooks are " + ", ".join(names)

@@ -101,7 +101,11 @@ class OutcomePump:
                     self._busy = True
                     try:
                         await self._dispatcher.dispatch(hook, **kwargs)
-                    except Exception:  # the dispatcher isolates plugins; this is our bug
+                    except anyio.get_cancelled_exc_class():
+                        raise
+                    except (KeyboardInterrupt, SystemExit):
+                        raise
+                    except BaseException:  # the dispatcher isolates plugins; this is our bug
                         safe_log(logger.exception, "hook_dispatch_crashed", hook=hook)
                     finally:
                         self._busy = False
@@ -142,9 +146,17 @@ class OutcomePump:
             budget=budget,
             hook_timeout=_SHUTDOWN_HOOK_TIMEOUT,
         )
+        current_timeout = self._dispatcher.hook_timeout
         self._dispatcher.hook_timeout = _SHUTDOWN_HOOK_TIMEOUT
         # The current call keeps its own deadline (at most hook_timeout); the rest is quick.
-        await self._idle.wait()
+        # A hook that shields itself from its timeout is not waited for beyond that.
+        left_after = current_timeout + _SHUTDOWN_HOOK_TIMEOUT * (len(self._queue) + 1)
+        if await self.wait_idle(left_after):
+            return
+        dropped = len(self._queue)
+        self._queue.clear()
+        safe_log(logger.error, "hook_calls_dropped_at_close", dropped=dropped)
+        self.cancel()
 
     def cancel(self) -> None:
         self._cancelled = True

@@ -28,7 +28,7 @@ from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
 from ._log import get_logger
 from ._models import CancelRequest, RecordCancelAck
 from ._session import GWSSession
-from ._ticket import CancelTicket, OperationTicket
+from ._ticket import IN_HOOK, CancelTicket, OperationTicket
 from .hookspecs import hookimpl
 
 __all__ = ["CORE_PLUGIN_NAME", "DEFAULT_CHANNELS", "CoreAbsentGuard", "CoreHooks", "OutboundPlugin"]
@@ -88,9 +88,19 @@ class CoreHooks:
         ticket = engine.accept(request)
         try:
             results = yield
-        except Exception as error:
+        except BaseException as error:
+            # An observer's failure must not hide the ticket: the request was accepted and
+            # goes on, and a host told otherwise might send it again.
             if self.pm is not None:
                 report_hook_failure(self.pm, _culprit(self.pm, hook, error), hook, error)
+            if isinstance(error, KeyboardInterrupt | SystemExit):
+                safe_log(
+                    logger.error,
+                    "accepted_request_goes_on",
+                    reference_id=ticket.reference_id,
+                    interrupted_by=type(error).__name__,
+                )
+                raise
             results = []
         return [ticket, *results]
 
@@ -168,6 +178,7 @@ class OutboundPlugin:
         self._core: CoreHooks | None = None
         self._core_registered = False
         self._closed = asyncio.Event()  # asyncio's can be made outside an event loop
+        self._started = asyncio.Event()
         self._scopes: list[anyio.CancelScope] = []
 
     def __repr__(self) -> str:
@@ -306,6 +317,7 @@ class OutboundPlugin:
                 await self._session.close()
             self._state = _State.CLOSED
             self._closed.set()
+            self._started.set()
             raise
         self._tg = tg
         self._owner = anyio.get_current_task().id
@@ -313,6 +325,7 @@ class OutboundPlugin:
         self._spawn(self._listener.run, self._engine.deliver)
         self._bind_core()
         self._state = _State.RUNNING
+        self._started.set()
         logger.info(
             "plugin_started",
             user=self.config.username,
@@ -342,6 +355,14 @@ class OutboundPlugin:
             self._state = _State.CLOSED
             self._closed.set()
             return
+        if IN_HOOK.get() and self._state is _State.RUNNING and self._tg is not None:
+            # From a hook: closing waits for the hook calls, this one included, so the close
+            # runs in a task of its own and this call returns at once.
+            self._tg.start_soon(self._close_from_hook, drain)
+            return
+        if self._state is _State.STARTING:
+            with anyio.CancelScope(shield=True):
+                await self._started.wait()
         if self._state is _State.CLOSED:
             await self._exit_task_group()
             return
@@ -358,6 +379,13 @@ class OutboundPlugin:
             self._state = _State.CLOSED
             self._closed.set()
         await self._exit_task_group()
+
+    async def _close_from_hook(self, drain: bool) -> None:
+        IN_HOOK.set(False)  # this task's own context
+        try:
+            await self.aclose(drain=drain)
+        except Exception:
+            safe_log(logger.exception, "close_from_hook_failed")
 
     async def _shutdown(self, drain: bool) -> None:
         self._engine.stop_accepting()
@@ -391,7 +419,11 @@ class OutboundPlugin:
         with scope:
             try:
                 await function(*args)
-            except Exception:
+            except anyio.get_cancelled_exc_class():
+                raise
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:  # never into the task group: its scope is the host's
                 safe_log(
                     logger.exception,
                     "background_task_crashed",
@@ -433,6 +465,12 @@ class OutboundPlugin:
     def _refuse_wrappers(self) -> None:
         for hook_name in HOST_FIRED_HOOKS:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if (impl.hookwrapper or impl.wrapper) and not isinstance(impl.plugin, CoreHooks):
+                    raise GWSOutboundError(
+                        f"plugin {impl.plugin_name!r} wraps {hook_name}: a wrapper could hide "
+                        "the ticket of a request that was accepted and sent; observe the "
+                        "request with a plain implementation instead"
+                    )
                 if inspect.iscoroutinefunction(impl.function):
                     raise GWSOutboundError(
                         f"plugin {impl.plugin_name!r} implements {hook_name} as async def: "

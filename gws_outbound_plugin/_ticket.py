@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 from collections.abc import Generator
@@ -169,10 +170,12 @@ class OperationTicket:
         for waiter in waiters or ():
             if isinstance(waiter, threading.Event):
                 waiter.set()
+            elif waiter.done():
+                continue  # its awaiter gave up (its loop may be closed by now)
             elif waiter.get_loop() is running:
                 _wake(waiter)  # on the waiter's own loop: no round trip through its self-pipe
             else:
-                waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+                _wake_soon(waiter)
         return True
 
     def __repr__(self) -> str:
@@ -253,10 +256,13 @@ def _failure_exception(outcome: object) -> BaseException | None:
 
 
 def _wake_soon(future: asyncio.Future[None]) -> None:
+    if future.done():
+        return
     loop = future.get_loop()
     if _running_loop() is loop:
         _wake(future)
-    else:
+        return
+    with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits there any more
         loop.call_soon_threadsafe(_wake, future)
 
 

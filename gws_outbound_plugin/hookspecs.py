@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from ._ticket import CancelTicket, OperationTicket
 
 __all__ = [
+    "HOST_FIRED_HOOKS",
     "PROJECT_NAME",
     "hookimpl",
     "hookspec",
@@ -87,6 +88,9 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 """Marker for hook specifications (this module)."""
 
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+#: The hooks the host fires (from any thread): plain functions only, no wrappers.
+HOST_FIRED_HOOKS: Final = ("on_cancel_requested", "on_operation_requested")
 """Decorator for plugin authors: ``@hookimpl def on_record_cancel_acknowledged(ack): ...``."""
 
 

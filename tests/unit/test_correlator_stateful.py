@@ -99,7 +99,9 @@ class FakeRequest:
 class Model:
     request: FakeRequest
     sent: bool = False
+    send_emitted: bool = False
     answered_after_send: bool = False
+    errored_after_send: bool = False
     outcomes: list[Any] = dataclasses.field(default_factory=list)
 
 
@@ -173,6 +175,10 @@ class CorrelatorMachine(RuleBasedStateMachine):
                 model = self.models[effect.token]
                 assert not model.outcomes, f"second outcome for {effect.token}: {effect.outcome}"
                 model.outcomes.append(effect.outcome)
+                if isinstance(effect.outcome, Failed) and (
+                    effect.outcome.reason is FailureReason.OCS_ERROR
+                ):
+                    assert model.errored_after_send, "an OCS error that was not its own"
                 if isinstance(effect.outcome, Acknowledged):
                     assert model.sent, "acknowledged a request that was never sent"
                     assert model.answered_after_send, "acknowledged without an answer of its own"
@@ -183,15 +189,29 @@ class CorrelatorMachine(RuleBasedStateMachine):
                         if isinstance(part, Mapping):
                             assert part.get("referenceId") == model.request.reference_id
             elif isinstance(effect, Send):
-                assert effect.token in self.models
+                model = self.models[effect.token]
+                assert not model.outcomes and not model.send_emitted
+                model.send_emitted = True
+                # One request at a time per record: no other of ours on its key is out.
+                key = model.request.correlation_key
+                others = [
+                    m
+                    for m in self.models.values()
+                    if m is not model and m.send_emitted and not m.outcomes
+                ]
+                assert all(m.request.correlation_key != key for m in others), "two sent on a key"
             elif isinstance(effect, Foreign):
                 pass
 
     def pending(self) -> list[int]:
         return [t for t, m in self.models.items() if not m.outcomes]
 
-    def deliver(self, message: dict[str, Any], *, answers: FakeRequest | None = None) -> None:
-        # Which pending sent requests this message can answer (the model's "belongs to").
+    def deliver(
+        self, message: dict[str, Any], *, answers: FakeRequest | None = None, error: bool = False
+    ) -> None:
+        # Which pending sent requests this message can answer (the model's "belongs to"): by
+        # its reference, else any sent request of that operation on that record (without a
+        # reference, another desktop's message cannot be told from ours).
         data = message["data"]
         for model in self.models.values():
             if model.outcomes or not model.sent:
@@ -201,14 +221,18 @@ class CorrelatorMachine(RuleBasedStateMachine):
                 "GSW_REFERENCE_ID"
             )
             if reference is not None:
-                if reference == request.reference_id:
+                belongs = reference == request.reference_id
+            else:
+                belongs = (
+                    answers is not None
+                    and answers.spec is request.spec
+                    and answers.correlation_key == request.correlation_key
+                )
+            if belongs:
+                if error:
+                    model.errored_after_send = True
+                else:
                     model.answered_after_send = True
-            elif (
-                answers is not None
-                and answers.spec is request.spec
-                and answers.correlation_key == request.correlation_key
-            ):
-                model.answered_after_send = True
         self.sent_messages.append(message)
         self.apply(self.correlator.message(message))
 
@@ -237,14 +261,25 @@ class CorrelatorMachine(RuleBasedStateMachine):
         if duplicate or self.closed:
             assert outcome and isinstance(outcome[0], Failed)
 
-    @precondition(lambda self: self.pending())
+    def sendable(self) -> list[int]:
+        return [t for t in self.pending() if self.models[t].send_emitted]
+
+    @precondition(lambda self: self.sendable())
     @rule(data=st.data())
     def send(self, data: st.DataObject) -> None:
-        token = data.draw(st.sampled_from(self.pending()))
+        token = data.draw(st.sampled_from(self.sendable()))
         model = self.models[token]
         expected = not model.sent
         assert self.correlator.sending(token) is expected
         model.sent = True
+
+    @precondition(lambda self: self.pending())
+    @rule(data=st.data())
+    def send_unreleased(self, data: st.DataObject) -> None:
+        """A sender must not send what the correlator did not hand it."""
+        token = data.draw(st.sampled_from(self.pending()))
+        if not self.models[token].send_emitted:
+            assert self.correlator.sending(token) is False
 
     @precondition(lambda self: any(m.sent for m in self.models.values()))
     @rule(
@@ -278,7 +313,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
             self.deliver(message, answers=request)
         elif kind == "error":
             message = user_event(request, spec.acknowledgement, with_reference=unique, error=True)
-            self.deliver(message, answers=request)
+            self.deliver(message, answers=request, error=True)
         elif kind == "part" and spec.part is not None:
             self.deliver(outbound(request, spec.part), answers=None)
         elif kind == "part_event" and spec.part is not None:
@@ -368,6 +403,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
         assert sizes["fingerprints"] <= LIMITS.fingerprint_limit
         assert sizes["foreign"] <= LIMITS.foreign_limit
         assert sizes["orphan_chains"] <= LIMITS.foreign_limit
+        assert sizes["orphan_parts"] <= 10_000
 
     @invariant()
     def at_most_one_outcome(self) -> None:
@@ -454,10 +490,12 @@ def test_no_answer_waits_for_the_acknowledgement_then_reports_unknown() -> None:
     assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Failed)
     assert resolved.outcome.reason is FailureReason.OUTCOME_UNKNOWN
 
-    token, _ = correlator.accept(FakeRequest(CANCEL_RECORD, "m", 1))
+    # (Another record: on record 1 the next unreferenced user event is taken as the late
+    # answer of the request above, sent before.)
+    token, _ = correlator.accept(FakeRequest(CANCEL_RECORD, "m", 2))
     correlator.sending(token)
     correlator.posted(token, PostResult.NO_ANSWER, message="read timeout")
-    request = FakeRequest(CANCEL_RECORD, "m", 1)
+    request = FakeRequest(CANCEL_RECORD, "m", 2)
     correlator.message(outbound(request, "RecordCancelAcknowledge"))
     effects = correlator.message(_ack_user_event(request))
     (resolved,) = [e for e in effects if isinstance(e, Resolved)]
@@ -531,3 +569,47 @@ def test_shutdown_resolves_everything(phase: str) -> None:
     assert correlator.pending == 0
     _, effects = correlator.accept(FakeRequest(CANCEL_RECORD, "t", 1))
     assert isinstance(effects[0], Resolved)
+
+
+def test_a_late_answer_is_taken_before_a_newer_request_on_the_record() -> None:
+    """A request that ended without its user event was sent before any pending one on that
+    record: an unreferenced user event is its late answer, not the newer request's."""
+    correlator = Correlator(LIMITS)
+    old = FakeRequest(CANCEL_RECORD, "old", 1)
+    token, _ = correlator.accept(old)
+    correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    correlator.timer_expired(("ack", token))
+    retry = FakeRequest(CANCEL_RECORD, "retry", 1)
+    token, _ = correlator.accept(retry)
+    correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    effects = correlator.message(_ack_user_event(old))
+    assert not [e for e in effects if isinstance(e, StartTimer | Resolved)]
+    assert correlator.stats["late"] == 1
+
+
+def test_requests_on_one_record_are_sent_one_at_a_time() -> None:
+    correlator = Correlator(LIMITS)
+    first, effects = correlator.accept(FakeRequest(CANCEL_RECORD, "a", 1))
+    assert [type(e) for e in effects if isinstance(e, Send)] == [Send]
+    second, effects = correlator.accept(FakeRequest(REJECT_RECORD, "b", 1))
+    assert not [e for e in effects if isinstance(e, Send)]
+    assert correlator.sending(second) is False
+    correlator.sending(first)
+    effects = correlator.posted(first, PostResult.REJECTED, status_code=1, message="no")
+    assert [e.token for e in effects if isinstance(e, Send)] == [second]
+    assert correlator.sending(second) is True
+
+
+def test_an_unreferenced_error_does_not_fail_a_request_gws_acknowledged() -> None:
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(CANCEL_RECORD, "a", 1)
+    token, _ = correlator.accept(request)
+    correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    error = user_event(request, "RecordCancelAcknowledge", with_reference=False, error=True)
+    assert not [e for e in correlator.message(error) if isinstance(e, Resolved)]
+    (resolved, *_) = correlator.timer_expired(("merge", token))
+    assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Acknowledged)
