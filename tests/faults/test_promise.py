@@ -111,9 +111,12 @@ async def test_a_log_pipeline_that_raises_does_not_lose_the_outcome(
     """Reproduction 2: the host's processor raises on ``cancel_failed``."""
     request = request_for(sim, handles(sim, 1)[0])
     sim.faults.status_code(6, "record not found")
-    with log_pipeline_raising_on("cancel_failed"):
-        with anyio.fail_after(5), pytest.raises(CancelFailed) as info:
-            await plugin.cancel(request)
+    with (
+        log_pipeline_raising_on("cancel_failed"),
+        anyio.fail_after(5),
+        pytest.raises(CancelFailed) as info,
+    ):
+        await plugin.cancel(request)
     assert info.value.failure.reason is FailureReason.REJECTED
     assert [f.request.reference_id for f in recorder.failures] == [request.reference_id]
 
