@@ -737,13 +737,14 @@ class Correlator:
         effects: list[Effect] = [UserEventSeen(event)]
         name = event.user_event
         user_data = event.user_data
-        if user_data.get("GSW_REFERENCE_ID") is None and self._late_key(event):
+        keys = user_event_keys(user_data)
+        if user_data.get("GSW_REFERENCE_ID") is None and self._late_key(event, keys):
             # The answer of an earlier request that ended without it (timed out, unknown):
             # it was sent before any pending request on that record, so it is its answer,
             # not theirs.
             effects += self._late("late_user_event_ignored", user_event=name)
             return effects
-        entry, claimed = self._match_user_event(event)
+        entry, claimed = self._match_user_event(event, keys)
         if entry is None and claimed:
             # Another copy of a half that one of our pending requests already has.
             self.stats["duplicates"] += 1
@@ -766,9 +767,7 @@ class Correlator:
                 return effects
             specs = SPEC_BY_ACKNOWLEDGEMENT.get(name or "")
             if specs and name not in _NOT_FOREIGN:
-                effects += self._foreign_half(
-                    specs[0], user_event_keys(user_data), user_event=event
-                )
+                effects += self._foreign_half(specs[0], keys, user_event=event)
             elif name not in _ANSWER_EVENTS:
                 self.stats["unsolicited"] += 1
                 effects.append(Unsolicited(event=event))
@@ -814,7 +813,9 @@ class Correlator:
             return False
         return entry.user_event is None or name == entry.spec.part
 
-    def _match_user_event(self, event: UserEvent) -> tuple[_Entry | None, bool]:
+    def _match_user_event(
+        self, event: UserEvent, keys: tuple[CorrelationKey, ...]
+    ) -> tuple[_Entry | None, bool]:
         """The sent request this user event answers, and whether one of our pending requests
         already holds a copy of it (then it is a repeat, not someone else's)."""
         user_data = event.user_data
@@ -824,7 +825,7 @@ class Correlator:
                 return by_reference, True
             return None, True
         claimed = False
-        for key in user_event_keys(user_data):
+        for key in keys:
             for entry in self._by_key.get(key, ()):
                 if not entry.sent:
                     continue
@@ -861,9 +862,11 @@ class Correlator:
             _, dropped = self._orphan_parts.popitem(last=False)
             self._orphan_count -= len(dropped)
 
-    def _late_key(self, event: UserEvent) -> bool:
+    def _late_key(self, event: UserEvent, keys: tuple[CorrelationKey, ...]) -> bool:
+        if not self._late_keys:
+            return False
         name = event.user_event or ""
-        for key in user_event_keys(event.user_data):
+        for key in keys:
             slot = (key, name)
             count = self._late_keys.get(slot)
             if count:

@@ -19,6 +19,7 @@ out, resolving a ticket before anything that could fail (a log call, a hook) is 
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
@@ -99,6 +100,62 @@ def _is_request(request: object) -> bool:
     return isinstance(request, OperationRequest)
 
 
+class _DeadlineQueue:
+    """Expiries that all have the same delay, in the order they were added (so in order of
+    expiry), with one loop timer for the first. Each item fires ``expire(item)`` once, unless
+    it was discarded (or added again) before: each request's deadline, each ticket's latest
+    release. Cheaper than one loop timer per item, which every request would otherwise pay.
+    """
+
+    def __init__(self, expire: Callable[[Any], None]) -> None:
+        self._expire = expire
+        self._queue: collections.deque[tuple[float, Any]] = collections.deque()
+        self._due: dict[Any, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def add(self, item: Any, delay: float) -> None:
+        assert self._loop is not None
+        when = self._loop.time() + delay
+        if self._queue and when < self._queue[-1][0]:
+            when = self._queue[-1][0]  # the same delay: never earlier than the last one
+        self._queue.append((when, item))
+        self._due[item] = when
+        if self._handle is None:
+            self._handle = self._loop.call_at(when, self._fire)
+
+    def discard(self, item: Any) -> None:
+        self._due.pop(item, None)
+
+    def clear(self) -> None:
+        self._queue.clear()
+        self._due.clear()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        assert self._loop is not None
+        self._handle = None
+        now = self._loop.time()
+        queue, due = self._queue, self._due
+        while queue and queue[0][0] <= now:
+            when, item = queue.popleft()
+            if due.get(item) == when:
+                del due[item]
+                try:
+                    self._expire(item)
+                except Exception:  # one failing expiry must not stop the others
+                    safe_log(logger.exception, "deadline_expiry_failed")
+        while queue and due.get(queue[0][1]) != queue[0][0]:
+            queue.popleft()  # discarded
+        if queue:
+            self._handle = self._loop.call_at(queue[0][0], self._fire)
+
+
 class Engine:
     """See the module docstring. Created and run by ``OutboundPlugin``."""
 
@@ -125,7 +182,6 @@ class Engine:
             self,
             session,
             workers=config.max_concurrent_requests,
-            queue_size=config.max_pending,
             connect_timeout=config.request_timeout,
             is_connected=is_connected,
             wait_connected=wait_connected,
@@ -140,8 +196,21 @@ class Engine:
         self._loop_thread: int | None = None
         self._resolved = asyncio.Event()  # made outside the loop: asyncio's can be
         self._effect_errors = 0
-        # Tickets decided and not yet handed to the host, with their release timer.
-        self._unreleased: dict[OperationTicket, asyncio.TimerHandle] = {}
+        # Tickets decided and not yet handed to the host (released by the pump after their
+        # hooks, or by the queue below hook_timeout after the decision).
+        self._unreleased: set[OperationTicket] = set()
+        self._release_queue = _DeadlineQueue(self._release_overdue)
+        self._deadlines = _DeadlineQueue(self._timer_fired)
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            Resolved: self._resolve,
+            Send: self._send,
+            StartTimer: self._start_timer,
+            CancelTimer: self._cancel_timer,
+            UserEventSeen: self._user_event_seen,
+            Foreign: self._foreign,
+            Unsolicited: self._unsolicited,
+            Notice: self._notice,
+        }
 
     # -- information -------------------------------------------------------------------------
 
@@ -225,6 +294,8 @@ class Engine:
         """Start the workers and the pump with ``spawn(async_function, *args)``."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._deadlines.start(self._loop)
+        self._release_queue.start(self._loop)
         self._sender.start(spawn)
         spawn(self._pump.run)
         with self._accept_lock:
@@ -254,6 +325,7 @@ class Engine:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        self._deadlines.clear()
         self._sender.close()
         try:
             await self._pump.close(hook_budget)
@@ -315,31 +387,39 @@ class Engine:
                 safe_log(logger.exception, "engine_effect_failed", effect=type(effect).__name__)
 
     def _apply_one(self, effect: Effect) -> None:
-        if isinstance(effect, Resolved):
-            self._resolve(effect)
-        elif isinstance(effect, Send):
-            self._sender.submit(effect.token, effect.request)
-        elif isinstance(effect, StartTimer):
-            old = self._timers.pop(effect.timer, None)
-            if old is not None:
-                old.cancel()
-            assert self._loop is not None
-            self._timers[effect.timer] = self._loop.call_later(
-                effect.delay, self._timer_fired, effect.timer
-            )
-        elif isinstance(effect, CancelTimer):
-            handle = self._timers.pop(effect.timer, None)
-            if handle is not None:
-                handle.cancel()
-        elif isinstance(effect, UserEventSeen):
-            self._pump.emit("on_user_event", event=effect.event)
-        elif isinstance(effect, Foreign):
-            self._foreign(effect)
-        elif isinstance(effect, Unsolicited):
-            self._unsolicited(effect)
-        elif isinstance(effect, Notice):
-            method = getattr(logger, effect.level, logger.info)
-            safe_log(method, effect.kind, **effect.fields)
+        self._handlers[type(effect)](effect)
+
+    def _start_timer(self, effect: StartTimer) -> None:
+        timer = effect.timer
+        if timer[0] == "deadline":
+            # Every request's deadline has the same length: a queue in order of expiry
+            # with one loop timer for its head does (see _DeadlineQueue).
+            self._deadlines.add(timer, effect.delay)
+            return
+        old = self._timers.pop(timer, None)
+        if old is not None:
+            old.cancel()
+        assert self._loop is not None
+        self._timers[timer] = self._loop.call_later(effect.delay, self._timer_fired, timer)
+
+    def _cancel_timer(self, effect: CancelTimer) -> None:
+        timer = effect.timer
+        if timer[0] == "deadline":
+            self._deadlines.discard(timer)
+            return
+        handle = self._timers.pop(timer, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _send(self, effect: Send) -> None:
+        self._sender.submit(effect.token, effect.request)
+
+    def _user_event_seen(self, effect: UserEventSeen) -> None:
+        self._pump.emit("on_user_event", event=effect.event)
+
+    def _notice(self, effect: Notice) -> None:
+        method = getattr(logger, effect.level, logger.info)
+        safe_log(method, effect.kind, **effect.fields)
 
     def _resolve(self, effect: Resolved) -> None:
         ticket = self._tickets.pop(effect.token, None)
@@ -362,10 +442,8 @@ class Engine:
         # hook_timeout from now, whichever comes first. Nothing below can prevent that.
         if ticket is not None:
             ticket._decide(payload)
-            assert self._loop is not None
-            self._unreleased[ticket] = self._loop.call_later(
-                self._config.hook_timeout, self._release, ticket
-            )
+            self._unreleased.add(ticket)
+            self._release_queue.add(ticket, self._config.hook_timeout)
         if isinstance(outcome, Acknowledged):
             if cancel:
                 self._pump.emit("on_record_cancel_acknowledged", ack=payload)
@@ -378,12 +456,6 @@ class Engine:
                 self._pump.emit("on_operation_acknowledged", ack=payload)
             if ticket is not None:
                 self._pump.emit_call(lambda: self._release(ticket))
-            safe_log(
-                logger.debug,
-                "request_acknowledged",
-                operation=request.spec.name,
-                reference_id=request.reference_id,
-            )
         else:
             self._log_failure(request.spec, request.reference_id, outcome)
             if cancel:
@@ -398,11 +470,14 @@ class Engine:
             if ticket is not None:
                 self._pump.emit_call(lambda: self._release(ticket))
 
+    def _release_overdue(self, ticket: OperationTicket) -> None:
+        self._release(ticket)
+
     def _release(self, ticket: OperationTicket) -> None:
-        handle = self._unreleased.pop(ticket, None)
-        if handle is None:
+        if ticket not in self._unreleased:
             return  # released already
-        handle.cancel()
+        self._unreleased.discard(ticket)
+        self._release_queue.discard(ticket)
         try:
             ticket._release()
         finally:

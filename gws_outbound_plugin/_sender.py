@@ -8,11 +8,12 @@ never sent, and the correlator knows from then on that the request may reach GWS
 
 from __future__ import annotations
 
+import asyncio
+import collections
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._correlator import PostResult
 from ._dispatcher import safe_log
@@ -58,7 +59,6 @@ class Sender:
         session: GWSSession,
         *,
         workers: int,
-        queue_size: int,
         connect_timeout: float,
         is_connected: Callable[[], bool],
         wait_connected: Callable[[], Awaitable[Any]],
@@ -69,45 +69,64 @@ class Sender:
         self._connect_timeout = connect_timeout
         self._is_connected = is_connected
         self._wait_connected = wait_connected
-        self._queue_size = queue_size
-        self._send: MemoryObjectSendStream[tuple[int, Operation]] | None = None
-        self._receive: MemoryObjectReceiveStream[tuple[int, Operation]] | None = None
+        self._queue: collections.deque[tuple[int, Operation]] = collections.deque()
+        # Futures of the workers waiting for work (a deque and futures instead of a memory
+        # stream: the hand-off every request pays is a few attribute operations).
+        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._closed = False
+        self._started = False
 
     def start(self, spawn: Callable[..., None]) -> None:
-        self._send, self._receive = anyio.create_memory_object_stream[tuple[int, Operation]](
-            self._queue_size
-        )
+        self._started = True
         for _ in range(self._workers):
-            spawn(self._worker, self._receive.clone())
+            spawn(self._worker)
 
     def submit(self, token: int, request: Operation) -> None:
-        """Queue a request (no checkpoint). The queue holds ``max_pending`` entries, which
-        the engine never exceeds."""
-        assert self._send is not None, "the sender was not started"
-        self._send.send_nowait((token, request))
+        """Queue a request (no checkpoint, never blocks) and wake a waiting worker."""
+        assert self._started, "the sender was not started"
+        self._queue.append((token, request))
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        idle = self._idle
+        while idle:
+            waiter = idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def close(self) -> None:
-        for stream in (self._send, self._receive):
-            if stream is not None:
-                stream.close()
+        self._closed = True
+        self._queue.clear()
+        while self._idle:
+            self._wake_one()
 
-    async def _worker(self, receive: MemoryObjectReceiveStream[tuple[int, Operation]]) -> None:
-        async with receive:
-            async for token, request in receive:
-                if not self._engine.is_queued(token):
-                    continue  # it has its outcome already
-                try:
-                    await self._post(token, request)
-                except Exception as error:  # never let one request stop the worker
-                    safe_log(
-                        logger.exception, "request_send_crashed", reference_id=request.reference_id
-                    )
-                    # It may have been written: never resent, its acknowledgement still counts.
-                    self._engine.posted(
-                        token,
-                        PostResult.NO_ANSWER,
-                        message=f"unexpected error while sending: {type(error).__name__}",
-                    )
+    async def _worker(self) -> None:
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            if not queue:
+                waiter = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
+                continue
+            token, request = queue.popleft()
+            if queue and self._idle:
+                self._wake_one()  # more work: another worker takes it
+            if not self._engine.is_queued(token):
+                continue  # it has its outcome already
+            try:
+                await self._post(token, request)
+            except Exception as error:  # never let one request stop the worker
+                safe_log(
+                    logger.exception, "request_send_crashed", reference_id=request.reference_id
+                )
+                # It may have been written: never resent, its acknowledgement still counts.
+                self._engine.posted(
+                    token,
+                    PostResult.NO_ANSWER,
+                    message=f"unexpected error while sending: {type(error).__name__}",
+                )
 
     async def _post(self, token: int, request: Operation) -> None:
         if not self._is_connected():
