@@ -94,9 +94,9 @@ class _FakeSession:
     async def close(self) -> None:
         pass
 
-    async def post_record_operation(self, handle: int, body: dict[str, Any]) -> dict[str, Any]:
+    async def post_operation(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(0)  # the answer arrives on a later turn of the loop
-        for message in notifications(handle, body):
+        for message in notifications(int(path.rsplit("/", 1)[1]), body):
             self._queue.put_nowait(message)
         return {"statusCode": 0}
 
@@ -145,8 +145,8 @@ async def plugin_us(count: int, concurrency: int, repeats: int) -> list[float]:
     session, listener = _FakeSession(queue), _FakeListener(queue)
     plugin._session = session  # type: ignore[assignment]
     plugin._listener = listener  # type: ignore[assignment]
-    plugin._engine._session = session  # type: ignore[assignment]
-    plugin._engine._wait_connected = listener.wait_connected
+    plugin._engine._sender._session = session  # type: ignore[assignment]
+    plugin._engine._sender._wait_connected = listener.wait_connected
     await plugin.__aenter__()
 
     async def cancel(handle: int) -> None:

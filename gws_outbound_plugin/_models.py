@@ -330,6 +330,26 @@ class FailureReason(enum.StrEnum):
     """The plugin was closed before the outcome arrived (after the drain timeout)."""
 
 
+def describe_failure(
+    subject: str,
+    reason: FailureReason,
+    status_code: int | None,
+    error_number: int | None,
+    message: str | None,
+    reference_id: object,
+) -> str:
+    """One line for logs and exception messages about a failed request."""
+    parts = [f"{subject} failed: {reason.value}"]
+    if status_code is not None:
+        parts.append(f"statusCode={status_code}")
+    if error_number is not None:
+        parts.append(f"error_number={error_number}")
+    if message:
+        parts.append(message)
+    parts.append(f"(referenceId {reference_id})")
+    return " ".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class CancelFailure:
     """Payload of ``on_cancel_failed``."""
@@ -352,15 +372,14 @@ class CancelFailure:
 
     def describe(self) -> str:
         """One line for logs and exception messages."""
-        parts = [f"cancel of record {self.request.record_handle} failed: {self.reason.value}"]
-        if self.status_code is not None:
-            parts.append(f"statusCode={self.status_code}")
-        if self.error_number is not None:
-            parts.append(f"error_number={self.error_number}")
-        if self.message:
-            parts.append(self.message)
-        parts.append(f"(referenceId {self.request.reference_id})")
-        return " ".join(parts)
+        return describe_failure(
+            f"cancel of record {self.request.record_handle}",
+            self.reason,
+            self.status_code,
+            self.error_number,
+            self.message,
+            self.request.reference_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)

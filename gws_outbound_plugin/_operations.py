@@ -40,6 +40,7 @@ from ._models import (
     _check_text,
     _new_reference_id,
     _show,
+    describe_failure,
 )
 
 __all__ = [
@@ -1057,15 +1058,14 @@ class OperationFailure:
             subject = f"{self.operation} on campaign {_show(campaign)}"
         else:
             subject = f"{self.operation} in campaign {_show(campaign)}"
-        parts = [f"{subject} failed: {self.reason.value}"]
-        if self.status_code is not None:
-            parts.append(f"statusCode={self.status_code}")
-        if self.error_number is not None:
-            parts.append(f"error_number={self.error_number}")
-        if self.message:
-            parts.append(self.message)
-        parts.append(f"(referenceId {getattr(request, 'reference_id', None)})")
-        return " ".join(parts)
+        return describe_failure(
+            subject,
+            self.reason,
+            self.status_code,
+            self.error_number,
+            self.message,
+            getattr(request, "reference_id", None),
+        )
 
 
 # -- unsolicited OCS events ------------------------------------------------------------------------

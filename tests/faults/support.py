@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from gws_outbound_plugin import CancelRequest
+from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.matrix import ACK, FAILED, Row
 from tests.helpers import Recorder
 
@@ -73,3 +74,24 @@ def refused_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def request_for(sim: GWSSimulator, handle: int, **changes: Any) -> CancelRequest:
+    """A cancel of the simulator's seeded record ``handle`` (its own list and campaign)."""
+    record = sim.records[handle].record
+    values: dict[str, Any] = {
+        "record_handle": handle,
+        "application_id": record.application_id,
+        "campaign_name": record.campaign_name,
+        "calling_list": record.calling_list,
+        "device_path": sim.device_path("agent1"),
+    }
+    values.update(changes)
+    return CancelRequest(**values)
+
+
+def handles(sim: GWSSimulator, count: int) -> list[int]:
+    """The first ``count`` seeded record handles."""
+    found = sorted(sim.records)[:count]
+    assert len(found) == count, "the simulator's seed has too few records"
+    return found

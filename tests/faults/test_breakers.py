@@ -32,6 +32,7 @@ from gws_outbound_plugin import (
 from gws_outbound_plugin._correlator import Correlator, Limits, PostResult, Resolved
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
+from tests.faults.support import handles, request_for
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -39,25 +40,6 @@ pytestmark = pytest.mark.anyio
 #: How long closing may take in the tests below before it counts as hung (the configs use
 #: drain_timeout 0.2 and hook_timeout 0.3, so a working close takes well under a second).
 _CLOSE_LIMIT = 1.5
-
-
-def request_for(sim: GWSSimulator, handle: int, **changes: Any) -> CancelRequest:
-    record = sim.records[handle].record
-    values: dict[str, Any] = {
-        "record_handle": handle,
-        "application_id": record.application_id,
-        "campaign_name": record.campaign_name,
-        "calling_list": record.calling_list,
-        "device_path": sim.device_path("agent1"),
-    }
-    values.update(changes)
-    return CancelRequest(**values)
-
-
-def handles(sim: GWSSimulator, count: int) -> list[int]:
-    found = sorted(sim.records)[:count]
-    assert len(found) == count, "the simulator's seed has too few records"
-    return found
 
 
 def _unstick(plugin: OutboundPlugin) -> None:

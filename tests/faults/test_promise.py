@@ -17,7 +17,6 @@ import structlog
 from gws_outbound_plugin import (
     CancelFailed,
     CancelFailure,
-    CancelRequest,
     FailureReason,
     GWSConfig,
     OutboundPlugin,
@@ -27,28 +26,10 @@ from gws_outbound_plugin import (
 )
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
+from tests.faults.support import handles, request_for
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
-
-
-def request_for(sim: GWSSimulator, handle: int, **changes: Any) -> CancelRequest:
-    record = sim.records[handle].record
-    values: dict[str, Any] = {
-        "record_handle": handle,
-        "application_id": record.application_id,
-        "campaign_name": record.campaign_name,
-        "calling_list": record.calling_list,
-        "device_path": sim.device_path("agent1"),
-    }
-    values.update(changes)
-    return CancelRequest(**values)
-
-
-def handles(sim: GWSSimulator, count: int) -> list[int]:
-    found = sorted(sim.records)[:count]
-    assert len(found) == count, "the simulator's seed has too few records"
-    return found
 
 
 class SlowFailureHook:
@@ -272,9 +253,7 @@ async def test_ticket_result_on_the_event_loop_thread_raises_at_once(
     assert ticket.result() is ack  # once resolved, result() returns at once anywhere
 
 
-async def test_ticket_result_from_another_thread(
-    sim: GWSSimulator, plugin: OutboundPlugin
-) -> None:
+async def test_ticket_result_from_another_thread(sim: GWSSimulator, plugin: OutboundPlugin) -> None:
     ticket = plugin.submit(request_for(sim, handles(sim, 1)[0]))
     ack = await anyio.to_thread.run_sync(ticket.result, 5.0)
     assert ack.reference_id == ticket.reference_id
