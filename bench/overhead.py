@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import itertools
 import pstats
 import statistics
 import time
@@ -37,6 +38,7 @@ from gws_outbound_plugin import (
     make_plugin_manager,
 )
 
+_HANDLES = itertools.count(1)
 DEVICE_ID = "bench-device"
 DEVICE_PATH = "/devices/" + DEVICE_ID
 Message = dict[str, Any]
@@ -124,7 +126,7 @@ class _FakeListener:
 async def _cpu_per_cancel(
     cancel: Callable[[int], Awaitable[None]], count: int, concurrency: int
 ) -> float:
-    handles = iter(range(1, 10**9))
+    handles = _HANDLES  # never reused: a repeated user event would be dropped as a duplicate
 
     async def worker(share: int) -> None:
         for _ in range(share):

@@ -819,11 +819,15 @@ class Correlator:
         """The sent request this user event answers, and whether one of our pending requests
         already holds a copy of it (then it is a repeat, not someone else's)."""
         user_data = event.user_data
-        by_reference = self._sent_entry(user_data.get("GSW_REFERENCE_ID"))
+        reference = user_data.get("GSW_REFERENCE_ID")
+        by_reference = self._sent_entry(reference)
         if by_reference is not None:
             if self._wants(by_reference, event):
                 return by_reference, True
             return None, True
+        if reference is not None and reference != "":
+            # It names a request, and not one of ours that was sent: never another one's.
+            return None, False
         claimed = False
         for key in keys:
             for entry in self._by_key.get(key, ()):

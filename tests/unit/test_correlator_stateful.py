@@ -613,3 +613,21 @@ def test_an_unreferenced_error_does_not_fail_a_request_gws_acknowledged() -> Non
     assert not [e for e in correlator.message(error) if isinstance(e, Resolved)]
     (resolved, *_) = correlator.timer_expired(("merge", token))
     assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Acknowledged)
+
+
+def test_a_user_event_naming_another_reference_never_matches_by_record() -> None:
+    """Found by the stateful test: a user event carrying the referenceId of a request that was
+    not sent (held behind another on the same record) must not answer the one that was."""
+    correlator = Correlator(LIMITS)
+    sent = FakeRequest(REJECT_RECORD, "r1", 1)
+    held = FakeRequest(REJECT_RECORD, "r2", 1)
+    token, _ = correlator.accept(sent)
+    correlator.accept(held)
+    correlator.sending(token)
+    for error in (False, True):
+        message = user_event(held, "RecordRejectAcknowledge", with_reference=True, error=error)
+        effects = correlator.message(message)
+        assert not [e for e in effects if isinstance(e, Resolved)]
+        assert not [e for e in effects if isinstance(e, StartTimer) and e.timer[0] == "merge"]
+    (resolved, *_) = correlator.timer_expired(("deadline", token))
+    assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Failed)
