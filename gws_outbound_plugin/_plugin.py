@@ -348,8 +348,10 @@ class OutboundPlugin:
         """Stop: unbind, drain (unless ``drain=False``), fail the rest, make the queued hook
         calls, close. Idempotent, and safe from any task: a second call waits for the first.
 
-        The task group of the background tasks belongs to the task that entered the plugin;
-        from another task it is cancelled here and left to that task's ``async with`` exit.
+        The task group of the background tasks belongs to the task that entered the plugin:
+        from another task, the background tasks are stopped here and the group is left to
+        that task's ``async with`` exit. From inside a hook, the close runs in a task of its
+        own and this call returns at once (the close waits for the hook calls).
         """
         if self._state is _State.NEW:
             self._state = _State.CLOSED
