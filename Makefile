@@ -57,6 +57,6 @@ compat:
 	for v in 3.11 3.12 3.13; do \
 	  py=$$(ls -d $$HOME/.pyenv/versions/$$v*/bin/python 2>/dev/null | head -1); \
 	  test -n "$$py" || { echo "python $$v not found, skipped"; continue; }; \
-	  $$py -m venv .venv-$$v && .venv-$$v/bin/pip install --quiet -e '.[test]' && \
+	  $$py -m venv .venv-$$v && .venv-$$v/bin/pip install --quiet -e '.[test]' $(addprefix -e ,$(HOOKS)) && \
 	  .venv-$$v/bin/python -m pytest tests/unit tests/integration tests/simulator -q || exit 1; \
 	done
