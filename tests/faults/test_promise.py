@@ -257,3 +257,32 @@ async def test_ticket_result_from_another_thread(sim: GWSSimulator, plugin: Outb
     ticket = plugin.submit(request_for(sim, handles(sim, 1)[0]))
     ack = await anyio.to_thread.run_sync(ticket.result, 5.0)
     assert ack.reference_id == ticket.reference_id
+
+
+async def test_every_ticket_resolves_within_the_documented_bound(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """docs/hosting.md: every ticket resolves within ``outcome_bound`` + ``hook_timeout`` of
+    acceptance. Five requests on one record wait for each other (one at a time per record)
+    and no acknowledgement ever comes: without the per-request deadline the last would wait
+    for the four before it (4 times ack_timeout); with it, those still queued fail at their
+    deadline, unsent."""
+    config = fast_config(
+        sim.base_url, request_timeout=0.3, retries=0, ack_timeout=0.6, merge_window=0.1
+    )
+    async with OutboundPlugin(pm, config) as plugin:
+        bound = plugin.outcome_bound
+        assert bound == pytest.approx(0.3 + 0.3 + 0.6 + 0.1)
+        sim.faults.hold_notifications()
+        handle = handles(sim, 1)[0]
+        tickets = [plugin.submit(request_for(sim, handle)) for _ in range(5)]
+        reasons = []
+        with anyio.fail_after(bound + config.hook_timeout + 2.0):
+            for ticket in tickets:
+                with pytest.raises(CancelFailed) as info:
+                    await ticket
+                reasons.append(info.value.failure)
+    assert reasons[0].reason is FailureReason.TIMED_OUT
+    unsent = [f for f in reasons[1:] if f.reason is FailureReason.TRANSPORT_FAILURE]
+    assert unsent and all("nothing was sent" in (f.message or "") for f in unsent)
+    assert len(sim.cancels) == 5 - len(unsent)
