@@ -39,6 +39,7 @@ from ._spec import (
     CorrelationKey,
     Operation,
     OperationSpec,
+    _int,
     campaign_key,
     phone_key,
     record_key,
@@ -260,10 +261,6 @@ class _ForeignHalf:
         self.spec = spec
         self.outbound: Mapping[str, Any] | None = None
         self.user_event: UserEvent | None = None
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _str(value: object) -> str | None:

@@ -220,11 +220,6 @@ class Engine:
         return self._outstanding
 
     @property
-    def hooks_queued(self) -> int:
-        """Hook calls decided and not made yet."""
-        return self._pump.queued
-
-    @property
     def stats(self) -> dict[str, int]:
         stats = dict(self._correlator.stats)
         stats["pending"] = self._outstanding

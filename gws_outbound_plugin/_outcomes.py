@@ -49,7 +49,6 @@ class OutcomePump:
         self._idle.set()
         self._busy = False
         self._progress = asyncio.Event()
-        self.delivered = 0
 
     @property
     def queued(self) -> int:
@@ -109,7 +108,6 @@ class OutcomePump:
                         safe_log(logger.exception, "hook_dispatch_crashed", hook=hook)
                     finally:
                         self._busy = False
-                    self.delivered += 1
                     self._progress.set()
                 self._idle.set()
                 if self._closing:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._correlator import Acknowledged, Failed
+from ._correlator import Acknowledged, Failed, _str
 from ._models import (
     CancelFailure,
     CancelRequest,
@@ -15,17 +15,9 @@ from ._models import (
     UserEvent,
 )
 from ._operations import OperationAck, OperationFailure, build_ack
-from ._spec import CANCEL_RECORD, Operation, OperationSpec
+from ._spec import Operation, OperationSpec, _int
 
 __all__ = ["acknowledgement", "cancel_ack", "failure", "operation_ack", "operation_failure"]
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _chain(value: object) -> ChainAttribute | None:
@@ -128,7 +120,3 @@ def acknowledgement(request: Operation, outcome: Acknowledged) -> RecordCancelAc
     if isinstance(request, CancelRequest):
         return cancel_ack(request, outcome.outbound, outcome.user_event)
     return operation_ack(request.spec, request, outcome)
-
-
-def is_cancel(spec: OperationSpec) -> bool:
-    return spec is CANCEL_RECORD

@@ -435,23 +435,9 @@ class Engine:
             "groupDescription": campaign.group_description,
             "description": campaign.description,
         }
-        return [
-            (
-                OUTBOUND_CHANNEL,
-                outbound_message(
-                    CAMPAIGN_MESSAGE,
-                    "PreviewSessionStarted",
-                    command.reference_id,
-                    "campaign",
-                    payload,
-                ),
-            ),
-            self._event(
-                command.device_id,
-                self._campaign_keys(command.acknowledgement, campaign),
-                started_ns,
-            ),
-        ]
+        return self._campaign_messages(
+            command, campaign, "PreviewSessionStarted", payload, started_ns
+        )
 
     def _end_preview(
         self, command: Command, username: str, change: Change, started_ns: int
@@ -464,15 +450,24 @@ class Engine:
             "applicationId": campaign.application_id,
             "name": campaign.name,
         }
+        return self._campaign_messages(
+            command, campaign, "PreviewSessionEnded", payload, started_ns
+        )
+
+    def _campaign_messages(
+        self,
+        command: Command,
+        campaign: CampaignState,
+        notification: str,
+        payload: dict[str, Any],
+        started_ns: int,
+    ) -> list[Message]:
+        """A campaign operation's ``OutboundCampaignMessage`` and its OCS user event."""
         return [
             (
                 OUTBOUND_CHANNEL,
                 outbound_message(
-                    CAMPAIGN_MESSAGE,
-                    "PreviewSessionEnded",
-                    command.reference_id,
-                    "campaign",
-                    payload,
+                    CAMPAIGN_MESSAGE, notification, command.reference_id, "campaign", payload
                 ),
             ),
             self._event(
