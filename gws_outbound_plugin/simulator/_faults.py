@@ -155,9 +155,11 @@ class DropNotifications:
 @dataclass(frozen=True, slots=True)
 class DuplicateNotifications:
     times: int
+    regenerate: bool = False
 
     def describe(self) -> str:
-        return f"duplicate_notifications(times={self.times})"
+        extra = ", regenerate=True" if self.regenerate else ""
+        return f"duplicate_notifications(times={self.times}{extra})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,7 @@ class OutcomePlan:
     delay: float = 0.0
     drop: str | None = None
     times: int = 1
+    regenerate: bool = False
     reverse: bool = False
 
 
@@ -257,12 +260,24 @@ class Faults:
         self._arm(DropNotifications(which), count, operation)
 
     def duplicate_notifications(
-        self, count: int | None = 1, times: int = 2, operation: str | None = None
+        self,
+        count: int | None = 1,
+        times: int = 2,
+        operation: str | None = None,
+        *,
+        regenerate: bool = False,
     ) -> None:
-        """Publish the outcome of the next ``count`` accepted operations ``times`` times over."""
+        """Publish the outcome of the next ``count`` accepted operations ``times`` times over.
+
+        :param regenerate: the copies' user events are built anew, as GWS does when it relays
+            an OCS event again: the same ``userData`` with new ``metrics`` (so they are not
+            byte-identical to the first).
+        """
         if isinstance(times, bool) or not isinstance(times, int) or times < 2:
             raise ValueError(f"times must be an integer >= 2, got {times!r}")
-        self._arm(DuplicateNotifications(times), count, operation)
+        if not isinstance(regenerate, bool):
+            raise ValueError(f"regenerate must be a bool, got {regenerate!r}")
+        self._arm(DuplicateNotifications(times, regenerate), count, operation)
 
     def reverse_notifications(self, count: int | None = 1, operation: str | None = None) -> None:
         """Publish the messages of the next ``count`` outcomes in reverse order.
@@ -533,6 +548,7 @@ class Faults:
             delay=delay.seconds if delay else 0.0,
             drop=drop.which if drop else None,
             times=duplicate.times if duplicate else 1,
+            regenerate=duplicate.regenerate if duplicate else False,
             reverse=reverse is not None,
         )
 

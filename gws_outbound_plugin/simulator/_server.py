@@ -1096,7 +1096,12 @@ class GWSSimulator:
             messages = [item for item in messages if item[0] != USER_EVENT_CHANNEL]
         if plan.reverse:
             messages.reverse()
-        messages = messages * plan.times
+        copies = [messages] * plan.times
+        if plan.regenerate:
+            copies[1:] = [
+                [_regenerated(item, n) for item in messages] for n in range(1, plan.times)
+            ]
+        messages = [item for copy_ in copies for item in copy_]
         if messages:
             self._schedule(username, messages, plan.delay)
         if self._wakeup is not None:
@@ -1379,3 +1384,14 @@ def _channels(body: DecodedBody) -> tuple[str, ...]:
         for message in messages
         if isinstance(message, dict) and isinstance(message.get("channel"), str)
     )
+
+
+def _regenerated(message: Message, n: int) -> Message:
+    """A user event relayed again: the same ``userData``, new ``metrics``."""
+    channel, data = message
+    if data.get("messageType") != "DeviceUserEventMessage":
+        return message
+    fresh = copy.deepcopy(data)
+    processing = fresh.setdefault("metrics", {}).setdefault("eventProcessing", {})
+    processing["serverGenerationTimestamp"] = processing.get("serverGenerationTimestamp", 0) + n
+    return channel, fresh
