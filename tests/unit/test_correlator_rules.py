@@ -190,3 +190,38 @@ def test_a_queued_request_fails_at_shutdown_as_never_sent() -> None:
     failure = outcomes[queued]
     assert isinstance(failure, Failed) and failure.reason is FailureReason.SHUT_DOWN
     assert failure.may_have_acted is False
+
+
+def test_a_refusal_naming_no_operation_is_matched_by_record_only() -> None:
+    """M7: an OCS error without ``GSW_USER_EVENT`` (or with one that answers nothing of ours)
+    never fails a request by campaign or phone number, only the request on its record."""
+    from gws_outbound_plugin import StartPreviewSessionRequest
+
+    correlator = Correlator(Limits(merge_window=0))
+    session = StartPreviewSessionRequest(
+        campaign_name="Campaign1", application_id=134, device_path=DEVICE, reference_id="s"
+    )
+    token, _ = correlator.accept(session)
+    correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    nameless = {
+        "channel": "/me/internal",
+        "data": {
+            "messageType": "DeviceUserEventMessage",
+            "userData": {
+                "GSW_APPLICATION_ID": 134,
+                "GSW_CAMPAIGN_NAME": "Campaign1",
+                "GSW_ERROR": "Campaign is not running",
+                "GSW_ERROR_NUMBER": 120,
+            },
+        },
+    }
+    effects = correlator.message(nameless)
+    assert not resolved(effects) and any(isinstance(e, Unsolicited) for e in effects)
+    record = sent(correlator, cancel(11, "c"))
+    on_record = event(11, GSW_ERROR="Record not found", GSW_ERROR_NUMBER=101)
+    del on_record["data"]["userData"]["GSW_USER_EVENT"]
+    (refused,) = resolved(correlator.message(on_record))
+    assert refused.token == record and isinstance(refused.outcome, Failed)
+    assert refused.outcome.reason is FailureReason.OCS_ERROR
+    assert refused.outcome.error_number == 101
