@@ -6,9 +6,13 @@ for requests that were never sent, for nobody; timers fire in any order; the Com
 lost and restored; the plugin shuts down. After every step:
 
 * no request has more than one outcome, and after shutdown every accepted one has exactly one;
-* a request is acknowledged only if it was sent and a message that answers it arrived after
-  it was sent (a message never resolves a request other than the one it belongs to);
+* a request is acknowledged only if it was sent and a message naming it or its key arrived
+  after it was sent;
 * the correlator's indexes stay within their limits.
+
+This machine checks the count and the bounds. Whether each outcome is the request's *own* is
+checked by ``test_correlator_oracle.py``, whose simulated OCS knows which request each message
+answers and shares no matching code with the correlator.
 """
 
 from __future__ import annotations
