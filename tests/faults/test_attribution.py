@@ -6,7 +6,6 @@ docs/design-notes.md ("Which request a message answers")."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -25,15 +24,14 @@ from gws_outbound_plugin import (
     GWSConfig,
     OperationAck,
     OperationFailed,
-    OperationFailure,
     OutboundPlugin,
     PreviewRecordEvent,
     RecordCancelAck,
     StartPreviewSessionRequest,
     UserEvent,
-    hookimpl,
 )
 from gws_outbound_plugin.simulator import GWSSimulator
+from gws_outbound_plugin.testing import HookRecorder
 from tests.faults.conftest import fast_config
 from tests.faults.support import request_for
 
@@ -43,35 +41,27 @@ APP = 134
 CAMPAIGN = "Campaign1"
 
 
-@dataclass
-class Seen:
-    """Every outcome and unsolicited hook call, as a host sees them."""
+class Seen(HookRecorder):
+    """The testing kit's recorder, read the way these tests need."""
 
-    acks: list[OperationAck] = field(default_factory=list)
-    failures: list[OperationFailure] = field(default_factory=list)
-    cancel_acks: list[RecordCancelAck] = field(default_factory=list)
-    previews: list[PreviewRecordEvent] = field(default_factory=list)
-    user_events: list[UserEvent] = field(default_factory=list)
+    def payloads(self, hook: str) -> list[Any]:
+        return [next(iter(call.kwargs.values())) for call in self.calls_of(hook)]
 
-    @hookimpl
-    def on_operation_acknowledged(self, ack: OperationAck) -> None:
-        self.acks.append(ack)
+    @property
+    def acks(self) -> list[OperationAck]:
+        return self.payloads("on_operation_acknowledged")
 
-    @hookimpl
-    def on_operation_failed(self, failure: OperationFailure) -> None:
-        self.failures.append(failure)
+    @property
+    def cancel_acks(self) -> list[RecordCancelAck]:
+        return self.payloads("on_record_cancel_acknowledged")
 
-    @hookimpl
-    def on_record_cancel_acknowledged(self, ack: RecordCancelAck) -> None:
-        self.cancel_acks.append(ack)
+    @property
+    def previews(self) -> list[PreviewRecordEvent]:
+        return self.payloads("on_preview_record")
 
-    @hookimpl
-    def on_preview_record(self, event: PreviewRecordEvent) -> None:
-        self.previews.append(event)
-
-    @hookimpl
-    def on_user_event(self, event: UserEvent) -> None:
-        self.user_events.append(event)
+    @property
+    def user_events(self) -> list[UserEvent]:
+        return self.payloads("on_user_event")
 
 
 @pytest.fixture
