@@ -3,6 +3,7 @@ request (REST and Bayeux, not admin) and turns a handler's failure into GWS's JS
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -22,7 +23,7 @@ from ._http import (
 from ._recording import DecodedBody, RecordedRequest, decode_body, redact, redact_query
 from ._state import SimulatorState
 
-__all__ = ["Handler", "RequestRecorder", "Route", "build_app"]
+__all__ = ["HTTPServer", "Handler", "RequestRecorder", "Route", "build_app"]
 
 logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
@@ -30,16 +31,75 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: (HTTP method or ``"*"``, path pattern, handler)
 Route = tuple[str, str, Handler]
 
+_SHUTDOWN_GRACE = 0.5
 
-def build_app(middleware: Any, routes: Iterable[Route]) -> web.Application:
-    """An aiohttp application with ``middleware`` and ``routes`` (added in order)."""
+
+def build_app(middleware: Any, routes: Iterable[Route], *, not_found: Handler) -> web.Application:
+    """An aiohttp application with ``middleware``, ``routes`` (added in order) and
+    ``not_found`` answering every other path under ``/api/v2/``."""
     app = web.Application(middlewares=[middleware])
     for method, path, handler in routes:
         if method == "GET":
             app.router.add_get(path, handler)  # answers HEAD too, as aiohttp's add_get does
         else:
             app.router.add_route(method, path, handler)
+    # Matched against the percent-decoded path: ``(?s)`` so that a newline (``%0A``) is
+    # matched too, and GWS's JSON 404 answers it rather than aiohttp's text one.
+    app.router.add_route("*", "/api/v2/{tail:(?s:.*)}", not_found)
     return app
+
+
+class HTTPServer:
+    """The listening aiohttp server, and the task sweeping idle sessions and CometD clients.
+
+    :param host: the address to listen on; :param port: 0 picks a free one, kept afterwards.
+    """
+
+    def __init__(self, state: SimulatorState, host: str, port: int) -> None:
+        self._state = state
+        self._host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    async def start(self, app: web.Application) -> None:
+        """Listen on the host and port, serving ``app``."""
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_GRACE
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host, self.port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self.port = int(runner.addresses[0][1])
+        self._runner = runner
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def stop(self, shut_down: Callable[[], Awaitable[None]]) -> None:
+        """Stop sweeping, await ``shut_down()`` (not :attr:`running` any more), then stop
+        listening (the handlers still running get a short grace)."""
+        runner, sweeper = self._runner, self._sweeper
+        if runner is None:
+            return
+        self._runner = self._sweeper = None
+        if sweeper is not None:
+            sweeper.cancel()
+        await shut_down()
+        if sweeper is not None:
+            await asyncio.wait([sweeper])  # never raises, so our own cancellation still can
+        await runner.cleanup()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._state.sweep_interval)
+            self._state.sweep()
 
 
 class RequestRecorder:
@@ -66,6 +126,14 @@ class RequestRecorder:
         """Forget the recorded requests."""
         self.requests.clear()
         self._generation += 1
+
+    def posts(self, *prefixes: str) -> list[RecordedRequest]:
+        """The recorded POSTs to a path starting with one of ``prefixes``."""
+        return [
+            item
+            for item in self.requests
+            if item.method == "POST" and item.path.startswith(prefixes)
+        ]
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

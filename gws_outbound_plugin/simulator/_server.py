@@ -28,7 +28,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from ._admin import AdminAPI
-from ._app import RequestRecorder, build_app
+from ._app import HTTPServer, RequestRecorder, build_app
 from ._auth import Authenticator, User, make_users
 from ._bayeux import DEFAULT_MAX_QUEUE, BayeuxServer
 from ._bayeux_http import BayeuxEndpoint
@@ -53,8 +53,6 @@ from ._state import SimulatorState, channel_set
 __all__ = ["DEFAULT_USERS", "GWSSimulator"]
 
 DEFAULT_USERS: Final[Mapping[str, str]] = {"agent1": "secret"}
-
-_SHUTDOWN_GRACE = 0.5
 
 
 class GWSSimulator:
@@ -106,37 +104,31 @@ class GWSSimulator:
             session_idle_timeout, connect_timeout, cometd_session_timeout, port, max_queue, clock
         )
         self._host = host
-        self._bind_host = "127.0.0.1" if host == "localhost" else host
-        self._port = port
-        self._session_idle_timeout = float(session_idle_timeout)
-        self._connect_timeout = float(connect_timeout)
-        self._cometd_session_timeout = float(cometd_session_timeout)
-        self._max_queue = max_queue
         ocs = OCSModel(DEFAULT_RECORDS if records is None else records)
         the_clock = SimulatorClock() if clock is None else clock
-        faults = Faults()
         self._state = SimulatorState(
             users=user_table,
             csrf=bool(csrf),
             ocs=ocs,
             clock=the_clock,
             actions=OCSActions(ocs, the_clock.now),
-            faults=faults,
-            sessions=SessionStore(self._session_idle_timeout),
-            bayeux=self._new_bayeux(faults),
+            faults=Faults(),
             forbidden=channel_set(forbidden_channels),
+            session_idle_timeout=float(session_idle_timeout),
+            connect_timeout=float(connect_timeout),
+            cometd_session_timeout=float(cometd_session_timeout),
+            max_queue=max_queue,
         )
+        self._server = HTTPServer(self._state, "127.0.0.1" if host == "localhost" else host, port)
         self._auth = Authenticator(self._state)
         self._recorder = RequestRecorder(self._state, request_log)
         self._delivery = Delivery(self._state)
         self._rest = RestAPI(self._state, self._auth, self._delivery, lambda: self.base_url)
         self._bayeux_endpoint = BayeuxEndpoint(self._state, self._auth)
         self._admin = AdminAPI(self)
-        self._runner: web.AppRunner | None = None
-        self._sweeper: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        where = self.base_url if self._runner is not None else "stopped"
+        where = self.base_url if self.running else "stopped"
         return (
             f"GWSSimulator({where}, users={sorted(self._state.users)!r}, csrf={self._state.csrf})"
         )
@@ -157,31 +149,15 @@ class GWSSimulator:
     @property
     def running(self) -> bool:
         """Whether the server is listening."""
-        return self._runner is not None
+        return self._server.running
 
     async def start(self) -> None:
         """Start listening (on the same port as before after a :meth:`stop`)."""
-        if self._runner is not None:
+        if self.running:
             raise RuntimeError("the simulator is already running")
         self._recorder.stopping = False
-        self._state.sessions = SessionStore(self._session_idle_timeout)
-        self._state.bayeux = self._new_bayeux(self._state.faults)
-        runner = web.AppRunner(
-            self._build_app(),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=_SHUTDOWN_GRACE,
-        )
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self._bind_host, self._port)
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._port = int(runner.addresses[0][1])
-        self._runner = runner
-        self._sweeper = asyncio.create_task(self._sweep_forever())
+        self._state.renew()
+        await self._server.start(self._build_app())
         self._delivery.start()
 
     async def stop(self) -> None:
@@ -194,23 +170,17 @@ class GWSSimulator:
         ``hold_notifications`` (still holding after a restart) but not the outcomes it had
         parked. Calling it when stopped does nothing.
         """
-        runner = self._runner
-        if runner is None:
-            return
-        self._runner = None
+        await self._server.stop(self._shut_down)
+
+    async def _shut_down(self) -> None:
         self._recorder.stopping = True
         scheduler = self._delivery.stop()
-        tasks = [task for task in (self._sweeper, scheduler) if task is not None]
-        self._sweeper = None
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)  # never raises, so our own cancellation still can
+        if scheduler is not None:
+            await asyncio.wait([scheduler])  # never raises, so our own cancellation still can
         self._delivery.forget_pending()
         self._state.faults._discard_held()
         self._state.bayeux.forget_all(stopping=True)
         self._state.sessions.expire_all()
-        await runner.cleanup()
 
     async def restart(self) -> None:
         """Stop and start again on the same port, losing sessions and CometD clients.
@@ -224,9 +194,9 @@ class GWSSimulator:
     @property
     def port(self) -> int:
         """The TCP port (the chosen one once started with ``port=0``)."""
-        if self._port == 0:
+        if self._server.port == 0:
             raise RuntimeError("the simulator has not been started yet")
-        return self._port
+        return self._server.port
 
     @property
     def base_url(self) -> str:
@@ -270,21 +240,12 @@ class GWSSimulator:
     @property
     def cancels(self) -> list[RecordedRequest]:
         """The recorded ``POST /api/v2/me/outbound-records...`` requests (any operation)."""
-        return [
-            item
-            for item in self._recorder.requests
-            if item.method == "POST" and item.path.startswith(OUTBOUND_PREFIX)
-        ]
+        return self._recorder.posts(OUTBOUND_PREFIX)
 
     @property
     def operations(self) -> list[RecordedRequest]:
         """The recorded POSTs to every outbound resource (records and campaigns)."""
-        return [
-            item
-            for item in self._recorder.requests
-            if item.method == "POST"
-            and (item.path.startswith(OUTBOUND_PREFIX) or item.path.startswith(CAMPAIGNS_PREFIX))
-        ]
+        return self._recorder.posts(OUTBOUND_PREFIX, CAMPAIGNS_PREFIX)
 
     @property
     def records(self) -> Mapping[int, RecordState]:
@@ -490,34 +451,9 @@ class GWSSimulator:
     def _bayeux(self) -> BayeuxServer:
         return self._state.bayeux
 
-    def _new_bayeux(self, faults: Faults) -> BayeuxServer:
-        return BayeuxServer(
-            connect_timeout=self._connect_timeout,
-            session_timeout=self._cometd_session_timeout,
-            max_queue=self._max_queue,
-            hold_fault=faults._take_connect_hold,
-            forbidden=lambda channel: channel in self._state.forbidden,
-        )
-
-    async def _sweep_forever(self) -> None:
-        interval = min(
-            max(min(self._session_idle_timeout, self._cometd_session_timeout) / 2, 0.05), 5.0
-        )
-        while True:
-            await asyncio.sleep(interval)
-            self._state.sessions.sweep()
-            self._state.bayeux.sweep()
-
     def _build_app(self) -> web.Application:
-        routes = [
-            *self._admin.routes(),
-            *self._bayeux_endpoint.routes(),
-            *self._rest.routes(),
-            # Matched against the percent-decoded path: ``(?s)`` so that a newline (``%0A``) is
-            # matched too, and GWS's JSON 404 answers it rather than aiohttp's text one.
-            ("*", "/api/v2/{tail:(?s:.*)}", self._rest.not_found),
-        ]
-        return build_app(self._recorder.middleware, routes)
+        routes = [*self._admin.routes(), *self._bayeux_endpoint.routes(), *self._rest.routes()]
+        return build_app(self._recorder.middleware, routes, not_found=self._rest.not_found)
 
 
 def _check_settings(

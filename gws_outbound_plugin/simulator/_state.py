@@ -4,7 +4,7 @@ GWS sessions and the Bayeux server (the last two made anew at each start)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._bayeux import BayeuxServer, _valid_subscription
@@ -24,8 +24,8 @@ __all__ = ["SimulatorState", "channel_set"]
 class SimulatorState:
     """The simulator's state, held by the facade and read by its parts.
 
-    ``sessions`` and ``bayeux`` are replaced at each start, so parts read them here each time
-    rather than keeping them.
+    ``sessions`` and ``bayeux`` are made anew by :meth:`renew` (at each start), so parts read
+    them here each time rather than keeping them.
     """
 
     users: dict[str, User]
@@ -34,9 +34,38 @@ class SimulatorState:
     clock: SimulatorClock
     actions: OCSActions
     faults: Faults
-    sessions: SessionStore
-    bayeux: BayeuxServer
     forbidden: frozenset[str]
+    session_idle_timeout: float
+    connect_timeout: float
+    cometd_session_timeout: float
+    max_queue: int
+    sessions: SessionStore = field(init=False)
+    bayeux: BayeuxServer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        """New, empty GWS sessions and Bayeux server."""
+        self.sessions = SessionStore(self.session_idle_timeout)
+        self.bayeux = BayeuxServer(
+            connect_timeout=self.connect_timeout,
+            session_timeout=self.cometd_session_timeout,
+            max_queue=self.max_queue,
+            hold_fault=self.faults._take_connect_hold,
+            forbidden=lambda channel: channel in self.forbidden,
+        )
+
+    @property
+    def sweep_interval(self) -> float:
+        """Seconds between two sweeps of idle sessions and CometD clients."""
+        idle = min(self.session_idle_timeout, self.cometd_session_timeout)
+        return min(max(idle / 2, 0.05), 5.0)
+
+    def sweep(self) -> None:
+        """Forget the idle GWS sessions and CometD clients."""
+        self.sessions.sweep()
+        self.bayeux.sweep()
 
 
 def channel_set(channels: Iterable[str]) -> frozenset[str]:
