@@ -11,6 +11,7 @@ from ._ocs_messages import (
     RECORD_MESSAGE,
     Message,
     campaign_keys,
+    command_keys,
     date_time,
     error_event,
     outcome,
@@ -265,13 +266,7 @@ class OCSActions:
         payload["applicationId"] = command.application_id
         payload["phoneNumber"] = command.phone_number
         payload["campaignName"] = command.campaign_name
-        user_data: dict[str, Any] = {
-            "GSW_USER_EVENT": command.acknowledgement,
-            "GSW_APPLICATION_ID": command.application_id,
-            "GSW_CAMPAIGN_NAME": command.campaign_name,
-        }
-        if command.calling_list is not None:
-            user_data["GSW_CALLING_LIST"] = command.calling_list
+        user_data = command_keys(command)
         if command.chain_attribute is not None:
             user_data["GSW_CHAIN_ATTR"] = command.chain_attribute
         user_data["GSW_PHONE"] = command.phone_number

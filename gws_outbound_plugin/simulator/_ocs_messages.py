@@ -29,6 +29,7 @@ __all__ = [
     "Message",
     "campaign_keys",
     "campaign_status",
+    "command_keys",
     "date_time",
     "error_event",
     "event",
@@ -135,7 +136,7 @@ def error_event(
         if phone is not None:
             user_data["GSW_PHONE"] = phone
     else:
-        user_data = _command_keys(command)
+        user_data = command_keys(command)
         if command.phone_number is not None:
             user_data["GSW_PHONE"] = command.phone_number
         if command.reference_id is not None:
@@ -145,7 +146,7 @@ def error_event(
     return event(command.device_id, user_data, started_ns)
 
 
-def _command_keys(command: Command) -> dict[str, Any]:
+def command_keys(command: Command) -> dict[str, Any]:
     """The ``userData`` keys naming what ``command`` names (no record known)."""
     user_data: dict[str, Any] = {
         "GSW_USER_EVENT": command.acknowledgement,
