@@ -205,7 +205,7 @@ class Delivery:
         if mode is not None and (not isinstance(mode, str) or not mode.strip()):
             raise ValueError("mode must be a non-empty string")
         campaign = self._find_campaign(campaign_name, application_id)
-        users = list(self._state.users) if user is None else [self._user(user)]
+        users = list(self._state.users) if user is None else [self._state.user(user).name]
         self._state.ocs.campaign_event(campaign, event, mode)
         for name in users:
             device_id = self._state.users[name].device_id
@@ -219,7 +219,9 @@ class Delivery:
     ) -> int:
         """Push the campaign's next ready record (see the facade's method)."""
         campaign = self._find_campaign(campaign_name, application_id)
-        username = self._user(user) if user is not None else next(iter(self._state.users))
+        username = (
+            self._state.user(user).name if user is not None else next(iter(self._state.users))
+        )
         try:
             state = self._state.ocs.next_preview_record(
                 username, campaign, Change(None, None, self._state.clock.now()), session=False
@@ -232,11 +234,6 @@ class Delivery:
         )
         self.publish(username, messages)
         return state.record.record_handle
-
-    def _user(self, username: str) -> str:
-        if username not in self._state.users:
-            raise KeyError(f"unknown simulator user {username!r}")
-        return username
 
     def _find_campaign(self, name: str, application_id: int | None) -> CampaignState:
         found = [

@@ -15,6 +15,20 @@ See ``docs/simulator.md`` for every rule; the short version:
 * fault injection through :attr:`GWSSimulator.faults`, server-side changes
   (:meth:`GWSSimulator.rotate_csrf_tokens`, :meth:`GWSSimulator.set_password`, ...) and an
   admin endpoint under ``/_simulator/`` for both (loopback clients only, not recorded).
+
+:class:`GWSSimulator` is the facade; each job lives in its own module:
+
+* ``_state``: what the parts share (users, OCS model, clock, faults, sessions, Bayeux);
+* ``_app``: the aiohttp app, its routes, the recording middleware, the listening server;
+  ``_http``: the paths served and the request notes the handlers share;
+* ``_auth``: users, HTTP Basic auth, the session cookie and CSRF;
+* ``_rest``: the GWS REST handlers (user, devices, session, outbound operations, JSON 404);
+* ``_bayeux_http``: the Bayeux HTTP endpoint over ``_bayeux``'s server;
+* ``_delivery``: outcomes shaped by the faults and published (now, later or parked),
+  the callback scheduler and the unsolicited events;
+* ``_ocs_actions``: a command applied to the records (``_records``) and its outcome's
+  messages, built by ``_ocs_messages``;
+* ``_admin``: the ``/_simulator/`` endpoints, each calling a public control of the facade.
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ from aiohttp import web
 
 from ._admin import AdminAPI
 from ._app import HTTPServer, RequestRecorder, build_app
-from ._auth import Authenticator, User, make_users
+from ._auth import Authenticator, make_users
 from ._bayeux import DEFAULT_MAX_QUEUE, BayeuxServer
 from ._bayeux_http import BayeuxEndpoint
 from ._clock import SimulatorClock
@@ -216,7 +230,7 @@ class GWSSimulator:
 
     def device_id(self, username: str) -> str:
         """The bare uuid of the user's device (uuid5 of the user name)."""
-        return self._user(username).device_id
+        return self._state.user(username).device_id
 
     def device_path(self, username: str) -> str:
         """The user's ``devicePath``: ``/devices/<uuid>``."""
@@ -224,13 +238,7 @@ class GWSSimulator:
 
     def phone_number(self, username: str) -> str:
         """The user's device DN (``5001`` for the first user, ``5002`` for the next...)."""
-        return self._user(username).phone_number
-
-    def _user(self, username: str) -> User:
-        try:
-            return self._state.users[username]
-        except KeyError:
-            raise KeyError(f"unknown simulator user {username!r}") from None
+        return self._state.user(username).phone_number
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -345,7 +353,7 @@ class GWSSimulator:
         :raises KeyError: for an unknown user (users cannot be added).
         :raises ValueError: when ``password`` is not a string.
         """
-        user = self._user(username)
+        user = self._state.user(username)
         if not isinstance(password, str):
             raise ValueError(f"the password of user {username!r} must be a string")
         self._state.users[username] = dataclasses.replace(user, password=password)

@@ -45,6 +45,16 @@ class SimulatorState:
     def __post_init__(self) -> None:
         self.renew()
 
+    def user(self, name: str) -> User:
+        """The user called ``name``.
+
+        :raises KeyError: for an unknown user.
+        """
+        try:
+            return self.users[name]
+        except KeyError:
+            raise KeyError(f"unknown simulator user {name!r}") from None
+
     def renew(self) -> None:
         """New, empty GWS sessions and Bayeux server."""
         self.sessions = SessionStore(self.session_idle_timeout)
