@@ -118,6 +118,7 @@ class GWSSimulator:
             session_idle_timeout, connect_timeout, cometd_session_timeout, port, max_queue, clock
         )
         self._host = host
+        forbidden = channel_set(forbidden_channels)
         ocs = OCSModel(DEFAULT_RECORDS if records is None else records)
         the_clock = SimulatorClock() if clock is None else clock
         self._state = SimulatorState(
@@ -127,7 +128,7 @@ class GWSSimulator:
             clock=the_clock,
             actions=OCSActions(ocs, the_clock.now),
             faults=Faults(),
-            forbidden=channel_set(forbidden_channels),
+            forbidden=forbidden,
             session_idle_timeout=float(session_idle_timeout),
             connect_timeout=float(connect_timeout),
             cometd_session_timeout=float(cometd_session_timeout),
