@@ -20,6 +20,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -35,7 +36,6 @@ from anyio.abc import TaskGroup
 from ._config import GWSConfig
 from ._exceptions import (
     ConfigError,
-    GWSAuthenticationError,
     GWSOutboundError,
     InvalidOperationRequest,
 )
@@ -52,6 +52,7 @@ from ._models import (
     CancelFailure,
     CancelRequest,
     ChainAttribute,
+    FailureReason,
     RecordCancelAck,
     UserEvent,
     to_jsonable,
@@ -159,6 +160,18 @@ def describe_ack(ack: RecordCancelAck) -> str:
     return text
 
 
+def _failure_word(failure: CancelFailure | OperationFailure) -> str:
+    """The first word of a failure's line, following its reason: ``outcome unknown`` when
+    the request was sent and nobody can say whether GWS acted on it (reason
+    ``outcome_unknown``: e.g. interrupted after GWS accepted it), ``failed`` otherwise
+    (``shut_down``: it was never sent)."""
+    return "outcome unknown" if failure.reason is FailureReason.OUTCOME_UNKNOWN else "failed"
+
+
+def _failure_head(failure: CancelFailure | OperationFailure) -> str:
+    return f"{_failure_word(failure):<14} "
+
+
 def _failure_text(failure: CancelFailure | OperationFailure) -> str:
     text = f"reason={failure.reason.value}"
     if failure.status_code is not None:
@@ -167,12 +180,14 @@ def _failure_text(failure: CancelFailure | OperationFailure) -> str:
         text += f" error={failure.error_number}"
     if failure.message:
         text += f" message={json.dumps(failure.message, ensure_ascii=False)}"
+    if getattr(failure, "may_have_acted", False):
+        text += " may_have_acted=yes"
     return text
 
 
 def describe_failure(failure: CancelFailure) -> str:
     request = failure.request
-    text = "failed         " + _failure_text(failure)
+    text = _failure_head(failure) + _failure_text(failure)
     text += " " + _record_text(
         request.record_handle, request.application_id, request.campaign_name, request.calling_list
     )
@@ -274,7 +289,8 @@ def describe_operation_ack(ack: OperationAck) -> str:
 def describe_operation_failure(failure: OperationFailure) -> str:
     request = failure.request
     return (
-        f"failed         {failure.operation} {_failure_text(failure)} {_request_text(request)}"
+        f"{_failure_head(failure)}{failure.operation} {_failure_text(failure)} "
+        f"{_request_text(request)}"
         f" referenceId={request.reference_id}"
     )
 
@@ -333,20 +349,33 @@ def describe_unsolicited(
 # -- logging ------------------------------------------------------------------------------------
 
 
-def configure_logging(level: str, *, json_logs: bool, stream: TextIO | None = None) -> None:
-    """Send structlog's output to stderr (the CLI is an application: it may configure it)."""
+def _drop_event(_logger: Any, _method: str, _event: Any) -> Any:
+    """The only processor when no log level was asked for: every event is dropped."""
+    raise structlog.DropEvent
+
+
+def configure_logging(level: str | None, *, json_logs: bool, stream: TextIO | None = None) -> None:
+    """Send structlog's output to stderr (the CLI is an application: it may configure it).
+
+    ``level=None``: no log line at all. By default the CLI prints one line per outcome or
+    error itself (with the detail that matters), and logs only when a level is asked for.
+    """
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=False),
     ]
-    if json_logs:
+    if level is None:
+        processors = [_drop_event]
+    elif json_logs:
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
         processors.append(structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.CRITICAL if level is None else getattr(logging, level.upper())
+        ),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
@@ -421,8 +450,8 @@ def _add_logging_options(parser: argparse.ArgumentParser, *, suppress: bool) -> 
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default=default_level,
-        help="least severe log level shown (default: warning; error for 'plugins', which "
-        "lists the load failures itself)",
+        help="show the library's and the plugins' logs from this level on (default: none; "
+        "each outcome and error is printed as one line anyway)",
     )
     group.add_argument(
         "--log-json",
@@ -449,7 +478,15 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _aware_datetime(text: str) -> dt.datetime:
-    """``--at``: an ISO 8601 date-time with a UTC offset (``Z`` or ``+01:00``)."""
+    """``--at``: an ISO 8601 date-time with a UTC offset (``Z`` or ``+01:00``), or seconds
+    since the epoch (as a JSON line's ``timestamp`` takes)."""
+    if text.isascii() and text.replace(".", "", 1).isdigit():
+        try:
+            return dt.datetime.fromtimestamp(float(text), dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is out of range as seconds since the epoch"
+            ) from None
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -576,7 +613,8 @@ _OPTIONS: Final[Mapping[str, _Option]] = {
         ("--at",),
         "timestamp",
         "when to call back: an ISO 8601 date-time with a UTC offset, e.g. "
-        "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z (sent as seconds since the epoch)",
+        "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z, or seconds since the epoch "
+        "(e.g. 1893572200); sent as seconds since the epoch",
         "DATETIME",
         _aware_datetime,
         to_bus=_iso,
@@ -661,15 +699,23 @@ class _Command:
     help: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Option help that differs from ``_OPTIONS``."""
     stdin_help: str = "one request per line"
+    examples: tuple[str, ...] = ()
+    """Command lines shown under "examples:" in ``--help``; each runs as shown against the
+    embedded simulator's seeded records (a test runs them all)."""
 
 
 _RECORD = ("record_handle", "application_id", "campaign_name")
 _COMMON_TAIL = ("device_path", "reference_id")
 
-_STDIN_EXAMPLE = (
-    '{"recordHandle": 11, "applicationId": 134, "campaignName": "Campaign1", '
-    '"callingList": "CallingList1"}'
-)
+_C1 = '"applicationId": 134, "campaignName": "Campaign1"'
+_L1 = _C1 + ', "callingList": "CallingList1"'
+_OPTS1 = "--application-id 134 --campaign Campaign1"
+_LIST1 = _OPTS1 + " --calling-list CallingList1"
+
+
+def _piped(line: str, command: str) -> str:
+    """An example that pipes one JSON line into ``command``."""
+    return f"echo '{line}' | {PROG} {command}"
 
 
 def _record_description(action: str, operation: str, extra: str = "") -> str:
@@ -678,8 +724,9 @@ def _record_description(action: str, operation: str, extra: str = "") -> str:
         f"GWS_USERNAME, GWS_PASSWORD) with GWS {operation}, wait for each acknowledgement "
         "from OCS and print one line per request, all on one GWS session. The records are "
         "the --record-handle values (several allowed: they share the other options), or "
-        "JSON lines on stdin with --stdin (GWS camelCase keys, e.g. "
-        f"{_STDIN_EXAMPLE}; the options give defaults for the keys a line leaves out). "
+        "JSON lines on stdin with --stdin (GWS camelCase keys, one request per line, as in "
+        "the examples below; the options give defaults for the keys a line leaves out; "
+        "on a terminal, type the lines and end with Ctrl-D). "
         f"{extra}While outcomes are awaited on a terminal, progress is shown on stderr. "
         "Exit status: 0 all acknowledged, 1 a request failed or a line was invalid (the "
         "reason is printed), 2 usage or configuration error, 130 interrupted (each "
@@ -709,6 +756,11 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
             "hex); GWS echoes it in the ack",
         },
         stdin_help="one cancel per line",
+        examples=(
+            f"{PROG} cancel --record-handle 11 {_LIST1} --chain RecordOnly",
+            _piped('{"recordHandle": 14, ' + _L1 + "}", "cancel --stdin"),
+            _piped('{"recordHandle": 16}', f"cancel --stdin {_LIST1}"),
+        ),
     ),
     _Command(
         "reject",
@@ -717,6 +769,10 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         (*_RECORD, "calling_list", *_COMMON_TAIL),
         (*_RECORD, "calling_list"),
         RejectRecordRequest.from_bus,
+        examples=(
+            f"{PROG} reject --record-handle 13 {_LIST1}",
+            _piped('{"recordHandle": 17, ' + _L1 + "}", "reject --stdin"),
+        ),
     ),
     _Command(
         "complete",
@@ -730,6 +786,10 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         (*_RECORD, "calling_list"),
         CompleteRecordRequest.from_bus,
         help={"phone_number": "the number that was dialled (phoneNumber, optional)"},
+        examples=(
+            f"{PROG} complete --record-handle 13 {_LIST1} --call-result Answer",
+            _piped('{"recordHandle": 17, ' + _L1 + ', "callResult": "Answer"}', "complete --stdin"),
+        ),
     ),
     _Command(
         "do-not-call",
@@ -753,6 +813,11 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
             "phone_number": "the phone number: without --record-handle every record of the "
             "campaign with it is marked and the number joins the do-not-call list",
         },
+        examples=(
+            f"{PROG} do-not-call --record-handle 16 {_LIST1} --chain AllChain",
+            f"{PROG} do-not-call --phone 4005 --application-id 134 --campaign Campaign2",
+            _piped('{"recordHandle": 19, ' + _L1 + "}", "do-not-call --stdin"),
+        ),
     ),
     _Command(
         "reschedule",
@@ -760,15 +825,25 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         _record_description(
             "Reschedule outbound records as callbacks",
             "RescheduleRecord",
-            "The time is --at, an ISO 8601 date-time with a UTC offset (a time without one "
-            'is refused), or "timestamp" in a JSON line (ISO 8601 with an offset, or seconds '
-            "since the epoch); no callingList is sent (as on the GWS page). When the time "
+            'The time is --at, or "timestamp" in a JSON line: an ISO 8601 date-time with a '
+            "UTC offset (a time without one is refused) or seconds since the epoch; no "
+            "callingList is sent (as on the GWS page). When the time "
             "comes OCS delivers the record again (a ScheduledCall event: see "
             "'gws-outbound tail'). ",
         ),
         (*_RECORD, "callback_type", "scheduled_time", *_COMMON_TAIL),
         (*_RECORD, "callback_type", "scheduled_time"),
         RescheduleRecordRequest.from_bus,
+        examples=(
+            f"{PROG} reschedule --record-handle 12 {_OPTS1} --callback-type Personal "
+            "--at 2030-01-02T09:30:00+01:00",
+            _piped(
+                '{"recordHandle": 13, '
+                + _C1
+                + ', "callbackType": "Campaign", "timestamp": 1893572200}',
+                "reschedule --stdin",
+            ),
+        ),
     ),
     _Command(
         "update",
@@ -796,6 +871,11 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
             "calling_list": "the record's calling list (callingList, optional: it identifies "
             "the record, it does not move it)",
         },
+        examples=(
+            f"{PROG} update --record-handle 17 {_OPTS1} --phone-type Mobile --from 08:00 "
+            "--until 17:30",
+            _piped('{"recordHandle": 18, ' + _C1 + ', "timeZone": "EST"}', "update --stdin"),
+        ),
     ),
     _Command(
         "chained",
@@ -809,6 +889,10 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         (*_RECORD, *_COMMON_TAIL),
         _RECORD,
         GetChainedRecordRequest.from_bus,
+        examples=(
+            f"{PROG} chained --record-handle 11 {_OPTS1}",
+            _piped('{"recordHandle": 14, ' + _C1 + "}", "chained --stdin"),
+        ),
     ),
     _Command(
         "add-record",
@@ -817,10 +901,9 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
             "Add a record to a calling list with GWS AddRecord (POST "
             "/api/v2/me/outbound-records), wait for the acknowledgement and print the new "
             "record's handle. One record from the options, or many as JSON lines with "
-            '--stdin (GWS camelCase keys, e.g. {"phoneNumber": "5550001", "timeZone": "PST", '
-            '"phoneType": "HomePhone", "from": 0, "until": 86399, "otherFields": {"tier": 2}}; '
-            "the options give defaults for the keys a line leaves out). Output, progress, "
-            "exit status and plugins as for 'cancel'."
+            "--stdin (GWS camelCase keys, as in the examples below; the options give "
+            "defaults for the keys a line leaves out). Output, progress, exit status and "
+            "plugins as for 'cancel'."
         ),
         (
             "application_id",
@@ -849,6 +932,15 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         what="records",
         help={"phone_number": "the new record's phone number (phoneNumber)"},
         stdin_help="one record per line",
+        examples=(
+            f"{PROG} add-record {_LIST1} --phone 5550001 --time-zone PST --phone-type "
+            "HomePhone --from 0 --until 86399 --field tier=gold",
+            _piped(
+                '{"phoneNumber": "5550002", "timeZone": "PST", "phoneType": "HomePhone", '
+                '"from": 0, "until": 86399, "otherFields": {"tier": 2}}',
+                f"add-record --stdin {_LIST1}",
+            ),
+        ),
     ),
 )
 
@@ -865,10 +957,9 @@ _PREVIEW = _Command(
         "Preview dialing on a campaign: each ACTION in turn, one at a time, on one GWS "
         "session: 'start' (StartPreviewSession), 'get' (GetPreviewRecord: OCS hands out the "
         "next record, printed with its handle, list, chain and phone number, or 'empty' when "
-        "none is left, which is not a failure) and 'end' (EndPreviewSession). E.g. "
-        "'gws-outbound preview start get get --campaign Campaign1 --application-id 134', "
-        "then work on the records with 'complete', 'reschedule', ... and finally "
-        "'gws-outbound preview end ...'. Whether OCS keeps a preview session between runs "
+        "none is left, which is not a failure) and 'end' (EndPreviewSession). Work on the "
+        "records with 'complete', 'reschedule', ... between 'start get' and 'end' (see "
+        "the examples). Whether OCS keeps a preview session between runs "
         "(between GWS HTTP sessions) is UNCONFIRMED (the simulator keeps it per agent and "
         "campaign); 'start get ... end' in one run does not depend on it. Exit status as for "
         "'cancel': 0 every action acknowledged."
@@ -877,6 +968,11 @@ _PREVIEW = _Command(
     ("application_id", "campaign_name"),
     GetPreviewRecordRequest.from_bus,
     what="actions",
+    examples=(
+        f"{PROG} preview start get get {_OPTS1}",
+        f"{PROG} complete --record-handle 11 {_LIST1} --call-result Answer",
+        f"{PROG} preview end {_OPTS1}",
+    ),
 )
 
 _REQUEST = _Command(
@@ -887,9 +983,8 @@ _REQUEST = _Command(
         "keys with its operationName (CancelRecord, RejectRecord, CompleteRecord, "
         "DoNotCallRecord, RescheduleRecord, UpdateRecord, GetChainedRecord, AddRecord, "
         "StartPreviewSession, GetPreviewRecord, EndPreviewSession), given as arguments or "
-        'as JSON lines on stdin with --stdin, e.g. {"operationName": "RejectRecord", '
-        '"recordHandle": 12, "applicationId": 134, "campaignName": "Campaign1", '
-        '"callingList": "CallingList1"}. devicePath defaults to the agent\'s first device. '
+        "as JSON lines on stdin with --stdin (see the examples). devicePath defaults to "
+        "the agent's own device (the first one GWS lists for the agent). "
         "Requests are sent concurrently unless --sequential. Output, progress, exit status "
         "and plugins as for 'cancel'."
     ),
@@ -897,6 +992,16 @@ _REQUEST = _Command(
     (),
     _build_request,
     what="requests",
+    examples=(
+        f"{PROG} request "
+        + '\'{"operationName": "RejectRecord", "recordHandle": 12, '
+        + _L1
+        + "}'",
+        _piped(
+            '{"operationName": "GetChainedRecord", "recordHandle": 11, ' + _C1 + "}",
+            "request --stdin",
+        ),
+    ),
 )
 
 _OPERATION_COMMANDS: Final = {command.name: command for command in (*_COMMANDS, _PREVIEW, _REQUEST)}
@@ -953,11 +1058,12 @@ def _add_request_options(parser: argparse.ArgumentParser, command: _Command) -> 
 
 
 def _add_operation_command(commands: Any, command: _Command) -> None:
+    examples = "".join(f"  {example}\n" for example in command.examples)
     parser = commands.add_parser(
         command.name,
         help=command.summary,
         description=textwrap.fill(command.description, _HELP_WIDTH),
-        epilog=_ENVIRONMENT_HELP,
+        epilog=(f"examples:\n{examples}\n" if examples else "") + _ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_request_options(parser, command)
@@ -1092,6 +1198,8 @@ class _Context:
         self.stderr = stderr
         self.stdin = stdin
         self.environ = environ
+        self.prog = PROG
+        """``gws-outbound <command>``: the prefix of every diagnostic line (as argparse's)."""
 
     def out(self, text: str) -> None:
         self.stdout.write(text + "\n")
@@ -1100,6 +1208,16 @@ class _Context:
     def err(self, text: str) -> None:
         self.stderr.write(text + "\n")
         self.stderr.flush()
+
+    def error(self, text: str) -> None:
+        """One diagnostic line: ``gws-outbound <command>: error: <text>``."""
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self.err(f"{self.prog}: error: {text}")
+
+    def note(self, text: str) -> None:
+        """One informative line on stderr: ``gws-outbound <command>: <text>``."""
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self.err(f"{self.prog}: {text}")
 
 
 def _given(args: argparse.Namespace, field: str) -> Any:
@@ -1121,6 +1239,22 @@ def _option_event(command: _Command, args: argparse.Namespace) -> dict[str, Any]
 def _options_of(key: str) -> str:
     """The option(s) of an error's field key (``campaignName``, ``from/until``...)."""
     return "/".join(_OPTION_OF_BUS_KEY.get(part, part) for part in key.split("/"))
+
+
+#: Field names that a validation message may mention in its text (``must not be before
+#: from``): said as their options instead, for requests given as options.
+_FIELD_WORDS: Final = re.compile(
+    r"(?<![\w-])("
+    + "|".join(re.escape(key) for key in sorted(_OPTION_OF_BUS_KEY, key=len, reverse=True))
+    + r")(?= \(|$|[;,.])"
+)
+
+
+def _problem_with_options(problem: str) -> str:
+    """A validation message with the field names it mentions (``from``) as the options
+    (``--from``): only a field name followed by its value in parentheses or ending the
+    message counts, so ordinary words are left alone."""
+    return _FIELD_WORDS.sub(lambda match: _OPTION_OF_BUS_KEY[match[1]], problem)
 
 
 def _label(operation: str | None) -> str:
@@ -1149,7 +1283,8 @@ def _build(
         return build(event)
     except InvalidOperationRequest as error:
         problems = "; ".join(
-            f"{_options_of(key)} {problem}" for key, problem in error.errors.items()
+            f"{_options_of(key)} {_problem_with_options(problem)}"
+            for key, problem in error.errors.items()
         )
         raise _UsageError(f"invalid {_label(error.operation)} request: {problems}") from None
 
@@ -1409,6 +1544,7 @@ async def _run_operations(
     wait = command is _PREVIEW or bool(getattr(args, "sequential", False))
     # Installed plugins that fail to load are logged by name and skipped.
     pm = make_plugin_manager(load_entrypoints=not args.no_plugins, environ=ctx.environ)
+    _report_load_failures(pm, ctx)
     run: _OperationRun | None = None
     try:
         async with OutboundPlugin(pm, config) as plugin:
@@ -1429,20 +1565,36 @@ async def _run_operations(
                     run.report(ticket, interrupted=True)
             elif args.end_session:
                 await _end_gws_session(plugin)
-    except GWSAuthenticationError:
-        ctx.err(f"error: GWS refused the credentials of {config.username!r} at {config.base_url}")
-        return EXIT_FAILED
     except GWSOutboundError as error:
-        ctx.err(f"error: {error}")
+        ctx.error(_start_error(error))
         return EXIT_FAILED
     finally:
         if run is not None:
             run.progress.clear()
         await close_plugins(pm, timeout=_PLUGIN_CLOSE_TIMEOUT)
     if run is not None and run.interrupted:
-        ctx.err(f"interrupted: the {command.what} still waiting were reported as interrupted")
+        ctx.note(
+            f"interrupted: the {command.what} still waiting were reported above (outcome "
+            "unknown: sent, GWS may have acted; shut_down: never sent)"
+        )
         return EXIT_INTERRUPTED
     return EXIT_OK if run is not None and run.ok else EXIT_FAILED
+
+
+def _report_load_failures(pm: Any, ctx: _Context) -> None:
+    """One line per installed plugin that failed to load (the run goes on without it)."""
+    for failure in sorted(plugin_load_failures(pm), key=lambda failure: failure.name):
+        where = f" at {failure.location}" if failure.location else ""
+        error = " ".join(failure.error.split())
+        ctx.note(f"warning: plugin {failure.name!r} not loaded: {error}{where}")
+
+
+def _start_error(error: GWSOutboundError) -> str:
+    """The one line for an error that stopped the run (GWS unreachable, credentials
+    refused, ...): the exception's own text, which carries the detail (HTTP status, GWS
+    ``statusCode``, the address) and never a secret."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
 
 
 async def _on_signal(run: _OperationRun, scope: anyio.CancelScope) -> None:
@@ -1517,12 +1669,12 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     if filters:
         ctx.out("(filtered by " + ", ".join(filters) + ")")
     if failures:
-        ctx.err(
-            f"error: {len(failures)} plugin(s) failed to load: "
+        ctx.error(
+            f"{len(failures)} plugin(s) failed to load: "
             + ", ".join(failure.name for failure in failures)
         )
     elif args.strict and warned:
-        ctx.err("error: warnings with --strict")
+        ctx.error("warnings with --strict")
     return status
 
 
@@ -1603,11 +1755,8 @@ async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) 
                 tg.cancel_scope.cancel()
             if args.end_session:
                 await _end_gws_session(plugin)
-    except GWSAuthenticationError:
-        ctx.err(f"error: GWS refused the credentials of {config.username!r} at {config.base_url}")
-        return EXIT_FAILED
     except GWSOutboundError as error:
-        ctx.err(f"error: {error}")
+        ctx.error(_start_error(error))
         return EXIT_FAILED
     return EXIT_OK
 
@@ -1653,12 +1802,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _refuse_password_arguments(arguments)
     except _UsageError as error:
-        ctx.err(f"{PROG}: error: {error}")
+        named = next((item for item in arguments if not item.startswith("-")), None)
+        if named in _OPERATION_COMMANDS or named in ("tail", "plugins"):
+            ctx.prog = f"{PROG} {named}"
+        ctx.error(str(error))
         return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(arguments)
-    level = args.log_level or ("error" if args.command == "plugins" else "warning")
-    configure_logging(level, json_logs=args.log_json)
+    ctx.prog = f"{PROG} {args.command}"
+    configure_logging(args.log_level, json_logs=args.log_json)
     try:
         if args.command == "plugins":
             return _run_plugins(args, ctx)
@@ -1673,16 +1825,13 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(ctx.environ, stdin=ctx.stdin, base_url=args.base_url)
             return anyio.run(_run_tail, args, ctx, config, backend="asyncio")
     except _UsageError as error:
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            ctx.err(f"{PROG} {args.command}: error: {error}")
+        ctx.error(str(error))
         return EXIT_USAGE
     except _Interrupted as error:
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            ctx.err(f"{PROG} {args.command}: {error}")
+        ctx.note(str(error))
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            ctx.err("interrupted")
+        ctx.note("interrupted")
         return EXIT_INTERRUPTED
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse prevents this
 

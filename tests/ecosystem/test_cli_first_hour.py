@@ -1,0 +1,235 @@
+"""What a person meets in the first hour with ``gws-outbound``, run in-process through
+``main(argv)`` against a simulator on its own thread: one line per outcome or error, every
+``--help`` example runs as shown, wording that follows the failure's reason."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+
+import pytest
+
+from gws_outbound_plugin import (
+    CancelFailure,
+    CancelRequest,
+    FailureReason,
+    OperationFailure,
+    RejectRecordRequest,
+)
+from gws_outbound_plugin._cli import (
+    _OPERATION_COMMANDS,
+    describe_failure,
+    describe_operation_failure,
+)
+
+from .conftest import Cli, ThreadedSimulator
+
+LIST1 = ("--application-id", "134", "--campaign", "Campaign1", "--calling-list", "CallingList1")
+
+
+def cancel(handle: int, *more: str) -> list[str]:
+    return ["cancel", "--record-handle", str(handle), *LIST1, *more]
+
+
+# -- 4. one line per failure; logs only when asked ------------------------------------------------
+
+
+def test_a_request_ocs_refuses_prints_its_outcome_line_and_nothing_else(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
+    cli.connect(threaded_gws)
+    result = cli(*cancel(999))
+
+    assert result.status == 1
+    (line,) = result.lines
+    assert line.startswith("failed ")
+    assert "reason=ocs_error error=101" in line
+    assert result.err == ""  # no log line besides it
+
+
+def test_wrong_credentials_are_one_error_line_with_the_http_and_gws_status(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
+    cli.connect(threaded_gws, GWS_PASSWORD="wrong")
+    result = cli(*cancel(11))
+
+    assert result.status == 1
+    assert result.out == ""
+    (line,) = result.err.splitlines()
+    assert line.startswith("gws-outbound cancel: error: GWS refused the credentials of 'agent1'")
+    assert "HTTP 401, statusCode 20" in line
+    assert "wrong" not in line
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_gws_is_one_error_line_after_the_retries(cli: Cli):
+    cli.env(
+        GWS_BASE_URL=f"http://127.0.0.1:{closed_port()}",
+        GWS_USERNAME="agent1",
+        GWS_PASSWORD="secret",
+        GWS_RETRY_BACKOFF="0.01",
+    )
+    result = cli(*cancel(11))
+
+    assert result.status == 1
+    (line,) = result.err.splitlines()  # not one line per retry first
+    assert line.startswith("gws-outbound cancel: error: GET /api/v2/me to GWS at http://127.0.0.1:")
+    assert "connection refused" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cancel", "--record-handle", "11"],  # ours: required options
+        ["cancel", "--record-handle", "x"],  # argparse's
+        ["cancel", "--password", "hunter2"],  # refused before argparse
+    ],
+    ids=["missing-options", "argparse", "password"],
+)
+def test_every_error_line_has_the_same_prefix(cli: Cli, argv: list[str]):
+    result = cli(*argv)
+
+    assert result.status == 2
+    assert result.err.splitlines()[-1].startswith(f"gws-outbound {argv[0]}: error: ")
+    assert "hunter2" not in result.err
+
+
+def test_logs_appear_when_a_log_level_is_asked_for(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws)
+    quiet = cli(*cancel(999))
+    logged = cli(*cancel(998), "--log-level", "info")
+
+    assert quiet.err == ""
+    assert "plugin_started" in logged.err
+    assert "failed " in logged.out and "record=998" in logged.out
+
+
+def test_an_installed_plugin_that_fails_to_load_is_one_warning_line(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, monkeypatch
+):
+    from .test_cli import make_site
+
+    site = make_site(tmp_path, {"broken": "raise RuntimeError('no config here')\n"})
+    monkeypatch.syspath_prepend(str(site))
+    cli.connect(threaded_gws, GWS_OUTBOUND_PLUGINS="broken")
+    result = cli(*cancel(11))
+
+    assert result.status == 0
+    (line,) = result.err.splitlines()
+    assert line.startswith("gws-outbound cancel: warning: plugin 'broken' not loaded: ")
+    assert "no config here" in line
+
+
+# -- 3. every --help example runs as shown --------------------------------------------------------
+
+
+def help_examples(cli: Cli, command: str) -> list[str]:
+    text = cli(command, "--help").out
+    assert "examples:\n" in text, f"{command} --help shows no example"
+    block = text.split("examples:\n", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in block.splitlines()]
+
+
+def as_argv(example: str) -> tuple[list[str], str]:
+    """``gws-outbound ARGS`` or ``echo 'LINE' | gws-outbound ARGS``: (ARGS, stdin)."""
+    words = shlex.split(example)
+    stdin = ""
+    if "|" in words:
+        bar = words.index("|")
+        assert words[0] == "echo" and bar == 2, example
+        stdin, words = words[1] + "\n", words[bar + 1 :]
+    assert words[0] == "gws-outbound", example
+    return words[1:], stdin
+
+
+@pytest.mark.parametrize("command", sorted(_OPERATION_COMMANDS))
+def test_every_help_example_runs_as_shown(cli: Cli, threaded_gws: ThreadedSimulator, command: str):
+    cli.connect(threaded_gws)
+    examples = help_examples(cli, command)
+    assert examples
+    for example in examples:
+        argv, stdin = as_argv(example)
+        result = cli(*argv, stdin=stdin)
+        assert result.status == 0, (example, result.out, result.err)
+        assert result.out.startswith("acknowledged "), (example, result.out)
+        assert "invalid" not in result.out and result.err == "", (example, result)
+
+
+# -- 2. the wording follows the failure's reason --------------------------------------------------
+
+
+def test_a_sent_request_without_an_outcome_reads_outcome_unknown_not_failed():
+    request = CancelRequest(
+        record_handle=11,
+        application_id=134,
+        campaign_name="Campaign1",
+        calling_list="CallingList1",
+        device_path="/devices/d1",
+    )
+    unknown = CancelFailure(request, FailureReason.OUTCOME_UNKNOWN, message="sent, no answer")
+    never_sent = CancelFailure(request, FailureReason.SHUT_DOWN, message="closed")
+
+    assert describe_failure(unknown).startswith("outcome unknown reason=outcome_unknown ")
+    assert describe_failure(never_sent).startswith("failed         reason=shut_down ")
+
+    reject = RejectRecordRequest(
+        record_handle=12,
+        application_id=134,
+        campaign_name="Campaign1",
+        calling_list="CallingList1",
+        device_path="/devices/d1",
+    )
+    line = describe_operation_failure(
+        OperationFailure("RejectRecord", reject, FailureReason.OUTCOME_UNKNOWN)
+    )
+    assert line.startswith("outcome unknown RejectRecord reason=outcome_unknown ")
+
+
+# -- 7. the small ones ----------------------------------------------------------------------------
+
+
+def test_at_takes_epoch_seconds_like_a_json_timestamp(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws)
+    result = cli(
+        "reschedule",
+        "--record-handle",
+        "12",
+        "--application-id",
+        "134",
+        "--campaign",
+        "Campaign1",
+        "--callback-type",
+        "Personal",
+        "--at",
+        "1893572200",
+        "--json",
+    )
+
+    assert result.status == 0, result.err
+    (line,) = result.lines
+    assert json.loads(line)["request"]["scheduled_time"].startswith("2030-01-02T08:16:40")
+
+
+def test_messages_name_the_options_not_the_fields(cli: Cli):
+    result = cli(
+        "update",
+        "--record-handle",
+        "17",
+        "--application-id",
+        "134",
+        "--campaign",
+        "Campaign1",
+        "--from",
+        "10:00",
+        "--until",
+        "09:00",
+    )
+
+    assert result.status == 2
+    assert "--until must not be before --from (36000)" in result.err
