@@ -24,9 +24,15 @@ from ._dispatcher import (
     safe_log,
 )
 from ._engine import Engine, outcome_bound
-from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
+from ._exceptions import (
+    GWSOutboundError,
+    InvalidCancelRequest,
+    InvalidOperationRequest,
+    NotRunningError,
+)
 from ._log import get_logger
 from ._models import CancelRequest, RecordCancelAck
+from ._operations import OPERATION_TYPES, OperationRequest
 from ._session import GWSSession
 from ._ticket import IN_HOOK, CancelTicket, OperationTicket
 from .hookspecs import hookimpl
@@ -126,6 +132,28 @@ def _culprit(pm: pluggy.PluginManager, hook: str, error: BaseException) -> str |
         name = codes.get(traceback.tb_frame.f_code, name)
         traceback = traceback.tb_next
     return name
+
+
+def _not_a_request(method: str, request: object) -> InvalidOperationRequest:
+    """What ``submit()`` / ``perform()`` / ``cancel()`` say when given something that is not a
+    request object (a bus event's dict, most often): how to make one."""
+    got = f"got {'a dict' if isinstance(request, Mapping) else type(request).__name__}"
+    if method == "cancel":
+        return InvalidCancelRequest(
+            {
+                "request": f"cancel() takes a CancelRequest, {got}: build it with "
+                "CancelRequest(...) or, from a bus event in GWS camelCase keys, "
+                "CancelRequest.from_bus(event)"
+            }
+        )
+    types = ", ".join(kind.__name__ for kinds in OPERATION_TYPES.values() for kind in kinds)
+    return InvalidOperationRequest(
+        {
+            "request": f"{method}() takes a request object, {got}: build it with "
+            "request_from_bus(event) from a bus event in GWS camelCase keys with its "
+            f"operationName, or with one of the request types ({types})"
+        }
+    )
 
 
 class OutboundPlugin:
@@ -256,6 +284,8 @@ class OutboundPlugin:
         :class:`CancelTicket`; any other request fires ``on_operation_requested`` and returns
         an :class:`OperationTicket`.
         """
+        if not isinstance(request, OperationRequest):
+            raise _not_a_request("submit", request)
         self._require_running()
         if isinstance(request, CancelRequest):
             results = self.pm.hook.on_cancel_requested(request=request)
@@ -272,6 +302,8 @@ class OutboundPlugin:
         :raises CancelFailed: the cancel failed (``.failure`` says why).
         :raises NotRunningError: the plugin is not running; nothing was sent.
         """
+        if not isinstance(request, CancelRequest):
+            raise _not_a_request("cancel", request)
         ticket: CancelTicket = self.submit(request)
         return await ticket
 
@@ -282,6 +314,8 @@ class OutboundPlugin:
         :raises OperationFailed: the request failed (``CancelFailed`` for a cancel).
         :raises NotRunningError: the plugin is not running; nothing was sent.
         """
+        if not isinstance(request, OperationRequest):
+            raise _not_a_request("perform", request)
         ticket: OperationTicket = self.submit(request)
         return await ticket
 
