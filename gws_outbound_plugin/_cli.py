@@ -17,6 +17,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import getpass
+import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -26,10 +28,14 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Final, TextIO
 
 import anyio
+import pluggy
 import structlog
 from anyio.abc import TaskGroup
 
@@ -458,6 +464,18 @@ def _add_logging_options(parser: argparse.ArgumentParser, *, suppress: bool) -> 
         action="store_true",
         default=default_json,
         help="write logs as JSON lines instead of text",
+    )
+
+
+def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        dest="one_off_plugins",
+        metavar="MODULE_OR_FILE",
+        help="also load this plugin for this run, without packaging it: a module on the "
+        "Python path (my_plugin, package.module) or a .py file (./my_plugin.py); repeatable",
     )
 
 
@@ -1075,8 +1093,9 @@ def _add_operation_command(commands: Any, command: _Command) -> None:
     parser.add_argument(
         "--no-plugins",
         action="store_true",
-        help="do not load the installed gws_outbound plugins",
+        help="do not load the installed gws_outbound plugins (--plugin ones still are)",
     )
+    _add_plugin_option(parser)
     _add_connection_options(parser)
     _add_logging_options(parser, suppress=True)
 
@@ -1136,6 +1155,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also exit with status 1 for warnings (e.g. a function named like a hook "
         "without @hookimpl)",
     )
+    _add_plugin_option(plugins)
     _add_logging_options(plugins, suppress=True)
 
     tail = commands.add_parser(
@@ -1149,7 +1169,9 @@ def build_parser() -> argparse.ArgumentParser:
             "unprompted: a record cancelled by someone else (on_record_cancelled), a callback "
             "due (on_scheduled_call), a pushed preview record (on_preview_record), a campaign "
             "status (on_campaign_status); until Ctrl-C or SIGTERM. How a real GWS relays "
-            "OCS's unprompted events is UNCONFIRMED. Plugins are not loaded."
+            "OCS's unprompted events is UNCONFIRMED. Plugins are loaded only when asked "
+            "(--plugins: the installed ones; --plugin: one module or file), and then see "
+            "every event too: the way to watch a plugin's unsolicited hooks at work."
         ),
         epilog=_ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -1159,6 +1181,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='one JSON line per event: {"hook": "<hook name>", <payload fields>}',
     )
+    tail.add_argument(
+        "--plugins",
+        action="store_true",
+        help="load the installed gws_outbound plugins (GWS_OUTBOUND_PLUGINS / "
+        "GWS_OUTBOUND_DISABLE_PLUGINS apply), so that they see every event too",
+    )
+    _add_plugin_option(tail)
     _add_connection_options(tail)
     _add_logging_options(tail, suppress=True)
     return parser
@@ -1545,6 +1574,7 @@ async def _run_operations(
     # Installed plugins that fail to load are logged by name and skipped.
     pm = make_plugin_manager(load_entrypoints=not args.no_plugins, environ=ctx.environ)
     _report_load_failures(pm, ctx)
+    _load_one_off_plugins(pm, args.one_off_plugins)
     run: _OperationRun | None = None
     try:
         async with OutboundPlugin(pm, config) as plugin:
@@ -1579,6 +1609,56 @@ async def _run_operations(
         )
         return EXIT_INTERRUPTED
     return EXIT_OK if run is not None and run.ok else EXIT_FAILED
+
+
+def _import_plugin(spec: str) -> tuple[str, ModuleType]:
+    """The module a ``--plugin`` names: a ``.py`` file (by path) or an importable module."""
+    path = Path(spec)
+    if spec.endswith(".py") or os.sep in spec or path.is_file():
+        if not path.is_file():
+            raise _UsageError(f"--plugin {spec}: no such file")
+        name = path.stem
+        found = importlib.util.spec_from_file_location(name, path)
+        if found is None or found.loader is None:
+            raise _UsageError(f"--plugin {spec}: not a Python module")
+        module = importlib.util.module_from_spec(found)
+        sys.modules[name] = module  # dataclasses, pickling... look modules up by name
+        try:
+            found.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return name, module
+    return spec, importlib.import_module(spec)
+
+
+def _load_one_off_plugins(pm: Any, specs: Sequence[str]) -> None:
+    """Register each ``--plugin``; any problem is a usage error (exit 2, nothing sent)."""
+    for spec in specs:
+        try:
+            name, module = _import_plugin(spec)
+            pm.register(module, name=name)
+        except _UsageError:
+            raise
+        except pluggy.PluginValidationError as error:
+            raise _UsageError(f"--plugin {spec}: {' '.join(str(error).split())}") from None
+        except Exception as error:
+            where = _plugin_error_location(error, spec)
+            raise _UsageError(
+                f"--plugin {spec}: cannot load it: {type(error).__name__}: "
+                f"{' '.join(str(error).split())}{where}"
+            ) from None
+
+
+def _plugin_error_location(error: BaseException, spec: str) -> str:
+    if isinstance(error, SyntaxError) and error.filename and error.lineno:
+        return f" (at {error.filename}:{error.lineno})"
+    frames = traceback.extract_tb(error.__traceback__)
+    own = {str(Path(__file__).resolve())}
+    mine = [frame for frame in frames if str(Path(frame.filename).resolve()) not in own]
+    if not mine or mine[-1].filename.startswith("<"):
+        return ""
+    return f" (at {mine[-1].filename}:{mine[-1].lineno})"
 
 
 def _report_load_failures(pm: Any, ctx: _Context) -> None:
@@ -1622,6 +1702,7 @@ async def _end_gws_session(plugin: OutboundPlugin) -> None:
 
 def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     pm = make_plugin_manager(environ=ctx.environ)
+    _load_one_off_plugins(pm, args.one_off_plugins)
     infos = describe_plugins(pm)
     failures = sorted(plugin_load_failures(pm), key=lambda failure: failure.name)
     warned = any(info.warnings for info in infos)
@@ -1740,7 +1821,9 @@ class _TailPrinter:
 
 
 async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) -> int:
-    pm = make_plugin_manager(load_entrypoints=False)
+    pm = make_plugin_manager(load_entrypoints=args.plugins, environ=ctx.environ)
+    _report_load_failures(pm, ctx)
+    _load_one_off_plugins(pm, args.one_off_plugins)
     stopped = anyio.Event()
     pm.register(_TailPrinter(ctx, as_json=args.json, stop=stopped.set), name="tail")
     try:
@@ -1758,6 +1841,8 @@ async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) 
     except GWSOutboundError as error:
         ctx.error(_start_error(error))
         return EXIT_FAILED
+    finally:
+        await close_plugins(pm, timeout=_PLUGIN_CLOSE_TIMEOUT)
     return EXIT_OK
 
 

@@ -5,8 +5,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import socket
+import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -233,3 +238,136 @@ def test_messages_name_the_options_not_the_fields(cli: Cli):
 
     assert result.status == 2
     assert "--until must not be before --from (36000)" in result.err
+
+
+# -- 9. a one-off plugin for one run, without packaging -------------------------------------------
+
+ONE_OFF = """\
+from gws_outbound_plugin import hookimpl
+
+@hookimpl
+def on_operation_acknowledged(ack):
+    print("one-off plugin saw", ack.operation, ack.record_handle)
+"""
+
+
+def test_a_plugin_file_is_loaded_for_one_run(cli: Cli, threaded_gws: ThreadedSimulator, tmp_path):
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text(ONE_OFF, encoding="utf-8")
+    cli.connect(threaded_gws)
+    result = cli(*cancel(11, "--no-plugins", "--plugin", str(plugin)))
+
+    assert result.status == 0, result.err
+    assert "one-off plugin saw CancelRecord 11" in result.lines
+
+
+def test_a_plugin_module_on_the_path_is_loaded_for_one_run(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, monkeypatch
+):
+    (tmp_path / "my_other_plugin.py").write_text(ONE_OFF, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cli.connect(threaded_gws)
+    result = cli(*cancel(12, "--plugin", "my_other_plugin"))
+
+    assert result.status == 0, result.err
+    assert "one-off plugin saw CancelRecord 12" in result.lines
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("raise RuntimeError('boom')\n", "cannot load it: RuntimeError: boom (at "),
+        ("def broken(:\n", "cannot load it: SyntaxError"),
+        (
+            "from gws_outbound_plugin import hookimpl\n\n@hookimpl\ndef on_cancel_acked(ack):\n"
+            "    pass\n",
+            "unknown hook 'on_cancel_acked'",
+        ),
+    ],
+    ids=["raises", "syntax", "misspelt-hook"],
+)
+def test_a_plugin_that_cannot_load_is_one_usage_error_before_anything_is_sent(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, source, message
+):
+    plugin = tmp_path / "bad_plugin.py"
+    plugin.write_text(source, encoding="utf-8")
+    cli.connect(threaded_gws)
+    result = cli(*cancel(11, "--plugin", str(plugin)))
+
+    assert result.status == 2
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"gws-outbound cancel: error: --plugin {plugin}: ")
+    assert message in line
+    assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
+
+
+def test_plugins_lists_a_one_off_plugin_with_its_hooks(cli: Cli, tmp_path):
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text(ONE_OFF, encoding="utf-8")
+    result = cli("plugins", "--plugin", str(plugin))
+
+    assert result.status == 0, result.err
+    assert "my_plugin  [(no distribution)]" in result.lines
+    assert "    on_operation_acknowledged" in result.lines
+
+
+# -- 11. tail loads plugins on request -------------------------------------------------------
+
+WATCHER = """\
+import os, signal
+from gws_outbound_plugin import hookimpl
+
+seen = []
+
+@hookimpl
+def on_campaign_status(event):
+    print("watcher saw", event.campaign_name, event.status.value)
+    if not seen:
+        seen.append(event)
+        os.kill(os.getpid(), signal.SIGINT)   # like Ctrl-C: the tail ends
+"""
+
+
+class Repeatedly:
+    """Runs ``action`` on the simulator's loop every 0.1 s while the CLI runs (an event
+    published before the tail subscribed is lost, as in CometD); if nothing ended the tail
+    after 30 s, interrupts it, so that the test fails instead of hanging."""
+
+    def __init__(self, gws: ThreadedSimulator, action: Callable[[], None]) -> None:
+        self._gws = gws
+        self._action = action
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 30
+        while not self._done.wait(0.1):
+            if time.monotonic() > deadline:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            self._gws.call(self._action)
+
+    def __enter__(self) -> Repeatedly:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join(5)
+
+
+def test_tail_loads_a_plugin_that_sees_unsolicited_events(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path
+):
+    plugin = tmp_path / "watcher.py"
+    plugin.write_text(WATCHER, encoding="utf-8")
+    cli.connect(threaded_gws)
+    stop_campaign = lambda: threaded_gws.simulator.send_campaign_status(  # noqa: E731
+        "Campaign1", "CampaignStopped"
+    )
+    with Repeatedly(threaded_gws, stop_campaign):
+        result = cli("tail", "--plugin", str(plugin))
+
+    assert result.status == 0, result.err
+    assert "watcher saw Campaign1 CampaignStopped" in result.lines
+    assert any("campaign       CampaignStopped campaign=Campaign1" in line for line in result.lines)
