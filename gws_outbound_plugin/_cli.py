@@ -1709,7 +1709,13 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     status = EXIT_FAILED if failures or (args.strict and warned) else EXIT_OK
     if args.json:
         entries: list[dict[str, Any]] = [
-            {**dataclasses.asdict(info), "error": None, "location": None} for info in infos
+            {
+                **dataclasses.asdict(info),
+                "error": None,
+                "location": None,
+                **dict(zip(("configured", "setup_hint"), _configured(pm, info.name), strict=True)),
+            }
+            for info in infos
         ]
         entries += [
             {
@@ -1720,6 +1726,8 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
                 "warnings": [],
                 "error": failure.error,
                 "location": failure.location,
+                "configured": None,
+                "setup_hint": None,
             }
             for failure in failures
         ]
@@ -1738,6 +1746,9 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
             ctx.out(f"    {hook}")
         for warning in info.warnings:
             ctx.out(f"    warning: {warning}")
+        configured, hint = _configured(pm, info.name)
+        if configured is False:
+            ctx.out(f"    not configured (does nothing): {hint or 'see its documentation'}")
     for failure in failures:
         origin = f" [{failure.distribution}]" if failure.distribution else ""
         ctx.out(f"{failure.name}{origin}  FAILED TO LOAD")
@@ -1757,6 +1768,17 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     elif args.strict and warned:
         ctx.error("warnings with --strict")
     return status
+
+
+def _configured(pm: Any, name: str) -> tuple[bool | None, str | None]:
+    """Whether a plugin is configured, as it says through the optional ``enabled`` and
+    ``setup_hint`` attributes (docs/writing-a-plugin.md); ``None``: it does not say."""
+    plugin = pm.get_plugin(name)
+    enabled = getattr(plugin, "enabled", None)
+    if not isinstance(enabled, bool):
+        return None, None
+    hint = getattr(plugin, "setup_hint", None)
+    return enabled, hint if isinstance(hint, str) else None
 
 
 def _error_lines(error: str) -> list[str]:

@@ -385,10 +385,57 @@ async def test_plugins_lists_the_reference_plugins_and_their_hooks(installed):
     assert plugins["audit"]["hooks"] == [
         "on_cancel_failed",
         "on_cancel_requested",
+        "on_operation_acknowledged",
+        "on_operation_failed",
+        "on_operation_requested",
         "on_record_cancel_acknowledged",
     ]
-    assert plugins["webhook"]["hooks"] == ["on_cancel_failed", "on_record_cancel_acknowledged"]
+    assert plugins["webhook"]["hooks"] == [
+        "on_cancel_failed",
+        "on_operation_acknowledged",
+        "on_operation_failed",
+        "on_record_cancel_acknowledged",
+    ]
     assert plugins["webhook"]["distribution"] == "gws-outbound-webhook"
+
+
+async def test_plugins_says_which_installed_plugins_are_not_configured(installed, tmp_path):
+    env = installed.env({"GWS_OUTBOUND_PLUGINS": "audit,webhook"})
+    text = await run(["plugins"], env)
+    assert text.returncode == 0, text.stderr
+    assert (
+        "    not configured (does nothing): set GWS_OUTBOUND_AUDIT_FILE to a file path"
+        in text.stdout.splitlines()
+    )
+    assert "set GWS_OUTBOUND_WEBHOOK_URL to a URL" in text.stdout
+
+    configured = installed.env(
+        {
+            "GWS_OUTBOUND_PLUGINS": "audit,webhook",
+            "GWS_OUTBOUND_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
+            "GWS_OUTBOUND_WEBHOOK_URL": "https://hooks.example.com/gws",
+        }
+    )
+    listing = await run(["plugins", "--json"], configured)
+    plugins = {entry["name"]: entry for entry in json.loads(listing.stdout)}
+    assert plugins["audit"]["configured"] is True
+    assert plugins["webhook"]["configured"] is True
+    assert plugins["webhook"]["setup_hint"] is None
+    assert "not configured" not in (await run(["plugins"], configured)).stdout
+
+
+async def test_unconfigured_reference_plugins_are_quiet_in_a_run(installed, gws_simulator):
+    env = installed.env(
+        {
+            "GWS_OUTBOUND_PLUGINS": "audit,webhook",
+            "GWS_BASE_URL": gws_simulator.base_url,
+            "GWS_USERNAME": "agent1",
+            "GWS_PASSWORD": "secret",
+        }
+    )
+    result = await run([*cancel_args(11), "--log-level", "warning"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no audit_trail_disabled / webhook_disabled warning
 
 
 async def test_plugins_without_a_filter_lists_every_installed_plugin(installed):
