@@ -307,12 +307,19 @@ def describe_user_event(event: UserEvent) -> str:
     def get(key: str) -> Any:
         return data.get(key)
 
-    text = f"user_event     {event.user_event or '?'} " + _record_text(
-        get("GSW_RECORD_HANDLE"),
-        get("GSW_APPLICATION_ID"),
-        get("GSW_CAMPAIGN_NAME"),
-        get("GSW_CALLING_LIST"),
-    )
+    text = f"user_event     {event.user_event or '?'} "
+    if get("GSW_RECORD_HANDLE") is None and get("GSW_CALLING_LIST") is None:
+        # A campaign's event (CampaignStarted, a preview session...): no record to show.
+        application = get("GSW_APPLICATION_ID")
+        text += f"campaign={get('GSW_CAMPAIGN_NAME') or '?'} "
+        text += f"app={application if application is not None else '?'}"
+    else:
+        text += _record_text(
+            get("GSW_RECORD_HANDLE"),
+            get("GSW_APPLICATION_ID"),
+            get("GSW_CAMPAIGN_NAME"),
+            get("GSW_CALLING_LIST"),
+        )
     if event.is_error:
         text += f" error={get('GSW_ERROR_NUMBER')} message={json.dumps(get('GSW_ERROR'))}"
     if event.device_id:
@@ -1586,6 +1593,11 @@ async def _run_operations(
                     for request in requests:
                         await run.submit(tg, request, wait=wait)
                     if getattr(args, "stdin", False):
+                        if _isatty(ctx.stdin):
+                            ctx.note(
+                                f"reading the {command.what} as JSON lines from the terminal, "
+                                "one per line; end with Ctrl-D (Ctrl-C stops)"
+                            )
                         await run.from_stdin(tg, wait=wait)
                 outer.cancel_scope.cancel()  # every outcome is in
             if run.interrupted:

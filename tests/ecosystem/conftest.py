@@ -168,10 +168,13 @@ class Cli:
         self.env(**{**settings, **extra})
 
     def __call__(self, *argv: str, stdin: str = "") -> CliResult:
+        return self.with_stdin(io.StringIO(stdin), *argv)
+
+    def with_stdin(self, stdin: io.StringIO, *argv: str) -> CliResult:
         from gws_outbound_plugin._cli import main
 
         self._capsys.readouterr()
-        self._monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        self._monkeypatch.setattr(sys, "stdin", stdin)
         try:
             status = main(list(argv))
         except SystemExit as exit_:  # argparse: --help, usage errors

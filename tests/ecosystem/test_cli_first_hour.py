@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -371,3 +374,58 @@ def test_tail_loads_a_plugin_that_sees_unsolicited_events(
     assert result.status == 0, result.err
     assert "watcher saw Campaign1 CampaignStopped" in result.lines
     assert any("campaign       CampaignStopped campaign=Campaign1" in line for line in result.lines)
+
+
+class TerminalInput(io.StringIO):
+    """Lines typed at a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_stdin_on_a_terminal_says_it_reads_json_lines_until_ctrl_d(
+    cli: Cli, threaded_gws: ThreadedSimulator, monkeypatch
+):
+    cli.connect(threaded_gws)
+    line = '{"recordHandle": 11, "applicationId": 134, "campaignName": "Campaign1", '
+    line += '"callingList": "CallingList1"}\n'
+    result = cli.with_stdin(TerminalInput(line), "cancel", "--stdin")
+
+    assert result.status == 0, result.err
+    assert result.err.splitlines()[0] == (
+        "gws-outbound cancel: reading the records as JSON lines from the terminal, one per "
+        "line; end with Ctrl-D (Ctrl-C stops)"
+    )
+
+
+def test_a_campaign_user_event_reads_as_a_campaign_not_a_record():
+    from gws_outbound_plugin import UserEvent
+    from gws_outbound_plugin._cli import describe_user_event
+
+    event = UserEvent(
+        channel="/me/internal",
+        device_id="d1",
+        metrics=None,
+        user_event="CampaignStarted",
+        user_data={
+            "GSW_USER_EVENT": "CampaignStarted",
+            "GSW_APPLICATION_ID": 134,
+            "GSW_CAMPAIGN_NAME": "Campaign1",
+        },
+    )
+    text = describe_user_event(event)
+
+    assert text.startswith("user_event     CampaignStarted campaign=Campaign1 app=134 ")
+    assert "record=?" not in text
+
+
+def test_python_dash_m_runs_the_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "gws_outbound_plugin", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("gws-outbound ")
