@@ -114,8 +114,8 @@ _ENVIRONMENT_HELP = """\
 configuration (every command that talks to GWS) comes from the environment:
   GWS_BASE_URL       the GWS node, e.g. https://gws.example.com (or --base-url)
   GWS_USERNAME       the agent's user name
-  GWS_PASSWORD       the agent's password; when unset and stdin is a terminal you are
-                     prompted (it is never taken from the command line)
+  GWS_PASSWORD       the agent's password; when unset you are prompted on the terminal,
+                     also when stdin is piped (it is never taken from the command line)
   GWS_ACK_TIMEOUT, GWS_REQUEST_TIMEOUT, GWS_VERIFY_TLS, ... any other GWSConfig field
 plugins (the operation commands, plugins) are loaded from the 'gws_outbound' entry-point
 group:
@@ -407,16 +407,20 @@ def load_config(
     stdin: TextIO,
     prompt: Callable[[str], str] = getpass.getpass,
     base_url: str | None = None,
+    has_terminal: Callable[[], bool] | None = None,
 ) -> GWSConfig:
     """``GWSConfig.from_env`` (``base_url`` overrides ``GWS_BASE_URL``), prompting for the
-    password when it is missing and stdin is a terminal.
+    password when it is missing and there is a terminal: stdin, or the process's controlling
+    terminal when stdin is piped (``getpass`` then reads ``/dev/tty``, as ``ssh`` and
+    ``sudo`` do).
 
     Called before the event loop starts, so Ctrl-C at the prompt interrupts it at once.
     """
     overrides: dict[str, Any] = {}
     if base_url is not None:
         overrides["base_url"] = base_url
-    if not environ.get("GWS_PASSWORD") and environ.get("GWS_USERNAME") and _isatty(stdin):
+    terminal = _isatty(stdin) or (has_terminal or _has_controlling_terminal)()
+    if not environ.get("GWS_PASSWORD") and environ.get("GWS_USERNAME") and terminal:
         try:
             password = prompt(f"GWS password for {environ['GWS_USERNAME']}: ")
         except EOFError:
@@ -431,8 +435,23 @@ def load_config(
     except ConfigError as error:
         hint = ""
         if "GWS_PASSWORD" in str(error):
-            hint = " (set GWS_PASSWORD, or run from a terminal to be prompted)"
+            hint = (
+                " (set GWS_PASSWORD in the environment: there is no terminal to prompt on, "
+                'e.g. GWS_PASSWORD="$(cat ~/.gws-password)" gws-outbound ...)'
+            )
         raise _UsageError(f"{error}{hint}") from None
+
+
+def _has_controlling_terminal() -> bool:
+    """Whether the process has a controlling terminal to prompt on (``/dev/tty``)."""
+    if os.name != "posix":
+        return False
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def _isatty(stream: TextIO) -> bool:

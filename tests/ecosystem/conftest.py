@@ -149,6 +149,8 @@ class Cli:
             if key.startswith("GWS_"):
                 monkeypatch.delenv(key)
         monkeypatch.setenv("GWS_OUTBOUND_PLUGINS", "")
+        # Never prompt on the developer's terminal (/dev/tty) in a test.
+        monkeypatch.setattr("gws_outbound_plugin._cli._has_controlling_terminal", lambda: False)
 
     def env(self, **values: str) -> None:
         for key, value in values.items():

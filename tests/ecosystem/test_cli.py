@@ -94,7 +94,10 @@ async def run(
     args: Sequence[str], env: Mapping[str, str], *, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
     with anyio.fail_after(30):
-        result = await anyio.run_process([str(CLI), *args], input=stdin, env=dict(env), check=False)
+        # A session of its own: no controlling terminal (the developer's) to prompt on.
+        result = await anyio.run_process(
+            [str(CLI), *args], input=stdin, env=dict(env), check=False, start_new_session=True
+        )
     return subprocess.CompletedProcess(
         result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
     )
@@ -283,14 +286,21 @@ async def test_missing_configuration_exits_2():
     env = base_env({"GWS_BASE_URL": "http://127.0.0.1:9", "GWS_USERNAME": "agent1"})
     result = await run(cancel_args(11, "--no-plugins"), env, stdin=b"")
     assert result.returncode == 2  # no terminal to prompt on
-    assert "set GWS_PASSWORD, or run from a terminal to be prompted" in result.stderr
+    assert "set GWS_PASSWORD in the environment: there is no terminal to prompt on" in result.stderr
 
 
 _TYPE_PASSWORD = r"""
 import os, pty, select, sys, time
 password = os.environ.pop("TEST_TYPED_PASSWORD").encode()
+piped = os.environ.pop("TEST_PIPED_STDIN", None)
 pid, fd = pty.fork()
 if pid == 0:
+    if piped is not None:  # stdin piped in; the terminal stays the controlling one
+        read, write = os.pipe()
+        os.write(write, piped.encode())
+        os.close(write)
+        os.dup2(read, 0)
+        os.close(read)
     os.execv(sys.argv[1], sys.argv[1:])
 output, sent, deadline = b"", False, time.monotonic() + 30
 while time.monotonic() < deadline:
@@ -328,6 +338,26 @@ async def test_password_is_prompted_for_on_a_terminal(gws_simulator):
     assert "secret" not in output  # not echoed
     assert "acknowledged" in output
     assert gws_simulator.records[11].cancelled
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+async def test_password_is_prompted_for_on_the_terminal_when_stdin_is_piped(gws_simulator):
+    line = '{"recordHandle": 12, "applicationId": 134, "campaignName": "Campaign1", '
+    line += '"callingList": "CallingList1"}\n'
+    env = gws_env(gws_simulator, TEST_TYPED_PASSWORD="secret", TEST_PIPED_STDIN=line)
+    del env["GWS_PASSWORD"]
+    with anyio.fail_after(40):
+        result = await anyio.run_process(
+            [sys.executable, "-c", _TYPE_PASSWORD, str(CLI), "cancel", "--stdin", "--no-plugins"],
+            env=env,
+            check=False,
+        )
+    output = result.stdout.decode()
+    assert result.returncode == 0, output + result.stderr.decode()
+    assert "GWS password for agent1: " in output  # on the terminal, like ssh and sudo
+    assert "secret" not in output
+    assert "acknowledged   record=12" in output
+    assert gws_simulator.records[12].cancelled
 
 
 async def test_cancel_runs_the_installed_plugins_and_lets_them_finish(
