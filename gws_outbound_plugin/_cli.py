@@ -87,6 +87,7 @@ from ._operations import (
     request_from_bus,
 )
 from ._plugin import OutboundPlugin
+from ._template import TemplateError, write_plugin
 from ._ticket import OperationTicket
 from .hookspecs import PROJECT_NAME, hookimpl
 
@@ -499,9 +500,10 @@ def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         dest="one_off_plugins",
-        metavar="MODULE_OR_FILE",
+        metavar="MODULE_OR_FILE[:ATTR]",
         help="also load this plugin for this run, without packaging it: a module on the "
-        "Python path (my_plugin, package.module) or a .py file (./my_plugin.py); repeatable",
+        "Python path (my_plugin, package.module) or a .py file (./my_plugin.py), or an "
+        "object in one as in an entry point (package:plugin); repeatable",
     )
 
 
@@ -1184,6 +1186,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugin_option(plugins)
     _add_logging_options(plugins, suppress=True)
 
+    new_plugin = commands.add_parser(
+        "new-plugin",
+        help="write a new plugin project: package, entry point, one hook, a passing test",
+        description=(
+            "Write a new plugin project into DIRECTORY/gws-outbound-NAME: pyproject.toml with "
+            "its gws_outbound entry point (NAME), src/gws_outbound_NAME/__init__.py with one "
+            "hook (on_operation_acknowledged), and tests/ that pass on the testing kit "
+            "(gws_outbound_plugin.testing). Then: cd gws-outbound-NAME && pip install -e "
+            "'.[test]' && pytest. docs/writing-a-plugin.md explains every part."
+        ),
+        epilog=f"example:\n  {PROG} new-plugin call-log --directory /tmp\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    new_plugin.add_argument(
+        "name",
+        metavar="NAME",
+        help="the plugin's name for hosts (lower case, digits, '-'), e.g. call-log",
+    )
+    new_plugin.add_argument(
+        "--directory",
+        metavar="DIR",
+        default=".",
+        help="where to create the project's folder (default: the current directory)",
+    )
+    _add_logging_options(new_plugin, suppress=True)
+
     tail = commands.add_parser(
         "tail",
         help="print live outbound events and user events until Ctrl-C",
@@ -1642,8 +1670,19 @@ async def _run_operations(
     return EXIT_OK if run is not None and run.ok else EXIT_FAILED
 
 
-def _import_plugin(spec: str) -> tuple[str, ModuleType]:
-    """The module a ``--plugin`` names: a ``.py`` file (by path) or an importable module."""
+def _import_plugin(spec: str) -> tuple[str, object]:
+    """What a ``--plugin`` names: a ``.py`` file (by path) or an importable module, or, with
+    ``:ATTR`` as in an entry point, that attribute of it (``package:plugin``)."""
+    where, colon, attribute = spec.rpartition(":")
+    if colon and attribute.isidentifier() and where and not where.endswith(("\\", "/")):
+        name, module = _import_module_or_file(where)
+        if not hasattr(module, attribute):
+            raise _UsageError(f"--plugin {spec}: {where} has no attribute {attribute!r}")
+        return name, getattr(module, attribute)
+    return _import_module_or_file(spec)
+
+
+def _import_module_or_file(spec: str) -> tuple[str, ModuleType]:
     path = Path(spec)
     if spec.endswith(".py") or os.sep in spec or path.is_file():
         if not path.is_file():
@@ -1801,6 +1840,16 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     return status
 
 
+def _run_new_plugin(args: argparse.Namespace, ctx: _Context) -> int:
+    try:
+        root = write_plugin(args.name, Path(args.directory), version=_version())
+    except TemplateError as error:
+        raise _UsageError(str(error)) from None
+    ctx.out(f"wrote {root}")
+    ctx.note(f"next: cd {root} && pip install -e '.[test]' && pytest")
+    return EXIT_OK
+
+
 def _configured(pm: Any, name: str) -> tuple[bool | None, str | None]:
     """Whether a plugin is configured, as it says through the optional ``enabled`` and
     ``setup_hint`` attributes (docs/writing-a-plugin.md); ``None``: it does not say."""
@@ -1952,6 +2001,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plugins":
             return _run_plugins(args, ctx)
+        if args.command == "new-plugin":
+            return _run_new_plugin(args, ctx)
         command = _OPERATION_COMMANDS.get(args.command)
         if command is not None:
             requests = _check_arguments(command, args)  # usage errors before the prompt
