@@ -360,6 +360,13 @@ def describe_unsolicited(
     return text + " (cancelled by someone else)"
 
 
+def describe_connection(state: str) -> str:
+    """A loss of the CometD session, or its return, on one line."""
+    if state == "reconnecting":
+        return "connection     lost: reconnecting (no event can be heard until it is back)"
+    return "connection     back: connected and subscribed again (events meanwhile may be missed)"
+
+
 # -- logging ------------------------------------------------------------------------------------
 
 
@@ -1920,6 +1927,13 @@ class _TailPrinter:
     @hookimpl
     def on_campaign_status(self, event: CampaignStatusEvent) -> None:
         self._print("on_campaign_status", event, lambda: describe_unsolicited(event))
+
+    @hookimpl
+    def on_connection_state_changed(self, state: str, previous: str) -> None:
+        # Starting and closing are said on stderr; a loss and a return are events.
+        if state == "reconnecting" or (state == "connected" and previous == "reconnecting"):
+            change = {"state": state, "previous": previous}
+            self._print("on_connection_state_changed", change, lambda: describe_connection(state))
 
 
 async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import inspect
 import time
@@ -156,6 +157,10 @@ def _not_a_request(method: str, request: object) -> InvalidOperationRequest:
     )
 
 
+#: Connection state changes waiting for their hook call at most (a few per loss).
+_STATE_CHANGES_BUFFER: Final = 64
+
+
 class OutboundPlugin:
     """The GWS outbound plugin core for one agent.
 
@@ -191,6 +196,16 @@ class OutboundPlugin:
             self._channels,
             on_lost=self._on_lost,
             on_restored=self._on_restored,
+            on_state=self._on_connection_state,
+        )
+        # on_connection_state_changed: every change, in order, through one delivery task
+        # (the changes while starting are delivered once it runs).
+        self._state_changes: collections.deque[tuple[CometDState, CometDState]] = collections.deque(
+            maxlen=_STATE_CHANGES_BUFFER
+        )
+        self._state_changed = asyncio.Event()  # asyncio's can be made outside an event loop
+        self._state_hooks = HookDispatcher(
+            pm, hook_timeout=config.hook_timeout, slow_hook_warning=config.slow_hook_warning
         )
         self._engine = Engine(
             config,
@@ -221,6 +236,15 @@ class OutboundPlugin:
     @property
     def cometd_state(self) -> CometDState:
         """``connecting``, ``connected``, ``reconnecting`` or ``closed``."""
+        return self._listener.state
+
+    @property
+    def connection_state(self) -> CometDState:
+        """The connection to GWS's notifications, for a host's "online / offline" display:
+        ``connecting`` (starting), ``connected`` (outcomes can be heard), ``reconnecting``
+        (the CometD session was lost: no outcome can be heard until it is back) or
+        ``closed``. A ``str`` enum (``plugin.connection_state == "connected"``); every change
+        also fires ``on_connection_state_changed(state, previous)``."""
         return self._listener.state
 
     @property
@@ -357,6 +381,7 @@ class OutboundPlugin:
         self._owner = anyio.get_current_task().id
         self._engine.start(self._spawn)
         self._spawn(self._listener.run, self._engine.deliver)
+        self._spawn(self._deliver_state_changes)
         self._bind_core()
         self._state = _State.RUNNING
         self._started.set()
@@ -521,6 +546,20 @@ class OutboundPlugin:
                     )
 
     # -- CometD session events (event loop thread) -------------------------------------------
+
+    def _on_connection_state(self, state: CometDState, previous: CometDState) -> None:
+        self._state_changes.append((state, previous))  # the oldest go beyond the buffer
+        self._state_changed.set()
+
+    async def _deliver_state_changes(self) -> None:
+        while True:
+            await self._state_changed.wait()
+            self._state_changed.clear()
+            while self._state_changes:
+                state, previous = self._state_changes.popleft()
+                await self._state_hooks.dispatch(
+                    "on_connection_state_changed", state=state.value, previous=previous.value
+                )
 
     def _on_lost(self, why: str) -> None:
         self._engine.session_lost(why)

@@ -429,3 +429,41 @@ def test_python_dash_m_runs_the_command():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("gws-outbound ")
+
+
+# -- 7. tail says when the connection is lost and back --------------------------------------------
+
+BACK = """\
+import os, signal
+from gws_outbound_plugin import hookimpl
+
+seen = []
+
+@hookimpl
+def on_connection_state_changed(state, previous):
+    if state == "connected" and previous == "reconnecting" and not seen:
+        seen.append(state)
+        os.kill(os.getpid(), signal.SIGINT)   # like Ctrl-C, once the tail printed it
+"""
+
+
+def test_tail_says_when_the_connection_is_lost_and_back(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path
+):
+    plugin = tmp_path / "back.py"
+    plugin.write_text(BACK, encoding="utf-8")
+    cli.connect(threaded_gws)
+    forgotten: list[int] = []
+
+    def forget_once() -> None:
+        if not forgotten and threaded_gws.simulator.cometd_client_count:
+            forgotten.append(threaded_gws.simulator.forget_cometd_clients())
+
+    with Repeatedly(threaded_gws, forget_once):
+        result = cli("tail", "--plugin", str(plugin))
+
+    assert result.status == 0, result.err
+    assert [line[13:] for line in result.lines] == [
+        "connection     lost: reconnecting (no event can be heard until it is back)",
+        "connection     back: connected and subscribed again (events meanwhile may be missed)",
+    ]

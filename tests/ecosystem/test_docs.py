@@ -141,6 +141,7 @@ def test_the_specs_are_found():
         "on_scheduled_call": ["event"],
         "on_preview_record": ["event"],
         "on_campaign_status": ["event"],
+        "on_connection_state_changed": ["state", "previous"],
     }
 
 

@@ -55,3 +55,33 @@ def test_a_base_url_with_an_api_path_says_what_the_base_url_should_be(base_url, 
     assert f"use {node!r}" in message
     assert "scheme://host[:port]" in message
     assert "secret" not in message
+
+
+# -- 12. the connection state, as a public API ----------------------------------------------------
+
+
+async def test_every_connection_state_change_fires_the_hook_in_order(
+    gws_outbound: OutboundPlugin, gws_simulator, gws_hook_recorder, wait_for_hook
+):
+    await wait_for_hook("on_connection_state_changed", lambda call: call.state == "connected")
+    assert gws_outbound.connection_state == "connected"
+
+    gws_simulator.forget_cometd_clients()  # the server no longer knows the CometD client
+    await wait_for_hook(
+        "on_connection_state_changed",
+        lambda call: call.state == "connected" and call.previous == "reconnecting",
+        timeout=15,
+    )
+
+    changes = [
+        (call.previous, call.state)
+        for call in gws_hook_recorder.calls_of("on_connection_state_changed")
+    ]
+    assert not any(call.name == "on_connection_state_changed" for call in gws_hook_recorder.calls)
+    assert changes == [
+        ("closed", "connecting"),
+        ("connecting", "connected"),
+        ("connected", "reconnecting"),
+        ("reconnecting", "connected"),
+    ]
+    assert gws_outbound.connection_state == "connected"
