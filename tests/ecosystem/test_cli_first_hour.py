@@ -467,3 +467,23 @@ def test_tail_says_when_the_connection_is_lost_and_back(
         "connection     lost: reconnecting (no event can be heard until it is back)",
         "connection     back: connected and subscribed again (events meanwhile may be missed)",
     ]
+
+
+# -- 8. devicePath defaults to the agent's own device -------------------------------------------
+
+
+def test_request_without_device_path_uses_the_agents_own_device(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
+    cli.connect(threaded_gws)
+    line = '{"operationName": "RejectRecord", "recordHandle": 13, "applicationId": 134, '
+    line += '"campaignName": "Campaign1", "callingList": "CallingList1"}'
+    from_argument = cli("request", line, "--json")
+    from_stdin = cli("request", "--stdin", "--json", stdin=line.replace(": 13,", ": 17,") + "\n")
+
+    device = threaded_gws.call(lambda: threaded_gws.simulator.device_path("agent1"))
+    for result in (from_argument, from_stdin):
+        assert result.status == 0, result.err
+        (outcome,) = [json.loads(text) for text in result.lines]
+        assert outcome["hook"] == "on_operation_acknowledged"
+        assert outcome["request"]["device_path"] == device
