@@ -1142,7 +1142,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Work on Genesys outbound records through Genesys Web Services (GWS) and watch "
             "each outcome (cancel, reject, complete, do-not-call, reschedule, update, chained "
             "records, add a record, preview dialing, any operation as JSON), run the embedded "
-            "GWS simulator, list the installed plugins and tail live events."
+            "GWS simulator, list the installed plugins, write a new plugin project and tail "
+            "live events."
         ),
         epilog=_ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -120,7 +120,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def test_every_command_and_option_has_help_text():
     parser = build_parser()
     commands = _subparsers(parser)
-    assert set(commands) == {"simulate", "plugins", "tail", *OPERATION_COMMANDS}
+    assert set(commands) == {"simulate", "plugins", "tail", "new-plugin", *OPERATION_COMMANDS}
     for name, command in [("gws-outbound", parser), *commands.items()]:
         assert command.description, name
         for action in command._actions:
