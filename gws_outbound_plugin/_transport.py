@@ -46,6 +46,7 @@ import httpx
 __all__ = [
     "AsyncioBackend",
     "GWSTransport",
+    "OperationPoster",
     "client_transports",
     "environment_mounts",
     "ssl_context",
@@ -550,3 +551,14 @@ class GWSTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+class OperationPoster(typing.Protocol):
+    """The seam the sender POSTs operations through (``GWSSession`` by default).
+
+    ``post_operation`` returns GWS's answer on ``statusCode`` 0 and otherwise raises what
+    ``GWSSession.post_operation`` documents: ``GWSStatusError`` (GWS answered),
+    ``GWSAuthenticationError``, ``GWSNoAnswerError`` (it may have been processed) or
+    ``GWSTransportError`` (it certainly was not)."""
+
+    async def post_operation(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]: ...
