@@ -3,6 +3,12 @@
 The same cookie jar also serves the CometD client (see ``_cometd.py``): GWS binds the Bayeux
 session to the HTTP session, so both HTTP stacks must present the same ``JSESSIONID``.
 
+Requests go through :class:`~gws_outbound_plugin._transport.GWSTransport` (the httpx client's
+``transport=``, the environment's proxies as its ``mounts=``). GETs (login, devices) go
+through the httpx client; POSTs (operations) go straight to the transport httpx chose for GWS,
+with the headers the client would send: a list made once per CSRF token, the ``Cookie`` header
+the jar gives (kept until the jar changes), cookies taken from an answer only when it sets some.
+
 What is retried (with :func:`request_retry_policy`: ``GWSConfig.retries`` further attempts,
 ``retry_backoff`` doubled per attempt, at most 5 s apart):
 
