@@ -55,7 +55,6 @@ __all__ = [
 #: Stop reading from a socket while this much is buffered and unread.
 _READ_HIGH_WATER: Final = 256 * 1024
 _READ_LOW_WATER: Final = 64 * 1024
-_HAPPY_EYEBALLS_DELAY: Final = 0.25
 
 # -- TLS ---------------------------------------------------------------------------------------
 
@@ -273,7 +272,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError("the connection was closed while writing")
 
     async def aclose(self) -> None:
+        # As anyio's streams do: the loop closes the socket in a callback, which must run
+        # before the loop may stop (or the socket is left to the garbage collector).
         self._transport.close()
+        try:
+            await asyncio.sleep(0)
+        finally:
+            self._transport.abort()
 
     async def start_tls(
         self,
@@ -345,6 +350,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
+        # The addresses are tried in turn: asyncio's happy eyeballs (happy_eyeballs_delay)
+        # leaks a connected socket when cancelled at the wrong moment on Python 3.11.
         try:
             transport, protocol = await asyncio.wait_for(
                 loop.create_connection(
@@ -352,7 +359,6 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                     host,
                     port,
                     local_addr=None if local_address is None else (local_address, 0),
-                    happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
                 ),
                 timeout,
             )
