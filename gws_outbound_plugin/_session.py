@@ -422,6 +422,8 @@ class GWSSession:
 
         # Our transport, with the environment's proxies mounted where httpx puts them.
         transport, mounts = client_transports(make)
+        self._jar = _Jar()  # a fresh session: no cookie of an earlier one
+        self._cookie_version = -1
         self._client = httpx.AsyncClient(
             base_url=self._config.api_url,
             timeout=timeout,

@@ -376,6 +376,24 @@ async def test_a_cookie_set_by_a_post_answer_replaces_the_old_one(
     assert [cookie_of(gws, i) for i in (-3, -2, -1)] == [None, "JSESSIONID=A", "JSESSIONID=B"]
 
 
+async def test_a_session_opened_again_has_none_of_the_earlier_cookies(gws: ScriptedGWS) -> None:
+    session = GWSSession(config(gws.base_url))
+    await session.open()
+    try:
+        gws.then(RECORD_PATH, Answer(json={"statusCode": 0}, cookies=("EARLIER=1; Path=/",)))
+        await post(session)
+        await post(session)
+        assert cookie_of(gws, -1) == "EARLIER=1"
+    finally:
+        await session.close()
+    await session.open()
+    try:
+        await post(session)
+        assert cookie_of(gws, -1) is None
+    finally:
+        await session.close()
+
+
 async def test_a_fresh_login_changes_the_cookie_and_token_of_the_requests_in_flight(
     gws: ScriptedGWS,
 ) -> None:
