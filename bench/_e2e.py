@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 from bench._common import Handles, median, percentile, quartiles
-from bench._sides import PluginSide, RawSide, Side
+from bench._sides import CarefulRawSide, PluginSide, RawSide, Side
 from bench._sim import SimulatorProcess
 
-USERS = ("bench-plugin", "bench-raw")
+USERS = ("bench-plugin", "bench-raw", "bench-careful")
 
 
 async def run_once(side: Side, handles: Handles, count: int, concurrency: int) -> dict[str, float]:
@@ -38,21 +38,23 @@ async def run_once(side: Side, handles: Handles, count: int, concurrency: int) -
 
 
 def records_needed(counts: dict[int, tuple[int, int]], warmup: int) -> int:
-    return sum(2 * (repeats * n + warmup) for n, repeats in counts.values()) + 100
+    return sum(len(USERS) * (repeats * n + warmup) for n, repeats in counts.values()) + 100
 
 
 async def run(
     sim: SimulatorProcess, handles: Handles, counts: dict[int, tuple[int, int]], warmup: int
 ) -> dict[str, Any]:
-    """``counts``: concurrency -> (cancels per run, A/B pairs).
+    """``counts``: concurrency -> (cancels per run, A/B/C rounds).
 
-    Each side's figures are the medians over its runs. Each ratio is the median of the
-    per-pair ratios (a plugin run over the raw run right after it), which cancels the slow
-    drifts of a shared machine better than a ratio of medians; its quartiles are kept too.
+    Three sides in turn: the plugin, the naive raw client and the careful raw client. Each
+    side's figures are the medians over its runs. Each ratio is the median of the per-round
+    ratios (a plugin run over the raw run right after it), which cancels the slow drifts of
+    a shared machine better than a ratio of medians; its quartiles are kept too.
     """
     plugin = PluginSide(sim.base_url, USERS[0])
     raw = RawSide(sim.base_url, USERS[1])
-    sides: tuple[Side, Side] = (plugin, raw)
+    careful = CarefulRawSide(sim.base_url, USERS[2])
+    sides: tuple[Side, ...] = (plugin, raw, careful)
     for side in sides:
         await side.start()
         await side.load_device()
@@ -61,9 +63,9 @@ async def run(
         for concurrency, (count, repeats) in counts.items():
             for side in sides:
                 await run_once(side, handles, warmup, concurrency)
-            runs: dict[str, list[dict[str, float]]] = {"plugin": [], "raw": []}
-            sim_cpu: dict[str, float] = {"plugin": 0.0, "raw": 0.0}
-            for _ in range(repeats):  # A B A B ...
+            runs: dict[str, list[dict[str, float]]] = {side.name: [] for side in sides}
+            sim_cpu: dict[str, float] = dict.fromkeys(runs, 0.0)
+            for _ in range(repeats):  # A B C A B C ...
                 for side in sides:
                     before = sim.cpu_seconds()
                     runs[side.name].append(await run_once(side, handles, count, concurrency))
@@ -72,11 +74,14 @@ async def run(
             for name, side_runs in runs.items():
                 entry[name] = {key: median([run[key] for run in side_runs]) for key in side_runs[0]}
                 entry[name]["sim_cpu_us_per_cancel"] = sim_cpu[name] / (count * repeats) * 1e6
-            entry["paired_ratio"] = {}
-            for key in runs["plugin"][0]:
-                pairs = [a[key] / b[key] for a, b in zip(runs["plugin"], runs["raw"], strict=True)]
-                q1, q3 = quartiles(pairs)
-                entry["paired_ratio"][key] = {"median": median(pairs), "q1": q1, "q3": q3}
+            for label, other in (("paired_ratio", "raw"), ("paired_ratio_careful", "careful")):
+                entry[label] = {}
+                for key in runs["plugin"][0]:
+                    pairs = [
+                        a[key] / b[key] for a, b in zip(runs["plugin"], runs[other], strict=True)
+                    ]
+                    q1, q3 = quartiles(pairs)
+                    entry[label][key] = {"median": median(pairs), "q1": q1, "q3": q3}
             results[str(concurrency)] = entry
     finally:
         for side in sides:

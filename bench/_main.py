@@ -20,7 +20,7 @@ from bench._sim import SimulatorProcess
 from bench._worker import run_job
 
 SECTIONS = ("e2e", "fanout", "memory", "startup", "sessions")
-SESSION_SIZES = (1, 10, 100)
+SESSION_SIZES = (1, 10, 100, 1000)
 
 
 @dataclass

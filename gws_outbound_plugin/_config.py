@@ -70,8 +70,11 @@ class GWSConfig:
     """How long the CometD client tries to reconnect before it reports the session lost."""
     reconnect_backoff_max: float = 30.0
     """Upper bound of the delay between CometD reconnection attempts."""
-    max_concurrent_requests: int = 100
-    """Cancels POSTed to GWS at the same time; more wait their turn (keep-alive pool size)."""
+    max_concurrent_requests: int = 8
+    """Operations POSTed to GWS at the same time; more wait their turn (the keep-alive pool
+    size and the number of POST workers, started as they are needed). 8 keeps a GWS nearby
+    busy (see ``docs/hosting.md``, "Sizing"); for a distant one allow about the wanted rate
+    times the round trip, e.g. 200 cancels/s over 50 ms: 10, plus a margin."""
     max_pending: int = 100_000
     """Cancels accepted and not yet resolved; beyond it ``on_cancel_requested`` refuses."""
     event_queue_size: int = 1024

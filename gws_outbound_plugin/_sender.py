@@ -23,8 +23,9 @@ from ._exceptions import (
     GWSTransportError,
 )
 from ._log import get_logger
-from ._session import GWSNoAnswerError, GWSSession
+from ._session import GWSNoAnswerError
 from ._spec import Operation
+from ._transport import OperationPoster
 
 __all__ = ["Sender"]
 
@@ -51,12 +52,15 @@ def _noun(request: Operation) -> str:
 
 
 class Sender:
-    """``workers`` tasks POSTing one request at a time each."""
+    """Up to ``workers`` tasks POSTing one request at a time each, started as they are
+    needed: one at :meth:`start`, then one more by each worker that takes a request and
+    leaves none waiting (workers start workers because a task can start tasks where
+    :meth:`submit`, called from a loop callback, cannot)."""
 
     def __init__(
         self,
         engine: _Engine,
-        session: GWSSession,
+        session: OperationPoster,
         *,
         workers: int,
         connect_timeout: float,
@@ -75,11 +79,18 @@ class Sender:
         self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed = False
         self._started = False
+        self._spawn: Callable[..., None] | None = None
+        self._running = 0
 
     def start(self, spawn: Callable[..., None]) -> None:
         self._started = True
-        for _ in range(self._workers):
-            spawn(self._worker)
+        self._spawn = spawn
+        self._add_worker()
+
+    def _add_worker(self) -> None:
+        assert self._spawn is not None
+        self._running += 1
+        self._spawn(self._worker)
 
     def submit(self, token: int, request: Operation) -> None:
         """Queue a request (no checkpoint, never blocks) and wake a waiting worker."""
@@ -113,6 +124,8 @@ class Sender:
             token, request = queue.popleft()
             if queue and self._idle:
                 self._wake_one()  # more work: another worker takes it
+            if not self._idle and self._running < self._workers:
+                self._add_worker()  # none left waiting: one more for the next request
             if not self._engine.is_queued(token):
                 continue  # it has its outcome already
             try:

@@ -3,6 +3,12 @@
 The same cookie jar also serves the CometD client (see ``_cometd.py``): GWS binds the Bayeux
 session to the HTTP session, so both HTTP stacks must present the same ``JSESSIONID``.
 
+Requests go through :class:`~gws_outbound_plugin._transport.GWSTransport` (the httpx client's
+``transport=``, the environment's proxies as its ``mounts=``). GETs (login, devices) go
+through the httpx client; POSTs (operations) go straight to the transport httpx chose for GWS,
+with the headers the client would send: a list made once per CSRF token, the ``Cookie`` header
+the jar gives (kept until the jar changes), cookies taken from an answer only when it sets some.
+
 What is retried (with :func:`request_retry_policy`: ``GWSConfig.retries`` further attempts,
 ``retry_backoff`` doubled per attempt, at most 5 s apart):
 
@@ -26,14 +32,17 @@ from __future__ import annotations
 
 import base64
 import errno
+import json
 import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from http.cookiejar import Cookie, CookieJar
 from typing import Any, Final, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import anyio
+import httpcore
 import httpx
 
 from ._config import GWSConfig
@@ -46,6 +55,7 @@ from ._exceptions import (
 from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
 from ._retry import RetryPolicy
+from ._transport import GWSTransport, client_transports
 
 __all__ = [
     "GWSNoAnswerError",
@@ -64,8 +74,59 @@ AUTH_FAILURE_HOLD: Final = 5.0
 #: The longest wait between two attempts of one request.
 MAX_REQUEST_RETRY_DELAY: Final = 5.0
 _MAX_ERROR_TEXT: Final = 200
-# (url and the jar's cookies, the Cookie header they give): see GWSSession.cookie_header().
-_CookieCache = tuple[tuple[str, tuple[tuple[Any, ...], ...]], str | None]
+#: One encoder for every body: what httpx's ``json=`` sends (compact, UTF-8, no NaN).
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_USER_AGENT: Final = f"python-httpx/{httpx.__version__}".encode()
+
+
+class _Jar(CookieJar):
+    """The session's cookie jar, counting its changes (every change goes through
+    ``set_cookie`` or ``clear``), so that the Cookie headers made from it can be kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        super().set_cookie(cookie)
+        self.version += 1
+
+    def clear(
+        self, domain: str | None = None, path: str | None = None, name: str | None = None
+    ) -> None:
+        try:
+            super().clear(domain, path, name)
+        finally:
+            self.version += 1
+
+
+def _path_matches(cookie_path: str, request_path: str) -> bool:
+    """Whether a cookie of ``cookie_path`` goes with a request for ``request_path``
+    (``http.cookiejar.DefaultCookiePolicy.path_return_ok``)."""
+    if request_path == cookie_path:
+        return True
+    return request_path.startswith(cookie_path) and (
+        cookie_path.endswith("/") or request_path[len(cookie_path) : len(cookie_path) + 1] == "/"
+    )
+
+
+class _Answer:
+    """What the session reads from an HTTP answer: status, content type, body."""
+
+    __slots__ = ("body", "content_type", "headers", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        content_type: str,
+        body: bytes,
+        headers: httpx.Headers | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.content_type = content_type
+        self.body = body
+        self.headers = headers
+        """All the headers, for answers through httpx (GETs: the CSRF token)."""
 
 
 class GWSNoAnswerError(GWSTransportError):
@@ -240,8 +301,25 @@ class GWSSession:
         self._client: httpx.AsyncClient | None = None
         # Secret values registered with the library-log guard while the session is open.
         self._guarded: list[str] = []
-        self._cookie_cache: _CookieCache | None = None
+        self._jar = _Jar()
+        # Cookie headers made from the jar at version _cookie_version: by URL (CometD) and,
+        # for POSTs, by which of the jar's cookie paths match the request path.
+        self._cookie_version = -1
+        self._cookie_paths: tuple[str, ...] = ()
+        self._cookie_cacheable = False
+        self._cookies_by_url: dict[str, str | None] = {}
+        self._cookies_by_paths: dict[tuple[bool, ...], str | None] = {}
+        # The transport httpx chose for GWS (direct or the environment's proxy): POSTs go
+        # straight through it, with a header list made once per CSRF token.
+        self._post_transport: GWSTransport | None = None
+        self._post_headers: tuple[tuple[str, str] | None, list[tuple[bytes, bytes]]] | None = None
         self._api_path = urlsplit(config.api_url).path
+        api = httpx.URL(config.api_url)
+        self._origin = (api.raw_scheme, api.raw_host, api.port)
+        self._host_header = api.netloc
+        self._timeouts: dict[str, float | None] = dict.fromkeys(
+            ("connect", "read", "write", "pool"), config.request_timeout
+        )
         self.target = target_of(config.base_url)
         """``scheme://host:port`` of GWS, for messages."""
         self.retry_policy = request_retry_policy(config)
@@ -269,26 +347,45 @@ class GWSSession:
 
     def cookie_header(self, url: str) -> str | None:
         """The ``Cookie`` header this session's jar sends to ``url``."""
-        cookies = self.client.cookies
-        # The CometD client asks before every request and the jar's answer costs ~50 us:
-        # the last answer is reused while the jar holds the same cookies, unless one of
-        # them expires (the answer would then depend on the time).
-        key = (
-            url,
-            tuple(
-                (c.version, c.name, c.value, c.port, c.domain, c.path, c.secure, c.expires)
-                for c in cookies.jar
-            ),
-        )
-        cached = self._cookie_cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        self._check_cookie_version()
+        if url in self._cookies_by_url:
+            return self._cookies_by_url[url]
+        header = self._jar_header(url)
+        if self._cookie_cacheable:
+            self._cookies_by_url[url] = header
+        return header
+
+    def _check_cookie_version(self) -> None:
+        # The jar's answer costs ~50 us: answers are kept until the jar changes, unless a
+        # cookie has an expiry time (the answer would then depend on the time).
+        jar = self._jar
+        if jar.version != self._cookie_version:
+            self._cookie_version = jar.version
+            cookies = list(jar)
+            self._cookie_paths = tuple(sorted({cookie.path for cookie in cookies}))
+            self._cookie_cacheable = all(cookie.expires is None for cookie in cookies)
+            self._cookies_by_url.clear()
+            self._cookies_by_paths.clear()
+
+    def _jar_header(self, url: str) -> str | None:
         request = httpx.Request("POST", url)
-        cookies.set_cookie_header(request)
-        cookie: str | None = request.headers.get("cookie")
-        if all(entry[7] is None for entry in key[1]):
-            self._cookie_cache = (key, cookie)
-        return cookie
+        self.client.cookies.set_cookie_header(request)
+        header: str | None = request.headers.get("cookie")
+        return header
+
+    def _post_cookie(self, path: str) -> str | None:
+        """The Cookie header of a POST to ``/api/v2<path>``: the jar's cookies for GWS's host
+        whose path matches (the answer depends on nothing else while the jar is unchanged)."""
+        self._check_cookie_version()
+        target = self._api_path + path
+        key = tuple(_path_matches(cookie_path, target) for cookie_path in self._cookie_paths)
+        cached = self._cookies_by_paths
+        if key in cached:
+            return cached[key]
+        header = self._jar_header(self._config.api_url + path)
+        if self._cookie_cacheable:
+            cached[key] = header
+        return header
 
     def store_cookies(self, url: str, set_cookie_values: Iterable[str]) -> None:
         """Keep cookies that another HTTP stack (the CometD client) received from ``url``."""
@@ -314,11 +411,25 @@ class GWSSession:
             max_connections=self._config.max_concurrent_requests,
             max_keepalive_connections=self._config.max_concurrent_requests,
         )
+
+        def make(proxy: str | None) -> GWSTransport:
+            return GWSTransport(
+                verify=self._config.verify_tls,
+                limits=limits,
+                proxy=proxy,
+                on_request=self._used_transport,
+            )
+
+        # Our transport, with the environment's proxies mounted where httpx puts them.
+        transport, mounts = client_transports(make)
+        self._jar = _Jar()  # a fresh session: no cookie of an earlier one
+        self._cookie_version = -1
         self._client = httpx.AsyncClient(
             base_url=self._config.api_url,
             timeout=timeout,
-            limits=limits,
-            verify=self._config.verify_tls,
+            transport=transport,
+            mounts=mounts,
+            cookies=self._jar,
             headers={"Accept": "application/json"},
             follow_redirects=False,
         )
@@ -328,8 +439,13 @@ class GWSSession:
             await self.close()
             raise
 
+    def _used_transport(self, transport: GWSTransport, url: httpx.URL) -> None:
+        if (url.raw_scheme, url.raw_host, url.port) == self._origin:
+            self._post_transport = transport
+
     async def close(self) -> None:
         client, self._client = self._client, None
+        self._post_transport = None
         if client is not None:
             with anyio.CancelScope(shield=True):
                 await client.aclose()
@@ -360,7 +476,7 @@ class GWSSession:
                     f"{waited:.1f}s ago; not trying again for {AUTH_FAILURE_HOLD:.0f}s"
                 )
 
-        async def attempt() -> tuple[Mapping[str, Any], httpx.Response]:
+        async def attempt() -> tuple[Mapping[str, Any], _Answer]:
             response = await self._exchange(
                 "GET", "/me", None, headers={"Authorization": self._authorization}
             )
@@ -499,19 +615,84 @@ class GWSSession:
         body: Mapping[str, Any] | None,
         *,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> _Answer:
         """One HTTP request; a failure becomes the GWS error saying whether it may have been
         processed (see the module docstring)."""
-        request_headers = {"Authorization": self._authorization}
-        if method != "GET" and self._csrf is not None:
-            name, token = self._csrf
-            request_headers[name] = token
-        if headers:
-            request_headers.update(headers)
+        transport = self._post_transport
         try:
-            return await self.client.request(method, path, json=body, headers=request_headers)
+            if method == "POST" and transport is not None and body is not None and not headers:
+                return await self._post(transport, path, body)
+            request_headers = {"Authorization": self._authorization}
+            if method != "GET" and self._csrf is not None:
+                name, token = self._csrf
+                request_headers[name] = token
+            if headers:
+                request_headers.update(headers)
+            response = await self.client.request(method, path, json=body, headers=request_headers)
         except httpx.TransportError as error:
             self._raise_transport_error(method, path, error)
+        return _Answer(
+            response.status_code,
+            response.headers.get("content-type", ""),
+            response.content,
+            response.headers,
+        )
+
+    async def _post(self, transport: GWSTransport, path: str, body: Mapping[str, Any]) -> _Answer:
+        """POST straight through the transport: the header list made once per CSRF token,
+        the Cookie header from the jar kept while the jar is unchanged, cookies taken from
+        the answer only when it sets some."""
+        content = _JSON.encode(body).encode()
+        headers = list(self._static_post_headers())
+        cookie = self._post_cookie(path)
+        if cookie:
+            headers.append((b"Cookie", cookie.encode("latin-1")))
+        headers.append((b"Content-Type", b"application/json"))
+        headers.append((b"Content-Length", str(len(content)).encode()))
+        scheme, host, port = self._origin
+        url = httpcore.URL(
+            scheme=scheme, host=host, port=port, target=(self._api_path + path).encode("ascii")
+        )
+        status, response_headers, answer = await transport.post(
+            url, headers, content, self._timeouts
+        )
+        content_type = ""
+        cookies: list[str] = []
+        encoded = False
+        for name, value in response_headers:
+            lowered = name.lower()
+            if lowered == b"content-type":
+                content_type = value.decode("latin-1")
+            elif lowered == b"set-cookie":
+                cookies.append(value.decode("latin-1"))
+            elif lowered == b"content-encoding" and value.lower() != b"identity":
+                encoded = True
+        if cookies:
+            self.store_cookies(self._config.api_url + path, cookies)
+        if encoded:  # not asked for (no Accept-Encoding), but decoded as httpx would
+            decoded = httpx.Response(
+                status, headers=response_headers, stream=httpx.ByteStream(answer)
+            )
+            answer = await decoded.aread()
+        return _Answer(status, content_type, answer)
+
+    def _static_post_headers(self) -> list[tuple[bytes, bytes]]:
+        """Host, Accept, User-Agent, Authorization and the CSRF header: made again when the
+        CSRF token changes (a fresh login)."""
+        csrf = self._csrf
+        cached = self._post_headers
+        if cached is not None and cached[0] is csrf:
+            return cached[1]
+        headers = [
+            (b"Host", self._host_header),
+            (b"Accept", b"application/json"),
+            (b"User-Agent", _USER_AGENT),
+            (b"Authorization", self._authorization.encode("ascii")),
+        ]
+        if csrf is not None:
+            headers.append((csrf[0].encode("latin-1"), csrf[1].encode("latin-1")))
+        self._post_headers = (csrf, headers)
+        return headers
 
     def _raise_transport_error(self, method: str, path: str, error: Exception) -> NoReturn:
         what = (
@@ -526,7 +707,7 @@ class GWSSession:
             what + "; GWS may have processed it, so it was not sent again"
         ) from None
 
-    def _interpret(self, method: str, path: str, response: httpx.Response) -> Mapping[str, Any]:
+    def _interpret(self, method: str, path: str, response: _Answer) -> Mapping[str, Any]:
         """The GWS answer of a 2xx with ``statusCode`` 0; raises for anything else."""
         http_status = response.status_code
         parsed = _json_or_none(response)
@@ -546,7 +727,7 @@ class GWSSession:
         what = (
             f"{method} {self._api_path}{path}: GWS at {self.target} answered HTTP "
             f"{http_status} without a GWS answer "
-            f"({_one_line(response.headers.get('content-type', 'no content type'), 80)})"
+            f"({_one_line(response.content_type or 'no content type', 80)})"
         )
         if http_status >= 500 and method == "GET":
             raise _Transient(GWSTransportError(what))
@@ -557,7 +738,9 @@ class GWSSession:
             raise GWSNoAnswerError(what + "; GWS may have processed it, so it was not sent again")
         raise GWSTransportError(what)  # 3xx/4xx without a GWS answer: refused unread
 
-    def _remember_csrf(self, response: httpx.Response) -> None:
+    def _remember_csrf(self, response: _Answer) -> None:
+        if response.headers is None:
+            return
         name = response.headers.get("X-CSRF-HEADER")
         token = response.headers.get("X-CSRF-TOKEN")
         if name and token:
@@ -569,10 +752,10 @@ class GWSSession:
             self._csrf = (name, token)
 
 
-def _json_or_none(response: httpx.Response) -> object:
-    if "json" not in response.headers.get("content-type", ""):
+def _json_or_none(response: _Answer) -> object:
+    if "json" not in response.content_type:
         return None
     try:
-        return response.json()
+        return json.loads(response.body)
     except ValueError:
         return None

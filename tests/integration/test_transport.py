@@ -50,6 +50,8 @@ class Answer:
     """Read the request, then close the connection without an answer."""
     hang: float = 0.0
     """Wait this long before answering."""
+    cookies: tuple[str, ...] = ()
+    """``Set-Cookie`` header values of the answer."""
 
 
 @dataclass
@@ -60,6 +62,19 @@ class ScriptedGWS:
     port: int = 0
     script: dict[str, deque[Answer]] = field(default_factory=lambda: defaultdict(deque))
     requests: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    """The headers of each request (in the order of ``requests``)."""
+    logins: int = 0
+    rotate: bool = False
+    """Every login sets a new session cookie and CSRF token (``S<n>``, ``csrf-<n>``)."""
+    keep_alive: bool = True
+    """False: every answer closes its connection (each request on a new one)."""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        reply = await self._answer(request)
+        if not self.keep_alive:
+            reply.force_close()
+        return reply
 
     @property
     def base_url(self) -> str:
@@ -71,17 +86,23 @@ class ScriptedGWS:
     def count(self, method: str, path: str) -> int:
         return self.requests.count((method, path))
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         await request.read()
         self.requests.append((request.method, request.path))
+        self.headers.append(dict(request.headers))
         queue = self.script.get(request.path)
         answer = queue.popleft() if queue else None
         if answer is None:
-            if request.path == "/api/v2/me":
-                return web.json_response(
+            if request.path == "/api/v2/me" and request.method == "GET":
+                self.logins += 1
+                token = f"csrf-{self.logins}" if self.rotate else CSRF
+                response = web.json_response(
                     {"statusCode": 0, "user": {"userName": USER}},
-                    headers={"X-CSRF-HEADER": "X-CSRF-TOKEN", "X-CSRF-TOKEN": CSRF},
+                    headers={"X-CSRF-HEADER": "X-CSRF-TOKEN", "X-CSRF-TOKEN": token},
                 )
+                if self.rotate:
+                    response.headers.add("Set-Cookie", f"JSESSIONID=S{self.logins}; Path=/")
+                return response
             return web.json_response({"statusCode": 0})
         if answer.hang:
             await asyncio.sleep(answer.hang)
@@ -90,8 +111,12 @@ class ScriptedGWS:
             request.transport.close()
             return web.Response(status=204)
         if answer.text is not None:
-            return web.Response(status=answer.status, text=answer.text, content_type="text/html")
-        return web.json_response(answer.json, status=answer.status)
+            reply = web.Response(status=answer.status, text=answer.text, content_type="text/html")
+        else:
+            reply = web.json_response(answer.json, status=answer.status)
+        for cookie in answer.cookies:
+            reply.headers.add("Set-Cookie", cookie)
+        return reply
 
 
 async def serve(gws: ScriptedGWS, ssl_context: ssl.SSLContext | None = None) -> web.AppRunner:
@@ -294,6 +319,108 @@ async def test_a_4xx_without_a_gws_body_is_not_processed_and_not_resent(
         await post(session)
     assert type(info.value) is GWSTransportError
     assert gws.count("POST", RECORD_PATH) == 1
+
+
+# -- the POST path: headers and cookies as httpx's client would send them ---------------------
+
+
+def cookie_of(gws: ScriptedGWS, index: int) -> str | None:
+    return gws.headers[index].get("Cookie")
+
+
+async def test_a_post_carries_the_session_headers(gws: ScriptedGWS, session: GWSSession) -> None:
+    await post(session)
+    sent = gws.headers[-1]
+    assert sent["Authorization"] == f"Basic {BASIC}"
+    assert sent["X-CSRF-TOKEN"] == CSRF
+    assert sent["Content-Type"] == "application/json"
+    assert sent["Accept"] == "application/json"
+    assert sent["Host"] == f"127.0.0.1:{gws.port}"
+    assert sent["Content-Length"] == str(len(b'{"operationName":"CancelRecord"}'))
+
+
+async def test_cookies_go_only_where_their_path_and_domain_allow(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then(
+        RECORD_PATH,
+        Answer(
+            json={"statusCode": 0},
+            cookies=(
+                "HERE=1; Path=/api/v2/me/outbound-records/11",
+                "ELSEWHERE=2; Path=/api/v2/other",
+                "FOREIGN=3; Domain=gws.example.com; Path=/",
+                "EVERYWHERE=4; Path=/",
+            ),
+        ),
+    )
+    await post(session)  # sets the cookies
+    await post(session)
+    await session.post_record_operation(111, {"operationName": "CancelRecord"})
+    await session.post_record_operation(12, {"operationName": "CancelRecord"})
+    assert cookie_of(gws, -3) == "HERE=1; EVERYWHERE=4"
+    assert cookie_of(gws, -2) == "EVERYWHERE=4"  # /11 is not a prefix of /111
+    assert cookie_of(gws, -1) == "EVERYWHERE=4"
+    # The CometD requests get what the jar gives their URL.
+    assert session.cookie_header(f"{gws.base_url}/api/v2/notifications") == "EVERYWHERE=4"
+
+
+async def test_a_cookie_set_by_a_post_answer_replaces_the_old_one(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then(RECORD_PATH, Answer(json={"statusCode": 0}, cookies=("JSESSIONID=A; Path=/",)))
+    await post(session)
+    gws.then(RECORD_PATH, Answer(json={"statusCode": 0}, cookies=("JSESSIONID=B; Path=/",)))
+    await post(session)
+    await post(session)
+    assert [cookie_of(gws, i) for i in (-3, -2, -1)] == [None, "JSESSIONID=A", "JSESSIONID=B"]
+
+
+async def test_a_session_opened_again_has_none_of_the_earlier_cookies(gws: ScriptedGWS) -> None:
+    session = GWSSession(config(gws.base_url))
+    await session.open()
+    try:
+        gws.then(RECORD_PATH, Answer(json={"statusCode": 0}, cookies=("EARLIER=1; Path=/",)))
+        await post(session)
+        await post(session)
+        assert cookie_of(gws, -1) == "EARLIER=1"
+    finally:
+        await session.close()
+    await session.open()
+    try:
+        await post(session)
+        assert cookie_of(gws, -1) is None
+    finally:
+        await session.close()
+
+
+async def test_a_fresh_login_changes_the_cookie_and_token_of_the_requests_in_flight(
+    gws: ScriptedGWS,
+) -> None:
+    gws.rotate = True
+    session = GWSSession(config(gws.base_url))
+    await session.open()
+    try:
+        await post(session)
+        assert (cookie_of(gws, -1), gws.headers[-1]["X-CSRF-TOKEN"]) == ("JSESSIONID=S1", "csrf-1")
+        # Three POSTs in flight are refused together: one fresh login, all three resent
+        # with the new session cookie and CSRF token.
+        refused = Answer(
+            401, {"statusCode": 20, "statusMessage": "User not authenticated"}, hang=0.1
+        )
+        gws.then(RECORD_PATH, refused, refused, refused)
+        async with anyio.create_task_group() as tasks:
+            for _ in range(3):
+                tasks.start_soon(post, session)
+        assert gws.logins == 2
+        resent = [
+            (cookie_of(gws, i), gws.headers[i]["X-CSRF-TOKEN"])
+            for i, request in enumerate(gws.requests)
+            if request == ("POST", RECORD_PATH)
+        ][-3:]
+        assert resent == [("JSESSIONID=S2", "csrf-2")] * 3
+    finally:
+        await session.close()
 
 
 # -- reads (GET): idempotent, retried on transport errors and 5xx ----------------------------

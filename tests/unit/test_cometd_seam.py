@@ -1,0 +1,55 @@
+"""The one place the plugin uses aiocometd-noloop's internals (``_GWSClient.receive_queued``
+in ``_cometd.py``): a queued message is taken without ``receive()``'s round of tasks. It is
+written against the pinned version; these tests fail when that version or the code it relies
+on changes, so that the seam is checked again before the pin moves."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.metadata
+import inspect
+
+import pytest
+from aiocometd_noloop import Client
+from aiocometd_noloop.exceptions import ServerError
+
+from gws_outbound_plugin._cometd import _QUEUE_SEAM, PINNED_AIOCOMETD, _GWSClient
+
+pytestmark = pytest.mark.anyio
+
+#: sha256 of the source of what receive_queued stands in for and relies on, in 0.4.9:
+#: Client.receive, _get_message, _verify_response, open (makes the queue), __init__.
+SOURCE_DIGEST = "68e2d76448995f1b09548a3fbeca9b43c7e2c377216051a13aab63d8823757c0"
+
+
+def test_the_pinned_version_is_installed_and_the_seam_is_on() -> None:
+    assert importlib.metadata.version("aiocometd-noloop") == PINNED_AIOCOMETD
+    assert _QUEUE_SEAM
+
+
+def test_the_internals_the_seam_relies_on_are_unchanged() -> None:
+    parts = [Client.receive, Client._get_message, Client._verify_response, Client.open]
+    parts.append(Client.__init__)
+    source = "".join(inspect.getsource(part) for part in parts)
+    assert hashlib.sha256(source.encode()).hexdigest() == SOURCE_DIGEST, (
+        "aiocometd-noloop's receive path changed: check _GWSClient.receive_queued against it"
+    )
+
+
+async def test_queued_messages_come_out_in_order_as_receive_gives_them() -> None:
+    client = _GWSClient("http://127.0.0.1:1/cometd", verify_tls=True)
+    assert client.receive_queued() is None  # not opened: no queue yet
+    queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    client._incoming_queue = queue  # what open() makes
+    first = {"channel": "/v2/me/outbound", "data": {"n": 1}}
+    second = {"channel": "/v2/me/outbound", "data": {"n": 2}}
+    refusal = {"channel": "/meta/subscribe", "successful": False, "error": "403::denied"}
+    for message in (first, second, refusal, first):
+        queue.put_nowait(message)
+    assert client.receive_queued() == first
+    assert client.receive_queued() == second
+    with pytest.raises(ServerError):
+        client.receive_queued()
+    assert client.receive_queued() == first  # an error takes only its own message
+    assert client.receive_queued() is None
