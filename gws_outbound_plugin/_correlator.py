@@ -134,6 +134,7 @@ class _Entry:
         "spec",
         "token",
         "unanswered",
+        "user_content",
         "user_event",
     )
 
@@ -152,6 +153,7 @@ class _Entry:
         self.chain: tuple[int, str, int] | None = None
         self.outbound: Mapping[str, Any] | None = None
         self.user_event: UserEvent | None = None
+        self.user_content: bytes | None = None
         self.parts: list[Mapping[str, Any]] = []
         self.event_parts: list[tuple[int, UserEvent]] = []
 
@@ -445,18 +447,22 @@ class Correlator:
         data = message.get("data")
         if not isinstance(data, Mapping):
             return self._malformed("no data object", channel)
-        duplicate = self._recent.is_duplicate(channel, data, self.limits.max_message_bytes)
-        if duplicate is None:
+        seen = self._recent.fingerprint(channel, data, self.limits.max_message_bytes)
+        if seen is None:
             return self._malformed(
                 f"larger than {self.limits.max_message_bytes} bytes or not JSON", channel
             )
+        duplicate, content = seen
         if duplicate:
             self.stats["duplicates"] += 1
             return [Notice("cometd_duplicate_dropped", "debug", {"channel": as_name(channel)})]
         self._seq += 1
         try:
             inbound = parse(
-                as_name(channel), data, max_user_data_entries=self.limits.max_user_data_entries
+                as_name(channel),
+                data,
+                max_user_data_entries=self.limits.max_user_data_entries,
+                content=content,
             )
         except Malformed as exc:
             return self._malformed(str(exc), channel)
@@ -579,6 +585,8 @@ class Correlator:
         """A user event that belongs to ``entry``'s request."""
         spec = entry.spec
         event = u.event
+        if entry.user_event is None:
+            entry.user_content = u.content  # what a regenerated copy is recognised by (M8)
         if u.is_error:
             text = u.error_text
             if text is not None and text.strip().casefold() in spec.empty_error_texts:
@@ -586,7 +594,7 @@ class Correlator:
                 entry.user_event = event
                 self._acknowledge(entry)
                 return
-            entry.user_event = event  # what a regenerated copy is recognised by (M8)
+            entry.user_event = event
             self._finish(
                 entry,
                 Failed(
@@ -737,13 +745,11 @@ class Correlator:
         if entry.sent and may_answer_late:
             # Its messages may still arrive (M2, M4); they must never answer another request.
             self._recent.reserved[reference] = self._recent.stamp()
-            event = entry.user_event
+            event, content = entry.user_event, entry.user_content
             if event is None and entry.key is not None:
                 self._recent.owe(entry.key, entry.spec)
-            elif (
-                event is not None and as_reference(event.user_data.get("GSW_REFERENCE_ID")) is None
-            ):
-                self._recent.took(event)
+            elif event is not None and content is not None and _unreferenced(event):
+                self._recent.took(content)
         if entry.phase in (Phase.AWAITING, Phase.ANSWERING):
             self._fx.append(CancelTimer(("ack", entry.token)))
         if entry.merging:

@@ -80,6 +80,8 @@ class UserEventNotice:
     """``(application, campaign, GSW_CHAIN_ID)`` when all three are present."""
     keys: tuple[CorrelationKey, ...]
     """Every key it can be matched on, most specific first: record, phone, campaign."""
+    content: bytes | None = None
+    """A digest of its ``userData``: what a regenerated copy shares with it."""
 
     @property
     def name(self) -> str | None:
@@ -142,7 +144,9 @@ def _error(channel: str | None, data: Mapping[str, Any]) -> ErrorNotice:
     )
 
 
-def _user_event(channel: str, data: Mapping[str, Any], max_entries: int) -> UserEventNotice:
+def _user_event(
+    channel: str, data: Mapping[str, Any], max_entries: int, content: bytes | None
+) -> UserEventNotice:
     raw = data.get("userData")
     if not isinstance(raw, Mapping):
         raise Malformed("userData is not an object")
@@ -172,11 +176,16 @@ def _user_event(channel: str, data: Mapping[str, Any], max_entries: int) -> User
             phone_key(app, campaign, user_data.get("GSW_PHONE")),
             campaign_key(app, campaign),
         ),
+        content=content,
     )
 
 
 def parse(
-    channel: str | None, data: Mapping[str, Any], *, max_user_data_entries: int
+    channel: str | None,
+    data: Mapping[str, Any],
+    *,
+    max_user_data_entries: int,
+    content: bytes | None = None,
 ) -> Inbound | None:
     """The typed event of one message's ``data``; ``None`` for a message type that answers
     nothing of ours. Raises :class:`Malformed` for a user event without a readable
@@ -185,7 +194,7 @@ def parse(
     if message_type in OUTBOUND_TYPES:
         return _notification(data)
     if message_type == "DeviceUserEventMessage":
-        return _user_event(channel or "", data, max_user_data_entries)
+        return _user_event(channel or "", data, max_user_data_entries, content)
     if message_type == "ErrorMessage":
         return _error(channel, data)
     return None

@@ -135,6 +135,6 @@ def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:
         entry = pending.head(key)
         if entry is not None and entry.sent and _wants(entry, message):
             return Placement(Verdict.OWN, rule, entry)
-    if rule == "M4" and recent.was_taken(message.event):
+    if rule == "M4" and recent.was_taken(message.content):
         return Placement(Verdict.REPEAT, "M8")
     return Placement(Verdict.NOT_OURS, rule)

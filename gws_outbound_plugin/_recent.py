@@ -44,14 +44,6 @@ class Owed:
         self.stamp = stamp
 
 
-def _digest(value: object) -> bytes | None:
-    try:
-        text = _CANONICAL_JSON.encode(value)
-    except (TypeError, ValueError, RecursionError):
-        return None
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
-
-
 def _expire(store: dict[Any, int], cutoff: int) -> None:
     """Drop the entries stamped at ``cutoff`` or before (a store is in stamp order)."""
     while store:
@@ -135,34 +127,43 @@ class Recent:
 
     # -- M8: repeats --------------------------------------------------------------------------
 
-    def is_duplicate(self, channel: object, data: Mapping[str, Any], max_bytes: int) -> bool | None:
-        """True for an exact repeat; None when the message is too large or not JSON."""
+    def fingerprint(
+        self, channel: object, data: Mapping[str, Any], max_bytes: int
+    ) -> tuple[bool, bytes | None] | None:
+        """Whether the message is an exact repeat, and the digest of its ``userData`` (what a
+        regenerated copy of a user event shares with it, ``None`` for other messages); ``None``
+        when the message is too large or not JSON."""
+        user_data = data.get("userData")
         try:
-            text = _CANONICAL_JSON.encode([channel, data])
+            if isinstance(user_data, Mapping):
+                content_text = _CANONICAL_JSON.encode(user_data)
+                rest = {k: v for k, v in data.items() if k != "userData"}
+                text = _CANONICAL_JSON.encode([channel, rest]) + "\0" + content_text
+            else:
+                content_text, text = None, _CANONICAL_JSON.encode([channel, data])
         except (TypeError, ValueError, RecursionError):
             return None
         if len(text) > max_bytes:
             return None
+        content = None
+        if content_text is not None:
+            content = hashlib.blake2b(content_text.encode(), digest_size=16).digest()
         digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
         if digest in self._fingerprints:
-            return True
+            return True, content
         if len(self._fingerprints) >= self._fingerprint_limit:
             del self._fingerprints[next(iter(self._fingerprints))]
         self._fingerprints[digest] = self.stamp()
-        return False
+        return False, content
 
-    def took(self, event: UserEvent) -> None:
-        """One of our requests took this unreferenced user event as its answer."""
-        content = _digest(dict(event.user_data))
-        if content is not None:
-            self._taken.pop(content, None)
-            self._taken[content] = self.stamp()
+    def took(self, content: bytes) -> None:
+        """One of our requests took an unreferenced user event whose ``userData`` has this
+        digest as its answer."""
+        self._taken.pop(content, None)
+        self._taken[content] = self.stamp()
 
-    def was_taken(self, event: UserEvent) -> bool:
+    def was_taken(self, content: bytes | None) -> bool:
         """A copy of an answer one of our requests took: the same ``userData``."""
-        if not self._taken:
-            return False
-        content = _digest(dict(event.user_data))
         return content is not None and content in self._taken
 
     # -- M2, M4: what finished requests are still owed ----------------------------------------
