@@ -86,30 +86,35 @@ from . import hookspecs
 from ._config import GWSConfig
 from ._dispatcher import HookFailure, watch_hook_failures
 from ._manager import make_plugin_manager
-from ._models import CancelFailure, CancelRequest, RecordCancelAck, UserEvent
-from ._operations import (
+from ._payloads import (
+    CampaignStatusEvent,
+    CancelFailure,
+    OperationAck,
+    OperationFailure,
+    PreviewRecordEvent,
+    RecordCancelAck,
+    RecordCancelledEvent,
+    ScheduledCallEvent,
+    UserEvent,
+)
+from ._plugin import OutboundPlugin
+from ._requests import (
     AddRecordRequest,
     CallbackType,
-    CampaignStatusEvent,
+    CancelRequest,
     CompleteRecordRequest,
     DoNotCallPhoneRequest,
     DoNotCallRecordRequest,
     EndPreviewSessionRequest,
     GetChainedRecordRequest,
     GetPreviewRecordRequest,
-    OperationAck,
-    OperationFailure,
     OperationRequest,
     PhoneType,
-    PreviewRecordEvent,
-    RecordCancelledEvent,
     RejectRecordRequest,
     RescheduleRecordRequest,
-    ScheduledCallEvent,
     StartPreviewSessionRequest,
     UpdateRecordRequest,
 )
-from ._plugin import OutboundPlugin
 from .hookspecs import hookimpl
 from .simulator import GWSSimulator, RecordStatus, SeedRecord
 
