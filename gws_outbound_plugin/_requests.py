@@ -58,6 +58,8 @@ __all__ = [
     "RescheduleRecordRequest",
     "StartPreviewSessionRequest",
     "UpdateRecordRequest",
+    "ValueKind",
+    "field_from_text",
     "request_from_bus",
 ]
 
@@ -287,56 +289,239 @@ def _other_fields_to_json(value: Mapping[str, Any]) -> dict[str, Any]:
     return dict(value)
 
 
+def _int_from_text(text: str) -> tuple[object, str | None]:
+    digits = text.strip()
+    if digits.isascii() and digits.removeprefix("-").isdigit():
+        return int(digits), None
+    return text, f"not an integer: {_show(text)}"
+
+
+def _seconds_from_text(text: str) -> tuple[object, str | None]:
+    """Seconds after midnight, or ``HH:MM[:SS]`` (the range is the field's own check)."""
+    if text.isascii() and text.isdigit():
+        return int(text), None
+    parts = text.split(":")
+    if len(parts) in (2, 3) and all(p.isascii() and p.isdigit() and len(p) <= 2 for p in parts):
+        hours, minutes, seconds = (int(part) for part in [*parts, "0"][:3])
+        if minutes < 60 and seconds < 60:
+            return hours * 3600 + minutes * 60 + seconds, None
+    return text, f"must be seconds after midnight or HH:MM[:SS], got {_show(text)}"
+
+
+def _pair_from_text(text: str) -> tuple[object, str | None]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        return text, f"expected NAME=VALUE, got {_show(text)}"
+    return (name, value), None
+
+
+@dataclass(frozen=True, slots=True)
+class ValueKind:
+    """What sort of value a field holds: how it is checked, read and written."""
+
+    check: Callable[[object], str | None]
+    """Why a value is not acceptable, or ``None``: the one validation of request input."""
+    normalize: Callable[[Any], Any] = _same
+    """The value stored once it passed ``check`` (an enum member, a read-only mapping)."""
+    decode: Callable[[object], tuple[object, str | None]] = _decode_as_is
+    """A value from a bus event, and why it cannot be read (``check`` follows)."""
+    parse: Callable[[str], tuple[object, str | None]] = _decode_as_is
+    """One command-line word, and why it cannot be read (``check`` follows)."""
+    to_gws: Callable[[Any], Any] = _same
+    """The value in the GWS body."""
+    to_bus: Callable[[Any], Any] = _same
+    """The value in a bus event (``decode`` reads it back)."""
+    choices: tuple[str, ...] | None = None
+    """The allowed values, when there are few."""
+
+
+def _enum_kind(kind: type[enum.StrEnum]) -> ValueKind:
+    return ValueKind(
+        _enum_check(kind),
+        kind,
+        to_gws=_enum_value,
+        to_bus=_enum_value,
+        choices=tuple(member.value for member in kind),
+    )
+
+
+_ID: Final = ValueKind(_check_int, parse=_int_from_text)
+_TEXT: Final = ValueKind(_check_text)
+_DEVICE: Final = ValueKind(_check_device_path)
+_MOMENT: Final = ValueKind(
+    _check_moment,
+    decode=_decode_moment,
+    parse=_decode_moment,
+    to_gws=_epoch_seconds,
+    to_bus=_moment_to_bus,
+)
+_SECONDS_OF_DAY: Final = ValueKind(_check_seconds_of_day, parse=_seconds_from_text)
+_OTHER_FIELDS: Final = ValueKind(
+    _check_other_fields,
+    _freeze_other_fields,
+    parse=_pair_from_text,
+    to_gws=_other_fields_to_json,
+    to_bus=_other_fields_to_json,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestField:
-    """How one request field is checked, normalised and written, and its GWS key."""
+    """One request field: its GWS key, its kind of value, and how the command line gives it.
+
+    The GWS camelCase key names the field on the bus and in the GWS body; the command line's
+    option is ``flags[0]`` (``flags[1:]`` are aliases), described by ``metavar`` and ``help``.
+    """
 
     bus_key: str
-    check: Callable[[object], str | None]
-    normalize: Callable[[Any], Any] = _same
-    decode: Callable[[object], tuple[object, str | None]] = _decode_as_is
-    to_gws: Callable[[Any], Any] = _same
-    to_bus: Callable[[Any], Any] = _same
+    kind: ValueKind
+    flags: tuple[str, ...]
+    help: str
+    metavar: str | None = None
+    repeatable: bool = False
+    """Given once per item on the command line (``otherFields``: one ``NAME=VALUE`` each)."""
 
 
-def _enum_field(bus_key: str, kind: type[enum.StrEnum]) -> RequestField:
-    return RequestField(bus_key, _enum_check(kind), kind, to_gws=_enum_value, to_bus=_enum_value)
-
-
-#: Request field name -> its rule. Shared by every request type of this module.
+#: Request field name -> its row: the one table of request fields. Every request type's
+#: dataclass fields are rows of it; ``to_gws_body``, ``to_bus``, ``from_bus``, ``BUS_KEYS`` and
+#: the command line's options are derived from it.
 REQUEST_FIELDS: Final[Mapping[str, RequestField]] = MappingProxyType(
     {
-        "record_handle": RequestField("recordHandle", _check_int),
-        "application_id": RequestField("applicationId", _check_int),
-        "campaign_name": RequestField("campaignName", _check_text),
-        "calling_list": RequestField("callingList", _check_text),
-        "device_path": RequestField("devicePath", _check_device_path),
-        "phone_number": RequestField("phoneNumber", _check_text),
-        "chain_attribute": _enum_field("chainAttribute", ChainAttribute),
-        "call_result": RequestField("callResult", _check_text),
-        "callback_type": _enum_field("callbackType", CallbackType),
+        "record_handle": RequestField(
+            "recordHandle",
+            _ID,
+            ("--record-handle",),
+            "OCS record handle(s) (GSW_RECORD_HANDLE); repeat the option or give several",
+            "N",
+        ),
+        "application_id": RequestField(
+            "applicationId",
+            _ID,
+            ("--application-id",),
+            "DBID of the OCS application (applicationId)",
+            "N",
+        ),
+        "campaign_name": RequestField(
+            "campaignName", _TEXT, ("--campaign",), "campaign name (campaignName)", "NAME"
+        ),
+        "calling_list": RequestField(
+            "callingList", _TEXT, ("--calling-list",), "calling list (callingList)", "NAME"
+        ),
+        "device_path": RequestField(
+            "devicePath",
+            _DEVICE,
+            ("--device-path",),
+            "the agent's device (devicePath); default: the agent's first device in GWS",
+            "/devices/ID",
+        ),
+        "phone_number": RequestField(
+            "phoneNumber",
+            _TEXT,
+            ("--phone", "--phone-number"),
+            "the record's phone number (optional)",
+            "NUMBER",
+        ),
+        "chain_attribute": RequestField(
+            "chainAttribute",
+            _enum_kind(ChainAttribute),
+            ("--chain",),
+            "AllChain: the record's whole chain, RecordOnly: only this record (default: not "
+            "sent, GWS decides)",
+        ),
+        "call_result": RequestField(
+            "callResult",
+            _TEXT,
+            ("--call-result",),
+            "the call result to store (callResult, optional); GWS's list of allowed values is "
+            "UNCONFIRMED, so any text is sent as given",
+            "RESULT",
+        ),
+        "callback_type": RequestField(
+            "callbackType",
+            _enum_kind(CallbackType),
+            ("--callback-type",),
+            "Personal: the callback comes back to this agent; Campaign: to any agent of the "
+            "campaign",
+        ),
         "scheduled_time": RequestField(
             "timestamp",
-            _check_moment,
-            decode=_decode_moment,
-            to_gws=_epoch_seconds,
-            to_bus=_moment_to_bus,
+            _MOMENT,
+            ("--at",),
+            "when to call back: an ISO 8601 date-time with a UTC offset, e.g. "
+            "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z (sent as seconds since the "
+            "epoch)",
+            "DATETIME",
         ),
-        "time_zone": RequestField("timeZone", _check_text),
-        "phone_type": _enum_field("phoneType", PhoneType),
-        "call_from": RequestField("from", _check_seconds_of_day),
-        "call_until": RequestField("until", _check_seconds_of_day),
-        "chain_id": RequestField("chainId", _check_int),
+        "time_zone": RequestField(
+            "timeZone",
+            _TEXT,
+            ("--time-zone",),
+            "the record's time zone, e.g. PST (timeZone)",
+            "NAME",
+        ),
+        "phone_type": RequestField(
+            "phoneType",
+            _enum_kind(PhoneType),
+            ("--phone-type",),
+            "the phone number's type (phoneType)",
+        ),
+        "call_from": RequestField(
+            "from",
+            _SECONDS_OF_DAY,
+            ("--from",),
+            "start of the call window: seconds after midnight (0-86399) or HH:MM[:SS], in the "
+            "record's time zone (that meaning is inferred from GWS samples)",
+            "TIME",
+        ),
+        "call_until": RequestField(
+            "until",
+            _SECONDS_OF_DAY,
+            ("--until",),
+            "end of the call window, like --from (not before it)",
+            "TIME",
+        ),
+        "chain_id": RequestField(
+            "chainId",
+            _ID,
+            ("--chain-id",),
+            "add the record to this chain (chainId; default: a new chain)",
+            "N",
+        ),
         "other_fields": RequestField(
             "otherFields",
-            _check_other_fields,
-            _freeze_other_fields,
-            to_gws=_other_fields_to_json,
-            to_bus=_other_fields_to_json,
+            _OTHER_FIELDS,
+            ("--field",),
+            "a custom field of the record (otherFields), as text; repeat it for more (typed "
+            "values: give the record as a JSON line with --stdin)",
+            "NAME=VALUE",
+            repeatable=True,
         ),
-        "reference_id": RequestField("referenceId", _check_text),
+        "reference_id": RequestField(
+            "referenceId",
+            _TEXT,
+            ("--reference-id",),
+            "referenceId to send, for a single request (default: a new uuid4 hex); GWS echoes "
+            "it in the acknowledgement",
+            "ID",
+        ),
     }
 )
+
+
+def field_from_text(name: str, text: str) -> object:
+    """One command-line word for the request field ``name``, as its request type takes it.
+
+    Raises :class:`ValueError` saying what is wrong, in the words the request type uses (its
+    own check). A repeatable field's word is one item (``otherFields``: a ``(name, value)``
+    pair), checked when the request is made.
+    """
+    row = REQUEST_FIELDS[name]
+    value, problem = row.kind.parse(text)
+    if problem is None and not row.repeatable:
+        problem = row.kind.check(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +552,7 @@ def _compute_layout(cls: type[_Request]) -> _Layout:
     names = tuple(f.name for f in fields)
     missing = [name for name in names if name not in REQUEST_FIELDS]
     if missing:  # pragma: no cover - a programming error in this module
-        raise TypeError(f"{cls.__name__}: no rule for {missing}")
+        raise TypeError(f"{cls.__name__}: no row in REQUEST_FIELDS for {missing}")
     return _Layout(
         names=names,
         optional=frozenset(f.name for f in fields if f.default is None),
@@ -394,7 +579,7 @@ def _own_name(name: str) -> str:
 class _Request:
     """What every request type of this module shares; not public.
 
-    A subclass is a frozen, slotted dataclass whose fields all have a rule in ``REQUEST_FIELDS`` and
+    A subclass is a frozen, slotted dataclass whose fields are all rows of ``REQUEST_FIELDS`` and
     whose ``_SPEC`` names its operation.
     """
 
@@ -425,7 +610,7 @@ class _Request:
         if errors:
             raise self._invalid(errors)
         for name, value in values.items():
-            normalized = REQUEST_FIELDS[name].normalize(value)
+            normalized = REQUEST_FIELDS[name].kind.normalize(value)
             if normalized is not value:
                 object.__setattr__(self, name, normalized)
 
@@ -441,7 +626,7 @@ class _Request:
         """Every problem of the given field values (absent fields are not checked)."""
         errors: dict[str, str] = {}
         for name, value in values.items():
-            problem = REQUEST_FIELDS[name].check(value)
+            problem = REQUEST_FIELDS[name].kind.check(value)
             if problem is not None:
                 errors[name_of(name)] = problem
         valid = {name: value for name, value in values.items() if name_of(name) not in errors}
@@ -505,7 +690,7 @@ class _Request:
             seen.add(field_name)
             if value is None and field_name not in layout.required:
                 continue
-            decoded, problem = REQUEST_FIELDS[field_name].decode(value)
+            decoded, problem = REQUEST_FIELDS[field_name].kind.decode(value)
             if problem is not None:
                 errors[key] = problem
                 continue
@@ -536,7 +721,7 @@ class _Request:
         for name, value in self._set_fields():
             if name != self._URL_FIELD:
                 rule = REQUEST_FIELDS[name]
-                body[rule.bus_key] = rule.to_gws(value)
+                body[rule.bus_key] = rule.kind.to_gws(value)
         return body
 
     def to_bus(self) -> dict[str, Any]:
@@ -549,7 +734,7 @@ class _Request:
             event["operationName"] = self._SPEC.name
         for name, value in self._set_fields():
             rule = REQUEST_FIELDS[name]
-            event[rule.bus_key] = rule.to_bus(value)
+            event[rule.bus_key] = rule.kind.to_bus(value)
         return event
 
     @property
