@@ -292,31 +292,33 @@ def acknowledgement(request: Operation, outcome: Acknowledged) -> RecordCancelAc
 # -- failures --------------------------------------------------------------------------------------
 
 
+#: The fields of a failure payload that are the correlator's ``Failed`` outcome's own.
+_FAILURE_FIELDS: Final = (
+    "reason",
+    "status_code",
+    "error_number",
+    "message",
+    "user_data",
+    "may_have_acted",
+)
+
+
+def _failure_fields(outcome: Failed) -> dict[str, Any]:
+    return {name: getattr(outcome, name) for name in _FAILURE_FIELDS}
+
+
 def operation_failure(request: Operation, outcome: Failed) -> OperationFailure:
     """The :class:`OperationFailure` of the correlator's ``Failed`` outcome."""
     return OperationFailure(
         operation=request.spec.name,
         request=request,  # type: ignore[arg-type]
-        reason=outcome.reason,
-        status_code=outcome.status_code,
-        error_number=outcome.error_number,
-        message=outcome.message,
-        user_data=outcome.user_data,
-        may_have_acted=outcome.may_have_acted,
+        **_failure_fields(outcome),
     )
 
 
 def failure(request: CancelRequest, outcome: Failed) -> CancelFailure:
     """The :class:`CancelFailure` of the correlator's ``Failed`` outcome of a cancel."""
-    return CancelFailure(
-        request=request,
-        reason=outcome.reason,
-        status_code=outcome.status_code,
-        error_number=outcome.error_number,
-        message=outcome.message,
-        user_data=outcome.user_data,
-        may_have_acted=outcome.may_have_acted,
-    )
+    return CancelFailure(request=request, **_failure_fields(outcome))
 
 
 # -- unsolicited OCS events ------------------------------------------------------------------------

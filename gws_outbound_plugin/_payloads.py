@@ -12,10 +12,9 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from ._requests import CallbackType, ChainAttribute, _CampaignOperation, _show
+from ._requests import EMPTY_MAPPING, CallbackType, ChainAttribute, _CampaignOperation, _show
 
 if TYPE_CHECKING:
     from ._requests import CancelRequest, OperationRequest
@@ -38,9 +37,6 @@ __all__ = [
     "may_have_acted",
     "to_jsonable",
 ]
-
-#: The empty read-only mapping of a payload's absent ``user_data`` / ``record``.
-EMPTY_MAPPING: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 class CampaignStatus(enum.StrEnum):

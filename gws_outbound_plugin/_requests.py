@@ -34,6 +34,7 @@ from ._exceptions import InvalidCancelRequest, InvalidOperationRequest
 
 __all__ = [
     "BUS_KEYS",
+    "EMPTY_MAPPING",
     "MAX_JSON_INT",
     "MAX_OCS_ID",
     "MAX_TEXT_LENGTH",
@@ -76,7 +77,8 @@ _ONE_SECOND: Final = datetime.timedelta(seconds=1)
 _MAX_ISO_LENGTH: Final = 64
 _OTHER_FIELD_INT_LIMIT: Final = 2**63
 _MAX_REPORTED_PROBLEMS: Final = 3
-_NO_HINTS: Final[Mapping[str, str]] = MappingProxyType({})
+#: The empty read-only mapping (no key hints; a payload's absent ``user_data``).
+EMPTY_MAPPING: Final[Mapping[str, Any]] = MappingProxyType({})
 
 # -- enums -----------------------------------------------------------------------------------------
 
@@ -591,7 +593,7 @@ class _Request:
     #: Whether ``to_bus`` writes ``operationName`` (``from_bus`` accepts it either way).
     _BUS_NAMES_OPERATION: ClassVar[bool] = True
     #: Bus key -> why it is refused, for keys that belong to a sibling type.
-    _KEY_HINTS: ClassVar[Mapping[str, str]] = _NO_HINTS
+    _KEY_HINTS: ClassVar[Mapping[str, str]] = EMPTY_MAPPING
 
     if TYPE_CHECKING:
         __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
@@ -1033,39 +1035,34 @@ class DoNotCallPhoneRequest(_RecordsOperation):
 
 
 @dataclass(frozen=True, slots=True)
-class StartPreviewSessionRequest(_CampaignOperation):
+class _PreviewOperation(_CampaignOperation):
+    """The fields of the three preview-session operations (their types add only ``_SPEC``)."""
+
+    campaign_name: str
+    application_id: int
+    device_path: str
+    reference_id: str = field(default_factory=_new_reference_id)
+
+
+@dataclass(frozen=True, slots=True)
+class StartPreviewSessionRequest(_PreviewOperation):
     """GWS ``StartPreviewSession``: start preview dialing on a campaign."""
 
     _SPEC = _spec.START_PREVIEW_SESSION
 
-    campaign_name: str
-    application_id: int
-    device_path: str
-    reference_id: str = field(default_factory=_new_reference_id)
-
 
 @dataclass(frozen=True, slots=True)
-class GetPreviewRecordRequest(_CampaignOperation):
+class GetPreviewRecordRequest(_PreviewOperation):
     """GWS ``GetPreviewRecord``: ask OCS for the next record of a preview campaign."""
 
     _SPEC = _spec.GET_PREVIEW_RECORD
 
-    campaign_name: str
-    application_id: int
-    device_path: str
-    reference_id: str = field(default_factory=_new_reference_id)
-
 
 @dataclass(frozen=True, slots=True)
-class EndPreviewSessionRequest(_CampaignOperation):
+class EndPreviewSessionRequest(_PreviewOperation):
     """GWS ``EndPreviewSession``: stop preview dialing on a campaign."""
 
     _SPEC = _spec.END_PREVIEW_SESSION
-
-    campaign_name: str
-    application_id: int
-    device_path: str
-    reference_id: str = field(default_factory=_new_reference_id)
 
 
 #: Any request the plugin can send: ``isinstance(x, OperationRequest)`` works too.
