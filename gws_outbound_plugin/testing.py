@@ -99,6 +99,8 @@ from ._payloads import (
 )
 from ._plugin import OutboundPlugin
 from ._requests import (
+    _UPDATE_FIELDS,
+    OPERATION_TYPES,
     AddRecordRequest,
     CallbackType,
     CancelRequest,
@@ -114,6 +116,7 @@ from ._requests import (
     RescheduleRecordRequest,
     StartPreviewSessionRequest,
     UpdateRecordRequest,
+    _RecordOperation,
 )
 from .hookspecs import hookimpl
 from .simulator import GWSSimulator, RecordStatus, SeedRecord
@@ -445,13 +448,10 @@ def _check_hook_name(name: str) -> None:
 
 #: Operations of :meth:`RequestFactory.unknown_record` (the ones on a record handle).
 _RECORD_OPERATIONS: Final[Mapping[str, type[Any]]] = {
-    "CancelRecord": CancelRequest,
-    "RejectRecord": RejectRecordRequest,
-    "CompleteRecord": CompleteRecordRequest,
-    "DoNotCallRecord": DoNotCallRecordRequest,
-    "RescheduleRecord": RescheduleRecordRequest,
-    "UpdateRecord": UpdateRecordRequest,
-    "GetChainedRecord": GetChainedRecordRequest,
+    name: cls
+    for name, types in OPERATION_TYPES.items()
+    for cls in types
+    if issubclass(cls, _RecordOperation)
 }
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -460,7 +460,6 @@ _R = TypeVar("_R", bound="DataclassInstance")
 
 #: What a rescheduled record of :meth:`RequestFactory.reschedule` waits, by default.
 DEFAULT_CALLBACK_DELAY: Final = datetime.timedelta(hours=1)
-_UPDATE_FIELDS: Final = ("phone_number", "time_zone", "phone_type", "call_from", "call_until")
 
 
 class RequestFactory:
