@@ -5,15 +5,25 @@
   digits that means that integer (``"11"`` is ``11``);
 * a reference id (``referenceId``, ``GSW_REFERENCE_ID``) is a string, or an integer that means
   its decimal string; an empty string is no reference at all;
-* a name (campaign, phone number, event name) is a non-empty string.
+* an OCS id in a payload (``as_ocs_id``) is an identifier in OCS's range, 1 to
+  :data:`MAX_OCS_ID`: anything else is no id at all;
+* a name (campaign, phone number, event name) is a non-empty string;
+* a device id is the last segment of a non-empty ``/devices/<id>`` path.
+
+These read what GWS or OCS *sent*, and never raise. What a caller *gives* (a request's fields)
+is validated more strictly in ``_requests`` (a real ``int``, never ``"11"``).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["as_id", "as_name", "as_reference"]
+__all__ = ["MAX_OCS_ID", "as_device_id", "as_id", "as_name", "as_ocs_id", "as_reference"]
 
+#: Largest OCS id (record handle, application DBID, chain id): OCS keeps them as 32-bit signed
+#: integers, so a larger value cannot exist on a real OCS (reference §10.5).
+MAX_OCS_ID: Final = 2**31 - 1
+_DEVICES: Final = "/devices/"
 #: The longest identifier accepted from a string (GWS's are 32-bit; this is generous).
 _MAX_DIGITS: Final = 18
 
@@ -40,4 +50,17 @@ def as_reference(value: object) -> str | None:
         return value or None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    return None
+
+
+def as_ocs_id(value: object) -> int | None:
+    """An identifier in OCS's range (1 to :data:`MAX_OCS_ID`), else ``None``."""
+    number = as_id(value)
+    return number if number is not None and 0 < number <= MAX_OCS_ID else None
+
+
+def as_device_id(path: object) -> str | None:
+    """The device id of a ``/devices/<id>`` path (its last segment), else ``None``."""
+    if isinstance(path, str) and path.startswith(_DEVICES) and len(path) > len(_DEVICES):
+        return path.rsplit("/", 1)[1] or None
     return None

@@ -27,8 +27,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._models import CancelFailure
-    from ._operations import OperationFailure
+    from ._payloads import CancelFailure, OperationFailure
 
 __all__ = [
     "CancelFailed",

@@ -1,124 +1,395 @@
-"""From the correlator's outcomes to the typed hook payloads (pure functions)."""
+"""The typed hook payloads: what a request's outcome and GWS's unsolicited events look like.
+
+Only the types live here; ``_builders`` makes them from GWS and OCS messages. Everything here is
+immutable: a payload handed to one plugin cannot be changed under another.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
-from typing import Any, Final
+import dataclasses
+import datetime
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
 
-from ._coerce import as_id, as_name, as_reference
-from ._correlator import Acknowledged, Failed
-from ._models import (
-    CancelFailure,
-    CancelRequest,
-    ChainAttribute,
-    RecordCancelAck,
-    UserEvent,
+from ._requests import EMPTY_MAPPING, CallbackType, ChainAttribute, _CampaignOperation, _show
+
+if TYPE_CHECKING:
+    from ._requests import CancelRequest, OperationRequest
+
+__all__ = [
+    "EMPTY_MAPPING",
+    "CampaignStatus",
+    "CampaignStatusEvent",
+    "CancelFailure",
+    "EventMetrics",
+    "FailureReason",
+    "OperationAck",
+    "OperationFailure",
+    "PreviewRecordEvent",
+    "RecordCancelAck",
+    "RecordCancelledEvent",
+    "ScheduledCallEvent",
+    "UserEvent",
+    "describe_failure",
+    "may_have_acted",
+    "to_jsonable",
+]
+
+
+class CampaignStatus(enum.StrEnum):
+    """An OCS campaign status event (``GSW_USER_EVENT``)."""
+
+    LOADED = "CampaignLoaded"
+    STARTED = "CampaignStarted"
+    STOPPED = "CampaignStopped"
+    UNLOADED = "CampaignUnloaded"
+    MODE_CHANGED = "CampaignModeChanged"
+
+
+@dataclass(frozen=True, slots=True)
+class EventMetrics:
+    """``metrics.eventProcessing`` of a GWS notification."""
+
+    server_generation_timestamp: int | None
+    """When GWS generated the event, milliseconds since the Unix epoch."""
+    node_processing_time_nanos: int | None
+    server_processing_time_total_ms: int | None
+
+    @classmethod
+    def from_message(cls, data: Mapping[str, Any]) -> EventMetrics | None:
+        """Read the metrics of a notification's ``data``; ``None`` when it has none."""
+        metrics = data.get("metrics")
+        if not isinstance(metrics, Mapping):
+            return None
+        processing = metrics.get("eventProcessing")
+        if not isinstance(processing, Mapping):
+            return None
+
+        def number(key: str) -> int | None:
+            value = processing.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            if isinstance(value, float) and not math.isfinite(value):
+                return None  # Python's JSON decoder accepts NaN and Infinity
+            return int(value)
+
+        return cls(
+            number("serverGenerationTimestamp"),
+            number("nodeProcessingTimeNanos"),
+            number("serverProcessingTimeTotalMs"),
+        )
+
+
+class FailureReason(enum.StrEnum):
+    """Why an accepted cancel failed."""
+
+    REJECTED = "rejected"
+    """GWS answered a ``statusCode`` other than 0 (see ``status_code`` and ``message``)."""
+    OCS_ERROR = "ocs_error"
+    """OCS answered with ``GSW_ERROR`` / ``GSW_ERROR_NUMBER``."""
+    TIMED_OUT = "timed_out"
+    """GWS accepted, but no acknowledgement arrived within ``ack_timeout``."""
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    """The outcome cannot be known: the CometD session was lost while it was pending, or the
+    request may have reached GWS (no answer after it was written) and no acknowledgement came."""
+    TRANSPORT_FAILURE = "transport_failure"
+    """GWS certainly did not process the request (no connection, or never sent)."""
+    AUTHENTICATION_FAILED = "authentication_failed"
+    """GWS refused the credentials, also after logging in again."""
+    SHUT_DOWN = "shut_down"
+    """The plugin was closed before the outcome arrived (after the drain timeout)."""
+
+
+#: The reasons after which GWS may have acted on the request.
+_MAY_HAVE_ACTED: frozenset[FailureReason] = frozenset(
+    {FailureReason.TIMED_OUT, FailureReason.OUTCOME_UNKNOWN}
 )
-from ._operations import OperationAck, OperationFailure, build_ack
-from ._spec import Operation, OperationSpec
-
-__all__ = ["acknowledgement", "cancel_ack", "failure", "operation_ack", "operation_failure"]
 
 
-def _chain(value: object) -> ChainAttribute | None:
-    try:
-        return ChainAttribute(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
+def may_have_acted(reason: FailureReason) -> bool:
+    """Whether a failure for ``reason`` leaves open that GWS acted on the request."""
+    return reason in _MAY_HAVE_ACTED
 
 
-#: RecordCancelAck field, OutboundRecordMessage ``record`` key, ``userData`` key, converter.
-_ACK_FIELDS: Final[tuple[tuple[str, str | None, str, Callable[[object], Any]], ...]] = (
-    ("record_handle", "recordHandle", "GSW_RECORD_HANDLE", as_id),
-    ("application_id", "applicationId", "GSW_APPLICATION_ID", as_id),
-    ("campaign_name", "campaignName", "GSW_CAMPAIGN_NAME", as_name),
-    ("calling_list", "callingList", "GSW_CALLING_LIST", as_name),
-    ("phone_number", None, "GSW_PHONE", as_name),
-    ("chain_attribute", None, "GSW_CHAIN_ATTR", _chain),
+def describe_failure(
+    subject: str,
+    reason: FailureReason,
+    status_code: int | None,
+    error_number: int | None,
+    message: str | None,
+    reference_id: object,
+) -> str:
+    """One line for logs and exception messages about a failed request."""
+    parts = [f"{subject} failed: {reason.value}"]
+    if status_code is not None:
+        parts.append(f"statusCode={status_code}")
+    if error_number is not None:
+        parts.append(f"error_number={error_number}")
+    if message:
+        parts.append(message)
+    parts.append(f"(referenceId {reference_id})")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelFailure:
+    """Payload of ``on_cancel_failed``."""
+
+    request: CancelRequest
+    reason: FailureReason
+    status_code: int | None = None
+    """GWS ``statusCode`` when GWS answered one."""
+    error_number: int | None = None
+    """OCS ``GSW_ERROR_NUMBER`` for an OCS error."""
+    message: str | None = None
+    """OCS ``GSW_ERROR``, GWS ``statusMessage`` or a description of what went wrong."""
+    user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    """The OCS user event's ``userData`` for an OCS error (read-only), else empty."""
+    may_have_acted: bool | None = None
+    """Whether GWS may have acted on the request, so that sending it again may not be safe:
+    ``False`` when it certainly did not (never sent, refused in GWS's answer, refused by OCS),
+    ``True`` when it may have (``timed_out``, ``outcome_unknown``, statusCode 7 or 9). Always
+    a bool on the payloads the plugin makes; left out, it follows from ``reason``."""
+
+    def __post_init__(self) -> None:
+        if self.may_have_acted is None:
+            object.__setattr__(self, "may_have_acted", may_have_acted(self.reason))
+
+    @property
+    def operation(self) -> str:
+        """The GWS ``operationName``: ``"CancelRecord"`` (as in ``OperationFailure``)."""
+        return "CancelRecord"
+
+    def describe(self) -> str:
+        """One line for logs and exception messages."""
+        return describe_failure(
+            f"cancel of record {self.request.record_handle}",
+            self.reason,
+            self.status_code,
+            self.error_number,
+            self.message,
+            self.request.reference_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCancelAck:
+    """Payload of ``on_record_cancel_acknowledged``: one per acknowledged cancel.
+
+    Merged from the ``OutboundRecordMessage`` (``RecordCancelAcknowledge``) and the
+    ``DeviceUserEventMessage``; a field that neither message carried is ``None``.
+    """
+
+    reference_id: str | None
+    record_handle: int | None
+    application_id: int | None
+    campaign_name: str | None
+    calling_list: str | None
+    phone_number: str | None
+    chain_attribute: ChainAttribute | None
+    device_id: str | None
+    request: CancelRequest | None
+    """Our request, or ``None`` when the acknowledgement matches no request of this plugin."""
+    user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    """The raw ``GSW_*`` userData of the user event (read-only; empty if it never arrived)."""
+    metrics: EventMetrics | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserEvent:
+    """Payload of ``on_user_event``: one per ``DeviceUserEventMessage``."""
+
+    user_event: str | None
+    """The ``GSW_USER_EVENT`` value, e.g. ``"RecordCancelAcknowledge"``."""
+    user_data: Mapping[str, Any]
+    """The whole ``userData`` (read-only)."""
+    device_id: str | None
+    metrics: EventMetrics | None
+    channel: str
+    """The CometD channel it arrived on, normally ``/me/internal``."""
+
+    @property
+    def is_error(self) -> bool:
+        """True when OCS reported an error (``GSW_ERROR`` or ``GSW_ERROR_NUMBER`` present)."""
+        return "GSW_ERROR" in self.user_data or "GSW_ERROR_NUMBER" in self.user_data
+
+
+@dataclass(frozen=True, slots=True)
+class OperationAck:
+    """Payload of an acknowledged operation: one per acknowledged request.
+
+    Merged from the ``OutboundRecordMessage`` / ``OutboundCampaignMessage`` acknowledgement,
+    the OCS user event and, for ``GetChainedRecord``, the chained records that came first.
+    ``record`` is what GWS sent (filled from OCS's answer): never assume it mirrors the request.
+    """
+
+    operation: str
+    """The GWS ``operationName``, e.g. ``"CompleteRecord"``."""
+    reference_id: str | None
+    request: OperationRequest | None
+    """Our request, or ``None`` for an acknowledgement of a request that is not ours."""
+    record_handle: int | None
+    record: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    campaign: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    records: tuple[Mapping[str, Any], ...] = ()
+    empty: bool = False
+    user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    device_id: str | None = None
+    metrics: EventMetrics | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperationFailure:
+    """Payload of a failed operation: one per accepted request that failed."""
+
+    operation: str
+    """The GWS ``operationName``."""
+    request: OperationRequest
+    """The request that failed (always ours)."""
+    reason: FailureReason
+    status_code: int | None = None
+    """GWS ``statusCode`` when GWS answered one."""
+    error_number: int | None = None
+    """OCS ``GSW_ERROR_NUMBER`` for an OCS error."""
+    message: str | None = None
+    """OCS ``GSW_ERROR``, GWS ``statusMessage`` or a description of what went wrong."""
+    user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    """The OCS user event's ``userData`` for an OCS error (read-only), else empty."""
+    may_have_acted: bool | None = None
+    """Whether GWS may have acted on the request (as ``CancelFailure.may_have_acted``)."""
+
+    def __post_init__(self) -> None:
+        if self.may_have_acted is None:
+            object.__setattr__(self, "may_have_acted", may_have_acted(self.reason))
+
+    def describe(self) -> str:
+        """One line for logs and exception messages (never the phone number)."""
+        request = self.request
+        handle = getattr(request, "record_handle", None)
+        campaign = getattr(request, "campaign_name", None)
+        if handle is not None:
+            subject = f"{self.operation} of record {handle}"
+        elif isinstance(request, _CampaignOperation):
+            subject = f"{self.operation} on campaign {_show(campaign)}"
+        else:
+            subject = f"{self.operation} in campaign {_show(campaign)}"
+        return describe_failure(
+            subject,
+            self.reason,
+            self.status_code,
+            self.error_number,
+            self.message,
+            getattr(request, "reference_id", None),
+        )
+
+
+# -- unsolicited OCS events ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCancelledEvent:
+    """OCS cancelled a record the agent holds, on someone else's request (``RecordCancel``).
+
+    Read from a ``DeviceUserEventMessage``; the GWS shape of this event is UNCONFIRMED.
+    """
+
+    record_handle: int | None
+    application_id: int | None
+    campaign_name: str | None
+    calling_list: str | None
+    phone_number: str | None
+    chain_id: int | None
+    user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    device_id: str | None = None
+    metrics: EventMetrics | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledCallEvent:
+    """A callback is due: OCS delivers a rescheduled record (``ScheduledCall``).
+
+    Read from a ``DeviceUserEventMessage``; the GWS shape of this event is UNCONFIRMED.
+    """
+
+    record_handle: int | None
+    application_id: int | None
+    campaign_name: str | None
+    calling_list: str | None
+    phone_number: str | None
+    chain_id: int | None
+    callback_type: CallbackType | None
+    user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    """The whole record as OCS sent it (read-only)."""
+    device_id: str | None = None
+    metrics: EventMetrics | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStatusEvent:
+    """A campaign was loaded, started, stopped, unloaded or changed dialing mode.
+
+    Read from a ``DeviceUserEventMessage``; the GWS shape of this event is UNCONFIRMED.
+    """
+
+    status: CampaignStatus
+    campaign_name: str | None
+    application_id: int | None
+    group_name: str | None
+    dialing_mode: str | None
+    user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    device_id: str | None = None
+    metrics: EventMetrics | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewRecordEvent:
+    """A preview record OCS pushed (``PreviewRecord`` not answering a ``GetPreviewRecord``).
+
+    Read from an ``OutboundRecordMessage``; that OCS pushes it unprompted is UNCONFIRMED.
+    """
+
+    record_handle: int | None
+    record: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    """The ``record`` object (read-only); ``record["userData"]`` holds the record's keys."""
+    user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
+    """``record.userData``: ``GSW_RECORD_HANDLE``, ``GSW_PHONE``, custom fields... (read-only)."""
+    reference_id: str | None = None
+
+
+def to_jsonable(value: Any) -> Any:
+    """A hook payload (or anything inside one) as plain JSON data, keys in snake_case.
+
+    Dataclasses become dicts of their fields, enums their values, mappings dicts, tuples lists,
+    datetimes ISO 8601 strings.
+    Used by the example host's ``--stdin`` output and the CLI's ``--json`` modes.
+    """
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+#: The payload builders ``_engine`` reaches as ``_payloads.<name>``; they live in ``_builders``.
+_BUILDERS: Final = frozenset(
+    {"acknowledgement", "cancel_ack", "failure", "operation_ack", "operation_failure"}
 )
 
 
-def cancel_ack(
-    request: CancelRequest | None,
-    outbound: Mapping[str, Any] | None,
-    event: UserEvent | None,
-) -> RecordCancelAck:
-    """One ``RecordCancelAck`` from the two messages: each field from the
-    ``OutboundRecordMessage``'s record, else the user event, else our request."""
-    record_obj = outbound.get("record") if outbound is not None else None
-    record: Mapping[str, Any] = record_obj if isinstance(record_obj, Mapping) else {}
-    data: Mapping[str, Any] = event.user_data if event is not None else {}
-    device_path = as_name(record.get("devicePath"))
-    device_id = event.device_id if event is not None else None
-    if device_id is None and device_path is not None and device_path.startswith("/devices/"):
-        device_id = device_path.rsplit("/", 1)[1]
-    if device_id is None and request is not None:
-        device_id = request.device_id
+def __getattr__(name: str) -> Any:
+    # Imported on first use: ``_builders`` imports this module. Goes when ``_engine`` imports
+    # ``_builders`` itself.
+    if name in _BUILDERS:
+        from . import _builders
 
-    reference = as_reference(outbound.get("referenceId")) if outbound is not None else None
-    if reference is None:
-        reference = as_reference(data.get("GSW_REFERENCE_ID"))
-    if reference is None and request is not None:
-        reference = request.reference_id
-    fields: dict[str, Any] = {}
-    for name, record_key, data_key, convert in _ACK_FIELDS:
-        value = record.get(record_key) if record_key is not None else None
-        if value is None:
-            value = data.get(data_key)
-        if value is None and request is not None:
-            value = getattr(request, name)
-        fields[name] = convert(value)
-    return RecordCancelAck(
-        reference_id=reference,
-        **fields,
-        device_id=device_id,
-        request=request,
-        user_data=data if isinstance(data, MappingProxyType) else MappingProxyType(dict(data)),
-        metrics=event.metrics if event is not None else None,
-    )
-
-
-def operation_ack(
-    spec: OperationSpec, request: Operation | None, outcome: Acknowledged
-) -> OperationAck:
-    return build_ack(
-        spec,
-        request,  # type: ignore[arg-type]
-        outcome.outbound,
-        outcome.user_event,
-        outcome.parts,
-        outcome.empty,
-    )
-
-
-def operation_failure(request: Operation, outcome: Failed) -> OperationFailure:
-    return OperationFailure(
-        operation=request.spec.name,
-        request=request,  # type: ignore[arg-type]
-        reason=outcome.reason,
-        status_code=outcome.status_code,
-        error_number=outcome.error_number,
-        message=outcome.message,
-        user_data=outcome.user_data,
-        may_have_acted=outcome.may_have_acted,
-    )
-
-
-def failure(request: CancelRequest, outcome: Failed) -> CancelFailure:
-    return CancelFailure(
-        request=request,
-        reason=outcome.reason,
-        status_code=outcome.status_code,
-        error_number=outcome.error_number,
-        message=outcome.message,
-        user_data=outcome.user_data,
-        may_have_acted=outcome.may_have_acted,
-    )
-
-
-def acknowledgement(request: Operation, outcome: Acknowledged) -> RecordCancelAck | OperationAck:
-    """What the request's ticket resolves with."""
-    if isinstance(request, CancelRequest):
-        return cancel_ack(request, outcome.outbound, outcome.user_event)
-    return operation_ack(request.spec, request, outcome)
+        return getattr(_builders, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

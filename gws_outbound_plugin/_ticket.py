@@ -9,8 +9,9 @@ import threading
 from collections.abc import Generator
 from typing import Any, Final
 
-from ._exceptions import CancelFailed
-from ._models import CancelFailure, CancelRequest, RecordCancelAck
+from ._exceptions import CancelFailed, OperationFailed
+from ._payloads import CancelFailure, OperationFailure, RecordCancelAck
+from ._requests import CancelRequest
 
 __all__ = ["CancelTicket", "OperationTicket"]
 
@@ -238,20 +239,10 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-_OPERATION_FAILURE: list[type] = []
-
-
 def _failure_exception(outcome: object) -> BaseException | None:
-    """The exception an ``OperationFailure`` outcome raises (its type is looked up once,
-    late: the operation types live in a module that imports this one's dependencies)."""
-    if not _OPERATION_FAILURE:
-        from ._operations import OperationFailure
-
-        _OPERATION_FAILURE.append(OperationFailure)
-    if isinstance(outcome, _OPERATION_FAILURE[0]):
-        from ._exceptions import OperationFailed
-
-        return OperationFailed(outcome)  # type: ignore[arg-type]  # checked just above
+    """The exception an ``OperationFailure`` outcome raises."""
+    if isinstance(outcome, OperationFailure):
+        return OperationFailed(outcome)
     return None
 
 

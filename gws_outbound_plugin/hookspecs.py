@@ -51,16 +51,18 @@ from typing import TYPE_CHECKING, Final
 import pluggy
 
 if TYPE_CHECKING:
-    from ._models import CancelFailure, CancelRequest, RecordCancelAck, UserEvent
-    from ._operations import (
+    from ._payloads import (
         CampaignStatusEvent,
+        CancelFailure,
         OperationAck,
         OperationFailure,
-        OperationRequest,
         PreviewRecordEvent,
+        RecordCancelAck,
         RecordCancelledEvent,
         ScheduledCallEvent,
+        UserEvent,
     )
+    from ._requests import CancelRequest, OperationRequest
     from ._ticket import CancelTicket, OperationTicket
 
 __all__ = [

@@ -86,30 +86,38 @@ from . import hookspecs
 from ._config import GWSConfig
 from ._dispatcher import HookFailure, watch_hook_failures
 from ._manager import make_plugin_manager
-from ._models import CancelFailure, CancelRequest, RecordCancelAck, UserEvent
-from ._operations import (
+from ._payloads import (
+    CampaignStatusEvent,
+    CancelFailure,
+    OperationAck,
+    OperationFailure,
+    PreviewRecordEvent,
+    RecordCancelAck,
+    RecordCancelledEvent,
+    ScheduledCallEvent,
+    UserEvent,
+)
+from ._plugin import OutboundPlugin
+from ._requests import (
+    _UPDATE_FIELDS,
+    OPERATION_TYPES,
     AddRecordRequest,
     CallbackType,
-    CampaignStatusEvent,
+    CancelRequest,
     CompleteRecordRequest,
     DoNotCallPhoneRequest,
     DoNotCallRecordRequest,
     EndPreviewSessionRequest,
     GetChainedRecordRequest,
     GetPreviewRecordRequest,
-    OperationAck,
-    OperationFailure,
     OperationRequest,
     PhoneType,
-    PreviewRecordEvent,
-    RecordCancelledEvent,
     RejectRecordRequest,
     RescheduleRecordRequest,
-    ScheduledCallEvent,
     StartPreviewSessionRequest,
     UpdateRecordRequest,
+    _RecordOperation,
 )
-from ._plugin import OutboundPlugin
 from .hookspecs import hookimpl
 from .simulator import GWSSimulator, RecordStatus, SeedRecord
 
@@ -451,13 +459,10 @@ def _check_hook_name(name: str) -> None:
 
 #: Operations of :meth:`RequestFactory.unknown_record` (the ones on a record handle).
 _RECORD_OPERATIONS: Final[Mapping[str, type[Any]]] = {
-    "CancelRecord": CancelRequest,
-    "RejectRecord": RejectRecordRequest,
-    "CompleteRecord": CompleteRecordRequest,
-    "DoNotCallRecord": DoNotCallRecordRequest,
-    "RescheduleRecord": RescheduleRecordRequest,
-    "UpdateRecord": UpdateRecordRequest,
-    "GetChainedRecord": GetChainedRecordRequest,
+    name: cls
+    for name, types in OPERATION_TYPES.items()
+    for cls in types
+    if issubclass(cls, _RecordOperation)
 }
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -466,7 +471,6 @@ _R = TypeVar("_R", bound="DataclassInstance")
 
 #: What a rescheduled record of :meth:`RequestFactory.reschedule` waits, by default.
 DEFAULT_CALLBACK_DELAY: Final = datetime.timedelta(hours=1)
-_UPDATE_FIELDS: Final = ("phone_number", "time_zone", "phone_type", "call_from", "call_until")
 
 
 class RequestFactory:

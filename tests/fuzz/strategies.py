@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from gws_outbound_plugin._models import BUS_KEYS
+from gws_outbound_plugin._requests import BUS_KEYS
 
 GSW_KEYS = (
     "GSW_USER_EVENT",

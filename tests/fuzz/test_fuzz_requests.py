@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gws_outbound_plugin import CancelRequest, ChainAttribute, InvalidCancelRequest
-from gws_outbound_plugin._models import BUS_KEYS, MAX_JSON_INT
+from gws_outbound_plugin._requests import BUS_KEYS, MAX_JSON_INT
 from tests.fuzz.strategies import (
     Unprintable,
     bus_keys,

@@ -45,7 +45,7 @@ from gws_outbound_plugin._correlator import (
     Send,
     StartTimer,
 )
-from gws_outbound_plugin._models import FailureReason
+from gws_outbound_plugin._payloads import FailureReason
 from gws_outbound_plugin._spec import (
     CANCEL_RECORD,
     GET_CHAINED_RECORD,

@@ -1,0 +1,185 @@
+"""The one table of request fields (``_requests.REQUEST_FIELDS``): every request type, the bus
+keys, the GWS body and the command line's values come from it; and the inbound coercion rules
+the payload builders share (``_coerce``). Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+import pytest
+
+from gws_outbound_plugin import (
+    OPERATION_TYPES,
+    CancelRequest,
+    InvalidCancelRequest,
+    InvalidOperationRequest,
+    RejectRecordRequest,
+    RescheduleRecordRequest,
+    UpdateRecordRequest,
+    _builders,
+    _payloads,
+)
+from gws_outbound_plugin._coerce import as_device_id, as_ocs_id
+from gws_outbound_plugin._requests import (
+    BUS_KEYS,
+    REQUEST_FIELDS,
+    SECONDS_PER_DAY,
+    _RecordOperation,
+    field_from_text,
+)
+
+DEVICE = "/devices/d1"
+ALL_TYPES = [cls for types in OPERATION_TYPES.values() for cls in types]
+
+
+@pytest.mark.parametrize("cls", ALL_TYPES, ids=lambda cls: cls.__name__)
+def test_every_request_field_is_a_row_of_the_table(cls: type[Any]) -> None:
+    assert {f.name for f in dataclasses.fields(cls)} <= set(REQUEST_FIELDS)
+
+
+def test_bus_keys_and_options_are_unique() -> None:
+    bus_keys = [row.bus_key for row in REQUEST_FIELDS.values()]
+    flags = [flag for row in REQUEST_FIELDS.values() for flag in row.flags]
+    assert len(set(bus_keys)) == len(bus_keys)
+    assert len(set(flags)) == len(flags)
+    assert all(flag.startswith("--") for flag in flags)
+
+
+def test_cancel_is_a_record_operation_with_its_keys_from_the_table() -> None:
+    assert issubclass(CancelRequest, _RecordOperation)
+    assert dict(BUS_KEYS) == {
+        REQUEST_FIELDS[f.name].bus_key: f.name for f in dataclasses.fields(CancelRequest)
+    }
+    request = CancelRequest(11, 134, "C", "L", DEVICE, reference_id="r")
+    assert request.correlation_key == ("record", 11)
+    assert request.record_key == (11, 134, "C", "L")
+    assert "operationName" not in request.to_bus()
+    assert CancelRequest.from_bus({**request.to_bus(), "operationName": "CancelRecord"}) == request
+
+
+def test_a_cancel_and_a_reject_report_a_bad_field_in_the_same_words() -> None:
+    with pytest.raises(InvalidCancelRequest) as cancel:
+        CancelRequest(0, 134, "C", "L", "nope")
+    with pytest.raises(InvalidOperationRequest) as reject:
+        RejectRecordRequest(0, 134, "C", "L", "nope")
+    assert cancel.value.errors == reject.value.errors
+    assert str(cancel.value).startswith("invalid cancel request: record_handle: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "value"),
+    [
+        ("record_handle", " 11 ", 11),
+        ("call_from", "0", 0),
+        ("call_from", "09:30", 9 * 3600 + 30 * 60),
+        ("call_until", "23:59:59", SECONDS_PER_DAY - 1),
+        (
+            "scheduled_time",
+            "2030-01-02T08:30:00Z",
+            datetime.datetime(2030, 1, 2, 8, 30, tzinfo=datetime.UTC),
+        ),
+        ("chain_attribute", "RecordOnly", "RecordOnly"),
+        ("other_fields", "tier=gold=1", ("tier", "gold=1")),
+        ("campaign_name", "Campaign1", "Campaign1"),
+    ],
+)
+def test_a_command_line_word_becomes_the_value_the_request_takes(
+    name: str, text: str, value: object
+) -> None:
+    assert field_from_text(name, text) == value
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "value"),
+    [
+        ("record_handle", "0", 0),
+        ("application_id", str(2**31), 2**31),
+        ("call_from", "24:00", SECONDS_PER_DAY),
+        ("phone_type", "Fax", "Fax"),
+        ("device_path", "d1", "d1"),
+    ],
+)
+def test_a_bad_command_line_word_is_refused_in_the_request_types_words(
+    name: str, text: str, value: object
+) -> None:
+    """The command line's check is the request type's check, not a second rule."""
+    with pytest.raises(ValueError, match="must") as from_text:
+        field_from_text(name, text)
+    fields: dict[str, Any] = {
+        "record_handle": 11,
+        "application_id": 134,
+        "campaign_name": "C",
+        "device_path": DEVICE,
+        "time_zone": "PST",
+        name: value,
+    }
+    with pytest.raises(InvalidOperationRequest) as made:
+        UpdateRecordRequest(**fields)
+    assert made.value.errors == {name: str(from_text.value)}
+
+
+def test_a_naive_time_is_refused_as_on_the_bus() -> None:
+    with pytest.raises(ValueError, match="names no instant") as from_text:
+        field_from_text("scheduled_time", "2030-01-02T08:30:00")
+    event = {
+        "recordHandle": 11,
+        "applicationId": 134,
+        "campaignName": "C",
+        "devicePath": DEVICE,
+        "callbackType": "Personal",
+        "timestamp": "2030-01-02T08:30:00",
+    }
+    with pytest.raises(InvalidOperationRequest) as from_bus:
+        RescheduleRecordRequest.from_bus(event)
+    assert from_bus.value.errors == {"timestamp": str(from_text.value)}
+
+
+@pytest.mark.parametrize("text", ["x", "1.5", "", "9:75", "1:2:3:4"])
+def test_a_word_that_is_no_value_of_its_kind_says_so(text: str) -> None:
+    with pytest.raises(ValueError, match=r"got|not an integer"):
+        field_from_text("call_from" if ":" in text else "record_handle", text)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (11, 11),
+        ("11", 11),
+        (" 7 ", 7),
+        (0, None),
+        (-1, None),
+        (2**31, None),
+        (True, None),
+        ("1e3", None),
+        (None, None),
+    ],
+)
+def test_an_ocs_id_in_a_payload_is_within_the_ocs_range(
+    value: object, expected: int | None
+) -> None:
+    assert as_ocs_id(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/devices/d1", "d1"),
+        ("/devices/", None),
+        ("/devices/a/", None),
+        ("devices/d1", None),
+        (7, None),
+    ],
+)
+def test_a_device_id_is_the_last_segment_of_a_device_path(
+    path: object, expected: str | None
+) -> None:
+    assert as_device_id(path) == expected
+
+
+@pytest.mark.parametrize("name", sorted(_payloads._BUILDERS))
+def test_the_engine_reaches_the_builders_through_the_payload_module(name: str) -> None:
+    assert getattr(_payloads, name) is getattr(_builders, name)
+    with pytest.raises(AttributeError):
+        _payloads.no_such_builder  # noqa: B018
