@@ -59,8 +59,9 @@ from ._operations import (
     unsolicited_from_user_event,
 )
 from ._outcomes import OutcomePump
+from ._retry import RetryPolicy
 from ._sender import Sender
-from ._session import GWSSession
+from ._session import GWSSession, request_retry_policy
 from ._spec import CANCEL_RECORD, OperationSpec
 from ._ticket import CancelTicket, OperationTicket
 
@@ -76,20 +77,24 @@ _UNSOLICITED_HOOKS: Final[Mapping[type, str]] = {
 }
 
 
-def outcome_bound(config: GWSConfig) -> float:
+def outcome_bound(config: GWSConfig, policy: RetryPolicy | None = None) -> float:
     """The longest time from acceptance to a ticket's outcome while the plugin runs.
 
     Waiting for the CometD session (``request_timeout``), the POST and its retries
-    (``request_timeout`` each, plus the backoff between them), the acknowledgement
-    (``ack_timeout``) and the merge window. The correlator enforces it with a per-request
-    deadline; closing the plugin resolves every ticket earlier (within ``drain_timeout``).
+    (``request_timeout`` each, plus the longest total delay between them of ``policy``, the
+    retry policy the POSTs are sent with: by default ``request_retry_policy(config)``, the
+    one ``GWSSession`` uses), the acknowledgement (``ack_timeout``) and the merge window. The
+    correlator enforces it with a per-request deadline; closing the plugin resolves every
+    ticket earlier (within ``drain_timeout``).
     """
-    attempts = config.retries + 1
-    backoff = sum(min(config.retry_backoff * 2.0**n, 5.0) for n in range(config.retries))
+    if policy is None:
+        policy = request_retry_policy(config)
+    attempts = policy.attempts
+    assert attempts is not None, "requests are never retried for ever"
     bound: float = (
         config.request_timeout
         + config.request_timeout * attempts
-        + backoff
+        + policy.longest_total_delay()
         + config.ack_timeout
         + config.merge_window
     )
@@ -175,7 +180,7 @@ class Engine:
                 merge_window=config.merge_window,
                 max_message_bytes=config.max_message_bytes,
                 max_user_data_entries=config.max_user_data_entries,
-                deadline=outcome_bound(config),
+                deadline=outcome_bound(config, session.retry_policy),
             )
         )
         self._sender = Sender(

@@ -212,7 +212,7 @@ class OutboundPlugin:
     def outcome_bound(self) -> float:
         """Seconds within which every accepted request's ticket resolves while the plugin
         runs (see "The promise" in ``docs/hosting.md``); closing resolves them all sooner."""
-        return outcome_bound(self.config)
+        return outcome_bound(self.config, self._session.retry_policy)
 
     @property
     def stats(self) -> Mapping[str, int]:
