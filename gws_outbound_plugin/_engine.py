@@ -45,7 +45,7 @@ from ._correlator import (
     Unsolicited,
     UserEventSeen,
 )
-from ._dispatcher import HookDispatcher, safe_log
+from ._dispatcher import HookDispatcher, safe_log, steadfast
 from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
 from ._log import get_logger
 from ._models import CancelRequest, FailureReason
@@ -99,6 +99,10 @@ def outcome_bound(config: GWSConfig, policy: RetryPolicy | None = None) -> float
         + config.merge_window
     )
     return bound
+
+
+async def _short_nap() -> None:
+    await anyio.sleep(0.005)
 
 
 def _is_request(request: object) -> bool:
@@ -306,18 +310,21 @@ class Engine:
             self._accepting = False
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for every outstanding outcome, then resolve the rest."""
+        """Wait up to ``timeout`` for every outstanding outcome, then resolve the rest.
+
+        Runs in the plugin's closing task: a plain ``task.cancel()`` from outside does not
+        cut its waits short (see ``steadfast``)."""
         with anyio.move_on_after(timeout):
             while self._outstanding:
                 self._resolved.clear()
                 if self._outstanding:
-                    await self._resolved.wait()
+                    await steadfast(self._resolved.wait, "closing")
         self._apply(self._correlator.shutdown())
         # Requests another thread handed over just before the stop are decided (as shut
         # down) when the loop runs their hand-off: give it a moment.
         with anyio.move_on_after(1.0):
             while self._outstanding > len(self._unreleased):
-                await anyio.sleep(0.005)
+                await steadfast(_short_nap, "closing")
 
     async def close(self, hook_budget: float) -> None:
         """After :meth:`drain`: stop the timers and the workers, make the queued hook calls

@@ -130,6 +130,17 @@ def _culprit(pm: pluggy.PluginManager, hook: str, error: BaseException) -> str |
     return name
 
 
+async def _to_the_end(close: Callable[[], Awaitable[None]], what: str) -> None:
+    """One step of the close: a plain ``task.cancel()`` from outside that cuts it short (or
+    a cancelled task of the CometD client it awaits) does not stop the steps after it."""
+    try:
+        await close()
+    except asyncio.CancelledError:
+        if not cancelled_from_outside():
+            raise
+        take_back_cancellation(what)
+
+
 class OutboundPlugin:
     """The GWS outbound plugin core for one agent.
 
@@ -421,8 +432,8 @@ class OutboundPlugin:
         finally:
             self._stop_tasks()
             self._engine.cancel_pump()
-            await self._listener.close()
-            await self._session.close()
+            await _to_the_end(self._listener.close, "closing the CometD session")
+            await _to_the_end(self._session.close, "closing the HTTP session")
             logger.info("plugin_stopped", user=self.config.username, stats=dict(self.stats))
 
     def _spawn(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:

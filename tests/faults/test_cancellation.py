@@ -60,19 +60,28 @@ def _run_service(
 
     * ``"cancel-all"``: a signal handler does ``for task in asyncio.all_tasks(): task.cancel()``
       (the plugin's own tasks included);
+    * ``"cancel-all-twice"``: the same, and again while the plugin makes the hook calls of
+      the outcomes its close decided (every hook call, its close and its own tasks
+      included);
+    * ``"cancel-all-while-draining"``: the service closes the plugin, and every task is
+      cancelled while the close waits for the outcomes (``drain_timeout``);
     * ``"run-returns"``: ``main()`` returns while the task that entered the plugin still runs,
       and ``asyncio.run`` cancels every task left.
     """
     pm = make_plugin_manager(load_entrypoints=False)
     recorder = Recorder.__new__(Recorder)  # made on this thread's loop, below
     generic = OperationFailures()
-    out["pm"], out["generic"] = pm, generic
+    slow = SlowToHearFromAnyThread()
+    out["pm"], out["generic"], out["slow"] = pm, generic, slow
 
     async def serve(entered: asyncio.Event) -> None:
         async with OutboundPlugin(pm, config) as plugin:
             out["plugin"] = plugin
             out["tickets"] = [plugin.submit(request) for request in requests]
             entered.set()
+            if how == "cancel-all-while-draining":
+                await out["go"].wait()
+                await plugin.aclose()  # waits drain_timeout for the outcomes
             await asyncio.Event().wait()  # serves until stopped
 
     def cancel_all() -> None:  # what a SIGTERM handler of an asyncio service does
@@ -83,6 +92,7 @@ def _run_service(
         Recorder.__init__(recorder)
         pm.register(recorder, name="recorder")
         pm.register(generic, name="generic")
+        pm.register(slow, name="slow")
         out["recorder"] = recorder
         out["stop"] = (asyncio.get_running_loop(), cancel_all)
         entered = asyncio.Event()
@@ -99,6 +109,21 @@ def _run_service(
         asyncio.run(main())
     except asyncio.CancelledError:
         out["cancelled"] = True
+
+
+class SlowToHearFromAnyThread:
+    """An ``async def on_cancel_failed`` that takes a while; tells another thread when it
+    first started."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.calls = 0
+
+    @hookimpl
+    async def on_cancel_failed(self, failure: CancelFailure) -> None:
+        self.calls += 1
+        self.started.set()
+        await asyncio.sleep(0.1)
 
 
 class _ThreadEvent:
@@ -121,7 +146,9 @@ async def _accepted_by_gws(sim: GWSSimulator, count: int) -> None:
             await anyio.sleep(0.01)
 
 
-@pytest.mark.parametrize("how", ["cancel-all", "run-returns"])
+@pytest.mark.parametrize(
+    "how", ["cancel-all", "cancel-all-twice", "cancel-all-while-draining", "run-returns"]
+)
 async def test_a_service_stopped_by_cancelling_every_task_still_delivers_every_outcome(
     sim: GWSSimulator, how: str
 ) -> None:
@@ -129,7 +156,7 @@ async def test_a_service_stopped_by_cancelling_every_task_still_delivers_every_o
     cancelled at once, the plugin's own tasks (outcome pump, workers, listener) included.
     Every request still ends in exactly one outcome that reaches its hooks, and the CometD
     and HTTP sessions are closed."""
-    config = fast_config(sim.base_url)
+    config = fast_config(sim.base_url, drain_timeout=2.0, ack_timeout=5.0)
     requests = [request_for(sim, handle) for handle in handles(sim, 3)]
     sim.faults.hold_notifications()
     out: dict[str, Any] = {}
@@ -141,11 +168,20 @@ async def test_a_service_stopped_by_cancelling_every_task_still_delivers_every_o
     with anyio.fail_after(10):
         await anyio.to_thread.run_sync(accepted.wait)
         await _accepted_by_gws(sim, 3)
-        if how == "cancel-all":
+        if how == "run-returns":
+            out["go"].set()
+        elif how == "cancel-all-while-draining":
+            out["go"].set()
+            while out["plugin"].running:
+                await anyio.sleep(0.002)
             loop, cancel_all = out["stop"]
             loop.call_soon_threadsafe(cancel_all)
         else:
-            out["go"].set()
+            loop, cancel_all = out["stop"]
+            loop.call_soon_threadsafe(cancel_all)
+            if how == "cancel-all-twice":
+                await anyio.to_thread.run_sync(out["slow"].started.wait)
+                loop.call_soon_threadsafe(cancel_all)
         await anyio.to_thread.run_sync(thread.join)
     plugin: OutboundPlugin = out["plugin"]
     recorder: Recorder = out["recorder"]
@@ -154,6 +190,7 @@ async def test_a_service_stopped_by_cancelling_every_task_still_delivers_every_o
     assert all(f.reason is FailureReason.SHUT_DOWN for f in recorder.failures)
     assert sorted(f.request.reference_id for f in out["generic"].failures) == references
     assert recorder.acks == []
+    assert out["slow"].calls == 3
     for ticket in out["tickets"]:
         assert ticket.done()
         with pytest.raises(CancelFailed) as info:
