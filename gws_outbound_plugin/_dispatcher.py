@@ -11,6 +11,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, TypeVar
 
 import anyio
@@ -30,7 +31,6 @@ __all__ = [
     "safe_log",
     "steadfast",
     "take_back_cancellation",
-    "wait_steadfast",
     "watch_hook_failures",
 ]
 
@@ -84,17 +84,10 @@ async def steadfast(step: Callable[[], Awaitable[_T]], what: str) -> _T:
             take_back_cancellation(what)
 
 
-async def wait_steadfast(task: asyncio.Future[Any]) -> None:
-    """Wait until ``task`` is done, without ever cancelling it: a plain ``task.cancel()`` of
-    the waiting task is taken back and the wait goes on; an anyio cancellation of the
-    waiting task's scope goes through (``task`` is left running)."""
-    while not task.done():
-        try:
-            await asyncio.wait((task,))
-        except asyncio.CancelledError:
-            if not cancelled_from_outside():
-                raise
-            take_back_cancellation("hook call")
+def _wake(finished: list[asyncio.Future[None]], *_: object) -> None:
+    waiter = finished[0]
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _new_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -275,10 +268,29 @@ class HookDispatcher:
                 await self._in_own_task(hook_name, impl, awaitable)
 
     async def _in_own_task(self, hook_name: str, impl: pluggy.HookImpl, awaitable: Any) -> None:
-        task = _new_task(self._run_bounded(hook_name, impl, awaitable, self._hook_timeout))
+        """Run one hook call in a task of its own and wait until it ended, without ever
+        cancelling it: a plain ``task.cancel()`` of the waiting task is taken back and the
+        wait goes on; an anyio cancellation of the waiting task's scope (the plugin stopping
+        the pump) goes through, and cancels the hook's task on its way."""
+        loop = asyncio.get_running_loop()
+        # Set by the task's body as its last step (the waiter wakes with no extra trip
+        # through the loop), or by its done callback if the body never ran.
+        finished = [loop.create_future()]
+        task = _new_task(
+            self._run_bounded(hook_name, impl, awaitable, self._hook_timeout, finished)
+        )
         if not task.done():
+            task.add_done_callback(partial(_wake, finished))
             try:
-                await wait_steadfast(task)
+                while not task.done():
+                    try:
+                        await finished[0]
+                    except asyncio.CancelledError:
+                        if not cancelled_from_outside():
+                            raise
+                        take_back_cancellation("hook call")
+                        if finished[0].cancelled():
+                            finished[0] = loop.create_future()
             except BaseException:  # the caller was stopped: so is the hook (if it lets us)
                 task.cancel()
                 raise
@@ -298,7 +310,12 @@ class HookDispatcher:
             raise error
 
     async def _run_bounded(
-        self, hook_name: str, impl: pluggy.HookImpl, awaitable: Any, timeout: float
+        self,
+        hook_name: str,
+        impl: pluggy.HookImpl,
+        awaitable: Any,
+        timeout: float,
+        finished: list[asyncio.Future[None]],
     ) -> None:
         """The body of a hook's own task: ``await awaitable`` within ``timeout``."""
         task = asyncio.current_task()
@@ -322,6 +339,7 @@ class HookDispatcher:
         finally:
             if task is not None:
                 HOOK_TASKS.discard(task)
+            _wake(finished)
 
     def _call_plain(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
         """Call a plain implementation; return the awaitable it returned, else None."""
