@@ -258,6 +258,34 @@ async def test_cancelling_the_host_again_while_it_closes_does_not_cut_the_close_
     assert sim.cometd_client_count == 0
 
 
+async def test_the_plugins_own_tasks_cancelled_from_outside_keep_running(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Issue 16, 1: a plain ``task.cancel()`` of the plugin's own tasks (the outcome pump,
+    the POST workers, the CometD listener), from code that does not own them, while the
+    plugin runs: they go on, and the next requests are sent, acknowledged and heard."""
+    config = fast_config(sim.base_url)
+    first, second = handles(sim, 2)
+    async with OutboundPlugin(pm, config) as plugin:
+        await plugin.cancel(request_for(sim, first))
+        own = [
+            task
+            for task in asyncio.all_tasks()
+            if task.get_name().endswith("OutboundPlugin._guarded")
+        ]
+        assert len(own) == config.max_concurrent_requests + 2  # workers, pump, listener
+        for task in own:
+            task.cancel()
+        for _ in range(5):
+            await anyio.lowlevel.checkpoint()
+        assert not any(task.done() for task in own)
+        with anyio.fail_after(5):
+            ack = await plugin.cancel(request_for(sim, second))
+        assert ack.record_handle == second
+        assert plugin.running
+    assert [a.record_handle for a in recorder.acks] == [first, second]
+
+
 # -- cancellations coming from hooks ----------------------------------------------------------
 
 
