@@ -206,6 +206,11 @@ class HookDispatcher:
         slow_hook_warning: float = 0.1,
     ) -> None:
         self._pm = pm
+        # pluggy's hook execution, which every HookCaller calls: it runs whatever
+        # pm.add_hookcall_monitoring() / enable_tracing() installed at the time of the call.
+        self._hookexec: Callable[[str, list[pluggy.HookImpl], Mapping[str, Any], bool], Any] = (
+            pm._hookexec
+        )
         self._hook_timeout = hook_timeout
         self._slow_hook_warning = slow_hook_warning
         self._plans: dict[str, _Plan] = {}
@@ -252,7 +257,7 @@ class HookDispatcher:
         for impl, is_async in calls:
             try:
                 if is_async:
-                    awaitable = impl.function(*[kwargs[name] for name in impl.argnames])
+                    awaitable = self._execute(hook_name, impl, kwargs)
                 else:
                     awaitable = self._call_plain(hook_name, impl, kwargs)
             except Exception as error:  # a plugin's bug must not reach the others
@@ -341,11 +346,18 @@ class HookDispatcher:
                 HOOK_TASKS.discard(task)
             _wake(finished)
 
+    def _execute(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
+        """Call one implementation the way pluggy calls a hook (its hook execution, so that
+        ``pm.add_hookcall_monitoring()`` and ``pm.enable_tracing()`` see every call, with
+        that implementation as the call's list); return what it returned. For an ``async
+        def`` implementation that is the coroutine, which the caller then runs."""
+        results = self._hookexec(hook_name, [impl], kwargs, False)
+        return results[0] if results else None
+
     def _call_plain(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
         """Call a plain implementation; return the awaitable it returned, else None."""
-        args = [kwargs[name] for name in impl.argnames]
         started = time.perf_counter()
-        result = impl.function(*args)
+        result = self._execute(hook_name, impl, kwargs)
         elapsed = time.perf_counter() - started
         if result is not None and inspect.isawaitable(result):
             return result
