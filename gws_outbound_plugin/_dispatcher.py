@@ -26,6 +26,7 @@ __all__ = [
     "HOST_FIRED_HOOKS",
     "HookDispatcher",
     "HookFailure",
+    "cancelled_by_plugin",
     "cancelled_from_outside",
     "report_hook_failure",
     "safe_log",
@@ -50,20 +51,29 @@ def safe_log(method: Callable[..., Any], event: str, **fields: Any) -> None:
 _T = TypeVar("_T")
 
 
+def cancelled_by_plugin() -> bool:
+    """Whether an anyio scope around the caller was cancelled (the plugin stopping its own
+    task, a timeout): a ``CancelledError`` caught now must go through."""
+    return anyio.current_effective_deadline() == -math.inf
+
+
 def cancelled_from_outside() -> bool:
     """Whether a ``CancelledError`` caught in the current task is a plain asyncio
-    ``task.cancel()`` (a host cancelling every task, a hook's stray timer), rather than the
-    cancellation of an anyio scope around the caller (the plugin stopping its own tasks, a
-    timeout), which must go through."""
-    return anyio.current_effective_deadline() != -math.inf
+    ``task.cancel()`` of this task (a host cancelling every task, a hook's stray timer),
+    rather than the cancellation of an anyio scope around the caller, which must go
+    through, or a ``CancelledError`` that something awaited raised without this task being
+    cancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0 and not cancelled_by_plugin()
 
 
 def take_back_cancellation(what: str, *, quiet: bool = False) -> None:
-    """Undo the cancellation request the current task just received (``Task.uncancel()``,
-    so asyncio's and anyio's bookkeeping of the task stays right) and log it (at debug level
-    when ``quiet``: one of many identical tasks)."""
+    """Undo the cancellation requests the current task received (``Task.uncancel()``, so
+    that asyncio's and anyio's bookkeeping of the task stays right: several ``cancel()``
+    calls before it ran deliver one ``CancelledError``) and log it (at debug level when
+    ``quiet``: one of many identical tasks)."""
     task = asyncio.current_task()
-    if task is not None:
+    while task is not None and task.cancelling():
         task.uncancel()
     safe_log(
         logger.debug if quiet else logger.info, "plugin_task_cancellation_contained", task=what

@@ -20,6 +20,7 @@ from ._dispatcher import (
     DISPATCHED_HOOKS,
     HOST_FIRED_HOOKS,
     HookDispatcher,
+    cancelled_by_plugin,
     cancelled_from_outside,
     report_hook_failure,
     safe_log,
@@ -136,7 +137,7 @@ async def _to_the_end(close: Callable[[], Awaitable[None]], what: str) -> None:
     try:
         await close()
     except asyncio.CancelledError:
-        if not cancelled_from_outside():
+        if cancelled_by_plugin():
             raise
         take_back_cancellation(what)
 
@@ -411,8 +412,11 @@ class OutboundPlugin:
                     cancelled = True  # the host's: raised below, after the close
             if not closer.cancelled():
                 break
-        if not closer.cancelled() and closer.exception() is not None:
-            safe_log(logger.error, "plugin_close_failed_inside", error=repr(closer.exception()))
+        if closer.cancelled():
+            safe_log(logger.error, "plugin_close_cut_short", attempts=3)
+        error = None if closer.cancelled() else closer.exception()
+        if error is not None:
+            raise error
         if cancelled:
             raise asyncio.CancelledError
 
@@ -460,8 +464,12 @@ class OutboundPlugin:
                     await function(*args)
                     return
                 except asyncio.CancelledError:
-                    if not cancelled_from_outside():
+                    if cancelled_by_plugin():
                         raise  # the plugin stops it
+                    if not cancelled_from_outside():
+                        # Raised by something it awaited, not a cancellation of this task.
+                        safe_log(logger.exception, "background_task_crashed", task=name)
+                        return
                     # A plain task.cancel() from outside (a host cancelling every task):
                     # the plugin's tasks stop when the plugin stops them. Start it again.
                     take_back_cancellation(name)

@@ -16,7 +16,12 @@ from typing import Any, Protocol
 import anyio
 
 from ._correlator import PostResult
-from ._dispatcher import cancelled_from_outside, safe_log, take_back_cancellation
+from ._dispatcher import (
+    cancelled_by_plugin,
+    cancelled_from_outside,
+    safe_log,
+    take_back_cancellation,
+)
 from ._exceptions import (
     GWSAuthenticationError,
     GWSStatusError,
@@ -129,21 +134,25 @@ class Sender:
                 continue  # it has its outcome already
             try:
                 await self._post(token, request)
-            except asyncio.CancelledError:
-                if not cancelled_from_outside():
+            except asyncio.CancelledError as error:
+                if cancelled_by_plugin():
                     raise
-                take_back_cancellation("request sender", quiet=True)
-                self._interrupted(token, request)
+                if cancelled_from_outside():
+                    take_back_cancellation("request sender", quiet=True)
+                    self._interrupted(token, request)
+                else:  # raised by what the POST awaited, not a cancellation of this task
+                    self._crashed(token, request, error)
             except Exception as error:  # never let one request stop the worker
-                safe_log(
-                    logger.exception, "request_send_crashed", reference_id=request.reference_id
-                )
-                # It may have been written: never resent, its acknowledgement still counts.
-                self._engine.posted(
-                    token,
-                    PostResult.NO_ANSWER,
-                    message=f"unexpected error while sending: {type(error).__name__}",
-                )
+                self._crashed(token, request, error)
+
+    def _crashed(self, token: int, request: Operation, error: BaseException) -> None:
+        safe_log(logger.exception, "request_send_crashed", reference_id=request.reference_id)
+        # It may have been written: never resent, its acknowledgement still counts.
+        self._engine.posted(
+            token,
+            PostResult.NO_ANSWER,
+            message=f"unexpected error while sending: {type(error).__name__}",
+        )
 
     def _interrupted(self, token: int, request: Operation) -> None:
         if self._engine.is_queued(token):  # not written yet: send it as if nothing happened
