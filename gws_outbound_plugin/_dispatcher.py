@@ -11,7 +11,6 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Final, TypeVar
 
 import anyio
@@ -94,10 +93,29 @@ async def steadfast(step: Callable[[], Awaitable[_T]], what: str) -> _T:
             take_back_cancellation(what)
 
 
-def _wake(finished: list[asyncio.Future[None]], *_: object) -> None:
-    waiter = finished[0]
-    if not waiter.done():
-        waiter.set_result(None)
+class _HookCall:
+    """What the dispatcher and a hook call's own task share."""
+
+    __slots__ = ("finished", "scope")
+
+    def __init__(self, finished: asyncio.Future[None]) -> None:
+        self.finished = finished
+        """Set by the task's body as its last step (the waiting caller wakes with no extra
+        trip through the loop), or by its done callback if the body never ran."""
+        self.scope: anyio.CancelScope | None = None
+        """The scope bounding the call (``hook_timeout``), once the call started."""
+
+    def wake(self, *_: object) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def stop(self, task: asyncio.Task[None]) -> None:
+        """Cancel the call the anyio way (a hook's shielded scope is respected), or the
+        task if it has not started yet."""
+        if self.scope is not None:
+            self.scope.cancel()
+        else:
+            task.cancel()
 
 
 def _new_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -288,26 +306,30 @@ class HookDispatcher:
         wait goes on; an anyio cancellation of the waiting task's scope (the plugin stopping
         the pump) goes through, and cancels the hook's task on its way."""
         loop = asyncio.get_running_loop()
-        # Set by the task's body as its last step (the waiter wakes with no extra trip
-        # through the loop), or by its done callback if the body never ran.
-        finished = [loop.create_future()]
-        task = _new_task(
-            self._run_bounded(hook_name, impl, awaitable, self._hook_timeout, finished)
-        )
+        call = _HookCall(loop.create_future())
+        task = _new_task(self._run_bounded(hook_name, impl, awaitable, self._hook_timeout, call))
         if not task.done():
-            task.add_done_callback(partial(_wake, finished))
+            task.add_done_callback(call.wake)
             try:
                 while not task.done():
                     try:
-                        await finished[0]
+                        await call.finished
                     except asyncio.CancelledError:
                         if not cancelled_from_outside():
                             raise
                         take_back_cancellation("hook call")
-                        if finished[0].cancelled():
-                            finished[0] = loop.create_future()
+                        if call.finished.cancelled():
+                            call.finished = loop.create_future()
             except BaseException:  # the caller was stopped: so is the hook (if it lets us)
-                task.cancel()
+                call.stop(task)
+                # And the caller ends after it (structured concurrency): the task that
+                # entered the plugin waits, on leaving it, for a hook that shields itself.
+                with anyio.CancelScope(shield=True):
+                    while not task.done():
+                        try:
+                            await asyncio.wait((task,))
+                        except asyncio.CancelledError:
+                            take_back_cancellation("hook call")
                 raise
         if task.cancelled():  # cancelled from outside before it could even start
             close = getattr(awaitable, "close", None)
@@ -330,7 +352,7 @@ class HookDispatcher:
         impl: pluggy.HookImpl,
         awaitable: Any,
         timeout: float,
-        finished: list[asyncio.Future[None]],
+        call: _HookCall,
     ) -> None:
         """The body of a hook's own task: ``await awaitable`` within ``timeout``."""
         task = asyncio.current_task()
@@ -338,6 +360,7 @@ class HookDispatcher:
             HOOK_TASKS.add(task)
         try:
             with anyio.move_on_after(timeout) as scope:
+                call.scope = scope
                 await awaitable
             if scope.cancelled_caught:
                 report_hook_failure(
@@ -354,7 +377,7 @@ class HookDispatcher:
         finally:
             if task is not None:
                 HOOK_TASKS.discard(task)
-            _wake(finished)
+            call.wake()
 
     def _execute(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
         """Call one implementation the way pluggy calls a hook (its hook execution, so that
