@@ -49,6 +49,12 @@ def safe_log(method: Callable[..., Any], event: str, **fields: Any) -> None:
 
 _T = TypeVar("_T")
 
+# pluggy's own hook execution: a manager that nothing monitors runs this one. (With another
+# pluggy layout, every call goes through the manager's hook execution.)
+_PLUGGY_HOOKEXEC: object = None
+with contextlib.suppress(ImportError):
+    from pluggy._callers import _multicall as _PLUGGY_HOOKEXEC
+
 
 def cancelled_by_plugin() -> bool:
     """Whether an anyio scope around the caller was cancelled (the plugin stopping its own
@@ -383,7 +389,12 @@ class HookDispatcher:
         """Call one implementation the way pluggy calls a hook (its hook execution, so that
         ``pm.add_hookcall_monitoring()`` and ``pm.enable_tracing()`` see every call, with
         that implementation as the call's list); return what it returned. For an ``async
-        def`` implementation that is the coroutine, which the caller then runs."""
+        def`` implementation that is the coroutine, which the caller then runs.
+
+        While nothing monitors the manager (its hook execution is pluggy's own), the
+        implementation is called directly: the same call, without pluggy's bookkeeping."""
+        if self._pm._inner_hookexec is _PLUGGY_HOOKEXEC and not getattr(impl, "kwargnames", ()):
+            return impl.function(*[kwargs[name] for name in impl.argnames])
         results = self._hookexec(hook_name, [impl], kwargs, False)
         return results[0] if results else None
 
