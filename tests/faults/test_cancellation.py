@@ -166,7 +166,7 @@ async def test_a_service_stopped_by_cancelling_every_task_still_delivers_every_o
     )
     thread.start()
     with anyio.fail_after(10):
-        await anyio.to_thread.run_sync(accepted.wait)
+        assert await anyio.to_thread.run_sync(accepted.wait, 10.0)
         await _accepted_by_gws(sim, 3)
         if how == "run-returns":
             out["go"].set()
@@ -180,9 +180,10 @@ async def test_a_service_stopped_by_cancelling_every_task_still_delivers_every_o
             loop, cancel_all = out["stop"]
             loop.call_soon_threadsafe(cancel_all)
             if how == "cancel-all-twice":
-                await anyio.to_thread.run_sync(out["slow"].started.wait)
+                assert await anyio.to_thread.run_sync(out["slow"].started.wait, 5.0)
                 loop.call_soon_threadsafe(cancel_all)
-        await anyio.to_thread.run_sync(thread.join)
+        await anyio.to_thread.run_sync(thread.join, 10.0)
+    assert not thread.is_alive(), "the service did not stop"
     plugin: OutboundPlugin = out["plugin"]
     recorder: Recorder = out["recorder"]
     references = sorted(request.reference_id for request in requests)
