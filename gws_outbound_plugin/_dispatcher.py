@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import math
+import sys
 import time
 import weakref
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from types import CoroutineType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import anyio
 import pluggy
 
 from . import hookspecs
 from ._log import get_logger
+from ._ticket import HOOK_TASKS
 
 __all__ = [
     "DISPATCHED_HOOKS",
     "HOST_FIRED_HOOKS",
     "HookDispatcher",
     "HookFailure",
+    "cancelled_by_plugin",
+    "cancelled_from_outside",
     "report_hook_failure",
     "safe_log",
+    "steadfast",
+    "take_back_cancellation",
     "watch_hook_failures",
 ]
 
@@ -39,6 +45,92 @@ def safe_log(method: Callable[..., Any], event: str, **fields: Any) -> None:
     """
     with contextlib.suppress(Exception):  # a host's log pipeline is not ours to crash on
         method(event, **fields)
+
+
+_T = TypeVar("_T")
+
+# pluggy's own hook execution: a manager that nothing monitors runs this one. (With another
+# pluggy layout, every call goes through the manager's hook execution.)
+_PLUGGY_HOOKEXEC: object = None
+with contextlib.suppress(ImportError):
+    from pluggy._callers import _multicall as _PLUGGY_HOOKEXEC
+
+
+def cancelled_by_plugin() -> bool:
+    """Whether an anyio scope around the caller was cancelled (the plugin stopping its own
+    task, a timeout): a ``CancelledError`` caught now must go through."""
+    return anyio.current_effective_deadline() == -math.inf
+
+
+def cancelled_from_outside() -> bool:
+    """Whether a ``CancelledError`` caught in the current task is a plain asyncio
+    ``task.cancel()`` of this task (a host cancelling every task, a hook's stray timer),
+    rather than the cancellation of an anyio scope around the caller, which must go
+    through, or a ``CancelledError`` that something awaited raised without this task being
+    cancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0 and not cancelled_by_plugin()
+
+
+def take_back_cancellation(what: str, *, quiet: bool = False) -> None:
+    """Undo the cancellation requests the current task received (``Task.uncancel()``, so
+    that asyncio's and anyio's bookkeeping of the task stays right: several ``cancel()``
+    calls before it ran deliver one ``CancelledError``) and log it (at debug level when
+    ``quiet``: one of many identical tasks)."""
+    task = asyncio.current_task()
+    while task is not None and task.cancelling():
+        task.uncancel()
+    safe_log(
+        logger.debug if quiet else logger.info, "plugin_task_cancellation_contained", task=what
+    )
+
+
+async def steadfast(step: Callable[[], Awaitable[_T]], what: str) -> _T:
+    """``await step()``; when a plain ``task.cancel()`` from outside interrupts it, take the
+    cancellation back and call ``step()`` again. For the plugin's own tasks only, and only
+    around steps that can be repeated (waiting for an event). An anyio cancellation of an
+    enclosing scope (the plugin stopping the task, a timeout) goes through."""
+    while True:
+        try:
+            return await step()
+        except asyncio.CancelledError:
+            if not cancelled_from_outside():
+                raise
+            take_back_cancellation(what)
+
+
+class _HookCall:
+    """What the dispatcher and a hook call's own task share."""
+
+    __slots__ = ("finished", "scope")
+
+    def __init__(self, finished: asyncio.Future[None]) -> None:
+        self.finished = finished
+        """Set by the task's body as its last step (the waiting caller wakes with no extra
+        trip through the loop), or by its done callback if the body never ran."""
+        self.scope: anyio.CancelScope | None = None
+        """The scope bounding the call (``hook_timeout``), once the call started."""
+
+    def wake(self, *_: object) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def stop(self, task: asyncio.Task[None]) -> None:
+        """Cancel the call the anyio way (a hook's shielded scope is respected), or the
+        task if it has not started yet."""
+        if self.scope is not None:
+            self.scope.cancel()
+        else:
+            task.cancel()
+
+
+def _new_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A task for one hook call; from Python 3.12 on, its first step runs at once (a hook
+    that never waits costs no trip through the event loop)."""
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(coroutine, loop=loop, eager_start=True)
+    return loop.create_task(coroutine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,45 +218,9 @@ DISPATCHED_HOOKS: Final = (
 #: The hooks the host fires; the core answers them with a ticket.
 HOST_FIRED_HOOKS: Final = hookspecs.HOST_FIRED_HOOKS
 
-# What next() returns for a coroutine that finished in its first step.
-_FINISHED: Final = object()
 # (implementations as pluggy lists them, [(implementation, is async def), ...] in call order,
 #  whether any is async def)
 _Plan = tuple[list[pluggy.HookImpl], list[tuple[pluggy.HookImpl, bool]], bool]
-
-
-class _Resume:
-    """Awaits the rest of a coroutine whose first step already ran and yielded ``first``.
-
-    ``coroutine`` is the coroutine's ``__await__()`` iterator. This is the delegation
-    ``yield from`` does (PEP 380): values, exceptions and ``close()`` pass through to the
-    coroutine, so the event loop and cancellation see no difference.
-    """
-
-    __slots__ = ("_coroutine", "_first")
-
-    def __init__(self, coroutine: Generator[Any, Any, Any], first: Any) -> None:
-        self._coroutine = coroutine
-        self._first = first
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        coroutine, value = self._coroutine, self._first
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                coroutine.close()
-                raise
-            except BaseException as error:
-                try:
-                    value = coroutine.throw(error)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    value = coroutine.send(sent)
-                except StopIteration:
-                    return
 
 
 class HookDispatcher:
@@ -184,6 +240,11 @@ class HookDispatcher:
         slow_hook_warning: float = 0.1,
     ) -> None:
         self._pm = pm
+        # pluggy's hook execution, which every HookCaller calls: it runs whatever
+        # pm.add_hookcall_monitoring() / enable_tracing() installed at the time of the call.
+        self._hookexec: Callable[[str, list[pluggy.HookImpl], Mapping[str, Any], bool], Any] = (
+            pm._hookexec
+        )
         self._hook_timeout = hook_timeout
         self._slow_hook_warning = slow_hook_warning
         self._plans: dict[str, _Plan] = {}
@@ -217,30 +278,130 @@ class HookDispatcher:
         return bool(self._plan(hook_name)[0])
 
     async def dispatch(self, hook_name: str, **kwargs: Any) -> None:
-        calls, any_async = self._plan(hook_name)
-        if not any_async:
-            for impl, _ in calls:
-                try:
+        """Call every implementation of ``hook_name`` in pluggy's order, each isolated.
+
+        Plain implementations are called here, in the caller's task. An ``async def`` one
+        (or the awaitable a plain one returned) runs in a task of its own, bounded by
+        ``hook_timeout``: a cancellation it causes (a timer calling
+        ``asyncio.current_task().cancel()``, say) reaches that task only, and is its
+        failure. Waiting for it, the caller takes back a plain ``task.cancel()`` from outside
+        (see :func:`steadfast`); an anyio cancellation of the caller's scope goes through.
+        """
+        calls, _ = self._plan(hook_name)
+        for impl, is_async in calls:
+            try:
+                if is_async:
+                    awaitable = self._execute(hook_name, impl, kwargs)
+                else:
                     awaitable = self._call_plain(hook_name, impl, kwargs)
-                    if awaitable is not None:
-                        await self._bounded(hook_name, impl, awaitable)
-                except Exception as error:  # a plugin's bug must not reach the others
-                    report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
-                except BaseException as error:
-                    if isinstance(error, KeyboardInterrupt | SystemExit):
-                        raise
-                    report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
-                    await anyio.lowlevel.checkpoint()  # a real cancellation surfaces here
+            except Exception as error:  # a plugin's bug must not reach the others
+                report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
+                continue
+            except BaseException as error:
+                if isinstance(error, KeyboardInterrupt | SystemExit):
+                    raise
+                # pytest's fail(), a CancelledError raised by a plain implementation, ...
+                report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
+                continue
+            if awaitable is not None:
+                await self._in_own_task(hook_name, impl, awaitable)
+
+    async def _in_own_task(self, hook_name: str, impl: pluggy.HookImpl, awaitable: Any) -> None:
+        """Run one hook call in a task of its own and wait until it ended, without ever
+        cancelling it: a plain ``task.cancel()`` of the waiting task is taken back and the
+        wait goes on; an anyio cancellation of the waiting task's scope (the plugin stopping
+        the pump) goes through, and cancels the hook's task on its way."""
+        loop = asyncio.get_running_loop()
+        call = _HookCall(loop.create_future())
+        task = _new_task(self._run_bounded(hook_name, impl, awaitable, self._hook_timeout, call))
+        if not task.done():
+            task.add_done_callback(call.wake)
+            try:
+                while not task.done():
+                    try:
+                        await call.finished
+                    except asyncio.CancelledError:
+                        if not cancelled_from_outside():
+                            raise
+                        take_back_cancellation("hook call")
+                        if call.finished.cancelled():
+                            call.finished = loop.create_future()
+            except BaseException:  # the caller was stopped: so is the hook (if it lets us)
+                call.stop(task)
+                # And the caller ends after it (structured concurrency): the task that
+                # entered the plugin waits, on leaving it, for a hook that shields itself.
+                with anyio.CancelScope(shield=True):
+                    while not task.done():
+                        try:
+                            await asyncio.wait((task,))
+                        except asyncio.CancelledError:
+                            take_back_cancellation("hook call")
+                raise
+        if task.cancelled():  # cancelled from outside before it could even start
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()
+            report_hook_failure(
+                self._pm,
+                impl.plugin_name,
+                hook_name,
+                asyncio.CancelledError("the hook's task was cancelled before it ran"),
+            )
             return
-        start = 0
-        while start < len(calls):
-            start = await self._call_scoped(hook_name, calls, start, kwargs)
+        error = task.exception()
+        if error is not None:  # KeyboardInterrupt / SystemExit: not ours to swallow
+            raise error
+
+    async def _run_bounded(
+        self,
+        hook_name: str,
+        impl: pluggy.HookImpl,
+        awaitable: Any,
+        timeout: float,
+        call: _HookCall,
+    ) -> None:
+        """The body of a hook's own task: ``await awaitable`` within ``timeout``."""
+        task = asyncio.current_task()
+        if task is not None:
+            HOOK_TASKS.add(task)
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                call.scope = scope
+                await awaitable
+            if scope.cancelled_caught:
+                report_hook_failure(
+                    self._pm, impl.plugin_name, hook_name, None, timed_out=True, timeout=timeout
+                )
+        except Exception as error:  # a plugin's bug must not reach the others
+            report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt | SystemExit):
+                raise
+            # A stray CancelledError (the hook's own timer, a task.cancel() of this task
+            # from outside), pytest's fail(): that plugin's failure, contained in this task.
+            report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
+        finally:
+            if task is not None:
+                HOOK_TASKS.discard(task)
+            call.wake()
+
+    def _execute(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
+        """Call one implementation the way pluggy calls a hook (its hook execution, so that
+        ``pm.add_hookcall_monitoring()`` and ``pm.enable_tracing()`` see every call, with
+        that implementation as the call's list); return what it returned. For an ``async
+        def`` implementation that is the coroutine, which the caller then runs.
+
+        While nothing monitors the manager (its hook execution is pluggy's own), the
+        implementation is called directly: the same call, without pluggy's bookkeeping."""
+        if self._pm._inner_hookexec is _PLUGGY_HOOKEXEC and not getattr(impl, "kwargnames", ()):
+            return impl.function(*[kwargs[name] for name in impl.argnames])
+        results = self._hookexec(hook_name, [impl], kwargs, False)
+        return results[0] if results else None
 
     def _call_plain(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
         """Call a plain implementation; return the awaitable it returned, else None."""
-        args = [kwargs[name] for name in impl.argnames]
         started = time.perf_counter()
-        result = impl.function(*args)
+        result = self._execute(hook_name, impl, kwargs)
         elapsed = time.perf_counter() - started
         if result is not None and inspect.isawaitable(result):
             return result
@@ -253,85 +414,3 @@ class HookDispatcher:
                 seconds=round(elapsed, 3),
             )
         return None
-
-    async def _call_scoped(
-        self,
-        hook_name: str,
-        calls: list[tuple[pluggy.HookImpl, bool]],
-        start: int,
-        kwargs: Mapping[str, Any],
-    ) -> int:
-        """Call ``calls[start:]`` in one cancel scope; return where the caller goes on.
-
-        The scope is entered before any implementation runs, so the scopes and task groups
-        an implementation opens nest inside it. It only gets a deadline while an ``async
-        def`` implementation waits (``hook_timeout`` from that implementation's start), so
-        one that finishes without waiting costs no timer. After a timeout (or a cancellation
-        the implementation swallowed) the scope is spent: the rest go on in a fresh one.
-        """
-        perf_counter = time.perf_counter
-        index = start
-        with anyio.CancelScope() as scope:
-            while index < len(calls):
-                impl, is_async = calls[index]
-                try:
-                    if not is_async:
-                        awaitable = self._call_plain(hook_name, impl, kwargs)
-                        if awaitable is not None:
-                            await self._bounded(hook_name, impl, awaitable)
-                    else:
-                        started = perf_counter()
-                        function: Callable[..., Any] = impl.function
-                        awaitable = function(*[kwargs[name] for name in impl.argnames])
-                        if type(awaitable) is not CoroutineType:
-                            await self._bounded(hook_name, impl, awaitable)
-                        else:
-                            # Run its first step here; next() with a default sees a coroutine
-                            # return without raising StopIteration in Python.
-                            steps = awaitable.__await__()
-                            first = next(steps, _FINISHED)
-                            if first is not _FINISHED:  # it waits: bound the rest
-                                elapsed = perf_counter() - started
-                                scope.deadline = anyio.current_time() + (
-                                    self._hook_timeout - elapsed
-                                )
-                                try:
-                                    await _Resume(steps, first)
-                                finally:
-                                    scope.deadline = math.inf
-                except Exception as error:  # a plugin's bug must not reach the others
-                    report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
-                except BaseException as error:
-                    # A BaseException a plugin raised (pytest's fail(), a CancelledError from
-                    # something it awaited) is its failure; our own timeout, a real
-                    # cancellation of the caller and an interrupt go through.
-                    if isinstance(error, KeyboardInterrupt | SystemExit) or (
-                        isinstance(error, anyio.get_cancelled_exc_class()) and scope.cancel_called
-                    ):
-                        raise
-                    report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
-                    await anyio.lowlevel.checkpoint()  # a real cancellation surfaces here
-                index += 1
-                if scope.cancel_called:
-                    return index
-            return index
-        # Only reached when the scope caught its own cancellation: calls[index] timed out.
-        # (Anyone else's cancellation passes through, as it must.)
-        impl = calls[index][0]
-        report_hook_failure(
-            self._pm, impl.plugin_name, hook_name, None, timed_out=True, timeout=self._hook_timeout
-        )
-        return index + 1
-
-    async def _bounded(self, hook_name: str, impl: pluggy.HookImpl, awaitable: Any) -> None:
-        with anyio.move_on_after(self._hook_timeout) as scope:
-            await awaitable
-        if scope.cancelled_caught:
-            report_hook_failure(
-                self._pm,
-                impl.plugin_name,
-                hook_name,
-                None,
-                timed_out=True,
-                timeout=self._hook_timeout,
-            )

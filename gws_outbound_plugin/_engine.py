@@ -45,7 +45,7 @@ from ._correlator import (
     Unsolicited,
     UserEventSeen,
 )
-from ._dispatcher import HookDispatcher, safe_log
+from ._dispatcher import HookDispatcher, safe_log, steadfast
 from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
 from ._log import get_logger
 from ._models import CancelRequest, FailureReason
@@ -59,8 +59,9 @@ from ._operations import (
     unsolicited_from_user_event,
 )
 from ._outcomes import OutcomePump
+from ._retry import RetryPolicy
 from ._sender import Sender
-from ._session import GWSSession
+from ._session import GWSSession, request_retry_policy
 from ._spec import CANCEL_RECORD, OperationSpec
 from ._ticket import CancelTicket, OperationTicket
 
@@ -76,24 +77,32 @@ _UNSOLICITED_HOOKS: Final[Mapping[type, str]] = {
 }
 
 
-def outcome_bound(config: GWSConfig) -> float:
+def outcome_bound(config: GWSConfig, policy: RetryPolicy | None = None) -> float:
     """The longest time from acceptance to a ticket's outcome while the plugin runs.
 
     Waiting for the CometD session (``request_timeout``), the POST and its retries
-    (``request_timeout`` each, plus the backoff between them), the acknowledgement
-    (``ack_timeout``) and the merge window. The correlator enforces it with a per-request
-    deadline; closing the plugin resolves every ticket earlier (within ``drain_timeout``).
+    (``request_timeout`` each, plus the longest total delay between them of ``policy``, the
+    retry policy the POSTs are sent with: by default ``request_retry_policy(config)``, the
+    one ``GWSSession`` uses), the acknowledgement (``ack_timeout``) and the merge window. The
+    correlator enforces it with a per-request deadline; closing the plugin resolves every
+    ticket earlier (within ``drain_timeout``).
     """
-    attempts = config.retries + 1
-    backoff = sum(min(config.retry_backoff * 2.0**n, 5.0) for n in range(config.retries))
+    if policy is None:
+        policy = request_retry_policy(config)
+    attempts = policy.attempts
+    assert attempts is not None, "requests are never retried for ever"
     bound: float = (
         config.request_timeout
         + config.request_timeout * attempts
-        + backoff
+        + policy.longest_total_delay()
         + config.ack_timeout
         + config.merge_window
     )
     return bound
+
+
+async def _short_nap() -> None:
+    await anyio.sleep(0.005)
 
 
 def _is_request(request: object) -> bool:
@@ -175,7 +184,7 @@ class Engine:
                 merge_window=config.merge_window,
                 max_message_bytes=config.max_message_bytes,
                 max_user_data_entries=config.max_user_data_entries,
-                deadline=outcome_bound(config),
+                deadline=outcome_bound(config, session.retry_policy),
             )
         )
         self._sender = Sender(
@@ -301,18 +310,21 @@ class Engine:
             self._accepting = False
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for every outstanding outcome, then resolve the rest."""
+        """Wait up to ``timeout`` for every outstanding outcome, then resolve the rest.
+
+        Runs in the plugin's closing task: a plain ``task.cancel()`` from outside does not
+        cut its waits short (see ``steadfast``)."""
         with anyio.move_on_after(timeout):
             while self._outstanding:
                 self._resolved.clear()
                 if self._outstanding:
-                    await self._resolved.wait()
+                    await steadfast(self._resolved.wait, "closing")
         self._apply(self._correlator.shutdown())
         # Requests another thread handed over just before the stop are decided (as shut
         # down) when the loop runs their hand-off: give it a moment.
         with anyio.move_on_after(1.0):
             while self._outstanding > len(self._unreleased):
-                await anyio.sleep(0.005)
+                await steadfast(_short_nap, "closing")
 
     async def close(self, hook_budget: float) -> None:
         """After :meth:`drain`: stop the timers and the workers, make the queued hook calls

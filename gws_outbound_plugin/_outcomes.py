@@ -4,9 +4,14 @@ After the hook calls of an outcome the engine queues the release of its ticket, 
 normal case the host hears of an outcome after the plugins did. The engine also arms a timer
 that releases the ticket ``hook_timeout`` after the decision, whatever the pump is doing: no
 plugin, however slow or broken, holds an outcome back from the host for longer. A hook that
-awaits a ticket gets the decided outcome at once (the pump's context says it is in a hook).
-The pump runs in a shielded scope (a cancelled host task still gets its hooks called) and is
-stopped by :meth:`OutcomePump.close`, which first makes the calls still queued.
+awaits a ticket gets the decided outcome at once (its task is a hook task, see ``_ticket``).
+
+No cancellation but the plugin's own stops the pump: it runs in a shielded scope (an anyio
+cancellation of the host's scopes does not reach it), takes back a plain asyncio
+``task.cancel()`` from outside (a host cancelling every task at shutdown, a hook's stray
+timer) and goes on, and each ``async def`` hook call runs in a task of its own (see
+``_dispatcher``). It is stopped by :meth:`OutcomePump.close`, which first makes the calls
+still queued.
 """
 
 from __future__ import annotations
@@ -19,9 +24,14 @@ from typing import Any, Final
 
 import anyio
 
-from ._dispatcher import HookDispatcher, safe_log
+from ._dispatcher import (
+    HookDispatcher,
+    cancelled_from_outside,
+    safe_log,
+    steadfast,
+    take_back_cancellation,
+)
 from ._log import get_logger
-from ._ticket import IN_HOOK
 
 __all__ = ["OutcomePump"]
 
@@ -74,7 +84,6 @@ class OutcomePump:
         self._wake.set()
 
     async def run(self) -> None:
-        IN_HOOK.set(True)  # this task's own context: the hooks it calls (see _ticket)
         self._scope = anyio.CancelScope(shield=True)
         if self._cancelled:
             self._scope.cancel()
@@ -100,8 +109,10 @@ class OutcomePump:
                     self._busy = True
                     try:
                         await self._dispatcher.dispatch(hook, **kwargs)
-                    except anyio.get_cancelled_exc_class():
-                        raise
+                    except asyncio.CancelledError:
+                        if not cancelled_from_outside():
+                            raise  # the plugin stops the pump
+                        take_back_cancellation("outcome pump")
                     except (KeyboardInterrupt, SystemExit):
                         raise
                     except BaseException:  # the dispatcher isolates plugins; this is our bug
@@ -112,13 +123,17 @@ class OutcomePump:
                 self._idle.set()
                 if self._closing:
                     return
-                await self._wake.wait()
+                await steadfast(self._wake.wait, "outcome pump")
                 self._wake.clear()
 
-    async def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until every queued hook call was made; False on timeout."""
+    async def wait_idle(self, timeout: float | None = None, *, own_task: bool = False) -> bool:
+        """Wait until every queued hook call was made; False on timeout. ``own_task``: in
+        the plugin's own closing task, a plain ``task.cancel()`` does not cut the wait."""
         with anyio.move_on_after(math.inf if timeout is None else timeout):
-            await self._idle.wait()
+            if own_task:
+                await steadfast(self._idle.wait, "closing")
+            else:
+                await self._idle.wait()
             return True
         return False
 
@@ -134,7 +149,7 @@ class OutcomePump:
         self._closing = True
         self._wake.set()
         self._progress.set()
-        if await self.wait_idle(budget):
+        if await self.wait_idle(budget, own_task=True):
             return
         left = len(self._queue)
         safe_log(
@@ -149,7 +164,7 @@ class OutcomePump:
         # The current call keeps its own deadline (at most hook_timeout); the rest is quick.
         # A hook that shields itself from its timeout is not waited for beyond that.
         left_after = current_timeout + _SHUTDOWN_HOOK_TIMEOUT * (len(self._queue) + 1)
-        if await self.wait_idle(left_after):
+        if await self.wait_idle(left_after, own_task=True):
             return
         dropped = len(self._queue)
         self._queue.clear()

@@ -21,8 +21,11 @@ from ._dispatcher import (
     DISPATCHED_HOOKS,
     HOST_FIRED_HOOKS,
     HookDispatcher,
+    cancelled_by_plugin,
+    cancelled_from_outside,
     report_hook_failure,
     safe_log,
+    take_back_cancellation,
 )
 from ._engine import Engine, outcome_bound
 from ._exceptions import (
@@ -35,7 +38,7 @@ from ._log import get_logger
 from ._models import CancelRequest, RecordCancelAck
 from ._operations import OPERATION_TYPES, OperationRequest
 from ._session import GWSSession
-from ._ticket import IN_HOOK, CancelTicket, OperationTicket
+from ._ticket import CancelTicket, OperationTicket, in_hook
 from .hookspecs import hookimpl
 
 __all__ = ["CORE_PLUGIN_NAME", "DEFAULT_CHANNELS", "CoreAbsentGuard", "CoreHooks", "OutboundPlugin"]
@@ -161,6 +164,17 @@ def _not_a_request(method: str, request: object) -> InvalidOperationRequest:
 _STATE_CHANGES_BUFFER: Final = 64
 
 
+async def _to_the_end(close: Callable[[], Awaitable[None]], what: str) -> None:
+    """One step of the close: a plain ``task.cancel()`` from outside that cuts it short (or
+    a cancelled task of the CometD client it awaits) does not stop the steps after it."""
+    try:
+        await close()
+    except asyncio.CancelledError:
+        if cancelled_by_plugin():
+            raise
+        take_back_cancellation(what)
+
+
 class OutboundPlugin:
     """The GWS outbound plugin core for one agent.
 
@@ -262,7 +276,7 @@ class OutboundPlugin:
     def outcome_bound(self) -> float:
         """Seconds within which every accepted request's ticket resolves while the plugin
         runs (see "The promise" in ``docs/hosting.md``); closing resolves them all sooner."""
-        return outcome_bound(self.config)
+        return outcome_bound(self.config, self._session.retry_policy)
 
     @property
     def stats(self) -> Mapping[str, int]:
@@ -416,7 +430,7 @@ class OutboundPlugin:
             self._state = _State.CLOSED
             self._closed.set()
             return
-        if IN_HOOK.get() and self._state is _State.RUNNING and self._tg is not None:
+        if in_hook() and self._state is _State.RUNNING and self._tg is not None:
             # From a hook: closing waits for the hook calls, this one included, so the close
             # runs in a task of its own and this call returns at once.
             self._tg.start_soon(self._close_from_hook, drain)
@@ -435,14 +449,37 @@ class OutboundPlugin:
         self._state = _State.CLOSING
         try:
             with anyio.CancelScope(shield=True):
-                await self._shutdown(drain)
+                await self._shutdown_to_the_end(drain)
         finally:
             self._state = _State.CLOSED
             self._closed.set()
         await self._exit_task_group()
 
+    async def _shutdown_to_the_end(self, drain: bool) -> None:
+        """Run :meth:`_shutdown` in a task of its own and wait for it: no cancellation of
+        the closing task (anyio's, shielded above, or a plain asyncio ``task.cancel()``) can
+        cut the close short. A plain cancellation received meanwhile is raised once the
+        close is done."""
+        cancelled = False
+        loop = asyncio.get_running_loop()
+        for _ in range(3):  # a closer cancelled from outside before it ran is started again
+            closer = loop.create_task(self._shutdown(drain))
+            while not closer.done():
+                try:
+                    await asyncio.wait((closer,))
+                except asyncio.CancelledError:
+                    cancelled = True  # the host's: raised below, after the close
+            if not closer.cancelled():
+                break
+        if closer.cancelled():
+            safe_log(logger.error, "plugin_close_cut_short", attempts=3)
+        error = None if closer.cancelled() else closer.exception()
+        if error is not None:
+            raise error
+        if cancelled:
+            raise asyncio.CancelledError
+
     async def _close_from_hook(self, drain: bool) -> None:
-        IN_HOOK.set(False)  # this task's own context
         try:
             await self.aclose(drain=drain)
         except Exception:
@@ -458,8 +495,8 @@ class OutboundPlugin:
         finally:
             self._stop_tasks()
             self._engine.cancel_pump()
-            await self._listener.close()
-            await self._session.close()
+            await _to_the_end(self._listener.close, "closing the CometD session")
+            await _to_the_end(self._session.close, "closing the HTTP session")
             logger.info("plugin_stopped", user=self.config.username, stats=dict(self.stats))
 
     def _spawn(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:
@@ -470,26 +507,36 @@ class OutboundPlugin:
         and does not take the host's task down.
         """
         assert self._tg is not None
-        scope = anyio.CancelScope()
+        # Shielded: an anyio cancellation of the host's scopes does not reach the plugin's
+        # tasks; they stop when the plugin stops them (aclose), after the last outcome.
+        scope = anyio.CancelScope(shield=True)
         self._scopes.append(scope)
         self._tg.start_soon(self._guarded, scope, function, *args)
 
     async def _guarded(
         self, scope: anyio.CancelScope, function: Callable[..., Awaitable[Any]], *args: Any
     ) -> None:
+        name = getattr(function, "__qualname__", repr(function))
         with scope:
-            try:
-                await function(*args)
-            except anyio.get_cancelled_exc_class():
-                raise
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException:  # never into the task group: its scope is the host's
-                safe_log(
-                    logger.exception,
-                    "background_task_crashed",
-                    task=getattr(function, "__qualname__", repr(function)),
-                )
+            while True:
+                try:
+                    await function(*args)
+                    return
+                except asyncio.CancelledError:
+                    if cancelled_by_plugin():
+                        raise  # the plugin stops it
+                    if not cancelled_from_outside():
+                        # Raised by something it awaited, not a cancellation of this task.
+                        safe_log(logger.exception, "background_task_crashed", task=name)
+                        return
+                    # A plain task.cancel() from outside (a host cancelling every task):
+                    # the plugin's tasks stop when the plugin stops them. Start it again.
+                    take_back_cancellation(name)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException:  # never into the task group: its scope is the host's
+                    safe_log(logger.exception, "background_task_crashed", task=name)
+                    return
 
     def _stop_tasks(self) -> None:
         for scope in self._scopes:

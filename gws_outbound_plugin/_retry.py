@@ -98,6 +98,20 @@ class RetryPolicy:
             return float(self.max_delay)
         return min(self.first_delay * self.multiplier ** (retry - 1), self.max_delay)
 
+    def longest_total_delay(self) -> float:
+        """The longest :meth:`retrying` can wait between attempts in all: the sum of the
+        delays without jitter (jitter only shortens them), when ``on_retry`` asks for no
+        other delay. Used for the documented bound on a request (``outcome_bound``).
+
+        :raises ValueError: the policy retries for ever (``retries=None``).
+
+        >>> RetryPolicy(retries=3, first_delay=0.5, max_delay=1.5).longest_total_delay()
+        3.0
+        """
+        if self.retries is None:
+            raise ValueError("a policy that retries for ever has no longest total delay")
+        return math.fsum(self.backoff(retry) for retry in range(1, self.retries + 1))
+
     def delays(self, rng: random.Random | None = None) -> Iterator[float]:
         """The delay before each retry, in order: ``retries`` of them, or endless for
         ``retries=None``. ``rng`` draws the jitter (default: the ``random`` module)."""

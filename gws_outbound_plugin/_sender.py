@@ -16,7 +16,12 @@ from typing import Any, Protocol
 import anyio
 
 from ._correlator import PostResult
-from ._dispatcher import safe_log
+from ._dispatcher import (
+    cancelled_by_plugin,
+    cancelled_from_outside,
+    safe_log,
+    take_back_cancellation,
+)
 from ._exceptions import (
     GWSAuthenticationError,
     GWSStatusError,
@@ -113,13 +118,25 @@ class Sender:
             self._wake_one()
 
     async def _worker(self) -> None:
+        """Take requests from the queue and POST them, until the sender is closed.
+
+        A plain ``task.cancel()`` from outside (a host cancelling every task) does not stop
+        the worker: it is taken back. If it cut a request short, the request is queued
+        again when it was not written yet, and otherwise counts as sent without an answer
+        (it may have been processed: never resent, its acknowledgement still counts).
+        """
         queue = self._queue
         loop = asyncio.get_running_loop()
         while not self._closed:
             if not queue:
                 waiter = loop.create_future()
                 self._idle.append(waiter)
-                await waiter
+                try:
+                    await waiter
+                except asyncio.CancelledError:
+                    if not cancelled_from_outside():
+                        raise
+                    take_back_cancellation("request sender", quiet=True)
                 continue
             token, request = queue.popleft()
             if queue and self._idle:
@@ -130,16 +147,38 @@ class Sender:
                 continue  # it has its outcome already
             try:
                 await self._post(token, request)
+            except asyncio.CancelledError as error:
+                if cancelled_by_plugin():
+                    raise
+                if cancelled_from_outside():
+                    take_back_cancellation("request sender", quiet=True)
+                    self._interrupted(token, request)
+                else:  # raised by what the POST awaited, not a cancellation of this task
+                    self._crashed(token, request, error)
             except Exception as error:  # never let one request stop the worker
-                safe_log(
-                    logger.exception, "request_send_crashed", reference_id=request.reference_id
-                )
-                # It may have been written: never resent, its acknowledgement still counts.
-                self._engine.posted(
-                    token,
-                    PostResult.NO_ANSWER,
-                    message=f"unexpected error while sending: {type(error).__name__}",
-                )
+                self._crashed(token, request, error)
+
+    def _crashed(self, token: int, request: Operation, error: BaseException) -> None:
+        safe_log(logger.exception, "request_send_crashed", reference_id=request.reference_id)
+        # It may have been written: never resent, its acknowledgement still counts.
+        self._engine.posted(
+            token,
+            PostResult.NO_ANSWER,
+            message=f"unexpected error while sending: {type(error).__name__}",
+        )
+
+    def _interrupted(self, token: int, request: Operation) -> None:
+        if self._engine.is_queued(token):  # not written yet: send it as if nothing happened
+            self._queue.appendleft((token, request))
+            return
+        self._engine.posted(
+            token,
+            PostResult.NO_ANSWER,
+            message=(
+                f"sending the {_noun(request)} was interrupted (a task of the plugin was "
+                "cancelled); GWS may have processed it, so it was not sent again"
+            ),
+        )
 
     async def _post(self, token: int, request: Operation) -> None:
         if not self._is_connected():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import threading
 from collections.abc import Generator
 from typing import Any, Final
@@ -13,17 +12,28 @@ from ._exceptions import CancelFailed, OperationFailed
 from ._payloads import CancelFailure, OperationFailure, RecordCancelAck
 from ._requests import CancelRequest
 
-__all__ = ["CancelTicket", "OperationTicket"]
+__all__ = ["HOOK_TASKS", "CancelTicket", "OperationTicket", "in_hook"]
 
 # RecordCancelAck | CancelFailure for a cancel; OperationAck | OperationFailure otherwise.
 Outcome = Any
 
-#: True in the task that calls the hooks (and in tasks a hook starts): an ``await ticket``
-#: there returns as soon as the outcome is decided, without waiting for the hooks of that
-#: outcome, which cannot run before the awaiting hook returns.
-IN_HOOK: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
-    "gws_outbound_in_hook", default=False
-)
+#: The tasks running a hook implementation right now (each ``async def`` hook call runs in a
+#: task of its own, see ``_dispatcher``). In such a task an ``await ticket`` returns as soon
+#: as the outcome is decided, without waiting for the hooks of that outcome, which cannot
+#: run before the awaiting hook returns. Tasks a hook starts are not in it: they wait as any
+#: other task does.
+HOOK_TASKS: Final[set[asyncio.Task[Any]]] = set()
+
+
+def in_hook() -> bool:
+    """Whether the current task is running a hook implementation (not one it started)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        return False
+    return task is not None and task in HOOK_TASKS
+
+
 # One lock for all tickets: each critical section is a few attribute reads, and a ticket
 # stays small (thousands can be pending at once).
 _LOCK: Final = threading.Lock()
@@ -97,7 +107,7 @@ class OperationTicket:
         return self._wait().__await__()
 
     async def _wait(self) -> Any:
-        if self._outcome is None and IN_HOOK.get():
+        if self._outcome is None and in_hook():
             return await self._wait_decided()
         if self._outcome is None:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
