@@ -760,7 +760,9 @@ class GWSSimulator:
         router.add_post(OUTBOUND_PREFIX, self._outbound_records)
         router.add_post(OUTBOUND_PREFIX + "/{handle}", self._outbound_record)
         router.add_post(CAMPAIGNS_PREFIX + "/{name}", self._outbound_campaign)
-        router.add_route("*", "/api/v2/{tail:.*}", self._not_found)
+        # Matched against the percent-decoded path: ``(?s)`` so that a newline (``%0A``) is
+        # matched too, and GWS's JSON 404 answers it rather than aiohttp's text one.
+        router.add_route("*", "/api/v2/{tail:(?s:.*)}", self._not_found)
         return app
 
     @web.middleware
