@@ -82,7 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _scaled(current: settings, scale: int) -> settings:
     """``current`` with ``scale`` times its examples, when it sets its own count (a test that
     takes the profile's count has the explore profile's already)."""
-    if current.max_examples == settings.default.max_examples:
+    if current.max_examples == settings().max_examples:
         return current
     return settings(current, max_examples=current.max_examples * scale)
 
