@@ -1135,3 +1135,113 @@ Oracle.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestCorrelatorOracle = Oracle.TestCase
+
+
+# -- the reproductions of issue 16 that concern matching, told to the same oracle --
+
+
+def _machine(limits: Limits = LIMIT_SETS[0]) -> Oracle:
+    machine = Oracle()
+    machine.start(limits)
+    return machine
+
+
+def _request(machine: Oracle, operation: str, handle: int = 11, phone: str = "5550101") -> int:
+    machine.accept(operation, handle, phone, None, None)
+    token = max(machine.reqs)
+    machine.send(token, PostResult.ACCEPTED, answer_now=True)
+    return token
+
+
+def test_a_pushed_preview_record_never_answers_get_preview_record() -> None:
+    """Issue 16, item 3: OCS pushes another record while the agent's GetPreviewRecord waits."""
+    machine = _machine()
+    _request(machine, "preview")
+    machine.ocs_pushes("preview", 11)
+    machine.deliver([(0, "once"), (0, "once")])
+    machine.ocs_answers("ack", "both", False, False, 101, False)
+    machine.deliver([(0, "once"), (0, "once")])
+    machine.teardown()
+
+
+def test_a_late_acknowledgement_after_many_finished_requests_is_not_foreign() -> None:
+    """Issue 16, item 4: more finished requests than a count bound, then the late answer."""
+    machine = _machine(LIMIT_SETS[1])
+    _request(machine, "cancel")
+    machine.ocs_answers("ack", "notifications", False, False, 101, False)
+    machine.advance(1.5)  # no answer within ack_timeout
+    for handle in (12, 13, 21, 22):
+        machine.accept("reject", handle, "5550102", None, None)
+        machine.send(max(machine.reqs), PostResult.REJECTED, answer_now=True)
+    machine.deliver([(0, "once")])
+    machine.advance(1.0)
+    machine.teardown()
+
+
+def test_chained_records_of_an_earlier_request_are_not_a_later_one_s() -> None:
+    """Issue 16, item 5: the first request on a chain gets its records (as user events) but
+    not its end marker; a second request on the chain must not report them."""
+    machine = _machine()
+    _request(machine, "chained", 11)
+    machine.ocs_answers("ack", "events", False, False, 101, False)
+    machine.deliver([(0, "once"), (0, "once"), (0, "lost")])
+    machine.advance(1.5)
+    _request(machine, "chained", 12)
+    machine.ocs_answers("ack", "events", False, False, 101, False)
+    machine.deliver([(0, "once"), (0, "once"), (0, "once")])
+    machine.advance(1.5)
+    machine.teardown()
+
+
+def test_two_chained_requests_on_one_chain_each_get_their_own_records() -> None:
+    """Issue 16, item 5: two GetChainedRecord on one chain in flight together."""
+    machine = _machine()
+    machine.accept("chained", 11, "5550101", None, None)
+    machine.accept("chained", 12, "5550102", None, None)
+    machine.send(1, PostResult.ACCEPTED, answer_now=True)
+    machine.send(2, PostResult.ACCEPTED, answer_now=True)
+    machine.ocs_answers("ack", "events", False, False, 101, False)
+    machine.ocs_answers("ack", "events", False, False, 101, False)
+    machine.deliver([(0, "once")] * 4)
+    machine.deliver([(0, "once")] * 2)
+    machine.advance(1.5)
+    machine.teardown()
+
+
+def test_a_phone_request_does_not_swallow_the_refusal_of_a_record_request() -> None:
+    """Issue 16, item 8: a DoNotCall by phone whose user event was lost, then a DoNotCall of a
+    record with that phone number, which OCS refuses."""
+    machine = _machine()
+    _request(machine, "dnc_phone", phone="5550101")
+    machine.ocs_answers("ack", "both", False, False, 101, False)
+    machine.deliver([(0, "once"), (0, "lost")])
+    machine.advance(0.3)
+    _request(machine, "dnc_record", 11)
+    machine.ocs_answers("refuse", "both", False, False, 106, False)
+    machine.deliver([(0, "once")])
+    machine.advance(1.5)
+    machine.teardown()
+
+
+def test_a_regenerated_answer_after_the_outcome_is_not_a_second_acknowledgement() -> None:
+    """Issue 16, item 9: the user event of an acknowledged cancel arrives again, with new
+    metrics."""
+    machine = _machine()
+    _request(machine, "cancel")
+    machine.ocs_answers("ack", "both", False, False, 101, False)
+    machine.deliver([(0, "once"), (0, "once")])
+    machine.repeat_after_outcome(1, regenerated=True)
+    machine.advance(1.0)
+    machine.teardown()
+
+
+def test_a_refusal_keyed_on_the_stored_record_fails_the_request_at_once() -> None:
+    """Issue 16, item 10: a wrong application id; OCS refuses at once, keyed on the record it
+    stores."""
+    machine = _machine()
+    machine.accept("cancel", 11, "5550101", None, "application")
+    machine.send(1, PostResult.ACCEPTED, answer_now=True)
+    machine.ocs_answers("ack", "both", False, False, 101, False)
+    machine.deliver([(0, "once")])
+    machine.advance(1.5)
+    machine.teardown()
