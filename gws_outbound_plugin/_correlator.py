@@ -6,47 +6,70 @@ with this event). It does no I/O, has no clock and logs nothing: the engine arou
 (``_engine.py``) carries the effects out. Every method runs to completion without awaiting, so
 nothing can interrupt it between deciding an outcome and reporting it.
 
-The promise it keeps, by construction:
+What it promises, by construction:
 
 * every accepted request gets exactly one :class:`Resolved` effect (its outcome): the entry is
   removed from every index in :meth:`Correlator._finish`, the only place a ``Resolved`` is made;
-* only a request that was sent (:meth:`Correlator.sending` was called for it) can be
-  acknowledged by a CometD message, and a message resolves at most the one request it matched;
-* every request still pending when :meth:`Correlator.shutdown` is called is resolved by it;
-* all the bookkeeping (recent reference ids, late keys, fingerprints, unmatched halves) is
-  bounded by the :class:`Limits`.
+* every outcome is the request's own: which request a message answers is decided by one rule,
+  written as a table in ``docs/design-notes.md`` ("Which request a message answers") and
+  followed by :meth:`Correlator._owner_by_key` and the ``_on_*`` methods (M1 to M9 below refer
+  to its rows);
+* a request's lifecycle follows :data:`TRANSITIONS`;
+* facts the matching relies on (reserved reference ids, answers still owed to finished
+  requests, answers already taken) are kept for ``late_window`` seconds, never dropped early
+  because a count was reached: when ``max_reserved`` is reached, new requests are refused.
 
-``tests/unit/test_correlator_stateful.py`` checks these against a simple model with
-hypothesis's stateful testing.
+``tests/unit/test_correlator_oracle.py`` checks this against a simulated OCS that knows which
+request each message answers.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import itertools
-import json
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._models import EventMetrics, FailureReason, UserEvent
+from ._coerce import as_name, as_reference
+from ._effects import (
+    UNFINISHED_STATUS_CODES,
+    Acknowledged,
+    CancelTimer,
+    Effect,
+    Failed,
+    Foreign,
+    Limits,
+    Notice,
+    PostResult,
+    Resolved,
+    Send,
+    StartTimer,
+    TimerId,
+    Unsolicited,
+    UserEventSeen,
+)
+from ._foreign import ForeignPairs
+from ._inbound import (
+    ErrorNotice,
+    Malformed,
+    Notification,
+    UserEventNotice,
+    error_number,
+    parse,
+)
+from ._matching import ANSWER_EVENTS, PART_EVENTS, PUSHED_EVENTS, Placement, Verdict, answers, place
+from ._models import FailureReason, UserEvent
+from ._recent import SWEEPS, Recent
 from ._spec import (
-    OPERATION_SPECS,
     SPEC_BY_ACKNOWLEDGEMENT,
     CorrelationKey,
     Operation,
     OperationSpec,
-    _int,
-    campaign_key,
-    phone_key,
-    record_key,
-    user_event_keys,
 )
 
 __all__ = [
+    "TRANSITIONS",
     "Acknowledged",
     "CancelTimer",
     "Correlator",
@@ -55,6 +78,7 @@ __all__ = [
     "Foreign",
     "Limits",
     "Notice",
+    "Phase",
     "PostResult",
     "Resolved",
     "Send",
@@ -64,159 +88,38 @@ __all__ = [
     "UserEventSeen",
 ]
 
-# What json.dumps(..., sort_keys=True, separators=(",", ":")) builds on every call.
-_CANONICAL_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-_OUTBOUND_TYPES: Final = frozenset({"OutboundRecordMessage", "OutboundCampaignMessage"})
-#: Every GSW_USER_EVENT name that answers one of our operations.
-_ANSWER_EVENTS: Final = frozenset(
-    name for spec in OPERATION_SPECS.values() for name in spec.user_events | spec.empty
-)
-#: Names of partial results (``ChainedRecord``).
-_PART_EVENTS: Final = frozenset(s.part for s in OPERATION_SPECS.values() if s.part)
-#: Partial results kept at most per chain, and in all, while their request is unknown.
-_ORPHAN_PARTS_PER_CHAIN: Final = 1_000
-_ORPHAN_PARTS_TOTAL: Final = 10_000
-#: A pushed preview record arrives as an ``OutboundRecordMessage`` (reported as unsolicited);
-#: its user event is not a foreign acknowledgement.
-_NOT_FOREIGN: Final = frozenset({"PreviewRecord"})
-TimerId = tuple[Any, ...]
 
-
-# -- effects ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """POST this request (the engine calls :meth:`Correlator.sending` right before writing)."""
-
-    token: int
-    request: Operation
-
-
-@dataclass(frozen=True, slots=True)
-class StartTimer:
-    """Call :meth:`Correlator.timer_expired` with ``timer`` after ``delay`` seconds (a timer
-    with the same id is replaced)."""
-
-    timer: TimerId
-    delay: float
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTimer:
-    timer: TimerId
-
-
-@dataclass(frozen=True, slots=True)
-class Acknowledged:
-    """The operation succeeded: what arrived for it."""
-
-    outbound: Mapping[str, Any] | None
-    """``data`` of the acknowledgement (``OutboundRecordMessage`` / ``OutboundCampaignMessage``)."""
-    user_event: UserEvent | None
-    parts: tuple[Mapping[str, Any] | UserEvent, ...] = ()
-    """Each partial result (``ChainedRecord``) in arrival order: the ``data`` of its
-    notification, or its user event when no notification arrived."""
-    empty: bool = False
-    """The operation found nothing (``GetPreviewRecord`` on an exhausted list)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    reason: FailureReason
-    message: str
-    status_code: int | None = None
-    error_number: int | None = None
-    user_data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """The one outcome of an accepted request."""
-
-    token: int
-    request: Operation
-    outcome: Acknowledged | Failed
-
-
-@dataclass(frozen=True, slots=True)
-class Foreign:
-    """An acknowledgement that matches no request of ours (another client of the agent)."""
-
-    spec: OperationSpec
-    outbound: Mapping[str, Any] | None
-    user_event: UserEvent | None
-
-
-@dataclass(frozen=True, slots=True)
-class UserEventSeen:
-    """A distinct ``DeviceUserEventMessage``: fire ``on_user_event``."""
-
-    event: UserEvent
-
-
-@dataclass(frozen=True, slots=True)
-class Unsolicited:
-    """A notification that answers no request: an OCS event (user event) or a pushed preview
-    record (``outbound``)."""
-
-    event: UserEvent | None = None
-    outbound: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """Something worth a log line: ``kind`` is the event name, ``fields`` its details."""
-
-    kind: str
-    level: str
-    fields: Mapping[str, Any]
-
-
-Effect = Send | StartTimer | CancelTimer | Resolved | Foreign | UserEventSeen | Unsolicited | Notice
-
-
-# -- POST results ----------------------------------------------------------------------------
-
-
-class PostResult(enum.Enum):
-    """How a POST ended, as the sender saw it."""
-
-    ACCEPTED = "accepted"
-    """``statusCode`` 0: GWS accepted it; the outcome comes over CometD."""
-    REJECTED = "rejected"
-    """GWS answered a ``statusCode`` other than 0: it did nothing."""
-    AUTHENTICATION_FAILED = "authentication_failed"
-    NOT_SENT = "not_sent"
-    """It certainly did not reach GWS (connection refused, CometD down, ...)."""
-    NO_ANSWER = "no_answer"
-    """It may have reached GWS and been processed, but no answer came back."""
-
-
-# -- the correlator --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    ack_timeout: float = 10.0
-    merge_window: float = 0.25
-    max_message_bytes: int = 256 * 1024
-    max_user_data_entries: int = 512
-    recent_limit: int = 10_000
-    fingerprint_limit: int = 4_096
-    foreign_limit: int = 10_000
-    deadline: float | None = None
-    """Longest time from acceptance to outcome (``None``: no such timer)."""
-
-
-class _Phase(enum.Enum):
-    QUEUED = "queued"
+class Phase(enum.Enum):
+    HELD = "held"
+    """Accepted; waits until the request before it on the same key has its outcome."""
+    READY = "ready"
+    """``Send`` emitted; not being written yet."""
     SENDING = "sending"
+    """Being written (:meth:`Correlator.sending` said yes); GWS may act on it from now on."""
     AWAITING = "awaiting"
+    """GWS accepted it (or may have): its answer comes over CometD."""
+    ANSWERING = "answering"
+    """Part of its answer arrived; the rest may follow within ``merge_window``."""
+
+
+#: (phase, what happened) -> next phase. Anything else leaves the phase as it is; every outcome
+#: leaves the table altogether through ``_finish`` (the outcomes per phase are listed in
+#: ``docs/design-notes.md``, "A request's lifecycle").
+TRANSITIONS: Final[Mapping[tuple[Phase, str], Phase]] = MappingProxyType(
+    {
+        (Phase.HELD, "released"): Phase.READY,
+        (Phase.READY, "sending"): Phase.SENDING,
+        (Phase.SENDING, "posted"): Phase.AWAITING,
+        (Phase.SENDING, "answer"): Phase.ANSWERING,
+        (Phase.AWAITING, "answer"): Phase.ANSWERING,
+    }
+)
+_SENT: Final = frozenset({Phase.SENDING, Phase.AWAITING, Phase.ANSWERING})
 
 
 class _Entry:
     __slots__ = (
+        "chain",
         "empty",
         "event_parts",
         "key",
@@ -225,8 +128,9 @@ class _Entry:
         "outbound",
         "parts",
         "phase",
-        "released",
+        "post_status",
         "request",
+        "sent_seq",
         "spec",
         "token",
         "unanswered",
@@ -238,57 +142,26 @@ class _Entry:
         self.request = request
         self.spec: OperationSpec = request.spec
         self.key: CorrelationKey | None = request.correlation_key
-        self.phase = _Phase.QUEUED
-        self.released = False
+        self.phase = Phase.HELD
         self.unanswered = False
+        self.post_status: tuple[int, str | None] | None = None
         self.lost = False
         self.merging = False
         self.empty = False
+        self.sent_seq = 0
+        self.chain: tuple[int, str, int] | None = None
         self.outbound: Mapping[str, Any] | None = None
         self.user_event: UserEvent | None = None
         self.parts: list[Mapping[str, Any]] = []
-        self.event_parts: list[UserEvent] = []
+        self.event_parts: list[tuple[int, UserEvent]] = []
 
     @property
     def sent(self) -> bool:
-        return self.phase is not _Phase.QUEUED
+        return self.phase in _SENT
 
-
-class _ForeignHalf:
-    __slots__ = ("outbound", "spec", "user_event")
-
-    def __init__(self, spec: OperationSpec) -> None:
-        self.spec = spec
-        self.outbound: Mapping[str, Any] | None = None
-        self.user_event: UserEvent | None = None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def error_number(value: object) -> int | None:
-    """``GSW_ERROR_NUMBER`` as an int: ASCII digits only, and not too many."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.isdigit() and len(text) <= 18:
-            return int(text)
-        return None
-    return _int(value)
-
-
-def _outbound_keys(data: Mapping[str, Any]) -> tuple[CorrelationKey, ...]:
-    """The keys an unmatched acknowledgement can pair with its user event on."""
-    record = data.get("record")
-    campaign = data.get("campaign")
-    keys: list[CorrelationKey | None] = []
-    if isinstance(record, Mapping):
-        app, name = record.get("applicationId"), record.get("campaignName")
-        keys.append(record_key(record.get("recordHandle"), app, name))
-        keys.append(phone_key(app, name, record.get("phoneNumber")))
-    if isinstance(campaign, Mapping):
-        keys.append(campaign_key(campaign.get("applicationId"), campaign.get("name")))
-    return tuple(key for key in keys if key is not None)
+    @property
+    def answered(self) -> bool:
+        return self.outbound is not None or self.user_event is not None
 
 
 class Correlator:
@@ -296,38 +169,42 @@ class Correlator:
     the event loop thread only)."""
 
     def __init__(self, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
+        self.limits = limits = limits or Limits()
+        self.late_window = limits.late_window or limits.deadline or 60.0
         self._tokens = itertools.count(1)
+        self._fx: list[Effect] = []
         self._entries: dict[int, _Entry] = {}
         self._by_reference: dict[str, _Entry] = {}
-        # Pending entries per correlation key, oldest first (one entry is the usual case).
-        self._by_key: dict[CorrelationKey, list[_Entry]] = {}
-        # referenceId -> whether its messages may still arrive, of finished requests.
-        self._recent: OrderedDict[str, bool] = OrderedDict()
-        # (key, acknowledgement) of finished requests whose user event may still arrive.
-        self._late_keys: OrderedDict[tuple[CorrelationKey, str], int] = OrderedDict()
-        self._fingerprints: OrderedDict[bytes, None] = OrderedDict()
-        self._foreign: dict[tuple[str, CorrelationKey], _ForeignHalf] = {}
-        # Partial results (ChainedRecord user events) without GSW_REFERENCE_ID carry the chained
-        # record's own handle, so they match no request; kept per (application, campaign,
-        # chain) until the end marker of a request on that chain collects them.
-        self._orphan_parts: OrderedDict[tuple[Any, ...], list[UserEvent]] = OrderedDict()
-        self._orphan_count = 0
+        # Pending requests per key, oldest first; only the head may be sent (one at a time).
+        self._queues: dict[CorrelationKey, list[_Entry]] = {}
+        # Our GetPreviewRecord requests holding their PreviewRecord notification, by the handle
+        # it names, until the user event of that record joins them (M5).
+        self._pairing: dict[int, _Entry] = {}
+        # Facts kept for late_window after an outcome (M2, M4, M5, M6, M8).
+        self._recent = Recent(
+            fingerprint_limit=limits.fingerprint_limit, parts_limit=limits.parts_limit
+        )
+        self._seq = 0  # messages seen, for "arrived after it was sent" (M6)
+        self._part_entries: set[_Entry] = set()  # requests with partial results in flight (M6)
+        self._foreign = ForeignPairs(limits.merge_window, limits.foreign_limit)
         self._lost = False
         self._settles = itertools.count(1)
         self._closed = False
-        self.stats: dict[str, int] = {
-            "accepted": 0,
-            "acknowledged": 0,
-            "failed": 0,
-            "foreign_acks": 0,
-            "duplicates": 0,
-            "late": 0,
-            "malformed": 0,
-            "user_events": 0,
-            "unsolicited": 0,
-            "unmatched_errors": 0,
-        }
+        self.stats: dict[str, int] = dict.fromkeys(
+            (
+                "accepted",
+                "acknowledged",
+                "failed",
+                "foreign_acks",
+                "duplicates",
+                "late",
+                "malformed",
+                "user_events",
+                "unsolicited",
+                "unmatched_errors",
+            ),
+            0,
+        )
 
     # -- introspection (tests, stats) ----------------------------------------------------------
 
@@ -336,22 +213,32 @@ class Correlator:
         return len(self._entries)
 
     def state_sizes(self) -> dict[str, int]:
-        """How much each index holds (the stateful test checks they stay bounded)."""
+        """How much each index holds."""
         return {
             "entries": len(self._entries),
             "by_reference": len(self._by_reference),
-            "by_key": sum(len(v) for v in self._by_key.values()),
-            "recent": len(self._recent),
-            "late_keys": len(self._late_keys),
-            "fingerprints": len(self._fingerprints),
+            "queued": sum(len(v) for v in self._queues.values()),
             "foreign": len(self._foreign),
-            "orphan_chains": len(self._orphan_parts),
-            "orphan_parts": self._orphan_count,
+            **self._recent.sizes(),
         }
 
     def is_queued(self, token: int) -> bool:
         entry = self._entries.get(token)
-        return entry is not None and entry.phase is _Phase.QUEUED and entry.released
+        return entry is not None and entry.phase is Phase.READY
+
+    def _take(self) -> list[Effect]:
+        effects, self._fx = self._fx, []
+        if self._recent.sweep_due():
+            effects.append(StartTimer(("sweep",), self.late_window / SWEEPS))
+        return effects
+
+    @staticmethod
+    def _move(entry: _Entry, what: str) -> bool:
+        phase = TRANSITIONS.get((entry.phase, what))
+        if phase is None:
+            return False
+        entry.phase = phase
+        return True
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -360,58 +247,55 @@ class Correlator:
         when it cannot be sent)."""
         token = next(self._tokens)
         self.stats["accepted"] += 1
-        entry = _Entry(token, request)
         reference = request.reference_id
+        refusal: str | None = None
+        reason = FailureReason.REJECTED
         if self._closed:
-            return token, self._settle_unregistered(
-                entry, Failed(FailureReason.SHUT_DOWN, "the plugin is closing; nothing was sent")
+            refusal, reason = "the plugin is closing; nothing was sent", FailureReason.SHUT_DOWN
+        elif reference in self._by_reference:
+            refusal = (
+                f"a request with referenceId {reference} is already pending; nothing was sent "
+                "(GWS could not tell the answers apart)"
             )
-        if reference in self._by_reference:
-            return token, self._settle_unregistered(
-                entry,
-                Failed(
-                    FailureReason.REJECTED,
-                    f"a request with referenceId {reference} is already pending; nothing was "
-                    "sent (GWS could not tell the answers apart)",
-                ),
+        elif reference in self._recent.reserved:
+            refusal = (
+                f"referenceId {reference} was used by a recent request whose answer may still "
+                "arrive; nothing was sent (use a new referenceId)"
             )
-        if self._recent.get(reference):
-            return token, self._settle_unregistered(
-                entry,
-                Failed(
-                    FailureReason.REJECTED,
-                    f"referenceId {reference} was used by a recent request whose answer may "
-                    "still arrive; nothing was sent (use a new referenceId)",
-                ),
+        elif len(self._recent.reserved) >= self.limits.max_reserved:
+            refusal = (
+                f"{len(self._recent.reserved)} recent requests may still be answered "
+                "(max_reserved); nothing was sent, try again shortly"
             )
+        if refusal is not None:
+            self.stats["failed"] += 1
+            return token, [Resolved(token, request, Failed(reason, refusal))]
+        entry = _Entry(token, request)
         self._entries[token] = entry
         self._by_reference[reference] = entry
-        effects: list[Effect] = []
-        queue = self._by_key.setdefault(entry.key, []) if entry.key is not None else None
+        queue = self._queues.setdefault(entry.key, []) if entry.key is not None else None
         if queue is not None:
             queue.append(entry)
-        # One request at a time per record (campaign, phone number): a user event that does
-        # not carry our referenceId can then only answer the one that was sent. The others
-        # wait for it (and for their deadline).
         if queue is None or len(queue) == 1:
-            entry.released = True
-            effects.append(Send(token, request))
+            self._release(entry)
         if self.limits.deadline is not None:
-            effects.append(StartTimer(("deadline", token), self.limits.deadline))
-        return token, effects
+            self._fx.append(StartTimer(("deadline", token), self.limits.deadline))
+        return token, self._take()
 
-    def _settle_unregistered(self, entry: _Entry, failed: Failed) -> list[Effect]:
-        self.stats["failed"] += 1
-        return [Resolved(entry.token, entry.request, failed)]
+    def _release(self, entry: _Entry) -> None:
+        self._move(entry, "released")
+        self._fx.append(Send(entry.token, entry.request))
 
     def sending(self, token: int) -> bool:
         """The POST of ``token`` is about to be written. False: it has an outcome already
         (the sender must not send it)."""
         entry = self._entries.get(token)
-        if entry is None or entry.phase is not _Phase.QUEUED or not entry.released:
+        if entry is None or not self._move(entry, "sending"):
             return False
-        entry.phase = _Phase.SENDING
         entry.lost = self._lost
+        entry.sent_seq = self._seq
+        if entry.spec.part is not None:
+            self._part_entries.add(entry)
         return True
 
     def posted(
@@ -425,18 +309,22 @@ class Correlator:
         """The POST of ``token`` ended with ``result``."""
         entry = self._entries.get(token)
         if entry is None:
-            return []
-        if result is PostResult.ACCEPTED or result is PostResult.NO_ANSWER:
-            if entry.phase is _Phase.QUEUED:
-                return []  # never sent: a confused sender, ignore
-            entry.phase = _Phase.AWAITING
-            entry.unanswered = result is PostResult.NO_ANSWER
-            return [StartTimer(("ack", token), self.limits.ack_timeout)]
+            return []  # decided already
+        unfinished = result is PostResult.REJECTED and status_code in UNFINISHED_STATUS_CODES
+        if result is PostResult.ACCEPTED or result is PostResult.NO_ANSWER or unfinished:
+            if not entry.sent:
+                return []  # never written: a confused sender, ignore
+            self._move(entry, "posted")
+            entry.unanswered = result is not PostResult.ACCEPTED
+            if unfinished and status_code is not None:
+                entry.post_status = (status_code, message)
+            self._fx.append(StartTimer(("ack", token), self.limits.ack_timeout))
+            return self._take()
+        if entry.answered:
+            return []  # CometD answered before the POST's answer came: that answer stands
         if result is PostResult.REJECTED:
             failed = Failed(
-                FailureReason.REJECTED,
-                message or "GWS refused the request",
-                status_code=status_code,
+                FailureReason.REJECTED, message or "GWS refused the request", status_code
             )
         elif result is PostResult.AUTHENTICATION_FAILED:
             failed = Failed(
@@ -445,58 +333,54 @@ class Correlator:
         else:
             failed = Failed(FailureReason.TRANSPORT_FAILURE, message or "the request was not sent")
         # GWS did nothing with a request it refused or never got: no late answer to expect.
-        return self._finish(entry, failed, may_answer_late=False)
+        self._finish(entry, failed, may_answer_late=False)
+        return self._take()
 
     # -- timers ----------------------------------------------------------------------------------
 
     def timer_expired(self, timer: TimerId) -> list[Effect]:
         kind = timer[0]
-        if kind == "foreign":
-            half = self._foreign.pop((timer[1], timer[2]), None)
-            return self._fire_foreign(half) if half is not None else []
-        if kind == "settle":
-            return self._settle_lost()
-        entry = self._entries.get(timer[1])
-        if entry is None:
-            return []
-        if entry.outbound is not None or entry.user_event is not None:
+        if kind == "sweep":
+            self._recent.sweep()
+        elif kind == "foreign":
+            foreign = self._foreign.expire((timer[1], timer[2]))
+            if foreign is not None:
+                self.stats["foreign_acks"] += 1
+                self._fx.append(foreign)
+        elif kind == "settle":
+            self._settle_lost()
+        else:
+            entry = self._entries.get(timer[1])
+            if entry is not None:
+                self._entry_timer(entry, kind)
+        return self._take()
+
+    def _entry_timer(self, entry: _Entry, kind: str) -> None:
+        if entry.answered:
             if kind in ("merge", "ack", "deadline"):
-                return self._acknowledge(entry)
-            return []
-        if kind == "ack":
-            if entry.unanswered:
-                return self._finish(
-                    entry,
-                    Failed(
-                        FailureReason.OUTCOME_UNKNOWN,
-                        "GWS did not answer the request and no acknowledgement arrived within "
-                        f"{self.limits.ack_timeout:g}s; it may or may not have been processed",
-                    ),
-                )
-            return self._finish(
-                entry,
-                Failed(
-                    FailureReason.TIMED_OUT,
-                    f"no acknowledgement within {self.limits.ack_timeout:g}s",
-                ),
-            )
-        if kind == "deadline":
-            deadline = self.limits.deadline or 0.0
-            if entry.phase is _Phase.QUEUED:
-                failed = Failed(
-                    FailureReason.TRANSPORT_FAILURE,
-                    f"not sent within {deadline:g}s of acceptance; nothing was sent",
-                )
-            elif entry.phase is _Phase.SENDING or entry.unanswered:
-                failed = Failed(
-                    FailureReason.OUTCOME_UNKNOWN,
-                    f"no answer within {deadline:g}s of acceptance; the request may or may "
-                    "not have been processed",
-                )
+                self._acknowledge(entry)
+        elif kind == "ack" and entry.phase is Phase.AWAITING:
+            self._no_answer(entry, f"no acknowledgement within {self.limits.ack_timeout:g}s")
+        elif kind == "deadline":
+            within = f"within {self.limits.deadline or 0.0:g}s of acceptance"
+            if entry.sent:
+                self._no_answer(entry, f"no acknowledgement {within}")
             else:
-                failed = Failed(FailureReason.TIMED_OUT, f"no acknowledgement within {deadline:g}s")
-            return self._finish(entry, failed)
-        return []
+                failed = Failed(
+                    FailureReason.TRANSPORT_FAILURE, f"not sent {within}; nothing was sent"
+                )
+                self._finish(entry, failed)
+
+    def _no_answer(self, entry: _Entry, why: str) -> None:
+        """A sent request that nothing answered in time."""
+        if entry.post_status is not None:
+            code, text = entry.post_status
+            failed = _unknown(f"{text or f'statusCode {code}'}; {why}", status_code=code)
+        elif entry.phase is Phase.SENDING or entry.unanswered:
+            failed = _unknown(why)
+        else:
+            failed = Failed(FailureReason.TIMED_OUT, why, may_have_acted=True)
+        self._finish(entry, failed)
 
     # -- session events --------------------------------------------------------------------------
 
@@ -510,52 +394,46 @@ class Correlator:
 
     def session_restored(self) -> list[Effect]:
         """The CometD session is back. Messages already on their way are processed during one
-        merge window; then what was sent before the loss and is still pending fails as
-        ``outcome_unknown``."""
+        merge window; then what was sent before the loss and is still pending ends: with what
+        arrived of its answer, else ``outcome_unknown``."""
         self._lost = False
         delay = max(self.limits.merge_window, 0.05)
         return [StartTimer(("settle", next(self._settles)), delay)]
 
-    def _settle_lost(self) -> list[Effect]:
-        effects: list[Effect] = []
-        unknown = [e for e in self._entries.values() if e.lost]
+    def _settle_lost(self) -> None:
+        lost = [e for e in self._entries.values() if e.lost]
+        unknown = sum(1 for e in lost if not e.answered)
         if unknown:
-            effects.append(Notice("cometd_outcomes_unknown", "warning", {"count": len(unknown)}))
-        for entry in unknown:
-            effects += self._finish(
-                entry,
-                Failed(
-                    FailureReason.OUTCOME_UNKNOWN,
-                    "the CometD session was lost while the outcome was pending",
-                ),
-            )
-        return effects
+            self._fx.append(Notice("cometd_outcomes_unknown", "warning", {"count": unknown}))
+        for entry in lost:
+            self._conclude(entry, "the CometD session was lost while the outcome was pending")
 
     def shutdown(self) -> list[Effect]:
-        """Resolve everything still pending; from now on ``accept`` fails at once."""
+        """Resolve everything still pending on the evidence at hand; from now on ``accept``
+        fails at once."""
         self._closed = True
-        effects: list[Effect] = []
         for entry in list(self._entries.values()):
-            if entry.lost or (self._lost and entry.sent):
-                failed = Failed(
-                    FailureReason.OUTCOME_UNKNOWN,
-                    "the CometD session was lost and the plugin was closed",
-                )
-            elif entry.phase is _Phase.SENDING:
-                failed = Failed(
-                    FailureReason.SHUT_DOWN,
-                    "the plugin was closed while the request was being sent; it may or may not "
-                    "have been processed",
-                )
+            if entry.sent or entry.answered:
+                self._conclude(entry, "the plugin was closed before the outcome arrived")
             else:
-                failed = Failed(
-                    FailureReason.SHUT_DOWN, "the plugin was closed before the outcome arrived"
+                self._finish(
+                    entry,
+                    Failed(
+                        FailureReason.SHUT_DOWN,
+                        "the plugin was closed before the request was sent; nothing was sent",
+                    ),
                 )
-            effects += self._finish(entry, failed)
-        for half in list(self._foreign.values()):
-            effects += self._fire_foreign(half)
-        self._foreign.clear()
-        return effects
+        flushed = self._foreign.flush()
+        self.stats["foreign_acks"] += len(flushed)
+        self._fx += flushed
+        return self._take()
+
+    def _conclude(self, entry: _Entry, why: str) -> None:
+        """End a sent request now: acknowledged if part of its answer arrived, else unknown."""
+        if entry.answered:
+            self._acknowledge(entry)
+        else:
+            self._finish(entry, _unknown(why))
 
     # -- CometD messages ---------------------------------------------------------------------------
 
@@ -567,326 +445,244 @@ class Correlator:
         data = message.get("data")
         if not isinstance(data, Mapping):
             return self._malformed("no data object", channel)
-        duplicate = self._is_duplicate(channel, data)
+        duplicate = self._recent.is_duplicate(channel, data, self.limits.max_message_bytes)
         if duplicate is None:
             return self._malformed(
                 f"larger than {self.limits.max_message_bytes} bytes or not JSON", channel
             )
         if duplicate:
             self.stats["duplicates"] += 1
-            return [Notice("cometd_duplicate_dropped", "debug", {"channel": _str(channel)})]
-        message_type = data.get("messageType")
-        if message_type in _OUTBOUND_TYPES:
-            return self._on_outbound(data)
-        if message_type == "DeviceUserEventMessage":
-            return self._on_user_event(_str(channel) or "", data)
-        if message_type == "ErrorMessage":
-            return self._on_error_message(_str(channel), data)
-        return [
-            Notice(
-                "cometd_message_ignored",
-                "debug",
-                {"channel": _str(channel), "message_type": _str(message_type)},
+            return [Notice("cometd_duplicate_dropped", "debug", {"channel": as_name(channel)})]
+        self._seq += 1
+        try:
+            inbound = parse(
+                as_name(channel), data, max_user_data_entries=self.limits.max_user_data_entries
             )
-        ]
+        except Malformed as exc:
+            return self._malformed(str(exc), channel)
+        if isinstance(inbound, Notification):
+            self._on_notification(inbound)
+        elif isinstance(inbound, UserEventNotice):
+            self._on_user_event(inbound)
+        elif isinstance(inbound, ErrorNotice):
+            self._on_error_message(inbound)
+        else:
+            self._fx.append(
+                Notice(
+                    "cometd_message_ignored",
+                    "debug",
+                    {"channel": as_name(channel), "message_type": as_name(data.get("messageType"))},
+                )
+            )
+        return self._take()
 
     def _malformed(self, why: str, channel: object) -> list[Effect]:
         self.stats["malformed"] += 1
         return [
-            Notice("cometd_message_rejected", "warning", {"reason": why, "channel": _str(channel)})
+            Notice(
+                "cometd_message_rejected", "warning", {"reason": why, "channel": as_name(channel)}
+            )
         ]
 
-    def _is_duplicate(self, channel: object, data: Mapping[str, Any]) -> bool | None:
-        """True for a repeat; None when the message is too large or not JSON."""
-        try:
-            text = _CANONICAL_JSON.encode([channel, data])
-        except (TypeError, ValueError, RecursionError):
-            return None
-        if len(text) > self.limits.max_message_bytes:
-            return None
-        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
-        if digest in self._fingerprints:
-            return True
-        self._fingerprints[digest] = None
-        if len(self._fingerprints) > self.limits.fingerprint_limit:
-            self._fingerprints.popitem(last=False)
-        return False
+    # -- the matching rule's view of the pending requests (``_matching.Pending``) --
 
-    def _sent_entry(self, reference: object) -> _Entry | None:
-        """The pending request with this referenceId, if it was sent."""
-        if isinstance(reference, int) and not isinstance(reference, bool):
-            reference = str(reference)
-        if not isinstance(reference, str):
-            return None
-        entry = self._by_reference.get(reference)
+    def sent_entry(self, reference: str | None) -> _Entry | None:
+        entry = self._by_reference.get(reference) if reference is not None else None
         return entry if entry is not None and entry.sent else None
 
-    def _is_late(self, reference: object) -> bool:
-        if isinstance(reference, int) and not isinstance(reference, bool):
-            reference = str(reference)
-        return isinstance(reference, str) and reference in self._recent
+    def head(self, key: CorrelationKey) -> _Entry | None:
+        queue = self._queues.get(key)
+        return queue[0] if queue else None
 
-    def _late(self, what: str, **fields: Any) -> list[Effect]:
+    def _late(self, what: str, placement: Placement, **fields: Any) -> None:
         self.stats["late"] += 1
-        return [Notice(what, "info", fields)]
+        self._fx.append(Notice(what, "info", {**fields, "rule": placement.rule}))
 
-    def _on_outbound(self, data: Mapping[str, Any]) -> list[Effect]:
-        notification = _str(data.get("notificationType"))
-        reference = data.get("referenceId")
-        entry = self._sent_entry(reference)
-        if entry is not None:
-            spec = entry.spec
-            if notification == spec.acknowledgement:
-                if entry.outbound is None:
-                    entry.outbound = data
-                    return self._half_arrived(entry)
-                return []
-            if spec.part is not None and notification == spec.part:
-                entry.parts.append(data)
-                return []
-            if notification in spec.empty:
-                entry.empty = True
-                entry.outbound = data
-                return self._acknowledge(entry)
-            if notification == "Error":
-                text = _str(data.get("errorMessage")) or _str(data.get("statusMessage"))
-                return self._finish(
-                    entry,
-                    Failed(
-                        FailureReason.OCS_ERROR,
-                        text or "GWS reported an error for this request",
-                        error_number=error_number(data.get("errorCode")),
-                    ),
-                )
-            return [
-                Notice(
-                    "outbound_notification_ignored",
-                    "debug",
-                    {"notification": notification, "reference_id": entry.request.reference_id},
-                )
-            ]
-        if self._is_late(reference):
-            return self._late("late_notification_ignored", reference_id=str(reference))
-        if notification == "PreviewRecord":
+    def _on_notification(self, n: Notification) -> None:
+        placement = place(n, self, self._recent)
+        if placement.verdict is Verdict.OWN:
+            self._notification_for(placement.entry, n)
+        elif placement.verdict is Verdict.LATE:
+            self._late("late_notification_ignored", placement, reference_id=n.reference)
+        elif n.notification == "PreviewRecord":
             self.stats["unsolicited"] += 1
-            return [Unsolicited(outbound=data)]
-        specs = SPEC_BY_ACKNOWLEDGEMENT.get(notification or "")
-        if specs:
-            return self._foreign_half(specs[0], _outbound_keys(data), outbound=data)
-        return [Notice("outbound_notification_ignored", "debug", {"notification": notification})]
+            self._fx.append(Unsolicited(outbound=n.data))
+        elif n.notification is not None and n.notification in SPEC_BY_ACKNOWLEDGEMENT:
+            spec = SPEC_BY_ACKNOWLEDGEMENT[n.notification][0]
+            self._foreign_half(spec, n.keys, outbound=n.data)
+        else:
+            fields = {"notification": n.notification}
+            self._fx.append(Notice("outbound_notification_ignored", "debug", fields))
 
-    def _on_error_message(self, channel: str | None, data: Mapping[str, Any]) -> list[Effect]:
-        reference = data.get("referenceId")
-        entry = self._sent_entry(reference)
-        code = data.get("errorCode")
-        if code is None:
-            code = data.get("statusCode")
-        text = _str(data.get("errorMessage")) or _str(data.get("statusMessage"))
-        if entry is not None:
-            return self._finish(
-                entry,
-                Failed(
-                    FailureReason.REJECTED,
-                    text or "GWS reported an error for this request",
-                    status_code=_int(code),
-                ),
-            )
-        if self._is_late(reference):
-            return self._late("late_error_ignored", reference_id=str(reference))
-        self.stats["unmatched_errors"] += 1
-        return [
-            Notice(
-                "cometd_error_unmatched",
-                "warning",
-                {
-                    "channel": channel,
-                    "reference_id": _str(reference),
-                    "error_code": _int(code),
-                    "detail": (text or "")[:200],
-                },
-            )
-        ]
-
-    def _parse_user_event(self, channel: str, data: Mapping[str, Any]) -> UserEvent | None:
-        raw = data.get("userData")
-        if not isinstance(raw, Mapping) or len(raw) > self.limits.max_user_data_entries:
-            return None
-        user_data = MappingProxyType({str(k): v for k, v in raw.items()})
-        return UserEvent(
-            user_event=_str(user_data.get("GSW_USER_EVENT")),
-            user_data=user_data,
-            device_id=_str(data.get("deviceId")),
-            metrics=EventMetrics.from_message(data),
-            channel=channel,
-        )
-
-    def _on_user_event(self, channel: str, data: Mapping[str, Any]) -> list[Effect]:
-        event = self._parse_user_event(channel, data)
-        if event is None:
-            raw = data.get("userData")
-            why = (
-                "userData is not an object"
-                if not isinstance(raw, Mapping)
-                else f"more than {self.limits.max_user_data_entries} userData entries"
-            )
-            return self._malformed(why, channel)
-        self.stats["user_events"] += 1
-        effects: list[Effect] = [UserEventSeen(event)]
-        name = event.user_event
-        user_data = event.user_data
-        keys = user_event_keys(user_data)
-        if user_data.get("GSW_REFERENCE_ID") is None and self._late_key(event, keys):
-            # The answer of an earlier request that ended without it (timed out, unknown):
-            # it was sent before any pending request on that record, so it is its answer,
-            # not theirs.
-            effects += self._late("late_user_event_ignored", user_event=name)
-            return effects
-        entry, claimed = self._match_user_event(event, keys)
-        if entry is None and claimed:
-            # Another copy of a half that one of our pending requests already has.
-            self.stats["duplicates"] += 1
-            effects.append(Notice("user_event_repeat_ignored", "debug", {"user_event": name}))
-            return effects
-        if entry is None:
-            if self._is_late(user_data.get("GSW_REFERENCE_ID")):
-                effects += self._late("late_user_event_ignored", user_event=name)
-                return effects
-            if event.is_error:
-                if name in _ANSWER_EVENTS:
-                    self.stats["unmatched_errors"] += 1
-                    effects.append(Notice("ocs_error_unmatched", "info", {"user_event": name}))
-                else:
-                    self.stats["unsolicited"] += 1
-                    effects.append(Unsolicited(event=event))
-                return effects
-            if name in _PART_EVENTS:
-                self._keep_orphan_part(event)
-                return effects
-            specs = SPEC_BY_ACKNOWLEDGEMENT.get(name or "")
-            if specs and name not in _NOT_FOREIGN:
-                effects += self._foreign_half(specs[0], keys, user_event=event)
-            elif name not in _ANSWER_EVENTS:
-                self.stats["unsolicited"] += 1
-                effects.append(Unsolicited(event=event))
-            return effects
+    def _notification_for(self, entry: _Entry, n: Notification) -> None:
         spec = entry.spec
-        if event.is_error:
-            text = _str(user_data.get("GSW_ERROR"))
+        if n.is_error:
+            code = error_number(n.data.get("errorCode"))
+            text = n.error_text or "GWS reported an error for this request"
+            self._finish(entry, Failed(FailureReason.OCS_ERROR, text, error_number=code))
+        elif n.notification == spec.acknowledgement:
+            if entry.outbound is None:
+                entry.outbound = n.data
+                if spec.pushed and n.record_handle is not None:
+                    self._pair_preview(entry, n.record_handle)
+                self._half(entry)
+        elif spec.part is not None and n.notification == spec.part:
+            entry.parts.append(n.data)
+            if entry.merging:
+                self._half(entry)  # a straggler: the window starts again
+        elif n.notification in spec.empty:
+            entry.empty = True
+            entry.outbound = n.data
+            self._acknowledge(entry)
+        else:
+            fields = {"notification": n.notification, "reference_id": n.reference}
+            self._fx.append(Notice("outbound_notification_ignored", "debug", fields))
+
+    def _on_error_message(self, e: ErrorNotice) -> None:
+        placement = place(e, self, self._recent)
+        if placement.verdict is Verdict.OWN:
+            text = e.text or "GWS reported an error for this request"
+            self._finish(placement.entry, Failed(FailureReason.REJECTED, text, status_code=e.code))
+        elif placement.verdict is Verdict.LATE:
+            self._late("late_error_ignored", placement, reference_id=e.reference)
+        else:
+            self.stats["unmatched_errors"] += 1
+            fields = {
+                "channel": e.channel,
+                "reference_id": e.reference,
+                "error_code": e.code,
+                "detail": (e.text or "")[:200],
+            }
+            self._fx.append(Notice("cometd_error_unmatched", "warning", fields))
+
+    def _on_user_event(self, u: UserEventNotice) -> None:
+        self.stats["user_events"] += 1
+        self._fx.append(UserEventSeen(u.event))
+        placement = place(u, self, self._recent)
+        verdict = placement.verdict
+        if verdict is Verdict.OWN:
+            self._give(placement.entry, u)
+        elif verdict is Verdict.LATE:
+            self._late("late_user_event_ignored", placement, user_event=u.name)
+        elif verdict is Verdict.REPEAT:
+            self.stats["duplicates"] += 1
+            self._fx.append(Notice("user_event_repeat_ignored", "debug", {"user_event": u.name}))
+        elif verdict is Verdict.PART:
+            self._keep_part(u)
+        elif verdict is Verdict.PUSHED:
+            if u.record_handle is not None:
+                self._pushed_answer(u.record_handle, u.event)
+        else:
+            self._not_ours(u)
+
+    def _give(self, entry: _Entry, u: UserEventNotice) -> None:
+        """A user event that belongs to ``entry``'s request."""
+        spec = entry.spec
+        event = u.event
+        if u.is_error:
+            text = u.error_text
             if text is not None and text.strip().casefold() in spec.empty_error_texts:
                 entry.empty = True
                 entry.user_event = event
-                effects += self._acknowledge(entry)
-                return effects
-            effects += self._finish(
+                self._acknowledge(entry)
+                return
+            entry.user_event = event  # what a regenerated copy is recognised by (M8)
+            self._finish(
                 entry,
                 Failed(
                     FailureReason.OCS_ERROR,
                     text or "OCS refused the request",
-                    error_number=error_number(user_data.get("GSW_ERROR_NUMBER")),
-                    user_data=user_data,
+                    error_number=error_number(event.user_data.get("GSW_ERROR_NUMBER")),
+                    user_data=event.user_data,
                 ),
             )
-            return effects
-        if spec.part is not None and name == spec.part:
-            # The record arrives in the outbound part too: these count only if none did.
-            entry.event_parts.append(event)
-            return effects
-        if name in spec.empty:
+        elif spec.part is not None and u.name == spec.part:
+            entry.event_parts.append((self._seq, event))
+            if entry.merging:
+                self._half(entry)
+        elif u.name in spec.empty:
             entry.empty = True
             entry.user_event = event
-            effects += self._acknowledge(entry)
-            return effects
-        entry.user_event = event
-        effects += self._half_arrived(entry)
-        return effects
+            self._acknowledge(entry)
+        elif answers(spec, u.name) and entry.user_event is None:
+            entry.user_event = event
+            if spec.part is not None:
+                entry.chain = u.chain
+                self._collect_parts(entry, before=self._seq)
+            self._half(entry)
+        else:
+            self.stats["duplicates"] += 1
+            self._fx.append(Notice("user_event_repeat_ignored", "debug", {"user_event": u.name}))
 
-    def _wants(self, entry: _Entry, event: UserEvent) -> bool:
-        name = event.user_event
-        if event.is_error:
-            if entry.outbound is not None and event.user_data.get("GSW_REFERENCE_ID") is None:
-                return False  # GWS acknowledged it: an unreferenced refusal is someone else's
-            return name in entry.spec.user_events or name not in _ANSWER_EVENTS
-        if name is None or (name not in entry.spec.user_events and name not in entry.spec.empty):
-            return False
-        return entry.user_event is None or name == entry.spec.part
+    def _not_ours(self, u: UserEventNotice) -> None:
+        name = u.name
+        if u.is_error:
+            if name in ANSWER_EVENTS:
+                self.stats["unmatched_errors"] += 1
+                self._fx.append(Notice("ocs_error_unmatched", "info", {"user_event": name}))
+            else:
+                self.stats["unsolicited"] += 1
+                self._fx.append(Unsolicited(event=u.event))
+        elif name is not None and name in SPEC_BY_ACKNOWLEDGEMENT and name not in PUSHED_EVENTS:
+            self._foreign_half(SPEC_BY_ACKNOWLEDGEMENT[name][0], u.keys, user_event=u.event)
+        elif name not in ANSWER_EVENTS and name not in PART_EVENTS:
+            self.stats["unsolicited"] += 1
+            self._fx.append(Unsolicited(event=u.event))
 
-    def _match_user_event(
-        self, event: UserEvent, keys: tuple[CorrelationKey, ...]
-    ) -> tuple[_Entry | None, bool]:
-        """The sent request this user event answers, and whether one of our pending requests
-        already holds a copy of it (then it is a repeat, not someone else's)."""
-        user_data = event.user_data
-        reference = user_data.get("GSW_REFERENCE_ID")
-        by_reference = self._sent_entry(reference)
-        if by_reference is not None:
-            if self._wants(by_reference, event):
-                return by_reference, True
-            return None, True
-        if reference is not None and reference != "":
-            # It names a request, and not one of ours that was sent: never another one's.
-            return None, False
-        claimed = False
-        for key in keys:
-            for entry in self._by_key.get(key, ()):
-                if not entry.sent:
-                    continue
-                if self._wants(entry, event):
-                    return entry, True
-                held = entry.user_event
-                claimed = claimed or (held is not None and held.user_event == event.user_event)
-        return None, claimed
+    # -- M5: pushed answers, M6: partial results ---------------------------------------------
 
-    @staticmethod
-    def _chain_of(event: UserEvent) -> tuple[Any, ...] | None:
-        data = event.user_data
-        app, campaign, chain = (
-            _int(data.get("GSW_APPLICATION_ID")),
-            _str(data.get("GSW_CAMPAIGN_NAME")),
-            _int(data.get("GSW_CHAIN_ID")),
-        )
-        return None if app is None or campaign is None or chain is None else (app, campaign, chain)
+    def _pushed_answer(self, handle: int, event: UserEvent) -> None:
+        entry = self._pairing.pop(handle, None)
+        if entry is not None and entry.user_event is None:
+            entry.user_event = event
+            self._half(entry)
+        else:
+            self._recent.hold_preview(handle, event)
 
-    def _keep_orphan_part(self, event: UserEvent) -> None:
-        chain = self._chain_of(event)
-        if chain is None:
+    def _pair_preview(self, entry: _Entry, handle: int) -> None:
+        held = self._recent.pop_preview(handle)
+        if held is not None:
+            entry.user_event = held
+        elif entry.user_event is None:
+            self._pairing[handle] = entry
+
+    def _keep_part(self, u: UserEventNotice) -> None:
+        if u.chain is None or not self._part_entries:
+            return  # no request of ours can own it: only on_user_event
+        if not self._recent.keep_part(u.chain, self._seq, u.record_handle, u.event):
             return
-        parts = self._orphan_parts.get(chain)
-        if parts is None:
-            parts = self._orphan_parts[chain] = []
-        if len(parts) >= _ORPHAN_PARTS_PER_CHAIN:
-            return
-        parts.append(event)
-        self._orphan_count += 1
-        while self._orphan_count > _ORPHAN_PARTS_TOTAL or (
-            len(self._orphan_parts) > self.limits.foreign_limit
-        ):
-            _, dropped = self._orphan_parts.popitem(last=False)
-            self._orphan_count -= len(dropped)
+        if len(self._part_entries) == 1:
+            # After its end marker (reordered), a part is the one request's only while no other
+            # request that could own it is in flight.
+            (entry,) = self._part_entries
+            if entry.chain == u.chain and entry.merging:
+                self._collect_parts(entry, before=self._seq + 1)
+                self._half(entry)
 
-    def _late_key(self, event: UserEvent, keys: tuple[CorrelationKey, ...]) -> bool:
-        if not self._late_keys:
-            return False
-        name = event.user_event or ""
-        for key in keys:
-            slot = (key, name)
-            count = self._late_keys.get(slot)
-            if count:
-                if count == 1:
-                    del self._late_keys[slot]
-                else:
-                    self._late_keys[slot] = count - 1
-                return True
-        return False
+    def _collect_parts(self, entry: _Entry, before: int) -> None:
+        """M6: the unreferenced parts of its chain that arrived after it was sent and before
+        its end marker, other than its own record, are its own."""
+        if entry.chain is not None:
+            entry.event_parts += self._recent.take_parts(
+                entry.chain,
+                after=entry.sent_seq,
+                before=before,
+                own=getattr(entry.request, "record_handle", None),
+            )
 
-    def _half_arrived(self, entry: _Entry) -> list[Effect]:
-        if entry.outbound is not None and entry.user_event is not None:
-            return self._acknowledge(entry)
-        if self.limits.merge_window == 0:
-            return self._acknowledge(entry)
-        if entry.merging:
-            return []
-        entry.merging = True
-        return [StartTimer(("merge", entry.token), self.limits.merge_window)]
+    # -- halves ------------------------------------------------------------------------------
+
+    def _half(self, entry: _Entry) -> None:
+        """Part of ``entry``'s answer arrived: acknowledge when it is complete, else (re)open
+        the merge window. A request with partial results always waits the window after its
+        last message: parts may arrive after the end marker."""
+        self._move(entry, "answer")
+        whole = entry.outbound is not None and entry.user_event is not None
+        if self.limits.merge_window == 0 or (whole and entry.spec.part is None):
+            self._acknowledge(entry)
+        elif entry.spec.part is not None or not entry.merging:
+            entry.merging = True
+            self._fx.append(StartTimer(("merge", entry.token), self.limits.merge_window))
 
     def _foreign_half(
         self,
@@ -895,102 +691,77 @@ class Correlator:
         *,
         outbound: Mapping[str, Any] | None = None,
         user_event: UserEvent | None = None,
-    ) -> list[Effect]:
-        slot: tuple[str, CorrelationKey] | None = None
-        half: _ForeignHalf | None = None
-        for key in keys:
-            candidate = self._foreign.get((spec.acknowledgement, key))
-            if candidate is not None and (
-                (outbound is not None and candidate.outbound is None)
-                or (user_event is not None and candidate.user_event is None)
-            ):
-                slot, half = (spec.acknowledgement, key), candidate
-                break
-        if half is None:
-            half = _ForeignHalf(spec)
-        half.outbound = half.outbound or outbound
-        half.user_event = half.user_event or user_event
-        complete = half.outbound is not None and half.user_event is not None
-        if complete or not keys or self.limits.merge_window == 0:
-            if slot is not None:
-                del self._foreign[slot]
-            return self._fire_foreign(half)
-        if slot is not None:
-            return []  # waiting already (cannot happen: a second half of the same kind)
-        slot = (spec.acknowledgement, keys[0])
-        if slot in self._foreign or len(self._foreign) >= self.limits.foreign_limit:
-            return self._fire_foreign(half)
-        self._foreign[slot] = half
-        return [StartTimer(("foreign", *slot), self.limits.merge_window)]
-
-    def _fire_foreign(self, half: _ForeignHalf) -> list[Effect]:
-        self.stats["foreign_acks"] += 1
-        return [Foreign(half.spec, half.outbound, half.user_event)]
+    ) -> None:
+        effect = self._foreign.add(spec, keys, outbound=outbound, user_event=user_event)
+        if isinstance(effect, Foreign):
+            self.stats["foreign_acks"] += 1
+        self._fx.append(effect)
 
     # -- outcomes ----------------------------------------------------------------------------------
 
-    def _acknowledge(self, entry: _Entry) -> list[Effect]:
-        if entry.spec.part is not None and not entry.parts and entry.user_event is not None:
-            chain = self._chain_of(entry.user_event)
-            orphans = self._orphan_parts.pop(chain, None) if chain is not None else None
-            if orphans:
-                self._orphan_count -= len(orphans)
-            if orphans and not entry.event_parts:
-                entry.event_parts = orphans
-        return self._finish(
-            entry,
-            Acknowledged(
-                entry.outbound,
-                entry.user_event,
-                tuple(entry.parts) if entry.parts else tuple(entry.event_parts),
-                entry.empty,
-            ),
-        )
+    def _acknowledge(self, entry: _Entry) -> None:
+        parts: tuple[Mapping[str, Any] | UserEvent, ...] = tuple(entry.parts)
+        if not parts and entry.event_parts:
+            parts = tuple(event for _, event in sorted(entry.event_parts, key=lambda p: p[0]))
+        self._finish(entry, Acknowledged(entry.outbound, entry.user_event, parts, entry.empty))
 
     def _finish(
         self, entry: _Entry, outcome: Acknowledged | Failed, *, may_answer_late: bool = True
-    ) -> list[Effect]:
+    ) -> None:
         """The one place an entry leaves the indexes and gets its outcome."""
         if self._entries.pop(entry.token, None) is None:
-            return []
+            return
+        self._part_entries.discard(entry)
         reference = entry.request.reference_id
         if self._by_reference.get(reference) is entry:
             del self._by_reference[reference]
         follower: _Entry | None = None
         if entry.key is not None:
-            queue = self._by_key.get(entry.key)
+            queue = self._queues.get(entry.key)
             if queue is not None:
                 if entry in queue:
                     queue.remove(entry)
                 if not queue:
-                    del self._by_key[entry.key]
-                elif not queue[0].released:
+                    del self._queues[entry.key]
+                elif queue[0].phase is Phase.HELD:
                     follower = queue[0]
-        # Messages may still arrive for a request that was sent, unless GWS refused it in
-        # the POST's answer (or it never reached GWS): then GWS did nothing with it.
-        late = entry.sent and may_answer_late
-        self._recent[reference] = late
-        self._recent.move_to_end(reference)
-        if len(self._recent) > self.limits.recent_limit:
-            self._recent.popitem(last=False)
-        if late and entry.user_event is None and entry.key is not None:
-            slot = (entry.key, entry.spec.acknowledgement)
-            self._late_keys[slot] = self._late_keys.get(slot, 0) + 1
-            self._late_keys.move_to_end(slot)
-            if len(self._late_keys) > self.limits.recent_limit:
-                self._late_keys.popitem(last=False)
+        if self._pairing:
+            for handle, paired in list(self._pairing.items()):
+                if paired is entry:
+                    del self._pairing[handle]
         if isinstance(outcome, Acknowledged):
             self.stats["acknowledged"] += 1
         else:
             self.stats["failed"] += 1
-        effects: list[Effect] = [Resolved(entry.token, entry.request, outcome)]
-        if entry.phase is _Phase.AWAITING:
-            effects.append(CancelTimer(("ack", entry.token)))
+        self._fx.append(Resolved(entry.token, entry.request, outcome))
+        if entry.sent and may_answer_late:
+            # Its messages may still arrive (M2, M4); they must never answer another request.
+            self._recent.reserved[reference] = self._recent.stamp()
+            event = entry.user_event
+            if event is None and entry.key is not None:
+                self._recent.owe(entry.key, entry.spec)
+            elif (
+                event is not None and as_reference(event.user_data.get("GSW_REFERENCE_ID")) is None
+            ):
+                self._recent.took(event)
+        if entry.phase in (Phase.AWAITING, Phase.ANSWERING):
+            self._fx.append(CancelTimer(("ack", entry.token)))
         if entry.merging:
-            effects.append(CancelTimer(("merge", entry.token)))
+            self._fx.append(CancelTimer(("merge", entry.token)))
         if self.limits.deadline is not None:
-            effects.append(CancelTimer(("deadline", entry.token)))
+            self._fx.append(CancelTimer(("deadline", entry.token)))
         if follower is not None and not self._closed:
-            follower.released = True
-            effects.append(Send(follower.token, follower.request))
-        return effects
+            self._release(follower)
+
+
+def _unreferenced(event: UserEvent) -> bool:
+    return as_reference(event.user_data.get("GSW_REFERENCE_ID")) is None
+
+
+def _unknown(why: str, status_code: int | None = None) -> Failed:
+    return Failed(
+        FailureReason.OUTCOME_UNKNOWN,
+        f"{why}; GWS may or may not have acted on the request",
+        status_code=status_code,
+        may_have_acted=True,
+    )

@@ -224,7 +224,7 @@ class CancelRequest:
     @property
     def correlation_key(self) -> _spec.CorrelationKey | None:
         """What its user event is matched on when that carries no ``GSW_REFERENCE_ID``."""
-        return _spec.record_key(self.record_handle, self.application_id, self.campaign_name)
+        return _spec.record_key(self.record_handle)
 
     def gws_path(self) -> str:
         """The URL path under ``/api/v2``: ``/me/outbound-records/<record_handle>``."""
@@ -330,6 +330,17 @@ class FailureReason(enum.StrEnum):
     """The plugin was closed before the outcome arrived (after the drain timeout)."""
 
 
+#: The reasons after which GWS may have acted on the request.
+_MAY_HAVE_ACTED: frozenset[FailureReason] = frozenset(
+    {FailureReason.TIMED_OUT, FailureReason.OUTCOME_UNKNOWN}
+)
+
+
+def may_have_acted(reason: FailureReason) -> bool:
+    """Whether a failure for ``reason`` leaves open that GWS acted on the request."""
+    return reason in _MAY_HAVE_ACTED
+
+
 def describe_failure(
     subject: str,
     reason: FailureReason,
@@ -364,6 +375,15 @@ class CancelFailure:
     """OCS ``GSW_ERROR``, GWS ``statusMessage`` or a description of what went wrong."""
     user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
     """The OCS user event's ``userData`` for an OCS error (read-only), else empty."""
+    may_have_acted: bool | None = None
+    """Whether GWS may have acted on the request, so that sending it again may not be safe:
+    ``False`` when it certainly did not (never sent, refused in GWS's answer, refused by OCS),
+    ``True`` when it may have (``timed_out``, ``outcome_unknown``, statusCode 7 or 9). Always
+    a bool on the payloads the plugin makes; left out, it follows from ``reason``."""
+
+    def __post_init__(self) -> None:
+        if self.may_have_acted is None:
+            object.__setattr__(self, "may_have_acted", may_have_acted(self.reason))
 
     @property
     def operation(self) -> str:

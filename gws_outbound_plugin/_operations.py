@@ -41,6 +41,7 @@ from ._models import (
     _new_reference_id,
     _show,
     describe_failure,
+    may_have_acted,
 )
 
 __all__ = [
@@ -542,7 +543,7 @@ class _RecordOperation(_Request):
     @property
     def correlation_key(self) -> _spec.CorrelationKey | None:
         """What its user event is matched on when that carries no ``GSW_REFERENCE_ID``."""
-        return _spec.record_key(self.record_handle, self.application_id, self.campaign_name)
+        return _spec.record_key(self.record_handle)
 
 
 class _RecordsOperation(_Request):
@@ -1046,6 +1047,12 @@ class OperationFailure:
     """OCS ``GSW_ERROR``, GWS ``statusMessage`` or a description of what went wrong."""
     user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
     """The OCS user event's ``userData`` for an OCS error (read-only), else empty."""
+    may_have_acted: bool | None = None
+    """Whether GWS may have acted on the request (as ``CancelFailure.may_have_acted``)."""
+
+    def __post_init__(self) -> None:
+        if self.may_have_acted is None:
+            object.__setattr__(self, "may_have_acted", may_have_acted(self.reason))
 
     def describe(self) -> str:
         """One line for logs and exception messages (never the phone number)."""

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._correlator import Acknowledged, Failed, _str
+from ._coerce import as_id, as_name, as_reference
+from ._correlator import Acknowledged, Failed
 from ._models import (
     CancelFailure,
     CancelRequest,
@@ -15,7 +16,7 @@ from ._models import (
     UserEvent,
 )
 from ._operations import OperationAck, OperationFailure, build_ack
-from ._spec import Operation, OperationSpec, _int
+from ._spec import Operation, OperationSpec
 
 __all__ = ["acknowledgement", "cancel_ack", "failure", "operation_ack", "operation_failure"]
 
@@ -29,11 +30,11 @@ def _chain(value: object) -> ChainAttribute | None:
 
 #: RecordCancelAck field, OutboundRecordMessage ``record`` key, ``userData`` key, converter.
 _ACK_FIELDS: Final[tuple[tuple[str, str | None, str, Callable[[object], Any]], ...]] = (
-    ("record_handle", "recordHandle", "GSW_RECORD_HANDLE", _int),
-    ("application_id", "applicationId", "GSW_APPLICATION_ID", _int),
-    ("campaign_name", "campaignName", "GSW_CAMPAIGN_NAME", _str),
-    ("calling_list", "callingList", "GSW_CALLING_LIST", _str),
-    ("phone_number", None, "GSW_PHONE", _str),
+    ("record_handle", "recordHandle", "GSW_RECORD_HANDLE", as_id),
+    ("application_id", "applicationId", "GSW_APPLICATION_ID", as_id),
+    ("campaign_name", "campaignName", "GSW_CAMPAIGN_NAME", as_name),
+    ("calling_list", "callingList", "GSW_CALLING_LIST", as_name),
+    ("phone_number", None, "GSW_PHONE", as_name),
     ("chain_attribute", None, "GSW_CHAIN_ATTR", _chain),
 )
 
@@ -48,17 +49,16 @@ def cancel_ack(
     record_obj = outbound.get("record") if outbound is not None else None
     record: Mapping[str, Any] = record_obj if isinstance(record_obj, Mapping) else {}
     data: Mapping[str, Any] = event.user_data if event is not None else {}
-    device_path = _str(record.get("devicePath"))
+    device_path = as_name(record.get("devicePath"))
     device_id = event.device_id if event is not None else None
     if device_id is None and device_path is not None and device_path.startswith("/devices/"):
         device_id = device_path.rsplit("/", 1)[1]
     if device_id is None and request is not None:
         device_id = request.device_id
 
-    reference = _str(outbound.get("referenceId")) if outbound is not None else None
+    reference = as_reference(outbound.get("referenceId")) if outbound is not None else None
     if reference is None:
-        gsw_ref = data.get("GSW_REFERENCE_ID")
-        reference = str(gsw_ref) if isinstance(gsw_ref, str | int) and gsw_ref != "" else None
+        reference = as_reference(data.get("GSW_REFERENCE_ID"))
     if reference is None and request is not None:
         reference = request.reference_id
     fields: dict[str, Any] = {}
@@ -101,6 +101,7 @@ def operation_failure(request: Operation, outcome: Failed) -> OperationFailure:
         error_number=outcome.error_number,
         message=outcome.message,
         user_data=outcome.user_data,
+        may_have_acted=outcome.may_have_acted,
     )
 
 
@@ -112,6 +113,7 @@ def failure(request: CancelRequest, outcome: Failed) -> CancelFailure:
         error_number=outcome.error_number,
         message=outcome.message,
         user_data=outcome.user_data,
+        may_have_acted=outcome.may_have_acted,
     )
 
 

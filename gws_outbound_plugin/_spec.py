@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Protocol
 
+from ._coerce import as_id, as_name
+
 __all__ = [
     "OPERATION_SPECS",
     "SPEC_BY_ACKNOWLEDGEMENT",
@@ -20,12 +22,14 @@ __all__ = [
     "Operation",
     "OperationSpec",
     "Target",
-    "user_event_keys",
+    "campaign_key",
+    "phone_key",
+    "record_key",
 ]
 
-#: What a user event without ``GSW_REFERENCE_ID`` is matched on: ``("record", handle,
-#: application, campaign)``, ``("campaign", application, campaign)`` or ``("phone",
-#: application, campaign, phone number)``.
+#: What a message without a reference id of ours is matched on (``docs/design-notes.md``,
+#: "Which request a message answers"): ``("record", handle)``, ``("phone", application,
+#: campaign, phone number)`` or ``("campaign", application, campaign)``.
 CorrelationKey = tuple[Any, ...]
 
 
@@ -69,6 +73,9 @@ class OperationSpec:
     """Names (``notificationType`` or ``GSW_USER_EVENT``) meaning "no record available"."""
     empty_error_texts: frozenset[str] = frozenset()
     """``GSW_ERROR`` texts that mean an empty result rather than a failure."""
+    pushed: bool = False
+    """OCS also sends the acknowledgement on its own (a preview record pushed to the agent):
+    its user event without our reference id is never matched by key."""
 
     @property
     def key(self) -> tuple[str, Target]:
@@ -85,6 +92,7 @@ def _spec(
     part: str | None = None,
     empty: tuple[str, ...] = (),
     empty_error_texts: tuple[str, ...] = (),
+    pushed: bool = False,
 ) -> OperationSpec:
     events = frozenset((acknowledgement, *user_events, *((part,) if part else ())))
     return OperationSpec(
@@ -96,6 +104,7 @@ def _spec(
         part=part,
         empty=frozenset(empty),
         empty_error_texts=frozenset(text.casefold() for text in empty_error_texts),
+        pushed=pushed,
     )
 
 
@@ -137,6 +146,7 @@ GET_PREVIEW_RECORD: Final = _spec(
     empty=("PreviewRecordEmpty",),
     user_events=("PreviewRecordEmpty",),
     empty_error_texts=("No Records Available",),
+    pushed=True,
 )
 
 #: Every operation, keyed by (operationName, target).
@@ -190,36 +200,18 @@ class Operation(Protocol):
     def to_gws_body(self) -> dict[str, Any]: ...
 
 
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def record_key(handle: object, application: object, campaign: object) -> CorrelationKey | None:
-    h, a, c = _int(handle), _int(application), _str(campaign)
-    return None if h is None or a is None or c is None else ("record", h, a, c)
+def record_key(handle: object) -> CorrelationKey | None:
+    """A record is known to OCS by its handle alone: OCS keys its answers, and its refusals
+    (which carry the stored record's application and campaign, not the request's), on it."""
+    h = as_id(handle)
+    return None if h is None else ("record", h)
 
 
 def campaign_key(application: object, campaign: object) -> CorrelationKey | None:
-    a, c = _int(application), _str(campaign)
+    a, c = as_id(application), as_name(campaign)
     return None if a is None or c is None else ("campaign", a, c)
 
 
 def phone_key(application: object, campaign: object, phone: object) -> CorrelationKey | None:
-    a, c, p = _int(application), _str(campaign), _str(phone)
+    a, c, p = as_id(application), as_name(campaign), as_name(phone)
     return None if a is None or c is None or p is None else ("phone", a, c, p)
-
-
-def user_event_keys(user_data: Mapping[str, Any]) -> tuple[CorrelationKey, ...]:
-    """Every key a user event can match a request on, most specific first."""
-    app = user_data.get("GSW_APPLICATION_ID")
-    campaign = user_data.get("GSW_CAMPAIGN_NAME")
-    keys = (
-        record_key(user_data.get("GSW_RECORD_HANDLE"), app, campaign),
-        phone_key(app, campaign, user_data.get("GSW_PHONE")),
-        campaign_key(app, campaign),
-    )
-    return tuple(key for key in keys if key is not None)

@@ -193,11 +193,54 @@ def _fault_usage(name: str) -> str:
 
 
 def build_parser(prog: str = "python -m gws_outbound_plugin.simulator") -> argparse.ArgumentParser:
-    default_users = ", ".join(f"{name}:{password}" for name, password in DEFAULT_USERS.items())
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Run the embedded Genesys Web Services (GWS v2) simulator: every outbound record\n"
+            "and preview operation against a small OCS model, CometD long-polling at\n"
+            "/api/v2/notifications, unsolicited OCS events, a controllable clock, faults."
+        ),
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_server_options(parser)
+    _add_behaviour_options(parser)
+    return parser
+
+
+#: The end of ``--help``: the admin endpoints and OCS's rules in short.
+_HELP_END = (
+    "other admin endpoints (loopback clients only):\n"
+    "  POST /_simulator/rotate-csrf       give every session a new CSRF token\n"
+    '  POST /_simulator/users             {"user": NAME, "password": NEW} changes a '
+    "password\n"
+    "  POST /_simulator/expire-sessions   expire every GWS session\n"
+    "  POST /_simulator/forget-clients    forget every CometD client\n"
+    '  POST /_simulator/forbidden-channels {"channels": ["/me/internal"]} refuses those\n'
+    "                                     subscriptions ([] allows all again)\n"
+    '  POST /_simulator/clock             {"advance": SECONDS} or {"set": ISO-8601}; due\n'
+    "                                     rescheduled records come as ScheduledCall\n"
+    "  GET  /_simulator/clock             the simulated time\n"
+    '  POST /_simulator/events            {"event": "RecordCancel", "recordHandle": N}\n'
+    '                                     {"event": "PreviewRecord", "campaignName": C}\n'
+    '                                     {"event": "CampaignStarted", "campaignName": C}\n'
+    "                                     (also CampaignLoaded, CampaignStopped,\n"
+    '                                     CampaignUnloaded, CampaignModeChanged + "mode")\n'
+    "  GET  /_simulator/stats             counters, record states and armed faults\n\n"
+    "OCS in short: a completed, rejected, cancelled or do-not-call record cannot be\n"
+    "cancelled, completed or rejected (OCS error user event); GetPreviewRecord needs a\n"
+    "StartPreviewSession and answers GSW_ERROR 'No Records Available' when the campaign\n"
+    "has no ready record; a rescheduled record comes back as a ScheduledCall user event\n"
+    "when the simulator's clock reaches its timestamp."
+)
+
+
+def _epilog() -> str:
+    """The ``--help`` text after the options: records, campaigns, operations, faults."""
     example_user = next(iter(DEFAULT_USERS))
     example_device = GWSSimulator(DEFAULT_USERS).device_path(example_user)
     campaigns = OCSModel(DEFAULT_RECORDS).campaign_view.values()
-    epilog = (
+    return (
         "seeded OCS records (the default; --records FILE replaces them):\n"
         f"{records_table(DEFAULT_RECORDS)}\n\n"
         "campaigns (made from the records' campaign names; preview records are handed out\n"
@@ -224,40 +267,13 @@ def build_parser(prog: str = "python -m gws_outbound_plugin.simulator") -> argpa
         "         --fault http_error:status=503,gws_body=false "
         "--fault ocs_error:operation=RejectRecord\n"
         "         --fault cometd_error:code=50,message=Record locked "
-        "--fault hold_connects:seconds=60,count=none\n\n"
-        "other admin endpoints (loopback clients only):\n"
-        "  POST /_simulator/rotate-csrf       give every session a new CSRF token\n"
-        '  POST /_simulator/users             {"user": NAME, "password": NEW} changes a '
-        "password\n"
-        "  POST /_simulator/expire-sessions   expire every GWS session\n"
-        "  POST /_simulator/forget-clients    forget every CometD client\n"
-        '  POST /_simulator/forbidden-channels {"channels": ["/me/internal"]} refuses those\n'
-        "                                     subscriptions ([] allows all again)\n"
-        '  POST /_simulator/clock             {"advance": SECONDS} or {"set": ISO-8601}; due\n'
-        "                                     rescheduled records come as ScheduledCall\n"
-        "  GET  /_simulator/clock             the simulated time\n"
-        '  POST /_simulator/events            {"event": "RecordCancel", "recordHandle": N}\n'
-        '                                     {"event": "PreviewRecord", "campaignName": C}\n'
-        '                                     {"event": "CampaignStarted", "campaignName": C}\n'
-        "                                     (also CampaignLoaded, CampaignStopped,\n"
-        '                                     CampaignUnloaded, CampaignModeChanged + "mode")\n'
-        "  GET  /_simulator/stats             counters, record states and armed faults\n\n"
-        "OCS in short: a completed, rejected, cancelled or do-not-call record cannot be\n"
-        "cancelled, completed or rejected (OCS error user event); GetPreviewRecord needs a\n"
-        "StartPreviewSession and answers GSW_ERROR 'No Records Available' when the campaign\n"
-        "has no ready record; a rescheduled record comes back as a ScheduledCall user event\n"
-        "when the simulator's clock reaches its timestamp."
+        "--fault hold_connects:seconds=60,count=none\n\n" + _HELP_END
     )
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=(
-            "Run the embedded Genesys Web Services (GWS v2) simulator: every outbound record\n"
-            "and preview operation against a small OCS model, CometD long-polling at\n"
-            "/api/v2/notifications, unsolicited OCS events, a controllable clock, faults."
-        ),
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    """Where the simulator listens, who may log in, and its records."""
+    default_users = ", ".join(f"{name}:{password}" for name, password in DEFAULT_USERS.items())
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -285,6 +301,10 @@ def build_parser(prog: str = "python -m gws_outbound_plugin.simulator") -> argpa
         "campaignName, callingList, phoneNumber, chainId; optional timeZone, phoneType, "
         "from, until, otherFields) replacing the seeded ones",
     )
+
+
+def _add_behaviour_options(parser: argparse.ArgumentParser) -> None:
+    """Timeouts, forbidden channels, faults and output."""
     parser.add_argument(
         "--session-timeout",
         type=_positive,
@@ -326,7 +346,6 @@ def build_parser(prog: str = "python -m gws_outbound_plugin.simulator") -> argpa
         action="store_true",
         help="print only the first line (no listing, no request log)",
     )
-    return parser
 
 
 def _request_line(record: RecordedRequest, when: datetime | None = None) -> str:
@@ -390,23 +409,7 @@ async def _serve(args: argparse.Namespace, records: Sequence[SeedRecord] | None)
     try:
         _emit(out, f"GWS simulator listening on {simulator.base_url}")
         if not args.quiet:
-            _emit(out, f"CometD endpoint: {simulator.cometd_url} (long-polling)")
-            _emit(out, f"CSRF protection: {'off' if args.no_csrf else 'on'}")
-            _emit(out, "users and devices:")
-            for name in simulator.users:
-                _emit(
-                    out,
-                    f"  {name}  devicePath={simulator.device_path(name)}  "
-                    f"phoneNumber={simulator.phone_number(name)}",
-                )
-            _emit(out, "records:")
-            _emit(out, records_table(list(r.record for r in simulator.records.values())))
-            _emit(out, "campaigns:")
-            _emit(out, campaigns_table(simulator.campaigns.values()))
-            for channel in sorted(simulator.forbidden_channels):
-                _emit(out, f"forbidden CometD channel: {channel}")
-            for line in simulator.faults.active:
-                _emit(out, f"fault armed: {line}")
+            _print_listing(out, simulator, csrf=not args.no_csrf)
         await stop.wait()
     finally:
         for signum in installed:
@@ -415,6 +418,27 @@ async def _serve(args: argparse.Namespace, records: Sequence[SeedRecord] | None)
     if not args.quiet:
         _emit(out, "GWS simulator stopped")
     return 0
+
+
+def _print_listing(out: TextIO, simulator: GWSSimulator, *, csrf: bool) -> None:
+    """What the simulator serves: endpoints, users and devices, records, campaigns, faults."""
+    _emit(out, f"CometD endpoint: {simulator.cometd_url} (long-polling)")
+    _emit(out, f"CSRF protection: {'on' if csrf else 'off'}")
+    _emit(out, "users and devices:")
+    for name in simulator.users:
+        _emit(
+            out,
+            f"  {name}  devicePath={simulator.device_path(name)}  "
+            f"phoneNumber={simulator.phone_number(name)}",
+        )
+    _emit(out, "records:")
+    _emit(out, records_table(list(r.record for r in simulator.records.values())))
+    _emit(out, "campaigns:")
+    _emit(out, campaigns_table(simulator.campaigns.values()))
+    for channel in sorted(simulator.forbidden_channels):
+        _emit(out, f"forbidden CometD channel: {channel}")
+    for line in simulator.faults.active:
+        _emit(out, f"fault armed: {line}")
 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:

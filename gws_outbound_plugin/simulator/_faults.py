@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from ._outbound import OPERATIONS, OUTBOUND_CHANNEL
 
@@ -46,24 +46,40 @@ DropWhich = Literal["both", "outbound", "user_event"]
 _DROP_CHOICES: tuple[str, ...] = ("both", "outbound", "user_event")
 
 
-@dataclass(frozen=True, slots=True)
-class ResetConnection:
+class _Control:
+    """A fault's arguments; :meth:`describe` shows them as the call of the control that armed
+    them, e.g. ``slow_answer(seconds=2)`` (seconds with ``:g``, the rest with ``repr``)."""
+
+    __slots__ = ()
+    control: ClassVar[str]
+
+    def _shown(self, name: str, value: object, default: object) -> bool:
+        """Whether :meth:`describe` shows a field (not when it has its default)."""
+        return default is MISSING or value != default
+
     def describe(self) -> str:
-        return "reset_connection()"
+        shown = ", ".join(
+            f"{f.name}={value:g}" if isinstance(value, float) else f"{f.name}={value!r}"
+            for f in fields(cast(Any, self))
+            if self._shown(f.name, value := getattr(self, f.name), f.default)
+        )
+        return f"{self.control}({shown})"
 
 
 @dataclass(frozen=True, slots=True)
-class SlowAnswer:
+class ResetConnection(_Control):
+    control: ClassVar[str] = "reset_connection"
+
+
+@dataclass(frozen=True, slots=True)
+class SlowAnswer(_Control):
+    control: ClassVar[str] = "slow_answer"
     seconds: float
 
-    def describe(self) -> str:
-        return f"slow_answer(seconds={self.seconds:g})"
-
 
 @dataclass(frozen=True, slots=True)
-class ExpireSession:
-    def describe(self) -> str:
-        return "expire_session()"
+class ExpireSession(_Control):
+    control: ClassVar[str] = "expire_session"
 
 
 #: The GWS answer of an HTTP 503: a back end (here: voice) is down (GWS "Error Handling").
@@ -78,92 +94,75 @@ def _default_gws_body(status: int) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class HTTPError:
+class HTTPError(_Control):
+    control: ClassVar[str] = "http_error"
     status: int
     gws_body: bool
 
-    def describe(self) -> str:
-        if self.gws_body == _default_gws_body(self.status):
-            return f"http_error(status={self.status})"
-        return f"http_error(status={self.status}, gws_body={self.gws_body})"
+    def _shown(self, name: str, value: object, default: object) -> bool:
+        return name != "gws_body" or value != _default_gws_body(self.status)
 
 
 @dataclass(frozen=True, slots=True)
-class Unauthorized:
-    def describe(self) -> str:
-        return "unauthorized()"
+class Unauthorized(_Control):
+    control: ClassVar[str] = "unauthorized"
 
 
 @dataclass(frozen=True, slots=True)
-class CSRFReject:
-    def describe(self) -> str:
-        return "csrf_reject()"
+class CSRFReject(_Control):
+    control: ClassVar[str] = "csrf_reject"
 
 
 @dataclass(frozen=True, slots=True)
-class HoldConnects:
+class HoldConnects(_Control):
+    control: ClassVar[str] = "hold_connects"
     seconds: float
 
-    def describe(self) -> str:
-        return f"hold_connects(seconds={self.seconds:g})"
-
 
 @dataclass(frozen=True, slots=True)
-class StatusCode:
+class StatusCode(_Control):
+    control: ClassVar[str] = "status_code"
     code: int
     message: str | None
 
-    def describe(self) -> str:
-        return f"status_code(code={self.code}, message={self.message!r})"
-
 
 @dataclass(frozen=True, slots=True)
-class OCSErrorFault:
+class OCSErrorFault(_Control):
+    control: ClassVar[str] = "ocs_error"
     number: int
     message: str
 
-    def describe(self) -> str:
-        return f"ocs_error(number={self.number}, message={self.message!r})"
-
 
 @dataclass(frozen=True, slots=True)
-class CometDError:
+class CometDError(_Control):
+    control: ClassVar[str] = "cometd_error"
     code: int
     message: str
     channel: str
 
-    def describe(self) -> str:
-        return f"cometd_error(code={self.code}, message={self.message!r}, channel={self.channel!r})"
-
 
 @dataclass(frozen=True, slots=True)
-class DelayNotifications:
+class DelayNotifications(_Control):
+    control: ClassVar[str] = "delay_notifications"
     seconds: float
 
-    def describe(self) -> str:
-        return f"delay_notifications(seconds={self.seconds:g})"
-
 
 @dataclass(frozen=True, slots=True)
-class DropNotifications:
+class DropNotifications(_Control):
+    control: ClassVar[str] = "drop_notifications"
     which: str
 
-    def describe(self) -> str:
-        return f"drop_notifications(which={self.which!r})"
-
 
 @dataclass(frozen=True, slots=True)
-class DuplicateNotifications:
+class DuplicateNotifications(_Control):
+    control: ClassVar[str] = "duplicate_notifications"
     times: int
-
-    def describe(self) -> str:
-        return f"duplicate_notifications(times={self.times})"
+    regenerate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class ReverseNotifications:
-    def describe(self) -> str:
-        return "reverse_notifications()"
+class ReverseNotifications(_Control):
+    control: ClassVar[str] = "reverse_notifications"
 
 
 FaultSpec = (
@@ -222,6 +221,7 @@ class OutcomePlan:
     delay: float = 0.0
     drop: str | None = None
     times: int = 1
+    regenerate: bool = False
     reverse: bool = False
 
 
@@ -257,12 +257,24 @@ class Faults:
         self._arm(DropNotifications(which), count, operation)
 
     def duplicate_notifications(
-        self, count: int | None = 1, times: int = 2, operation: str | None = None
+        self,
+        count: int | None = 1,
+        times: int = 2,
+        operation: str | None = None,
+        *,
+        regenerate: bool = False,
     ) -> None:
-        """Publish the outcome of the next ``count`` accepted operations ``times`` times over."""
+        """Publish the outcome of the next ``count`` accepted operations ``times`` times over.
+
+        :param regenerate: the copies' user events are built anew, as GWS does when it relays
+            an OCS event again: the same ``userData`` with new ``metrics`` (so they are not
+            byte-identical to the first).
+        """
         if isinstance(times, bool) or not isinstance(times, int) or times < 2:
             raise ValueError(f"times must be an integer >= 2, got {times!r}")
-        self._arm(DuplicateNotifications(times), count, operation)
+        if not isinstance(regenerate, bool):
+            raise ValueError(f"regenerate must be a bool, got {regenerate!r}")
+        self._arm(DuplicateNotifications(times, regenerate), count, operation)
 
     def reverse_notifications(self, count: int | None = 1, operation: str | None = None) -> None:
         """Publish the messages of the next ``count`` outcomes in reverse order.
@@ -533,6 +545,7 @@ class Faults:
             delay=delay.seconds if delay else 0.0,
             drop=drop.which if drop else None,
             times=duplicate.times if duplicate else 1,
+            regenerate=duplicate.regenerate if duplicate else False,
             reverse=reverse is not None,
         )
 

@@ -258,6 +258,75 @@ def validate(
     data = body.value
     if not isinstance(data, dict):
         return ErrorReply(INVALID_INPUT, "Invalid request body: expected a JSON object")
+    operation = _operation(resource, data)
+    if isinstance(operation, ErrorReply):
+        return operation
+    handle: int | None = None
+    if resource == "record":
+        checked = _record_handle(path_value or "")
+        if isinstance(checked, ErrorReply):
+            return checked
+        handle = checked
+    refused = _parameters_refusal(_SPECS[(resource, operation)], data)
+    if refused is not None:
+        return refused
+    target = _target(resource, path_value, data, device_ids, campaign_exists)
+    if isinstance(target, ErrorReply):
+        return target
+    device_path, device_id, campaign_name = target
+    return Command(
+        operation=operation,
+        resource=resource,
+        application_id=data["applicationId"],
+        campaign_name=campaign_name,
+        device_path=device_path,
+        device_id=device_id,
+        reference_id=data.get("referenceId"),
+        record_handle=handle,
+        calling_list=data.get("callingList"),
+        phone_number=data.get("phoneNumber"),
+        chain_attribute=data.get("chainAttribute"),
+        call_result=data.get("callResult"),
+        callback_type=data.get("callbackType"),
+        timestamp=data.get("timestamp"),
+        time_zone=data.get("timeZone"),
+        phone_type=data.get("phoneType"),
+        dial_from=data.get("from"),
+        dial_until=data.get("until"),
+        chain_id=data.get("chainId"),
+        other_fields=dict(data.get("otherFields") or {}),
+    )
+
+
+def _target(
+    resource: Resource,
+    path_value: str | None,
+    data: dict[str, Any],
+    device_ids: frozenset[str],
+    campaign_exists: Callable[[str, int], bool | str],
+) -> tuple[str, str, str] | ErrorReply:
+    """(devicePath, its device id, campaign name) when the device is the user's and, for
+    campaign operations, the campaign of the path exists in that application."""
+    device_path: str = data["devicePath"]
+    match = _DEVICE_PATH_RE.fullmatch(device_path)
+    if match is None or match.group(1) not in device_ids:
+        return ErrorReply(NOT_FOUND, f"Device not found for this user: devicePath {device_path}")
+    if resource != "campaign":
+        return device_path, match.group(1), data["campaignName"]
+    campaign_name = path_value or ""
+    found = campaign_exists(campaign_name, data["applicationId"])
+    if found is not True:
+        blamed = "applicationId" if found == "applicationId" else "campaignName"
+        return ErrorReply(
+            NOT_FOUND,
+            f"Campaign not found: campaignName {campaign_name!r} "
+            f"with applicationId {data['applicationId']} ({blamed})",
+        )
+    return device_path, match.group(1), campaign_name
+
+
+def _operation(resource: Resource, data: dict[str, Any]) -> str | ErrorReply:
+    """The body's ``operationName`` when it is an operation on ``resource``."""
     if "operationName" not in data:
         return ErrorReply(MISSING_PARAMETER, "Missing required parameter: operationName")
     operation = data["operationName"]
@@ -283,23 +352,27 @@ def validate(
             f"Operation forbidden: {operation} is not an operation on this resource "
             f"(it is {_RESOURCE_PATHS[home]})",
         )
-    handle: int | None = None
-    if resource == "record":
-        text = path_value or ""
-        if not _HANDLE_RE.fullmatch(text) or not text.strip("0"):
-            return ErrorReply(
-                INVALID_INPUT,
-                f"Invalid parameter: recordHandle {text!r} must be a positive integer",
-            )
-        stripped = text.lstrip("0")
-        if len(stripped) > 10 or int(stripped) > JAVA_INT_MAX:
-            return ErrorReply(
-                MISSING_PARAMETER,
-                f"Invalid parameter: recordHandle {text} is not a 32-bit integer "
-                f"(must be below 2^31)",
-            )
-        handle = int(stripped)
-    spec = _SPECS[(resource, operation)]
+    return operation
+
+
+def _record_handle(text: str) -> int | ErrorReply:
+    """The record handle of the path, a positive 32-bit integer."""
+    if not _HANDLE_RE.fullmatch(text) or not text.strip("0"):
+        return ErrorReply(
+            INVALID_INPUT,
+            f"Invalid parameter: recordHandle {text!r} must be a positive integer",
+        )
+    stripped = text.lstrip("0")
+    if len(stripped) > 10 or int(stripped) > JAVA_INT_MAX:
+        return ErrorReply(
+            MISSING_PARAMETER,
+            f"Invalid parameter: recordHandle {text} is not a 32-bit integer (must be below 2^31)",
+        )
+    return int(stripped)
+
+
+def _parameters_refusal(spec: _Spec, data: dict[str, Any]) -> ErrorReply | None:
+    """GWS's answer to missing, too large or invalid parameters, if any."""
     missing = [name for name in spec.required if name not in data]
     if missing:
         return ErrorReply(
@@ -328,44 +401,7 @@ def validate(
         return ErrorReply(
             INVALID_INPUT, f"Invalid parameter{_plural(problems)}: " + "; ".join(problems)
         )
-    device_path: str = data["devicePath"]
-    match = _DEVICE_PATH_RE.fullmatch(device_path)
-    if match is None or match.group(1) not in device_ids:
-        return ErrorReply(NOT_FOUND, f"Device not found for this user: devicePath {device_path}")
-    if resource == "campaign":
-        campaign_name = path_value or ""
-        found = campaign_exists(campaign_name, data["applicationId"])
-        if found is not True:
-            blamed = "applicationId" if found == "applicationId" else "campaignName"
-            return ErrorReply(
-                NOT_FOUND,
-                f"Campaign not found: campaignName {campaign_name!r} "
-                f"with applicationId {data['applicationId']} ({blamed})",
-            )
-    else:
-        campaign_name = data["campaignName"]
-    return Command(
-        operation=operation,
-        resource=resource,
-        application_id=data["applicationId"],
-        campaign_name=campaign_name,
-        device_path=device_path,
-        device_id=match.group(1),
-        reference_id=data.get("referenceId"),
-        record_handle=handle,
-        calling_list=data.get("callingList"),
-        phone_number=data.get("phoneNumber"),
-        chain_attribute=data.get("chainAttribute"),
-        call_result=data.get("callResult"),
-        callback_type=data.get("callbackType"),
-        timestamp=data.get("timestamp"),
-        time_zone=data.get("timeZone"),
-        phone_type=data.get("phoneType"),
-        dial_from=data.get("from"),
-        dial_until=data.get("until"),
-        chain_id=data.get("chainId"),
-        other_fields=dict(data.get("otherFields") or {}),
-    )
+    return None
 
 
 def _is_int(value: object) -> TypeGuard[int]:

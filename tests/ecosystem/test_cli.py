@@ -754,7 +754,9 @@ async def test_ctrl_c_while_waiting_prints_the_interrupted_outcome_as_json(gws_s
     (line,) = stdout.splitlines()
     outcome = json.loads(line)
     assert outcome["hook"] == "on_cancel_failed"
-    assert outcome["reason"] == "shut_down"
+    # It was sent: GWS may have acted, so the outcome is unknown, not "shut_down" (issue 16).
+    assert outcome["reason"] == "outcome_unknown"
+    assert outcome["may_have_acted"] is True
     assert outcome["interrupted"] is True
     assert outcome["request"]["reference_id"] == "ref-int"
     assert "interrupted" in stderr.decode()
@@ -1161,7 +1163,8 @@ async def test_ctrl_c_reports_an_unfinished_operation_as_interrupted(gws_simulat
     (line,) = stdout.splitlines()
     outcome = json.loads(line)
     assert (outcome["hook"], outcome["operation"]) == ("on_operation_failed", "RejectRecord")
-    assert (outcome["reason"], outcome["interrupted"]) == ("shut_down", True)
+    # Sent, never answered: GWS may have acted, so the outcome is unknown (issue 16).
+    assert (outcome["reason"], outcome["interrupted"]) == ("outcome_unknown", True)
     assert outcome["request"]["reference_id"] == "ref-int"
 
 

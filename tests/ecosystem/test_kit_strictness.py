@@ -122,7 +122,7 @@ async def test_allowed_by_fixture(
 async def test_failure_during_teardown(
     gws_plugin_manager, gws_outbound, gws_request_factory, gws_simulator
 ):
-    # The outcome never comes: the cancel fails as shut_down while the fixtures close.
+    # The outcome never comes: the cancel fails (outcome_unknown) while the fixtures close.
     gws_plugin_manager.register(RaisingOnFailure(), name="late")
     gws_simulator.faults.hold_notifications()
     gws_outbound.submit(gws_request_factory())
@@ -274,7 +274,9 @@ def test_a_failure_while_the_fixtures_shut_down_fails_the_teardown(kit_run):
     outcome = kit_run["test_failure_during_teardown"]
     assert outcome.call == "passed"
     assert outcome.teardown_error is not None
-    assert "plugin 'late' raised in on_cancel_failed: RuntimeError: failure-bug shut_down" in (
+    # It was sent and never answered: outcome_unknown (issue 16), while the fixtures closed.
+    failure = "plugin 'late' raised in on_cancel_failed: RuntimeError: failure-bug outcome_unknown"
+    assert failure in (
         outcome.teardown_error
     )
 

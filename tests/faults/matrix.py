@@ -82,6 +82,9 @@ _STATUS_MEANING: Final = {
     19: "resource already in use",
 }
 
+#: statusCode values after which GWS may still act on the request (reference §5.3).
+_STILL_ACTING: Final = frozenset({7, 9})
+
 ROWS: Final[tuple[Row, ...]] = (
     *(
         Row(
@@ -94,6 +97,21 @@ ROWS: Final[tuple[Row, ...]] = (
             f"`status_code` {code} and GWS's `statusMessage` in the failure; one POST, no retry",
         )
         for code, meaning in _STATUS_MEANING.items()
+        if code not in _STILL_ACTING
+    ),
+    *(
+        Row(
+            f"gws-status-{code}",
+            "gws",
+            f"`statusCode` {code} ({meaning})",
+            f"`sim.faults.status_code({code})`",
+            FAILED,
+            "outcome_unknown",
+            f"GWS may still act: the request waits `ack_timeout` for its CometD outcome; "
+            f"none came: `status_code` {code}, GWS's `statusMessage`, `may_have_acted`",
+        )
+        for code, meaning in _STATUS_MEANING.items()
+        if code in _STILL_ACTING
     ),
     Row(
         "gws-status-20-once",
@@ -419,7 +437,7 @@ ROWS: Final[tuple[Row, ...]] = (
         "leaving the context with cancels pending",
         "outcomes delayed (within the drain) or held (beyond it)",
         FAILED,
-        "shut_down",
+        "outcome_unknown or shut_down",
         "the delayed ones are acknowledged during the drain, the held ones fail once",
     ),
     Row(
@@ -437,7 +455,7 @@ ROWS: Final[tuple[Row, ...]] = (
         "leaving twice",
         "`aclose()` inside the block, then leaving it",
         FAILED,
-        "shut_down",
+        "outcome_unknown or shut_down",
         "one failure per pending cancel, no error, closed once",
     ),
     Row(
@@ -446,7 +464,7 @@ ROWS: Final[tuple[Row, ...]] = (
         "the host's task group is cancelled",
         "`tg.cancel_scope.cancel()` around the `async with`",
         FAILED,
-        "shut_down",
+        "outcome_unknown or shut_down",
         "one outcome each, nothing hangs, HTTP and CometD closed, core unregistered",
     ),
     Row(
@@ -455,7 +473,7 @@ ROWS: Final[tuple[Row, ...]] = (
         "the host's asyncio task is cancelled",
         "`task.cancel()`",
         FAILED,
-        "shut_down",
+        "outcome_unknown or shut_down",
         "same as above for a plain asyncio task",
     ),
     Row(
@@ -464,7 +482,7 @@ ROWS: Final[tuple[Row, ...]] = (
         "cancels from another thread while the plugin closes",
         "a thread calling `on_cancel_requested` in a loop",
         FAILED,
-        "shut_down",
+        "outcome_unknown or shut_down",
         "each call refused (`NotRunningError`) or ended by exactly one outcome",
     ),
     Row(

@@ -36,7 +36,12 @@ async def test_status_code_is_a_rejection(
     failure = assert_outcome(recorder, request, row)
     assert failure is info.value.failure
     assert failure.status_code == code
-    assert failure.message == f"refused with {code} by the test"
+    if code in (7, 9):  # GWS may still act: it waited for the CometD outcome
+        assert failure.message.startswith(f"refused with {code} by the test; no ack")
+        assert failure.may_have_acted is True
+    else:
+        assert failure.message == f"refused with {code} by the test"
+        assert failure.may_have_acted is False
     assert [c.status for c in sim.cancels] == [200]
     assert_nothing_else(recorder, [request], user_events=0)
 

@@ -75,7 +75,10 @@ async def test_leaving_with_cancels_pending(
         assert [c.hook for c in recorder.outcomes_for(request.reference_id)] == [ACK]
     for request in slow:
         failure = assert_outcome(recorder, request, row)
-        assert failure.message == "the plugin was closed before the outcome arrived"
+        assert failure.message == (
+            "the plugin was closed before the outcome arrived; GWS may or may not have acted "
+            "on the request"
+        )
     assert config.drain_timeout <= drained_in < config.drain_timeout + 2
     assert_closed(plugin, pm)
     assert_nothing_else(recorder, requests, user_events=2)

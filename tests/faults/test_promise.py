@@ -63,7 +63,9 @@ async def test_close_resolves_every_ticket_and_makes_every_hook_call(
     for ticket in tickets:
         with anyio.fail_after(1), pytest.raises(CancelFailed) as info:
             await ticket
-        assert info.value.failure.reason is FailureReason.SHUT_DOWN
+        # Sent and unanswered at close: GWS may have acted (issue 16), so not "shut_down".
+        assert info.value.failure.reason is FailureReason.OUTCOME_UNKNOWN
+        assert info.value.failure.may_have_acted is True
     # Every outcome hook call was made, the slow one included (each cut at hook_timeout).
     assert len(recorder.failures) == 8
     assert slow.calls == 8

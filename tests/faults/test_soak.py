@@ -71,6 +71,19 @@ RSS_GROWTH_LIMIT_MB: Final = 8.0
 APPLICATION, CAMPAIGN, CALLING_LIST = 134, "SoakCampaign", "SoakList"
 
 
+def belongs(ack: OperationAck) -> bool:
+    """Whether an acknowledgement carries its own request's reference id and record (what
+    arrived, not what the request said: the outbound ``record`` and the user event)."""
+    request = ack.request
+    if ack.reference_id != request.reference_id:
+        return False
+    handle = getattr(request, "record_handle", None)
+    if handle is None or ack.operation == "GetChainedRecord":
+        return True
+    echoed = {ack.record.get("recordHandle"), ack.user_data.get("GSW_RECORD_HANDLE")} - {None}
+    return echoed <= {handle}
+
+
 @dataclass
 class OutcomeCounter:
     """A plugin counting outcome hooks per referenceId (keeps no payloads): the generic
@@ -82,6 +95,7 @@ class OutcomeCounter:
     operations: collections.Counter[str] = field(default_factory=collections.Counter)
     acks: int = 0
     foreign_acks: int = 0
+    misattributed: int = 0
     user_events: int = 0
 
     @hookimpl
@@ -89,6 +103,8 @@ class OutcomeCounter:
         if ack.request is None:
             self.foreign_acks += 1
             return
+        if not belongs(ack):
+            self.misattributed += 1
         self.acks += 1
         self.operations[ack.operation] += 1
         self.per_reference[ack.request.reference_id] += 1
@@ -366,6 +382,7 @@ async def test_soak(
         "tickets_slow": len(slow_tickets),
         "tickets_unresolved": unresolved,
         "foreign_acks": counter.foreign_acks,
+        "misattributed": counter.misattributed,
         "user_events": counter.user_events,
         "late_messages_ignored": stats["late"],
         "duplicate_messages_dropped": stats["duplicates"],
@@ -396,6 +413,7 @@ async def test_soak(
     )
     assert len(counter.operations) == len(OPERATIONS) + 1, counter.operations
     assert counter.foreign_acks == 0, "an acknowledgement of ours was taken for a foreign one"
+    assert counter.misattributed == 0, "an acknowledgement carried another request's answer"
     assert pending_at_end == 0
     assert stats["accepted"] == cancels
     assert sum(injected.values()) >= cancels * FAULT_RATE / 2
@@ -414,6 +432,7 @@ def print_report(report: dict[str, Any], path: Path) -> None:
         ("lost (no outcome)", report["lost"]),
         ("duplicated (outcomes beyond one)", report["duplicated"]),
         ("foreign acks", report["foreign_acks"]),
+        ("misattributed (another request's answer)", report["misattributed"]),
         ("late messages ignored", report["late_messages_ignored"]),
         ("duplicate messages dropped", report["duplicate_messages_dropped"]),
         ("faults injected", report["faults_total"]),

@@ -233,8 +233,8 @@ def test_cancel_request_implements_the_operation_protocol() -> None:
     request = minimal(reference_id="r-7")
     assert request.spec is _spec.CANCEL_RECORD
     assert request.operation_name == "CancelRecord" == request.spec.name
-    assert request.correlation_key == ("record", 11, 134, "Campaign1")
-    assert request.correlation_key == _spec.record_key(11, 134, "Campaign1")
+    assert request.correlation_key == ("record", 11)
+    assert request.correlation_key == _spec.record_key(11) == ("record", 11)
     assert request.gws_path() == "/me/outbound-records/11"
     # The protocol members are not fields: the dataclass is what it was.
     assert [f.name for f in dataclasses.fields(CancelRequest)] == [

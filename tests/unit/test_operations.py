@@ -345,7 +345,7 @@ def test_the_operation_protocol(cls: type[Any]) -> None:
     assert spec in _spec.OPERATION_SPECS.values()
     assert request.operation_name == spec.name
     if spec.target is _spec.Target.RECORD:
-        assert request.correlation_key == ("record", 11, 134, "Campaign1")
+        assert request.correlation_key == ("record", 11)
         assert request.gws_path() == "/me/outbound-records/11"
     elif spec.target is _spec.Target.RECORDS:
         assert request.correlation_key == ("phone", 134, "Campaign1", "3001")

@@ -1,0 +1,191 @@
+"""Inbound CometD messages, parsed once into typed events.
+
+The correlator and the payload builders read what arrived through these types, never through
+the raw mappings, so there is one rule for every value that GWS or OCS may spell two ways
+(``_coerce.py``). Nothing here does I/O or keeps state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+
+from ._coerce import as_id, as_name, as_reference
+from ._models import EventMetrics, UserEvent
+from ._spec import CorrelationKey, campaign_key, phone_key, record_key
+
+__all__ = [
+    "ErrorNotice",
+    "Inbound",
+    "Malformed",
+    "Notification",
+    "UserEventNotice",
+    "error_number",
+    "parse",
+]
+
+OUTBOUND_TYPES: Final = frozenset({"OutboundRecordMessage", "OutboundCampaignMessage"})
+
+#: ``GSW_ERROR_NUMBER`` / ``errorCode``: the same rule as identifiers.
+error_number = as_id
+
+
+def _keys(*keys: CorrelationKey | None) -> tuple[CorrelationKey, ...]:
+    return tuple(key for key in keys if key is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """An ``OutboundRecordMessage`` / ``OutboundCampaignMessage`` on ``/v2/me/outbound``."""
+
+    data: Mapping[str, Any]
+    """The message's ``data``, as it arrived (handed to hooks)."""
+    notification: str | None
+    reference: str | None
+    record_handle: int | None
+    """The record it names (``record.recordHandle``, or ``GSW_RECORD_HANDLE`` in a pushed or
+    handed-out record's ``userData``)."""
+    keys: tuple[CorrelationKey, ...]
+    """What an unmatched acknowledgement pairs with its user event on (foreign halves)."""
+
+    @property
+    def is_error(self) -> bool:
+        return self.notification == "Error"
+
+    @property
+    def error_text(self) -> str | None:
+        return as_name(self.data.get("errorMessage")) or as_name(self.data.get("statusMessage"))
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorNotice:
+    """A CometD ``ErrorMessage`` (GWS reports an error decided after its HTTP answer)."""
+
+    channel: str | None
+    reference: str | None
+    code: int | None
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserEventNotice:
+    """A ``DeviceUserEventMessage``: OCS's answer, partial result, push or refusal."""
+
+    event: UserEvent
+    reference: str | None
+    record_handle: int | None
+    chain: tuple[int, str, int] | None
+    """``(application, campaign, GSW_CHAIN_ID)`` when all three are present."""
+    keys: tuple[CorrelationKey, ...]
+    """Every key it can be matched on, most specific first: record, phone, campaign."""
+
+    @property
+    def name(self) -> str | None:
+        return self.event.user_event
+
+    @property
+    def is_error(self) -> bool:
+        return self.event.is_error
+
+    @property
+    def error_text(self) -> str | None:
+        return as_name(self.event.user_data.get("GSW_ERROR"))
+
+
+Inbound = Notification | ErrorNotice | UserEventNotice
+
+
+class Malformed(ValueError):
+    """The message cannot be read; its text says why."""
+
+
+def _record_handle(record: Mapping[str, Any]) -> int | None:
+    handle = as_id(record.get("recordHandle"))
+    if handle is None:
+        user_data = record.get("userData")
+        if isinstance(user_data, Mapping):
+            handle = as_id(user_data.get("GSW_RECORD_HANDLE"))
+    return handle
+
+
+def _notification(data: Mapping[str, Any]) -> Notification:
+    record = data.get("record")
+    campaign = data.get("campaign")
+    handle: int | None = None
+    keys: tuple[CorrelationKey, ...] = ()
+    if isinstance(record, Mapping):
+        handle = _record_handle(record)
+        app, name = record.get("applicationId"), record.get("campaignName")
+        keys = _keys(record_key(handle), phone_key(app, name, record.get("phoneNumber")))
+    elif isinstance(campaign, Mapping):
+        keys = _keys(campaign_key(campaign.get("applicationId"), campaign.get("name")))
+    return Notification(
+        data=data,
+        notification=as_name(data.get("notificationType")),
+        reference=as_reference(data.get("referenceId")),
+        record_handle=handle,
+        keys=keys,
+    )
+
+
+def _error(channel: str | None, data: Mapping[str, Any]) -> ErrorNotice:
+    code = data.get("errorCode")
+    if code is None:
+        code = data.get("statusCode")
+    return ErrorNotice(
+        channel=channel,
+        reference=as_reference(data.get("referenceId")),
+        code=as_id(code),
+        text=as_name(data.get("errorMessage")) or as_name(data.get("statusMessage")),
+    )
+
+
+def _user_event(channel: str, data: Mapping[str, Any], max_entries: int) -> UserEventNotice:
+    raw = data.get("userData")
+    if not isinstance(raw, Mapping):
+        raise Malformed("userData is not an object")
+    if len(raw) > max_entries:
+        raise Malformed(f"more than {max_entries} userData entries")
+    user_data = MappingProxyType({str(k): v for k, v in raw.items()})
+    event = UserEvent(
+        user_event=as_name(user_data.get("GSW_USER_EVENT")),
+        user_data=user_data,
+        device_id=as_name(data.get("deviceId")),
+        metrics=EventMetrics.from_message(data),
+        channel=channel,
+    )
+    app = as_id(user_data.get("GSW_APPLICATION_ID"))
+    campaign = as_name(user_data.get("GSW_CAMPAIGN_NAME"))
+    handle = as_id(user_data.get("GSW_RECORD_HANDLE"))
+    chain_id = as_id(user_data.get("GSW_CHAIN_ID"))
+    return UserEventNotice(
+        event=event,
+        reference=as_reference(user_data.get("GSW_REFERENCE_ID")),
+        record_handle=handle,
+        chain=None
+        if app is None or campaign is None or chain_id is None
+        else (app, campaign, chain_id),
+        keys=_keys(
+            record_key(handle),
+            phone_key(app, campaign, user_data.get("GSW_PHONE")),
+            campaign_key(app, campaign),
+        ),
+    )
+
+
+def parse(
+    channel: str | None, data: Mapping[str, Any], *, max_user_data_entries: int
+) -> Inbound | None:
+    """The typed event of one message's ``data``; ``None`` for a message type that answers
+    nothing of ours. Raises :class:`Malformed` for a user event without a readable
+    ``userData``."""
+    message_type = data.get("messageType")
+    if message_type in OUTBOUND_TYPES:
+        return _notification(data)
+    if message_type == "DeviceUserEventMessage":
+        return _user_event(channel or "", data, max_user_data_entries)
+    if message_type == "ErrorMessage":
+        return _error(channel, data)
+    return None

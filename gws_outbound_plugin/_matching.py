@@ -1,0 +1,140 @@
+"""Which request a message answers: the matching rule, as one function.
+
+``docs/design-notes.md`` ("Which request a message answers") has the rule as a table, rows M1
+to M9; :func:`place` follows it row by row and says which row decided. The correlator then
+does what the verdict says (gives the message to the request, drops it as late or as a repeat,
+reports it as foreign or unsolicited); it never matches a message any other way.
+
+Pure: no I/O, no clock. It reads the pending requests through :class:`Pending` and the facts
+kept about finished ones through :class:`~._recent.Recent`; the one change it makes is to
+consume an owed answer it places (M4: an answer is owed once).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from ._inbound import Inbound, UserEventNotice
+from ._recent import Recent
+from ._spec import OPERATION_SPECS, CorrelationKey, OperationSpec
+
+__all__ = [
+    "ANSWER_EVENTS",
+    "PART_EVENTS",
+    "PUSHED_EVENTS",
+    "Candidate",
+    "Pending",
+    "Placement",
+    "Verdict",
+    "answers",
+    "place",
+]
+
+#: Every ``GSW_USER_EVENT`` name that answers one of our operations (partial results aside).
+PART_EVENTS: Final = frozenset(s.part for s in OPERATION_SPECS.values() if s.part)
+ANSWER_EVENTS: Final = (
+    frozenset(name for spec in OPERATION_SPECS.values() for name in spec.user_events | spec.empty)
+    - PART_EVENTS
+)
+#: Answers OCS also sends on its own (``PreviewRecord``).
+PUSHED_EVENTS: Final = frozenset(s.acknowledgement for s in OPERATION_SPECS.values() if s.pushed)
+
+
+class Verdict(enum.Enum):
+    OWN = "own"
+    """It answers ``Placement.entry``'s request (or is part of the answer)."""
+    LATE = "late"
+    """It answers a request that has ended: dropped."""
+    REPEAT = "repeat"
+    """A copy of an answer one of our requests already took: dropped."""
+    PART = "part"
+    """A partial result without our reference id: kept for the request it belongs to."""
+    PUSHED = "pushed"
+    """A preview record without our reference id: joins a request only through its own
+    notification, else it is OCS's push."""
+    NOT_OURS = "not_ours"
+    """No request of ours: a foreign acknowledgement or an unsolicited event."""
+
+
+class Candidate(Protocol):
+    """What the rule reads of a pending request."""
+
+    @property
+    def spec(self) -> OperationSpec: ...
+
+    @property
+    def outbound(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def sent(self) -> bool: ...
+
+
+class Pending(Protocol):
+    """The correlator's pending requests, as the rule sees them."""
+
+    def sent_entry(self, reference: str | None) -> Candidate | None:
+        """The request with this reference id, if it was sent and has no outcome yet."""
+        ...
+
+    def head(self, key: CorrelationKey) -> Candidate | None:
+        """The one request on ``key`` that may have been sent (one at a time per key)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    verdict: Verdict
+    rule: str
+    """The row of the table that decided (``"M1"`` ... ``"M9"``)."""
+    entry: Any = None
+    """The request, for ``Verdict.OWN``."""
+
+
+def answers(spec: OperationSpec, name: str | None) -> bool:
+    """Whether a user event named ``name`` answers an operation of ``spec``."""
+    return name is not None and (name in spec.user_events or name in spec.empty)
+
+
+def _wants(entry: Candidate, u: UserEventNotice) -> bool:
+    if u.is_error:
+        if entry.outbound is not None:
+            return False  # M9: GWS acknowledged it; an unreferenced refusal is another's
+        return u.name not in ANSWER_EVENTS or answers(entry.spec, u.name)
+    return answers(entry.spec, u.name)
+
+
+def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:
+    """The row of the matching rule that applies to ``message``, and its verdict."""
+    reference = message.reference
+    if reference is not None:
+        entry = pending.sent_entry(reference)
+        if entry is not None:
+            return Placement(Verdict.OWN, "M1", entry)
+        if reference in recent.reserved:
+            return Placement(Verdict.LATE, "M2")
+        return Placement(Verdict.NOT_OURS, "M3")
+    if not isinstance(message, UserEventNotice):
+        return Placement(Verdict.NOT_OURS, "M3")  # notifications are matched by reference only
+    name = message.name
+    if not message.is_error and name in PART_EVENTS:
+        return Placement(Verdict.PART, "M6")
+    if not message.is_error and name in PUSHED_EVENTS:
+        return Placement(Verdict.PUSHED, "M5")
+    if name in ANSWER_EVENTS:
+        rule, keys = "M4", message.keys
+    elif message.is_error and message.record_handle is not None:
+        rule, keys = "M7", message.keys[:1]  # a refusal naming no operation: its record only
+    else:
+        return Placement(Verdict.NOT_OURS, "M3")  # not an answer: an event of OCS's own
+    for key in keys:  # most specific first; the first key with a candidate decides
+        if recent.claim_owed(key, name, answer=rule == "M4") is not None:
+            return Placement(Verdict.LATE, rule)  # an earlier request's, sent before
+        entry = pending.head(key)
+        if entry is not None and entry.sent and _wants(entry, message):
+            return Placement(Verdict.OWN, rule, entry)
+    if rule == "M4" and recent.was_taken(message.event):
+        return Placement(Verdict.REPEAT, "M8")
+    return Placement(Verdict.NOT_OURS, rule)

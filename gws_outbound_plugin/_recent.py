@@ -1,0 +1,222 @@
+"""What the correlator remembers after an outcome, for ``late_window`` seconds.
+
+The matching rule (``docs/design-notes.md``, "Which request a message answers") relies on facts
+about requests that have ended: their reference ids stay reserved (M2), an answer still owed to
+one of them is its own when it comes (M4), an answer one of them took is recognised when GWS
+relays it again (M8), exact repeats are dropped (M8), and pushed preview records and partial
+results wait for the request they belong to (M5, M6). Each fact is stamped with the current
+sweep generation; the correlator's sweep timer runs every ``late_window / SWEEPS`` and drops
+what is ``SWEEPS + 1`` generations old, so a fact lives between ``late_window`` and
+1.25 times ``late_window``. Nothing is dropped because a count was reached, except by the
+duplicate filter (a best-effort optimisation: an exact repeat it forgot is placed by the rule
+like any message, never with another request).
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ._models import UserEvent
+from ._spec import CorrelationKey, OperationSpec
+
+__all__ = ["SWEEPS", "Owed", "Recent"]
+
+SWEEPS: Final = 4
+_CANONICAL_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+Chain = tuple[int, str, int]
+#: (arrival sequence, record handle, event, stamp)
+_Part = tuple[int, int, UserEvent, int]
+
+
+class Owed:
+    """A request that was sent and ended without its user event: the next unreferenced answer
+    on its key is its late answer (OCS answers a key's requests in order)."""
+
+    __slots__ = ("spec", "stamp")
+
+    def __init__(self, spec: OperationSpec, stamp: int) -> None:
+        self.spec = spec
+        self.stamp = stamp
+
+
+def _digest(value: object) -> bytes | None:
+    try:
+        text = _CANONICAL_JSON.encode(value)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _expire(store: dict[Any, int], cutoff: int) -> None:
+    """Drop the entries stamped at ``cutoff`` or before (a store is in stamp order)."""
+    while store:
+        first = next(iter(store))
+        if store[first] > cutoff:
+            return
+        del store[first]
+
+
+class Recent:
+    """See the module docstring. Owned by one :class:`~._correlator.Correlator`."""
+
+    def __init__(self, *, fingerprint_limit: int, parts_limit: int) -> None:
+        self._fingerprint_limit = fingerprint_limit
+        self._parts_limit = parts_limit
+        self.generation = 0
+        self._sweeping = False
+        self._sweep_due = False
+        self.reserved: dict[str, int] = {}
+        self._owed: dict[CorrelationKey, list[Owed]] = {}
+        self._taken: dict[bytes, int] = {}
+        self._fingerprints: dict[bytes, int] = {}
+        self._previews: dict[int, tuple[UserEvent, int]] = {}
+        self._parts: dict[Chain, list[_Part]] = {}
+        self._parts_count = 0
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "reserved": len(self.reserved),
+            "owed": sum(len(v) for v in self._owed.values()),
+            "taken": len(self._taken),
+            "fingerprints": len(self._fingerprints),
+            "parts": self._parts_count,
+            "previews": len(self._previews),
+        }
+
+    # -- time -------------------------------------------------------------------------------
+
+    def stamp(self) -> int:
+        """The current generation; the sweep timer is due if it is not running."""
+        if not self._sweeping:
+            self._sweeping = self._sweep_due = True
+        return self.generation
+
+    def sweep_due(self) -> bool:
+        """Whether the correlator must start the sweep timer now (asked once per call)."""
+        due, self._sweep_due = self._sweep_due, False
+        return due
+
+    def sweep(self) -> None:
+        """The sweep timer fired: one generation older; drop what is old enough."""
+        self.generation += 1
+        cutoff = self.generation - SWEEPS - 1
+        _expire(self.reserved, cutoff)
+        _expire(self._taken, cutoff)
+        _expire(self._fingerprints, cutoff)
+        for key in list(self._owed):
+            owed = [slot for slot in self._owed[key] if slot.stamp > cutoff]
+            if owed:
+                self._owed[key] = owed
+            else:
+                del self._owed[key]
+        for handle in [h for h, (_, stamp) in self._previews.items() if stamp <= cutoff]:
+            del self._previews[handle]
+        for chain in list(self._parts):
+            parts = [p for p in self._parts[chain] if p[3] > cutoff]
+            self._parts_count -= len(self._parts[chain]) - len(parts)
+            if parts:
+                self._parts[chain] = parts
+            else:
+                del self._parts[chain]
+        alive = bool(
+            self.reserved
+            or self._taken
+            or self._fingerprints
+            or self._owed
+            or self._previews
+            or self._parts
+        )
+        self._sweeping = self._sweep_due = alive
+
+    # -- M8: repeats --------------------------------------------------------------------------
+
+    def is_duplicate(self, channel: object, data: Mapping[str, Any], max_bytes: int) -> bool | None:
+        """True for an exact repeat; None when the message is too large or not JSON."""
+        try:
+            text = _CANONICAL_JSON.encode([channel, data])
+        except (TypeError, ValueError, RecursionError):
+            return None
+        if len(text) > max_bytes:
+            return None
+        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        if digest in self._fingerprints:
+            return True
+        if len(self._fingerprints) >= self._fingerprint_limit:
+            del self._fingerprints[next(iter(self._fingerprints))]
+        self._fingerprints[digest] = self.stamp()
+        return False
+
+    def took(self, event: UserEvent) -> None:
+        """One of our requests took this unreferenced user event as its answer."""
+        content = _digest(dict(event.user_data))
+        if content is not None:
+            self._taken.pop(content, None)
+            self._taken[content] = self.stamp()
+
+    def was_taken(self, event: UserEvent) -> bool:
+        """A copy of an answer one of our requests took: the same ``userData``."""
+        if not self._taken:
+            return False
+        content = _digest(dict(event.user_data))
+        return content is not None and content in self._taken
+
+    # -- M2, M4: what finished requests are still owed ----------------------------------------
+
+    def owe(self, key: CorrelationKey, spec: OperationSpec) -> None:
+        self._owed.setdefault(key, []).append(Owed(spec, self.stamp()))
+
+    def claim_owed(self, key: CorrelationKey, name: str | None, answer: bool) -> Owed | None:
+        """The earliest request on ``key`` still owed an answer named ``name`` (any, for a
+        refusal that names no operation: ``answer`` false); it is owed no longer."""
+        owed = self._owed.get(key)
+        if not owed:
+            return None
+        for i, slot in enumerate(owed):
+            if not answer or (name is not None and name in slot.spec.user_events | slot.spec.empty):
+                del owed[i]
+                if not owed:
+                    del self._owed[key]
+                return slot
+        return None
+
+    # -- M5: preview records ------------------------------------------------------------------
+
+    def hold_preview(self, handle: int, event: UserEvent) -> None:
+        self._previews[handle] = (event, self.stamp())
+
+    def pop_preview(self, handle: int) -> UserEvent | None:
+        held = self._previews.pop(handle, None)
+        return held[0] if held is not None else None
+
+    # -- M6: partial results ------------------------------------------------------------------
+
+    def keep_part(self, chain: Chain, seq: int, handle: int | None, event: UserEvent) -> bool:
+        if self._parts_count >= self._parts_limit:
+            return False
+        self._parts.setdefault(chain, []).append((seq, handle or 0, event, self.stamp()))
+        self._parts_count += 1
+        return True
+
+    def take_parts(
+        self, chain: Chain, *, after: int, before: int, own: int | None
+    ) -> list[tuple[int, UserEvent]]:
+        """The parts of ``chain`` that arrived after ``after`` and before ``before``, other
+        than record ``own``: they leave the buffer."""
+        buffered = self._parts.get(chain)
+        if not buffered:
+            return []
+        mine: list[_Part] = []
+        rest: list[_Part] = []
+        for part in buffered:
+            (mine if after < part[0] < before and part[1] != own else rest).append(part)
+        if rest:
+            self._parts[chain] = rest
+        else:
+            del self._parts[chain]
+        self._parts_count -= len(mine)
+        return [(seq, event) for seq, _, event, _ in mine]

@@ -1,0 +1,235 @@
+"""The GWS REST handlers: the user and their devices, the contact-center session, every
+outbound operation (validated like GWS, with the request-stage faults) and GWS's JSON 404."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from ._app import Route
+from ._auth import ACCESS_DENIED, SESSION_COOKIE, Authenticator, User, csrf_refused
+from ._delivery import Delivery
+from ._faults import SERVICE_UNAVAILABLE_BODY, CSRFReject, Refusal, Unauthorized
+from ._http import (
+    CAMPAIGNS_PREFIX,
+    INTERNAL_ERROR,
+    OUTBOUND_PREFIX,
+    json_response,
+    request_info,
+    reset_connection,
+)
+from ._outbound import ErrorReply, Resource, operation_of, validate
+from ._state import SimulatorState
+
+__all__ = ["STATUS_MESSAGES", "RestAPI"]
+
+# Deterministic ids of the voice environment and of the Ready state.
+_ENVIRONMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:gws-outbound-plugin:simulator:env"))
+_READY_STATE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:gws-outbound-plugin:simulator:ready"))
+
+STATUS_MESSAGES: Mapping[int, str] = {
+    1: "A required parameter is missing",
+    2: "A parameter is not valid for the current state",
+    3: "Operation forbidden",
+    4: "Internal error",
+    5: "User does not have permission",
+    6: "Resource not found",
+    7: "Partial success",
+    8: "Password change demanded",
+    9: "Processing incomplete",
+    10: "Input validation error",
+    11: "Attempt to change a read-only property",
+    12: "Unable to retrieve resource",
+    13: "Unable to create resource",
+    14: "Unable to delete resource",
+    15: "Unable to update resource",
+    16: "Unable to assign resource",
+    17: "Unable to unassign resource",
+    18: "Resource already exists",
+    19: "Resource already in use",
+    20: ACCESS_DENIED,
+}
+
+
+class RestAPI:
+    """The handlers of GWS's REST resources.
+
+    :param base_url: the simulator's ``base_url`` (for the ``uri`` fields).
+    """
+
+    def __init__(
+        self,
+        state: SimulatorState,
+        auth: Authenticator,
+        delivery: Delivery,
+        base_url: Callable[[], str],
+    ) -> None:
+        self._state = state
+        self._auth = auth
+        self._delivery = delivery
+        self._base_url = base_url
+
+    def routes(self) -> list[Route]:
+        return [
+            ("GET", "/api/v2/me", self.get_me),
+            ("POST", "/api/v2/me", self.post_me),
+            ("GET", "/api/v2/me/devices", self.get_devices),
+            ("POST", OUTBOUND_PREFIX, self.outbound_records),
+            ("POST", OUTBOUND_PREFIX + "/{handle}", self.outbound_record),
+            ("POST", CAMPAIGNS_PREFIX + "/{name}", self.outbound_campaign),
+        ]
+
+    # ------------------------------------------------------------------ the user
+    async def get_me(self, request: web.Request) -> web.StreamResponse:
+        auth = self._auth.authenticate(request)
+        if isinstance(auth, web.Response):
+            return auth
+        user = self._state.users[auth.user]
+        body: dict[str, Any] = {
+            "id": user.user_id,
+            "userName": user.name,
+            "firstName": user.name[:1].upper() + user.name[1:],
+            "lastName": "Simulated",
+            "roles": ["ROLE_AGENT"],
+            "enabled": True,
+            "changePasswordOnFirstLogin": False,
+            "uri": f"{self._base_url()}/api/v2/users/{user.user_id}",
+            "path": f"/users/{user.user_id}",
+        }
+        if request.query.get("subresources") == "*":
+            body["devices"] = [self._device_json(user)]
+        return self._auth.answer(auth, {"statusCode": 0, "user": body}, read=True)
+
+    async def get_devices(self, request: web.Request) -> web.StreamResponse:
+        auth = self._auth.authenticate(request)
+        if isinstance(auth, web.Response):
+            return auth
+        devices = [self._device_json(self._state.users[auth.user])]
+        return self._auth.answer(auth, {"statusCode": 0, "devices": devices}, read=True)
+
+    def _device_json(self, user: User) -> dict[str, Any]:
+        base_url = self._base_url()
+        return {
+            "id": user.device_id,
+            "deviceState": "Active",
+            "userState": {"id": _READY_STATE_ID, "displayName": "Ready", "state": "Ready"},
+            "phoneNumber": user.phone_number,
+            "e164Number": f"+1555000{user.phone_number}",
+            "telephonyNetwork": "Private",
+            "doNotDisturb": "Off",
+            "voiceEnvironmentUri": f"{base_url}/api/v2/voice-environments/{_ENVIRONMENT_ID}",
+            "uri": f"{base_url}/api/v2/devices/{user.device_id}",
+            "path": f"/devices/{user.device_id}",
+        }
+
+    async def post_me(self, request: web.Request) -> web.StreamResponse:
+        auth = self._auth.authenticate_write(request)
+        if isinstance(auth, web.Response):
+            return auth
+        data = request_info(request).body
+        if not data.is_json or not isinstance(data.value, dict):
+            reply = ErrorReply(10, "Invalid request body: expected a JSON object")
+            return self._auth.answer(auth, reply.body())
+        operation = data.value.get("operationName")
+        if operation is None:
+            reply = ErrorReply(1, "Missing required parameter: operationName")
+            return self._auth.answer(auth, reply.body())
+        if operation == "StartContactCenterSession":
+            return self._auth.answer(auth, {"statusCode": 0})
+        if operation == "EndContactCenterSession":
+            if auth.session is not None:
+                self._state.sessions.expire(auth.session.session_id)
+            return json_response({"statusCode": 0})
+        reply = ErrorReply(3, f"Operation {operation} is not supported by this simulator")
+        return self._auth.answer(auth, reply.body())
+
+    async def not_found(self, request: web.Request) -> web.StreamResponse:
+        """GWS's JSON 404, once the request is authenticated (and CSRF-checked if a write)."""
+        read = request.method in ("GET", "HEAD", "OPTIONS")
+        auth = self._auth.authenticate(request) if read else self._auth.authenticate_write(request)
+        if isinstance(auth, web.Response):
+            return auth
+        body = {"statusCode": 6, "statusMessage": f"Resource not found: {request.path}"}
+        return self._auth.answer(auth, body, 404, read=read)
+
+    # ------------------------------------------------------------------ outbound
+    async def outbound_records(self, request: web.Request) -> web.StreamResponse:
+        return await self._outbound(request, "records", None)
+
+    async def outbound_record(self, request: web.Request) -> web.StreamResponse:
+        return await self._outbound(request, "record", request.match_info["handle"])
+
+    async def outbound_campaign(self, request: web.Request) -> web.StreamResponse:
+        return await self._outbound(request, "campaign", request.match_info["name"])
+
+    async def _outbound(
+        self, request: web.Request, resource: Resource, path_value: str | None
+    ) -> web.StreamResponse:
+        operation = operation_of(request_info(request).body)
+        plan = self._state.faults._take_request_plan(operation)
+        if plan.reset:
+            return reset_connection(request)
+        if plan.expire_session:
+            self._state.sessions.expire(request.cookies.get(SESSION_COOKIE))
+        if plan.refusal is not None:
+            response = self._refusal(plan.refusal)
+        else:
+            response = self._outbound_answer(request, resource, path_value)
+        if plan.slow_seconds > 0:
+            await asyncio.sleep(plan.slow_seconds)
+        return response
+
+    def _refusal(self, refusal: Refusal) -> web.Response:
+        """The answer of a request-stage refusal fault (the request is not processed)."""
+        if isinstance(refusal, Unauthorized):
+            return self._auth.unauthorized()
+        if isinstance(refusal, CSRFReject):
+            return csrf_refused()
+        status = refusal.status
+        if refusal.gws_body:
+            if status == 503:
+                body: dict[str, Any] = dict(SERVICE_UNAVAILABLE_BODY)
+            elif status == 500:
+                body = {"statusCode": INTERNAL_ERROR, "statusMessage": "Simulated internal error"}
+            else:
+                body = {"statusCode": INTERNAL_ERROR, "statusMessage": STATUS_MESSAGES[4]}
+            return json_response(body, status=status)
+        return web.Response(
+            status=status,
+            text=f"Simulated HTTP {status} error",
+            content_type="text/plain",
+        )
+
+    def _campaign_exists(self, name: str, application_id: int) -> bool | str:
+        ocs = self._state.ocs
+        if ocs.campaign(name, application_id) is not None:
+            return True
+        return "applicationId" if name in ocs.campaign_names() else "campaignName"
+
+    def _outbound_answer(
+        self, request: web.Request, resource: Resource, path_value: str | None
+    ) -> web.Response:
+        auth = self._auth.authenticate_write(request)
+        if isinstance(auth, web.Response):
+            return auth
+        info = request_info(request)
+        result = validate(
+            resource,
+            path_value,
+            info.body,
+            frozenset({self._state.users[auth.user].device_id}),
+            self._campaign_exists,
+        )
+        if isinstance(result, ErrorReply):
+            return self._auth.answer(auth, result.body())
+        injected = self._state.faults._take_status_code(result.operation)
+        if injected is not None:
+            message = injected.message or STATUS_MESSAGES.get(injected.code, "Simulated error")
+            body = {"statusCode": injected.code, "statusMessage": message}
+            return self._auth.answer(auth, body)
+        self._delivery.accept(result, auth.user, info.started_ns)
+        return self._auth.answer(auth, {"statusCode": 0})

@@ -1,0 +1,227 @@
+"""Rows of the matching rule (docs/design-notes.md, "Which request a message answers") that
+are best shown on the pure core: reservations kept by time rather than by count, evidence at a
+lost session, one rule for values spelled two ways, statusCode 7/9, and refusal rather than
+forgetting when memory limits are reached."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gws_outbound_plugin import CancelRequest, FailureReason
+from gws_outbound_plugin._correlator import (
+    Acknowledged,
+    Correlator,
+    Effect,
+    Failed,
+    Foreign,
+    Limits,
+    PostResult,
+    Resolved,
+    Send,
+    StartTimer,
+    Unsolicited,
+)
+
+DEVICE = "/devices/dev-1"
+
+
+def cancel(handle: int, reference: str, **changes: Any) -> CancelRequest:
+    values: dict[str, Any] = {
+        "record_handle": handle,
+        "application_id": 134,
+        "campaign_name": "Campaign1",
+        "calling_list": "CallingList1",
+        "device_path": DEVICE,
+        "reference_id": reference,
+    }
+    values.update(changes)
+    return CancelRequest(**values)
+
+
+def ack(reference: str | None, handle: int) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "messageType": "OutboundRecordMessage",
+        "notificationType": "RecordCancelAcknowledge",
+        "record": {"recordHandle": handle, "applicationId": 134, "campaignName": "Campaign1"},
+    }
+    if reference is not None:
+        data["referenceId"] = reference
+    return {"channel": "/v2/me/outbound", "data": data}
+
+
+def event(handle: object, **extra: Any) -> dict[str, Any]:
+    user_data = {
+        "GSW_USER_EVENT": "RecordCancelAcknowledge",
+        "GSW_RECORD_HANDLE": handle,
+        "GSW_APPLICATION_ID": 134,
+        "GSW_CAMPAIGN_NAME": "Campaign1",
+        **extra,
+    }
+    return {
+        "channel": "/me/internal",
+        "data": {"messageType": "DeviceUserEventMessage", "userData": user_data},
+    }
+
+
+def sent(correlator: Correlator, request: CancelRequest) -> int:
+    token, effects = correlator.accept(request)
+    assert any(isinstance(e, Send) for e in effects)
+    assert correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    return token
+
+
+def resolved(effects: list[Effect]) -> list[Resolved]:
+    return [e for e in effects if isinstance(e, Resolved)]
+
+
+def sweep_all(correlator: Correlator) -> None:
+    """Fire the sweep timer until nothing is kept any more (late_window passed)."""
+    for _ in range(100):
+        effects = correlator.timer_expired(("sweep",))
+        if not any(isinstance(e, StartTimer) and e.timer == ("sweep",) for e in effects):
+            return
+    raise AssertionError("the sweep never ends")
+
+
+def test_a_late_answer_stays_late_after_any_number_of_later_requests() -> None:
+    """Reproduction 4: the recent-referenceId list used to drop its oldest entry past 10,000
+    requests; a late acknowledgement then became "foreign" and the reference id reusable."""
+    correlator = Correlator(Limits(merge_window=0))
+    token = sent(correlator, cancel(1, "old"))
+    (timed_out,) = resolved(correlator.timer_expired(("ack", token)))
+    assert isinstance(timed_out.outcome, Failed)
+    assert timed_out.outcome.reason is FailureReason.TIMED_OUT
+    assert timed_out.outcome.may_have_acted is True
+    for n in range(12_000):
+        later = sent(correlator, cancel(100 + n, f"r{n}"))
+        (done,) = resolved(correlator.message(ack(f"r{n}", 100 + n)))
+        assert done.token == later
+    effects = correlator.message(ack("old", 1))
+    assert not [e for e in effects if isinstance(e, Resolved | Foreign | Unsolicited)]
+    assert correlator.stats["foreign_acks"] == 0
+    _, refused = correlator.accept(cancel(1, "old"))
+    (outcome,) = resolved(refused)
+    assert isinstance(outcome.outcome, Failed) and "referenceId old" in outcome.outcome.message
+    # After late_window (time, not a count) the reservation ends and the id may be reused.
+    sweep_all(correlator)
+    _, effects = correlator.accept(cancel(1, "old"))
+    assert any(isinstance(e, Send) for e in effects)
+
+
+def test_when_reservations_are_full_new_requests_are_refused_nothing_forgotten() -> None:
+    correlator = Correlator(Limits(merge_window=0, max_reserved=3))
+    for n in range(3):
+        sent(correlator, cancel(n + 1, f"r{n}"))
+        correlator.message(ack(f"r{n}", n + 1))
+    _, effects = correlator.accept(cancel(9, "new"))
+    (outcome,) = resolved(effects)
+    assert isinstance(outcome.outcome, Failed)
+    assert outcome.outcome.reason is FailureReason.REJECTED
+    assert "max_reserved" in outcome.outcome.message and outcome.outcome.may_have_acted is False
+    assert correlator.state_sizes()["reserved"] == 3
+    again = ack("r0", 1)
+    again["data"]["record"]["callingList"] = "CallingList1"  # not byte-identical
+    effects = correlator.message(again)  # still known to be late
+    assert correlator.stats["late"] == 1 and not resolved(effects)
+
+
+def test_a_lost_session_keeps_the_half_that_arrived() -> None:
+    """Reproduction 7, the session half: the acknowledgement arrived after the session was
+    lost; the session is back before the merge window ends: it is acknowledged, not unknown."""
+    correlator = Correlator(Limits(merge_window=5.0))
+    token = sent(correlator, cancel(1, "a"))
+    correlator.session_lost()
+    assert not resolved(correlator.message(ack("a", 1)))
+    (settle,) = correlator.session_restored()
+    assert isinstance(settle, StartTimer)
+    (done,) = resolved(correlator.timer_expired(settle.timer))
+    assert done.token == token and isinstance(done.outcome, Acknowledged)
+    unanswered = sent(correlator, cancel(2, "b"))
+    correlator.session_lost()
+    (settle,) = correlator.session_restored()
+    (unknown,) = resolved(correlator.timer_expired(settle.timer))
+    assert unknown.token == unanswered and isinstance(unknown.outcome, Failed)
+    assert unknown.outcome.reason is FailureReason.OUTCOME_UNKNOWN
+    assert unknown.outcome.may_have_acted is True
+
+
+def test_identifiers_and_reference_ids_correlate_however_they_are_spelled() -> None:
+    """``GSW_RECORD_HANDLE`` "11" is 11; ``GSW_REFERENCE_ID`` 7 is "7"."""
+    correlator = Correlator(Limits(merge_window=0))
+    token = sent(correlator, cancel(11, "x"))
+    (done,) = resolved(correlator.message(event("11")))
+    assert done.token == token and isinstance(done.outcome, Acknowledged)
+    token = sent(correlator, cancel(12, "7"))
+    (done,) = resolved(correlator.message(event(99, GSW_REFERENCE_ID=7)))
+    assert done.token == token
+
+
+def test_status_code_9_waits_for_the_outcome() -> None:
+    """statusCode 9 (processing incomplete) is no refusal: GWS may still act."""
+    correlator = Correlator(Limits(merge_window=0))
+    token, _ = correlator.accept(cancel(1, "p"))
+    correlator.sending(token)
+    assert not resolved(correlator.posted(token, PostResult.REJECTED, status_code=9))
+    (done,) = resolved(correlator.message(ack("p", 1)))
+    assert isinstance(done.outcome, Acknowledged)
+    token, _ = correlator.accept(cancel(2, "q"))
+    correlator.sending(token)
+    correlator.posted(token, PostResult.REJECTED, status_code=9)
+    (unknown,) = resolved(correlator.timer_expired(("ack", token)))
+    assert isinstance(unknown.outcome, Failed)
+    assert unknown.outcome.reason is FailureReason.OUTCOME_UNKNOWN
+    assert unknown.outcome.may_have_acted is True
+
+
+def test_a_refused_request_says_gws_did_not_act() -> None:
+    correlator = Correlator(Limits(merge_window=0))
+    token, _ = correlator.accept(cancel(1, "r"))
+    correlator.sending(token)
+    (done,) = resolved(correlator.posted(token, PostResult.REJECTED, status_code=2))
+    assert isinstance(done.outcome, Failed) and done.outcome.may_have_acted is False
+
+
+def test_a_queued_request_fails_at_shutdown_as_never_sent() -> None:
+    correlator = Correlator()
+    sent(correlator, cancel(1, "first"))
+    queued, _ = correlator.accept(cancel(1, "second"))  # waits behind the first on record 1
+    outcomes = {r.token: r.outcome for r in resolved(correlator.shutdown())}
+    failure = outcomes[queued]
+    assert isinstance(failure, Failed) and failure.reason is FailureReason.SHUT_DOWN
+    assert failure.may_have_acted is False
+
+
+def test_a_refusal_naming_no_operation_is_matched_by_record_only() -> None:
+    """M7: an OCS error without ``GSW_USER_EVENT`` (or with one that answers nothing of ours)
+    never fails a request by campaign or phone number, only the request on its record."""
+    from gws_outbound_plugin import StartPreviewSessionRequest
+
+    correlator = Correlator(Limits(merge_window=0))
+    session = StartPreviewSessionRequest(
+        campaign_name="Campaign1", application_id=134, device_path=DEVICE, reference_id="s"
+    )
+    token, _ = correlator.accept(session)
+    correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    nameless = {
+        "channel": "/me/internal",
+        "data": {
+            "messageType": "DeviceUserEventMessage",
+            "userData": {
+                "GSW_APPLICATION_ID": 134,
+                "GSW_CAMPAIGN_NAME": "Campaign1",
+                "GSW_ERROR": "Campaign is not running",
+                "GSW_ERROR_NUMBER": 120,
+            },
+        },
+    }
+    effects = correlator.message(nameless)
+    assert not resolved(effects) and any(isinstance(e, Unsolicited) for e in effects)
+    record = sent(correlator, cancel(11, "c"))
+    on_record = event(11, GSW_ERROR="Record not found", GSW_ERROR_NUMBER=101)
+    del on_record["data"]["userData"]["GSW_USER_EVENT"]
+    (refused,) = resolved(correlator.message(on_record))
+    assert refused.token == record and isinstance(refused.outcome, Failed)
+    assert refused.outcome.reason is FailureReason.OCS_ERROR
+    assert refused.outcome.error_number == 101
