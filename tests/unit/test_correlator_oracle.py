@@ -49,8 +49,10 @@ Properties, checked on every ``Resolved`` and at the end:
    fired). A cleanly answered request then has this outcome:
 
    * acknowledged: ``Acknowledged`` with its notification as ``outbound``; and with its user
-     event as ``user_event`` when that event is *attributable*: no other request emitted a user
-     event with the same ``userData`` (else it is indistinguishable from a repeat), and no
+     event as ``user_event`` when that event is *attributable*: it carries our referenceId, or
+     it is not of a kind OCS also pushes (``PreviewRecord``: without our referenceId it could be
+     a push), no other request emitted a user event with the same ``userData`` (else it is
+     indistinguishable from a repeat), and no
      request sent earlier on the same target (record handle, phone number, or campaign) and
      answered by the same event name was still owed an unreferenced user event when it arrived
      (OCS answers in order: that earlier request's answer comes first);
@@ -174,6 +176,8 @@ OPERATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "preview": (RECORD_MESSAGE, "PreviewRecord", ("PreviewRecord", "PreviewRecordEmpty")),
     "end": (CAMPAIGN_MESSAGE, "PreviewSessionEnded", ("PreviewDialingModeOverAcknowledge",)),
 }
+#: GSW_USER_EVENT names OCS also sends on its own (reference §4.6, §7.3).
+PUSHED_BY_OCS = frozenset({"PreviewRecord", "RecordCancel", "ScheduledCall", "CampaignStarted"})
 RECORD_OPERATIONS = ("cancel", "reject", "complete", "dnc_record", "reschedule", "chained")
 CAMPAIGN_OPERATIONS = ("start", "preview", "end")
 #: What the host asks for (record operations twice as often).
@@ -494,6 +498,8 @@ class Oracle(RuleBasedStateMachine):
         docstring); a referenced one always is."""
         if msg.referenced:
             return True
+        if msg.data["userData"].get("GSW_USER_EVENT") in PUSHED_BY_OCS:
+            return False  # OCS sends it on its own too: without our referenceId, it could be one
         if any(m.owner != req.token for m in self.by_content[msg.content]):
             return False
         arrived = msg.deliveries[0][0]
