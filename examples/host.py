@@ -5,7 +5,8 @@
 
 It runs on the embedded GWS simulator unless GWS_BASE_URL, GWS_USERNAME and GWS_PASSWORD point
 at a real GWS node. Plugins announced under the ``gws_outbound`` entry-point group (the
-reference plugins in hooks/ once installed) are loaded; ``--plugin module`` adds more.
+reference plugins in hooks/ once installed) are loaded; ``--plugin MODULE_OR_FILE`` adds a
+one-off plugin for this run (a module on the path, or a .py file).
 Logs go to stderr.
 
 The session: start preview dialing on a campaign, get records one by one and complete one
@@ -25,6 +26,7 @@ import argparse
 import contextlib
 import datetime
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -473,6 +475,11 @@ class PreviewSession:
             self.step(f"(simulator) a supervisor stops {self.campaign}")
             self.sim.send_campaign_status(self.campaign, "CampaignStopped")
             await self.arrivals.wait("on_campaign_status", UNSOLICITED_TIMEOUT)
+        else:
+            self.write(
+                "\n(not the embedded simulator: the steps that move OCS's clock and stop the "
+                "campaign were skipped; run without GWS_BASE_URL to see them)"
+            )
         return self.summary()
 
     async def reschedule(self) -> None:
@@ -535,6 +542,9 @@ def request_of_line(event: object) -> OperationRequest:
 async def run_stdin(plugin: OutboundPlugin, bus: MessageBus, write: Callable[[str], None]) -> int:
     tickets: list[OperationTicket] = []
     bus.subscribe("outbound.ticket", tickets.append)
+    # Whoever puts events on the bus need not know the agent's device: a line without
+    # devicePath gets the agent's own (the first device GWS lists for the agent).
+    device = await plugin.device_path()
     stdin = anyio.wrap_file(sys.stdin)
     async for line in stdin:
         text = line.strip()
@@ -545,6 +555,8 @@ async def run_stdin(plugin: OutboundPlugin, bus: MessageBus, write: Callable[[st
         except ValueError as error:
             write(json.dumps({"error": f"invalid JSON: {error}", "fields": []}))
             continue
+        if isinstance(event, dict) and event.get("devicePath") is None:
+            event = {**event, "devicePath": device}
         try:
             request = request_of_line(event)
         except InvalidOperationRequest as error:
@@ -561,9 +573,24 @@ async def run_stdin(plugin: OutboundPlugin, bus: MessageBus, write: Callable[[st
     return 0
 
 
-def load_extra_plugins(pm: Any, modules: list[str]) -> None:
-    for name in modules:
-        pm.register(importlib.import_module(name), name=name)
+def load_extra_plugins(pm: Any, specs: list[str]) -> None:
+    """Register one-off plugins for this run: an importable module name (``my_plugin``,
+    ``package.module``) or the path of a ``.py`` file, no packaging needed."""
+    for spec in specs:
+        path = Path(spec)
+        if spec.endswith(".py") or path.is_file():
+            if not path.is_file():
+                raise SystemExit(f"--plugin {spec}: no such file")
+            name = path.stem
+            loaded = importlib.util.spec_from_file_location(name, path)
+            if loaded is None or loaded.loader is None:
+                raise SystemExit(f"--plugin {spec}: not a Python file")
+            module = importlib.util.module_from_spec(loaded)
+            sys.modules[name] = module
+            loaded.loader.exec_module(module)
+        else:
+            module = importlib.import_module(spec)
+        pm.register(module, name=spec)
 
 
 @contextlib.asynccontextmanager
@@ -688,8 +715,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--plugin",
         action="append",
         default=[],
-        metavar="MODULE",
-        help="also register this importable module as a plugin (repeatable)",
+        metavar="MODULE_OR_FILE",
+        help="also register this plugin for this run: an importable module (my_plugin) or a "
+        ".py file (./my_plugin.py), no packaging needed (repeatable)",
     )
     parser.add_argument(
         "--no-entrypoints",

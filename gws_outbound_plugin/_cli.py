@@ -17,25 +17,31 @@ import contextlib
 import dataclasses
 import datetime as dt
 import getpass
+import importlib
+import importlib.util
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import textwrap
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Final, TextIO
 
 import anyio
+import pluggy
 import structlog
 from anyio.abc import TaskGroup
 
 from ._config import GWSConfig
 from ._exceptions import (
     ConfigError,
-    GWSAuthenticationError,
     GWSOutboundError,
     InvalidOperationRequest,
 )
@@ -52,6 +58,7 @@ from ._models import (
     CancelFailure,
     CancelRequest,
     ChainAttribute,
+    FailureReason,
     RecordCancelAck,
     UserEvent,
     to_jsonable,
@@ -80,6 +87,7 @@ from ._operations import (
     request_from_bus,
 )
 from ._plugin import OutboundPlugin
+from ._template import TemplateError, write_plugin
 from ._ticket import OperationTicket
 from .hookspecs import PROJECT_NAME, hookimpl
 
@@ -107,8 +115,8 @@ _ENVIRONMENT_HELP = """\
 configuration (every command that talks to GWS) comes from the environment:
   GWS_BASE_URL       the GWS node, e.g. https://gws.example.com (or --base-url)
   GWS_USERNAME       the agent's user name
-  GWS_PASSWORD       the agent's password; when unset and stdin is a terminal you are
-                     prompted (it is never taken from the command line)
+  GWS_PASSWORD       the agent's password; when unset you are prompted on the terminal,
+                     also when stdin is piped (it is never taken from the command line)
   GWS_ACK_TIMEOUT, GWS_REQUEST_TIMEOUT, GWS_VERIFY_TLS, ... any other GWSConfig field
 plugins (the operation commands, plugins) are loaded from the 'gws_outbound' entry-point
 group:
@@ -159,6 +167,18 @@ def describe_ack(ack: RecordCancelAck) -> str:
     return text
 
 
+def _failure_word(failure: CancelFailure | OperationFailure) -> str:
+    """The first word of a failure's line, following its reason: ``outcome unknown`` when
+    the request was sent and nobody can say whether GWS acted on it (reason
+    ``outcome_unknown``: e.g. interrupted after GWS accepted it), ``failed`` otherwise
+    (``shut_down``: it was never sent)."""
+    return "outcome unknown" if failure.reason is FailureReason.OUTCOME_UNKNOWN else "failed"
+
+
+def _failure_head(failure: CancelFailure | OperationFailure) -> str:
+    return f"{_failure_word(failure):<14} "
+
+
 def _failure_text(failure: CancelFailure | OperationFailure) -> str:
     text = f"reason={failure.reason.value}"
     if failure.status_code is not None:
@@ -167,12 +187,14 @@ def _failure_text(failure: CancelFailure | OperationFailure) -> str:
         text += f" error={failure.error_number}"
     if failure.message:
         text += f" message={json.dumps(failure.message, ensure_ascii=False)}"
+    if getattr(failure, "may_have_acted", False):
+        text += " may_have_acted=yes"
     return text
 
 
 def describe_failure(failure: CancelFailure) -> str:
     request = failure.request
-    text = "failed         " + _failure_text(failure)
+    text = _failure_head(failure) + _failure_text(failure)
     text += " " + _record_text(
         request.record_handle, request.application_id, request.campaign_name, request.calling_list
     )
@@ -274,7 +296,8 @@ def describe_operation_ack(ack: OperationAck) -> str:
 def describe_operation_failure(failure: OperationFailure) -> str:
     request = failure.request
     return (
-        f"failed         {failure.operation} {_failure_text(failure)} {_request_text(request)}"
+        f"{_failure_head(failure)}{failure.operation} {_failure_text(failure)} "
+        f"{_request_text(request)}"
         f" referenceId={request.reference_id}"
     )
 
@@ -285,12 +308,19 @@ def describe_user_event(event: UserEvent) -> str:
     def get(key: str) -> Any:
         return data.get(key)
 
-    text = f"user_event     {event.user_event or '?'} " + _record_text(
-        get("GSW_RECORD_HANDLE"),
-        get("GSW_APPLICATION_ID"),
-        get("GSW_CAMPAIGN_NAME"),
-        get("GSW_CALLING_LIST"),
-    )
+    text = f"user_event     {event.user_event or '?'} "
+    if get("GSW_RECORD_HANDLE") is None and get("GSW_CALLING_LIST") is None:
+        # A campaign's event (CampaignStarted, a preview session...): no record to show.
+        application = get("GSW_APPLICATION_ID")
+        text += f"campaign={get('GSW_CAMPAIGN_NAME') or '?'} "
+        text += f"app={application if application is not None else '?'}"
+    else:
+        text += _record_text(
+            get("GSW_RECORD_HANDLE"),
+            get("GSW_APPLICATION_ID"),
+            get("GSW_CAMPAIGN_NAME"),
+            get("GSW_CALLING_LIST"),
+        )
     if event.is_error:
         text += f" error={get('GSW_ERROR_NUMBER')} message={json.dumps(get('GSW_ERROR'))}"
     if event.device_id:
@@ -330,23 +360,43 @@ def describe_unsolicited(
     return text + " (cancelled by someone else)"
 
 
+def describe_connection(state: str) -> str:
+    """A loss of the CometD session, or its return, on one line."""
+    if state == "reconnecting":
+        return "connection     lost: reconnecting (no event can be heard until it is back)"
+    return "connection     back: connected and subscribed again (events meanwhile may be missed)"
+
+
 # -- logging ------------------------------------------------------------------------------------
 
 
-def configure_logging(level: str, *, json_logs: bool, stream: TextIO | None = None) -> None:
-    """Send structlog's output to stderr (the CLI is an application: it may configure it)."""
+def _drop_event(_logger: Any, _method: str, _event: Any) -> Any:
+    """The only processor when no log level was asked for: every event is dropped."""
+    raise structlog.DropEvent
+
+
+def configure_logging(level: str | None, *, json_logs: bool, stream: TextIO | None = None) -> None:
+    """Send structlog's output to stderr (the CLI is an application: it may configure it).
+
+    ``level=None``: no log line at all. By default the CLI prints one line per outcome or
+    error itself (with the detail that matters), and logs only when a level is asked for.
+    """
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=False),
     ]
-    if json_logs:
+    if level is None:
+        processors = [_drop_event]
+    elif json_logs:
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
         processors.append(structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.CRITICAL if level is None else getattr(logging, level.upper())
+        ),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
@@ -365,16 +415,20 @@ def load_config(
     stdin: TextIO,
     prompt: Callable[[str], str] = getpass.getpass,
     base_url: str | None = None,
+    has_terminal: Callable[[], bool] | None = None,
 ) -> GWSConfig:
     """``GWSConfig.from_env`` (``base_url`` overrides ``GWS_BASE_URL``), prompting for the
-    password when it is missing and stdin is a terminal.
+    password when it is missing and there is a terminal: stdin, or the process's controlling
+    terminal when stdin is piped (``getpass`` then reads ``/dev/tty``, as ``ssh`` and
+    ``sudo`` do).
 
     Called before the event loop starts, so Ctrl-C at the prompt interrupts it at once.
     """
     overrides: dict[str, Any] = {}
     if base_url is not None:
         overrides["base_url"] = base_url
-    if not environ.get("GWS_PASSWORD") and environ.get("GWS_USERNAME") and _isatty(stdin):
+    terminal = _isatty(stdin) or (has_terminal or _has_controlling_terminal)()
+    if not environ.get("GWS_PASSWORD") and environ.get("GWS_USERNAME") and terminal:
         try:
             password = prompt(f"GWS password for {environ['GWS_USERNAME']}: ")
         except EOFError:
@@ -389,8 +443,23 @@ def load_config(
     except ConfigError as error:
         hint = ""
         if "GWS_PASSWORD" in str(error):
-            hint = " (set GWS_PASSWORD, or run from a terminal to be prompted)"
+            hint = (
+                " (set GWS_PASSWORD in the environment: there is no terminal to prompt on, "
+                'e.g. GWS_PASSWORD="$(cat ~/.gws-password)" gws-outbound ...)'
+            )
         raise _UsageError(f"{error}{hint}") from None
+
+
+def _has_controlling_terminal() -> bool:
+    """Whether the process has a controlling terminal to prompt on (``/dev/tty``)."""
+    if os.name != "posix":
+        return False
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -421,14 +490,27 @@ def _add_logging_options(parser: argparse.ArgumentParser, *, suppress: bool) -> 
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default=default_level,
-        help="least severe log level shown (default: warning; error for 'plugins', which "
-        "lists the load failures itself)",
+        help="show the library's and the plugins' logs from this level on (default: none; "
+        "each outcome and error is printed as one line anyway)",
     )
     group.add_argument(
         "--log-json",
         action="store_true",
         default=default_json,
         help="write logs as JSON lines instead of text",
+    )
+
+
+def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        dest="one_off_plugins",
+        metavar="MODULE_OR_FILE[:ATTR]",
+        help="also load this plugin for this run, without packaging it: a module on the "
+        "Python path (my_plugin, package.module) or a .py file (./my_plugin.py), or an "
+        "object in one as in an entry point (package:plugin); repeatable",
     )
 
 
@@ -449,7 +531,15 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _aware_datetime(text: str) -> dt.datetime:
-    """``--at``: an ISO 8601 date-time with a UTC offset (``Z`` or ``+01:00``)."""
+    """``--at``: an ISO 8601 date-time with a UTC offset (``Z`` or ``+01:00``), or seconds
+    since the epoch (as a JSON line's ``timestamp`` takes)."""
+    if text.isascii() and text.replace(".", "", 1).isdigit():
+        try:
+            return dt.datetime.fromtimestamp(float(text), dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is out of range as seconds since the epoch"
+            ) from None
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -576,7 +666,8 @@ _OPTIONS: Final[Mapping[str, _Option]] = {
         ("--at",),
         "timestamp",
         "when to call back: an ISO 8601 date-time with a UTC offset, e.g. "
-        "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z (sent as seconds since the epoch)",
+        "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z, or seconds since the epoch "
+        "(e.g. 1893572200); sent as seconds since the epoch",
         "DATETIME",
         _aware_datetime,
         to_bus=_iso,
@@ -661,15 +752,23 @@ class _Command:
     help: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Option help that differs from ``_OPTIONS``."""
     stdin_help: str = "one request per line"
+    examples: tuple[str, ...] = ()
+    """Command lines shown under "examples:" in ``--help``; each runs as shown against the
+    embedded simulator's seeded records (a test runs them all)."""
 
 
 _RECORD = ("record_handle", "application_id", "campaign_name")
 _COMMON_TAIL = ("device_path", "reference_id")
 
-_STDIN_EXAMPLE = (
-    '{"recordHandle": 11, "applicationId": 134, "campaignName": "Campaign1", '
-    '"callingList": "CallingList1"}'
-)
+_C1 = '"applicationId": 134, "campaignName": "Campaign1"'
+_L1 = _C1 + ', "callingList": "CallingList1"'
+_OPTS1 = "--application-id 134 --campaign Campaign1"
+_LIST1 = _OPTS1 + " --calling-list CallingList1"
+
+
+def _piped(line: str, command: str) -> str:
+    """An example that pipes one JSON line into ``command``."""
+    return f"echo '{line}' | {PROG} {command}"
 
 
 def _record_description(action: str, operation: str, extra: str = "") -> str:
@@ -678,8 +777,9 @@ def _record_description(action: str, operation: str, extra: str = "") -> str:
         f"GWS_USERNAME, GWS_PASSWORD) with GWS {operation}, wait for each acknowledgement "
         "from OCS and print one line per request, all on one GWS session. The records are "
         "the --record-handle values (several allowed: they share the other options), or "
-        "JSON lines on stdin with --stdin (GWS camelCase keys, e.g. "
-        f"{_STDIN_EXAMPLE}; the options give defaults for the keys a line leaves out). "
+        "JSON lines on stdin with --stdin (GWS camelCase keys, one request per line, as in "
+        "the examples below; the options give defaults for the keys a line leaves out; "
+        "on a terminal, type the lines and end with Ctrl-D). "
         f"{extra}While outcomes are awaited on a terminal, progress is shown on stderr. "
         "Exit status: 0 all acknowledged, 1 a request failed or a line was invalid (the "
         "reason is printed), 2 usage or configuration error, 130 interrupted (each "
@@ -709,6 +809,11 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
             "hex); GWS echoes it in the ack",
         },
         stdin_help="one cancel per line",
+        examples=(
+            f"{PROG} cancel --record-handle 11 {_LIST1} --chain RecordOnly",
+            _piped('{"recordHandle": 14, ' + _L1 + "}", "cancel --stdin"),
+            _piped('{"recordHandle": 16}', f"cancel --stdin {_LIST1}"),
+        ),
     ),
     _Command(
         "reject",
@@ -717,6 +822,10 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         (*_RECORD, "calling_list", *_COMMON_TAIL),
         (*_RECORD, "calling_list"),
         RejectRecordRequest.from_bus,
+        examples=(
+            f"{PROG} reject --record-handle 13 {_LIST1}",
+            _piped('{"recordHandle": 17, ' + _L1 + "}", "reject --stdin"),
+        ),
     ),
     _Command(
         "complete",
@@ -730,6 +839,10 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         (*_RECORD, "calling_list"),
         CompleteRecordRequest.from_bus,
         help={"phone_number": "the number that was dialled (phoneNumber, optional)"},
+        examples=(
+            f"{PROG} complete --record-handle 13 {_LIST1} --call-result Answer",
+            _piped('{"recordHandle": 17, ' + _L1 + ', "callResult": "Answer"}', "complete --stdin"),
+        ),
     ),
     _Command(
         "do-not-call",
@@ -753,6 +866,11 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
             "phone_number": "the phone number: without --record-handle every record of the "
             "campaign with it is marked and the number joins the do-not-call list",
         },
+        examples=(
+            f"{PROG} do-not-call --record-handle 16 {_LIST1} --chain AllChain",
+            f"{PROG} do-not-call --phone 4005 --application-id 134 --campaign Campaign2",
+            _piped('{"recordHandle": 19, ' + _L1 + "}", "do-not-call --stdin"),
+        ),
     ),
     _Command(
         "reschedule",
@@ -760,15 +878,25 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         _record_description(
             "Reschedule outbound records as callbacks",
             "RescheduleRecord",
-            "The time is --at, an ISO 8601 date-time with a UTC offset (a time without one "
-            'is refused), or "timestamp" in a JSON line (ISO 8601 with an offset, or seconds '
-            "since the epoch); no callingList is sent (as on the GWS page). When the time "
+            'The time is --at, or "timestamp" in a JSON line: an ISO 8601 date-time with a '
+            "UTC offset (a time without one is refused) or seconds since the epoch; no "
+            "callingList is sent (as on the GWS page). When the time "
             "comes OCS delivers the record again (a ScheduledCall event: see "
             "'gws-outbound tail'). ",
         ),
         (*_RECORD, "callback_type", "scheduled_time", *_COMMON_TAIL),
         (*_RECORD, "callback_type", "scheduled_time"),
         RescheduleRecordRequest.from_bus,
+        examples=(
+            f"{PROG} reschedule --record-handle 12 {_OPTS1} --callback-type Personal "
+            "--at 2030-01-02T09:30:00+01:00",
+            _piped(
+                '{"recordHandle": 13, '
+                + _C1
+                + ', "callbackType": "Campaign", "timestamp": 1893572200}',
+                "reschedule --stdin",
+            ),
+        ),
     ),
     _Command(
         "update",
@@ -796,6 +924,11 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
             "calling_list": "the record's calling list (callingList, optional: it identifies "
             "the record, it does not move it)",
         },
+        examples=(
+            f"{PROG} update --record-handle 17 {_OPTS1} --phone-type Mobile --from 08:00 "
+            "--until 17:30",
+            _piped('{"recordHandle": 18, ' + _C1 + ', "timeZone": "EST"}', "update --stdin"),
+        ),
     ),
     _Command(
         "chained",
@@ -809,6 +942,10 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         (*_RECORD, *_COMMON_TAIL),
         _RECORD,
         GetChainedRecordRequest.from_bus,
+        examples=(
+            f"{PROG} chained --record-handle 11 {_OPTS1}",
+            _piped('{"recordHandle": 14, ' + _C1 + "}", "chained --stdin"),
+        ),
     ),
     _Command(
         "add-record",
@@ -817,10 +954,9 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
             "Add a record to a calling list with GWS AddRecord (POST "
             "/api/v2/me/outbound-records), wait for the acknowledgement and print the new "
             "record's handle. One record from the options, or many as JSON lines with "
-            '--stdin (GWS camelCase keys, e.g. {"phoneNumber": "5550001", "timeZone": "PST", '
-            '"phoneType": "HomePhone", "from": 0, "until": 86399, "otherFields": {"tier": 2}}; '
-            "the options give defaults for the keys a line leaves out). Output, progress, "
-            "exit status and plugins as for 'cancel'."
+            "--stdin (GWS camelCase keys, as in the examples below; the options give "
+            "defaults for the keys a line leaves out). Output, progress, exit status and "
+            "plugins as for 'cancel'."
         ),
         (
             "application_id",
@@ -849,6 +985,15 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         what="records",
         help={"phone_number": "the new record's phone number (phoneNumber)"},
         stdin_help="one record per line",
+        examples=(
+            f"{PROG} add-record {_LIST1} --phone 5550001 --time-zone PST --phone-type "
+            "HomePhone --from 0 --until 86399 --field tier=gold",
+            _piped(
+                '{"phoneNumber": "5550002", "timeZone": "PST", "phoneType": "HomePhone", '
+                '"from": 0, "until": 86399, "otherFields": {"tier": 2}}',
+                f"add-record --stdin {_LIST1}",
+            ),
+        ),
     ),
 )
 
@@ -865,10 +1010,9 @@ _PREVIEW = _Command(
         "Preview dialing on a campaign: each ACTION in turn, one at a time, on one GWS "
         "session: 'start' (StartPreviewSession), 'get' (GetPreviewRecord: OCS hands out the "
         "next record, printed with its handle, list, chain and phone number, or 'empty' when "
-        "none is left, which is not a failure) and 'end' (EndPreviewSession). E.g. "
-        "'gws-outbound preview start get get --campaign Campaign1 --application-id 134', "
-        "then work on the records with 'complete', 'reschedule', ... and finally "
-        "'gws-outbound preview end ...'. Whether OCS keeps a preview session between runs "
+        "none is left, which is not a failure) and 'end' (EndPreviewSession). Work on the "
+        "records with 'complete', 'reschedule', ... between 'start get' and 'end' (see "
+        "the examples). Whether OCS keeps a preview session between runs "
         "(between GWS HTTP sessions) is UNCONFIRMED (the simulator keeps it per agent and "
         "campaign); 'start get ... end' in one run does not depend on it. Exit status as for "
         "'cancel': 0 every action acknowledged."
@@ -877,6 +1021,11 @@ _PREVIEW = _Command(
     ("application_id", "campaign_name"),
     GetPreviewRecordRequest.from_bus,
     what="actions",
+    examples=(
+        f"{PROG} preview start get get {_OPTS1}",
+        f"{PROG} complete --record-handle 11 {_LIST1} --call-result Answer",
+        f"{PROG} preview end {_OPTS1}",
+    ),
 )
 
 _REQUEST = _Command(
@@ -887,9 +1036,8 @@ _REQUEST = _Command(
         "keys with its operationName (CancelRecord, RejectRecord, CompleteRecord, "
         "DoNotCallRecord, RescheduleRecord, UpdateRecord, GetChainedRecord, AddRecord, "
         "StartPreviewSession, GetPreviewRecord, EndPreviewSession), given as arguments or "
-        'as JSON lines on stdin with --stdin, e.g. {"operationName": "RejectRecord", '
-        '"recordHandle": 12, "applicationId": 134, "campaignName": "Campaign1", '
-        '"callingList": "CallingList1"}. devicePath defaults to the agent\'s first device. '
+        "as JSON lines on stdin with --stdin (see the examples). devicePath defaults to "
+        "the agent's own device (the first one GWS lists for the agent). "
         "Requests are sent concurrently unless --sequential. Output, progress, exit status "
         "and plugins as for 'cancel'."
     ),
@@ -897,6 +1045,16 @@ _REQUEST = _Command(
     (),
     _build_request,
     what="requests",
+    examples=(
+        f"{PROG} request "
+        + '\'{"operationName": "RejectRecord", "recordHandle": 12, '
+        + _L1
+        + "}'",
+        _piped(
+            '{"operationName": "GetChainedRecord", "recordHandle": 11, ' + _C1 + "}",
+            "request --stdin",
+        ),
+    ),
 )
 
 _OPERATION_COMMANDS: Final = {command.name: command for command in (*_COMMANDS, _PREVIEW, _REQUEST)}
@@ -953,11 +1111,12 @@ def _add_request_options(parser: argparse.ArgumentParser, command: _Command) -> 
 
 
 def _add_operation_command(commands: Any, command: _Command) -> None:
+    examples = "".join(f"  {example}\n" for example in command.examples)
     parser = commands.add_parser(
         command.name,
         help=command.summary,
         description=textwrap.fill(command.description, _HELP_WIDTH),
-        epilog=_ENVIRONMENT_HELP,
+        epilog=(f"examples:\n{examples}\n" if examples else "") + _ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_request_options(parser, command)
@@ -969,8 +1128,9 @@ def _add_operation_command(commands: Any, command: _Command) -> None:
     parser.add_argument(
         "--no-plugins",
         action="store_true",
-        help="do not load the installed gws_outbound plugins",
+        help="do not load the installed gws_outbound plugins (--plugin ones still are)",
     )
+    _add_plugin_option(parser)
     _add_connection_options(parser)
     _add_logging_options(parser, suppress=True)
 
@@ -982,7 +1142,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Work on Genesys outbound records through Genesys Web Services (GWS) and watch "
             "each outcome (cancel, reject, complete, do-not-call, reschedule, update, chained "
             "records, add a record, preview dialing, any operation as JSON), run the embedded "
-            "GWS simulator, list the installed plugins and tail live events."
+            "GWS simulator, list the installed plugins, write a new plugin project and tail "
+            "live events."
         ),
         epilog=_ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -1030,7 +1191,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="also exit with status 1 for warnings (e.g. a function named like a hook "
         "without @hookimpl)",
     )
+    _add_plugin_option(plugins)
     _add_logging_options(plugins, suppress=True)
+
+    new_plugin = commands.add_parser(
+        "new-plugin",
+        help="write a new plugin project: package, entry point, one hook, a passing test",
+        description=(
+            "Write a new plugin project into DIRECTORY/gws-outbound-NAME: pyproject.toml with "
+            "its gws_outbound entry point (NAME), src/gws_outbound_NAME/__init__.py with one "
+            "hook (on_operation_acknowledged), and tests/ that pass on the testing kit "
+            "(gws_outbound_plugin.testing). Then: cd gws-outbound-NAME && pip install -e "
+            "'.[test]' && pytest. docs/writing-a-plugin.md explains every part."
+        ),
+        epilog=f"example:\n  {PROG} new-plugin call-log --directory /tmp\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    new_plugin.add_argument(
+        "name",
+        metavar="NAME",
+        help="the plugin's name for hosts (lower case, digits, '-'), e.g. call-log",
+    )
+    new_plugin.add_argument(
+        "--directory",
+        metavar="DIR",
+        default=".",
+        help="where to create the project's folder (default: the current directory)",
+    )
+    _add_logging_options(new_plugin, suppress=True)
 
     tail = commands.add_parser(
         "tail",
@@ -1043,7 +1231,9 @@ def build_parser() -> argparse.ArgumentParser:
             "unprompted: a record cancelled by someone else (on_record_cancelled), a callback "
             "due (on_scheduled_call), a pushed preview record (on_preview_record), a campaign "
             "status (on_campaign_status); until Ctrl-C or SIGTERM. How a real GWS relays "
-            "OCS's unprompted events is UNCONFIRMED. Plugins are not loaded."
+            "OCS's unprompted events is UNCONFIRMED. Plugins are loaded only when asked "
+            "(--plugins: the installed ones; --plugin: one module or file), and then see "
+            "every event too: the way to watch a plugin's unsolicited hooks at work."
         ),
         epilog=_ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -1053,6 +1243,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='one JSON line per event: {"hook": "<hook name>", <payload fields>}',
     )
+    tail.add_argument(
+        "--plugins",
+        action="store_true",
+        help="load the installed gws_outbound plugins (GWS_OUTBOUND_PLUGINS / "
+        "GWS_OUTBOUND_DISABLE_PLUGINS apply), so that they see every event too",
+    )
+    _add_plugin_option(tail)
     _add_connection_options(tail)
     _add_logging_options(tail, suppress=True)
     return parser
@@ -1092,6 +1289,8 @@ class _Context:
         self.stderr = stderr
         self.stdin = stdin
         self.environ = environ
+        self.prog = PROG
+        """``gws-outbound <command>``: the prefix of every diagnostic line (as argparse's)."""
 
     def out(self, text: str) -> None:
         self.stdout.write(text + "\n")
@@ -1100,6 +1299,16 @@ class _Context:
     def err(self, text: str) -> None:
         self.stderr.write(text + "\n")
         self.stderr.flush()
+
+    def error(self, text: str) -> None:
+        """One diagnostic line: ``gws-outbound <command>: error: <text>``."""
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self.err(f"{self.prog}: error: {text}")
+
+    def note(self, text: str) -> None:
+        """One informative line on stderr: ``gws-outbound <command>: <text>``."""
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self.err(f"{self.prog}: {text}")
 
 
 def _given(args: argparse.Namespace, field: str) -> Any:
@@ -1121,6 +1330,22 @@ def _option_event(command: _Command, args: argparse.Namespace) -> dict[str, Any]
 def _options_of(key: str) -> str:
     """The option(s) of an error's field key (``campaignName``, ``from/until``...)."""
     return "/".join(_OPTION_OF_BUS_KEY.get(part, part) for part in key.split("/"))
+
+
+#: Field names that a validation message may mention in its text (``must not be before
+#: from``): said as their options instead, for requests given as options.
+_FIELD_WORDS: Final = re.compile(
+    r"(?<![\w-])("
+    + "|".join(re.escape(key) for key in sorted(_OPTION_OF_BUS_KEY, key=len, reverse=True))
+    + r")(?= \(|$|[;,.])"
+)
+
+
+def _problem_with_options(problem: str) -> str:
+    """A validation message with the field names it mentions (``from``) as the options
+    (``--from``): only a field name followed by its value in parentheses or ending the
+    message counts, so ordinary words are left alone."""
+    return _FIELD_WORDS.sub(lambda match: _OPTION_OF_BUS_KEY[match[1]], problem)
 
 
 def _label(operation: str | None) -> str:
@@ -1149,7 +1374,8 @@ def _build(
         return build(event)
     except InvalidOperationRequest as error:
         problems = "; ".join(
-            f"{_options_of(key)} {problem}" for key, problem in error.errors.items()
+            f"{_options_of(key)} {_problem_with_options(problem)}"
+            for key, problem in error.errors.items()
         )
         raise _UsageError(f"invalid {_label(error.operation)} request: {problems}") from None
 
@@ -1409,6 +1635,8 @@ async def _run_operations(
     wait = command is _PREVIEW or bool(getattr(args, "sequential", False))
     # Installed plugins that fail to load are logged by name and skipped.
     pm = make_plugin_manager(load_entrypoints=not args.no_plugins, environ=ctx.environ)
+    _report_load_failures(pm, ctx)
+    _load_one_off_plugins(pm, args.one_off_plugins)
     run: _OperationRun | None = None
     try:
         async with OutboundPlugin(pm, config) as plugin:
@@ -1420,6 +1648,11 @@ async def _run_operations(
                     for request in requests:
                         await run.submit(tg, request, wait=wait)
                     if getattr(args, "stdin", False):
+                        if _isatty(ctx.stdin):
+                            ctx.note(
+                                f"reading the {command.what} as JSON lines from the terminal, "
+                                "one per line; end with Ctrl-D (Ctrl-C stops)"
+                            )
                         await run.from_stdin(tg, wait=wait)
                 outer.cancel_scope.cancel()  # every outcome is in
             if run.interrupted:
@@ -1429,20 +1662,97 @@ async def _run_operations(
                     run.report(ticket, interrupted=True)
             elif args.end_session:
                 await _end_gws_session(plugin)
-    except GWSAuthenticationError:
-        ctx.err(f"error: GWS refused the credentials of {config.username!r} at {config.base_url}")
-        return EXIT_FAILED
     except GWSOutboundError as error:
-        ctx.err(f"error: {error}")
+        ctx.error(_start_error(error))
         return EXIT_FAILED
     finally:
         if run is not None:
             run.progress.clear()
         await close_plugins(pm, timeout=_PLUGIN_CLOSE_TIMEOUT)
     if run is not None and run.interrupted:
-        ctx.err(f"interrupted: the {command.what} still waiting were reported as interrupted")
+        ctx.note(
+            f"interrupted: the {command.what} still waiting were reported above (outcome "
+            "unknown: sent, GWS may have acted; shut_down: never sent)"
+        )
         return EXIT_INTERRUPTED
     return EXIT_OK if run is not None and run.ok else EXIT_FAILED
+
+
+def _import_plugin(spec: str) -> tuple[str, object]:
+    """What a ``--plugin`` names: a ``.py`` file (by path) or an importable module, or, with
+    ``:ATTR`` as in an entry point, that attribute of it (``package:plugin``)."""
+    where, colon, attribute = spec.rpartition(":")
+    if colon and attribute.isidentifier() and where and not where.endswith(("\\", "/")):
+        name, module = _import_module_or_file(where)
+        if not hasattr(module, attribute):
+            raise _UsageError(f"--plugin {spec}: {where} has no attribute {attribute!r}")
+        return name, getattr(module, attribute)
+    return _import_module_or_file(spec)
+
+
+def _import_module_or_file(spec: str) -> tuple[str, ModuleType]:
+    path = Path(spec)
+    if spec.endswith(".py") or os.sep in spec or path.is_file():
+        if not path.is_file():
+            raise _UsageError(f"--plugin {spec}: no such file")
+        name = path.stem
+        found = importlib.util.spec_from_file_location(name, path)
+        if found is None or found.loader is None:
+            raise _UsageError(f"--plugin {spec}: not a Python module")
+        module = importlib.util.module_from_spec(found)
+        sys.modules[name] = module  # dataclasses, pickling... look modules up by name
+        try:
+            found.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return name, module
+    return spec, importlib.import_module(spec)
+
+
+def _load_one_off_plugins(pm: Any, specs: Sequence[str]) -> None:
+    """Register each ``--plugin``; any problem is a usage error (exit 2, nothing sent)."""
+    for spec in specs:
+        try:
+            name, module = _import_plugin(spec)
+            pm.register(module, name=name)
+        except _UsageError:
+            raise
+        except pluggy.PluginValidationError as error:
+            raise _UsageError(f"--plugin {spec}: {' '.join(str(error).split())}") from None
+        except Exception as error:
+            where = _plugin_error_location(error, spec)
+            raise _UsageError(
+                f"--plugin {spec}: cannot load it: {type(error).__name__}: "
+                f"{' '.join(str(error).split())}{where}"
+            ) from None
+
+
+def _plugin_error_location(error: BaseException, spec: str) -> str:
+    if isinstance(error, SyntaxError) and error.filename and error.lineno:
+        return f" (at {error.filename}:{error.lineno})"
+    frames = traceback.extract_tb(error.__traceback__)
+    own = {str(Path(__file__).resolve())}
+    mine = [frame for frame in frames if str(Path(frame.filename).resolve()) not in own]
+    if not mine or mine[-1].filename.startswith("<"):
+        return ""
+    return f" (at {mine[-1].filename}:{mine[-1].lineno})"
+
+
+def _report_load_failures(pm: Any, ctx: _Context) -> None:
+    """One line per installed plugin that failed to load (the run goes on without it)."""
+    for failure in sorted(plugin_load_failures(pm), key=lambda failure: failure.name):
+        where = f" at {failure.location}" if failure.location else ""
+        error = " ".join(failure.error.split())
+        ctx.note(f"warning: plugin {failure.name!r} not loaded: {error}{where}")
+
+
+def _start_error(error: GWSOutboundError) -> str:
+    """The one line for an error that stopped the run (GWS unreachable, credentials
+    refused, ...): the exception's own text, which carries the detail (HTTP status, GWS
+    ``statusCode``, the address) and never a secret."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
 
 
 async def _on_signal(run: _OperationRun, scope: anyio.CancelScope) -> None:
@@ -1470,13 +1780,20 @@ async def _end_gws_session(plugin: OutboundPlugin) -> None:
 
 def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     pm = make_plugin_manager(environ=ctx.environ)
+    _load_one_off_plugins(pm, args.one_off_plugins)
     infos = describe_plugins(pm)
     failures = sorted(plugin_load_failures(pm), key=lambda failure: failure.name)
     warned = any(info.warnings for info in infos)
     status = EXIT_FAILED if failures or (args.strict and warned) else EXIT_OK
     if args.json:
         entries: list[dict[str, Any]] = [
-            {**dataclasses.asdict(info), "error": None, "location": None} for info in infos
+            {
+                **dataclasses.asdict(info),
+                "error": None,
+                "location": None,
+                **dict(zip(("configured", "setup_hint"), _configured(pm, info.name), strict=True)),
+            }
+            for info in infos
         ]
         entries += [
             {
@@ -1487,6 +1804,8 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
                 "warnings": [],
                 "error": failure.error,
                 "location": failure.location,
+                "configured": None,
+                "setup_hint": None,
             }
             for failure in failures
         ]
@@ -1505,6 +1824,9 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
             ctx.out(f"    {hook}")
         for warning in info.warnings:
             ctx.out(f"    warning: {warning}")
+        configured, hint = _configured(pm, info.name)
+        if configured is False:
+            ctx.out(f"    not configured (does nothing): {hint or 'see its documentation'}")
     for failure in failures:
         origin = f" [{failure.distribution}]" if failure.distribution else ""
         ctx.out(f"{failure.name}{origin}  FAILED TO LOAD")
@@ -1517,13 +1839,34 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     if filters:
         ctx.out("(filtered by " + ", ".join(filters) + ")")
     if failures:
-        ctx.err(
-            f"error: {len(failures)} plugin(s) failed to load: "
+        ctx.error(
+            f"{len(failures)} plugin(s) failed to load: "
             + ", ".join(failure.name for failure in failures)
         )
     elif args.strict and warned:
-        ctx.err("error: warnings with --strict")
+        ctx.error("warnings with --strict")
     return status
+
+
+def _run_new_plugin(args: argparse.Namespace, ctx: _Context) -> int:
+    try:
+        root = write_plugin(args.name, Path(args.directory), version=_version())
+    except TemplateError as error:
+        raise _UsageError(str(error)) from None
+    ctx.out(f"wrote {root}")
+    ctx.note(f"next: cd {root} && pip install -e '.[test]' && pytest")
+    return EXIT_OK
+
+
+def _configured(pm: Any, name: str) -> tuple[bool | None, str | None]:
+    """Whether a plugin is configured, as it says through the optional ``enabled`` and
+    ``setup_hint`` attributes (docs/writing-a-plugin.md); ``None``: it does not say."""
+    plugin = pm.get_plugin(name)
+    enabled = getattr(plugin, "enabled", None)
+    if not isinstance(enabled, bool):
+        return None, None
+    hint = getattr(plugin, "setup_hint", None)
+    return enabled, hint if isinstance(hint, str) else None
 
 
 def _error_lines(error: str) -> list[str]:
@@ -1586,9 +1929,18 @@ class _TailPrinter:
     def on_campaign_status(self, event: CampaignStatusEvent) -> None:
         self._print("on_campaign_status", event, lambda: describe_unsolicited(event))
 
+    @hookimpl
+    def on_connection_state_changed(self, state: str, previous: str) -> None:
+        # Starting and closing are said on stderr; a loss and a return are events.
+        if state == "reconnecting" or (state == "connected" and previous == "reconnecting"):
+            change = {"state": state, "previous": previous}
+            self._print("on_connection_state_changed", change, lambda: describe_connection(state))
+
 
 async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) -> int:
-    pm = make_plugin_manager(load_entrypoints=False)
+    pm = make_plugin_manager(load_entrypoints=args.plugins, environ=ctx.environ)
+    _report_load_failures(pm, ctx)
+    _load_one_off_plugins(pm, args.one_off_plugins)
     stopped = anyio.Event()
     pm.register(_TailPrinter(ctx, as_json=args.json, stop=stopped.set), name="tail")
     try:
@@ -1603,12 +1955,11 @@ async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) 
                 tg.cancel_scope.cancel()
             if args.end_session:
                 await _end_gws_session(plugin)
-    except GWSAuthenticationError:
-        ctx.err(f"error: GWS refused the credentials of {config.username!r} at {config.base_url}")
-        return EXIT_FAILED
     except GWSOutboundError as error:
-        ctx.err(f"error: {error}")
+        ctx.error(_start_error(error))
         return EXIT_FAILED
+    finally:
+        await close_plugins(pm, timeout=_PLUGIN_CLOSE_TIMEOUT)
     return EXIT_OK
 
 
@@ -1653,15 +2004,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _refuse_password_arguments(arguments)
     except _UsageError as error:
-        ctx.err(f"{PROG}: error: {error}")
+        named = next((item for item in arguments if not item.startswith("-")), None)
+        if named in _OPERATION_COMMANDS or named in ("tail", "plugins"):
+            ctx.prog = f"{PROG} {named}"
+        ctx.error(str(error))
         return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(arguments)
-    level = args.log_level or ("error" if args.command == "plugins" else "warning")
-    configure_logging(level, json_logs=args.log_json)
+    ctx.prog = f"{PROG} {args.command}"
+    configure_logging(args.log_level, json_logs=args.log_json)
     try:
         if args.command == "plugins":
             return _run_plugins(args, ctx)
+        if args.command == "new-plugin":
+            return _run_new_plugin(args, ctx)
         command = _OPERATION_COMMANDS.get(args.command)
         if command is not None:
             requests = _check_arguments(command, args)  # usage errors before the prompt
@@ -1673,16 +2029,13 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(ctx.environ, stdin=ctx.stdin, base_url=args.base_url)
             return anyio.run(_run_tail, args, ctx, config, backend="asyncio")
     except _UsageError as error:
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            ctx.err(f"{PROG} {args.command}: error: {error}")
+        ctx.error(str(error))
         return EXIT_USAGE
     except _Interrupted as error:
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            ctx.err(f"{PROG} {args.command}: {error}")
+        ctx.note(str(error))
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            ctx.err("interrupted")
+        ctx.note("interrupted")
         return EXIT_INTERRUPTED
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse prevents this
 

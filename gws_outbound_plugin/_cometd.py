@@ -265,6 +265,7 @@ class CometDListener:
         on_lost: Callable[[str], None],
         on_restored: Callable[[], None],
         required: Collection[str] = (OUTBOUND_CHANNEL,),
+        on_state: Callable[[CometDState, CometDState], None] | None = None,
     ) -> None:
         self.config = config
         self.session = session
@@ -274,6 +275,8 @@ class CometDListener:
         self._where = target_of(self.url) + urlsplit(self.url).path
         self._on_lost = on_lost
         self._on_restored = on_restored
+        self._on_state = on_state
+        """Called with (state, previous) on every change of :attr:`state`."""
         self._client: _GWSClient | None = None
         self._state = CometDState.CLOSED
         self._connected_event = anyio.Event()
@@ -311,11 +314,13 @@ class CometDListener:
     def _set_state(self, state: CometDState, **details: Any) -> None:
         if state is not self._state:
             logger.info("cometd_state", state=state.value, previous=self._state.value, **details)
-            self._state = state
+            previous, self._state = self._state, state
             if state is CometDState.CONNECTED:
                 self._connected_event.set()
             elif self._connected_event.is_set():
                 self._connected_event = anyio.Event()
+            if self._on_state is not None:
+                self._on_state(state, previous)
 
     async def wait_connected(self) -> None:
         """Return once the session is connected and subscribed."""

@@ -280,9 +280,11 @@ def _base_url_problem(base_url: object, allow_insecure_http: bool) -> str | None
     if path.endswith(_API_SUFFIX):
         path = path.removesuffix(_API_SUFFIX)
     if "/api/" in path + "/":
+        node = f"{parts.scheme}://{parts.netloc}{path.split('/api/', 1)[0]}"
         return (
-            "must be the GWS node (e.g. https://gws.example.com), not the URL of an API "
-            "resource: drop the path from '/api/'"
+            "must be the GWS node (scheme://host[:port], e.g. https://gws.example.com), "
+            f"not the URL of an API resource ({parts.path!r}): use {node!r} (the plugin "
+            "adds /api/v2 itself)"
         )
     if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
         return (

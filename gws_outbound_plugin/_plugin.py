@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import inspect
 import time
@@ -24,9 +25,15 @@ from ._dispatcher import (
     safe_log,
 )
 from ._engine import Engine, outcome_bound
-from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
+from ._exceptions import (
+    GWSOutboundError,
+    InvalidCancelRequest,
+    InvalidOperationRequest,
+    NotRunningError,
+)
 from ._log import get_logger
 from ._models import CancelRequest, RecordCancelAck
+from ._operations import OPERATION_TYPES, OperationRequest
 from ._session import GWSSession
 from ._ticket import IN_HOOK, CancelTicket, OperationTicket
 from .hookspecs import hookimpl
@@ -128,6 +135,32 @@ def _culprit(pm: pluggy.PluginManager, hook: str, error: BaseException) -> str |
     return name
 
 
+def _not_a_request(method: str, request: object) -> InvalidOperationRequest:
+    """What ``submit()`` / ``perform()`` / ``cancel()`` say when given something that is not a
+    request object (a bus event's dict, most often): how to make one."""
+    got = f"got {'a dict' if isinstance(request, Mapping) else type(request).__name__}"
+    if method == "cancel":
+        return InvalidCancelRequest(
+            {
+                "request": f"cancel() takes a CancelRequest, {got}: build it with "
+                "CancelRequest(...) or, from a bus event in GWS camelCase keys, "
+                "CancelRequest.from_bus(event)"
+            }
+        )
+    types = ", ".join(kind.__name__ for kinds in OPERATION_TYPES.values() for kind in kinds)
+    return InvalidOperationRequest(
+        {
+            "request": f"{method}() takes a request object, {got}: build it with "
+            "request_from_bus(event) from a bus event in GWS camelCase keys with its "
+            f"operationName, or with one of the request types ({types})"
+        }
+    )
+
+
+#: Connection state changes waiting for their hook call at most (a few per loss).
+_STATE_CHANGES_BUFFER: Final = 64
+
+
 class OutboundPlugin:
     """The GWS outbound plugin core for one agent.
 
@@ -163,6 +196,16 @@ class OutboundPlugin:
             self._channels,
             on_lost=self._on_lost,
             on_restored=self._on_restored,
+            on_state=self._on_connection_state,
+        )
+        # on_connection_state_changed: every change, in order, through one delivery task
+        # (the changes while starting are delivered once it runs).
+        self._state_changes: collections.deque[tuple[CometDState, CometDState]] = collections.deque(
+            maxlen=_STATE_CHANGES_BUFFER
+        )
+        self._state_changed = asyncio.Event()  # asyncio's can be made outside an event loop
+        self._state_hooks = HookDispatcher(
+            pm, hook_timeout=config.hook_timeout, slow_hook_warning=config.slow_hook_warning
         )
         self._engine = Engine(
             config,
@@ -193,6 +236,15 @@ class OutboundPlugin:
     @property
     def cometd_state(self) -> CometDState:
         """``connecting``, ``connected``, ``reconnecting`` or ``closed``."""
+        return self._listener.state
+
+    @property
+    def connection_state(self) -> CometDState:
+        """The connection to GWS's notifications, for a host's "online / offline" display:
+        ``connecting`` (starting), ``connected`` (outcomes can be heard), ``reconnecting``
+        (the CometD session was lost: no outcome can be heard until it is back) or
+        ``closed``. A ``str`` enum (``plugin.connection_state == "connected"``); every change
+        also fires ``on_connection_state_changed(state, previous)``."""
         return self._listener.state
 
     @property
@@ -256,6 +308,8 @@ class OutboundPlugin:
         :class:`CancelTicket`; any other request fires ``on_operation_requested`` and returns
         an :class:`OperationTicket`.
         """
+        if not isinstance(request, OperationRequest):
+            raise _not_a_request("submit", request)
         self._require_running()
         if isinstance(request, CancelRequest):
             results = self.pm.hook.on_cancel_requested(request=request)
@@ -272,6 +326,8 @@ class OutboundPlugin:
         :raises CancelFailed: the cancel failed (``.failure`` says why).
         :raises NotRunningError: the plugin is not running; nothing was sent.
         """
+        if not isinstance(request, CancelRequest):
+            raise _not_a_request("cancel", request)
         ticket: CancelTicket = self.submit(request)
         return await ticket
 
@@ -282,6 +338,8 @@ class OutboundPlugin:
         :raises OperationFailed: the request failed (``CancelFailed`` for a cancel).
         :raises NotRunningError: the plugin is not running; nothing was sent.
         """
+        if not isinstance(request, OperationRequest):
+            raise _not_a_request("perform", request)
         ticket: OperationTicket = self.submit(request)
         return await ticket
 
@@ -323,6 +381,7 @@ class OutboundPlugin:
         self._owner = anyio.get_current_task().id
         self._engine.start(self._spawn)
         self._spawn(self._listener.run, self._engine.deliver)
+        self._spawn(self._deliver_state_changes)
         self._bind_core()
         self._state = _State.RUNNING
         self._started.set()
@@ -487,6 +546,20 @@ class OutboundPlugin:
                     )
 
     # -- CometD session events (event loop thread) -------------------------------------------
+
+    def _on_connection_state(self, state: CometDState, previous: CometDState) -> None:
+        self._state_changes.append((state, previous))  # the oldest go beyond the buffer
+        self._state_changed.set()
+
+    async def _deliver_state_changes(self) -> None:
+        while True:
+            await self._state_changed.wait()
+            self._state_changed.clear()
+            while self._state_changes:
+                state, previous = self._state_changes.popleft()
+                await self._state_hooks.dispatch(
+                    "on_connection_state_changed", state=state.value, previous=previous.value
+                )
 
     def _on_lost(self, why: str) -> None:
         self._engine.session_lost(why)

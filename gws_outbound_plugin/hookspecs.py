@@ -71,6 +71,7 @@ __all__ = [
     "on_campaign_status",
     "on_cancel_failed",
     "on_cancel_requested",
+    "on_connection_state_changed",
     "on_operation_acknowledged",
     "on_operation_failed",
     "on_operation_requested",
@@ -267,4 +268,22 @@ def on_campaign_status(event: CampaignStatusEvent) -> None:
     May be ``async def``. The return value is ignored. An exception or a hang (beyond
     ``GWSConfig.hook_timeout`` for ``async def``) is logged with the plugin's name and does not
     reach other plugins or the core.
+    """
+
+
+@hookspec
+def on_connection_state_changed(state: str, previous: str) -> None:
+    """The connection to GWS's notifications (the CometD session) changed state.
+
+    ``state`` and ``previous`` are ``"connecting"``, ``"connected"``, ``"reconnecting"`` or
+    ``"closed"`` (:class:`~gws_outbound_plugin.CometDState` values): ``connecting`` ->
+    ``connected`` while the plugin starts, ``connected`` -> ``reconnecting`` when the
+    session is lost (no outcome can be heard meanwhile), ``reconnecting`` -> ``connected``
+    when it is back, ``-> closed`` when the plugin closes (delivered if the plugin is still
+    running its hook calls). Called once per change, in order, on the plugin core's event
+    loop; ``OutboundPlugin.connection_state`` is the state now. For a host's "offline"
+    display without reading logs.
+
+    May be ``async def``; like the other dispatched hooks, an implementation that raises or
+    runs beyond ``hook_timeout`` is logged and affects nobody else.
     """

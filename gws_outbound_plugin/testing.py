@@ -213,6 +213,10 @@ class _Waiter:
         self.wake = wake
 
 
+#: Hooks whose calls :attr:`HookRecorder.calls` leaves out (they come with every start).
+_APART: Final = frozenset({"on_connection_state_changed"})
+
+
 class HookRecorder:
     """A plugin that records every hook call, in order, from any thread.
 
@@ -273,18 +277,25 @@ class HookRecorder:
     def on_campaign_status(self, event: CampaignStatusEvent) -> None:
         self._record("on_campaign_status", {"event": event})
 
+    @hookimpl
+    def on_connection_state_changed(self, state: str, previous: str) -> None:
+        self._record("on_connection_state_changed", {"state": state, "previous": previous})
+
     # Reading.
 
     @property
     def calls(self) -> list[HookCall]:
-        """Every call recorded so far, oldest first (a copy)."""
+        """Every call recorded so far, oldest first (a copy), but the connection's state
+        changes (``on_connection_state_changed``, which start and close the plugin make):
+        ask for those with :meth:`calls_of`, :meth:`find` or :meth:`wait_for`."""
         with self._lock:
-            return list(self._calls)
+            return [call for call in self._calls if call.name not in _APART]
 
     def calls_of(self, name: str) -> list[HookCall]:
         """The calls of hook ``name``, oldest first."""
         _check_hook_name(name)
-        return [call for call in self.calls if call.name == name]
+        with self._lock:
+            return [call for call in self._calls if call.name == name]
 
     def clear(self) -> None:
         """Forget the calls recorded so far."""

@@ -3,14 +3,21 @@ tutorial's plugin) built and installed with pip into a temporary directory."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
+from anyio.from_thread import start_blocking_portal
+
+from gws_outbound_plugin.simulator import GWSSimulator
 
 # The testing kit's fixtures and hooks, as a plugin author gets them with
 # ``pytest_plugins = ["gws_outbound_plugin.testing"]`` (which only a top-level conftest may
@@ -89,3 +96,98 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     if result.returncode != 0:
         pytest.fail(f"pip install failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return Installed(site, tutorial.project)
+
+
+# -- the CLI in-process: `main(argv)` against a simulator on a thread of its own --------------
+
+
+class ThreadedSimulator:
+    """A :class:`GWSSimulator` on its own event-loop thread, so that ``main(argv)`` (which
+    runs its own loop) can be called on the test's thread. ``call`` runs a function on the
+    simulator's loop, as its methods require."""
+
+    def __init__(self, portal: Any, simulator: GWSSimulator) -> None:
+        self.portal = portal
+        self.simulator = simulator
+
+    @property
+    def base_url(self) -> str:
+        return self.simulator.base_url
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        return self.portal.call(lambda: function(*args))
+
+
+@pytest.fixture
+def threaded_gws() -> Iterator[ThreadedSimulator]:
+    with start_blocking_portal(backend="asyncio") as portal:
+        simulator = GWSSimulator(connect_timeout=1.0)
+        with portal.wrap_async_context_manager(simulator):
+            yield ThreadedSimulator(portal, simulator)
+
+
+@dataclasses.dataclass
+class CliResult:
+    status: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+class Cli:
+    """Runs ``gws-outbound`` in-process through ``main(argv)``: stdout and stderr as the
+    user sees them (capsys), the environment of the test (no GWS_* from the developer's
+    shell, no installed plugin unless asked)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+        self._monkeypatch = monkeypatch
+        self._capsys = capsys
+        for key in list(os.environ):
+            if key.startswith("GWS_"):
+                monkeypatch.delenv(key)
+        monkeypatch.setenv("GWS_OUTBOUND_PLUGINS", "")
+        # Never prompt on the developer's terminal (/dev/tty) in a test.
+        monkeypatch.setattr("gws_outbound_plugin._cli._has_controlling_terminal", lambda: False)
+
+    def env(self, **values: str) -> None:
+        for key, value in values.items():
+            self._monkeypatch.setenv(key, value)
+
+    def unset(self, *keys: str) -> None:
+        for key in keys:
+            self._monkeypatch.delenv(key, raising=False)
+
+    def connect(self, gws: ThreadedSimulator, **extra: str) -> None:
+        settings = {
+            "GWS_BASE_URL": gws.base_url,
+            "GWS_USERNAME": "agent1",
+            "GWS_PASSWORD": "secret",
+            "GWS_ACK_TIMEOUT": "3",
+        }
+        self.env(**{**settings, **extra})
+
+    def __call__(self, *argv: str, stdin: str = "") -> CliResult:
+        return self.with_stdin(io.StringIO(stdin), *argv)
+
+    def with_stdin(self, stdin: io.StringIO, *argv: str) -> CliResult:
+        from gws_outbound_plugin._cli import main
+
+        self._capsys.readouterr()
+        self._monkeypatch.setattr(sys, "stdin", stdin)
+        try:
+            status = main(list(argv))
+        except SystemExit as exit_:  # argparse: --help, usage errors
+            status = exit_.code if isinstance(exit_.code, int) else 2
+        finally:
+            structlog.reset_defaults()
+        captured = self._capsys.readouterr()
+        return CliResult(status, captured.out, captured.err)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
+    yield Cli(monkeypatch, capsys)
+    structlog.reset_defaults()

@@ -94,7 +94,10 @@ async def run(
     args: Sequence[str], env: Mapping[str, str], *, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
     with anyio.fail_after(30):
-        result = await anyio.run_process([str(CLI), *args], input=stdin, env=dict(env), check=False)
+        # A session of its own: no controlling terminal (the developer's) to prompt on.
+        result = await anyio.run_process(
+            [str(CLI), *args], input=stdin, env=dict(env), check=False, start_new_session=True
+        )
     return subprocess.CompletedProcess(
         result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
     )
@@ -117,7 +120,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def test_every_command_and_option_has_help_text():
     parser = build_parser()
     commands = _subparsers(parser)
-    assert set(commands) == {"simulate", "plugins", "tail", *OPERATION_COMMANDS}
+    assert set(commands) == {"simulate", "plugins", "tail", "new-plugin", *OPERATION_COMMANDS}
     for name, command in [("gws-outbound", parser), *commands.items()]:
         assert command.description, name
         for action in command._actions:
@@ -283,14 +286,21 @@ async def test_missing_configuration_exits_2():
     env = base_env({"GWS_BASE_URL": "http://127.0.0.1:9", "GWS_USERNAME": "agent1"})
     result = await run(cancel_args(11, "--no-plugins"), env, stdin=b"")
     assert result.returncode == 2  # no terminal to prompt on
-    assert "set GWS_PASSWORD, or run from a terminal to be prompted" in result.stderr
+    assert "set GWS_PASSWORD in the environment: there is no terminal to prompt on" in result.stderr
 
 
 _TYPE_PASSWORD = r"""
 import os, pty, select, sys, time
 password = os.environ.pop("TEST_TYPED_PASSWORD").encode()
+piped = os.environ.pop("TEST_PIPED_STDIN", None)
 pid, fd = pty.fork()
 if pid == 0:
+    if piped is not None:  # stdin piped in; the terminal stays the controlling one
+        read, write = os.pipe()
+        os.write(write, piped.encode())
+        os.close(write)
+        os.dup2(read, 0)
+        os.close(read)
     os.execv(sys.argv[1], sys.argv[1:])
 output, sent, deadline = b"", False, time.monotonic() + 30
 while time.monotonic() < deadline:
@@ -328,6 +338,26 @@ async def test_password_is_prompted_for_on_a_terminal(gws_simulator):
     assert "secret" not in output  # not echoed
     assert "acknowledged" in output
     assert gws_simulator.records[11].cancelled
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+async def test_password_is_prompted_for_on_the_terminal_when_stdin_is_piped(gws_simulator):
+    line = '{"recordHandle": 12, "applicationId": 134, "campaignName": "Campaign1", '
+    line += '"callingList": "CallingList1"}\n'
+    env = gws_env(gws_simulator, TEST_TYPED_PASSWORD="secret", TEST_PIPED_STDIN=line)
+    del env["GWS_PASSWORD"]
+    with anyio.fail_after(40):
+        result = await anyio.run_process(
+            [sys.executable, "-c", _TYPE_PASSWORD, str(CLI), "cancel", "--stdin", "--no-plugins"],
+            env=env,
+            check=False,
+        )
+    output = result.stdout.decode()
+    assert result.returncode == 0, output + result.stderr.decode()
+    assert "GWS password for agent1: " in output  # on the terminal, like ssh and sudo
+    assert "secret" not in output
+    assert "acknowledged   record=12" in output
+    assert gws_simulator.records[12].cancelled
 
 
 async def test_cancel_runs_the_installed_plugins_and_lets_them_finish(
@@ -385,10 +415,57 @@ async def test_plugins_lists_the_reference_plugins_and_their_hooks(installed):
     assert plugins["audit"]["hooks"] == [
         "on_cancel_failed",
         "on_cancel_requested",
+        "on_operation_acknowledged",
+        "on_operation_failed",
+        "on_operation_requested",
         "on_record_cancel_acknowledged",
     ]
-    assert plugins["webhook"]["hooks"] == ["on_cancel_failed", "on_record_cancel_acknowledged"]
+    assert plugins["webhook"]["hooks"] == [
+        "on_cancel_failed",
+        "on_operation_acknowledged",
+        "on_operation_failed",
+        "on_record_cancel_acknowledged",
+    ]
     assert plugins["webhook"]["distribution"] == "gws-outbound-webhook"
+
+
+async def test_plugins_says_which_installed_plugins_are_not_configured(installed, tmp_path):
+    env = installed.env({"GWS_OUTBOUND_PLUGINS": "audit,webhook"})
+    text = await run(["plugins"], env)
+    assert text.returncode == 0, text.stderr
+    assert (
+        "    not configured (does nothing): set GWS_OUTBOUND_AUDIT_FILE to a file path"
+        in text.stdout.splitlines()
+    )
+    assert "set GWS_OUTBOUND_WEBHOOK_URL to a URL" in text.stdout
+
+    configured = installed.env(
+        {
+            "GWS_OUTBOUND_PLUGINS": "audit,webhook",
+            "GWS_OUTBOUND_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
+            "GWS_OUTBOUND_WEBHOOK_URL": "https://hooks.example.com/gws",
+        }
+    )
+    listing = await run(["plugins", "--json"], configured)
+    plugins = {entry["name"]: entry for entry in json.loads(listing.stdout)}
+    assert plugins["audit"]["configured"] is True
+    assert plugins["webhook"]["configured"] is True
+    assert plugins["webhook"]["setup_hint"] is None
+    assert "not configured" not in (await run(["plugins"], configured)).stdout
+
+
+async def test_unconfigured_reference_plugins_are_quiet_in_a_run(installed, gws_simulator):
+    env = installed.env(
+        {
+            "GWS_OUTBOUND_PLUGINS": "audit,webhook",
+            "GWS_BASE_URL": gws_simulator.base_url,
+            "GWS_USERNAME": "agent1",
+            "GWS_PASSWORD": "secret",
+        }
+    )
+    result = await run([*cancel_args(11), "--log-level", "warning"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no audit_trail_disabled / webhook_disabled warning
 
 
 async def test_plugins_without_a_filter_lists_every_installed_plugin(installed):
@@ -884,7 +961,11 @@ async def test_help_of_an_operation_command():
     assert result.returncode == 0
     for text in ("--callback-type {Personal,Campaign}", "--at DATETIME", "UTC offset", "exit"):
         assert text in result.stdout, text
-    assert max(len(line) for line in result.stdout.splitlines()) <= 100  # wrapped
+    # Wrapped, but for the examples: whole command lines, to copy and paste.
+    examples = result.stdout.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert examples and all(line.startswith("  ") for line in examples)
+    text = [line for line in result.stdout.splitlines() if line not in examples]
+    assert max(len(line) for line in text) <= 100
 
 
 def bodies(simulator: GWSSimulator, operation: str) -> list[dict[str, Any]]:

@@ -329,9 +329,17 @@ def test_the_reference_plugins_are_discovered(installed, monkeypatch):
         assert infos["audit"].hooks == (
             "on_cancel_failed",
             "on_cancel_requested",
+            "on_operation_acknowledged",
+            "on_operation_failed",
+            "on_operation_requested",
             "on_record_cancel_acknowledged",
         )
-        assert infos["webhook"].hooks == ("on_cancel_failed", "on_record_cancel_acknowledged")
+        assert infos["webhook"].hooks == (
+            "on_cancel_failed",
+            "on_operation_acknowledged",
+            "on_operation_failed",
+            "on_record_cancel_acknowledged",
+        )
     finally:
         for name in ("gws_outbound_audit", "gws_outbound_webhook"):
             sys.modules.pop(name, None)

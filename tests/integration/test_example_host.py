@@ -105,8 +105,10 @@ def test_demo_shows_the_unsolicited_events_of_the_simulator(
 def test_demo_closes_the_plugins_with_the_librarys_close_plugins(
     demo: subprocess.CompletedProcess[str],
 ) -> None:
-    # The webhook plugin sends what it queued in its aclose(): the acknowledgement arrived.
-    assert "webhook plugin delivered 1 acknowledgement(s)" in demo.stderr
+    # The webhook plugin sends what it queued in its aclose(): every acknowledgement arrived,
+    # and the audit trail has a line per request, acknowledgement and failure (15 + 12 + 3).
+    assert "webhook plugin delivered 12 acknowledgement(s)" in demo.stderr
+    assert "audit plugin wrote 30 JSON lines" in demo.stderr
     source = HOST.read_text(encoding="utf-8")
     assert "await close_plugins(pm)" in source
     assert "def close_plugins" not in source  # the library's, not a copy

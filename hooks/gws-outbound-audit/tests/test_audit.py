@@ -329,7 +329,9 @@ def test_unconfigured_trail_writes_nothing_and_says_so_once(tmp_path, monkeypatc
     with capture_logs() as logs:
         trail.on_cancel_requested(request)
         trail.on_cancel_requested(request)
-    assert [entry["event"] for entry in logs] == ["audit_trail_disabled"]
+    assert [(entry["event"], entry["log_level"]) for entry in logs] == [
+        ("audit_trail_disabled", "info")
+    ]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -341,6 +343,60 @@ def test_installed_under_the_gws_outbound_entry_point():
     assert info.hooks == (
         "on_cancel_failed",
         "on_cancel_requested",
+        "on_operation_acknowledged",
+        "on_operation_failed",
+        "on_operation_requested",
         "on_record_cancel_acknowledged",
     )
     assert isinstance(pm.get_plugin("audit"), AuditTrail)
+
+
+async def test_every_operation_is_written_once_per_request_acknowledgement_and_failure(
+    trail, audit_file, gws_outbound, gws_request_factory, wait_for_hook
+):
+    from gws_outbound_plugin import OperationFailed
+
+    await gws_outbound.perform(gws_request_factory.reject(13))
+    await gws_outbound.perform(gws_request_factory.complete(14, call_result="Answer"))
+    with pytest.raises(OperationFailed):
+        await gws_outbound.perform(gws_request_factory.unknown_record("CompleteRecord"))
+    await gws_outbound.cancel(gws_request_factory(15))
+    await gws_outbound.wait_hooks_idle(5)
+    assert await trail.aflush()
+    UNKNOWN = gws_request_factory.unknown_record("CompleteRecord").record_handle
+
+    lines = [
+        (line["event"], line.get("operation"), line["record_handle"])
+        for line in read_lines(audit_file)
+    ]
+    assert lines == [
+        ("operation_requested", "RejectRecord", 13),
+        ("operation_acknowledged", "RejectRecord", 13),
+        ("operation_requested", "CompleteRecord", 14),
+        ("operation_acknowledged", "CompleteRecord", 14),
+        ("operation_requested", "CompleteRecord", UNKNOWN),
+        ("operation_failed", "CompleteRecord", UNKNOWN),
+        ("cancel_requested", None, 15),  # a cancel once, with its own events
+        ("cancel_acknowledged", None, 15),
+    ]
+    failed = read_lines(audit_file)[5]
+    assert failed["reason"] == "ocs_error" and failed["error_number"] is not None
+    completed = read_lines(audit_file)[2]
+    assert completed["call_result"] == "Answer"
+    assert "phone_number" not in completed
+
+
+def test_an_unconfigured_trail_is_quiet_for_a_host_that_configures_no_logging(capsys):
+    trail = AuditTrail.from_env({})
+    trail.on_cancel_requested(
+        CancelRequest(
+            record_handle=1,
+            application_id=134,
+            campaign_name="C",
+            calling_list="L",
+            device_path="/devices/d1",
+        )
+    )
+    assert capsys.readouterr().err == ""
+    assert trail.setup_hint == "set GWS_OUTBOUND_AUDIT_FILE to a file path"
+    assert AuditTrail("x.jsonl").setup_hint is None

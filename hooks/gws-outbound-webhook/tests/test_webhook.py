@@ -344,7 +344,9 @@ async def test_unconfigured_forwarder_sends_nothing_and_says_so_once(
     with capture_logs() as logs:
         await gws_outbound.cancel(gws_request_factory())
         await gws_outbound.cancel(gws_request_factory())
-    assert [e["event"] for e in logs if e["event"].startswith("webhook")] == ["webhook_disabled"]
+    assert [(e["event"], e["log_level"]) for e in logs if e["event"].startswith("webhook")] == [
+        ("webhook_disabled", "info")
+    ]
     await forwarder.aclose()
 
 
@@ -353,5 +355,60 @@ def test_installed_under_the_gws_outbound_entry_point():
     (info,) = describe_plugins(pm)
     assert info.name == "webhook"
     assert info.distribution == "gws-outbound-webhook"
-    assert info.hooks == ("on_cancel_failed", "on_record_cancel_acknowledged")
+    assert info.hooks == (
+        "on_cancel_failed",
+        "on_operation_acknowledged",
+        "on_operation_failed",
+        "on_record_cancel_acknowledged",
+    )
     assert isinstance(pm.get_plugin("webhook"), WebhookForwarder)
+
+
+async def test_every_operations_acknowledgement_is_posted_once(
+    forwarder, receiver, gws_outbound, gws_request_factory
+):
+    from gws_outbound_plugin import OperationFailed
+
+    await gws_outbound.perform(gws_request_factory.reject(13))
+    await gws_outbound.perform(gws_request_factory.complete(14, call_result="Answer"))
+    await gws_outbound.cancel(gws_request_factory(15))
+    with pytest.raises(OperationFailed):  # failures are not forwarded unless asked
+        await gws_outbound.perform(gws_request_factory.unknown_record("RejectRecord"))
+    await gws_outbound.wait_hooks_idle(5)
+    assert await forwarder.flush()
+
+    bodies = [delivery.body for delivery in receiver.received]
+    assert [(body["event"], body.get("operation"), body["record_handle"]) for body in bodies] == [
+        ("operation_acknowledged", "RejectRecord", 13),
+        ("operation_acknowledged", "CompleteRecord", 14),
+        ("record_cancel_acknowledged", None, 15),  # a cancel once, with its own event
+    ]
+    assert bodies[1]["call_result"] == "Answer"
+    assert bodies[0]["requested_here"] is True
+    assert all("phone_number" not in body for body in bodies)
+
+
+async def test_operation_failures_are_posted_when_asked(
+    receiver, gws_plugin_manager, gws_outbound, gws_request_factory
+):
+    from gws_outbound_plugin import OperationFailed
+
+    forwarder = WebhookForwarder(receiver.url, forward_failures=True, backoff=0.01, timeout=2.0)
+    gws_plugin_manager.register(forwarder, name="webhook")
+    request = gws_request_factory.unknown_record("RejectRecord")
+    with pytest.raises(OperationFailed):
+        await gws_outbound.perform(request)
+    await gws_outbound.wait_hooks_idle(5)
+    assert await forwarder.flush()
+    await forwarder.aclose(timeout=2.0)
+
+    (delivery,) = receiver.received
+    assert delivery.body["event"] == "operation_failed"
+    assert delivery.body["operation"] == "RejectRecord"
+    assert delivery.body["reason"] == "ocs_error"
+    assert delivery.body["reference_id"] == request.reference_id
+
+
+def test_an_unconfigured_forwarder_says_what_to_set():
+    assert WebhookForwarder.from_env({}).setup_hint == "set GWS_OUTBOUND_WEBHOOK_URL to a URL"
+    assert WebhookForwarder("https://example.com/hook").setup_hint is None

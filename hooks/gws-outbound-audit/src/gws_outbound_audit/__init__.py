@@ -1,20 +1,28 @@
-"""gws_outbound_audit: an append-only JSON-lines audit trail of outbound record cancels.
+"""gws_outbound_audit: an append-only JSON-lines audit trail of outbound record operations.
 
 A ``gws_outbound`` plugin. Installed, it is found under the ``gws_outbound`` entry-point
 group as ``audit`` and configured from the environment:
 
 ``GWS_OUTBOUND_AUDIT_FILE``
     The file to append to (created with mode 0600 if missing; its directory must exist).
-    Unset: the plugin is installed but writes nothing (it says so once in the log).
+    Unset: the plugin is installed but writes nothing; it says so once at INFO level (quiet
+    by default) and ``gws-outbound plugins`` lists it as not configured.
 ``GWS_OUTBOUND_AUDIT_PHONE_NUMBERS``
     ``1`` to include phone numbers in the trail. Off by default: phone numbers are
     personal data.
 ``GWS_OUTBOUND_AUDIT_FSYNC``
     ``1`` to ``fsync`` after each batch of lines (durable, slower).
 
-It writes one JSON object per line for every ``on_cancel_requested`` (``"event":
-"cancel_requested"``), ``on_record_cancel_acknowledged`` (``"cancel_acknowledged"``) and
-``on_cancel_failed`` (``"cancel_failed"``). The hooks only put the line on a bounded queue; a
+It writes one JSON object per line for every request, acknowledgement and failure of every
+operation: a cancel's ``on_cancel_requested`` (``"event": "cancel_requested"``),
+``on_record_cancel_acknowledged`` (``"cancel_acknowledged"``) and ``on_cancel_failed``
+(``"cancel_failed"``); any other operation's ``on_operation_requested``
+(``"operation_requested"``), ``on_operation_acknowledged`` (``"operation_acknowledged"``) and
+``on_operation_failed`` (``"operation_failed"``), each with ``"operation"`` (its
+``operationName``). A cancel's outcome also fires the ``on_operation_*`` hooks: it is written
+once, as ``cancel_acknowledged`` / ``cancel_failed``. Phone numbers only with
+``GWS_OUTBOUND_AUDIT_PHONE_NUMBERS=1``; a new record's custom fields (``otherFields``) never.
+The hooks only put the line on a bounded queue; a
 dedicated writer thread appends it, so neither the event loop nor the host's threads ever
 wait for the disk.
 
@@ -46,9 +54,13 @@ import anyio
 from gws_outbound_plugin import (
     CancelFailure,
     CancelRequest,
+    OperationAck,
+    OperationFailure,
+    OperationRequest,
     RecordCancelAck,
     get_logger,
     hookimpl,
+    to_jsonable,
 )
 
 __all__ = [
@@ -87,6 +99,19 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     if value in _FALSE:
         return False
     raise ValueError(f"{name} must be 1/0, true/false, yes/no or on/off")
+
+
+def _failure_fields(failure: CancelFailure | OperationFailure) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "reason": failure.reason.value,
+        "status_code": failure.status_code,
+        "error_number": failure.error_number,
+        "message": failure.message,
+    }
+    may_have_acted = getattr(failure, "may_have_acted", None)  # newer cores say it
+    if may_have_acted is not None:
+        fields["may_have_acted"] = may_have_acted
+    return fields
 
 
 def _now() -> str:
@@ -150,6 +175,11 @@ class AuditTrail:
         """Whether the trail writes anywhere."""
         return self.path is not None
 
+    @property
+    def setup_hint(self) -> str | None:
+        """What to set when the trail is not configured (``gws-outbound plugins`` shows it)."""
+        return None if self.enabled else f"set {ENV_FILE} to a file path"
+
     # -- hooks (plain functions: they only enqueue, from whichever thread calls them) -------
 
     @hookimpl
@@ -179,12 +209,62 @@ class AuditTrail:
             {
                 "event": "cancel_failed",
                 **self._request_fields(failure.request),
-                "reason": failure.reason.value,
-                "status_code": failure.status_code,
-                "error_number": failure.error_number,
-                "message": failure.message,
+                **_failure_fields(failure),
             }
         )
+
+    @hookimpl
+    def on_operation_requested(self, request: OperationRequest) -> None:
+        self._submit(
+            {
+                "event": "operation_requested",
+                "operation": request.operation_name,
+                **self._operation_fields(request),
+            }
+        )
+
+    @hookimpl
+    def on_operation_acknowledged(self, ack: OperationAck) -> None:
+        if ack.operation == "CancelRecord":
+            return  # written by on_record_cancel_acknowledged
+        entry: dict[str, Any] = {
+            "event": "operation_acknowledged",
+            "operation": ack.operation,
+            "reference_id": ack.reference_id,
+            "record_handle": ack.record_handle,
+            "requested_here": ack.request is not None,
+        }
+        if ack.request is not None:
+            entry.update(self._operation_fields(ack.request))
+            entry["reference_id"] = ack.reference_id
+            entry["record_handle"] = ack.record_handle
+        if ack.operation == "GetPreviewRecord":
+            entry["empty"] = ack.empty
+        if ack.operation == "GetChainedRecord":
+            entry["chained_records"] = len(ack.records)
+        self._submit(entry)
+
+    @hookimpl
+    def on_operation_failed(self, failure: OperationFailure) -> None:
+        if failure.operation == "CancelRecord":
+            return  # written by on_cancel_failed
+        entry = {
+            "event": "operation_failed",
+            "operation": failure.operation,
+            **self._operation_fields(failure.request),
+            **_failure_fields(failure),
+        }
+        self._submit(entry)
+
+    def _operation_fields(self, request: OperationRequest) -> dict[str, Any]:
+        fields = {
+            key: value
+            for key, value in to_jsonable(request).items()
+            if value is not None and key != "other_fields"
+        }
+        if not self.include_phone_number:
+            fields.pop("phone_number", None)
+        return fields
 
     def _request_fields(self, request: CancelRequest) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -258,7 +338,8 @@ class AuditTrail:
         if self.path is None:
             if not self._warned_disabled:
                 self._warned_disabled = True
-                logger.warning("audit_trail_disabled", hint=f"set {ENV_FILE} to a file path")
+                # Quiet by default: an installed but unconfigured plugin is not a problem.
+                logger.info("audit_trail_disabled", hint=f"set {ENV_FILE} to a file path")
             return
         line = json.dumps({"time": _now(), **entry}, ensure_ascii=False) + "\n"
         with self._lock:

@@ -1,15 +1,22 @@
-"""gws_outbound_webhook: POST outbound cancel acknowledgements to a webhook.
+"""gws_outbound_webhook: POST the acknowledgements of outbound operations to a webhook.
 
 A ``gws_outbound`` plugin. Installed, it is found under the ``gws_outbound`` entry-point
 group as ``webhook`` and configured from the environment:
 
 ``GWS_OUTBOUND_WEBHOOK_URL``
     The ``http://`` or ``https://`` URL to POST to. Unset: the plugin is installed but sends
-    nothing (it says so once in the log).
+    nothing; it says so once at INFO level (quiet by default) and ``gws-outbound plugins``
+    lists it as not configured.
 ``GWS_OUTBOUND_WEBHOOK_TOKEN``
     Sent as ``Authorization: Bearer <token>`` (never logged).
 ``GWS_OUTBOUND_WEBHOOK_FAILURES``
-    ``1`` to forward failed cancels (``on_cancel_failed``) too.
+    ``1`` to forward failures too (``on_cancel_failed``, ``on_operation_failed``).
+
+Every operation's acknowledgement is forwarded: a cancel's as ``"event":
+"record_cancel_acknowledged"``, any other's as ``"operation_acknowledged"`` with
+``"operation"`` (its ``operationName``); failures as ``"cancel_failed"`` /
+``"operation_failed"``. A cancel's outcome also fires the ``on_operation_*`` hooks: it is
+sent once.
 ``GWS_OUTBOUND_WEBHOOK_PHONE_NUMBERS``
     ``1`` to include phone numbers (off by default: personal data).
 ``GWS_OUTBOUND_WEBHOOK_QUEUE_SIZE`` (1000), ``GWS_OUTBOUND_WEBHOOK_RETRIES`` (3),
@@ -42,7 +49,16 @@ import anyio
 import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from gws_outbound_plugin import CancelFailure, RecordCancelAck, RetryPolicy, get_logger, hookimpl
+from gws_outbound_plugin import (
+    CancelFailure,
+    OperationAck,
+    OperationFailure,
+    RecordCancelAck,
+    RetryPolicy,
+    get_logger,
+    hookimpl,
+    to_jsonable,
+)
 
 __all__ = [
     "ENV_FAILURES",
@@ -232,6 +248,11 @@ class WebhookForwarder:
         return self.url is not None
 
     @property
+    def setup_hint(self) -> str | None:
+        """What to set when the forwarder is not configured (``gws-outbound plugins``)."""
+        return None if self.enabled else f"set {ENV_URL} to a URL"
+
+    @property
     def outstanding(self) -> int:
         """Events queued or being sent."""
         return self._outstanding
@@ -279,6 +300,48 @@ class WebhookForwarder:
         if self.include_phone_number:
             body["phone_number"] = request.phone_number
         self._enqueue(body)
+
+    @hookimpl
+    def on_operation_acknowledged(self, ack: OperationAck) -> None:
+        if ack.operation == "CancelRecord":
+            return  # sent by on_record_cancel_acknowledged
+        body: dict[str, Any] = {
+            "event": "operation_acknowledged",
+            "operation": ack.operation,
+            "requested_here": ack.request is not None,
+        }
+        if ack.request is not None:
+            body.update(self._request_fields(ack.request))
+        body["reference_id"] = ack.reference_id
+        body["record_handle"] = ack.record_handle
+        if ack.operation == "GetPreviewRecord":
+            body["empty"] = ack.empty
+        self._enqueue(body)
+
+    @hookimpl
+    def on_operation_failed(self, failure: OperationFailure) -> None:
+        if not self.forward_failures or failure.operation == "CancelRecord":
+            return
+        body: dict[str, Any] = {
+            "event": "operation_failed",
+            "operation": failure.operation,
+            **self._request_fields(failure.request),
+            "reason": failure.reason.value,
+            "status_code": failure.status_code,
+            "error_number": failure.error_number,
+            "message": failure.message,
+        }
+        self._enqueue(body)
+
+    def _request_fields(self, request: Any) -> dict[str, Any]:
+        fields = {
+            key: value
+            for key, value in to_jsonable(request).items()
+            if value is not None and key != "other_fields"
+        }
+        if not self.include_phone_number:
+            fields.pop("phone_number", None)
+        return fields
 
     # -- flushing and closing -------------------------------------------------------------------
 
@@ -330,7 +393,8 @@ class WebhookForwarder:
         if self.url is None:
             if not self._warned_disabled:
                 self._warned_disabled = True
-                logger.warning("webhook_disabled", hint=f"set {ENV_URL} to a URL")
+                # Quiet by default: an installed but unconfigured plugin is not a problem.
+                logger.info("webhook_disabled", hint=f"set {ENV_URL} to a URL")
             return
         if self._closed:
             self._drop("closed", body)

@@ -1,0 +1,489 @@
+"""What a person meets in the first hour with ``gws-outbound``, run in-process through
+``main(argv)`` against a simulator on its own thread: one line per outcome or error, every
+``--help`` example runs as shown, wording that follows the failure's reason."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from gws_outbound_plugin import (
+    CancelFailure,
+    CancelRequest,
+    FailureReason,
+    OperationFailure,
+    RejectRecordRequest,
+)
+from gws_outbound_plugin._cli import (
+    _OPERATION_COMMANDS,
+    describe_failure,
+    describe_operation_failure,
+)
+
+from .conftest import Cli, ThreadedSimulator
+
+LIST1 = ("--application-id", "134", "--campaign", "Campaign1", "--calling-list", "CallingList1")
+
+
+def cancel(handle: int, *more: str) -> list[str]:
+    return ["cancel", "--record-handle", str(handle), *LIST1, *more]
+
+
+# -- 4. one line per failure; logs only when asked ------------------------------------------------
+
+
+def test_a_request_ocs_refuses_prints_its_outcome_line_and_nothing_else(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
+    cli.connect(threaded_gws)
+    result = cli(*cancel(999))
+
+    assert result.status == 1
+    (line,) = result.lines
+    assert line.startswith("failed ")
+    assert "reason=ocs_error error=101" in line
+    assert result.err == ""  # no log line besides it
+
+
+def test_wrong_credentials_are_one_error_line_with_the_http_and_gws_status(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
+    cli.connect(threaded_gws, GWS_PASSWORD="wrong")
+    result = cli(*cancel(11))
+
+    assert result.status == 1
+    assert result.out == ""
+    (line,) = result.err.splitlines()
+    assert line.startswith("gws-outbound cancel: error: GWS refused the credentials of 'agent1'")
+    assert "HTTP 401, statusCode 20" in line
+    assert "wrong" not in line
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_gws_is_one_error_line_after_the_retries(cli: Cli):
+    cli.env(
+        GWS_BASE_URL=f"http://127.0.0.1:{closed_port()}",
+        GWS_USERNAME="agent1",
+        GWS_PASSWORD="secret",
+        GWS_RETRY_BACKOFF="0.01",
+    )
+    result = cli(*cancel(11))
+
+    assert result.status == 1
+    (line,) = result.err.splitlines()  # not one line per retry first
+    assert line.startswith("gws-outbound cancel: error: GET /api/v2/me to GWS at http://127.0.0.1:")
+    assert "connection refused" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cancel", "--record-handle", "11"],  # ours: required options
+        ["cancel", "--record-handle", "x"],  # argparse's
+        ["cancel", "--password", "hunter2"],  # refused before argparse
+    ],
+    ids=["missing-options", "argparse", "password"],
+)
+def test_every_error_line_has_the_same_prefix(cli: Cli, argv: list[str]):
+    result = cli(*argv)
+
+    assert result.status == 2
+    assert result.err.splitlines()[-1].startswith(f"gws-outbound {argv[0]}: error: ")
+    assert "hunter2" not in result.err
+
+
+def test_logs_appear_when_a_log_level_is_asked_for(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws)
+    quiet = cli(*cancel(999))
+    logged = cli(*cancel(998), "--log-level", "info")
+
+    assert quiet.err == ""
+    assert "plugin_started" in logged.err
+    assert "failed " in logged.out and "record=998" in logged.out
+
+
+def test_an_installed_plugin_that_fails_to_load_is_one_warning_line(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, monkeypatch
+):
+    from .test_cli import make_site
+
+    site = make_site(tmp_path, {"broken": "raise RuntimeError('no config here')\n"})
+    monkeypatch.syspath_prepend(str(site))
+    cli.connect(threaded_gws, GWS_OUTBOUND_PLUGINS="broken")
+    result = cli(*cancel(11))
+
+    assert result.status == 0
+    (line,) = result.err.splitlines()
+    assert line.startswith("gws-outbound cancel: warning: plugin 'broken' not loaded: ")
+    assert "no config here" in line
+
+
+# -- 3. every --help example runs as shown --------------------------------------------------------
+
+
+def help_examples(cli: Cli, command: str) -> list[str]:
+    text = cli(command, "--help").out
+    assert "examples:\n" in text, f"{command} --help shows no example"
+    block = text.split("examples:\n", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in block.splitlines()]
+
+
+def as_argv(example: str) -> tuple[list[str], str]:
+    """``gws-outbound ARGS`` or ``echo 'LINE' | gws-outbound ARGS``: (ARGS, stdin)."""
+    words = shlex.split(example)
+    stdin = ""
+    if "|" in words:
+        bar = words.index("|")
+        assert words[0] == "echo" and bar == 2, example
+        stdin, words = words[1] + "\n", words[bar + 1 :]
+    assert words[0] == "gws-outbound", example
+    return words[1:], stdin
+
+
+@pytest.mark.parametrize("command", sorted(_OPERATION_COMMANDS))
+def test_every_help_example_runs_as_shown(cli: Cli, threaded_gws: ThreadedSimulator, command: str):
+    cli.connect(threaded_gws)
+    examples = help_examples(cli, command)
+    assert examples
+    for example in examples:
+        argv, stdin = as_argv(example)
+        result = cli(*argv, stdin=stdin)
+        assert result.status == 0, (example, result.out, result.err)
+        assert result.out.startswith("acknowledged "), (example, result.out)
+        assert "invalid" not in result.out and result.err == "", (example, result)
+
+
+# -- 2. the wording follows the failure's reason --------------------------------------------------
+
+
+def test_a_sent_request_without_an_outcome_reads_outcome_unknown_not_failed():
+    request = CancelRequest(
+        record_handle=11,
+        application_id=134,
+        campaign_name="Campaign1",
+        calling_list="CallingList1",
+        device_path="/devices/d1",
+    )
+    unknown = CancelFailure(request, FailureReason.OUTCOME_UNKNOWN, message="sent, no answer")
+    never_sent = CancelFailure(request, FailureReason.SHUT_DOWN, message="closed")
+
+    assert describe_failure(unknown).startswith("outcome unknown reason=outcome_unknown ")
+    assert describe_failure(never_sent).startswith("failed         reason=shut_down ")
+
+    reject = RejectRecordRequest(
+        record_handle=12,
+        application_id=134,
+        campaign_name="Campaign1",
+        calling_list="CallingList1",
+        device_path="/devices/d1",
+    )
+    line = describe_operation_failure(
+        OperationFailure("RejectRecord", reject, FailureReason.OUTCOME_UNKNOWN)
+    )
+    assert line.startswith("outcome unknown RejectRecord reason=outcome_unknown ")
+
+
+# -- 7. the small ones ----------------------------------------------------------------------------
+
+
+def test_at_takes_epoch_seconds_like_a_json_timestamp(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws)
+    result = cli(
+        "reschedule",
+        "--record-handle",
+        "12",
+        "--application-id",
+        "134",
+        "--campaign",
+        "Campaign1",
+        "--callback-type",
+        "Personal",
+        "--at",
+        "1893572200",
+        "--json",
+    )
+
+    assert result.status == 0, result.err
+    (line,) = result.lines
+    assert json.loads(line)["request"]["scheduled_time"].startswith("2030-01-02T08:16:40")
+
+
+def test_messages_name_the_options_not_the_fields(cli: Cli):
+    result = cli(
+        "update",
+        "--record-handle",
+        "17",
+        "--application-id",
+        "134",
+        "--campaign",
+        "Campaign1",
+        "--from",
+        "10:00",
+        "--until",
+        "09:00",
+    )
+
+    assert result.status == 2
+    assert "--until must not be before --from (36000)" in result.err
+
+
+# -- 9. a one-off plugin for one run, without packaging -------------------------------------------
+
+ONE_OFF = """\
+from gws_outbound_plugin import hookimpl
+
+@hookimpl
+def on_operation_acknowledged(ack):
+    print("one-off plugin saw", ack.operation, ack.record_handle)
+"""
+
+
+def test_a_plugin_file_is_loaded_for_one_run(cli: Cli, threaded_gws: ThreadedSimulator, tmp_path):
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text(ONE_OFF, encoding="utf-8")
+    cli.connect(threaded_gws)
+    result = cli(*cancel(11, "--no-plugins", "--plugin", str(plugin)))
+
+    assert result.status == 0, result.err
+    assert "one-off plugin saw CancelRecord 11" in result.lines
+
+
+def test_a_plugin_module_on_the_path_is_loaded_for_one_run(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, monkeypatch
+):
+    (tmp_path / "my_other_plugin.py").write_text(ONE_OFF, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cli.connect(threaded_gws)
+    result = cli(*cancel(12, "--plugin", "my_other_plugin"))
+
+    assert result.status == 0, result.err
+    assert "one-off plugin saw CancelRecord 12" in result.lines
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("raise RuntimeError('boom')\n", "cannot load it: RuntimeError: boom (at "),
+        ("def broken(:\n", "cannot load it: SyntaxError"),
+        (
+            "from gws_outbound_plugin import hookimpl\n\n@hookimpl\ndef on_cancel_acked(ack):\n"
+            "    pass\n",
+            "unknown hook 'on_cancel_acked'",
+        ),
+    ],
+    ids=["raises", "syntax", "misspelt-hook"],
+)
+def test_a_plugin_that_cannot_load_is_one_usage_error_before_anything_is_sent(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, source, message
+):
+    plugin = tmp_path / "bad_plugin.py"
+    plugin.write_text(source, encoding="utf-8")
+    cli.connect(threaded_gws)
+    result = cli(*cancel(11, "--plugin", str(plugin)))
+
+    assert result.status == 2
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"gws-outbound cancel: error: --plugin {plugin}: ")
+    assert message in line
+    assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
+
+
+def test_plugins_lists_a_one_off_plugin_with_its_hooks(cli: Cli, tmp_path):
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text(ONE_OFF, encoding="utf-8")
+    result = cli("plugins", "--plugin", str(plugin))
+
+    assert result.status == 0, result.err
+    assert "my_plugin  [(no distribution)]" in result.lines
+    assert "    on_operation_acknowledged" in result.lines
+
+
+# -- 11. tail loads plugins on request -------------------------------------------------------
+
+WATCHER = """\
+import os, signal
+from gws_outbound_plugin import hookimpl
+
+seen = []
+
+@hookimpl
+def on_campaign_status(event):
+    print("watcher saw", event.campaign_name, event.status.value)
+    if not seen:
+        seen.append(event)
+        os.kill(os.getpid(), signal.SIGINT)   # like Ctrl-C: the tail ends
+"""
+
+
+class Repeatedly:
+    """Runs ``action`` on the simulator's loop every 0.1 s while the CLI runs (an event
+    published before the tail subscribed is lost, as in CometD); if nothing ended the tail
+    after 30 s, interrupts it, so that the test fails instead of hanging."""
+
+    def __init__(self, gws: ThreadedSimulator, action: Callable[[], None]) -> None:
+        self._gws = gws
+        self._action = action
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 30
+        while not self._done.wait(0.1):
+            if time.monotonic() > deadline:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            self._gws.call(self._action)
+
+    def __enter__(self) -> Repeatedly:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join(5)
+
+
+def test_tail_loads_a_plugin_that_sees_unsolicited_events(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path
+):
+    plugin = tmp_path / "watcher.py"
+    plugin.write_text(WATCHER, encoding="utf-8")
+    cli.connect(threaded_gws)
+    stop_campaign = lambda: threaded_gws.simulator.send_campaign_status(  # noqa: E731
+        "Campaign1", "CampaignStopped"
+    )
+    with Repeatedly(threaded_gws, stop_campaign):
+        result = cli("tail", "--plugin", str(plugin))
+
+    assert result.status == 0, result.err
+    assert "watcher saw Campaign1 CampaignStopped" in result.lines
+    assert any("campaign       CampaignStopped campaign=Campaign1" in line for line in result.lines)
+
+
+class TerminalInput(io.StringIO):
+    """Lines typed at a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_stdin_on_a_terminal_says_it_reads_json_lines_until_ctrl_d(
+    cli: Cli, threaded_gws: ThreadedSimulator, monkeypatch
+):
+    cli.connect(threaded_gws)
+    line = '{"recordHandle": 11, "applicationId": 134, "campaignName": "Campaign1", '
+    line += '"callingList": "CallingList1"}\n'
+    result = cli.with_stdin(TerminalInput(line), "cancel", "--stdin")
+
+    assert result.status == 0, result.err
+    assert result.err.splitlines()[0] == (
+        "gws-outbound cancel: reading the records as JSON lines from the terminal, one per "
+        "line; end with Ctrl-D (Ctrl-C stops)"
+    )
+
+
+def test_a_campaign_user_event_reads_as_a_campaign_not_a_record():
+    from gws_outbound_plugin import UserEvent
+    from gws_outbound_plugin._cli import describe_user_event
+
+    event = UserEvent(
+        channel="/me/internal",
+        device_id="d1",
+        metrics=None,
+        user_event="CampaignStarted",
+        user_data={
+            "GSW_USER_EVENT": "CampaignStarted",
+            "GSW_APPLICATION_ID": 134,
+            "GSW_CAMPAIGN_NAME": "Campaign1",
+        },
+    )
+    text = describe_user_event(event)
+
+    assert text.startswith("user_event     CampaignStarted campaign=Campaign1 app=134 ")
+    assert "record=?" not in text
+
+
+def test_python_dash_m_runs_the_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "gws_outbound_plugin", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("gws-outbound ")
+
+
+# -- 7. tail says when the connection is lost and back --------------------------------------------
+
+BACK = """\
+import os, signal
+from gws_outbound_plugin import hookimpl
+
+seen = []
+
+@hookimpl
+def on_connection_state_changed(state, previous):
+    if state == "connected" and previous == "reconnecting" and not seen:
+        seen.append(state)
+        os.kill(os.getpid(), signal.SIGINT)   # like Ctrl-C, once the tail printed it
+"""
+
+
+def test_tail_says_when_the_connection_is_lost_and_back(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path
+):
+    plugin = tmp_path / "back.py"
+    plugin.write_text(BACK, encoding="utf-8")
+    cli.connect(threaded_gws)
+    forgotten: list[int] = []
+
+    def forget_once() -> None:
+        if not forgotten and threaded_gws.simulator.cometd_client_count:
+            forgotten.append(threaded_gws.simulator.forget_cometd_clients())
+
+    with Repeatedly(threaded_gws, forget_once):
+        result = cli("tail", "--plugin", str(plugin))
+
+    assert result.status == 0, result.err
+    assert [line[13:] for line in result.lines] == [
+        "connection     lost: reconnecting (no event can be heard until it is back)",
+        "connection     back: connected and subscribed again (events meanwhile may be missed)",
+    ]
+
+
+# -- 8. devicePath defaults to the agent's own device -------------------------------------------
+
+
+def test_request_without_device_path_uses_the_agents_own_device(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
+    cli.connect(threaded_gws)
+    line = '{"operationName": "RejectRecord", "recordHandle": 13, "applicationId": 134, '
+    line += '"campaignName": "Campaign1", "callingList": "CallingList1"}'
+    from_argument = cli("request", line, "--json")
+    from_stdin = cli("request", "--stdin", "--json", stdin=line.replace(": 13,", ": 17,") + "\n")
+
+    device = threaded_gws.call(lambda: threaded_gws.simulator.device_path("agent1"))
+    for result in (from_argument, from_stdin):
+        assert result.status == 0, result.err
+        (outcome,) = [json.loads(text) for text in result.lines]
+        assert outcome["hook"] == "on_operation_acknowledged"
+        assert outcome["request"]["device_path"] == device

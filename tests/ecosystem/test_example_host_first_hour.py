@@ -1,0 +1,124 @@
+"""examples/host.py run in-process through its ``main(argv)``: what a host author tries first."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+import structlog
+
+from .conftest import ROOT, Cli, ThreadedSimulator
+
+DEVICE = "/devices/0116543c-07ff-5f4b-8cdf-9953cca85d8f"  # agent1's device in the simulator
+
+
+@pytest.fixture
+def host(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    spec = importlib.util.spec_from_file_location("example_host", ROOT / "examples" / "host.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "example_host", module)  # its dataclasses look it up
+    spec.loader.exec_module(module)
+    # One process, many runs: the host's structlog set-up caches loggers bound to the stderr
+    # of the run that first used them (capsys replaces it per test). Logs are not what these
+    # tests look at, so the library logs as it does in a host that configures nothing.
+    monkeypatch.setattr(module, "configure_logging", lambda verbose: None)
+    handlers = list(logging.getLogger().handlers)
+    yield module
+    structlog.reset_defaults()
+    for handler in logging.getLogger().handlers:  # the host's logging.basicConfig
+        if handler not in handlers:
+            logging.getLogger().removeHandler(handler)
+
+
+def run_host(host: ModuleType, monkeypatch, capsys, *argv: str, stdin: str = "") -> tuple[int, str]:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    capsys.readouterr()
+    status = host.main(list(argv))
+    return status, capsys.readouterr().out
+
+
+def hooks(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_a_bus_event_without_device_path_gets_the_agents_own_device(
+    host, cli: Cli, monkeypatch, capsys
+):
+    line = {
+        "operationName": "RejectRecord",
+        "recordHandle": 13,
+        "applicationId": 134,
+        "campaignName": "Campaign1",
+        "callingList": "CallingList1",
+    }
+    cancel = {
+        "recordHandle": 14,
+        "applicationId": 134,
+        "campaignName": "Campaign1",
+        "callingList": "CallingList1",
+    }
+    status, out = run_host(
+        host,
+        monkeypatch,
+        capsys,
+        "--stdin",
+        "--no-entrypoints",
+        stdin=json.dumps(line) + "\n" + json.dumps(cancel) + "\n",
+    )
+
+    assert status == 0
+    calls = hooks(out)
+    assert not [call for call in calls if "error" in call], calls
+    acks = {
+        call["operation"]: call for call in calls if call["hook"] == "on_operation_acknowledged"
+    }
+    assert acks["RejectRecord"]["request"]["device_path"] == DEVICE
+    assert acks["CancelRecord"]["request"]["device_path"] == DEVICE
+
+
+def test_a_plugin_file_is_loaded_for_one_run(host, cli: Cli, monkeypatch, capsys, tmp_path):
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text(
+        "from gws_outbound_plugin import hookimpl\n\n"
+        "@hookimpl\n"
+        "def on_operation_acknowledged(ack):\n"
+        "    print('my_plugin saw', ack.operation)\n",
+        encoding="utf-8",
+    )
+    line = {
+        "recordHandle": 15,
+        "applicationId": 134,
+        "campaignName": "Campaign1",
+        "callingList": "CallingList1",
+    }
+    status, out = run_host(
+        host,
+        monkeypatch,
+        capsys,
+        "--stdin",
+        "--no-entrypoints",
+        "--plugin",
+        str(plugin),
+        stdin=json.dumps(line) + "\n",
+    )
+
+    assert status == 0
+    assert "my_plugin saw CancelRecord" in out.splitlines()
+
+
+def test_on_another_gws_the_demo_says_which_steps_it_skipped(
+    host, cli: Cli, threaded_gws: ThreadedSimulator, monkeypatch, capsys
+):
+    cli.connect(threaded_gws)  # as for a real GWS: the host has no hold on its clock
+    status, out = run_host(host, monkeypatch, capsys, "--no-entrypoints")
+
+    assert status == 0
+    assert "(simulator)" not in out
+    assert "the steps that move OCS's clock and stop the campaign were skipped" in out

@@ -1,0 +1,87 @@
+"""What a host author meets in the first hour: errors that say what to do instead."""
+
+from __future__ import annotations
+
+import pytest
+
+from gws_outbound_plugin import (
+    ConfigError,
+    GWSConfig,
+    InvalidCancelRequest,
+    InvalidOperationRequest,
+    OutboundPlugin,
+)
+
+pytestmark = pytest.mark.anyio
+
+BUS_EVENT = {"operationName": "RejectRecord", "recordHandle": 12, "applicationId": 134}
+
+
+async def test_perform_of_a_bus_event_names_request_from_bus_and_the_types(
+    gws_outbound: OutboundPlugin,
+):
+    with pytest.raises(InvalidOperationRequest) as raised:
+        await gws_outbound.perform(BUS_EVENT)
+
+    message = str(raised.value)
+    assert not isinstance(raised.value, InvalidCancelRequest)  # not "invalid cancel request"
+    assert "perform() takes a request object, got a dict" in message
+    assert "request_from_bus(event)" in message
+    assert "RejectRecordRequest" in message and "StartPreviewSessionRequest" in message
+    assert gws_outbound.pending_count == 0
+
+
+async def test_cancel_of_a_bus_event_names_cancel_request_from_bus(gws_outbound: OutboundPlugin):
+    with pytest.raises(InvalidCancelRequest, match=r"CancelRequest\.from_bus\(event\)"):
+        await gws_outbound.cancel({"recordHandle": 11})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "node"),
+    [
+        ("https://gws.example.com/api/v2/me", "https://gws.example.com"),
+        (
+            "https://gws.example.com:8443/api/v2/me/outbound-records/11",
+            "https://gws.example.com:8443",
+        ),
+        ("https://proxy.example.com/gws/api/v2/me", "https://proxy.example.com/gws"),
+    ],
+)
+def test_a_base_url_with_an_api_path_says_what_the_base_url_should_be(base_url, node):
+    with pytest.raises(ConfigError) as raised:
+        GWSConfig(base_url=base_url, username="agent1", password="secret")
+
+    message = str(raised.value)
+    assert f"use {node!r}" in message
+    assert "scheme://host[:port]" in message
+    assert "secret" not in message
+
+
+# -- 12. the connection state, as a public API ----------------------------------------------------
+
+
+async def test_every_connection_state_change_fires_the_hook_in_order(
+    gws_outbound: OutboundPlugin, gws_simulator, gws_hook_recorder, wait_for_hook
+):
+    await wait_for_hook("on_connection_state_changed", lambda call: call.state == "connected")
+    assert gws_outbound.connection_state == "connected"
+
+    gws_simulator.forget_cometd_clients()  # the server no longer knows the CometD client
+    await wait_for_hook(
+        "on_connection_state_changed",
+        lambda call: call.state == "connected" and call.previous == "reconnecting",
+        timeout=15,
+    )
+
+    changes = [
+        (call.previous, call.state)
+        for call in gws_hook_recorder.calls_of("on_connection_state_changed")
+    ]
+    assert not any(call.name == "on_connection_state_changed" for call in gws_hook_recorder.calls)
+    assert changes == [
+        ("closed", "connecting"),
+        ("connecting", "connected"),
+        ("connected", "reconnecting"),
+        ("reconnecting", "connected"),
+    ]
+    assert gws_outbound.connection_state == "connected"

@@ -1,0 +1,77 @@
+"""``gws-outbound new-plugin NAME``: a plugin project whose generated test passes (run here,
+so in ``make test``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from .conftest import Cli
+
+
+def test_the_generated_plugin_passes_its_own_test(cli: Cli, tmp_path):
+    result = cli("new-plugin", "call-log", "--directory", str(tmp_path))
+
+    assert result.status == 0, result.err
+    root = tmp_path / "gws-outbound-call-log"
+    assert result.out == f"wrote {root}\n"
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["name"] == "gws-outbound-call-log"
+    assert project["project"]["entry-points"]["gws_outbound"] == {
+        "call-log": "gws_outbound_call_log:plugin"
+    }
+    assert (
+        (root / "tests" / "conftest.py")
+        .read_text()
+        .strip()
+        .endswith('pytest_plugins = ["gws_outbound_plugin.testing"]')
+    )
+
+    from .test_cli import base_env
+
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+        cwd=root,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.strip().splitlines()[-1].startswith("1 passed")
+
+
+def test_the_generated_plugin_is_one_the_cli_can_load(cli: Cli, tmp_path, monkeypatch):
+    cli("new-plugin", "call-log", "--directory", str(tmp_path))
+    monkeypatch.syspath_prepend(str(tmp_path / "gws-outbound-call-log" / "src"))
+    listing = cli("plugins", "--plugin", "gws_outbound_call_log:plugin")
+
+    assert listing.status == 0, listing.err
+    assert "gws_outbound_call_log  [(no distribution)]" in listing.lines
+    assert "    on_operation_acknowledged" in listing.lines
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("Call Log", "is not a plugin name"), ("class", "is a Python keyword")],
+)
+def test_an_unusable_name_is_a_usage_error(cli: Cli, tmp_path, name, message):
+    result = cli("new-plugin", name, "--directory", str(tmp_path))
+
+    assert result.status == 2
+    assert result.err.startswith("gws-outbound new-plugin: error: ")
+    assert message in result.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_folder_is_left_alone(cli: Cli, tmp_path):
+    (tmp_path / "gws-outbound-tally").mkdir()
+    result = cli("new-plugin", "tally", "--directory", str(tmp_path))
+
+    assert result.status == 2
+    assert "exists already: nothing was written" in result.err
+    assert list((tmp_path / "gws-outbound-tally").iterdir()) == []
