@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean install compat interop-deps
+.PHONY: demo test fuzz lint bench soak clean install compat interop-deps
 
 HOOKS := hooks/gws-outbound-audit hooks/gws-outbound-webhook
 # The interop tests run the CometD project's own server and client: node packages, installed
@@ -37,6 +37,12 @@ demo: $(STAMP)
 
 test: $(STAMP) interop-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The hypothesis tests under the explore profile (tests/conftest.py): random examples, ten
+# times as many (GWS_HYPOTHESIS_SCALE), failures kept in .hypothesis/ and replayed first.
+# `make test` runs them deterministically.
+fuzz: $(STAMP)
+	GWS_HYPOTHESIS_PROFILE=explore $(PY) -m pytest tests/unit tests/fuzz -m hypothesis $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

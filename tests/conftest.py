@@ -1,8 +1,54 @@
-"""Shared test configuration: anyio's pytest plugin on the asyncio backend."""
+"""Shared test configuration: anyio's pytest plugin on the asyncio backend, and hypothesis
+profiles.
+
+Hypothesis runs under one of two profiles:
+
+* ``deterministic`` (the default: ``make test``, CI): derandomized, no example database, no
+  deadline, so a run finds the same examples on every machine and a fresh clone cannot fail
+  on an example an earlier run happened to find and store (issue 17); a failure prints the
+  blob that reproduces it (``@reproduce_failure``);
+* ``explore`` (``make fuzz``): random, with the example database in ``.hypothesis/``,
+  1,000 examples for a test that does not set its count, and ``GWS_HYPOTHESIS_SCALE``
+  (default 10) times its own count for one that does.
+
+Pick one with ``GWS_HYPOTHESIS_PROFILE=explore`` or hypothesis's own ``--hypothesis-profile``.
+"""
 
 from __future__ import annotations
 
+import os
+import unittest
+from pathlib import Path
+
 import pytest
+from hypothesis import HealthCheck, is_hypothesis_test, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+EXPLORE = "explore"
+_SETTINGS_ATTRIBUTE = "_hypothesis_internal_use_settings"
+
+settings.register_profile(
+    "deterministic",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    max_examples=100,
+    # Timing-based: on a loaded machine it would fail a run another machine passes.
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    EXPLORE,
+    derandomize=False,
+    database=DirectoryBasedExampleDatabase(
+        Path(__file__).resolve().parent.parent / ".hypothesis" / "examples"
+    ),
+    deadline=None,
+    print_blob=True,
+    max_examples=1_000,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("GWS_HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture
@@ -31,3 +77,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where the soak writes its JSON report (default: build/soak-report.json for a "
         "run with --soak-cancels, a temporary file otherwise)",
     )
+
+
+def _scaled(current: settings, scale: int) -> settings:
+    """``current`` with ``scale`` times its examples, when it sets its own count (a test that
+    takes the profile's count has the explore profile's already)."""
+    if current.max_examples == settings().max_examples:
+        return current
+    return settings(current, max_examples=current.max_examples * scale)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the stateful tests ``hypothesis`` too (``make fuzz`` selects that marker); under
+    the explore profile, scale every hypothesis test's examples."""
+    explore = settings.get_current_profile_name() == EXPLORE
+    scale = int(os.environ.get("GWS_HYPOTHESIS_SCALE", "10"))
+    done: set[int] = set()
+    for item in items:
+        cls = getattr(item, "cls", None)
+        stateful = (
+            isinstance(cls, type)
+            and issubclass(cls, unittest.TestCase)
+            and isinstance(getattr(cls, "settings", None), settings)
+        )
+        if stateful:
+            item.add_marker("hypothesis")
+            if explore and id(cls) not in done:
+                done.add(id(cls))
+                cls.settings = _scaled(cls.settings, scale)  # type: ignore[union-attr]
+            continue
+        function = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        if explore and is_hypothesis_test(function) and id(function) not in done:
+            done.add(id(function))
+            current = getattr(function, _SETTINGS_ATTRIBUTE, None)
+            if isinstance(current, settings):
+                setattr(function, _SETTINGS_ATTRIBUTE, _scaled(current, scale))
