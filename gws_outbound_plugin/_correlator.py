@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from ._coerce import as_name, as_reference
+from ._coerce import as_id, as_name, as_reference
 from ._effects import (
     UNFINISHED_STATUS_CODES,
     Acknowledged,
@@ -124,6 +124,7 @@ class _Entry:
         "event_parts",
         "key",
         "lost",
+        "maybe",
         "merging",
         "outbound",
         "parts",
@@ -154,8 +155,10 @@ class _Entry:
         self.outbound: Mapping[str, Any] | None = None
         self.user_event: UserEvent | None = None
         self.user_content: bytes | None = None
+        # M8: a user event that may be its answer or a copy of an earlier request's.
+        self.maybe: tuple[UserEvent, bytes | None] | None = None
         self.parts: list[Mapping[str, Any]] = []
-        self.event_parts: list[tuple[int, UserEvent]] = []
+        self.event_parts: list[tuple[int, UserEvent, bytes | None]] = []
 
     @property
     def sent(self) -> bool:
@@ -163,6 +166,7 @@ class _Entry:
 
     @property
     def answered(self) -> bool:
+        """Part of its own answer arrived (a ``maybe`` does not count: M8)."""
         return self.outbound is not None or self.user_event is not None
 
 
@@ -568,7 +572,11 @@ class Correlator:
         verdict = placement.verdict
         if verdict is Verdict.OWN:
             self._give(placement.entry, u)
+        elif verdict is Verdict.TENTATIVE:
+            self._give_tentatively(placement.entry, u)
         elif verdict is Verdict.LATE:
+            if u.content is not None and u.reference is None:
+                self._recent.took(u.content)  # its copies are repeats, not someone's answer
             self._late("late_user_event_ignored", placement, user_event=u.name)
         elif verdict is Verdict.REPEAT:
             self.stats["duplicates"] += 1
@@ -605,15 +613,15 @@ class Correlator:
                 ),
             )
         elif spec.part is not None and u.name == spec.part:
-            entry.event_parts.append((self._seq, event))
-            if entry.merging:
-                self._half(entry)
+            entry.event_parts.append((self._seq, event, u.content))
+            if entry.merging or entry.maybe is not None:
+                self._confirm(entry)
         elif u.name in spec.empty:
             entry.empty = True
             entry.user_event = event
             self._acknowledge(entry)
         elif answers(spec, u.name) and entry.user_event is None:
-            entry.user_event = event
+            entry.user_event, entry.user_content, entry.maybe = event, u.content, None
             if spec.part is not None:
                 entry.chain = u.chain
                 self._collect_parts(entry, before=self._seq)
@@ -621,6 +629,30 @@ class Correlator:
         else:
             self.stats["duplicates"] += 1
             self._fx.append(Notice("user_event_repeat_ignored", "debug", {"user_event": u.name}))
+
+    def _give_tentatively(self, entry: _Entry, u: UserEventNotice) -> None:
+        """M8: ``u`` has the ``userData`` of an answer an earlier request took, so it may be
+        ``entry``'s answer or a copy of that one. It decides nothing alone: the request is
+        acknowledged by its own notification (without ``u``), or, for an answer OCS sends as
+        user events, by its partial results (with ``u``: its own end marker has the same
+        content); else its timer ends it as for no answer."""
+        self._fx.append(Notice("user_event_ambiguous", "info", {"user_event": u.name}))
+        if u.is_error or u.name in entry.spec.empty or entry.answered or entry.maybe:
+            return
+        entry.maybe = (u.event, u.content)
+        if entry.spec.part is not None:
+            entry.chain = u.chain
+            self._collect_parts(entry, before=self._seq)
+            if entry.event_parts:
+                self._confirm(entry)
+
+    def _confirm(self, entry: _Entry) -> None:
+        """Partial results of its own came as user events: its end marker (``maybe``) is the
+        request's own too, whichever copy it was."""
+        if entry.maybe is not None and entry.user_event is None:
+            entry.user_event, entry.user_content = entry.maybe
+        entry.maybe = None
+        self._half(entry)
 
     def _not_ours(self, u: UserEventNotice) -> None:
         name = u.name
@@ -657,15 +689,15 @@ class Correlator:
     def _keep_part(self, u: UserEventNotice) -> None:
         if u.chain is None or not self._part_entries:
             return  # no request of ours can own it: only on_user_event
-        if not self._recent.keep_part(u.chain, self._seq, u.record_handle, u.event):
+        if not self._recent.keep_part(u.chain, self._seq, u.record_handle, u.event, u.content):
             return
         if len(self._part_entries) == 1:
             # After its end marker (reordered), a part is the one request's only while no other
             # request that could own it is in flight.
             (entry,) = self._part_entries
-            if entry.chain == u.chain and entry.merging:
+            if entry.chain == u.chain and (entry.merging or entry.maybe is not None):
                 self._collect_parts(entry, before=self._seq + 1)
-                self._half(entry)
+                self._confirm(entry)
 
     def _collect_parts(self, entry: _Entry, before: int) -> None:
         """M6: the unreferenced parts of its chain that arrived after it was sent and before
@@ -708,9 +740,14 @@ class Correlator:
     # -- outcomes ----------------------------------------------------------------------------------
 
     def _acknowledge(self, entry: _Entry) -> None:
-        parts: tuple[Mapping[str, Any] | UserEvent, ...] = tuple(entry.parts)
-        if not parts and entry.event_parts:
-            parts = tuple(event for _, event in sorted(entry.event_parts, key=lambda p: p[0]))
+        parts: tuple[Mapping[str, Any] | UserEvent, ...] = ()
+        if entry.parts:
+            notified = _one_per_record(entry.parts, _notification_record)
+            parts = notified
+        elif entry.event_parts:
+            in_order = [event for _, event, _ in sorted(entry.event_parts, key=lambda p: p[0])]
+            events = _one_per_record(in_order, _event_record)
+            parts = events
         self._finish(entry, Acknowledged(entry.outbound, entry.user_event, parts, entry.empty))
 
     def _finish(
@@ -750,6 +787,9 @@ class Correlator:
                 self._recent.owe(entry.key, entry.spec)
             elif event is not None and content is not None and _unreferenced(event):
                 self._recent.took(content)
+            for _, part, part_content in entry.event_parts:
+                if part_content is not None and _unreferenced(part):
+                    self._recent.took(part_content)  # its copies are repeats (M8)
         if entry.phase in (Phase.AWAITING, Phase.ANSWERING):
             self._fx.append(CancelTimer(("ack", entry.token)))
         if entry.merging:
@@ -771,3 +811,26 @@ def _unknown(why: str, status_code: int | None = None) -> Failed:
         status_code=status_code,
         may_have_acted=True,
     )
+
+
+_P = TypeVar("_P")
+
+
+def _notification_record(data: Mapping[str, Any]) -> object:
+    record = data.get("record")
+    return record.get("recordHandle") if isinstance(record, Mapping) else None
+
+
+def _event_record(event: UserEvent) -> object:
+    return event.user_data.get("GSW_RECORD_HANDLE")
+
+
+def _one_per_record(parts: Iterable[_P], handle_of: Callable[[_P], object]) -> tuple[_P, ...]:
+    """Each chained record once (its last copy: a request's parts come after an earlier
+    request's on the chain, and a regenerated copy after its original), in arrival order."""
+    last: dict[object, int] = {}
+    items = list(parts)
+    for i, part in enumerate(items):
+        handle = as_id(handle_of(part))
+        last[handle if handle is not None else ("#", i)] = i
+    return tuple(items[i] for i in sorted(last.values()))

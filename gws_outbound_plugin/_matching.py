@@ -50,6 +50,10 @@ class Verdict(enum.Enum):
     """It answers a request that has ended: dropped."""
     REPEAT = "repeat"
     """A copy of an answer one of our requests already took: dropped."""
+    TENTATIVE = "tentative"
+    """It may answer ``Placement.entry``'s request, or be a copy of an answer an earlier
+    request took (the same ``userData``): it joins the request but cannot decide its outcome
+    alone (M8)."""
     PART = "part"
     """A partial result without our reference id: kept for the request it belongs to."""
     PUSHED = "pushed"
@@ -120,6 +124,8 @@ def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:
         return Placement(Verdict.NOT_OURS, "M3")  # notifications are matched by reference only
     name = message.name
     if not message.is_error and name in PART_EVENTS:
+        if recent.was_taken(message.content):
+            return Placement(Verdict.REPEAT, "M8")  # a copy of a part a request took
         return Placement(Verdict.PART, "M6")
     if not message.is_error and name in PUSHED_EVENTS:
         return Placement(Verdict.PUSHED, "M5")
@@ -130,10 +136,15 @@ def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:
     else:
         return Placement(Verdict.NOT_OURS, "M3")  # not an answer: an event of OCS's own
     for key in keys:  # most specific first; the first key with a candidate decides
-        if recent.claim_owed(key, name, answer=rule == "M4") is not None:
+        if recent.is_owed(key, name, answer=rule == "M4"):
+            if recent.was_taken(message.content):
+                return Placement(Verdict.REPEAT, "M8")  # a copy of an answer placed before
+            recent.claim_owed(key, name, answer=rule == "M4")
             return Placement(Verdict.LATE, rule)  # an earlier request's, sent before
         entry = pending.head(key)
         if entry is not None and entry.sent and _wants(entry, message):
+            if recent.was_taken(message.content):
+                return Placement(Verdict.TENTATIVE, "M8", entry)
             return Placement(Verdict.OWN, rule, entry)
     if rule == "M4" and recent.was_taken(message.content):
         return Placement(Verdict.REPEAT, "M8")

@@ -29,8 +29,8 @@ __all__ = ["SWEEPS", "Owed", "Recent"]
 SWEEPS: Final = 4
 _CANONICAL_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 Chain = tuple[int, str, int]
-#: (arrival sequence, record handle, event, stamp)
-_Part = tuple[int, int, UserEvent, int]
+#: (arrival sequence, record handle, event, stamp, userData digest)
+_Part = tuple[int, int, UserEvent, int, bytes | None]
 
 
 class Owed:
@@ -171,6 +171,13 @@ class Recent:
     def owe(self, key: CorrelationKey, spec: OperationSpec) -> None:
         self._owed.setdefault(key, []).append(Owed(spec, self.stamp()))
 
+    def is_owed(self, key: CorrelationKey, name: str | None, answer: bool) -> bool:
+        """Whether a request on ``key`` is still owed an answer named ``name``."""
+        return any(
+            not answer or (name is not None and name in slot.spec.user_events | slot.spec.empty)
+            for slot in self._owed.get(key, ())
+        )
+
     def claim_owed(self, key: CorrelationKey, name: str | None, answer: bool) -> Owed | None:
         """The earliest request on ``key`` still owed an answer named ``name`` (any, for a
         refusal that names no operation: ``answer`` false); it is owed no longer."""
@@ -196,16 +203,19 @@ class Recent:
 
     # -- M6: partial results ------------------------------------------------------------------
 
-    def keep_part(self, chain: Chain, seq: int, handle: int | None, event: UserEvent) -> bool:
+    def keep_part(
+        self, chain: Chain, seq: int, handle: int | None, event: UserEvent, content: bytes | None
+    ) -> bool:
         if self._parts_count >= self._parts_limit:
             return False
-        self._parts.setdefault(chain, []).append((seq, handle or 0, event, self.stamp()))
+        part = (seq, handle or 0, event, self.stamp(), content)
+        self._parts.setdefault(chain, []).append(part)
         self._parts_count += 1
         return True
 
     def take_parts(
         self, chain: Chain, *, after: int, before: int, own: int | None
-    ) -> list[tuple[int, UserEvent]]:
+    ) -> list[tuple[int, UserEvent, bytes | None]]:
         """The parts of ``chain`` that arrived after ``after`` and before ``before``, other
         than record ``own``: they leave the buffer."""
         buffered = self._parts.get(chain)
@@ -220,4 +230,4 @@ class Recent:
         else:
             del self._parts[chain]
         self._parts_count -= len(mine)
-        return [(seq, event) for seq, _, event, _ in mine]
+        return [(seq, event, content) for seq, _, event, _, content in mine]

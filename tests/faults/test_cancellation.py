@@ -188,7 +188,9 @@ async def test_a_service_stopped_by_cancelling_every_task_still_delivers_every_o
     recorder: Recorder = out["recorder"]
     references = sorted(request.reference_id for request in requests)
     assert sorted(f.request.reference_id for f in recorder.failures) == references
-    assert all(f.reason is FailureReason.SHUT_DOWN for f in recorder.failures)
+    # They were sent (GWS accepted them) and not answered: outcome unknown, GWS may have acted.
+    assert all(f.reason is FailureReason.OUTCOME_UNKNOWN for f in recorder.failures)
+    assert all(f.may_have_acted for f in recorder.failures)
     assert sorted(f.request.reference_id for f in out["generic"].failures) == references
     assert recorder.acks == []
     assert out["slow"].calls == 3
@@ -196,7 +198,7 @@ async def test_a_service_stopped_by_cancelling_every_task_still_delivers_every_o
         assert ticket.done()
         with pytest.raises(CancelFailed) as info:
             ticket.result(0)
-        assert info.value.failure.reason is FailureReason.SHUT_DOWN
+        assert info.value.failure.reason is FailureReason.OUTCOME_UNKNOWN
     assert not plugin.running
     assert plugin.pending_count == 0
     assert plugin.cometd_state is CometDState.CLOSED
@@ -274,7 +276,8 @@ async def test_the_plugins_own_tasks_cancelled_from_outside_keep_running(
             for task in asyncio.all_tasks()
             if task.get_name().endswith("OutboundPlugin._guarded")
         ]
-        assert len(own) == config.max_concurrent_requests + 2  # workers, pump, listener
+        # The pump, the listener and the POST workers started so far (started as needed).
+        assert 3 <= len(own) <= config.max_concurrent_requests + 2
         for task in own:
             task.cancel()
         for _ in range(5):

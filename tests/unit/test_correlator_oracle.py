@@ -1251,3 +1251,63 @@ def test_a_refusal_keyed_on_the_stored_record_fails_the_request_at_once() -> Non
     machine.deliver([(0, "once")])
     machine.advance(1.5)
     machine.teardown()
+
+
+# -- what this oracle found in the first version of the matching rule ---------------------------
+
+
+def test_a_regenerated_chained_record_is_one_record() -> None:
+    """A chained record relayed twice (the copy with new metrics) is one part, not two."""
+    machine = _machine()
+    _request(machine, "chained", 11)
+    machine.ocs_answers("ack", "events", False, False, 101, False)
+    machine.deliver([(0, "regenerated"), (0, "once"), (0, "once"), (0, "once")])
+    machine.advance(0.3)
+    machine.teardown()
+
+
+def test_a_copy_of_an_earlier_answer_never_acknowledges_the_next_request() -> None:
+    """A regenerated copy of request 1's answer arrives after request 2 on the same record
+    was sent, before OCS answered it: it must not be request 2's answer (M8)."""
+    machine = _machine()
+    _request(machine, "cancel", 11)
+    machine.ocs_answers("ack", "both", False, False, 101, False)
+    machine.deliver([(1, "regenerated"), (0, "once")])
+    _request(machine, "cancel", 11)
+    machine.deliver([(0, "once")])
+    machine.advance(0.3)
+    machine.ocs_answers("ack", "notifications", False, False, 101, False)
+    machine.deliver([(0, "once")])
+    machine.advance(1.5)
+    machine.teardown()
+
+
+def test_a_copy_of_a_late_answer_never_answers_the_request_in_flight() -> None:
+    """Request 1 timed out; its answer comes late, twice (a regenerated copy first), while
+    request 2 on the same record is in flight: both copies are late, neither is request 2's."""
+    machine = _machine()
+    _request(machine, "reject", 21)
+    machine.advance(1.5)
+    _request(machine, "reject", 21)
+    machine.ocs_answers("ack", "events", False, False, 110, False)
+    machine.deliver([(0, "regenerated"), (0, "once")])
+    machine.ocs_answers("ack", "notifications", False, False, 101, False)
+    machine.deliver([(0, "once")])
+    machine.advance(1.5)
+    machine.teardown()
+
+
+def test_parts_of_a_request_whose_end_marker_was_lost_are_not_the_next_one_s() -> None:
+    """GetChainedRecord on 11 and on 12 in flight together; request 1's end marker is lost:
+    request 2 gets its own records only, each once."""
+    machine = _machine()
+    machine.accept("chained", 11, "5550101", None, None)
+    machine.accept("chained", 12, "5550102", None, None)
+    machine.send(1, PostResult.ACCEPTED, answer_now=True)
+    machine.send(2, PostResult.ACCEPTED, answer_now=True)
+    machine.ocs_answers("ack", "events", False, False, 101, False)
+    machine.ocs_answers("ack", "events", False, False, 101, False)
+    machine.deliver([(0, "once"), (0, "once"), (0, "lost")])
+    machine.deliver([(0, "once")] * 3)
+    machine.advance(1.5)
+    machine.teardown()
