@@ -1494,7 +1494,7 @@ class _OperationRun:
         self._plugin = plugin
         self._command = command
         self._device: str | None = _given(args, "device_path")
-        self._pending: dict[int, OperationTicket] = {}
+        self._pending: dict[int, OperationTicket[Any]] = {}
         self.progress = _Progress(ctx.stderr)
         self.invalid = 0
         self.interrupted = False
@@ -1513,7 +1513,7 @@ class _OperationRun:
         self._ctx.out(line)
         self.progress.draw()
 
-    def report(self, ticket: OperationTicket, *, interrupted: bool = False) -> None:
+    def report(self, ticket: OperationTicket[Any], *, interrupted: bool = False) -> None:
         outcome = ticket.outcome
         self._pending.pop(id(ticket), None)
         as_json = self._args.json
@@ -1562,7 +1562,7 @@ class _OperationRun:
         """Send ``request``; with ``wait``, return once its outcome is printed."""
         if request.device_path == _PLACEHOLDER_DEVICE:
             request = dataclasses.replace(request, device_path=await self.device_path())
-        ticket: OperationTicket = self._plugin.submit(request)
+        ticket: OperationTicket[Any] = self._plugin.submit(request)
         self._pending[id(ticket)] = ticket
         self.progress.submitted += 1
         if wait:
@@ -1570,7 +1570,7 @@ class _OperationRun:
         else:
             tg.start_soon(self._await, ticket)
 
-    async def _await(self, ticket: OperationTicket) -> None:
+    async def _await(self, ticket: OperationTicket[Any]) -> None:
         with contextlib.suppress(Exception):
             await ticket
         self.report(ticket)
@@ -1601,7 +1601,7 @@ class _OperationRun:
                 continue
             await self.submit(tg, request, wait=wait)
 
-    def unfinished(self) -> list[OperationTicket]:
+    def unfinished(self) -> list[OperationTicket[Any]]:
         return list(self._pending.values())
 
 

@@ -196,7 +196,7 @@ class Engine:
             wait_connected=wait_connected,
         )
         self._pump = OutcomePump(hooks)
-        self._tickets: dict[int, OperationTicket] = {}
+        self._tickets: dict[int, OperationTicket[Any]] = {}
         self._timers: dict[TimerId, asyncio.TimerHandle] = {}
         self._accept_lock = threading.Lock()
         self._outstanding = 0
@@ -207,7 +207,7 @@ class Engine:
         self._effect_errors = 0
         # Tickets decided and not yet handed to the host (released by the pump after their
         # hooks, or by the queue below hook_timeout after the decision).
-        self._unreleased: set[OperationTicket] = set()
+        self._unreleased: set[OperationTicket[Any]] = set()
         self._release_queue = _DeadlineQueue(self._release_overdue)
         self._deadlines = _DeadlineQueue(self._timer_fired)
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -241,7 +241,7 @@ class Engine:
 
     # -- accepting (any thread) --------------------------------------------------------------
 
-    def accept(self, request: object) -> OperationTicket:
+    def accept(self, request: object) -> OperationTicket[Any]:
         """Accept a request from any thread and return its ticket (no I/O)."""
         if not _is_request(request):
             if isinstance(request, Mapping):
@@ -259,7 +259,7 @@ class Engine:
                     f"{self._outstanding} requests are pending (max_pending); nothing was sent"
                 )
             self._outstanding += 1
-        ticket: OperationTicket = (
+        ticket: OperationTicket[Any] = (
             CancelTicket(request)
             if isinstance(request, CancelRequest)
             else OperationTicket(request)
@@ -278,7 +278,7 @@ class Engine:
             ) from None
         return ticket
 
-    def _accept_on_loop(self, ticket: OperationTicket) -> None:
+    def _accept_on_loop(self, ticket: OperationTicket[Any]) -> None:
         try:
             token, effects = self._correlator.accept(ticket.request)
         except Exception as error:  # a request object that misbehaves: it still ends
@@ -477,10 +477,10 @@ class Engine:
             if ticket is not None:
                 self._pump.emit_call(lambda: self._release(ticket))
 
-    def _release_overdue(self, ticket: OperationTicket) -> None:
+    def _release_overdue(self, ticket: OperationTicket[Any]) -> None:
         self._release(ticket)
 
-    def _release(self, ticket: OperationTicket) -> None:
+    def _release(self, ticket: OperationTicket[Any]) -> None:
         if ticket not in self._unreleased:
             return  # released already
         self._unreleased.discard(ticket)

@@ -9,7 +9,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import anyio
 import pluggy
@@ -35,8 +35,8 @@ from ._exceptions import (
     NotRunningError,
 )
 from ._log import get_logger
-from ._models import CancelRequest, RecordCancelAck
-from ._operations import OPERATION_TYPES, OperationRequest
+from ._payloads import OperationAck, RecordCancelAck
+from ._requests import OPERATION_TYPES, CancelRequest, OperationRequest
 from ._session import GWSSession
 from ._ticket import CancelTicket, OperationTicket, in_hook
 from .hookspecs import hookimpl
@@ -315,7 +315,14 @@ class OutboundPlugin:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def submit(self, request: Any) -> Any:
+    # A CancelRequest is an OperationRequest too: the first overload, more specific, wins.
+    @overload
+    def submit(self, request: CancelRequest) -> CancelTicket: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def submit(self, request: OperationRequest) -> OperationTicket[OperationAck]: ...
+
+    def submit(self, request: OperationRequest) -> OperationTicket[Any]:
         """Fire the request's hook and return the core's ticket (any thread, no I/O).
 
         A :class:`CancelRequest` fires ``on_cancel_requested`` and returns a
@@ -331,7 +338,8 @@ class OutboundPlugin:
             results = self.pm.hook.on_operation_requested(request=request)
         for result in results:
             if isinstance(result, OperationTicket):
-                return result
+                ticket: OperationTicket[Any] = result
+                return ticket
         raise NotRunningError("the core did not accept the request; nothing was sent")
 
     async def cancel(self, request: CancelRequest) -> RecordCancelAck:
@@ -345,7 +353,13 @@ class OutboundPlugin:
         ticket: CancelTicket = self.submit(request)
         return await ticket
 
-    async def perform(self, request: Any) -> Any:
+    @overload
+    async def perform(self, request: CancelRequest) -> RecordCancelAck: ...  # type: ignore[overload-overlap]
+
+    @overload
+    async def perform(self, request: OperationRequest) -> OperationAck: ...
+
+    async def perform(self, request: OperationRequest) -> RecordCancelAck | OperationAck:
         """Fire the request's hook and await the outcome: the ``OperationAck`` (the
         ``RecordCancelAck`` for a cancel).
 
@@ -354,8 +368,9 @@ class OutboundPlugin:
         """
         if not isinstance(request, OperationRequest):
             raise _not_a_request("perform", request)
-        ticket: OperationTicket = self.submit(request)
-        return await ticket
+        ticket: OperationTicket[Any] = self.submit(request)
+        ack: RecordCancelAck | OperationAck = await ticket
+        return ack
 
     def _require_running(self) -> None:
         if self._state is not _State.RUNNING:

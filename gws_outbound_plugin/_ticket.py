@@ -6,16 +6,18 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Generator
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from ._exceptions import CancelFailed, OperationFailed
-from ._payloads import CancelFailure, OperationFailure, RecordCancelAck
+from ._payloads import CancelFailure, OperationAck, OperationFailure, RecordCancelAck
 from ._requests import CancelRequest
 
 __all__ = ["HOOK_TASKS", "CancelTicket", "OperationTicket", "in_hook"]
 
 # RecordCancelAck | CancelFailure for a cancel; OperationAck | OperationFailure otherwise.
 Outcome = Any
+#: What a ticket resolves with: ``OperationAck``, or ``RecordCancelAck`` for a cancel.
+Ack = TypeVar("Ack", OperationAck, RecordCancelAck)
 
 #: The tasks running a hook implementation right now (each ``async def`` hook call runs in a
 #: task of its own, see ``_dispatcher``). In such a task an ``await ticket`` returns as soon
@@ -39,8 +41,10 @@ def in_hook() -> bool:
 _LOCK: Final = threading.Lock()
 
 
-class OperationTicket:
+class OperationTicket(Generic[Ack]):
     """Returned by the core's ``on_operation_requested``: the outcome of one accepted request.
+
+    ``OperationTicket[OperationAck]`` (``CancelTicket`` is an ``OperationTicket[RecordCancelAck]``).
 
     * ``await ticket`` (on the plugin's event loop) returns the acknowledgement or raises
       :class:`~gws_outbound_plugin.OperationFailed`;
@@ -78,7 +82,7 @@ class OperationTicket:
         """True once the outcome is known."""
         return self._outcome is not None
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> Ack:
         """Block the calling thread until the outcome is known (not on an event loop thread).
 
         :raises OperationFailed: the request failed (``CancelFailed`` for a cancel).
@@ -101,14 +105,16 @@ class OperationTicket:
                     event.set()
             if not event.wait(timeout):
                 raise TimeoutError(f"no outcome for referenceId {self.reference_id} yet")
-        return self._unwrap()
+        ack: Ack = self._unwrap()
+        return ack
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, Ack]:
         return self._wait().__await__()
 
-    async def _wait(self) -> Any:
+    async def _wait(self) -> Ack:
         if self._outcome is None and in_hook():
-            return await self._wait_decided()
+            decided: Ack = await self._wait_decided()
+            return decided
         if self._outcome is None:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             with _LOCK:
@@ -117,7 +123,8 @@ class OperationTicket:
                 else:
                     future.set_result(None)
             await future
-        return self._unwrap()
+        ack: Ack = self._unwrap()
+        return ack
 
     async def _wait_decided(self) -> Any:
         if self._decided is None:
@@ -195,7 +202,7 @@ class OperationTicket:
         return f"<{type(self).__name__} {operation} referenceId={self.reference_id!r} {state}>"
 
 
-class CancelTicket(OperationTicket):
+class CancelTicket(OperationTicket[RecordCancelAck]):
     """Returned by the core's ``on_cancel_requested``: the outcome of one accepted cancel.
 
     * ``await ticket`` (on the plugin's event loop) returns the :class:`RecordCancelAck` or
@@ -229,7 +236,7 @@ class CancelTicket(OperationTicket):
         :raises TimeoutError: no outcome within ``timeout`` seconds (the cancel goes on).
         :raises RuntimeError: called on an event loop thread (``await ticket`` there).
         """
-        return super().result(timeout)  # type: ignore[no-any-return]
+        return super().result(timeout)
 
     def __await__(self) -> Generator[Any, None, RecordCancelAck]:
         return self._wait().__await__()

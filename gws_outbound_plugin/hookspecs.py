@@ -46,7 +46,7 @@ a campaign changed state               ``on_campaign_status``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
@@ -180,14 +180,14 @@ def on_user_event(event: UserEvent) -> None:
 
 
 @hookspec
-def on_operation_requested(request: OperationRequest) -> OperationTicket | None:
+def on_operation_requested(request: OperationRequest) -> OperationTicket[Any] | None:
     """An outbound operation (any of them, cancel included) was asked for on the bus.
 
     Fired by the host: ``pm.hook.on_operation_requested(request=RejectRecordRequest(...))``
     (or any request type; build one from a bus event with ``request_from_bus``), from the event
     loop thread or any other thread. Like ``on_cancel_requested``: the core accepts the request
     without waiting for the network and the result list starts with its
-    :class:`~gws_outbound_plugin.OperationTicket` (a ``CancelTicket`` for a ``CancelRequest``);
+    :class:`~gws_outbound_plugin.OperationTicket[Any]` (a ``CancelTicket`` for a ``CancelRequest``);
     every accepted request ends in exactly one ``on_operation_acknowledged`` or
     ``on_operation_failed``; with no core running it raises ``NotRunningError`` before any
     observer sees the request. A cancel fired here also gets the cancel hooks.
