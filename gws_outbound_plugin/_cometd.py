@@ -115,11 +115,13 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         if csrf is not None:
             headers[csrf[0]] = csrf[1]
         for message in payload:
-            if message.get("channel") == "/meta/connect" and self._first_connect:
-                self._first_connect = False
-                advice = dict(message.get("advice") or {})
-                advice["timeout"] = 0
-                message["advice"] = advice
+            if message.get("channel") == "/meta/connect":
+                self._listener._connect_sent()
+                if self._first_connect:
+                    self._first_connect = False
+                    advice = dict(message.get("advice") or {})
+                    advice["timeout"] = 0
+                    message["advice"] = advice
         self._listener._attempt_sent()
 
     async def incoming(self, payload: list[dict[str, Any]], headers: Any | None = None) -> None:
@@ -136,6 +138,7 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                 self._first_connect = True
                 self._listener._handshaken()
             elif channel == "/meta/connect":
+                self._listener._connect_answered()
                 if successful:
                     self._listener._connected()
                 else:
@@ -308,6 +311,7 @@ class CometDListener:
         self._resubscribing: set[str] = set()
         self._lost = False
         self._failed_attempts = 0
+        self._connect_unanswered = False
         self._tasks: TaskGroup | None = None
         self.reconnect_policy = RetryPolicy(
             retries=None,
@@ -360,6 +364,20 @@ class CometDListener:
             self._client.set_reconnect_delay(self.reconnect_policy.backoff(self._failed_attempts))
         self._failed_attempts += 1
 
+    def _connect_sent(self) -> None:
+        """A ``/meta/connect`` is about to be sent. If the one before it got no answer, it
+        failed on the way (the server went away, the network broke): the connection state
+        says so at once. The session itself is not lost yet: the server keeps this client's
+        messages until ``cometd_connection_timeout``, so only then (or on the server's word)
+        are pending outcomes given up on."""
+        if self._connect_unanswered and self._state is CometDState.CONNECTED:
+            logger.warning("cometd_connect_failed")
+            self._set_state(CometDState.RECONNECTING, reason="a long poll failed")
+        self._connect_unanswered = True
+
+    def _connect_answered(self) -> None:
+        self._connect_unanswered = False
+
     def _handshaken(self) -> None:
         self._handshakes += 1
         self._subscribed_now.clear()
@@ -381,6 +399,11 @@ class CometDListener:
                     self._start_subscribing_again(client, channel)
         if self._lost and not self._awaiting_resubscribe:
             self._restored()
+        elif not self._lost and self._state is CometDState.RECONNECTING:
+            # A failed long poll, then a connect of the same client: nothing was lost.
+            self._set_state(
+                CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
+            )
 
     def _connect_refused(self, error: str) -> None:
         logger.info("cometd_connect_refused", error=error)
