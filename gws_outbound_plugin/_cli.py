@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import getpass
 import importlib
 import importlib.util
@@ -57,7 +58,6 @@ from ._manager import (
 from ._models import (
     CancelFailure,
     CancelRequest,
-    ChainAttribute,
     FailureReason,
     RecordCancelAck,
     UserEvent,
@@ -65,7 +65,6 @@ from ._models import (
 )
 from ._operations import (
     AddRecordRequest,
-    CallbackType,
     CampaignStatusEvent,
     CompleteRecordRequest,
     DoNotCallPhoneRequest,
@@ -76,7 +75,6 @@ from ._operations import (
     OperationAck,
     OperationFailure,
     OperationRequest,
-    PhoneType,
     PreviewRecordEvent,
     RecordCancelledEvent,
     RejectRecordRequest,
@@ -87,6 +85,7 @@ from ._operations import (
     request_from_bus,
 )
 from ._plugin import OutboundPlugin
+from ._requests import REQUEST_FIELDS, SECONDS_PER_DAY, ValueKind, field_from_text
 from ._template import TemplateError, write_plugin
 from ._ticket import OperationTicket
 from .hookspecs import PROJECT_NAME, hookimpl
@@ -107,7 +106,6 @@ _PLUGIN_CLOSE_TIMEOUT: Final = 5.0
 #: How long outcomes are awaited before a progress line appears (terminals only).
 _PROGRESS_AFTER: Final = 0.3
 _PROGRESS_EVERY: Final = 0.25
-_SECONDS_PER_DAY: Final = 86_400
 #: Width of the wrapped command descriptions in --help.
 _HELP_WIDTH: Final = 88
 
@@ -192,7 +190,7 @@ def _failure_text(failure: CancelFailure | OperationFailure) -> str:
     return text
 
 
-def describe_failure(failure: CancelFailure) -> str:
+def _failure_line(failure: CancelFailure) -> str:
     request = failure.request
     text = _failure_head(failure) + _failure_text(failure)
     text += " " + _record_text(
@@ -472,16 +470,6 @@ def _isatty(stream: TextIO) -> bool:
 # -- the parser ---------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer: {text!r}")
-    return value
-
-
 def _add_logging_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default_level = argparse.SUPPRESS if suppress else None
     default_json = argparse.SUPPRESS if suppress else False
@@ -530,199 +518,69 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _aware_datetime(text: str) -> dt.datetime:
-    """``--at``: an ISO 8601 date-time with a UTC offset (``Z`` or ``+01:00``), or seconds
-    since the epoch (as a JSON line's ``timestamp`` takes)."""
-    if text.isascii() and text.replace(".", "", 1).isdigit():
-        try:
-            return dt.datetime.fromtimestamp(float(text), dt.UTC)
-        except (OverflowError, OSError, ValueError):
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is out of range as seconds since the epoch"
-            ) from None
+def _read_word(field: str, text: str) -> object:
+    """One command-line word of ``field``, read and checked by the request field table."""
     try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 date-time: {text!r} (e.g. 2030-01-02T09:30:00+01:00)"
-        ) from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no UTC offset, so it names no instant: add one "
-            "(e.g. 2030-01-02T09:30:00+01:00, or Z for UTC)"
-        )
-    return moment
+        return field_from_text(field, text)
+    except ValueError as error:
+        problem = _WORD_PROBLEMS[field].format(text) if field in _WORD_PROBLEMS else str(error)
+        raise argparse.ArgumentTypeError(problem) from None
 
 
-def _seconds_of_day(text: str) -> int:
-    """``--from`` / ``--until``: seconds after midnight (0..86399), or ``HH:MM[:SS]``."""
-    value: int | None = None
-    if text.isascii() and text.isdigit():
-        value = int(text)
-    elif text.count(":") in (1, 2):
-        parts = text.split(":")
-        if all(part.isascii() and part.isdigit() and len(part) <= 2 for part in parts):
-            hours, minutes, seconds = (int(part) for part in [*parts, "0"][:3])
-            if minutes < 60 and seconds < 60:
-                value = hours * 3600 + minutes * 60 + seconds
-    if value is None or not 0 <= value < _SECONDS_PER_DAY:
-        raise argparse.ArgumentTypeError(
-            f"must be seconds after midnight (0 to {_SECONDS_PER_DAY - 1}) or HH:MM[:SS] "
-            f"before 24:00, got {text!r}"
-        )
-    return value
+def _read_moment(text: str) -> object:
+    """``--at``: an ISO 8601 date-time as the table reads it, or seconds since the epoch as
+    the table reads a JSON line's integer ``timestamp``."""
+    if text.isascii() and text.isdigit() and len(text) <= _MAX_EPOCH_DIGITS:
+        kind = REQUEST_FIELDS["scheduled_time"].kind
+        value, problem = kind.decode(int(text))
+        problem = problem or kind.check(value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+    try:
+        return field_from_text("scheduled_time", text)
+    except ValueError as error:
+        problem = str(error)
+    with contextlib.suppress(ValueError):
+        if dt.datetime.fromisoformat(text).tzinfo is None:  # the usual slip: say it plainly
+            problem = (
+                f"{text!r} has no UTC offset, so it names no instant: add one "
+                "(e.g. 2030-01-02T09:30:00+01:00, or Z for UTC)"
+            )
+    raise argparse.ArgumentTypeError(problem)
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    """``--field NAME=VALUE``."""
-    name, equals, value = text.partition("=")
-    if not equals or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.isoformat()
-
-
-def _fields_to_bus(value: Sequence[tuple[str, str]]) -> dict[str, str]:
-    return dict(value)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Option:
-    """A command-line option that gives one request field."""
-
-    flags: tuple[str, ...]
-    bus_key: str
-    """The field's GWS camelCase key (what ``from_bus`` reads)."""
-    help: str
-    metavar: str | None = None
-    type: Callable[[str], Any] | None = None
-    choices: tuple[str, ...] | None = None
-    append: bool = False
-    to_bus: Callable[[Any], Any] = _same
-
-
-#: Request field -> its option. A command offers the ones its request type has.
-_OPTIONS: Final[Mapping[str, _Option]] = {
-    "record_handle": _Option(
-        ("--record-handle",),
-        "recordHandle",
-        "OCS record handle(s) (GSW_RECORD_HANDLE); repeat the option or give several",
-        "N",
-        _positive_int,
-    ),
-    "application_id": _Option(
-        ("--application-id",),
-        "applicationId",
-        "DBID of the OCS application (applicationId)",
-        "N",
-        _positive_int,
-    ),
-    "campaign_name": _Option(
-        ("--campaign",), "campaignName", "campaign name (campaignName)", "NAME"
-    ),
-    "calling_list": _Option(
-        ("--calling-list",), "callingList", "calling list (callingList)", "NAME"
-    ),
-    "device_path": _Option(
-        ("--device-path",),
-        "devicePath",
-        "the agent's device (devicePath); default: the agent's first device in GWS",
-        "/devices/ID",
-    ),
-    "phone_number": _Option(
-        ("--phone", "--phone-number"),
-        "phoneNumber",
-        "the record's phone number (optional)",
-        "NUMBER",
-    ),
-    "chain_attribute": _Option(
-        ("--chain",),
-        "chainAttribute",
-        "AllChain: the record's whole chain, RecordOnly: only this record (default: not sent, "
-        "GWS decides)",
-        choices=tuple(member.value for member in ChainAttribute),
-    ),
-    "call_result": _Option(
-        ("--call-result",),
-        "callResult",
-        "the call result to store (callResult, optional); GWS's list of allowed values is "
-        "UNCONFIRMED, so any text is sent as given",
-        "RESULT",
-    ),
-    "callback_type": _Option(
-        ("--callback-type",),
-        "callbackType",
-        "Personal: the callback comes back to this agent; Campaign: to any agent of the campaign",
-        choices=tuple(member.value for member in CallbackType),
-    ),
-    "scheduled_time": _Option(
-        ("--at",),
-        "timestamp",
-        "when to call back: an ISO 8601 date-time with a UTC offset, e.g. "
-        "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z, or seconds since the epoch "
-        "(e.g. 1893572200); sent as seconds since the epoch",
-        "DATETIME",
-        _aware_datetime,
-        to_bus=_iso,
-    ),
-    "time_zone": _Option(
-        ("--time-zone",), "timeZone", "the record's time zone, e.g. PST (timeZone)", "NAME"
-    ),
-    "phone_type": _Option(
-        ("--phone-type",),
-        "phoneType",
-        "the phone number's type (phoneType)",
-        choices=tuple(member.value for member in PhoneType),
-    ),
-    "call_from": _Option(
-        ("--from",),
-        "from",
-        "start of the call window: seconds after midnight (0-86399) or HH:MM[:SS], in the "
-        "record's time zone (that meaning is inferred from GWS samples)",
-        "TIME",
-        _seconds_of_day,
-    ),
-    "call_until": _Option(
-        ("--until",),
-        "until",
-        "end of the call window, like --from (not before it)",
-        "TIME",
-        _seconds_of_day,
-    ),
-    "chain_id": _Option(
-        ("--chain-id",),
-        "chainId",
-        "add the record to this chain (chainId; default: a new chain)",
-        "N",
-        _positive_int,
-    ),
-    "other_fields": _Option(
-        ("--field",),
-        "otherFields",
-        "a custom field of the record (otherFields), as text; repeat it for more (typed "
-        "values: give the record as a JSON line with --stdin)",
-        "NAME=VALUE",
-        _key_value,
-        append=True,
-        to_bus=_fields_to_bus,
-    ),
-    "reference_id": _Option(
-        ("--reference-id",),
-        "referenceId",
-        "referenceId to send, for a single request (default: a new uuid4 hex); GWS echoes "
-        "it in the acknowledgement",
-        "ID",
-    ),
+#: Longer words of digits are not read as numbers (the table refuses them as text).
+_MAX_EPOCH_DIGITS: Final = 20
+_TIME_OF_DAY_PROBLEM: Final = (
+    f"must be seconds after midnight (0 to {SECONDS_PER_DAY - 1}) or HH:MM[:SS] before "
+    "24:00, got {0!r}"
+)
+#: What the command line says of a word the table refuses, where the table's message would
+#: show a value the user did not type (``--from 25:00`` is refused as 90000 seconds):
+#: ``{0}`` is the word as typed.
+_WORD_PROBLEMS: Final[Mapping[str, str]] = {
+    "call_from": _TIME_OF_DAY_PROBLEM,
+    "call_until": _TIME_OF_DAY_PROBLEM,
 }
+#: A kind's ``parse`` where the word is the value as typed (text, a choice).
+_AS_TYPED: Final = next(f.default for f in dataclasses.fields(ValueKind) if f.name == "parse")
 
-_OPTION_OF_BUS_KEY: Final = {option.bus_key: option.flags[0] for option in _OPTIONS.values()}
+
+def _reader(field: str) -> Callable[[str], object] | None:
+    """The argparse ``type`` of ``field``'s option: ``None`` where the word is the value
+    (text, checked with the whole request so that every problem is reported at once; a
+    choice, which argparse checks against ``choices``)."""
+    if field == "scheduled_time":
+        return _read_moment
+    kind = REQUEST_FIELDS[field].kind
+    if kind.choices is not None or kind.parse is _AS_TYPED:
+        return None
+    return functools.partial(_read_word, field)
+
+
+#: Request field's GWS camelCase key -> its option (what error messages name).
+_OPTION_OF_BUS_KEY: Final = {row.bus_key: row.flags[0] for row in REQUEST_FIELDS.values()}
 
 
 def _build_do_not_call(event: Mapping[str, Any]) -> OperationRequest:
@@ -750,7 +608,7 @@ class _Command:
     """A request from a bus event in GWS camelCase keys (raises InvalidOperationRequest)."""
     what: str = "records"
     help: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Option help that differs from ``_OPTIONS``."""
+    """Option help that differs from the field's in ``REQUEST_FIELDS``."""
     stdin_help: str = "one request per line"
     examples: tuple[str, ...] = ()
     """Command lines shown under "examples:" in ``--help``; each runs as shown against the
@@ -887,6 +745,11 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         (*_RECORD, "callback_type", "scheduled_time", *_COMMON_TAIL),
         (*_RECORD, "callback_type", "scheduled_time"),
         RescheduleRecordRequest.from_bus,
+        help={
+            "scheduled_time": "when to call back: an ISO 8601 date-time with a UTC offset, e.g. "
+            "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z, or seconds since the epoch "
+            "(e.g. 1893572200); sent as seconds since the epoch"
+        },
         examples=(
             f"{PROG} reschedule --record-handle 12 {_OPTS1} --callback-type Personal "
             "--at 2030-01-02T09:30:00+01:00",
@@ -1063,22 +926,19 @@ _OPERATION_COMMANDS: Final = {command.name: command for command in (*_COMMANDS, 
 def _add_request_options(parser: argparse.ArgumentParser, command: _Command) -> None:
     group = parser.add_argument_group(f"the {command.what}")
     for field in command.fields:
-        option = _OPTIONS[field]
+        row = REQUEST_FIELDS[field]
         keywords: dict[str, Any] = {
             "dest": field,
-            "help": command.help.get(field, option.help),
+            "metavar": row.metavar,
+            "help": command.help.get(field, row.help),
+            "choices": row.kind.choices,
+            "type": _reader(field),
         }
-        if option.metavar is not None and option.choices is None:
-            keywords["metavar"] = option.metavar
-        if option.type is not None:
-            keywords["type"] = option.type
-        if option.choices is not None:
-            keywords["choices"] = option.choices
         if field == "record_handle":
             keywords.update(action="extend", nargs="+")
-        elif option.append:
+        elif row.repeatable:
             keywords["action"] = "append"
-        group.add_argument(*option.flags, **keywords)
+        group.add_argument(*row.flags, **keywords)
     if command is _PREVIEW:
         parser.add_argument(
             "actions",
@@ -1322,8 +1182,8 @@ def _option_event(command: _Command, args: argparse.Namespace) -> dict[str, Any]
     for field in command.fields:
         value = _given(args, field)
         if field != "record_handle" and value is not None:
-            option = _OPTIONS[field]
-            event[option.bus_key] = option.to_bus(value)
+            kind = REQUEST_FIELDS[field].kind
+            event[REQUEST_FIELDS[field].bus_key] = kind.to_bus(kind.normalize(value))
     return event
 
 
@@ -1354,7 +1214,7 @@ def _label(operation: str | None) -> str:
 
 def _missing(command: _Command, args: argparse.Namespace) -> list[str]:
     missing = [
-        _OPTIONS[field].flags[0] for field in command.required if _given(args, field) is None
+        REQUEST_FIELDS[field].flags[0] for field in command.required if _given(args, field) is None
     ]
     if command.name == "do-not-call":
         if _given(args, "record_handle") is not None:
@@ -1538,7 +1398,7 @@ class _OperationRun:
             line = (
                 hook_line("on_cancel_failed", outcome, **extra)
                 if as_json
-                else describe_failure(outcome) + suffix
+                else _failure_line(outcome) + suffix
             )
         elif isinstance(outcome, OperationFailure):
             self.progress.failed += 1
@@ -1899,7 +1759,7 @@ class _TailPrinter:
 
     @hookimpl
     def on_cancel_failed(self, failure: CancelFailure) -> None:
-        self._print("on_cancel_failed", failure, lambda: describe_failure(failure))
+        self._print("on_cancel_failed", failure, lambda: _failure_line(failure))
 
     # A cancel's outcome also fires the on_operation_* hooks: printed once, above.
 

@@ -27,7 +27,7 @@ from gws_outbound_plugin import (
 )
 from gws_outbound_plugin._cli import (
     _OPERATION_COMMANDS,
-    describe_failure,
+    _failure_line,
     describe_operation_failure,
 )
 
@@ -183,8 +183,8 @@ def test_a_sent_request_without_an_outcome_reads_outcome_unknown_not_failed():
     unknown = CancelFailure(request, FailureReason.OUTCOME_UNKNOWN, message="sent, no answer")
     never_sent = CancelFailure(request, FailureReason.SHUT_DOWN, message="closed")
 
-    assert describe_failure(unknown).startswith("outcome unknown reason=outcome_unknown ")
-    assert describe_failure(never_sent).startswith("failed         reason=shut_down ")
+    assert _failure_line(unknown).startswith("outcome unknown reason=outcome_unknown ")
+    assert _failure_line(never_sent).startswith("failed         reason=shut_down ")
 
     reject = RejectRecordRequest(
         record_handle=12,
