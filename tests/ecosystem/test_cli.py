@@ -22,8 +22,9 @@ from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from gws_outbound_plugin import CancelRequest, RejectRecordRequest
-from gws_outbound_plugin._cli import _OPERATION_COMMANDS, build_parser
 from gws_outbound_plugin._requests import REQUEST_FIELDS, field_from_text
+from gws_outbound_plugin.cli._commands import _OPERATION_COMMANDS
+from gws_outbound_plugin.cli._parser import build_parser
 from gws_outbound_plugin.simulator import GWSSimulator
 
 from .conftest import CLI
@@ -1328,7 +1329,7 @@ def test_the_text_lines_of_the_unsolicited_events():
         RecordCancelledEvent,
         ScheduledCallEvent,
     )
-    from gws_outbound_plugin._cli import describe_unsolicited
+    from gws_outbound_plugin.cli._format import describe_unsolicited
 
     where = {"application_id": 134, "campaign_name": "Campaign1", "calling_list": "CallingList1"}
     due = ScheduledCallEvent(
@@ -1365,14 +1366,14 @@ def test_the_text_lines_of_the_unsolicited_events():
     [("0", 0), ("86399", 86399), ("08:00", 28800), ("8:05:09", 29109), ("23:59:59", 86399)],
 )
 def test_call_window_times(text, seconds):
-    from gws_outbound_plugin._cli import _read_word
+    from gws_outbound_plugin.cli._commands import _read_word
 
     assert _read_word("call_from", text) == seconds
 
 
 @pytest.mark.parametrize("text", ["86400", "24:00", "-1", "8:60", "8h", "", "\uff11\uff12"])
 def test_call_window_times_out_of_range(text):
-    from gws_outbound_plugin._cli import _read_word
+    from gws_outbound_plugin.cli._commands import _read_word
 
     with pytest.raises(argparse.ArgumentTypeError, match="seconds after midnight"):
         _read_word("call_from", text)
