@@ -8,13 +8,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from .._exceptions import (
-    InvalidOperationRequest,
-)
-from .._operations import (
-    OperationRequest,
-    request_from_bus,
-)
+from .._exceptions import InvalidOperationRequest
+from .._operations import OperationRequest, request_from_bus
 from .._requests import REQUEST_FIELDS
 from ._commands import _OPTION_OF_BUS_KEY, _PREVIEW, _PREVIEW_ACTIONS, _REQUEST, _Command
 from ._common import _PLACEHOLDER_DEVICE, _UsageError

@@ -12,9 +12,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from .._models import (
-    CancelRequest,
-)
+from .._models import CancelRequest
 from .._operations import (
     AddRecordRequest,
     CompleteRecordRequest,

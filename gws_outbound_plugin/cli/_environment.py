@@ -14,9 +14,7 @@ from typing import Any, TextIO
 import structlog
 
 from .._config import GWSConfig
-from .._exceptions import (
-    ConfigError,
-)
+from .._exceptions import ConfigError
 from ._common import _Interrupted, _isatty, _UsageError
 
 

@@ -7,13 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .._models import (
-    CancelFailure,
-    FailureReason,
-    RecordCancelAck,
-    UserEvent,
-    to_jsonable,
-)
+from .._models import CancelFailure, FailureReason, RecordCancelAck, UserEvent, to_jsonable
 from .._operations import (
     AddRecordRequest,
     CampaignStatusEvent,

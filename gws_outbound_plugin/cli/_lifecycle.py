@@ -8,9 +8,7 @@ import signal
 
 import anyio
 
-from .._exceptions import (
-    GWSOutboundError,
-)
+from .._exceptions import GWSOutboundError
 from .._log import get_logger
 from .._plugin import OutboundPlugin
 

@@ -16,23 +16,10 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._config import GWSConfig
-from .._exceptions import (
-    GWSOutboundError,
-    InvalidOperationRequest,
-)
-from .._manager import (
-    close_plugins,
-    make_plugin_manager,
-)
-from .._models import (
-    CancelFailure,
-    RecordCancelAck,
-)
-from .._operations import (
-    OperationAck,
-    OperationFailure,
-    OperationRequest,
-)
+from .._exceptions import GWSOutboundError, InvalidOperationRequest
+from .._manager import close_plugins, make_plugin_manager
+from .._models import CancelFailure, RecordCancelAck
+from .._operations import OperationAck, OperationFailure, OperationRequest
 from .._plugin import OutboundPlugin
 from .._ticket import OperationTicket
 from ._arguments import _given, _option_event

@@ -9,18 +9,9 @@ from typing import Any
 import anyio
 
 from .._config import GWSConfig
-from .._exceptions import (
-    GWSOutboundError,
-)
-from .._manager import (
-    close_plugins,
-    make_plugin_manager,
-)
-from .._models import (
-    CancelFailure,
-    RecordCancelAck,
-    UserEvent,
-)
+from .._exceptions import GWSOutboundError
+from .._manager import close_plugins, make_plugin_manager
+from .._models import CancelFailure, RecordCancelAck, UserEvent
 from .._operations import (
     CampaignStatusEvent,
     OperationAck,
