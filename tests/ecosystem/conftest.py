@@ -150,7 +150,9 @@ class Cli:
                 monkeypatch.delenv(key)
         monkeypatch.setenv("GWS_OUTBOUND_PLUGINS", "")
         # Never prompt on the developer's terminal (/dev/tty) in a test.
-        monkeypatch.setattr("gws_outbound_plugin._cli._has_controlling_terminal", lambda: False)
+        monkeypatch.setattr(
+            "gws_outbound_plugin.cli._environment._has_controlling_terminal", lambda: False
+        )
 
     def env(self, **values: str) -> None:
         for key, value in values.items():

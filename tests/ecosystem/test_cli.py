@@ -22,7 +22,9 @@ from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from gws_outbound_plugin import CancelRequest, RejectRecordRequest
-from gws_outbound_plugin._cli import build_parser
+from gws_outbound_plugin._requests import REQUEST_FIELDS, field_from_text
+from gws_outbound_plugin.cli._commands import _OPERATION_COMMANDS
+from gws_outbound_plugin.cli._parser import build_parser
 from gws_outbound_plugin.simulator import GWSSimulator
 
 from .conftest import CLI
@@ -135,6 +137,41 @@ def test_no_option_takes_a_password():
     for command in [parser, *_subparsers(parser).values()]:
         for action in command._actions:
             assert not any("pass" in option for option in action.option_strings), action
+
+
+def test_every_request_option_is_its_fields_row_in_the_table():
+    parser = build_parser()
+    commands = _subparsers(parser)
+    for name, command in _OPERATION_COMMANDS.items():
+        actions = {action.dest: action for action in commands[name]._actions}
+        for field in command.fields:
+            row = REQUEST_FIELDS[field]
+            action = actions[field]
+            assert action.option_strings == list(row.flags), (name, field)
+            assert action.metavar == row.metavar, (name, field)
+            assert action.choices == row.kind.choices, (name, field)
+            assert action.help == command.help.get(field, row.help), (name, field)
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "word"),
+    [
+        (["cancel", "--record-handle"], "record_handle", "2147483648"),
+        (["cancel", "--application-id"], "application_id", "0"),
+        (["add-record", "--chain-id"], "chain_id", "-3"),
+        (["add-record", "--field"], "other_fields", "novalue"),
+        (["reschedule", "--at"], "scheduled_time", "tomorrow"),
+    ],
+)
+def test_an_option_word_is_refused_with_its_request_fields_own_message(argv, field, word, capsys):
+    with pytest.raises(ValueError, match=r".") as refused:
+        field_from_text(field, word)
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([*argv, word])
+
+    assert exited.value.code == 2
+    flag = REQUEST_FIELDS[field].flags[0]
+    assert f"error: argument {flag}: {refused.value}\n" in capsys.readouterr().err
 
 
 async def test_help_of_each_command():
@@ -1292,7 +1329,7 @@ def test_the_text_lines_of_the_unsolicited_events():
         RecordCancelledEvent,
         ScheduledCallEvent,
     )
-    from gws_outbound_plugin._cli import describe_unsolicited
+    from gws_outbound_plugin.cli._format import describe_unsolicited
 
     where = {"application_id": 134, "campaign_name": "Campaign1", "calling_list": "CallingList1"}
     due = ScheduledCallEvent(
@@ -1329,14 +1366,14 @@ def test_the_text_lines_of_the_unsolicited_events():
     [("0", 0), ("86399", 86399), ("08:00", 28800), ("8:05:09", 29109), ("23:59:59", 86399)],
 )
 def test_call_window_times(text, seconds):
-    from gws_outbound_plugin._cli import _seconds_of_day
+    from gws_outbound_plugin.cli._commands import _read_word
 
-    assert _seconds_of_day(text) == seconds
+    assert _read_word("call_from", text) == seconds
 
 
 @pytest.mark.parametrize("text", ["86400", "24:00", "-1", "8:60", "8h", "", "\uff11\uff12"])
 def test_call_window_times_out_of_range(text):
-    from gws_outbound_plugin._cli import _seconds_of_day
+    from gws_outbound_plugin.cli._commands import _read_word
 
     with pytest.raises(argparse.ArgumentTypeError, match="seconds after midnight"):
-        _seconds_of_day(text)
+        _read_word("call_from", text)

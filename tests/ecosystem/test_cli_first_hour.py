@@ -25,11 +25,8 @@ from gws_outbound_plugin import (
     OperationFailure,
     RejectRecordRequest,
 )
-from gws_outbound_plugin._cli import (
-    _OPERATION_COMMANDS,
-    describe_failure,
-    describe_operation_failure,
-)
+from gws_outbound_plugin.cli._commands import _OPERATION_COMMANDS
+from gws_outbound_plugin.cli._format import _failure_line, describe_operation_failure
 
 from .conftest import Cli, ThreadedSimulator
 
@@ -183,8 +180,8 @@ def test_a_sent_request_without_an_outcome_reads_outcome_unknown_not_failed():
     unknown = CancelFailure(request, FailureReason.OUTCOME_UNKNOWN, message="sent, no answer")
     never_sent = CancelFailure(request, FailureReason.SHUT_DOWN, message="closed")
 
-    assert describe_failure(unknown).startswith("outcome unknown reason=outcome_unknown ")
-    assert describe_failure(never_sent).startswith("failed         reason=shut_down ")
+    assert _failure_line(unknown).startswith("outcome unknown reason=outcome_unknown ")
+    assert _failure_line(never_sent).startswith("failed         reason=shut_down ")
 
     reject = RejectRecordRequest(
         record_handle=12,
@@ -400,7 +397,7 @@ def test_stdin_on_a_terminal_says_it_reads_json_lines_until_ctrl_d(
 
 def test_a_campaign_user_event_reads_as_a_campaign_not_a_record():
     from gws_outbound_plugin import UserEvent
-    from gws_outbound_plugin._cli import describe_user_event
+    from gws_outbound_plugin.cli._format import describe_user_event
 
     event = UserEvent(
         channel="/me/internal",

@@ -1,0 +1,199 @@
+"""``gws-outbound plugins`` and the one-off ``--plugin`` loading the other commands share."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from .._manager import (
+    ENV_ALLOW,
+    ENV_DISABLE,
+    PluginInfo,
+    PluginLoadFailure,
+    describe_plugins,
+    make_plugin_manager,
+    plugin_load_failures,
+)
+from ..hookspecs import PROJECT_NAME
+from ._common import EXIT_FAILED, EXIT_OK, _Context, _UsageError
+
+
+def _import_plugin(spec: str) -> tuple[str, object]:
+    """What a ``--plugin`` names: a ``.py`` file (by path) or an importable module, or, with
+    ``:ATTR`` as in an entry point, that attribute of it (``package:plugin``)."""
+    where, colon, attribute = spec.rpartition(":")
+    if colon and attribute.isidentifier() and where and not where.endswith(("\\", "/")):
+        name, module = _import_module_or_file(where)
+        if not hasattr(module, attribute):
+            raise _UsageError(f"--plugin {spec}: {where} has no attribute {attribute!r}")
+        return name, getattr(module, attribute)
+    return _import_module_or_file(spec)
+
+
+def _import_module_or_file(spec: str) -> tuple[str, ModuleType]:
+    path = Path(spec)
+    if spec.endswith(".py") or os.sep in spec or path.is_file():
+        if not path.is_file():
+            raise _UsageError(f"--plugin {spec}: no such file")
+        name = path.stem
+        found = importlib.util.spec_from_file_location(name, path)
+        if found is None or found.loader is None:
+            raise _UsageError(f"--plugin {spec}: not a Python module")
+        module = importlib.util.module_from_spec(found)
+        sys.modules[name] = module  # dataclasses, pickling... look modules up by name
+        try:
+            found.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return name, module
+    return spec, importlib.import_module(spec)
+
+
+def _load_one_off_plugins(pm: Any, specs: Sequence[str]) -> None:
+    """Register each ``--plugin``; any problem is a usage error (exit 2, nothing sent)."""
+    for spec in specs:
+        try:
+            name, module = _import_plugin(spec)
+            pm.register(module, name=name)
+        except _UsageError:
+            raise
+        except pluggy.PluginValidationError as error:
+            raise _UsageError(f"--plugin {spec}: {' '.join(str(error).split())}") from None
+        except Exception as error:
+            where = _plugin_error_location(error, spec)
+            raise _UsageError(
+                f"--plugin {spec}: cannot load it: {type(error).__name__}: "
+                f"{' '.join(str(error).split())}{where}"
+            ) from None
+
+
+def _plugin_error_location(error: BaseException, spec: str) -> str:
+    if isinstance(error, SyntaxError) and error.filename and error.lineno:
+        return f" (at {error.filename}:{error.lineno})"
+    frames = traceback.extract_tb(error.__traceback__)
+    own = {str(Path(__file__).resolve())}
+    mine = [frame for frame in frames if str(Path(frame.filename).resolve()) not in own]
+    if not mine or mine[-1].filename.startswith("<"):
+        return ""
+    return f" (at {mine[-1].filename}:{mine[-1].lineno})"
+
+
+def _report_load_failures(pm: Any, ctx: _Context) -> None:
+    """One line per installed plugin that failed to load (the run goes on without it)."""
+    for failure in sorted(plugin_load_failures(pm), key=lambda failure: failure.name):
+        where = f" at {failure.location}" if failure.location else ""
+        error = " ".join(failure.error.split())
+        ctx.note(f"warning: plugin {failure.name!r} not loaded: {error}{where}")
+
+
+def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
+    pm = make_plugin_manager(environ=ctx.environ)
+    _load_one_off_plugins(pm, args.one_off_plugins)
+    infos = describe_plugins(pm)
+    failures = sorted(plugin_load_failures(pm), key=lambda failure: failure.name)
+    warned = any(info.warnings for info in infos)
+    status = EXIT_FAILED if failures or (args.strict and warned) else EXIT_OK
+    if args.json:
+        ctx.out(json.dumps(_plugin_entries(pm, infos, failures), indent=2))
+        return status
+    if not infos and not failures:
+        ctx.out(f"no plugin installed under the {PROJECT_NAME!r} entry-point group")
+    _print_plugins(pm, infos, failures, ctx)
+    if failures:
+        ctx.error(
+            f"{len(failures)} plugin(s) failed to load: "
+            + ", ".join(failure.name for failure in failures)
+        )
+    elif args.strict and warned:
+        ctx.error("warnings with --strict")
+    return status
+
+
+def _plugin_entries(
+    pm: Any, infos: Sequence[PluginInfo], failures: Sequence[PluginLoadFailure]
+) -> list[dict[str, Any]]:
+    """``plugins --json``: one object per plugin, loaded or not, by name."""
+    entries: list[dict[str, Any]] = [
+        {
+            **dataclasses.asdict(info),
+            "error": None,
+            "location": None,
+            **dict(zip(("configured", "setup_hint"), _configured(pm, info.name), strict=True)),
+        }
+        for info in infos
+    ]
+    entries += [
+        {
+            "name": failure.name,
+            "hooks": [],
+            "distribution": failure.distribution,
+            "version": None,
+            "warnings": [],
+            "error": failure.error,
+            "location": failure.location,
+            "configured": None,
+            "setup_hint": None,
+        }
+        for failure in failures
+    ]
+    entries.sort(key=lambda entry: str(entry["name"]))
+    return entries
+
+
+def _print_plugins(
+    pm: Any, infos: Sequence[PluginInfo], failures: Sequence[PluginLoadFailure], ctx: _Context
+) -> None:
+    """``plugins``: each plugin, its hooks and warnings, then each load failure."""
+    filters = [
+        f"{key}={ctx.environ[key]}" for key in (ENV_ALLOW, ENV_DISABLE) if ctx.environ.get(key)
+    ]
+    for info in infos:
+        origin = f"{info.distribution} {info.version}" if info.distribution else "(no distribution)"
+        ctx.out(f"{info.name}  [{origin}]")
+        for hook in info.hooks:
+            ctx.out(f"    {hook}")
+        for warning in info.warnings:
+            ctx.out(f"    warning: {warning}")
+        configured, hint = _configured(pm, info.name)
+        if configured is False:
+            ctx.out(f"    not configured (does nothing): {hint or 'see its documentation'}")
+    for failure in failures:
+        origin = f" [{failure.distribution}]" if failure.distribution else ""
+        ctx.out(f"{failure.name}{origin}  FAILED TO LOAD")
+        for part in _error_lines(failure.error):
+            ctx.out(f"    {part}")
+        if failure.location:
+            ctx.out(f"    at {failure.location}")
+        if failure.entry_point:
+            ctx.out(f"    entry point: {failure.name} = {failure.entry_point}")
+    if filters:
+        ctx.out("(filtered by " + ", ".join(filters) + ")")
+
+
+def _configured(pm: Any, name: str) -> tuple[bool | None, str | None]:
+    """Whether a plugin is configured, as it says through the optional ``enabled`` and
+    ``setup_hint`` attributes (docs/writing-a-plugin.md); ``None``: it does not say."""
+    plugin = pm.get_plugin(name)
+    enabled = getattr(plugin, "enabled", None)
+    if not isinstance(enabled, bool):
+        return None, None
+    hint = getattr(plugin, "setup_hint", None)
+    return enabled, hint if isinstance(hint, str) else None
+
+
+def _error_lines(error: str) -> list[str]:
+    """A long one-line error split at its '; ' separators, for reading."""
+    return [part for part in error.split("; ") if part] or [error]
