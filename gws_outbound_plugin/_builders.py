@@ -30,7 +30,7 @@ from ._payloads import (
 from ._requests import CallbackType, CancelRequest, ChainAttribute, OperationRequest
 
 if TYPE_CHECKING:
-    from ._correlator import Acknowledged, Failed
+    from ._effects import Acknowledged, Failed
     from ._spec import Operation, OperationSpec
 
 __all__ = [

@@ -68,25 +68,8 @@ from ._spec import (
     OperationSpec,
 )
 
-__all__ = [
-    "TRANSITIONS",
-    "Acknowledged",
-    "CancelTimer",
-    "Correlator",
-    "Effect",
-    "Failed",
-    "Foreign",
-    "Limits",
-    "Notice",
-    "Phase",
-    "PostResult",
-    "Resolved",
-    "Send",
-    "StartTimer",
-    "TimerId",
-    "Unsolicited",
-    "UserEventSeen",
-]
+__all__ = ["TRANSITIONS", "Correlator", "Phase"]
+# The effects, ``Limits`` and ``PostResult`` live in ``_effects``.
 
 
 class Phase(enum.Enum):

@@ -28,10 +28,11 @@ import anyio
 
 from . import _payloads
 from ._config import GWSConfig
-from ._correlator import (
+from ._correlator import Correlator
+from ._dispatcher import HookDispatcher, safe_log, steadfast
+from ._effects import (
     Acknowledged,
     CancelTimer,
-    Correlator,
     Effect,
     Failed,
     Foreign,
@@ -45,7 +46,6 @@ from ._correlator import (
     Unsolicited,
     UserEventSeen,
 )
-from ._dispatcher import HookDispatcher, safe_log, steadfast
 from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
 from ._log import get_logger
 from ._models import CancelRequest, FailureReason

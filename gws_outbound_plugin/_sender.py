@@ -15,13 +15,13 @@ from typing import Any, Protocol
 
 import anyio
 
-from ._correlator import PostResult
 from ._dispatcher import (
     cancelled_by_plugin,
     cancelled_from_outside,
     safe_log,
     take_back_cancellation,
 )
+from ._effects import PostResult
 from ._exceptions import (
     GWSAuthenticationError,
     GWSStatusError,
