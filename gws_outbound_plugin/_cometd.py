@@ -69,9 +69,10 @@ from anyio.abc import TaskGroup
 
 from ._config import GWSConfig
 from ._exceptions import GWSTransportError
+from ._failures import describe_failure, exception_chain, target_of
 from ._log import get_logger
 from ._retry import RetryPolicy
-from ._session import GWSSession, describe_failure, exception_chain, target_of
+from ._session import GWSSession
 
 __all__ = ["OUTBOUND_CHANNEL", "CometDListener", "CometDMessage", "CometDState"]
 

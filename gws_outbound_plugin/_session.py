@@ -31,13 +31,10 @@ answer: :class:`GWSStatusError` with that ``statusCode`` (after the 503 retries)
 from __future__ import annotations
 
 import base64
-import errno
 import json
 import re
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from http.cookiejar import Cookie, CookieJar
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -52,6 +49,8 @@ from ._exceptions import (
     GWSStatusError,
     GWSTransportError,
 )
+from ._failures import MAX_ERROR_TEXT, describe_failure, one_line, target_of
+from ._headers import CountingJar, SessionHeaders
 from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
 from ._retry import RetryPolicy
@@ -60,10 +59,7 @@ from ._transport import GWSTransport, client_transports
 __all__ = [
     "GWSNoAnswerError",
     "GWSSession",
-    "describe_failure",
-    "exception_chain",
     "request_retry_policy",
-    "target_of",
 ]
 
 logger = get_logger(__name__)  # structlog's logger once the host configured structlog
@@ -73,41 +69,8 @@ _T = TypeVar("_T")
 AUTH_FAILURE_HOLD: Final = 5.0
 #: The longest wait between two attempts of one request.
 MAX_REQUEST_RETRY_DELAY: Final = 5.0
-_MAX_ERROR_TEXT: Final = 200
 #: One encoder for every body: what httpx's ``json=`` sends (compact, UTF-8, no NaN).
 _JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_USER_AGENT: Final = f"python-httpx/{httpx.__version__}".encode()
-
-
-class _Jar(CookieJar):
-    """The session's cookie jar, counting its changes (every change goes through
-    ``set_cookie`` or ``clear``), so that the Cookie headers made from it can be kept."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.version = 0
-
-    def set_cookie(self, cookie: Cookie) -> None:
-        super().set_cookie(cookie)
-        self.version += 1
-
-    def clear(
-        self, domain: str | None = None, path: str | None = None, name: str | None = None
-    ) -> None:
-        try:
-            super().clear(domain, path, name)
-        finally:
-            self.version += 1
-
-
-def _path_matches(cookie_path: str, request_path: str) -> bool:
-    """Whether a cookie of ``cookie_path`` goes with a request for ``request_path``
-    (``http.cookiejar.DefaultCookiePolicy.path_return_ok``)."""
-    if request_path == cookie_path:
-        return True
-    return request_path.startswith(cookie_path) and (
-        cookie_path.endswith("/") or request_path[len(cookie_path) : len(cookie_path) + 1] == "/"
-    )
 
 
 class _Answer:
@@ -171,84 +134,6 @@ def request_retry_policy(config: GWSConfig) -> RetryPolicy:
     )
 
 
-def target_of(url: str) -> str:
-    """``scheme://host:port`` of ``url`` (the port always given; never credentials)."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is None:
-        port = 443 if parts.scheme == "https" else 80
-    return f"{parts.scheme}://{host}:{port}"
-
-
-def exception_chain(error: BaseException) -> Iterator[BaseException]:
-    """``error``, then its cause (or context), then that one's, ... (each once)."""
-    seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        yield link
-        link = link.__cause__ or link.__context__
-
-
-def _one_line(text: str, limit: int = _MAX_ERROR_TEXT) -> str:
-    return " ".join(text.split())[:limit]
-
-
-def _os_cause(error: BaseException) -> str | None:
-    """The cause of a failed connection found in the exception chain, as a short phrase."""
-    for link in exception_chain(error):
-        # (aiohttp's ClientConnectorCertificateError is a CertificateError too: its cause
-        # is the ssl module's error, with the details.)
-        detail = getattr(link, "verify_message", None)
-        if isinstance(link, ssl.SSLCertVerificationError) and isinstance(detail, str):
-            return f"TLS certificate verify failed: {detail} (CERTIFICATE_VERIFY_FAILED)"
-        if isinstance(link, ssl.SSLError) and isinstance(getattr(link, "reason", None), str):
-            return f"TLS error: {link.reason}"
-        if isinstance(link, OSError) and link.errno is not None:
-            if isinstance(link, ConnectionRefusedError) or link.errno == errno.ECONNREFUSED:
-                return "connection refused"
-            if isinstance(link, ConnectionResetError) or link.errno == errno.ECONNRESET:
-                return "connection reset by the server"
-            if link.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-                return (link.strerror or "host unreachable").lower()
-            if link.strerror:
-                phrase = link.strerror[:1].lower() + link.strerror[1:]
-                if type(link).__name__ == "gaierror":
-                    return f"host name lookup failed: {phrase}"
-                return phrase
-    return None
-
-
-def describe_failure(error: BaseException, timeout: float | None = None) -> str:
-    """One line saying why a request failed: ``connection refused``, ``host name lookup
-    failed: ...``, ``TLS certificate verify failed: ...``, ``no answer within 10s``, ...,
-    followed by the exception type in parentheses (``ReadTimeout``, ``ConnectError``, ...).
-    Never contains a secret (no header, no body, no URL)."""
-    name = type(error).__name__
-    within = f" within {timeout:g}s" if timeout is not None else ""
-    if isinstance(error, httpx.ConnectTimeout):
-        cause = f"no connection{within}"
-    elif isinstance(error, httpx.ReadTimeout):
-        cause = f"no answer{within}"
-    elif isinstance(error, httpx.WriteTimeout):
-        cause = f"the request could not be sent{within}"
-    elif isinstance(error, httpx.PoolTimeout):
-        cause = f"no free connection{within}: every connection busy"
-    elif isinstance(error, httpx.RemoteProtocolError) and "without sending" in str(error):
-        cause = "the server closed the connection without an answer"
-    elif isinstance(error, TimeoutError):
-        cause = f"no answer{within}"
-    else:
-        cause = _os_cause(error) or _one_line(str(error), 120) or "no detail"
-    return f"{cause} ({name})"
-
-
 #: httpx errors raised before anything was written: the request cannot have reached GWS.
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 #: httpx errors that no retry can cure (also raised before anything was written).
@@ -278,11 +163,11 @@ def _status_of(body: object) -> tuple[int | None, str]:
         code = body.get("statusCode")
         message = body.get("statusMessage")
         if isinstance(code, int) and not isinstance(code, bool):
-            return code, message[:_MAX_ERROR_TEXT] if isinstance(message, str) else ""
+            return code, message[:MAX_ERROR_TEXT] if isinstance(message, str) else ""
     return None, ""
 
 
-class GWSSession:
+class GWSSession(SessionHeaders):
     """One authenticated GWS session for one agent.
 
     ``open()`` logs in (``GET /api/v2/me`` with Basic credentials), which sets the
@@ -301,7 +186,7 @@ class GWSSession:
         self._client: httpx.AsyncClient | None = None
         # Secret values registered with the library-log guard while the session is open.
         self._guarded: list[str] = []
-        self._jar = _Jar()
+        self._jar = CountingJar()
         # Cookie headers made from the jar at version _cookie_version: by URL (CometD) and,
         # for POSTs, by which of the jar's cookie paths match the request path.
         self._cookie_version = -1
@@ -345,60 +230,6 @@ class GWSSession:
     def csrf_header(self) -> tuple[str, str] | None:
         return self._csrf
 
-    def cookie_header(self, url: str) -> str | None:
-        """The ``Cookie`` header this session's jar sends to ``url``."""
-        self._check_cookie_version()
-        if url in self._cookies_by_url:
-            return self._cookies_by_url[url]
-        header = self._jar_header(url)
-        if self._cookie_cacheable:
-            self._cookies_by_url[url] = header
-        return header
-
-    def _check_cookie_version(self) -> None:
-        # The jar's answer costs ~50 us: answers are kept until the jar changes, unless a
-        # cookie has an expiry time (the answer would then depend on the time).
-        jar = self._jar
-        if jar.version != self._cookie_version:
-            self._cookie_version = jar.version
-            cookies = list(jar)
-            self._cookie_paths = tuple(sorted({cookie.path for cookie in cookies}))
-            self._cookie_cacheable = all(cookie.expires is None for cookie in cookies)
-            self._cookies_by_url.clear()
-            self._cookies_by_paths.clear()
-
-    def _jar_header(self, url: str) -> str | None:
-        request = httpx.Request("POST", url)
-        self.client.cookies.set_cookie_header(request)
-        header: str | None = request.headers.get("cookie")
-        return header
-
-    def _post_cookie(self, path: str) -> str | None:
-        """The Cookie header of a POST to ``/api/v2<path>``: the jar's cookies for GWS's host
-        whose path matches (the answer depends on nothing else while the jar is unchanged)."""
-        self._check_cookie_version()
-        target = self._api_path + path
-        key = tuple(_path_matches(cookie_path, target) for cookie_path in self._cookie_paths)
-        cached = self._cookies_by_paths
-        if key in cached:
-            return cached[key]
-        header = self._jar_header(self._config.api_url + path)
-        if self._cookie_cacheable:
-            cached[key] = header
-        return header
-
-    def store_cookies(self, url: str, set_cookie_values: Iterable[str]) -> None:
-        """Keep cookies that another HTTP stack (the CometD client) received from ``url``."""
-        values = list(set_cookie_values)
-        if not values:
-            return
-        response = httpx.Response(
-            200,
-            headers=[("set-cookie", value) for value in values],
-            request=httpx.Request("POST", url),
-        )
-        self.client.cookies.extract_cookies(response)
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -422,7 +253,7 @@ class GWSSession:
 
         # Our transport, with the environment's proxies mounted where httpx puts them.
         transport, mounts = client_transports(make)
-        self._jar = _Jar()  # a fresh session: no cookie of an earlier one
+        self._jar = CountingJar()  # a fresh session: no cookie of an earlier one
         self._cookie_version = -1
         self._client = httpx.AsyncClient(
             base_url=self._config.api_url,
@@ -530,7 +361,7 @@ class GWSSession:
         """
         if not _is_operation_path(path):
             raise GWSTransportError(
-                f"refused to send an operation to {_one_line(repr(path), 80)}: not an "
+                f"refused to send an operation to {one_line(repr(path), 80)}: not an "
                 "outbound operation path; nothing was sent"
             )
         return await self._with_relogin("POST", path, body)
@@ -676,24 +507,6 @@ class GWSSession:
             answer = await decoded.aread()
         return _Answer(status, content_type, answer)
 
-    def _static_post_headers(self) -> list[tuple[bytes, bytes]]:
-        """Host, Accept, User-Agent, Authorization and the CSRF header: made again when the
-        CSRF token changes (a fresh login)."""
-        csrf = self._csrf
-        cached = self._post_headers
-        if cached is not None and cached[0] is csrf:
-            return cached[1]
-        headers = [
-            (b"Host", self._host_header),
-            (b"Accept", b"application/json"),
-            (b"User-Agent", _USER_AGENT),
-            (b"Authorization", self._authorization.encode("ascii")),
-        ]
-        if csrf is not None:
-            headers.append((csrf[0].encode("latin-1"), csrf[1].encode("latin-1")))
-        self._post_headers = (csrf, headers)
-        return headers
-
     def _raise_transport_error(self, method: str, path: str, error: Exception) -> NoReturn:
         what = (
             f"{method} {self._api_path}{path} to GWS at {self.target} failed: "
@@ -727,7 +540,7 @@ class GWSSession:
         what = (
             f"{method} {self._api_path}{path}: GWS at {self.target} answered HTTP "
             f"{http_status} without a GWS answer "
-            f"({_one_line(response.content_type or 'no content type', 80)})"
+            f"({one_line(response.content_type or 'no content type', 80)})"
         )
         if http_status >= 500 and method == "GET":
             raise _Transient(GWSTransportError(what))

@@ -1,0 +1,150 @@
+"""The headers a GWS session sends, made once and kept: the ``Cookie`` headers its jar gives
+(kept until the jar changes) and the fixed part of every POST (kept per CSRF token).
+
+:class:`SessionHeaders` is a part of :class:`~gws_outbound_plugin._session.GWSSession`,
+which holds the state named in its annotations (set in ``GWSSession.__init__`` and
+``open()``); the jar also serves the CometD client (see ``_cometd.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http.cookiejar import Cookie, CookieJar
+from typing import TYPE_CHECKING, Final
+
+import httpx
+
+if TYPE_CHECKING:
+    from ._config import GWSConfig
+
+__all__ = ["CountingJar", "SessionHeaders"]
+
+_USER_AGENT: Final = f"python-httpx/{httpx.__version__}".encode()
+
+
+class CountingJar(CookieJar):
+    """The session's cookie jar, counting its changes (every change goes through
+    ``set_cookie`` or ``clear``), so that the Cookie headers made from it can be kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        super().set_cookie(cookie)
+        self.version += 1
+
+    def clear(
+        self, domain: str | None = None, path: str | None = None, name: str | None = None
+    ) -> None:
+        try:
+            super().clear(domain, path, name)
+        finally:
+            self.version += 1
+
+
+def _path_matches(cookie_path: str, request_path: str) -> bool:
+    """Whether a cookie of ``cookie_path`` goes with a request for ``request_path``
+    (``http.cookiejar.DefaultCookiePolicy.path_return_ok``)."""
+    if request_path == cookie_path:
+        return True
+    return request_path.startswith(cookie_path) and (
+        cookie_path.endswith("/") or request_path[len(cookie_path) : len(cookie_path) + 1] == "/"
+    )
+
+
+class SessionHeaders:
+    """The Cookie headers and the POST header list of a :class:`GWSSession`."""
+
+    _config: GWSConfig
+    _authorization: str
+    _csrf: tuple[str, str] | None
+    _api_path: str
+    _host_header: bytes
+    _jar: CountingJar
+    # Cookie headers made from the jar at version _cookie_version: by URL (CometD) and,
+    # for POSTs, by which of the jar's cookie paths match the request path.
+    _cookie_version: int
+    _cookie_paths: tuple[str, ...]
+    _cookie_cacheable: bool
+    _cookies_by_url: dict[str, str | None]
+    _cookies_by_paths: dict[tuple[bool, ...], str | None]
+    _post_headers: tuple[tuple[str, str] | None, list[tuple[bytes, bytes]]] | None
+
+    if TYPE_CHECKING:
+
+        @property
+        def client(self) -> httpx.AsyncClient:
+            """The session's httpx client (raises when the session is not open)."""
+
+    def cookie_header(self, url: str) -> str | None:
+        """The ``Cookie`` header this session's jar sends to ``url``."""
+        self._check_cookie_version()
+        if url in self._cookies_by_url:
+            return self._cookies_by_url[url]
+        header = self._jar_header(url)
+        if self._cookie_cacheable:
+            self._cookies_by_url[url] = header
+        return header
+
+    def _check_cookie_version(self) -> None:
+        # The jar's answer costs ~50 us: answers are kept until the jar changes, unless a
+        # cookie has an expiry time (the answer would then depend on the time).
+        jar = self._jar
+        if jar.version != self._cookie_version:
+            self._cookie_version = jar.version
+            cookies = list(jar)
+            self._cookie_paths = tuple(sorted({cookie.path for cookie in cookies}))
+            self._cookie_cacheable = all(cookie.expires is None for cookie in cookies)
+            self._cookies_by_url.clear()
+            self._cookies_by_paths.clear()
+
+    def _jar_header(self, url: str) -> str | None:
+        request = httpx.Request("POST", url)
+        self.client.cookies.set_cookie_header(request)
+        header: str | None = request.headers.get("cookie")
+        return header
+
+    def _post_cookie(self, path: str) -> str | None:
+        """The Cookie header of a POST to ``/api/v2<path>``: the jar's cookies for GWS's host
+        whose path matches (the answer depends on nothing else while the jar is unchanged)."""
+        self._check_cookie_version()
+        target = self._api_path + path
+        key = tuple(_path_matches(cookie_path, target) for cookie_path in self._cookie_paths)
+        cached = self._cookies_by_paths
+        if key in cached:
+            return cached[key]
+        header = self._jar_header(self._config.api_url + path)
+        if self._cookie_cacheable:
+            cached[key] = header
+        return header
+
+    def store_cookies(self, url: str, set_cookie_values: Iterable[str]) -> None:
+        """Keep cookies that another HTTP stack (the CometD client) received from ``url``."""
+        values = list(set_cookie_values)
+        if not values:
+            return
+        response = httpx.Response(
+            200,
+            headers=[("set-cookie", value) for value in values],
+            request=httpx.Request("POST", url),
+        )
+        self.client.cookies.extract_cookies(response)
+
+    def _static_post_headers(self) -> list[tuple[bytes, bytes]]:
+        """Host, Accept, User-Agent, Authorization and the CSRF header: made again when the
+        CSRF token changes (a fresh login)."""
+        csrf = self._csrf
+        cached = self._post_headers
+        if cached is not None and cached[0] is csrf:
+            return cached[1]
+        headers = [
+            (b"Host", self._host_header),
+            (b"Accept", b"application/json"),
+            (b"User-Agent", _USER_AGENT),
+            (b"Authorization", self._authorization.encode("ascii")),
+        ]
+        if csrf is not None:
+            headers.append((csrf[0].encode("latin-1"), csrf[1].encode("latin-1")))
+        self._post_headers = (csrf, headers)
+        return headers
