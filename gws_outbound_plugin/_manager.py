@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import anyio
 import pluggy
@@ -350,56 +350,83 @@ def load_entrypoint_plugins(
             continue
         if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
             continue
-        try:
-            _register(pm, ep)
-        except Exception as error:
-            failure = PluginLoadFailure(
-                name=ep.name,
-                error=_describe(error),
-                location=_error_location(error),
-                entry_point=ep.value,
-                distribution=_distribution(ep),
-            )
-            failed.append((failure, error))
-            logger.warning(
-                "plugin_load_failed",
-                plugin=ep.name,
-                entry_point=ep.value,
-                error=failure.error,
-                location=failure.location,
-            )
-            continue
-        loaded.append(ep.name)
-        if ep.dist is not None:
-            records.distributions[ep.name] = (ep.dist.metadata["Name"], ep.dist.version)
-        logger.info("plugin_loaded", plugin=ep.name, entry_point=ep.value)
+        load_failure = _load_one(pm, ep, records)
+        if load_failure is None:
+            loaded.append(ep.name)
+        else:
+            failed.append(load_failure)
     if allowed is not None:
-        installed = sorted({ep.name for ep in group})
-        for name in sorted(allowed - set(installed)):
-            if pm.has_plugin(name) or name in blocked:
-                continue
-            failure = PluginLoadFailure(
+        setting = ENV_ALLOW if plugins is None else "plugins="
+        failed.extend(
+            (missing, None) for missing in _not_installed(pm, allowed, blocked, group, setting)
+        )
+    records.failures.extend(failure for failure, _ in failed)
+    if strict and failed:
+        _raise_first(failed)
+    return loaded
+
+
+def _load_one(
+    pm: pluggy.PluginManager, ep: EntryPoint, records: _Records
+) -> tuple[PluginLoadFailure, BaseException] | None:
+    """Register the plugin of ``ep``; the failure (logged) when it cannot be."""
+    try:
+        _register(pm, ep)
+    except Exception as error:
+        failure = PluginLoadFailure(
+            name=ep.name,
+            error=_describe(error),
+            location=_error_location(error),
+            entry_point=ep.value,
+            distribution=_distribution(ep),
+        )
+        logger.warning(
+            "plugin_load_failed",
+            plugin=ep.name,
+            entry_point=ep.value,
+            error=failure.error,
+            location=failure.location,
+        )
+        return failure, error
+    if ep.dist is not None:
+        records.distributions[ep.name] = (ep.dist.metadata["Name"], ep.dist.version)
+    logger.info("plugin_loaded", plugin=ep.name, entry_point=ep.value)
+    return None
+
+
+def _not_installed(
+    pm: pluggy.PluginManager,
+    allowed: set[str],
+    blocked: set[str],
+    group: list[EntryPoint],
+    setting: str,
+) -> list[PluginLoadFailure]:
+    """A failure (logged) for each name asked for that no installed distribution announces."""
+    installed = sorted({ep.name for ep in group})
+    failures: list[PluginLoadFailure] = []
+    for name in sorted(allowed - set(installed)):
+        if pm.has_plugin(name) or name in blocked:
+            continue
+        failures.append(
+            PluginLoadFailure(
                 name=name,
                 error=f"not installed (installed: {', '.join(installed) or 'none'})",
             )
-            failed.append((failure, None))
-            logger.warning(
-                "plugin_not_installed",
-                plugin=name,
-                setting=ENV_ALLOW if plugins is None else "plugins=",
-                installed=installed,
-            )
-    records.failures.extend(failure for failure, _ in failed)
-    if strict and failed:
-        (first, cause), others = failed[0], [failure for failure, _ in failed[1:]]
-        problem = first.describe()
-        if others:
-            problem += f" (and {len(others)} more: " + "; ".join(
-                f"{other.name!r}: {other.describe()}" for other in others
-            )
-            problem += ")"
-        raise PluginLoadError(first.name, problem) from cause
-    return loaded
+        )
+        logger.warning("plugin_not_installed", plugin=name, setting=setting, installed=installed)
+    return failures
+
+
+def _raise_first(failed: list[tuple[PluginLoadFailure, BaseException | None]]) -> NoReturn:
+    """:class:`PluginLoadError` for the first failure, naming the others."""
+    (first, cause), others = failed[0], [failure for failure, _ in failed[1:]]
+    problem = first.describe()
+    if others:
+        problem += f" (and {len(others)} more: " + "; ".join(
+            f"{other.name!r}: {other.describe()}" for other in others
+        )
+        problem += ")"
+    raise PluginLoadError(first.name, problem) from cause
 
 
 def _register(pm: pluggy.PluginManager, ep: EntryPoint) -> None:
