@@ -82,21 +82,10 @@ import anyio
 import pluggy
 import pytest
 
-from . import hookspecs
 from ._config import GWSConfig
 from ._dispatcher import HookFailure, watch_hook_failures
+from ._every_hook import HOOK_ARGUMENTS, EveryHook
 from ._manager import make_plugin_manager
-from ._payloads import (
-    CampaignStatusEvent,
-    CancelFailure,
-    OperationAck,
-    OperationFailure,
-    PreviewRecordEvent,
-    RecordCancelAck,
-    RecordCancelledEvent,
-    ScheduledCallEvent,
-    UserEvent,
-)
 from ._plugin import OutboundPlugin
 from ._requests import (
     _UPDATE_FIELDS,
@@ -110,7 +99,6 @@ from ._requests import (
     EndPreviewSessionRequest,
     GetChainedRecordRequest,
     GetPreviewRecordRequest,
-    OperationRequest,
     PhoneType,
     RejectRecordRequest,
     RescheduleRecordRequest,
@@ -118,7 +106,6 @@ from ._requests import (
     UpdateRecordRequest,
     _RecordOperation,
 )
-from .hookspecs import hookimpl
 from .simulator import GWSSimulator, RecordStatus, SeedRecord
 
 __all__ = [
@@ -225,7 +212,7 @@ class _Waiter:
 _APART: Final = frozenset({"on_connection_state_changed"})
 
 
-class HookRecorder:
+class HookRecorder(EveryHook):
     """A plugin that records every hook call, in order, from any thread.
 
     Register it in a plugin manager (the ``gws_hook_recorder`` fixture does), then read
@@ -239,55 +226,10 @@ class HookRecorder:
         self._calls: list[HookCall] = []
         self._waiters: list[_Waiter] = []
 
-    # The hook implementations: plain functions, so they are quick on any thread.
+    # The hook implementations are EveryHook's, one per hook of the specification.
 
-    @hookimpl
-    def on_cancel_requested(self, request: CancelRequest) -> None:
-        self._record("on_cancel_requested", {"request": request})
-
-    @hookimpl
-    def on_record_cancel_acknowledged(self, ack: RecordCancelAck) -> None:
-        self._record("on_record_cancel_acknowledged", {"ack": ack})
-
-    @hookimpl
-    def on_cancel_failed(self, failure: CancelFailure) -> None:
-        self._record("on_cancel_failed", {"failure": failure})
-
-    @hookimpl
-    def on_user_event(self, event: UserEvent) -> None:
-        self._record("on_user_event", {"event": event})
-
-    @hookimpl
-    def on_operation_requested(self, request: OperationRequest) -> None:
-        self._record("on_operation_requested", {"request": request})
-
-    @hookimpl
-    def on_operation_acknowledged(self, ack: OperationAck) -> None:
-        self._record("on_operation_acknowledged", {"ack": ack})
-
-    @hookimpl
-    def on_operation_failed(self, failure: OperationFailure) -> None:
-        self._record("on_operation_failed", {"failure": failure})
-
-    @hookimpl
-    def on_record_cancelled(self, event: RecordCancelledEvent) -> None:
-        self._record("on_record_cancelled", {"event": event})
-
-    @hookimpl
-    def on_scheduled_call(self, event: ScheduledCallEvent) -> None:
-        self._record("on_scheduled_call", {"event": event})
-
-    @hookimpl
-    def on_preview_record(self, event: PreviewRecordEvent) -> None:
-        self._record("on_preview_record", {"event": event})
-
-    @hookimpl
-    def on_campaign_status(self, event: CampaignStatusEvent) -> None:
-        self._record("on_campaign_status", {"event": event})
-
-    @hookimpl
-    def on_connection_state_changed(self, state: str, previous: str) -> None:
-        self._record("on_connection_state_changed", {"state": state, "previous": previous})
+    def _hook_called(self, hook: str, kwargs: dict[str, Any]) -> None:
+        self._record(hook, kwargs)
 
     # Reading.
 
@@ -445,12 +387,8 @@ def _short(value: object) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _hook_names() -> frozenset[str]:
-    return frozenset(name for name in hookspecs.__all__ if name.startswith("on_"))
-
-
 def _check_hook_name(name: str) -> None:
-    names = _hook_names()
+    names = HOOK_ARGUMENTS
     if name not in names:
         raise ValueError(f"unknown hook {name!r}; the hooks are {', '.join(sorted(names))}")
 

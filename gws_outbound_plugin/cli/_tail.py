@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import anyio
 
 from .._config import GWSConfig
+from .._every_hook import EveryHook
 from .._exceptions import GWSOutboundError
 from .._manager import close_plugins, make_plugin_manager
-from .._models import CancelFailure, RecordCancelAck, UserEvent
-from .._operations import (
-    CampaignStatusEvent,
-    OperationAck,
-    OperationFailure,
-    PreviewRecordEvent,
-    RecordCancelledEvent,
-    ScheduledCallEvent,
-)
 from .._plugin import OutboundPlugin
-from ..hookspecs import hookimpl
+from ..hookspecs import HOST_FIRED_HOOKS
 from ._common import _PLUGIN_CLOSE_TIMEOUT, EXIT_FAILED, EXIT_OK, _Context
 from ._format import (
     _clock,
@@ -38,13 +30,54 @@ from ._lifecycle import _end_gws_session, _start_error, _stop_on_signal
 from ._plugins import _load_one_off_plugins, _report_load_failures
 
 
-class _TailPrinter:
+def _connection_text(change: Mapping[str, Any]) -> str:
+    return describe_connection(change["state"])
+
+
+#: How ``tail`` words each hook's call (its payload; several arguments as a dict). A hook
+#: missing here is printed by name with its payload.
+_TEXT: Final[Mapping[str, Callable[[Any], str]]] = {
+    "on_user_event": describe_user_event,
+    "on_record_cancel_acknowledged": describe_ack,
+    "on_cancel_failed": _failure_line,
+    "on_operation_acknowledged": describe_operation_ack,
+    "on_operation_failed": describe_operation_failure,
+    "on_record_cancelled": describe_unsolicited,
+    "on_scheduled_call": describe_unsolicited,
+    "on_preview_record": describe_unsolicited,
+    "on_campaign_status": describe_unsolicited,
+    "on_connection_state_changed": _connection_text,
+}
+
+
+def _printed(hook: str, payload: Any) -> bool:
+    """Whether ``tail`` prints this call: not the requests a host makes, nor a cancel's
+    ``on_operation_*`` hooks (its outcome is printed once, from the cancel hooks), nor the
+    connection's start and close (said on stderr): a loss and a return are events."""
+    if hook in HOST_FIRED_HOOKS:
+        return False
+    if hook in ("on_operation_acknowledged", "on_operation_failed"):
+        return bool(payload.operation != "CancelRecord")
+    if hook == "on_connection_state_changed":
+        state, previous = payload["state"], payload["previous"]
+        return bool(
+            state == "reconnecting" or (state == "connected" and previous == "reconnecting")
+        )
+    return True
+
+
+class _TailPrinter(EveryHook):
     """Prints every dispatched hook call; stops the tail when stdout goes away."""
 
     def __init__(self, ctx: _Context, *, as_json: bool, stop: Callable[[], None]) -> None:
         self._ctx = ctx
         self._json = as_json
         self._stop = stop
+
+    def _hook_called(self, hook: str, kwargs: dict[str, Any]) -> None:
+        payload = next(iter(kwargs.values())) if len(kwargs) == 1 else kwargs
+        if _printed(hook, payload):
+            self._print(hook, payload, lambda: _text_of(hook, payload))
 
     def _print(self, hook: str, payload: Any, text: Callable[[], str]) -> None:
         line = hook_line(hook, payload) if self._json else f"{_clock()} {text()}"
@@ -53,52 +86,10 @@ class _TailPrinter:
         except (BrokenPipeError, ValueError):  # the reader went away (| head)
             self._stop()
 
-    @hookimpl
-    def on_user_event(self, event: UserEvent) -> None:
-        self._print("on_user_event", event, lambda: describe_user_event(event))
 
-    @hookimpl
-    def on_record_cancel_acknowledged(self, ack: RecordCancelAck) -> None:
-        self._print("on_record_cancel_acknowledged", ack, lambda: describe_ack(ack))
-
-    @hookimpl
-    def on_cancel_failed(self, failure: CancelFailure) -> None:
-        self._print("on_cancel_failed", failure, lambda: _failure_line(failure))
-
-    # A cancel's outcome also fires the on_operation_* hooks: printed once, above.
-
-    @hookimpl
-    def on_operation_acknowledged(self, ack: OperationAck) -> None:
-        if ack.operation != "CancelRecord":
-            self._print("on_operation_acknowledged", ack, lambda: describe_operation_ack(ack))
-
-    @hookimpl
-    def on_operation_failed(self, failure: OperationFailure) -> None:
-        if failure.operation != "CancelRecord":
-            self._print("on_operation_failed", failure, lambda: describe_operation_failure(failure))
-
-    @hookimpl
-    def on_record_cancelled(self, event: RecordCancelledEvent) -> None:
-        self._print("on_record_cancelled", event, lambda: describe_unsolicited(event))
-
-    @hookimpl
-    def on_scheduled_call(self, event: ScheduledCallEvent) -> None:
-        self._print("on_scheduled_call", event, lambda: describe_unsolicited(event))
-
-    @hookimpl
-    def on_preview_record(self, event: PreviewRecordEvent) -> None:
-        self._print("on_preview_record", event, lambda: describe_unsolicited(event))
-
-    @hookimpl
-    def on_campaign_status(self, event: CampaignStatusEvent) -> None:
-        self._print("on_campaign_status", event, lambda: describe_unsolicited(event))
-
-    @hookimpl
-    def on_connection_state_changed(self, state: str, previous: str) -> None:
-        # Starting and closing are said on stderr; a loss and a return are events.
-        if state == "reconnecting" or (state == "connected" and previous == "reconnecting"):
-            change = {"state": state, "previous": previous}
-            self._print("on_connection_state_changed", change, lambda: describe_connection(state))
+def _text_of(hook: str, payload: Any) -> str:
+    describe = _TEXT.get(hook)
+    return describe(payload) if describe is not None else f"{hook} {payload!r}"
 
 
 async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) -> int:
