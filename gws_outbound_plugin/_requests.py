@@ -75,6 +75,12 @@ SECONDS_PER_DAY: Final = 86_400
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _ONE_SECOND: Final = datetime.timedelta(seconds=1)
 _MAX_ISO_LENGTH: Final = 64
+#: A command-line word of more digits is not read as seconds since the epoch.
+_MAX_EPOCH_DIGITS: Final = 20
+#: The words a time of day is given in on the command line.
+_TIME_OF_DAY_WORDS: Final = (
+    f"seconds after midnight (0 to {SECONDS_PER_DAY - 1}) or HH:MM[:SS] before 24:00"
+)
 _OTHER_FIELD_INT_LIMIT: Final = 2**63
 _MAX_REPORTED_PROBLEMS: Final = 3
 #: The empty read-only mapping (no key hints; a payload's absent ``user_data``).
@@ -245,10 +251,19 @@ def _decode_moment(value: object) -> tuple[object, str | None]:
             return value, f"must be {expected}, got {_show(value)}"
         if moment.tzinfo is None:
             return value, (
-                f"must carry a UTC offset (e.g. +02:00 or Z): {_show(value)} names no instant"
+                f"{_show(value)} has no UTC offset, so it names no instant: add one "
+                "(e.g. 2030-01-02T09:30:00+01:00, or Z for UTC)"
             )
         return moment, None
     return value, f"must be {expected}, got {type(value).__name__}"
+
+
+def _moment_from_text(text: str) -> tuple[object, str | None]:
+    """A command-line word of a moment: what the bus takes, an ISO 8601 date-time with a UTC
+    offset or (a word of digits) whole seconds since the Unix epoch."""
+    if text.isascii() and text.isdigit() and len(text) <= _MAX_EPOCH_DIGITS:
+        return _decode_moment(int(text))
+    return _decode_moment(text)
 
 
 def _moment_to_bus(value: datetime.datetime) -> str:
@@ -299,15 +314,20 @@ def _int_from_text(text: str) -> tuple[object, str | None]:
 
 
 def _seconds_from_text(text: str) -> tuple[object, str | None]:
-    """Seconds after midnight, or ``HH:MM[:SS]`` (the range is the field's own check)."""
+    """Seconds after midnight, or ``HH:MM[:SS]``, in the field's range (its own check); a
+    word out of range is named as typed (``25:00``, not the 90000 seconds it makes)."""
+    value: int | None = None
     if text.isascii() and text.isdigit():
-        return int(text), None
-    parts = text.split(":")
-    if len(parts) in (2, 3) and all(p.isascii() and p.isdigit() and len(p) <= 2 for p in parts):
-        hours, minutes, seconds = (int(part) for part in [*parts, "0"][:3])
-        if minutes < 60 and seconds < 60:
-            return hours * 3600 + minutes * 60 + seconds, None
-    return text, f"must be seconds after midnight or HH:MM[:SS], got {_show(text)}"
+        value = int(text)
+    else:
+        parts = text.split(":")
+        if len(parts) in (2, 3) and all(p.isascii() and p.isdigit() and len(p) <= 2 for p in parts):
+            hours, minutes, seconds = (int(part) for part in [*parts, "0"][:3])
+            if minutes < 60 and seconds < 60:
+                value = hours * 3600 + minutes * 60 + seconds
+    if value is not None and _check_seconds_of_day(value) is None:
+        return value, None
+    return text, f"must be {_TIME_OF_DAY_WORDS}, got {_show(text)}"
 
 
 def _pair_from_text(text: str) -> tuple[object, str | None]:
@@ -353,7 +373,7 @@ _DEVICE: Final = ValueKind(_check_device_path)
 _MOMENT: Final = ValueKind(
     _check_moment,
     decode=_decode_moment,
-    parse=_decode_moment,
+    parse=_moment_from_text,
     to_gws=_epoch_seconds,
     to_bus=_moment_to_bus,
 )
@@ -450,8 +470,8 @@ REQUEST_FIELDS: Final[Mapping[str, RequestField]] = MappingProxyType(
             _MOMENT,
             ("--at",),
             "when to call back: an ISO 8601 date-time with a UTC offset, e.g. "
-            "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z (sent as seconds since the "
-            "epoch)",
+            "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z, or seconds since the epoch "
+            "(e.g. 1893572200); sent as seconds since the epoch",
             "DATETIME",
         ),
         "time_zone": RequestField(
@@ -513,16 +533,18 @@ REQUEST_FIELDS: Final[Mapping[str, RequestField]] = MappingProxyType(
 def field_from_text(name: str, text: str) -> object:
     """One command-line word for the request field ``name``, as its request type takes it.
 
-    Raises :class:`ValueError` saying what is wrong, in the words the request type uses (its
-    own check). A repeatable field's word is one item (``otherFields``: a ``(name, value)``
-    pair), checked when the request is made.
+    Raises :class:`~gws_outbound_plugin.InvalidOperationRequest` (a :class:`ValueError`)
+    whose ``errors`` name the field and say what is wrong, in the words the request type
+    uses (its own check); a word read into another value (``25:00``, ``1893572200``) is named
+    as typed when it is refused. A repeatable field's word is one item (``otherFields``: a
+    ``(name, value)`` pair), checked when the request is made.
     """
     row = REQUEST_FIELDS[name]
     value, problem = row.kind.parse(text)
     if problem is None and not row.repeatable:
         problem = row.kind.check(value)
     if problem is not None:
-        raise ValueError(problem)
+        raise InvalidOperationRequest({name: problem})
     return value
 
 

@@ -5,13 +5,12 @@ read (by the request field table), and how each command's requests are built.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from .._exceptions import InvalidOperationRequest
 from .._models import CancelRequest
 from .._operations import (
     AddRecordRequest,
@@ -28,7 +27,7 @@ from .._operations import (
     UpdateRecordRequest,
     request_from_bus,
 )
-from .._requests import REQUEST_FIELDS, SECONDS_PER_DAY, ValueKind, field_from_text
+from .._requests import REQUEST_FIELDS, ValueKind, field_from_text
 from ._common import PROG
 
 
@@ -36,47 +35,10 @@ def _read_word(field: str, text: str) -> object:
     """One command-line word of ``field``, read and checked by the request field table."""
     try:
         return field_from_text(field, text)
-    except ValueError as error:
-        problem = _WORD_PROBLEMS[field].format(text) if field in _WORD_PROBLEMS else str(error)
-        raise argparse.ArgumentTypeError(problem) from None
+    except InvalidOperationRequest as error:
+        raise argparse.ArgumentTypeError(error.errors[field]) from None
 
 
-def _read_moment(text: str) -> object:
-    """``--at``: an ISO 8601 date-time as the table reads it, or seconds since the epoch as
-    the table reads a JSON line's integer ``timestamp``."""
-    if text.isascii() and text.isdigit() and len(text) <= _MAX_EPOCH_DIGITS:
-        kind = REQUEST_FIELDS["scheduled_time"].kind
-        value, problem = kind.decode(int(text))
-        problem = problem or kind.check(value)
-        if problem is not None:
-            raise argparse.ArgumentTypeError(problem)
-        return value
-    try:
-        return field_from_text("scheduled_time", text)
-    except ValueError as error:
-        problem = str(error)
-    with contextlib.suppress(ValueError):
-        if dt.datetime.fromisoformat(text).tzinfo is None:  # the usual slip: say it plainly
-            problem = (
-                f"{text!r} has no UTC offset, so it names no instant: add one "
-                "(e.g. 2030-01-02T09:30:00+01:00, or Z for UTC)"
-            )
-    raise argparse.ArgumentTypeError(problem)
-
-
-#: Longer words of digits are not read as numbers (the table refuses them as text).
-_MAX_EPOCH_DIGITS: Final = 20
-_TIME_OF_DAY_PROBLEM: Final = (
-    f"must be seconds after midnight (0 to {SECONDS_PER_DAY - 1}) or HH:MM[:SS] before "
-    "24:00, got {0!r}"
-)
-#: What the command line says of a word the table refuses, where the table's message would
-#: show a value the user did not type (``--from 25:00`` is refused as 90000 seconds):
-#: ``{0}`` is the word as typed.
-_WORD_PROBLEMS: Final[Mapping[str, str]] = {
-    "call_from": _TIME_OF_DAY_PROBLEM,
-    "call_until": _TIME_OF_DAY_PROBLEM,
-}
 #: A kind's ``parse`` where the word is the value as typed (text, a choice).
 _AS_TYPED: Final = next(f.default for f in dataclasses.fields(ValueKind) if f.name == "parse")
 
@@ -85,8 +47,6 @@ def _reader(field: str) -> Callable[[str], object] | None:
     """The argparse ``type`` of ``field``'s option: ``None`` where the word is the value
     (text, checked with the whole request so that every problem is reported at once; a
     choice, which argparse checks against ``choices``)."""
-    if field == "scheduled_time":
-        return _read_moment
     kind = REQUEST_FIELDS[field].kind
     if kind.choices is not None or kind.parse is _AS_TYPED:
         return None
@@ -259,11 +219,6 @@ _COMMANDS: Final[tuple[_Command, ...]] = (
         (*_RECORD, "callback_type", "scheduled_time", *_COMMON_TAIL),
         (*_RECORD, "callback_type", "scheduled_time"),
         RescheduleRecordRequest.from_bus,
-        help={
-            "scheduled_time": "when to call back: an ISO 8601 date-time with a UTC offset, e.g. "
-            "2030-01-02T09:30:00+01:00 or 2030-01-02T08:30:00Z, or seconds since the epoch "
-            "(e.g. 1893572200); sent as seconds since the epoch"
-        },
         examples=(
             f"{PROG} reschedule --record-handle 12 {_OPTS1} --callback-type Personal "
             "--at 2030-01-02T09:30:00+01:00",

@@ -171,7 +171,7 @@ def test_an_option_word_is_refused_with_its_request_fields_own_message(argv, fie
 
     assert exited.value.code == 2
     flag = REQUEST_FIELDS[field].flags[0]
-    assert f"error: argument {flag}: {refused.value}\n" in capsys.readouterr().err
+    assert f"error: argument {flag}: {refused.value.errors[field]}\n" in capsys.readouterr().err
 
 
 async def test_help_of_each_command():

@@ -96,7 +96,6 @@ def test_a_command_line_word_becomes_the_value_the_request_takes(
     [
         ("record_handle", "0", 0),
         ("application_id", str(2**31), 2**31),
-        ("call_from", "24:00", SECONDS_PER_DAY),
         ("phone_type", "Fax", "Fax"),
         ("device_path", "d1", "d1"),
     ],
@@ -105,7 +104,7 @@ def test_a_bad_command_line_word_is_refused_in_the_request_types_words(
     name: str, text: str, value: object
 ) -> None:
     """The command line's check is the request type's check, not a second rule."""
-    with pytest.raises(ValueError, match="must") as from_text:
+    with pytest.raises(InvalidOperationRequest, match="must") as from_text:
         field_from_text(name, text)
     fields: dict[str, Any] = {
         "record_handle": 11,
@@ -117,7 +116,7 @@ def test_a_bad_command_line_word_is_refused_in_the_request_types_words(
     }
     with pytest.raises(InvalidOperationRequest) as made:
         UpdateRecordRequest(**fields)
-    assert made.value.errors == {name: str(from_text.value)}
+    assert made.value.errors == from_text.value.errors
 
 
 def test_a_naive_time_is_refused_as_on_the_bus() -> None:
@@ -133,7 +132,47 @@ def test_a_naive_time_is_refused_as_on_the_bus() -> None:
     }
     with pytest.raises(InvalidOperationRequest) as from_bus:
         RescheduleRecordRequest.from_bus(event)
-    assert from_bus.value.errors == {"timestamp": str(from_text.value)}
+    assert from_bus.value.errors == {"timestamp": from_text.value.errors["scheduled_time"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("1893572200", datetime.datetime(2030, 1, 2, 8, 16, 40, tzinfo=datetime.UTC)),
+        (
+            "2030-01-02T09:16:40+01:00",
+            datetime.datetime(2030, 1, 2, 8, 16, 40, tzinfo=datetime.UTC),
+        ),
+    ],
+)
+def test_a_moment_is_a_date_time_with_an_offset_or_seconds_since_the_epoch(
+    text: str, moment: datetime.datetime
+) -> None:
+    """The command line's ``--at`` words are the request type's: what the bus takes."""
+    assert field_from_text("scheduled_time", text) == moment
+    request = RescheduleRecordRequest(
+        11, 134, "C", DEVICE, "Personal", field_from_text("scheduled_time", text)
+    )
+    assert request.to_gws_body()["timestamp"] == 1893572200
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("scheduled_time", "1" + "0" * 15, "is out of range, got 1000000000000000"),
+        ("scheduled_time", "0", "must be positive integer seconds since the Unix epoch"),
+        ("call_from", "24:00", "or HH:MM[:SS] before 24:00, got '24:00'"),
+        ("call_until", "25:00", "or HH:MM[:SS] before 24:00, got '25:00'"),
+        ("call_from", "86400", "must be seconds after midnight (0 to 86399)"),
+    ],
+)
+def test_a_word_out_of_range_is_named_as_typed_in_a_typed_error(
+    name: str, text: str, problem: str
+) -> None:
+    with pytest.raises(InvalidOperationRequest) as refused:
+        field_from_text(name, text)
+    assert refused.value.fields == (name,)
+    assert problem in refused.value.errors[name]
 
 
 @pytest.mark.parametrize("text", ["x", "1.5", "", "9:75", "1:2:3:4"])
