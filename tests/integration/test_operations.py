@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -37,10 +36,10 @@ from gws_outbound_plugin import (
     ScheduledCallEvent,
     StartPreviewSessionRequest,
     UpdateRecordRequest,
-    hookimpl,
     request_from_bus,
 )
 from gws_outbound_plugin.simulator import GWSSimulator
+from gws_outbound_plugin.testing import HookRecorder
 from tests.helpers import AGENT
 from tests.integration.conftest import config_for
 
@@ -51,37 +50,32 @@ CAMPAIGN = "Campaign1"
 LIST = "CallingList1"
 
 
-@dataclass
-class OperationRecorder:
-    """Records the generic and the unsolicited hooks."""
+#: OCS's unsolicited events.
+UNSOLICITED = (
+    "on_record_cancelled",
+    "on_scheduled_call",
+    "on_preview_record",
+    "on_campaign_status",
+)
 
-    acks: list[OperationAck] = field(default_factory=list)
-    failures: list[OperationFailure] = field(default_factory=list)
-    unsolicited: list[Any] = field(default_factory=list)
 
-    @hookimpl
-    def on_operation_acknowledged(self, ack: OperationAck) -> None:
-        self.acks.append(ack)
+class OperationRecorder(HookRecorder):
+    """The testing kit's recorder, read as the generic and the unsolicited hooks."""
 
-    @hookimpl
-    def on_operation_failed(self, failure: OperationFailure) -> None:
-        self.failures.append(failure)
+    def payloads(self, *hooks: str) -> list[Any]:
+        return [next(iter(call.kwargs.values())) for call in self.calls if call.name in hooks]
 
-    @hookimpl
-    def on_record_cancelled(self, event: RecordCancelledEvent) -> None:
-        self.unsolicited.append(event)
+    @property
+    def acks(self) -> list[OperationAck]:
+        return self.payloads("on_operation_acknowledged")
 
-    @hookimpl
-    def on_scheduled_call(self, event: ScheduledCallEvent) -> None:
-        self.unsolicited.append(event)
+    @property
+    def failures(self) -> list[OperationFailure]:
+        return self.payloads("on_operation_failed")
 
-    @hookimpl
-    def on_preview_record(self, event: PreviewRecordEvent) -> None:
-        self.unsolicited.append(event)
-
-    @hookimpl
-    def on_campaign_status(self, event: CampaignStatusEvent) -> None:
-        self.unsolicited.append(event)
+    @property
+    def unsolicited(self) -> list[Any]:
+        return self.payloads(*UNSOLICITED)
 
     def outcomes_for(self, reference_id: str) -> list[Any]:
         return [
@@ -415,7 +409,7 @@ async def test_failure_kinds(
     async with OutboundPlugin(pm, config) as plugin:
         if needs_session:
             await _start_session(plugin, device_path)
-            ops.acks.clear()
+            ops.clear()
         name = _operation_name(factory(device_path, 0))
         sim.faults.status_code(2, "not valid now", operation=name)
         with pytest.raises(OperationFailed) as info:
