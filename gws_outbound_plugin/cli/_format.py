@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 from .._models import CancelFailure, FailureReason, RecordCancelAck, UserEvent, to_jsonable
 from .._operations import (
@@ -251,3 +251,30 @@ def describe_connection(state: str) -> str:
     if state == "reconnecting":
         return "connection     lost: reconnecting (no event can be heard until it is back)"
     return "connection     back: connected and subscribed again (events meanwhile may be missed)"
+
+
+def _connection_text(change: Mapping[str, Any]) -> str:
+    return describe_connection(change["state"])
+
+
+#: How a hook call reads as a line of text, by hook, from its payload (several arguments as
+#: a dict): what ``tail`` prints, and the operation commands for outcomes.
+HOOK_TEXT: Final[Mapping[str, Callable[[Any], str]]] = {
+    "on_user_event": describe_user_event,
+    "on_record_cancel_acknowledged": describe_ack,
+    "on_cancel_failed": _failure_line,
+    "on_operation_acknowledged": describe_operation_ack,
+    "on_operation_failed": describe_operation_failure,
+    "on_record_cancelled": describe_unsolicited,
+    "on_scheduled_call": describe_unsolicited,
+    "on_preview_record": describe_unsolicited,
+    "on_campaign_status": describe_unsolicited,
+    "on_connection_state_changed": _connection_text,
+}
+
+
+def hook_text(hook: str, payload: Any) -> str:
+    """``payload`` of ``hook`` as a line of text (a hook :data:`HOOK_TEXT` lacks: its name
+    and the payload's repr)."""
+    describe = HOOK_TEXT.get(hook)
+    return describe(payload) if describe is not None else f"{hook} {payload!r}"

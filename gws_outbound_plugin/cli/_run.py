@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import anyio
 from anyio.abc import TaskGroup
@@ -35,13 +35,7 @@ from ._common import (
     _Context,
     _isatty,
 )
-from ._format import (
-    _failure_line,
-    describe_ack,
-    describe_operation_ack,
-    describe_operation_failure,
-    hook_line,
-)
+from ._format import hook_line, hook_text
 from ._lifecycle import _end_gws_session, _start_error, _stop_on_signal
 from ._plugins import _load_one_off_plugins, _report_load_failures
 
@@ -92,6 +86,15 @@ class _Progress:
             await anyio.sleep(_PROGRESS_EVERY)
 
 
+#: The hook an outcome is reported as, by its type.
+_OUTCOME_HOOKS: Final = (
+    (RecordCancelAck, "on_record_cancel_acknowledged"),
+    (OperationAck, "on_operation_acknowledged"),
+    (CancelFailure, "on_cancel_failed"),
+    (OperationFailure, "on_operation_failed"),
+)
+
+
 class _OperationRun:
     """Submits the requests, prints each outcome as it arrives, and on Ctrl-C the outcome of
     each unfinished one."""
@@ -130,39 +133,20 @@ class _OperationRun:
     def report(self, ticket: OperationTicket[Any], *, interrupted: bool = False) -> None:
         outcome = ticket.outcome
         self._pending.pop(id(ticket), None)
-        as_json = self._args.json
-        extra = {"interrupted": True} if interrupted else {}
-        suffix = " (interrupted)" if interrupted else ""
-        if isinstance(outcome, RecordCancelAck):
-            self.progress.acknowledged += 1
-            line = (
-                hook_line("on_record_cancel_acknowledged", outcome)
-                if as_json
-                else describe_ack(outcome)
-            )
-        elif isinstance(outcome, OperationAck):
-            self.progress.acknowledged += 1
-            line = (
-                hook_line("on_operation_acknowledged", outcome)
-                if as_json
-                else describe_operation_ack(outcome)
-            )
-        elif isinstance(outcome, CancelFailure):
-            self.progress.failed += 1
-            line = (
-                hook_line("on_cancel_failed", outcome, **extra)
-                if as_json
-                else _failure_line(outcome) + suffix
-            )
-        elif isinstance(outcome, OperationFailure):
-            self.progress.failed += 1
-            line = (
-                hook_line("on_operation_failed", outcome, **extra)
-                if as_json
-                else describe_operation_failure(outcome) + suffix
-            )
-        else:
+        hook = next((hook for kind, hook in _OUTCOME_HOOKS if isinstance(outcome, kind)), None)
+        if hook is None:
             return
+        failed = isinstance(outcome, CancelFailure | OperationFailure)
+        if failed:
+            self.progress.failed += 1
+        else:
+            self.progress.acknowledged += 1
+        # Only a failure can be one an interruption decided.
+        interrupted = interrupted and failed
+        if self._args.json:
+            line = hook_line(hook, outcome, **({"interrupted": True} if interrupted else {}))
+        else:
+            line = hook_text(hook, outcome) + (" (interrupted)" if interrupted else "")
         self._print(line)
 
     def invalid_line(self, number: int, problem: str, fields: Sequence[str]) -> None:

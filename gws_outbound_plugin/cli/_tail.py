@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 
@@ -15,39 +15,9 @@ from .._manager import close_plugins, make_plugin_manager
 from .._plugin import OutboundPlugin
 from ..hookspecs import HOST_FIRED_HOOKS
 from ._common import _PLUGIN_CLOSE_TIMEOUT, EXIT_FAILED, EXIT_OK, _Context
-from ._format import (
-    _clock,
-    _failure_line,
-    describe_ack,
-    describe_connection,
-    describe_operation_ack,
-    describe_operation_failure,
-    describe_unsolicited,
-    describe_user_event,
-    hook_line,
-)
+from ._format import _clock, hook_line, hook_text
 from ._lifecycle import _end_gws_session, _start_error, _stop_on_signal
 from ._plugins import _load_one_off_plugins, _report_load_failures
-
-
-def _connection_text(change: Mapping[str, Any]) -> str:
-    return describe_connection(change["state"])
-
-
-#: How ``tail`` words each hook's call (its payload; several arguments as a dict). A hook
-#: missing here is printed by name with its payload.
-_TEXT: Final[Mapping[str, Callable[[Any], str]]] = {
-    "on_user_event": describe_user_event,
-    "on_record_cancel_acknowledged": describe_ack,
-    "on_cancel_failed": _failure_line,
-    "on_operation_acknowledged": describe_operation_ack,
-    "on_operation_failed": describe_operation_failure,
-    "on_record_cancelled": describe_unsolicited,
-    "on_scheduled_call": describe_unsolicited,
-    "on_preview_record": describe_unsolicited,
-    "on_campaign_status": describe_unsolicited,
-    "on_connection_state_changed": _connection_text,
-}
 
 
 def _printed(hook: str, payload: Any) -> bool:
@@ -77,7 +47,7 @@ class _TailPrinter(EveryHook):
     def _hook_called(self, hook: str, kwargs: dict[str, Any]) -> None:
         payload = next(iter(kwargs.values())) if len(kwargs) == 1 else kwargs
         if _printed(hook, payload):
-            self._print(hook, payload, lambda: _text_of(hook, payload))
+            self._print(hook, payload, lambda: hook_text(hook, payload))
 
     def _print(self, hook: str, payload: Any, text: Callable[[], str]) -> None:
         line = hook_line(hook, payload) if self._json else f"{_clock()} {text()}"
@@ -85,11 +55,6 @@ class _TailPrinter(EveryHook):
             self._ctx.out(line)
         except (BrokenPipeError, ValueError):  # the reader went away (| head)
             self._stop()
-
-
-def _text_of(hook: str, payload: Any) -> str:
-    describe = _TEXT.get(hook)
-    return describe(payload) if describe is not None else f"{hook} {payload!r}"
 
 
 async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) -> int:
