@@ -85,6 +85,7 @@ import pytest
 from . import hookspecs
 from ._config import GWSConfig
 from ._dispatcher import HookFailure, watch_hook_failures
+from ._fake import FakeGWS
 from ._manager import make_plugin_manager
 from ._payloads import (
     CampaignStatusEvent,
@@ -118,6 +119,7 @@ from ._requests import (
     UpdateRecordRequest,
     _RecordOperation,
 )
+from ._virtual_clock import virtual_clock_loop
 from .hookspecs import hookimpl
 from .simulator import GWSSimulator, RecordStatus, SeedRecord
 
@@ -129,6 +131,7 @@ __all__ = [
     "SIMULATOR_USER",
     "UNKNOWN_RECORD_HANDLE",
     "CancelRequestFactory",
+    "FakeGWS",
     "HookCall",
     "HookFailureLog",
     "HookRecorder",
@@ -146,6 +149,7 @@ __all__ = [
     "pytest_configure",
     "pytest_runtest_makereport",
     "pytest_runtest_setup",
+    "virtual_clock_loop",
     "wait_for_hook",
 ]
 
