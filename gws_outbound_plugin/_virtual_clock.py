@@ -65,10 +65,11 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     """
 
     def __init__(self, autojump_threshold: float = 0.0) -> None:
-        if autojump_threshold < 0:
-            raise ValueError("autojump_threshold must be >= 0")
         self._virtual_now = 0.0
         super().__init__(_AutojumpSelector(self, autojump_threshold))
+        if autojump_threshold < 0:
+            self.close()
+            raise ValueError("autojump_threshold must be >= 0")
 
     def time(self) -> float:
         return self._virtual_now
