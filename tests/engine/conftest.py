@@ -22,6 +22,7 @@ __all__ = [
     "anyio_backend",
     "cancels",
     "config",
+    "device_path",
     "fake",
     "fake_config",
     "plugin",
@@ -51,6 +52,11 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
 @pytest.fixture
 def fake() -> FakeGWS:
     return FakeGWS()
+
+
+@pytest.fixture
+def device_path(fake: FakeGWS) -> str:
+    return fake.device_path()
 
 
 @pytest.fixture
