@@ -13,7 +13,7 @@ import anyio
 import pluggy
 
 from ._background import BackgroundTasks, run_to_the_end, to_the_end
-from ._cometd import CometDState
+from ._cometd import CometDListener, CometDState
 from ._config import GWSConfig
 from ._core_hooks import (
     CORE_PLUGIN_NAME,
@@ -127,6 +127,12 @@ class OutboundPlugin:
         """The default transport's GWS session (for the tests of the HTTP layer)."""
         transport = self._transport
         return transport.session if isinstance(transport, HTTPCometDTransport) else None
+
+    @property
+    def _listener(self) -> CometDListener | None:
+        """The default transport's CometD listener (for the tests of the CometD layer)."""
+        transport = self._transport
+        return transport.listener if isinstance(transport, HTTPCometDTransport) else None
 
     @property
     def running(self) -> bool:
