@@ -17,6 +17,7 @@ from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.faults.conftest import fast_config
 from tests.helpers import Recorder
 from tests.integration.conftest import pm, recorder
+from tests.integration.test_operations import OperationRecorder
 
 __all__ = [
     "anyio_backend",
@@ -25,6 +26,7 @@ __all__ = [
     "device_path",
     "fake",
     "fake_config",
+    "ops",
     "plugin",
     "pm",
     "recorder",
@@ -52,6 +54,14 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
 @pytest.fixture
 def fake() -> FakeGWS:
     return FakeGWS()
+
+
+@pytest.fixture
+def ops(pm: pluggy.PluginManager) -> OperationRecorder:
+    """An ``OperationRecorder`` (the generic operation hooks) registered in ``pm``."""
+    recorder = OperationRecorder()
+    pm.register(recorder, name="operations")
+    return recorder
 
 
 @pytest.fixture

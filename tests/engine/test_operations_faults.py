@@ -33,13 +33,6 @@ pytestmark = pytest.mark.anyio
 APP, CAMPAIGN, LIST = 134, "Campaign1", "CallingList1"
 
 
-@pytest.fixture
-def ops(pm: pluggy.PluginManager) -> OperationRecorder:
-    recorder = OperationRecorder()
-    pm.register(recorder, name="operations")
-    return recorder
-
-
 def assert_one_outcome(ops: OperationRecorder, recorder: Recorder, request: Any, row: Row) -> Any:
     """Exactly one generic outcome, the row's, and no cancel hook."""
     outcomes = ops.outcomes_for(request.reference_id)
