@@ -58,11 +58,11 @@ soak: $(STAMP)
 clean:
 	rm -rf $(VENV) build *.egg-info $(INTEROP)/node_modules
 
-# The unit, integration and simulator suites on every supported Python found by pyenv.
+# The unit, engine, integration and simulator suites on every supported Python found by pyenv.
 compat:
 	for v in 3.11 3.12 3.13; do \
 	  py=$$(ls -d $$HOME/.pyenv/versions/$$v*/bin/python 2>/dev/null | head -1); \
 	  test -n "$$py" || { echo "python $$v not found, skipped"; continue; }; \
 	  $$py -m venv .venv-$$v && .venv-$$v/bin/pip install --quiet -e '.[test]' $(addprefix -e ,$(HOOKS)) && \
-	  .venv-$$v/bin/python -m pytest tests/unit tests/integration tests/simulator -q || exit 1; \
+	  .venv-$$v/bin/python -m pytest tests/unit tests/engine tests/integration tests/simulator -q || exit 1; \
 	done

@@ -4,14 +4,13 @@
     python -m bench.overhead --profile  # and a cProfile listing of the plugin's share
 
 The real ``OutboundPlugin`` (validation, pluggy, engine, correlation, dispatcher, ticket)
-runs with a fake GWS session that answers every POST at once and a fake CometD listener
-that hands over both notifications of each cancel. The raw counterpart does the same
+runs on a transport (``transport=``) that answers every POST at once and hands over both
+notifications of each cancel. The raw counterpart does the same
 bookkeeping as the raw baseline of ``python -m bench`` (a uuid, a body, a future per
 cancel, a receive loop matching by referenceId and record handle). Without httpx, aiohttp
 and the simulator's noise, what is left is the plugin's layers, measured to a few percent.
 
-Not part of ``make bench``: it swaps the plugin's private session and listener for fakes,
-so a refactoring of those may break it; the end-to-end figures do not depend on it.
+Not part of ``make bench``: the end-to-end figures do not depend on it.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import pstats
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bench._common import APPLICATION_ID, CALLING_LIST, CAMPAIGN, configure_logging
@@ -35,6 +34,8 @@ from gws_outbound_plugin import (
     CometDState,
     GWSConfig,
     OutboundPlugin,
+    RetryPolicy,
+    SessionEvents,
     make_plugin_manager,
 )
 
@@ -85,31 +86,19 @@ def notifications(handle: int, body: dict[str, Any]) -> tuple[Message, Message]:
     return outbound, user_event
 
 
-class _FakeSession:
-    def __init__(self, queue: asyncio.Queue[Message]) -> None:
-        self._queue = queue
-        self.user: dict[str, Any] = {}
+class _InstantTransport:
+    """An ``OutboundTransport`` that answers every POST at once and hands over both
+    notifications of each cancel on a later turn of the loop."""
 
-    async def open(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-    async def post_operation(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        await asyncio.sleep(0)  # the answer arrives on a later turn of the loop
-        for message in notifications(int(path.rsplit("/", 1)[1]), body):
-            self._queue.put_nowait(message)
-        return {"statusCode": 0}
-
-
-class _FakeListener:
     state = CometDState.CONNECTED
+    refused_channels: tuple[str, ...] = ()
+    user: dict[str, Any] = {}  # noqa: RUF012 - never changed
+    retry_policy = RetryPolicy(retries=0)
 
     def __init__(self, queue: asyncio.Queue[Message]) -> None:
         self._queue = queue
 
-    async def open(self) -> None:
+    async def open(self, events: SessionEvents) -> None:
         pass
 
     async def close(self) -> None:
@@ -118,9 +107,21 @@ class _FakeListener:
     async def wait_connected(self) -> None:
         pass
 
+    async def post_operation(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        await asyncio.sleep(0)  # the answer arrives on a later turn of the loop
+        for message in notifications(int(path.rsplit("/", 1)[1]), dict(body)):
+            self._queue.put_nowait(message)
+        return {"statusCode": 0}
+
     async def run(self, deliver: Callable[[Message], Awaitable[None]]) -> None:
         while True:
             await deliver(await self._queue.get())
+
+    async def devices(self) -> list[Mapping[str, Any]]:
+        return [{"id": DEVICE_ID}]
+
+    async def end_contact_center_session(self) -> Mapping[str, Any]:
+        return {"statusCode": 0}
 
 
 async def _cpu_per_cancel(
@@ -143,12 +144,7 @@ async def plugin_us(count: int, concurrency: int, repeats: int) -> list[float]:
     clock = AckClock()
     pm.register(clock)
     config = GWSConfig(base_url="http://127.0.0.1:1", username="u", password="p")
-    plugin = OutboundPlugin(pm, config)
-    session, listener = _FakeSession(queue), _FakeListener(queue)
-    plugin._session = session  # type: ignore[assignment]
-    plugin._listener = listener  # type: ignore[assignment]
-    plugin._engine._sender._session = session  # type: ignore[assignment]
-    plugin._engine._sender._wait_connected = listener.wait_connected
+    plugin = OutboundPlugin(pm, config, transport=_InstantTransport(queue))
     await plugin.__aenter__()
 
     async def cancel(handle: int) -> None:

@@ -22,6 +22,7 @@ from ._exceptions import InvalidOperationRequest as InvalidOperationRequest
 from ._exceptions import NotRunningError as NotRunningError
 from ._exceptions import OperationFailed as OperationFailed
 from ._exceptions import PluginLoadError as PluginLoadError
+from ._http_link import HTTPCometDTransport as HTTPCometDTransport
 from ._log import get_logger as get_logger
 from ._manager import GWSPluginManager as GWSPluginManager
 from ._manager import PluginInfo as PluginInfo
@@ -71,6 +72,10 @@ from ._requests import StartPreviewSessionRequest as StartPreviewSessionRequest
 from ._requests import UpdateRecordRequest as UpdateRecordRequest
 from ._requests import request_from_bus as request_from_bus
 from ._retry import RetryPolicy as RetryPolicy
+from ._seam import NotificationSource as NotificationSource
+from ._seam import OperationPoster as OperationPoster
+from ._seam import OutboundTransport as OutboundTransport
+from ._seam import SessionEvents as SessionEvents
 from ._session import GWSNoAnswerError as GWSNoAnswerError
 from ._ticket import CancelTicket as CancelTicket
 from ._ticket import OperationTicket as OperationTicket
@@ -123,16 +128,20 @@ __all__ = [
     "GWSTransportError",
     "GetChainedRecordRequest",
     "GetPreviewRecordRequest",
+    "HTTPCometDTransport",
     "HookDispatcher",
     "InvalidCancelRequest",
     "InvalidOperationRequest",
     "NotRunningError",
+    "NotificationSource",
     "OperationAck",
     "OperationFailed",
     "OperationFailure",
+    "OperationPoster",
     "OperationRequest",
     "OperationTicket",
     "OutboundPlugin",
+    "OutboundTransport",
     "PhoneType",
     "PluginInfo",
     "PluginLoadError",
@@ -146,6 +155,7 @@ __all__ = [
     "RetryPolicy",
     "ScheduledCallEvent",
     "SecretRedactor",
+    "SessionEvents",
     "StartPreviewSessionRequest",
     "UpdateRecordRequest",
     "UserEvent",

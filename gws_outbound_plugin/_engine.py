@@ -2,9 +2,9 @@
 
 Data path::
 
-    accept (any thread) ──► Correlator.accept ──Send──► Sender (workers, GWSSession POST)
+    accept (any thread) ──► Correlator.accept ──Send──► Sender (workers, transport POST)
                                   ▲                         │ posted(token, result)
-    CometDListener ──message──────┤◄────────────────────────┘
+    transport ──message───────────┤◄────────────────────────┘
     timers (loop.call_later) ─────┤
     session lost / restored ──────┘
                                   │ effects
@@ -60,8 +60,9 @@ from ._operations import (
 )
 from ._outcomes import OutcomePump
 from ._retry import RetryPolicy
+from ._seam import OutboundTransport
 from ._sender import Sender
-from ._session import GWSSession, request_retry_policy
+from ._session import request_retry_policy
 from ._spec import CANCEL_RECORD, OperationSpec
 from ._ticket import CancelTicket, OperationTicket
 
@@ -171,7 +172,7 @@ class Engine:
     def __init__(
         self,
         config: GWSConfig,
-        session: GWSSession,
+        session: OutboundTransport,
         hooks: HookDispatcher,
         *,
         is_connected: Callable[[], bool],

@@ -1,7 +1,7 @@
 """The sender: workers that POST accepted requests to GWS and report how each POST ended.
 
 Data path: ``Engine.accept`` -> correlator ``Send`` -> :meth:`Sender.submit` -> a worker ->
-``GWSSession.post_operation`` -> :meth:`Engine.posted`. A worker asks the engine right before
+the transport's ``post_operation`` -> :meth:`Engine.posted`. A worker asks the engine right before
 writing (``Engine.sending``) so a request that already has its outcome (shut down, deadline) is
 never sent, and the correlator knows from then on that the request may reach GWS.
 """
@@ -28,9 +28,9 @@ from ._exceptions import (
     GWSTransportError,
 )
 from ._log import get_logger
+from ._seam import OperationPoster
 from ._session import GWSNoAnswerError
 from ._spec import Operation
-from ._transport import OperationPoster
 
 __all__ = ["Sender"]
 

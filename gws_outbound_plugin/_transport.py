@@ -22,8 +22,8 @@ asyncio transport. What users of httpx rely on is kept:
   written (never resent) instead of failing to connect (resent).
 
 :class:`GWSTransport` is also what the session POSTs through without building an
-``httpx.Request`` (:meth:`GWSTransport.post`), which is the operation seam of
-:class:`~gws_outbound_plugin._session.OperationPoster`.
+``httpx.Request`` (:meth:`GWSTransport.post`), under the session's ``post_operation`` (the
+operation seam, :class:`~gws_outbound_plugin._seam.OperationPoster`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ import httpx
 __all__ = [
     "AsyncioBackend",
     "GWSTransport",
-    "OperationPoster",
     "client_transports",
     "environment_mounts",
     "ssl_context",
@@ -557,14 +556,3 @@ class GWSTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._pool.aclose()
-
-
-class OperationPoster(typing.Protocol):
-    """The seam the sender POSTs operations through (``GWSSession`` by default).
-
-    ``post_operation`` returns GWS's answer on ``statusCode`` 0 and otherwise raises what
-    ``GWSSession.post_operation`` documents: ``GWSStatusError`` (GWS answered),
-    ``GWSAuthenticationError``, ``GWSNoAnswerError`` (it may have been processed) or
-    ``GWSTransportError`` (it certainly was not)."""
-
-    async def post_operation(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]: ...

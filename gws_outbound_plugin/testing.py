@@ -85,6 +85,7 @@ import pytest
 from ._config import GWSConfig
 from ._dispatcher import HookFailure, watch_hook_failures
 from ._every_hook import HOOK_ARGUMENTS, EveryHook
+from ._fake import FakeGWS
 from ._manager import make_plugin_manager
 from ._plugin import OutboundPlugin
 from ._requests import (
@@ -106,6 +107,7 @@ from ._requests import (
     UpdateRecordRequest,
     _RecordOperation,
 )
+from ._virtual_clock import virtual_clock_loop
 from .simulator import GWSSimulator, RecordStatus, SeedRecord
 
 __all__ = [
@@ -116,6 +118,7 @@ __all__ = [
     "SIMULATOR_USER",
     "UNKNOWN_RECORD_HANDLE",
     "CancelRequestFactory",
+    "FakeGWS",
     "HookCall",
     "HookFailureLog",
     "HookRecorder",
@@ -133,6 +136,7 @@ __all__ = [
     "pytest_configure",
     "pytest_runtest_makereport",
     "pytest_runtest_setup",
+    "virtual_clock_loop",
     "wait_for_hook",
 ]
 

@@ -27,9 +27,8 @@ async def _end_gws_session(plugin: OutboundPlugin) -> None:
     """``POST /api/v2/me {"operationName": "EndContactCenterSession"}`` on the plugin's own
     session (reference §5.1: logs the agent out, restores the default devices and
     invalidates the HTTP session)."""
-    session = plugin._session  # the CLI is part of the package; no public method yet
     try:
-        await session.end_contact_center_session()
+        await plugin.end_contact_center_session()
     except GWSOutboundError as error:
         logger.warning("gws_end_session_failed", error=str(error))
     else:

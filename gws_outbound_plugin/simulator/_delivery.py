@@ -18,7 +18,7 @@ from ._recording import PublishedMessage
 from ._records import CAMPAIGN_EVENTS, CampaignState, Change, OCSRefusal
 from ._state import SimulatorState
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "planned_outcome"]
 
 
 class Delivery:
@@ -65,28 +65,14 @@ class Delivery:
     # ------------------------------------------------------------ accepted operations
     def accept(self, command: Command, username: str, started_ns: int) -> None:
         """Perform an accepted ``command`` and publish its outcome, as the faults shape it."""
-        faults = self._state.faults
-        plan = faults._take_outcome_plan(command.operation)
-        messages = _shaped(self._outcome(command, username, started_ns, plan), plan)
+        plan = self._state.faults._take_outcome_plan(command.operation)
+        messages = planned_outcome(self._state.actions, command, username, started_ns, plan)
         if messages:
             self._schedule(username, messages, plan.delay)
         if self._wakeup is not None:
             # A reschedule may have set an earlier due time; a callback already due is
             # delivered after the acknowledgement scheduled just above.
             self._wakeup.set()
-
-    def _outcome(
-        self, command: Command, username: str, started_ns: int, plan: OutcomePlan
-    ) -> list[Message]:
-        actions = self._state.actions
-        if plan.cometd_error is not None:
-            fault = plan.cometd_error
-            return OCSActions.cometd_error(command, fault.code, fault.message, fault.channel)
-        if plan.ocs_error is not None:
-            return actions.refuse(
-                command, plan.ocs_error.number, plan.ocs_error.message, started_ns
-            )
-        return actions.perform(command, username, started_ns)
 
     def _schedule(self, username: str, messages: list[Message], delay: float) -> None:
         loop = self._loop
@@ -246,6 +232,24 @@ class Delivery:
         if len(found) > 1:
             raise KeyError(f"campaign {name!r} exists in several applications: name one")
         return found[0]
+
+
+def planned_outcome(
+    actions: OCSActions, command: Command, username: str, started_ns: int, plan: OutcomePlan
+) -> list[Message]:
+    """What OCS publishes for an accepted ``command`` under the outcome-stage faults of
+    ``plan`` (the command applied to the record model unless a fault refuses it), in the
+    order of publication (``plan.delay`` and holding are the caller's)."""
+    if plan.cometd_error is not None:
+        fault = plan.cometd_error
+        messages = OCSActions.cometd_error(command, fault.code, fault.message, fault.channel)
+    elif plan.ocs_error is not None:
+        messages = actions.refuse(
+            command, plan.ocs_error.number, plan.ocs_error.message, started_ns
+        )
+    else:
+        messages = actions.perform(command, username, started_ns)
+    return _shaped(messages, plan)
 
 
 def _shaped(messages: list[Message], plan: OutcomePlan) -> list[Message]:

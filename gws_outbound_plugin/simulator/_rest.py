@@ -25,7 +25,7 @@ from ._http import (
 from ._outbound import ErrorReply, Resource, operation_of, validate
 from ._state import SimulatorState
 
-__all__ = ["STATUS_MESSAGES", "RestAPI"]
+__all__ = ["STATUS_MESSAGES", "RestAPI", "device_json", "user_json"]
 
 # Deterministic ids of the voice environment and of the Ready state.
 _ENVIRONMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:gws-outbound-plugin:simulator:env"))
@@ -53,6 +53,37 @@ STATUS_MESSAGES: Mapping[int, str] = {
     19: "Resource already in use",
     20: ACCESS_DENIED,
 }
+
+
+def user_json(user: User, base_url: str) -> dict[str, Any]:
+    """The ``user`` object of ``GET /api/v2/me`` (without ``devices``)."""
+    return {
+        "id": user.user_id,
+        "userName": user.name,
+        "firstName": user.name[:1].upper() + user.name[1:],
+        "lastName": "Simulated",
+        "roles": ["ROLE_AGENT"],
+        "enabled": True,
+        "changePasswordOnFirstLogin": False,
+        "uri": f"{base_url}/api/v2/users/{user.user_id}",
+        "path": f"/users/{user.user_id}",
+    }
+
+
+def device_json(user: User, base_url: str) -> dict[str, Any]:
+    """The user's one device, as ``GET /api/v2/me/devices`` lists it."""
+    return {
+        "id": user.device_id,
+        "deviceState": "Active",
+        "userState": {"id": _READY_STATE_ID, "displayName": "Ready", "state": "Ready"},
+        "phoneNumber": user.phone_number,
+        "e164Number": f"+1555000{user.phone_number}",
+        "telephonyNetwork": "Private",
+        "doNotDisturb": "Off",
+        "voiceEnvironmentUri": f"{base_url}/api/v2/voice-environments/{_ENVIRONMENT_ID}",
+        "uri": f"{base_url}/api/v2/devices/{user.device_id}",
+        "path": f"/devices/{user.device_id}",
+    }
 
 
 class RestAPI:
@@ -89,42 +120,17 @@ class RestAPI:
         if isinstance(auth, web.Response):
             return auth
         user = self._state.users[auth.user]
-        body: dict[str, Any] = {
-            "id": user.user_id,
-            "userName": user.name,
-            "firstName": user.name[:1].upper() + user.name[1:],
-            "lastName": "Simulated",
-            "roles": ["ROLE_AGENT"],
-            "enabled": True,
-            "changePasswordOnFirstLogin": False,
-            "uri": f"{self._base_url()}/api/v2/users/{user.user_id}",
-            "path": f"/users/{user.user_id}",
-        }
+        body = user_json(user, self._base_url())
         if request.query.get("subresources") == "*":
-            body["devices"] = [self._device_json(user)]
+            body["devices"] = [device_json(user, self._base_url())]
         return self._auth.answer(auth, {"statusCode": 0, "user": body}, read=True)
 
     async def get_devices(self, request: web.Request) -> web.StreamResponse:
         auth = self._auth.authenticate(request)
         if isinstance(auth, web.Response):
             return auth
-        devices = [self._device_json(self._state.users[auth.user])]
+        devices = [device_json(self._state.users[auth.user], self._base_url())]
         return self._auth.answer(auth, {"statusCode": 0, "devices": devices}, read=True)
-
-    def _device_json(self, user: User) -> dict[str, Any]:
-        base_url = self._base_url()
-        return {
-            "id": user.device_id,
-            "deviceState": "Active",
-            "userState": {"id": _READY_STATE_ID, "displayName": "Ready", "state": "Ready"},
-            "phoneNumber": user.phone_number,
-            "e164Number": f"+1555000{user.phone_number}",
-            "telephonyNetwork": "Private",
-            "doNotDisturb": "Off",
-            "voiceEnvironmentUri": f"{base_url}/api/v2/voice-environments/{_ENVIRONMENT_ID}",
-            "uri": f"{base_url}/api/v2/devices/{user.device_id}",
-            "path": f"/devices/{user.device_id}",
-        }
 
     async def post_me(self, request: web.Request) -> web.StreamResponse:
         auth = self._auth.authenticate_write(request)

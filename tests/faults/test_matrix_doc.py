@@ -1,4 +1,5 @@
-"""docs/reliability.md and the fault tests agree with tests/faults/matrix.py, row by row."""
+"""docs/reliability.md and the fault tests (tests/faults, tests/engine) agree with
+tests/faults/matrix.py, row by row."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import importlib
 import inspect
 import pkgutil
 
+import tests.engine
 import tests.faults
 from tests.faults.matrix import COVERED, DOC, ROWS, documented_table, render_table
 
 
 def _import_fault_tests() -> list[str]:
+    """The fault suite's test modules, on the simulator (tests/faults) and on FakeGWS
+    (tests/engine)."""
     names = [
-        f"tests.faults.{info.name}"
-        for info in pkgutil.iter_modules(tests.faults.__path__)
+        f"{package.__name__}.{info.name}"
+        for package in (tests.faults, tests.engine)
+        for info in pkgutil.iter_modules(package.__path__)
         if info.name.startswith("test_")
     ]
     for name in names:

@@ -5,7 +5,9 @@ that has been fixed since (hooks raising BaseException, aclose() from a hook, a 
 itself at close, a late answer taken by a newer request, two requests on one record swapping
 answers, a referenceId reused after an OCS error, wrappers on host-fired hooks, a ticket waiter
 on a closed event loop). Tests that could hang bound the wait from a separate task and, when
-the plugin is stuck, unstick it (see :func:`_unstick`) so the suite goes on.
+the plugin is stuck, unstick it (see :func:`_unstick`) so the suite goes on. They run on
+FakeGWS and the virtual clock, but the ticket waiter on a closed event loop (another loop in
+another thread, in real time): tests/faults/test_ticket_threads.py.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from gws_outbound_plugin import (
     hookspecs,
 )
 from gws_outbound_plugin._correlator import Correlator, Limits, PostResult, Resolved
-from gws_outbound_plugin.simulator import GWSSimulator
-from tests.faults.conftest import fast_config
+from gws_outbound_plugin.testing import FakeGWS
+from tests.engine.conftest import cancels, fake_config
 from tests.faults.support import handles, request_for
 from tests.helpers import Recorder
 
@@ -102,7 +104,7 @@ def _raise_cancelled() -> None:
 
 @pytest.mark.parametrize("raise_", [_raise_abort, _raise_cancelled], ids=["abort", "cancelled"])
 async def test_a_hook_raising_a_base_exception_is_isolated(
-    sim: GWSSimulator,
+    fake: FakeGWS,
     pm: pluggy.PluginManager,
     recorder: Recorder,
     raise_: Callable[[], None],
@@ -113,19 +115,19 @@ async def test_a_hook_raising_a_base_exception_is_isolated(
             raise_()
 
     pm.register(Raiser(), name="raiser")
-    config = fast_config(sim.base_url, hook_timeout=0.3, drain_timeout=0.2)
-    first, second = handles(sim, 2)
+    config = fake_config(hook_timeout=0.3, drain_timeout=0.2)
+    first, second = handles(fake, 2)
     outcomes: list[object] = []
 
     async def body(plugin: OutboundPlugin) -> None:
-        sim.faults.status_code(6, "record not found", count=2)
+        fake.faults.status_code(6, "record not found", count=2)
         for handle in (first, second):
             try:
-                await plugin.cancel(request_for(sim, handle))
+                await plugin.cancel(request_for(fake, handle))
             except CancelFailed as error:
                 outcomes.append(error.failure.reason)
 
-    in_time, escaped = await _run_host(OutboundPlugin(pm, config), body)
+    in_time, escaped = await _run_host(OutboundPlugin(pm, config, transport=fake), body)
     assert {
         # the host task was neither cancelled nor handed the plugin's exception
         "escaped from the host": escaped,
@@ -144,10 +146,10 @@ async def test_a_hook_raising_a_base_exception_is_isolated(
 
 
 async def test_a_hook_can_close_the_plugin(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
-    config = fast_config(sim.base_url, hook_timeout=0.3, drain_timeout=0.2)
-    plugin = OutboundPlugin(pm, config)
+    config = fake_config(hook_timeout=0.3, drain_timeout=0.2)
+    plugin = OutboundPlugin(pm, config, transport=fake)
 
     class ShutDownOnFailure:  # e.g. "stop the plugin when GWS refuses us"
         @hookimpl
@@ -157,16 +159,16 @@ async def test_a_hook_can_close_the_plugin(
     pm.register(ShutDownOnFailure(), name="closer")
 
     async def body(plugin: OutboundPlugin) -> None:
-        sim.faults.status_code(6, "record not found")
+        fake.faults.status_code(6, "record not found")
         with pytest.raises(CancelFailed):
-            await plugin.cancel(request_for(sim, handles(sim, 1)[0]))
+            await plugin.cancel(request_for(fake, handles(fake, 1)[0]))
 
     in_time, escaped = await _run_host(plugin, body)
     assert (escaped, in_time, len(recorder.failures)) == ([], True, 1)
 
 
 async def test_aclose_returns_even_if_a_hook_shields_itself(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     """'and at the latest when closing ends' (docs/hosting.md): closing must end within its
     documented budget (max(drain_timeout, hook_timeout), then 50 ms per async hook), whatever
@@ -183,11 +185,11 @@ async def test_aclose_returns_even_if_a_hook_shields_itself(
                 hook_done.set()
 
     pm.register(Shielded(), name="shielded")
-    config = fast_config(sim.base_url, hook_timeout=0.3, drain_timeout=0.2)
-    async with OutboundPlugin(pm, config) as plugin:
-        sim.faults.status_code(6, "record not found")
+    config = fake_config(hook_timeout=0.3, drain_timeout=0.2)
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        fake.faults.status_code(6, "record not found")
         with pytest.raises(CancelFailed):
-            await plugin.cancel(request_for(sim, handles(sim, 1)[0]))
+            await plugin.cancel(request_for(fake, handles(fake, 1)[0]))
         # The close itself ends within its budget (here from another task: the task that
         # entered the plugin exits its task group, which waits for the shielded hook, as
         # structured concurrency wants).
@@ -203,18 +205,18 @@ async def test_aclose_returns_even_if_a_hook_shields_itself(
 
 
 async def test_two_cancels_of_one_record_each_get_their_own_outcome(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     """The simulator's user events carry no ``GSW_REFERENCE_ID`` for a known record (whether
     GWS echoes it is UNCONFIRMED in the reference). One POST at a time: the first cancel is
     processed (its messages are a little late), then the second is refused by OCS at once
     ("Record already cancelled")."""
-    config = fast_config(sim.base_url, max_concurrent_requests=1)
-    handle = handles(sim, 1)[0]
-    async with OutboundPlugin(pm, config) as plugin:
-        sim.faults.delay_notifications(0.3, count=1)
-        first = plugin.submit(request_for(sim, handle))
-        second = plugin.submit(request_for(sim, handle))
+    config = fake_config(max_concurrent_requests=1)
+    handle = handles(fake, 1)[0]
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        fake.faults.delay_notifications(0.3, count=1)
+        first = plugin.submit(request_for(fake, handle))
+        second = plugin.submit(request_for(fake, handle))
         with anyio.fail_after(5):
             results: list[object] = []
             for ticket in (first, second):
@@ -222,7 +224,7 @@ async def test_two_cancels_of_one_record_each_get_their_own_outcome(
                     results.append(await ticket)
                 except CancelFailed as error:
                     results.append(error.failure)
-    assert [r.body["referenceId"] for r in sim.cancels] == [
+    assert [body["referenceId"] for body in cancels(fake)] == [
         first.reference_id,
         second.reference_id,
     ]
@@ -364,7 +366,7 @@ class AbortingObserver:
 
 @pytest.mark.parametrize("wrapper", [RaisingWrapper, FilteringWrapper, AbortingObserver])
 async def test_a_host_fired_hook_wrapper_cannot_hide_an_accepted_request(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, wrapper: type
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder, wrapper: type
 ) -> None:
     if wrapper is not AbortingObserver:
         with pytest.raises(pluggy.PluginValidationError, match="cannot be wrapped"):
@@ -374,48 +376,20 @@ async def test_a_host_fired_hook_wrapper_cannot_hide_an_accepted_request(
         bare.add_hookspecs(hookspecs)
         bare.register(wrapper(), name="wrapper")
         with pytest.raises(GWSOutboundError, match="wraps on_cancel_requested"):
-            async with OutboundPlugin(bare, fast_config(sim.base_url)):
+            async with OutboundPlugin(bare, fake_config(), transport=fake):
                 pass
         return
     pm.register(wrapper(), name="wrapper")
-    async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
-        request = request_for(sim, handles(sim, 1)[0])
+    async with OutboundPlugin(pm, fake_config(), transport=fake) as plugin:
+        request = request_for(fake, handles(fake, 1)[0])
         # The observer's BaseException does not take the ticket away: the request goes on.
         ack = await plugin.cancel(request)
         assert ack.reference_id == request.reference_id
-    assert len(sim.cancels) == 1
+    assert len(cancels(fake)) == 1
 
 
-# -- 6. a ticket awaited on another event loop -----------------------------------------------
-
-
-async def test_a_waiter_on_a_closed_loop_does_not_strand_the_others(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
-) -> None:
-    async with OutboundPlugin(pm, fast_config(sim.base_url, drain_timeout=0.2)) as plugin:
-        sim.faults.hold_notifications()
-        ticket = plugin.submit(request_for(sim, handles(sim, 1)[0]))
-
-        async def wait(awaitable: Any) -> Any:
-            return await awaitable
-
-        def impatient_thread() -> None:
-            # Another loop awaits the ticket with a timeout, gives up, and its loop ends.
-            with pytest.raises(TimeoutError):
-                asyncio.run(asyncio.wait_for(wait(ticket), 0.01))
-
-        await anyio.to_thread.run_sync(impatient_thread)
-
-        async def release_soon() -> None:
-            await anyio.sleep(0.02)  # once the host below waits
-            sim.faults.release_notifications()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(release_soon)
-            with anyio.fail_after(1.0):
-                ack = await ticket  # the host, on the plugin's loop
-        assert ack.reference_id == ticket.reference_id
-        assert plugin.pending_count == 0
+# -- 6. a ticket awaited on another event loop: in tests/faults/test_ticket_threads.py (real
+# time: another loop in another thread)
 
 
 # -- 7. a plain hook that blocks the event loop --------------------------------------------------
@@ -425,24 +399,24 @@ async def test_a_waiter_on_a_closed_loop_does_not_strand_the_others(
 
 
 async def test_a_late_answer_does_not_acknowledge_the_retry_that_followed_it(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     """The host does what the docs say after a timeout: a new cancel with a new referenceId.
     The first cancel's messages come late (0.7 s, after the retry was sent); OCS's refusal of
     the retry (the record is cancelled already) comes later still. The retry must not be
     acknowledged by the first cancel's answer (it may time out: its own answer is late)."""
-    config = fast_config(sim.base_url, ack_timeout=0.5, merge_window=0.05)
-    handle = handles(sim, 1)[0]
-    async with OutboundPlugin(pm, config) as plugin:
-        sim.faults.delay_notifications(0.7, count=1)
-        sim.faults.delay_notifications(1.0, count=1)
+    config = fake_config(ack_timeout=0.5, merge_window=0.05)
+    handle = handles(fake, 1)[0]
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        fake.faults.delay_notifications(0.7, count=1)
+        fake.faults.delay_notifications(1.0, count=1)
         with pytest.raises(CancelFailed) as info:
-            await plugin.cancel(request_for(sim, handle))
+            await plugin.cancel(request_for(fake, handle))
         assert info.value.failure.reason is FailureReason.TIMED_OUT
         with anyio.fail_after(5):
             try:
-                outcome: object = await plugin.cancel(request_for(sim, handle))
+                outcome: object = await plugin.cancel(request_for(fake, handle))
             except CancelFailed as error:
                 outcome = error.failure
-    assert len(sim.cancels) == 2
+    assert len(cancels(fake)) == 2
     assert isinstance(outcome, CancelFailure), outcome  # not acknowledged by the first's answer

@@ -1,4 +1,5 @@
-"""Fault matrix, third-party plugins: raising, hanging, blocking, late and leaving plugins."""
+"""Fault matrix, third-party plugins: raising, hanging, blocking, late and leaving plugins (on
+FakeGWS and the virtual clock: a hang costs ``hook_timeout`` of the loop's time)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from gws_outbound_plugin import (
     UserEvent,
     hookimpl,
 )
-from gws_outbound_plugin.simulator import GWSSimulator
-from tests.faults.conftest import fast_config
+from gws_outbound_plugin.testing import FakeGWS
+from tests.engine.conftest import fake_config
 from tests.faults.matrix import Row, fault
 from tests.faults.support import (
     assert_nothing_else,
@@ -105,13 +106,13 @@ async def test_raising_plugin(
     row: Row,
     pm: pluggy.PluginManager,
     config: Any,
-    sim: GWSSimulator,
+    fake: FakeGWS,
     recorder: Recorder,
     device_path: str,
 ) -> None:
     pm.register(Raising(), name="raising")  # registered last: pluggy calls it first
     with captured_logs() as logs:
-        async with OutboundPlugin(pm, config) as plugin:
+        async with OutboundPlugin(pm, config, transport=fake) as plugin:
             requests = await cancel_many(plugin, device_path, range(11, 14))
     for request in requests:
         assert_outcome(recorder, request, row)
@@ -150,22 +151,23 @@ async def test_hanging_plugin(
     row: Row,
     pm: pluggy.PluginManager,
     config: Any,
+    fake: FakeGWS,
     recorder: Recorder,
     device_path: str,
 ) -> None:
     pm.register(Hanging(), name="hanging")
     with captured_logs() as logs:
-        async with OutboundPlugin(pm, config) as plugin:
-            started = time.monotonic()
+        async with OutboundPlugin(pm, config, transport=fake) as plugin:
+            started = anyio.current_time()
             requests = await cancel_many(plugin, device_path, range(11, 14))
-            elapsed = time.monotonic() - started
+            elapsed = anyio.current_time() - started
     for request in requests:
         assert_outcome(recorder, request, row)
     timed_out = events_named(logs, "plugin_hook_timed_out")
     assert [(e["plugin"], e["hook"]) for e in timed_out] == [
         ("hanging", "on_record_cancel_acknowledged")
     ] * 3
-    # Each hang costs hook_timeout (0.3 s) once, not forever.
+    # Each hang costs hook_timeout (0.3 s, on the loop's clock) once, not forever.
     assert elapsed < 3 * config.hook_timeout + 1.5
     assert_nothing_else(recorder, requests, user_events=3)
 
@@ -174,16 +176,16 @@ async def test_hanging_plugin(
 async def test_plugin_blocking_the_thread(
     row: Row,
     pm: pluggy.PluginManager,
-    sim: GWSSimulator,
+    fake: FakeGWS,
     recorder: Recorder,
     device_path: str,
 ) -> None:
     blocking = Blocking()
     pm.register(blocking, name="blocking")
     # The ack timeout is above the stall: what is asserted is that nothing is lost.
-    config = fast_config(sim.base_url, ack_timeout=3.0)
+    config = fake_config(ack_timeout=3.0)
     with captured_logs() as logs:
-        async with OutboundPlugin(pm, config) as plugin:
+        async with OutboundPlugin(pm, config, transport=fake) as plugin:
             requests = await cancel_many(plugin, device_path, range(11, 19))
     assert blocking.blocked == 1
     for request in requests:

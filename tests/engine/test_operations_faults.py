@@ -1,4 +1,5 @@
-"""Fault-matrix rows of the other operations: the same engine, the same one-outcome promise."""
+"""Fault-matrix rows of the other operations: the same engine, the same one-outcome promise
+(on FakeGWS, whose OCS is the simulator's, and the virtual clock)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from gws_outbound_plugin import (
     RescheduleRecordRequest,
     StartPreviewSessionRequest,
 )
-from gws_outbound_plugin.simulator import GWSSimulator
-from tests.faults.conftest import fast_config
+from gws_outbound_plugin.testing import FakeGWS
+from tests.engine.conftest import fake_config
 from tests.faults.matrix import Row, fault
 from tests.helpers import Recorder
 from tests.integration.test_operations import OperationRecorder
@@ -30,13 +31,6 @@ from tests.integration.test_operations import OperationRecorder
 pytestmark = pytest.mark.anyio
 
 APP, CAMPAIGN, LIST = 134, "Campaign1", "CallingList1"
-
-
-@pytest.fixture
-def ops(pm: pluggy.PluginManager) -> OperationRecorder:
-    recorder = OperationRecorder()
-    pm.register(recorder, name="operations")
-    return recorder
 
 
 def assert_one_outcome(ops: OperationRecorder, recorder: Recorder, request: Any, row: Row) -> Any:
@@ -65,10 +59,10 @@ def record(device: str, kind: type, handle: int = 14, **extra: Any) -> Any:
 
 @fault("ops-status-code")
 async def test_status_code_on_another_operation(
-    row: Row, plugin: OutboundPlugin, sim: GWSSimulator, ops: OperationRecorder, recorder: Recorder
+    row: Row, plugin: OutboundPlugin, fake: FakeGWS, ops: OperationRecorder, recorder: Recorder
 ) -> None:
-    sim.faults.status_code(2, "not valid now", operation="RejectRecord")
-    request = record(sim.device_path("agent1"), RejectRecordRequest, calling_list=LIST)
+    fake.faults.status_code(2, "not valid now", operation="RejectRecord")
+    request = record(fake.device_path(), RejectRecordRequest, calling_list=LIST)
     with pytest.raises(OperationFailed):
         await plugin.perform(request)
     failure = assert_one_outcome(ops, recorder, request, row)
@@ -77,10 +71,10 @@ async def test_status_code_on_another_operation(
 
 @fault("ops-ocs-error")
 async def test_ocs_error_on_complete(
-    row: Row, plugin: OutboundPlugin, sim: GWSSimulator, ops: OperationRecorder, recorder: Recorder
+    row: Row, plugin: OutboundPlugin, fake: FakeGWS, ops: OperationRecorder, recorder: Recorder
 ) -> None:
-    sim.faults.ocs_error(number=217, message="Soak OCS error", operation="CompleteRecord")
-    request = record(sim.device_path("agent1"), CompleteRecordRequest, calling_list=LIST)
+    fake.faults.ocs_error(number=217, message="Soak OCS error", operation="CompleteRecord")
+    request = record(fake.device_path(), CompleteRecordRequest, calling_list=LIST)
     with pytest.raises(OperationFailed):
         await plugin.perform(request)
     failure = assert_one_outcome(ops, recorder, request, row)
@@ -90,10 +84,10 @@ async def test_ocs_error_on_complete(
 
 @fault("ops-chained-drop-outbound")
 async def test_chained_records_without_their_notifications(
-    row: Row, plugin: OutboundPlugin, sim: GWSSimulator, ops: OperationRecorder, recorder: Recorder
+    row: Row, plugin: OutboundPlugin, fake: FakeGWS, ops: OperationRecorder, recorder: Recorder
 ) -> None:
-    sim.faults.drop_notifications("outbound", count=None)
-    request = record(sim.device_path("agent1"), GetChainedRecordRequest, handle=11)
+    fake.faults.drop_notifications("outbound", count=None)
+    request = record(fake.device_path(), GetChainedRecordRequest, handle=11)
     ack = await plugin.perform(request)
     assert_one_outcome(ops, recorder, request, row)
     assert [r.get("recordHandle", r.get("GSW_RECORD_HANDLE")) for r in ack.records] == [12, 13]
@@ -101,11 +95,11 @@ async def test_chained_records_without_their_notifications(
 
 @fault("ops-reschedule-no-ack")
 async def test_reschedule_without_any_message(
-    row: Row, plugin: OutboundPlugin, sim: GWSSimulator, ops: OperationRecorder, recorder: Recorder
+    row: Row, plugin: OutboundPlugin, fake: FakeGWS, ops: OperationRecorder, recorder: Recorder
 ) -> None:
-    sim.faults.drop_notifications("both")
+    fake.faults.drop_notifications("both")
     request = record(
-        sim.device_path("agent1"),
+        fake.device_path(),
         RescheduleRecordRequest,
         callback_type=CallbackType.CAMPAIGN,
         scheduled_time=datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1),
@@ -117,10 +111,10 @@ async def test_reschedule_without_any_message(
 
 @fault("ops-preview-exhausted")
 async def test_an_exhausted_preview_list_is_an_empty_result(
-    row: Row, plugin: OutboundPlugin, sim: GWSSimulator, ops: OperationRecorder, recorder: Recorder
+    row: Row, plugin: OutboundPlugin, fake: FakeGWS, ops: OperationRecorder, recorder: Recorder
 ) -> None:
     common = {"campaign_name": CAMPAIGN, "application_id": APP}
-    device = sim.device_path("agent1")
+    device = fake.device_path()
     await plugin.perform(StartPreviewSessionRequest(**common, device_path=device))
     with anyio.fail_after(20):
         while True:
@@ -136,17 +130,17 @@ async def test_an_exhausted_preview_list_is_an_empty_result(
 async def test_an_error_message_for_a_request_without_a_handle(
     row: Row,
     pm: pluggy.PluginManager,
-    sim: GWSSimulator,
+    fake: FakeGWS,
     ops: OperationRecorder,
     recorder: Recorder,
 ) -> None:
-    async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
-        sim.faults.cometd_error(code=6, message="no such number", operation="DoNotCallRecord")
+    async with OutboundPlugin(pm, fake_config(), transport=fake) as plugin:
+        fake.faults.cometd_error(code=6, message="no such number", operation="DoNotCallRecord")
         request = DoNotCallPhoneRequest(
             application_id=APP,
             campaign_name=CAMPAIGN,
             phone_number="3001",
-            device_path=sim.device_path("agent1"),
+            device_path=fake.device_path(),
         )
         with pytest.raises(OperationFailed):
             await plugin.perform(request)

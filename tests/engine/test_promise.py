@@ -1,6 +1,8 @@
 """The promise, reproduction by reproduction (issue 10): every accepted request ends in
 exactly one outcome and its ticket resolves, whatever plugins, log pipelines, the server or
-the host task do. Each test here failed on the engine before the correlator."""
+the host task do. Each test here failed on the engine before the correlator. They run on
+FakeGWS and the virtual clock; the two that need HTTP itself are in
+tests/faults/test_promise_wire.py."""
 
 from __future__ import annotations
 
@@ -22,10 +24,9 @@ from gws_outbound_plugin import (
     OutboundPlugin,
     RecordCancelAck,
     hookimpl,
-    make_plugin_manager,
 )
-from gws_outbound_plugin.simulator import GWSSimulator
-from tests.faults.conftest import fast_config
+from gws_outbound_plugin.testing import FakeGWS
+from tests.engine.conftest import cancels, fake_config
 from tests.faults.support import handles, request_for
 from tests.helpers import Recorder
 
@@ -45,18 +46,18 @@ class SlowFailureHook:
 
 
 async def test_close_resolves_every_ticket_and_makes_every_hook_call(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     """Reproduction 1: a slow async hook, 8 pending cancels, a short drain."""
     slow = SlowFailureHook()
     pm.register(slow, name="slow")
-    config = fast_config(sim.base_url, hook_timeout=0.3, drain_timeout=0.2)
-    sim.faults.hold_notifications()
-    plugin = OutboundPlugin(pm, config)
+    config = fake_config(hook_timeout=0.3, drain_timeout=0.2)
+    fake.faults.hold_notifications()
+    plugin = OutboundPlugin(pm, config, transport=fake)
     async with plugin:
-        tickets = [plugin.submit(request_for(sim, h)) for h in handles(sim, 8)]
+        tickets = [plugin.submit(request_for(fake, h)) for h in handles(fake, 8)]
         with anyio.fail_after(5):
-            while len(sim.cancels) < 8:
+            while len(cancels(fake)) < 8:
                 await anyio.sleep(0.01)
     assert all(ticket.done() for ticket in tickets)
     assert plugin.pending_count == 0
@@ -89,11 +90,11 @@ def log_pipeline_raising_on(event_name: str) -> Iterator[None]:
 
 
 async def test_a_log_pipeline_that_raises_does_not_lose_the_outcome(
-    sim: GWSSimulator, plugin: OutboundPlugin, recorder: Recorder
+    fake: FakeGWS, plugin: OutboundPlugin, recorder: Recorder
 ) -> None:
     """Reproduction 2: the host's processor raises on ``cancel_failed``."""
-    request = request_for(sim, handles(sim, 1)[0])
-    sim.faults.status_code(6, "record not found")
+    request = request_for(fake, handles(fake, 1)[0])
+    fake.faults.status_code(6, "record not found")
     with (
         log_pipeline_raising_on("cancel_failed"),
         anyio.fail_after(5),
@@ -105,26 +106,28 @@ async def test_a_log_pipeline_that_raises_does_not_lose_the_outcome(
 
 
 async def test_a_reused_reference_id_cannot_take_the_late_acknowledgement(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     """Reproduction 3: a cancel times out; the host resends it with the same referenceId."""
-    config = fast_config(sim.base_url, ack_timeout=0.3)
-    handle = handles(sim, 1)[0]
-    async with OutboundPlugin(pm, config) as plugin:
-        sim.faults.hold_notifications()
-        first = request_for(sim, handle, reference_id="resent-1")
+    config = fake_config(ack_timeout=0.3)
+    handle = handles(fake, 1)[0]
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        fake.faults.hold_notifications()
+        first = request_for(fake, handle, reference_id="resent-1")
         with pytest.raises(CancelFailed) as info:
             await plugin.cancel(first)
         assert info.value.failure.reason is FailureReason.TIMED_OUT
-        again = request_for(sim, handle, reference_id="resent-1")
+        again = request_for(fake, handle, reference_id="resent-1")
         with pytest.raises(CancelFailed) as info:
             await plugin.cancel(again)
         # Refused at once, nothing sent: its answer could not be told from the first one's.
         assert info.value.failure.reason is FailureReason.REJECTED
         assert "referenceId resent-1" in (info.value.failure.message or "")
-        assert len(sim.cancels) == 1
-        sim.faults.release_notifications()
-        await sim.wait_for_published(2)
+        assert len(cancels(fake)) == 1
+        fake.faults.release_notifications()
+        with anyio.fail_after(5):
+            while len(fake.published) < 2:
+                await anyio.sleep(0.01)
         with anyio.fail_after(5):
             while plugin.stats["late"] < 1:
                 await anyio.sleep(0.01)
@@ -132,72 +135,25 @@ async def test_a_reused_reference_id_cannot_take_the_late_acknowledgement(
         assert len(recorder.failures) == 2
 
 
-async def test_a_queued_request_is_not_acknowledged_by_another_desktops_cancel(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
-) -> None:
-    """Reproduction 4: with one POST at a time and the first POST slow, another desktop of
-    the agent cancels the record the second (queued) request targets. The queued request
-    must still be POSTed, and end with its own outcome."""
-    config = fast_config(sim.base_url, max_concurrent_requests=1, request_timeout=3.0)
-    first_handle, target = handles(sim, 2)
-    async with OutboundPlugin(pm, config) as plugin:
-        other_pm = make_plugin_manager(load_entrypoints=False)
-        async with OutboundPlugin(other_pm, fast_config(sim.base_url)) as other_desktop:
-            sim.faults.slow_answer(1.0)
-            slow = plugin.submit(request_for(sim, first_handle))
-            queued = plugin.submit(request_for(sim, target))
-            with anyio.fail_after(5):
-                while not sim.cancels:
-                    await anyio.sleep(0.005)
-            await other_desktop.cancel(request_for(sim, target))  # acknowledged elsewhere
-            assert not queued.done()
-            await slow
-            with pytest.raises(CancelFailed) as info:
-                await queued
-        # It was sent (GWS/OCS then refused a second cancel of the same record).
-        references = [r.body["referenceId"] for r in sim.cancels]  # type: ignore[index]
-        assert queued.reference_id in references
-        assert info.value.failure.reason is FailureReason.OCS_ERROR
-        foreign = [ack for ack in recorder.acks if ack.request is None]
-        assert len(foreign) == 1 and foreign[0].record_handle == target
-
-
-async def test_a_post_that_may_have_been_processed_is_never_resent(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
-) -> None:
-    """Reproduction 5: the first answer is slower than request_timeout; GWS processed it.
-    The POST is not resent, and the acknowledgement that arrives counts, once."""
-    config = fast_config(sim.base_url, request_timeout=0.3, retries=2, ack_timeout=3.0)
-    request = request_for(sim, handles(sim, 1)[0])
-    async with OutboundPlugin(pm, config) as plugin:
-        sim.faults.slow_answer(0.8)
-        ack = await plugin.cancel(request)
-        await anyio.sleep(0.5)  # room for a wrongly resent POST and its second answer
-        assert ack.request == request
-    assert len(sim.cancels) == 1
-    assert len(recorder.acks) == 1
-    assert recorder.failures == []
-
-
 async def test_a_hook_can_await_another_cancel(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     """Reproduction 6: ``await plugin.cancel(...)`` inside ``on_cancel_failed``."""
-    config = fast_config(sim.base_url, hook_timeout=2.0)
-    first, second = handles(sim, 2)
+    config = fake_config(hook_timeout=2.0)
+    first, second = handles(fake, 2)
     results: list[RecordCancelAck] = []
-    plugin = OutboundPlugin(pm, config)
+    plugin = OutboundPlugin(pm, config, transport=fake)
 
     class RetryElsewhere:
         @hookimpl
         async def on_cancel_failed(self, failure: CancelFailure) -> None:
-            results.append(await plugin.cancel(request_for(sim, second)))
+            results.append(await plugin.cancel(request_for(fake, second)))
 
     pm.register(RetryElsewhere(), name="retry")
     async with plugin:
-        sim.faults.status_code(6, "record not found")
+        fake.faults.status_code(6, "record not found")
         with pytest.raises(CancelFailed):
-            await plugin.cancel(request_for(sim, first))
+            await plugin.cancel(request_for(fake, first))
         with anyio.fail_after(5):
             while not results:
                 await anyio.sleep(0.01)
@@ -206,13 +162,13 @@ async def test_a_hook_can_await_another_cancel(
 
 
 async def test_aclose_from_another_task(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, config: GWSConfig
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder, config: GWSConfig
 ) -> None:
     """Reproduction 7: ``aclose()`` from a task other than the one that entered the plugin
     neither raises nor cancels the host task."""
     reached_the_end = False
-    async with OutboundPlugin(pm, config) as plugin:
-        ticket = plugin.submit(request_for(sim, handles(sim, 1)[0]))
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        ticket = plugin.submit(request_for(fake, handles(fake, 1)[0]))
         async with anyio.create_task_group() as tg:
             tg.start_soon(plugin.aclose)
         assert not plugin.running
@@ -224,15 +180,15 @@ async def test_aclose_from_another_task(
 
 
 async def test_aclose_twice_concurrently_and_a_cancelled_host(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, config: GWSConfig
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder, config: GWSConfig
 ) -> None:
     """Two concurrent closes both return once it is closed; a host task cancelled inside
     ``async with`` still gets every decided outcome delivered."""
-    handle = handles(sim, 1)[0]
+    handle = handles(fake, 1)[0]
     with anyio.CancelScope() as scope:
-        async with OutboundPlugin(pm, config) as plugin:
-            sim.faults.hold_notifications()
-            ticket = plugin.submit(request_for(sim, handle))
+        async with OutboundPlugin(pm, config, transport=fake) as plugin:
+            fake.faults.hold_notifications()
+            ticket = plugin.submit(request_for(fake, handle))
             async with anyio.create_task_group() as tg:
                 tg.start_soon(plugin.aclose)
                 tg.start_soon(plugin.aclose)
@@ -243,11 +199,11 @@ async def test_aclose_twice_concurrently_and_a_cancelled_host(
 
 
 async def test_ticket_result_on_the_event_loop_thread_raises_at_once(
-    sim: GWSSimulator, plugin: OutboundPlugin
+    fake: FakeGWS, plugin: OutboundPlugin
 ) -> None:
     """Issue 13: ``ticket.result()`` on the loop's thread would block the loop that delivers
     the outcome (a deadlock without a timeout, a misleading TimeoutError with one)."""
-    ticket = plugin.submit(request_for(sim, handles(sim, 1)[0]))
+    ticket = plugin.submit(request_for(fake, handles(fake, 1)[0]))
     for timeout in (None, 5.0):
         with pytest.raises(RuntimeError, match="await ticket"):
             ticket.result(timeout)
@@ -255,29 +211,27 @@ async def test_ticket_result_on_the_event_loop_thread_raises_at_once(
     assert ticket.result() is ack  # once resolved, result() returns at once anywhere
 
 
-async def test_ticket_result_from_another_thread(sim: GWSSimulator, plugin: OutboundPlugin) -> None:
-    ticket = plugin.submit(request_for(sim, handles(sim, 1)[0]))
+async def test_ticket_result_from_another_thread(fake: FakeGWS, plugin: OutboundPlugin) -> None:
+    ticket = plugin.submit(request_for(fake, handles(fake, 1)[0]))
     ack = await anyio.to_thread.run_sync(ticket.result, 5.0)
     assert ack.reference_id == ticket.reference_id
 
 
 async def test_every_ticket_resolves_within_the_documented_bound(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     """docs/hosting.md: every ticket resolves within ``outcome_bound`` + ``hook_timeout`` of
     acceptance. Five requests on one record wait for each other (one at a time per record)
     and no acknowledgement ever comes: without the per-request deadline the last would wait
     for the four before it (4 times ack_timeout); with it, those still queued fail at their
     deadline, unsent."""
-    config = fast_config(
-        sim.base_url, request_timeout=0.3, retries=0, ack_timeout=0.6, merge_window=0.1
-    )
-    async with OutboundPlugin(pm, config) as plugin:
+    config = fake_config(request_timeout=0.3, retries=0, ack_timeout=0.6, merge_window=0.1)
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
         bound = plugin.outcome_bound
         assert bound == pytest.approx(0.3 + 0.3 + 0.6 + 0.1)
-        sim.faults.hold_notifications()
-        handle = handles(sim, 1)[0]
-        tickets = [plugin.submit(request_for(sim, handle)) for _ in range(5)]
+        fake.faults.hold_notifications()
+        handle = handles(fake, 1)[0]
+        tickets = [plugin.submit(request_for(fake, handle)) for _ in range(5)]
         reasons = []
         with anyio.fail_after(bound + config.hook_timeout + 2.0):
             for ticket in tickets:
@@ -287,4 +241,4 @@ async def test_every_ticket_resolves_within_the_documented_bound(
     assert reasons[0].reason is FailureReason.TIMED_OUT
     unsent = [f for f in reasons[1:] if f.reason is FailureReason.TRANSPORT_FAILURE]
     assert unsent and all("nothing was sent" in (f.message or "") for f in unsent)
-    assert len(sim.cancels) == 5 - len(unsent)
+    assert len(cancels(fake)) == 5 - len(unsent)
