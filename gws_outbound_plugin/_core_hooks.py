@@ -104,15 +104,28 @@ class CoreMarker:
 
 
 def culprit(pm: pluggy.PluginManager, hook: str, error: BaseException) -> str | None:
-    """The plugin whose implementation raised ``error`` (from its traceback)."""
-    codes = {
-        getattr(impl.function, "__code__", None): impl.plugin_name
-        for impl in getattr(pm.hook, hook).get_hookimpls()
-    }
+    """The plugin whose implementation raised ``error`` (from its traceback).
+
+    A frame is matched by its code object and, for a method, by the instance it runs on:
+    implementations made from one source (``EveryHook``'s, generated from the hook specs)
+    share a code object, and only the instance tells their plugins apart."""
+    by_code: dict[object, str | None] = {}
+    by_method: dict[tuple[object, int], str] = {}
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        code = getattr(impl.function, "__code__", None)
+        owner = getattr(impl.function, "__self__", None)
+        if owner is not None:
+            by_method[(code, id(owner))] = impl.plugin_name
+        # A code object shared by several plugins names none of them on its own.
+        by_code[code] = impl.plugin_name if code not in by_code else None
     traceback = error.__traceback__
     name = None
     while traceback is not None:
-        name = codes.get(traceback.tb_frame.f_code, name)
+        frame = traceback.tb_frame
+        if frame.f_code in by_code:
+            owner = frame.f_locals.get("self") if frame.f_code.co_argcount else None
+            found = by_method.get((frame.f_code, id(owner))) or by_code[frame.f_code]
+            name = found or name
         traceback = traceback.tb_next
     return name
 

@@ -17,6 +17,7 @@ from gws_outbound_plugin import (
     UserEvent,
     hookimpl,
 )
+from gws_outbound_plugin._every_hook import EveryHook
 from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import fake_config
 from tests.faults.matrix import Row, fault
@@ -144,6 +145,34 @@ async def test_raising_observer_of_on_cancel_requested(
     [failed] = events_named(logs, "plugin_hook_failed")
     assert failed["plugin"] == "raising-observer" and failed["hook"] == "on_cancel_requested"
     assert_nothing_else(recorder, [request], user_events=1)
+
+
+async def test_the_raising_one_of_two_generated_observers_is_blamed(
+    pm: pluggy.PluginManager,
+    plugin: OutboundPlugin,
+    recorder: Recorder,
+    device_path: str,
+) -> None:
+    """Implementations generated from the hook specs share one code object: the blame goes
+    by the instance that raised, not by whichever of them registered last."""
+
+    class Quiet(EveryHook):
+        def _hook_called(self, hook: str, kwargs: dict[str, Any]) -> None:
+            pass
+
+    class Loud(EveryHook):
+        def _hook_called(self, hook: str, kwargs: dict[str, Any]) -> None:
+            if hook == "on_cancel_requested":
+                raise RuntimeError("observer bug")
+
+    pm.register(Quiet(), name="quiet-before")
+    pm.register(Loud(), name="loud")
+    pm.register(Quiet(), name="quiet-after")
+    with captured_logs() as logs:
+        [ticket] = pm.hook.on_cancel_requested(request=make_request(device_path))
+        await ticket
+    [failed] = events_named(logs, "plugin_hook_failed")
+    assert failed["plugin"] == "loud"
 
 
 @fault("plugins-hangs")
