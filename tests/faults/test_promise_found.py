@@ -1,0 +1,146 @@
+"""The promise, broken in new ways and fixed (issue 10's list went on): each test here failed
+before its fix. Every accepted request ends in exactly one outcome, its own, and its ticket
+resolves within the documented bound, whatever plugins, log pipelines, the server, the host
+task or asyncio cancellation do."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+import pluggy
+import pytest
+import structlog
+
+from gws_outbound_plugin import CORE_PLUGIN_NAME, OutboundPlugin, hookimpl
+from gws_outbound_plugin.simulator import GWSSimulator
+from tests.faults.conftest import fast_config
+from tests.faults.support import handles, request_for
+from tests.helpers import Recorder
+
+pytestmark = pytest.mark.anyio
+
+
+# -- log pipelines -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def pipeline_raising_on(breaks: Callable[[str, str], bool]) -> Iterator[list[str]]:
+    """structlog configured by a host whose processor raises on every event of the plugin's
+    loggers (``gws_outbound_plugin.*``, the simulator's aside) for which ``breaks(logger
+    name, event)`` is true; yields the events it broke on."""
+    broken: list[str] = []
+
+    def explode(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        name = getattr(logger, "name", "")
+        event = str(event_dict.get("event"))
+        if (
+            name.startswith("gws_outbound_plugin")
+            and not name.startswith("gws_outbound_plugin.simulator")
+            and breaks(name, event)
+        ):
+            broken.append(event)
+            raise RuntimeError(f"the host's log pipeline broke on {event}")
+        return event_dict
+
+    previous = structlog.get_config()
+    structlog.configure(
+        processors=[explode, structlog.processors.KeyValueRenderer()],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield broken
+    finally:
+        structlog.configure(**previous)
+
+
+class ConnectionStates:
+    """Records ``on_connection_state_changed``."""
+
+    def __init__(self) -> None:
+        self.states: list[str] = []
+
+    @hookimpl
+    def on_connection_state_changed(self, state: str, previous: str) -> None:
+        self.states.append(state)
+
+    async def wait_reconnected(self, since: int) -> None:
+        """Until the connection was lost and came back after the first ``since`` changes."""
+        with anyio.fail_after(8):
+            while True:
+                later = self.states[since:]
+                if "reconnecting" in later and later[-1] == "connected":
+                    return
+                await anyio.sleep(0.01)
+
+
+async def test_a_log_pipeline_raising_on_every_event_of_the_plugin_changes_nothing(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Each log call of the plugin raises (not only those the engine makes after deciding an
+    outcome): it starts, hears outcomes, loses and regains its CometD session, and closes,
+    as if nothing were logged. Before, the first log call that raised stopped whatever made
+    it: the login (no start), the CometD listener (deaf for good), the close."""
+    states = ConnectionStates()
+    pm.register(states, name="states")
+    first, second = handles(sim, 2)
+    with pipeline_raising_on(lambda name, event: True) as broken:
+        async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+            await plugin.cancel(request_for(sim, first))
+            since = len(states.states)
+            assert sim.forget_cometd_clients() == 1
+            await states.wait_reconnected(since)
+            after = await plugin.cancel(request_for(sim, second))
+            assert after.record_handle == second
+    assert not plugin.running and not pm.has_plugin(CORE_PLUGIN_NAME)
+    assert [ack.record_handle for ack in recorder.acks] == [first, second]
+    assert {"plugin_started", "cometd_rehandshake", "plugin_stopped"} <= set(broken)
+
+
+async def test_a_log_pipeline_raising_on_plugin_started_leaves_no_plugin_running(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Before, ``plugin_started`` raising made ``async with`` raise with the plugin started
+    and bound to the manager: running for good, its tasks taking back every cancellation, so
+    that the host's ``asyncio.run()`` never returned."""
+    plugin = OutboundPlugin(pm, fast_config(sim.base_url))
+    entered = False
+    try:
+        with pipeline_raising_on(lambda name, event: event == "plugin_started"):
+            async with plugin:
+                entered = True
+                await plugin.cancel(request_for(sim, handles(sim, 1)[0]))
+    finally:
+        if plugin.running:  # left running by the failed start: stop it so the test ends
+            await plugin.aclose()
+    assert entered
+    assert not pm.has_plugin(CORE_PLUGIN_NAME)
+    assert len(recorder.acks) == 1
+
+
+async def test_a_log_pipeline_raising_while_cometd_reconnects_does_not_deafen_the_plugin(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The CometD listener's own log calls (made from the CometD client's callbacks) raise
+    while the server forgets the client. Before, the raising call stopped the reconnection
+    (``cometd_rehandshake``: reconnecting for good, every later request failed unsent) or
+    left the session half lost (``cometd_connect_refused``: the next request sent after the
+    reconnection failed as ``outcome_unknown``)."""
+    states = ConnectionStates()
+    pm.register(states, name="states")
+    first, second = handles(sim, 2)
+    async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+        await plugin.cancel(request_for(sim, first))
+        since = len(states.states)
+        with pipeline_raising_on(lambda name, event: event.startswith("cometd_")) as broken:
+            assert sim.forget_cometd_clients() == 1
+            await states.wait_reconnected(since)
+        ack = await plugin.cancel(request_for(sim, second))
+    assert ack.record_handle == second
+    assert {"cometd_connect_refused", "cometd_rehandshake"} <= set(broken)
+    assert [ack.record_handle for ack in recorder.acks] == [first, second]
