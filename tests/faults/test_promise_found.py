@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import anyio
@@ -34,7 +34,9 @@ def pipeline_raising_on(breaks: Callable[[str, str], bool]) -> Iterator[list[str
     name, event)`` is true; yields the events it broke on."""
     broken: list[str] = []
 
-    def explode(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def explode(
+        logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         name = getattr(logger, "name", "")
         event = str(event_dict.get("event"))
         if (
