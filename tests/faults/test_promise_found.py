@@ -19,7 +19,7 @@ from gws_outbound_plugin import CORE_PLUGIN_NAME, OutboundPlugin, hookimpl
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 from tests.faults.support import handles, request_for
-from tests.helpers import Recorder
+from tests.helpers import AGENT, Recorder
 
 pytestmark = pytest.mark.anyio
 
@@ -146,3 +146,21 @@ async def test_a_log_pipeline_raising_while_cometd_reconnects_does_not_deafen_th
     assert ack.record_handle == second
     assert {"cometd_connect_refused", "cometd_rehandshake"} <= set(broken)
     assert [ack.record_handle for ack in recorder.acks] == [first, second]
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("message_type", [[], {}, ["OutboundRecordMessage"]])
+async def test_a_message_type_that_is_not_a_string_does_not_deafen_the_plugin(
+    sim: GWSSimulator, plugin: OutboundPlugin, recorder: Recorder, message_type: object
+) -> None:
+    """A notification whose ``messageType`` is a list or an object (JSON allows it). Before,
+    reading it raised ``TypeError`` (unhashable) out of the correlator into the CometD
+    listener, which ended for good: every later outcome went unheard (``timed_out``)."""
+    for channel in ("/v2/me/outbound", "/me/internal"):  # published before the answer below
+        sim._bayeux.publish(AGENT, channel, {"messageType": message_type, "referenceId": "x"})
+    request = request_for(sim, handles(sim, 1)[0])
+    ack = await plugin.cancel(request)
+    assert ack.request == request
+    assert [ack.record_handle for ack in recorder.acks] == [request.record_handle]
