@@ -15,7 +15,14 @@ import pluggy
 import pytest
 import structlog
 
-from gws_outbound_plugin import CORE_PLUGIN_NAME, OutboundPlugin, hookimpl
+from gws_outbound_plugin import (
+    CORE_PLUGIN_NAME,
+    CancelRequest,
+    FailureReason,
+    OutboundPlugin,
+    RejectRecordRequest,
+    hookimpl,
+)
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 from tests.faults.support import handles, request_for
@@ -164,3 +171,82 @@ async def test_a_message_type_that_is_not_a_string_does_not_deafen_the_plugin(
     ack = await plugin.cancel(request)
     assert ack.request == request
     assert [ack.record_handle for ack in recorder.acks] == [request.record_handle]
+
+
+# -- request objects that misbehave ------------------------------------------------------------
+
+_REFERENCE_SLOT: Any = CancelRequest.__dict__["reference_id"]
+
+
+class ReferenceGoesAway(CancelRequest):
+    """A host's subclass whose ``reference_id`` is readable while it is built and validated,
+    then raises (a property that changes between reads)."""
+
+    @property  # type: ignore[misc]
+    def reference_id(self) -> str:
+        if self.__dict__.get("built"):
+            raise RuntimeError("reference_id went away")
+        value: str = _REFERENCE_SLOT.__get__(self)
+        return value
+
+    @reference_id.setter
+    def reference_id(self, value: str) -> None:
+        _REFERENCE_SLOT.__set__(self, value)
+
+    def __post_init__(self) -> None:
+        CancelRequest.__post_init__(self)
+        self.__dict__["built"] = True
+
+
+class NoSpec(RejectRecordRequest):
+    """A host's subclass whose ``spec`` raises."""
+
+    @property
+    def spec(self) -> Any:
+        raise RuntimeError("no spec")
+
+
+def _rebuilt(kind: type[Any], request: CancelRequest) -> Any:
+    return kind(
+        record_handle=request.record_handle,
+        application_id=request.application_id,
+        campaign_name=request.campaign_name,
+        calling_list=request.calling_list,
+        device_path=request.device_path,
+    )
+
+
+@pytest.mark.parametrize("kind", [ReferenceGoesAway, NoSpec])
+async def test_a_request_whose_attributes_raise_still_gets_one_outcome_and_its_hook(
+    sim: GWSSimulator, pm: pluggy.PluginManager, kind: type[Any]
+) -> None:
+    """The engine refuses a request it cannot register (``rejected``, nothing sent); making
+    that outcome read the request again. Before, the read raised half-way through: the
+    outcome hook was never called (``reference_id``), or the ticket of an operation was never
+    decided, not even by closing the plugin (``spec``)."""
+    seen: list[tuple[str, Any]] = []
+
+    class Outcomes:
+        @hookimpl
+        def on_cancel_failed(self, failure: Any) -> None:
+            seen.append(("on_cancel_failed", failure))
+
+        @hookimpl
+        def on_operation_failed(self, failure: Any) -> None:
+            seen.append(("on_operation_failed", failure))
+
+    pm.register(Outcomes(), name="outcomes")
+    request = _rebuilt(kind, request_for(sim, handles(sim, 1)[0]))
+    async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+        ticket = plugin.submit(request)
+        with anyio.fail_after(5):
+            while not ticket.done():
+                await anyio.sleep(0.01)
+        assert await plugin.wait_hooks_idle(5)
+    outcome = ticket.outcome
+    assert outcome is not None and outcome.reason is FailureReason.REJECTED
+    assert outcome.request is request
+    hook = "on_cancel_failed" if isinstance(request, CancelRequest) else "on_operation_failed"
+    assert [name for name, _ in seen if name == hook] == [hook]
+    assert [payload for name, payload in seen if name == hook] == [outcome]
+    assert sim.operations == []  # nothing was sent
