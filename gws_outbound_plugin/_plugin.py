@@ -6,6 +6,7 @@ import asyncio
 import collections
 import enum
 import inspect
+import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from types import TracebackType
@@ -96,6 +97,7 @@ class CoreHooks:
                 f"no running OutboundPlugin accepted the {what}; nothing was sent"
             )
         ticket = engine.accept(request)
+        _ACCEPTED.ticket = ticket  # for submit(), should something after this hide it
         try:
             results = yield
         except BaseException as error:
@@ -114,6 +116,9 @@ class CoreHooks:
             results = []
         return [ticket, *results]
 
+
+#: The ticket the core accepted last in this thread (see ``OutboundPlugin.submit``).
+_ACCEPTED: Final = threading.local()
 
 #: Kept for ``make_plugin_manager()`` and code that imported it: the unbound core hooks.
 CoreAbsentGuard = CoreHooks
@@ -332,10 +337,26 @@ class OutboundPlugin:
         if not isinstance(request, OperationRequest):
             raise _not_a_request("submit", request)
         self._require_running()
-        if isinstance(request, CancelRequest):
-            results = self.pm.hook.on_cancel_requested(request=request)
-        else:
-            results = self.pm.hook.on_operation_requested(request=request)
+        _ACCEPTED.ticket = None
+        try:
+            if isinstance(request, CancelRequest):
+                results = self.pm.hook.on_cancel_requested(request=request)
+            else:
+                results = self.pm.hook.on_operation_requested(request=request)
+        except Exception as error:
+            # Raised after the core accepted it (a hook call monitor of the manager, say):
+            # the request goes on, so the host gets its ticket, as when an observer raises.
+            accepted: OperationTicket[Any] | None = getattr(_ACCEPTED, "ticket", None)
+            _ACCEPTED.ticket = None
+            if accepted is None or accepted.request is not request:
+                raise
+            safe_log(
+                logger.error,
+                "accepted_request_goes_on",
+                reference_id=accepted.reference_id,
+                error=f"{type(error).__name__}: {error}"[:300],
+            )
+            return accepted
         for result in results:
             if isinstance(result, OperationTicket):
                 ticket: OperationTicket[Any] = result

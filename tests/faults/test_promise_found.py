@@ -250,3 +250,27 @@ async def test_a_request_whose_attributes_raise_still_gets_one_outcome_and_its_h
     assert [name for name, _ in seen if name == hook] == [hook]
     assert [payload for name, payload in seen if name == hook] == [outcome]
     assert sim.operations == []  # nothing was sent
+
+
+# -- the host's own tooling ----------------------------------------------------------------------
+
+
+async def test_a_hook_call_monitor_that_raises_after_the_core_accepted_does_not_hide_the_ticket(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """``pm.add_hookcall_monitoring(before, after)`` whose ``after`` raises for the host-fired
+    hook: by then the core accepted the request and it is sent. Before, ``submit()`` (and so
+    ``cancel()``) raised the monitor's error: no ticket, while the cancel went on, and a host
+    told it failed might send it again."""
+
+    def after(outcome: Any, hook_name: str, impls: Any, kwargs: Any) -> None:
+        if hook_name == "on_cancel_requested":
+            raise RuntimeError("the host's monitor broke")
+
+    pm.add_hookcall_monitoring(lambda *_: None, after)
+    request = request_for(sim, handles(sim, 1)[0])
+    async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+        ack = await plugin.cancel(request)
+    assert ack.request == request
+    assert [ack.request for ack in recorder.acks] == [request]
+    assert len(sim.cancels) == 1
