@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
@@ -108,8 +109,13 @@ def outcome_bound(config: GWSConfig, policy: RetryPolicy | None = None) -> float
     return bound
 
 
-def _bare_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
-    """The outcome's payload made without reading the request (whose attributes raised)."""
+def _fallback_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
+    """The outcome's payload when building it raised: an acknowledgement without what
+    arrived; else, or when that raises too (a request whose attributes raise), a payload
+    that reads nothing of the request."""
+    if isinstance(outcome, Acknowledged):
+        with contextlib.suppress(Exception):
+            return _payloads.acknowledgement(request, Acknowledged(None, None))
     spec = getattr(type(request), "_SPEC", None)
     operation = spec.name if isinstance(spec, OperationSpec) else type(request).__name__
     if isinstance(outcome, Acknowledged):
@@ -470,7 +476,7 @@ class Engine:
                 payload = _payloads.operation_failure(request, outcome)
         except Exception:  # a payload we cannot build (a request that raises) still ends it
             safe_log(logger.exception, "outcome_payload_failed")
-            payload = _bare_payload(request, outcome)
+            payload = _fallback_payload(request, outcome)
         # First the ticket: decided, and released to the host after the hooks below or
         # hook_timeout from now, whichever comes first. Nothing below can prevent that.
         if ticket is not None:
