@@ -68,6 +68,37 @@ def pipeline_raising_on(breaks: Callable[[str, str], bool]) -> Iterator[list[str
         structlog.configure(**previous)
 
 
+@contextlib.contextmanager
+def stdlib_handler_raising_on(event: str) -> Iterator[None]:
+    """No structlog configuration (the plugin logs through ``logging``) and a host's handler
+    on the plugin's logger that raises on ``event`` (its filter: ``Handler.handle`` lets
+    that through, as it does a raising ``emit``)."""
+
+    class Explode(logging.Handler):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if getattr(record, "gws_event", None) == event:
+                raise RuntimeError(f"the host's logging handler broke on {event}")
+            return True
+
+        def emit(self, record: logging.LogRecord) -> None:
+            pass
+
+    previous = structlog.get_config()
+    configured = structlog.is_configured()
+    structlog.reset_defaults()
+    library = logging.getLogger("gws_outbound_plugin")
+    level, explode = library.level, Explode()
+    library.setLevel(logging.DEBUG)
+    library.addHandler(explode)
+    try:
+        yield
+    finally:
+        library.removeHandler(explode)
+        library.setLevel(level)
+        if configured:
+            structlog.configure(**previous)
+
+
 class ConnectionStates:
     """Records ``on_connection_state_changed``."""
 
@@ -111,16 +142,23 @@ async def test_a_log_pipeline_raising_on_every_event_of_the_plugin_changes_nothi
     assert {"plugin_started", "cometd_rehandshake", "plugin_stopped"} <= set(broken)
 
 
+@pytest.mark.parametrize("through", ["structlog", "logging"])
 async def test_a_log_pipeline_raising_on_plugin_started_leaves_no_plugin_running(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, through: str
 ) -> None:
-    """Before, ``plugin_started`` raising made ``async with`` raise with the plugin started
-    and bound to the manager: running for good, its tasks taking back every cancellation, so
-    that the host's ``asyncio.run()`` never returned."""
+    """Before, ``plugin_started`` raising (in a structlog processor, or in a stdlib logging
+    handler when structlog is not configured) made ``async with`` raise with the plugin
+    started and bound to the manager: running for good, its tasks taking back every
+    cancellation, so that the host's ``asyncio.run()`` never returned."""
     plugin = OutboundPlugin(pm, fast_config(sim.base_url))
     entered = False
+    pipeline = (
+        pipeline_raising_on(lambda name, event: event == "plugin_started")
+        if through == "structlog"
+        else stdlib_handler_raising_on("plugin_started")
+    )
     try:
-        with pipeline_raising_on(lambda name, event: event == "plugin_started"):
+        with pipeline:
             async with plugin:
                 entered = True
                 await plugin.cancel(request_for(sim, handles(sim, 1)[0]))
