@@ -220,7 +220,7 @@ class ReferenceGoesAway(CancelRequest):
     """A host's subclass whose ``reference_id`` is readable while it is built and validated,
     then raises (a property that changes between reads)."""
 
-    @property  # type: ignore[misc]
+    @property
     def reference_id(self) -> str:
         if self.__dict__.get("built"):
             raise RuntimeError("reference_id went away")
