@@ -120,8 +120,18 @@ def _fallback_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
     operation = spec.name if isinstance(spec, OperationSpec) else type(request).__name__
     if isinstance(outcome, Acknowledged):
         if isinstance(request, CancelRequest):
-            return RecordCancelAck(None, None, None, None, None, None, None, None, request)
-        return OperationAck(operation, None, request, None)
+            return RecordCancelAck(
+                reference_id=None,
+                record_handle=None,
+                application_id=None,
+                campaign_name=None,
+                calling_list=None,
+                phone_number=None,
+                chain_attribute=None,
+                device_id=None,
+                request=request,
+            )
+        return OperationAck(operation, reference_id=None, request=request, record_handle=None)
     fields: dict[str, Any] = {
         "reason": outcome.reason,
         "status_code": outcome.status_code,

@@ -357,6 +357,7 @@ class OutboundPlugin:
                 error=f"{type(error).__name__}: {error}"[:300],
             )
             return accepted
+        _ACCEPTED.ticket = None
         for result in results:
             if isinstance(result, OperationTicket):
                 ticket: OperationTicket[Any] = result
