@@ -4,6 +4,7 @@ plugins' implementations when a core starts."""
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Generator, Mapping
 from typing import Any, Final
 
@@ -75,6 +76,7 @@ class CoreHooks:
                 f"no running OutboundPlugin accepted the {what}; nothing was sent"
             )
         ticket = engine.accept(request)
+        ACCEPTED.ticket = ticket  # for submit(), should something after this hide it
         try:
             results = yield
         except BaseException as error:
@@ -93,6 +95,9 @@ class CoreHooks:
             results = []
         return [ticket, *results]
 
+
+#: The ticket the core accepted last in this thread (see ``OutboundPlugin.submit``).
+ACCEPTED: Final = threading.local()
 
 #: Kept for ``make_plugin_manager()`` and code that imported it: the unbound core hooks.
 CoreAbsentGuard = CoreHooks

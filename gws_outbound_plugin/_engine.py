@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
@@ -48,7 +49,14 @@ from ._effects import (
 )
 from ._exceptions import GWSOutboundError, InvalidCancelRequest, NotRunningError
 from ._log import get_logger
-from ._models import CancelRequest, FailureReason
+from ._models import (
+    CancelFailure,
+    CancelRequest,
+    FailureReason,
+    OperationAck,
+    OperationFailure,
+    RecordCancelAck,
+)
 from ._operations import (
     CampaignStatusEvent,
     OperationRequest,
@@ -100,6 +108,42 @@ def outcome_bound(config: GWSConfig, policy: RetryPolicy | None = None) -> float
         + config.merge_window
     )
     return bound
+
+
+def _fallback_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
+    """The outcome's payload when building it raised: an acknowledgement without what
+    arrived; else, or when that raises too (a request whose attributes raise), a payload
+    that reads nothing of the request."""
+    if isinstance(outcome, Acknowledged):
+        with contextlib.suppress(Exception):
+            return _payloads.acknowledgement(request, Acknowledged(None, None))
+    spec = getattr(type(request), "_SPEC", None)
+    operation = spec.name if isinstance(spec, OperationSpec) else type(request).__name__
+    if isinstance(outcome, Acknowledged):
+        if isinstance(request, CancelRequest):
+            return RecordCancelAck(
+                reference_id=None,
+                record_handle=None,
+                application_id=None,
+                campaign_name=None,
+                calling_list=None,
+                phone_number=None,
+                chain_attribute=None,
+                device_id=None,
+                request=request,
+            )
+        return OperationAck(operation, reference_id=None, request=request, record_handle=None)
+    fields: dict[str, Any] = {
+        "reason": outcome.reason,
+        "status_code": outcome.status_code,
+        "error_number": outcome.error_number,
+        "message": outcome.message,
+        "user_data": outcome.user_data,
+        "may_have_acted": outcome.may_have_acted,
+    }
+    if isinstance(request, CancelRequest):
+        return CancelFailure(request=request, **fields)
+    return OperationFailure(operation=operation, request=request, **fields)
 
 
 async def _short_nap() -> None:
@@ -434,18 +478,16 @@ class Engine:
         request = effect.request
         outcome = effect.outcome
         cancel = isinstance(request, CancelRequest)
-        if isinstance(outcome, Acknowledged):
-            try:
+        try:
+            if isinstance(outcome, Acknowledged):
                 payload: Any = _payloads.acknowledgement(request, outcome)
-            except Exception:  # a payload we cannot build still ends the request
-                safe_log(logger.exception, "acknowledgement_payload_failed")
-                payload = _payloads.acknowledgement(request, Acknowledged(None, None))
-        else:
-            payload = (
-                _payloads.failure(request, outcome)
-                if isinstance(request, CancelRequest)
-                else _payloads.operation_failure(request, outcome)
-            )
+            elif cancel:
+                payload = _payloads.failure(request, outcome)
+            else:
+                payload = _payloads.operation_failure(request, outcome)
+        except Exception:  # a payload we cannot build (a request that raises) still ends it
+            safe_log(logger.exception, "outcome_payload_failed")
+            payload = _fallback_payload(request, outcome)
         # First the ticket: decided, and released to the host after the hooks below or
         # hook_timeout from now, whichever comes first. Nothing below can prevent that.
         if ticket is not None:
@@ -465,7 +507,10 @@ class Engine:
             if ticket is not None:
                 self._pump.emit_call(lambda: self._release(ticket))
         else:
-            self._log_failure(request.spec, request.reference_id, outcome)
+            try:
+                self._log_failure(request.spec, request.reference_id, outcome)
+            except Exception:  # a request whose attributes raise: its hooks are still called
+                self._effect_errors += 1
             if cancel:
                 self._pump.emit("on_cancel_failed", failure=payload)
                 self._pump.emit_lazy(

@@ -191,6 +191,8 @@ def parse(
     nothing of ours. Raises :class:`Malformed` for a user event without a readable
     ``userData``."""
     message_type = data.get("messageType")
+    if not isinstance(message_type, str):
+        return None  # not a type we know (a list or an object would not even hash)
     if message_type in OUTBOUND_TYPES:
         return _notification(data)
     if message_type == "DeviceUserEventMessage":

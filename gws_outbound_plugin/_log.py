@@ -13,11 +13,13 @@ unconfigured structlog: each call of a :func:`get_logger` logger checks
   nothing else; a host that calls ``logging.basicConfig(level=logging.DEBUG)`` (or configures
   the ``gws_outbound_plugin`` logger) gets everything.
 
-The library never configures structlog or stdlib logging itself.
+The library never configures structlog or stdlib logging itself, and a log call of the
+library never raises: a host's processor, handler or filter that raises loses that event only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -90,6 +92,13 @@ class LibraryLogger:
     fatal = critical
 
     def _log(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        # A log call never raises: the host's pipeline (a structlog processor, a stdlib
+        # handler or filter) is not ours to crash on, and a log call that raised would stop
+        # whatever the library was doing (a half-started plugin, a dead CometD listener).
+        with contextlib.suppress(Exception):
+            self._emit(method, event, fields)
+
+    def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
         if structlog.is_configured():
             target = self._structlog.bind(**self._context) if self._context else self._structlog
             getattr(target, method)(event, **fields)
@@ -111,7 +120,7 @@ class LibraryLogger:
             exc_info=exc_info,
             stack_info=stack_info,
             extra={"gws_event": event, "gws_fields": values},
-            stacklevel=3,
+            stacklevel=4,
         )
 
 

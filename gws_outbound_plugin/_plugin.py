@@ -16,6 +16,7 @@ from ._background import BackgroundTasks, run_to_the_end, to_the_end
 from ._cometd import CometDListener, CometDState
 from ._config import GWSConfig
 from ._core_hooks import (
+    ACCEPTED,
     CORE_PLUGIN_NAME,
     CoreAbsentGuard,
     CoreHooks,
@@ -234,10 +235,27 @@ class OutboundPlugin:
         if not isinstance(request, OperationRequest):
             raise not_a_request("submit", request)
         self._require_running()
-        if isinstance(request, CancelRequest):
-            results = self.pm.hook.on_cancel_requested(request=request)
-        else:
-            results = self.pm.hook.on_operation_requested(request=request)
+        ACCEPTED.ticket = None
+        try:
+            if isinstance(request, CancelRequest):
+                results = self.pm.hook.on_cancel_requested(request=request)
+            else:
+                results = self.pm.hook.on_operation_requested(request=request)
+        except Exception as error:
+            # Raised after the core accepted it (a hook call monitor of the manager, say):
+            # the request goes on, so the host gets its ticket, as when an observer raises.
+            accepted: OperationTicket[Any] | None = getattr(ACCEPTED, "ticket", None)
+            ACCEPTED.ticket = None
+            if accepted is None or accepted.request is not request:
+                raise
+            safe_log(
+                logger.error,
+                "accepted_request_goes_on",
+                reference_id=accepted.reference_id,
+                error=f"{type(error).__name__}: {error}"[:300],
+            )
+            return accepted
+        ACCEPTED.ticket = None
         for result in results:
             if isinstance(result, OperationTicket):
                 ticket: OperationTicket[Any] = result

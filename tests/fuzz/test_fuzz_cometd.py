@@ -34,11 +34,11 @@ REJECTIONS = ("cometd_message_rejected", "cometd_message_failed")
 
 channels = st.one_of(
     st.sampled_from(["/v2/me/outbound", "/me/internal", "/meta/connect", "", "/x"]),
-    json_scalars,
+    json_values,  # lists and objects too: JSON allows them anywhere
 )
 message_types = st.one_of(
     st.sampled_from(["OutboundRecordMessage", "DeviceUserEventMessage", "Unknown", ""]),
-    json_scalars,
+    json_values,  # lists and objects too: JSON allows them anywhere
 )
 records = st.one_of(
     json_values,
