@@ -112,9 +112,13 @@ def _is_request(request: object) -> bool:
 class _DeadlineQueue:
     """Expiries that all have the same delay, in the order they were added (so in order of
     expiry), with one loop timer for the first. Each item fires ``expire(item)`` once, unless
-    it was discarded (or added again) before: each request's deadline, each ticket's latest
-    release. Cheaper than one loop timer per item, which every request would otherwise pay.
+    it was discarded (or added again) before: each request's deadline, acknowledgement and
+    merge timers, each ticket's latest release. Cheaper than one loop timer per item, which
+    every request would otherwise pay. Discarded items leave the queue when they reach its
+    head, or all at once when they are most of it (so it holds about what is live).
     """
+
+    _COMPACT_AT: Final = 256
 
     def __init__(self, expire: Callable[[Any], None]) -> None:
         self._expire = expire
@@ -137,7 +141,13 @@ class _DeadlineQueue:
             self._handle = self._loop.call_at(when, self._fire)
 
     def discard(self, item: Any) -> None:
-        self._due.pop(item, None)
+        if self._due.pop(item, None) is not None and len(self._queue) > max(
+            self._COMPACT_AT, 2 * len(self._due)
+        ):
+            due, queue = self._due, self._queue
+            live = [entry for entry in queue if due.get(entry[1]) == entry[0]]
+            queue.clear()  # in place: _fire may be iterating over it (an expiry discards)
+            queue.extend(live)
 
     def clear(self) -> None:
         self._queue.clear()
@@ -209,7 +219,11 @@ class Engine:
         # hooks, or by the queue below hook_timeout after the decision).
         self._unreleased: set[OperationTicket[Any]] = set()
         self._release_queue = _DeadlineQueue(self._release_overdue)
-        self._deadlines = _DeadlineQueue(self._timer_fired)
+        # The correlator's timers of one kind all have the same delay (its deadline,
+        # ack_timeout, merge_window): one queue each; other timers get a loop timer each.
+        self._timer_queues = {
+            kind: _DeadlineQueue(self._timer_fired) for kind in ("deadline", "ack", "merge")
+        }
         self._handlers: dict[type, Callable[[Any], None]] = {
             Resolved: self._resolve,
             Send: self._send,
@@ -298,7 +312,8 @@ class Engine:
         """Start the workers and the pump with ``spawn(async_function, *args)``."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._deadlines.start(self._loop)
+        for queue in self._timer_queues.values():
+            queue.start(self._loop)
         self._release_queue.start(self._loop)
         self._sender.start(spawn)
         spawn(self._pump.run)
@@ -332,7 +347,8 @@ class Engine:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        self._deadlines.clear()
+        for queue in self._timer_queues.values():
+            queue.clear()
         self._sender.close()
         try:
             await self._pump.close(hook_budget)
@@ -398,10 +414,11 @@ class Engine:
 
     def _start_timer(self, effect: StartTimer) -> None:
         timer = effect.timer
-        if timer[0] == "deadline":
-            # Every request's deadline has the same length: a queue in order of expiry
+        queue = self._timer_queues.get(timer[0])
+        if queue is not None:
+            # Every timer of this kind has the same length: a queue in order of expiry
             # with one loop timer for its head does (see _DeadlineQueue).
-            self._deadlines.add(timer, effect.delay)
+            queue.add(timer, effect.delay)
             return
         old = self._timers.pop(timer, None)
         if old is not None:
@@ -411,8 +428,9 @@ class Engine:
 
     def _cancel_timer(self, effect: CancelTimer) -> None:
         timer = effect.timer
-        if timer[0] == "deadline":
-            self._deadlines.discard(timer)
+        queue = self._timer_queues.get(timer[0])
+        if queue is not None:
+            queue.discard(timer)
             return
         handle = self._timers.pop(timer, None)
         if handle is not None:
