@@ -38,6 +38,10 @@ class DeadlineQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
 
+    def __len__(self) -> int:
+        """Entries held, discarded ones not yet dropped included."""
+        return len(self._queue)
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 

@@ -5,7 +5,7 @@ Data path::
     accept (any thread) ──► Correlator.accept ──Send──► Sender (workers, GWSSession POST)
                                   ▲                         │ posted(token, result)
     CometDListener ──message──────┤◄────────────────────────┘
-    timers (loop.call_later) ─────┤
+    timers (DeadlineQueue) ───────┤
     session lost / restored ──────┘
                                   │ effects
                                   ▼
