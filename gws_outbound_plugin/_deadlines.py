@@ -1,8 +1,8 @@
-"""Expiries with one delay each, in a queue with one loop timer for its head.
+"""Expiries with one delay per kind, in a queue with one loop timer for its head.
 
-The engine's per-request timers (deadline, acknowledgement, merge window), each ticket's
-latest release, and each ``async def`` hook call's ``hook_timeout`` have one length per kind;
-a queue per kind costs one loop timer for all of them instead of one each.
+The engine's per-request timers (deadline, acknowledgement, merge window) and each ticket's
+latest release have one length per kind; a queue per kind costs one loop timer for all of them
+instead of one each.
 """
 
 from __future__ import annotations

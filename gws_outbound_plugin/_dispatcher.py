@@ -17,7 +17,6 @@ import anyio
 import pluggy
 
 from . import hookspecs
-from ._deadlines import DeadlineQueue
 from ._log import get_logger
 from ._ticket import HOOK_TASKS
 
@@ -115,11 +114,6 @@ class _HookCall:
     def wake(self, *_: object) -> None:
         if not self.finished.done():
             self.finished.set_result(None)
-
-    def time_up(self) -> None:
-        """Its ``hook_timeout`` passed: cancel the call the anyio way."""
-        if self.scope is not None:
-            self.scope.cancel()
 
     def stop(self, task: asyncio.Task[None]) -> None:
         """Cancel the call the anyio way (a hook's shielded scope is respected), or the
@@ -254,10 +248,6 @@ class HookDispatcher:
         self._hook_timeout = hook_timeout
         self._slow_hook_warning = slow_hook_warning
         self._plans: dict[str, _Plan] = {}
-        # The running hook calls' timeouts, one queue per length (hook_timeout changes at
-        # close), on the loop they run on: one loop timer for all instead of one per call.
-        self._timeouts: dict[float, DeadlineQueue] = {}
-        self._timeouts_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def hook_timeout(self) -> float:
@@ -323,10 +313,7 @@ class HookDispatcher:
         the pump) goes through, and cancels the hook's task on its way."""
         loop = asyncio.get_running_loop()
         call = _HookCall(loop.create_future())
-        timeout = self._hook_timeout
-        task = _new_task(
-            self._run_bounded(hook_name, impl, awaitable, timeout, self._timeouts_of(timeout), call)
-        )
+        task = _new_task(self._run_bounded(hook_name, impl, awaitable, self._hook_timeout, call))
         if not task.done():
             task.add_done_callback(call.wake)
             try:
@@ -371,7 +358,6 @@ class HookDispatcher:
         impl: pluggy.HookImpl,
         awaitable: Any,
         timeout: float,
-        timeouts: DeadlineQueue,
         call: _HookCall,
     ) -> None:
         """The body of a hook's own task: ``await awaitable`` within ``timeout``."""
@@ -379,14 +365,9 @@ class HookDispatcher:
         if task is not None:
             HOOK_TASKS.add(task)
         try:
-            # As anyio.move_on_after(timeout), with the deadline kept in ``timeouts``.
-            with anyio.CancelScope() as scope:
+            with anyio.move_on_after(timeout) as scope:
                 call.scope = scope
-                timeouts.add(call, timeout)
-                try:
-                    await awaitable
-                finally:
-                    timeouts.discard(call)
+                await awaitable
             if scope.cancelled_caught:
                 report_hook_failure(
                     self._pm, impl.plugin_name, hook_name, None, timed_out=True, timeout=timeout
@@ -403,17 +384,6 @@ class HookDispatcher:
             if task is not None:
                 HOOK_TASKS.discard(task)
             call.wake()
-
-    def _timeouts_of(self, timeout: float) -> DeadlineQueue:
-        """The queue of the running calls' timeouts of this length on the running loop."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._timeouts_loop:
-            self._timeouts, self._timeouts_loop = {}, loop
-        queue = self._timeouts.get(timeout)
-        if queue is None:
-            queue = self._timeouts[timeout] = DeadlineQueue(_HookCall.time_up)
-            queue.start(loop)
-        return queue
 
     def _execute(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
         """Call one implementation the way pluggy calls a hook (its hook execution, so that
