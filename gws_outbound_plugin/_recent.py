@@ -80,7 +80,8 @@ def _expire(store: dict[Any, int], cutoff: int) -> None:
 
 
 class Recent:
-    """See the module docstring. Owned by one :class:`~._correlator.Correlator`."""
+    """See the module docstring. Owned by one correlator's
+    :class:`~._pending.PendingRequests`."""
 
     def __init__(self, *, fingerprint_limit: int, parts_limit: int) -> None:
         self._fingerprint_limit = fingerprint_limit
