@@ -5,7 +5,7 @@ Data path::
     accept (any thread) ──► Correlator.accept ──Send──► Sender (workers, transport POST)
                                   ▲                         │ posted(token, result)
     transport ──message───────────┤◄────────────────────────┘
-    timers (loop.call_later) ─────┤
+    timers (DeadlineQueue) ───────┤
     session lost / restored ──────┘
                                   │ effects
                                   ▼
@@ -19,7 +19,6 @@ out, resolving a ticket before anything that could fail (a log call, a hook) is 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,6 +29,7 @@ import anyio
 from . import _payloads
 from ._config import GWSConfig
 from ._correlator import Correlator
+from ._deadlines import DeadlineQueue
 from ._dispatcher import HookDispatcher, safe_log, steadfast
 from ._effects import (
     Acknowledged,
@@ -154,62 +154,6 @@ def _is_request(request: object) -> bool:
     return isinstance(request, OperationRequest)
 
 
-class _DeadlineQueue:
-    """Expiries that all have the same delay, in the order they were added (so in order of
-    expiry), with one loop timer for the first. Each item fires ``expire(item)`` once, unless
-    it was discarded (or added again) before: each request's deadline, each ticket's latest
-    release. Cheaper than one loop timer per item, which every request would otherwise pay.
-    """
-
-    def __init__(self, expire: Callable[[Any], None]) -> None:
-        self._expire = expire
-        self._queue: collections.deque[tuple[float, Any]] = collections.deque()
-        self._due: dict[Any, float] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._handle: asyncio.TimerHandle | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-
-    def add(self, item: Any, delay: float) -> None:
-        assert self._loop is not None
-        when = self._loop.time() + delay
-        if self._queue and when < self._queue[-1][0]:
-            when = self._queue[-1][0]  # the same delay: never earlier than the last one
-        self._queue.append((when, item))
-        self._due[item] = when
-        if self._handle is None:
-            self._handle = self._loop.call_at(when, self._fire)
-
-    def discard(self, item: Any) -> None:
-        self._due.pop(item, None)
-
-    def clear(self) -> None:
-        self._queue.clear()
-        self._due.clear()
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _fire(self) -> None:
-        assert self._loop is not None
-        self._handle = None
-        now = self._loop.time()
-        queue, due = self._queue, self._due
-        while queue and queue[0][0] <= now:
-            when, item = queue.popleft()
-            if due.get(item) == when:
-                del due[item]
-                try:
-                    self._expire(item)
-                except Exception:  # one failing expiry must not stop the others
-                    safe_log(logger.exception, "deadline_expiry_failed")
-        while queue and due.get(queue[0][1]) != queue[0][0]:
-            queue.popleft()  # discarded
-        if queue:
-            self._handle = self._loop.call_at(queue[0][0], self._fire)
-
-
 class Engine:
     """See the module docstring. Created and run by ``OutboundPlugin``."""
 
@@ -253,8 +197,12 @@ class Engine:
         # Tickets decided and not yet handed to the host (released by the pump after their
         # hooks, or by the queue below hook_timeout after the decision).
         self._unreleased: set[OperationTicket[Any]] = set()
-        self._release_queue = _DeadlineQueue(self._release_overdue)
-        self._deadlines = _DeadlineQueue(self._timer_fired)
+        self._release_queue = DeadlineQueue(self._release_overdue)
+        # The correlator's timers of one kind all have the same delay (its deadline,
+        # ack_timeout, merge_window): one queue each; other timers get a loop timer each.
+        self._timer_queues = {
+            kind: DeadlineQueue(self._timer_fired) for kind in ("deadline", "ack", "merge")
+        }
         self._handlers: dict[type, Callable[[Any], None]] = {
             Resolved: self._resolve,
             Send: self._send,
@@ -343,7 +291,8 @@ class Engine:
         """Start the workers and the pump with ``spawn(async_function, *args)``."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._deadlines.start(self._loop)
+        for queue in self._timer_queues.values():
+            queue.start(self._loop)
         self._release_queue.start(self._loop)
         self._sender.start(spawn)
         spawn(self._pump.run)
@@ -377,7 +326,8 @@ class Engine:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        self._deadlines.clear()
+        for queue in self._timer_queues.values():
+            queue.clear()
         self._sender.close()
         try:
             await self._pump.close(hook_budget)
@@ -443,10 +393,11 @@ class Engine:
 
     def _start_timer(self, effect: StartTimer) -> None:
         timer = effect.timer
-        if timer[0] == "deadline":
-            # Every request's deadline has the same length: a queue in order of expiry
-            # with one loop timer for its head does (see _DeadlineQueue).
-            self._deadlines.add(timer, effect.delay)
+        queue = self._timer_queues.get(timer[0])
+        if queue is not None:
+            # Every timer of this kind has the same length: a queue in order of expiry
+            # with one loop timer for its head does (see DeadlineQueue).
+            queue.add(timer, effect.delay)
             return
         old = self._timers.pop(timer, None)
         if old is not None:
@@ -456,8 +407,9 @@ class Engine:
 
     def _cancel_timer(self, effect: CancelTimer) -> None:
         timer = effect.timer
-        if timer[0] == "deadline":
-            self._deadlines.discard(timer)
+        queue = self._timer_queues.get(timer[0])
+        if queue is not None:
+            queue.discard(timer)
             return
         handle = self._timers.pop(timer, None)
         if handle is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from ._models import UserEvent
@@ -28,6 +28,32 @@ __all__ = ["SWEEPS", "Owed", "Recent"]
 
 SWEEPS: Final = 4
 _CANONICAL_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+def _not_json(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# The same text as ``_CANONICAL_JSON.encode`` (its C encoder, made once instead of per call;
+# no check for cycles: a cycle ends in RecursionError, which the caller handles as not JSON).
+_MAKE_ENCODER: Final[Callable[..., Callable[[object, int], Iterable[str]]] | None] = getattr(
+    json.encoder, "c_make_encoder", None
+)
+_C_ENCODER: Final = (
+    None
+    if _MAKE_ENCODER is None
+    else _MAKE_ENCODER(
+        None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, True
+    )
+)
+
+
+def _canonical(value: object) -> str:
+    if _C_ENCODER is None:
+        return _CANONICAL_JSON.encode(value)
+    return "".join(_C_ENCODER(value, 0))
+
+
 Chain = tuple[int, str, int]
 #: (arrival sequence, record handle, event, stamp, userData digest)
 _Part = tuple[int, int, UserEvent, int, bytes | None]
@@ -54,7 +80,8 @@ def _expire(store: dict[Any, int], cutoff: int) -> None:
 
 
 class Recent:
-    """See the module docstring. Owned by one :class:`~._correlator.Correlator`."""
+    """See the module docstring. Owned by one correlator's
+    :class:`~._pending.PendingRequests`."""
 
     def __init__(self, *, fingerprint_limit: int, parts_limit: int) -> None:
         self._fingerprint_limit = fingerprint_limit
@@ -136,19 +163,21 @@ class Recent:
         user_data = data.get("userData")
         try:
             if isinstance(user_data, Mapping):
-                content_text = _CANONICAL_JSON.encode(user_data)
+                content_text: str | None = _canonical(user_data)
                 rest = {k: v for k, v in data.items() if k != "userData"}
-                text = _CANONICAL_JSON.encode([channel, rest]) + "\0" + content_text
+                text = _canonical([channel, rest])
             else:
-                content_text, text = None, _CANONICAL_JSON.encode([channel, data])
+                content_text, text = None, _canonical([channel, data])
         except (TypeError, ValueError, RecursionError):
             return None
-        if len(text) > max_bytes:
+        if len(text) + (0 if content_text is None else len(content_text) + 1) > max_bytes:
             return None
+        whole = hashlib.blake2b(text.encode(), digest_size=16)
         content = None
         if content_text is not None:
             content = hashlib.blake2b(content_text.encode(), digest_size=16).digest()
-        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+            whole.update(content)  # the message: the rest of it and its userData's digest
+        digest = whole.digest()
         if digest in self._fingerprints:
             return True, content
         if len(self._fingerprints) >= self._fingerprint_limit:

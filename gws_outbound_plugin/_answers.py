@@ -1,0 +1,320 @@
+"""CometD messages to requests: each message parsed once (``_inbound``), placed by the
+matching rule (``_matching.place``, rows M1 to M9 of ``docs/design-notes.md``, "Which request
+a message answers"), and then what the verdict says is done: the message joins its request
+(its acknowledgement, partial results, empty result or refusal), is dropped as late or as a
+repeat, or is reported as another client's acknowledgement or as unsolicited.
+
+Pure: the effects go to :class:`~._pending.PendingRequests`, which makes the outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._coerce import as_name
+from ._effects import Effect, Failed, Foreign, Limits, Notice, Unsolicited, UserEventSeen
+from ._foreign import ForeignPairs
+from ._inbound import (
+    ErrorNotice,
+    Malformed,
+    Notification,
+    UserEventNotice,
+    error_number,
+    parse,
+)
+from ._lifecycle import Entry
+from ._matching import ANSWER_EVENTS, PART_EVENTS, PUSHED_EVENTS, Placement, Verdict, answers, place
+from ._payloads import FailureReason, UserEvent
+from ._pending import PendingRequests
+from ._spec import SPEC_BY_ACKNOWLEDGEMENT, CorrelationKey, OperationSpec
+
+__all__ = ["Answers"]
+
+
+class Answers:
+    """One per correlator, over its :class:`~._pending.PendingRequests`."""
+
+    def __init__(self, pending: PendingRequests, limits: Limits) -> None:
+        self.limits = limits
+        self._p = pending
+        self._recent = pending.recent
+        self._stats = pending.stats
+        self.seq = 0  # messages seen, for "arrived after it was sent" (M6)
+        self.foreign = ForeignPairs(limits.merge_window, limits.foreign_limit)
+
+    def message(self, message: object) -> list[Effect] | None:
+        """One CometD message (``{"channel": ..., "data": {...}}``) from the listener. A
+        message dropped before it is parsed gets its effects returned at once; else they are
+        in ``PendingRequests.fx`` (None is returned)."""
+        if not isinstance(message, Mapping):
+            return self._malformed("not a JSON object", None)
+        channel = message.get("channel")
+        data = message.get("data")
+        if not isinstance(data, Mapping):
+            return self._malformed("no data object", channel)
+        seen = self._recent.fingerprint(channel, data, self.limits.max_message_bytes)
+        if seen is None:
+            return self._malformed(
+                f"larger than {self.limits.max_message_bytes} bytes or not JSON", channel
+            )
+        duplicate, content = seen
+        if duplicate:
+            self._stats["duplicates"] += 1
+            return [Notice("cometd_duplicate_dropped", "debug", {"channel": as_name(channel)})]
+        self.seq += 1
+        try:
+            inbound = parse(
+                as_name(channel),
+                data,
+                max_user_data_entries=self.limits.max_user_data_entries,
+                content=content,
+            )
+        except Malformed as exc:
+            return self._malformed(str(exc), channel)
+        if isinstance(inbound, Notification):
+            self._on_notification(inbound)
+        elif isinstance(inbound, UserEventNotice):
+            self._on_user_event(inbound)
+        elif isinstance(inbound, ErrorNotice):
+            self._on_error_message(inbound)
+        else:
+            fields = {"channel": as_name(channel), "message_type": as_name(data.get("messageType"))}
+            self._p.fx.append(Notice("cometd_message_ignored", "debug", fields))
+        return None
+
+    def _malformed(self, why: str, channel: object) -> list[Effect]:
+        self._stats["malformed"] += 1
+        fields = {"reason": why, "channel": as_name(channel)}
+        return [Notice("cometd_message_rejected", "warning", fields)]
+
+    def _late(self, what: str, placement: Placement, **fields: Any) -> None:
+        self._stats["late"] += 1
+        self._p.fx.append(Notice(what, "info", {**fields, "rule": placement.rule}))
+
+    # -- notifications and ErrorMessages ---------------------------------------------------------
+
+    def _on_notification(self, n: Notification) -> None:
+        placement = place(n, self._p, self._recent)
+        if placement.verdict is Verdict.OWN:
+            self._notification_for(placement.entry, n)
+        elif placement.verdict is Verdict.LATE:
+            self._late("late_notification_ignored", placement, reference_id=n.reference)
+        elif n.notification == "PreviewRecord":
+            self._stats["unsolicited"] += 1
+            self._p.fx.append(Unsolicited(outbound=n.data))
+        elif n.notification is not None and n.notification in SPEC_BY_ACKNOWLEDGEMENT:
+            spec = SPEC_BY_ACKNOWLEDGEMENT[n.notification][0]
+            self._foreign_half(spec, n.keys, outbound=n.data)
+        else:
+            fields = {"notification": n.notification}
+            self._p.fx.append(Notice("outbound_notification_ignored", "debug", fields))
+
+    def _notification_for(self, entry: Entry, n: Notification) -> None:
+        spec = entry.spec
+        if n.is_error:
+            code = error_number(n.data.get("errorCode"))
+            text = n.error_text or "GWS reported an error for this request"
+            self._p.finish(entry, Failed(FailureReason.OCS_ERROR, text, error_number=code))
+        elif n.notification == spec.acknowledgement:
+            if entry.outbound is None:
+                entry.outbound = n.data
+                if spec.pushed and n.record_handle is not None:
+                    self._pair_preview(entry, n.record_handle)
+                self._p.half(entry)
+        elif spec.part is not None and n.notification == spec.part:
+            entry.parts.append(n.data)
+            if entry.merging:
+                self._p.half(entry)  # a straggler: the window starts again
+        elif n.notification in spec.empty:
+            entry.empty = True
+            entry.outbound = n.data
+            self._p.acknowledge(entry)
+        else:
+            fields = {"notification": n.notification, "reference_id": n.reference}
+            self._p.fx.append(Notice("outbound_notification_ignored", "debug", fields))
+
+    def _on_error_message(self, e: ErrorNotice) -> None:
+        placement = place(e, self._p, self._recent)
+        if placement.verdict is Verdict.OWN:
+            text = e.text or "GWS reported an error for this request"
+            failed = Failed(FailureReason.REJECTED, text, status_code=e.code)
+            self._p.finish(placement.entry, failed)
+        elif placement.verdict is Verdict.LATE:
+            self._late("late_error_ignored", placement, reference_id=e.reference)
+        else:
+            self._stats["unmatched_errors"] += 1
+            fields = {
+                "channel": e.channel,
+                "reference_id": e.reference,
+                "error_code": e.code,
+                "detail": (e.text or "")[:200],
+            }
+            self._p.fx.append(Notice("cometd_error_unmatched", "warning", fields))
+
+    # -- user events -----------------------------------------------------------------------------
+
+    def _on_user_event(self, u: UserEventNotice) -> None:
+        self._stats["user_events"] += 1
+        self._p.fx.append(UserEventSeen(u.event))
+        placement = place(u, self._p, self._recent)
+        verdict = placement.verdict
+        if verdict is Verdict.OWN:
+            self._give(placement.entry, u)
+        elif verdict is Verdict.TENTATIVE:
+            self._give_tentatively(placement.entry, u)
+        elif verdict is Verdict.LATE:
+            if u.content is not None and u.reference is None:
+                self._recent.took(u.content)  # its copies are repeats, not someone's answer
+            self._late("late_user_event_ignored", placement, user_event=u.name)
+        elif verdict is Verdict.REPEAT:
+            self._repeat(u)
+        elif verdict is Verdict.PART:
+            self._keep_part(u)
+        elif verdict is Verdict.PUSHED:
+            if u.record_handle is not None:
+                self._pushed_answer(u.record_handle, u.event)
+        else:
+            self._not_ours(u)
+
+    def _repeat(self, u: UserEventNotice) -> None:
+        self._stats["duplicates"] += 1
+        self._p.fx.append(Notice("user_event_repeat_ignored", "debug", {"user_event": u.name}))
+
+    def _give(self, entry: Entry, u: UserEventNotice) -> None:
+        """A user event that belongs to ``entry``'s request."""
+        spec = entry.spec
+        event = u.event
+        if entry.user_event is None:
+            entry.user_content = u.content  # what a regenerated copy is recognised by (M8)
+        if u.is_error:
+            self._refused(entry, u)
+        elif spec.part is not None and u.name == spec.part:
+            entry.event_parts.append((self.seq, event, u.content))
+            if entry.merging or entry.maybe is not None:
+                self._confirm(entry)
+        elif u.name in spec.empty:
+            entry.empty = True
+            entry.user_event = event
+            self._p.acknowledge(entry)
+        elif answers(spec, u.name) and entry.user_event is None:
+            entry.user_event, entry.user_content, entry.maybe = event, u.content, None
+            if spec.part is not None:
+                entry.chain = u.chain
+                self._collect_parts(entry, before=self.seq)
+            self._p.half(entry)
+        else:
+            self._repeat(u)
+
+    def _refused(self, entry: Entry, u: UserEventNotice) -> None:
+        """OCS refused ``entry``'s request (or found nothing: an empty result)."""
+        event = u.event
+        text = u.error_text
+        entry.user_event = event
+        if text is not None and text.strip().casefold() in entry.spec.empty_error_texts:
+            entry.empty = True
+            self._p.acknowledge(entry)
+            return
+        failed = Failed(
+            FailureReason.OCS_ERROR,
+            text or "OCS refused the request",
+            error_number=error_number(event.user_data.get("GSW_ERROR_NUMBER")),
+            user_data=event.user_data,
+        )
+        self._p.finish(entry, failed)
+
+    def _give_tentatively(self, entry: Entry, u: UserEventNotice) -> None:
+        """M8: ``u`` has the ``userData`` of an answer an earlier request took, so it may be
+        ``entry``'s answer or a copy of that one. It decides nothing alone: the request is
+        acknowledged by its own notification (without ``u``), or, for an answer OCS sends as
+        user events, by its partial results (with ``u``: its own end marker has the same
+        content); else its timer ends it as for no answer."""
+        self._p.fx.append(Notice("user_event_ambiguous", "info", {"user_event": u.name}))
+        if u.is_error or u.name in entry.spec.empty or entry.answered or entry.maybe:
+            return
+        entry.maybe = (u.event, u.content)
+        if entry.spec.part is not None:
+            entry.chain = u.chain
+            self._collect_parts(entry, before=self.seq)
+            if entry.event_parts:
+                self._confirm(entry)
+
+    def _confirm(self, entry: Entry) -> None:
+        """Partial results of its own came as user events: its end marker (``maybe``) is the
+        request's own too, whichever copy it was."""
+        if entry.maybe is not None and entry.user_event is None:
+            entry.user_event, entry.user_content = entry.maybe
+        entry.maybe = None
+        self._p.half(entry)
+
+    def _not_ours(self, u: UserEventNotice) -> None:
+        name = u.name
+        if u.is_error:
+            if name in ANSWER_EVENTS:
+                self._stats["unmatched_errors"] += 1
+                self._p.fx.append(Notice("ocs_error_unmatched", "info", {"user_event": name}))
+            else:
+                self._stats["unsolicited"] += 1
+                self._p.fx.append(Unsolicited(event=u.event))
+        elif name is not None and name in SPEC_BY_ACKNOWLEDGEMENT and name not in PUSHED_EVENTS:
+            self._foreign_half(SPEC_BY_ACKNOWLEDGEMENT[name][0], u.keys, user_event=u.event)
+        elif name not in ANSWER_EVENTS and name not in PART_EVENTS:
+            self._stats["unsolicited"] += 1
+            self._p.fx.append(Unsolicited(event=u.event))
+
+    # -- M5: pushed answers, M6: partial results ---------------------------------------------
+
+    def _pushed_answer(self, handle: int, event: UserEvent) -> None:
+        entry = self._p.pairing.pop(handle, None)
+        if entry is not None and entry.user_event is None:
+            entry.user_event = event
+            self._p.half(entry)
+        else:
+            self._recent.hold_preview(handle, event)
+
+    def _pair_preview(self, entry: Entry, handle: int) -> None:
+        held = self._recent.pop_preview(handle)
+        if held is not None:
+            entry.user_event = held
+        elif entry.user_event is None:
+            self._p.pairing[handle] = entry
+
+    def _keep_part(self, u: UserEventNotice) -> None:
+        part_entries = self._p.part_entries
+        if u.chain is None or not part_entries:
+            return  # no request of ours can own it: only on_user_event
+        if not self._recent.keep_part(u.chain, self.seq, u.record_handle, u.event, u.content):
+            return
+        if len(part_entries) == 1:
+            # After its end marker (reordered), a part is the one request's only while no other
+            # request that could own it is in flight.
+            (entry,) = part_entries
+            if entry.chain == u.chain and (entry.merging or entry.maybe is not None):
+                self._collect_parts(entry, before=self.seq + 1)
+                self._confirm(entry)
+
+    def _collect_parts(self, entry: Entry, before: int) -> None:
+        """M6: the unreferenced parts of its chain that arrived after it was sent and before
+        its end marker, other than its own record, are its own."""
+        if entry.chain is not None:
+            entry.event_parts += self._recent.take_parts(
+                entry.chain,
+                after=entry.sent_seq,
+                before=before,
+                own=getattr(entry.request, "record_handle", None),
+            )
+
+    # -- another client's acknowledgements -----------------------------------------------------
+
+    def _foreign_half(
+        self,
+        spec: OperationSpec,
+        keys: tuple[CorrelationKey, ...],
+        *,
+        outbound: Mapping[str, Any] | None = None,
+        user_event: UserEvent | None = None,
+    ) -> None:
+        effect = self.foreign.add(spec, keys, outbound=outbound, user_event=user_event)
+        if isinstance(effect, Foreign):
+            self._stats["foreign_acks"] += 1
+        self._p.fx.append(effect)

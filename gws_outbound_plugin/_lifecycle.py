@@ -1,0 +1,112 @@
+"""A request's lifecycle in the correlator: its phases, the one table of moves between them
+(:data:`TRANSITIONS`), and :class:`Entry`, what the correlator knows of one pending request.
+
+``docs/design-notes.md`` ("A request's lifecycle") lists the outcomes possible in each phase;
+every outcome takes the entry out of the table through
+:meth:`~._pending.PendingRequests.finish`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from ._payloads import UserEvent
+from ._spec import CorrelationKey, Operation, OperationSpec
+
+__all__ = ["TRANSITIONS", "Entry", "Phase", "move"]
+
+
+class Phase(enum.Enum):
+    HELD = "held"
+    """Accepted; waits until the request before it on the same key has its outcome."""
+    READY = "ready"
+    """``Send`` emitted; not being written yet."""
+    SENDING = "sending"
+    """Being written (:meth:`~._correlator.Correlator.sending` said yes); GWS may act on it
+    from now on."""
+    AWAITING = "awaiting"
+    """GWS accepted it (or may have): its answer comes over CometD."""
+    ANSWERING = "answering"
+    """Part of its answer arrived; the rest may follow within ``merge_window``."""
+
+
+#: (phase, what happened) -> next phase. Anything else leaves the phase as it is; every outcome
+#: leaves the table altogether through ``PendingRequests.finish`` (the outcomes per phase are
+#: listed in ``docs/design-notes.md``, "A request's lifecycle").
+TRANSITIONS: Final[Mapping[tuple[Phase, str], Phase]] = MappingProxyType(
+    {
+        (Phase.HELD, "released"): Phase.READY,
+        (Phase.READY, "sending"): Phase.SENDING,
+        (Phase.SENDING, "posted"): Phase.AWAITING,
+        (Phase.SENDING, "answer"): Phase.ANSWERING,
+        (Phase.AWAITING, "answer"): Phase.ANSWERING,
+    }
+)
+_SENT: Final = frozenset({Phase.SENDING, Phase.AWAITING, Phase.ANSWERING})
+
+
+def move(entry: Entry, what: str) -> bool:
+    """Move ``entry`` on as :data:`TRANSITIONS` says; False (and no move) if it says nothing."""
+    phase = TRANSITIONS.get((entry.phase, what))
+    if phase is None:
+        return False
+    entry.phase = phase
+    return True
+
+
+class Entry:
+    """One pending request, as the correlator tracks it."""
+
+    __slots__ = (
+        "chain",
+        "empty",
+        "event_parts",
+        "key",
+        "lost",
+        "maybe",
+        "merging",
+        "outbound",
+        "parts",
+        "phase",
+        "post_status",
+        "request",
+        "sent_seq",
+        "spec",
+        "token",
+        "unanswered",
+        "user_content",
+        "user_event",
+    )
+
+    def __init__(self, token: int, request: Operation) -> None:
+        self.token = token
+        self.request = request
+        self.spec: OperationSpec = request.spec
+        self.key: CorrelationKey | None = request.correlation_key
+        self.phase = Phase.HELD
+        self.unanswered = False
+        self.post_status: tuple[int, str | None] | None = None
+        self.lost = False
+        self.merging = False
+        self.empty = False
+        self.sent_seq = 0
+        self.chain: tuple[int, str, int] | None = None
+        self.outbound: Mapping[str, Any] | None = None
+        self.user_event: UserEvent | None = None
+        self.user_content: bytes | None = None
+        # M8: a user event that may be its answer or a copy of an earlier request's.
+        self.maybe: tuple[UserEvent, bytes | None] | None = None
+        self.parts: list[Mapping[str, Any]] = []
+        self.event_parts: list[tuple[int, UserEvent, bytes | None]] = []
+
+    @property
+    def sent(self) -> bool:
+        return self.phase in _SENT
+
+    @property
+    def answered(self) -> bool:
+        """Part of its own answer arrived (a ``maybe`` does not count: M8)."""
+        return self.outbound is not None or self.user_event is not None

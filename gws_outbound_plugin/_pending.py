@@ -1,0 +1,250 @@
+"""The correlator's pending requests: their indexes, and the one place a request gets its
+outcome (:meth:`PendingRequests.finish`).
+
+Pure, like the rest of the correlator: the effects it makes are collected in ``fx`` and
+handed to the engine by :meth:`PendingRequests.take`. It is the matching rule's view of the
+pending requests (:class:`~._matching.Pending`), and it remembers, in
+:class:`~._recent.Recent`, what a finished request may still be answered with (M2, M4, M8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from ._coerce import as_id, as_reference
+from ._effects import (
+    Acknowledged,
+    CancelTimer,
+    Effect,
+    Failed,
+    Limits,
+    Resolved,
+    Send,
+    StartTimer,
+)
+from ._lifecycle import Entry, Phase, move
+from ._payloads import FailureReason, UserEvent
+from ._recent import SWEEPS, Recent
+from ._spec import CorrelationKey
+
+__all__ = ["STATS", "PendingRequests", "unknown"]
+
+#: The counters in ``Correlator.stats``.
+STATS = (
+    "accepted",
+    "acknowledged",
+    "failed",
+    "foreign_acks",
+    "duplicates",
+    "late",
+    "malformed",
+    "user_events",
+    "unsolicited",
+    "unmatched_errors",
+)
+
+
+class PendingRequests:
+    """One per correlator. ``fx`` collects the effects of the call in progress."""
+
+    def __init__(self, limits: Limits, late_window: float) -> None:
+        self.limits = limits
+        self.late_window = late_window
+        self.fx: list[Effect] = []
+        self.entries: dict[int, Entry] = {}
+        self.by_reference: dict[str, Entry] = {}
+        # Pending requests per key, oldest first; only the head may be sent (one at a time).
+        self.queues: dict[CorrelationKey, list[Entry]] = {}
+        # Our GetPreviewRecord requests holding their PreviewRecord notification, by the handle
+        # it names, until the user event of that record joins them (M5).
+        self.pairing: dict[int, Entry] = {}
+        self.part_entries: set[Entry] = set()  # requests with partial results in flight (M6)
+        # Facts kept for late_window after an outcome (M2, M4, M5, M6, M8).
+        self.recent = Recent(
+            fingerprint_limit=limits.fingerprint_limit, parts_limit=limits.parts_limit
+        )
+        self.closed = False
+        self.stats: dict[str, int] = dict.fromkeys(STATS, 0)
+
+    def take(self) -> list[Effect]:
+        """The effects collected so far (and a sweep of ``recent`` when one is due)."""
+        effects, self.fx = self.fx, []
+        if self.recent.sweep_due():
+            effects.append(StartTimer(("sweep",), self.late_window / SWEEPS))
+        return effects
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "entries": len(self.entries),
+            "by_reference": len(self.by_reference),
+            "queued": sum(len(v) for v in self.queues.values()),
+        }
+
+    # -- the matching rule's view (``_matching.Pending``) --------------------------------------
+
+    def sent_entry(self, reference: str | None) -> Entry | None:
+        entry = self.by_reference.get(reference) if reference is not None else None
+        return entry if entry is not None and entry.sent else None
+
+    def head(self, key: CorrelationKey) -> Entry | None:
+        queue = self.queues.get(key)
+        return queue[0] if queue else None
+
+    # -- in ------------------------------------------------------------------------------------
+
+    def add(self, entry: Entry) -> None:
+        """Index an accepted request; it is released (``Send``) unless another on its key is
+        pending."""
+        self.entries[entry.token] = entry
+        self.by_reference[entry.request.reference_id] = entry
+        queue = self.queues.setdefault(entry.key, []) if entry.key is not None else None
+        if queue is not None:
+            queue.append(entry)
+        if queue is None or len(queue) == 1:
+            self.release(entry)
+
+    def release(self, entry: Entry) -> None:
+        move(entry, "released")
+        self.fx.append(Send(entry.token, entry.request))
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def half(self, entry: Entry) -> None:
+        """Part of ``entry``'s answer arrived: acknowledge when it is complete, else (re)open
+        the merge window. A request with partial results always waits the window after its
+        last message: parts may arrive after the end marker."""
+        move(entry, "answer")
+        whole = entry.outbound is not None and entry.user_event is not None
+        if self.limits.merge_window == 0 or (whole and entry.spec.part is None):
+            self.acknowledge(entry)
+        elif entry.spec.part is not None or not entry.merging:
+            entry.merging = True
+            self.fx.append(StartTimer(("merge", entry.token), self.limits.merge_window))
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def conclude(self, entry: Entry, why: str) -> None:
+        """End a sent request now: acknowledged if part of its answer arrived, else unknown."""
+        if entry.answered:
+            self.acknowledge(entry)
+        else:
+            self.finish(entry, unknown(why))
+
+    def no_answer(self, entry: Entry, why: str) -> None:
+        """A sent request that nothing answered in time."""
+        if entry.post_status is not None:
+            code, text = entry.post_status
+            failed = unknown(f"{text or f'statusCode {code}'}; {why}", status_code=code)
+        elif entry.phase is Phase.SENDING or entry.unanswered:
+            failed = unknown(why)
+        else:
+            failed = Failed(FailureReason.TIMED_OUT, why, may_have_acted=True)
+        self.finish(entry, failed)
+
+    def acknowledge(self, entry: Entry) -> None:
+        parts: tuple[Mapping[str, Any] | UserEvent, ...] = ()
+        if entry.parts:
+            notified = _one_per_record(entry.parts, _notification_record)
+            parts = notified
+        elif entry.event_parts:
+            in_order = [event for _, event, _ in sorted(entry.event_parts, key=lambda p: p[0])]
+            events = _one_per_record(in_order, _event_record)
+            parts = events
+        self.finish(entry, Acknowledged(entry.outbound, entry.user_event, parts, entry.empty))
+
+    def finish(
+        self, entry: Entry, outcome: Acknowledged | Failed, *, may_answer_late: bool = True
+    ) -> None:
+        """The one place an entry leaves the indexes and gets its outcome."""
+        if self.entries.pop(entry.token, None) is None:
+            return
+        follower = self._unindex(entry)
+        if isinstance(outcome, Acknowledged):
+            self.stats["acknowledged"] += 1
+        else:
+            self.stats["failed"] += 1
+        self.fx.append(Resolved(entry.token, entry.request, outcome))
+        if entry.sent and may_answer_late:
+            self._remember(entry)
+        if entry.phase in (Phase.AWAITING, Phase.ANSWERING):
+            self.fx.append(CancelTimer(("ack", entry.token)))
+        if entry.merging:
+            self.fx.append(CancelTimer(("merge", entry.token)))
+        if self.limits.deadline is not None:
+            self.fx.append(CancelTimer(("deadline", entry.token)))
+        if follower is not None and not self.closed:
+            self.release(follower)
+
+    def _unindex(self, entry: Entry) -> Entry | None:
+        """Take ``entry`` out of every index but ``entries``; the request held behind it on
+        its key, if any, is returned."""
+        self.part_entries.discard(entry)
+        reference = entry.request.reference_id
+        if self.by_reference.get(reference) is entry:
+            del self.by_reference[reference]
+        follower: Entry | None = None
+        if entry.key is not None:
+            queue = self.queues.get(entry.key)
+            if queue is not None:
+                if entry in queue:
+                    queue.remove(entry)
+                if not queue:
+                    del self.queues[entry.key]
+                elif queue[0].phase is Phase.HELD:
+                    follower = queue[0]
+        if self.pairing:
+            for handle, paired in list(self.pairing.items()):
+                if paired is entry:
+                    del self.pairing[handle]
+        return follower
+
+    def _remember(self, entry: Entry) -> None:
+        """Its messages may still arrive (M2, M4); they must never answer another request."""
+        recent = self.recent
+        recent.reserved[entry.request.reference_id] = recent.stamp()
+        event, content = entry.user_event, entry.user_content
+        if event is None and entry.key is not None:
+            recent.owe(entry.key, entry.spec)
+        elif event is not None and content is not None and _unreferenced(event):
+            recent.took(content)
+        for _, part, part_content in entry.event_parts:
+            if part_content is not None and _unreferenced(part):
+                recent.took(part_content)  # its copies are repeats (M8)
+
+
+def unknown(why: str, status_code: int | None = None) -> Failed:
+    """``outcome_unknown``: GWS may or may not have acted."""
+    return Failed(
+        FailureReason.OUTCOME_UNKNOWN,
+        f"{why}; GWS may or may not have acted on the request",
+        status_code=status_code,
+        may_have_acted=True,
+    )
+
+
+def _unreferenced(event: UserEvent) -> bool:
+    return as_reference(event.user_data.get("GSW_REFERENCE_ID")) is None
+
+
+_P = TypeVar("_P")
+
+
+def _notification_record(data: Mapping[str, Any]) -> object:
+    record = data.get("record")
+    return record.get("recordHandle") if isinstance(record, Mapping) else None
+
+
+def _event_record(event: UserEvent) -> object:
+    return event.user_data.get("GSW_RECORD_HANDLE")
+
+
+def _one_per_record(parts: Iterable[_P], handle_of: Callable[[_P], object]) -> tuple[_P, ...]:
+    """Each chained record once (its last copy: a request's parts come after an earlier
+    request's on the chain, and a regenerated copy after its original), in arrival order."""
+    last: dict[object, int] = {}
+    items = list(parts)
+    for i, part in enumerate(items):
+        handle = as_id(handle_of(part))
+        last[handle if handle is not None else ("#", i)] = i
+    return tuple(items[i] for i in sorted(last.values()))
