@@ -98,37 +98,10 @@ def _scaled(current: settings, scale: int) -> settings:
     return settings(current, max_examples=current.max_examples * scale)
 
 
-def _xdist_group(item: pytest.Item) -> str | None:
-    """The worker group of a test under ``make test``'s ``-n 2 --dist loadgroup``: the tests
-    of a session-wide fixture on one worker, and those of a module-wide one on one worker, so
-    that each is set up once (the pip-built plugins, a module's example runs)."""
-    fixtureinfo = getattr(item, "_fixtureinfo", None)
-    if fixtureinfo is None:
-        return None
-    # The project's own fixtures (pytest's have no baseid), but the backend's name.
-    scopes = {
-        name: definitions[-1].scope
-        for name, definitions in fixtureinfo.name2fixturedefs.items()
-        if definitions and definitions[-1].baseid and name != "anyio_backend"
-    }
-    shared = sorted(name for name, scope in scopes.items() if scope == "session")
-    if shared:
-        return "session:" + ",".join(shared)
-    if "module" in scopes.values():
-        return "module:" + item.nodeid.split("::", 1)[0]
-    return None
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the stateful tests ``hypothesis`` too (``make fuzz`` selects that marker); under
     the explore profile, scale every hypothesis test's examples; under any other, cap them at
-    ``DETERMINISTIC_EXAMPLES``. With pytest-xdist, group the tests that share a fixture wider
-    than a test (``_xdist_group``)."""
-    if config.pluginmanager.hasplugin("xdist"):
-        for item in items:
-            group = _xdist_group(item)
-            if group is not None:
-                item.add_marker(pytest.mark.xdist_group(group))
+    ``DETERMINISTIC_EXAMPLES``."""
     explore = settings.get_current_profile_name() == EXPLORE
     scale = int(os.environ.get("GWS_HYPOTHESIS_SCALE", "10"))
 
