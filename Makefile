@@ -35,8 +35,12 @@ endif
 demo: $(STAMP)
 	$(PY) examples/host.py
 
+# Two workers (pytest-xdist), a test file on one worker (its module-wide fixtures set up
+# once). `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP) interop-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The hypothesis tests under the explore profile (tests/conftest.py): random examples, ten
 # times as many (GWS_HYPOTHESIS_SCALE), failures kept in .hypothesis/ and replayed first.

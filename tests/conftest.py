@@ -6,7 +6,9 @@ Hypothesis runs under one of two profiles:
 * ``deterministic`` (the default: ``make test``, CI): derandomized, no example database, no
   deadline, so a run finds the same examples on every machine and a fresh clone cannot fail
   on an example an earlier run happened to find and store (issue 17); a failure prints the
-  blob that reproduces it (``@reproduce_failure``);
+  blob that reproduces it (``@reproduce_failure``). A test runs at most
+  ``DETERMINISTIC_EXAMPLES`` examples here (the correlator's state machines ask for 2,000: the
+  count ``make fuzz`` scales); the fixed sequences beside them stay;
 * ``explore`` (``make fuzz``): random, with the example database in ``.hypothesis/``,
   1,000 examples for a test that does not set its count, and ``GWS_HYPOTHESIS_SCALE``
   (default 10) times its own count for one that does.
@@ -25,6 +27,8 @@ from hypothesis import HealthCheck, is_hypothesis_test, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 EXPLORE = "explore"
+# The most examples a test runs under the deterministic profile (``make test``).
+DETERMINISTIC_EXAMPLES = 400
 _SETTINGS_ATTRIBUTE = "_hypothesis_internal_use_settings"
 
 settings.register_profile(
@@ -79,6 +83,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _capped(current: settings) -> settings:
+    """``current`` with at most ``DETERMINISTIC_EXAMPLES`` examples."""
+    if current.max_examples <= DETERMINISTIC_EXAMPLES:
+        return current
+    return settings(current, max_examples=DETERMINISTIC_EXAMPLES)
+
+
 def _scaled(current: settings, scale: int) -> settings:
     """``current`` with ``scale`` times its examples, when it sets its own count (a test that
     takes the profile's count has the explore profile's already)."""
@@ -89,9 +100,14 @@ def _scaled(current: settings, scale: int) -> settings:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the stateful tests ``hypothesis`` too (``make fuzz`` selects that marker); under
-    the explore profile, scale every hypothesis test's examples."""
+    the explore profile, scale every hypothesis test's examples; under any other, cap them at
+    ``DETERMINISTIC_EXAMPLES``."""
     explore = settings.get_current_profile_name() == EXPLORE
     scale = int(os.environ.get("GWS_HYPOTHESIS_SCALE", "10"))
+
+    def adjusted(current: settings) -> settings:
+        return _scaled(current, scale) if explore else _capped(current)
+
     done: set[int] = set()
     for item in items:
         cls = getattr(item, "cls", None)
@@ -102,13 +118,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
         if stateful:
             item.add_marker("hypothesis")
-            if explore and id(cls) not in done:
+            if id(cls) not in done:
                 done.add(id(cls))
-                cls.settings = _scaled(cls.settings, scale)  # type: ignore[union-attr]
+                cls.settings = adjusted(cls.settings)  # type: ignore[union-attr]
             continue
         function = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
-        if explore and is_hypothesis_test(function) and id(function) not in done:
+        if is_hypothesis_test(function) and id(function) not in done:
             done.add(id(function))
             current = getattr(function, _SETTINGS_ATTRIBUTE, None)
             if isinstance(current, settings):
-                setattr(function, _SETTINGS_ATTRIBUTE, _scaled(current, scale))
+                setattr(function, _SETTINGS_ATTRIBUTE, adjusted(current))

@@ -1,9 +1,12 @@
-"""Fixtures of the ecosystem tests: the testing kit, and the reference plugins (plus the
-tutorial's plugin) built and installed with pip into a temporary directory."""
+"""Fixtures of the ecosystem tests: the testing kit; the reference plugins and the tutorial's
+plugin built and installed with pip into a temporary directory; the command line run
+in-process (``cli``) against a simulator on a thread of its own (``threaded_gws``); and the
+helpers of the tests that start a subprocess."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import io
 import os
 import shutil
@@ -42,6 +45,37 @@ REFERENCE_PLUGINS = ("gws-outbound-audit", "gws-outbound-webhook")
 CLI = Path(sys.executable).with_name("gws-outbound")
 
 
+def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a subprocess: the current one without GWS_* settings from the
+    developer's shell (nor pytest's, nor a PYTHONPATH), unbuffered, plus ``extra``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GWS_", "PYTEST_")) and key != "PYTHONPATH"
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def make_site(tmp_path: Path, plugins: Mapping[str, str]) -> Path:
+    """A directory for PYTHONPATH with one throwaway distribution per plugin: module
+    ``gwsx_<name>``, announced as entry point ``<name>`` of the gws_outbound group."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    for name, source in plugins.items():
+        (site / f"gwsx_{name}.py").write_text(source, encoding="utf-8")
+        info = site / f"gwsx_{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: gwsx-{name}\nVersion: 1.0\n", encoding="utf-8"
+        )
+        (info / "entry_points.txt").write_text(
+            f"[gws_outbound]\n{name} = gwsx_{name}\n", encoding="utf-8"
+        )
+    return site
+
+
 class Installed:
     """Where the plugins were installed, and how to run Python with them importable."""
 
@@ -52,20 +86,13 @@ class Installed:
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The current environment, with the installed plugins first on the path and no
         GWS_* / GWS_OUTBOUND_* settings leaking in from the developer's shell."""
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("GWS_", "PYTEST_")) and key != "PYTHONPATH"
-        }
-        env["PYTHONPATH"] = str(self.site)
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(extra or {})
-        return env
+        return base_env({"PYTHONPATH": str(self.site), **(extra or {})})
 
 
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """pip-install the reference plugins and the tutorial's plugin from source, once."""
+    """pip-install the reference plugins and the tutorial's plugin from source, once: built as
+    a user's pip builds them (``make install`` installs the reference plugins editable)."""
     base = tmp_path_factory.mktemp("plugins")
     tutorial = extract_tutorial(ROOT / "docs" / "writing-a-plugin.md", base / "tutorial")
     # Build from copies: setuptools leaves build/ and *.egg-info next to the sources.
@@ -117,6 +144,10 @@ class ThreadedSimulator:
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         return self.portal.call(lambda: function(*args))
 
+    def read(self, function: Callable[[GWSSimulator], Any]) -> Any:
+        """``function(simulator)`` on the simulator's loop: its state, read between runs."""
+        return self.portal.call(lambda: function(self.simulator))
+
 
 @pytest.fixture
 def threaded_gws() -> Iterator[ThreadedSimulator]:
@@ -124,6 +155,17 @@ def threaded_gws() -> Iterator[ThreadedSimulator]:
         simulator = GWSSimulator(connect_timeout=1.0)
         with portal.wrap_async_context_manager(simulator):
             yield ThreadedSimulator(portal, simulator)
+
+
+def _forget_plugin_modules() -> None:
+    """Drop the modules of the ``gws_outbound`` entry points from ``sys.modules``."""
+    roots = {
+        entry_point.module.partition(".")[0]
+        for entry_point in importlib.metadata.entry_points(group="gws_outbound")
+    }
+    roots.discard("gws_outbound_plugin")
+    for name in [name for name in sys.modules if name.partition(".")[0] in roots]:
+        del sys.modules[name]
 
 
 @dataclasses.dataclass
@@ -149,6 +191,9 @@ class Cli:
             if key.startswith("GWS_"):
                 monkeypatch.delenv(key)
         monkeypatch.setenv("GWS_OUTBOUND_PLUGINS", "")
+        # argparse wraps help to the terminal's width: the same as in a pipe, whatever the
+        # terminal the tests run on.
+        monkeypatch.setenv("COLUMNS", "80")
         # Never prompt on the developer's terminal (/dev/tty) in a test.
         monkeypatch.setattr(
             "gws_outbound_plugin.cli._environment._has_controlling_terminal", lambda: False
@@ -161,6 +206,12 @@ class Cli:
     def unset(self, *keys: str) -> None:
         for key in keys:
             self._monkeypatch.delenv(key, raising=False)
+
+    def plugins_from(self, site: Installed | Path) -> None:
+        """Make the plugins installed in ``site`` visible to entry-point discovery, as
+        ``PYTHONPATH`` does for a subprocess."""
+        path = site.site if isinstance(site, Installed) else site
+        self._monkeypatch.syspath_prepend(str(path))
 
     def connect(self, gws: ThreadedSimulator, **extra: str) -> None:
         settings = {
@@ -179,12 +230,16 @@ class Cli:
 
         self._capsys.readouterr()
         self._monkeypatch.setattr(sys, "stdin", stdin)
+        # Each run imports its plugins afresh, as a new process would: the reference plugins
+        # read their configuration from the environment when imported.
+        _forget_plugin_modules()
         try:
             status = main(list(argv))
         except SystemExit as exit_:  # argparse: --help, usage errors
             status = exit_.code if isinstance(exit_.code, int) else 2
         finally:
             structlog.reset_defaults()
+            _forget_plugin_modules()
         captured = self._capsys.readouterr()
         return CliResult(status, captured.out, captured.err)
 

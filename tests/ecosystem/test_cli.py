@@ -1,18 +1,18 @@
-"""The ``gws-outbound`` console script, run as a subprocess against the simulator running in
-the test's event loop."""
+"""The ``gws-outbound`` command line: in-process through ``main(argv)`` (the ``cli`` fixture)
+against a simulator on a thread of its own, plus the subprocess smoke tests that need a real
+process: the console script's ``--help``, signals (Ctrl-C, SIGTERM), a pseudo-terminal (the
+password prompt, the progress display), and ``tail`` and ``simulate`` running until stopped."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -27,9 +27,7 @@ from gws_outbound_plugin.cli._commands import _OPERATION_COMMANDS
 from gws_outbound_plugin.cli._parser import build_parser
 from gws_outbound_plugin.simulator import GWSSimulator
 
-from .conftest import CLI
-
-pytestmark = pytest.mark.anyio
+from .conftest import CLI, Cli, Installed, ThreadedSimulator, base_env, make_site
 
 RECORD_ARGS = ("--application-id", "134", "--campaign", "Campaign1", "--calling-list")
 CAMPAIGN_ARGS = ("--application-id", "134", "--campaign", "Campaign1")
@@ -45,17 +43,6 @@ OPERATION_COMMANDS = (
     "preview",
     "request",
 )
-
-
-def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("GWS_", "PYTEST_")) and key != "PYTHONPATH"
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
 
 
 def gws_env(simulator: GWSSimulator, **extra: str) -> dict[str, str]:
@@ -74,27 +61,10 @@ def cancel_args(handle: int, *more: str, calling_list: str = "CallingList1") -> 
     return ["cancel", "--record-handle", str(handle), *RECORD_ARGS, calling_list, *more]
 
 
-def make_site(tmp_path: Path, plugins: Mapping[str, str]) -> Path:
-    """A directory for PYTHONPATH with one throwaway distribution per plugin: module
-    ``gwsx_<name>``, announced as entry point ``<name>`` of the gws_outbound group."""
-    site = tmp_path / "site"
-    site.mkdir(exist_ok=True)
-    for name, source in plugins.items():
-        (site / f"gwsx_{name}.py").write_text(source, encoding="utf-8")
-        info = site / f"gwsx_{name}-1.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: gwsx-{name}\nVersion: 1.0\n", encoding="utf-8"
-        )
-        (info / "entry_points.txt").write_text(
-            f"[gws_outbound]\n{name} = gwsx_{name}\n", encoding="utf-8"
-        )
-    return site
-
-
 async def run(
     args: Sequence[str], env: Mapping[str, str], *, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """The console script as a subprocess."""
     with anyio.fail_after(30):
         # A session of its own: no controlling terminal (the developer's) to prompt on.
         result = await anyio.run_process(
@@ -102,6 +72,20 @@ async def run(
         )
     return subprocess.CompletedProcess(
         result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+    )
+
+
+def requests_to(gws: ThreadedSimulator, method: str, path: str) -> list[Any]:
+    return gws.read(lambda sim: [r for r in sim.requests if (r.method, r.path) == (method, path)])
+
+
+def logins(gws: ThreadedSimulator) -> int:
+    return len(requests_to(gws, "GET", "/api/v2/me"))
+
+
+def bodies(gws: ThreadedSimulator, operation: str) -> list[dict[str, Any]]:
+    return gws.read(
+        lambda sim: [r.body for r in sim.operations if r.body.get("operationName") == operation]
     )
 
 
@@ -174,40 +158,46 @@ def test_an_option_word_is_refused_with_its_request_fields_own_message(argv, fie
     assert f"error: argument {flag}: {refused.value.errors[field]}\n" in capsys.readouterr().err
 
 
-async def test_help_of_each_command():
+@pytest.mark.anyio
+async def test_the_console_script_prints_its_help():
     main = await run(["--help"], base_env())
     assert main.returncode == 0
     for command in ("simulate", "cancel", "plugins", "tail", "GWS_PASSWORD"):
         assert command in main.stdout
-    cancel = await run(["cancel", "--help"], base_env())
-    assert cancel.returncode == 0
+
+
+def test_help_of_each_command(cli: Cli):
+    cancel = cli("cancel", "--help")
+    assert cancel.status == 0
     for option in ("--record-handle", "--device-path", "--chain", "--reference-id", "--json"):
-        assert option in cancel.stdout
-    simulate = await run(["simulate", "--help"], base_env())
-    assert simulate.returncode == 0
-    assert "--user NAME:PASSWORD" in simulate.stdout
-    assert "CallingList1" in simulate.stdout  # the seeded records are listed
+        assert option in cancel.out
+    simulate = cli("simulate", "--help")
+    assert simulate.status == 0
+    assert "--user NAME:PASSWORD" in simulate.out
+    assert "CallingList1" in simulate.out  # the seeded records are listed
 
 
 # -- cancel ---------------------------------------------------------------------------------
 
 
-async def test_cancel_acknowledged(gws_simulator):
-    result = await run(cancel_args(11, "--no-plugins"), gws_env(gws_simulator))
+def test_cancel_acknowledged(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws)
+    result = cli(*cancel_args(11, "--no-plugins"))
 
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("acknowledged ")
-    assert "record=11" in result.stdout
-    (posted,) = gws_simulator.cancels
+    assert result.status == 0, result.err
+    assert result.out.startswith("acknowledged ")
+    assert "record=11" in result.out
+    (posted,) = threaded_gws.read(lambda sim: sim.cancels)
     # The device path defaults to the agent's device as GWS lists it.
-    assert posted.body["devicePath"] == gws_simulator.device_path("agent1")
-    assert gws_simulator.records[11].cancelled
+    assert posted.body["devicePath"] == threaded_gws.read(lambda sim: sim.device_path("agent1"))
+    assert threaded_gws.read(lambda sim: sim.records[11].cancelled)
 
 
-async def test_cancel_as_json_with_every_option(gws_simulator):
-    device = gws_simulator.device_path("agent1")
-    result = await run(
-        cancel_args(
+def test_cancel_as_json_with_every_option(cli: Cli, threaded_gws: ThreadedSimulator):
+    device = threaded_gws.read(lambda sim: sim.device_path("agent1"))
+    cli.connect(threaded_gws)
+    result = cli(
+        *cancel_args(
             14,
             "--device-path",
             device,
@@ -221,20 +211,19 @@ async def test_cancel_as_json_with_every_option(gws_simulator):
             "--no-plugins",
             "--log-level",
             "debug",
-        ),
-        gws_env(gws_simulator),
+        )
     )
 
-    assert result.returncode == 0, result.stderr
-    (line,) = result.stdout.splitlines()  # logs, even at debug level, go to stderr
+    assert result.status == 0, result.err
+    (line,) = result.lines  # logs, even at debug level, go to stderr
     outcome = json.loads(line)
     assert outcome["hook"] == "on_record_cancel_acknowledged"
     assert outcome["reference_id"] == "ref-cli-1"
     assert outcome["record_handle"] == 14
     assert outcome["request"]["phone_number"] == "3004"
     assert outcome["request"]["chain_attribute"] == "RecordOnly"
-    assert "plugin_started" in result.stderr
-    (posted,) = gws_simulator.cancels
+    assert "plugin_started" in result.err
+    (posted,) = threaded_gws.read(lambda sim: sim.cancels)
     assert posted.body == {
         "operationName": "CancelRecord",
         "applicationId": 134,
@@ -245,53 +234,58 @@ async def test_cancel_as_json_with_every_option(gws_simulator):
         "chainAttribute": "RecordOnly",
         "referenceId": "ref-cli-1",
     }
-    assert not gws_simulator.records[15].cancelled  # RecordOnly left the chain alone
+    # RecordOnly left the chain alone
+    assert not threaded_gws.read(lambda sim: sim.records[15].cancelled)
 
 
-async def test_cancel_refused_by_ocs_exits_1_with_the_reason(gws_simulator):
-    result = await run(cancel_args(999, "--no-plugins"), gws_env(gws_simulator))
+def test_cancel_refused_by_ocs_exits_1_with_the_reason(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws)
+    result = cli(*cancel_args(999, "--no-plugins"))
 
-    assert result.returncode == 1
-    assert result.stdout.startswith("failed ")
-    assert "reason=ocs_error" in result.stdout
-    assert "error=101" in result.stdout
-    assert '"Record not found"' in result.stdout
+    assert result.status == 1
+    assert result.out.startswith("failed ")
+    assert "reason=ocs_error" in result.out
+    assert "error=101" in result.out
+    assert '"Record not found"' in result.out
 
 
-async def test_cancel_rejected_by_gws_exits_1_as_json(gws_simulator):
-    gws_simulator.faults.status_code(code=4, message="Not allowed now")
-    result = await run(cancel_args(12, "--json", "--no-plugins"), gws_env(gws_simulator))
+def test_cancel_rejected_by_gws_exits_1_as_json(cli: Cli, threaded_gws: ThreadedSimulator):
+    threaded_gws.call(
+        lambda: threaded_gws.simulator.faults.status_code(code=4, message="Not allowed now")
+    )
+    cli.connect(threaded_gws)
+    result = cli(*cancel_args(12, "--json", "--no-plugins"))
 
-    assert result.returncode == 1
-    outcome = json.loads(result.stdout)
+    assert result.status == 1
+    outcome = json.loads(result.out)
     assert outcome["hook"] == "on_cancel_failed"
     assert outcome["reason"] == "rejected"
     assert outcome["status_code"] == 4
     assert outcome["message"] == "Not allowed now"
 
 
-async def test_cancel_with_wrong_credentials_exits_1_without_the_password(gws_simulator):
-    env = gws_env(gws_simulator, GWS_PASSWORD="not-the-s3cret")
-    result = await run(cancel_args(11, "--no-plugins"), env)
+def test_cancel_with_wrong_credentials_exits_1_without_the_password(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
+    cli.connect(threaded_gws, GWS_PASSWORD="not-the-s3cret")
+    result = cli(*cancel_args(11, "--no-plugins"))
 
-    assert result.returncode == 1
-    assert "refused the credentials of 'agent1'" in result.stderr
-    assert "not-the-s3cret" not in result.stdout + result.stderr
-    assert gws_simulator.cancels == []
+    assert result.status == 1
+    assert "refused the credentials of 'agent1'" in result.err
+    assert "not-the-s3cret" not in result.out + result.err
+    assert threaded_gws.read(lambda sim: sim.cancels) == []
 
 
-async def test_invalid_request_exits_2_before_any_network(gws_simulator):
+def test_invalid_request_exits_2_before_any_network(cli: Cli, threaded_gws: ThreadedSimulator):
     args = ["cancel", "--record-handle", "11", "--application-id", "134", "--campaign", " "]
     args += ["--calling-list", "CallingList1", "--device-path", "devices/x", "--no-plugins"]
-    result = await run(
-        args,
-        gws_env(gws_simulator),
-    )
+    cli.connect(threaded_gws)
+    result = cli(*args)
 
-    assert result.returncode == 2
-    assert "--campaign must not be empty" in result.stderr
-    assert "--device-path must look like /devices/<id>" in result.stderr
-    assert gws_simulator.requests == []
+    assert result.status == 2
+    assert "--campaign must not be empty" in result.err
+    assert "--device-path must look like /devices/<id>" in result.err
+    assert threaded_gws.read(lambda sim: sim.requests) == []
 
 
 @pytest.mark.parametrize(
@@ -308,22 +302,22 @@ async def test_invalid_request_exits_2_before_any_network(gws_simulator):
         (cancel_args(11, "--stdin"), "either as --record-handle or with --stdin"),
     ],
 )
-async def test_usage_errors_exit_2(args, message):
-    result = await run(args, base_env())
-    assert result.returncode == 2
-    assert message in result.stderr
+def test_usage_errors_exit_2(cli: Cli, args, message):
+    result = cli(*args)
+    assert result.status == 2
+    assert message in result.err
 
 
-async def test_missing_configuration_exits_2():
-    result = await run(cancel_args(11, "--no-plugins"), base_env(), stdin=b"")
-    assert result.returncode == 2
-    assert "GWS_BASE_URL" in result.stderr
-    assert "GWS_PASSWORD" in result.stderr
+def test_missing_configuration_exits_2(cli: Cli):
+    result = cli(*cancel_args(11, "--no-plugins"))
+    assert result.status == 2
+    assert "GWS_BASE_URL" in result.err
+    assert "GWS_PASSWORD" in result.err
 
-    env = base_env({"GWS_BASE_URL": "http://127.0.0.1:9", "GWS_USERNAME": "agent1"})
-    result = await run(cancel_args(11, "--no-plugins"), env, stdin=b"")
-    assert result.returncode == 2  # no terminal to prompt on
-    assert "set GWS_PASSWORD in the environment: there is no terminal to prompt on" in result.stderr
+    cli.env(GWS_BASE_URL="http://127.0.0.1:9", GWS_USERNAME="agent1")
+    result = cli(*cancel_args(11, "--no-plugins"))
+    assert result.status == 2  # no terminal to prompt on
+    assert "set GWS_PASSWORD in the environment: there is no terminal to prompt on" in result.err
 
 
 _TYPE_PASSWORD = r"""
@@ -360,6 +354,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.anyio
 async def test_password_is_prompted_for_on_a_terminal(gws_simulator):
     env = gws_env(gws_simulator, TEST_TYPED_PASSWORD="secret")
     del env["GWS_PASSWORD"]
@@ -378,6 +373,7 @@ async def test_password_is_prompted_for_on_a_terminal(gws_simulator):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.anyio
 async def test_password_is_prompted_for_on_the_terminal_when_stdin_is_piped(gws_simulator):
     line = '{"recordHandle": 12, "applicationId": 134, "campaignName": "Campaign1", '
     line += '"callingList": "CallingList1"}\n'
@@ -397,9 +393,9 @@ async def test_password_is_prompted_for_on_the_terminal_when_stdin_is_piped(gws_
     assert gws_simulator.records[12].cancelled
 
 
-async def test_cancel_runs_the_installed_plugins_and_lets_them_finish(
-    installed, gws_simulator, tmp_path
-):
+@contextlib.contextmanager
+def webhook_receiver(gws: ThreadedSimulator) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """An HTTP endpoint on the simulator's loop: its URL, and the JSON bodies posted to it."""
     from aiohttp import web
 
     received: list[dict[str, Any]] = []
@@ -408,29 +404,40 @@ async def test_cancel_runs_the_installed_plugins_and_lets_them_finish(
         received.append(await request.json())
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/acks", handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    audit_file = tmp_path / "audit.jsonl"
-    try:
-        env = installed.env(
-            {
-                **{k: v for k, v in gws_env(gws_simulator).items() if k.startswith("GWS_")},
-                "GWS_OUTBOUND_PLUGINS": "audit,webhook",
-                "GWS_OUTBOUND_AUDIT_FILE": str(audit_file),
-                "GWS_OUTBOUND_WEBHOOK_URL": f"http://{host}:{port}/acks",
-            }
-        )
-        result = await run(cancel_args(16, "--reference-id", "ref-plugins", "--json"), env)
-    finally:
-        await runner.cleanup()
+    async def start() -> web.AppRunner:
+        app = web.Application()
+        app.router.add_post("/acks", handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner
 
-    assert result.returncode == 0, result.stderr
-    # The webhook's queue was flushed before the CLI exited (its aclose() was awaited).
-    assert [body["reference_id"] for body in received] == ["ref-plugins"]
+    runner = gws.portal.call(start)
+    try:
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}/acks", received
+    finally:
+        gws.portal.call(runner.cleanup)
+
+
+def test_cancel_runs_the_installed_plugins_and_lets_them_finish(
+    cli: Cli, installed: Installed, threaded_gws: ThreadedSimulator, tmp_path
+):
+    audit_file = tmp_path / "audit.jsonl"
+    with webhook_receiver(threaded_gws) as (url, received):
+        cli.plugins_from(installed)
+        cli.connect(threaded_gws)
+        cli.env(
+            GWS_OUTBOUND_PLUGINS="audit,webhook",
+            GWS_OUTBOUND_AUDIT_FILE=str(audit_file),
+            GWS_OUTBOUND_WEBHOOK_URL=url,
+        )
+        result = cli(*cancel_args(16, "--reference-id", "ref-plugins", "--json"))
+        # The webhook's queue was flushed before the CLI returned (its aclose() was awaited).
+        delivered = threaded_gws.call(lambda: list(received))
+
+    assert result.status == 0, result.err
+    assert [body["reference_id"] for body in delivered] == ["ref-plugins"]
     lines = [json.loads(line) for line in audit_file.read_text(encoding="utf-8").splitlines()]
     assert [line["event"] for line in lines] == ["cancel_requested", "cancel_acknowledged"]
 
@@ -438,17 +445,18 @@ async def test_cancel_runs_the_installed_plugins_and_lets_them_finish(
 # -- plugins ------------------------------------------------------------------------------------
 
 
-async def test_plugins_lists_the_reference_plugins_and_their_hooks(installed):
-    env = installed.env({"GWS_OUTBOUND_PLUGINS": "audit,webhook"})
-    text = await run(["plugins"], env)
-    assert text.returncode == 0, text.stderr
-    assert "audit  [gws-outbound-audit 0.1.0]" in text.stdout
-    assert "webhook  [gws-outbound-webhook 0.1.0]" in text.stdout
-    assert "    on_cancel_requested" in text.stdout
+def test_plugins_lists_the_reference_plugins_and_their_hooks(cli: Cli, installed: Installed):
+    cli.plugins_from(installed)
+    cli.env(GWS_OUTBOUND_PLUGINS="audit,webhook")
+    text = cli("plugins")
+    assert text.status == 0, text.err
+    assert "audit  [gws-outbound-audit 0.1.0]" in text.out
+    assert "webhook  [gws-outbound-webhook 0.1.0]" in text.out
+    assert "    on_cancel_requested" in text.out
 
-    listing = await run(["plugins", "--json"], env)
-    assert listing.returncode == 0
-    plugins = {entry["name"]: entry for entry in json.loads(listing.stdout)}
+    listing = cli("plugins", "--json")
+    assert listing.status == 0
+    plugins = {entry["name"]: entry for entry in json.loads(listing.out)}
     assert plugins["audit"]["hooks"] == [
         "on_cancel_failed",
         "on_cancel_requested",
@@ -466,78 +474,76 @@ async def test_plugins_lists_the_reference_plugins_and_their_hooks(installed):
     assert plugins["webhook"]["distribution"] == "gws-outbound-webhook"
 
 
-async def test_plugins_says_which_installed_plugins_are_not_configured(installed, tmp_path):
-    env = installed.env({"GWS_OUTBOUND_PLUGINS": "audit,webhook"})
-    text = await run(["plugins"], env)
-    assert text.returncode == 0, text.stderr
+def test_plugins_says_which_installed_plugins_are_not_configured(
+    cli: Cli, installed: Installed, tmp_path
+):
+    cli.plugins_from(installed)
+    cli.env(GWS_OUTBOUND_PLUGINS="audit,webhook")
+    text = cli("plugins")
+    assert text.status == 0, text.err
     assert (
         "    not configured (does nothing): set GWS_OUTBOUND_AUDIT_FILE to a file path"
-        in text.stdout.splitlines()
+        in text.lines
     )
-    assert "set GWS_OUTBOUND_WEBHOOK_URL to a URL" in text.stdout
+    assert "set GWS_OUTBOUND_WEBHOOK_URL to a URL" in text.out
 
-    configured = installed.env(
-        {
-            "GWS_OUTBOUND_PLUGINS": "audit,webhook",
-            "GWS_OUTBOUND_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
-            "GWS_OUTBOUND_WEBHOOK_URL": "https://hooks.example.com/gws",
-        }
+    cli.env(
+        GWS_OUTBOUND_AUDIT_FILE=str(tmp_path / "audit.jsonl"),
+        GWS_OUTBOUND_WEBHOOK_URL="https://hooks.example.com/gws",
     )
-    listing = await run(["plugins", "--json"], configured)
-    plugins = {entry["name"]: entry for entry in json.loads(listing.stdout)}
+    listing = cli("plugins", "--json")
+    plugins = {entry["name"]: entry for entry in json.loads(listing.out)}
     assert plugins["audit"]["configured"] is True
     assert plugins["webhook"]["configured"] is True
     assert plugins["webhook"]["setup_hint"] is None
-    assert "not configured" not in (await run(["plugins"], configured)).stdout
+    assert "not configured" not in cli("plugins").out
 
 
-async def test_unconfigured_reference_plugins_are_quiet_in_a_run(installed, gws_simulator):
-    env = installed.env(
-        {
-            "GWS_OUTBOUND_PLUGINS": "audit,webhook",
-            "GWS_BASE_URL": gws_simulator.base_url,
-            "GWS_USERNAME": "agent1",
-            "GWS_PASSWORD": "secret",
-        }
-    )
-    result = await run([*cancel_args(11), "--log-level", "warning"], env)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""  # no audit_trail_disabled / webhook_disabled warning
+def test_unconfigured_reference_plugins_are_quiet_in_a_run(
+    cli: Cli, installed: Installed, threaded_gws: ThreadedSimulator
+):
+    cli.plugins_from(installed)
+    cli.connect(threaded_gws)
+    cli.unset("GWS_ACK_TIMEOUT")
+    cli.env(GWS_OUTBOUND_PLUGINS="audit,webhook")
+    result = cli(*cancel_args(11), "--log-level", "warning")
+    assert result.status == 0, result.err
+    assert result.err == ""  # no audit_trail_disabled / webhook_disabled warning
 
 
-async def test_plugins_without_a_filter_lists_every_installed_plugin(installed):
-    listing = await run(["plugins", "--json"], installed.env())
-    names = {entry["name"] for entry in json.loads(listing.stdout)}
+def test_plugins_without_a_filter_lists_every_installed_plugin(cli: Cli, installed: Installed):
+    cli.plugins_from(installed)
+    cli.unset("GWS_OUTBOUND_PLUGINS")
+    listing = cli("plugins", "--json")
+    names = {entry["name"] for entry in json.loads(listing.out)}
     assert {"audit", "webhook", "tally"} <= names
 
 
-async def test_plugins_respects_the_block_list(installed):
-    env = installed.env(
-        {"GWS_OUTBOUND_PLUGINS": "audit,webhook", "GWS_OUTBOUND_DISABLE_PLUGINS": "webhook"}
-    )
-    result = await run(["plugins"], env)
-    assert "audit" in result.stdout
-    assert "webhook  [" not in result.stdout
-    assert "GWS_OUTBOUND_DISABLE_PLUGINS=webhook" in result.stdout
+def test_plugins_respects_the_block_list(cli: Cli, installed: Installed):
+    cli.plugins_from(installed)
+    cli.env(GWS_OUTBOUND_PLUGINS="audit,webhook", GWS_OUTBOUND_DISABLE_PLUGINS="webhook")
+    result = cli("plugins")
+    assert "audit" in result.out
+    assert "webhook  [" not in result.out
+    assert "GWS_OUTBOUND_DISABLE_PLUGINS=webhook" in result.out
 
 
-async def test_plugins_reports_a_broken_plugin_by_name_and_exits_1(installed, tmp_path):
-    env = installed.env(
-        {"GWS_OUTBOUND_PLUGINS": "audit,webhook", "GWS_OUTBOUND_WEBHOOK_URL": "not a url"}
-    )
-    result = await run(["plugins"], env)
-    assert result.returncode == 1
-    assert "audit  [" in result.stdout
-    assert "webhook [gws-outbound-webhook 0.1.0]  FAILED TO LOAD" in result.stdout
-    assert "    ValueError: the webhook URL must be an http:// or https:// URL" in result.stdout
-    assert "/gws_outbound_webhook/__init__.py:" in result.stdout  # where it failed
-    assert "    entry point: webhook = gws_outbound_webhook:plugin" in result.stdout
-    assert "error: 1 plugin(s) failed to load: webhook" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_plugins_reports_a_broken_plugin_by_name_and_exits_1(cli: Cli, installed: Installed):
+    cli.plugins_from(installed)
+    cli.env(GWS_OUTBOUND_PLUGINS="audit,webhook", GWS_OUTBOUND_WEBHOOK_URL="not a url")
+    result = cli("plugins")
+    assert result.status == 1
+    assert "audit  [" in result.out
+    assert "webhook [gws-outbound-webhook 0.1.0]  FAILED TO LOAD" in result.out
+    assert "    ValueError: the webhook URL must be an http:// or https:// URL" in result.out
+    assert "/gws_outbound_webhook/__init__.py:" in result.out  # where it failed
+    assert "    entry point: webhook = gws_outbound_webhook:plugin" in result.out
+    assert "error: 1 plugin(s) failed to load: webhook" in result.err
+    assert "Traceback" not in result.err
 
-    listing = await run(["plugins", "--json"], env)
-    assert listing.returncode == 1
-    entries = {entry["name"]: entry for entry in json.loads(listing.stdout)}
+    listing = cli("plugins", "--json")
+    assert listing.status == 1
+    entries = {entry["name"]: entry for entry in json.loads(listing.out)}
     assert entries["audit"]["error"] is None
     assert entries["webhook"]["error"].startswith("ValueError: the webhook URL must be")
     assert "/gws_outbound_webhook/__init__.py:" in entries["webhook"]["location"]
@@ -545,7 +551,7 @@ async def test_plugins_reports_a_broken_plugin_by_name_and_exits_1(installed, tm
     assert entries["webhook"]["distribution"] == "gws-outbound-webhook 0.1.0"
 
 
-async def test_plugins_lists_every_failure_not_only_the_first(tmp_path):
+def test_plugins_lists_every_failure_not_only_the_first(cli: Cli, tmp_path):
     site = make_site(
         tmp_path,
         {
@@ -556,56 +562,60 @@ async def test_plugins_lists_every_failure_not_only_the_first(tmp_path):
             "def on_user_event(evnt):\n    pass\n",
         },
     )
-    env = base_env({"PYTHONPATH": str(site), "GWS_OUTBOUND_PLUGINS": "broken,typo,badarg"})
-    result = await run(["plugins"], env)
-    assert result.returncode == 1
-    assert "error: 3 plugin(s) failed to load: badarg, broken, typo" in result.stderr
-    assert "broken [gwsx-broken 1.0]  FAILED TO LOAD" in result.stdout
-    assert "    ModuleNotFoundError: No module named 'gwsx_no_such_module'" in result.stdout
-    assert f"    at {site / 'gwsx_broken.py'}:1" in result.stdout
-    assert "unknown hook 'on_user_evnt': did you mean 'on_user_event'?" in result.stdout
-    assert "on_user_event(evnt) asks for {'evnt'}" in result.stdout
-    assert "\\n" not in result.stdout  # pluggy's multi-line message is not squeezed
+    cli.plugins_from(site)
+    cli.env(GWS_OUTBOUND_PLUGINS="broken,typo,badarg")
+    result = cli("plugins")
+    assert result.status == 1
+    assert "error: 3 plugin(s) failed to load: badarg, broken, typo" in result.err
+    assert "broken [gwsx-broken 1.0]  FAILED TO LOAD" in result.out
+    assert "    ModuleNotFoundError: No module named 'gwsx_no_such_module'" in result.out
+    assert f"    at {site / 'gwsx_broken.py'}:1" in result.out
+    assert "unknown hook 'on_user_evnt': did you mean 'on_user_event'?" in result.out
+    assert "on_user_event(evnt) asks for {'evnt'}" in result.out
+    assert "\\n" not in result.out  # pluggy's multi-line message is not squeezed
 
-    strict = await run(["plugins", "--strict", "--json"], env)
-    assert strict.returncode == 1
-    assert {entry["name"] for entry in json.loads(strict.stdout)} == {"broken", "typo", "badarg"}
+    strict = cli("plugins", "--strict", "--json")
+    assert strict.status == 1
+    assert {entry["name"] for entry in json.loads(strict.out)} == {"broken", "typo", "badarg"}
 
 
-async def test_plugins_warns_about_hook_functions_without_hookimpl(tmp_path):
+def test_plugins_warns_about_hook_functions_without_hookimpl(cli: Cli, tmp_path):
     site = make_site(
         tmp_path,
         {"forgetful": "def on_record_cancel_acknowledged(ack):\n    pass\n"},
     )
-    env = base_env({"PYTHONPATH": str(site), "GWS_OUTBOUND_PLUGINS": "forgetful"})
-    result = await run(["plugins"], env)
-    assert result.returncode == 0  # it loaded; it just does nothing
-    assert "forgetful  [gwsx-forgetful 1.0]" in result.stdout
+    cli.plugins_from(site)
+    cli.env(GWS_OUTBOUND_PLUGINS="forgetful")
+    result = cli("plugins")
+    assert result.status == 0  # it loaded; it just does nothing
+    assert "forgetful  [gwsx-forgetful 1.0]" in result.out
     assert (
         "    warning: on_record_cancel_acknowledged is named like the hook but has no "
         "@hookimpl: it is never called"
-    ) in result.stdout
+    ) in result.out
 
-    strict = await run(["plugins", "--strict", "--json"], env)
-    assert strict.returncode == 1
-    (entry,) = json.loads(strict.stdout)
+    strict = cli("plugins", "--strict", "--json")
+    assert strict.status == 1
+    (entry,) = json.loads(strict.out)
     assert entry["hooks"] == []
     assert entry["error"] is None
     assert "has no @hookimpl" in entry["warnings"][0]
 
 
-async def test_plugins_names_an_allowed_plugin_that_is_not_installed(installed):
-    result = await run(["plugins"], installed.env({"GWS_OUTBOUND_PLUGINS": "audit,webhok"}))
-    assert result.returncode == 1
-    assert "audit  [" in result.stdout
-    assert "webhok  FAILED TO LOAD" in result.stdout
-    assert "    not installed (installed: audit, tally, webhook)" in result.stdout
+def test_plugins_names_an_allowed_plugin_that_is_not_installed(cli: Cli, installed: Installed):
+    cli.plugins_from(installed)
+    cli.env(GWS_OUTBOUND_PLUGINS="audit,webhok")
+    result = cli("plugins")
+    assert result.status == 1
+    assert "audit  [" in result.out
+    assert "webhok  FAILED TO LOAD" in result.out
+    assert "    not installed (installed: audit, tally, webhook)" in result.out
 
 
-async def test_plugins_with_none_installed():
-    result = await run(["plugins"], base_env({"GWS_OUTBOUND_PLUGINS": ""}))
-    assert result.returncode == 0
-    assert "no plugin installed under the 'gws_outbound' entry-point group" in result.stdout
+def test_plugins_with_none_installed(cli: Cli):
+    result = cli("plugins")
+    assert result.status == 0
+    assert "no plugin installed under the 'gws_outbound' entry-point group" in result.out
 
 
 # -- tail ---------------------------------------------------------------------------------------
@@ -633,6 +643,7 @@ async def read_line(stream: BufferedByteReceiveStream, timeout: float = 10) -> s
         return (await stream.receive_until(b"\n", 1 << 20)).decode()
 
 
+@pytest.mark.anyio
 async def test_tail_prints_events_until_ctrl_c(gws_simulator, gws_outbound, gws_request_factory):
     env = gws_env(gws_simulator)
     async with (
@@ -675,15 +686,17 @@ async def test_tail_prints_events_until_ctrl_c(gws_simulator, gws_outbound, gws_
     assert [r.body for r in ended] == [{"operationName": "EndContactCenterSession"}]
 
 
-async def test_tail_with_wrong_credentials_exits_1(gws_simulator):
-    result = await run(["tail"], gws_env(gws_simulator, GWS_PASSWORD="nope"))
-    assert result.returncode == 1
-    assert "refused the credentials" in result.stderr
+def test_tail_with_wrong_credentials_exits_1(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws, GWS_PASSWORD="nope")
+    result = cli("tail")
+    assert result.status == 1
+    assert "refused the credentials" in result.err
 
 
 # -- simulate ---------------------------------------------------------------------------------
 
 
+@pytest.mark.anyio
 async def test_simulate_runs_the_simulator_until_ctrl_c():
     async with started(
         ["simulate", "--port", "0", "--user", "bob:pw", "--quiet"], base_env()
@@ -715,90 +728,88 @@ async def test_simulate_runs_the_simulator_until_ctrl_c():
         ["-pw", "s3cr3t-typed"],
     ],
 )
-async def test_a_password_argument_is_refused_without_echoing_it(password_args):
-    result = await run([*cancel_args(11), *password_args], base_env())
-    assert result.returncode == 2
-    assert "s3cr3t-typed" not in result.stdout + result.stderr
-    assert "never taken from the command line" in result.stderr
-    assert "GWS_PASSWORD" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_a_password_argument_is_refused_without_echoing_it(cli: Cli, password_args):
+    result = cli(*cancel_args(11), *password_args)
+    assert result.status == 2
+    assert "s3cr3t-typed" not in result.out + result.err
+    assert "never taken from the command line" in result.err
+    assert "GWS_PASSWORD" in result.err
+    assert len(result.err.strip().splitlines()) == 1
 
 
-async def test_version():
+def test_version(cli: Cli):
     from gws_outbound_plugin import __version__
 
-    result = await run(["--version"], base_env())
-    assert result.returncode == 0
-    assert result.stdout.strip() == f"gws-outbound {__version__}"
+    result = cli("--version")
+    assert result.status == 0
+    assert result.out.strip() == f"gws-outbound {__version__}"
 
 
 # -- connection options ---------------------------------------------------------------------------
 
 
-async def test_base_url_option_wins_over_the_environment(gws_simulator):
-    env = gws_env(gws_simulator, GWS_BASE_URL="http://127.0.0.1:9")  # nothing listens there
-    result = await run(
-        cancel_args(11, "--no-plugins", "--base-url", gws_simulator.base_url + "/api/v2"), env
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("acknowledged ")
+def test_base_url_option_wins_over_the_environment(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws, GWS_BASE_URL="http://127.0.0.1:9")  # nothing listens there
+    result = cli(*cancel_args(11, "--no-plugins", "--base-url", threaded_gws.base_url + "/api/v2"))
+    assert result.status == 0, result.err
+    assert result.out.startswith("acknowledged ")
 
-    del env["GWS_BASE_URL"]
-    result = await run(cancel_args(12, "--no-plugins", "--base-url", gws_simulator.base_url), env)
-    assert result.returncode == 0, result.stderr
+    cli.unset("GWS_BASE_URL")
+    result = cli(*cancel_args(12, "--no-plugins", "--base-url", threaded_gws.base_url))
+    assert result.status == 0, result.err
 
 
-async def test_the_gws_session_is_left_open_unless_end_session_is_asked(gws_simulator):
-    result = await run(cancel_args(11, "--no-plugins"), gws_env(gws_simulator))
-    assert result.returncode == 0, result.stderr
-    assert gws_simulator.session_count == 1
-    assert not [r for r in gws_simulator.requests if (r.method, r.path) == ("POST", "/api/v2/me")]
+def test_the_gws_session_is_left_open_unless_end_session_is_asked(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
+    cli.connect(threaded_gws)
+    result = cli(*cancel_args(11, "--no-plugins"))
+    assert result.status == 0, result.err
+    assert threaded_gws.read(lambda sim: sim.session_count) == 1
+    assert not requests_to(threaded_gws, "POST", "/api/v2/me")
 
-    gws_simulator.expire_sessions()
-    result = await run(cancel_args(12, "--no-plugins", "--end-session"), gws_env(gws_simulator))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("acknowledged ")
-    (ended,) = [r for r in gws_simulator.requests if (r.method, r.path) == ("POST", "/api/v2/me")]
+    threaded_gws.call(threaded_gws.simulator.expire_sessions)
+    result = cli(*cancel_args(12, "--no-plugins", "--end-session"))
+    assert result.status == 0, result.err
+    assert result.out.startswith("acknowledged ")
+    (ended,) = requests_to(threaded_gws, "POST", "/api/v2/me")
     assert ended.body == {"operationName": "EndContactCenterSession"}
     assert ended.had_session_cookie and ended.had_csrf_token
-    assert gws_simulator.session_count == 0
-    assert "Traceback" not in result.stderr
-    assert "warning" not in result.stderr.lower(), result.stderr
+    assert threaded_gws.read(lambda sim: sim.session_count) == 0
+    assert "Traceback" not in result.err
+    assert "warning" not in result.err.lower(), result.err
 
 
 # -- many records, one session --------------------------------------------------------------------
 
 
-def logins(simulator: GWSSimulator) -> int:
-    return sum((r.method, r.path) == ("GET", "/api/v2/me") for r in simulator.requests)
-
-
-async def test_many_record_handles_on_one_session(gws_simulator):
+def test_many_record_handles_on_one_session(cli: Cli, threaded_gws: ThreadedSimulator):
     args = [*cancel_args(11, "--no-plugins", "--json"), "--record-handle", "14", "16"]
     args += ["--chain", "RecordOnly"]
-    result = await run(args, gws_env(gws_simulator))
+    cli.connect(threaded_gws)
+    result = cli(*args)
 
-    assert result.returncode == 0, result.stderr
-    outcomes = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.status == 0, result.err
+    outcomes = [json.loads(line) for line in result.lines]
     assert sorted(outcome["record_handle"] for outcome in outcomes) == [11, 14, 16]
     assert {outcome["hook"] for outcome in outcomes} == {"on_record_cancel_acknowledged"}
-    assert logins(gws_simulator) == 1
-    assert [c.body["chainAttribute"] for c in gws_simulator.cancels] == ["RecordOnly"] * 3
+    assert logins(threaded_gws) == 1
+    cancels = threaded_gws.read(lambda sim: sim.cancels)
+    assert [c.body["chainAttribute"] for c in cancels] == ["RecordOnly"] * 3
 
 
-async def test_one_failure_among_many_exits_1_and_reports_each(gws_simulator):
-    result = await run(
-        [*cancel_args(12, "--no-plugins"), "--record-handle", "999"], gws_env(gws_simulator)
-    )
-    assert result.returncode == 1
-    lines = sorted(result.stdout.splitlines())
+def test_one_failure_among_many_exits_1_and_reports_each(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws)
+    result = cli(*cancel_args(12, "--no-plugins"), "--record-handle", "999")
+    assert result.status == 1
+    lines = sorted(result.lines)
     assert len(lines) == 2
     assert lines[0].startswith("acknowledged ") and "record=12" in lines[0]
     assert lines[1].startswith("failed ") and "record=999" in lines[1]
 
 
-async def test_records_as_json_lines_on_stdin(gws_simulator):
-    device = gws_simulator.device_path("agent1")
+def test_records_as_json_lines_on_stdin(cli: Cli, threaded_gws: ThreadedSimulator):
+    device = threaded_gws.read(lambda sim: sim.device_path("agent1"))
     lines = [
         {"recordHandle": 11},  # the rest from the options
         {
@@ -813,10 +824,11 @@ async def test_records_as_json_lines_on_stdin(gws_simulator):
     ]
     stdin = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines)
     args = ["cancel", "--stdin", *RECORD_ARGS, "CallingList1", "--json", "--no-plugins"]
-    result = await run(args, gws_env(gws_simulator), stdin=(stdin + "\n\n").encode())
+    cli.connect(threaded_gws)
+    result = cli(*args, stdin=stdin + "\n\n")
 
-    assert result.returncode == 1  # one refused by OCS, two invalid lines
-    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.status == 1  # one refused by OCS, two invalid lines
+    out = [json.loads(line) for line in result.lines]
     errors = sorted((line for line in out if "error" in line), key=lambda line: line["line"])
     assert [error["line"] for error in errors] == [3, 4]
     assert errors[0]["error"].startswith("invalid JSON")
@@ -827,17 +839,20 @@ async def test_records_as_json_lines_on_stdin(gws_simulator):
     (failed,) = [line for line in out if line.get("hook") == "on_cancel_failed"]
     assert failed["request"]["record_handle"] == 999
     assert failed["reason"] == "ocs_error"
-    assert logins(gws_simulator) == 1
-    assert {c.body["devicePath"] for c in gws_simulator.cancels} == {device}
+    assert logins(threaded_gws) == 1
+    assert {c.body["devicePath"] for c in threaded_gws.read(lambda sim: sim.cancels)} == {device}
 
 
-async def test_no_progress_display_when_stderr_is_not_a_terminal(gws_simulator):
+def test_no_progress_display_when_stderr_is_not_a_terminal(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
     # The outcome takes long enough for the progress display to appear on a terminal.
-    gws_simulator.faults.delay_notifications(0.8)
-    result = await run(cancel_args(11, "--no-plugins"), gws_env(gws_simulator))
-    assert result.returncode == 0, result.stderr
-    assert "waiting for" not in result.stderr
-    assert "\r" not in result.stderr + result.stdout
+    threaded_gws.call(lambda: threaded_gws.simulator.faults.delay_notifications(0.8))
+    cli.connect(threaded_gws)
+    result = cli(*cancel_args(11, "--no-plugins"))
+    assert result.status == 0, result.err
+    assert "waiting for" not in result.err
+    assert "\r" not in result.err + result.out
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------------
@@ -849,6 +864,7 @@ async def wait_until(condition: Any, timeout: float = 15) -> None:
             await anyio.sleep(0.02)
 
 
+@pytest.mark.anyio
 async def test_ctrl_c_while_waiting_prints_the_interrupted_outcome_as_json(gws_simulator):
     gws_simulator.faults.hold_notifications()  # the outcome never comes
     async with started(
@@ -957,6 +973,7 @@ def prompting_env(simulator: GWSSimulator) -> dict[str, str]:
     ],
     ids=["ctrl-d", "ctrl-c"],
 )
+@pytest.mark.anyio
 async def test_ctrl_d_or_ctrl_c_at_the_password_prompt_ends_at_once(
     gws_simulator, key, status, message
 ):
@@ -970,6 +987,7 @@ async def test_ctrl_d_or_ctrl_c_at_the_password_prompt_ends_at_once(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.anyio
 async def test_progress_is_shown_on_a_terminal_while_waiting(gws_simulator):
     gws_simulator.faults.hold_notifications()
     async with terminal(cancel_args(11, "--no-plugins"), gws_env(gws_simulator)) as tty:
@@ -993,132 +1011,134 @@ def test_every_operation_command_has_the_options_of_cancel():
             assert "--stdin" in options, name
 
 
-async def test_help_of_an_operation_command():
-    result = await run(["reschedule", "--help"], base_env())
-    assert result.returncode == 0
+def test_help_of_an_operation_command(cli: Cli):
+    result = cli("reschedule", "--help")
+    assert result.status == 0
     for text in ("--callback-type {Personal,Campaign}", "--at DATETIME", "UTC offset", "exit"):
-        assert text in result.stdout, text
+        assert text in result.out, text
     # Wrapped, but for the examples: whole command lines, to copy and paste.
-    examples = result.stdout.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    examples = result.out.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert examples and all(line.startswith("  ") for line in examples)
-    text = [line for line in result.stdout.splitlines() if line not in examples]
+    text = [line for line in result.lines if line not in examples]
     assert max(len(line) for line in text) <= 100
 
 
-def bodies(simulator: GWSSimulator, operation: str) -> list[dict[str, Any]]:
-    return [r.body for r in simulator.operations if r.body.get("operationName") == operation]
-
-
-async def test_complete_with_a_call_result(gws_simulator):
+def test_complete_with_a_call_result(cli: Cli, threaded_gws: ThreadedSimulator):
     args = ["complete", "--record-handle", "11", *RECORD_ARGS, "CallingList1"]
     args += ["--call-result", "Answer", "--phone-number", "3001", "--no-plugins"]
-    result = await run(args, gws_env(gws_simulator))
+    cli.connect(threaded_gws)
+    result = cli(*args)
 
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("acknowledged   CompleteRecord record=11 app=134 ")
-    assert "callResult=Answer" in result.stdout
-    (body,) = bodies(gws_simulator, "CompleteRecord")
+    assert result.status == 0, result.err
+    assert result.out.startswith("acknowledged   CompleteRecord record=11 app=134 ")
+    assert "callResult=Answer" in result.out
+    (body,) = bodies(threaded_gws, "CompleteRecord")
     assert (body["callResult"], body["phoneNumber"]) == ("Answer", "3001")
-    assert gws_simulator.records[11].status == "completed"
-    assert gws_simulator.records[11].call_result == "Answer"
+    record = threaded_gws.read(lambda sim: sim.records[11])
+    assert (record.status, record.call_result) == ("completed", "Answer")
 
 
-async def test_reject_many_records_one_refused_exits_1_as_json(gws_simulator):
+def test_reject_many_records_one_refused_exits_1_as_json(cli: Cli, threaded_gws: ThreadedSimulator):
     args = ["reject", "--record-handle", "13", "999", *RECORD_ARGS, "CallingList1", "--json"]
-    result = await run([*args, "--no-plugins"], gws_env(gws_simulator))
+    cli.connect(threaded_gws)
+    result = cli(*args, "--no-plugins")
 
-    assert result.returncode == 1
-    outcomes = {line["hook"]: line for line in map(json.loads, result.stdout.splitlines())}
+    assert result.status == 1
+    outcomes = {line["hook"]: line for line in map(json.loads, result.lines)}
     assert set(outcomes) == {"on_operation_acknowledged", "on_operation_failed"}
     acked, failed = outcomes["on_operation_acknowledged"], outcomes["on_operation_failed"]
     assert (acked["operation"], acked["record_handle"]) == ("RejectRecord", 13)
     assert (failed["operation"], failed["reason"]) == ("RejectRecord", "ocs_error")
     assert failed["request"]["record_handle"] == 999
-    assert logins(gws_simulator) == 1
+    assert logins(threaded_gws) == 1
 
 
-async def test_reschedule_sends_epoch_seconds_and_the_callback_comes_back(gws_simulator):
+def test_reschedule_sends_epoch_seconds_and_the_callback_comes_back(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
     args = ["reschedule", "--record-handle", "16", *CAMPAIGN_ARGS, "--callback-type"]
     args += ["Personal", "--at", "2030-01-02T09:30:00+01:00", "--no-plugins"]
-    result = await run(args, gws_env(gws_simulator))
+    cli.connect(threaded_gws)
+    result = cli(*args)
 
-    assert result.returncode == 0, result.stderr
-    assert "acknowledged   RescheduleRecord record=16 " in result.stdout
-    assert "callback=Personal at=2030-01-02T09:30:00+01:00" in result.stdout
-    (body,) = bodies(gws_simulator, "RescheduleRecord")
+    assert result.status == 0, result.err
+    assert "acknowledged   RescheduleRecord record=16 " in result.out
+    assert "callback=Personal at=2030-01-02T09:30:00+01:00" in result.out
+    (body,) = bodies(threaded_gws, "RescheduleRecord")
     assert body["timestamp"] == 1893573000  # 2030-01-02T08:30:00Z
     assert body["callbackType"] == "Personal"
     assert "callingList" not in body
-    assert gws_simulator.records[16].status == "scheduled"
+    assert threaded_gws.read(lambda sim: sim.records[16].status) == "scheduled"
 
 
-async def test_do_not_call_by_record_and_by_phone_number(gws_simulator):
-    env = gws_env(gws_simulator)
+def test_do_not_call_by_record_and_by_phone_number(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws)
     by_record = ["do-not-call", "--record-handle", "16", *RECORD_ARGS, "CallingList1"]
-    result = await run([*by_record, "--chain", "AllChain", "--no-plugins"], env)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("acknowledged   DoNotCallRecord record=16 ")
+    result = cli(*by_record, "--chain", "AllChain", "--no-plugins")
+    assert result.status == 0, result.err
+    assert result.out.startswith("acknowledged   DoNotCallRecord record=16 ")
 
     by_phone = ["do-not-call", "--phone", "3005", *CAMPAIGN_ARGS, "--no-plugins"]
-    result = await run(by_phone, env)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("acknowledged   DoNotCallRecord phone=3005 app=134 ")
-    paths = [r.path for r in gws_simulator.operations]
+    result = cli(*by_phone)
+    assert result.status == 0, result.err
+    assert result.out.startswith("acknowledged   DoNotCallRecord phone=3005 app=134 ")
+    paths = threaded_gws.read(lambda sim: [r.path for r in sim.operations])
     assert paths == ["/api/v2/me/outbound-records/16", "/api/v2/me/outbound-records"]
-    assert gws_simulator.records[15].status == "do_not_call"
-    assert "3005" in gws_simulator.do_not_call_numbers
+    assert threaded_gws.read(lambda sim: sim.records[15].status) == "do_not_call"
+    assert "3005" in threaded_gws.read(lambda sim: sim.do_not_call_numbers)
 
 
-async def test_update_takes_the_call_window_as_hh_mm(gws_simulator):
+def test_update_takes_the_call_window_as_hh_mm(cli: Cli, threaded_gws: ThreadedSimulator):
     args = ["update", "--record-handle", "17", *CAMPAIGN_ARGS, "--phone-type", "Mobile"]
     args += ["--time-zone", "EST", "--from", "08:00", "--until", "17:30", "--no-plugins"]
-    result = await run(args, gws_env(gws_simulator))
+    cli.connect(threaded_gws)
+    result = cli(*args)
 
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("acknowledged   UpdateRecord record=17 ")
-    (body,) = bodies(gws_simulator, "UpdateRecord")
+    assert result.status == 0, result.err
+    assert result.out.startswith("acknowledged   UpdateRecord record=17 ")
+    (body,) = bodies(threaded_gws, "UpdateRecord")
     assert (body["phoneType"], body["timeZone"]) == ("Mobile", "EST")
     assert (body["from"], body["until"]) == (8 * 3600, 17 * 3600 + 1800)
 
 
-async def test_chained_prints_the_chained_records(gws_simulator):
-    env = gws_env(gws_simulator)
-    result = await run(["chained", "--record-handle", "11", *CAMPAIGN_ARGS, "--no-plugins"], env)
+def test_chained_prints_the_chained_records(cli: Cli, threaded_gws: ThreadedSimulator):
+    cli.connect(threaded_gws)
+    result = cli("chained", "--record-handle", "11", *CAMPAIGN_ARGS, "--no-plugins")
 
-    assert result.returncode == 0, result.stderr
-    first, *chained = result.stdout.splitlines()
+    assert result.status == 0, result.err
+    first, *chained = result.lines
     assert first.startswith("acknowledged   GetChainedRecord record=11 ")
     assert "chained=2" in first
     assert [line.split()[1] for line in chained] == ["record=12", "record=13"]
     assert all(line.startswith("chained        ") and "chain=101" in line for line in chained)
 
-    as_json = await run(
-        ["chained", "--record-handle", "14", *CAMPAIGN_ARGS, "--json", "--no-plugins"], env
-    )
-    (line,) = as_json.stdout.splitlines()
+    as_json = cli("chained", "--record-handle", "14", *CAMPAIGN_ARGS, "--json", "--no-plugins")
+    (line,) = as_json.lines
     assert [record["recordHandle"] for record in json.loads(line)["records"]] == [15]
 
 
-async def test_add_record_prints_the_new_handle(gws_simulator):
+def test_add_record_prints_the_new_handle(cli: Cli, threaded_gws: ThreadedSimulator):
     args = ["add-record", *RECORD_ARGS, "CallingList1", "--phone", "5550001"]
     args += ["--time-zone", "PST", "--phone-type", "HomePhone", "--from", "0"]
     args += ["--until", "86399", "--field", "tier=gold", "--field", "note=a=b", "--no-plugins"]
-    result = await run(args, gws_env(gws_simulator))
+    cli.connect(threaded_gws)
+    result = cli(*args)
 
-    assert result.returncode == 0, result.stderr
-    new_handle = max(gws_simulator.records)
-    assert result.stdout.startswith(f"acknowledged   AddRecord record={new_handle} app=134 ")
-    (body,) = bodies(gws_simulator, "AddRecord")
+    assert result.status == 0, result.err
+    new_handle = threaded_gws.read(lambda sim: max(sim.records))
+    assert result.out.startswith(f"acknowledged   AddRecord record={new_handle} app=134 ")
+    (body,) = bodies(threaded_gws, "AddRecord")
     assert body["otherFields"] == {"tier": "gold", "note": "a=b"}
     assert (body["from"], body["until"]) == (0, 86399)
 
 
-async def test_a_preview_session_in_order_on_one_gws_session(gws_simulator):
+def test_a_preview_session_in_order_on_one_gws_session(cli: Cli, threaded_gws: ThreadedSimulator):
     args = ["preview", "start", "get", "get", "end", *CAMPAIGN_ARGS, "--no-plugins"]
-    result = await run([*args, "--end-session"], gws_env(gws_simulator))
+    cli.connect(threaded_gws)
+    result = cli(*args, "--end-session")
 
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    assert result.status == 0, result.err
+    lines = result.lines
     assert [line.split()[1] for line in lines] == [
         "StartPreviewSession",
         "GetPreviewRecord",
@@ -1127,24 +1147,28 @@ async def test_a_preview_session_in_order_on_one_gws_session(gws_simulator):
     ]
     assert "record=11 app=134 campaign=Campaign1 list=CallingList1 chain=101 phone=3001" in lines[1]
     assert "record=12 " in lines[2]
-    assert [r.body["operationName"] for r in gws_simulator.operations] == [
+    operations = threaded_gws.read(lambda sim: [r.body["operationName"] for r in sim.operations])
+    assert operations == [
         "StartPreviewSession",
         "GetPreviewRecord",
         "GetPreviewRecord",
         "EndPreviewSession",
     ]
-    assert not gws_simulator.preview_session_active("agent1", "Campaign1")
-    ended = [r for r in gws_simulator.requests if (r.method, r.path) == ("POST", "/api/v2/me")]
+    assert not threaded_gws.read(lambda sim: sim.preview_session_active("agent1", "Campaign1"))
+    ended = requests_to(threaded_gws, "POST", "/api/v2/me")
     assert [r.body for r in ended] == [{"operationName": "EndContactCenterSession"}]
 
 
-async def test_no_preview_record_left_is_not_a_failure(gws_simulator):
-    gws_simulator.send_campaign_status("Campaign1", "CampaignStopped")  # hands out nothing
-    args = ["preview", "start", "get", *CAMPAIGN_ARGS, "--json", "--no-plugins"]
-    result = await run(args, gws_env(gws_simulator))
+def test_no_preview_record_left_is_not_a_failure(cli: Cli, threaded_gws: ThreadedSimulator):
+    # A stopped campaign hands out nothing.
+    threaded_gws.call(
+        lambda: threaded_gws.simulator.send_campaign_status("Campaign1", "CampaignStopped")
+    )
+    cli.connect(threaded_gws)
+    result = cli("preview", "start", "get", *CAMPAIGN_ARGS, "--json", "--no-plugins")
 
-    assert result.returncode == 0, result.stderr
-    started, got = map(json.loads, result.stdout.splitlines())
+    assert result.status == 0, result.err
+    started, got = map(json.loads, result.lines)
     assert started["operation"] == "StartPreviewSession"
     assert (got["operation"], got["empty"], got["record_handle"]) == (
         "GetPreviewRecord",
@@ -1152,12 +1176,12 @@ async def test_no_preview_record_left_is_not_a_failure(gws_simulator):
         None,
     )
 
-    text = await run(["preview", "get", *CAMPAIGN_ARGS, "--no-plugins"], gws_env(gws_simulator))
-    assert text.returncode == 0, text.stderr
-    assert "GetPreviewRecord campaign=Campaign1 app=134 empty (no record available)" in text.stdout
+    text = cli("preview", "get", *CAMPAIGN_ARGS, "--no-plugins")
+    assert text.status == 0, text.err
+    assert "GetPreviewRecord campaign=Campaign1 app=134 empty (no record available)" in text.out
 
 
-async def test_request_takes_any_operation_as_json(gws_simulator):
+def test_request_takes_any_operation_as_json(cli: Cli, threaded_gws: ThreadedSimulator):
     reject = {
         "operationName": "RejectRecord",
         "recordHandle": 20,
@@ -1166,21 +1190,19 @@ async def test_request_takes_any_operation_as_json(gws_simulator):
         "callingList": "CallingList1",
     }
     cancel_it = dict(reject, operationName="CancelRecord")
-    result = await run(
-        ["request", json.dumps(reject), json.dumps(cancel_it), "--sequential", "--no-plugins"],
-        gws_env(gws_simulator),
+    cli.connect(threaded_gws)
+    result = cli(
+        "request", json.dumps(reject), json.dumps(cancel_it), "--sequential", "--no-plugins"
     )
-    assert result.returncode == 1  # a rejected record cannot be cancelled
-    acked, refused = result.stdout.splitlines()
+    assert result.status == 1  # a rejected record cannot be cancelled
+    acked, refused = result.lines
     assert acked.startswith("acknowledged   RejectRecord record=20 ")
     assert refused.startswith("failed         reason=ocs_error error=105 ")  # a cancel's line
-    assert [r.body["operationName"] for r in gws_simulator.operations] == [
-        "RejectRecord",
-        "CancelRecord",
-    ]
+    operations = threaded_gws.read(lambda sim: [r.body["operationName"] for r in sim.operations])
+    assert operations == ["RejectRecord", "CancelRecord"]
 
 
-async def test_request_reads_json_lines_from_stdin(gws_simulator):
+def test_request_reads_json_lines_from_stdin(cli: Cli, threaded_gws: ThreadedSimulator):
     lines = [
         {"operationName": "StartPreviewSession", "applicationId": 134, "campaignName": "Campaign2"},
         {"operationName": "GetPreviewRecord", "applicationId": 134, "campaignName": "Campaign2"},
@@ -1189,11 +1211,11 @@ async def test_request_reads_json_lines_from_stdin(gws_simulator):
         {"operationName": "GetChainedRecord", "recordHandle": 21, "applicationId": 134},
     ]
     stdin = "\n".join(map(json.dumps, lines)) + "\nnot json\n"
-    args = ["request", "--stdin", "--sequential", "--json", "--no-plugins"]
-    result = await run(args, gws_env(gws_simulator), stdin=stdin.encode())
+    cli.connect(threaded_gws)
+    result = cli("request", "--stdin", "--sequential", "--json", "--no-plugins", stdin=stdin)
 
-    assert result.returncode == 1  # invalid lines
-    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.status == 1  # invalid lines
+    out = [json.loads(line) for line in result.lines]
     errors = {line["line"]: line for line in out if "error" in line}
     assert sorted(errors) == [3, 4, 5, 6]
     assert errors[3]["fields"] == ["operationName"]
@@ -1206,26 +1228,30 @@ async def test_request_reads_json_lines_from_stdin(gws_simulator):
         ("on_operation_acknowledged", "GetPreviewRecord"),
     ]
     assert outcomes[1]["record_handle"] == 21
-    device = gws_simulator.device_path("agent1")
-    assert {r.body["devicePath"] for r in gws_simulator.operations} == {device}
+    device = threaded_gws.read(lambda sim: sim.device_path("agent1"))
+    devices = threaded_gws.read(lambda sim: {r.body["devicePath"] for r in sim.operations})
+    assert devices == {device}
 
 
-async def test_stdin_lines_of_an_operation_command_take_defaults_from_the_options(gws_simulator):
+def test_stdin_lines_of_an_operation_command_take_defaults_from_the_options(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
     lines = [{"recordHandle": 14, "callResult": "Busy"}, {"recordHandle": 15}]
     stdin = "\n".join(map(json.dumps, lines)) + "\n"
     args = ["complete", "--stdin", *RECORD_ARGS, "CallingList1", "--call-result", "Answer"]
-    result = await run([*args, "--no-plugins"], gws_env(gws_simulator), stdin=stdin.encode())
+    cli.connect(threaded_gws)
+    result = cli(*args, "--no-plugins", stdin=stdin)
 
-    assert result.returncode == 0, result.stderr
-    assert len(result.stdout.splitlines()) == 2
+    assert result.status == 0, result.err
+    assert len(result.lines) == 2
     results = {
-        body["referenceId"]: body["callResult"] for body in bodies(gws_simulator, "CompleteRecord")
+        body["referenceId"]: body["callResult"] for body in bodies(threaded_gws, "CompleteRecord")
     }
     assert sorted(results.values()) == ["Answer", "Busy"]
-    assert (gws_simulator.records[14].call_result, gws_simulator.records[15].call_result) == (
-        "Busy",
-        "Answer",
+    call_results = threaded_gws.read(
+        lambda sim: (sim.records[14].call_result, sim.records[15].call_result)
     )
+    assert call_results == ("Busy", "Answer")
 
 
 @pytest.mark.parametrize(
@@ -1261,12 +1287,13 @@ async def test_stdin_lines_of_an_operation_command_take_defaults_from_the_option
         ),
     ],
 )
-async def test_operation_usage_errors_exit_2_before_any_network(args, message):
-    result = await run(args, base_env())
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
+def test_operation_usage_errors_exit_2_before_any_network(cli: Cli, args, message):
+    result = cli(*args)
+    assert result.status == 2, result.err
+    assert message in result.err
 
 
+@pytest.mark.anyio
 async def test_ctrl_c_reports_an_unfinished_operation_as_interrupted(gws_simulator):
     gws_simulator.faults.hold_notifications()  # the outcome never comes
     args = ["reject", "--record-handle", "12", *RECORD_ARGS, "CallingList1", "--json"]
@@ -1286,6 +1313,7 @@ async def test_ctrl_c_reports_an_unfinished_operation_as_interrupted(gws_simulat
     assert outcome["request"]["reference_id"] == "ref-int"
 
 
+@pytest.mark.anyio
 async def test_tail_prints_other_operations_and_unsolicited_events(gws_simulator, gws_outbound):
     async with started(["tail", "--json"], gws_env(gws_simulator)) as tail:
         assert tail.stderr is not None and tail.stdout is not None

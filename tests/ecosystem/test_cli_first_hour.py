@@ -118,7 +118,7 @@ def test_logs_appear_when_a_log_level_is_asked_for(cli: Cli, threaded_gws: Threa
 def test_an_installed_plugin_that_fails_to_load_is_one_warning_line(
     cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, monkeypatch
 ):
-    from .test_cli import make_site
+    from .conftest import make_site
 
     site = make_site(tmp_path, {"broken": "raise RuntimeError('no config here')\n"})
     monkeypatch.syspath_prepend(str(site))

@@ -66,7 +66,7 @@ def compiled(code: str, name: str) -> Any:
 
 
 def env(simulator: GWSSimulator) -> dict[str, str]:
-    from .test_cli import base_env
+    from .conftest import base_env
 
     return base_env(
         {

@@ -234,7 +234,7 @@ def hosting_examples(tmp_path_factory) -> Path:
 
 
 def _host_env(base_url: str) -> dict[str, str]:
-    from .test_cli import base_env
+    from .conftest import base_env
 
     # Load no installed plugin: the examples' output is what the page shows.
     return base_env(
@@ -333,7 +333,7 @@ def test_the_tutorials_plugin_passes_its_own_tests(installed):
 
 
 def test_the_tutorials_example_of_the_other_hooks_passes(tmp_path):
-    from .test_cli import base_env
+    from .conftest import base_env
 
     markdown = (DOCS / "writing-a-plugin.md").read_text(encoding="utf-8")
     section = sections(markdown)["The other operations and OCS's own events"]

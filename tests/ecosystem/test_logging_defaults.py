@@ -13,8 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from .conftest import ROOT
-from .test_cli import base_env
+from .conftest import ROOT, base_env
 
 PACKAGE = ROOT / "gws_outbound_plugin"
 

@@ -30,7 +30,7 @@ def test_the_generated_plugin_passes_its_own_test(cli: Cli, tmp_path):
         .endswith('pytest_plugins = ["gws_outbound_plugin.testing"]')
     )
 
-    from .test_cli import base_env
+    from .conftest import base_env
 
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],

@@ -1,9 +1,8 @@
-"""The fuzz suites run against the fault suite's fixtures (simulator, plugin manager, a started
-plugin with short timeouts); shared, not copied."""
+"""The fuzz suites run against the shared fixtures (simulator, plugin manager, a started plugin
+with short timeouts) of :mod:`tests.fixtures`."""
 
 from __future__ import annotations
 
-from tests.faults.conftest import config, plugin
-from tests.integration.conftest import device_path, pm, recorder, sim
+from tests.fixtures import config, device_path, plugin, pm, recorder, sim
 
 __all__ = ["config", "device_path", "plugin", "pm", "recorder", "sim"]

@@ -1,9 +1,8 @@
-"""The security suites use the fault suite's fixtures (simulator, plugin manager, recorder);
-shared, not copied."""
+"""The security suites use the shared fixtures (simulator, plugin manager, recorder, a
+started plugin with short timeouts) of :mod:`tests.fixtures`."""
 
 from __future__ import annotations
 
-from tests.faults.conftest import config, plugin
-from tests.integration.conftest import device_path, pm, recorder, sim
+from tests.fixtures import config, device_path, plugin, pm, recorder, sim
 
 __all__ = ["config", "device_path", "plugin", "pm", "recorder", "sim"]
