@@ -31,6 +31,7 @@ __all__ = [
     "safe_log",
     "steadfast",
     "take_back_cancellation",
+    "unmonitored",
     "watch_hook_failures",
 ]
 
@@ -54,6 +55,13 @@ _T = TypeVar("_T")
 _PLUGGY_HOOKEXEC: object = None
 with contextlib.suppress(ImportError):
     from pluggy._callers import _multicall as _PLUGGY_HOOKEXEC
+
+
+def unmonitored(pm: pluggy.PluginManager) -> bool:
+    """Whether nothing monitors ``pm``: its hook execution is pluggy's own (no
+    ``pm.add_hookcall_monitoring()`` or ``pm.enable_tracing()`` in force), so a hook
+    implementation may be called directly, without pluggy's bookkeeping, unseen by no one."""
+    return pm._inner_hookexec is _PLUGGY_HOOKEXEC
 
 
 def cancelled_by_plugin() -> bool:
@@ -393,7 +401,7 @@ class HookDispatcher:
 
         While nothing monitors the manager (its hook execution is pluggy's own), the
         implementation is called directly: the same call, without pluggy's bookkeeping."""
-        if self._pm._inner_hookexec is _PLUGGY_HOOKEXEC and not getattr(impl, "kwargnames", ()):
+        if unmonitored(self._pm) and not getattr(impl, "kwargnames", ()):
             return impl.function(*[kwargs[name] for name in impl.argnames])
         results = self._hookexec(hook_name, [impl], kwargs, False)
         return results[0] if results else None

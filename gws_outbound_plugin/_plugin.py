@@ -25,7 +25,7 @@ from ._core_hooks import (
     refuse_wrappers,
     unbind_core,
 )
-from ._dispatcher import HookDispatcher, safe_log
+from ._dispatcher import HookDispatcher, safe_log, unmonitored
 from ._engine import Engine, outcome_bound
 from ._exceptions import GWSOutboundError, NotRunningError
 from ._http_link import DEFAULT_CHANNELS, HTTPCometDTransport
@@ -235,12 +235,16 @@ class OutboundPlugin:
         if not isinstance(request, OperationRequest):
             raise not_a_request("submit", request)
         self._require_running()
+        if isinstance(request, CancelRequest):
+            hook = self.pm.hook.on_cancel_requested
+        else:
+            hook = self.pm.hook.on_operation_requested
+        direct = self._direct_accept(hook, request)
+        if direct is not None:
+            return direct
         ACCEPTED.ticket = None
         try:
-            if isinstance(request, CancelRequest):
-                results = self.pm.hook.on_cancel_requested(request=request)
-            else:
-                results = self.pm.hook.on_operation_requested(request=request)
+            results = hook(request=request)
         except Exception as error:
             # Raised after the core accepted it (a hook call monitor of the manager, say):
             # the request goes on, so the host gets its ticket, as when an observer raises.
@@ -261,6 +265,26 @@ class OutboundPlugin:
                 ticket: OperationTicket[Any] = result
                 return ticket
         raise NotRunningError("the core did not accept the request; nothing was sent")
+
+    def _direct_accept(
+        self, hook: pluggy.HookCaller, request: OperationRequest
+    ) -> OperationTicket[Any] | None:
+        """The core's ticket without pluggy's hook call, when that call would do nothing
+        more: this plugin's core is the hook's only implementation and nothing monitors the
+        manager (``pm.add_hookcall_monitoring()`` and ``pm.enable_tracing()`` see every call
+        they would have seen). Else ``None``: the hook is called."""
+        core = self._core
+        if core is None or not unmonitored(self.pm):
+            return None
+        impls = hook.get_hookimpls()
+        if len(impls) != 1 or impls[0].plugin is not core:
+            return None
+        engine = core.engine
+        if engine is None:
+            return None
+        # What CoreHooks._accept does with no observer after it: [ticket]
+        ticket: OperationTicket[Any] = engine.accept(request)
+        return ticket
 
     async def cancel(self, request: CancelRequest) -> RecordCancelAck:
         """Fire ``on_cancel_requested`` and await the outcome.

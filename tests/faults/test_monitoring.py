@@ -14,6 +14,7 @@ import pytest
 
 from gws_outbound_plugin import (
     CancelFailed,
+    CancelRequest,
     OperationAck,
     OperationFailure,
     OutboundPlugin,
@@ -112,3 +113,64 @@ async def test_enable_tracing_writes_the_dispatched_hooks(
     text = "".join(lines)
     for hook in ("on_cancel_requested", "on_user_event", "on_record_cancel_acknowledged"):
         assert f"{hook} [hook]" in text, text
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    @hookimpl
+    def on_cancel_requested(self, request: CancelRequest) -> None:
+        self.seen.append(request.record_handle)
+
+
+async def test_monitoring_sees_the_request_hooks_whenever_it_is_in_force(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    # The core is the only implementation of on_cancel_requested here: submit() may then
+    # accept the request without pluggy's call, but only while nothing monitors the manager.
+    # Monitoring, tracing and an observer added while the plugin runs see every request
+    # made while they are in force, and the tickets are the same whichever way they came.
+    seen: list[str] = []
+
+    def on_before(
+        hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
+    ) -> None:
+        if hook_name == "on_cancel_requested":
+            seen.append(f"monitor {kwargs['request'].record_handle}")
+
+    def on_after(
+        outcome: pluggy.Result[Any],
+        hook_name: str,
+        impls: Sequence[pluggy.HookImpl],
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        if hook_name == "on_cancel_requested":
+            tickets = outcome.get_result()
+            seen.append(f"ticket {tickets[0].request.record_handle}")
+
+    lines: list[str] = []
+    pm.trace.root.setwriter(lines.append)
+    observer = Observer()
+    h = handles(sim, 6)
+    async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+        acks = [await plugin.cancel(request_for(sim, h[0]))]
+        undo = pm.add_hookcall_monitoring(on_before, on_after)
+        acks.append(await plugin.cancel(request_for(sim, h[1])))
+        undo()
+        acks.append(await plugin.cancel(request_for(sim, h[2])))
+        untrace = pm.enable_tracing()
+        acks.append(await plugin.cancel(request_for(sim, h[3])))
+        untrace()
+        pm.register(observer, name="observer")
+        acks.append(await plugin.cancel(request_for(sim, h[4])))
+        pm.unregister(name="observer")
+        acks.append(await plugin.cancel(request_for(sim, h[5])))
+        assert await plugin.wait_hooks_idle(5)
+    assert seen == [f"monitor {h[1]}", f"ticket {h[1]}"]
+    traced = "".join(lines)
+    assert traced.count("on_cancel_requested [hook]") == 1, traced
+    assert f"record_handle={h[3]}" in traced, traced
+    assert observer.seen == [h[4]]
+    assert [ack.record_handle for ack in acks] == h
+    assert [ack.record_handle for ack in recorder.acks] == h
