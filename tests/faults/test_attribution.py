@@ -296,3 +296,35 @@ async def test_a_copy_of_a_late_answer_leaves_the_next_late_answer_owed(
         sim.faults.release_notifications()
         ack = await ticket
     assert ack.user_data["GSW_DATE_TIME"] == "01/03/2030 09:30"
+
+
+async def test_a_rebuilt_copy_of_a_taken_chained_record_is_not_the_next_request_s(
+    pm: pluggy.PluginManager, sim: GWSSimulator, device_path: str
+) -> None:
+    """GetChainedRecord on record 11 takes records 12 and 13 (as user events: the notifications
+    are lost) and its answer is relayed again, rebuilt, after its outcome; meanwhile record 12
+    was completed and a GetChainedRecord on record 13 is in flight: the copy of record 12 is a
+    repeat (M8), not one of the second request's records (M6)."""
+    sim.faults.drop_notifications("outbound", count=None, operation="GetChainedRecord")
+    sim.faults.duplicate_notifications(times=2, regenerate=True, operation="GetChainedRecord")
+    sim.faults.hold_notifications()
+    complete = CompleteRecordRequest(
+        record_handle=12,
+        application_id=APP,
+        campaign_name=CAMPAIGN,
+        calling_list="CallingList1",
+        device_path=device_path,
+        call_result="Answer",
+    )
+    # No merge window: the first request has its outcome at its end marker, before the copies.
+    async with OutboundPlugin(pm, fast_config(sim.base_url, merge_window=0.0)) as plugin:
+        tickets = []
+        for request in (chained(device_path, 11), complete, chained(device_path, 13)):
+            tickets.append(plugin.submit(request))
+            with anyio.fail_after(10):
+                while len(sim.operations) < len(tickets):
+                    await anyio.sleep(0.01)
+        sim.faults.release_notifications()
+        first, _, second = [await ticket for ticket in tickets]
+    assert sorted(handles_of(first)) == [12, 13]
+    assert handles_of(second) == [11]
