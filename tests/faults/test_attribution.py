@@ -5,6 +5,7 @@ docs/design-notes.md ("Which request a message answers")."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pluggy
 import pytest
 
 from gws_outbound_plugin import (
+    CallbackType,
     CancelFailed,
     CancelRequest,
     CompleteRecordRequest,
@@ -27,6 +29,7 @@ from gws_outbound_plugin import (
     OutboundPlugin,
     PreviewRecordEvent,
     RecordCancelAck,
+    RescheduleRecordRequest,
     StartPreviewSessionRequest,
     UserEvent,
 )
@@ -258,3 +261,70 @@ async def test_a_refusal_keyed_on_the_stored_record_is_matched_at_once(
     failure = caught.value.failure
     assert failure.reason is FailureReason.OCS_ERROR and failure.error_number == 103
     assert failure.may_have_acted is False
+
+
+async def test_a_copy_of_a_late_answer_leaves_the_next_late_answer_owed(
+    pm: pluggy.PluginManager, sim: GWSSimulator, device_path: str
+) -> None:
+    """Two reschedules of a record time out (OCS's answers are held back), a third is in
+    flight when OCS answers all three in order, the first answer relayed twice (the copy
+    rebuilt): the copy is a repeat (M8), not the second request's late answer, so the second
+    answer is late too and the third request is acknowledged with its own answer."""
+    record = sim.records[11].record
+
+    def reschedule(day: int) -> RescheduleRecordRequest:
+        return RescheduleRecordRequest(
+            record_handle=11,
+            application_id=record.application_id,
+            campaign_name=record.campaign_name,
+            device_path=device_path,
+            callback_type=CallbackType.CAMPAIGN,
+            scheduled_time=datetime.datetime(2030, 1, day, 9, 30, tzinfo=datetime.UTC),
+        )
+
+    sim.faults.hold_notifications()
+    sim.faults.duplicate_notifications(times=2, regenerate=True, operation="RescheduleRecord")
+    async with OutboundPlugin(pm, fast_config(sim.base_url, ack_timeout=1.0)) as plugin:
+        for day in (1, 2):
+            with pytest.raises(OperationFailed) as caught:
+                await plugin.perform(reschedule(day))
+            assert caught.value.failure.reason is FailureReason.TIMED_OUT
+        ticket = plugin.submit(reschedule(3))
+        with anyio.fail_after(10):
+            while len(sim.operations) < 3:
+                await anyio.sleep(0.01)
+        sim.faults.release_notifications()
+        ack = await ticket
+    assert ack.user_data["GSW_DATE_TIME"] == "01/03/2030 09:30"
+
+
+async def test_a_rebuilt_copy_of_a_taken_chained_record_is_not_the_next_request_s(
+    pm: pluggy.PluginManager, sim: GWSSimulator, device_path: str
+) -> None:
+    """GetChainedRecord on record 11 takes records 12 and 13 (as user events: the notifications
+    are lost) and its answer is relayed again, rebuilt, after its outcome; meanwhile record 12
+    was completed and a GetChainedRecord on record 13 is in flight: the copy of record 12 is a
+    repeat (M8), not one of the second request's records (M6)."""
+    sim.faults.drop_notifications("outbound", count=None, operation="GetChainedRecord")
+    sim.faults.duplicate_notifications(times=2, regenerate=True, operation="GetChainedRecord")
+    sim.faults.hold_notifications()
+    complete = CompleteRecordRequest(
+        record_handle=12,
+        application_id=APP,
+        campaign_name=CAMPAIGN,
+        calling_list="CallingList1",
+        device_path=device_path,
+        call_result="Answer",
+    )
+    # No merge window: the first request has its outcome at its end marker, before the copies.
+    async with OutboundPlugin(pm, fast_config(sim.base_url, merge_window=0.0)) as plugin:
+        tickets = []
+        for request in (chained(device_path, 11), complete, chained(device_path, 13)):
+            tickets.append(plugin.submit(request))
+            with anyio.fail_after(10):
+                while len(sim.operations) < len(tickets):
+                    await anyio.sleep(0.01)
+        sim.faults.release_notifications()
+        first, _, second = [await ticket for ticket in tickets]
+    assert sorted(handles_of(first)) == [12, 13]
+    assert handles_of(second) == [11]

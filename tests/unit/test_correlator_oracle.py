@@ -1311,3 +1311,46 @@ def test_parts_of_a_request_whose_end_marker_was_lost_are_not_the_next_one_s() -
     machine.deliver([(0, "once")] * 3)
     machine.advance(1.5)
     machine.teardown()
+
+
+# -- the M8 rows no other test reached (a mutation check removed each and nothing failed) -------
+
+
+def test_a_copy_of_a_taken_chained_record_is_not_the_next_request_s_straggler() -> None:
+    """Request 1 on record 11 took chained records 12 and 13 (as user events); request 2 on
+    record 12 (the same chain) gets 11 and 13 and its end marker; while its merge window is
+    open, a regenerated copy of request 1's record 13 arrives: it is a repeat (M8), not a
+    straggler of request 2 (M6) that would replace request 2's own record 13."""
+    machine = _machine()
+    first = _request(machine, "chained", 11)
+    machine.ocs_answers("ack", "events", False, False, 101, False)
+    machine.deliver([(0, "once")] * 3)
+    machine.advance(0.3)  # merge window: acknowledged with its two records
+    assert machine.reqs[first].outcomes
+    _request(machine, "chained", 12)
+    machine.ocs_answers("ack", "events", False, False, 101, False)
+    machine.deliver([(0, "once")] * 3)
+    assert machine.msgs[machine.reqs[first].batch[1]].part == 13
+    machine.repeat_after_outcome(1, regenerated=True)  # request 1's messages only: its 13
+    machine.advance(0.3)
+    machine.teardown()
+
+
+def test_a_copy_of_a_late_answer_is_not_the_late_answer_of_the_next_request_owed() -> None:
+    """Requests 1 and 2 (reschedules of record 21) both time out: each is owed its answer.
+    Request 1's late answer comes twice (a regenerated copy first): the second is a repeat
+    (M8), not request 2's late answer; so request 2's own late answer is late too, and is never
+    taken by request 3, in flight on the record (OCS answers a key's requests in order)."""
+    machine = _machine()
+    _request(machine, "reschedule", 21)
+    machine.advance(1.5)
+    _request(machine, "reschedule", 21)
+    machine.advance(1.5)
+    third = _request(machine, "reschedule", 21)
+    machine.ocs_answers("ack", "events", False, False, 101, False)
+    machine.ocs_answers("ack", "events", False, False, 101, True)  # the other name: other content
+    machine.ocs_answers("ack", "notifications", False, False, 101, False)
+    machine.deliver([(0, "regenerated"), (0, "once"), (0, "once"), (0, "once")])
+    machine.advance(1.5)
+    assert machine.reqs[third].outcomes
+    machine.teardown()
