@@ -35,20 +35,14 @@ import itertools
 from ._answers import Answers
 from ._effects import (
     UNFINISHED_STATUS_CODES,
-    Acknowledged,
-    CancelTimer,
     Effect,
     Failed,
-    Foreign,
     Limits,
     Notice,
     PostResult,
     Resolved,
-    Send,
     StartTimer,
     TimerId,
-    Unsolicited,
-    UserEventSeen,
 )
 from ._lifecycle import TRANSITIONS, Entry, Phase, move
 from ._payloads import FailureReason
@@ -56,9 +50,6 @@ from ._pending import PendingRequests
 from ._spec import Operation
 
 __all__ = ["TRANSITIONS", "Correlator", "Phase"]
-# The effects, ``Limits`` and ``PostResult`` live in ``_effects``; the correlator's tests import
-# them from here too, as when it made all of them itself.
-_FOR_THE_TESTS = (Acknowledged, CancelTimer, Foreign, Send, Unsolicited, UserEventSeen)
 
 
 class Correlator:

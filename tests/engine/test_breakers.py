@@ -31,7 +31,8 @@ from gws_outbound_plugin import (
     hookimpl,
     hookspecs,
 )
-from gws_outbound_plugin._correlator import Correlator, Limits, PostResult, Resolved
+from gws_outbound_plugin._correlator import Correlator
+from gws_outbound_plugin._effects import Limits, PostResult, Resolved
 from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import cancels, fake_config
 from tests.faults.support import handles, request_for

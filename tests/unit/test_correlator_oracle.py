@@ -102,10 +102,10 @@ from gws_outbound_plugin import (
     RescheduleRecordRequest,
     StartPreviewSessionRequest,
 )
-from gws_outbound_plugin._correlator import (
+from gws_outbound_plugin._correlator import Correlator
+from gws_outbound_plugin._effects import (
     Acknowledged,
     CancelTimer,
-    Correlator,
     Failed,
     Foreign,
     Limits,

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from gws_outbound_plugin import CancelRequest, FailureReason
-from gws_outbound_plugin._correlator import (
+from gws_outbound_plugin._correlator import Correlator
+from gws_outbound_plugin._effects import (
     Acknowledged,
-    Correlator,
     Effect,
     Failed,
     Foreign,

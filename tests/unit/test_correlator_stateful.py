@@ -33,10 +33,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from gws_outbound_plugin._correlator import (
+from gws_outbound_plugin._correlator import Correlator
+from gws_outbound_plugin._effects import (
     Acknowledged,
     CancelTimer,
-    Correlator,
     Failed,
     Foreign,
     Limits,
@@ -223,9 +223,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
             if model.outcomes or not model.sent:
                 continue
             request = model.request
-            reference = data.get("referenceId") or data.get("userData", {}).get(
-                "GSW_REFERENCE_ID"
-            )
+            reference = data.get("referenceId") or data.get("userData", {}).get("GSW_REFERENCE_ID")
             if reference is not None:
                 belongs = reference == request.reference_id
             else:

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from gws_outbound_plugin._correlator import PostResult
+from gws_outbound_plugin._effects import PostResult
 from gws_outbound_plugin._sender import Sender
 from tests.helpers import make_request
 
