@@ -332,14 +332,15 @@ def test_the_tutorials_plugin_passes_its_own_tests(installed):
     assert result.stdout.strip().splitlines()[-1].startswith("4 passed")
 
 
-def test_the_tutorials_example_of_the_other_hooks_passes(tmp_path):
+def run_doc_example(tmp_path: Path, section: str, test_file: str) -> str:
+    """Run the one python block of ``section`` of docs/writing-a-plugin.md as a pytest file
+    with the testing kit as a plugin, as a reader would; return pytest's last line."""
     from .conftest import base_env
 
     markdown = (DOCS / "writing-a-plugin.md").read_text(encoding="utf-8")
-    section = sections(markdown)["The other operations and OCS's own events"]
-    (code,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    (code,) = re.findall(r"```python\n(.*?)```", sections(markdown)[section], re.DOTALL)
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["gws_outbound_plugin.testing"]\n')
-    (tmp_path / "test_planner.py").write_text(code, encoding="utf-8")
+    (tmp_path / test_file).write_text(code, encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
         cwd=tmp_path,
@@ -350,7 +351,13 @@ def test_the_tutorials_example_of_the_other_hooks_passes(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1].startswith("2 passed")
+    last: str = result.stdout.strip().splitlines()[-1]
+    return last
+
+
+def test_the_tutorials_example_of_the_other_hooks_passes(tmp_path):
+    last = run_doc_example(tmp_path, "The other operations and OCS's own events", "test_planner.py")
+    assert last.startswith("2 passed")
 
 
 def test_the_tutorials_plugin_is_listed_by_the_cli(installed):
