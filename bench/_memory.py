@@ -123,9 +123,16 @@ async def drift(
     low: int,
     high: int,
     step: int,
+    plugin_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """RSS every ``step`` completed cancels; the drift from ``low`` to ``high``.
+
+    ``plugin_config`` (GWSConfig fields) changes the plugin's settings: a shorter
+    ``ack_timeout``/``request_timeout`` shortens the window in which the plugin keeps what it
+    knows of finished requests (``late_window``, the outcome bound), to tell that window
+    filling up from a leak."""
     handles = Handles(first_handle, count)
-    side = make_side(kind, base_url, user)
+    side = make_side(kind, base_url, user, **(plugin_config or {}))
     await side.start()
     await side.load_device()
     samples: list[tuple[int, float]] = [(0, rss_bytes() / MB)]
