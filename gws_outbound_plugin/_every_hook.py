@@ -12,6 +12,7 @@ one-line source built from those names (the way :mod:`dataclasses` makes ``__ini
 
 from __future__ import annotations
 
+import abc
 import inspect
 import keyword
 from collections.abc import Callable, Iterator, Mapping
@@ -62,17 +63,18 @@ def _implementation(name: str, spec: Callable[..., Any]) -> Callable[..., None]:
     return hookimpl(function)
 
 
-class EveryHook:
-    """A plugin implementing every hook: each call goes to :meth:`_hook_called`.
+class EveryHook(abc.ABC):
+    """A plugin implementing every hook: each call goes to :meth:`_hook_called`, which a
+    subclass must define (a class without it cannot be instantiated).
 
     The implementations are plain functions (quick on any thread), return ``None`` (so a
     ``firstresult`` hook goes on to the next implementation) and can be overridden one by
     one in a subclass.
     """
 
+    @abc.abstractmethod
     def _hook_called(self, hook: str, kwargs: dict[str, Any]) -> None:
         """One hook call: ``hook`` with its arguments by name (a fresh dict)."""
-        raise NotImplementedError(f"{type(self).__name__} handles no hook call")
 
 
 for _name, _spec in hook_specs():

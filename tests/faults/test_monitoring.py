@@ -32,7 +32,7 @@ pytestmark = pytest.mark.anyio
 class Generic:
     @hookimpl
     def on_operation_acknowledged(self, ack: OperationAck) -> None:
-        pass
+        """Nothing to do: the monitors count the call."""
 
     @hookimpl
     async def on_operation_failed(self, failure: OperationFailure) -> None:

@@ -236,9 +236,10 @@ async def test_official_client_against_the_simulator_cli(tmp_path: Path) -> None
         assert line.startswith(prefix), line
         base_url = line[len(prefix) :]
 
-        async def drain() -> None:  # the CLI logs one line per request
+        async def drain() -> None:
+            """Read and discard the CLI's log lines (one per request), so its pipe never fills."""
             async for _ in stdout:
-                pass
+                continue
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(drain)
