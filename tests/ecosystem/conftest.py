@@ -58,6 +58,28 @@ def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def run_pytest(
+    directory: Path,
+    *options: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> str:
+    """Run pytest in ``directory`` in a subprocess, as a plugin's author would (``-q``, no
+    cache), assert it passed, and return its summary line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options],
+        cwd=directory,
+        env=dict(env) if env is not None else base_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary: str = result.stdout.strip().splitlines()[-1]
+    return summary
+
+
 def make_site(tmp_path: Path, plugins: Mapping[str, str]) -> Path:
     """A directory for PYTHONPATH with one throwaway distribution per plugin: module
     ``gwsx_<name>``, announced as entry point ``<name>`` of the gws_outbound group."""

@@ -51,7 +51,7 @@ from gws_outbound_plugin import (
 from gws_outbound_plugin.testing import HookRecorder
 
 from ._tutorial import PROJECT_DIR, code_files
-from .conftest import CLI, ROOT
+from .conftest import CLI, ROOT, run_pytest
 
 DOCS = ROOT / "docs"
 PAYLOADS = (
@@ -319,40 +319,18 @@ def test_the_tutorial_has_every_file_of_its_layout():
 
 def test_the_tutorials_plugin_passes_its_own_tests(installed):
     # As the tutorial says: from the plugin's folder, `pytest`, with the plugin installed.
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=installed.tutorial,
-        env=installed.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1].startswith("4 passed")
+    assert run_pytest(installed.tutorial, env=installed.env()).startswith("4 passed")
 
 
 def run_doc_example(tmp_path: Path, section: str, test_file: str) -> str:
     """Run the one python block of ``section`` of docs/writing-a-plugin.md as a pytest file
-    with the testing kit as a plugin, as a reader would; return pytest's last line."""
-    from .conftest import base_env
-
+    with the testing kit as a plugin, warnings as errors, as a reader would; return pytest's
+    summary line."""
     markdown = (DOCS / "writing-a-plugin.md").read_text(encoding="utf-8")
     (code,) = re.findall(r"```python\n(.*?)```", sections(markdown)[section], re.DOTALL)
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["gws_outbound_plugin.testing"]\n')
     (tmp_path / test_file).write_text(code, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
-        cwd=tmp_path,
-        env=base_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    last: str = result.stdout.strip().splitlines()[-1]
-    return last
+    return run_pytest(tmp_path, "-W", "error", timeout=120)
 
 
 def test_the_tutorials_example_of_the_other_hooks_passes(tmp_path):

@@ -3,13 +3,11 @@ so in ``make test``)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 
 import pytest
 
-from .conftest import Cli
+from .conftest import Cli, run_pytest
 
 
 def test_the_generated_plugin_passes_its_own_test(cli: Cli, tmp_path):
@@ -30,19 +28,7 @@ def test_the_generated_plugin_passes_its_own_test(cli: Cli, tmp_path):
         .endswith('pytest_plugins = ["gws_outbound_plugin.testing"]')
     )
 
-    from .conftest import base_env
-
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
-        cwd=root,
-        env=base_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.strip().splitlines()[-1].startswith("1 passed")
+    assert run_pytest(root, "-p", "no:randomly", timeout=180).startswith("1 passed")
 
 
 def test_the_generated_plugin_is_one_the_cli_can_load(cli: Cli, tmp_path, monkeypatch):

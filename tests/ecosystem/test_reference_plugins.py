@@ -5,7 +5,6 @@ run them."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from gws_outbound_plugin import (
 )
 from gws_outbound_plugin.testing import HookRecorder
 
-from .conftest import HOOKS, REFERENCE_PLUGINS
+from .conftest import HOOKS, REFERENCE_PLUGINS, run_pytest
 
 pytestmark = pytest.mark.anyio
 
@@ -35,17 +34,7 @@ _MODULES = ("gws_outbound_audit", "gws_outbound_webhook")
 def test_the_plugins_own_test_suite_passes(installed, project):
     # As the plugin's author runs it: from the plugin's folder, with its own pytest settings
     # (filterwarnings = error), against the installed package.
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=HOOKS / project,
-        env=installed.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    assert result.returncode == 0, result.stdout + result.stderr
+    summary = run_pytest(HOOKS / project, env=installed.env())
     assert " passed" in summary
     assert "failed" not in summary and "error" not in summary
 
