@@ -284,30 +284,35 @@ class RawSide:
     async def _receive_loop(self) -> None:
         assert self.cometd is not None
         client = self.cometd
-        waiting, by_handle = self._waiting, self._by_handle
         while True:
             try:
                 message = await client.receive()
             except TransportTimeoutError:
                 continue
-            data = message.get("data") or {}
-            if message.get("channel") == OUTBOUND_CHANNEL:
-                reference_id = data.get("referenceId")
-            else:
-                user_data = data.get("userData") or {}
-                reference_id = by_handle.pop(user_data.get("GSW_RECORD_HANDLE"), None)
-                if "GSW_ERROR" in user_data:
-                    entry = waiting.pop(reference_id, None)
-                    if entry is not None:
-                        entry[0].set_exception(BenchFailure(f"OCS error: {user_data}"))
-                    continue
-            entry = waiting.get(reference_id)
-            if entry is None:
-                continue
-            entry[1] += 1
-            if entry[1] == 2:
-                del waiting[reference_id]
-                entry[0].set_result(perf_counter())
+            self._on_message(message)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        """Count one CometD message towards its request: the outbound-channel answer or the
+        OCS event (an OCS error settles the request at once); the second settles it."""
+        waiting = self._waiting
+        data = message.get("data") or {}
+        if message.get("channel") == OUTBOUND_CHANNEL:
+            reference_id = data.get("referenceId")
+        else:
+            user_data = data.get("userData") or {}
+            reference_id = self._by_handle.pop(user_data.get("GSW_RECORD_HANDLE"), None)
+            if "GSW_ERROR" in user_data:
+                entry = waiting.pop(reference_id, None)
+                if entry is not None:
+                    entry[0].set_exception(BenchFailure(f"OCS error: {user_data}"))
+                return
+        entry = waiting.get(reference_id)
+        if entry is None:
+            return
+        entry[1] += 1
+        if entry[1] == 2:
+            del waiting[reference_id]
+            entry[0].set_result(perf_counter())
 
 
 # -- the careful raw baseline ---------------------------------------------------------------
@@ -384,7 +389,7 @@ class CarefulRawSide(RawSide):
         assert self.cometd is not None
         client = self.cometd
         queue = client._incoming_queue
-        waiting, by_handle = self._waiting, self._by_handle
+        on_message = self._on_message
         while True:
             if not queue.empty():
                 message = queue.get_nowait()  # already here: no receive() round of tasks
@@ -393,24 +398,7 @@ class CarefulRawSide(RawSide):
                     message = await client.receive()
                 except TransportTimeoutError:
                     continue
-            data = message.get("data") or {}
-            if message.get("channel") == OUTBOUND_CHANNEL:
-                reference_id = data.get("referenceId")
-            else:
-                user_data = data.get("userData") or {}
-                reference_id = by_handle.pop(user_data.get("GSW_RECORD_HANDLE"), None)
-                if "GSW_ERROR" in user_data:
-                    entry = waiting.pop(reference_id, None)
-                    if entry is not None:
-                        entry[0].set_exception(BenchFailure(f"OCS error: {user_data}"))
-                    continue
-            entry = waiting.get(reference_id)
-            if entry is None:
-                continue
-            entry[1] += 1
-            if entry[1] == 2:
-                del waiting[reference_id]
-                entry[0].set_result(perf_counter())
+            on_message(message)
 
 
 Side = PluginSide | RawSide

@@ -94,13 +94,21 @@ class BackgroundTasks:
         self._scopes.append(scope)
         name = getattr(function, "__qualname__", repr(function))
         self._tg.start_soon(
-            self._guarded, scope, function, *args, name=f"{name} in {self._owner_name}._guarded"
+            self._guarded,
+            name,
+            scope,
+            function,
+            *args,
+            name=f"{name} in {self._owner_name}._guarded",
         )
 
     async def _guarded(
-        self, scope: anyio.CancelScope, function: Callable[..., Awaitable[Any]], *args: Any
+        self,
+        name: str,
+        scope: anyio.CancelScope,
+        function: Callable[..., Awaitable[Any]],
+        *args: Any,
     ) -> None:
-        name = getattr(function, "__qualname__", repr(function))
         with scope:
             while True:
                 try:

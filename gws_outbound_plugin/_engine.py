@@ -150,10 +150,6 @@ async def _short_nap() -> None:
     await anyio.sleep(0.005)
 
 
-def _is_request(request: object) -> bool:
-    return isinstance(request, OperationRequest)
-
-
 class Engine:
     """See the module docstring. Created and run by ``OutboundPlugin``."""
 
@@ -197,7 +193,7 @@ class Engine:
         # Tickets decided and not yet handed to the host (released by the pump after their
         # hooks, or by the queue below hook_timeout after the decision).
         self._unreleased: set[OperationTicket[Any]] = set()
-        self._release_queue = DeadlineQueue(self._release_overdue)
+        self._release_queue = DeadlineQueue(self._release)
         # The correlator's timers of one kind all have the same delay (its deadline,
         # ack_timeout, merge_window): one queue each; other timers get a loop timer each.
         self._timer_queues = {
@@ -236,7 +232,7 @@ class Engine:
 
     def accept(self, request: object) -> OperationTicket[Any]:
         """Accept a request from any thread and return its ticket (no I/O)."""
-        if not _is_request(request):
+        if not isinstance(request, OperationRequest):
             if isinstance(request, Mapping):
                 hint = "use CancelRequest.from_bus() or request_from_bus() for bus events"
             else:
@@ -381,15 +377,13 @@ class Engine:
 
     def _apply(self, effects: list[Effect]) -> None:
         """Carry the correlator's effects out. Never raises: each effect on its own."""
+        handlers = self._handlers
         for effect in effects:
             try:
-                self._apply_one(effect)
+                handlers[type(effect)](effect)
             except Exception:
                 self._effect_errors += 1
                 safe_log(logger.exception, "engine_effect_failed", effect=type(effect).__name__)
-
-    def _apply_one(self, effect: Effect) -> None:
-        self._handlers[type(effect)](effect)
 
     def _start_timer(self, effect: StartTimer) -> None:
         timer = effect.timer
@@ -456,8 +450,6 @@ class Engine:
                 )
             else:
                 self._pump.emit("on_operation_acknowledged", ack=payload)
-            if ticket is not None:
-                self._pump.emit_call(lambda: self._release(ticket))
         else:
             try:
                 self._log_failure(request.spec, request.reference_id, outcome)
@@ -472,11 +464,8 @@ class Engine:
                 )
             else:
                 self._pump.emit("on_operation_failed", failure=payload)
-            if ticket is not None:
-                self._pump.emit_call(lambda: self._release(ticket))
-
-    def _release_overdue(self, ticket: OperationTicket[Any]) -> None:
-        self._release(ticket)
+        if ticket is not None:  # after its hooks
+            self._pump.emit_call(lambda: self._release(ticket))
 
     def _release(self, ticket: OperationTicket[Any]) -> None:
         if ticket not in self._unreleased:

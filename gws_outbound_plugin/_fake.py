@@ -285,13 +285,14 @@ class FakeGWS:
         data = json.loads(text)
         self.posts.append((path, data))
         await anyio.lowlevel.checkpoint()  # a POST is never answered synchronously
-        plan = self.faults._take_request_plan(operation_of(DecodedBody(True, data, text)))
+        decoded = DecodedBody(True, data, text)
+        plan = self.faults._take_request_plan(operation_of(decoded))
         if plan.reset:
             raise GWSNoAnswerError(
                 f"POST /api/v2{path} to FakeGWS failed: connection reset; GWS may have "
                 "processed it, so it was not sent again"
             )
-        answer = self._answer(path, DecodedBody(True, data, text))
+        answer = self._answer(path, decoded)
         if plan.slow_seconds > 0:
             await anyio.sleep(plan.slow_seconds)
         if isinstance(answer, ErrorReply):

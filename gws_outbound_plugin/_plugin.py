@@ -242,14 +242,13 @@ class OutboundPlugin:
         direct = self._direct_accept(hook, request)
         if direct is not None:
             return direct
-        ACCEPTED.ticket = None
+        ACCEPTED.ticket = None  # not one left by a host's own call of the hook
         try:
             results = hook(request=request)
         except Exception as error:
             # Raised after the core accepted it (a hook call monitor of the manager, say):
             # the request goes on, so the host gets its ticket, as when an observer raises.
-            accepted: OperationTicket[Any] | None = getattr(ACCEPTED, "ticket", None)
-            ACCEPTED.ticket = None
+            accepted: OperationTicket[Any] | None = ACCEPTED.ticket
             if accepted is None or accepted.request is not request:
                 raise
             safe_log(
@@ -259,7 +258,8 @@ class OutboundPlugin:
                 error=f"{type(error).__name__}: {error}"[:300],
             )
             return accepted
-        ACCEPTED.ticket = None
+        finally:
+            ACCEPTED.ticket = None
         for result in results:
             if isinstance(result, OperationTicket):
                 ticket: OperationTicket[Any] = result
