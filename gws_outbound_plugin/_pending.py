@@ -202,7 +202,7 @@ class PendingRequests:
     def _remember(self, entry: Entry) -> None:
         """Its messages may still arrive (M2, M4); they must never answer another request."""
         recent = self.recent
-        recent.reserved[entry.request.reference_id] = recent.stamp()
+        recent.reserve(entry.request.reference_id)
         event, content = entry.user_event, entry.user_content
         if event is None and entry.key is not None:
             recent.owe(entry.key, entry.spec)
