@@ -18,6 +18,8 @@ from bench import _e2e, _fanout, _report, _sessions
 from bench._common import RESULTS_DIR, Handles, configure_logging
 from bench._sim import SimulatorProcess
 from bench._worker import run_job
+from bench.correlator import sweep_ms
+from gws_outbound_plugin import GWSConfig, OutboundPlugin, make_plugin_manager
 
 SECTIONS = ("e2e", "fanout", "memory", "startup", "sessions")
 SESSION_SIZES = (1, 10, 100, 1000)
@@ -38,6 +40,8 @@ class Plan:
     drift_low: int = 10_000
     drift_high: int = 50_000
     drift_step: int = 5_000
+    drift_settle: bool = True  # also the drift over drift_span cancels once late_window is full
+    drift_span: int = 40_000
     startup_repeats: int = 7
     session_latency_samples: int = 200
     session_idle_seconds: float = 2.0
@@ -52,6 +56,7 @@ QUICK = Plan(
     drift_low=2_000,
     drift_high=6_000,
     drift_step=1_000,
+    drift_settle=False,
     startup_repeats=3,
     session_latency_samples=50,
     session_idle_seconds=1.0,
@@ -73,9 +78,22 @@ def run_fanout(plan: Plan) -> dict[str, Any]:
     return asyncio.run(_fanout.run(plan.fanout_repeats, plan.fanout_budget))
 
 
+def drift_settle_seconds() -> float:
+    """1.5 times the default outcome bound: the facts a finished request leaves live up to
+    1.25 times that (``late_window``), and the sweep that drops them runs every quarter."""
+    plugin = OutboundPlugin(
+        make_plugin_manager(load_entrypoints=False),
+        GWSConfig(base_url="http://127.0.0.1:1", username="u", password="p"),
+    )
+    return 1.5 * plugin.outcome_bound
+
+
 def run_memory(plan: Plan) -> dict[str, Any]:
     per_pending = 2 * (plan.pending + 300) + 100
+    settle_s = drift_settle_seconds() if plan.drift_settle else None
     per_drift = plan.drift_high + 100
+    if settle_s is not None:  # enough records for 1,000 cancels/s until the window is full
+        per_drift = max(per_drift, int(settle_s * 1_000) + plan.drift_span + 2 * plan.drift_step)
     records = 2 * (per_pending + per_drift)
     results: dict[str, Any] = {"pending": {}, "drift": {}}
     with SimulatorProcess(("mem-plugin", "mem-raw"), records) as sim:
@@ -107,9 +125,14 @@ def run_memory(plan: Plan) -> dict[str, Any]:
                     "low": plan.drift_low,
                     "high": plan.drift_high,
                     "step": plan.drift_step,
+                    "settle_s": settle_s,
+                    "span": plan.drift_span,
                 }
             )
             first += per_drift
+    cancels = 40_000 if plan.drift_settle else 4_000
+    _say(f"memory: the late-window sweep of {cancels:,} cancels' facts")
+    results["sweep"] = {"cancels": cancels, "ms": min(sweep_ms(cancels) for _ in range(3))}
     return results
 
 
