@@ -1,0 +1,91 @@
+"""The promise, broken in further ways and fixed (after tests/faults/test_promise_found.py):
+each test here failed before its fix. Every accepted request ends in exactly one outcome, its
+own, and the host gets its ticket, whatever plugins, the host's tooling, the server or the
+host task do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+import pytest
+
+from gws_outbound_plugin import (
+    CancelRequest,
+    OperationAck,
+    OperationTicket,
+    OutboundPlugin,
+    RejectRecordRequest,
+    hookimpl,
+)
+from gws_outbound_plugin.simulator import GWSSimulator
+from tests.faults.conftest import fast_config
+from tests.faults.support import handles, request_for
+from tests.helpers import Recorder
+
+pytestmark = pytest.mark.anyio
+
+
+# -- the host's own tooling, with a plugin that requests in turn ---------------------------------
+
+
+class AlsoReject:
+    """An observer of ``on_cancel_requested`` that hands another record back to OCS for each
+    cancel, with the plugin's ``submit()`` or by firing ``on_operation_requested`` itself."""
+
+    def __init__(self, sim: GWSSimulator, handle: int, how: str) -> None:
+        self.sim = sim
+        self.handle = handle
+        self.how = how
+        self.plugin: OutboundPlugin | None = None
+        self.tickets: list[OperationTicket[OperationAck]] = []
+
+    @hookimpl
+    def on_cancel_requested(self, request: CancelRequest) -> None:
+        assert self.plugin is not None
+        reject = RejectRecordRequest(
+            record_handle=self.handle,
+            application_id=request.application_id,
+            campaign_name=request.campaign_name,
+            calling_list=request.calling_list,
+            device_path=request.device_path,
+        )
+        if self.how == "submit":
+            self.tickets.append(self.plugin.submit(reject))
+        else:
+            [ticket, *_] = self.plugin.pm.hook.on_operation_requested(request=reject)
+            self.tickets.append(ticket)
+
+
+@pytest.mark.parametrize("how", ["submit", "hook"])
+async def test_a_raising_monitor_does_not_hide_the_ticket_when_an_observer_requests_too(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, how: str
+) -> None:
+    """``pm.add_hookcall_monitoring(before, after)`` whose ``after`` raises for
+    ``on_cancel_requested`` (as in test_promise_found.py), and an observer of that hook that
+    makes a request of its own while the cancel's hook call runs. Before, the observer's
+    request replaced the cancel's ticket as the one the core had just accepted in this
+    thread, so ``submit()`` (and ``cancel()``) raised the monitor's error: no ticket for a
+    cancel that was sent and acknowledged, and a host told it failed might send it again."""
+
+    def after(outcome: Any, hook_name: str, impls: Any, kwargs: Any) -> None:
+        if hook_name == "on_cancel_requested":
+            raise RuntimeError("the host's monitor broke")
+
+    first, second = handles(sim, 2)
+    observer = AlsoReject(sim, second, how)
+    pm.register(observer, name="also_reject")
+    pm.add_hookcall_monitoring(lambda *_: None, after)
+    request = request_for(sim, first)
+    async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+        observer.plugin = plugin
+        ack = await plugin.cancel(request)
+        [reject] = observer.tickets
+        rejected = await reject
+    assert ack.request is request
+    assert [ack.request for ack in recorder.acks] == [request]
+    assert rejected.record_handle == second
+    assert [op.body.get("operationName") for op in sim.operations] == [
+        "CancelRecord",
+        "RejectRecord",
+    ]
