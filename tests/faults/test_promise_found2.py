@@ -5,6 +5,7 @@ host task do."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pluggy
@@ -17,6 +18,7 @@ from gws_outbound_plugin import (
     OutboundPlugin,
     RejectRecordRequest,
     hookimpl,
+    hookspecs,
 )
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
@@ -89,3 +91,41 @@ async def test_a_raising_monitor_does_not_hide_the_ticket_when_an_observer_reque
         "CancelRecord",
         "RejectRecord",
     ]
+
+
+class ForgetfulWrapper:
+    """A wrapper of ``on_cancel_requested`` that forgets to return the results (``None``)."""
+
+    @hookimpl(wrapper=True)
+    def on_cancel_requested(self, request: CancelRequest) -> Generator[None, Any, Any]:
+        yield
+
+
+class FilteringWrapper:
+    """A wrapper of ``on_cancel_requested`` that drops the results, the ticket with them."""
+
+    @hookimpl(wrapper=True)
+    def on_cancel_requested(self, request: CancelRequest) -> Generator[None, Any, Any]:
+        yield
+        return []
+
+
+@pytest.mark.parametrize("wrapper", [ForgetfulWrapper, FilteringWrapper])
+async def test_a_wrapper_registered_after_the_start_cannot_hide_an_accepted_cancel(
+    sim: GWSSimulator, recorder: Recorder, wrapper: type
+) -> None:
+    """A bare pluggy manager (which does not validate registrations; the start refuses a
+    wrapper of the host-fired hooks, tests/engine/test_breakers.py) gets such a wrapper
+    once the plugin runs. Before, ``submit()`` raised ``NotRunningError`` ("nothing was
+    sent"), or a ``TypeError`` for a wrapper returning ``None``, for a cancel the core had
+    accepted and sent: no ticket, and a host told nothing was sent might send it again."""
+    bare = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    bare.add_hookspecs(hookspecs)
+    bare.register(recorder, name="recorder")
+    request = request_for(sim, handles(sim, 1)[0])
+    async with OutboundPlugin(bare, fast_config(sim.base_url)) as plugin:
+        bare.register(wrapper(), name="wrapper")
+        ack = await plugin.cancel(request)
+    assert ack.request is request
+    assert [ack.request for ack in recorder.acks] == [request]
+    assert len(sim.cancels) == 1
