@@ -110,17 +110,21 @@ def outcome_bound(config: GWSConfig, policy: RetryPolicy | None = None) -> float
     return bound
 
 
-def _fallback_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
+def _fallback_payload(
+    request: Any, outcome: Acknowledged | Failed, *, generic: bool = False
+) -> Any:
     """The outcome's payload when building it raised: an acknowledgement without what
     arrived; else, or when that raises too (a request whose attributes raise), a payload
-    that reads nothing of the request."""
-    if isinstance(outcome, Acknowledged):
+    that reads nothing of the request. ``generic``: the ``on_operation_*`` payload of a
+    cancel (an ``OperationAck`` / ``OperationFailure``)."""
+    if isinstance(outcome, Acknowledged) and not generic:
         with contextlib.suppress(Exception):
             return _payloads.acknowledgement(request, Acknowledged(None, None))
     spec = getattr(type(request), "_SPEC", None)
     operation = spec.name if isinstance(spec, OperationSpec) else type(request).__name__
+    cancel = isinstance(request, CancelRequest) and not generic
     if isinstance(outcome, Acknowledged):
-        if isinstance(request, CancelRequest):
+        if cancel:
             return RecordCancelAck(
                 reference_id=None,
                 record_handle=None,
@@ -141,9 +145,22 @@ def _fallback_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
         "user_data": outcome.user_data,
         "may_have_acted": outcome.may_have_acted,
     }
-    if isinstance(request, CancelRequest):
+    if cancel:
         return CancelFailure(request=request, **fields)
     return OperationFailure(operation=operation, request=request, **fields)
+
+
+def _generic_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
+    """A cancel's ``on_operation_acknowledged`` / ``on_operation_failed`` payload; when
+    building it raises (a request whose attributes raise), one that reads nothing of the
+    request: the hook is called all the same."""
+    try:
+        if isinstance(outcome, Acknowledged):
+            return _payloads.operation_ack(request.spec, request, outcome)
+        return _payloads.operation_failure(request, outcome)
+    except Exception:
+        safe_log(logger.exception, "outcome_payload_failed")
+        return _fallback_payload(request, outcome, generic=True)
 
 
 async def _short_nap() -> None:
@@ -444,9 +461,7 @@ class Engine:
             if cancel:
                 self._pump.emit("on_record_cancel_acknowledged", ack=payload)
                 self._pump.emit_lazy(
-                    "on_operation_acknowledged",
-                    "ack",
-                    lambda: _payloads.operation_ack(request.spec, request, outcome),
+                    "on_operation_acknowledged", "ack", lambda: _generic_payload(request, outcome)
                 )
             else:
                 self._pump.emit("on_operation_acknowledged", ack=payload)
@@ -458,9 +473,7 @@ class Engine:
             if cancel:
                 self._pump.emit("on_cancel_failed", failure=payload)
                 self._pump.emit_lazy(
-                    "on_operation_failed",
-                    "failure",
-                    lambda: _payloads.operation_failure(request, outcome),
+                    "on_operation_failed", "failure", lambda: _generic_payload(request, outcome)
                 )
             else:
                 self._pump.emit("on_operation_failed", failure=payload)

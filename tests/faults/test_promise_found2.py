@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
+import anyio
 import pluggy
 import pytest
 
 from gws_outbound_plugin import (
     CancelRequest,
+    FailureReason,
     OperationAck,
     OperationTicket,
     OutboundPlugin,
@@ -129,3 +131,58 @@ async def test_a_wrapper_registered_after_the_start_cannot_hide_an_accepted_canc
     assert ack.request is request
     assert [ack.request for ack in recorder.acks] == [request]
     assert len(sim.cancels) == 1
+
+
+# -- request objects that misbehave --------------------------------------------------------------
+
+
+class CancelWithoutSpec(CancelRequest):
+    """A host's subclass of ``CancelRequest`` whose ``spec`` raises."""
+
+    @property
+    def spec(self) -> Any:
+        raise RuntimeError("no spec")
+
+
+async def test_a_cancel_whose_attributes_raise_gets_its_generic_outcome_hook_too(
+    sim: GWSSimulator, pm: pluggy.PluginManager
+) -> None:
+    """The engine refuses a request it cannot register (``rejected``, nothing sent), and a
+    cancel's outcome fires two hooks, ``on_cancel_failed`` and ``on_operation_failed``.
+    Before, the second one's payload was built from the request's ``spec``, which raised:
+    ``on_operation_failed`` was never called for that cancel (test_promise_found.py has the
+    first hook and an operation's own)."""
+    seen: list[tuple[str, Any]] = []
+
+    class Outcomes:
+        @hookimpl
+        def on_cancel_failed(self, failure: Any) -> None:
+            seen.append(("on_cancel_failed", failure))
+
+        @hookimpl
+        def on_operation_failed(self, failure: Any) -> None:
+            seen.append(("on_operation_failed", failure))
+
+    pm.register(Outcomes(), name="outcomes")
+    base = request_for(sim, handles(sim, 1)[0])
+    request = CancelWithoutSpec(
+        record_handle=base.record_handle,
+        application_id=base.application_id,
+        campaign_name=base.campaign_name,
+        calling_list=base.calling_list,
+        device_path=base.device_path,
+    )
+    async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+        ticket = plugin.submit(request)
+        with anyio.fail_after(5):
+            while not ticket.done():
+                await anyio.sleep(0.01)
+        assert await plugin.wait_hooks_idle(5)
+    outcome = ticket.outcome
+    assert outcome is not None and outcome.reason is FailureReason.REJECTED
+    assert [name for name, _ in seen] == ["on_cancel_failed", "on_operation_failed"]
+    generic = seen[1][1]
+    assert generic.operation == "CancelRecord"
+    assert generic.request is request
+    assert generic.reason is FailureReason.REJECTED and generic.may_have_acted is False
+    assert sim.operations == []  # nothing was sent
