@@ -13,6 +13,7 @@ import pluggy
 import pytest
 
 from gws_outbound_plugin import (
+    CancelFailure,
     CancelRequest,
     FailureReason,
     OperationAck,
@@ -179,8 +180,9 @@ async def test_a_cancel_whose_attributes_raise_gets_its_generic_outcome_hook_too
                 await anyio.sleep(0.01)
         assert await plugin.wait_hooks_idle(5)
     outcome = ticket.outcome
-    assert outcome is not None and outcome.reason is FailureReason.REJECTED
+    assert isinstance(outcome, CancelFailure) and outcome.reason is FailureReason.REJECTED
     assert [name for name, _ in seen] == ["on_cancel_failed", "on_operation_failed"]
+    assert seen[0][1] == outcome
     generic = seen[1][1]
     assert generic.operation == "CancelRecord"
     assert generic.request is request
