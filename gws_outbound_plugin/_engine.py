@@ -216,6 +216,13 @@ class Engine:
         self._timer_queues = {
             kind: DeadlineQueue(self._timer_fired) for kind in ("deadline", "ack", "merge")
         }
+        # Acknowledgement and merge timers that expired while the listener was held back
+        # (more than hook_queue_size hook calls queued): the answers they wait for may be
+        # unread behind the hooks, so they are started again once it reads on (the
+        # request's deadline still bounds its outcome).
+        self._held_back = False
+        self._held_timers: list[TimerId] = []
+        self._timers_stopped = False
         self._handlers: dict[type, Callable[[Any], None]] = {
             Resolved: self._resolve,
             Send: self._send,
@@ -336,6 +343,7 @@ class Engine:
     async def close(self, hook_budget: float) -> None:
         """After :meth:`drain`: stop the timers and the workers, make the queued hook calls
         (every ticket is released meanwhile, by its hooks or its timer, and at the end)."""
+        self._timers_stopped = True
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -375,7 +383,16 @@ class Engine:
         queue holds more than ``hook_queue_size`` calls (backpressure on the listener)."""
         self._apply(self._correlator.message(message))
         if self._pump.queued > self._config.hook_queue_size:
-            await self._pump.wait_below(self._config.hook_queue_size)
+            self._held_back = True
+            try:
+                await self._pump.wait_below(self._config.hook_queue_size)
+            finally:
+                self._held_back = False
+                held, self._held_timers = self._held_timers, []
+                if not self._timers_stopped:
+                    delays = {"ack": self._config.ack_timeout, "merge": self._config.merge_window}
+                    for timer in held:
+                        self._timer_queues[timer[0]].add(timer, delays[timer[0]])
 
     def session_lost(self, why: str) -> None:
         safe_log(
@@ -388,6 +405,9 @@ class Engine:
 
     def _timer_fired(self, timer: TimerId) -> None:
         self._timers.pop(timer, None)
+        if self._held_back and timer[0] in ("ack", "merge"):
+            self._held_timers.append(timer)  # its answer may be waiting behind the hooks
+            return
         self._apply(self._correlator.timer_expired(timer))
 
     # -- effects -----------------------------------------------------------------------------

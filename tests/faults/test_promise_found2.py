@@ -19,11 +19,15 @@ from gws_outbound_plugin import (
     OperationAck,
     OperationTicket,
     OutboundPlugin,
+    RecordCancelAck,
     RejectRecordRequest,
+    UserEvent,
     hookimpl,
     hookspecs,
 )
 from gws_outbound_plugin.simulator import GWSSimulator
+from gws_outbound_plugin.simulator._records import SeedRecord
+from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.faults.conftest import fast_config
 from tests.faults.support import handles, request_for
 from tests.helpers import Recorder
@@ -188,3 +192,69 @@ async def test_a_cancel_whose_attributes_raise_gets_its_generic_outcome_hook_too
     assert generic.request is request
     assert generic.reason is FailureReason.REJECTED and generic.may_have_acted is False
     assert sim.operations == []  # nothing was sent
+
+
+# -- a slow plugin under load ----------------------------------------------------------------------
+
+
+class SlowAudit:
+    """An ``async def on_user_event`` that takes 50 ms (a plugin writing each event to a
+    database), well within ``hook_timeout``."""
+
+    @hookimpl
+    async def on_user_event(self, event: UserEvent) -> None:
+        await anyio.sleep(0.05)
+
+
+@pytest.mark.parametrize("anyio_backend", [("asyncio", {"loop_factory": virtual_clock_loop})])
+async def test_a_slow_plugin_under_load_does_not_turn_acknowledgements_into_timeouts(
+    pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """40 cancels at once (a campaign cleanup), every one acknowledged by GWS and OCS at
+    once, and a plugin whose hook takes 50 ms: the hook calls (three per cancel) outgrow
+    ``hook_queue_size`` (16 here; 1024 by default, which 900 cancels outgrow the same way),
+    so the listener stops reading until the plugin catches up (backpressure, as
+    documented). Before, the acknowledgement timers went on meanwhile: most cancels ended
+    ``timed_out`` (GWS "may have acted": look at the record before sending it again) while
+    their acknowledgements waited unread behind the slow plugin. An acknowledgement timer
+    that expires while the listener is held back now waits for it (the outcome bound still
+    holds: the request's deadline)."""
+    pm.register(SlowAudit(), name="slow_audit")
+    seed = [
+        SeedRecord(
+            record_handle=1000 + i,
+            application_id=134,
+            campaign_name="Campaign1",
+            calling_list="CallingList1",
+            phone_number=f"555{i:04d}",
+            chain_id=1000 + i,
+        )
+        for i in range(40)
+    ]
+    fake = FakeGWS(records=seed)
+    config = fast_config("https://gws.example", hook_queue_size=16)
+    requests = [
+        CancelRequest(
+            record_handle=record.record_handle,
+            application_id=record.application_id,
+            campaign_name=record.campaign_name,
+            calling_list=record.calling_list,
+            device_path=fake.device_path(),
+        )
+        for record in seed
+    ]
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        tickets = [plugin.submit(request) for request in requests]
+        outcomes: list[object] = []
+        for ticket in tickets:
+            try:
+                outcomes.append(await ticket)
+            except Exception as error:  # a failure: what the assertion below reports
+                outcomes.append(error)
+        assert await plugin.wait_hooks_idle(60)
+    assert [type(outcome) for outcome in outcomes] == [RecordCancelAck] * len(requests), [
+        outcome for outcome in outcomes if not isinstance(outcome, RecordCancelAck)
+    ][:3]
+    heard = sorted(ack.request.reference_id for ack in recorder.acks if ack.request is not None)
+    assert heard == sorted(request.reference_id for request in requests)
+    assert recorder.failures == []
