@@ -93,6 +93,10 @@ class CoreHooks:
                 )
                 raise
             results = []
+        finally:
+            # An observer's own request (its submit() or hook call) made meanwhile set its
+            # ticket here: this one is the ticket of the call that returns now.
+            ACCEPTED.ticket = ticket
         return [ticket, *results]
 
 

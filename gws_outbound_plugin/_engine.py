@@ -110,17 +110,21 @@ def outcome_bound(config: GWSConfig, policy: RetryPolicy | None = None) -> float
     return bound
 
 
-def _fallback_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
+def _fallback_payload(
+    request: Any, outcome: Acknowledged | Failed, *, generic: bool = False
+) -> Any:
     """The outcome's payload when building it raised: an acknowledgement without what
     arrived; else, or when that raises too (a request whose attributes raise), a payload
-    that reads nothing of the request."""
-    if isinstance(outcome, Acknowledged):
+    that reads nothing of the request. ``generic``: the ``on_operation_*`` payload of a
+    cancel (an ``OperationAck`` / ``OperationFailure``)."""
+    if isinstance(outcome, Acknowledged) and not generic:
         with contextlib.suppress(Exception):
             return _payloads.acknowledgement(request, Acknowledged(None, None))
     spec = getattr(type(request), "_SPEC", None)
     operation = spec.name if isinstance(spec, OperationSpec) else type(request).__name__
+    cancel = isinstance(request, CancelRequest) and not generic
     if isinstance(outcome, Acknowledged):
-        if isinstance(request, CancelRequest):
+        if cancel:
             return RecordCancelAck(
                 reference_id=None,
                 record_handle=None,
@@ -141,9 +145,22 @@ def _fallback_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
         "user_data": outcome.user_data,
         "may_have_acted": outcome.may_have_acted,
     }
-    if isinstance(request, CancelRequest):
+    if cancel:
         return CancelFailure(request=request, **fields)
     return OperationFailure(operation=operation, request=request, **fields)
+
+
+def _generic_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
+    """A cancel's ``on_operation_acknowledged`` / ``on_operation_failed`` payload; when
+    building it raises (a request whose attributes raise), one that reads nothing of the
+    request: the hook is called all the same."""
+    try:
+        if isinstance(outcome, Acknowledged):
+            return _payloads.operation_ack(request.spec, request, outcome)
+        return _payloads.operation_failure(request, outcome)
+    except Exception:
+        safe_log(logger.exception, "outcome_payload_failed")
+        return _fallback_payload(request, outcome, generic=True)
 
 
 async def _short_nap() -> None:
@@ -199,6 +216,13 @@ class Engine:
         self._timer_queues = {
             kind: DeadlineQueue(self._timer_fired) for kind in ("deadline", "ack", "merge")
         }
+        # Acknowledgement and merge timers that expired while the listener was held back
+        # (more than hook_queue_size hook calls queued): the answers they wait for may be
+        # unread behind the hooks, so they are started again once it reads on (the
+        # request's deadline still bounds its outcome).
+        self._held_back = False
+        self._held_timers: list[TimerId] = []
+        self._timers_stopped = False
         self._handlers: dict[type, Callable[[Any], None]] = {
             Resolved: self._resolve,
             Send: self._send,
@@ -319,6 +343,7 @@ class Engine:
     async def close(self, hook_budget: float) -> None:
         """After :meth:`drain`: stop the timers and the workers, make the queued hook calls
         (every ticket is released meanwhile, by its hooks or its timer, and at the end)."""
+        self._timers_stopped = True
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -358,7 +383,16 @@ class Engine:
         queue holds more than ``hook_queue_size`` calls (backpressure on the listener)."""
         self._apply(self._correlator.message(message))
         if self._pump.queued > self._config.hook_queue_size:
-            await self._pump.wait_below(self._config.hook_queue_size)
+            self._held_back = True
+            try:
+                await self._pump.wait_below(self._config.hook_queue_size)
+            finally:
+                self._held_back = False
+                held, self._held_timers = self._held_timers, []
+                if not self._timers_stopped:
+                    delays = {"ack": self._config.ack_timeout, "merge": self._config.merge_window}
+                    for timer in held:
+                        self._timer_queues[timer[0]].add(timer, delays[timer[0]])
 
     def session_lost(self, why: str) -> None:
         safe_log(
@@ -371,6 +405,9 @@ class Engine:
 
     def _timer_fired(self, timer: TimerId) -> None:
         self._timers.pop(timer, None)
+        if self._held_back and timer[0] in ("ack", "merge"):
+            self._held_timers.append(timer)  # its answer may be waiting behind the hooks
+            return
         self._apply(self._correlator.timer_expired(timer))
 
     # -- effects -----------------------------------------------------------------------------
@@ -444,9 +481,7 @@ class Engine:
             if cancel:
                 self._pump.emit("on_record_cancel_acknowledged", ack=payload)
                 self._pump.emit_lazy(
-                    "on_operation_acknowledged",
-                    "ack",
-                    lambda: _payloads.operation_ack(request.spec, request, outcome),
+                    "on_operation_acknowledged", "ack", lambda: _generic_payload(request, outcome)
                 )
             else:
                 self._pump.emit("on_operation_acknowledged", ack=payload)
@@ -458,9 +493,7 @@ class Engine:
             if cancel:
                 self._pump.emit("on_cancel_failed", failure=payload)
                 self._pump.emit_lazy(
-                    "on_operation_failed",
-                    "failure",
-                    lambda: _payloads.operation_failure(request, outcome),
+                    "on_operation_failed", "failure", lambda: _generic_payload(request, outcome)
                 )
             else:
                 self._pump.emit("on_operation_failed", failure=payload)

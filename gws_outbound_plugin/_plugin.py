@@ -245,10 +245,11 @@ class OutboundPlugin:
         ACCEPTED.ticket = None  # not one left by a host's own call of the hook
         try:
             results = hook(request=request)
+            accepted: OperationTicket[Any] | None = ACCEPTED.ticket
         except Exception as error:
             # Raised after the core accepted it (a hook call monitor of the manager, say):
             # the request goes on, so the host gets its ticket, as when an observer raises.
-            accepted: OperationTicket[Any] | None = ACCEPTED.ticket
+            accepted = ACCEPTED.ticket
             if accepted is None or accepted.request is not request:
                 raise
             safe_log(
@@ -260,10 +261,20 @@ class OutboundPlugin:
             return accepted
         finally:
             ACCEPTED.ticket = None
-        for result in results:
+        for result in results if isinstance(results, list | tuple) else ():
             if isinstance(result, OperationTicket):
                 ticket: OperationTicket[Any] = result
                 return ticket
+        if accepted is not None and accepted.request is request:
+            # A hook wrapper registered since the start (a bare pluggy manager does not refuse
+            # one) dropped the core's ticket: the request goes on, so the host gets it.
+            safe_log(
+                logger.error,
+                "accepted_request_goes_on",
+                reference_id=accepted.reference_id,
+                error="a hook wrapper dropped the ticket from the hook's results",
+            )
+            return accepted
         raise NotRunningError("the core did not accept the request; nothing was sent")
 
     def _direct_accept(
