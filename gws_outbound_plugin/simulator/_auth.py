@@ -107,7 +107,8 @@ class Authenticator:
         if header is None:
             return False, None
         try:
-            credentials = aiohttp.BasicAuth.decode(header)
+            # UTF-8, as the plugin (and RFC 7617's charset="UTF-8") encodes a password
+            credentials = aiohttp.BasicAuth.decode(header, encoding="utf-8")
         except ValueError:
             return True, None
         user = self._state.users.get(credentials.login)

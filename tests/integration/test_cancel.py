@@ -140,6 +140,18 @@ async def test_expired_session_logs_in_again_and_retries_once(
     assert only_outcome(recorder, request.reference_id) == "on_record_cancel_acknowledged"
 
 
+async def test_a_password_with_non_ascii_characters_logs_in_and_cancels(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The plugin sends Basic credentials in UTF-8 (RFC 7617's charset); the simulator reads
+    them so (it used to read latin-1 and refused such a password)."""
+    sim.set_password(AGENT, "pässwörd-€")
+    async with OutboundPlugin(pm, config_for(sim.base_url, password="pässwörd-€")) as plugin:
+        request = make_request(await plugin.device_path())
+        await plugin.cancel(request)
+    assert only_outcome(recorder, request.reference_id) == "on_record_cancel_acknowledged"
+
+
 async def test_cancels_from_four_threads_all_resolve(
     plugin: OutboundPlugin, pm: pluggy.PluginManager, recorder: Recorder, device_path: str
 ) -> None:
