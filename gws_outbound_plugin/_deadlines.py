@@ -89,5 +89,8 @@ class DeadlineQueue:
                         logger.exception("deadline_expiry_failed")
         while queue and due.get(queue[0][1]) != queue[0][0]:
             queue.popleft()  # discarded
+        if self._handle is not None:  # an expiry added to this queue: one timer, for the head
+            self._handle.cancel()
+            self._handle = None
         if queue:
             self._handle = self._loop.call_at(queue[0][0], self._fire)

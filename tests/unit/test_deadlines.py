@@ -102,3 +102,26 @@ def test_an_expiry_may_discard_others_in_the_same_queue() -> None:
     loop.advance(10.0)
     assert fired == [0, *range(2, 600, 2)]
     assert len(queue) == 0
+
+
+def test_an_expiry_that_adds_to_its_own_queue_leaves_one_timer() -> None:
+    """An expiry that adds an item to the queue that is firing (a timer started again from
+    its own expiry) must not leave a second loop timer running beside the queue's own."""
+    fired: list[str] = []
+
+    def expire(item: str) -> None:
+        fired.append(item)
+        if item == "a":
+            queue.add("again", 10.0)
+
+    queue, loop = make(expire)
+    queue.add("a", 10.0)
+    loop.advance(1.0)
+    queue.add("b", 10.0)
+    loop.advance(9.0)  # t=10: a fires and adds "again" (t=20); b is due at 11
+    assert fired == ["a"]
+    live = [h for h in loop.handles if not h.cancelled]
+    assert [h.when for h in live] == [11.0]
+    loop.advance(10.0)
+    assert fired == ["a", "b", "again"]
+    assert [h for h in loop.handles if not h.cancelled] == []
