@@ -6,7 +6,8 @@
 It runs on the embedded GWS simulator unless GWS_BASE_URL, GWS_USERNAME and GWS_PASSWORD point
 at a real GWS node. Plugins announced under the ``gws_outbound`` entry-point group (the
 reference plugins in hooks/ once installed) are loaded; ``--plugin MODULE_OR_FILE`` adds a
-one-off plugin for this run (a module on the path, or a .py file).
+one-off plugin for this run (a module on the path, or a .py file, or ``package:plugin`` as in
+an entry point).
 Logs go to stderr.
 
 The session: start preview dialing on a campaign, get records one by one and complete one
@@ -575,22 +576,51 @@ async def run_stdin(plugin: OutboundPlugin, bus: MessageBus, write: Callable[[st
 
 def load_extra_plugins(pm: Any, specs: list[str]) -> None:
     """Register one-off plugins for this run: an importable module name (``my_plugin``,
-    ``package.module``) or the path of a ``.py`` file, no packaging needed."""
+    ``package.module``) or the path of a ``.py`` file, no packaging needed, or an object in
+    one written as in an entry point (``package:plugin``). A plugin that cannot be loaded
+    stops the host with one line saying why, before anything is sent."""
     for spec in specs:
-        path = Path(spec)
-        if spec.endswith(".py") or path.is_file():
-            if not path.is_file():
-                raise SystemExit(f"--plugin {spec}: no such file")
-            name = path.stem
-            loaded = importlib.util.spec_from_file_location(name, path)
-            if loaded is None or loaded.loader is None:
-                raise SystemExit(f"--plugin {spec}: not a Python file")
-            module = importlib.util.module_from_spec(loaded)
-            sys.modules[name] = module
-            loaded.loader.exec_module(module)
-        else:
-            module = importlib.import_module(spec)
-        pm.register(module, name=spec)
+        where, colon, attribute = spec.rpartition(":")
+        if not (colon and attribute.isidentifier() and where):
+            where, attribute = spec, ""
+        try:
+            plugin: object = import_plugin_module(where)
+            if attribute:
+                if not hasattr(plugin, attribute):
+                    raise SystemExit(f"--plugin {spec}: {where} has no attribute {attribute!r}")
+                plugin = getattr(plugin, attribute)
+            pm.register(plugin, name=spec)
+        except SystemExit:
+            raise
+        except Exception as error:
+            hint = ""
+            top = where.split(".", 1)[0]
+            if isinstance(error, ModuleNotFoundError) and error.name == top:
+                if Path(f"{top}.py").is_file():
+                    hint = f" (./{top}.py is here but not on the Python path: --plugin ./{top}.py)"
+                elif Path("src", top).is_dir():
+                    hint = f" (src/{top} is here but not on the Python path: PYTHONPATH=src)"
+            message = " ".join(str(error).split())
+            raise SystemExit(
+                f"--plugin {spec}: cannot load it: {type(error).__name__}: {message}{hint}"
+            ) from None
+
+
+def import_plugin_module(spec: str) -> Any:
+    """A ``.py`` file by its path, or a module on the Python path by its name."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise SystemExit(f"--plugin {spec}: no such file")
+        name = path.stem
+        loaded = importlib.util.spec_from_file_location(name, path)
+        if loaded is None or loaded.loader is None:
+            raise SystemExit(f"--plugin {spec}: not a Python file")
+        module = importlib.util.module_from_spec(loaded)
+        sys.modules[name] = module
+        loaded.loader.exec_module(module)
+        return module
+    return importlib.import_module(spec)
 
 
 @contextlib.asynccontextmanager
@@ -717,7 +747,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="MODULE_OR_FILE",
         help="also register this plugin for this run: an importable module (my_plugin) or a "
-        ".py file (./my_plugin.py), no packaging needed (repeatable)",
+        ".py file (./my_plugin.py), or an object in one as in an entry point "
+        "(package:plugin), no packaging needed (repeatable)",
     )
     parser.add_argument(
         "--no-entrypoints",

@@ -73,11 +73,34 @@ def _load_one_off_plugins(pm: Any, specs: Sequence[str]) -> None:
         except pluggy.PluginValidationError as error:
             raise _UsageError(f"--plugin {spec}: {' '.join(str(error).split())}") from None
         except Exception as error:
-            where = _plugin_error_location(error, spec)
+            where = _plugin_error_location(error, spec) or _not_on_the_path(error, spec)
             raise _UsageError(
                 f"--plugin {spec}: cannot load it: {type(error).__name__}: "
                 f"{' '.join(str(error).split())}{where}"
             ) from None
+
+
+def _not_on_the_path(error: BaseException, spec: str) -> str:
+    """What to do when the module a ``--plugin`` names is not importable but is right here
+    (``./my_plugin.py``, or ``src/my_plugin/`` of a project): the ``gws-outbound`` script,
+    unlike ``python -m``, does not put the current folder on the Python path."""
+    module = spec.rpartition(":")[0] if ":" in spec else spec
+    top = module.split(".", 1)[0]
+    if not isinstance(error, ModuleNotFoundError) or error.name != top or not top.isidentifier():
+        return ""
+    if Path(f"{top}.py").is_file() or Path(top, "__init__.py").is_file():
+        here = f"{top}.py" if Path(f"{top}.py").is_file() else f"{top}/"
+        instead = f", or give the file: --plugin ./{top}.py" if module == spec == top else ""
+        return (
+            f" (./{here} is in this folder, which is not on the Python path: "
+            f"run with PYTHONPATH=.{instead})"
+        )
+    if Path("src", top).is_dir() or Path("src", f"{top}.py").is_file():
+        return (
+            f" (src/{top} is in this folder but not on the Python path: run with "
+            "PYTHONPATH=src, or install the project with pip install -e .)"
+        )
+    return ""
 
 
 def _plugin_error_location(error: BaseException, spec: str) -> str:

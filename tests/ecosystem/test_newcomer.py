@@ -1,0 +1,141 @@
+"""What a newcomer trips over on a fresh clone, found by walking the README, the tutorial and
+the example host as written: each mistake is one line saying what to do, no traceback."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+
+from gws_outbound_plugin import hookspecs
+
+from .conftest import ROOT, Cli
+
+PLUGIN = (
+    "from gws_outbound_plugin import hookimpl\n\n@hookimpl\ndef on_cancel_failed(failure):\n"
+    "    pass\n"
+)
+NAME = "newcomer_plugin"  # a module name no test installs
+
+
+@pytest.fixture
+def folder(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[object]:
+    """The plugin author's folder as the current one, and not on the Python path (as for the
+    ``gws-outbound`` script, which, unlike ``python -m``, does not add it)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    yield tmp_path
+    sys.modules.pop(NAME, None)
+
+
+# -- `--plugin my_plugin` with ./my_plugin.py right there ----------------------------------------
+
+
+def test_a_plugin_module_in_this_folder_says_how_to_load_it(cli: Cli, folder):
+    (folder / f"{NAME}.py").write_text(PLUGIN, encoding="utf-8")
+    result = cli("plugins", "--plugin", NAME)
+
+    assert result.status == 2
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"gws-outbound plugins: error: --plugin {NAME}: cannot load it: ")
+    assert f"./{NAME}.py is in this folder" in line
+    assert "PYTHONPATH=." in line
+    assert f"--plugin ./{NAME}.py" in line
+    # ... and what it says works:
+    assert cli("plugins", "--plugin", f"./{NAME}.py").status == 0
+
+
+def test_a_src_layout_plugin_says_to_set_pythonpath_to_src(cli: Cli, folder):
+    package = folder / "src" / NAME
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(PLUGIN + "\nplugin = object()\n", encoding="utf-8")
+    result = cli("plugins", "--plugin", f"{NAME}:plugin")
+
+    assert result.status == 2
+    (line,) = result.err.splitlines()
+    assert f"src/{NAME} is in this folder but not on the Python path" in line
+    assert "PYTHONPATH=src" in line
+
+
+def test_a_missing_module_elsewhere_gets_no_made_up_hint(cli: Cli, folder):
+    result = cli("plugins", "--plugin", NAME)
+
+    assert result.status == 2
+    assert result.err.strip().endswith(f"ModuleNotFoundError: No module named '{NAME}'")
+
+
+# -- the example host's --plugin -----------------------------------------------------------------
+
+
+@pytest.fixture
+def host(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("example_host", ROOT / "examples" / "host.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "example_host", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(host: ModuleType, spec: str) -> tuple[str, list[str]]:
+    """``load_extra_plugins`` as ``--plugin spec`` calls it: the message it stops with, if
+    any (as one line on stderr, exit 1), and the names registered."""
+    from gws_outbound_plugin import make_plugin_manager
+
+    pm = make_plugin_manager(load_entrypoints=False)
+    try:
+        host.load_extra_plugins(pm, [spec])
+    except SystemExit as exit_:  # a message (a str), not a status: printed, exit 1
+        return str(exit_.code) if isinstance(exit_.code, str) else f"status {exit_.code}", []
+    return "", [name for name, _ in pm.list_name_plugin() if name == spec]
+
+
+@pytest.mark.parametrize(
+    ("source", "spec", "message"),
+    [
+        (None, NAME, f"--plugin {NAME}: cannot load it: ModuleNotFoundError: "),
+        (PLUGIN, NAME, f"(./{NAME}.py is here but not on the Python path: --plugin ./{NAME}.py)"),
+        ("raise ValueError('bad setting')\n", f"./{NAME}.py", "ValueError: bad setting"),
+        (
+            "from gws_outbound_plugin import hookimpl\n\n@hookimpl\ndef on_cancel_acked(ack):\n"
+            "    pass\n",
+            f"./{NAME}.py",
+            "unknown hook 'on_cancel_acked'",
+        ),
+    ],
+    ids=["no-such-module", "module-here", "raises", "misspelt-hook"],
+)
+def test_the_example_hosts_plugin_that_cannot_load_is_one_line(host, folder, source, spec, message):
+    if source is not None:
+        (folder / f"{NAME}.py").write_text(source, encoding="utf-8")
+    error, _ = load(host, spec)
+
+    assert message in error
+    assert "\n" not in error
+
+
+def test_the_example_host_loads_an_object_as_in_an_entry_point(host, folder):
+    (folder / f"{NAME}.py").write_text(
+        "from gws_outbound_plugin import hookimpl\n\nclass P:\n    @hookimpl\n"
+        "    def on_cancel_failed(self, failure):\n        pass\n\nplugin = P()\n",
+        encoding="utf-8",
+    )
+    sys.path.insert(0, str(folder))
+    assert load(host, f"{NAME}:plugin") == ("", [f"{NAME}:plugin"])
+    error, _ = load(host, f"{NAME}:nothing")
+    assert error == f"--plugin {NAME}:nothing: {NAME} has no attribute 'nothing'"
+
+
+# -- the tutorial's table of hooks --------------------------------------------------------------
+
+
+def test_the_tutorials_table_lists_every_hook():
+    text = (ROOT / "docs" / "writing-a-plugin.md").read_text(encoding="utf-8")
+    table = text.split("## 1. What a plugin is", 1)[1].split("## 2.", 1)[0]
+    listed = set(re.findall(r"^\| `(on_\w+)\(", table, re.MULTILINE))
+    specs = {name for name in vars(hookspecs) if name.startswith("on_")}
+    assert listed == specs
