@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import inspect
 import ipaddress
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -180,6 +181,33 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range: {text!r}")
     return value
+
+
+def _check_fault_arguments(name: str, arguments: Mapping[str, object]) -> None:
+    """A missing or unknown argument said with the fault's arguments and an example, rather
+    than as Python's ``TypeError`` about a method call."""
+    parameters = [
+        p for p in inspect.signature(getattr(Faults, name)).parameters.values() if p.name != "self"
+    ]
+    known = {p.name for p in parameters}
+    unknown = [key for key in arguments if key not in known]
+    required = [p.name for p in parameters if p.default is inspect.Parameter.empty]
+    missing = [key for key in required if key not in arguments]
+    if not unknown and not missing:
+        return
+    if not parameters:
+        raise ValueError(f"{name} takes no arguments (--fault {name})")
+    problem = (
+        f"{', '.join(map(repr, unknown))} {'is not one' if len(unknown) == 1 else 'are not'} "
+        "of them"
+        if unknown
+        else f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required"
+    )
+    example = ",".join(f"{key}=1" for key in required)
+    raise ValueError(
+        f"its arguments are {_fault_usage(name)}: {problem}"
+        + (f" (e.g. --fault {name}:{example})" if example else "")
+    )
 
 
 def _fault_usage(name: str) -> str:
@@ -397,7 +425,12 @@ async def _serve(args: argparse.Namespace, records: Sequence[SeedRecord] | None)
     try:
         await simulator.start()
     except OSError as exc:
-        _emit(sys.stderr, f"error: cannot listen on {args.host}:{args.port}: {exc}")
+        hint = (
+            " (a simulator may already run there: pick another --port, or --port 0 for a free one)"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        _emit(sys.stderr, f"error: cannot listen on {args.host}:{args.port}: {exc}{hint}")
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -457,6 +490,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     for spec in args.fault:
         try:
             name, arguments = parse_fault_spec(spec)
+            _check_fault_arguments(name, arguments)
             # Check the arguments against a throw-away control set before starting.
             getattr(Faults(), name)(**arguments)
         except (TypeError, ValueError) as exc:

@@ -139,3 +139,57 @@ def test_the_tutorials_table_lists_every_hook():
     listed = set(re.findall(r"^\| `(on_\w+)\(", table, re.MULTILINE))
     specs = {name for name in vars(hookspecs) if name.startswith("on_")}
     assert listed == specs
+
+
+# -- the simulator's --fault and --port ---------------------------------------------------------
+
+
+def simulator(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    from gws_outbound_plugin.simulator._cli import main
+
+    capsys.readouterr()
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:  # argparse's usage errors
+        status = exit_.code if isinstance(exit_.code, int) else 2
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            "delay_notifications",
+            "its arguments are delay_notifications(seconds, count=1, operation=None): seconds "
+            "is required (e.g. --fault delay_notifications:seconds=1)",
+        ),
+        (
+            "delay_notifications:secs=2",
+            "its arguments are delay_notifications(seconds, count=1, operation=None): 'secs' is "
+            "not one of them",
+        ),
+        ("hold_notifications:count=2", "hold_notifications takes no arguments"),
+    ],
+    ids=["missing", "misspelt", "none-taken"],
+)
+def test_a_fault_with_wrong_arguments_says_which_it_takes(capsys, spec, message):
+    status, err = simulator(capsys, "--port", "0", "--fault", spec)
+
+    assert status == 2
+    assert message in err.splitlines()[-1]
+    assert "positional argument" not in err and "keyword argument" not in err
+
+
+def test_a_port_in_use_says_to_pick_another(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, err = simulator(capsys, "--port", str(port), "--quiet")
+
+    assert status == 1
+    (line,) = err.splitlines()
+    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert line.endswith("pick another --port, or --port 0 for a free one)")
