@@ -20,7 +20,22 @@ def _start_error(error: GWSOutboundError) -> str:
     refused, ...): the exception's own text, which carries the detail (HTTP status, GWS
     ``statusCode``, the address) and never a secret."""
     text = " ".join(str(error).split())
-    return text or type(error).__name__
+    return (text + _what_to_check(text)) or type(error).__name__
+
+
+def _what_to_check(text: str) -> str:
+    """For the two start-up errors a wrong GWS_BASE_URL gives, which part of it to check."""
+    if "https://" in text and "TLS error: WRONG_VERSION_NUMBER" in text:
+        return (
+            " (the server at that address does not speak TLS: is it an http:// address, "
+            "such as the simulator's?)"
+        )
+    if "/api/v2/me:" in text and "answered HTTP 404" in text:
+        return (
+            " (no GWS API at that path: GWS_BASE_URL or --base-url is the address /api/v2 "
+            "hangs from, usually the node's root, e.g. https://gws.example.com)"
+        )
+    return ""
 
 
 async def _end_gws_session(plugin: OutboundPlugin) -> None:

@@ -13,11 +13,22 @@ import pytest
 
 from gws_outbound_plugin import hookspecs
 
-from .conftest import ROOT, Cli
+from .conftest import ROOT, Cli, ThreadedSimulator
 
 PLUGIN = (
     "from gws_outbound_plugin import hookimpl\n\n@hookimpl\ndef on_cancel_failed(failure):\n"
     "    pass\n"
+)
+CANCEL = (
+    "cancel",
+    "--record-handle",
+    "11",
+    "--application-id",
+    "134",
+    "--campaign",
+    "Campaign1",
+    "--calling-list",
+    "CallingList1",
 )
 NAME = "newcomer_plugin"  # a module name no test installs
 
@@ -193,3 +204,38 @@ def test_a_port_in_use_says_to_pick_another(capsys):
     (line,) = err.splitlines()
     assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
     assert line.endswith("pick another --port, or --port 0 for a free one)")
+
+
+# -- a wrong GWS_BASE_URL says which part to check -------------------------------------------
+
+
+def test_https_to_a_plain_http_server_says_to_check_the_scheme(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
+    cli.connect(threaded_gws, GWS_BASE_URL=threaded_gws.base_url.replace("http://", "https://"))
+    result = cli(*CANCEL)
+
+    assert result.status == 1
+    (line,) = result.err.splitlines()
+    assert "TLS error: WRONG_VERSION_NUMBER" in line
+    assert line.endswith(
+        "(the server at that address does not speak TLS: is it an http:// "
+        "address, such as the simulator's?)"
+    )
+    assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
+
+
+def test_a_base_url_with_a_wrong_path_says_what_the_base_url_is(
+    cli: Cli, threaded_gws: ThreadedSimulator
+):
+    cli.connect(threaded_gws, GWS_BASE_URL=threaded_gws.base_url + "/gws")
+    result = cli(*CANCEL)
+
+    assert result.status == 1
+    (line,) = result.err.splitlines()
+    assert "GET /gws/api/v2/me: " in line and "answered HTTP 404" in line
+    assert line.endswith(
+        "(no GWS API at that path: GWS_BASE_URL or --base-url is the address "
+        "/api/v2 hangs from, usually the node's root, e.g. https://gws.example.com)"
+    )
+    assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
