@@ -4,6 +4,7 @@ the example host as written: each mistake is one line saying what to do, no trac
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import re
 import sys
 from collections.abc import Iterator
@@ -144,11 +145,19 @@ def test_the_example_host_loads_an_object_as_in_an_entry_point(host, folder):
 # -- the tutorial's table of hooks --------------------------------------------------------------
 
 
-def test_the_tutorials_table_lists_every_hook():
-    text = (ROOT / "docs" / "writing-a-plugin.md").read_text(encoding="utf-8")
-    table = text.split("## 1. What a plugin is", 1)[1].split("## 2.", 1)[0]
-    listed = set(re.findall(r"^\| `(on_\w+)\(", table, re.MULTILINE))
-    specs = {name for name in vars(hookspecs) if name.startswith("on_")}
+@pytest.mark.parametrize(
+    ("page", "section"),
+    [("docs/writing-a-plugin.md", "## 1. What a plugin is"), ("README.md", "## Hook-author")],
+)
+def test_each_table_of_hooks_lists_every_hook_with_its_arguments(page, section):
+    text = (ROOT / page).read_text(encoding="utf-8")
+    table = text.split(section, 1)[1].split("\n## ", 1)[0]
+    listed = dict(re.findall(r"^\| `(on_\w+)\(([\w, ]*)\)`", table, re.MULTILINE))
+    specs = {
+        name: ", ".join(inspect.signature(spec).parameters)
+        for name, spec in vars(hookspecs).items()
+        if name.startswith("on_")
+    }
     assert listed == specs
 
 
