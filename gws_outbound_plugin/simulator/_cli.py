@@ -294,7 +294,7 @@ def _epilog() -> str:
         "--fault status_code:code=4\n"
         "         --fault http_error:status=503,gws_body=false "
         "--fault ocs_error:operation=RejectRecord\n"
-        "         --fault cometd_error:code=50,message=Record locked "
+        "         --fault 'cometd_error:code=50,message=Record locked' "
         "--fault hold_connects:seconds=60,count=none\n\n" + _HELP_END
     )
 

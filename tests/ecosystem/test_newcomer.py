@@ -248,3 +248,29 @@ def test_a_base_url_with_a_wrong_path_says_what_the_base_url_is(
         "/api/v2 hangs from, usually the node's root, e.g. https://gws.example.com)"
     )
     assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
+
+
+def _fault_examples() -> list[str]:
+    """The simulator's ``--fault`` examples as shown: its ``--help`` example lines and the
+    command-line block of docs/simulator.md."""
+    from gws_outbound_plugin.simulator._cli import build_parser
+
+    help_text = build_parser().format_help()
+    block = help_text.split("\nexample: ", 1)[1].split("\n\n", 1)[0]
+    page = (ROOT / "docs" / "simulator.md").read_text(encoding="utf-8")
+    doc = page.split("From the command line, `--fault", 1)[1].split("```\n", 2)[1]
+    return [line.strip() for line in (block + "\n" + doc).splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("example", _fault_examples())
+def test_every_fault_example_parses_as_pasted_into_a_shell(example):
+    import shlex
+
+    from gws_outbound_plugin.simulator._cli import build_parser, parse_fault_spec
+    from gws_outbound_plugin.simulator._faults import Faults
+
+    args = build_parser().parse_args(shlex.split(example))  # argparse exits on a stray word
+    assert args.fault
+    for spec in args.fault:
+        name, arguments = parse_fault_spec(spec)
+        getattr(Faults(), name)(**arguments)
