@@ -271,10 +271,29 @@ def _problems(values: Mapping[str, Any], skip: set[str] | None = None) -> list[t
     return problems
 
 
+def _scheme_hint(base_url: object) -> str:
+    """For a host written without its scheme (``gws.example.com:8090``), the URL it may
+    mean; nothing for a value that could hold credentials (an ``@``) or is no plain word."""
+    if (
+        not isinstance(base_url, str)
+        or not base_url
+        or "://" in base_url
+        or "@" in base_url
+        or not base_url.isprintable()
+        or any(char.isspace() for char in base_url)
+        or len(base_url) > 200
+    ):
+        return ""
+    return (
+        f" (got {base_url!r}: add the scheme, e.g. 'https://{base_url}', or "
+        f"'http://{base_url}' for the simulator)"
+    )
+
+
 def _base_url_problem(base_url: object, allow_insecure_http: bool) -> str | None:
     parts = urlsplit(base_url) if isinstance(base_url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http:// or https:// URL with a host"
+        return "must be an http:// or https:// URL with a host" + _scheme_hint(base_url)
     if parts.username or parts.password:
         return "must not carry credentials (use username and password)"
     if parts.query or parts.fragment:

@@ -94,7 +94,7 @@ class Plugin:
         # Called once per acknowledged request of any operation (cancels included), on the
         # plugin core's event loop: keep it quick, or make it `async def`.
         self.acknowledged[ack.operation] += 1
-        logger.info("{entry}_acknowledged", operation=ack.operation, record=ack.record_handle)
+        logger.info("{event}", operation=ack.operation, record=ack.record_handle)
 
 
 plugin = Plugin()
@@ -161,7 +161,12 @@ def write_plugin(name: str, directory: Path, *, version: str) -> Path:
         raise TemplateError(f"{root} exists already: nothing was written")
     if not directory.is_dir():
         raise TemplateError(f"{directory} is not a directory")
-    values = {"entry": entry, "distribution": distribution, "package": package}
+    values = {
+        "entry": entry,
+        "distribution": distribution,
+        "package": package,
+        "event": entry.replace("-", "_") + "_acknowledged",  # a log event name: one word
+    }
     files = {
         "pyproject.toml": _PYPROJECT.format(version=version, **values),
         "README.md": _README.format(**values),

@@ -21,6 +21,8 @@ def test_the_generated_plugin_passes_its_own_test(cli: Cli, tmp_path):
     assert project["project"]["entry-points"]["gws_outbound"] == {
         "call-log": "gws_outbound_call_log:plugin"
     }
+    module = (root / "src" / "gws_outbound_call_log" / "__init__.py").read_text()
+    assert 'logger.info("call_log_acknowledged",' in module  # an event name is one word
     assert (
         (root / "tests" / "conftest.py")
         .read_text()

@@ -167,3 +167,18 @@ def test_a_base_url_behind_a_path_prefix_keeps_it() -> None:
 def test_a_base_url_naming_an_api_resource_is_refused(base_url: str) -> None:
     with pytest.raises(ConfigError, match=r"must be the GWS node .* not the URL of an API"):
         GWSConfig(base_url=base_url, username="a", password="b")
+
+
+@pytest.mark.parametrize("base_url", ["127.0.0.1:8090", "localhost:8090", "gws.example.com"])
+def test_a_base_url_without_its_scheme_says_which_to_add(base_url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        GWSConfig(base_url=base_url, username="a", password="b")
+    assert f"got {base_url!r}: add the scheme, e.g. 'https://{base_url}'" in str(caught.value)
+
+
+@pytest.mark.parametrize("base_url", ["agent:s3cr3t@gws.example.com", "ftp://gws", ""])
+def test_a_refused_base_url_that_may_hold_credentials_is_not_echoed(base_url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        GWSConfig(base_url=base_url, username="a", password="b")
+    assert "add the scheme" not in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
