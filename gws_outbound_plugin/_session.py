@@ -158,6 +158,12 @@ def _is_operation_path(path: object) -> bool:
         handle = path[len(_RECORD_PATH) :]
         if handle.isdigit() and handle.isascii():
             return True
+    return _is_operation_path_in_full(path)
+
+
+def _is_operation_path_in_full(path: object) -> bool:
+    """The whole check of :func:`_is_operation_path` (which answers a plain record handle
+    without it)."""
     if not isinstance(path, str) or _OPERATION_PATH.fullmatch(path) is None:
         return False
     segment = path.split("/")[3] if path.count("/") == 3 else ""
