@@ -1,5 +1,6 @@
 """The headers a GWS session sends, made once and kept: the ``Cookie`` headers its jar gives
-(kept until the jar changes) and the fixed part of every POST (kept per CSRF token).
+(kept until the jar changes) and the headers of every POST but its length (kept per CSRF
+token and jar version).
 
 :class:`SessionHeaders` is a part of :class:`~gws_outbound_plugin._session.GWSSession`,
 which holds the state named in its annotations (set in ``GWSSession.__init__`` and
@@ -69,7 +70,12 @@ class SessionHeaders:
     _cookie_cacheable: bool
     _cookies_by_url: dict[str, str | None]
     _cookies_by_paths: dict[tuple[bool, ...], str | None]
-    _post_headers: tuple[tuple[str, str] | None, list[tuple[bytes, bytes]]] | None
+    # Which cookie paths match any request path under "<api path>/", when that is the same
+    # for all of them (None: it depends on the path).
+    _cookie_key_under_api: tuple[bool, ...] | None
+    # The headers of a POST but its Content-Length, as (CSRF header, jar version, headers),
+    # kept while neither changes when the Cookie header is the same for every operation.
+    _post_headers: tuple[tuple[str, str] | None, int, list[tuple[bytes, bytes]]] | None
 
     if TYPE_CHECKING:
 
@@ -94,10 +100,19 @@ class SessionHeaders:
         if jar.version != self._cookie_version:
             self._cookie_version = jar.version
             cookies = list(jar)
-            self._cookie_paths = tuple(sorted({cookie.path for cookie in cookies}))
+            paths = tuple(sorted({cookie.path for cookie in cookies}))
+            self._cookie_paths = paths
             self._cookie_cacheable = all(cookie.expires is None for cookie in cookies)
             self._cookies_by_url.clear()
             self._cookies_by_paths.clear()
+            # Which cookie paths match is the same for every request path under
+            # "<api path>/" unless a cookie path goes deeper than that.
+            under = self._api_path + "/"
+            self._cookie_key_under_api = (
+                None
+                if any(path.startswith(under) and path != under for path in paths)
+                else tuple(_path_matches(path, under) for path in paths)
+            )
 
     def _jar_header(self, url: str) -> str | None:
         request = httpx.Request("POST", url)
@@ -109,8 +124,10 @@ class SessionHeaders:
         """The Cookie header of a POST to ``/api/v2<path>``: the jar's cookies for GWS's host
         whose path matches (the answer depends on nothing else while the jar is unchanged)."""
         self._check_cookie_version()
-        target = self._api_path + path
-        key = tuple(_path_matches(cookie_path, target) for cookie_path in self._cookie_paths)
+        key = self._cookie_key_under_api if path.startswith("/") else None
+        if key is None:
+            target = self._api_path + path
+            key = tuple(_path_matches(cookie_path, target) for cookie_path in self._cookie_paths)
         cached = self._cookies_by_paths
         if key in cached:
             return cached[key]
@@ -131,13 +148,16 @@ class SessionHeaders:
         )
         self.client.cookies.extract_cookies(response)
 
-    def _static_post_headers(self) -> list[tuple[bytes, bytes]]:
-        """Host, Accept, User-Agent, Authorization and the CSRF header: made again when the
-        CSRF token changes (a fresh login)."""
+    def _post_header_list(self, path: str) -> list[tuple[bytes, bytes]]:
+        """A new list of the headers of a POST to ``/api/v2<path>`` but its Content-Length:
+        Host, Accept, User-Agent, Authorization, the CSRF header, Cookie, Content-Type.
+        Made again when the CSRF token (a fresh login) or the jar changes, or for every POST
+        when the Cookie header depends on the path or on the time."""
         csrf = self._csrf
         cached = self._post_headers
-        if cached is not None and cached[0] is csrf:
-            return cached[1]
+        if cached is not None and cached[0] is csrf and cached[1] == self._jar.version:
+            return cached[2].copy()
+        cookie = self._post_cookie(path)
         headers = [
             (b"Host", self._host_header),
             (b"Accept", b"application/json"),
@@ -146,5 +166,15 @@ class SessionHeaders:
         ]
         if csrf is not None:
             headers.append((csrf[0].encode("latin-1"), csrf[1].encode("latin-1")))
-        self._post_headers = (csrf, headers)
-        return headers
+        if cookie:
+            headers.append((b"Cookie", cookie.encode("latin-1")))
+        headers.append((b"Content-Type", b"application/json"))
+        if (
+            self._cookie_cacheable
+            and self._cookie_key_under_api is not None
+            and path.startswith("/")
+        ):
+            self._post_headers = (csrf, self._cookie_version, headers)
+        else:
+            self._post_headers = None
+        return headers.copy()

@@ -6,8 +6,11 @@ session to the HTTP session, so both HTTP stacks must present the same ``JSESSIO
 Requests go through :class:`~gws_outbound_plugin._transport.GWSTransport` (the httpx client's
 ``transport=``, the environment's proxies as its ``mounts=``). GETs (login, devices) go
 through the httpx client; POSTs (operations) go straight to the transport httpx chose for GWS,
-with the headers the client would send: a list made once per CSRF token, the ``Cookie`` header
-the jar gives (kept until the jar changes), cookies taken from an answer only when it sets some.
+with the headers the client would send: one list kept per CSRF token and jar version (with the
+``Cookie`` header the jar gives), cookies taken from an answer only when it sets some. An
+operation's first attempt is made straight from :meth:`GWSSession.post_operation`; only an
+answer other than a GWS success (or a transport error) goes on to the retry and re-login logic
+below, as that attempt's outcome.
 
 What is retried (with :func:`request_retry_policy`: ``GWSConfig.retries`` further attempts,
 ``retry_backoff`` doubled per attempt, at most 5 s apart):
@@ -146,7 +149,21 @@ _NOT_SENDABLE: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 _OPERATION_PATH: Final = re.compile(r"/me/outbound-(?:records|campaigns)(?:/[A-Za-z0-9._~%-]+)?")
 
 
+#: The common operation path: a record handle, ASCII digits only (checked without the regex).
+_RECORD_PATH: Final = "/me/outbound-records/"
+
+
 def _is_operation_path(path: object) -> bool:
+    if type(path) is str and path.startswith(_RECORD_PATH):
+        handle = path[len(_RECORD_PATH) :]
+        if handle.isdigit() and handle.isascii():
+            return True
+    return _is_operation_path_in_full(path)
+
+
+def _is_operation_path_in_full(path: object) -> bool:
+    """The whole check of :func:`_is_operation_path` (which answers a plain record handle
+    without it)."""
     if not isinstance(path, str) or _OPERATION_PATH.fullmatch(path) is None:
         return False
     segment = path.split("/")[3] if path.count("/") == 3 else ""
@@ -195,9 +212,12 @@ class GWSSession(SessionHeaders):
         self._cookies_by_url: dict[str, str | None] = {}
         self._cookies_by_paths: dict[tuple[bool, ...], str | None] = {}
         # The transport httpx chose for GWS (direct or the environment's proxy): POSTs go
-        # straight through it, with a header list made once per CSRF token.
+        # straight through it, with a header list kept per CSRF token and jar version.
         self._post_transport: GWSTransport | None = None
-        self._post_headers: tuple[tuple[str, str] | None, list[tuple[bytes, bytes]]] | None = None
+        self._cookie_key_under_api: tuple[bool, ...] | None = None
+        self._post_headers: tuple[tuple[str, str] | None, int, list[tuple[bytes, bytes]]] | None = (
+            None
+        )
         self._api_path = urlsplit(config.api_url).path
         api = httpx.URL(config.api_url)
         self._origin = (api.raw_scheme, api.raw_host, api.port)
@@ -255,6 +275,7 @@ class GWSSession(SessionHeaders):
         transport, mounts = client_transports(make)
         self._jar = CountingJar()  # a fresh session: no cookie of an earlier one
         self._cookie_version = -1
+        self._post_headers = None
         self._client = httpx.AsyncClient(
             base_url=self._config.api_url,
             timeout=timeout,
@@ -350,7 +371,7 @@ class GWSSession(SessionHeaders):
         """
         if isinstance(record_handle, bool) or not isinstance(record_handle, int):
             raise TypeError("record_handle must be an int")
-        return await self._with_relogin("POST", f"/me/outbound-records/{record_handle}", body)
+        return await self.post_operation(f"/me/outbound-records/{int(record_handle)}", body)
 
     async def post_operation(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """``POST /api/v2<path>`` (an outbound operation; ``path`` from the request's
@@ -364,7 +385,25 @@ class GWSSession(SessionHeaders):
                 f"refused to send an operation to {one_line(repr(path), 80)}: not an "
                 "outbound operation path; nothing was sent"
             )
-        return await self._with_relogin("POST", path, body)
+        transport = self._post_transport
+        if transport is None:
+            return await self._with_relogin("POST", path, body)
+        # The first attempt straight through the transport (the frames of the re-login and
+        # retry logic are resumed at every checkpoint of the POST); anything but a GWS
+        # success hands its outcome to that logic, as if it had made this attempt itself.
+        generation = self._generation
+        url, headers, content = self._post_parts(path, body)
+        try:
+            status, answer_headers, answer = await transport.post(
+                url, headers, content, self._timeouts
+            )
+        except httpx.TransportError as error:
+            return await self._with_relogin("POST", path, body, generation, error)
+        response = self._post_answer(path, status, answer_headers, answer)
+        accepted = _accepted(response)
+        if accepted is not None:
+            return accepted
+        return await self._with_relogin("POST", path, body, generation, response)
 
     async def end_contact_center_session(self) -> Mapping[str, Any]:
         """``POST /api/v2/me {"operationName": "EndContactCenterSession"}``: logs the agent
@@ -379,16 +418,32 @@ class GWSSession(SessionHeaders):
         return [d for d in devices if isinstance(d, Mapping)] if isinstance(devices, list) else []
 
     async def _with_relogin(
-        self, method: str, path: str, body: Mapping[str, Any] | None
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        generation: int | None = None,
+        first: _Answer | httpx.TransportError | None = None,
     ) -> Mapping[str, Any]:
+        """The request with retries and one re-login. ``first``: the outcome of a first
+        attempt already made (by :meth:`post_operation`) at login ``generation``."""
+
         async def attempt() -> Mapping[str, Any]:
-            response = await self._exchange(method, path, body)
+            nonlocal first
+            if first is None:
+                response = await self._exchange(method, path, body)
+            elif isinstance(first, _Answer):
+                response, first = first, None
+            else:
+                error, first = first, None
+                self._raise_transport_error(method, path, error)
             parsed = self._interpret(method, path, response)
             if method == "GET":
                 self._remember_csrf(response)
             return parsed
 
-        generation = self._generation
+        if generation is None:
+            generation = self._generation
         try:
             return await self._retrying(method, path, attempt)
         except _SessionRefused as refused:
@@ -452,7 +507,11 @@ class GWSSession(SessionHeaders):
         transport = self._post_transport
         try:
             if method == "POST" and transport is not None and body is not None and not headers:
-                return await self._post(transport, path, body)
+                url, post_headers, content = self._post_parts(path, body)
+                status, answer_headers, answer = await transport.post(
+                    url, post_headers, content, self._timeouts
+                )
+                return self._post_answer(path, status, answer_headers, answer)
             request_headers = {"Authorization": self._authorization}
             if method != "GET" and self._csrf is not None:
                 name, token = self._csrf
@@ -469,28 +528,30 @@ class GWSSession(SessionHeaders):
             response.headers,
         )
 
-    async def _post(self, transport: GWSTransport, path: str, body: Mapping[str, Any]) -> _Answer:
-        """POST straight through the transport: the header list made once per CSRF token,
-        the Cookie header from the jar kept while the jar is unchanged, cookies taken from
-        the answer only when it sets some."""
+    def _post_parts(
+        self, path: str, body: Mapping[str, Any]
+    ) -> tuple[httpcore.URL, list[tuple[bytes, bytes]], bytes]:
+        """URL, headers and content of a POST straight through the transport (what httpx's
+        client would send): the header list kept per CSRF token and jar version (see
+        :meth:`_post_header_list`), the body from one shared JSON encoder."""
         content = _JSON.encode(body).encode()
-        headers = list(self._static_post_headers())
-        cookie = self._post_cookie(path)
-        if cookie:
-            headers.append((b"Cookie", cookie.encode("latin-1")))
-        headers.append((b"Content-Type", b"application/json"))
+        headers = self._post_header_list(path)
         headers.append((b"Content-Length", str(len(content)).encode()))
         scheme, host, port = self._origin
         url = httpcore.URL(
             scheme=scheme, host=host, port=port, target=(self._api_path + path).encode("ascii")
         )
-        status, response_headers, answer = await transport.post(
-            url, headers, content, self._timeouts
-        )
+        return url, headers, content
+
+    def _post_answer(
+        self, path: str, status: int, headers: list[tuple[bytes, bytes]], content: bytes
+    ) -> _Answer:
+        """What the session reads from the answer to a POST; its cookies go to the jar only
+        when it sets some."""
         content_type = ""
         cookies: list[str] = []
         encoded = False
-        for name, value in response_headers:
+        for name, value in headers:
             lowered = name.lower()
             if lowered == b"content-type":
                 content_type = value.decode("latin-1")
@@ -501,11 +562,8 @@ class GWSSession(SessionHeaders):
         if cookies:
             self.store_cookies(self._config.api_url + path, cookies)
         if encoded:  # not asked for (no Accept-Encoding), but decoded as httpx would
-            decoded = httpx.Response(
-                status, headers=response_headers, stream=httpx.ByteStream(answer)
-            )
-            answer = await decoded.aread()
-        return _Answer(status, content_type, answer)
+            content = httpx.Response(status, headers=headers, content=content).read()
+        return _Answer(status, content_type, content)
 
     def _raise_transport_error(self, method: str, path: str, error: Exception) -> NoReturn:
         what = (
@@ -563,6 +621,23 @@ class GWSSession(SessionHeaders):
                     PLUGIN_SECRETS.discard_secret(self._csrf[1])
                 self._guard(token)
             self._csrf = (name, token)
+
+
+def _accepted(response: _Answer) -> dict[str, Any] | None:
+    """The body of a 2xx JSON answer with ``statusCode`` 0 (what
+    :meth:`GWSSession._interpret` returns for it); ``None`` for any other answer, left to
+    ``_interpret``."""
+    if not 200 <= response.status_code < 300 or "json" not in response.content_type:
+        return None
+    try:
+        parsed = json.loads(response.body)
+    except ValueError:
+        return None
+    if type(parsed) is dict:
+        code = parsed.get("statusCode")
+        if code == 0 and type(code) is int:
+            return parsed
+    return None
 
 
 def _json_or_none(response: _Answer) -> object:

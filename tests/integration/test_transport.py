@@ -7,6 +7,8 @@ errors say (target and cause on one line, never a secret).
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import socket
 import ssl
 from collections import defaultdict, deque
@@ -52,6 +54,8 @@ class Answer:
     """Wait this long before answering."""
     cookies: tuple[str, ...] = ()
     """``Set-Cookie`` header values of the answer."""
+    gzip: bool = False
+    """Send the JSON body gzip-compressed (``Content-Encoding: gzip``)."""
 
 
 @dataclass
@@ -112,6 +116,13 @@ class ScriptedGWS:
             return web.Response(status=204)
         if answer.text is not None:
             reply = web.Response(status=answer.status, text=answer.text, content_type="text/html")
+        elif answer.gzip:
+            reply = web.Response(
+                status=answer.status,
+                body=gzip.compress(json.dumps(answer.json).encode()),
+                content_type="application/json",
+                headers={"Content-Encoding": "gzip"},
+            )
         else:
             reply = web.json_response(answer.json, status=answer.status)
         for cookie in answer.cookies:
@@ -374,6 +385,43 @@ async def test_a_cookie_set_by_a_post_answer_replaces_the_old_one(
     await post(session)
     await post(session)
     assert [cookie_of(gws, i) for i in (-3, -2, -1)] == [None, "JSESSIONID=A", "JSESSIONID=B"]
+
+
+async def test_a_cookie_the_cometd_client_received_goes_with_the_next_post(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    await post(session)
+    assert cookie_of(gws, -1) is None
+    session.store_cookies(f"{gws.base_url}/api/v2/notifications", ["BAYEUX=7; Path=/"])
+    await post(session)
+    assert cookie_of(gws, -1) == "BAYEUX=7"
+    session.store_cookies(f"{gws.base_url}/api/v2/notifications", ["BAYEUX=8; Path=/"])
+    await post(session)
+    assert cookie_of(gws, -1) == "BAYEUX=8"
+
+
+async def test_a_cookie_that_expires_is_not_sent_after_it_expired(
+    gws: ScriptedGWS, session: GWSSession
+) -> None:
+    gws.then(
+        RECORD_PATH,
+        Answer(json={"statusCode": 0}, cookies=("SHORT=1; Max-Age=1; Path=/", "LONG=2; Path=/")),
+    )
+    await post(session)
+    await post(session)
+    assert cookie_of(gws, -1) == "SHORT=1; LONG=2"
+    await anyio.sleep(1.1)  # the jar's clock counts whole seconds
+    await post(session)
+    assert cookie_of(gws, -1) == "LONG=2"
+
+
+async def test_a_compressed_answer_is_decoded(gws: ScriptedGWS, session: GWSSession) -> None:
+    gws.then(RECORD_PATH, Answer(json={"statusCode": 0, "id": 5}, gzip=True))
+    assert await post(session) == {"statusCode": 0, "id": 5}
+    gws.then(RECORD_PATH, Answer(409, {"statusCode": 19, "statusMessage": "busy"}, gzip=True))
+    with pytest.raises(GWSStatusError) as info:
+        await post(session)
+    assert (info.value.status_code, info.value.status_message) == (19, "busy")
 
 
 async def test_a_session_opened_again_has_none_of_the_earlier_cookies(gws: ScriptedGWS) -> None:

@@ -12,6 +12,8 @@ import anyio
 import pluggy
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gws_outbound_plugin import (
     CancelFailed,
@@ -25,7 +27,11 @@ from gws_outbound_plugin import (
     OutboundPlugin,
 )
 from gws_outbound_plugin._cometd import CometDListener
-from gws_outbound_plugin._session import GWSSession
+from gws_outbound_plugin._session import (
+    GWSSession,
+    _is_operation_path,
+    _is_operation_path_in_full,
+)
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 from tests.helpers import Recorder, make_request
@@ -221,6 +227,20 @@ def test_the_record_handle_is_a_plain_positive_integer(handle: Any) -> None:
             }
         )
     assert info.value.fields == ("recordHandle",)
+
+
+@given(
+    st.one_of(
+        st.text(),
+        st.text().map(lambda tail: "/me/outbound-records/" + tail),
+        st.text(alphabet="0123456789./%-\u0661\u00b2x", min_size=1).map(
+            lambda tail: "/me/outbound-records/" + tail
+        ),
+    )
+)
+def test_the_quick_check_of_a_record_path_agrees_with_the_whole_check(path: str) -> None:
+    """A plain record handle is answered without the regex: never otherwise than in full."""
+    assert _is_operation_path(path) == _is_operation_path_in_full(path)
 
 
 async def test_a_forged_handle_never_reaches_the_network(
