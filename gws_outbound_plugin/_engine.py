@@ -397,7 +397,7 @@ class Engine:
                     delays = {"ack": self._config.ack_timeout, "merge": self._config.merge_window}
                     for timer in held:
                         if timer[0] == "settle":  # the grace period after a restoration
-                            self._start_timer(StartTimer(timer, self._correlator.settle_delay))
+                            self._apply([StartTimer(timer, self._correlator.settle_delay)])
                         else:
                             self._timer_queues[timer[0]].add(timer, delays[timer[0]])
 
