@@ -92,3 +92,47 @@ async def test_a_session_restored_while_the_listener_is_held_back_keeps_the_answ
     heard = sorted(ack.request.reference_id for ack in recorder.acks if ack.request is not None)
     assert heard == sorted(request.reference_id for request in requests)
     assert recorder.failures == []
+
+
+# -- a malformed message in the batch that carries an answer -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        {"data": {"messageType": "EventAgentState"}},  # no channel
+        {"channel": 5, "data": {}},  # a channel that is not a string
+        {"channel": "/meta/subscribe", "subscription": "/v2/me/outbound"},  # no "successful"
+    ],
+)
+async def test_a_malformed_message_does_not_lose_the_answers_delivered_with_it(
+    sim: GWSSimulator,
+    pm: pluggy.PluginManager,
+    recorder: Recorder,
+    malformed: dict[str, object],
+) -> None:
+    """The server hands the client one message it cannot read (Bayeux requires a channel,
+    and ``successful`` on a meta reply) in the same long-poll answer as a cancel's two
+    notifications. Before, the CometD client failed on it half-way through the answer
+    (``KeyError``) and dropped the messages after it: the cancel, acknowledged by GWS and
+    OCS, ended ``timed_out`` ("GWS may have acted"). The listener now leaves out what it
+    cannot read (logged as ``cometd_message_malformed``) and hands on the rest."""
+    request = request_for(sim, handles(sim, 1)[0])
+    with captured_logs() as logs:
+        async with OutboundPlugin(pm, fast_config(sim.base_url, ack_timeout=2)) as plugin:
+            sim.faults.hold_notifications()
+            ticket = plugin.submit(request)
+            with anyio.fail_after(10):
+                while not sim.cancels:
+                    await anyio.sleep(0.01)
+            [client] = sim._state.bayeux._clients.values()
+            client.queue.append(dict(malformed))  # the next long poll answers it first
+            sim.faults.release_notifications()
+            try:
+                outcome: object = await ticket
+            except CancelFailed as failed:
+                outcome = failed.failure
+    assert isinstance(outcome, RecordCancelAck), outcome
+    assert [ack.request for ack in recorder.acks] == [request]
+    assert recorder.failures == []
+    assert len(events_named(logs, "cometd_message_malformed")) == 1
