@@ -38,7 +38,11 @@ behaviour, point by point:
 13. ``receive()`` starts three tasks and an ``asyncio.wait`` for every message, even when
     messages are already queued: :meth:`_GWSClient.receive_queued` takes a queued message
     as ``receive()`` would (the one use of its internals, for the pinned version only;
-    ``tests/unit/test_cometd_seam.py`` fails when the pinned version changes them).
+    ``tests/unit/test_cometd_seam.py`` fails when the pinned version changes them);
+14. it indexes ``channel`` of every message, and ``successful`` and ``subscription`` of a
+    subscription reply: one message without them failed the whole long-poll answer half-way
+    (``KeyError``) and lost the messages after it (a cancel's answers): :class:`_SessionExtension`
+    leaves such a message out (``cometd_message_malformed``) before aiocometd reads the answer.
 
 A refused subscription to an optional channel (anything but ``/v2/me/outbound``; GWS's
 ``/me/internal`` is known from the seed only, gws-outbound.md §10.8) does not stop the
@@ -131,6 +135,9 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                 self._listener.url, headers.getall("Set-Cookie", ())
             )
         _check_payload(payload)
+        readable = [message for message in payload if _readable(message)]
+        if len(readable) != len(payload):
+            payload[:] = readable  # aiocometd reads this list next
         for message in payload:
             _interval_to_seconds(message)
             channel = message.get("channel")
@@ -167,6 +174,30 @@ def _check_payload(payload: object) -> None:
             if isinstance(message, str):
                 detail += f": {message[:200]}"
     raise TransportError(f"the CometD endpoint answered with {detail}")
+
+
+def _readable(message: dict[str, Any]) -> bool:
+    """Whether aiocometd can read ``message``. It indexes ``channel`` of every message, and
+    ``successful`` and ``subscription`` of a subscription reply: one without them failed the
+    whole long-poll answer half-way (``KeyError``), losing the messages after it. Such a
+    message is left out and logged (``cometd_message_malformed``); the rest is read."""
+    channel = message.get("channel")
+    if not isinstance(channel, str) or not channel:
+        why = "no channel"
+    elif channel in ("/meta/subscribe", "/meta/unsubscribe") and not (
+        "successful" in message
+        and isinstance(message.get("subscription", ""), str)
+        and ("subscription" in message or not message["successful"])
+    ):
+        why = "a subscription reply without successful or subscription"
+    else:
+        return True
+    logger.warning(
+        "cometd_message_malformed",
+        reason=why,
+        channel=channel[:200] if isinstance(channel, str) else type(channel).__name__,
+    )
+    return False
 
 
 def _interval_to_seconds(message: dict[str, Any]) -> None:

@@ -234,8 +234,12 @@ class Correlator:
         merge window; then what was sent before the loss and is still pending ends: with what
         arrived of its answer, else ``outcome_unknown``."""
         self._lost = False
-        delay = max(self.limits.merge_window, 0.05)
-        return [StartTimer(("settle", next(self._settles)), delay)]
+        return [StartTimer(("settle", next(self._settles)), self.settle_delay)]
+
+    @property
+    def settle_delay(self) -> float:
+        """The grace period after a restoration (a settle timer's delay)."""
+        return max(self.limits.merge_window, 0.05)
 
     def _settle_lost(self) -> None:
         lost = [e for e in self._pending.entries.values() if e.lost]

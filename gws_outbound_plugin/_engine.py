@@ -78,6 +78,10 @@ __all__ = ["Engine", "outcome_bound"]
 
 logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
+#: The timers held while the listener is held back (see ``Engine.deliver``): what they wait
+#: for may be unread behind the hooks. A deadline is never held: it is the outcome's bound.
+_HELD_TIMERS: Final = frozenset({"ack", "merge", "settle"})
+
 _UNSOLICITED_HOOKS: Final[Mapping[type, str]] = {
     RecordCancelledEvent: "on_record_cancelled",
     ScheduledCallEvent: "on_scheduled_call",
@@ -216,9 +220,9 @@ class Engine:
         self._timer_queues = {
             kind: DeadlineQueue(self._timer_fired) for kind in ("deadline", "ack", "merge")
         }
-        # Acknowledgement and merge timers that expired while the listener was held back
-        # (more than hook_queue_size hook calls queued): the answers they wait for may be
-        # unread behind the hooks, so they are started again once it reads on (the
+        # Acknowledgement, merge and settle timers that expired while the listener was held
+        # back (more than hook_queue_size hook calls queued): the answers they wait for may
+        # be unread behind the hooks, so they are started again once it reads on (the
         # request's deadline still bounds its outcome).
         self._held_back = False
         self._held_timers: list[TimerId] = []
@@ -392,7 +396,10 @@ class Engine:
                 if not self._timers_stopped:
                     delays = {"ack": self._config.ack_timeout, "merge": self._config.merge_window}
                     for timer in held:
-                        self._timer_queues[timer[0]].add(timer, delays[timer[0]])
+                        if timer[0] == "settle":  # the grace period after a restoration
+                            self._apply([StartTimer(timer, self._correlator.settle_delay)])
+                        else:
+                            self._timer_queues[timer[0]].add(timer, delays[timer[0]])
 
     def session_lost(self, why: str) -> None:
         safe_log(
@@ -405,7 +412,7 @@ class Engine:
 
     def _timer_fired(self, timer: TimerId) -> None:
         self._timers.pop(timer, None)
-        if self._held_back and timer[0] in ("ack", "merge"):
+        if self._held_back and timer[0] in _HELD_TIMERS:
             self._held_timers.append(timer)  # its answer may be waiting behind the hooks
             return
         self._apply(self._correlator.timer_expired(timer))
