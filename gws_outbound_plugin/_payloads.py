@@ -379,15 +379,15 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-#: The payload builders ``_engine`` reaches as ``_payloads.<name>``; they live in ``_builders``.
+#: The payload builders, reachable as ``_payloads.<name>`` for code written when they lived
+#: here; they live in ``_builders`` (the engine imports them from there).
 _BUILDERS: Final = frozenset(
     {"acknowledgement", "cancel_ack", "failure", "operation_ack", "operation_failure"}
 )
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: ``_builders`` imports this module. Goes when ``_engine`` imports
-    # ``_builders`` itself.
+    # Imported on first use: ``_builders`` imports this module.
     if name in _BUILDERS:
         from . import _builders
 
