@@ -427,7 +427,7 @@ class Engine:
         try:
             if isinstance(outcome, Acknowledged):
                 payload: Any = _builders.acknowledgement(request, outcome)
-            elif cancel:
+            elif isinstance(request, CancelRequest):
                 payload = _builders.failure(request, outcome)
             else:
                 payload = _builders.operation_failure(request, outcome)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._coerce import as_id, as_name, as_reference
+from ._coerce import as_id, as_name, as_reference, is_object
 from ._models import EventMetrics, UserEvent
 from ._spec import CorrelationKey, campaign_key, phone_key, record_key
 
@@ -33,7 +33,7 @@ error_number = as_id
 
 
 def _keys(*keys: CorrelationKey | None) -> tuple[CorrelationKey, ...]:
-    return tuple(key for key in keys if key is not None)
+    return tuple([key for key in keys if key is not None])
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,7 @@ def _notification(data: Mapping[str, Any]) -> Notification:
     campaign = data.get("campaign")
     handle: int | None = None
     keys: tuple[CorrelationKey, ...] = ()
-    if isinstance(record, Mapping):
+    if is_object(record):
         handle = _record_handle(record)
         app, name = record.get("applicationId"), record.get("campaignName")
         keys = _keys(record_key(handle), phone_key(app, name, record.get("phoneNumber")))
@@ -148,7 +148,7 @@ def _user_event(
     channel: str, data: Mapping[str, Any], max_entries: int, content: bytes | None
 ) -> UserEventNotice:
     raw = data.get("userData")
-    if not isinstance(raw, Mapping):
+    if not is_object(raw):
         raise Malformed("userData is not an object")
     if len(raw) > max_entries:
         raise Malformed(f"more than {max_entries} userData entries")

@@ -147,7 +147,7 @@ def _check_int(value: object) -> str | None:
 def _check_text(value: object) -> str | None:
     if not isinstance(value, str):
         return f"must be a string, got {type(value).__name__}"
-    if not value.strip():
+    if not value or value.isspace():
         return "must not be empty"
     if len(value) > MAX_TEXT_LENGTH:
         return f"must be at most {MAX_TEXT_LENGTH} characters, got {len(value)}"
