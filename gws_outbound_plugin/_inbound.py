@@ -47,8 +47,21 @@ class Notification:
     record_handle: int | None
     """The record it names (``record.recordHandle``, or ``GSW_RECORD_HANDLE`` in a pushed or
     handed-out record's ``userData``)."""
-    keys: tuple[CorrelationKey, ...]
-    """What an unmatched acknowledgement pairs with its user event on (foreign halves)."""
+
+    @property
+    def keys(self) -> tuple[CorrelationKey, ...]:
+        """What an unmatched acknowledgement pairs with its user event on (foreign halves):
+        read when one is unmatched, not for every notification."""
+        record = self.data.get("record")
+        if is_object(record):
+            phone = phone_key(
+                record.get("applicationId"), record.get("campaignName"), record.get("phoneNumber")
+            )
+            return _keys(record_key(self.record_handle), phone)
+        campaign = self.data.get("campaign")
+        if is_object(campaign):
+            return _keys(campaign_key(campaign.get("applicationId"), campaign.get("name")))
+        return ()
 
     @property
     def is_error(self) -> bool:
@@ -114,21 +127,11 @@ def _record_handle(record: Mapping[str, Any]) -> int | None:
 
 def _notification(data: Mapping[str, Any]) -> Notification:
     record = data.get("record")
-    campaign = data.get("campaign")
-    handle: int | None = None
-    keys: tuple[CorrelationKey, ...] = ()
-    if is_object(record):
-        handle = _record_handle(record)
-        app, name = record.get("applicationId"), record.get("campaignName")
-        keys = _keys(record_key(handle), phone_key(app, name, record.get("phoneNumber")))
-    elif isinstance(campaign, Mapping):
-        keys = _keys(campaign_key(campaign.get("applicationId"), campaign.get("name")))
     return Notification(
         data=data,
         notification=as_name(data.get("notificationType")),
         reference=as_reference(data.get("referenceId")),
-        record_handle=handle,
-        keys=keys,
+        record_handle=_record_handle(record) if is_object(record) else None,
     )
 
 
