@@ -572,6 +572,8 @@ class _Layout:
     normalized: tuple[tuple[str, Callable[[Any], Any]], ...]
     """The fields whose kind stores another value than the one given, each with its
     ``normalize`` (the others are stored as given)."""
+    in_body: tuple[tuple[str, str, Callable[[Any], Any]], ...]
+    """The fields of the GWS body (all but the one in the URL): name, GWS key, ``to_gws``."""
 
 
 _LAYOUTS: Final[dict[type[_Request], _Layout]] = {}
@@ -604,6 +606,11 @@ def _compute_layout(cls: type[_Request]) -> _Layout:
             (name, REQUEST_FIELDS[name].kind.normalize)
             for name in names
             if REQUEST_FIELDS[name].kind.normalize is not _same
+        ),
+        in_body=tuple(
+            (name, REQUEST_FIELDS[name].bus_key, REQUEST_FIELDS[name].kind.to_gws)
+            for name in names
+            if name != cls._URL_FIELD
         ),
     )
 
@@ -765,10 +772,10 @@ class _Request:
         there; the field that goes in the URL (record handle, campaign name) is not repeated.
         """
         body: dict[str, Any] = {"operationName": self._SPEC.name}
-        for name, value in self._set_fields():
-            if name != self._URL_FIELD:
-                rule = REQUEST_FIELDS[name]
-                body[rule.bus_key] = rule.kind.to_gws(value)
+        for name, key, to_gws in _layout(type(self)).in_body:
+            value = getattr(self, name)
+            if value is not None:
+                body[key] = to_gws(value)
         return body
 
     def to_bus(self) -> dict[str, Any]:
