@@ -87,6 +87,10 @@ class UserEventNotice:
     """A ``DeviceUserEventMessage``: OCS's answer, partial result, push or refusal."""
 
     event: UserEvent
+    name: str | None
+    """``event.user_event``: its ``GSW_USER_EVENT``."""
+    is_error: bool
+    """``event.is_error``: a refusal (read once; the matching rule asks several times)."""
     reference: str | None
     record_handle: int | None
     chain: tuple[int, str, int] | None
@@ -95,14 +99,6 @@ class UserEventNotice:
     """Every key it can be matched on, most specific first: record, phone, campaign."""
     content: bytes | None = None
     """A digest of its ``userData``: what a regenerated copy shares with it."""
-
-    @property
-    def name(self) -> str | None:
-        return self.event.user_event
-
-    @property
-    def is_error(self) -> bool:
-        return self.event.is_error
 
     @property
     def error_text(self) -> str | None:
@@ -169,6 +165,8 @@ def _user_event(
     chain_id = as_id(user_data.get("GSW_CHAIN_ID"))
     return UserEventNotice(
         event=event,
+        name=event.user_event,
+        is_error=event.is_error,
         reference=as_reference(user_data.get("GSW_REFERENCE_ID")),
         record_handle=handle,
         chain=None
