@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._coerce import as_name
+from ._coerce import as_name, is_object
 from ._effects import Effect, Failed, Foreign, Limits, Notice, Unsolicited, UserEventSeen
 from ._foreign import ForeignPairs
 from ._inbound import (
@@ -47,11 +47,11 @@ class Answers:
         """One CometD message (``{"channel": ..., "data": {...}}``) from the listener. A
         message dropped before it is parsed gets its effects returned at once; else they are
         in ``PendingRequests.fx`` (None is returned)."""
-        if not isinstance(message, Mapping):
+        if not is_object(message):
             return self._malformed("not a JSON object", None)
         channel = message.get("channel")
         data = message.get("data")
-        if not isinstance(data, Mapping):
+        if not is_object(data):
             return self._malformed("no data object", channel)
         seen = self._recent.fingerprint(channel, data, self.limits.max_message_bytes)
         if seen is None:

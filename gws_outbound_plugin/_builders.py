@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _spec
-from ._coerce import as_device_id, as_id, as_name, as_ocs_id, as_reference
+from ._coerce import as_device_id, as_id, as_name, as_ocs_id, as_reference, is_object
 from ._payloads import (
     EMPTY_MAPPING,
     CampaignStatus,
@@ -138,7 +138,7 @@ def _device(event: UserEvent | None, paths: Sequence[object], request: object | 
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else EMPTY_MAPPING
+    return value if is_object(value) else EMPTY_MAPPING
 
 
 def _freeze(value: object, depth: int = 0) -> Any:

@@ -8,7 +8,8 @@
 * an OCS id in a payload (``as_ocs_id``) is an identifier in OCS's range, 1 to
   :data:`MAX_OCS_ID`: anything else is no id at all;
 * a name (campaign, phone number, event name) is a non-empty string;
-* a device id is the last segment of a non-empty ``/devices/<id>`` path.
+* a device id is the last segment of a non-empty ``/devices/<id>`` path;
+* an object (a message's ``data``, ``record``, ``userData``, ``metrics``) is a mapping.
 
 These read what GWS or OCS *sent*, and never raise. What a caller *gives* (a request's fields)
 is validated more strictly in ``_requests`` (a real ``int``, never ``"11"``).
@@ -16,9 +17,18 @@ is validated more strictly in ``_requests`` (a real ``int``, never ``"11"``).
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final, TypeGuard
 
-__all__ = ["MAX_OCS_ID", "as_device_id", "as_id", "as_name", "as_ocs_id", "as_reference"]
+__all__ = [
+    "MAX_OCS_ID",
+    "as_device_id",
+    "as_id",
+    "as_name",
+    "as_ocs_id",
+    "as_reference",
+    "is_object",
+]
 
 #: Largest OCS id (record handle, application DBID, chain id): OCS keeps them as 32-bit signed
 #: integers, so a larger value cannot exist on a real OCS (reference §10.5).
@@ -26,6 +36,12 @@ MAX_OCS_ID: Final = 2**31 - 1
 _DEVICES: Final = "/devices/"
 #: The longest identifier accepted from a string (GWS's are 32-bit; this is generous).
 _MAX_DIGITS: Final = 18
+
+
+def is_object(value: object) -> TypeGuard[Mapping[Any, Any]]:
+    """A JSON object: a ``dict`` (what the JSON decoder makes, checked first: the ``Mapping``
+    check goes through the ABC machinery) or any other ``Mapping``."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def as_id(value: object) -> int | None:

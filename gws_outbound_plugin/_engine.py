@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import anyio
 
-from . import _payloads
+from . import _builders
 from ._config import GWSConfig
 from ._correlator import Correlator
 from ._deadlines import DeadlineQueue
@@ -123,7 +123,7 @@ def _fallback_payload(
     cancel (an ``OperationAck`` / ``OperationFailure``)."""
     if isinstance(outcome, Acknowledged) and not generic:
         with contextlib.suppress(Exception):
-            return _payloads.acknowledgement(request, Acknowledged(None, None))
+            return _builders.acknowledgement(request, Acknowledged(None, None))
     spec = getattr(type(request), "_SPEC", None)
     operation = spec.name if isinstance(spec, OperationSpec) else type(request).__name__
     cancel = isinstance(request, CancelRequest) and not generic
@@ -160,8 +160,8 @@ def _generic_payload(request: Any, outcome: Acknowledged | Failed) -> Any:
     request: the hook is called all the same."""
     try:
         if isinstance(outcome, Acknowledged):
-            return _payloads.operation_ack(request.spec, request, outcome)
-        return _payloads.operation_failure(request, outcome)
+            return _builders.operation_ack(request.spec, request, outcome)
+        return _builders.operation_failure(request, outcome)
     except Exception:
         safe_log(logger.exception, "outcome_payload_failed")
         return _fallback_payload(request, outcome, generic=True)
@@ -470,11 +470,11 @@ class Engine:
         cancel = isinstance(request, CancelRequest)
         try:
             if isinstance(outcome, Acknowledged):
-                payload: Any = _payloads.acknowledgement(request, outcome)
-            elif cancel:
-                payload = _payloads.failure(request, outcome)
+                payload: Any = _builders.acknowledgement(request, outcome)
+            elif isinstance(request, CancelRequest):
+                payload = _builders.failure(request, outcome)
             else:
-                payload = _payloads.operation_failure(request, outcome)
+                payload = _builders.operation_failure(request, outcome)
         except Exception:  # a payload we cannot build (a request that raises) still ends it
             safe_log(logger.exception, "outcome_payload_failed")
             payload = _fallback_payload(request, outcome)
@@ -544,12 +544,12 @@ class Engine:
         if spec is CANCEL_RECORD:
             self._pump.emit(
                 "on_record_cancel_acknowledged",
-                ack=_payloads.cancel_ack(None, effect.outbound, effect.user_event),
+                ack=_builders.cancel_ack(None, effect.outbound, effect.user_event),
             )
         self._pump.emit_lazy(
             "on_operation_acknowledged",
             "ack",
-            lambda: _payloads.operation_ack(spec, None, acknowledged),
+            lambda: _builders.operation_ack(spec, None, acknowledged),
         )
 
     def _unsolicited(self, effect: Unsolicited) -> None:

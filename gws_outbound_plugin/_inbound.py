@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._coerce import as_id, as_name, as_reference
+from ._coerce import as_id, as_name, as_reference, is_object
 from ._models import EventMetrics, UserEvent
 from ._spec import CorrelationKey, campaign_key, phone_key, record_key
 
@@ -33,7 +33,7 @@ error_number = as_id
 
 
 def _keys(*keys: CorrelationKey | None) -> tuple[CorrelationKey, ...]:
-    return tuple(key for key in keys if key is not None)
+    return tuple([key for key in keys if key is not None])
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +47,21 @@ class Notification:
     record_handle: int | None
     """The record it names (``record.recordHandle``, or ``GSW_RECORD_HANDLE`` in a pushed or
     handed-out record's ``userData``)."""
-    keys: tuple[CorrelationKey, ...]
-    """What an unmatched acknowledgement pairs with its user event on (foreign halves)."""
+
+    @property
+    def keys(self) -> tuple[CorrelationKey, ...]:
+        """What an unmatched acknowledgement pairs with its user event on (foreign halves):
+        read when one is unmatched, not for every notification."""
+        record = self.data.get("record")
+        if is_object(record):
+            phone = phone_key(
+                record.get("applicationId"), record.get("campaignName"), record.get("phoneNumber")
+            )
+            return _keys(record_key(self.record_handle), phone)
+        campaign = self.data.get("campaign")
+        if is_object(campaign):
+            return _keys(campaign_key(campaign.get("applicationId"), campaign.get("name")))
+        return ()
 
     @property
     def is_error(self) -> bool:
@@ -74,6 +87,10 @@ class UserEventNotice:
     """A ``DeviceUserEventMessage``: OCS's answer, partial result, push or refusal."""
 
     event: UserEvent
+    name: str | None
+    """``event.user_event``: its ``GSW_USER_EVENT``."""
+    is_error: bool
+    """``event.is_error``: a refusal (read once; the matching rule asks several times)."""
     reference: str | None
     record_handle: int | None
     chain: tuple[int, str, int] | None
@@ -82,14 +99,6 @@ class UserEventNotice:
     """Every key it can be matched on, most specific first: record, phone, campaign."""
     content: bytes | None = None
     """A digest of its ``userData``: what a regenerated copy shares with it."""
-
-    @property
-    def name(self) -> str | None:
-        return self.event.user_event
-
-    @property
-    def is_error(self) -> bool:
-        return self.event.is_error
 
     @property
     def error_text(self) -> str | None:
@@ -114,21 +123,11 @@ def _record_handle(record: Mapping[str, Any]) -> int | None:
 
 def _notification(data: Mapping[str, Any]) -> Notification:
     record = data.get("record")
-    campaign = data.get("campaign")
-    handle: int | None = None
-    keys: tuple[CorrelationKey, ...] = ()
-    if isinstance(record, Mapping):
-        handle = _record_handle(record)
-        app, name = record.get("applicationId"), record.get("campaignName")
-        keys = _keys(record_key(handle), phone_key(app, name, record.get("phoneNumber")))
-    elif isinstance(campaign, Mapping):
-        keys = _keys(campaign_key(campaign.get("applicationId"), campaign.get("name")))
     return Notification(
         data=data,
         notification=as_name(data.get("notificationType")),
         reference=as_reference(data.get("referenceId")),
-        record_handle=handle,
-        keys=keys,
+        record_handle=_record_handle(record) if is_object(record) else None,
     )
 
 
@@ -148,7 +147,7 @@ def _user_event(
     channel: str, data: Mapping[str, Any], max_entries: int, content: bytes | None
 ) -> UserEventNotice:
     raw = data.get("userData")
-    if not isinstance(raw, Mapping):
+    if not is_object(raw):
         raise Malformed("userData is not an object")
     if len(raw) > max_entries:
         raise Malformed(f"more than {max_entries} userData entries")
@@ -166,6 +165,8 @@ def _user_event(
     chain_id = as_id(user_data.get("GSW_CHAIN_ID"))
     return UserEventNotice(
         event=event,
+        name=event.user_event,
+        is_error=event.is_error,
         reference=as_reference(user_data.get("GSW_REFERENCE_ID")),
         record_handle=handle,
         chain=None

@@ -32,6 +32,10 @@ class Phase(enum.Enum):
     ANSWERING = "answering"
     """Part of its answer arrived; the rest may follow within ``merge_window``."""
 
+    # A member is one object, equal only to itself: hashed as such, without the Python-level
+    # call Enum's own __hash__ makes on every look-up (``TRANSITIONS``, ``Entry.sent``).
+    __hash__ = object.__hash__
+
 
 #: (phase, what happened) -> next phase. Anything else leaves the phase as it is; every outcome
 #: leaves the table altogether through ``PendingRequests.finish`` (the outcomes per phase are

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ._coerce import is_object
 from ._requests import EMPTY_MAPPING, CallbackType, ChainAttribute, _CampaignOperation, _show
 
 if TYPE_CHECKING:
@@ -62,25 +63,25 @@ class EventMetrics:
     def from_message(cls, data: Mapping[str, Any]) -> EventMetrics | None:
         """Read the metrics of a notification's ``data``; ``None`` when it has none."""
         metrics = data.get("metrics")
-        if not isinstance(metrics, Mapping):
+        if not is_object(metrics):
             return None
         processing = metrics.get("eventProcessing")
-        if not isinstance(processing, Mapping):
+        if not is_object(processing):
             return None
-
-        def number(key: str) -> int | None:
-            value = processing.get(key)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                return None
-            if isinstance(value, float) and not math.isfinite(value):
-                return None  # Python's JSON decoder accepts NaN and Infinity
-            return int(value)
-
         return cls(
-            number("serverGenerationTimestamp"),
-            number("nodeProcessingTimeNanos"),
-            number("serverProcessingTimeTotalMs"),
+            _metric(processing.get("serverGenerationTimestamp")),
+            _metric(processing.get("nodeProcessingTimeNanos")),
+            _metric(processing.get("serverProcessingTimeTotalMs")),
         )
+
+
+def _metric(value: object) -> int | None:
+    """One number of ``metrics.eventProcessing``: an int, or a finite float (truncated)."""
+    if isinstance(value, int):
+        return None if isinstance(value, bool) else int(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)  # Python's JSON decoder accepts NaN and Infinity: those are not
+    return None
 
 
 class FailureReason(enum.StrEnum):
@@ -379,15 +380,15 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-#: The payload builders ``_engine`` reaches as ``_payloads.<name>``; they live in ``_builders``.
+#: The payload builders, reachable as ``_payloads.<name>`` for code written when they lived
+#: here; they live in ``_builders`` (the engine imports them from there).
 _BUILDERS: Final = frozenset(
     {"acknowledgement", "cancel_ack", "failure", "operation_ack", "operation_failure"}
 )
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: ``_builders`` imports this module. Goes when ``_engine`` imports
-    # ``_builders`` itself.
+    # Imported on first use: ``_builders`` imports this module.
     if name in _BUILDERS:
         from . import _builders
 

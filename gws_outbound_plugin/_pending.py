@@ -98,8 +98,11 @@ class PendingRequests:
         pending."""
         self.entries[entry.token] = entry
         self.by_reference[entry.request.reference_id] = entry
-        queue = self.queues.setdefault(entry.key, []) if entry.key is not None else None
-        if queue is not None:
+        queue: list[Entry] | None = None
+        if entry.key is not None:
+            queue = self.queues.get(entry.key)
+            if queue is None:
+                queue = self.queues[entry.key] = []
             queue.append(entry)
         if queue is None or len(queue) == 1:
             self.release(entry)

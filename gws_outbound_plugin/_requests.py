@@ -20,8 +20,8 @@ import dataclasses
 import datetime
 import enum
 import math
+import os
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -147,7 +147,7 @@ def _check_int(value: object) -> str | None:
 def _check_text(value: object) -> str | None:
     if not isinstance(value, str):
         return f"must be a string, got {type(value).__name__}"
-    if not value.strip():
+    if not value or value.isspace():
         return "must not be empty"
     if len(value) > MAX_TEXT_LENGTH:
         return f"must be at most {MAX_TEXT_LENGTH} characters, got {len(value)}"
@@ -164,7 +164,12 @@ def _check_device_path(value: object) -> str | None:
 
 
 def _new_reference_id() -> str:
-    return uuid.uuid4().hex
+    """``uuid.uuid4().hex``, without building the ``UUID`` object (most of its cost): 16
+    random bytes with the version (4) and variant (RFC 4122) bits set as ``uuid4`` sets them."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
 
 
 # -- field rules -----------------------------------------------------------------------------------
@@ -530,6 +535,12 @@ REQUEST_FIELDS: Final[Mapping[str, RequestField]] = MappingProxyType(
 )
 
 
+#: Request field name -> its kind's ``check`` (read from ``REQUEST_FIELDS`` once).
+_CHECKS: Final[Mapping[str, Callable[[object], str | None]]] = {
+    name: row.kind.check for name, row in REQUEST_FIELDS.items()
+}
+
+
 def field_from_text(name: str, text: str) -> object:
     """One command-line word for the request field ``name``, as its request type takes it.
 
@@ -558,6 +569,11 @@ class _Layout:
     required: tuple[str, ...]
     """Fields without a default."""
     by_bus_key: Mapping[str, str]
+    normalized: tuple[tuple[str, Callable[[Any], Any]], ...]
+    """The fields whose kind stores another value than the one given, each with its
+    ``normalize`` (the others are stored as given)."""
+    in_body: tuple[tuple[str, str, Callable[[Any], Any]], ...]
+    """The fields of the GWS body (all but the one in the URL): name, GWS key, ``to_gws``."""
 
 
 _LAYOUTS: Final[dict[type[_Request], _Layout]] = {}
@@ -586,6 +602,16 @@ def _compute_layout(cls: type[_Request]) -> _Layout:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         ),
         by_bus_key=MappingProxyType({REQUEST_FIELDS[name].bus_key: name for name in names}),
+        normalized=tuple(
+            (name, REQUEST_FIELDS[name].kind.normalize)
+            for name in names
+            if REQUEST_FIELDS[name].kind.normalize is not _same
+        ),
+        in_body=tuple(
+            (name, REQUEST_FIELDS[name].bus_key, REQUEST_FIELDS[name].kind.to_gws)
+            for name in names
+            if name != cls._URL_FIELD
+        ),
     )
 
 
@@ -633,9 +659,9 @@ class _Request:
         errors = self._problems(values, name_of=_own_name)
         if errors:
             raise self._invalid(errors)
-        for name, value in values.items():
-            normalized = REQUEST_FIELDS[name].kind.normalize(value)
-            if normalized is not value:
+        for name, normalize in layout.normalized:
+            value = values.get(name)
+            if value is not None and (normalized := normalize(value)) is not value:
                 object.__setattr__(self, name, normalized)
 
     @classmethod
@@ -650,10 +676,14 @@ class _Request:
         """Every problem of the given field values (absent fields are not checked)."""
         errors: dict[str, str] = {}
         for name, value in values.items():
-            problem = REQUEST_FIELDS[name].kind.check(value)
+            problem = _CHECKS[name](value)
             if problem is not None:
                 errors[name_of(name)] = problem
-        valid = {name: value for name, value in values.items() if name_of(name) not in errors}
+        valid = (
+            {name: value for name, value in values.items() if name_of(name) not in errors}
+            if errors
+            else values
+        )
         start, end = valid.get("call_from"), valid.get("call_until")
         if start is not None and end is not None and start > end:
             errors[name_of("call_until")] = (
@@ -742,10 +772,10 @@ class _Request:
         there; the field that goes in the URL (record handle, campaign name) is not repeated.
         """
         body: dict[str, Any] = {"operationName": self._SPEC.name}
-        for name, value in self._set_fields():
-            if name != self._URL_FIELD:
-                rule = REQUEST_FIELDS[name]
-                body[rule.bus_key] = rule.kind.to_gws(value)
+        for name, key, to_gws in _layout(type(self)).in_body:
+            value = getattr(self, name)
+            if value is not None:
+                body[key] = to_gws(value)
         return body
 
     def to_bus(self) -> dict[str, Any]:

@@ -29,6 +29,8 @@ HOOK_TASKS: Final[set[asyncio.Task[Any]]] = set()
 
 def in_hook() -> bool:
     """Whether the current task is running a hook implementation (not one it started)."""
+    if not HOOK_TASKS:
+        return False  # no hook implementation runs in a task now (the usual case)
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no event loop in this thread

@@ -225,3 +225,16 @@ def test_a_refusal_naming_no_operation_is_matched_by_record_only() -> None:
     assert refused.token == record and isinstance(refused.outcome, Failed)
     assert refused.outcome.reason is FailureReason.OCS_ERROR
     assert refused.outcome.error_number == 101
+
+
+def test_another_clients_acknowledgement_is_one_foreign_effect_with_both_halves() -> None:
+    """M3: the two halves of an acknowledgement that is not ours (a notification without our
+    reference id, its user event) pair on the record they name: one ``Foreign`` effect."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    first = correlator.message(ack("someone-elses", 11))
+    assert "foreign" in [e.timer[0] for e in first if isinstance(e, StartTimer)]
+    assert not any(isinstance(e, Foreign) for e in first)
+    (pair,) = [e for e in correlator.message(event(11)) if isinstance(e, Foreign)]
+    assert pair.outbound is not None and pair.outbound["referenceId"] == "someone-elses"
+    assert pair.user_event is not None and pair.user_event.user_data["GSW_RECORD_HANDLE"] == 11
+    assert correlator.stats["foreign_acks"] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import uuid
 
 import pytest
 
@@ -79,6 +80,15 @@ def test_minimal_request_omits_optional_fields_and_generates_a_reference() -> No
     assert None not in body.values()
     assert len(first.reference_id) == 32
     assert first.reference_id != second.reference_id
+
+
+def test_generated_reference_ids_are_uuid4_hex() -> None:
+    for _ in range(2000):
+        reference = minimal().reference_id
+        parsed = uuid.UUID(hex=reference)
+        assert parsed.hex == reference  # 32 lowercase hex digits, nothing else
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
 
 
 def test_null_optional_keys_on_the_bus_count_as_absent() -> None:
