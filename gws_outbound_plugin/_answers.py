@@ -27,6 +27,7 @@ from ._lifecycle import Entry
 from ._matching import ANSWER_EVENTS, PART_EVENTS, PUSHED_EVENTS, Placement, Verdict, answers, place
 from ._payloads import FailureReason, UserEvent
 from ._pending import PendingRequests
+from ._recent import MAX_NESTING
 from ._spec import SPEC_BY_ACKNOWLEDGEMENT, CorrelationKey, OperationSpec
 
 __all__ = ["Answers"]
@@ -56,7 +57,9 @@ class Answers:
         seen = self._recent.fingerprint(channel, data, self.limits.max_message_bytes)
         if seen is None:
             return self._malformed(
-                f"larger than {self.limits.max_message_bytes} bytes or not JSON", channel
+                f"larger than {self.limits.max_message_bytes} bytes, nested deeper than "
+                f"{MAX_NESTING} levels, or not JSON",
+                channel,
             )
         duplicate, content = seen
         if duplicate:

@@ -25,7 +25,7 @@ from typing import Any, Final
 from ._models import UserEvent
 from ._spec import CorrelationKey, OperationSpec
 
-__all__ = ["SWEEPS", "Aging", "Owed", "Recent"]
+__all__ = ["MAX_NESTING", "SWEEPS", "Aging", "Owed", "Recent"]
 
 SWEEPS: Final = 4
 _CANONICAL_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
@@ -53,6 +53,40 @@ def _canonical(value: object) -> str:
     if _C_ENCODER is None:
         return _CANONICAL_JSON.encode(value)
     return "".join(_C_ENCODER(value, 0))
+
+
+#: The deepest nesting of objects and lists accepted in a CometD message's ``data`` (the
+#: object itself is level 1): deeper is malformed. The same on every Python version and
+#: recursion limit, which decide how deep the JSON encoder itself can go (3.11 stops near 500
+#: levels, 3.13 near 5,000, a raised ``sys.setrecursionlimit()`` further).
+MAX_NESTING: Final = 64
+
+
+def _nested_deeper(value: object, limit: int) -> bool:
+    """Whether objects and lists nest deeper than ``limit`` levels in ``value`` (without
+    recursion, so at any depth)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children: Iterable[object]
+        if isinstance(item, Mapping):
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        stack.extend(
+            (child, depth + 1) for child in children if isinstance(child, Mapping | list | tuple)
+        )
+    return False
+
+
+def _containers(text: str) -> int:
+    """How many objects and lists a JSON text holds at most (brackets in strings count too):
+    an upper bound on its nesting, read in C."""
+    return text.count("{") + text.count("[")
 
 
 Chain = tuple[int, str, int]
@@ -211,7 +245,7 @@ class Recent:
     ) -> tuple[bool, bytes | None] | None:
         """Whether the message is an exact repeat, and the digest of its ``userData`` (what a
         regenerated copy of a user event shares with it, ``None`` for other messages); ``None``
-        when the message is too large or not JSON."""
+        when the message is too large, nested deeper than :data:`MAX_NESTING`, or not JSON."""
         user_data = data.get("userData")
         try:
             if isinstance(user_data, Mapping):
@@ -223,6 +257,9 @@ class Recent:
         except (TypeError, ValueError, RecursionError):
             return None
         if len(text) + (0 if content_text is None else len(content_text) + 1) > max_bytes:
+            return None
+        containers = _containers(text) + (0 if content_text is None else _containers(content_text))
+        if containers > MAX_NESTING and _nested_deeper(data, MAX_NESTING):
             return None
         whole = hashlib.blake2b(text.encode(), digest_size=16)
         content = None

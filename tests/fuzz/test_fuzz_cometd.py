@@ -256,7 +256,9 @@ async def test_message_size_limit(pm: Any, small_limits: GWSConfig, recorder: Re
             await anyio.sleep(0.1)
     assert [len(e.user_data["GSW_X0"]) for e in recorder.user_events] == [3800]
     [rejected] = events_named(logs, "cometd_message_rejected")
-    assert rejected["reason"] == "larger than 4096 bytes or not JSON"
+    assert rejected["reason"] == (
+        "larger than 4096 bytes, nested deeper than 64 levels, or not JSON"
+    )
     assert plugin.stats["malformed"] == 1
 
 

@@ -7,10 +7,14 @@ bound) may forget any key of the oldest generation that has one.
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gws_outbound_plugin._recent import SWEEPS, Aging, Recent
+from gws_outbound_plugin._recent import MAX_NESTING, SWEEPS, Aging, Recent
 
 KEYS = st.integers(min_value=0, max_value=12)
 
@@ -88,3 +92,34 @@ def test_a_taken_answer_taken_again_lives_from_the_second_time() -> None:
     recent.sweep()
     assert not recent.was_taken(b"a" * 16)
     assert recent.sizes()["taken"] == 0
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """A ``data`` object with objects and lists nested ``depth`` levels (itself level 1)."""
+    value: Any = "bottom"
+    for level in range(depth - 1):
+        value = [value] if level % 2 else {"d": value}
+    return {"userData": {"GSW_USER_EVENT": "x"}, "d": value} if depth > 1 else {}
+
+
+@pytest.mark.parametrize("limit", [1_000, 30_000])
+def test_how_deep_a_message_may_nest_does_not_depend_on_the_recursion_limit(
+    limit: int,
+) -> None:
+    """64 levels are read, 65 and far deeper are malformed, whatever ``sys.setrecursionlimit``
+    says (it decides how deep the JSON encoder can go, so it used to decide this too)."""
+    recent = Recent(fingerprint_limit=1_000, parts_limit=10)
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        assert recent.fingerprint("/me/internal", _nested(MAX_NESTING), 10**7) is not None
+        assert recent.fingerprint("/me/internal", _nested(MAX_NESTING + 1), 10**7) is None
+        assert recent.fingerprint("/me/internal", _nested(3_000), 10**7) is None
+    finally:
+        sys.setrecursionlimit(before)
+
+
+def test_brackets_in_text_are_not_nesting() -> None:
+    recent = Recent(fingerprint_limit=1_000, parts_limit=10)
+    data = {"userData": {"GSW_USER_EVENT": "x", "note": "[{" * 500}}
+    assert recent.fingerprint("/me/internal", data, 10**7) is not None
