@@ -163,13 +163,39 @@ def _check_device_path(value: object) -> str | None:
     return problem
 
 
+def _check_reference(value: object) -> str | None:
+    """A reference id: text, and not digits with a leading zero. OCS keeps a reference as a
+    number where it can (``GSW_REFERENCE_ID``): ``"042"`` could come back as ``42``, which
+    names another request (``"42"``) or none, so the request's own answers would not be
+    found."""
+    problem = _check_text(value)
+    if (
+        problem is None
+        and isinstance(value, str)
+        and len(value) > 1
+        and value[0] == "0"
+        and value.isascii()
+        and value.isdigit()
+    ):
+        problem = (
+            "must not start with 0 when it is all digits (OCS may echo it as the number "
+            f"{int(value)}, which would not match it), got {_show(value)}"
+        )
+    return problem
+
+
 def _new_reference_id() -> str:
     """``uuid.uuid4().hex``, without building the ``UUID`` object (most of its cost): 16
-    random bytes with the version (4) and variant (RFC 4122) bits set as ``uuid4`` sets them."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return raw.hex()
+    random bytes with the version (4) and variant (RFC 4122) bits set as ``uuid4`` sets them.
+    Drawn again in the rare case (about 1 in 10**8) of digits only with a leading zero,
+    which :func:`_check_reference` refuses."""
+    while True:
+        raw = bytearray(os.urandom(16))
+        raw[6] = (raw[6] & 0x0F) | 0x40
+        raw[8] = (raw[8] & 0x3F) | 0x80
+        reference = raw.hex()
+        if reference[0] != "0" or not reference.isdigit():
+            return reference
 
 
 # -- field rules -----------------------------------------------------------------------------------
@@ -374,6 +400,7 @@ def _enum_kind(kind: type[enum.StrEnum]) -> ValueKind:
 
 _ID: Final = ValueKind(_check_int, parse=_int_from_text)
 _TEXT: Final = ValueKind(_check_text)
+_REFERENCE: Final = ValueKind(_check_reference)
 _DEVICE: Final = ValueKind(_check_device_path)
 _MOMENT: Final = ValueKind(
     _check_moment,
@@ -525,7 +552,7 @@ REQUEST_FIELDS: Final[Mapping[str, RequestField]] = MappingProxyType(
         ),
         "reference_id": RequestField(
             "referenceId",
-            _TEXT,
+            _REFERENCE,
             ("--reference-id",),
             "referenceId to send, for a single request (default: a new uuid4 hex); GWS echoes "
             "it in the acknowledgement",

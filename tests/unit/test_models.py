@@ -91,6 +91,21 @@ def test_generated_reference_ids_are_uuid4_hex() -> None:
         assert parsed.variant == uuid.RFC_4122
 
 
+@pytest.mark.parametrize("reference", ["0", "42", "0x42", "a042", "042a", "123456789"])
+def test_a_reference_id_is_refused_only_when_digits_with_a_leading_zero(reference: str) -> None:
+    assert minimal(reference_id=reference).reference_id == reference
+
+
+def test_a_digit_reference_with_a_leading_zero_says_why() -> None:
+    """OCS may echo "042" as the number 42: the request would miss its own answers (one went
+    to hooks as another client's acknowledgement), so it is refused before anything is sent."""
+    with pytest.raises(InvalidCancelRequest) as info:
+        minimal(reference_id="042")
+    assert "must not start with 0 when it is all digits (OCS may echo it as the number 42" in (
+        str(info.value)
+    )
+
+
 def test_null_optional_keys_on_the_bus_count_as_absent() -> None:
     event = dict(FULL_BUS, phoneNumber=None, chainAttribute=None, referenceId=None)
     request = CancelRequest.from_bus(event)
@@ -130,6 +145,8 @@ def test_chain_attribute_accepts_the_plain_string() -> None:
         ("chain_attribute", 1),
         ("reference_id", ""),
         ("reference_id", 123456789),
+        ("reference_id", "042"),
+        ("reference_id", "00"),
     ],
 )
 def test_each_bad_field_is_named(field: str, value: object) -> None:
