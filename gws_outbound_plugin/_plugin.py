@@ -329,8 +329,13 @@ class OutboundPlugin:
 
     def _require_running(self) -> None:
         if self._state is not _State.RUNNING:
+            hint = (
+                " (enter it first: `async with OutboundPlugin(pm, config) as plugin:`)"
+                if self._state is _State.NEW
+                else ""
+            )
             raise NotRunningError(
-                f"the GWS outbound plugin is {self._state.value}; nothing was sent"
+                f"the GWS outbound plugin is {self._state.value}; nothing was sent{hint}"
             )
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -292,8 +292,9 @@ def _decode_moment(value: object) -> tuple[object, str | None]:
 def _moment_from_text(text: str) -> tuple[object, str | None]:
     """A command-line word of a moment: what the bus takes, an ISO 8601 date-time with a UTC
     offset or (a word of digits) whole seconds since the Unix epoch."""
-    if text.isascii() and text.isdigit() and len(text) <= _MAX_EPOCH_DIGITS:
-        return _decode_moment(int(text))
+    digits = text.removeprefix("-")
+    if digits.isascii() and digits.isdigit() and len(digits) <= _MAX_EPOCH_DIGITS:
+        return _decode_moment(int(text))  # a negative one is refused as not positive
     return _decode_moment(text)
 
 

@@ -231,11 +231,16 @@ async def test_plugin_refuses_work_when_not_running(
     pm: pluggy.PluginManager, config: GWSConfig, device_path: str
 ) -> None:
     plugin = OutboundPlugin(pm, config)
-    with pytest.raises(NotRunningError):
+    with pytest.raises(NotRunningError) as before:
         await plugin.cancel(make_request(device_path))
+    assert str(before.value) == (
+        "the GWS outbound plugin is new; nothing was sent (enter it first: "
+        "`async with OutboundPlugin(pm, config) as plugin:`)"
+    )
     async with plugin:
         pass
-    with pytest.raises(NotRunningError):
+    with pytest.raises(NotRunningError) as after:
         plugin.submit(make_request(device_path))
+    assert "enter it first" not in str(after.value)
     with pytest.raises(NotRunningError):
         pm.hook.on_cancel_requested(request=make_request(device_path))

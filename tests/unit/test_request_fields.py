@@ -119,6 +119,15 @@ def test_a_bad_command_line_word_is_refused_in_the_request_types_words(
     assert made.value.errors == from_text.value.errors
 
 
+def test_a_negative_epoch_word_is_refused_as_not_positive() -> None:
+    """``--at -5`` is an integer: the error says it must be positive, not that it is no
+    integer."""
+    with pytest.raises(InvalidOperationRequest) as refused:
+        field_from_text("scheduled_time", "-5")
+    assert "must be positive integer seconds since the Unix epoch" in str(refused.value)
+    assert "got -5" in str(refused.value)
+
+
 def test_a_naive_time_is_refused_as_on_the_bus() -> None:
     with pytest.raises(ValueError, match="names no instant") as from_text:
         field_from_text("scheduled_time", "2030-01-02T08:30:00")
