@@ -64,7 +64,7 @@ class Correlator:
         self._answers = Answers(self._pending, limits)
         self._recent = self._pending.recent
         self._lost = False
-        self._settles = itertools.count(1)
+        self._losses = 0  # session losses so far; an entry's ``lost`` is the last it was in
         self.stats: dict[str, int] = self._pending.stats
 
     # -- introspection (tests, stats) ----------------------------------------------------------
@@ -132,7 +132,7 @@ class Correlator:
         entry = self._pending.entries.get(token)
         if entry is None or not move(entry, "sending"):
             return False
-        entry.lost = self._lost
+        entry.lost = self._losses if self._lost else 0
         entry.sent_seq = self._answers.seq
         if entry.spec.part is not None:
             self._pending.part_entries.add(entry)
@@ -195,7 +195,7 @@ class Correlator:
                 self.stats["foreign_acks"] += 1
                 self._pending.fx.append(foreign)
         elif kind == "settle":
-            self._settle_lost()
+            self._settle_lost(timer[1])
         else:
             entry = self._pending.entries.get(timer[1])
             if entry is not None:
@@ -224,25 +224,30 @@ class Correlator:
     def session_lost(self) -> list[Effect]:
         """The CometD session is gone: whatever was published meanwhile may be lost."""
         self._lost = True
+        self._losses += 1
         for entry in self._pending.entries.values():
             if entry.sent:
-                entry.lost = True
+                entry.lost = self._losses
         return []
 
     def session_restored(self) -> list[Effect]:
         """The CometD session is back. Messages already on their way are processed during one
         merge window; then what was sent before the loss and is still pending ends: with what
-        arrived of its answer, else ``outcome_unknown``."""
+        arrived of its answer, else ``outcome_unknown``. The timer names the loss it settles:
+        what is lost again before it expires waits for the next restoration's."""
         self._lost = False
-        return [StartTimer(("settle", next(self._settles)), self.settle_delay)]
+        return [StartTimer(("settle", self._losses), self.settle_delay)]
 
     @property
     def settle_delay(self) -> float:
         """The grace period after a restoration (a settle timer's delay)."""
         return max(self.limits.merge_window, 0.05)
 
-    def _settle_lost(self) -> None:
-        lost = [e for e in self._pending.entries.values() if e.lost]
+    def _settle_lost(self, loss: int) -> None:
+        """The grace period after the restoration from loss number ``loss`` is over: what was
+        lost in it (or before) and not lost again since ends now. A request lost again since
+        waits for the grace period of the restoration after that loss (or its deadline)."""
+        lost = [e for e in self._pending.entries.values() if 0 < e.lost <= loss]
         unknown = sum(1 for e in lost if not e.answered)
         if unknown:
             self._pending.fx.append(

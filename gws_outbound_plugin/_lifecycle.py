@@ -93,7 +93,8 @@ class Entry:
         self.phase = Phase.HELD
         self.unanswered = False
         self.post_status: tuple[int, str | None] | None = None
-        self.lost = False
+        # The last CometD session loss (numbered from 1) it was sent before; 0: none.
+        self.lost = 0
         self.merging = False
         self.empty = False
         self.sent_seq = 0
