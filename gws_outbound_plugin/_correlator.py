@@ -18,7 +18,7 @@ What it promises, by construction:
   place a ``Resolved`` for an accepted request is made;
 * every outcome is the request's own: which request a message answers is decided by one rule,
   written as a table in ``docs/design-notes.md`` ("Which request a message answers") and
-  followed by :func:`~._matching.place` (M1 to M9 refer to its rows);
+  followed by :func:`~._matching.place` (M1 to M10 refer to its rows);
 * a request's lifecycle follows :data:`~._lifecycle.TRANSITIONS`;
 * facts the matching relies on (reserved reference ids, answers still owed to finished
   requests, answers already taken) are kept for ``late_window`` seconds, never dropped early
@@ -45,6 +45,7 @@ from ._effects import (
     TimerId,
 )
 from ._lifecycle import TRANSITIONS, Entry, Phase, move
+from ._matching import by_key_only
 from ._payloads import FailureReason
 from ._pending import PendingRequests
 from ._spec import Operation
@@ -155,13 +156,19 @@ class Correlator:
             if not entry.sent:
                 return []  # never written: a confused sender, ignore
             move(entry, "posted")
+            entry.post_answered = True
             entry.unanswered = result is not PostResult.ACCEPTED
             if unfinished and status_code is not None:
                 entry.post_status = (status_code, message)
-            self._pending.fx.append(StartTimer(("ack", token), self.limits.ack_timeout))
+            if entry.after_post is not None:  # what CometD answered by key decides now
+                self._pending.conclude(entry, "decided by its answer")
+            else:
+                self._pending.fx.append(StartTimer(("ack", token), self.limits.ack_timeout))
             return self._pending.take()
-        if entry.answered:
-            return []  # CometD answered before the POST's answer came: that answer stands
+        if entry.answered and not by_key_only(entry):
+            return []  # CometD answered by reference before the POST's answer: that stands
+        # Refused or never received: what was matched by key meanwhile was another client's
+        # (M10); GWS did nothing with the request.
         if result is PostResult.REJECTED:
             failed = Failed(
                 FailureReason.REJECTED, message or "GWS refused the request", status_code
@@ -204,8 +211,10 @@ class Correlator:
 
     def _entry_timer(self, entry: Entry, kind: str) -> None:
         pending = self._pending
-        if entry.answered:
-            if kind in ("merge", "ack", "deadline"):
+        if kind == "deadline" and (entry.answered or entry.after_post is not None):
+            pending.conclude(entry, "deadline")  # acknowledged, or what its messages decided
+        elif entry.answered:
+            if kind in ("merge", "ack"):
                 pending.acknowledge(entry)
         elif kind == "ack" and entry.phase is Phase.AWAITING:
             pending.no_answer(entry, f"no acknowledgement within {self.limits.ack_timeout:g}s")

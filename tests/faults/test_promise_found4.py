@@ -12,7 +12,7 @@ import anyio
 import pluggy
 import pytest
 
-from gws_outbound_plugin import FailureReason, OutboundPlugin
+from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
 from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.engine.conftest import cancels, fake_config
 from tests.faults.support import handles, request_for
@@ -71,4 +71,105 @@ async def test_a_grace_period_leaves_alone_what_was_lost_again_since(
             ack = await ticket
     assert ack.reference_id == request.reference_id
     assert [a.reference_id for a in recorder.acks] == [request.reference_id]
+    assert recorder.failures == []
+
+
+# -- lead 4: an answer matched by key while the request's POST is unanswered -------------------
+
+
+def _another_desktop_cancels(fake: FakeGWS, handle: int, reference_id: str) -> None:
+    """Another desktop of the same agent cancels record ``handle``: OCS publishes the two
+    messages of that acknowledgement (its notification carries the other desktop's
+    referenceId, its user event none, as OCS sends them)."""
+    record = fake.records[handle].record
+    fake.publish(
+        "/v2/me/outbound",
+        {
+            "messageType": "OutboundRecordMessage",
+            "notificationType": "RecordCancelAcknowledge",
+            "referenceId": reference_id,
+            "record": {
+                "devicePath": fake.device_path(),
+                "callingList": record.calling_list,
+                "applicationId": record.application_id,
+                "recordHandle": handle,
+                "campaignName": record.campaign_name,
+            },
+        },
+    )
+    fake.publish(
+        "/me/internal",
+        {
+            "messageType": "DeviceUserEventMessage",
+            "deviceId": fake.device_id(),
+            "userData": {
+                "GSW_USER_EVENT": "RecordCancelAcknowledge",
+                "GSW_APPLICATION_ID": record.application_id,
+                "GSW_RECORD_HANDLE": handle,
+                "GSW_CALLING_LIST": record.calling_list,
+                "GSW_CAMPAIGN_NAME": record.campaign_name,
+                "GSW_PHONE": record.phone_number,
+            },
+        },
+    )
+
+
+async def test_an_answer_by_key_is_not_the_request_s_when_gws_refuses_its_post(
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """A cancel is POSTed and GWS is slow to answer; meanwhile another desktop of the agent
+    cancels the same record, and OCS's user event for that (without a referenceId, as OCS
+    sends it) is matched by key to our cancel, the one in flight on the record. Then GWS
+    refuses our POST (``statusCode`` 4: the voice service is down): GWS never handed it to
+    OCS, so that user event was the other desktop's.
+
+    Before, the merge window after the user event acknowledged our cancel before GWS had
+    answered, with the other desktop's user data, and GWS's refusal was ignored: the host was
+    told its cancel succeeded (``RecordCancelAck`` for its referenceId) though GWS refused it
+    and never passed it on. An answer matched by key now decides nothing while the request's
+    POST is unanswered: GWS's refusal decides (``rejected``, ``may_have_acted`` false)."""
+    config = fake_config(merge_window=0.1, ack_timeout=2.0, request_timeout=5.0)
+    handle = handles(fake, 1)[0]
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        fake.faults.slow_answer(1.0)
+        fake.faults.status_code(4, "Voice service is not available at this time")
+        request = request_for(fake, handle)
+        ticket = plugin.submit(request)
+        await _until(lambda: len(cancels(fake)) == 1)
+        _another_desktop_cancels(fake, handle, "other-desktop-1")
+        with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+            await ticket
+        await plugin.wait_hooks_idle(5)
+    failure = info.value.failure
+    assert failure.reason is FailureReason.REJECTED
+    assert failure.status_code == 4
+    assert failure.may_have_acted is False
+    assert [f.request.reference_id for f in recorder.failures] == [request.reference_id]
+    # The one acknowledgement is the other desktop's (from its notification: its user event
+    # was with our cancel when that merge window ended); the user event reached
+    # on_user_event once.
+    assert [(a.request, a.reference_id) for a in recorder.acks] == [(None, "other-desktop-1")]
+    assert len(recorder.user_events) == 1
+
+
+async def test_an_answer_by_key_decides_once_gws_accepts_the_post(
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The other side of the test above: OCS's user event for our cancel arrives (matched by
+    key) while GWS is slow to answer the POST and its notification is lost; once GWS accepts
+    the POST, the user event is the cancel's answer, and it is acknowledged at once (not
+    after ``ack_timeout``)."""
+    config = fake_config(merge_window=0.1, ack_timeout=30.0, request_timeout=5.0)
+    handle = handles(fake, 1)[0]
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        fake.faults.slow_answer(1.0)
+        fake.faults.drop_notifications("outbound")
+        request = request_for(fake, handle)
+        accepted_at = anyio.current_time()
+        with anyio.fail_after(10):
+            ack = await plugin.cancel(request)
+        took = anyio.current_time() - accepted_at
+    assert ack.reference_id == request.reference_id
+    assert ack.user_data["GSW_RECORD_HANDLE"] == handle
+    assert 1.0 <= took < 2.0  # GWS's answer to the POST, not the acknowledgement timeout
     assert recorder.failures == []
