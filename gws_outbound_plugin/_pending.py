@@ -157,6 +157,8 @@ class PendingRequests:
             failed = unknown(f"{text or f'statusCode {code}'}; {why}", status_code=code)
         elif entry.phase is Phase.SENDING or entry.unanswered:
             failed = unknown(why)
+        elif entry.lost:  # its answer may have been published while the session was lost
+            failed = unknown(f"{why}; the CometD session was lost while the outcome was pending")
         else:
             failed = Failed(FailureReason.TIMED_OUT, why, may_have_acted=True)
         self.finish(entry, failed)

@@ -74,6 +74,34 @@ async def test_a_grace_period_leaves_alone_what_was_lost_again_since(
     assert recorder.failures == []
 
 
+async def test_a_request_lost_again_and_never_restored_ends_by_its_deadline(
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The bound of the test above: the session is lost again during the grace period and
+    does not come back. The first grace period leaves the request alone; its acknowledgement
+    timer ends it (its deadline, ``OutboundPlugin.outcome_bound``, would else), and as
+    ``outcome_unknown``, not ``timed_out``: its answer may have been published to nobody while
+    the session was lost, as the documentation of a lost session says."""
+    config = fake_config(merge_window=1.0, ack_timeout=5.0)
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        fake.lose_session("re-handshake")
+        fake.restore_session()
+        fake.faults.hold_notifications()
+        request = request_for(fake, handles(fake, 1)[0])
+        accepted_at = anyio.current_time()
+        ticket = plugin.submit(request)
+        await _until(lambda: len(cancels(fake)) == 1)
+        fake.lose_session("re-handshake")
+        with anyio.fail_after(plugin.outcome_bound + 5), pytest.raises(CancelFailed) as info:
+            await ticket
+        ended_after = anyio.current_time() - accepted_at
+        bound = plugin.outcome_bound
+    assert info.value.failure.reason is FailureReason.OUTCOME_UNKNOWN
+    assert info.value.failure.may_have_acted is True
+    assert ended_after <= bound + config.hook_timeout
+    assert [f.request.reference_id for f in recorder.failures] == [request.reference_id]
+
+
 # -- lead 4: an answer matched by key while the request's POST is unanswered -------------------
 
 
