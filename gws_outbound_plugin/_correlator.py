@@ -45,7 +45,7 @@ from ._effects import (
     TimerId,
 )
 from ._lifecycle import TRANSITIONS, Entry, Phase, move
-from ._matching import by_key_only
+from ._matching import by_key_only, decides_now
 from ._payloads import FailureReason
 from ._pending import PendingRequests
 from ._spec import Operation
@@ -257,6 +257,12 @@ class Correlator:
         lost in it (or before) and not lost again since ends now. A request lost again since
         waits for the grace period of the restoration after that loss (or its deadline)."""
         lost = [e for e in self._pending.entries.values() if 0 < e.lost <= loss]
+        # M10: what was matched by key alone while GWS has not answered the POST waits for
+        # that answer (a refusal proves it was another client's); the deadline bounds it.
+        waiting = [e for e in lost if not decides_now(e) and (e.answered or e.after_post)]
+        for entry in waiting:
+            self._pending.decide_after_post(entry)
+            lost.remove(entry)
         unknown = sum(1 for e in lost if not e.answered)
         if unknown:
             self._pending.fx.append(

@@ -201,3 +201,33 @@ async def test_an_answer_by_key_decides_once_gws_accepts_the_post(
     assert ack.user_data["GSW_RECORD_HANDLE"] == handle
     assert 1.0 <= took < 2.0  # GWS's answer to the POST, not the acknowledgement timeout
     assert recorder.failures == []
+
+
+async def test_a_restored_session_does_not_decide_by_key_before_gws_answers_the_post(
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """As above, but the CometD session is lost and restored while GWS is still slow to
+    answer our POST, after the other desktop's user event was matched by key to our cancel.
+    Before, the grace period after the restoration acknowledged our cancel with that user
+    event, before GWS refused the POST. It now waits for GWS's answer to the POST, as the
+    merge window does: ``rejected``."""
+    config = fake_config(merge_window=0.1, ack_timeout=2.0, request_timeout=5.0)
+    handle = handles(fake, 1)[0]
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        fake.faults.slow_answer(1.0)
+        fake.faults.status_code(4, "Voice service is not available at this time")
+        request = request_for(fake, handle)
+        ticket = plugin.submit(request)
+        await _until(lambda: len(cancels(fake)) == 1)
+        _another_desktop_cancels(fake, handle, "other-desktop-1")
+        await anyio.sleep(0.01)
+        fake.lose_session("re-handshake")
+        await anyio.sleep(0.01)
+        fake.restore_session()  # its grace period ends long before GWS answers the POST
+        with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+            await ticket
+    failure = info.value.failure
+    assert failure.reason is FailureReason.REJECTED
+    assert failure.status_code == 4
+    assert [f.request.reference_id for f in recorder.failures] == [request.reference_id]
+    assert all(ack.request is None for ack in recorder.acks)
