@@ -168,7 +168,9 @@ class Correlator:
         if entry.answered and not by_key_only(entry):
             return []  # CometD answered by reference before the POST's answer: that stands
         # Refused or never received: what was matched by key meanwhile was another client's
-        # (M10); GWS did nothing with the request.
+        # (M10); GWS did nothing with the request. Copies of it are repeats (M8).
+        if entry.user_content is not None:
+            self._recent.took(entry.user_content)
         if result is PostResult.REJECTED:
             failed = Failed(
                 FailureReason.REJECTED, message or "GWS refused the request", status_code

@@ -105,26 +105,30 @@ async def test_a_request_lost_again_and_never_restored_ends_by_its_deadline(
 # -- lead 4: an answer matched by key while the request's POST is unanswered -------------------
 
 
-def _another_desktop_cancels(fake: FakeGWS, handle: int, reference_id: str) -> None:
+def _another_desktop_cancels(
+    fake: FakeGWS, handle: int, reference_id: str, *, notification: bool = True
+) -> None:
     """Another desktop of the same agent cancels record ``handle``: OCS publishes the two
     messages of that acknowledgement (its notification carries the other desktop's
-    referenceId, its user event none, as OCS sends them)."""
+    referenceId, its user event none, as OCS sends them). ``notification=False``: the user
+    event alone (GWS relaying it again, with other metrics)."""
     record = fake.records[handle].record
-    fake.publish(
-        "/v2/me/outbound",
-        {
-            "messageType": "OutboundRecordMessage",
-            "notificationType": "RecordCancelAcknowledge",
-            "referenceId": reference_id,
-            "record": {
-                "devicePath": fake.device_path(),
-                "callingList": record.calling_list,
-                "applicationId": record.application_id,
-                "recordHandle": handle,
-                "campaignName": record.campaign_name,
+    if notification:
+        fake.publish(
+            "/v2/me/outbound",
+            {
+                "messageType": "OutboundRecordMessage",
+                "notificationType": "RecordCancelAcknowledge",
+                "referenceId": reference_id,
+                "record": {
+                    "devicePath": fake.device_path(),
+                    "callingList": record.calling_list,
+                    "applicationId": record.application_id,
+                    "recordHandle": handle,
+                    "campaignName": record.campaign_name,
+                },
             },
-        },
-    )
+        )
     fake.publish(
         "/me/internal",
         {
@@ -138,6 +142,7 @@ def _another_desktop_cancels(fake: FakeGWS, handle: int, reference_id: str) -> N
                 "GSW_CAMPAIGN_NAME": record.campaign_name,
                 "GSW_PHONE": record.phone_number,
             },
+            "metrics": {"eventProcessing": {"serverGenerationTimestamp": len(fake.published)}},
         },
     )
 
@@ -167,6 +172,9 @@ async def test_an_answer_by_key_is_not_the_request_s_when_gws_refuses_its_post(
         _another_desktop_cancels(fake, handle, "other-desktop-1")
         with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
             await ticket
+        # GWS relays the other desktop's user event again: a repeat, not another answer.
+        _another_desktop_cancels(fake, handle, "other-desktop-1", notification=False)
+        await anyio.sleep(1.0)
         await plugin.wait_hooks_idle(5)
     failure = info.value.failure
     assert failure.reason is FailureReason.REJECTED
@@ -174,10 +182,10 @@ async def test_an_answer_by_key_is_not_the_request_s_when_gws_refuses_its_post(
     assert failure.may_have_acted is False
     assert [f.request.reference_id for f in recorder.failures] == [request.reference_id]
     # The one acknowledgement is the other desktop's (from its notification: its user event
-    # was with our cancel when that merge window ended); the user event reached
-    # on_user_event once.
+    # was with our cancel when that merge window ended); each copy of the user event reached
+    # on_user_event.
     assert [(a.request, a.reference_id) for a in recorder.acks] == [(None, "other-desktop-1")]
-    assert len(recorder.user_events) == 1
+    assert len(recorder.user_events) == 2
 
 
 async def test_an_answer_by_key_decides_once_gws_accepts_the_post(
