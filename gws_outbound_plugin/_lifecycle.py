@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
+from ._effects import Failed
 from ._payloads import UserEvent
 from ._spec import CorrelationKey, Operation, OperationSpec
 
@@ -102,7 +103,7 @@ class Entry:
         self.confirmed = False
         # What messages matched by key alone decided while GWS had not answered its POST
         # (True: acknowledged; a ``Failed``: OCS refused it), applied once GWS accepts it.
-        self.after_post: Any = None
+        self.after_post: Failed | bool | None = None
         # The last CometD session loss (numbered from 1) it was sent before; 0: none.
         self.lost = 0
         self.merging = False
