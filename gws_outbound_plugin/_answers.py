@@ -1,5 +1,5 @@
 """CometD messages to requests: each message parsed once (``_inbound``), placed by the
-matching rule (``_matching.place``, rows M1 to M9 of ``docs/design-notes.md``, "Which request
+matching rule (``_matching.place``, rows M1 to M10 of ``docs/design-notes.md``, "Which request
 a message answers"), and then what the verdict says is done: the message joins its request
 (its acknowledgement, partial results, empty result or refusal), is dropped as late or as a
 repeat, or is reported as another client's acknowledgement or as unsolicited.
@@ -100,6 +100,7 @@ class Answers:
     def _on_notification(self, n: Notification) -> None:
         placement = place(n, self._p, self._recent)
         if placement.verdict is Verdict.OWN:
+            placement.entry.confirmed = True  # M1: by its reference id
             self._notification_for(placement.entry, n)
         elif placement.verdict is Verdict.LATE:
             self._late("late_notification_ignored", placement, reference_id=n.reference)
@@ -163,6 +164,8 @@ class Answers:
         placement = place(u, self._p, self._recent)
         verdict = placement.verdict
         if verdict is Verdict.OWN:
+            if placement.rule == "M1":
+                placement.entry.confirmed = True  # by its reference id
             self._give(placement.entry, u)
         elif verdict is Verdict.TENTATIVE:
             self._give_tentatively(placement.entry, u)
@@ -213,8 +216,8 @@ class Answers:
         """OCS refused ``entry``'s request (or found nothing: an empty result)."""
         event = u.event
         text = u.error_text
-        entry.user_event = event
         if text is not None and text.strip().casefold() in entry.spec.empty_error_texts:
+            entry.user_event = event
             entry.empty = True
             self._p.acknowledge(entry)
             return
@@ -224,6 +227,10 @@ class Answers:
             error_number=error_number(event.user_data.get("GSW_ERROR_NUMBER")),
             user_data=event.user_data,
         )
+        if self._p.provisional(entry):
+            self._p.decide_after_post(entry, failed)  # matched by key: GWS's answer decides
+            return
+        entry.user_event = event
         self._p.finish(entry, failed)
 
     def _give_tentatively(self, entry: Entry, u: UserEventNotice) -> None:

@@ -18,7 +18,7 @@ What it promises, by construction:
   place a ``Resolved`` for an accepted request is made;
 * every outcome is the request's own: which request a message answers is decided by one rule,
   written as a table in ``docs/design-notes.md`` ("Which request a message answers") and
-  followed by :func:`~._matching.place` (M1 to M9 refer to its rows);
+  followed by :func:`~._matching.place` (M1 to M10 refer to its rows);
 * a request's lifecycle follows :data:`~._lifecycle.TRANSITIONS`;
 * facts the matching relies on (reserved reference ids, answers still owed to finished
   requests, answers already taken) are kept for ``late_window`` seconds, never dropped early
@@ -45,6 +45,7 @@ from ._effects import (
     TimerId,
 )
 from ._lifecycle import TRANSITIONS, Entry, Phase, move
+from ._matching import by_key_only, decides_now
 from ._payloads import FailureReason
 from ._pending import PendingRequests
 from ._spec import Operation
@@ -64,7 +65,7 @@ class Correlator:
         self._answers = Answers(self._pending, limits)
         self._recent = self._pending.recent
         self._lost = False
-        self._settles = itertools.count(1)
+        self._losses = 0  # session losses so far; an entry's ``lost`` is the last it was in
         self.stats: dict[str, int] = self._pending.stats
 
     # -- introspection (tests, stats) ----------------------------------------------------------
@@ -132,7 +133,7 @@ class Correlator:
         entry = self._pending.entries.get(token)
         if entry is None or not move(entry, "sending"):
             return False
-        entry.lost = self._lost
+        entry.lost = self._losses if self._lost else 0
         entry.sent_seq = self._answers.seq
         if entry.spec.part is not None:
             self._pending.part_entries.add(entry)
@@ -155,13 +156,21 @@ class Correlator:
             if not entry.sent:
                 return []  # never written: a confused sender, ignore
             move(entry, "posted")
+            entry.post_answered = True
             entry.unanswered = result is not PostResult.ACCEPTED
             if unfinished and status_code is not None:
                 entry.post_status = (status_code, message)
-            self._pending.fx.append(StartTimer(("ack", token), self.limits.ack_timeout))
+            if entry.after_post is not None:  # what CometD answered by key decides now
+                self._pending.conclude(entry, "decided by its answer")
+            else:
+                self._pending.fx.append(StartTimer(("ack", token), self.limits.ack_timeout))
             return self._pending.take()
-        if entry.answered:
-            return []  # CometD answered before the POST's answer came: that answer stands
+        if entry.answered and not by_key_only(entry):
+            return []  # CometD answered by reference before the POST's answer: that stands
+        # Refused or never received: what was matched by key meanwhile was another client's
+        # (M10); GWS did nothing with the request. Copies of it are repeats (M8).
+        if entry.user_content is not None:
+            self._recent.took(entry.user_content)
         if result is PostResult.REJECTED:
             failed = Failed(
                 FailureReason.REJECTED, message or "GWS refused the request", status_code
@@ -195,7 +204,7 @@ class Correlator:
                 self.stats["foreign_acks"] += 1
                 self._pending.fx.append(foreign)
         elif kind == "settle":
-            self._settle_lost()
+            self._settle_lost(timer[1])
         else:
             entry = self._pending.entries.get(timer[1])
             if entry is not None:
@@ -204,8 +213,10 @@ class Correlator:
 
     def _entry_timer(self, entry: Entry, kind: str) -> None:
         pending = self._pending
-        if entry.answered:
-            if kind in ("merge", "ack", "deadline"):
+        if kind == "deadline" and (entry.answered or entry.after_post is not None):
+            pending.conclude(entry, "deadline")  # acknowledged, or what its messages decided
+        elif entry.answered:
+            if kind in ("merge", "ack"):
                 pending.acknowledge(entry)
         elif kind == "ack" and entry.phase is Phase.AWAITING:
             pending.no_answer(entry, f"no acknowledgement within {self.limits.ack_timeout:g}s")
@@ -224,25 +235,36 @@ class Correlator:
     def session_lost(self) -> list[Effect]:
         """The CometD session is gone: whatever was published meanwhile may be lost."""
         self._lost = True
+        self._losses += 1
         for entry in self._pending.entries.values():
             if entry.sent:
-                entry.lost = True
+                entry.lost = self._losses
         return []
 
     def session_restored(self) -> list[Effect]:
         """The CometD session is back. Messages already on their way are processed during one
         merge window; then what was sent before the loss and is still pending ends: with what
-        arrived of its answer, else ``outcome_unknown``."""
+        arrived of its answer, else ``outcome_unknown``. The timer names the loss it settles:
+        what is lost again before it expires waits for the next restoration's."""
         self._lost = False
-        return [StartTimer(("settle", next(self._settles)), self.settle_delay)]
+        return [StartTimer(("settle", self._losses), self.settle_delay)]
 
     @property
     def settle_delay(self) -> float:
         """The grace period after a restoration (a settle timer's delay)."""
         return max(self.limits.merge_window, 0.05)
 
-    def _settle_lost(self) -> None:
-        lost = [e for e in self._pending.entries.values() if e.lost]
+    def _settle_lost(self, loss: int) -> None:
+        """The grace period after the restoration from loss number ``loss`` is over: what was
+        lost in it (or before) and not lost again since ends now. A request lost again since
+        waits for the grace period of the restoration after that loss (or its deadline)."""
+        lost = [e for e in self._pending.entries.values() if 0 < e.lost <= loss]
+        # M10: what was matched by key alone while GWS has not answered the POST waits for
+        # that answer (a refusal proves it was another client's); the deadline bounds it.
+        waiting = [e for e in lost if not decides_now(e) and (e.answered or e.after_post)]
+        for entry in waiting:
+            self._pending.decide_after_post(entry)
+            lost.remove(entry)
         unknown = sum(1 for e in lost if not e.answered)
         if unknown:
             self._pending.fx.append(

@@ -35,7 +35,7 @@ __all__ = [
 
 TimerId = tuple[Any, ...]
 """``("ack" | "merge" | "deadline", token)``, ``("foreign", acknowledgement, key)``,
-``("settle", n)`` or ``("sweep",)``."""
+``("settle", loss)`` or ``("sweep",)``."""
 
 
 # -- effects ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
+from ._effects import Failed
 from ._payloads import UserEvent
 from ._spec import CorrelationKey, Operation, OperationSpec
 
@@ -65,7 +66,9 @@ class Entry:
     """One pending request, as the correlator tracks it."""
 
     __slots__ = (
+        "after_post",
         "chain",
+        "confirmed",
         "empty",
         "event_parts",
         "key",
@@ -75,6 +78,7 @@ class Entry:
         "outbound",
         "parts",
         "phase",
+        "post_answered",
         "post_status",
         "request",
         "sent_seq",
@@ -93,7 +97,15 @@ class Entry:
         self.phase = Phase.HELD
         self.unanswered = False
         self.post_status: tuple[int, str | None] | None = None
-        self.lost = False
+        # GWS answered its POST (accepted, or may have: not refused).
+        self.post_answered = False
+        # A message with its reference id arrived (M1): its answer is its own whatever the POST.
+        self.confirmed = False
+        # What messages matched by key alone decided while GWS had not answered its POST
+        # (True: acknowledged; a ``Failed``: OCS refused it), applied once GWS accepts it.
+        self.after_post: Failed | bool | None = None
+        # The last CometD session loss (numbered from 1) it was sent before; 0: none.
+        self.lost = 0
         self.merging = False
         self.empty = False
         self.sent_seq = 0

@@ -1,7 +1,7 @@
 """Which request a message answers: the matching rule, as one function.
 
 ``docs/design-notes.md`` ("Which request a message answers") has the rule as a table, rows M1
-to M9; :func:`place` follows it row by row and says which row decided. The correlator
+to M10; :func:`place` follows it row by row and says which row decided. The correlator
 (:class:`~._answers.Answers`) then does what the verdict says (gives the message to the
 request, drops it as late or as a repeat, reports it as foreign or unsolicited); it never
 matches a message any other way.
@@ -31,6 +31,8 @@ __all__ = [
     "Placement",
     "Verdict",
     "answers",
+    "by_key_only",
+    "decides_now",
     "place",
 ]
 
@@ -76,6 +78,16 @@ class Candidate(Protocol):
     @property
     def sent(self) -> bool: ...
 
+    @property
+    def confirmed(self) -> bool:
+        """A message with its reference id arrived (M1)."""
+        ...
+
+    @property
+    def post_answered(self) -> bool:
+        """GWS answered its POST without refusing it (accepted, or may have processed it)."""
+        ...
+
 
 class Pending(Protocol):
     """The correlator's pending requests, as the rule sees them."""
@@ -103,6 +115,20 @@ def answers(spec: OperationSpec, name: str | None) -> bool:
     return name is not None and (name in spec.user_events or name in spec.empty)
 
 
+def decides_now(entry: Candidate) -> bool:
+    """M10: whether what was given to ``entry`` may decide its outcome now. Messages matched
+    by key alone (M4, M6, M7; nothing with its reference id arrived) decide nothing while GWS
+    has not answered its POST: if GWS refuses the POST, it never passed the request on, and
+    they were another client's answer."""
+    return entry.confirmed or entry.post_answered
+
+
+def by_key_only(entry: Candidate) -> bool:
+    """M10: nothing with ``entry``'s reference id arrived: what it has was matched by key,
+    and is not its own if GWS refuses its POST."""
+    return not entry.confirmed
+
+
 def _wants(entry: Candidate, u: UserEventNotice) -> bool:
     if u.is_error:
         if entry.outbound is not None:
@@ -112,7 +138,10 @@ def _wants(entry: Candidate, u: UserEventNotice) -> bool:
 
 
 def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:
-    """The row of the matching rule that applies to ``message``, and its verdict."""
+    """The row of the matching rule that applies to ``message``, and its verdict.
+
+    M10 qualifies what M4, M6 and M7 give (a placement whose rule is not ``"M1"``): see
+    :func:`decides_now` and :func:`by_key_only`."""
     reference = message.reference
     if reference is not None:
         entry = pending.sent_entry(reference)

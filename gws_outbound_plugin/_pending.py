@@ -24,6 +24,7 @@ from ._effects import (
     StartTimer,
 )
 from ._lifecycle import Entry, Phase, move
+from ._matching import decides_now
 from ._payloads import FailureReason, UserEvent
 from ._recent import SWEEPS, Recent
 from ._spec import CorrelationKey
@@ -127,10 +128,25 @@ class PendingRequests:
 
     # -- outcomes ------------------------------------------------------------------------------
 
+    def provisional(self, entry: Entry) -> bool:
+        """Whether what arrived for ``entry`` so far decides nothing yet (M10: matched by key
+        alone while GWS has not answered its POST; ``_matching.decides_now``)."""
+        return not decides_now(entry)
+
+    def decide_after_post(self, entry: Entry, outcome: Failed | None = None) -> None:
+        """Keep what the messages matched by key decided (acknowledged; or ``outcome``, OCS's
+        refusal) until GWS answers the POST (``Correlator.posted``); the first decision
+        stands."""
+        if entry.after_post is None:
+            entry.after_post = True if outcome is None else outcome
+
     def conclude(self, entry: Entry, why: str) -> None:
-        """End a sent request now: acknowledged if part of its answer arrived, else unknown."""
-        if entry.answered:
-            self.acknowledge(entry)
+        """End a sent request now: with what its messages decided, acknowledged if part of
+        its answer arrived, else unknown."""
+        if isinstance(entry.after_post, Failed):
+            self.finish(entry, entry.after_post)
+        elif entry.answered:
+            self.acknowledge(entry, final=True)
         else:
             self.finish(entry, unknown(why))
 
@@ -141,11 +157,18 @@ class PendingRequests:
             failed = unknown(f"{text or f'statusCode {code}'}; {why}", status_code=code)
         elif entry.phase is Phase.SENDING or entry.unanswered:
             failed = unknown(why)
+        elif entry.lost:  # its answer may have been published while the session was lost
+            failed = unknown(f"{why}; the CometD session was lost while the outcome was pending")
         else:
             failed = Failed(FailureReason.TIMED_OUT, why, may_have_acted=True)
         self.finish(entry, failed)
 
-    def acknowledge(self, entry: Entry) -> None:
+    def acknowledge(self, entry: Entry, *, final: bool = False) -> None:
+        """Acknowledge ``entry`` with what arrived; unless ``final``, an answer matched by key
+        alone waits for GWS's answer to the POST (:meth:`provisional`)."""
+        if not final and self.provisional(entry):
+            self.decide_after_post(entry)
+            return
         parts: tuple[Mapping[str, Any] | UserEvent, ...] = ()
         if entry.parts:
             notified = _one_per_record(entry.parts, _notification_record)

@@ -35,6 +35,7 @@ from hypothesis.stateful import (
 
 from gws_outbound_plugin._correlator import Correlator
 from gws_outbound_plugin._effects import (
+    UNFINISHED_STATUS_CODES,
     Acknowledged,
     CancelTimer,
     Failed,
@@ -108,6 +109,9 @@ class Model:
     send_emitted: bool = False
     answered_after_send: bool = False
     errored_after_send: bool = False
+    by_reference: bool = False  # a message with its reference id arrived after it was sent
+    refused: bool = False  # GWS's first answer to its POST refused it (or it never got it)
+    post_answered: bool = False
     outcomes: list[Any] = dataclasses.field(default_factory=list)
 
 
@@ -168,6 +172,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
         self.timers: set[tuple[Any, ...]] = set()
         self.sent_messages: list[dict[str, Any]] = []
         self.closed = False
+        self.forcing = False  # a deadline or the shutdown is deciding on the evidence at hand
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -188,6 +193,13 @@ class CorrelatorMachine(RuleBasedStateMachine):
                 if isinstance(effect.outcome, Acknowledged):
                     assert model.sent, "acknowledged a request that was never sent"
                     assert model.answered_after_send, "acknowledged without an answer of its own"
+                    # M10: what was matched by key decides only once GWS answered the POST
+                    # without refusing it (a refusal proves it was another's); only the
+                    # deadline and the shutdown decide on the evidence at hand before.
+                    assert model.by_reference or not model.refused, "acknowledged a refused POST"
+                    assert model.by_reference or model.post_answered or self.forcing, (
+                        "acknowledged by key before GWS answered the POST"
+                    )
                     data = effect.outcome.outbound
                     if data is not None:
                         assert data.get("referenceId") == model.request.reference_id
@@ -226,6 +238,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
             reference = data.get("referenceId") or data.get("userData", {}).get("GSW_REFERENCE_ID")
             if reference is not None:
                 belongs = reference == request.reference_id
+                model.by_reference = model.by_reference or belongs
             else:
                 belongs = (
                     answers is not None
@@ -293,6 +306,13 @@ class CorrelatorMachine(RuleBasedStateMachine):
     )
     def post_answer(self, data: st.DataObject, result: PostResult, status: int | None) -> None:
         token = data.draw(st.sampled_from([t for t, m in self.models.items() if m.sent]))
+        model = self.models[token]
+        if not model.post_answered and not model.outcomes:
+            model.post_answered = True
+            model.refused = result in (
+                PostResult.AUTHENTICATION_FAILED,
+                PostResult.NOT_SENT,
+            ) or (result is PostResult.REJECTED and status not in UNFINISHED_STATUS_CODES)
         self.apply(self.correlator.posted(token, result, status_code=status, message="x"))
 
     @precondition(lambda self: self.models)
@@ -378,7 +398,11 @@ class CorrelatorMachine(RuleBasedStateMachine):
     def timer(self, data: st.DataObject) -> None:
         timer = data.draw(st.sampled_from(sorted(self.timers, key=repr)))
         self.timers.discard(timer)
-        self.apply(self.correlator.timer_expired(timer))
+        self.forcing = timer[0] == "deadline"
+        try:
+            self.apply(self.correlator.timer_expired(timer))
+        finally:
+            self.forcing = False
 
     @rule()
     def session_lost(self) -> None:
@@ -391,7 +415,11 @@ class CorrelatorMachine(RuleBasedStateMachine):
     @rule()
     def shutdown(self) -> None:
         self.closed = True
-        self.apply(self.correlator.shutdown())
+        self.forcing = True
+        try:
+            self.apply(self.correlator.shutdown())
+        finally:
+            self.forcing = False
         assert not self.pending()
 
     # -- invariants --------------------------------------------------------------------------------
@@ -413,6 +441,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
             assert len(model.outcomes) <= 1
 
     def teardown(self) -> None:
+        self.forcing = True
         self.apply(self.correlator.shutdown())
         for token, model in self.models.items():
             assert len(model.outcomes) == 1, f"request {token} has {len(model.outcomes)} outcomes"
@@ -637,3 +666,46 @@ def test_a_user_event_naming_another_reference_never_matches_by_record() -> None
         assert not [e for e in effects if isinstance(e, StartTimer) and e.timer[0] == "merge"]
     (resolved, *_) = correlator.timer_expired(("deadline", token))
     assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Failed)
+
+
+@pytest.mark.parametrize("error", [False, True])
+def test_an_answer_by_key_decides_nothing_before_gws_answers_the_post(error: bool) -> None:
+    """M10: a user event without our reference id (another desktop's answer on the record
+    looks the same) reaches the request in flight while GWS has not answered its POST; GWS
+    then refuses the POST: the refusal is the outcome, not an acknowledgement (or an OCS
+    error) made of the other desktop's message."""
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(CANCEL_RECORD, "k", 1)
+    token, _ = correlator.accept(request)
+    assert correlator.sending(token)
+    effects = correlator.message(
+        user_event(request, "RecordCancelAcknowledge", with_reference=False, error=error)
+    )
+    effects += correlator.timer_expired(("merge", token))
+    assert not [e for e in effects if isinstance(e, Resolved)]
+    (resolved, *_) = correlator.posted(token, PostResult.REJECTED, status_code=4, message="down")
+    assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Failed)
+    assert resolved.outcome.reason is FailureReason.REJECTED
+    assert resolved.outcome.may_have_acted is False
+
+
+@pytest.mark.parametrize("error", [False, True])
+def test_an_answer_by_key_decides_once_gws_accepts_the_post(error: bool) -> None:
+    """M10, the other side: once GWS accepts the POST, the user event matched by key is the
+    request's answer and decides at once (acknowledged, or OCS's refusal)."""
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(CANCEL_RECORD, "k", 1)
+    token, _ = correlator.accept(request)
+    assert correlator.sending(token)
+    correlator.message(
+        user_event(request, "RecordCancelAcknowledge", with_reference=False, error=error)
+    )
+    correlator.timer_expired(("merge", token))
+    (resolved, *_) = correlator.posted(token, PostResult.ACCEPTED)
+    assert isinstance(resolved, Resolved)
+    if error:
+        assert isinstance(resolved.outcome, Failed)
+        assert resolved.outcome.reason is FailureReason.OCS_ERROR
+    else:
+        assert isinstance(resolved.outcome, Acknowledged)
+        assert resolved.outcome.user_event is not None
