@@ -66,9 +66,10 @@ class Answers:
             self._stats["duplicates"] += 1
             return [Notice("cometd_duplicate_dropped", "debug", {"channel": as_name(channel)})]
         self.seq += 1
+        name = as_name(channel)
         try:
             inbound = parse(
-                as_name(channel),
+                name,
                 data,
                 max_user_data_entries=self.limits.max_user_data_entries,
                 content=content,
@@ -82,7 +83,7 @@ class Answers:
         elif isinstance(inbound, ErrorNotice):
             self._on_error_message(inbound)
         else:
-            fields = {"channel": as_name(channel), "message_type": as_name(data.get("messageType"))}
+            fields = {"channel": name, "message_type": as_name(data.get("messageType"))}
             self._p.fx.append(Notice("cometd_message_ignored", "debug", fields))
         return None
 

@@ -598,10 +598,12 @@ class CometDListener:
 
     async def _receive(self, deliver: Callable[[CometDMessage], Any]) -> None:
         delays = self.reconnect_policy.delays()
+        reopened = False  # whether a delay was drawn from ``delays`` since they were made
         while True:
             client = self._client
             if client is None:
                 await self._reopen(delays)
+                reopened = True
                 continue
             try:
                 message = client.receive_queued()
@@ -622,7 +624,9 @@ class CometDListener:
             except AiocometdException as error:
                 logger.warning("cometd_receive_failed", error=str(error)[:200])
                 continue
-            delays = self.reconnect_policy.delays()
+            if reopened:  # a message came through: the next loss starts the delays afresh
+                delays = self.reconnect_policy.delays()
+                reopened = False
             await deliver(message)
 
     async def _reopen(self, delays: Iterator[float]) -> None:

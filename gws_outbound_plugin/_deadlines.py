@@ -59,9 +59,13 @@ class DeadlineQueue:
         due, queue = self._due, self._queue
         if due.pop(item, None) is None:
             return
-        while queue and due.get(queue[0][1]) != queue[0][0]:
+        while queue:
+            when, head = queue[0]
+            if due.get(head) == when:
+                break
             queue.popleft()  # discarded at the head (the usual case: first in, first out)
-        if len(queue) > max(self._COMPACT_AT, 2 * len(due)):
+        held = len(queue)
+        if held > self._COMPACT_AT and held > 2 * len(due):
             live = [entry for entry in queue if due.get(entry[1]) == entry[0]]
             queue.clear()  # in place: _fire may be iterating over it (an expiry discards)
             queue.extend(live)

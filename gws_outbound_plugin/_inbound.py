@@ -3,14 +3,17 @@
 The correlator and the payload builders read what arrived through these types, never through
 the raw mappings, so there is one rule for every value that GWS or OCS may spell two ways
 (``_coerce.py``). Nothing here does I/O or keeps state.
+
+The events are named tuples: immutable like frozen dataclasses, and made several times faster
+(one is made for every message; a frozen dataclass sets each field through
+``object.__setattr__``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ._coerce import as_id, as_name, as_reference, is_object
 from ._models import EventMetrics, UserEvent
@@ -36,8 +39,7 @@ def _keys(*keys: CorrelationKey | None) -> tuple[CorrelationKey, ...]:
     return tuple([key for key in keys if key is not None])
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
+class Notification(NamedTuple):
     """An ``OutboundRecordMessage`` / ``OutboundCampaignMessage`` on ``/v2/me/outbound``."""
 
     data: Mapping[str, Any]
@@ -72,8 +74,7 @@ class Notification:
         return as_name(self.data.get("errorMessage")) or as_name(self.data.get("statusMessage"))
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorNotice:
+class ErrorNotice(NamedTuple):
     """A CometD ``ErrorMessage`` (GWS reports an error decided after its HTTP answer)."""
 
     channel: str | None
@@ -82,8 +83,7 @@ class ErrorNotice:
     text: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class UserEventNotice:
+class UserEventNotice(NamedTuple):
     """A ``DeviceUserEventMessage``: OCS's answer, partial result, push or refusal."""
 
     event: UserEvent
@@ -151,30 +151,32 @@ def _user_event(
         raise Malformed("userData is not an object")
     if len(raw) > max_entries:
         raise Malformed(f"more than {max_entries} userData entries")
-    user_data = MappingProxyType({str(k): v for k, v in raw.items()})
+    fields = {str(k): v for k, v in raw.items()}  # read below as a dict (no proxy call)
+    user_data = MappingProxyType(fields)
     event = UserEvent(
-        user_event=as_name(user_data.get("GSW_USER_EVENT")),
+        user_event=as_name(fields.get("GSW_USER_EVENT")),
         user_data=user_data,
         device_id=as_name(data.get("deviceId")),
         metrics=EventMetrics.from_message(data),
         channel=channel,
     )
-    app = as_id(user_data.get("GSW_APPLICATION_ID"))
-    campaign = as_name(user_data.get("GSW_CAMPAIGN_NAME"))
-    handle = as_id(user_data.get("GSW_RECORD_HANDLE"))
-    chain_id = as_id(user_data.get("GSW_CHAIN_ID"))
+    app = as_id(fields.get("GSW_APPLICATION_ID"))
+    campaign = as_name(fields.get("GSW_CAMPAIGN_NAME"))
+    handle = as_id(fields.get("GSW_RECORD_HANDLE"))
+    chain_id = as_id(fields.get("GSW_CHAIN_ID"))
+    phone = fields.get("GSW_PHONE")  # most answers carry none: no phone key to make then
     return UserEventNotice(
         event=event,
         name=event.user_event,
         is_error=event.is_error,
-        reference=as_reference(user_data.get("GSW_REFERENCE_ID")),
+        reference=as_reference(fields.get("GSW_REFERENCE_ID")),
         record_handle=handle,
         chain=None
         if app is None or campaign is None or chain_id is None
         else (app, campaign, chain_id),
         keys=_keys(
             record_key(handle),
-            phone_key(app, campaign, user_data.get("GSW_PHONE")),
+            None if phone is None else phone_key(app, campaign, phone),
             campaign_key(app, campaign),
         ),
         content=content,

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Final
 
+from ._coerce import is_object
 from ._models import UserEvent
 from ._spec import CorrelationKey, OperationSpec
 
@@ -125,19 +126,33 @@ class Aging:
         return self._size
 
     def __contains__(self, key: object) -> bool:
-        return any(key in keys for _, keys in self._generations)
+        # A loop, not any(): no generator made for each look-up (several per message).
+        for _, keys in self._generations:  # noqa: SIM110
+            if key in keys:
+                return True
+        return False
 
     def add(self, key: Hashable, generation: int) -> None:
         """Keep ``key`` from ``generation`` on (a key already kept moves to it)."""
-        generations = self._generations
-        if not generations or generations[-1][0] != generation:
-            generations.append((generation, set()))
-        newest = generations[-1][1]
+        newest = self._newest(generation)
         if key in newest:
             return
         self.discard(key)
         newest.add(key)
         self._size += 1
+
+    def add_new(self, key: Hashable, generation: int) -> None:
+        """:meth:`add` for a key the caller has just found not kept (``key not in self``):
+        the generations are not searched again."""
+        self._newest(generation).add(key)
+        self._size += 1
+
+    def _newest(self, generation: int) -> set[Hashable]:
+        """The keys of ``generation``, the newest one (started if it is not there yet)."""
+        generations = self._generations
+        if not generations or generations[-1][0] != generation:
+            generations.append((generation, set()))
+        return generations[-1][1]
 
     def discard(self, key: Hashable) -> None:
         for _, keys in self._generations:
@@ -248,9 +263,10 @@ class Recent:
         when the message is too large, nested deeper than :data:`MAX_NESTING`, or not JSON."""
         user_data = data.get("userData")
         try:
-            if isinstance(user_data, Mapping):
+            if user_data is not None and is_object(user_data):
                 content_text: str | None = _canonical(user_data)
-                rest = {k: v for k, v in data.items() if k != "userData"}
+                rest = dict(data)  # the message without its userData (a copy made in C)
+                rest.pop("userData", None)
                 text = _canonical([channel, rest])
             else:
                 content_text, text = None, _canonical([channel, data])
@@ -267,11 +283,12 @@ class Recent:
             content = hashlib.blake2b(content_text.encode(), digest_size=16).digest()
             whole.update(content)  # the message: the rest of it and its userData's digest
         digest = whole.digest()
-        if digest in self._fingerprints:
+        fingerprints = self._fingerprints
+        if digest in fingerprints:
             return True, content
-        if len(self._fingerprints) >= self._fingerprint_limit:
-            self._fingerprints.drop_one_oldest()
-        self._fingerprints.add(digest, self.stamp())
+        if len(fingerprints) >= self._fingerprint_limit:
+            fingerprints.drop_one_oldest()
+        fingerprints.add_new(digest, self.stamp())
         return False, content
 
     def took(self, content: bytes) -> None:
@@ -294,9 +311,12 @@ class Recent:
 
     def is_owed(self, key: CorrelationKey, name: str | None, answer: bool) -> bool:
         """Whether a request on ``key`` is still owed an answer named ``name``."""
+        owed = self._owed.get(key)
+        if not owed:
+            return False  # the usual case: nothing is owed on the key
         return any(
             not answer or (name is not None and name in slot.spec.user_events | slot.spec.empty)
-            for slot in self._owed.get(key, ())
+            for slot in owed
         )
 
     def claim_owed(self, key: CorrelationKey, name: str | None, answer: bool) -> Owed | None:

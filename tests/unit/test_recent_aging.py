@@ -32,6 +32,13 @@ class AgingMachine(RuleBasedStateMachine):
         self.model[key] = self.generation
 
     @rule(key=KEYS)
+    def add_new(self, key: int) -> None:
+        if key in self.aging:  # add_new is for keys just found not kept (the duplicate filter)
+            return
+        self.aging.add_new(key, self.generation)
+        self.model[key] = self.generation
+
+    @rule(key=KEYS)
     def discard(self, key: int) -> None:
         self.aging.discard(key)
         self.model.pop(key, None)
