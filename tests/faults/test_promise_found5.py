@@ -1,0 +1,102 @@
+"""The promise, broken again and fixed (after tests/faults/test_promise_found.py to 4): each
+test here failed before its fix. Every accepted request ends in exactly one outcome, its own,
+and its ticket resolves within the documented bound, whatever plugins, log pipelines, the
+server, the host task or asyncio cancellation do. These run on ``FakeGWS`` and the virtual
+clock (the timelines are exact and cost no wall time)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+import anyio
+import pluggy
+import pytest
+import structlog
+
+from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
+from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
+from tests.engine.conftest import cancels, fake_config
+from tests.faults.support import handles, request_for
+from tests.helpers import Recorder
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return ("asyncio", {"loop_factory": virtual_clock_loop})
+
+
+@pytest.fixture
+def fake() -> FakeGWS:
+    return FakeGWS()
+
+
+async def _until(condition: Callable[[], bool], step: float = 0.001) -> None:
+    with anyio.fail_after(30):
+        while not condition():
+            await anyio.sleep(step)
+
+
+# -- lead 4: a log pipeline that raises a BaseException ------------------------------------------
+
+
+class PipelineAssertion(BaseException):
+    """What a host's test processor raises (pytest's ``fail()`` raises a ``BaseException``
+    too, ``Failed``, so that no ``except Exception`` swallows it)."""
+
+
+@contextlib.contextmanager
+def pipeline_failing_on(event_name: str) -> Iterator[list[str]]:
+    """structlog configured by a host whose processor raises ``PipelineAssertion`` (a
+    ``BaseException``) on one event of the plugin; yields the events it broke on."""
+    broken: list[str] = []
+
+    def explode(
+        logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        if event_dict.get("event") == event_name:
+            broken.append(event_name)
+            raise PipelineAssertion(f"the host's test pipeline failed on {event_name}")
+        return event_dict
+
+    previous = structlog.get_config()
+    structlog.configure(processors=[explode, structlog.processors.KeyValueRenderer()])
+    try:
+        yield broken
+    finally:
+        structlog.configure(**previous)
+
+
+async def test_a_log_pipeline_raising_a_base_exception_loses_no_outcome(
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """A host's structlog processor that asserts on what it sees (``pytest.fail()`` in a
+    host's test: a ``BaseException``) fails on ``cancel_failed``. Three cancels get no
+    answer and time out at the same instant.
+
+    Before, the log calls of the plugin swallowed ``Exception`` only: the first timeout's
+    ``cancel_failed`` log raised out of the engine, so its ``on_cancel_failed`` was never
+    called (the host's plugins never heard of the outcome), and out of the timer queue
+    half-way, so the two other requests' acknowledgement timers were dropped: they ended only
+    at their deadline (``outcome_bound``, far later than ``ack_timeout``) and not as
+    ``timed_out``."""
+    config = fake_config()
+    fake.faults.drop_notifications("both", count=None)
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        with pipeline_failing_on("cancel_failed") as broken:
+            tickets = [plugin.submit(request_for(fake, h)) for h in handles(fake, 3)]
+            await _until(lambda: len(cancels(fake)) == 3)
+            with anyio.fail_after(config.ack_timeout + config.hook_timeout):
+                for ticket in tickets:
+                    with pytest.raises(CancelFailed) as info:
+                        await ticket
+                    assert info.value.failure.reason is FailureReason.TIMED_OUT
+            assert await plugin.wait_hooks_idle(5)
+        assert broken  # the pipeline did break
+        assert sorted(f.request.reference_id for f in recorder.failures) == sorted(
+            t.reference_id for t in tickets
+        )
+        assert recorder.acks == []
