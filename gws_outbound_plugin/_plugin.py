@@ -394,7 +394,8 @@ class OutboundPlugin:
         The task group of the background tasks belongs to the task that entered the plugin:
         from another task, the background tasks are stopped here and the group is left to
         that task's ``async with`` exit. From inside a hook, the close runs in a task of its
-        own and this call returns at once (the close waits for the hook calls).
+        own and this call returns at once (the close waits for the hook calls); so it does
+        when the plugin is closing already (the close is underway and waits for that hook).
         """
         if self._state is _State.NEW:
             self._state = _State.CLOSED
@@ -404,6 +405,11 @@ class OutboundPlugin:
             # From a hook: closing waits for the hook calls, this one included, so the close
             # runs in a task of its own and this call returns at once.
             self._tasks.start_soon(self._close_from_hook, drain)
+            return
+        if in_hook() and self._state in (_State.CLOSING, _State.CLOSED):
+            # From a hook the close is making (or made): it is underway and waits for this
+            # very hook call; waiting for it here would stall both until the close's hook
+            # budget ran out and the hook calls still queued were dropped.
             return
         if self._state is _State.STARTING:
             with anyio.CancelScope(shield=True):

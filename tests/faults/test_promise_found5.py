@@ -15,7 +15,7 @@ import pluggy
 import pytest
 import structlog
 
-from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
+from gws_outbound_plugin import CancelFailed, CancelFailure, FailureReason, OutboundPlugin, hookimpl
 from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.engine.conftest import cancels, fake_config
 from tests.faults.support import handles, request_for
@@ -100,3 +100,50 @@ async def test_a_log_pipeline_raising_a_base_exception_loses_no_outcome(
             t.reference_id for t in tickets
         )
         assert recorder.acks == []
+
+
+# -- lead 2: a hook that closes the plugin while it is closing ------------------------------------
+
+
+class CloseOnFailure:
+    """A breaker-style plugin: on a failure it closes the plugin (``await plugin.aclose()``,
+    which the docs say returns at once inside a hook) and counts the calls that returned."""
+
+    def __init__(self) -> None:
+        self.plugin: OutboundPlugin | None = None
+        self.returned = 0
+
+    @hookimpl
+    async def on_cancel_failed(self, failure: CancelFailure) -> None:
+        assert self.plugin is not None
+        await self.plugin.aclose()
+        self.returned += 1
+
+
+async def test_a_hook_closing_the_plugin_while_it_closes_loses_no_hook_call(
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Three cancels pending when the host leaves ``async with``; a plugin whose
+    ``on_cancel_failed`` closes the plugin (a breaker: "on a failure, stop") gets the first
+    of the three failures the close decides.
+
+    Before, ``aclose()`` inside a hook returned at once only while the plugin ran: during the
+    close it waited (shielded, so ``hook_timeout`` could not cut it) for the close, which
+    waited for the hook calls, this one included. The close broke the deadlock only when its
+    hook budget ran out, then dropped every hook call still queued
+    (``hook_calls_dropped_at_close``): the host's other plugins never heard of any of the
+    three outcomes, and leaving ``async with`` took ``max(drain_timeout, hook_timeout)`` +
+    ``hook_timeout`` more."""
+    closer = CloseOnFailure()
+    pm.register(closer, name="closer")  # called before the recorder (pluggy: last in, first)
+    fake.faults.hold_notifications()
+    plugin = OutboundPlugin(pm, fake_config(drain_timeout=0.2), transport=fake)
+    closer.plugin = plugin
+    async with plugin:
+        tickets = [plugin.submit(request_for(fake, h)) for h in handles(fake, 3)]
+        await _until(lambda: len(cancels(fake)) == 3)
+    assert all(ticket.done() for ticket in tickets)
+    assert closer.returned == 3
+    assert sorted(f.request.reference_id for f in recorder.failures) == sorted(
+        t.reference_id for t in tickets
+    )
