@@ -429,7 +429,11 @@ class OutboundPlugin:
         finally:
             self._state = _State.CLOSED
             self._closed.set()
-        await self._tasks.exit()
+            # Also when the close raised (the host's task cancelled again meanwhile): the
+            # task group's scope must not be left open on the host's task, whose own scopes
+            # could not be exited any more (anyio: "Attempted to exit a cancel scope that
+            # isn't the current tasks's current cancel scope").
+            await self._tasks.exit()
 
     async def _close_from_hook(self, drain: bool) -> None:
         try:

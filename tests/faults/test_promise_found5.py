@@ -6,6 +6,7 @@ clock (the timelines are exact and cost no wall time)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -146,4 +147,67 @@ async def test_a_hook_closing_the_plugin_while_it_closes_loses_no_hook_call(
     assert closer.returned == 3
     assert sorted(f.request.reference_id for f in recorder.failures) == sorted(
         t.reference_id for t in tickets
+    )
+
+
+# -- lead 3: the host's task cancelled again while the plugin closes, inside a scope of its own --
+
+
+class SlowToHear:
+    """An ``async def on_cancel_failed`` that takes a while; says when it first started."""
+
+    def __init__(self) -> None:
+        self.started = anyio.Event()
+        self.calls = 0
+
+    @hookimpl
+    async def on_cancel_failed(self, failure: CancelFailure) -> None:
+        self.calls += 1
+        self.started.set()
+        await anyio.sleep(0.1)
+
+
+@pytest.mark.parametrize("first", ["task.cancel()", "the host's scope cancelled"])
+async def test_a_host_cancelled_again_while_closing_leaves_its_own_scopes_intact(
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder, first: str
+) -> None:
+    """The host's task (``task.cancel()``, a Ctrl-C) is cancelled, and again while the plugin
+    makes the hook calls of the outcomes its close decided; the ``async with`` sits in a
+    cancel scope of the host's own (``anyio.move_on_after``, a ``CancelScope``, a task
+    group: any structured host has one).
+
+    Before, the second cancellation made ``aclose()`` raise before it left the plugin's task
+    group, which the host's task had entered in ``__aenter__``: the group's cancel scope was
+    left open on the host's task, so leaving the host's own scope raised ``RuntimeError:
+    Attempted to exit a cancel scope that isn't the current tasks's current cancel scope``
+    instead of the host's ``CancelledError``."""
+    slow = SlowToHear()
+    pm.register(slow, name="slow")
+    fake.faults.hold_notifications()
+    out: dict[str, Any] = {}
+
+    async def host() -> None:
+        with anyio.CancelScope() as scope:  # the host's own scope
+            out["scope"] = scope
+            async with OutboundPlugin(pm, fake_config(hook_timeout=2.0), transport=fake) as p:
+                out["tickets"] = [p.submit(request_for(fake, h)) for h in handles(fake, 3)]
+                await asyncio.Event().wait()
+        out["left"] = True
+
+    task = asyncio.get_running_loop().create_task(host())
+    with anyio.fail_after(10):
+        await _until(lambda: len(cancels(fake)) == 3)
+        if first == "task.cancel()":
+            task.cancel()
+        else:
+            out["scope"].cancel()
+        await slow.started.wait()  # closing: the first outcome reaches the hooks
+        task.cancel()
+        # Cancelled, as the host asked (not a RuntimeError from its own scope).
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert slow.calls == 3
+    assert all(ticket.done() for ticket in out["tickets"])
+    assert sorted(f.request.reference_id for f in recorder.failures) == sorted(
+        t.reference_id for t in out["tickets"]
     )
