@@ -411,21 +411,25 @@ class OutboundPlugin:
             # very hook call; waiting for it here would stall both until the close's hook
             # budget ran out and the hook calls still queued were dropped.
             return
+        cancelled = False
         if self._state is _State.STARTING:
-            with anyio.CancelScope(shield=True):
-                await self._started.wait()
+            cancelled = await _wait_through_cancellation(self._started)
+        if self._state is _State.CLOSING:
+            # Another task closes it: wait for that close (a plain task.cancel() of this
+            # task meanwhile is raised once it is done, after the group below was left, so
+            # the scopes of the task that entered the plugin stay intact).
+            cancelled = await _wait_through_cancellation(self._closed) or cancelled
         if self._state is _State.CLOSED:
             await self._tasks.exit()
-            return
-        if self._state is _State.CLOSING:
-            with anyio.CancelScope(shield=True):
-                await self._closed.wait()
-            await self._tasks.exit()
+            if cancelled:
+                raise asyncio.CancelledError
             return
         self._state = _State.CLOSING
         try:
             with anyio.CancelScope(shield=True):
                 await run_to_the_end(lambda: self._shutdown(drain))
+            if cancelled:  # while it waited for the start
+                raise asyncio.CancelledError
         finally:
             self._state = _State.CLOSED
             self._closed.set()
@@ -454,3 +458,16 @@ class OutboundPlugin:
             self._engine.cancel_pump()
             await to_the_end(self._transport.close, "closing the transport")
             logger.info("plugin_stopped", user=self.config.username, stats=dict(self.stats))
+
+
+async def _wait_through_cancellation(event: asyncio.Event) -> bool:
+    """Wait until ``event`` is set, shielded from anyio's cancellation and through a plain
+    ``task.cancel()`` too; whether one came meanwhile (the caller raises it when done)."""
+    cancelled = False
+    with anyio.CancelScope(shield=True):
+        while not event.is_set():
+            try:
+                await event.wait()
+            except asyncio.CancelledError:
+                cancelled = True
+    return cancelled

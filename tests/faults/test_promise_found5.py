@@ -211,3 +211,46 @@ async def test_a_host_cancelled_again_while_closing_leaves_its_own_scopes_intact
     assert sorted(f.request.reference_id for f in recorder.failures) == sorted(
         t.reference_id for t in out["tickets"]
     )
+
+
+async def test_a_host_cancelled_while_another_task_closes_the_plugin_leaves_its_scopes_intact(
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Another task closes the plugin (a signal handler's ``await plugin.aclose()``); the
+    host's task, cancelled, leaves ``async with`` while that close makes its hook calls, and
+    is cancelled again while it waits for it there.
+
+    Before, the second cancellation went through the wait for the other task's close (a
+    plain ``task.cancel()`` is not stopped by anyio's shield) and ``aclose()`` raised
+    without leaving the plugin's task group: as above, leaving the host's own scope raised
+    ``RuntimeError`` instead of the host's ``CancelledError``."""
+    slow = SlowToHear()
+    pm.register(slow, name="slow")
+    fake.faults.hold_notifications()
+    out: dict[str, Any] = {}
+    entered = anyio.Event()
+
+    async def host() -> None:
+        with anyio.CancelScope():  # the host's own scope
+            async with OutboundPlugin(pm, fake_config(hook_timeout=2.0), transport=fake) as p:
+                out["plugin"] = p
+                out["tickets"] = [p.submit(request_for(fake, h)) for h in handles(fake, 3)]
+                entered.set()
+                await asyncio.Event().wait()
+
+    task = asyncio.get_running_loop().create_task(host())
+    with anyio.fail_after(10):
+        await entered.wait()
+        await _until(lambda: len(cancels(fake)) == 3)
+        plugin: OutboundPlugin = out["plugin"]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(plugin.aclose)  # another task closes it
+            await slow.started.wait()  # closing: the first outcome reaches the hooks
+            task.cancel()  # the host leaves async with: it waits for that close
+            await anyio.sleep(0.01)
+            task.cancel()  # and is cancelled again while it waits
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert slow.calls == 3
+    assert all(ticket.done() for ticket in out["tickets"])
+    assert len(recorder.failures) == 3
