@@ -246,11 +246,21 @@ class OutboundPlugin:
         try:
             results = hook(request=request)
             accepted: OperationTicket[Any] | None = ACCEPTED.ticket
-        except Exception as error:
-            # Raised after the core accepted it (a hook call monitor of the manager, say):
-            # the request goes on, so the host gets its ticket, as when an observer raises.
+        except BaseException as error:
+            # Raised after the core accepted it (a hook call monitor of the manager, say,
+            # also with a BaseException such as pytest's fail()): the request goes on, so
+            # the host gets its ticket, as when an observer raises. KeyboardInterrupt and
+            # SystemExit go through, logged as going on.
             accepted = ACCEPTED.ticket
             if accepted is None or accepted.request is not request:
+                raise
+            if isinstance(error, KeyboardInterrupt | SystemExit):
+                safe_log(
+                    logger.error,
+                    "accepted_request_goes_on",
+                    reference_id=accepted.reference_id,
+                    interrupted_by=type(error).__name__,
+                )
                 raise
             safe_log(
                 logger.error,

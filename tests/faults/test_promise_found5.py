@@ -254,3 +254,32 @@ async def test_a_host_cancelled_while_another_task_closes_the_plugin_leaves_its_
     assert slow.calls == 3
     assert all(ticket.done() for ticket in out["tickets"])
     assert len(recorder.failures) == 3
+
+
+# -- the host's own tooling raising a BaseException after the core accepted ----------------------
+
+
+async def test_a_monitor_raising_a_base_exception_after_the_core_accepted_keeps_the_ticket(
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """``pm.add_hookcall_monitoring(before, after)`` whose ``after`` fails the way a host's
+    test tooling does (pytest's ``fail()``: a ``BaseException``) for the host-fired hook, once
+    the core accepted the request.
+
+    Before, ``submit()`` kept the ticket only for an ``Exception``: this one reached the host
+    (so ``perform()`` / ``cancel()`` raised it) while the cancel was accepted and sent, and a
+    host told it failed might send it again. An observer of the hook raising the same is
+    contained already (its failure, logged)."""
+
+    def after(outcome: Any, hook_name: str, impls: Any, kwargs: Any) -> None:
+        if hook_name == "on_cancel_requested":
+            raise PipelineAssertion("the host's monitor failed")
+
+    pm.add_hookcall_monitoring(lambda *_: None, after)
+    request = request_for(fake, handles(fake, 1)[0])
+    async with OutboundPlugin(pm, fake_config(), transport=fake) as plugin:
+        with anyio.fail_after(10):
+            ack = await plugin.cancel(request)
+    assert ack.request == request
+    assert [ack.request for ack in recorder.acks] == [request]
+    assert len(cancels(fake)) == 1
