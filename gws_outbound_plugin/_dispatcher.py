@@ -44,8 +44,12 @@ def safe_log(method: Callable[..., Any], event: str, **fields: Any) -> None:
     The engine decides outcomes and then logs them; a log call must never be able to take an
     outcome that was already decided away from the host.
     """
-    with contextlib.suppress(Exception):  # a host's log pipeline is not ours to crash on
+    try:
         method(event, **fields)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: S110 - a host's log pipeline is not ours to crash on
+        pass
 
 
 _T = TypeVar("_T")

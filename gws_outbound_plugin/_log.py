@@ -19,7 +19,6 @@ library never raises: a host's processor, handler or filter that raises loses th
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -94,9 +93,15 @@ class LibraryLogger:
     def _log(self, method: str, event: str, fields: dict[str, Any]) -> None:
         # A log call never raises: the host's pipeline (a structlog processor, a stdlib
         # handler or filter) is not ours to crash on, and a log call that raised would stop
-        # whatever the library was doing (a half-started plugin, a dead CometD listener).
-        with contextlib.suppress(Exception):
+        # whatever the library was doing (a half-started plugin, a dead CometD listener, an
+        # outcome decided and never reported). Not even a ``BaseException`` (pytest's
+        # ``fail()`` in a host's test processor): only KeyboardInterrupt and SystemExit.
+        try:
             self._emit(method, event, fields)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: S110 - the event is lost, nothing else
+            pass
 
     def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
         if structlog.is_configured():

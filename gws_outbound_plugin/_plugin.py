@@ -246,11 +246,21 @@ class OutboundPlugin:
         try:
             results = hook(request=request)
             accepted: OperationTicket[Any] | None = ACCEPTED.ticket
-        except Exception as error:
-            # Raised after the core accepted it (a hook call monitor of the manager, say):
-            # the request goes on, so the host gets its ticket, as when an observer raises.
+        except BaseException as error:
+            # Raised after the core accepted it (a hook call monitor of the manager, say,
+            # also with a BaseException such as pytest's fail()): the request goes on, so
+            # the host gets its ticket, as when an observer raises. KeyboardInterrupt and
+            # SystemExit go through, logged as going on.
             accepted = ACCEPTED.ticket
             if accepted is None or accepted.request is not request:
+                raise
+            if isinstance(error, KeyboardInterrupt | SystemExit):
+                safe_log(
+                    logger.error,
+                    "accepted_request_goes_on",
+                    reference_id=accepted.reference_id,
+                    interrupted_by=type(error).__name__,
+                )
                 raise
             safe_log(
                 logger.error,
@@ -394,7 +404,8 @@ class OutboundPlugin:
         The task group of the background tasks belongs to the task that entered the plugin:
         from another task, the background tasks are stopped here and the group is left to
         that task's ``async with`` exit. From inside a hook, the close runs in a task of its
-        own and this call returns at once (the close waits for the hook calls).
+        own and this call returns at once (the close waits for the hook calls); so it does
+        when the plugin is closing already (the close is underway and waits for that hook).
         """
         if self._state is _State.NEW:
             self._state = _State.CLOSED
@@ -405,25 +416,38 @@ class OutboundPlugin:
             # runs in a task of its own and this call returns at once.
             self._tasks.start_soon(self._close_from_hook, drain)
             return
+        if in_hook() and self._state in (_State.CLOSING, _State.CLOSED):
+            # From a hook the close is making (or made): it is underway and waits for this
+            # very hook call; waiting for it here would stall both until the close's hook
+            # budget ran out and the hook calls still queued were dropped.
+            return
+        cancelled = False
         if self._state is _State.STARTING:
-            with anyio.CancelScope(shield=True):
-                await self._started.wait()
+            cancelled = await _wait_through_cancellation(self._started)
+        if self._state is _State.CLOSING:
+            # Another task closes it: wait for that close (a plain task.cancel() of this
+            # task meanwhile is raised once it is done, after the group below was left, so
+            # the scopes of the task that entered the plugin stay intact).
+            cancelled = await _wait_through_cancellation(self._closed) or cancelled
         if self._state is _State.CLOSED:
             await self._tasks.exit()
-            return
-        if self._state is _State.CLOSING:
-            with anyio.CancelScope(shield=True):
-                await self._closed.wait()
-            await self._tasks.exit()
+            if cancelled:
+                raise asyncio.CancelledError
             return
         self._state = _State.CLOSING
         try:
             with anyio.CancelScope(shield=True):
                 await run_to_the_end(lambda: self._shutdown(drain))
+            if cancelled:  # while it waited for the start
+                raise asyncio.CancelledError
         finally:
             self._state = _State.CLOSED
             self._closed.set()
-        await self._tasks.exit()
+            # Also when the close raised (the host's task cancelled again meanwhile): the
+            # task group's scope must not be left open on the host's task, whose own scopes
+            # could not be exited any more (anyio: "Attempted to exit a cancel scope that
+            # isn't the current tasks's current cancel scope").
+            await self._tasks.exit()
 
     async def _close_from_hook(self, drain: bool) -> None:
         try:
@@ -444,3 +468,16 @@ class OutboundPlugin:
             self._engine.cancel_pump()
             await to_the_end(self._transport.close, "closing the transport")
             logger.info("plugin_stopped", user=self.config.username, stats=dict(self.stats))
+
+
+async def _wait_through_cancellation(event: asyncio.Event) -> bool:
+    """Wait until ``event`` is set, shielded from anyio's cancellation and through a plain
+    ``task.cancel()`` too; whether one came meanwhile (the caller raises it when done)."""
+    cancelled = False
+    with anyio.CancelScope(shield=True):
+        while not event.is_set():
+            try:
+                await event.wait()
+            except asyncio.CancelledError:
+                cancelled = True
+    return cancelled
