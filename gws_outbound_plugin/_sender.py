@@ -157,6 +157,13 @@ class Sender:
                     self._crashed(token, request, error)
             except Exception as error:  # never let one request stop the worker
                 self._crashed(token, request, error)
+            except BaseException as error:
+                # A transport plugged in through the seam may raise a BaseException (a test
+                # double's pytest.fail()): that request's failure, not the worker's end (a
+                # lost worker is never replaced; with all of them gone nothing is sent).
+                if isinstance(error, KeyboardInterrupt | SystemExit | GeneratorExit):
+                    raise
+                self._crashed(token, request, error)
 
     def _crashed(self, token: int, request: Operation, error: BaseException) -> None:
         safe_log(logger.exception, "request_send_crashed", reference_id=request.reference_id)

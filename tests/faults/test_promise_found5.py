@@ -283,3 +283,55 @@ async def test_a_monitor_raising_a_base_exception_after_the_core_accepted_keeps_
     assert ack.request == request
     assert [ack.request for ack in recorder.acks] == [request]
     assert len(cancels(fake)) == 1
+
+
+# -- a transport that raises a BaseException -------------------------------------------------------
+
+
+class TransportAssertion(BaseException):
+    """What a transport plugged in through the seam may raise (a test double calling
+    ``pytest.fail()``): not an ``Exception``."""
+
+
+class FailsFirstPosts(FakeGWS):
+    """``FakeGWS`` whose first ``failures`` POSTs raise ``TransportAssertion``."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def post_operation(self, path: str, body: Any) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise TransportAssertion("the transport's own assertion failed")
+        return await super().post_operation(path, body)
+
+
+async def test_a_transport_raising_a_base_exception_does_not_stop_the_sending(
+    pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """A transport plugged in through the seam raises a ``BaseException`` from
+    ``post_operation`` for the first POSTs, as many as there are POST workers. Before, each
+    such raise ended its worker for good (only ``Exception`` was caught): the requests it
+    carried waited for their deadline, and once every worker was gone nothing was sent any
+    more, so every later cancel ended ``transport_failure`` at its deadline instead of being
+    acknowledged. Now each such request ends ``outcome_unknown`` (it may have been written:
+    never resent) and the workers go on."""
+    workers = 2
+    fake = FailsFirstPosts(failures=workers)
+    config = fake_config(max_concurrent_requests=workers)
+    seeded = handles(fake, workers + 3)
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        first = [plugin.submit(request_for(fake, handle)) for handle in seeded[:workers]]
+        await _until(lambda: all(ticket.done() for ticket in first))
+        for ticket in first:
+            outcome = ticket.outcome
+            assert isinstance(outcome, CancelFailure)
+            assert outcome.reason is FailureReason.OUTCOME_UNKNOWN
+        started = anyio.current_time()
+        later = [plugin.submit(request_for(fake, handle)) for handle in seeded[workers:]]
+        with anyio.fail_after(config.ack_timeout):
+            for ticket in later:
+                await ticket  # acknowledged (raised CancelFailed before)
+        assert anyio.current_time() - started < config.ack_timeout
+    assert len(cancels(fake)) == 3
