@@ -315,6 +315,24 @@ class CorrelatorMachine(RuleBasedStateMachine):
             ) or (result is PostResult.REJECTED and status not in UNFINISHED_STATUS_CODES)
         self.apply(self.correlator.posted(token, result, status_code=status, message="x"))
 
+    def resendable(self) -> list[int]:
+        return [
+            t
+            for t, m in self.models.items()
+            if m.sent and not m.post_answered and not m.outcomes
+        ]
+
+    @precondition(lambda self: self.resendable())
+    @rule(data=st.data())
+    def resend(self, data: st.DataObject) -> None:
+        """The transport writes a POST again: its last attempt certainly did not reach GWS
+        (a re-login, a retry). What was matched to it by key before was another client's."""
+        token = data.draw(st.sampled_from(self.resendable()))
+        model = self.models[token]
+        if not model.by_reference:
+            model.answered_after_send = model.errored_after_send = False
+        self.apply(self.correlator.resending(token))
+
     @precondition(lambda self: self.models)
     @rule(
         data=st.data(),
