@@ -35,6 +35,7 @@ import itertools
 from ._answers import Answers
 from ._effects import (
     UNFINISHED_STATUS_CODES,
+    CancelTimer,
     Effect,
     Failed,
     Limits,
@@ -138,6 +139,29 @@ class Correlator:
         if entry.spec.part is not None:
             self._pending.part_entries.add(entry)
         return True
+
+    def resending(self, token: int) -> list[Effect]:
+        """The POST of ``token`` is about to be written again: the last attempt certainly did
+        not reach GWS (a re-login, a retry). What was matched to it by key alone meanwhile
+        (M10) was another client's answer: it is forgotten (its copies are repeats, M8), and
+        the request waits for its own, as if it had just been sent."""
+        entry = self._pending.entries.get(token)
+        if entry is None or not entry.sent or not by_key_only(entry):
+            return []
+        pending = self._pending
+        for content in (entry.user_content, *(c for _, _, c in entry.event_parts)):
+            if content is not None:
+                self._recent.took(content)
+        if entry.merging:
+            entry.merging = False
+            pending.fx.append(CancelTimer(("merge", token)))
+        entry.user_event = entry.user_content = entry.maybe = entry.chain = None
+        entry.after_post = None
+        entry.empty = False
+        entry.event_parts = []
+        entry.sent_seq = self._answers.seq
+        move(entry, "resent")
+        return pending.take()
 
     def posted(
         self,

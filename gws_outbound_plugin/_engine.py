@@ -370,6 +370,11 @@ class Engine:
     def sending(self, token: int) -> bool:
         return self._correlator.sending(token)
 
+    def resending(self, token: int) -> None:
+        """The transport writes the POST of ``token`` again: the last attempt certainly did
+        not reach GWS."""
+        self._apply(self._correlator.resending(token))
+
     def posted(
         self,
         token: int,

@@ -48,6 +48,9 @@ TRANSITIONS: Final[Mapping[tuple[Phase, str], Phase]] = MappingProxyType(
         (Phase.SENDING, "posted"): Phase.AWAITING,
         (Phase.SENDING, "answer"): Phase.ANSWERING,
         (Phase.AWAITING, "answer"): Phase.ANSWERING,
+        # The POST is written again (the last attempt certainly did not reach GWS): what was
+        # matched by key meanwhile is forgotten (M10), and it waits for its answer again.
+        (Phase.ANSWERING, "resent"): Phase.SENDING,
     }
 )
 _SENT: Final = frozenset({Phase.SENDING, Phase.AWAITING, Phase.ANSWERING})

@@ -19,12 +19,13 @@ from typing import Any, Final, NamedTuple, Protocol
 
 from ._inbound import Inbound, UserEventNotice
 from ._recent import Recent
-from ._spec import OPERATION_SPECS, CorrelationKey, OperationSpec
+from ._spec import OPERATION_SPECS, CorrelationKey, OperationSpec, Target
 
 __all__ = [
     "ANSWER_EVENTS",
     "PART_EVENTS",
     "PUSHED_EVENTS",
+    "RECORD_ANSWERS",
     "Candidate",
     "Pending",
     "Placement",
@@ -40,6 +41,14 @@ PART_EVENTS: Final = frozenset(s.part for s in OPERATION_SPECS.values() if s.par
 ANSWER_EVENTS: Final = (
     frozenset(name for spec in OPERATION_SPECS.values() for name in spec.user_events | spec.empty)
     - PART_EVENTS
+)
+#: Answers to an operation on a record (matched by their record alone when they name one, M4:
+#: ``DoNotCallAcknowledge`` answers a DoNotCall by record and one by phone number).
+RECORD_ANSWERS: Final = frozenset(
+    name
+    for spec in OPERATION_SPECS.values()
+    if spec.target is Target.RECORD
+    for name in spec.user_events | spec.empty
 )
 #: Answers OCS also sends on its own (``PreviewRecord``).
 PUSHED_EVENTS: Final = frozenset(s.acknowledgement for s in OPERATION_SPECS.values() if s.pushed)
@@ -162,6 +171,8 @@ def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:
         return Placement(Verdict.PUSHED, "M5")
     if name in ANSWER_EVENTS:
         rule, keys = "M4", message.keys
+        if message.record_handle is not None and name in RECORD_ANSWERS:
+            keys = keys[:1]  # an answer about that record: never a by-phone request's
     elif message.is_error and message.record_handle is not None:
         rule, keys = "M7", message.keys[:1]  # a refusal naming no operation: its record only
     else:

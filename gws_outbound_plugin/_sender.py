@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
@@ -28,6 +29,7 @@ from ._exceptions import (
     GWSTransportError,
 )
 from ._log import get_logger
+from ._resend import announcing_resends
 from ._seam import OperationPoster
 from ._session import GWSNoAnswerError
 from ._spec import Operation
@@ -41,6 +43,8 @@ class _Engine(Protocol):
     def is_queued(self, token: int) -> bool: ...
 
     def sending(self, token: int) -> bool: ...
+
+    def resending(self, token: int) -> None: ...
 
     def posted(
         self,
@@ -202,7 +206,8 @@ class Sender:
         if not self._engine.sending(token):
             return
         try:
-            await self._session.post_operation(request.gws_path(), request.to_gws_body())
+            with announcing_resends(partial(self._engine.resending, token)):
+                await self._session.post_operation(request.gws_path(), request.to_gws_body())
         except GWSAuthenticationError as error:
             self._engine.posted(token, PostResult.AUTHENTICATION_FAILED, message=str(error))
         except GWSStatusError as error:

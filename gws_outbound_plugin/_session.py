@@ -56,6 +56,7 @@ from ._failures import MAX_ERROR_TEXT, describe_failure, one_line, target_of
 from ._headers import CountingJar, SessionHeaders
 from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
+from ._resend import resending
 from ._retry import RetryPolicy
 from ._transport import GWSTransport, client_transports
 
@@ -428,9 +429,14 @@ class GWSSession(SessionHeaders):
         """The request with retries and one re-login. ``first``: the outcome of a first
         attempt already made (by :meth:`post_operation`) at login ``generation``."""
 
+        made = first is not None  # an attempt was made already
+
         async def attempt() -> Mapping[str, Any]:
-            nonlocal first
+            nonlocal first, made
             if first is None:
+                if made and method == "POST":
+                    resending()  # the last attempt certainly did not reach GWS (M10)
+                made = True
                 response = await self._exchange(method, path, body)
             elif isinstance(first, _Answer):
                 response, first = first, None

@@ -315,6 +315,22 @@ class CorrelatorMachine(RuleBasedStateMachine):
             ) or (result is PostResult.REJECTED and status not in UNFINISHED_STATUS_CODES)
         self.apply(self.correlator.posted(token, result, status_code=status, message="x"))
 
+    def resendable(self) -> list[int]:
+        return [
+            t for t, m in self.models.items() if m.sent and not m.post_answered and not m.outcomes
+        ]
+
+    @precondition(lambda self: self.resendable())
+    @rule(data=st.data())
+    def resend(self, data: st.DataObject) -> None:
+        """The transport writes a POST again: its last attempt certainly did not reach GWS
+        (a re-login, a retry). What was matched to it by key before was another client's."""
+        token = data.draw(st.sampled_from(self.resendable()))
+        model = self.models[token]
+        if not model.by_reference:
+            model.answered_after_send = model.errored_after_send = False
+        self.apply(self.correlator.resending(token))
+
     @precondition(lambda self: self.models)
     @rule(
         data=st.data(),
@@ -709,3 +725,33 @@ def test_an_answer_by_key_decides_once_gws_accepts_the_post(error: bool) -> None
     else:
         assert isinstance(resolved.outcome, Acknowledged)
         assert resolved.outcome.user_event is not None
+
+
+@pytest.mark.parametrize("error", [False, True])
+def test_an_answer_by_key_before_a_resend_is_forgotten(error: bool) -> None:
+    """M10 and a resend: a user event without our reference id (an acknowledgement, or an OCS
+    refusal naming the record) reaches the request while its first attempt is refused unread
+    (a re-login, a retry). The POST is written again and GWS accepts it: that user event was
+    another client's, so nothing is decided; a copy of it is a repeat; the request's own
+    answer (another acknowledgement of the record) decides."""
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(CANCEL_RECORD, "k", 1)
+    token, _ = correlator.accept(request)
+    assert correlator.sending(token)
+    foreign = user_event(
+        request, "RecordCancelAcknowledge", with_reference=False, error=error, unique=True
+    )
+    effects = correlator.message(foreign)
+    effects += correlator.timer_expired(("merge", token))
+    effects += correlator.resending(token)
+    effects += correlator.posted(token, PostResult.ACCEPTED)
+    assert not [e for e in effects if isinstance(e, Resolved)]
+    copy = {**foreign, "data": {**foreign["data"], "metrics": {}}}  # GWS relaying it again
+    assert not [e for e in correlator.message(copy) if isinstance(e, Resolved)]
+    own = user_event(request, "RecordCancelAcknowledge", with_reference=False, unique=True)
+    own["data"]["userData"]["GSW_PHONE"] = "5551234"  # not the same userData as the other's
+    correlator.message(own)
+    (resolved, *_) = correlator.timer_expired(("merge", token))
+    assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Acknowledged)
+    assert resolved.outcome.user_event is not None
+    assert resolved.outcome.user_event.user_data["GSW_PHONE"] == "5551234"

@@ -50,6 +50,9 @@ class RecordingEngine:
     def sending(self, token: int) -> bool:
         return True
 
+    def resending(self, token: int) -> None:
+        pass
+
     def posted(
         self,
         token: int,
