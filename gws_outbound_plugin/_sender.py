@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any, Protocol
 
 import anyio
@@ -29,7 +28,7 @@ from ._exceptions import (
     GWSTransportError,
 )
 from ._log import get_logger
-from ._resend import announcing_resends
+from ._resend import announce, stop_announcing
 from ._seam import OperationPoster
 from ._session import GWSNoAnswerError
 from ._spec import Operation
@@ -206,8 +205,11 @@ class Sender:
         if not self._engine.sending(token):
             return
         try:
-            with announcing_resends(partial(self._engine.resending, token)):
+            announced = announce(self._engine.resending, token)  # see _resend
+            try:
                 await self._session.post_operation(request.gws_path(), request.to_gws_body())
+            finally:
+                stop_announcing(announced)
         except GWSAuthenticationError as error:
             self._engine.posted(token, PostResult.AUTHENTICATION_FAILED, message=str(error))
         except GWSStatusError as error:
