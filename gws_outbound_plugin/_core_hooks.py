@@ -85,12 +85,7 @@ class CoreHooks:
             if self.pm is not None:
                 report_hook_failure(self.pm, culprit(self.pm, hook, error), hook, error)
             if isinstance(error, KeyboardInterrupt | SystemExit):
-                safe_log(
-                    logger.error,
-                    "accepted_request_goes_on",
-                    reference_id=ticket.reference_id,
-                    interrupted_by=type(error).__name__,
-                )
+                log_request_goes_on(ticket.reference_id, error)
                 raise
             results = []
         finally:
@@ -110,6 +105,22 @@ CoreAbsentGuard = CoreHooks
 class CoreMarker:
     """Registered under the plugin's name while it runs (the hooks live in the manager's
     ``CoreHooks``): ``pm.has_plugin(CORE_PLUGIN_NAME)`` tells whether a core runs."""
+
+
+def log_request_goes_on(reference_id: str, error: BaseException | str) -> None:
+    """Log ``accepted_request_goes_on``: a call around an accepted request failed (``error``,
+    or what went wrong), and the request goes on; a ``KeyboardInterrupt`` or ``SystemExit``
+    is named as what interrupted the call (the caller raises it on)."""
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        safe_log(
+            logger.error,
+            "accepted_request_goes_on",
+            reference_id=reference_id,
+            interrupted_by=type(error).__name__,
+        )
+        return
+    text = f"{type(error).__name__}: {error}"[:300] if isinstance(error, BaseException) else error
+    safe_log(logger.error, "accepted_request_goes_on", reference_id=reference_id, error=text)
 
 
 def culprit(pm: pluggy.PluginManager, hook: str, error: BaseException) -> str | None:

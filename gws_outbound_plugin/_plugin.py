@@ -21,6 +21,7 @@ from ._core_hooks import (
     CoreAbsentGuard,
     CoreHooks,
     bind_core,
+    log_request_goes_on,
     not_a_request,
     refuse_wrappers,
     unbind_core,
@@ -254,20 +255,9 @@ class OutboundPlugin:
             accepted = ACCEPTED.ticket
             if accepted is None or accepted.request is not request:
                 raise
+            log_request_goes_on(accepted.reference_id, error)
             if isinstance(error, KeyboardInterrupt | SystemExit):
-                safe_log(
-                    logger.error,
-                    "accepted_request_goes_on",
-                    reference_id=accepted.reference_id,
-                    interrupted_by=type(error).__name__,
-                )
                 raise
-            safe_log(
-                logger.error,
-                "accepted_request_goes_on",
-                reference_id=accepted.reference_id,
-                error=f"{type(error).__name__}: {error}"[:300],
-            )
             return accepted
         finally:
             ACCEPTED.ticket = None
@@ -278,11 +268,8 @@ class OutboundPlugin:
         if accepted is not None and accepted.request is request:
             # A hook wrapper registered since the start (a bare pluggy manager does not refuse
             # one) dropped the core's ticket: the request goes on, so the host gets it.
-            safe_log(
-                logger.error,
-                "accepted_request_goes_on",
-                reference_id=accepted.reference_id,
-                error="a hook wrapper dropped the ticket from the hook's results",
+            log_request_goes_on(
+                accepted.reference_id, "a hook wrapper dropped the ticket from the hook's results"
             )
             return accepted
         raise NotRunningError("the core did not accept the request; nothing was sent")
