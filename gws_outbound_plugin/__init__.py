@@ -71,6 +71,7 @@ from ._requests import RescheduleRecordRequest as RescheduleRecordRequest
 from ._requests import StartPreviewSessionRequest as StartPreviewSessionRequest
 from ._requests import UpdateRecordRequest as UpdateRecordRequest
 from ._requests import request_from_bus as request_from_bus
+from ._resend import announce_resend as announce_resend
 from ._retry import RetryPolicy as RetryPolicy
 from ._seam import NotificationSource as NotificationSource
 from ._seam import OperationPoster as OperationPoster
@@ -160,6 +161,7 @@ __all__ = [
     "UpdateRecordRequest",
     "UserEvent",
     "__version__",
+    "announce_resend",
     "build_ack",
     "close_plugins",
     "describe_plugins",

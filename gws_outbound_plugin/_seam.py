@@ -47,9 +47,10 @@ class OperationPoster(Protocol):
     (GWS certainly did not process it).
 
     A poster that writes a POST again itself, because the last attempt certainly did not
-    reach GWS (``GWSSession``: a re-login, a retry), calls ``_resend.resending()`` right before
-    the new attempt: what the plugin matched to the request by key meanwhile was another
-    client's answer (matching rule M10)."""
+    reach GWS (``GWSSession``: a re-login, a retry), calls
+    :func:`gws_outbound_plugin.announce_resend` inside ``post_operation`` right before the new
+    attempt: what the plugin matched to the request by key meanwhile was another client's
+    answer (matching rule M10)."""
 
     async def post_operation(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """``POST /api/v2<path>`` with ``body`` (GWS camelCase keys)."""

@@ -18,6 +18,7 @@ from gws_outbound_plugin import (
     FailureReason,
     OperationFailed,
     OutboundPlugin,
+    announce_resend,
 )
 from gws_outbound_plugin._session import GWSSession
 from gws_outbound_plugin.simulator import GWSSimulator
@@ -155,6 +156,59 @@ class TestOnFakeGWS:
             )
             with anyio.fail_after(10), pytest.raises(OperationFailed) as info:
                 await ticket
+        failure = info.value.failure
+        assert failure.reason is FailureReason.OCS_ERROR
+        assert failure.error_number == 100
+
+
+class ResendsOnItsOwn(FakeGWS):
+    """A transport of a host's own that retries a POST itself: its first attempt "certainly
+    did not reach GWS"; during the backoff another desktop of the agent cancels the same
+    record; then, if ``announcing``, it calls ``announce_resend()`` and writes the POST again,
+    which GWS accepts and OCS refuses."""
+
+    def __init__(self, *, announcing: bool, backoff: float) -> None:
+        super().__init__()
+        self.announcing = announcing
+        self.backoff = backoff
+        self.resent = 0
+
+    async def post_operation(self, path: str, body: Any) -> Any:
+        if body.get("referenceId") != "other-desktop-1" and not self.resent:
+            other = dict(body, referenceId="other-desktop-1")
+            await super().post_operation(path, other)  # the other desktop's cancel
+            await anyio.sleep(self.backoff)  # its user event arrives, matched by key (M10)
+            self.resent += 1
+            if self.announcing:
+                announce_resend()
+            self.faults.ocs_error(100, "Record is already cancelled", operation="CancelRecord")
+        return await super().post_operation(path, body)
+
+
+class TestOwnTransport:
+    @pytest.fixture
+    def anyio_backend(self) -> tuple[str, dict[str, Any]]:
+        return ("asyncio", {"loop_factory": virtual_clock_loop})
+
+    async def test_a_transport_of_the_host_s_own_announces_its_resends(
+        self, pm: pluggy.PluginManager, recorder: Recorder
+    ) -> None:
+        """``announce_resend()`` is public: a transport of a host's own that writes a POST again
+        (its last attempt certainly did not reach GWS) tells the plugin so, and what was matched
+        to the request by key meanwhile (here another desktop's cancel of the same record, OCS's
+        user event without a referenceId) is forgotten: the request ends with its own answer,
+        OCS's refusal, not with the other desktop's acknowledgement."""
+        config = fake_config(merge_window=0.1, ack_timeout=3.0)
+        fake = ResendsOnItsOwn(announcing=True, backoff=1.0)
+        handle = handles(fake, 1)[0]
+        async with OutboundPlugin(pm, config, transport=fake) as plugin:
+            request = request_for(fake, handle)
+            ticket = plugin.submit(request)
+            with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+                await ticket
+            await plugin.wait_hooks_idle(5)
+        assert fake.resent == 1
+        assert len(recorder.user_events) >= 1  # the other desktop's answer was seen
         failure = info.value.failure
         assert failure.reason is FailureReason.OCS_ERROR
         assert failure.error_number == 100
