@@ -20,7 +20,7 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Final
 
-__all__ = ["announce", "announce_resend", "resending", "stop_announcing"]
+__all__ = ["announce", "announce_resend", "stop_announcing"]
 
 # (what to call, its argument): the sender's ``Engine.resending`` and the request's token.
 _Target = tuple[Callable[[int], None], int]
@@ -28,7 +28,7 @@ _ANNOUNCE: Final[ContextVar[_Target | None]] = ContextVar("gws_outbound_resend",
 
 
 def announce(callback: Callable[[int], None], token: int) -> Token[_Target | None]:
-    """From now on (in this task), :func:`resending` calls ``callback(token)``; undo with
+    """From now on (in this task), :func:`announce_resend` calls ``callback(token)``; undo with
     :func:`stop_announcing` and what this returned."""
     return _ANNOUNCE.set((callback, token))
 
@@ -46,7 +46,3 @@ def announce_resend() -> None:
     target = _ANNOUNCE.get()
     if target is not None:
         target[0](target[1])
-
-
-#: The name the session uses.
-resending = announce_resend

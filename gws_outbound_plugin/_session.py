@@ -56,7 +56,7 @@ from ._failures import MAX_ERROR_TEXT, describe_failure, one_line, target_of
 from ._headers import CountingJar, SessionHeaders
 from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
-from ._resend import resending
+from ._resend import announce_resend
 from ._retry import RetryPolicy
 from ._transport import GWSTransport, client_transports
 
@@ -435,7 +435,7 @@ class GWSSession(SessionHeaders):
             nonlocal first, made
             if first is None:
                 if made and method == "POST":
-                    resending()  # the last attempt certainly did not reach GWS (M10)
+                    announce_resend()  # the last attempt certainly did not reach GWS (M10)
                 made = True
                 response = await self._exchange(method, path, body)
             elif isinstance(first, _Answer):

@@ -9,9 +9,10 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import structlog
 
-from gws_outbound_plugin import CancelRequest
+from gws_outbound_plugin import CancelFailure, CancelRequest, hookimpl
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.matrix import ACK, FAILED, Row
 from tests.helpers import Recorder
@@ -99,3 +100,17 @@ def handles(sim: GWSSimulator, count: int) -> list[int]:
     found = sorted(sim.records)[:count]
     assert len(found) == count, "the simulator's seed has too few records"
     return found
+
+
+class SlowToHear:
+    """An ``async def on_cancel_failed`` that takes a while; says when it first started."""
+
+    def __init__(self) -> None:
+        self.started = anyio.Event()
+        self.calls = 0
+
+    @hookimpl
+    async def on_cancel_failed(self, failure: CancelFailure) -> None:
+        self.calls += 1
+        self.started.set()
+        await anyio.sleep(0.1)

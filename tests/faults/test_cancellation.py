@@ -28,7 +28,7 @@ from gws_outbound_plugin import (
 )
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import captured_logs, events_named, handles, request_for
+from tests.faults.support import SlowToHear, captured_logs, events_named, handles, request_for
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -206,20 +206,6 @@ async def test_a_service_stopped_by_cancelling_every_task_still_delivers_every_o
     with anyio.fail_after(5):  # the CometD session was ended politely (/meta/disconnect)
         while sim.cometd_client_count:
             await anyio.sleep(0.01)
-
-
-class SlowToHear:
-    """An ``async def on_cancel_failed`` that takes a while; says when it first started."""
-
-    def __init__(self) -> None:
-        self.started = anyio.Event()
-        self.calls = 0
-
-    @hookimpl
-    async def on_cancel_failed(self, failure: CancelFailure) -> None:
-        self.calls += 1
-        self.started.set()
-        await anyio.sleep(0.1)
 
 
 async def test_cancelling_the_host_again_while_it_closes_does_not_cut_the_close_short(

@@ -19,7 +19,7 @@ import structlog
 from gws_outbound_plugin import CancelFailed, CancelFailure, FailureReason, OutboundPlugin, hookimpl
 from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.engine.conftest import cancels, fake_config
-from tests.faults.support import handles, request_for
+from tests.faults.support import SlowToHear, handles, request_for
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -151,20 +151,6 @@ async def test_a_hook_closing_the_plugin_while_it_closes_loses_no_hook_call(
 
 
 # -- lead 3: the host's task cancelled again while the plugin closes, inside a scope of its own --
-
-
-class SlowToHear:
-    """An ``async def on_cancel_failed`` that takes a while; says when it first started."""
-
-    def __init__(self) -> None:
-        self.started = anyio.Event()
-        self.calls = 0
-
-    @hookimpl
-    async def on_cancel_failed(self, failure: CancelFailure) -> None:
-        self.calls += 1
-        self.started.set()
-        await anyio.sleep(0.1)
 
 
 @pytest.mark.parametrize("first", ["task.cancel()", "the host's scope cancelled"])

@@ -219,7 +219,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
                 ]
                 assert all(m.request.correlation_key != key for m in others), "two sent on a key"
             elif isinstance(effect, Foreign):
-                pass
+                continue  # another client's acknowledgement: no request of ours to check
 
     def pending(self) -> list[int]:
         return [t for t, m in self.models.items() if not m.outcomes]

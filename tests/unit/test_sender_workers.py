@@ -51,7 +51,7 @@ class RecordingEngine:
         return True
 
     def resending(self, token: int) -> None:
-        pass
+        """Nothing to forget: these tests make no resends."""
 
     def posted(
         self,
