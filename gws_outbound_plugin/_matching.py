@@ -178,10 +178,10 @@ def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:
     else:
         return Placement(Verdict.NOT_OURS, "M3")  # not an answer: an event of OCS's own
     for key in keys:  # most specific first; the first key with a candidate decides
-        if recent.is_owed(key, name, answer=rule == "M4"):
+        if recent.is_owed(key, name, rule == "M4", message.is_error):
             if recent.was_taken(message.content):
                 return Placement(Verdict.REPEAT, "M8")  # a copy of an answer placed before
-            recent.claim_owed(key, name, answer=rule == "M4")
+            recent.claim_owed(key, name, rule == "M4", message.is_error)
             return Placement(Verdict.LATE, rule)  # an earlier request's, sent before
         entry = pending.head(key)
         if entry is not None and entry.sent and _wants(entry, message):

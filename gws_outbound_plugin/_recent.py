@@ -97,13 +97,24 @@ _Part = tuple[int, int, UserEvent, int, bytes | None]
 
 class Owed:
     """A request that was sent and ended without its user event: the next unreferenced answer
-    on its key is its late answer (OCS answers a key's requests in order)."""
+    on its key is its late answer (OCS answers a key's requests in order). When GWS
+    acknowledged it (its acknowledgement notification arrived), that answer is no refusal
+    (M9)."""
 
-    __slots__ = ("spec", "stamp")
+    __slots__ = ("acknowledged", "spec", "stamp")
 
-    def __init__(self, spec: OperationSpec, stamp: int) -> None:
+    def __init__(self, spec: OperationSpec, stamp: int, acknowledged: bool) -> None:
         self.spec = spec
         self.stamp = stamp
+        self.acknowledged = acknowledged
+
+    def takes(self, name: str | None, answer: bool, refusal: bool) -> bool:
+        """Whether a late user event named ``name`` can be this request's answer: any, for a
+        refusal that names no operation (``answer`` false), else one its operation answers;
+        never a refusal once GWS acknowledged the request (M9)."""
+        if refusal and self.acknowledged:
+            return False
+        return not answer or (name is not None and name in self.spec.user_events | self.spec.empty)
 
 
 class Aging:
@@ -306,27 +317,27 @@ class Recent:
         """A request that ended: its reference id stays reserved (M2)."""
         self.reserved.add(reference_id, self.stamp())
 
-    def owe(self, key: CorrelationKey, spec: OperationSpec) -> None:
-        self._owed.setdefault(key, []).append(Owed(spec, self.stamp()))
+    def owe(self, key: CorrelationKey, spec: OperationSpec, *, acknowledged: bool) -> None:
+        self._owed.setdefault(key, []).append(Owed(spec, self.stamp(), acknowledged))
 
-    def is_owed(self, key: CorrelationKey, name: str | None, answer: bool) -> bool:
-        """Whether a request on ``key`` is still owed an answer named ``name``."""
+    def is_owed(self, key: CorrelationKey, name: str | None, answer: bool, refusal: bool) -> bool:
+        """Whether a request on ``key`` is still owed a user event named ``name`` (see
+        :meth:`Owed.takes`)."""
         owed = self._owed.get(key)
         if not owed:
             return False  # the usual case: nothing is owed on the key
-        return any(
-            not answer or (name is not None and name in slot.spec.user_events | slot.spec.empty)
-            for slot in owed
-        )
+        return any(slot.takes(name, answer, refusal) for slot in owed)
 
-    def claim_owed(self, key: CorrelationKey, name: str | None, answer: bool) -> Owed | None:
-        """The earliest request on ``key`` still owed an answer named ``name`` (any, for a
-        refusal that names no operation: ``answer`` false); it is owed no longer."""
+    def claim_owed(
+        self, key: CorrelationKey, name: str | None, answer: bool, refusal: bool
+    ) -> Owed | None:
+        """The earliest request on ``key`` still owed a user event named ``name`` (see
+        :meth:`Owed.takes`); it is owed no longer."""
         owed = self._owed.get(key)
         if not owed:
             return None
         for i, slot in enumerate(owed):
-            if not answer or (name is not None and name in slot.spec.user_events | slot.spec.empty):
+            if slot.takes(name, answer, refusal):
                 del owed[i]
                 if not owed:
                     del self._owed[key]

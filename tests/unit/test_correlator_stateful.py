@@ -115,9 +115,6 @@ class Model:
     outcomes: list[Any] = dataclasses.field(default_factory=list)
 
 
-_stamp = itertools.count()
-
-
 def outbound(
     request: FakeRequest, notification: str, *, reference: str | None = None
 ) -> dict[str, Any]:
@@ -143,7 +140,7 @@ def user_event(
     *,
     with_reference: bool,
     error: bool = False,
-    unique: bool = False,
+    unique: int | None = None,
 ) -> dict[str, Any]:
     user_data: dict[str, Any] = {
         "GSW_USER_EVENT": name,
@@ -159,8 +156,8 @@ def user_event(
         user_data["GSW_ERROR"] = "Record not found"
         user_data["GSW_ERROR_NUMBER"] = 101
     data: dict[str, Any] = {"messageType": "DeviceUserEventMessage", "userData": user_data}
-    if unique:  # a distinct copy (another fingerprint), as a re-publication would be
-        data["metrics"] = {"eventProcessing": {"serverGenerationTimestamp": next(_stamp)}}
+    if unique is not None:  # a distinct copy (another fingerprint), as a re-publication would be
+        data["metrics"] = {"eventProcessing": {"serverGenerationTimestamp": unique}}
     return {"channel": "/me/internal", "data": data}
 
 
@@ -170,7 +167,10 @@ class CorrelatorMachine(RuleBasedStateMachine):
         self.correlator = Correlator(LIMITS)
         self.models: dict[int, Model] = {}
         self.timers: set[tuple[Any, ...]] = set()
-        self.sent_messages: list[dict[str, Any]] = []
+        # (message, the request it answers by its key, whether it is an error): a copy is
+        # judged as the original was (see ``repeat``).
+        self.sent_messages: list[tuple[dict[str, Any], FakeRequest | None, bool]] = []
+        self.stamps = itertools.count()  # per run: a replayed run builds the same messages
         self.closed = False
         self.forcing = False  # a deadline or the shutdown is deciding on the evidence at hand
 
@@ -250,8 +250,12 @@ class CorrelatorMachine(RuleBasedStateMachine):
                     model.errored_after_send = True
                 else:
                     model.answered_after_send = True
-        self.sent_messages.append(message)
+        self.sent_messages.append((message, answers, error))
         self.apply(self.correlator.message(message))
+
+    def stamp(self, unique: bool) -> int | None:
+        """A fresh ``metrics`` stamp for a distinct copy, or None for none."""
+        return next(self.stamps) if unique else None
 
     # -- rules -----------------------------------------------------------------------------------
 
@@ -348,7 +352,10 @@ class CorrelatorMachine(RuleBasedStateMachine):
             self.deliver(outbound(request, spec.acknowledgement), answers=request)
         elif kind in ("event", "event_ref"):
             message = user_event(
-                request, spec.acknowledgement, with_reference=kind == "event_ref", unique=unique
+                request,
+                spec.acknowledgement,
+                with_reference=kind == "event_ref",
+                unique=self.stamp(unique),
             )
             self.deliver(message, answers=request)
         elif kind == "error":
@@ -357,7 +364,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
         elif kind == "part" and spec.part is not None:
             self.deliver(outbound(request, spec.part), answers=None)
         elif kind == "part_event" and spec.part is not None:
-            message = user_event(request, spec.part, with_reference=unique, unique=True)
+            message = user_event(request, spec.part, with_reference=unique, unique=self.stamp(True))
             self.deliver(message, answers=None)
         elif kind == "empty" and spec.empty:
             self.deliver(outbound(request, sorted(spec.empty)[0]), answers=request)
@@ -376,9 +383,11 @@ class CorrelatorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.sent_messages)
     @rule(data=st.data())
     def repeat(self, data: st.DataObject) -> None:
-        """An exact copy of an earlier message (duplicated or reordered delivery)."""
-        message = data.draw(st.sampled_from(self.sent_messages))
-        self.apply(self.correlator.message(message))
+        """An exact copy of an earlier message (duplicated or reordered delivery). The
+        correlator drops it while it remembers the original (``fingerprint_limit``, here 8);
+        past that it is a message like any other, so the model judges it as the original."""
+        message, answers, error = data.draw(st.sampled_from(self.sent_messages))
+        self.deliver(message, answers=answers, error=error)
 
     @rule(
         spec=st.sampled_from(SPECS),
@@ -392,7 +401,9 @@ class CorrelatorMachine(RuleBasedStateMachine):
         if with_reference:
             self.apply(self.correlator.message(outbound(request, spec.acknowledgement)))
         else:
-            message = user_event(request, spec.acknowledgement, with_reference=False, unique=unique)
+            message = user_event(
+                request, spec.acknowledgement, with_reference=False, unique=self.stamp(unique)
+            )
             # Without a reference it is indistinguishable from ours: the model allows it to
             # answer a sent request of ours with that key.
             self.deliver(message, answers=request)
@@ -739,7 +750,7 @@ def test_an_answer_by_key_before_a_resend_is_forgotten(error: bool) -> None:
     token, _ = correlator.accept(request)
     assert correlator.sending(token)
     foreign = user_event(
-        request, "RecordCancelAcknowledge", with_reference=False, error=error, unique=True
+        request, "RecordCancelAcknowledge", with_reference=False, error=error, unique=1
     )
     effects = correlator.message(foreign)
     effects += correlator.timer_expired(("merge", token))
@@ -748,7 +759,7 @@ def test_an_answer_by_key_before_a_resend_is_forgotten(error: bool) -> None:
     assert not [e for e in effects if isinstance(e, Resolved)]
     copy = {**foreign, "data": {**foreign["data"], "metrics": {}}}  # GWS relaying it again
     assert not [e for e in correlator.message(copy) if isinstance(e, Resolved)]
-    own = user_event(request, "RecordCancelAcknowledge", with_reference=False, unique=True)
+    own = user_event(request, "RecordCancelAcknowledge", with_reference=False, unique=2)
     own["data"]["userData"]["GSW_PHONE"] = "5551234"  # not the same userData as the other's
     correlator.message(own)
     (resolved, *_) = correlator.timer_expired(("merge", token))
