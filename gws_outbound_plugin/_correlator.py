@@ -173,10 +173,14 @@ class Correlator:
     ) -> list[Effect]:
         """The POST of ``token`` ended with ``result``."""
         entry = self._pending.entries.get(token)
-        if entry is None:
-            return []  # decided already
         unfinished = result is PostResult.REJECTED and status_code in UNFINISHED_STATUS_CODES
-        if result is PostResult.ACCEPTED or result is PostResult.NO_ANSWER or unfinished:
+        processed = result is PostResult.ACCEPTED or result is PostResult.NO_ANSWER or unfinished
+        if entry is None:  # decided already (its deadline, a lost session)
+            key = self._pending.owed_unposted.pop(token, None)
+            if key is not None and not processed:
+                self._recent.forgive(key, token)  # GWS never passed it on: owed nothing (M4)
+            return []
+        if processed:
             if not entry.sent:
                 return []  # never written: a confused sender, ignore
             move(entry, "posted")

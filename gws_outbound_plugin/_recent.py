@@ -101,12 +101,13 @@ class Owed:
     acknowledged it (its acknowledgement notification arrived), that answer is no refusal
     (M9)."""
 
-    __slots__ = ("acknowledged", "spec", "stamp")
+    __slots__ = ("acknowledged", "spec", "stamp", "token")
 
-    def __init__(self, spec: OperationSpec, stamp: int, acknowledged: bool) -> None:
+    def __init__(self, spec: OperationSpec, stamp: int, acknowledged: bool, token: int) -> None:
         self.spec = spec
         self.stamp = stamp
         self.acknowledged = acknowledged
+        self.token = token
 
     def takes(self, name: str | None, answer: bool, refusal: bool) -> bool:
         """Whether a late user event named ``name`` can be this request's answer: any, for a
@@ -317,8 +318,19 @@ class Recent:
         """A request that ended: its reference id stays reserved (M2)."""
         self.reserved.add(reference_id, self.stamp())
 
-    def owe(self, key: CorrelationKey, spec: OperationSpec, *, acknowledged: bool) -> None:
-        self._owed.setdefault(key, []).append(Owed(spec, self.stamp(), acknowledged))
+    def owe(
+        self, key: CorrelationKey, spec: OperationSpec, *, acknowledged: bool, token: int
+    ) -> None:
+        self._owed.setdefault(key, []).append(Owed(spec, self.stamp(), acknowledged, token))
+
+    def forgive(self, key: CorrelationKey, token: int) -> None:
+        """The request ``token`` is owed nothing after all: GWS refused its POST after it
+        ended (it never passed the request on)."""
+        owed = self._owed.get(key)
+        if owed:
+            owed[:] = [slot for slot in owed if slot.token != token]
+            if not owed:
+                del self._owed[key]
 
     def is_owed(self, key: CorrelationKey, name: str | None, answer: bool, refusal: bool) -> bool:
         """Whether a request on ``key`` is still owed a user event named ``name`` (see

@@ -1387,3 +1387,23 @@ def test_a_refusal_is_not_the_late_answer_of_a_request_gws_acknowledged() -> Non
     machine.deliver([(0, "once")])
     assert machine.reqs[second].outcomes  # decided at once (the liveness check: ocs_error)
     machine.teardown()
+
+
+def test_a_request_gws_refused_after_its_deadline_is_owed_nothing() -> None:
+    """Request 1 (a cancel of record 11) is sent and GWS is slow to answer its POST: its
+    deadline ends it, and it is owed its answer (GWS may have passed it on). Then GWS refuses
+    the POST: it never reached OCS. Request 2 (a cancel of the same record) is refused by OCS
+    (an unreferenced error user event): that is request 2's answer (``ocs_error`` at once).
+    Before, it was taken as request 1's late answer and request 2 ended ``timed_out``."""
+    machine = _machine()
+    machine.accept("cancel", 11, "5550101", None, None)
+    first = max(machine.reqs)
+    machine.send(first, PostResult.REJECTED, answer_now=False)
+    machine.advance(DEADLINE + 1.0)
+    assert machine.reqs[first].outcomes
+    machine.give_post_result(first)
+    second = _request(machine, "cancel")
+    machine.ocs_answers("refuse", "both", False, False, 101, False)
+    machine.deliver([(0, "once")])
+    assert machine.reqs[second].outcomes  # decided at once (the liveness check: ocs_error)
+    machine.teardown()
