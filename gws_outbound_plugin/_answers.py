@@ -124,6 +124,10 @@ class Answers:
         elif n.notification == spec.acknowledgement:
             if entry.outbound is None:
                 entry.outbound = n.data
+                if isinstance(entry.after_post, Failed):
+                    # M9: GWS acknowledged it; the refusal matched by key while its POST was
+                    # unanswered (held for that answer, M10) was another client's.
+                    entry.after_post = None
                 if spec.pushed and n.record_handle is not None:
                     self._pair_preview(entry, n.record_handle)
                 self._p.half(entry)
