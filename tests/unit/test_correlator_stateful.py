@@ -766,3 +766,36 @@ def test_an_answer_by_key_before_a_resend_is_forgotten(error: bool) -> None:
     assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Acknowledged)
     assert resolved.outcome.user_event is not None
     assert resolved.outcome.user_event.user_data["GSW_PHONE"] == "5551234"
+
+
+@pytest.mark.parametrize("decider", ["post", "deadline", "settle"])
+def test_a_refusal_by_key_before_the_request_s_own_acknowledgement_is_another_s(
+    decider: str,
+) -> None:
+    """M9 with M10: an OCS refusal without a reference id (another desktop's, on the record)
+    reaches the request while GWS has not answered its POST, and is held for that answer;
+    then the request's acknowledgement notification, with its reference id, arrives. The
+    refusal was another client's (GWS acknowledged ours): whatever decides next (GWS's
+    answer to the POST, the deadline, the grace period after a lost session), the request
+    is acknowledged, as when the merge window ends first."""
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(CANCEL_RECORD, "k", 1)
+    token, _ = correlator.accept(request)
+    assert correlator.sending(token)
+    refusal = user_event(request, "RecordCancelAcknowledge", with_reference=False, error=True)
+    effects = correlator.message(refusal)
+    if decider == "settle":
+        effects += correlator.session_lost()
+        effects += correlator.session_restored()
+    effects += correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    assert not [e for e in effects if isinstance(e, Resolved)]
+    if decider == "post":
+        effects = correlator.posted(token, PostResult.ACCEPTED)
+    elif decider == "deadline":
+        effects = correlator.timer_expired(("deadline", token))
+    else:
+        effects = correlator.timer_expired(("settle", 1))
+    if not [e for e in effects if isinstance(e, Resolved)]:
+        effects += correlator.timer_expired(("merge", token))  # its user event is lost
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
+    assert isinstance(resolved.outcome, Acknowledged)
