@@ -799,3 +799,33 @@ def test_a_refusal_by_key_before_the_request_s_own_acknowledgement_is_another_s(
         effects += correlator.timer_expired(("merge", token))  # its user event is lost
     (resolved,) = [e for e in effects if isinstance(e, Resolved)]
     assert isinstance(resolved.outcome, Acknowledged)
+
+
+@pytest.mark.parametrize("result", [PostResult.ACCEPTED, PostResult.REJECTED])
+def test_a_grace_period_leaves_a_request_whose_post_gws_has_not_answered(
+    result: PostResult,
+) -> None:
+    """The CometD session is lost and restored while GWS has not answered a request's POST
+    (it is being written, or waits to be written again after GWS refused it unread): the
+    grace period leaves it alone. GWS's answer decides: a refusal is the outcome (GWS did
+    nothing), an acceptance is followed by the request's own answer (or its acknowledgement
+    timer)."""
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(CANCEL_RECORD, "k", 1)
+    token, _ = correlator.accept(request)
+    assert correlator.sending(token)
+    effects = correlator.session_lost()
+    effects += correlator.session_restored()
+    effects += correlator.timer_expired(("settle", 1))
+    assert not [e for e in effects if isinstance(e, Resolved)]
+    effects = correlator.posted(token, result, status_code=4, message="down")
+    if result is PostResult.ACCEPTED:
+        assert not [e for e in effects if isinstance(e, Resolved)]
+        effects = correlator.message(outbound(request, "RecordCancelAcknowledge"))
+        effects += correlator.timer_expired(("merge", token))
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
+    if result is PostResult.ACCEPTED:
+        assert isinstance(resolved.outcome, Acknowledged)
+    else:
+        assert isinstance(resolved.outcome, Failed)
+        assert resolved.outcome.reason is FailureReason.REJECTED
