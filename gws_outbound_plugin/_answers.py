@@ -124,10 +124,7 @@ class Answers:
         elif n.notification == spec.acknowledgement:
             if entry.outbound is None:
                 entry.outbound = n.data
-                if isinstance(entry.after_post, Failed):
-                    # M9: GWS acknowledged it; the refusal matched by key while its POST was
-                    # unanswered (held for that answer, M10) was another client's.
-                    entry.after_post = None
+                _acknowledged_by_reference(entry)
                 if spec.pushed and n.record_handle is not None:
                     self._pair_preview(entry, n.record_handle)
                 self._p.half(entry)
@@ -210,6 +207,8 @@ class Answers:
             self._p.acknowledge(entry)
         elif answers(spec, u.name) and entry.user_event is None:
             entry.user_event, entry.user_content, entry.maybe = event, u.content, None
+            if u.reference is not None:
+                _acknowledged_by_reference(entry)
             if spec.part is not None:
                 entry.chain = u.chain
                 self._collect_parts(entry, before=self.seq)
@@ -333,3 +332,10 @@ class Answers:
         if isinstance(effect, Foreign):
             self._stats["foreign_acks"] += 1
         self._p.fx.append(effect)
+
+
+def _acknowledged_by_reference(entry: Entry) -> None:
+    """M9: a message with ``entry``'s reference id acknowledges it, so a refusal matched by
+    key while its POST was unanswered (held for GWS's answer, M10) was another client's."""
+    if isinstance(entry.after_post, Failed):
+        entry.after_post = None

@@ -768,16 +768,17 @@ def test_an_answer_by_key_before_a_resend_is_forgotten(error: bool) -> None:
     assert resolved.outcome.user_event.user_data["GSW_PHONE"] == "5551234"
 
 
+@pytest.mark.parametrize("own", ["notification", "user_event"])
 @pytest.mark.parametrize("decider", ["post", "deadline", "settle"])
 def test_a_refusal_by_key_before_the_request_s_own_acknowledgement_is_another_s(
-    decider: str,
+    decider: str, own: str
 ) -> None:
     """M9 with M10: an OCS refusal without a reference id (another desktop's, on the record)
     reaches the request while GWS has not answered its POST, and is held for that answer;
-    then the request's acknowledgement notification, with its reference id, arrives. The
-    refusal was another client's (GWS acknowledged ours): whatever decides next (GWS's
-    answer to the POST, the deadline, the grace period after a lost session), the request
-    is acknowledged, as when the merge window ends first."""
+    then the request's acknowledgement with its reference id arrives (its notification, or
+    a user event carrying ``GSW_REFERENCE_ID``). The refusal was another client's: whatever
+    decides next (GWS's answer to the POST, the deadline, the grace period after a lost
+    session), the request is acknowledged, as when the merge window ends first."""
     correlator = Correlator(LIMITS)
     request = FakeRequest(CANCEL_RECORD, "k", 1)
     token, _ = correlator.accept(request)
@@ -787,7 +788,12 @@ def test_a_refusal_by_key_before_the_request_s_own_acknowledgement_is_another_s(
     if decider == "settle":
         effects += correlator.session_lost()
         effects += correlator.session_restored()
-    effects += correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    if own == "notification":
+        effects += correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    else:
+        effects += correlator.message(
+            user_event(request, "RecordCancelAcknowledge", with_reference=True)
+        )
     assert not [e for e in effects if isinstance(e, Resolved)]
     if decider == "post":
         effects = correlator.posted(token, PostResult.ACCEPTED)
