@@ -17,7 +17,9 @@ import enum
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple, Protocol
 
+from ._coerce import as_reference
 from ._inbound import Inbound, UserEventNotice
+from ._payloads import UserEvent
 from ._recent import Recent
 from ._spec import OPERATION_SPECS, CorrelationKey, OperationSpec, Target
 
@@ -84,6 +86,9 @@ class Candidate(Protocol):
     def outbound(self) -> Mapping[str, Any] | None: ...
 
     @property
+    def user_event(self) -> UserEvent | None: ...
+
+    @property
     def sent(self) -> bool: ...
 
     @property
@@ -141,10 +146,15 @@ def by_key_only(entry: Candidate) -> bool:
 
 def _wants(entry: Candidate, u: UserEventNotice) -> bool:
     if u.is_error:
-        if entry.outbound is not None:
+        if entry.outbound is not None or _by_reference(entry.user_event):
             return False  # M9: GWS acknowledged it; an unreferenced refusal is another's
         return u.name not in ANSWER_EVENTS or answers(entry.spec, u.name)
     return answers(entry.spec, u.name)
+
+
+def _by_reference(event: UserEvent | None) -> bool:
+    """Whether ``event`` (a request's acknowledgement) carries a reference id (M1)."""
+    return event is not None and as_reference(event.user_data.get("GSW_REFERENCE_ID")) is not None
 
 
 def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:

@@ -110,6 +110,8 @@ class Model:
     answered_after_send: bool = False
     errored_after_send: bool = False
     by_reference: bool = False  # a message with its reference id arrived after it was sent
+    acked_by_reference: bool = False  # ... its acknowledgement (M9: no refusal by key then)
+    errored_by_reference: bool = False  # ... a refusal
     refused: bool = False  # GWS's first answer to its POST refused it (or it never got it)
     post_answered: bool = False
     outcomes: list[Any] = dataclasses.field(default_factory=list)
@@ -190,6 +192,11 @@ class CorrelatorMachine(RuleBasedStateMachine):
                     effect.outcome.reason is FailureReason.OCS_ERROR
                 ):
                     assert model.errored_after_send, "an OCS error that was not its own"
+                    # M9: once an acknowledgement with its reference id arrived, a refusal
+                    # without one was another client's.
+                    assert model.errored_by_reference or not model.acked_by_reference, (
+                        "an OCS refusal by key outweighed the request's own acknowledgement"
+                    )
                 if isinstance(effect.outcome, Acknowledged):
                     assert model.sent, "acknowledged a request that was never sent"
                     assert model.answered_after_send, "acknowledged without an answer of its own"
@@ -239,6 +246,14 @@ class CorrelatorMachine(RuleBasedStateMachine):
             if reference is not None:
                 belongs = reference == request.reference_id
                 model.by_reference = model.by_reference or belongs
+                if belongs and error:
+                    model.errored_by_reference = True
+                elif belongs and (
+                    data.get("notificationType") == request.spec.acknowledgement
+                    or data.get("userData", {}).get("GSW_USER_EVENT")
+                    in request.spec.user_events - {request.spec.part}
+                ):
+                    model.acked_by_reference = True
             else:
                 belongs = (
                     answers is not None
@@ -664,13 +679,20 @@ def test_requests_on_one_record_are_sent_one_at_a_time() -> None:
     assert correlator.sending(second) is True
 
 
-def test_an_unreferenced_error_does_not_fail_a_request_gws_acknowledged() -> None:
+@pytest.mark.parametrize("own", ["notification", "user_event"])
+def test_an_unreferenced_error_does_not_fail_a_request_gws_acknowledged(own: str) -> None:
+    """M9: an acknowledgement with the request's reference id arrived (its notification, or
+    a user event carrying ``GSW_REFERENCE_ID``: the latter failed before); a refusal without
+    a reference id on its record is another client's."""
     correlator = Correlator(LIMITS)
     request = FakeRequest(CANCEL_RECORD, "a", 1)
     token, _ = correlator.accept(request)
     correlator.sending(token)
     correlator.posted(token, PostResult.ACCEPTED)
-    correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    if own == "notification":
+        correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    else:
+        correlator.message(user_event(request, "RecordCancelAcknowledge", with_reference=True))
     error = user_event(request, "RecordCancelAcknowledge", with_reference=False, error=True)
     assert not [e for e in correlator.message(error) if isinstance(e, Resolved)]
     (resolved, *_) = correlator.timer_expired(("merge", token))
