@@ -232,7 +232,12 @@ class Answers:
             user_data=event.user_data,
         )
         if self._p.provisional(entry):
-            self._p.decide_after_post(entry, failed)  # matched by key: GWS's answer decides
+            # Matched by key: GWS's answer decides (M10). Whoever it turns out to be for (this
+            # request, or another client's if GWS refuses the POST or acknowledges the request
+            # by its reference id, M9), a copy of it is a repeat (M8), as of one that decides.
+            if u.content is not None:
+                self._recent.took(u.content)
+            self._p.decide_after_post(entry, failed)
             return
         entry.user_event = event
         self._p.finish(entry, failed)

@@ -857,3 +857,29 @@ def test_a_grace_period_leaves_a_request_whose_post_gws_has_not_answered(
     else:
         assert isinstance(resolved.outcome, Failed)
         assert resolved.outcome.reason is FailureReason.REJECTED
+
+
+def test_a_copy_of_a_refusal_dropped_by_m9_is_a_repeat() -> None:
+    """M9 with M10, then M8: another desktop's refusal on the record was held for our POST's
+    answer and dropped when our acknowledgement notification arrived; GWS then relays that
+    refusal again (the same ``userData``, other metrics) while our next request on the record
+    is in flight. The copy is a repeat: it does not fail that request."""
+    correlator = Correlator(LIMITS)
+    first = FakeRequest(CANCEL_RECORD, "k1", 1)
+    token, _ = correlator.accept(first)
+    assert correlator.sending(token)
+    refusal = user_event(
+        first, "RecordCancelAcknowledge", with_reference=False, error=True, unique=True
+    )
+    effects = correlator.message(refusal)
+    effects += correlator.message(outbound(first, "RecordCancelAcknowledge"))
+    effects += correlator.posted(token, PostResult.ACCEPTED)
+    effects += correlator.timer_expired(("merge", token))
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
+    assert isinstance(resolved.outcome, Acknowledged)
+    second = FakeRequest(CANCEL_RECORD, "k2", 1)
+    token, _ = correlator.accept(second)
+    assert correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    copy = {**refusal, "data": {**refusal["data"], "metrics": {}}}  # GWS relaying it again
+    assert not [e for e in correlator.message(copy) if isinstance(e, Resolved)]
