@@ -766,3 +766,29 @@ def test_an_answer_by_key_before_a_resend_is_forgotten(error: bool) -> None:
     assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Acknowledged)
     assert resolved.outcome.user_event is not None
     assert resolved.outcome.user_event.user_data["GSW_PHONE"] == "5551234"
+
+
+def test_a_late_no_records_event_is_the_late_answer_of_an_empty_result() -> None:
+    """M9 for owed answers reads a refusal as OCS's "no" to the request; "No Records
+    Available" (``GSW_ERROR`` on an exhausted preview list) is not a refusal but the empty
+    result itself. A ``GetPreviewRecord`` acknowledged empty by its notification is still owed
+    its user event; when that comes late, error-shaped and without our reference id, it is
+    that request's late answer, not the empty result of the next ``GetPreviewRecord`` of the
+    campaign, which then waits for its own answer."""
+    correlator = Correlator(LIMITS)
+    first = FakeRequest(GET_PREVIEW_RECORD, "p1", 1)
+    token1, _ = correlator.accept(first)
+    assert correlator.sending(token1)
+    correlator.posted(token1, PostResult.ACCEPTED)
+    effects = correlator.message(outbound(first, "PreviewRecordEmpty"))
+    assert [e.outcome.empty for e in effects if isinstance(e, Resolved)] == [True]
+    second = FakeRequest(GET_PREVIEW_RECORD, "p2", 1)
+    token2, _ = correlator.accept(second)
+    assert correlator.sending(token2)
+    correlator.posted(token2, PostResult.ACCEPTED)
+    late = user_event(first, "PreviewRecord", with_reference=False, error=True)
+    late["data"]["userData"]["GSW_ERROR"] = "No Records Available"
+    late["data"]["userData"]["GSW_ERROR_NUMBER"] = 108
+    effects = correlator.message(late)
+    assert not [e for e in effects if isinstance(e, Resolved)], effects
+    assert correlator.state_sizes()["entries"] == 1  # the second still waits for its own
