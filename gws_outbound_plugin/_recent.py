@@ -109,11 +109,14 @@ class Owed:
         self.acknowledged = acknowledged
         self.token = token
 
-    def takes(self, name: str | None, answer: bool, refusal: bool) -> bool:
+    def takes(self, name: str | None, answer: bool, refusal: str | None) -> bool:
         """Whether a late user event named ``name`` can be this request's answer: any, for a
         refusal that names no operation (``answer`` false), else one its operation answers;
-        never a refusal once GWS acknowledged the request (M9)."""
-        if refusal and self.acknowledged:
+        never a refusal once GWS acknowledged the request (M9). ``refusal``: the event's
+        error text, casefolded (``""`` for none), when it is an error event; a text that means
+        "no records" for the operation (``empty_error_texts``) is an empty result, not a
+        refusal."""
+        if refusal is not None and self.acknowledged and refusal not in self.spec.empty_error_texts:
             return False
         return not answer or (name is not None and name in self.spec.user_events | self.spec.empty)
 
@@ -332,7 +335,9 @@ class Recent:
             if not owed:
                 del self._owed[key]
 
-    def is_owed(self, key: CorrelationKey, name: str | None, answer: bool, refusal: bool) -> bool:
+    def is_owed(
+        self, key: CorrelationKey, name: str | None, answer: bool, refusal: str | None
+    ) -> bool:
         """Whether a request on ``key`` is still owed a user event named ``name`` (see
         :meth:`Owed.takes`)."""
         owed = self._owed.get(key)
@@ -341,7 +346,7 @@ class Recent:
         return any(slot.takes(name, answer, refusal) for slot in owed)
 
     def claim_owed(
-        self, key: CorrelationKey, name: str | None, answer: bool, refusal: bool
+        self, key: CorrelationKey, name: str | None, answer: bool, refusal: str | None
     ) -> Owed | None:
         """The earliest request on ``key`` still owed a user event named ``name`` (see
         :meth:`Owed.takes`); it is owed no longer."""

@@ -883,3 +883,29 @@ def test_a_copy_of_a_refusal_dropped_by_m9_is_a_repeat() -> None:
     correlator.posted(token, PostResult.ACCEPTED)
     copy = {**refusal, "data": {**refusal["data"], "metrics": {}}}  # GWS relaying it again
     assert not [e for e in correlator.message(copy) if isinstance(e, Resolved)]
+
+
+def test_a_late_no_records_event_is_the_late_answer_of_an_empty_result() -> None:
+    """M9 for owed answers reads a refusal as OCS's "no" to the request; "No Records
+    Available" (``GSW_ERROR`` on an exhausted preview list) is not a refusal but the empty
+    result itself. A ``GetPreviewRecord`` acknowledged empty by its notification is still owed
+    its user event; when that comes late, error-shaped and without our reference id, it is
+    that request's late answer, not the empty result of the next ``GetPreviewRecord`` of the
+    campaign, which then waits for its own answer."""
+    correlator = Correlator(LIMITS)
+    first = FakeRequest(GET_PREVIEW_RECORD, "p1", 1)
+    token1, _ = correlator.accept(first)
+    assert correlator.sending(token1)
+    correlator.posted(token1, PostResult.ACCEPTED)
+    effects = correlator.message(outbound(first, "PreviewRecordEmpty"))
+    assert [e.outcome.empty for e in effects if isinstance(e, Resolved)] == [True]
+    second = FakeRequest(GET_PREVIEW_RECORD, "p2", 1)
+    token2, _ = correlator.accept(second)
+    assert correlator.sending(token2)
+    correlator.posted(token2, PostResult.ACCEPTED)
+    late = user_event(first, "PreviewRecord", with_reference=False, error=True)
+    late["data"]["userData"]["GSW_ERROR"] = "No Records Available"
+    late["data"]["userData"]["GSW_ERROR_NUMBER"] = 108
+    effects = correlator.message(late)
+    assert not [e for e in effects if isinstance(e, Resolved)], effects
+    assert correlator.state_sizes()["entries"] == 1  # the second still waits for its own
