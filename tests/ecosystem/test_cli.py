@@ -308,6 +308,38 @@ def test_usage_errors_exit_2(cli: Cli, args, message):
     assert message in result.err
 
 
+@pytest.mark.parametrize(
+    ("args", "prefix", "message"),
+    [
+        (
+            [*cancel_args(11), "--record-handel", "12"],
+            "gws-outbound cancel: error:",
+            "unrecognized arguments: --record-handel 12 (did you mean --record-handle?)",
+        ),
+        (
+            ["reschedule", "--record-handle", "12", "--calling-list", "CallingList1"],
+            "gws-outbound reschedule: error:",
+            "unrecognized arguments: --calling-list CallingList1 (--calling-list is not an "
+            "option of reschedule)",
+        ),
+        (
+            ["cancle", "--record-handle", "11"],
+            "gws-outbound: error:",
+            "argument COMMAND: invalid choice: 'cancle' (did you mean 'cancel'?",
+        ),
+    ],
+)
+def test_a_misspelt_option_or_command_names_the_one_meant(cli: Cli, args, prefix, message):
+    """A newcomer's typo: the error came from the top-level parser (its usage, 'gws-outbound:
+    error: unrecognized arguments') without a word on which option or command was meant."""
+    result = cli(*args)
+
+    assert result.status == 2
+    assert f"{prefix} {message}" in result.err
+    if prefix != "gws-outbound: error:":
+        assert f"usage: {prefix.removesuffix(': error:')} " in result.err  # the command's usage
+
+
 def test_missing_configuration_exits_2(cli: Cli):
     result = cli(*cancel_args(11, "--no-plugins"))
     assert result.status == 2
