@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -17,6 +18,7 @@ from typing import Any
 
 import pluggy
 
+from .._dispatcher import HookFailure, watch_hook_failures
 from .._manager import (
     ENV_ALLOW,
     ENV_DISABLE,
@@ -27,7 +29,7 @@ from .._manager import (
     plugin_load_failures,
 )
 from ..hookspecs import PROJECT_NAME
-from ._common import EXIT_FAILED, EXIT_OK, _Context, _UsageError
+from ._common import EXIT_FAILED, EXIT_OK, _Context, _isatty, _UsageError
 
 
 def _import_plugin(spec: str) -> tuple[str, object]:
@@ -120,6 +122,23 @@ def _report_load_failures(pm: Any, ctx: _Context) -> None:
         where = f" at {failure.location}" if failure.location else ""
         error = " ".join(failure.error.split())
         ctx.note(f"warning: plugin {failure.name!r} not loaded: {error}{where}")
+
+
+def _warn_of_hook_failures(pm: Any, ctx: _Context, log_level: str | None) -> None:
+    """When no log level was asked for (so nothing is logged), one ``warning:`` line for each
+    hook implementation that raised or timed out: a plugin tried with ``--plugin`` must not
+    fail in silence. With a level, the ``plugin_hook_failed`` log line (and its traceback)
+    says it."""
+    if log_level is not None:
+        return
+
+    def warn(failure: HookFailure) -> None:
+        if _isatty(ctx.stderr):  # over the progress line, which is drawn again after
+            with contextlib.suppress(OSError, ValueError):
+                ctx.stderr.write("\r\x1b[K")
+        ctx.note(f"warning: {failure.describe()} (--log-level error shows the traceback)")
+
+    watch_hook_failures(pm, warn)
 
 
 def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:

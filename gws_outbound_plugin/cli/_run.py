@@ -37,7 +37,7 @@ from ._common import (
 )
 from ._format import hook_line, hook_text
 from ._lifecycle import _end_gws_session, _start_error, _stop_on_signal
-from ._plugins import _load_one_off_plugins, _report_load_failures
+from ._plugins import _load_one_off_plugins, _report_load_failures, _warn_of_hook_failures
 
 
 class _Progress:
@@ -235,6 +235,7 @@ async def _run_operations(
     pm = make_plugin_manager(load_entrypoints=not args.no_plugins, environ=ctx.environ)
     _report_load_failures(pm, ctx)
     _load_one_off_plugins(pm, args.one_off_plugins)
+    _warn_of_hook_failures(pm, ctx, args.log_level)
     run: _OperationRun | None = None
     try:
         async with OutboundPlugin(pm, config) as plugin:

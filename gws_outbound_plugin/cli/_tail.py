@@ -17,7 +17,7 @@ from ..hookspecs import HOST_FIRED_HOOKS
 from ._common import _PLUGIN_CLOSE_TIMEOUT, EXIT_FAILED, EXIT_OK, _Context
 from ._format import _clock, hook_line, hook_text
 from ._lifecycle import _end_gws_session, _start_error, _stop_on_signal
-from ._plugins import _load_one_off_plugins, _report_load_failures
+from ._plugins import _load_one_off_plugins, _report_load_failures, _warn_of_hook_failures
 
 
 def _printed(hook: str, payload: Any) -> bool:
@@ -61,6 +61,7 @@ async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) 
     pm = make_plugin_manager(load_entrypoints=args.plugins, environ=ctx.environ)
     _report_load_failures(pm, ctx)
     _load_one_off_plugins(pm, args.one_off_plugins)
+    _warn_of_hook_failures(pm, ctx, args.log_level)
     stopped = anyio.Event()
     pm.register(_TailPrinter(ctx, as_json=args.json, stop=stopped.set), name="tail")
     try:

@@ -301,6 +301,38 @@ def test_a_plugin_that_cannot_load_is_one_usage_error_before_anything_is_sent(
     assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
 
 
+RAISING = """\
+from gws_outbound_plugin import hookimpl
+
+@hookimpl
+def on_operation_acknowledged(ack):
+    raise KeyError("campaign")
+"""
+
+
+def test_a_plugin_hook_that_raises_is_one_warning_line_without_a_log_level(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path
+):
+    """A plugin author trying a plugin with --plugin: its hook raised and nothing said so
+    (logs are off unless a level is asked for); the outcome line alone was printed."""
+    plugin = tmp_path / "raising.py"
+    plugin.write_text(RAISING, encoding="utf-8")
+    cli.connect(threaded_gws)
+    result = cli(*cancel(11, "--plugin", str(plugin)))
+
+    assert result.status == 0, result.err  # the cancel was acknowledged all the same
+    assert result.lines[0].startswith("acknowledged ")
+    assert result.err.splitlines() == [
+        "gws-outbound cancel: warning: plugin 'raising' raised in on_operation_acknowledged: "
+        "KeyError: 'campaign' (--log-level error shows the traceback)"
+    ]
+
+    result = cli(*cancel(12, "--plugin", str(plugin), "--log-level", "error"))
+    assert "warning: plugin 'raising'" not in result.err  # the log line says it
+    assert "plugin_hook_failed" in result.err
+    assert "KeyError: 'campaign'" in result.err
+
+
 def test_plugins_lists_a_one_off_plugin_with_its_hooks(cli: Cli, tmp_path):
     plugin = tmp_path / "my_plugin.py"
     plugin.write_text(ONE_OFF, encoding="utf-8")
