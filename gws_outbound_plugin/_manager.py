@@ -166,6 +166,18 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
                 f"was accepted and sent; observe it with a plain implementation{at}"
             )
             continue
+        if (
+            hook in names
+            and hook not in host_fired
+            and (options.get("wrapper") or options.get("hookwrapper"))
+        ):
+            problems.append(
+                f"{hook} cannot be wrapped: the plugin core calls each implementation of the "
+                "hooks it fires on its own (its own hook_timeout, its exception kept to it), "
+                "so nothing would run a wrapper around the others; implement it as a plain or "
+                f"async def function (tryfirst=True / trylast=True set its place){at}"
+            )
+            continue
         if hook not in names:
             close = _did_you_mean(hook, names)
             hint = f"did you mean {close!r}?" if close else "the hooks are " + ", ".join(names)

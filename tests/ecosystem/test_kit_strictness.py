@@ -345,3 +345,24 @@ def test_an_async_implementation_of_a_dispatched_hook_is_accepted(gws_plugin_man
             pass
 
     assert gws_plugin_manager.register(Async(), name="async") == "async"
+
+
+@pytest.mark.parametrize("kind", ["wrapper", "hookwrapper"])
+def test_a_wrapper_of_a_dispatched_hook_is_refused_when_registered(gws_plugin_manager, kind):
+    """It was accepted: registered in a running plugin it never ran (the dispatcher calls each
+    implementation on its own) and the test passed; registered before the start, the host
+    only failed at start, with no file:line; ``gws-outbound plugins`` listed it as fine."""
+
+    def on_operation_acknowledged(ack):
+        yield
+
+    plugin = type("Wrapping", (), {})()
+    plugin.on_operation_acknowledged = hookimpl(**{kind: True})(on_operation_acknowledged)
+    with pytest.raises(pluggy.PluginValidationError) as caught:
+        gws_plugin_manager.register(plugin, name="wrapping")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "plugin 'wrapping': on_operation_acknowledged cannot be wrapped" in message
+    assert "implement it as a plain or async def function" in message
+    assert f"(at {__file__}:" in message
+    assert not gws_plugin_manager.has_plugin("wrapping")
