@@ -224,8 +224,11 @@ def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def _readable_validation_error(error: pluggy.PluginValidationError, label: str) -> str:
-    """pluggy's multi-line validation message as one clear line."""
+def _readable_validation_error(
+    error: pluggy.PluginValidationError, label: str, where: Mapping[str, str | None]
+) -> str:
+    """pluggy's multi-line validation message as one clear line; ``where`` is the
+    ``file:line`` of each implementation, by hook name."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     definition = next((line for line in lines if line.startswith("hookimpl definition:")), None)
     missing = next((line for line in lines if line.startswith("Argument(s)")), None)
@@ -233,9 +236,11 @@ def _readable_validation_error(error: pluggy.PluginValidationError, label: str) 
         signature = definition.removeprefix("hookimpl definition:").strip()
         hook = signature.split("(", 1)[0]
         arguments = missing.removeprefix("Argument(s)").split(" are declared", 1)[0].strip()
+        at = f" (at {where[hook]})" if where.get(hook) else ""
         return (
             f"plugin {label!r}: {signature} asks for {arguments}, which the hook {hook} does "
-            "not pass (an implementation may take any subset of the hook's arguments, by name)"
+            "not pass (an implementation may take any subset of the hook's arguments, by "
+            f"name){at}"
         )
     return f"plugin {label!r}: " + "; ".join(lines)
 
@@ -257,7 +262,12 @@ def validated_register(
         if pm.is_registered(plugin):  # pluggy < 1.7 validates while registering
             pm.unregister(plugin)
         raise pluggy.PluginValidationError(
-            plugin, _readable_validation_error(error, label)
+            plugin,
+            _readable_validation_error(
+                error,
+                label,
+                {hook: _where(function) for hook, function in _marked_impls(pm, plugin)},
+            ),
         ) from None
     if registered is None:
         return None
