@@ -49,10 +49,12 @@ from gws_outbound_plugin import (
     CancelRequest,
     ChainAttribute,
     CompleteRecordRequest,
+    ConfigError,
     DoNotCallRecordRequest,
     EndPreviewSessionRequest,
     GetPreviewRecordRequest,
     GWSConfig,
+    GWSOutboundError,
     InvalidOperationRequest,
     OperationAck,
     OperationFailed,
@@ -766,6 +768,16 @@ def main(argv: list[str] | None = None) -> int:
         return anyio.run(main_async, args)
     except KeyboardInterrupt:
         return 130
+    except ConfigError as error:  # GWS_BASE_URL set, another setting missing or wrong
+        print(
+            f"host.py: error: {error} (without GWS_BASE_URL the host runs on the embedded "
+            "simulator)",
+            file=sys.stderr,
+        )
+        return 2
+    except GWSOutboundError as error:  # GWS unreachable, credentials refused, ...: one line
+        print(f"host.py: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -122,3 +122,33 @@ def test_on_another_gws_the_demo_says_which_steps_it_skipped(
     assert status == 0
     assert "(simulator)" not in out
     assert "the steps that move OCS's clock and stop the campaign were skipped" in out
+
+
+def test_a_gws_that_refuses_or_a_missing_setting_is_one_error_line(
+    host, cli: Cli, threaded_gws: ThreadedSimulator, monkeypatch, capsys
+):
+    """A host author pointing the example at their GWS: a wrong password, or GWS_BASE_URL
+    set without the rest, ended in a 20-line traceback through anyio and asyncio."""
+    cli.connect(threaded_gws, GWS_PASSWORD="wrong")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    capsys.readouterr()
+    status = host.main(["--no-entrypoints"])
+    err = capsys.readouterr().err
+
+    assert status == 1
+    assert "Traceback" not in err
+    assert (
+        f"host.py: error: GWS refused the credentials of 'agent1' at {threaded_gws.base_url} "
+        "(HTTP 401, statusCode 20)"
+    ) in err.splitlines()
+
+    cli.unset("GWS_USERNAME", "GWS_PASSWORD")
+    status = host.main(["--no-entrypoints"])
+    err = capsys.readouterr().err
+
+    assert status == 2
+    assert "Traceback" not in err
+    assert (
+        "host.py: error: invalid configuration: missing GWS_USERNAME, GWS_PASSWORD (without "
+        "GWS_BASE_URL the host runs on the embedded simulator)"
+    ) in err.splitlines()
