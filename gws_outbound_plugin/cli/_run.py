@@ -36,7 +36,7 @@ from ._common import (
     _isatty,
 )
 from ._format import hook_line, hook_text
-from ._lifecycle import _end_gws_session, _start_error, _stop_on_signal
+from ._lifecycle import _Connecting, _end_gws_session, _start_error, _stop_on_signal
 from ._plugins import _load_one_off_plugins, _report_load_failures, _warn_of_hook_failures
 
 
@@ -237,8 +237,11 @@ async def _run_operations(
     _load_one_off_plugins(pm, args.one_off_plugins)
     _warn_of_hook_failures(pm, ctx, args.log_level)
     run: _OperationRun | None = None
+    connecting = _Connecting(ctx.stderr, config)
+    connecting.start()
     try:
         async with OutboundPlugin(pm, config) as plugin:
+            connecting.stop()
             run = _OperationRun(args, ctx, plugin, command)
             async with anyio.create_task_group() as outer:
                 outer.start_soon(_on_signal, run, outer.cancel_scope)
@@ -262,9 +265,11 @@ async def _run_operations(
             elif args.end_session:
                 await _end_gws_session(plugin)
     except GWSOutboundError as error:
+        connecting.stop()
         ctx.error(_start_error(error))
         return EXIT_FAILED
     finally:
+        connecting.stop()
         if run is not None:
             run.progress.clear()
         await close_plugins(pm, timeout=_PLUGIN_CLOSE_TIMEOUT)

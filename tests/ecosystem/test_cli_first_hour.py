@@ -88,6 +88,46 @@ def test_an_unreachable_gws_is_one_error_line_after_the_retries(cli: Cli):
     assert "connection refused" in line
 
 
+class TerminalOutput(io.StringIO):
+    """stderr on a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("command", [cancel(11), ["tail"]], ids=["cancel", "tail"])
+def test_on_a_terminal_a_gws_that_never_answers_shows_that_it_is_connecting(
+    cli: Cli, monkeypatch, command
+):
+    """A GWS that accepts the connection and never answers: nothing at all was shown for
+    (retries + 1) x request_timeout (30 s by default), then the error line."""
+    with socket.socket() as silent:  # listening, never accepting nor answering
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        cli.env(
+            GWS_BASE_URL=f"http://127.0.0.1:{port}",
+            GWS_USERNAME="agent1",
+            GWS_PASSWORD="secret",
+            GWS_REQUEST_TIMEOUT="1.5",
+            GWS_RETRIES="0",
+        )
+        terminal = TerminalOutput()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        result = cli(*command)
+    err = terminal.getvalue()
+
+    assert result.status == 1
+    shown = f"\r\x1b[Kconnecting to GWS at http://127.0.0.1:{port} as agent1 ("
+    assert shown in err
+    assert "s; Ctrl-C to stop)" in err
+    # Cleared before the error line, which stands on a line of its own.
+    assert err.endswith(
+        f"\r\x1b[Kgws-outbound {command[0]}: error: GET /api/v2/me to "
+        f"GWS at http://127.0.0.1:{port} failed: no answer within 1.5s (ReadTimeout)\n"
+    )
+
+
 @pytest.mark.parametrize(
     "argv",
     [
