@@ -6,7 +6,10 @@ import importlib.util
 import io
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -152,3 +155,60 @@ def test_a_gws_that_refuses_or_a_missing_setting_is_one_error_line(
         "host.py: error: invalid configuration: missing GWS_USERNAME, GWS_PASSWORD (without "
         "GWS_BASE_URL the host runs on the embedded simulator)"
     ) in err.splitlines()
+
+
+class WaitingTerminal:
+    """A terminal where nobody types: each read waits for a line that never comes, and the
+    first one presses Ctrl-C (SIGINT to this process) a moment later."""
+
+    def __init__(self) -> None:
+        self._read_end, self._write_end = os.pipe()  # the read end stays open: a read may
+        self._pressed = threading.Event()  # still be on its way out when the test ends
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, *args: object) -> str:
+        if not self._pressed.is_set():
+            self._pressed.set()
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        line = b""
+        while not line.endswith(b"\n") and (byte := os.read(self._read_end, 1)):
+            line += byte
+        return line.decode()
+
+    def __iter__(self) -> WaitingTerminal:
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self) -> None:
+        """Ctrl-D: a read still waiting returns."""
+        os.close(self._write_end)
+
+
+def test_ctrl_c_while_reading_stdin_leaves_no_thread_that_keeps_the_process_alive(
+    host, cli: Cli, monkeypatch, capsys
+):
+    """``examples/host.py --stdin`` on a terminal, Ctrl-C: the plugin closed, then the process
+    hung until Enter or Ctrl-D: the line was read by a worker thread of the event loop, not a
+    daemon, which the interpreter waits for at exit."""
+    before = set(threading.enumerate())
+    terminal = WaitingTerminal()
+    monkeypatch.setattr(sys, "stdin", terminal)
+    try:
+        status = host.main(["--stdin", "--no-entrypoints"])
+        left = [
+            thread
+            for thread in threading.enumerate()
+            if thread not in before and thread.is_alive() and not thread.daemon
+        ]
+    finally:
+        terminal.close()
+
+    assert status == 130
+    assert left == []
