@@ -237,6 +237,7 @@ async def _run_operations(
     _load_one_off_plugins(pm, args.one_off_plugins)
     _warn_of_hook_failures(pm, ctx, args.log_level)
     run: _OperationRun | None = None
+    unfinished = 0
     connecting = _Connecting(ctx.stderr, config)
     connecting.start()
     try:
@@ -261,6 +262,7 @@ async def _run_operations(
                 # Fail what is still pending (reason shut_down) without waiting, and say so.
                 await plugin.aclose(drain=False)
                 for ticket in run.unfinished():
+                    unfinished += 1
                     run.report(ticket, interrupted=True)
             elif args.end_session:
                 await _end_gws_session(plugin)
@@ -274,10 +276,13 @@ async def _run_operations(
             run.progress.clear()
         await close_plugins(pm, timeout=_PLUGIN_CLOSE_TIMEOUT)
     if run is not None and run.interrupted:
-        ctx.note(
-            f"interrupted: the {command.what} still waiting were reported above (outcome "
-            "unknown: sent, GWS may have acted; shut_down: never sent)"
-        )
+        if unfinished:
+            ctx.note(
+                f"interrupted: the {command.what} still waiting were reported above (outcome "
+                "unknown: sent, GWS may have acted; shut_down: never sent)"
+            )
+        else:
+            ctx.note("interrupted: no request was waiting for its outcome")
         return EXIT_INTERRUPTED
     return EXIT_OK if run is not None and run.ok else EXIT_FAILED
 

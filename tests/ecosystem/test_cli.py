@@ -925,6 +925,29 @@ async def test_ctrl_c_while_waiting_prints_the_interrupted_outcome_as_json(gws_s
     assert "Traceback" not in stderr.decode()
 
 
+@pytest.mark.anyio
+async def test_ctrl_c_with_nothing_waiting_does_not_point_at_reports_above(gws_simulator):
+    """``cancel --stdin``: one line answered, then Ctrl-C while reading more: the last line
+    said 'the records still waiting were reported above', and none was."""
+    args = ["cancel", "--stdin", "--no-plugins", *RECORD_ARGS, "CallingList1"]
+    async with started(args, gws_env(gws_simulator)) as process:
+        assert process.stdin is not None and process.stdout is not None
+        assert process.stderr is not None
+        await process.stdin.send(b'{"recordHandle": 999}\n')  # OCS refuses it at once
+        line = await read_line(BufferedByteReceiveStream(process.stdout))
+        assert line.startswith("failed ")
+        process.send_signal(signal.SIGINT)  # stdin still open: the CLI waits for lines
+        with anyio.fail_after(15):
+            assert await process.wait() == 130
+        stderr = b""
+        with contextlib.suppress(anyio.EndOfStream):
+            while True:
+                stderr += await process.stderr.receive()
+    assert stderr.decode().splitlines() == [
+        "gws-outbound cancel: interrupted: no request was waiting for its outcome"
+    ]
+
+
 # -- on a terminal: the password prompt and the progress display ---------------------------------
 
 _PTY_DRIVER = r"""
