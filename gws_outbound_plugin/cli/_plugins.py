@@ -64,11 +64,24 @@ def _import_module_or_file(spec: str) -> tuple[str, ModuleType]:
     return spec, importlib.import_module(spec)
 
 
-def _load_one_off_plugins(pm: Any, specs: Sequence[str]) -> None:
-    """Register each ``--plugin``; any problem is a usage error (exit 2, nothing sent)."""
+def _load_one_off_plugins(pm: Any, specs: Sequence[str], ctx: _Context) -> None:
+    """Register each ``--plugin``; any problem is a usage error (exit 2, nothing sent). The
+    installed plugin itself (a project installed with ``pip install -e .``, then tried with
+    ``--plugin``) is loaded once; another plugin of an installed one's name is refused with
+    how to load it instead."""
     for spec in specs:
         try:
             name, module = _import_plugin(spec)
+            if pm.is_registered(module):
+                ctx.note(
+                    f"--plugin {spec} is the installed plugin {pm.get_name(module)!r}: loaded once"
+                )
+                continue
+            if pm.has_plugin(name):
+                raise _UsageError(
+                    f"--plugin {spec}: a plugin named {name!r} is installed and loaded "
+                    f"already: set {ENV_DISABLE}={name} to load this one instead"
+                )
             pm.register(module, name=name)
         except _UsageError:
             raise
@@ -143,7 +156,7 @@ def _warn_of_hook_failures(pm: Any, ctx: _Context, log_level: str | None) -> Non
 
 def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     pm = make_plugin_manager(environ=ctx.environ)
-    _load_one_off_plugins(pm, args.one_off_plugins)
+    _load_one_off_plugins(pm, args.one_off_plugins, ctx)
     infos = describe_plugins(pm)
     failures = sorted(plugin_load_failures(pm), key=lambda failure: failure.name)
     warned = any(info.warnings for info in infos)

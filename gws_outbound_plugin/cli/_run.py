@@ -234,7 +234,7 @@ async def _run_operations(
     # Installed plugins that fail to load are logged by name and skipped.
     pm = make_plugin_manager(load_entrypoints=not args.no_plugins, environ=ctx.environ)
     _report_load_failures(pm, ctx)
-    _load_one_off_plugins(pm, args.one_off_plugins)
+    _load_one_off_plugins(pm, args.one_off_plugins, ctx)
     _warn_of_hook_failures(pm, ctx, args.log_level)
     run: _OperationRun | None = None
     unfinished = 0

@@ -60,7 +60,7 @@ class _TailPrinter(EveryHook):
 async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) -> int:
     pm = make_plugin_manager(load_entrypoints=args.plugins, environ=ctx.environ)
     _report_load_failures(pm, ctx)
-    _load_one_off_plugins(pm, args.one_off_plugins)
+    _load_one_off_plugins(pm, args.one_off_plugins, ctx)
     _warn_of_hook_failures(pm, ctx, args.log_level)
     stopped = anyio.Event()
     pm.register(_TailPrinter(ctx, as_json=args.json, stop=stopped.set), name="tail")

@@ -373,6 +373,55 @@ def test_a_plugin_hook_that_raises_is_one_warning_line_without_a_log_level(
     assert "KeyError: 'campaign'" in result.err
 
 
+def test_plugin_of_an_installed_plugin_loads_it_once(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, monkeypatch
+):
+    """A plugin author who installed the project (pip install -e .) and then tries it with
+    --plugin, as writing-a-plugin.md and the generated module's docstring show: pluggy's
+    'ValueError: Plugin already registered under a different name' with the whole registry's
+    reprs, exit 2, nothing sent."""
+    from .conftest import make_site
+
+    site = make_site(tmp_path, {"mine": ONE_OFF})
+    monkeypatch.syspath_prepend(str(site))
+    cli.connect(threaded_gws, GWS_OUTBOUND_PLUGINS="mine")
+
+    listed = cli("plugins", "--plugin", "gwsx_mine")
+    assert listed.status == 0, listed.err
+    assert [line for line in listed.lines if line.startswith("mine ")] == [
+        "mine  [gwsx-mine 1.0]"
+    ]
+    assert listed.err.splitlines() == [
+        "gws-outbound plugins: --plugin gwsx_mine is the installed plugin 'mine': loaded once"
+    ]
+
+    result = cli(*cancel(11, "--plugin", "gwsx_mine"))
+    assert result.status == 0, result.err
+    assert result.lines.count("one-off plugin saw CancelRecord 11") == 1
+
+
+def test_plugin_named_like_an_installed_one_says_how_to_load_it_instead(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, monkeypatch
+):
+    """The working copy ./mine.py of an installed plugin 'mine': pluggy's 'Plugin name
+    already registered' with the registry's reprs."""
+    from .conftest import make_site
+
+    site = make_site(tmp_path, {"mine": ONE_OFF})
+    monkeypatch.syspath_prepend(str(site))
+    (tmp_path / "mine.py").write_text(ONE_OFF, encoding="utf-8")
+    cli.connect(threaded_gws, GWS_OUTBOUND_PLUGINS="mine")
+    result = cli(*cancel(11, "--plugin", str(tmp_path / "mine.py")))
+
+    assert result.status == 2
+    assert result.err.splitlines() == [
+        f"gws-outbound cancel: error: --plugin {tmp_path / 'mine.py'}: a plugin named 'mine' "
+        "is installed and loaded already: set GWS_OUTBOUND_DISABLE_PLUGINS=mine to load this "
+        "one instead"
+    ]
+    assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
+
+
 def test_plugins_lists_a_one_off_plugin_with_its_hooks(cli: Cli, tmp_path):
     plugin = tmp_path / "my_plugin.py"
     plugin.write_text(ONE_OFF, encoding="utf-8")
