@@ -621,6 +621,13 @@ def load_extra_plugins(pm: Any, specs: list[str]) -> None:
                 if not hasattr(plugin, attribute):
                     raise SystemExit(f"--plugin {spec}: {where} has no attribute {attribute!r}")
                 plugin = getattr(plugin, attribute)
+            if pm.is_registered(plugin):  # the plugin being written, installed with pip -e
+                name = pm.get_name(plugin)
+                print(
+                    f"--plugin {spec} is the installed plugin {name!r}: loaded once",
+                    file=sys.stderr,
+                )
+                continue
             pm.register(plugin, name=spec)
         except SystemExit:
             raise

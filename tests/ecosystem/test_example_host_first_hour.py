@@ -116,6 +116,33 @@ def test_a_plugin_file_is_loaded_for_one_run(host, cli: Cli, monkeypatch, capsys
     assert "my_plugin saw CancelRecord" in out.splitlines()
 
 
+def test_a_plugin_file_of_an_installed_plugin_is_loaded_once(
+    host, cli: Cli, monkeypatch, capsys, tmp_path
+):
+    """The plugin being written, installed with pip install -e and given with --plugin: the
+    host stopped with pluggy's 'Plugin already registered' and the registry's reprs."""
+    from .conftest import make_site
+
+    source = (
+        "from gws_outbound_plugin import hookimpl\n\n"
+        "@hookimpl\n"
+        "def on_operation_acknowledged(ack):\n"
+        "    print('mine saw', ack.operation)\n"
+    )
+    monkeypatch.syspath_prepend(str(make_site(tmp_path, {"hostmine": source})))
+    cli.env(GWS_OUTBOUND_PLUGINS="hostmine")
+    line = {"recordHandle": 16, "applicationId": 134, "campaignName": "Campaign1"}
+    line["callingList"] = "CallingList1"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(line) + "\n"))
+    capsys.readouterr()
+    status = host.main(["--stdin", "--plugin", "gwsx_hostmine"])
+    captured = capsys.readouterr()
+
+    assert status == 0, captured.err
+    assert captured.out.splitlines().count("mine saw CancelRecord") == 1
+    assert "--plugin gwsx_hostmine is the installed plugin 'hostmine': loaded once" in captured.err
+
+
 def test_on_another_gws_the_demo_says_which_steps_it_skipped(
     host, cli: Cli, threaded_gws: ThreadedSimulator, monkeypatch, capsys
 ):
