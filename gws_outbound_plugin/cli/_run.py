@@ -294,4 +294,6 @@ async def _on_signal(run: _OperationRun, scope: anyio.CancelScope) -> None:
         await stopped.wait()
         tg.cancel_scope.cancel()
     run.interrupted = True
+    run.progress.clear()  # what is left is reported at once: no more "Ctrl-C to stop"
+    run.progress.enabled = False
     scope.cancel()

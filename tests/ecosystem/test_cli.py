@@ -1052,6 +1052,22 @@ async def test_progress_is_shown_on_a_terminal_while_waiting(gws_simulator):
         assert await tty.exit_status() == 0
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.anyio
+async def test_after_ctrl_c_the_progress_line_no_longer_says_press_ctrl_c(gws_simulator):
+    """Between the interrupted outcomes it drew 'waiting for 1 outcome(s) ... (Ctrl-C to
+    stop)' again, after Ctrl-C had been pressed."""
+    gws_simulator.faults.hold_notifications()
+    args = ["cancel", "--record-handle", "11", "12", "13", *RECORD_ARGS, "CallingList1"]
+    async with terminal([*args, "--no-plugins"], gws_env(gws_simulator)) as tty:
+        await tty.expect("waiting for 3 outcome(s): 0 acknowledged")
+        await tty.type(b"\x03")
+        assert await tty.exit_status() == 130
+    after = tty.transcript.split("^C", 1)[1]
+    assert after.count("(interrupted)") == 3
+    assert "Ctrl-C to stop" not in after
+
+
 # -- the other operations -------------------------------------------------------------------------
 
 
