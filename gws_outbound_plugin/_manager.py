@@ -149,6 +149,14 @@ def _marked_impls_with_options(
     return found
 
 
+def _takes_self(function: object) -> bool:
+    """A plain function whose first parameter is ``self``: a method read from its class."""
+    if not inspect.isfunction(function):
+        return False
+    parameters = list(inspect.signature(function).parameters)
+    return bool(parameters) and parameters[0] == "self"
+
+
 def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     names = _spec_names(pm)
     host_fired = _host_fired_hooks(names)
@@ -156,6 +164,13 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
     for hook, function, options in _marked_impls_with_options(pm, plugin):
         where = _where(function)
         at = f" (at {where})" if where else ""
+        if isinstance(plugin, type) and _takes_self(function):
+            problems.append(
+                f"it is the class {plugin.__name__}, not an instance: {hook}(self, ...) would be "
+                f"called without one; register {plugin.__name__}() (in an entry point, name a "
+                f"module attribute such as plugin = {plugin.__name__}()){at}"
+            )
+            continue
         if (
             hook in host_fired
             and (options.get("wrapper") or options.get("hookwrapper"))
