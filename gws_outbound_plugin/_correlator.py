@@ -83,6 +83,10 @@ class Correlator:
             **self._recent.sizes(),
         }
 
+    def waiting(self, token: int) -> bool:
+        """Whether ``token`` has no outcome yet."""
+        return token in self._pending.entries
+
     def is_queued(self, token: int) -> bool:
         entry = self._pending.entries.get(token)
         return entry is not None and entry.phase is Phase.READY

@@ -370,10 +370,14 @@ class Engine:
     def sending(self, token: int) -> bool:
         return self._correlator.sending(token)
 
-    def resending(self, token: int) -> None:
-        """The transport writes the POST of ``token`` again: the last attempt certainly did
-        not reach GWS."""
+    def resending(self, token: int) -> bool:
+        """The transport is about to write the POST of ``token`` again (the last attempt
+        certainly did not reach GWS); whether it should: not once its request has an outcome
+        (its deadline passed meanwhile), as a request with an outcome is never sent."""
+        if not self._correlator.waiting(token):
+            return False
         self._apply(self._correlator.resending(token))
+        return True
 
     def posted(
         self,

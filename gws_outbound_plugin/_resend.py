@@ -23,11 +23,11 @@ from typing import Final
 __all__ = ["announce", "announce_resend", "stop_announcing"]
 
 # (what to call, its argument): the sender's ``Engine.resending`` and the request's token.
-_Target = tuple[Callable[[int], None], int]
+_Target = tuple[Callable[[int], bool], int]
 _ANNOUNCE: Final[ContextVar[_Target | None]] = ContextVar("gws_outbound_resend", default=None)
 
 
-def announce(callback: Callable[[int], None], token: int) -> Token[_Target | None]:
+def announce(callback: Callable[[int], bool], token: int) -> Token[_Target | None]:
     """From now on (in this task), :func:`announce_resend` calls ``callback(token)``; undo with
     :func:`stop_announcing` and what this returned."""
     return _ANNOUNCE.set((callback, token))
@@ -37,12 +37,18 @@ def stop_announcing(previous: Token[_Target | None]) -> None:
     _ANNOUNCE.reset(previous)
 
 
-def announce_resend() -> None:
+def announce_resend() -> bool:
     """Tell the plugin that the POST being made is about to be written again because the last
     attempt certainly did not reach GWS (or GWS refused it unread): what was matched to the
     request by key meanwhile was another client's answer (matching rule M10) and is
     forgotten. For an ``OperationPoster`` that retries on its own, called inside
-    ``post_operation`` right before each new attempt; elsewhere it does nothing."""
+    ``post_operation`` right before each new attempt; elsewhere it does nothing.
+
+    Returns whether to write it: ``False`` when its request has an outcome already (its
+    deadline passed during the retries, the plugin is closing): the transport then gives up
+    without writing it (``GWSTransportError``, nothing sent), as the sender never writes a
+    request that has its outcome. ``True`` outside a POST of the plugin."""
     target = _ANNOUNCE.get()
-    if target is not None:
-        target[0](target[1])
+    if target is None:
+        return True
+    return target[0](target[1])

@@ -436,8 +436,13 @@ class GWSSession(SessionHeaders):
         async def attempt() -> Mapping[str, Any]:
             nonlocal first, made
             if first is None:
-                if made and method == "POST":
-                    announce_resend()  # the last attempt certainly did not reach GWS (M10)
+                # The last attempt certainly did not reach GWS (M10); and not written again
+                # for a request that has its outcome meanwhile.
+                if made and method == "POST" and not announce_resend():
+                    raise GWSTransportError(
+                        f"{method} {path} was not written again: its request has its outcome "
+                        "already; nothing more was sent"
+                    )
                 made = True
                 response = await self._exchange(method, path, body)
             elif isinstance(first, _Answer):

@@ -103,3 +103,53 @@ class TestOnFakeGWS:
             first.reference_id,
             second.reference_id,
         ]
+
+
+# -- no POST written for a request that has its outcome ----------------------------------------
+
+
+async def test_no_post_is_written_again_for_a_request_that_has_its_outcome(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """Two cancels of one record, accepted together: the second waits for the first (one
+    request at a time per record), which takes long (its first POST answered 503, resent
+    after ``retry_backoff``; OCS slow to answer). The second's first POST is answered 503
+    too, and its deadline (counted from its acceptance) passes during the backoff: it ends
+    ``outcome_unknown``.
+
+    Before, ``GWSSession`` wrote it again after the backoff all the same: a POST for a
+    request whose host had its outcome, written while the next request on the record could
+    be in flight (two of ours on one record, which matching by key relies on never
+    happening). A resend is announced (``announce_resend()``), and the plugin now answers
+    that the request has its outcome: nothing more is written, as the sender never writes a
+    request that has its outcome."""
+    config = fast_config(
+        sim.base_url, retries=1, retry_backoff=1.0, request_timeout=0.2, ack_timeout=1.0
+    )
+    handle = handles(sim, 1)[0]
+    async with OutboundPlugin(pm, config) as plugin:
+        bound = plugin.outcome_bound
+        # The first cancel: 503, then (resent after 1 s) accepted, OCS answering 0.9 s later.
+        sim.faults.http_error(503, count=1)
+        sim.faults.delay_notifications(0.9, count=1)
+        first, second = request_for(sim, handle), request_for(sim, handle)
+        tickets = [plugin.submit(first), plugin.submit(second)]
+        with anyio.fail_after(5):
+            while [c.status for c in sim.cancels] != [503, 200]:
+                await anyio.sleep(0.01)
+        sim.faults.http_error(503, count=1)  # the second's first POST
+        with anyio.fail_after(5):
+            await tickets[0]
+        started = anyio.current_time()
+        with anyio.fail_after(bound), pytest.raises(CancelFailed) as info:
+            await tickets[1]
+        assert info.value.failure.reason is FailureReason.OUTCOME_UNKNOWN
+        assert anyio.current_time() - started < config.retry_backoff  # during the backoff
+        await anyio.sleep(config.retry_backoff + 0.5)  # when the resend was due
+        await plugin.wait_hooks_idle(5)
+    bodies = [(c.status, c.body["referenceId"]) for c in sim.cancels]
+    assert bodies == [
+        (503, first.reference_id),
+        (200, first.reference_id),
+        (503, second.reference_id),
+    ]

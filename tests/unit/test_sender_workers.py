@@ -50,8 +50,9 @@ class RecordingEngine:
     def sending(self, token: int) -> bool:
         return True
 
-    def resending(self, token: int) -> None:
+    def resending(self, token: int) -> bool:
         """Nothing to forget: these tests make no resends."""
+        return True
 
     def posted(
         self,
