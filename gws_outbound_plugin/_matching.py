@@ -140,9 +140,11 @@ def by_key_only(entry: Candidate) -> bool:
 
 
 def _wants(entry: Candidate, u: UserEventNotice) -> bool:
+    if entry.outbound is not None and (u.is_error or u.name in entry.spec.empty):
+        # M9: its acknowledgement came by reference (a record, for GetPreviewRecord); an
+        # unreferenced refusal or "no record" is another client's answer.
+        return False
     if u.is_error:
-        if entry.outbound is not None:
-            return False  # M9: GWS acknowledged it; an unreferenced refusal is another's
         return u.name not in ANSWER_EVENTS or answers(entry.spec, u.name)
     return answers(entry.spec, u.name)
 
