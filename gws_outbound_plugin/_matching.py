@@ -179,11 +179,12 @@ def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:
         rule, keys = "M7", message.keys[:1]  # a refusal naming no operation: its record only
     else:
         return Placement(Verdict.NOT_OURS, "M3")  # not an answer: an event of OCS's own
+    answer, refusal = rule == "M4", message.is_error
     for key in keys:  # most specific first; the first key with a candidate decides
-        if recent.is_owed(key, name, answer=rule == "M4"):
+        if recent.is_owed(key, name, answer, refusal):
             if recent.was_taken(message.content):
                 return Placement(Verdict.REPEAT, "M8")  # a copy of an answer placed before
-            recent.claim_owed(key, name, answer=rule == "M4")
+            recent.claim_owed(key, name, answer, refusal)
             return Placement(Verdict.LATE, rule)  # an earlier request's, sent before
         entry = pending.head(key)
         if entry is not None and entry.sent and _wants(entry, message):

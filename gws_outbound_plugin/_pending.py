@@ -231,7 +231,11 @@ class PendingRequests:
         recent.reserve(entry.request.reference_id)
         event, content = entry.user_event, entry.user_content
         if event is None and entry.key is not None:
-            recent.owe(entry.key, entry.spec)
+            # Acknowledged by its notification (M9): it is owed neither a refusal nor, after
+            # a record, a "no record".
+            recent.owe(
+                entry.key, entry.spec, acknowledged=entry.outbound is not None, empty=entry.empty
+            )
         elif event is not None and content is not None and _unreferenced(event):
             recent.took(content)
         for _, part, part_content in entry.event_parts:

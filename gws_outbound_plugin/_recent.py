@@ -97,13 +97,32 @@ _Part = tuple[int, int, UserEvent, int, bytes | None]
 
 class Owed:
     """A request that was sent and ended without its user event: the next unreferenced answer
-    on its key is its late answer (OCS answers a key's requests in order)."""
+    on its key is its late answer (OCS answers a key's requests in order). One whose
+    acknowledgement notification arrived (``acknowledged``: GWS acknowledged it) is owed
+    the user event of that acknowledgement only, never a refusal, nor a "no record" after a
+    record (M9): those are another request's."""
 
-    __slots__ = ("spec", "stamp")
+    __slots__ = ("acknowledged", "empty", "spec", "stamp")
 
-    def __init__(self, spec: OperationSpec, stamp: int) -> None:
+    def __init__(
+        self, spec: OperationSpec, stamp: int, *, acknowledged: bool = False, empty: bool = False
+    ) -> None:
         self.spec = spec
         self.stamp = stamp
+        self.acknowledged = acknowledged
+        self.empty = empty
+        """Acknowledged with no record (``GetPreviewRecord``'s "no record")."""
+
+    def takes(self, name: str | None, answer: bool, refusal: bool) -> bool:
+        """Whether an unreferenced user event may be its late answer: a ``refusal`` or not,
+        named ``name`` (``answer`` false: a refusal that names no operation, M7)."""
+        if refusal and self.acknowledged:
+            return False
+        if not answer:
+            return True
+        if name in self.spec.empty:
+            return self.empty or not self.acknowledged
+        return name in self.spec.user_events
 
 
 class Aging:
@@ -306,27 +325,37 @@ class Recent:
         """A request that ended: its reference id stays reserved (M2)."""
         self.reserved.add(reference_id, self.stamp())
 
-    def owe(self, key: CorrelationKey, spec: OperationSpec) -> None:
-        self._owed.setdefault(key, []).append(Owed(spec, self.stamp()))
+    def owe(
+        self,
+        key: CorrelationKey,
+        spec: OperationSpec,
+        *,
+        acknowledged: bool = False,
+        empty: bool = False,
+    ) -> None:
+        slot = Owed(spec, self.stamp(), acknowledged=acknowledged, empty=empty)
+        self._owed.setdefault(key, []).append(slot)
 
-    def is_owed(self, key: CorrelationKey, name: str | None, answer: bool) -> bool:
-        """Whether a request on ``key`` is still owed an answer named ``name``."""
+    def is_owed(
+        self, key: CorrelationKey, name: str | None, answer: bool, refusal: bool = False
+    ) -> bool:
+        """Whether a request on ``key`` is still owed this unreferenced user event (see
+        :meth:`Owed.takes`)."""
         owed = self._owed.get(key)
         if not owed:
             return False  # the usual case: nothing is owed on the key
-        return any(
-            not answer or (name is not None and name in slot.spec.user_events | slot.spec.empty)
-            for slot in owed
-        )
+        return any(slot.takes(name, answer, refusal) for slot in owed)
 
-    def claim_owed(self, key: CorrelationKey, name: str | None, answer: bool) -> Owed | None:
-        """The earliest request on ``key`` still owed an answer named ``name`` (any, for a
+    def claim_owed(
+        self, key: CorrelationKey, name: str | None, answer: bool, refusal: bool = False
+    ) -> Owed | None:
+        """The earliest request on ``key`` still owed this unreferenced user event (a
         refusal that names no operation: ``answer`` false); it is owed no longer."""
         owed = self._owed.get(key)
         if not owed:
             return None
         for i, slot in enumerate(owed):
-            if not answer or (name is not None and name in slot.spec.user_events | slot.spec.empty):
+            if slot.takes(name, answer, refusal):
                 del owed[i]
                 if not owed:
                     del self._owed[key]
