@@ -100,7 +100,8 @@ class Owed:
     on its key is its late answer (OCS answers a key's requests in order). One whose
     acknowledgement notification arrived (``acknowledged``: GWS acknowledged it) is owed
     the user event of that acknowledgement only, never a refusal, nor a "no record" after a
-    record (M9): those are another request's."""
+    record (M9): those are another request's. (One acknowledged "no record" may still get
+    OCS's "no record", in either form: an empty answer or a refusal saying so.)"""
 
     __slots__ = ("acknowledged", "empty", "spec", "stamp")
 
@@ -116,7 +117,7 @@ class Owed:
     def takes(self, name: str | None, answer: bool, refusal: bool) -> bool:
         """Whether an unreferenced user event may be its late answer: a ``refusal`` or not,
         named ``name`` (``answer`` false: a refusal that names no operation, M7)."""
-        if refusal and self.acknowledged:
+        if refusal and self.acknowledged and not self.empty:
             return False
         if not answer:
             return True
