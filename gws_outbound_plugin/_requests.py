@@ -130,6 +130,8 @@ def _show(value: object, *, as_str: bool = False) -> str:
         text = str(value) if as_str else repr(value)
     except Exception:  # reporting the bad value must not fail
         text = f"<unprintable {type(value).__name__}>"
+    if as_str and not _sendable(text):  # a lone surrogate: escaped, so a log line can carry it
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -101,6 +101,12 @@ async def test_a_text_with_half_an_emoji_is_refused_before_anything_is_accepted(
             message.encode("utf-8")  # a log line can carry it
             assert "5550199" not in message
             assert "lunch" not in message
+        # A bus key cut the same way is named, escaped: the error can be logged.
+        event = {**events["callingList"], "note\ud83d": "x"}
+        with pytest.raises(InvalidOperationRequest) as info:
+            CancelRequest.from_bus(event)
+        assert "note\\ud83d" in str(info.value)
+        str(info.value).encode("utf-8")
         assert plugin.pending_count == 0
     assert sim.operations == []
     assert recorder.calls == []
