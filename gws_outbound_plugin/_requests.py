@@ -155,7 +155,7 @@ def _check_text(value: object) -> str | None:
         return f"must be at most {MAX_TEXT_LENGTH} characters, got {len(value)}"
     if _CONTROL_CHARS.search(value):
         return "must not contain control characters"
-    if not _sendable(value):
+    if not value.isascii() and not _sendable(value):  # no call for the usual ASCII text
         return _NOT_SENDABLE
     return None
 
