@@ -24,6 +24,7 @@ camelCase keys (a line without ``operationName`` is a cancel, as in earlier vers
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime
 import importlib
@@ -33,6 +34,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -49,10 +51,12 @@ from gws_outbound_plugin import (
     CancelRequest,
     ChainAttribute,
     CompleteRecordRequest,
+    ConfigError,
     DoNotCallRecordRequest,
     EndPreviewSessionRequest,
     GetPreviewRecordRequest,
     GWSConfig,
+    GWSOutboundError,
     InvalidOperationRequest,
     OperationAck,
     OperationFailed,
@@ -546,8 +550,7 @@ async def run_stdin(plugin: OutboundPlugin, bus: MessageBus, write: Callable[[st
     # Whoever puts events on the bus need not know the agent's device: a line without
     # devicePath gets the agent's own (the first device GWS lists for the agent).
     device = await plugin.device_path()
-    stdin = anyio.wrap_file(sys.stdin)
-    async for line in stdin:
+    async for line in stdin_lines():
         text = line.strip()
         if not text:
             continue
@@ -574,6 +577,35 @@ async def run_stdin(plugin: OutboundPlugin, bus: MessageBus, write: Callable[[st
     return 0
 
 
+async def stdin_lines() -> AsyncIterator[str]:
+    """The lines of stdin, read by a daemon thread: on Ctrl-C the host exits at once. (Read by
+    a worker thread of the event loop, the read still waiting for a line kept the process
+    alive after the plugin had closed, until Enter or Ctrl-D.)"""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
+
+    def hand_over(line: str | None) -> bool:
+        """Put ``line`` in the queue, waiting for room; False once the loop is gone."""
+        put = lines.put(line)
+        try:
+            asyncio.run_coroutine_threadsafe(put, loop).result()
+        except Exception:  # the loop is closed (Ctrl-C): the line goes nowhere
+            put.close()
+            return False
+        return True
+
+    def read() -> None:
+        with contextlib.suppress(Exception):  # stdin broke: as at its end
+            for line in sys.stdin:
+                if not hand_over(line):
+                    return
+        hand_over(None)
+
+    threading.Thread(target=read, name="host.py stdin", daemon=True).start()
+    while (line := await lines.get()) is not None:
+        yield line
+
+
 def load_extra_plugins(pm: Any, specs: list[str]) -> None:
     """Register one-off plugins for this run: an importable module name (``my_plugin``,
     ``package.module``) or the path of a ``.py`` file, no packaging needed, or an object in
@@ -589,6 +621,13 @@ def load_extra_plugins(pm: Any, specs: list[str]) -> None:
                 if not hasattr(plugin, attribute):
                     raise SystemExit(f"--plugin {spec}: {where} has no attribute {attribute!r}")
                 plugin = getattr(plugin, attribute)
+            if pm.is_registered(plugin):  # the plugin being written, installed with pip -e
+                name = pm.get_name(plugin)
+                print(
+                    f"--plugin {spec} is the installed plugin {name!r}: loaded once",
+                    file=sys.stderr,
+                )
+                continue
             pm.register(plugin, name=spec)
         except SystemExit:
             raise
@@ -766,6 +805,16 @@ def main(argv: list[str] | None = None) -> int:
         return anyio.run(main_async, args)
     except KeyboardInterrupt:
         return 130
+    except ConfigError as error:  # GWS_BASE_URL set, another setting missing or wrong
+        print(
+            f"host.py: error: {error} (without GWS_BASE_URL the host runs on the embedded "
+            "simulator)",
+            file=sys.stderr,
+        )
+        return 2
+    except GWSOutboundError as error:  # GWS unreachable, credentials refused, ...: one line
+        print(f"host.py: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -124,6 +124,7 @@ class Answers:
         elif n.notification == spec.acknowledgement:
             if entry.outbound is None:
                 entry.outbound = n.data
+                _acknowledged_by_reference(entry)
                 if spec.pushed and n.record_handle is not None:
                     self._pair_preview(entry, n.record_handle)
                 self._p.half(entry)
@@ -206,6 +207,8 @@ class Answers:
             self._p.acknowledge(entry)
         elif answers(spec, u.name) and entry.user_event is None:
             entry.user_event, entry.user_content, entry.maybe = event, u.content, None
+            if u.reference is not None:
+                _acknowledged_by_reference(entry)
             if spec.part is not None:
                 entry.chain = u.chain
                 self._collect_parts(entry, before=self.seq)
@@ -229,7 +232,12 @@ class Answers:
             user_data=event.user_data,
         )
         if self._p.provisional(entry):
-            self._p.decide_after_post(entry, failed)  # matched by key: GWS's answer decides
+            # Matched by key: GWS's answer decides (M10). Whoever it turns out to be for (this
+            # request, or another client's if GWS refuses the POST or acknowledges the request
+            # by its reference id, M9), a copy of it is a repeat (M8), as of one that decides.
+            if u.content is not None:
+                self._recent.took(u.content)
+            self._p.decide_after_post(entry, failed)
             return
         entry.user_event = event
         self._p.finish(entry, failed)
@@ -329,3 +337,10 @@ class Answers:
         if isinstance(effect, Foreign):
             self._stats["foreign_acks"] += 1
         self._p.fx.append(effect)
+
+
+def _acknowledged_by_reference(entry: Entry) -> None:
+    """M9: a message with ``entry``'s reference id acknowledges it, so a refusal matched by
+    key while its POST was unanswered (held for GWS's answer, M10) was another client's."""
+    if isinstance(entry.after_post, Failed):
+        entry.after_post = None

@@ -217,5 +217,7 @@ def refuse_wrappers(pm: pluggy.PluginManager) -> None:
             if impl.hookwrapper or impl.wrapper:
                 raise GWSOutboundError(
                     f"plugin {impl.plugin_name!r} wraps {hook_name}: hook wrappers are "
-                    "not supported on the hooks the dispatcher fires"
+                    "not supported on the hooks the dispatcher fires (it calls each "
+                    "implementation on its own); implement it as a plain or async def "
+                    "function (tryfirst=True / trylast=True set its place)"
                 )

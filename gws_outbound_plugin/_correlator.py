@@ -173,10 +173,14 @@ class Correlator:
     ) -> list[Effect]:
         """The POST of ``token`` ended with ``result``."""
         entry = self._pending.entries.get(token)
-        if entry is None:
-            return []  # decided already
         unfinished = result is PostResult.REJECTED and status_code in UNFINISHED_STATUS_CODES
-        if result is PostResult.ACCEPTED or result is PostResult.NO_ANSWER or unfinished:
+        processed = result is PostResult.ACCEPTED or result is PostResult.NO_ANSWER or unfinished
+        if entry is None:  # decided already (its deadline, a lost session)
+            key = self._pending.owed_unposted.pop(token, None)
+            if key is not None and not processed:
+                self._recent.forgive(key, token)  # GWS never passed it on: owed nothing (M4)
+            return []
+        if processed:
             if not entry.sent:
                 return []  # never written: a confused sender, ignore
             move(entry, "posted")
@@ -268,7 +272,8 @@ class Correlator:
     def session_restored(self) -> list[Effect]:
         """The CometD session is back. Messages already on their way are processed during one
         merge window; then what was sent before the loss and is still pending ends: with what
-        arrived of its answer, else ``outcome_unknown``. The timer names the loss it settles:
+        arrived of its answer, else ``outcome_unknown`` (unless GWS has not answered its POST:
+        that answer decides). The timer names the loss it settles:
         what is lost again before it expires waits for the next restoration's."""
         self._lost = False
         return [StartTimer(("settle", self._losses), self.settle_delay)]
@@ -283,11 +288,16 @@ class Correlator:
         lost in it (or before) and not lost again since ends now. A request lost again since
         waits for the grace period of the restoration after that loss (or its deadline)."""
         lost = [e for e in self._pending.entries.values() if 0 < e.lost <= loss]
-        # M10: what was matched by key alone while GWS has not answered the POST waits for
-        # that answer (a refusal proves it was another client's); the deadline bounds it.
-        waiting = [e for e in lost if not decides_now(e) and (e.answered or e.after_post)]
+        # GWS has not answered the POST (it is being written, or waits to be written again
+        # after GWS refused it unread): that answer decides, not the grace period. M10: what
+        # was matched by key alone meanwhile waits for it (a refusal proves it was another
+        # client's); with nothing matched, an accepted POST is followed by the
+        # acknowledgement timer (``outcome_unknown`` without an answer: it was lost). The
+        # deadline bounds both.
+        waiting = [e for e in lost if not decides_now(e)]
         for entry in waiting:
-            self._pending.decide_after_post(entry)
+            if entry.answered or entry.after_post:
+                self._pending.decide_after_post(entry)
             lost.remove(entry)
         unknown = sum(1 for e in lost if not e.answered)
         if unknown:

@@ -149,6 +149,14 @@ def _marked_impls_with_options(
     return found
 
 
+def _takes_self(function: object) -> bool:
+    """A plain function whose first parameter is ``self``: a method read from its class."""
+    if not inspect.isfunction(function):
+        return False
+    parameters = list(inspect.signature(function).parameters)
+    return bool(parameters) and parameters[0] == "self"
+
+
 def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     names = _spec_names(pm)
     host_fired = _host_fired_hooks(names)
@@ -156,6 +164,13 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
     for hook, function, options in _marked_impls_with_options(pm, plugin):
         where = _where(function)
         at = f" (at {where})" if where else ""
+        if isinstance(plugin, type) and _takes_self(function):
+            problems.append(
+                f"it is the class {plugin.__name__}, not an instance: {hook}(self, ...) would be "
+                f"called without one; register {plugin.__name__}() (in an entry point, name a "
+                f"module attribute such as plugin = {plugin.__name__}()){at}"
+            )
+            continue
         if (
             hook in host_fired
             and (options.get("wrapper") or options.get("hookwrapper"))
@@ -164,6 +179,18 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
             problems.append(
                 f"{hook} cannot be wrapped: a wrapper could hide the ticket of a request that "
                 f"was accepted and sent; observe it with a plain implementation{at}"
+            )
+            continue
+        if (
+            hook in names
+            and hook not in host_fired
+            and (options.get("wrapper") or options.get("hookwrapper"))
+        ):
+            problems.append(
+                f"{hook} cannot be wrapped: the plugin core calls each implementation of the "
+                "hooks it fires on its own (its own hook_timeout, its exception kept to it), "
+                "so nothing would run a wrapper around the others; implement it as a plain or "
+                f"async def function (tryfirst=True / trylast=True set its place){at}"
             )
             continue
         if hook not in names:
@@ -212,8 +239,11 @@ def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def _readable_validation_error(error: pluggy.PluginValidationError, label: str) -> str:
-    """pluggy's multi-line validation message as one clear line."""
+def _readable_validation_error(
+    error: pluggy.PluginValidationError, label: str, where: Mapping[str, str | None]
+) -> str:
+    """pluggy's multi-line validation message as one clear line; ``where`` is the
+    ``file:line`` of each implementation, by hook name."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     definition = next((line for line in lines if line.startswith("hookimpl definition:")), None)
     missing = next((line for line in lines if line.startswith("Argument(s)")), None)
@@ -221,9 +251,11 @@ def _readable_validation_error(error: pluggy.PluginValidationError, label: str) 
         signature = definition.removeprefix("hookimpl definition:").strip()
         hook = signature.split("(", 1)[0]
         arguments = missing.removeprefix("Argument(s)").split(" are declared", 1)[0].strip()
+        at = f" (at {where[hook]})" if where.get(hook) else ""
         return (
             f"plugin {label!r}: {signature} asks for {arguments}, which the hook {hook} does "
-            "not pass (an implementation may take any subset of the hook's arguments, by name)"
+            "not pass (an implementation may take any subset of the hook's arguments, by "
+            f"name){at}"
         )
     return f"plugin {label!r}: " + "; ".join(lines)
 
@@ -245,7 +277,12 @@ def validated_register(
         if pm.is_registered(plugin):  # pluggy < 1.7 validates while registering
             pm.unregister(plugin)
         raise pluggy.PluginValidationError(
-            plugin, _readable_validation_error(error, label)
+            plugin,
+            _readable_validation_error(
+                error,
+                label,
+                {hook: _where(function) for hook, function in _marked_impls(pm, plugin)},
+            ),
         ) from None
     if registered is None:
         return None

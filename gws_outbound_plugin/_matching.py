@@ -17,7 +17,9 @@ import enum
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple, Protocol
 
+from ._coerce import as_reference
 from ._inbound import Inbound, UserEventNotice
+from ._payloads import UserEvent
 from ._recent import Recent
 from ._spec import OPERATION_SPECS, CorrelationKey, OperationSpec, Target
 
@@ -84,6 +86,9 @@ class Candidate(Protocol):
     def outbound(self) -> Mapping[str, Any] | None: ...
 
     @property
+    def user_event(self) -> UserEvent | None: ...
+
+    @property
     def sent(self) -> bool: ...
 
     @property
@@ -140,13 +145,20 @@ def by_key_only(entry: Candidate) -> bool:
 
 
 def _wants(entry: Candidate, u: UserEventNotice) -> bool:
-    if entry.outbound is not None and (u.is_error or u.name in entry.spec.empty):
-        # M9: its acknowledgement came by reference (a record, for GetPreviewRecord); an
-        # unreferenced refusal or "no record" is another client's answer.
+    if (u.is_error or u.name in entry.spec.empty) and (
+        entry.outbound is not None or _by_reference(entry.user_event)
+    ):
+        # M9: GWS acknowledged it (for GetPreviewRecord, with a record); an unreferenced
+        # refusal or "no record" is another client's answer.
         return False
     if u.is_error:
         return u.name not in ANSWER_EVENTS or answers(entry.spec, u.name)
     return answers(entry.spec, u.name)
+
+
+def _by_reference(event: UserEvent | None) -> bool:
+    """Whether ``event`` (a request's acknowledgement) carries a reference id (M1)."""
+    return event is not None and as_reference(event.user_data.get("GSW_REFERENCE_ID")) is not None
 
 
 def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:
@@ -179,12 +191,12 @@ def place(message: Inbound, pending: Pending, recent: Recent) -> Placement:
         rule, keys = "M7", message.keys[:1]  # a refusal naming no operation: its record only
     else:
         return Placement(Verdict.NOT_OURS, "M3")  # not an answer: an event of OCS's own
-    answer, refusal = rule == "M4", message.is_error
+    refusal = (message.error_text or "").strip().casefold() if message.is_error else None
     for key in keys:  # most specific first; the first key with a candidate decides
-        if recent.is_owed(key, name, answer, refusal):
+        if recent.is_owed(key, name, rule == "M4", refusal):
             if recent.was_taken(message.content):
                 return Placement(Verdict.REPEAT, "M8")  # a copy of an answer placed before
-            recent.claim_owed(key, name, answer, refusal)
+            recent.claim_owed(key, name, rule == "M4", refusal)
             return Placement(Verdict.LATE, rule)  # an earlier request's, sent before
         entry = pending.head(key)
         if entry is not None and entry.sent and _wants(entry, message):

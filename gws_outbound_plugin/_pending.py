@@ -61,6 +61,9 @@ class PendingRequests:
         # it names, until the user event of that record joins them (M5).
         self.pairing: dict[int, Entry] = {}
         self.part_entries: set[Entry] = set()  # requests with partial results in flight (M6)
+        # Requests that ended owed their answer (M4) while GWS had not answered their POST
+        # yet: token -> key. A refusal of the POST after all says they are owed nothing.
+        self.owed_unposted: dict[int, CorrelationKey] = {}
         # Facts kept for late_window after an outcome (M2, M4, M5, M6, M8).
         self.recent = Recent(
             fingerprint_limit=limits.fingerprint_limit, parts_limit=limits.parts_limit
@@ -231,11 +234,11 @@ class PendingRequests:
         recent.reserve(entry.request.reference_id)
         event, content = entry.user_event, entry.user_content
         if event is None and entry.key is not None:
-            # Acknowledged by its notification (M9): it is owed neither a refusal nor, after
-            # a record, a "no record".
-            recent.owe(
-                entry.key, entry.spec, acknowledged=entry.outbound is not None, empty=entry.empty
-            )
+            # GWS acknowledged it (M9): its late answer is no refusal.
+            acknowledged = entry.outbound is not None
+            recent.owe(entry.key, entry.spec, acknowledged=acknowledged, token=entry.token)
+            if not entry.post_answered:
+                self.owed_unposted[entry.token] = entry.key
         elif event is not None and content is not None and _unreferenced(event):
             recent.took(content)
         for _, part, part_content in entry.event_parts:

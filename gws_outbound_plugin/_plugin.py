@@ -80,6 +80,12 @@ class OutboundPlugin:
         name: str = CORE_PLUGIN_NAME,
         transport: OutboundTransport | None = None,
     ) -> None:
+        if not isinstance(config, GWSConfig):
+            raise TypeError(
+                f"config must be a GWSConfig, not {type(config).__name__} "
+                "(GWSConfig(base_url=..., username=..., password=...), GWSConfig(**settings) "
+                "or GWSConfig.from_env())"
+            )
         if transport is not None and tuple(channels) != DEFAULT_CHANNELS:
             raise ValueError(
                 "pass channels= or transport=, not both: the transport subscribes to its own "
@@ -346,6 +352,13 @@ class OutboundPlugin:
             raise GWSOutboundError(
                 f"a plugin named {self.name!r} is already registered: one OutboundPlugin "
                 "per plugin manager"
+            )
+        spec = getattr(self.pm.hook, "on_cancel_requested", None)
+        if not isinstance(spec, pluggy.HookCaller) or spec.spec is None:
+            raise GWSOutboundError(
+                "the plugin manager has no gws_outbound hook specifications: make it with "
+                "make_plugin_manager(), or call "
+                "pm.add_hookspecs(gws_outbound_plugin.hookspecs) on a pluggy.PluginManager"
             )
         refuse_wrappers(self.pm)
         self._state = _State.STARTING

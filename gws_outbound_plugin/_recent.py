@@ -97,33 +97,28 @@ _Part = tuple[int, int, UserEvent, int, bytes | None]
 
 class Owed:
     """A request that was sent and ended without its user event: the next unreferenced answer
-    on its key is its late answer (OCS answers a key's requests in order). One whose
-    acknowledgement notification arrived (``acknowledged``: GWS acknowledged it) is owed
-    the user event of that acknowledgement only, never a refusal, nor a "no record" after a
-    record (M9): those are another request's. (One acknowledged "no record" may still get
-    OCS's "no record", in either form: an empty answer or a refusal saying so.)"""
+    on its key is its late answer (OCS answers a key's requests in order). When GWS
+    acknowledged it (its acknowledgement notification arrived), that answer is no refusal
+    (M9)."""
 
-    __slots__ = ("acknowledged", "empty", "spec", "stamp")
+    __slots__ = ("acknowledged", "spec", "stamp", "token")
 
-    def __init__(
-        self, spec: OperationSpec, stamp: int, *, acknowledged: bool = False, empty: bool = False
-    ) -> None:
+    def __init__(self, spec: OperationSpec, stamp: int, acknowledged: bool, token: int) -> None:
         self.spec = spec
         self.stamp = stamp
         self.acknowledged = acknowledged
-        self.empty = empty
-        """Acknowledged with no record (``GetPreviewRecord``'s "no record")."""
+        self.token = token
 
-    def takes(self, name: str | None, answer: bool, refusal: bool) -> bool:
-        """Whether an unreferenced user event may be its late answer: a ``refusal`` or not,
-        named ``name`` (``answer`` false: a refusal that names no operation, M7)."""
-        if refusal and self.acknowledged and not self.empty:
+    def takes(self, name: str | None, answer: bool, refusal: str | None) -> bool:
+        """Whether a late user event named ``name`` can be this request's answer: any, for a
+        refusal that names no operation (``answer`` false), else one its operation answers;
+        never a refusal once GWS acknowledged the request (M9). ``refusal``: the event's
+        error text, casefolded (``""`` for none), when it is an error event; a text that means
+        "no records" for the operation (``empty_error_texts``) is an empty result, not a
+        refusal."""
+        if refusal is not None and self.acknowledged and refusal not in self.spec.empty_error_texts:
             return False
-        if not answer:
-            return True
-        if name in self.spec.empty:
-            return self.empty or not self.acknowledged
-        return name in self.spec.user_events
+        return not answer or (name is not None and name in self.spec.user_events | self.spec.empty)
 
 
 class Aging:
@@ -327,20 +322,23 @@ class Recent:
         self.reserved.add(reference_id, self.stamp())
 
     def owe(
-        self,
-        key: CorrelationKey,
-        spec: OperationSpec,
-        *,
-        acknowledged: bool = False,
-        empty: bool = False,
+        self, key: CorrelationKey, spec: OperationSpec, *, acknowledged: bool, token: int
     ) -> None:
-        slot = Owed(spec, self.stamp(), acknowledged=acknowledged, empty=empty)
-        self._owed.setdefault(key, []).append(slot)
+        self._owed.setdefault(key, []).append(Owed(spec, self.stamp(), acknowledged, token))
+
+    def forgive(self, key: CorrelationKey, token: int) -> None:
+        """The request ``token`` is owed nothing after all: GWS refused its POST after it
+        ended (it never passed the request on)."""
+        owed = self._owed.get(key)
+        if owed:
+            owed[:] = [slot for slot in owed if slot.token != token]
+            if not owed:
+                del self._owed[key]
 
     def is_owed(
-        self, key: CorrelationKey, name: str | None, answer: bool, refusal: bool = False
+        self, key: CorrelationKey, name: str | None, answer: bool, refusal: str | None
     ) -> bool:
-        """Whether a request on ``key`` is still owed this unreferenced user event (see
+        """Whether a request on ``key`` is still owed a user event named ``name`` (see
         :meth:`Owed.takes`)."""
         owed = self._owed.get(key)
         if not owed:
@@ -348,10 +346,10 @@ class Recent:
         return any(slot.takes(name, answer, refusal) for slot in owed)
 
     def claim_owed(
-        self, key: CorrelationKey, name: str | None, answer: bool, refusal: bool = False
+        self, key: CorrelationKey, name: str | None, answer: bool, refusal: str | None
     ) -> Owed | None:
-        """The earliest request on ``key`` still owed this unreferenced user event (a
-        refusal that names no operation: ``answer`` false); it is owed no longer."""
+        """The earliest request on ``key`` still owed a user event named ``name`` (see
+        :meth:`Owed.takes`); it is owed no longer."""
         owed = self._owed.get(key)
         if not owed:
             return None

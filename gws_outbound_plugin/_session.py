@@ -19,7 +19,8 @@ What is retried (with :func:`request_retry_policy`: ``GWSConfig.retries`` furthe
 * a ``POST`` (an operation) only when it certainly did not reach GWS: the connection could
   not be made (refused, name lookup, TLS, connect timeout), no pooled connection came free
   (pool timeout), or GWS answered HTTP 503 with a GWS ``statusCode`` (back end not available:
-  GWS changed nothing, gws-outbound.md §4.7, §10.1). A read timeout, a connection reset or a
+  GWS changed nothing, gws-outbound.md §4.7, §10.1) other than 7 or 9 (partial success,
+  processing incomplete: GWS may still act). A read timeout, a connection reset or a
   protocol error after the request was written, or a 5xx without a GWS answer is never resent:
   :class:`GWSNoAnswerError` (the operation may have been processed; its outcome may still
   arrive over CometD);
@@ -46,6 +47,7 @@ import httpcore
 import httpx
 
 from ._config import GWSConfig
+from ._effects import UNFINISHED_STATUS_CODES
 from ._exceptions import (
     GWSAuthenticationError,
     GWSError,
@@ -594,8 +596,9 @@ class GWSSession(SessionHeaders):
             raise _SessionRefused(http_status, code)
         if code is not None and code != 0:
             error = GWSStatusError(code, message, http_status=http_status)
-            if http_status == 503:
+            if http_status == 503 and code not in UNFINISHED_STATUS_CODES:
                 # GWS's "service not available" (statusCode 4, §10.1): nothing was processed.
+                # Not so for 7 (partial success) and 9 (processing incomplete): GWS may act.
                 raise _Transient(error)
             raise error
         if code == 0 and 200 <= http_status < 300:

@@ -72,6 +72,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import difflib
 import inspect
 import threading
 import time
@@ -394,7 +395,9 @@ def _short(value: object) -> str:
 def _check_hook_name(name: str) -> None:
     names = HOOK_ARGUMENTS
     if name not in names:
-        raise ValueError(f"unknown hook {name!r}; the hooks are {', '.join(sorted(names))}")
+        close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.75)
+        meant = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown hook {name!r}: {meant}the hooks are {', '.join(sorted(names))}")
 
 
 # -- making requests ------------------------------------------------------------------------------

@@ -4,13 +4,19 @@ the GWS session.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
+import time
+from typing import TextIO
 
 import anyio
 
+from .._config import GWSConfig
 from .._exceptions import GWSOutboundError
 from .._log import get_logger
 from .._plugin import OutboundPlugin
+from ._common import _PROGRESS_AFTER, _PROGRESS_EVERY, _isatty
 
 logger = get_logger(__name__)
 
@@ -58,3 +64,42 @@ async def _stop_on_signal(stopped: anyio.Event) -> None:
                 return
     except NotImplementedError:  # no signal handling on this platform: Ctrl-C raises instead
         await anyio.sleep_forever()
+
+
+class _Connecting:
+    """On a terminal, a line while the plugin starts (login, CometD handshake), so that a GWS
+    that accepts the connection and never answers is not a silent wait of ``retries + 1``
+    times ``request_timeout``: ``connecting to GWS at URL as USER (2.5 s; Ctrl-C to stop)``.
+    :meth:`stop` clears it; nothing is shown when the start takes less than a moment."""
+
+    def __init__(self, stream: TextIO, config: GWSConfig) -> None:
+        self._stream = stream
+        self._text = f"connecting to GWS at {config.base_url} as {config.username}"
+        self._task: asyncio.Task[None] | None = None
+        self._shown = False
+
+    def start(self) -> None:
+        if _isatty(self._stream):
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._shown:
+            self._write("\r\x1b[K")
+            self._shown = False
+
+    async def _run(self) -> None:
+        started = time.monotonic()
+        await asyncio.sleep(_PROGRESS_AFTER)
+        while True:
+            seconds = time.monotonic() - started
+            self._write(f"\r\x1b[K{self._text} ({seconds:.1f} s; Ctrl-C to stop)")
+            self._shown = True
+            await asyncio.sleep(_PROGRESS_EVERY)
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.write(text)
+            self._stream.flush()

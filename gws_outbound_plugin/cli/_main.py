@@ -13,7 +13,13 @@ from ._commands import _OPERATION_COMMANDS
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, PROG, _Context, _Interrupted, _UsageError
 from ._environment import configure_logging, load_config
 from ._new_plugin import _run_new_plugin
-from ._parser import _refuse_password_arguments, build_parser
+from ._parser import (
+    _refuse_password_arguments,
+    build_parser,
+    command_index,
+    refuse_unknown_command,
+    refuse_unrecognized,
+)
 from ._plugins import _run_plugins
 from ._run import _run_operations
 from ._tail import _run_tail
@@ -21,18 +27,10 @@ from ._tail import _run_tail
 
 def _split_simulate(argv: Sequence[str]) -> Sequence[str] | None:
     """The simulator's arguments when the command is ``simulate``, else None."""
-    index = 0
-    while index < len(argv):
-        item = argv[index]
-        if item == "simulate":
-            return argv[index + 1 :]
-        if item == "--log-level":
-            index += 2
-        elif item.startswith("-"):
-            index += 1
-        else:
-            return None
-    return None
+    index = command_index(argv)
+    if index is None or argv[index] != "simulate":
+        return None
+    return argv[index + 1 :]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         ctx.error(str(error))
         return EXIT_USAGE
     parser = build_parser()
-    args = parser.parse_args(arguments)
+    refuse_unknown_command(parser, arguments)
+    args, unrecognized = parser.parse_known_args(arguments)
+    if unrecognized:
+        refuse_unrecognized(parser, args.command, unrecognized)
     ctx.prog = f"{PROG} {args.command}"
     configure_logging(args.log_level, json_logs=args.log_json)
     try:

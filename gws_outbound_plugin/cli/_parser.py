@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import textwrap
 from collections.abc import Sequence
 from typing import Any, Final
@@ -259,6 +260,75 @@ def _add_tail_command(commands: Any) -> None:
     _add_plugin_option(tail)
     _add_connection_options(tail)
     _add_logging_options(tail, suppress=True)
+
+
+def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's own parser, by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return [option for action in parser._actions for option in action.option_strings]
+
+
+def refuse_unknown_command(parser: argparse.ArgumentParser, arguments: Sequence[str]) -> None:
+    """A misspelt command (``cancle``) is a usage error that names the command meant; argparse
+    (before Python 3.14) only lists every command."""
+    index = command_index(arguments)
+    commands = command_parsers(parser)
+    if index is None or arguments[index] in commands:
+        return
+    named = arguments[index]
+    close = difflib.get_close_matches(named, list(commands), n=1, cutoff=0.6)
+    if close:
+        parser.error(
+            f"argument COMMAND: invalid choice: {named!r} (did you mean {close[0]!r}? "
+            f"'{PROG} --help' lists every command)"
+        )
+
+
+def command_index(arguments: Sequence[str]) -> int | None:
+    """Where the command is: the first argument that is not an option (nor the value of
+    ``--log-level``)."""
+    index = 0
+    while index < len(arguments):
+        item = arguments[index]
+        if item == "--log-level":
+            index += 2
+        elif item.startswith("-"):
+            index += 1
+        else:
+            return index
+    return None
+
+
+def refuse_unrecognized(
+    parser: argparse.ArgumentParser, command: str, unrecognized: Sequence[str]
+) -> None:
+    """Arguments the command does not take: reported by the command's own parser (its usage
+    and ``gws-outbound <command>: error:``, not the top-level ones), with the option meant
+    for a misspelt one, or that the option belongs to other commands only."""
+    own = command_parsers(parser).get(command, parser)
+    everywhere = {
+        option
+        for each in (parser, *command_parsers(parser).values())
+        for option in _option_strings(each)
+    }
+    hints = []
+    for item in unrecognized:
+        if not item.startswith("--"):
+            continue
+        option = item.split("=", 1)[0]
+        close = difflib.get_close_matches(option, _option_strings(own), n=1, cutoff=0.75)
+        if close:
+            hints.append(f"did you mean {close[0]}?")
+        elif option in everywhere:
+            hints.append(f"{option} is not an option of {command}")
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    own.error(f"unrecognized arguments: {' '.join(unrecognized)}{hint}")
 
 
 def _version() -> str:

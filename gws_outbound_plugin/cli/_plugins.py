@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -17,6 +18,7 @@ from typing import Any
 
 import pluggy
 
+from .._dispatcher import HookFailure, watch_hook_failures
 from .._manager import (
     ENV_ALLOW,
     ENV_DISABLE,
@@ -27,7 +29,7 @@ from .._manager import (
     plugin_load_failures,
 )
 from ..hookspecs import PROJECT_NAME
-from ._common import EXIT_FAILED, EXIT_OK, _Context, _UsageError
+from ._common import EXIT_FAILED, EXIT_OK, _Context, _isatty, _UsageError
 
 
 def _import_plugin(spec: str) -> tuple[str, object]:
@@ -62,11 +64,24 @@ def _import_module_or_file(spec: str) -> tuple[str, ModuleType]:
     return spec, importlib.import_module(spec)
 
 
-def _load_one_off_plugins(pm: Any, specs: Sequence[str]) -> None:
-    """Register each ``--plugin``; any problem is a usage error (exit 2, nothing sent)."""
+def _load_one_off_plugins(pm: Any, specs: Sequence[str], ctx: _Context) -> None:
+    """Register each ``--plugin``; any problem is a usage error (exit 2, nothing sent). The
+    installed plugin itself (a project installed with ``pip install -e .``, then tried with
+    ``--plugin``) is loaded once; another plugin of an installed one's name is refused with
+    how to load it instead."""
     for spec in specs:
         try:
             name, module = _import_plugin(spec)
+            if pm.is_registered(module):
+                ctx.note(
+                    f"--plugin {spec} is the installed plugin {pm.get_name(module)!r}: loaded once"
+                )
+                continue
+            if pm.has_plugin(name):
+                raise _UsageError(
+                    f"--plugin {spec}: a plugin named {name!r} is installed and loaded "
+                    f"already: set {ENV_DISABLE}={name} to load this one instead"
+                )
             pm.register(module, name=name)
         except _UsageError:
             raise
@@ -122,9 +137,26 @@ def _report_load_failures(pm: Any, ctx: _Context) -> None:
         ctx.note(f"warning: plugin {failure.name!r} not loaded: {error}{where}")
 
 
+def _warn_of_hook_failures(pm: Any, ctx: _Context, log_level: str | None) -> None:
+    """When no log level was asked for (so nothing is logged), one ``warning:`` line for each
+    hook implementation that raised or timed out: a plugin tried with ``--plugin`` must not
+    fail in silence. With a level, the ``plugin_hook_failed`` log line (and its traceback)
+    says it."""
+    if log_level is not None:
+        return
+
+    def warn(failure: HookFailure) -> None:
+        if _isatty(ctx.stderr):  # over the progress line, which is drawn again after
+            with contextlib.suppress(OSError, ValueError):
+                ctx.stderr.write("\r\x1b[K")
+        ctx.note(f"warning: {failure.describe()} (--log-level error shows the traceback)")
+
+    watch_hook_failures(pm, warn)
+
+
 def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     pm = make_plugin_manager(environ=ctx.environ)
-    _load_one_off_plugins(pm, args.one_off_plugins)
+    _load_one_off_plugins(pm, args.one_off_plugins, ctx)
     infos = describe_plugins(pm)
     failures = sorted(plugin_load_failures(pm), key=lambda failure: failure.name)
     warned = any(info.warnings for info in infos)

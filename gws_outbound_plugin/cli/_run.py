@@ -36,8 +36,8 @@ from ._common import (
     _isatty,
 )
 from ._format import hook_line, hook_text
-from ._lifecycle import _end_gws_session, _start_error, _stop_on_signal
-from ._plugins import _load_one_off_plugins, _report_load_failures
+from ._lifecycle import _Connecting, _end_gws_session, _start_error, _stop_on_signal
+from ._plugins import _load_one_off_plugins, _report_load_failures, _warn_of_hook_failures
 
 
 class _Progress:
@@ -234,10 +234,15 @@ async def _run_operations(
     # Installed plugins that fail to load are logged by name and skipped.
     pm = make_plugin_manager(load_entrypoints=not args.no_plugins, environ=ctx.environ)
     _report_load_failures(pm, ctx)
-    _load_one_off_plugins(pm, args.one_off_plugins)
+    _load_one_off_plugins(pm, args.one_off_plugins, ctx)
+    _warn_of_hook_failures(pm, ctx, args.log_level)
     run: _OperationRun | None = None
+    unfinished = 0
+    connecting = _Connecting(ctx.stderr, config)
+    connecting.start()
     try:
         async with OutboundPlugin(pm, config) as plugin:
+            connecting.stop()
             run = _OperationRun(args, ctx, plugin, command)
             async with anyio.create_task_group() as outer:
                 outer.start_soon(_on_signal, run, outer.cancel_scope)
@@ -257,21 +262,27 @@ async def _run_operations(
                 # Fail what is still pending (reason shut_down) without waiting, and say so.
                 await plugin.aclose(drain=False)
                 for ticket in run.unfinished():
+                    unfinished += 1
                     run.report(ticket, interrupted=True)
             elif args.end_session:
                 await _end_gws_session(plugin)
     except GWSOutboundError as error:
+        connecting.stop()
         ctx.error(_start_error(error))
         return EXIT_FAILED
     finally:
+        connecting.stop()
         if run is not None:
             run.progress.clear()
         await close_plugins(pm, timeout=_PLUGIN_CLOSE_TIMEOUT)
     if run is not None and run.interrupted:
-        ctx.note(
-            f"interrupted: the {command.what} still waiting were reported above (outcome "
-            "unknown: sent, GWS may have acted; shut_down: never sent)"
-        )
+        if unfinished:
+            ctx.note(
+                f"interrupted: the {command.what} still waiting were reported above (outcome "
+                "unknown: sent, GWS may have acted; shut_down: never sent)"
+            )
+        else:
+            ctx.note("interrupted: no request was waiting for its outcome")
         return EXIT_INTERRUPTED
     return EXIT_OK if run is not None and run.ok else EXIT_FAILED
 
@@ -283,4 +294,6 @@ async def _on_signal(run: _OperationRun, scope: anyio.CancelScope) -> None:
         await stopped.wait()
         tg.cancel_scope.cancel()
     run.interrupted = True
+    run.progress.clear()  # what is left is reported at once: no more "Ctrl-C to stop"
+    run.progress.enabled = False
     scope.cancel()

@@ -16,8 +16,8 @@ from .._plugin import OutboundPlugin
 from ..hookspecs import HOST_FIRED_HOOKS
 from ._common import _PLUGIN_CLOSE_TIMEOUT, EXIT_FAILED, EXIT_OK, _Context
 from ._format import _clock, hook_line, hook_text
-from ._lifecycle import _end_gws_session, _start_error, _stop_on_signal
-from ._plugins import _load_one_off_plugins, _report_load_failures
+from ._lifecycle import _Connecting, _end_gws_session, _start_error, _stop_on_signal
+from ._plugins import _load_one_off_plugins, _report_load_failures, _warn_of_hook_failures
 
 
 def _printed(hook: str, payload: Any) -> bool:
@@ -60,11 +60,15 @@ class _TailPrinter(EveryHook):
 async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) -> int:
     pm = make_plugin_manager(load_entrypoints=args.plugins, environ=ctx.environ)
     _report_load_failures(pm, ctx)
-    _load_one_off_plugins(pm, args.one_off_plugins)
+    _load_one_off_plugins(pm, args.one_off_plugins, ctx)
+    _warn_of_hook_failures(pm, ctx, args.log_level)
     stopped = anyio.Event()
     pm.register(_TailPrinter(ctx, as_json=args.json, stop=stopped.set), name="tail")
+    connecting = _Connecting(ctx.stderr, config)
+    connecting.start()
     try:
         async with OutboundPlugin(pm, config) as plugin:
+            connecting.stop()
             ctx.err(
                 f"tailing /v2/me/outbound and /me/internal at {config.base_url} as "
                 f"{config.username} (CometD {plugin.cometd_state.value}); press Ctrl-C to stop"
@@ -76,8 +80,10 @@ async def _run_tail(args: argparse.Namespace, ctx: _Context, config: GWSConfig) 
             if args.end_session:
                 await _end_gws_session(plugin)
     except GWSOutboundError as error:
+        connecting.stop()
         ctx.error(_start_error(error))
         return EXIT_FAILED
     finally:
+        connecting.stop()
         await close_plugins(pm, timeout=_PLUGIN_CLOSE_TIMEOUT)
     return EXIT_OK

@@ -393,7 +393,7 @@ def _emit(stream: TextIO, text: str) -> None:
     stream.flush()
 
 
-async def _serve(args: argparse.Namespace, records: Sequence[SeedRecord] | None) -> int:
+async def _serve(args: argparse.Namespace, records: Sequence[SeedRecord] | None, prog: str) -> int:
     out = sys.stdout
     users = dict(args.user) if args.user else dict(DEFAULT_USERS)
 
@@ -430,7 +430,7 @@ async def _serve(args: argparse.Namespace, records: Sequence[SeedRecord] | None)
             if exc.errno == errno.EADDRINUSE
             else ""
         )
-        _emit(sys.stderr, f"error: cannot listen on {args.host}:{args.port}: {exc}{hint}")
+        _emit(sys.stderr, f"{prog}: error: cannot listen on {args.host}:{args.port}: {exc}{hint}")
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -500,6 +500,6 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     except ValueError as exc:
         parser.error(f"--forbid-channel: {exc}")
     try:
-        return asyncio.run(_serve(args, records))
+        return asyncio.run(_serve(args, records, parser.prog))
     except KeyboardInterrupt:
         return 0

@@ -308,6 +308,38 @@ def test_usage_errors_exit_2(cli: Cli, args, message):
     assert message in result.err
 
 
+@pytest.mark.parametrize(
+    ("args", "prefix", "message"),
+    [
+        (
+            [*cancel_args(11), "--record-handel", "12"],
+            "gws-outbound cancel: error:",
+            "unrecognized arguments: --record-handel 12 (did you mean --record-handle?)",
+        ),
+        (
+            ["reschedule", "--record-handle", "12", "--calling-list", "CallingList1"],
+            "gws-outbound reschedule: error:",
+            "unrecognized arguments: --calling-list CallingList1 (--calling-list is not an "
+            "option of reschedule)",
+        ),
+        (
+            ["cancle", "--record-handle", "11"],
+            "gws-outbound: error:",
+            "argument COMMAND: invalid choice: 'cancle' (did you mean 'cancel'?",
+        ),
+    ],
+)
+def test_a_misspelt_option_or_command_names_the_one_meant(cli: Cli, args, prefix, message):
+    """A newcomer's typo: the error came from the top-level parser (its usage, 'gws-outbound:
+    error: unrecognized arguments') without a word on which option or command was meant."""
+    result = cli(*args)
+
+    assert result.status == 2
+    assert f"{prefix} {message}" in result.err
+    if prefix != "gws-outbound: error:":
+        assert f"usage: {prefix.removesuffix(': error:')} " in result.err  # the command's usage
+
+
 def test_missing_configuration_exits_2(cli: Cli):
     result = cli(*cancel_args(11, "--no-plugins"))
     assert result.status == 2
@@ -893,6 +925,29 @@ async def test_ctrl_c_while_waiting_prints_the_interrupted_outcome_as_json(gws_s
     assert "Traceback" not in stderr.decode()
 
 
+@pytest.mark.anyio
+async def test_ctrl_c_with_nothing_waiting_does_not_point_at_reports_above(gws_simulator):
+    """``cancel --stdin``: one line answered, then Ctrl-C while reading more: the last line
+    said 'the records still waiting were reported above', and none was."""
+    args = ["cancel", "--stdin", "--no-plugins", *RECORD_ARGS, "CallingList1"]
+    async with started(args, gws_env(gws_simulator)) as process:
+        assert process.stdin is not None and process.stdout is not None
+        assert process.stderr is not None
+        await process.stdin.send(b'{"recordHandle": 999}\n')  # OCS refuses it at once
+        line = await read_line(BufferedByteReceiveStream(process.stdout))
+        assert line.startswith("failed ")
+        process.send_signal(signal.SIGINT)  # stdin still open: the CLI waits for lines
+        with anyio.fail_after(15):
+            assert await process.wait() == 130
+        stderr = b""
+        with contextlib.suppress(anyio.EndOfStream):
+            while True:
+                stderr += await process.stderr.receive()
+    assert stderr.decode().splitlines() == [
+        "gws-outbound cancel: interrupted: no request was waiting for its outcome"
+    ]
+
+
 # -- on a terminal: the password prompt and the progress display ---------------------------------
 
 _PTY_DRIVER = r"""
@@ -995,6 +1050,22 @@ async def test_progress_is_shown_on_a_terminal_while_waiting(gws_simulator):
         gws_simulator.faults.release_notifications()
         await tty.expect("acknowledged   record=11")
         assert await tty.exit_status() == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.anyio
+async def test_after_ctrl_c_the_progress_line_no_longer_says_press_ctrl_c(gws_simulator):
+    """Between the interrupted outcomes it drew 'waiting for 1 outcome(s) ... (Ctrl-C to
+    stop)' again, after Ctrl-C had been pressed."""
+    gws_simulator.faults.hold_notifications()
+    args = ["cancel", "--record-handle", "11", "12", "13", *RECORD_ARGS, "CallingList1"]
+    async with terminal([*args, "--no-plugins"], gws_env(gws_simulator)) as tty:
+        await tty.expect("waiting for 3 outcome(s): 0 acknowledged")
+        await tty.type(b"\x03")
+        assert await tty.exit_status() == 130
+    after = tty.transcript.split("^C", 1)[1]
+    assert after.count("(interrupted)") == 3
+    assert "Ctrl-C to stop" not in after
 
 
 # -- the other operations -------------------------------------------------------------------------

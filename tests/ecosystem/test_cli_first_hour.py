@@ -88,6 +88,46 @@ def test_an_unreachable_gws_is_one_error_line_after_the_retries(cli: Cli):
     assert "connection refused" in line
 
 
+class TerminalOutput(io.StringIO):
+    """stderr on a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("command", [cancel(11), ["tail"]], ids=["cancel", "tail"])
+def test_on_a_terminal_a_gws_that_never_answers_shows_that_it_is_connecting(
+    cli: Cli, monkeypatch, command
+):
+    """A GWS that accepts the connection and never answers: nothing at all was shown for
+    (retries + 1) x request_timeout (30 s by default), then the error line."""
+    with socket.socket() as silent:  # listening, never accepting nor answering
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        cli.env(
+            GWS_BASE_URL=f"http://127.0.0.1:{port}",
+            GWS_USERNAME="agent1",
+            GWS_PASSWORD="secret",
+            GWS_REQUEST_TIMEOUT="1.5",
+            GWS_RETRIES="0",
+        )
+        terminal = TerminalOutput()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        result = cli(*command)
+    err = terminal.getvalue()
+
+    assert result.status == 1
+    shown = f"\r\x1b[Kconnecting to GWS at http://127.0.0.1:{port} as agent1 ("
+    assert shown in err
+    assert "s; Ctrl-C to stop)" in err
+    # Cleared before the error line, which stands on a line of its own.
+    assert err.endswith(
+        f"\r\x1b[Kgws-outbound {command[0]}: error: GET /api/v2/me to "
+        f"GWS at http://127.0.0.1:{port} failed: no answer within 1.5s (ReadTimeout)\n"
+    )
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -298,6 +338,87 @@ def test_a_plugin_that_cannot_load_is_one_usage_error_before_anything_is_sent(
     (line,) = result.err.splitlines()
     assert line.startswith(f"gws-outbound cancel: error: --plugin {plugin}: ")
     assert message in line
+    assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
+
+
+RAISING = """\
+from gws_outbound_plugin import hookimpl
+
+@hookimpl
+def on_operation_acknowledged(ack):
+    raise KeyError("campaign")
+"""
+
+
+def test_a_plugin_hook_that_raises_is_one_warning_line_without_a_log_level(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path
+):
+    """A plugin author trying a plugin with --plugin: its hook raised and nothing said so
+    (logs are off unless a level is asked for); the outcome line alone was printed."""
+    plugin = tmp_path / "raising.py"
+    plugin.write_text(RAISING, encoding="utf-8")
+    cli.connect(threaded_gws)
+    result = cli(*cancel(11, "--plugin", str(plugin)))
+
+    assert result.status == 0, result.err  # the cancel was acknowledged all the same
+    assert result.lines[0].startswith("acknowledged ")
+    assert result.err.splitlines() == [
+        "gws-outbound cancel: warning: plugin 'raising' raised in on_operation_acknowledged: "
+        "KeyError: 'campaign' (--log-level error shows the traceback)"
+    ]
+
+    result = cli(*cancel(12, "--plugin", str(plugin), "--log-level", "error"))
+    assert "warning: plugin 'raising'" not in result.err  # the log line says it
+    assert "plugin_hook_failed" in result.err
+    assert "KeyError: 'campaign'" in result.err
+
+
+def test_plugin_of_an_installed_plugin_loads_it_once(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, monkeypatch
+):
+    """A plugin author who installed the project (pip install -e .) and then tries it with
+    --plugin, as writing-a-plugin.md and the generated module's docstring show: pluggy's
+    'ValueError: Plugin already registered under a different name' with the whole registry's
+    reprs, exit 2, nothing sent."""
+    from .conftest import make_site
+
+    site = make_site(tmp_path, {"mine": ONE_OFF})
+    monkeypatch.syspath_prepend(str(site))
+    cli.connect(threaded_gws, GWS_OUTBOUND_PLUGINS="mine")
+
+    listed = cli("plugins", "--plugin", "gwsx_mine")
+    assert listed.status == 0, listed.err
+    assert [line for line in listed.lines if line.startswith("mine ")] == [
+        "mine  [gwsx-mine 1.0]"
+    ]
+    assert listed.err.splitlines() == [
+        "gws-outbound plugins: --plugin gwsx_mine is the installed plugin 'mine': loaded once"
+    ]
+
+    result = cli(*cancel(11, "--plugin", "gwsx_mine"))
+    assert result.status == 0, result.err
+    assert result.lines.count("one-off plugin saw CancelRecord 11") == 1
+
+
+def test_plugin_named_like_an_installed_one_says_how_to_load_it_instead(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, monkeypatch
+):
+    """The working copy ./mine.py of an installed plugin 'mine': pluggy's 'Plugin name
+    already registered' with the registry's reprs."""
+    from .conftest import make_site
+
+    site = make_site(tmp_path, {"mine": ONE_OFF})
+    monkeypatch.syspath_prepend(str(site))
+    (tmp_path / "mine.py").write_text(ONE_OFF, encoding="utf-8")
+    cli.connect(threaded_gws, GWS_OUTBOUND_PLUGINS="mine")
+    result = cli(*cancel(11, "--plugin", str(tmp_path / "mine.py")))
+
+    assert result.status == 2
+    assert result.err.splitlines() == [
+        f"gws-outbound cancel: error: --plugin {tmp_path / 'mine.py'}: a plugin named 'mine' "
+        "is installed and loaded already: set GWS_OUTBOUND_DISABLE_PLUGINS=mine to load this "
+        "one instead"
+    ]
     assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
 
 

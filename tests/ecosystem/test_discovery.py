@@ -4,6 +4,7 @@ which is all ``importlib.metadata`` needs to see an installed distribution."""
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 import uuid
@@ -396,6 +397,8 @@ def test_pluggys_argument_message_becomes_one_clear_line(install):
     assert "\n" not in failure.error
     assert failure.error.startswith("plugin 'badarg': on_user_event(evnt) asks for {'evnt'}")
     assert "which the hook on_user_event does not pass" in failure.error
+    # Where, as for a misspelt hook (it was the one refusal without its file:line).
+    assert re.search(r"\(at .*gwsx_badarg_\w+\.py:\d+\)$", failure.error), failure.error
 
 
 def test_strict_loading_tries_every_plugin_and_names_them_all(install):

@@ -6,7 +6,10 @@ import importlib.util
 import io
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -113,6 +116,33 @@ def test_a_plugin_file_is_loaded_for_one_run(host, cli: Cli, monkeypatch, capsys
     assert "my_plugin saw CancelRecord" in out.splitlines()
 
 
+def test_a_plugin_file_of_an_installed_plugin_is_loaded_once(
+    host, cli: Cli, monkeypatch, capsys, tmp_path
+):
+    """The plugin being written, installed with pip install -e and given with --plugin: the
+    host stopped with pluggy's 'Plugin already registered' and the registry's reprs."""
+    from .conftest import make_site
+
+    source = (
+        "from gws_outbound_plugin import hookimpl\n\n"
+        "@hookimpl\n"
+        "def on_operation_acknowledged(ack):\n"
+        "    print('mine saw', ack.operation)\n"
+    )
+    monkeypatch.syspath_prepend(str(make_site(tmp_path, {"hostmine": source})))
+    cli.env(GWS_OUTBOUND_PLUGINS="hostmine")
+    line = {"recordHandle": 16, "applicationId": 134, "campaignName": "Campaign1"}
+    line["callingList"] = "CallingList1"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(line) + "\n"))
+    capsys.readouterr()
+    status = host.main(["--stdin", "--plugin", "gwsx_hostmine"])
+    captured = capsys.readouterr()
+
+    assert status == 0, captured.err
+    assert captured.out.splitlines().count("mine saw CancelRecord") == 1
+    assert "--plugin gwsx_hostmine is the installed plugin 'hostmine': loaded once" in captured.err
+
+
 def test_on_another_gws_the_demo_says_which_steps_it_skipped(
     host, cli: Cli, threaded_gws: ThreadedSimulator, monkeypatch, capsys
 ):
@@ -122,3 +152,90 @@ def test_on_another_gws_the_demo_says_which_steps_it_skipped(
     assert status == 0
     assert "(simulator)" not in out
     assert "the steps that move OCS's clock and stop the campaign were skipped" in out
+
+
+def test_a_gws_that_refuses_or_a_missing_setting_is_one_error_line(
+    host, cli: Cli, threaded_gws: ThreadedSimulator, monkeypatch, capsys
+):
+    """A host author pointing the example at their GWS: a wrong password, or GWS_BASE_URL
+    set without the rest, ended in a 20-line traceback through anyio and asyncio."""
+    cli.connect(threaded_gws, GWS_PASSWORD="wrong")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    capsys.readouterr()
+    status = host.main(["--no-entrypoints"])
+    err = capsys.readouterr().err
+
+    assert status == 1
+    assert "Traceback" not in err
+    assert (
+        f"host.py: error: GWS refused the credentials of 'agent1' at {threaded_gws.base_url} "
+        "(HTTP 401, statusCode 20)"
+    ) in err.splitlines()
+
+    cli.unset("GWS_USERNAME", "GWS_PASSWORD")
+    status = host.main(["--no-entrypoints"])
+    err = capsys.readouterr().err
+
+    assert status == 2
+    assert "Traceback" not in err
+    assert (
+        "host.py: error: invalid configuration: missing GWS_USERNAME, GWS_PASSWORD (without "
+        "GWS_BASE_URL the host runs on the embedded simulator)"
+    ) in err.splitlines()
+
+
+class WaitingTerminal:
+    """A terminal where nobody types: each read waits for a line that never comes, and the
+    first one presses Ctrl-C (SIGINT to this process) a moment later."""
+
+    def __init__(self) -> None:
+        self._read_end, self._write_end = os.pipe()  # the read end stays open: a read may
+        self._pressed = threading.Event()  # still be on its way out when the test ends
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, *args: object) -> str:
+        if not self._pressed.is_set():
+            self._pressed.set()
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        line = b""
+        while not line.endswith(b"\n") and (byte := os.read(self._read_end, 1)):
+            line += byte
+        return line.decode()
+
+    def __iter__(self) -> WaitingTerminal:
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self) -> None:
+        """Ctrl-D: a read still waiting returns."""
+        os.close(self._write_end)
+
+
+def test_ctrl_c_while_reading_stdin_leaves_no_thread_that_keeps_the_process_alive(
+    host, cli: Cli, monkeypatch, capsys
+):
+    """``examples/host.py --stdin`` on a terminal, Ctrl-C: the plugin closed, then the process
+    hung until Enter or Ctrl-D: the line was read by a worker thread of the event loop, not a
+    daemon, which the interpreter waits for at exit."""
+    before = set(threading.enumerate())
+    terminal = WaitingTerminal()
+    monkeypatch.setattr(sys, "stdin", terminal)
+    try:
+        status = host.main(["--stdin", "--no-entrypoints"])
+        left = [
+            thread
+            for thread in threading.enumerate()
+            if thread not in before and thread.is_alive() and not thread.daemon
+        ]
+    finally:
+        terminal.close()
+
+    assert status == 130
+    assert left == []

@@ -345,3 +345,52 @@ def test_an_async_implementation_of_a_dispatched_hook_is_accepted(gws_plugin_man
             pass
 
     assert gws_plugin_manager.register(Async(), name="async") == "async"
+
+
+@pytest.mark.parametrize("kind", ["wrapper", "hookwrapper"])
+def test_a_wrapper_of_a_dispatched_hook_is_refused_when_registered(gws_plugin_manager, kind):
+    """It was accepted: registered in a running plugin it never ran (the dispatcher calls each
+    implementation on its own) and the test passed; registered before the start, the host
+    only failed at start, with no file:line; ``gws-outbound plugins`` listed it as fine."""
+
+    def on_operation_acknowledged(ack):
+        yield
+
+    plugin = type("Wrapping", (), {})()
+    plugin.on_operation_acknowledged = hookimpl(**{kind: True})(on_operation_acknowledged)
+    with pytest.raises(pluggy.PluginValidationError) as caught:
+        gws_plugin_manager.register(plugin, name="wrapping")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "plugin 'wrapping': on_operation_acknowledged cannot be wrapped" in message
+    assert "implement it as a plain or async def function" in message
+    assert f"(at {__file__}:" in message
+    assert not gws_plugin_manager.has_plugin("wrapping")
+
+
+def test_a_plugin_class_registered_instead_of_an_instance_is_refused(gws_plugin_manager):
+    """``pm.register(Tally)``, or an entry point naming the class (``pkg:Tally``): accepted,
+    and every call of its hooks then raised ``TypeError: ... missing 1 required positional
+    argument`` (``self`` took the payload)."""
+
+    class Tally:
+        @hookimpl
+        def on_operation_acknowledged(self, ack):
+            pass
+
+        @staticmethod
+        @hookimpl
+        def on_operation_failed(failure):  # a static method needs no instance: fine
+            pass
+
+    with pytest.raises(pluggy.PluginValidationError) as caught:
+        gws_plugin_manager.register(Tally, name="tally")
+    message = str(caught.value)
+    assert message.startswith(
+        "plugin 'tally': it is the class Tally, not an instance: "
+        "on_operation_acknowledged(self, ...) would be called without one; register Tally() "
+    )
+    assert "on_operation_failed" not in message
+    assert not gws_plugin_manager.has_plugin("tally")
+    assert gws_plugin_manager.register(Tally(), name="tally") == "tally"
+    assert gws_plugin_manager.hook.on_operation_failed.get_hookimpls()[-1].plugin_name == "tally"

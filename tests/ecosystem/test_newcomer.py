@@ -164,12 +164,14 @@ def test_each_table_of_hooks_lists_every_hook_with_its_arguments(page, section):
 # -- the simulator's --fault and --port ---------------------------------------------------------
 
 
-def simulator(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+def simulator(
+    capsys: pytest.CaptureFixture[str], *argv: str, prog: str | None = None
+) -> tuple[int, str]:
     from gws_outbound_plugin.simulator._cli import main
 
     capsys.readouterr()
     try:
-        status = main(list(argv))
+        status = main(list(argv), prog=prog)
     except SystemExit as exit_:  # argparse's usage errors
         status = exit_.code if isinstance(exit_.code, int) else 2
     return status, capsys.readouterr().err
@@ -200,18 +202,21 @@ def test_a_fault_with_wrong_arguments_says_which_it_takes(capsys, spec, message)
     assert "positional argument" not in err and "keyword argument" not in err
 
 
-def test_a_port_in_use_says_to_pick_another(capsys):
+@pytest.mark.parametrize("prog", [None, "gws-outbound simulate"])
+def test_a_port_in_use_says_to_pick_another(capsys, prog):
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        status, err = simulator(capsys, "--port", str(port), "--quiet")
+        status, err = simulator(capsys, "--port", str(port), "--quiet", prog=prog)
+    prog = prog or "python -m gws_outbound_plugin.simulator"
 
     assert status == 1
     (line,) = err.splitlines()
-    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    # Prefixed by the program, as its other errors are (it began with a bare 'error:').
+    assert line.startswith(f"{prog}: error: cannot listen on 127.0.0.1:{port}: ")
     assert line.endswith("pick another --port, or --port 0 for a free one)")
 
 

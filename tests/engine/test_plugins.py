@@ -12,10 +12,12 @@ import pytest
 
 from gws_outbound_plugin import (
     CancelTicket,
+    GWSOutboundError,
     OutboundPlugin,
     RecordCancelAck,
     UserEvent,
     hookimpl,
+    hookspecs,
 )
 from gws_outbound_plugin._every_hook import EveryHook
 from gws_outbound_plugin.testing import FakeGWS
@@ -269,3 +271,52 @@ async def test_plugin_unregistering_while_events_flow(
     after = make_request(device_path, handle=20)
     await plugin.cancel(after)
     assert_nothing_else(recorder, [*requests, after], user_events=10)
+
+
+# -- a host's plugin manager or configuration of the wrong kind --------------------------------
+
+
+async def test_a_plugin_manager_without_the_hook_specifications_is_named_at_start(
+    fake: FakeGWS,
+) -> None:
+    """A host author's ``pluggy.PluginManager("gws_outbound")`` without ``add_hookspecs``:
+    the start failed with ``AttributeError: 'HookRelay' object has no attribute
+    'on_cancel_requested'``."""
+    bare = pluggy.PluginManager("gws_outbound")
+    plugin = OutboundPlugin(bare, fake_config(), transport=fake)
+    with pytest.raises(GWSOutboundError) as caught:
+        async with plugin:
+            pass
+    assert str(caught.value) == (
+        "the plugin manager has no gws_outbound hook specifications: make it with "
+        "make_plugin_manager(), or call pm.add_hookspecs(gws_outbound_plugin.hookspecs) on a "
+        "pluggy.PluginManager"
+    )
+    assert fake.posts == []
+
+
+def test_a_configuration_that_is_not_a_gws_config_is_a_type_error() -> None:
+    """``OutboundPlugin(pm, {"base_url": ...})`` failed with ``AttributeError: 'dict' object
+    has no attribute ...`` from inside the transport."""
+    settings: Any = {"base_url": "https://gws.example", "username": "agent1"}
+    with pytest.raises(TypeError, match=r"^config must be a GWSConfig, not dict \("):
+        OutboundPlugin(pluggy.PluginManager("gws_outbound"), settings)
+
+
+async def test_a_wrapper_of_a_dispatched_hook_on_a_bare_manager_says_what_to_do(
+    fake: FakeGWS,
+) -> None:
+    class Wrapping:
+        @hookimpl(wrapper=True)
+        def on_operation_acknowledged(self, ack: Any) -> Any:
+            return (yield)
+
+    bare = pluggy.PluginManager("gws_outbound")
+    bare.add_hookspecs(hookspecs)
+    bare.register(Wrapping(), name="wrapping")  # a bare manager does not validate
+    with pytest.raises(GWSOutboundError) as caught:
+        async with OutboundPlugin(bare, fake_config(), transport=fake):
+            pass
+    message = str(caught.value)
+    assert message.startswith("plugin 'wrapping' wraps on_operation_acknowledged: ")
+    assert "implement it as a plain or async def function" in message

@@ -275,6 +275,24 @@ async def test_gws_unavailable_503_every_time_is_a_gws_answer(
     assert gws.count("POST", RECORD_PATH) == 3  # retries + 1
 
 
+@pytest.mark.parametrize("code", [7, 9])
+async def test_a_503_saying_gws_may_still_act_is_not_resent(
+    gws: ScriptedGWS, session: GWSSession, code: int
+) -> None:
+    """A 503 whose GWS body is ``statusCode`` 7 (partial success) or 9 (processing
+    incomplete): GWS may still act on the request, so it is not written again (the plugin
+    then waits for its CometD outcome, as for the same codes on a 200). Before, every 503 with
+    a GWS body was taken for "back end not available, nothing processed" and the POST was
+    written up to ``retries`` more times, each copy an operation GWS may carry out (and each
+    resend made the plugin forget, as another client's, the answer OCS had sent by key for
+    the first: M10)."""
+    gws.then(RECORD_PATH, Answer(503, {"statusCode": code, "statusMessage": "incomplete"}))
+    with pytest.raises(GWSStatusError) as info:
+        await post(session)
+    assert (info.value.status_code, info.value.http_status) == (code, 503)
+    assert gws.count("POST", RECORD_PATH) == 1
+
+
 @pytest.mark.parametrize(
     ("status", "code"), [(400, 1), (403, 3), (404, 6), (409, 19), (500, 4), (502, 9), (200, 2)]
 )

@@ -55,7 +55,9 @@ Properties, checked on every ``Resolved`` and at the end:
      indistinguishable from a repeat), and no
      request sent earlier on the same target (record handle, phone number, or campaign) and
      answered by the same event name was still owed an unreferenced user event when it arrived
-     (OCS answers in order: that earlier request's answer comes first);
+     (OCS answers in order: that earlier request's answer comes first), unless the event is a
+     refusal and GWS's acknowledgement of that earlier request had arrived (what OCS still
+     owes a request it acted on is no refusal);
    * chained records: ``Acknowledged`` whose ``parts`` are all its chained records, in order
      (when they came as user events only: provided no other request's chained record of the
      same chain arrived between its sending and its end marker);
@@ -518,9 +520,21 @@ class Oracle(RuleBasedStateMachine):
                 and any(seq < arrived for seq, _ in self.msgs[mid].deliveries)
                 for mid in other.batch
             )
-            if not answered:
+            if not answered and not (msg.role == "error" and self.gws_acknowledged(other, arrived)):
                 return False
         return True
+
+    def gws_acknowledged(self, req: Req, before: int) -> bool:
+        """Whether GWS's acknowledgement notification of ``req`` (with its referenceId) was
+        delivered before the delivery numbered ``before``: OCS then acted on it, so what OCS
+        still owes it is no refusal."""
+        return any(
+            not self.msgs[mid].is_event
+            and self.msgs[mid].role == "ack"
+            and self.msgs[mid].referenced
+            and any(seq < before for seq, _ in self.msgs[mid].deliveries)
+            for mid in req.batch
+        )
 
     def check_liveness(self, req: Req, outcome: Acknowledged | Failed) -> None:
         if not self.cleanly_answered(req):
@@ -1353,4 +1367,43 @@ def test_a_copy_of_a_late_answer_is_not_the_late_answer_of_the_next_request_owed
     machine.deliver([(0, "regenerated"), (0, "once"), (0, "once"), (0, "once")])
     machine.advance(1.5)
     assert machine.reqs[third].outcomes
+    machine.teardown()
+
+
+def test_a_refusal_is_not_the_late_answer_of_a_request_gws_acknowledged() -> None:
+    """Request 1 (a cancel of record 11) is acknowledged by GWS's notification; OCS's user
+    event for it is lost, so it is acknowledged without one and still owed it. Request 2 (a
+    cancel of the same record) is refused by OCS (an unreferenced error user event): that is
+    request 2's answer (``ocs_error`` at once), not request 1's late one (M9: what OCS still
+    owes a request GWS acknowledged is no refusal). Before, request 2 ended ``timed_out``."""
+    machine = _machine()
+    first = _request(machine, "cancel")
+    machine.ocs_answers("ack", "both", False, False, 101, False)
+    machine.deliver([(0, "once"), (0, "lost")])
+    machine.advance(1.0)  # the merge window ends: acknowledged by the notification alone
+    assert machine.reqs[first].outcomes
+    second = _request(machine, "cancel")
+    machine.ocs_answers("refuse", "both", False, False, 101, False)
+    machine.deliver([(0, "once")])
+    assert machine.reqs[second].outcomes  # decided at once (the liveness check: ocs_error)
+    machine.teardown()
+
+
+def test_a_request_gws_refused_after_its_deadline_is_owed_nothing() -> None:
+    """Request 1 (a cancel of record 11) is sent and GWS is slow to answer its POST: its
+    deadline ends it, and it is owed its answer (GWS may have passed it on). Then GWS refuses
+    the POST: it never reached OCS. Request 2 (a cancel of the same record) is refused by OCS
+    (an unreferenced error user event): that is request 2's answer (``ocs_error`` at once).
+    Before, it was taken as request 1's late answer and request 2 ended ``timed_out``."""
+    machine = _machine()
+    machine.accept("cancel", 11, "5550101", None, None)
+    first = max(machine.reqs)
+    machine.send(first, PostResult.REJECTED, answer_now=False)
+    machine.advance(DEADLINE + 1.0)
+    assert machine.reqs[first].outcomes
+    machine.give_post_result(first)
+    second = _request(machine, "cancel")
+    machine.ocs_answers("refuse", "both", False, False, 101, False)
+    machine.deliver([(0, "once")])
+    assert machine.reqs[second].outcomes  # decided at once (the liveness check: ocs_error)
     machine.teardown()

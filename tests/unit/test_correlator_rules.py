@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gws_outbound_plugin import CancelRequest, FailureReason, GetPreviewRecordRequest
+from gws_outbound_plugin import CancelRequest, FailureReason
 from gws_outbound_plugin._correlator import Correlator
 from gws_outbound_plugin._effects import (
     Acknowledged,
@@ -21,7 +21,6 @@ from gws_outbound_plugin._effects import (
     StartTimer,
     Unsolicited,
 )
-from gws_outbound_plugin._spec import Operation
 
 DEVICE = "/devices/dev-1"
 
@@ -64,7 +63,7 @@ def event(handle: object, **extra: Any) -> dict[str, Any]:
     }
 
 
-def sent(correlator: Correlator, request: Operation) -> int:
+def sent(correlator: Correlator, request: CancelRequest) -> int:
     token, effects = correlator.accept(request)
     assert any(isinstance(e, Send) for e in effects)
     assert correlator.sending(token)
@@ -239,47 +238,3 @@ def test_another_clients_acknowledgement_is_one_foreign_effect_with_both_halves(
     assert pair.outbound is not None and pair.outbound["referenceId"] == "someone-elses"
     assert pair.user_event is not None and pair.user_event.user_data["GSW_RECORD_HANDLE"] == 11
     assert correlator.stats["foreign_acks"] == 1
-
-
-def _preview(reference: str) -> GetPreviewRecordRequest:
-    return GetPreviewRecordRequest(
-        campaign_name="Campaign1", application_id=134, device_path=DEVICE, reference_id=reference
-    )
-
-
-def _outbound(reference: str, notification: str) -> dict[str, Any]:
-    data = {
-        "messageType": "OutboundRecordMessage",
-        "notificationType": notification,
-        "referenceId": reference,
-    }
-    return {"channel": "/v2/me/outbound", "data": data}
-
-
-def _no_records() -> dict[str, Any]:
-    """OCS's "no record" as a refusal, without a referenceId."""
-    user_data = {
-        "GSW_USER_EVENT": "PreviewRecordEmpty",
-        "GSW_APPLICATION_ID": 134,
-        "GSW_CAMPAIGN_NAME": "Campaign1",
-        "GSW_ERROR": "No Records Available",
-        "GSW_ERROR_NUMBER": 109,
-    }
-    return {
-        "channel": "/me/internal",
-        "data": {"messageType": "DeviceUserEventMessage", "userData": user_data},
-    }
-
-
-def test_a_request_acknowledged_no_record_is_still_owed_its_no_record_refusal() -> None:
-    """M9 for owed answers (a request GWS acknowledged is owed no refusal) keeps what a
-    "no record" needs: a ``GetPreviewRecord`` acknowledged "no record" by its notification
-    may still get OCS's "no record" as a refusal ("No Records Available", no referenceId).
-    That late answer is its own: the next request on the campaign still waits for its own."""
-    correlator = Correlator(Limits(merge_window=0))
-    sent(correlator, _preview("g1"))
-    (first,) = resolved(correlator.message(_outbound("g1", "PreviewRecordEmpty")))
-    assert isinstance(first.outcome, Acknowledged) and first.outcome.empty
-    sent(correlator, _preview("g2"))
-    assert resolved(correlator.message(_no_records())) == []
-    assert correlator.pending == 1

@@ -110,12 +110,11 @@ class Model:
     answered_after_send: bool = False
     errored_after_send: bool = False
     by_reference: bool = False  # a message with its reference id arrived after it was sent
+    acked_by_reference: bool = False  # ... its acknowledgement (M9: no refusal by key then)
+    errored_by_reference: bool = False  # ... a refusal
     refused: bool = False  # GWS's first answer to its POST refused it (or it never got it)
     post_answered: bool = False
     outcomes: list[Any] = dataclasses.field(default_factory=list)
-
-
-_stamp = itertools.count()
 
 
 def outbound(
@@ -143,7 +142,7 @@ def user_event(
     *,
     with_reference: bool,
     error: bool = False,
-    unique: bool = False,
+    unique: int | None = None,
 ) -> dict[str, Any]:
     user_data: dict[str, Any] = {
         "GSW_USER_EVENT": name,
@@ -159,8 +158,8 @@ def user_event(
         user_data["GSW_ERROR"] = "Record not found"
         user_data["GSW_ERROR_NUMBER"] = 101
     data: dict[str, Any] = {"messageType": "DeviceUserEventMessage", "userData": user_data}
-    if unique:  # a distinct copy (another fingerprint), as a re-publication would be
-        data["metrics"] = {"eventProcessing": {"serverGenerationTimestamp": next(_stamp)}}
+    if unique is not None:  # a distinct copy (another fingerprint), as a re-publication would be
+        data["metrics"] = {"eventProcessing": {"serverGenerationTimestamp": unique}}
     return {"channel": "/me/internal", "data": data}
 
 
@@ -170,7 +169,10 @@ class CorrelatorMachine(RuleBasedStateMachine):
         self.correlator = Correlator(LIMITS)
         self.models: dict[int, Model] = {}
         self.timers: set[tuple[Any, ...]] = set()
-        self.sent_messages: list[dict[str, Any]] = []
+        # (message, the request it answers by its key, whether it is an error): a copy is
+        # judged as the original was (see ``repeat``).
+        self.sent_messages: list[tuple[dict[str, Any], FakeRequest | None, bool]] = []
+        self.stamps = itertools.count()  # per run: a replayed run builds the same messages
         self.closed = False
         self.forcing = False  # a deadline or the shutdown is deciding on the evidence at hand
 
@@ -190,6 +192,11 @@ class CorrelatorMachine(RuleBasedStateMachine):
                     effect.outcome.reason is FailureReason.OCS_ERROR
                 ):
                     assert model.errored_after_send, "an OCS error that was not its own"
+                    # M9: once an acknowledgement with its reference id arrived, a refusal
+                    # without one was another client's.
+                    assert model.errored_by_reference or not model.acked_by_reference, (
+                        "an OCS refusal by key outweighed the request's own acknowledgement"
+                    )
                 if isinstance(effect.outcome, Acknowledged):
                     assert model.sent, "acknowledged a request that was never sent"
                     assert model.answered_after_send, "acknowledged without an answer of its own"
@@ -239,6 +246,14 @@ class CorrelatorMachine(RuleBasedStateMachine):
             if reference is not None:
                 belongs = reference == request.reference_id
                 model.by_reference = model.by_reference or belongs
+                if belongs and error:
+                    model.errored_by_reference = True
+                elif belongs and (
+                    data.get("notificationType") == request.spec.acknowledgement
+                    or data.get("userData", {}).get("GSW_USER_EVENT")
+                    in request.spec.user_events - {request.spec.part}
+                ):
+                    model.acked_by_reference = True
             else:
                 belongs = (
                     answers is not None
@@ -250,8 +265,12 @@ class CorrelatorMachine(RuleBasedStateMachine):
                     model.errored_after_send = True
                 else:
                     model.answered_after_send = True
-        self.sent_messages.append(message)
+        self.sent_messages.append((message, answers, error))
         self.apply(self.correlator.message(message))
+
+    def stamp(self, unique: bool) -> int | None:
+        """A fresh ``metrics`` stamp for a distinct copy, or None for none."""
+        return next(self.stamps) if unique else None
 
     # -- rules -----------------------------------------------------------------------------------
 
@@ -348,7 +367,10 @@ class CorrelatorMachine(RuleBasedStateMachine):
             self.deliver(outbound(request, spec.acknowledgement), answers=request)
         elif kind in ("event", "event_ref"):
             message = user_event(
-                request, spec.acknowledgement, with_reference=kind == "event_ref", unique=unique
+                request,
+                spec.acknowledgement,
+                with_reference=kind == "event_ref",
+                unique=self.stamp(unique),
             )
             self.deliver(message, answers=request)
         elif kind == "error":
@@ -357,7 +379,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
         elif kind == "part" and spec.part is not None:
             self.deliver(outbound(request, spec.part), answers=None)
         elif kind == "part_event" and spec.part is not None:
-            message = user_event(request, spec.part, with_reference=unique, unique=True)
+            message = user_event(request, spec.part, with_reference=unique, unique=self.stamp(True))
             self.deliver(message, answers=None)
         elif kind == "empty" and spec.empty:
             self.deliver(outbound(request, sorted(spec.empty)[0]), answers=request)
@@ -376,9 +398,11 @@ class CorrelatorMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.sent_messages)
     @rule(data=st.data())
     def repeat(self, data: st.DataObject) -> None:
-        """An exact copy of an earlier message (duplicated or reordered delivery)."""
-        message = data.draw(st.sampled_from(self.sent_messages))
-        self.apply(self.correlator.message(message))
+        """An exact copy of an earlier message (duplicated or reordered delivery). The
+        correlator drops it while it remembers the original (``fingerprint_limit``, here 8);
+        past that it is a message like any other, so the model judges it as the original."""
+        message, answers, error = data.draw(st.sampled_from(self.sent_messages))
+        self.deliver(message, answers=answers, error=error)
 
     @rule(
         spec=st.sampled_from(SPECS),
@@ -392,7 +416,9 @@ class CorrelatorMachine(RuleBasedStateMachine):
         if with_reference:
             self.apply(self.correlator.message(outbound(request, spec.acknowledgement)))
         else:
-            message = user_event(request, spec.acknowledgement, with_reference=False, unique=unique)
+            message = user_event(
+                request, spec.acknowledgement, with_reference=False, unique=self.stamp(unique)
+            )
             # Without a reference it is indistinguishable from ours: the model allows it to
             # answer a sent request of ours with that key.
             self.deliver(message, answers=request)
@@ -653,13 +679,20 @@ def test_requests_on_one_record_are_sent_one_at_a_time() -> None:
     assert correlator.sending(second) is True
 
 
-def test_an_unreferenced_error_does_not_fail_a_request_gws_acknowledged() -> None:
+@pytest.mark.parametrize("own", ["notification", "user_event"])
+def test_an_unreferenced_error_does_not_fail_a_request_gws_acknowledged(own: str) -> None:
+    """M9: an acknowledgement with the request's reference id arrived (its notification, or
+    a user event carrying ``GSW_REFERENCE_ID``: the latter failed before); a refusal without
+    a reference id on its record is another client's."""
     correlator = Correlator(LIMITS)
     request = FakeRequest(CANCEL_RECORD, "a", 1)
     token, _ = correlator.accept(request)
     correlator.sending(token)
     correlator.posted(token, PostResult.ACCEPTED)
-    correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    if own == "notification":
+        correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    else:
+        correlator.message(user_event(request, "RecordCancelAcknowledge", with_reference=True))
     error = user_event(request, "RecordCancelAcknowledge", with_reference=False, error=True)
     assert not [e for e in correlator.message(error) if isinstance(e, Resolved)]
     (resolved, *_) = correlator.timer_expired(("merge", token))
@@ -739,7 +772,7 @@ def test_an_answer_by_key_before_a_resend_is_forgotten(error: bool) -> None:
     token, _ = correlator.accept(request)
     assert correlator.sending(token)
     foreign = user_event(
-        request, "RecordCancelAcknowledge", with_reference=False, error=error, unique=True
+        request, "RecordCancelAcknowledge", with_reference=False, error=error, unique=1
     )
     effects = correlator.message(foreign)
     effects += correlator.timer_expired(("merge", token))
@@ -748,10 +781,131 @@ def test_an_answer_by_key_before_a_resend_is_forgotten(error: bool) -> None:
     assert not [e for e in effects if isinstance(e, Resolved)]
     copy = {**foreign, "data": {**foreign["data"], "metrics": {}}}  # GWS relaying it again
     assert not [e for e in correlator.message(copy) if isinstance(e, Resolved)]
-    own = user_event(request, "RecordCancelAcknowledge", with_reference=False, unique=True)
+    own = user_event(request, "RecordCancelAcknowledge", with_reference=False, unique=2)
     own["data"]["userData"]["GSW_PHONE"] = "5551234"  # not the same userData as the other's
     correlator.message(own)
     (resolved, *_) = correlator.timer_expired(("merge", token))
     assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Acknowledged)
     assert resolved.outcome.user_event is not None
     assert resolved.outcome.user_event.user_data["GSW_PHONE"] == "5551234"
+
+
+@pytest.mark.parametrize("own", ["notification", "user_event"])
+@pytest.mark.parametrize("decider", ["post", "deadline", "settle"])
+def test_a_refusal_by_key_before_the_request_s_own_acknowledgement_is_another_s(
+    decider: str, own: str
+) -> None:
+    """M9 with M10: an OCS refusal without a reference id (another desktop's, on the record)
+    reaches the request while GWS has not answered its POST, and is held for that answer;
+    then the request's acknowledgement with its reference id arrives (its notification, or
+    a user event carrying ``GSW_REFERENCE_ID``). The refusal was another client's: whatever
+    decides next (GWS's answer to the POST, the deadline, the grace period after a lost
+    session), the request is acknowledged, as when the merge window ends first."""
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(CANCEL_RECORD, "k", 1)
+    token, _ = correlator.accept(request)
+    assert correlator.sending(token)
+    refusal = user_event(request, "RecordCancelAcknowledge", with_reference=False, error=True)
+    effects = correlator.message(refusal)
+    if decider == "settle":
+        effects += correlator.session_lost()
+        effects += correlator.session_restored()
+    if own == "notification":
+        effects += correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    else:
+        effects += correlator.message(
+            user_event(request, "RecordCancelAcknowledge", with_reference=True)
+        )
+    assert not [e for e in effects if isinstance(e, Resolved)]
+    if decider == "post":
+        effects = correlator.posted(token, PostResult.ACCEPTED)
+    elif decider == "deadline":
+        effects = correlator.timer_expired(("deadline", token))
+    else:
+        effects = correlator.timer_expired(("settle", 1))
+    if not [e for e in effects if isinstance(e, Resolved)]:
+        effects += correlator.timer_expired(("merge", token))  # its user event is lost
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
+    assert isinstance(resolved.outcome, Acknowledged)
+
+
+@pytest.mark.parametrize("result", [PostResult.ACCEPTED, PostResult.REJECTED])
+def test_a_grace_period_leaves_a_request_whose_post_gws_has_not_answered(
+    result: PostResult,
+) -> None:
+    """The CometD session is lost and restored while GWS has not answered a request's POST
+    (it is being written, or waits to be written again after GWS refused it unread): the
+    grace period leaves it alone. GWS's answer decides: a refusal is the outcome (GWS did
+    nothing), an acceptance is followed by the request's own answer (or its acknowledgement
+    timer)."""
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(CANCEL_RECORD, "k", 1)
+    token, _ = correlator.accept(request)
+    assert correlator.sending(token)
+    effects = correlator.session_lost()
+    effects += correlator.session_restored()
+    effects += correlator.timer_expired(("settle", 1))
+    assert not [e for e in effects if isinstance(e, Resolved)]
+    effects = correlator.posted(token, result, status_code=4, message="down")
+    if result is PostResult.ACCEPTED:
+        assert not [e for e in effects if isinstance(e, Resolved)]
+        effects = correlator.message(outbound(request, "RecordCancelAcknowledge"))
+        effects += correlator.timer_expired(("merge", token))
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
+    if result is PostResult.ACCEPTED:
+        assert isinstance(resolved.outcome, Acknowledged)
+    else:
+        assert isinstance(resolved.outcome, Failed)
+        assert resolved.outcome.reason is FailureReason.REJECTED
+
+
+def test_a_copy_of_a_refusal_dropped_by_m9_is_a_repeat() -> None:
+    """M9 with M10, then M8: another desktop's refusal on the record was held for our POST's
+    answer and dropped when our acknowledgement notification arrived; GWS then relays that
+    refusal again (the same ``userData``, other metrics) while our next request on the record
+    is in flight. The copy is a repeat: it does not fail that request."""
+    correlator = Correlator(LIMITS)
+    first = FakeRequest(CANCEL_RECORD, "k1", 1)
+    token, _ = correlator.accept(first)
+    assert correlator.sending(token)
+    refusal = user_event(
+        first, "RecordCancelAcknowledge", with_reference=False, error=True, unique=True
+    )
+    effects = correlator.message(refusal)
+    effects += correlator.message(outbound(first, "RecordCancelAcknowledge"))
+    effects += correlator.posted(token, PostResult.ACCEPTED)
+    effects += correlator.timer_expired(("merge", token))
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
+    assert isinstance(resolved.outcome, Acknowledged)
+    second = FakeRequest(CANCEL_RECORD, "k2", 1)
+    token, _ = correlator.accept(second)
+    assert correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    copy = {**refusal, "data": {**refusal["data"], "metrics": {}}}  # GWS relaying it again
+    assert not [e for e in correlator.message(copy) if isinstance(e, Resolved)]
+
+
+def test_a_late_no_records_event_is_the_late_answer_of_an_empty_result() -> None:
+    """M9 for owed answers reads a refusal as OCS's "no" to the request; "No Records
+    Available" (``GSW_ERROR`` on an exhausted preview list) is not a refusal but the empty
+    result itself. A ``GetPreviewRecord`` acknowledged empty by its notification is still owed
+    its user event; when that comes late, error-shaped and without our reference id, it is
+    that request's late answer, not the empty result of the next ``GetPreviewRecord`` of the
+    campaign, which then waits for its own answer."""
+    correlator = Correlator(LIMITS)
+    first = FakeRequest(GET_PREVIEW_RECORD, "p1", 1)
+    token1, _ = correlator.accept(first)
+    assert correlator.sending(token1)
+    correlator.posted(token1, PostResult.ACCEPTED)
+    effects = correlator.message(outbound(first, "PreviewRecordEmpty"))
+    assert [e.outcome.empty for e in effects if isinstance(e, Resolved)] == [True]
+    second = FakeRequest(GET_PREVIEW_RECORD, "p2", 1)
+    token2, _ = correlator.accept(second)
+    assert correlator.sending(token2)
+    correlator.posted(token2, PostResult.ACCEPTED)
+    late = user_event(first, "PreviewRecord", with_reference=False, error=True)
+    late["data"]["userData"]["GSW_ERROR"] = "No Records Available"
+    late["data"]["userData"]["GSW_ERROR_NUMBER"] = 108
+    effects = correlator.message(late)
+    assert not [e for e in effects if isinstance(e, Resolved)], effects
+    assert correlator.state_sizes()["entries"] == 1  # the second still waits for its own

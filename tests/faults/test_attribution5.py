@@ -1,0 +1,105 @@
+"""Attribution, broken again and fixed (after test_attribution2.py): each test here failed
+before its fix. Every accepted request ends in exactly one outcome, its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pluggy
+import pytest
+
+from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
+from gws_outbound_plugin.simulator import GWSSimulator
+from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
+from tests.engine.conftest import fake_config
+from tests.faults.conftest import fast_config
+from tests.faults.support import handles, request_for
+from tests.helpers import Recorder
+
+pytestmark = pytest.mark.anyio
+
+
+# -- M4 and M9: what a finished request is still owed ------------------------------------------
+
+
+async def test_a_refusal_is_not_the_late_answer_of_a_request_gws_acknowledged(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """A cancel is acknowledged by GWS (its ``RecordCancelAcknowledge`` notification with our
+    referenceId), but OCS's user event for it never arrives: when the merge window ends the
+    cancel is acknowledged without it, and the record is remembered as still owed that user
+    event (OCS answers a record's requests in order: the next unreferenced answer on the
+    record is the late one). Then the host cancels the record again and OCS refuses the new
+    cancel (a ``GSW_ERROR`` user event naming the record, without a referenceId).
+
+    Before, the refusal was taken as the first cancel's late answer: the second cancel heard
+    nothing and ended ``timed_out`` ("may have acted") after ``ack_timeout``, instead of with
+    OCS's refusal at once. A request GWS acknowledged is owed an acknowledgement, never a
+    refusal (M9, as for a request in flight): the second cancel now ends with its own
+    ``ocs_error``."""
+    config = fast_config(sim.base_url, ack_timeout=5.0)
+    handle = handles(sim, 1)[0]
+    async with OutboundPlugin(pm, config) as plugin:
+        sim.faults.drop_notifications("user_event", count=1, operation="CancelRecord")
+        first = request_for(sim, handle)
+        with anyio.fail_after(10):
+            ack = await plugin.submit(first)
+        assert not ack.user_data  # acknowledged by its notification alone
+
+        sim.faults.ocs_error(100, "Record is already cancelled", operation="CancelRecord")
+        second = request_for(sim, handle)
+        with anyio.fail_after(config.ack_timeout / 2), pytest.raises(CancelFailed) as info:
+            await plugin.submit(second)
+        await plugin.wait_hooks_idle(5)
+    failure = info.value.failure
+    assert failure.reason is FailureReason.OCS_ERROR
+    assert failure.error_number == 100
+    assert [f.request.reference_id for f in recorder.failures] == [second.reference_id]
+    assert [a.request.reference_id for a in recorder.acks if a.request] == [first.reference_id]
+
+
+class TestOnFakeGWS:
+    @pytest.fixture
+    def anyio_backend(self) -> tuple[str, dict[str, Any]]:
+        return ("asyncio", {"loop_factory": virtual_clock_loop})
+
+    async def test_a_request_gws_refused_after_its_deadline_is_owed_nothing(
+        self, pm: pluggy.PluginManager, recorder: Recorder
+    ) -> None:
+        """A cancel's POST is slow to be answered, longer than the cancel's outcome bound (a
+        request queued behind another on its record starts late, and then GWS is slow): at
+        its deadline it ends ``outcome_unknown`` (GWS may have got it), and the record is
+        remembered as owed its answer. Then GWS answers the POST: ``statusCode`` 4, it did
+        nothing with the cancel. The host cancels the record again, and OCS refuses that.
+
+        Before, GWS's late refusal was ignored (the request had its outcome), so the record
+        stayed owed an answer that would never come: OCS's refusal of the second cancel was
+        taken as the first one's late answer, and the second cancel ended ``timed_out`` after
+        ``ack_timeout`` instead of ``ocs_error`` at once. A request GWS refused is owed
+        nothing, whenever GWS says so."""
+        fake = FakeGWS()
+        config = fake_config(ack_timeout=5.0)
+        handle = handles(fake, 1)[0]
+        async with OutboundPlugin(pm, config, transport=fake) as plugin:
+            bound = plugin.outcome_bound
+            fake.faults.slow_answer(bound + 1.0)
+            fake.faults.status_code(4)  # GWS did nothing with it (answered at bound + 1)
+            first = request_for(fake, handle)
+            with anyio.fail_after(bound + 0.5), pytest.raises(CancelFailed) as unknown:
+                await plugin.submit(first)
+            assert unknown.value.failure.reason is FailureReason.OUTCOME_UNKNOWN
+            await anyio.sleep(1.0)  # GWS's refusal of the first POST arrives
+
+            fake.faults.ocs_error(100, "Record is already cancelled", operation="CancelRecord")
+            second = request_for(fake, handle)
+            with anyio.fail_after(config.ack_timeout / 2), pytest.raises(CancelFailed) as info:
+                await plugin.submit(second)
+            await plugin.wait_hooks_idle(5)
+        failure = info.value.failure
+        assert failure.reason is FailureReason.OCS_ERROR
+        assert failure.error_number == 100
+        assert [f.request.reference_id for f in recorder.failures] == [
+            first.reference_id,
+            second.reference_id,
+        ]
