@@ -145,9 +145,13 @@ def by_key_only(entry: Candidate) -> bool:
 
 
 def _wants(entry: Candidate, u: UserEventNotice) -> bool:
+    if (u.is_error or u.name in entry.spec.empty) and (
+        entry.outbound is not None or _by_reference(entry.user_event)
+    ):
+        # M9: GWS acknowledged it (for GetPreviewRecord, with a record); an unreferenced
+        # refusal or "no record" is another client's answer.
+        return False
     if u.is_error:
-        if entry.outbound is not None or _by_reference(entry.user_event):
-            return False  # M9: GWS acknowledged it; an unreferenced refusal is another's
         return u.name not in ANSWER_EVENTS or answers(entry.spec, u.name)
     return answers(entry.spec, u.name)
 

@@ -130,6 +130,8 @@ def _show(value: object, *, as_str: bool = False) -> str:
         text = str(value) if as_str else repr(value)
     except Exception:  # reporting the bad value must not fail
         text = f"<unprintable {type(value).__name__}>"
+    if as_str and not _sendable(text):  # a lone surrogate: escaped, so a log line can carry it
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -153,7 +155,28 @@ def _check_text(value: object) -> str | None:
         return f"must be at most {MAX_TEXT_LENGTH} characters, got {len(value)}"
     if _CONTROL_CHARS.search(value):
         return "must not contain control characters"
+    if not value.isascii() and not _sendable(value):  # no call for the usual ASCII text
+        return _NOT_SENDABLE
     return None
+
+
+#: Why a text with a lone surrogate is refused (its value is not echoed: it may be personal).
+_NOT_SENDABLE: Final = (
+    "must be valid Unicode text: it holds a lone surrogate (half of a character such as an "
+    "emoji, as a JSON \\ud83d escape or a UTF-16 text cut in two gives), which cannot be sent"
+)
+
+
+def _sendable(text: str) -> bool:
+    """Whether ``text`` can be written to GWS (as UTF-8): a lone surrogate cannot, so a
+    request holding one would be accepted and then fail while it is written."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_device_path(value: object) -> str | None:
@@ -309,9 +332,12 @@ def _check_other_fields(value: object) -> str | None:
     for key, item in value.items():
         if _check_text(key) is not None:
             problems.append(
-                f"key {_show(key)} must be non-empty text of at most 255 characters "
+                f"key {_show(key)} must be non-empty Unicode text of at most 255 characters "
                 "without control characters"
             )
+        elif isinstance(item, str) and not _sendable(item):
+            # The value may be personal data: name the key only.
+            problems.append(f"{_show(key)} {_NOT_SENDABLE}")
         elif isinstance(item, float) and not math.isfinite(item):
             problems.append(f"{_show(key)} must be a finite number")
         elif (
