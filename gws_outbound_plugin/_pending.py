@@ -234,9 +234,12 @@ class PendingRequests:
         recent.reserve(entry.request.reference_id)
         event, content = entry.user_event, entry.user_content
         if event is None and entry.key is not None:
-            # GWS acknowledged it (M9): its late answer is no refusal.
+            # GWS acknowledged it (M9): its late answer is no refusal, and a "no record" only
+            # if it was acknowledged as one.
             acknowledged = entry.outbound is not None
-            recent.owe(entry.key, entry.spec, acknowledged=acknowledged, token=entry.token)
+            recent.owe(
+                entry.key, entry.spec, entry.token, acknowledged=acknowledged, empty=entry.empty
+            )
             if not entry.post_answered:
                 self.owed_unposted[entry.token] = entry.key
         elif event is not None and content is not None and _unreferenced(event):

@@ -98,26 +98,35 @@ _Part = tuple[int, int, UserEvent, int, bytes | None]
 class Owed:
     """A request that was sent and ended without its user event: the next unreferenced answer
     on its key is its late answer (OCS answers a key's requests in order). When GWS
-    acknowledged it (its acknowledgement notification arrived), that answer is no refusal
-    (M9)."""
+    acknowledged it (its acknowledgement notification arrived), that answer is the same
+    answer: no refusal, and a "no record" only if it was acknowledged as one (M9)."""
 
-    __slots__ = ("acknowledged", "spec", "stamp", "token")
+    __slots__ = ("acknowledged", "empty", "spec", "stamp", "token")
 
-    def __init__(self, spec: OperationSpec, stamp: int, acknowledged: bool, token: int) -> None:
+    def __init__(
+        self, spec: OperationSpec, stamp: int, token: int, *, acknowledged: bool, empty: bool
+    ) -> None:
         self.spec = spec
         self.stamp = stamp
-        self.acknowledged = acknowledged
         self.token = token
+        self.acknowledged = acknowledged
+        self.empty = empty
+        """Acknowledged as "no record" (an empty result)."""
 
     def takes(self, name: str | None, answer: bool, refusal: str | None) -> bool:
         """Whether a late user event named ``name`` can be this request's answer: any, for a
-        refusal that names no operation (``answer`` false), else one its operation answers;
-        never a refusal once GWS acknowledged the request (M9). ``refusal``: the event's
-        error text, casefolded (``""`` for none), when it is an error event; a text that means
-        "no records" for the operation (``empty_error_texts``) is an empty result, not a
-        refusal."""
-        if refusal is not None and self.acknowledged and refusal not in self.spec.empty_error_texts:
-            return False
+        refusal that names no operation (``answer`` false), else one its operation answers.
+        ``refusal``: the event's error text, casefolded (``""`` for none), when it is an error
+        event; a text that means "no records" for the operation (``empty_error_texts``) is an
+        empty result, not a refusal. Once GWS acknowledged the request (M9): never a refusal,
+        and a "no record" only if it was acknowledged as one."""
+        if self.acknowledged:
+            if refusal is None:
+                nothing = name is not None and name in self.spec.empty
+            else:
+                nothing = refusal in self.spec.empty_error_texts
+            if nothing or refusal is not None:
+                return nothing and self.empty
         return not answer or (name is not None and name in self.spec.user_events | self.spec.empty)
 
 
@@ -322,9 +331,16 @@ class Recent:
         self.reserved.add(reference_id, self.stamp())
 
     def owe(
-        self, key: CorrelationKey, spec: OperationSpec, *, acknowledged: bool, token: int
+        self,
+        key: CorrelationKey,
+        spec: OperationSpec,
+        token: int,
+        *,
+        acknowledged: bool,
+        empty: bool,
     ) -> None:
-        self._owed.setdefault(key, []).append(Owed(spec, self.stamp(), acknowledged, token))
+        slot = Owed(spec, self.stamp(), token, acknowledged=acknowledged, empty=empty)
+        self._owed.setdefault(key, []).append(slot)
 
     def forgive(self, key: CorrelationKey, token: int) -> None:
         """The request ``token`` is owed nothing after all: GWS refused its POST after it

@@ -574,8 +574,18 @@ def test_tail_says_when_the_connection_is_lost_and_back(
     forgotten: list[int] = []
 
     def forget_once() -> None:
-        if not forgotten and threaded_gws.simulator.cometd_client_count:
-            forgotten.append(threaded_gws.simulator.forget_cometd_clients())
+        # Once the tail is subscribed to both channels: forgotten between the handshake and
+        # the subscriptions, the start itself fails (the tail exits 1, "402::Unknown client").
+        simulator = threaded_gws.simulator
+        subscribed = {
+            message.get("subscription")
+            for request in simulator.requests
+            if "/meta/subscribe" in request.bayeux_channels and request.status == 200
+            for message in (request.body if isinstance(request.body, list) else [request.body])
+            if isinstance(message, dict) and message.get("channel") == "/meta/subscribe"
+        }
+        if not forgotten and subscribed >= {"/v2/me/outbound", "/me/internal"}:
+            forgotten.append(simulator.forget_cometd_clients())
 
     with Repeatedly(threaded_gws, forget_once):
         result = cli("tail", "--plugin", str(plugin))

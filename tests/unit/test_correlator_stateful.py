@@ -909,3 +909,25 @@ def test_a_late_no_records_event_is_the_late_answer_of_an_empty_result() -> None
     effects = correlator.message(late)
     assert not [e for e in effects if isinstance(e, Resolved)], effects
     assert correlator.state_sizes()["entries"] == 1  # the second still waits for its own
+
+
+def test_a_no_record_is_not_the_late_answer_of_a_request_handed_a_record() -> None:
+    """M9 for owed answers: a ``GetPreviewRecord`` acknowledged by its notification with a
+    record (its user event late) is owed that record's user event, not a "no record". An
+    unreferenced ``PreviewRecordEmpty`` that comes next on the campaign is the next
+    ``GetPreviewRecord``'s own answer: it ends empty at once (it timed out before)."""
+    correlator = Correlator(LIMITS)
+    first = FakeRequest(GET_PREVIEW_RECORD, "p1", 1)
+    token1, _ = correlator.accept(first)
+    assert correlator.sending(token1)
+    correlator.posted(token1, PostResult.ACCEPTED)
+    correlator.message(outbound(first, "PreviewRecord"))
+    effects = correlator.timer_expired(("merge", token1))
+    assert [e.outcome.empty for e in effects if isinstance(e, Resolved)] == [False]
+    second = FakeRequest(GET_PREVIEW_RECORD, "p2", 1)
+    token2, _ = correlator.accept(second)
+    assert correlator.sending(token2)
+    correlator.posted(token2, PostResult.ACCEPTED)
+    effects = correlator.message(user_event(second, "PreviewRecordEmpty", with_reference=False))
+    resolved = [e for e in effects if isinstance(e, Resolved)]
+    assert [(e.token, e.outcome.empty) for e in resolved] == [(token2, True)], effects
