@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -18,6 +18,17 @@ from tests.faults.matrix import ACK, FAILED, Row
 from tests.helpers import Recorder
 
 OUTCOME_HOOKS = (ACK, FAILED)
+
+
+async def until(
+    condition: Callable[[], object], what: str = "", *, timeout: float = 10.0, step: float = 0.005
+) -> None:
+    """Wait until ``condition()`` holds, checking every ``step`` seconds; fail the test after
+    ``timeout`` (``TimeoutError``). On the virtual clock the wait costs no wall time."""
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(step)
+    assert condition(), what
 
 
 def outcome_calls(recorder: Recorder) -> list[Any]:

@@ -5,7 +5,6 @@ as another's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -25,17 +24,10 @@ from gws_outbound_plugin.simulator import GWSSimulator
 from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.engine.conftest import fake_config
 from tests.faults.conftest import fast_config
-from tests.faults.support import handles, request_for
+from tests.faults.support import handles, request_for, until
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    with anyio.fail_after(10):
-        while not condition():
-            await anyio.sleep(0.005)
-    assert condition(), what
 
 
 # -- M10: a POST resent after an attempt GWS certainly did not get -----------------------------
@@ -62,7 +54,7 @@ async def test_an_answer_by_key_before_a_resend_is_not_the_resent_request_s(
         sim.faults.http_error(503, count=1)  # {"statusCode": 4}: resent after retry_backoff
         request = request_for(sim, handle)
         ticket = plugin.submit(request)
-        await _until(lambda: [c.status for c in sim.cancels] == [503], "the first attempt")
+        await until(lambda: [c.status for c in sim.cancels] == [503], "the first attempt")
         other = GWSSession(fast_config(sim.base_url))
         await other.open()
         try:
@@ -70,7 +62,7 @@ async def test_an_answer_by_key_before_a_resend_is_not_the_resent_request_s(
             await other.post_operation(mine.gws_path(), mine.to_gws_body())
         finally:
             await other.close()
-        await _until(lambda: len(recorder.user_events) == 1, "the other desktop's user event")
+        await until(lambda: len(recorder.user_events) == 1, "the other desktop's user event")
         await anyio.sleep(config.merge_window * 2)  # its merge window ended: held (M10)
         assert [c.status for c in sim.cancels] == [503, 200]  # ours not resent yet
         sim.faults.ocs_error(100, "Record is already cancelled", operation="CancelRecord")
@@ -122,7 +114,7 @@ class TestOnFakeGWS:
                 device_path=fake.device_path(),
             )
             ticket = plugin.submit(request)
-            await _until(lambda: len(fake.posts) == 1, "our POST")
+            await until(lambda: len(fake.posts) == 1, "our POST")
             await anyio.sleep(0.2)  # GWS accepted it; OCS answers at 1.0
             fake.publish(
                 "/v2/me/outbound",

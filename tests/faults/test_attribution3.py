@@ -6,7 +6,6 @@ time)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -16,7 +15,7 @@ import pytest
 from gws_outbound_plugin import OutboundPlugin
 from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.engine.conftest import cancels, fake_config
-from tests.faults.support import handles, request_for
+from tests.faults.support import handles, request_for, until
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -30,12 +29,6 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
 @pytest.fixture
 def fake() -> FakeGWS:
     return FakeGWS()
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    with anyio.fail_after(30):
-        while not condition():
-            await anyio.sleep(0.001)
 
 
 # -- M9 with M10: a refusal matched by key, then the request's own acknowledgement ----------
@@ -66,7 +59,7 @@ async def test_a_refusal_by_key_does_not_outweigh_the_request_s_own_acknowledgem
         fake.faults.drop_notifications("user_event")  # ... without its user event
         request = request_for(fake, handle)
         ticket = plugin.submit(request)
-        await _until(lambda: len(cancels(fake)) == 1)
+        await until(lambda: len(cancels(fake)) == 1, timeout=30, step=0.001)
         # The other desktop's cancel of the same record: OCS refuses it at once.
         fake.faults.ocs_error(100, "Record is already cancelled", operation="CancelRecord")
         other = request_for(fake, handle, reference_id="other-desktop-1")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -28,7 +27,14 @@ from gws_outbound_plugin import (
 )
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import SlowToHear, captured_logs, events_named, handles, request_for
+from tests.faults.support import (
+    SlowToHear,
+    captured_logs,
+    events_named,
+    handles,
+    request_for,
+    until,
+)
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -356,12 +362,6 @@ async def test_a_hook_cancelling_its_own_task_never_cancels_the_host(
         assert len(diligent.done) == len(recorder.user_events) == 2
 
 
-async def _until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.005)
-
-
 async def test_a_task_started_by_a_hook_waits_for_the_hooks_of_the_ticket_it_awaits(
     sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
@@ -398,7 +398,7 @@ async def test_a_task_started_by_a_hook_waits_for_the_hooks_of_the_ticket_it_awa
         sim.faults.status_code(6, "record not found")
         with pytest.raises(CancelFailed):
             await plugin.cancel(request_for(sim, first))
-        await _until(lambda: bool(seen))
+        await until(lambda: bool(seen), timeout=5)
     assert seen == [[second]]
 
 
@@ -430,6 +430,6 @@ async def test_aclose_in_a_task_started_by_a_hook_closes_before_returning(
         sim.faults.status_code(6, "record not found")
         with pytest.raises(CancelFailed):
             await plugin.cancel(request_for(sim, first))
-        await _until(lambda: bool(states))
+        await until(lambda: bool(states), timeout=5)
         assert held.done()
     assert states == [(False, 0)]

@@ -15,7 +15,7 @@ import pytest
 from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
 from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.engine.conftest import cancels, fake_config
-from tests.faults.support import handles, request_for
+from tests.faults.support import handles, request_for, until
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -29,12 +29,6 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
 @pytest.fixture
 def fake() -> FakeGWS:
     return FakeGWS()
-
-
-async def _until(condition: Any, step: float = 0.001) -> None:
-    with anyio.fail_after(30):
-        while not condition():
-            await anyio.sleep(step)
 
 
 # -- lead 1: the CometD session lost again during the grace period of a restoration -----------
@@ -62,7 +56,7 @@ async def test_a_grace_period_leaves_alone_what_was_lost_again_since(
         fake.faults.delay_notifications(1.2)
         request = request_for(fake, handles(fake, 1)[0])
         ticket = plugin.submit(request)
-        await _until(lambda: len(cancels(fake)) == 1)
+        await until(lambda: len(cancels(fake)) == 1, timeout=30, step=0.001)
         await anyio.sleep(0.1)
         fake.lose_session("re-handshake")  # lost again, during grace period 1
         await anyio.sleep(0.4)
@@ -90,7 +84,7 @@ async def test_a_request_lost_again_and_never_restored_ends_by_its_deadline(
         request = request_for(fake, handles(fake, 1)[0])
         accepted_at = anyio.current_time()
         ticket = plugin.submit(request)
-        await _until(lambda: len(cancels(fake)) == 1)
+        await until(lambda: len(cancels(fake)) == 1, timeout=30, step=0.001)
         fake.lose_session("re-handshake")
         with anyio.fail_after(plugin.outcome_bound + 5), pytest.raises(CancelFailed) as info:
             await ticket
@@ -168,7 +162,7 @@ async def test_an_answer_by_key_is_not_the_request_s_when_gws_refuses_its_post(
         fake.faults.status_code(4, "Voice service is not available at this time")
         request = request_for(fake, handle)
         ticket = plugin.submit(request)
-        await _until(lambda: len(cancels(fake)) == 1)
+        await until(lambda: len(cancels(fake)) == 1, timeout=30, step=0.001)
         _another_desktop_cancels(fake, handle, "other-desktop-1")
         with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
             await ticket
@@ -226,7 +220,7 @@ async def test_a_restored_session_does_not_decide_by_key_before_gws_answers_the_
         fake.faults.status_code(4, "Voice service is not available at this time")
         request = request_for(fake, handle)
         ticket = plugin.submit(request)
-        await _until(lambda: len(cancels(fake)) == 1)
+        await until(lambda: len(cancels(fake)) == 1, timeout=30, step=0.001)
         _another_desktop_cancels(fake, handle, "other-desktop-1")
         await anyio.sleep(0.01)
         fake.lose_session("re-handshake")

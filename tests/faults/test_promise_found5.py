@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import anyio
@@ -19,7 +19,7 @@ import structlog
 from gws_outbound_plugin import CancelFailed, CancelFailure, FailureReason, OutboundPlugin, hookimpl
 from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.engine.conftest import cancels, fake_config
-from tests.faults.support import SlowToHear, handles, request_for
+from tests.faults.support import SlowToHear, handles, request_for, until
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -33,12 +33,6 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
 @pytest.fixture
 def fake() -> FakeGWS:
     return FakeGWS()
-
-
-async def _until(condition: Callable[[], bool], step: float = 0.001) -> None:
-    with anyio.fail_after(30):
-        while not condition():
-            await anyio.sleep(step)
 
 
 # -- lead 4: a log pipeline that raises a BaseException ------------------------------------------
@@ -89,7 +83,7 @@ async def test_a_log_pipeline_raising_a_base_exception_loses_no_outcome(
     async with OutboundPlugin(pm, config, transport=fake) as plugin:
         with pipeline_failing_on("cancel_failed") as broken:
             tickets = [plugin.submit(request_for(fake, h)) for h in handles(fake, 3)]
-            await _until(lambda: len(cancels(fake)) == 3)
+            await until(lambda: len(cancels(fake)) == 3, timeout=30, step=0.001)
             with anyio.fail_after(config.ack_timeout + config.hook_timeout):
                 for ticket in tickets:
                     with pytest.raises(CancelFailed) as info:
@@ -142,7 +136,7 @@ async def test_a_hook_closing_the_plugin_while_it_closes_loses_no_hook_call(
     closer.plugin = plugin
     async with plugin:
         tickets = [plugin.submit(request_for(fake, h)) for h in handles(fake, 3)]
-        await _until(lambda: len(cancels(fake)) == 3)
+        await until(lambda: len(cancels(fake)) == 3, timeout=30, step=0.001)
     assert all(ticket.done() for ticket in tickets)
     assert closer.returned == 3
     assert sorted(f.request.reference_id for f in recorder.failures) == sorted(
@@ -182,7 +176,7 @@ async def test_a_host_cancelled_again_while_closing_leaves_its_own_scopes_intact
 
     task = asyncio.get_running_loop().create_task(host())
     with anyio.fail_after(10):
-        await _until(lambda: len(cancels(fake)) == 3)
+        await until(lambda: len(cancels(fake)) == 3, timeout=30, step=0.001)
         if first == "task.cancel()":
             task.cancel()
         else:
@@ -227,7 +221,7 @@ async def test_a_host_cancelled_while_another_task_closes_the_plugin_leaves_its_
     task = asyncio.get_running_loop().create_task(host())
     with anyio.fail_after(10):
         await entered.wait()
-        await _until(lambda: len(cancels(fake)) == 3)
+        await until(lambda: len(cancels(fake)) == 3, timeout=30, step=0.001)
         plugin: OutboundPlugin = out["plugin"]
         async with anyio.create_task_group() as tg:
             tg.start_soon(plugin.aclose)  # another task closes it
@@ -309,7 +303,7 @@ async def test_a_transport_raising_a_base_exception_does_not_stop_the_sending(
     seeded = handles(fake, workers + 3)
     async with OutboundPlugin(pm, config, transport=fake) as plugin:
         first = [plugin.submit(request_for(fake, handle)) for handle in seeded[:workers]]
-        await _until(lambda: all(ticket.done() for ticket in first))
+        await until(lambda: all(ticket.done() for ticket in first), timeout=30, step=0.001)
         for ticket in first:
             outcome = ticket.outcome
             assert isinstance(outcome, CancelFailure)

@@ -4,8 +4,6 @@ within the documented bound, whatever the server, the network, plugins or cancel
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import anyio
 import pluggy
 import pytest
@@ -13,17 +11,10 @@ import pytest
 from gws_outbound_plugin import OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import handles, request_for
+from tests.faults.support import handles, request_for, until
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    with anyio.fail_after(10):
-        while not condition():
-            await anyio.sleep(0.005)
-    assert condition(), what
 
 
 def _handshakes(sim: GWSSimulator) -> int:
@@ -53,10 +44,10 @@ async def test_a_session_lost_while_a_post_waits_to_be_resent_does_not_end_it(
         sim.faults.http_error(503, count=1)  # {"statusCode": 4}: resent after retry_backoff
         request = request_for(sim, handle)
         ticket = plugin.submit(request)
-        await _until(lambda: [c.status for c in sim.cancels] == [503], "the first attempt")
+        await until(lambda: [c.status for c in sim.cancels] == [503], "the first attempt")
         before = _handshakes(sim)
         assert sim.forget_cometd_clients() == 1
-        await _until(lambda: _handshakes(sim) == before + 1, "the re-handshake")
+        await until(lambda: _handshakes(sim) == before + 1, "the re-handshake")
         await plugin.wait_connected(timeout=5)
         with anyio.fail_after(10):
             ack = await ticket
