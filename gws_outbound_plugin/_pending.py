@@ -195,7 +195,7 @@ class PendingRequests:
             self.stats["failed"] += 1
         self.fx.append(Resolved(entry.token, entry.request, outcome))
         if entry.sent and may_answer_late:
-            self._remember(entry)
+            self._remember(entry, outcome)
         if entry.phase in (Phase.AWAITING, Phase.ANSWERING):
             self.fx.append(CancelTimer(("ack", entry.token)))
         if entry.merging:
@@ -228,12 +228,15 @@ class PendingRequests:
                     del self.pairing[handle]
         return follower
 
-    def _remember(self, entry: Entry) -> None:
+    def _remember(self, entry: Entry, outcome: Acknowledged | Failed) -> None:
         """Its messages may still arrive (M2, M4); they must never answer another request."""
         recent = self.recent
         recent.reserve(entry.request.reference_id)
         event, content = entry.user_event, entry.user_content
-        if event is None and entry.key is not None:
+        # OCS's refusal by user event that decided once GWS answered the POST (M10) was its
+        # answer: nothing more is owed (the next answer on the key is the next request's).
+        refused = isinstance(outcome, Failed) and bool(outcome.user_data)
+        if event is None and entry.key is not None and not refused:
             # GWS acknowledged it (M9): its late answer is no refusal, and a "no record" only
             # if it was acknowledged as one.
             acknowledged = entry.outbound is not None

@@ -931,3 +931,41 @@ def test_a_no_record_is_not_the_late_answer_of_a_request_handed_a_record() -> No
     effects = correlator.message(user_event(second, "PreviewRecordEmpty", with_reference=False))
     resolved = [e for e in effects if isinstance(e, Resolved)]
     assert [(e.token, e.outcome.empty) for e in resolved] == [(token2, True)], effects
+
+
+@pytest.mark.parametrize("decider", ["post", "deadline"])
+def test_a_refusal_by_key_that_decides_after_the_post_leaves_nothing_owed(decider: str) -> None:
+    """M10 then M4: OCS's refusal of a cancel (a user event without our reference id) arrives
+    before GWS answers the POST and is held; GWS accepts the POST (or the deadline comes), so
+    the refusal was ours and the cancel ends ``ocs_error``. That user event was its answer:
+    nothing more is owed on the record. The next cancel of the record is refused by OCS too
+    (another error): that refusal is the next cancel's own.
+
+    Before, a refusal that decided after the POST's answer left the request without its user
+    event, so the record stayed owed one: the next cancel's refusal was taken as the first
+    one's late answer, and the next cancel ended ``timed_out`` instead of ``ocs_error``."""
+    correlator = Correlator(LIMITS)
+    first = FakeRequest(CANCEL_RECORD, "k1", 1)
+    token, _ = correlator.accept(first)
+    assert correlator.sending(token)
+    refused = user_event(first, "RecordCancelAcknowledge", with_reference=False, error=True)
+    correlator.message(refused)
+    if decider == "post":
+        effects = correlator.posted(token, PostResult.ACCEPTED)
+    else:
+        effects = correlator.timer_expired(("deadline", token))
+        effects += correlator.posted(token, PostResult.ACCEPTED)
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
+    assert isinstance(resolved.outcome, Failed)
+    assert resolved.outcome.reason is FailureReason.OCS_ERROR
+    second = FakeRequest(CANCEL_RECORD, "k2", 1)
+    token, _ = correlator.accept(second)
+    assert correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    refusal = user_event(second, "RecordCancelAcknowledge", with_reference=False, error=True)
+    refusal["data"]["userData"]["GSW_ERROR"] = "Record is already cancelled"
+    refusal["data"]["userData"]["GSW_ERROR_NUMBER"] = 100
+    (resolved,) = [e for e in correlator.message(refusal) if isinstance(e, Resolved)]
+    assert isinstance(resolved.outcome, Failed)
+    assert resolved.outcome.reason is FailureReason.OCS_ERROR
+    assert resolved.outcome.error_number == 100
