@@ -198,7 +198,10 @@ class Correlator:
                 self._pending.fx.append(StartTimer(("ack", token), self.limits.ack_timeout))
             return self._pending.take()
         if entry.answered and not by_key_only(entry):
-            return []  # CometD answered by reference before the POST's answer: that stands
+            # CometD answered by reference before the POST's answer: that stands. GWS has
+            # answered the POST (nothing for ``owed_unposted`` to wait for).
+            entry.post_answered = True
+            return []
         # Refused or never received: what was matched by key meanwhile was another client's
         # (M10); GWS did nothing with the request. Copies of it are repeats (M8).
         if entry.user_content is not None:

@@ -83,6 +83,7 @@ class PendingRequests:
             "entries": len(self.entries),
             "by_reference": len(self.by_reference),
             "queued": sum(len(v) for v in self.queues.values()),
+            "owed_unposted": len(self.owed_unposted),
         }
 
     # -- the matching rule's view (``_matching.Pending``) --------------------------------------

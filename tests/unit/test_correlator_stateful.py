@@ -114,6 +114,7 @@ class Model:
     errored_by_reference: bool = False  # ... a refusal
     refused: bool = False  # GWS's first answer to its POST refused it (or it never got it)
     post_answered: bool = False
+    post_called: bool = False  # the sender reported how its POST ended (at least once)
     outcomes: list[Any] = dataclasses.field(default_factory=list)
 
 
@@ -326,6 +327,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
     def post_answer(self, data: st.DataObject, result: PostResult, status: int | None) -> None:
         token = data.draw(st.sampled_from([t for t, m in self.models.items() if m.sent]))
         model = self.models[token]
+        model.post_called = True
         if not model.post_answered and not model.outcomes:
             model.post_answered = True
             model.refused = result in (
@@ -476,6 +478,9 @@ class CorrelatorMachine(RuleBasedStateMachine):
         assert sizes["fingerprints"] <= LIMITS.fingerprint_limit
         assert sizes["foreign"] <= LIMITS.foreign_limit
         assert sizes["parts"] <= LIMITS.parts_limit
+        # Only requests whose POST has not ended yet wait for it to say whether they are owed.
+        unposted = sum(1 for m in self.models.values() if m.sent and not m.post_called)
+        assert sizes["owed_unposted"] <= unposted
 
     @invariant()
     def at_most_one_outcome(self) -> None:
@@ -969,3 +974,24 @@ def test_a_refusal_by_key_that_decides_after_the_post_leaves_nothing_owed(decide
     assert isinstance(resolved.outcome, Failed)
     assert resolved.outcome.reason is FailureReason.OCS_ERROR
     assert resolved.outcome.error_number == 100
+
+
+def test_a_request_answered_by_reference_before_gws_refused_its_post_leaves_no_trace() -> None:
+    """A cancel is acknowledged by its notification (with our reference id) before GWS
+    answers the POST, and GWS then refuses the POST: the acknowledgement stands, and the
+    cancel ends acknowledged without its user event (owed it, M4). GWS has answered its POST:
+    nothing is kept waiting for that answer.
+
+    Before, the refused POST left the request marked as not answered by GWS, so at its
+    outcome it was kept in ``owed_unposted`` (for a POST answer that had come already):
+    one entry per such request, never removed."""
+    correlator = Correlator(LIMITS)
+    request = FakeRequest(CANCEL_RECORD, "k", 1)
+    token, _ = correlator.accept(request)
+    assert correlator.sending(token)
+    correlator.message(outbound(request, "RecordCancelAcknowledge"))
+    assert correlator.posted(token, PostResult.REJECTED, status_code=1, message="no") == []
+    (resolved, *_) = correlator.timer_expired(("merge", token))
+    assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Acknowledged)
+    assert correlator.state_sizes()["owed"] == 1
+    assert correlator.state_sizes()["owed_unposted"] == 0
