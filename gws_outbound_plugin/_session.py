@@ -601,9 +601,10 @@ class GWSSession(SessionHeaders):
             raise _SessionRefused(http_status, code)
         if code is not None and code != 0:
             error = GWSStatusError(code, message, http_status=http_status)
-            if http_status == 503 and code not in UNFINISHED_STATUS_CODES:
+            if http_status == 503 and (method == "GET" or code not in UNFINISHED_STATUS_CODES):
                 # GWS's "service not available" (statusCode 4, §10.1): nothing was processed.
-                # Not so for 7 (partial success) and 9 (processing incomplete): GWS may act.
+                # Not so for 7 (partial success) and 9 (processing incomplete): GWS may act
+                # on an operation (a read changes nothing: retried whatever the code).
                 raise _Transient(error)
             raise error
         if code == 0 and 200 <= http_status < 300:

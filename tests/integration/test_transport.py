@@ -501,6 +501,19 @@ async def test_a_get_is_retried_after_5xx_and_broken_connections(
     assert gws.count("GET", path) == 3
 
 
+@pytest.mark.parametrize("code", [4, 7, 9])
+async def test_a_get_is_retried_after_a_503_with_any_gws_status(
+    gws: ScriptedGWS, session: GWSSession, code: int
+) -> None:
+    """A read changes nothing: a 503 with GWS's ``statusCode`` is retried whatever the code.
+    Only a POST answered 503 with 7 (partial success) or 9 (processing incomplete) is not
+    written again (GWS may still act on it); before, that rule stopped GETs' retries too."""
+    path = "/api/v2/me/devices"
+    gws.then(path, Answer(503, {"statusCode": code, "statusMessage": "incomplete"}))
+    assert await session.devices() == []
+    assert gws.count("GET", path) == 2
+
+
 async def test_a_get_failing_every_time_says_how_often_it_tried(
     gws: ScriptedGWS, session: GWSSession
 ) -> None:
