@@ -234,9 +234,12 @@ class PendingRequests:
         recent = self.recent
         recent.reserve(entry.request.reference_id)
         event, content = entry.user_event, entry.user_content
-        # OCS's refusal by user event that decided once GWS answered the POST (M10) was its
-        # answer: nothing more is owed (the next answer on the key is the next request's).
-        refused = isinstance(outcome, Failed) and bool(outcome.user_data)
+        # Nothing is owed on its key (the next answer there is the next request's) when OCS's
+        # refusal by user event decided once GWS answered the POST (M10: that was its answer),
+        # or GWS refused it by an ErrorMessage (``rejected``: GWS never passed it on).
+        refused = isinstance(outcome, Failed) and (
+            bool(outcome.user_data) or outcome.reason is FailureReason.REJECTED
+        )
         if event is None and entry.key is not None and not refused:
             # GWS acknowledged it (M9): its late answer is no refusal, and a "no record" only
             # if it was acknowledged as one.

@@ -59,6 +59,41 @@ async def test_a_refusal_is_not_the_late_answer_of_a_request_gws_acknowledged(
     assert [a.request.reference_id for a in recorder.acks if a.request] == [first.reference_id]
 
 
+async def test_a_request_gws_refused_by_an_error_message_is_owed_nothing(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """GWS accepts a cancel's POST, then refuses the cancel with a CometD ``ErrorMessage``
+    carrying its referenceId: the cancel ends ``rejected`` (GWS did not act; nothing else is
+    published for it). The host cancels the record again, and OCS refuses that cancel (a
+    ``GSW_ERROR`` user event naming the record, without a referenceId).
+
+    Before, the refused cancel was remembered as owed its user event on the record (as a
+    request that ended without it): OCS's refusal of the second cancel was taken as that late
+    answer, and the second cancel ended ``timed_out`` ("may have acted") after
+    ``ack_timeout`` instead of ``ocs_error``. A request GWS refused is owed nothing."""
+    config = fast_config(sim.base_url, ack_timeout=5.0)
+    handle = handles(sim, 1)[0]
+    async with OutboundPlugin(pm, config) as plugin:
+        sim.faults.cometd_error(4, "Voice service is not available", operation="CancelRecord")
+        first = request_for(sim, handle)
+        with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+            await plugin.submit(first)
+        assert info.value.failure.reason is FailureReason.REJECTED
+
+        sim.faults.ocs_error(100, "Record is already cancelled", operation="CancelRecord")
+        second = request_for(sim, handle)
+        with anyio.fail_after(config.ack_timeout * 2), pytest.raises(CancelFailed) as info:
+            await plugin.submit(second)
+        await plugin.wait_hooks_idle(5)
+    failure = info.value.failure
+    assert failure.reason is FailureReason.OCS_ERROR
+    assert failure.error_number == 100
+    assert [f.request.reference_id for f in recorder.failures] == [
+        first.reference_id,
+        second.reference_id,
+    ]
+
+
 class TestOnFakeGWS:
     @pytest.fixture
     def anyio_backend(self) -> tuple[str, dict[str, Any]]:

@@ -995,3 +995,39 @@ def test_a_request_answered_by_reference_before_gws_refused_its_post_leaves_no_t
     assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Acknowledged)
     assert correlator.state_sizes()["owed"] == 1
     assert correlator.state_sizes()["owed_unposted"] == 0
+
+
+def test_a_request_gws_refused_by_an_error_message_is_owed_nothing() -> None:
+    """A cancel GWS accepted is then refused by a CometD ``ErrorMessage`` with its reference
+    id: it ends ``rejected`` (GWS did not pass it on; nothing else is published for it), so it
+    is owed no answer on its record (M4). The host cancels the record again and OCS refuses
+    that cancel (a user event without our reference id): the refusal is the new cancel's own.
+
+    Before, the refused cancel was remembered as owed its user event, like one that ended
+    without it: the new cancel's refusal was taken as that late answer, and the new cancel
+    ended ``timed_out`` after ``ack_timeout`` instead of ``ocs_error`` at once."""
+    correlator = Correlator(LIMITS)
+    first = FakeRequest(CANCEL_RECORD, "e1", 1)
+    token, _ = correlator.accept(first)
+    assert correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    error = {
+        "channel": "/v2/me/outbound",
+        "data": {
+            "messageType": "ErrorMessage",
+            "referenceId": "e1",
+            "errorCode": 4,
+            "errorMessage": "Voice service is not available at this time",
+        },
+    }
+    (resolved, *_) = correlator.message(error)
+    assert isinstance(resolved, Resolved) and isinstance(resolved.outcome, Failed)
+    assert resolved.outcome.reason is FailureReason.REJECTED
+    second = FakeRequest(CANCEL_RECORD, "e2", 1)
+    token, _ = correlator.accept(second)
+    assert correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    refusal = user_event(second, "RecordCancelAcknowledge", with_reference=False, error=True)
+    (resolved,) = [e for e in correlator.message(refusal) if isinstance(e, Resolved)]
+    assert isinstance(resolved.outcome, Failed)
+    assert resolved.outcome.reason is FailureReason.OCS_ERROR
