@@ -179,6 +179,17 @@ def _sendable(text: str) -> bool:
     return True
 
 
+_DOT_SEGMENTS: Final = frozenset({".", ".."})
+
+
+def has_dot_segment(text: str) -> bool:
+    """Whether ``text``, cut at every ``/`` and ``\\``, has a ``.`` or ``..`` piece: in a URL
+    path (even percent-encoded: a server may decode escapes before routing) it would be
+    resolved as a dot segment. The one rule for what may go in a path segment, used by
+    validation (campaign names) and by ``GWSSession``'s check of every operation path."""
+    return not _DOT_SEGMENTS.isdisjoint(re.split(r"[/\\]", text))
+
+
 def _check_device_path(value: object) -> str | None:
     problem = _check_text(value)
     if problem is None and isinstance(value, str) and not _DEVICE_PATH.fullmatch(value):
@@ -920,9 +931,16 @@ class _CampaignOperation(_Request):
         given: frozenset[str],
         name_of: Callable[[str], str],
     ) -> dict[str, str]:
-        if values.get("campaign_name") in {".", ".."}:
-            # quote() keeps dots, and a client or proxy would resolve the dot segment.
-            return {name_of("campaign_name"): "cannot be '.' or '..' (it goes in the URL path)"}
+        name = values.get("campaign_name")
+        if isinstance(name, str) and has_dot_segment(name):
+            # quote() keeps dots, and a client or proxy would resolve the dot segment; a server
+            # decoding escapes before routing would see one between "/" or "\\" too.
+            return {
+                name_of("campaign_name"): (
+                    "cannot be '.' or '..', nor have one between '/' or '\\' "
+                    "(it goes in the URL path)"
+                )
+            }
         return {}
 
     def gws_path(self) -> str:

@@ -58,6 +58,7 @@ from ._failures import MAX_ERROR_TEXT, describe_failure, one_line, target_of
 from ._headers import CountingJar, SessionHeaders
 from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
+from ._requests import has_dot_segment
 from ._resend import announce_resend
 from ._retry import RetryPolicy
 from ._transport import GWSTransport, client_transports
@@ -175,7 +176,7 @@ def _is_operation_path_in_full(path: object) -> bool:
     except UnicodeDecodeError:
         return False
     # A server decoding escapes before routing must not see a "." or ".." segment either.
-    return not {".", ".."} & set(re.split(r"[/\\]", decoded))
+    return not has_dot_segment(decoded)
 
 
 def _status_of(body: object) -> tuple[int | None, str]:
