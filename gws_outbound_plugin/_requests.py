@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import difflib
 import enum
 import math
 import os
@@ -1229,6 +1230,16 @@ if TYPE_CHECKING:
         return request  # mypy checks every request type against the protocol
 
 
+def _operation_meant(name: str) -> str | None:
+    """The operation a misspelt ``operationName`` most likely means (``cancelrecord``,
+    ``CancelRecrod``), if one is close enough."""
+    by_folded = {known.casefold(): known for known in OPERATION_TYPES}
+    if name.casefold() in by_folded:
+        return by_folded[name.casefold()]
+    close = difflib.get_close_matches(name, list(OPERATION_TYPES), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
 def request_from_bus(event: object) -> OperationRequest:
     """Build the request a bus event asks for, from its required ``operationName``.
 
@@ -1247,8 +1258,10 @@ def request_from_bus(event: object) -> OperationRequest:
         raise InvalidOperationRequest({"operationName": f"is required (one of {known})"})
     types = OPERATION_TYPES.get(name) if isinstance(name, str) else None
     if types is None:
+        meant = _operation_meant(name) if isinstance(name, str) else None
+        hint = f"did you mean {meant!r}? " if meant is not None else ""
         raise InvalidOperationRequest(
-            {"operationName": f"unknown operation {_show(name)} (expected one of {known})"}
+            {"operationName": f"unknown operation {_show(name)} ({hint}expected one of {known})"}
         )
     if name == "DoNotCallRecord" and event.get("recordHandle") is None:
         return DoNotCallPhoneRequest.from_bus(event)
