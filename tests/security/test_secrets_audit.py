@@ -158,7 +158,9 @@ async def test_a_whole_session_with_faults_leaks_no_secret(
                 raise AssertionError("logged in with a wrong password")
         texts.append(exception_text(refused.value))
 
-        config = fast_config(sim.base_url, password=PASSWORD, request_timeout=0.5)
+        # request_timeout also bounds the start's handshake and subscriptions: 0.5 s failed the
+        # start once on a loaded machine (everything logged at DEBUG here).
+        config = fast_config(sim.base_url, password=PASSWORD, request_timeout=2.0)
         async with OutboundPlugin(pm, config) as plugin:
             remember(plugin)
             texts += [repr(plugin), repr(plugin.config), repr(plugin._session)]
@@ -175,8 +177,9 @@ async def test_a_whole_session_with_faults_leaks_no_secret(
             await cancel(plugin, 15)
             sim.faults.reset_connection()
             await cancel(plugin, 16)
-            sim.faults.slow_answer(0.8)
-            await cancel(plugin, 17)
+            sim.faults.slow_answer(2.3)  # past request_timeout: the read timeout's path
+            await cancel(plugin, 17)  # acknowledged over CometD before GWS answers its POST
+            await anyio.sleep(2.1)  # until that POST's read timeout
             sim.faults.ocs_error()
             await cancel(plugin, 18)
             sim.faults.drop_notifications("both")
