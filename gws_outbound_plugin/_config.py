@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import math
 import os
@@ -12,6 +11,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ._exceptions import ConfigError
+from ._hints import closest
 from ._log import get_logger
 
 __all__ = ["GWSConfig"]
@@ -213,9 +213,9 @@ def _unknown_variables(env: Mapping[str, str], specs: Mapping[str, Any]) -> list
     for key in sorted(env):
         if not key.startswith("GWS_") or key in known or key.startswith(_FOREIGN_PREFIX):
             continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        close = closest(key, known, 0.8)
         if close:
-            problems.append(f"{key} is not a setting (did you mean {close[0]}?)")
+            problems.append(f"{key} is not a setting (did you mean {close}?)")
         else:
             logger.debug("config_variable_ignored", variable=key)
     return problems

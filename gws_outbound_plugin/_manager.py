@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import os
@@ -20,6 +19,7 @@ import pluggy
 
 from . import hookspecs
 from ._exceptions import PluginLoadError
+from ._hints import closest
 from ._log import get_logger
 from ._plugin import CoreAbsentGuard
 from .hookspecs import PROJECT_NAME
@@ -126,11 +126,6 @@ def _where(function: object) -> str | None:
     return f"{code.co_filename}:{code.co_firstlineno}"
 
 
-def _did_you_mean(name: str, candidates: Iterable[str], cutoff: float = 0.75) -> str | None:
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=cutoff)
-    return close[0] if close else None
-
-
 def _marked_impls(pm: pluggy.PluginManager, plugin: object) -> list[tuple[str, Any]]:
     """(hook name, function) of every ``@hookimpl`` attribute of ``plugin``."""
     return [(hook, function) for hook, function, _ in _marked_impls_with_options(pm, plugin)]
@@ -194,7 +189,7 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
             )
             continue
         if hook not in names:
-            close = _did_you_mean(hook, names)
+            close = closest(hook, names)
             hint = f"did you mean {close!r}?" if close else "the hooks are " + ", ".join(names)
             problems.append(f"unknown hook {hook!r}: {hint}{at}")
         elif hook in host_fired and (
@@ -224,7 +219,7 @@ def _unmarked_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
         value = getattr(value, "__func__", value)
         if not inspect.isfunction(value) or hasattr(value, _IMPL_MARKER):
             continue
-        like = attribute if attribute in names else _did_you_mean(attribute, names, 0.85)
+        like = attribute if attribute in names else closest(attribute, names, 0.85)
         if like is None:
             continue
         named = "is named like the hook" if like == attribute else f"looks like the hook {like!r}"

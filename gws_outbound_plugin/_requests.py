@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import difflib
 import enum
 import math
 import os
@@ -32,6 +31,7 @@ from urllib.parse import quote
 from . import _spec
 from ._coerce import MAX_OCS_ID
 from ._exceptions import InvalidCancelRequest, InvalidOperationRequest
+from ._hints import closest
 
 __all__ = [
     "BUS_KEYS",
@@ -1236,8 +1236,7 @@ def _operation_meant(name: str) -> str | None:
     by_folded = {known.casefold(): known for known in OPERATION_TYPES}
     if name.casefold() in by_folded:
         return by_folded[name.casefold()]
-    close = difflib.get_close_matches(name, list(OPERATION_TYPES), n=1, cutoff=0.75)
-    return close[0] if close else None
+    return closest(name, OPERATION_TYPES)
 
 
 def request_from_bus(event: object) -> OperationRequest:

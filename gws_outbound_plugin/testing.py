@@ -72,7 +72,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import difflib
 import inspect
 import threading
 import time
@@ -87,6 +86,7 @@ from ._config import GWSConfig
 from ._dispatcher import HookFailure, watch_hook_failures
 from ._every_hook import HOOK_ARGUMENTS, EveryHook
 from ._fake import FakeGWS
+from ._hints import closest
 from ._manager import make_plugin_manager
 from ._plugin import OutboundPlugin
 from ._requests import (
@@ -395,8 +395,8 @@ def _short(value: object) -> str:
 def _check_hook_name(name: str) -> None:
     names = HOOK_ARGUMENTS
     if name not in names:
-        close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.75)
-        meant = f"did you mean {close[0]!r}? " if close else ""
+        close = closest(name, names)
+        meant = f"did you mean {close!r}? " if close else ""
         raise ValueError(f"unknown hook {name!r}: {meant}the hooks are {', '.join(sorted(names))}")
 
 

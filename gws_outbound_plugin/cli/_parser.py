@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import textwrap
 from collections.abc import Sequence
 from typing import Any, Final
 
+from .._hints import closest
 from .._requests import REQUEST_FIELDS
 from ._commands import _OPERATION_COMMANDS, _PREVIEW, _PREVIEW_ACTIONS, _REQUEST, _Command, _reader
 from ._common import _ENVIRONMENT_HELP, _HELP_WIDTH, PROG, _UsageError
@@ -282,10 +282,10 @@ def refuse_unknown_command(parser: argparse.ArgumentParser, arguments: Sequence[
     if index is None or arguments[index] in commands:
         return
     named = arguments[index]
-    close = difflib.get_close_matches(named, list(commands), n=1, cutoff=0.6)
+    close = closest(named, commands, 0.6)
     if close:
         parser.error(
-            f"argument COMMAND: invalid choice: {named!r} (did you mean {close[0]!r}? "
+            f"argument COMMAND: invalid choice: {named!r} (did you mean {close!r}? "
             f"'{PROG} --help' lists every command)"
         )
 
@@ -322,9 +322,9 @@ def refuse_unrecognized(
         if not item.startswith("--"):
             continue
         option = item.split("=", 1)[0]
-        close = difflib.get_close_matches(option, _option_strings(own), n=1, cutoff=0.75)
+        close = closest(option, _option_strings(own))
         if close:
-            hints.append(f"did you mean {close[0]}?")
+            hints.append(f"did you mean {close}?")
         elif option in everywhere:
             hints.append(f"{option} is not an option of {command}")
     hint = f" ({'; '.join(hints)})" if hints else ""
