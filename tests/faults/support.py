@@ -14,6 +14,7 @@ import structlog
 
 from gws_outbound_plugin import CancelFailure, CancelRequest, hookimpl
 from gws_outbound_plugin.simulator import GWSSimulator
+from gws_outbound_plugin.testing import FakeGWS
 from tests.faults.matrix import ACK, FAILED, Row
 from tests.helpers import Recorder
 
@@ -125,3 +126,50 @@ class SlowToHear:
         self.calls += 1
         self.started.set()
         await anyio.sleep(0.1)
+
+
+def another_desktop_answers(
+    fake: FakeGWS,
+    handle: int,
+    reference_id: str,
+    *,
+    event: str = "RecordCancelAcknowledge",
+    notification: bool = True,
+) -> None:
+    """Another desktop of the same agent acts on record ``handle`` (``event``: a cancel by
+    default) and OCS acknowledges it with two messages: a notification carrying the other
+    desktop's referenceId, and a user event carrying none (as OCS sends them).
+    ``notification=False``: the user event alone (GWS relaying it again, other metrics)."""
+    record = fake.records[handle].record
+    if notification:
+        fake.publish(
+            "/v2/me/outbound",
+            {
+                "messageType": "OutboundRecordMessage",
+                "notificationType": event,
+                "referenceId": reference_id,
+                "record": {
+                    "devicePath": fake.device_path(),
+                    "callingList": record.calling_list,
+                    "applicationId": record.application_id,
+                    "recordHandle": handle,
+                    "campaignName": record.campaign_name,
+                },
+            },
+        )
+    fake.publish(
+        "/me/internal",
+        {
+            "messageType": "DeviceUserEventMessage",
+            "deviceId": fake.device_id(),
+            "userData": {
+                "GSW_USER_EVENT": event,
+                "GSW_APPLICATION_ID": record.application_id,
+                "GSW_RECORD_HANDLE": handle,
+                "GSW_CALLING_LIST": record.calling_list,
+                "GSW_CAMPAIGN_NAME": record.campaign_name,
+                "GSW_PHONE": record.phone_number,
+            },
+            "metrics": {"eventProcessing": {"serverGenerationTimestamp": len(fake.published)}},
+        },
+    )

@@ -24,7 +24,7 @@ from gws_outbound_plugin.simulator import GWSSimulator
 from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.engine.conftest import fake_config
 from tests.faults.conftest import fast_config
-from tests.faults.support import handles, request_for, until
+from tests.faults.support import another_desktop_answers, handles, request_for, until
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -116,36 +116,7 @@ class TestOnFakeGWS:
             ticket = plugin.submit(request)
             await until(lambda: len(fake.posts) == 1, "our POST")
             await anyio.sleep(0.2)  # GWS accepted it; OCS answers at 1.0
-            fake.publish(
-                "/v2/me/outbound",
-                {
-                    "messageType": "OutboundRecordMessage",
-                    "notificationType": "DoNotCallAcknowledge",
-                    "referenceId": "other-desktop-1",
-                    "record": {
-                        "devicePath": fake.device_path(),
-                        "callingList": record.calling_list,
-                        "applicationId": record.application_id,
-                        "recordHandle": handle,
-                        "campaignName": record.campaign_name,
-                    },
-                },
-            )
-            fake.publish(
-                "/me/internal",
-                {
-                    "messageType": "DeviceUserEventMessage",
-                    "deviceId": fake.device_id(),
-                    "userData": {
-                        "GSW_USER_EVENT": "DoNotCallAcknowledge",
-                        "GSW_APPLICATION_ID": record.application_id,
-                        "GSW_RECORD_HANDLE": handle,
-                        "GSW_CALLING_LIST": record.calling_list,
-                        "GSW_CAMPAIGN_NAME": record.campaign_name,
-                        "GSW_PHONE": record.phone_number,
-                    },
-                },
-            )
+            another_desktop_answers(fake, handle, "other-desktop-1", event="DoNotCallAcknowledge")
             with anyio.fail_after(10), pytest.raises(OperationFailed) as info:
                 await ticket
         failure = info.value.failure

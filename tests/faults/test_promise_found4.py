@@ -15,7 +15,7 @@ import pytest
 from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
 from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.engine.conftest import cancels, fake_config
-from tests.faults.support import handles, request_for, until
+from tests.faults.support import another_desktop_answers, handles, request_for, until
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -99,48 +99,6 @@ async def test_a_request_lost_again_and_never_restored_ends_by_its_deadline(
 # -- lead 4: an answer matched by key while the request's POST is unanswered -------------------
 
 
-def _another_desktop_cancels(
-    fake: FakeGWS, handle: int, reference_id: str, *, notification: bool = True
-) -> None:
-    """Another desktop of the same agent cancels record ``handle``: OCS publishes the two
-    messages of that acknowledgement (its notification carries the other desktop's
-    referenceId, its user event none, as OCS sends them). ``notification=False``: the user
-    event alone (GWS relaying it again, with other metrics)."""
-    record = fake.records[handle].record
-    if notification:
-        fake.publish(
-            "/v2/me/outbound",
-            {
-                "messageType": "OutboundRecordMessage",
-                "notificationType": "RecordCancelAcknowledge",
-                "referenceId": reference_id,
-                "record": {
-                    "devicePath": fake.device_path(),
-                    "callingList": record.calling_list,
-                    "applicationId": record.application_id,
-                    "recordHandle": handle,
-                    "campaignName": record.campaign_name,
-                },
-            },
-        )
-    fake.publish(
-        "/me/internal",
-        {
-            "messageType": "DeviceUserEventMessage",
-            "deviceId": fake.device_id(),
-            "userData": {
-                "GSW_USER_EVENT": "RecordCancelAcknowledge",
-                "GSW_APPLICATION_ID": record.application_id,
-                "GSW_RECORD_HANDLE": handle,
-                "GSW_CALLING_LIST": record.calling_list,
-                "GSW_CAMPAIGN_NAME": record.campaign_name,
-                "GSW_PHONE": record.phone_number,
-            },
-            "metrics": {"eventProcessing": {"serverGenerationTimestamp": len(fake.published)}},
-        },
-    )
-
-
 async def test_an_answer_by_key_is_not_the_request_s_when_gws_refuses_its_post(
     fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
@@ -163,11 +121,11 @@ async def test_an_answer_by_key_is_not_the_request_s_when_gws_refuses_its_post(
         request = request_for(fake, handle)
         ticket = plugin.submit(request)
         await until(lambda: len(cancels(fake)) == 1, timeout=30, step=0.001)
-        _another_desktop_cancels(fake, handle, "other-desktop-1")
+        another_desktop_answers(fake, handle, "other-desktop-1")
         with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
             await ticket
         # GWS relays the other desktop's user event again: a repeat, not another answer.
-        _another_desktop_cancels(fake, handle, "other-desktop-1", notification=False)
+        another_desktop_answers(fake, handle, "other-desktop-1", notification=False)
         await anyio.sleep(1.0)
         await plugin.wait_hooks_idle(5)
     failure = info.value.failure
@@ -221,7 +179,7 @@ async def test_a_restored_session_does_not_decide_by_key_before_gws_answers_the_
         request = request_for(fake, handle)
         ticket = plugin.submit(request)
         await until(lambda: len(cancels(fake)) == 1, timeout=30, step=0.001)
-        _another_desktop_cancels(fake, handle, "other-desktop-1")
+        another_desktop_answers(fake, handle, "other-desktop-1")
         await anyio.sleep(0.01)
         fake.lose_session("re-handshake")
         await anyio.sleep(0.01)
