@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import unittest
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, is_hypothesis_test, settings
@@ -56,8 +57,13 @@ settings.load_profile(os.environ.get("GWS_HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    # aiocometd and aiohttp run on asyncio only.
+def anyio_backend(request: pytest.FixtureRequest) -> str | tuple[str, dict[str, Any]]:
+    # aiocometd and aiohttp run on asyncio only. A test marked ``virtual_clock`` runs on
+    # FakeGWS's virtual clock: the timeouts it waits for cost no wall time.
+    if request.node.get_closest_marker("virtual_clock") is not None:
+        from gws_outbound_plugin.testing import virtual_clock_loop
+
+        return ("asyncio", {"loop_factory": virtual_clock_loop})
     return "asyncio"
 
 

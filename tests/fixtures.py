@@ -17,6 +17,7 @@ import pytest
 
 from gws_outbound_plugin import GWSConfig, OutboundPlugin, make_plugin_manager
 from gws_outbound_plugin.simulator import GWSSimulator
+from gws_outbound_plugin.testing import FakeGWS
 from tests.helpers import AGENT, PASSWORD, Recorder
 
 __all__ = [
@@ -97,3 +98,9 @@ async def plugin(
 @pytest.fixture
 def device_path(sim: GWSSimulator) -> str:
     return sim.device_path(AGENT)
+
+
+@pytest.fixture
+def fake() -> FakeGWS:
+    """GWS and OCS in memory (for tests marked ``virtual_clock``)."""
+    return FakeGWS()

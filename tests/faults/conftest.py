@@ -4,6 +4,6 @@ in the top-level conftest."""
 
 from __future__ import annotations
 
-from tests.fixtures import config, device_path, fast_config, plugin, pm, recorder, sim
+from tests.fixtures import config, device_path, fake, fast_config, plugin, pm, recorder, sim
 
-__all__ = ["config", "device_path", "fast_config", "plugin", "pm", "recorder", "sim"]
+__all__ = ["config", "device_path", "fake", "fast_config", "plugin", "pm", "recorder", "sim"]

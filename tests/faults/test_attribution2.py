@@ -21,7 +21,7 @@ from gws_outbound_plugin import (
 )
 from gws_outbound_plugin._session import GWSSession
 from gws_outbound_plugin.simulator import GWSSimulator
-from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
+from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import fake_config
 from tests.faults.conftest import fast_config
 from tests.faults.support import another_desktop_answers, handles, request_for, until
@@ -80,11 +80,8 @@ async def test_an_answer_by_key_before_a_resend_is_not_the_resent_request_s(
 # -- M4: DoNotCall by phone and another desktop's DoNotCall of a record with that phone -------
 
 
+@pytest.mark.virtual_clock
 class TestOnFakeGWS:
-    @pytest.fixture
-    def anyio_backend(self) -> tuple[str, dict[str, Any]]:
-        return ("asyncio", {"loop_factory": virtual_clock_loop})
-
     async def test_a_do_not_call_by_phone_does_not_take_a_record_s_answer(
         self, pm: pluggy.PluginManager
     ) -> None:
@@ -148,11 +145,8 @@ class ResendsOnItsOwn(FakeGWS):
         return await super().post_operation(path, body)
 
 
+@pytest.mark.virtual_clock
 class TestOwnTransport:
-    @pytest.fixture
-    def anyio_backend(self) -> tuple[str, dict[str, Any]]:
-        return ("asyncio", {"loop_factory": virtual_clock_loop})
-
     async def test_a_transport_of_the_host_s_own_announces_its_resends(
         self, pm: pluggy.PluginManager, recorder: Recorder
     ) -> None:

@@ -6,29 +6,17 @@ time)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pluggy
 import pytest
 
 from gws_outbound_plugin import OutboundPlugin
-from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
+from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import cancels, fake_config
 from tests.faults.support import handles, request_for, until
 from tests.helpers import Recorder
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, Any]]:
-    return ("asyncio", {"loop_factory": virtual_clock_loop})
-
-
-@pytest.fixture
-def fake() -> FakeGWS:
-    return FakeGWS()
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_clock]
 
 
 # -- M9 with M10: a refusal matched by key, then the request's own acknowledgement ----------

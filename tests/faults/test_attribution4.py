@@ -15,18 +15,15 @@ from gws_outbound_plugin import (
     OutboundPlugin,
     StartPreviewSessionRequest,
 )
-from gws_outbound_plugin.testing import FakeGWS, HookRecorder, virtual_clock_loop
+from gws_outbound_plugin.testing import FakeGWS, HookRecorder
 from tests.engine.conftest import fake_config
 
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.virtual_clock
 class TestOnTheVirtualClock:
     """On ``FakeGWS`` and the virtual clock (exact timelines, no wall time)."""
-
-    @pytest.fixture
-    def anyio_backend(self) -> tuple[str, dict[str, Any]]:
-        return ("asyncio", {"loop_factory": virtual_clock_loop})
 
     async def test_another_desktop_s_no_record_does_not_empty_the_record_we_were_handed(
         self, pm: pluggy.PluginManager

@@ -3,15 +3,13 @@ before its fix. Every accepted request ends in exactly one outcome, its own."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pluggy
 import pytest
 
 from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
-from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
+from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import fake_config
 from tests.faults.conftest import fast_config
 from tests.faults.support import handles, request_for
@@ -94,11 +92,8 @@ async def test_a_request_gws_refused_by_an_error_message_is_owed_nothing(
     ]
 
 
+@pytest.mark.virtual_clock
 class TestOnFakeGWS:
-    @pytest.fixture
-    def anyio_backend(self) -> tuple[str, dict[str, Any]]:
-        return ("asyncio", {"loop_factory": virtual_clock_loop})
-
     async def test_a_request_gws_refused_after_its_deadline_is_owed_nothing(
         self, pm: pluggy.PluginManager, recorder: Recorder
     ) -> None:

@@ -6,29 +6,17 @@ time)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pluggy
 import pytest
 
 from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
-from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
+from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import cancels, fake_config
 from tests.faults.support import another_desktop_answers, handles, request_for, until
 from tests.helpers import Recorder
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, Any]]:
-    return ("asyncio", {"loop_factory": virtual_clock_loop})
-
-
-@pytest.fixture
-def fake() -> FakeGWS:
-    return FakeGWS()
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_clock]
 
 
 # -- lead 1: the CometD session lost again during the grace period of a restoration -----------

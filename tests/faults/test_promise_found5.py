@@ -17,22 +17,12 @@ import pytest
 import structlog
 
 from gws_outbound_plugin import CancelFailed, CancelFailure, FailureReason, OutboundPlugin, hookimpl
-from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
+from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import cancels, fake_config
 from tests.faults.support import SlowToHear, handles, request_for, until
 from tests.helpers import Recorder
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, Any]]:
-    return ("asyncio", {"loop_factory": virtual_clock_loop})
-
-
-@pytest.fixture
-def fake() -> FakeGWS:
-    return FakeGWS()
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_clock]
 
 
 # -- lead 4: a log pipeline that raises a BaseException ------------------------------------------
