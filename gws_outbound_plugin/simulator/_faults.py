@@ -21,8 +21,9 @@ Every rule of these three stages may be limited to one operation (``operation=
 "RejectRecord"``): it then applies only to POSTs whose body names that ``operationName``
 and leaves the others alone. Without ``operation`` it applies to every operation.
 
-One control acts on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
-holds beyond the advice the server sends.
+Two controls act on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
+holds beyond the advice the server sends, and ``advise_connects`` changes the advice of the
+next successful ``/meta/connect`` replies (``interval``, ``reconnect``).
 
 Armed rules, and holding, are state of this object: they survive the simulator's
 ``stop()`` / ``restart()``; only outcomes parked by ``hold_notifications`` are lost there.
@@ -120,6 +121,16 @@ class HoldConnects(_Control):
 
 
 @dataclass(frozen=True, slots=True)
+class AdviseConnects(_Control):
+    control: ClassVar[str] = "advise_connects"
+    interval: float | None = None
+    reconnect: str | None = None
+
+
+_RECONNECT_ADVICE: tuple[str, ...] = ("retry", "handshake", "none")
+
+
+@dataclass(frozen=True, slots=True)
 class StatusCode(_Control):
     control: ClassVar[str] = "status_code"
     code: int
@@ -173,6 +184,7 @@ FaultSpec = (
     | Unauthorized
     | CSRFReject
     | HoldConnects
+    | AdviseConnects
     | StatusCode
     | OCSErrorFault
     | CometDError
@@ -449,6 +461,30 @@ class Faults:
             raise ValueError(f"seconds must be > 0, got {seconds!r}")
         self._arm(HoldConnects(seconds), count)
 
+    def advise_connects(
+        self,
+        interval: float | None = None,
+        reconnect: str | None = None,
+        count: int | None = 1,
+    ) -> None:
+        """Send this advice in the replies of the next ``count`` successful ``/meta/connect``s.
+
+        ``interval`` is in milliseconds, as on the wire (how long the client should wait
+        before its next connect); ``reconnect`` is ``"retry"``, ``"handshake"`` or ``"none"``.
+        What is not given keeps the usual advice. A reply answering a connect taken over by a
+        newer one, or a disconnected client's, is not changed and does not count.
+        """
+        if interval is None and reconnect is None:
+            raise ValueError("give interval (milliseconds), reconnect, or both")
+        if interval is not None:
+            checked = _seconds("interval", interval)  # the same rule: finite, >= 0
+            interval = int(checked) if checked.is_integer() else checked  # as sent
+        if reconnect is not None and reconnect not in _RECONNECT_ADVICE:
+            raise ValueError(
+                f"reconnect must be one of {', '.join(_RECONNECT_ADVICE)}, got {reconnect!r}"
+            )
+        self._arm(AdviseConnects(interval, reconnect), count)
+
     # ------------------------------------------------------------------------ common
     def clear(self) -> None:
         """Disarm every rule, stop holding and publish what was held."""
@@ -529,6 +565,19 @@ class Faults:
         hold = self._take(HoldConnects)
         return hold.seconds if hold else None
 
+    def _take_connect_advice(self) -> dict[str, Any] | None:
+        """The advice a successful ``/meta/connect`` reply should carry instead, if a rule
+        says."""
+        advice = self._take(AdviseConnects)
+        if advice is None:
+            return None
+        changed: dict[str, Any] = {}
+        if advice.interval is not None:
+            changed["interval"] = advice.interval
+        if advice.reconnect is not None:
+            changed["reconnect"] = advice.reconnect
+        return changed
+
     def _take_status_code(self, operation: str | None = None) -> StatusCode | None:
         return self._take(StatusCode, operation)
 
@@ -588,6 +637,7 @@ ARMABLE_FAULTS: tuple[str, ...] = (
     "unauthorized",
     "csrf_reject",
     "hold_connects",
+    "advise_connects",
     "hold_notifications",
 )
 #: Everything ``POST /_simulator/faults`` accepts: the armable faults and their controls.
