@@ -125,6 +125,7 @@ class AdviseConnects(_Control):
     control: ClassVar[str] = "advise_connects"
     interval: float | None = None
     reconnect: str | None = None
+    timeout: float | None = None
 
 
 _RECONNECT_ADVICE: tuple[str, ...] = ("retry", "handshake", "none")
@@ -466,24 +467,29 @@ class Faults:
         interval: float | None = None,
         reconnect: str | None = None,
         count: int | None = 1,
+        *,
+        timeout: float | None = None,
     ) -> None:
         """Send this advice in the replies of the next ``count`` successful ``/meta/connect``s.
 
-        ``interval`` is in milliseconds, as on the wire (how long the client should wait
-        before its next connect); ``reconnect`` is ``"retry"``, ``"handshake"`` or ``"none"``.
-        What is not given keeps the usual advice. A reply answering a connect taken over by a
-        newer one, or a disconnected client's, is not changed and does not count.
+        ``interval`` (how long the client should wait before its next connect) and
+        ``timeout`` (how long the server may hold a connect) are in milliseconds, as on the
+        wire: any number, ``math.inf`` and ``math.nan`` included, which the simulator writes
+        as ``Infinity`` and ``NaN`` (not JSON, but what Python's JSON parser reads: a broken
+        or hostile server's advice); ``reconnect`` is ``"retry"``, ``"handshake"`` or
+        ``"none"``. What is not given keeps the usual advice. A reply answering a connect
+        taken over by a newer one, or a disconnected client's, is not changed and does not
+        count.
         """
-        if interval is None and reconnect is None:
-            raise ValueError("give interval (milliseconds), reconnect, or both")
-        if interval is not None:
-            checked = _seconds("interval", interval)  # the same rule: finite, >= 0
-            interval = int(checked) if checked.is_integer() else checked  # as sent
+        if interval is None and reconnect is None and timeout is None:
+            raise ValueError("give interval or timeout (milliseconds), reconnect, or several")
+        interval = _milliseconds("interval", interval)
+        timeout = _milliseconds("timeout", timeout)
         if reconnect is not None and reconnect not in _RECONNECT_ADVICE:
             raise ValueError(
                 f"reconnect must be one of {', '.join(_RECONNECT_ADVICE)}, got {reconnect!r}"
             )
-        self._arm(AdviseConnects(interval, reconnect), count)
+        self._arm(AdviseConnects(interval, reconnect, timeout), count)
 
     # ------------------------------------------------------------------------ common
     def clear(self) -> None:
@@ -576,6 +582,8 @@ class Faults:
             changed["interval"] = advice.interval
         if advice.reconnect is not None:
             changed["reconnect"] = advice.reconnect
+        if advice.timeout is not None:
+            changed["timeout"] = advice.timeout
         return changed
 
     def _take_status_code(self, operation: str | None = None) -> StatusCode | None:
@@ -619,6 +627,17 @@ def _seconds(name: str, value: float) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return seconds
+
+
+def _milliseconds(name: str, value: float | None) -> float | None:
+    """An advice value as sent: any number (an integral one as an ``int``), or ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of milliseconds, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 #: Faults that can be armed from the command line (``--fault NAME:...``), in help order.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 import time
 
@@ -562,12 +563,22 @@ async def test_advise_connects_changes_the_advice_of_the_next_connect_replies(
     assert sim.faults.active == ()
 
 
+async def test_advise_connects_sends_what_a_broken_server_sends(sim: GWSSimulator, bayeux: Bayeux):
+    """``Infinity`` and ``NaN`` are not JSON, but Python's parser reads them."""
+    await bayeux.ready("/v2/me/outbound")
+    sim.faults.advise_connects(timeout=math.inf, interval=math.nan)
+    assert sim.faults.active == ("advise_connects(interval=nan, timeout=inf): 1 left",)
+    [reply] = await bayeux.connect(timeout_ms=0)
+    assert reply["advice"]["timeout"] == math.inf
+    assert math.isnan(reply["advice"]["interval"])
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({}, "give interval"),
-        ({"interval": -1}, "interval must be"),
-        ({"interval": float("nan")}, "interval must be"),
+        ({}, "give interval or timeout"),
+        ({"interval": "1000"}, "interval must be a number"),
+        ({"timeout": True}, "timeout must be a number"),
         ({"reconnect": "later"}, "reconnect must be one of retry, handshake, none"),
     ],
 )
