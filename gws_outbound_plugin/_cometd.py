@@ -33,7 +33,9 @@ behaviour, point by point:
     would stall polling for 33 minutes and let the session expire. :class:`_SessionExtension`
     converts the interval of every incoming advice to seconds before aiocometd reads it,
     capped at half of ``ack_timeout``: a longer wait (an hour, ``Infinity``, ``NaN``) left the
-    client deaf while "connected", and every outcome timed out;
+    client deaf while "connected", and every outcome timed out. An ``advice.timeout`` that is
+    not a finite number >= 0 is left out (aiohttp's own timeout applies): with ``Infinity``
+    every later request failed (``OverflowError``) and no advice ever replaced it;
 12. after a re-handshake it re-subscribes only the channels the server accepted before, and
     forgets a channel whose re-subscription is refused: the listener subscribes the refused
     ones again itself (see :attr:`CometDListener.refused_channels`);
@@ -56,6 +58,7 @@ from __future__ import annotations
 
 import enum
 import importlib.metadata
+import math
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Final
@@ -145,6 +148,7 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         if len(readable) != len(payload):
             payload[:] = readable  # aiocometd reads this list next
         for message in payload:
+            _drop_unusable_timeout(message)
             advised = _interval_to_seconds(message, self._max_interval)
             if advised is not None and not self._capped_logged:
                 self._capped_logged = True
@@ -209,6 +213,21 @@ def _readable(message: dict[str, Any]) -> bool:
         channel=channel[:200] if isinstance(channel, str) else type(channel).__name__,
     )
     return False
+
+
+def _drop_unusable_timeout(message: dict[str, Any]) -> None:
+    """aiocometd times every later request out after 1.5 x ``advice.timeout`` (milliseconds):
+    ``Infinity`` made each fail (``OverflowError`` in aiohttp) before any reply could bring
+    a new advice. A timeout that is not a finite number >= 0 is left out."""
+    advice = message.get("advice")
+    if isinstance(advice, dict):
+        timeout = advice.get("timeout")
+        if (
+            isinstance(timeout, int | float)
+            and not isinstance(timeout, bool)
+            and not 0 <= timeout < math.inf  # NaN too
+        ):
+            del advice["timeout"]
 
 
 def _interval_to_seconds(message: dict[str, Any], cap: float) -> int | float | None:

@@ -4,6 +4,8 @@ to wait before the next ``/meta/connect``) and ``reconnect`` on a successful con
 
 from __future__ import annotations
 
+import math
+
 import pluggy
 import pytest
 
@@ -72,3 +74,26 @@ async def test_reconnect_advice_on_a_successful_connect_loses_nothing(
             await ticket
         await plugin.cancel(request_for(sim, handles(sim, 4)[3]))
     assert len(recorder.acks) == 4
+
+
+@pytest.mark.parametrize("timeout", [math.inf, math.nan, -1], ids=["Infinity", "NaN", "negative"])
+async def test_an_unusable_timeout_advice_does_not_break_the_listener(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, timeout: float
+) -> None:
+    """One connect reply advising ``timeout: Infinity`` (not JSON, but Python's parser reads
+    it): aiocometd sends every later request with 1.5 x that timeout, which aiohttp refused
+    (``OverflowError``) before anything was sent, so no reply ever replaced the advice. The
+    listener counted the server unreachable, and every later request failed
+    ``transport_failure`` ("the CometD session is down"), for as long as the plugin ran. Such
+    a timeout is now left out of the advice."""
+    first, *others = [request_for(sim, handle) for handle in handles(sim, 3)]
+    async with OutboundPlugin(pm, fast_config(sim.base_url, ack_timeout=2.0)) as plugin:
+        sim.faults.advise_connects(timeout=timeout)
+        await plugin.cancel(first)  # acknowledged on the reply carrying the advice
+        for request in others:
+            try:
+                await plugin.cancel(request)
+            except CancelFailed as error:  # before the fix: timed_out, then transport_failure
+                pytest.fail(f"{error.failure.reason.value}: {error.failure.message}")
+        assert plugin.connection_state is CometDState.CONNECTED
+    assert len(recorder.acks) == 3
