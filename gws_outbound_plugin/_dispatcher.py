@@ -18,7 +18,7 @@ import pluggy
 
 from . import hookspecs
 from ._log import get_logger
-from ._ticket import HOOK_TASKS
+from ._ticket import HOOK_TASK, HOOK_TASKS
 
 __all__ = [
     "DISPATCHED_HOOKS",
@@ -401,6 +401,7 @@ class HookDispatcher:
         task = asyncio.current_task()
         if task is not None:
             HOOK_TASKS.add(task)
+            HOOK_TASK.set(task)  # in this task's own context: the tasks it starts inherit it
         overdue = (
             asyncio.get_running_loop().call_later(
                 timeout, self._overdue, hook_name, impl, timeout, call

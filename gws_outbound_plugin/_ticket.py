@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 from collections.abc import Generator
 from typing import Any, Final, Generic, TypeVar
@@ -12,7 +13,7 @@ from ._exceptions import CancelFailed, OperationFailed
 from ._payloads import CancelFailure, OperationAck, OperationFailure, RecordCancelAck
 from ._requests import CancelRequest
 
-__all__ = ["HOOK_TASKS", "CancelTicket", "OperationTicket", "in_hook"]
+__all__ = ["HOOK_TASK", "HOOK_TASKS", "CancelTicket", "OperationTicket", "in_hook"]
 
 # RecordCancelAck | CancelFailure for a cancel; OperationAck | OperationFailure otherwise.
 Outcome = Any
@@ -22,20 +23,34 @@ Ack = TypeVar("Ack", OperationAck, RecordCancelAck)
 #: The tasks running a hook implementation right now (each ``async def`` hook call runs in a
 #: task of its own, see ``_dispatcher``). In such a task an ``await ticket`` returns as soon
 #: as the outcome is decided, without waiting for the hooks of that outcome, which cannot
-#: run before the awaiting hook returns. Tasks a hook starts are not in it: they wait as any
-#: other task does.
+#: run before the awaiting hook returns.
 HOOK_TASKS: Final[set[asyncio.Task[Any]]] = set()
+
+#: The hook call's task, set in it by the dispatcher: the tasks the hook starts copy it with
+#: their context (``asyncio.wait_for`` on Python 3.11, ``gather``, ``shield``, a task group),
+#: so while the hook call runs they are inside it too. The hook may be waiting for them: had
+#: they waited for the hooks of the outcome they await, the hook would have waited for itself
+#: until its timeout. Once the hook call ended, they wait as any other task does.
+HOOK_TASK: Final[contextvars.ContextVar[asyncio.Task[Any] | None]] = contextvars.ContextVar(
+    "gws_outbound_hook_task", default=None
+)
 
 
 def in_hook() -> bool:
-    """Whether the current task is running a hook implementation (not one it started)."""
+    """Whether the current task is running a hook implementation, or was started (directly
+    or not) by one that is still running."""
     if not HOOK_TASKS:
         return False  # no hook implementation runs in a task now (the usual case)
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no event loop in this thread
         return False
-    return task is not None and task in HOOK_TASKS
+    if task is None:
+        return False
+    if task in HOOK_TASKS:
+        return True
+    owner = HOOK_TASK.get()
+    return owner is not None and owner in HOOK_TASKS
 
 
 # One lock for all tickets: each critical section is a few attribute reads, and a ticket
