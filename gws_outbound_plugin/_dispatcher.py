@@ -402,18 +402,20 @@ class HookDispatcher:
         if task is not None:
             HOOK_TASKS.add(task)
             HOOK_TASK.set(task)  # in this task's own context: the tasks it starts inherit it
-        overdue = (
+        # The deadline: one loop timer, which cancels the call's scope and reports it at once
+        # (anyio's move_on_after would only say so once the call ended, if it ever does).
+        deadline = (
             asyncio.get_running_loop().call_later(
-                timeout, self._overdue, hook_name, impl, timeout, call
+                timeout, self._deadline_passed, hook_name, impl, timeout, call
             )
             if math.isfinite(timeout)
             else None
         )
         try:
-            with anyio.move_on_after(timeout) as scope:
+            with anyio.CancelScope() as scope:
                 call.scope = scope
                 await awaitable
-            if scope.cancelled_caught:  # its deadline, or the plugin stopping the pump
+            if scope.cancelled_caught:  # its deadline (reported), or the plugin stopping it
                 self._overdue(hook_name, impl, timeout, call)
         except Exception as error:  # a plugin's bug must not reach the others
             report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
@@ -424,11 +426,20 @@ class HookDispatcher:
             # from outside), pytest's fail(): that plugin's failure, contained in this task.
             report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
         finally:
-            if overdue is not None:
-                overdue.cancel()
+            if deadline is not None:
+                deadline.cancel()
             if task is not None:
                 HOOK_TASKS.discard(task)
             call.wake()
+
+    def _deadline_passed(
+        self, hook_name: str, impl: pluggy.HookImpl, timeout: float, call: _HookCall
+    ) -> None:
+        """The call is still running at its deadline: cancel it (the anyio way) and report
+        it as timed out, whether or not the cancellation stops it."""
+        if call.scope is not None:
+            call.scope.cancel()
+        self._overdue(hook_name, impl, timeout, call)
 
     def _overdue(
         self, hook_name: str, impl: pluggy.HookImpl, timeout: float, call: _HookCall
