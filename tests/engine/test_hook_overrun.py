@@ -125,3 +125,33 @@ async def test_a_plain_hook_that_blocks_the_loop_past_hook_timeout_is_a_failure(
     assert timed_out["blocked_seconds"] >= 0.25
     # Still the warning it always was.
     assert [e["plugin"] for e in logs if e["event"] == "plugin_hook_blocked_loop"] == ["blocking"]
+
+
+async def test_a_plain_hook_within_hook_timeout_is_no_failure_in_a_hurried_close(
+    fake: FakeGWS, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """A close past its budget gives each remaining async def hook 50 ms: that token timeout
+    is not what a plain hook is held to (it did nothing wrong within ``hook_timeout``)."""
+
+    class Slow:
+        @hookimpl
+        async def on_cancel_failed(self) -> None:
+            await anyio.sleep(0.25)  # two of these outlast the close's budget (0.3 s)
+
+        @hookimpl
+        def on_operation_failed(self) -> None:
+            time.sleep(0.1)  # the real clock; within hook_timeout
+
+    pm.register(Slow(), name="slow")
+    failures = _failures(pm)
+    fake.faults.drop_notifications(count=None)  # both end outcome_unknown at the close
+    config = fake_config(hook_timeout=0.3, drain_timeout=0.1, ack_timeout=30.0)
+    with capture_logs() as logs:
+        async with OutboundPlugin(pm, config, transport=fake) as plugin:
+            for handle in handles(fake, 2):
+                plugin.submit(request_for(fake, handle))
+            while len(fake.posts) < 2:
+                await anyio.sleep(0.01)
+    assert [e["event"] for e in logs if e["event"] == "hook_calls_hurried_at_close"]
+    assert failures == []
+    assert len(recorder.failures) == 2
