@@ -247,12 +247,24 @@ class _GWSClient(Client):  # type: ignore[misc]
             task.remove_done_callback(transport._connect_done)
 
     async def cleanup_failed_open(self) -> None:
+        """Release what a failed (or abandoned) ``open()`` left: its connect task and its HTTP
+        session. The polite ``/meta/disconnect`` waits at most ``_CLOSE_TIMEOUT`` for a server
+        that stopped answering (aiocometd would wait its own request timeout, the server's
+        advised ``timeout`` and more, and then raise); its errors are logged, never raised;
+        and the HTTP session is closed also when a cancellation (a second Ctrl-C) cuts the
+        disconnect short."""
         transport = self._transport
-        if transport is not None:
-            self._detach_connect_callback()
-            await transport.disconnect()
-            await transport.close()
-        await self._close_http_session()
+        try:
+            if transport is not None:
+                self._detach_connect_callback()
+                with anyio.move_on_after(_CLOSE_TIMEOUT):
+                    try:
+                        await transport.disconnect()
+                    except (AiocometdException, aiohttp.ClientError, OSError) as error:
+                        logger.info("cometd_close_error", error=type(error).__name__)
+                await transport.close()
+        finally:
+            await self._close_http_session()
 
     async def close(self) -> None:
         self._detach_connect_callback()

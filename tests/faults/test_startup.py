@@ -4,6 +4,12 @@ and subscribes again, a bounded number of times, as the listener does once it ru
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+
+import aiohttp
+import anyio
 import pluggy
 import pytest
 
@@ -65,3 +71,119 @@ async def test_a_client_forgotten_at_every_subscription_fails_the_start_after_bo
     assert plugin.cometd_state is CometDState.CLOSED
     assert recorder.calls == []
     assert sim.cometd_client_count == 0  # no client left behind
+
+
+class StallingProxy:
+    """A loopback HTTP/1.1 proxy in front of the simulator that never answers a POST whose
+    body names one of ``stall`` (a GWS node that stops answering mid-start); ``stalled`` is
+    set at the first one."""
+
+    def __init__(self, target_port: int, stall: tuple[str, ...]) -> None:
+        self.target_port = target_port
+        self.stall = tuple(s.encode() for s in stall)
+        self.stalled = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aenter__(self) -> StallingProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._closing.set()
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+
+        async def down() -> None:
+            with contextlib.suppress(OSError):
+                while data := await up_reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        downstream = asyncio.ensure_future(down())
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length) if length else b""
+                if any(channel in body for channel in self.stall):
+                    self.stalled.set()
+                    await self._closing.wait()  # never answered
+                    return
+                up_writer.write(head + body)
+                await up_writer.drain()
+        except (asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            up_writer.close()
+            writer.close()
+            with contextlib.suppress(OSError):
+                await downstream
+
+
+def aiohttp_sessions() -> list[aiohttp.ClientSession]:
+    gc.collect()
+    return [o for o in gc.get_objects() if isinstance(o, aiohttp.ClientSession)]
+
+
+async def test_a_start_whose_server_stops_answering_fails_as_documented_and_leaves_nothing_open(
+    sim: GWSSimulator, pm: pluggy.PluginManager
+) -> None:
+    """The subscription is not answered (request_timeout), nor is the polite disconnect of
+    the failed start's clean-up: that clean-up waited aiocometd's own request timeout and
+    raised its TimeoutError in place of the start's GWSTransportError, the CometD client's
+    HTTP session left open."""
+    before = set(map(id, aiohttp_sessions()))
+    async with StallingProxy(sim.port, ("/meta/subscribe", "/meta/disconnect")) as proxy:
+        plugin = OutboundPlugin(pm, fast_config(proxy.base_url, request_timeout=0.5))
+        with pytest.raises(GWSTransportError) as info:
+            async with plugin:
+                raise AssertionError("started without an answer to its subscription")
+        assert str(info.value).startswith(
+            f"the CometD subscription to {OUTBOUND} at {proxy.base_url}/api/v2/notifications "
+            "failed: no answer within 0.5s"
+        )
+        assert plugin.cometd_state is CometDState.CLOSED
+        left = [s for s in aiohttp_sessions() if id(s) not in before]
+        assert all(session.closed for session in left)
+
+
+async def test_a_start_cancelled_while_the_server_stops_answering_ends_cancelled(
+    sim: GWSSimulator, pm: pluggy.PluginManager
+) -> None:
+    """Ctrl-C (the host's cancellation) while the subscription is unanswered: the clean-up's
+    polite disconnect is not answered either. The cancellation went through only after
+    aiocometd's own request timeout, as a TimeoutError instead of the cancellation."""
+    before = set(map(id, aiohttp_sessions()))
+    async with StallingProxy(sim.port, ("/meta/subscribe", "/meta/disconnect")) as proxy:
+        plugin = OutboundPlugin(pm, fast_config(proxy.base_url, request_timeout=30.0))
+        async with anyio.create_task_group() as tg:
+
+            async def start() -> None:
+                async with plugin:
+                    raise AssertionError("started without an answer to its subscription")
+
+            tg.start_soon(start)
+            await proxy.stalled.wait()
+            tg.cancel_scope.cancel()  # as anyio.run's Ctrl-C cancels the main task
+        assert not plugin.running
+        assert plugin.cometd_state is CometDState.CLOSED
+        left = [s for s in aiohttp_sessions() if id(s) not in before]
+        assert all(session.closed for session in left)
