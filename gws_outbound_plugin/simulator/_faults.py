@@ -125,6 +125,7 @@ class HoldConnects(_Control):
 class ForgetOnSubscribe(_Control):
     control: ClassVar[str] = "forget_on_subscribe"
     channel: str | None = None
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,14 +459,16 @@ class Faults:
             raise ValueError(f"seconds must be > 0, got {seconds!r}")
         self._arm(HoldConnects(seconds), count)
 
-    def forget_on_subscribe(self, count: int | None = 1, channel: str | None = None) -> None:
+    def forget_on_subscribe(
+        self, count: int | None = 1, channel: str | None = None, seconds: float = 0.0
+    ) -> None:
         """Forget the CometD client of each of the next ``count`` ``/meta/subscribe``
         messages (to ``channel`` only, if given) just before answering it: it gets
-        ``402::Unknown client`` (advice ``reconnect: handshake``), as every later message of
-        that client does."""
+        ``402::Unknown client`` (advice ``reconnect: handshake``), ``seconds`` late, as every
+        later message of that client does (a connect it holds is answered so at once)."""
         if channel is not None and (not isinstance(channel, str) or not channel.startswith("/")):
             raise ValueError(f"channel must be None or a channel name, got {channel!r}")
-        self._arm(ForgetOnSubscribe(channel), count)
+        self._arm(ForgetOnSubscribe(channel, _seconds("seconds", seconds)), count)
 
     # ------------------------------------------------------------------------ common
     def clear(self) -> None:
@@ -547,15 +550,16 @@ class Faults:
         hold = self._take(HoldConnects)
         return hold.seconds if hold else None
 
-    def _take_subscribe_forget(self, subscription: object) -> bool:
-        """Whether to forget the client of a ``/meta/subscribe`` about to be answered."""
+    def _take_subscribe_forget(self, subscription: object) -> float | None:
+        """Seconds to wait before answering a ``/meta/subscribe`` whose client is forgotten
+        now, or ``None`` to answer it as usual."""
         spec = self._pop(
             lambda candidate: (
                 isinstance(candidate, ForgetOnSubscribe)
                 and candidate.channel in (None, subscription)
             )
         )
-        return spec is not None
+        return spec.seconds if isinstance(spec, ForgetOnSubscribe) else None
 
     def _take_status_code(self, operation: str | None = None) -> StatusCode | None:
         return self._take(StatusCode, operation)

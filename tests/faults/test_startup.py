@@ -13,11 +13,17 @@ import anyio
 import pluggy
 import pytest
 
-from gws_outbound_plugin import CometDState, GWSTransportError, OutboundPlugin
+from gws_outbound_plugin import (
+    CancelFailed,
+    CometDState,
+    FailureReason,
+    GWSTransportError,
+    OutboundPlugin,
+)
 from gws_outbound_plugin._cometd import START_HANDSHAKES
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.matrix import ACK
+from tests.faults.matrix import ACK, FAILED
 from tests.faults.support import captured_logs, events_named
 from tests.helpers import Recorder, make_request
 
@@ -187,3 +193,24 @@ async def test_a_start_cancelled_while_the_server_stops_answering_ends_cancelled
         assert plugin.cometd_state is CometDState.CLOSED
         left = [s for s in aiohttp_sessions() if id(s) not in before]
         assert all(session.closed for session in left)
+
+
+async def test_a_rehandshake_of_the_forgotten_client_while_starting_is_no_session_loss(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The server forgets the client while its subscription is in flight and answers that
+    subscription late: meanwhile the forgotten client's long poll gets the 402, and aiocometd
+    handshakes again by itself. That handshake counted as a session lost (the engine was
+    told, never told it was back), so every request of the started plugin ended as lost with
+    the session (``outcome_unknown``) instead of ``timed_out`` when its answer did not come."""
+    sim.faults.forget_on_subscribe(channel=OUTBOUND, seconds=0.5)
+    async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+        assert sim.faults.active == ()
+        assert plugin.cometd_state is CometDState.CONNECTED
+        sim.faults.drop_notifications("both")
+        request = make_request(sim.device_path("agent1"))
+        ticket = plugin.submit(request)
+        with pytest.raises(CancelFailed) as info:
+            await ticket
+    assert info.value.failure.reason is FailureReason.TIMED_OUT
+    assert [c.hook for c in recorder.outcomes_for(request.reference_id)] == [FAILED]
