@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+from collections import Counter
 
 import aiohttp
 import anyio
@@ -17,6 +18,7 @@ from gws_outbound_plugin import (
     CancelFailed,
     CometDState,
     FailureReason,
+    GWSConfig,
     GWSTransportError,
     OutboundPlugin,
 )
@@ -81,12 +83,20 @@ async def test_a_client_forgotten_at_every_subscription_fails_the_start_after_bo
 
 class StallingProxy:
     """A loopback HTTP/1.1 proxy in front of the simulator that never answers a POST whose
-    body names one of ``stall`` (a GWS node that stops answering mid-start); ``stalled`` is
-    set at the first one."""
+    body names one of ``stall`` (a GWS node that stops answering mid-start), or only its
+    occurrences (counted from 1) that ``only`` lists for it; ``stalled`` is set at the first
+    one it holds."""
 
-    def __init__(self, target_port: int, stall: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        stall: tuple[str, ...],
+        only: dict[str, set[int]] | None = None,
+    ) -> None:
         self.target_port = target_port
         self.stall = tuple(s.encode() for s in stall)
+        self.only = {k.encode(): v for k, v in (only or {}).items()}
+        self.seen: Counter[bytes] = Counter()
         self.stalled = asyncio.Event()
         self._closing = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -109,6 +119,10 @@ class StallingProxy:
             writer.close()
         await self._server.wait_closed()
 
+    def _holds(self, channel: bytes) -> bool:
+        self.seen[channel] += 1
+        return channel not in self.only or self.seen[channel] in self.only[channel]
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers += [writer, up_writer]
@@ -129,7 +143,7 @@ class StallingProxy:
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
                 body = await reader.readexactly(length) if length else b""
-                if any(channel in body for channel in self.stall):
+                if any(self._holds(channel) for channel in self.stall if channel in body):
                     self.stalled.set()
                     await self._closing.wait()  # never answered
                     return
@@ -142,6 +156,11 @@ class StallingProxy:
             writer.close()
             with contextlib.suppress(OSError):
                 await downstream
+
+
+def config_after(proxy: StallingProxy) -> GWSConfig:
+    """The fault suite's configuration, to GWS behind ``proxy`` (entered by now)."""
+    return fast_config(proxy.base_url)
 
 
 def aiohttp_sessions() -> list[aiohttp.ClientSession]:
@@ -213,4 +232,27 @@ async def test_a_rehandshake_of_the_forgotten_client_while_starting_is_no_sessio
         with pytest.raises(CancelFailed) as info:
             await ticket
     assert info.value.failure.reason is FailureReason.TIMED_OUT
+    assert [c.hook for c in recorder.outcomes_for(request.reference_id)] == [FAILED]
+
+
+async def test_a_start_whose_forgotten_client_could_not_handshake_again_reports_no_loss(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """As above, but the forgotten client's own handshake is never answered: its long poll's
+    402 was reported as a session loss, and the start that succeeded on a new client never
+    reported the restoration. The engine went on believing the session lost: a request whose
+    answer did not come ended ``outcome_unknown`` ("the CometD session was lost") instead of
+    ``timed_out``."""
+    sim.faults.forget_on_subscribe(channel=OUTBOUND, seconds=0.5)
+    handshake = "/meta/handshake"
+    proxy = StallingProxy(sim.port, (handshake,), only={handshake: {2}})
+    async with proxy, OutboundPlugin(pm, config_after(proxy)) as plugin:
+        assert proxy.stalled.is_set()  # the forgotten client's handshake went unanswered
+        assert sim.faults.active == ()
+        assert plugin.cometd_state is CometDState.CONNECTED
+        sim.faults.drop_notifications("both")
+        request = make_request(sim.device_path("agent1"))
+        with pytest.raises(CancelFailed) as info:
+            await plugin.submit(request)
+    assert info.value.failure.reason is FailureReason.TIMED_OUT, info.value.failure.message
     assert [c.hook for c in recorder.outcomes_for(request.reference_id)] == [FAILED]
