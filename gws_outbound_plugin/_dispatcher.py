@@ -375,7 +375,7 @@ class HookDispatcher:
         """The body of a hook's own task: ``await awaitable`` within ``timeout``."""
         task = asyncio.current_task()
         if task is not None:
-            HOOK_TASKS.add(task)
+            HOOK_TASKS[task] = self._pm
         try:
             with anyio.move_on_after(timeout) as scope:
                 call.scope = scope
@@ -394,7 +394,7 @@ class HookDispatcher:
             report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
         finally:
             if task is not None:
-                HOOK_TASKS.discard(task)
+                HOOK_TASKS.pop(task, None)
             call.wake()
 
     def _execute(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:

@@ -20,22 +20,26 @@ Outcome = Any
 Ack = TypeVar("Ack", OperationAck, RecordCancelAck)
 
 #: The tasks running a hook implementation right now (each ``async def`` hook call runs in a
-#: task of its own, see ``_dispatcher``). In such a task an ``await ticket`` returns as soon
-#: as the outcome is decided, without waiting for the hooks of that outcome, which cannot
-#: run before the awaiting hook returns. Tasks a hook starts are not in it: they wait as any
-#: other task does.
-HOOK_TASKS: Final[set[asyncio.Task[Any]]] = set()
+#: task of its own, see ``_dispatcher``), each with the plugin manager whose hook it runs.
+#: In such a task an ``await ticket`` returns as soon as the outcome is decided, without
+#: waiting for the hooks of that outcome, which cannot run before the awaiting hook returns.
+#: Tasks a hook starts are not in it: they wait as any other task does.
+HOOK_TASKS: Final[dict[asyncio.Task[Any], object]] = {}
 
 
-def in_hook() -> bool:
-    """Whether the current task is running a hook implementation (not one it started)."""
+def in_hook(pm: object = None) -> bool:
+    """Whether the current task is running a hook implementation (not one it started); with
+    ``pm``, one of that plugin manager's hooks (another plugin's hook on the same loop is
+    like any other task to it)."""
     if not HOOK_TASKS:
         return False  # no hook implementation runs in a task now (the usual case)
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no event loop in this thread
         return False
-    return task is not None and task in HOOK_TASKS
+    if task is None or task not in HOOK_TASKS:
+        return False
+    return pm is None or HOOK_TASKS[task] is pm
 
 
 # One lock for all tickets: each critical section is a few attribute reads, and a ticket
