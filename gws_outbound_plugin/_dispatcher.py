@@ -403,7 +403,7 @@ class HookDispatcher:
         kit)."""
         task = asyncio.current_task()
         if task is not None:
-            HOOK_TASKS.add(task)
+            HOOK_TASKS[task] = self._pm
             HOOK_TASK.set(task)  # in this task's own context: the tasks it starts inherit it
         # The deadline: one loop timer, which cancels the call's scope and reports it at once
         # (anyio's move_on_after would only say so once the call ended, if it ever does).
@@ -432,7 +432,7 @@ class HookDispatcher:
             if deadline is not None:
                 deadline.cancel()
             if task is not None:
-                HOOK_TASKS.discard(task)
+                HOOK_TASKS.pop(task, None)
             call.wake()
 
     def _deadline_passed(

@@ -79,6 +79,7 @@ class Entry:
         "maybe",
         "merging",
         "outbound",
+        "paired",
         "parts",
         "phase",
         "post_answered",
@@ -113,6 +114,8 @@ class Entry:
         self.empty = False
         self.sent_seq = 0
         self.chain: tuple[int, str, int] | None = None
+        # M5: the record handle under which it waits in ``PendingRequests.pairing``, if any.
+        self.paired: int | None = None
         self.outbound: Mapping[str, Any] | None = None
         self.user_event: UserEvent | None = None
         self.user_content: bytes | None = None

@@ -21,10 +21,11 @@ Outcome = Any
 Ack = TypeVar("Ack", OperationAck, RecordCancelAck)
 
 #: The tasks running a hook implementation right now (each ``async def`` hook call runs in a
-#: task of its own, see ``_dispatcher``). In such a task an ``await ticket`` returns as soon
-#: as the outcome is decided, without waiting for the hooks of that outcome, which cannot
-#: run before the awaiting hook returns.
-HOOK_TASKS: Final[set[asyncio.Task[Any]]] = set()
+#: task of its own, see ``_dispatcher``), each with the plugin manager whose hook it runs.
+#: In such a task an ``await ticket`` returns as soon as the outcome is decided, without
+#: waiting for the hooks of that outcome, which cannot run before the awaiting hook returns.
+HOOK_TASKS: Final[dict[asyncio.Task[Any], object]] = {}
+_NONE: Final = object()
 
 #: The hook call's task, set in it by the dispatcher: the tasks the hook starts copy it with
 #: their context (``asyncio.wait_for`` on Python 3.11, ``gather``, ``shield``, a task group),
@@ -36,9 +37,10 @@ HOOK_TASK: Final[contextvars.ContextVar[asyncio.Task[Any] | None]] = contextvars
 )
 
 
-def in_hook() -> bool:
+def in_hook(pm: object = None) -> bool:
     """Whether the current task is running a hook implementation, or was started (directly
-    or not) by one that is still running."""
+    or not) by one that is still running; with ``pm``, one of that plugin manager's hooks
+    (another plugin's hook on the same loop is like any other task to it)."""
     if not HOOK_TASKS:
         return False  # no hook implementation runs in a task now (the usual case)
     try:
@@ -47,10 +49,15 @@ def in_hook() -> bool:
         return False
     if task is None:
         return False
-    if task in HOOK_TASKS:
-        return True
-    owner = HOOK_TASK.get()
-    return owner is not None and owner in HOOK_TASKS
+    running = HOOK_TASKS.get(task, _NONE)
+    if running is _NONE:
+        owner = HOOK_TASK.get()
+        if owner is None:
+            return False
+        running = HOOK_TASKS.get(owner, _NONE)  # the hook that started it, while it runs
+        if running is _NONE:
+            return False
+    return pm is None or running is pm
 
 
 # One lock for all tickets: each critical section is a few attribute reads, and a ticket

@@ -21,9 +21,11 @@ Every rule of these three stages may be limited to one operation (``operation=
 "RejectRecord"``): it then applies only to POSTs whose body names that ``operationName``
 and leaves the others alone. Without ``operation`` it applies to every operation.
 
-Two controls act on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
-holds beyond the advice the server sends, and ``advise_connects`` changes the advice of the
-next successful ``/meta/connect`` replies (``interval``, ``reconnect``).
+Three controls act on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
+holds beyond the advice the server sends; ``forget_on_subscribe`` forgets the client that
+sends the next ``/meta/subscribe`` (``402::Unknown client``), as a GWS node that drops a
+client between its handshake and its subscriptions; ``advise_connects`` changes the advice
+of the next successful ``/meta/connect`` replies (``interval``, ``reconnect``, ``timeout``).
 
 Armed rules, and holding, are state of this object: they survive the simulator's
 ``stop()`` / ``restart()``; only outcomes parked by ``hold_notifications`` are lost there.
@@ -132,6 +134,13 @@ _RECONNECT_ADVICE: tuple[str, ...] = ("retry", "handshake", "none")
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetOnSubscribe(_Control):
+    control: ClassVar[str] = "forget_on_subscribe"
+    channel: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class StatusCode(_Control):
     control: ClassVar[str] = "status_code"
     code: int
@@ -186,6 +195,7 @@ FaultSpec = (
     | CSRFReject
     | HoldConnects
     | AdviseConnects
+    | ForgetOnSubscribe
     | StatusCode
     | OCSErrorFault
     | CometDError
@@ -491,6 +501,17 @@ class Faults:
             )
         self._arm(AdviseConnects(interval, reconnect, timeout), count)
 
+    def forget_on_subscribe(
+        self, count: int | None = 1, channel: str | None = None, seconds: float = 0.0
+    ) -> None:
+        """Forget the CometD client of each of the next ``count`` ``/meta/subscribe``
+        messages (to ``channel`` only, if given) just before answering it: it gets
+        ``402::Unknown client`` (advice ``reconnect: handshake``), ``seconds`` late, as every
+        later message of that client does (a connect it holds is answered so at once)."""
+        if channel is not None and (not isinstance(channel, str) or not channel.startswith("/")):
+            raise ValueError(f"channel must be None or a channel name, got {channel!r}")
+        self._arm(ForgetOnSubscribe(channel, _seconds("seconds", seconds)), count)
+
     # ------------------------------------------------------------------------ common
     def clear(self) -> None:
         """Disarm every rule, stop holding and publish what was held."""
@@ -586,6 +607,17 @@ class Faults:
             changed["timeout"] = advice.timeout
         return changed
 
+    def _take_subscribe_forget(self, subscription: object) -> float | None:
+        """Seconds to wait before answering a ``/meta/subscribe`` whose client is forgotten
+        now, or ``None`` to answer it as usual."""
+        spec = self._pop(
+            lambda candidate: (
+                isinstance(candidate, ForgetOnSubscribe)
+                and candidate.channel in (None, subscription)
+            )
+        )
+        return spec.seconds if isinstance(spec, ForgetOnSubscribe) else None
+
     def _take_status_code(self, operation: str | None = None) -> StatusCode | None:
         return self._take(StatusCode, operation)
 
@@ -657,6 +689,7 @@ ARMABLE_FAULTS: tuple[str, ...] = (
     "csrf_reject",
     "hold_connects",
     "advise_connects",
+    "forget_on_subscribe",
     "hold_notifications",
 )
 #: Everything ``POST /_simulator/faults`` accepts: the armable faults and their controls.
