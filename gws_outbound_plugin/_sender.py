@@ -4,14 +4,17 @@ Data path: ``Engine.accept`` -> correlator ``Send`` -> :meth:`Sender.submit` -> 
 the transport's ``post_operation`` -> :meth:`Engine.posted`. A worker asks the engine right before
 writing (``Engine.sending``) so a request that already has its outcome (shut down, deadline) is
 never sent, and the correlator knows from then on that the request may reach GWS.
+
+The path and body are made before ``sending``: a request whose POST cannot be made (a host's
+subclass that raises) fails as certainly not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Protocol
 
 import anyio
 
@@ -28,12 +31,13 @@ from ._exceptions import (
     GWSTransportError,
 )
 from ._log import get_logger
+from ._requests import OPERATION_TYPES
 from ._resend import announce, stop_announcing
 from ._seam import OperationPoster
 from ._session import GWSNoAnswerError
 from ._spec import Operation
 
-__all__ = ["Sender"]
+__all__ = ["OWN_TYPES", "Sender", "Unbuildable", "build_post"]
 
 logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
@@ -53,6 +57,45 @@ class _Engine(Protocol):
         status_code: int | None = None,
         message: str | None = None,
     ) -> None: ...
+
+
+class Unbuildable(Exception):
+    """A request's POST cannot be made: its ``gws_path()`` or ``to_gws_body()`` (a host's
+    subclass) raised or returned what is no path or body. ``str()`` says which and the
+    error's type, never the error's text (it may hold what the host's code read)."""
+
+
+def build_post(request: Operation) -> tuple[str, Mapping[str, Any]]:
+    """The path and body of ``request``'s POST, or :class:`Unbuildable`."""
+    path = _made(request, "gws_path", str)
+    body = _made(request, "to_gws_body", Mapping)
+    return path, body
+
+
+def _made(request: Operation, method: str, kind: type[Any]) -> Any:
+    try:
+        value = getattr(request, method)()
+    except Exception as error:
+        raise Unbuildable(
+            f"{type(request).__name__}.{method}() raised {type(error).__name__}"
+        ) from error
+    if not isinstance(value, kind):
+        raise Unbuildable(
+            f"{type(request).__name__}.{method}() returned a {type(value).__name__}, "
+            f"not a {kind.__name__}"
+        )
+    return value
+
+
+#: The request types of the package: their path and body are made from validated fields.
+OWN_TYPES: Final = frozenset(t for types in OPERATION_TYPES.values() for t in types)
+
+
+def _operation_name(request: Operation) -> str:
+    try:
+        return request.spec.name
+    except Exception:
+        return type(request).__name__
 
 
 def _noun(request: Operation) -> str:
@@ -170,11 +213,35 @@ class Sender:
 
     def _crashed(self, token: int, request: Operation, error: BaseException) -> None:
         safe_log(logger.exception, "request_send_crashed", reference_id=request.reference_id)
+        if self._engine.is_queued(token):
+            # Before it was written (or between attempts GWS certainly did not get): it
+            # was not sent. Failed now rather than left to its deadline.
+            self._engine.posted(
+                token,
+                PostResult.NOT_SENT,
+                message=(
+                    f"unexpected error before the {_noun(request)} was written: "
+                    f"{type(error).__name__}; nothing was sent"
+                ),
+            )
+            return
         # It may have been written: never resent, its acknowledgement still counts.
         self._engine.posted(
             token,
             PostResult.NO_ANSWER,
             message=f"unexpected error while sending: {type(error).__name__}",
+        )
+
+    def _unbuildable(self, token: int, request: Operation, error: Unbuildable) -> None:
+        """The request's POST could not be made: failed as not sent."""
+        safe_log(logger.exception, "request_not_buildable", reference_id=request.reference_id)
+        self._engine.posted(
+            token,
+            PostResult.NOT_SENT,
+            message=(
+                f"the {_operation_name(request)} request could not be sent: {error}; "
+                "nothing was sent"
+            ),
         )
 
     def _interrupted(self, token: int, request: Operation) -> None:
@@ -202,12 +269,23 @@ class Sender:
                     message=f"the CometD session is down; the {_noun(request)} was not sent",
                 )
                 return
+        # Made before the correlator hears it is being written: a request whose path or
+        # body cannot be made (a host's subclass that raises) was certainly not sent.
+        body: Mapping[str, Any]
+        if type(request) in OWN_TYPES:  # made from validated fields (anything raised: _crashed)
+            path, body = request.gws_path(), request.to_gws_body()
+        else:
+            try:
+                path, body = build_post(request)
+            except Unbuildable as error:
+                self._unbuildable(token, request, error)
+                return
         if not self._engine.sending(token):
             return
         try:
             announced = announce(self._engine.resending, token)  # see _resend
             try:
-                await self._session.post_operation(request.gws_path(), request.to_gws_body())
+                await self._session.post_operation(path, body)
             finally:
                 stop_announcing(announced)
         except GWSAuthenticationError as error:
