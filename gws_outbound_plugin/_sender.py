@@ -6,7 +6,8 @@ writing (``Engine.sending``) so a request that already has its outcome (shut dow
 never sent, and the correlator knows from then on that the request may reach GWS.
 
 The path and body are made before ``sending``: a request whose POST cannot be made (a host's
-subclass that raises) fails as certainly not sent.
+subclass that raises) fails as certainly not sent; ``refuse_unsendable`` refuses one that
+cannot be made already when it is accepted.
 """
 
 from __future__ import annotations
@@ -29,15 +30,17 @@ from ._exceptions import (
     GWSAuthenticationError,
     GWSStatusError,
     GWSTransportError,
+    InvalidCancelRequest,
+    InvalidOperationRequest,
 )
 from ._log import get_logger
-from ._requests import OPERATION_TYPES
+from ._requests import OPERATION_TYPES, CancelRequest
 from ._resend import announce, stop_announcing
 from ._seam import OperationPoster
-from ._session import GWSNoAnswerError
+from ._session import GWSNoAnswerError, encode_json
 from ._spec import Operation
 
-__all__ = ["OWN_TYPES", "Sender", "Unbuildable", "build_post"]
+__all__ = ["OWN_TYPES", "Sender", "Unbuildable", "build_post", "refuse_unsendable"]
 
 logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
@@ -89,6 +92,28 @@ def _made(request: Operation, method: str, kind: type[Any]) -> Any:
 
 #: The request types of the package: their path and body are made from validated fields.
 OWN_TYPES: Final = frozenset(t for types in OPERATION_TYPES.values() for t in types)
+
+
+def refuse_unsendable(request: Operation) -> None:
+    """Refuse a request of a host's subclass whose POST cannot be made (its ``gws_path()``
+    or ``to_gws_body()`` raises, or returns no path or body, or a body JSON cannot carry),
+    as invalid input (:class:`InvalidCancelRequest` for a cancel, else
+    :class:`InvalidOperationRequest`), before it is accepted: nothing is sent, no ticket.
+    The package's own types (:data:`OWN_TYPES`) need no check."""
+    try:
+        _path, body = build_post(request)
+        try:
+            encode_json(body)
+        except (TypeError, ValueError) as error:
+            raise Unbuildable(
+                f"{type(request).__name__}.to_gws_body() returned a body that is not JSON "
+                f"({type(error).__name__})"
+            ) from None
+    except Unbuildable as error:
+        problem = {"request": f"{error}; nothing was sent"}
+        if isinstance(request, CancelRequest):
+            raise InvalidCancelRequest(problem) from None
+        raise InvalidOperationRequest(problem, operation=_operation_name(request)) from None
 
 
 def _operation_name(request: Operation) -> str:

@@ -17,7 +17,10 @@ from gws_outbound_plugin import (
     CancelFailed,
     CancelRequest,
     FailureReason,
+    InvalidCancelRequest,
+    InvalidOperationRequest,
     OutboundPlugin,
+    RejectRecordRequest,
 )
 from gws_outbound_plugin._session import GWSSession
 from gws_outbound_plugin.simulator import GWSSimulator
@@ -38,6 +41,27 @@ def _break(request: Any) -> None:
     request is frozen): set right after the request was accepted, before a worker takes it
     (no checkpoint in between)."""
     request.__dict__["broken"] = True
+
+
+class PathRaises(CancelRequest):
+    """A host's subclass whose ``gws_path()`` raises."""
+
+    def gws_path(self) -> str:
+        raise RuntimeError(SECRET_TEXT)
+
+
+class BodyRaises(RejectRecordRequest):
+    """A host's subclass whose ``to_gws_body()`` raises."""
+
+    def to_gws_body(self) -> dict[str, Any]:
+        raise ValueError(SECRET_TEXT)
+
+
+class BodyNotJSON(CancelRequest):
+    """A host's subclass whose body holds what JSON cannot carry."""
+
+    def to_gws_body(self) -> dict[str, Any]:
+        return {**CancelRequest.to_gws_body(self), "weight": math.nan}
 
 
 class BodyRaisesWhenSent(CancelRequest):
@@ -76,6 +100,41 @@ def _rebuilt(kind: type[Any], request: CancelRequest) -> Any:
 
 @pytest.mark.virtual_clock
 class TestARequestWhosePostCannotBeMade:
+    @pytest.mark.parametrize(
+        ("kind", "error", "method"),
+        [
+            (PathRaises, InvalidCancelRequest, "gws_path() raised RuntimeError"),
+            (BodyRaises, InvalidOperationRequest, "to_gws_body() raised ValueError"),
+            (BodyNotJSON, InvalidCancelRequest, "not JSON"),
+        ],
+        ids=["path", "body", "not-json"],
+    )
+    async def test_is_refused_before_it_is_accepted(
+        self,
+        pm: pluggy.PluginManager,
+        recorder: Recorder,
+        kind: type[Any],
+        error: type[Exception],
+        method: str,
+    ) -> None:
+        """Before, it was accepted, marked as being sent, and its POST raised while being
+        made: the host was told ``outcome_unknown`` ("GWS may have acted"), though nothing
+        was written. It is refused as invalid input now, like a field that fails
+        validation: no ticket, nothing sent, no outcome hook."""
+        fake = FakeGWS()
+        request = _rebuilt(kind, request_for(fake, handles(fake, 1)[0]))
+        async with OutboundPlugin(pm, fake_config(), transport=fake) as plugin:
+            with pytest.raises(error) as info:
+                plugin.submit(request)
+            assert plugin.pending_count == 0
+        refusal = str(info.value)
+        assert type(info.value) is error
+        assert kind.__name__ in refusal and method in refusal
+        assert "nothing was sent" in refusal
+        assert SECRET_TEXT not in refusal
+        assert fake.posts == []
+        assert recorder.calls == []
+
     async def test_that_raises_only_when_sent_fails_as_certainly_not_sent(
         self, pm: pluggy.PluginManager, recorder: Recorder
     ) -> None:
