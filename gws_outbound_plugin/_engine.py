@@ -381,6 +381,11 @@ class Engine:
         self._apply(self._correlator.resending(token))
         return True
 
+    def not_received(self, token: int) -> None:
+        """The transport's last attempt to write the POST of ``token`` certainly did not
+        reach GWS, and it waits to write it again (see ``Correlator.not_received``)."""
+        self._apply(self._correlator.not_received(token))
+
     def posted(
         self,
         token: int,
