@@ -5,9 +5,12 @@ the transport's ``post_operation`` -> :meth:`Engine.posted`. A worker asks the e
 writing (``Engine.sending``) so a request that already has its outcome (shut down, deadline) is
 never sent, and the correlator knows from then on that the request may reach GWS.
 
-The path and body are made before ``sending``: a request whose POST cannot be made (a host's
-subclass that raises) fails as certainly not sent; ``refuse_unsendable`` refuses one that
-cannot be made already when it is accepted.
+What may have been processed and what certainly was not are kept apart: the path and body are
+made before ``sending`` (a host's subclass that raises fails as not sent;
+``refuse_unsendable`` refuses one that cannot be made already when it is accepted), and while
+the transport waits to write a POST again after an attempt GWS certainly did not get
+(``_resend.announce_not_received``) the request counts as not written: a plain
+``task.cancel()`` of the worker then has it sent again.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class _Engine(Protocol):
     def sending(self, token: int) -> bool: ...
 
     def resending(self, token: int) -> bool: ...
+
+    def not_received(self, token: int) -> None: ...
 
     def posted(
         self,
@@ -193,8 +198,10 @@ class Sender:
 
         A plain ``task.cancel()`` from outside (a host cancelling every task) does not stop
         the worker: it is taken back. If it cut a request short, the request is queued
-        again when it was not written yet, and otherwise counts as sent without an answer
-        (it may have been processed: never resent, its acknowledgement still counts).
+        again when it was not written yet, or when the transport was waiting to write it
+        again after an attempt GWS certainly did not get (nothing of it may have been
+        processed), and otherwise counts as sent without an answer (it may have been
+        processed: never resent, its acknowledgement still counts).
         """
         queue = self._queue
         loop = asyncio.get_running_loop()
@@ -270,7 +277,9 @@ class Sender:
         )
 
     def _interrupted(self, token: int, request: Operation) -> None:
-        if self._engine.is_queued(token):  # not written yet: send it as if nothing happened
+        # Not written yet, or between attempts GWS certainly did not get (back to queued:
+        # Engine.not_received): send it as if nothing happened. Its deadline still bounds it.
+        if self._engine.is_queued(token):
             self._queue.appendleft((token, request))
             return
         self._engine.posted(
@@ -308,7 +317,8 @@ class Sender:
         if not self._engine.sending(token):
             return
         try:
-            announced = announce(self._engine.resending, token)  # see _resend
+            engine = self._engine
+            announced = announce(engine.resending, token, engine.not_received)  # see _resend
             try:
                 await self._session.post_operation(path, body)
             finally:

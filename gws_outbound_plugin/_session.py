@@ -28,8 +28,12 @@ What is retried (with :func:`request_retry_policy`: ``GWSConfig.retries`` furthe
   ``statusCode`` 20 triggers one fresh login and one more attempt (GWS refused the request
   without processing it).
 
-A body JSON cannot carry (NaN, a set, a lone surrogate) is refused before anything is
-written (:class:`GWSTransportError`).
+Around a POST's retries the session tells the plugin what GWS can have got (``_resend``):
+right after an attempt that certainly did not reach GWS, :func:`announce_not_received` (until
+it is written again, nothing of the request may have been processed: a deadline or a close
+meanwhile ends it as not sent), right before writing it again, :func:`announce_resend`. A
+body JSON cannot carry (NaN, a set, a lone surrogate) is refused before anything is written
+(:class:`GWSTransportError`).
 
 A 4xx/5xx whose body is a GWS answer (``{"statusCode": n, "statusMessage": ...}``) is a GWS
 answer: :class:`GWSStatusError` with that ``statusCode`` (after the 503 retries).
@@ -62,7 +66,7 @@ from ._headers import CountingJar, SessionHeaders
 from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
 from ._requests import has_dot_segment
-from ._resend import announce_resend
+from ._resend import announce_not_received, announce_resend
 from ._retry import RetryPolicy
 from ._transport import GWSTransport, client_transports
 
@@ -445,6 +449,16 @@ class GWSSession(SessionHeaders):
         made = first is not None  # an attempt was made already
 
         async def attempt() -> Mapping[str, Any]:
+            try:
+                return await one_attempt()
+            except (_Transient, _SessionRefused):
+                if method == "POST":
+                    # Refused unread, or no connection: GWS did not get this attempt, and
+                    # the POST is written again only after ``announce_resend``.
+                    announce_not_received()
+                raise
+
+        async def one_attempt() -> Mapping[str, Any]:
             nonlocal first, made
             if first is None:
                 # The last attempt certainly did not reach GWS (M10); and not written again

@@ -6,6 +6,7 @@ client's answer taken as the request's, for a request GWS never got)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -27,7 +28,7 @@ from gws_outbound_plugin.simulator import GWSSimulator
 from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import fake_config
 from tests.faults.conftest import fast_config
-from tests.faults.support import handles, request_for
+from tests.faults.support import handles, request_for, until
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -206,3 +207,166 @@ async def test_the_session_refuses_a_body_that_is_not_json_before_writing(
     finally:
         await session.close()
     assert sim.cancels == []
+
+
+# -- 2. the deadline, or the close, between two attempts GWS certainly did not get ---------------
+
+
+async def test_a_deadline_between_attempts_gws_did_not_get_is_not_sent(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """GWS answers the first POST 503 (``statusCode`` 4: nothing processed), the retry 401
+    (refused unread), and after the re-login 503 again; the request's deadline comes while
+    the session waits ``retry_backoff`` to write it once more. Every attempt certainly did not
+    reach GWS. Before, the deadline found the request "being sent" and ended it
+    ``outcome_unknown`` ("GWS may or may not have acted"); now it ends as certainly not
+    processed (``transport_failure``, ``may_have_acted`` false), and it is not written again.
+
+    (A re-login gives the POST a second round of retries, which the outcome bound does not
+    count: so the deadline can come between attempts.)"""
+    config = fast_config(
+        sim.base_url,
+        request_timeout=0.5,
+        retries=1,
+        retry_backoff=2.5,
+        ack_timeout=0.1,
+        merge_window=0.05,
+    )
+    handle = handles(sim, 1)[0]
+    async with OutboundPlugin(pm, config) as plugin:
+        bound = plugin.outcome_bound  # 0.5 + 2 * 0.5 + 2.5 + 0.1 + 0.05 = 4.15 s
+        assert 2.5 + 0.5 < bound < 5.0  # between the last 503 and the attempt after it
+        sim.faults.http_error(503, count=1)
+        sim.faults.unauthorized(count=1)
+        sim.faults.http_error(503, count=None)
+        request = request_for(sim, handle)
+        with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+            await plugin.cancel(request)
+        await anyio.sleep(2 * config.retry_backoff - bound + 0.5)  # past the next attempt
+        sim.faults.clear()
+    failure = info.value.failure
+    assert [c.status for c in sim.cancels] == [503, 401, 503]  # not written again
+    assert failure.reason is FailureReason.TRANSPORT_FAILURE, failure
+    assert failure.may_have_acted is False
+    assert failure.message is not None and "nothing was processed" in failure.message
+    assert [f.request for f in recorder.failures] == [request]
+
+
+async def test_closing_between_attempts_gws_did_not_get_is_shut_down(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """The plugin closes while a request waits ``retry_backoff`` after a 503 with GWS's
+    ``statusCode`` 4. Before, the close decided it ``outcome_unknown`` (it was "sent");
+    GWS got none of its attempts: it ends ``shut_down`` (``may_have_acted`` false)."""
+    config = fast_config(sim.base_url, retry_backoff=5.0, drain_timeout=0.2)
+    handle = handles(sim, 1)[0]
+    sim.faults.http_error(503, count=None)
+    request = request_for(sim, handle)
+    async with OutboundPlugin(pm, config) as plugin:
+        ticket = plugin.submit(request)
+        await until(lambda: [c.status for c in sim.cancels] == [503], "the first attempt")
+    sim.faults.clear()
+    failure = ticket.outcome
+    assert failure is not None and failure.reason is FailureReason.SHUT_DOWN, failure
+    assert failure.may_have_acted is False
+    assert [c.status for c in sim.cancels] == [503]
+    assert [f.request for f in recorder.failures] == [request]
+
+
+async def test_a_deadline_after_an_attempt_that_may_have_been_processed_stays_unknown(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """The other side of the line: the POST was written and GWS did not answer it in time
+    (a read timeout: it may have been processed); it is not written again, and without an
+    acknowledgement it stays ``outcome_unknown`` ("GWS may have acted")."""
+    config = fast_config(sim.base_url, request_timeout=0.5, ack_timeout=0.2)
+    handle = handles(sim, 1)[0]
+    async with OutboundPlugin(pm, config) as plugin:
+        sim.faults.slow_answer(1.0)
+        sim.faults.drop_notifications("both")
+        request = request_for(sim, handle)
+        with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+            await plugin.cancel(request)
+    failure = info.value.failure
+    assert len(sim.cancels) == 1
+    assert failure.reason is FailureReason.OUTCOME_UNKNOWN, failure
+    assert failure.may_have_acted is True
+
+
+# -- 3. a plain task.cancel() of the sender between two attempts --------------------------------
+
+
+async def test_a_worker_cancelled_between_attempts_sends_the_request_again(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """A cancel's first POST is answered 503 (``statusCode`` 4: GWS changed nothing);
+    while the session waits ``retry_backoff`` to write it again, another desktop of the agent
+    cancels the same record (OCS's user event without a referenceId), and the host cancels
+    every task of the plugin with a plain ``task.cancel()``.
+
+    Before, the worker took the cancellation back and reported the POST "interrupted: GWS
+    may have processed it", so the other desktop's answer, matched by key, acknowledged our
+    cancel, which GWS never got (the host believed its record cancelled by its own request,
+    with the other desktop's user data). Between attempts nothing of the request may have
+    been processed: the worker sends it again, and it ends with its own answer (here OCS's
+    refusal); the other desktop's acknowledgement is reported as another client's."""
+    config = fast_config(sim.base_url, retry_backoff=3.0, ack_timeout=3.0)
+    handle = handles(sim, 1)[0]
+    async with OutboundPlugin(pm, config) as plugin:
+        sim.faults.http_error(503, count=1)
+        request = request_for(sim, handle)
+        ticket = plugin.submit(request)
+        await until(lambda: [c.status for c in sim.cancels] == [503], "the first attempt")
+        other = GWSSession(fast_config(sim.base_url))
+        await other.open()
+        try:
+            mine = request_for(sim, handle, reference_id="other-desktop-1")
+            await other.post_operation(mine.gws_path(), mine.to_gws_body())
+        finally:
+            await other.close()
+        await until(lambda: len(recorder.user_events) == 1, "the other desktop's user event")
+        await anyio.sleep(config.merge_window * 2)  # its merge window ended
+        assert [c.status for c in sim.cancels] == [503, 200]  # ours not written again yet
+        sim.faults.ocs_error(100, "Record is already cancelled", operation="CancelRecord")
+        own = [
+            task
+            for task in asyncio.all_tasks()
+            if task.get_name().endswith("OutboundPlugin._guarded")
+        ]
+        for task in own:
+            task.cancel()
+        with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+            await ticket
+        await plugin.wait_hooks_idle(5)
+    assert [c.status for c in sim.cancels] == [503, 200, 200]
+    failure = info.value.failure
+    assert failure.reason is FailureReason.OCS_ERROR, failure
+    assert failure.error_number == 100
+    assert [f.request for f in recorder.failures] == [request]
+    assert [ack.request for ack in recorder.acks] == [None]  # the other desktop's
+
+
+async def test_a_worker_cancelled_mid_write_still_counts_it_as_maybe_processed(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """The other side of the line: the worker is cancelled while GWS holds the answer to the
+    POST (written: it may have been processed). It is not written again, and its own
+    acknowledgement still counts."""
+    config = fast_config(sim.base_url, request_timeout=3.0)
+    handle = handles(sim, 1)[0]
+    async with OutboundPlugin(pm, config) as plugin:
+        sim.faults.slow_answer(1.0)
+        request = request_for(sim, handle)
+        ticket = plugin.submit(request)
+        await until(lambda: len(sim.cancels) == 1, "the POST")
+        own = [
+            task
+            for task in asyncio.all_tasks()
+            if task.get_name().endswith("OutboundPlugin._guarded")
+        ]
+        for task in own:
+            task.cancel()
+        with anyio.fail_after(10):
+            ack = await ticket
+    assert ack.request == request
+    assert len(sim.cancels) == 1
