@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pluggy
 import pytest
 
@@ -161,6 +162,40 @@ class TestARequestWhosePostCannotBeMade:
         assert SECRET_TEXT not in failure.message
         assert fake.posts == []
         assert [f.request for f in recorder.failures] == [request]
+
+
+class WaitBreaks(FakeGWS):
+    """A transport of a host's own whose ``wait_connected()`` raises (the sender awaits it
+    before writing a request while the CometD session is down)."""
+
+    async def wait_connected(self) -> None:
+        await anyio.lowlevel.checkpoint()
+        raise RuntimeError(SECRET_TEXT)
+
+
+@pytest.mark.virtual_clock
+async def test_an_unexpected_error_before_the_post_is_written_fails_it_at_once(
+    pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The worker's ``wait_connected()`` raised before anything was written. Before, the
+    worker reported "unexpected error while sending" as a POST without an answer, which the
+    correlator ignored for a request never written: the ticket waited for its deadline
+    (``outcome_bound``) to end as not sent. It fails at once now, as not sent."""
+    fake = WaitBreaks()
+    config = fake_config()
+    async with OutboundPlugin(pm, config, transport=fake) as plugin:
+        fake.lose_session()
+        request = request_for(fake, handles(fake, 1)[0])
+        ticket = plugin.submit(request)
+        with anyio.fail_after(config.request_timeout), pytest.raises(CancelFailed) as info:
+            await ticket  # on the virtual clock: well before the deadline
+    failure = info.value.failure
+    assert failure.reason is FailureReason.TRANSPORT_FAILURE
+    assert failure.may_have_acted is False
+    assert failure.message is not None
+    assert "unexpected error before the cancel was written: RuntimeError" in failure.message
+    assert SECRET_TEXT not in failure.message
+    assert fake.posts == []
 
 
 async def test_a_body_that_is_not_json_when_sent_is_not_written(
