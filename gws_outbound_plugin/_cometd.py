@@ -31,7 +31,11 @@ behaviour, point by point:
     gives it in milliseconds (found against cometd-nodejs-server, see ``docs/interop.md``):
     a server advising ``interval: 2000`` (the CometD servers' ``multiple-clients`` advice)
     would stall polling for 33 minutes and let the session expire. :class:`_SessionExtension`
-    converts the interval of every incoming advice to seconds before aiocometd reads it;
+    converts the interval of every incoming advice to seconds before aiocometd reads it,
+    capped at half of ``ack_timeout``: a longer wait (an hour, ``Infinity``, ``NaN``) left the
+    client deaf while "connected", and every outcome timed out. An ``advice.timeout`` that is
+    not a finite number >= 0 is left out (aiohttp's own timeout applies): with ``Infinity``
+    every later request failed (``OverflowError``) and no advice ever replaced it;
 12. after a re-handshake it re-subscribes only the channels the server accepted before, and
     forgets a channel whose re-subscription is refused: the listener subscribes the refused
     ones again itself (see :attr:`CometDListener.refused_channels`);
@@ -54,6 +58,7 @@ from __future__ import annotations
 
 import enum
 import importlib.metadata
+import math
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Final
@@ -118,6 +123,10 @@ class _SessionExtension(Extension):  # type: ignore[misc]
     def __init__(self, listener: CometDListener) -> None:
         self._listener = listener
         self._first_connect = False
+        # An outcome published while the client waits is heard after the wait: leave the
+        # acknowledgement's timeout room for the rest.
+        self._max_interval = listener.config.ack_timeout / 2
+        self._capped_logged = False
 
     async def outgoing(self, payload: list[dict[str, Any]], headers: dict[str, str]) -> None:
         session = self._listener.session
@@ -148,7 +157,13 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         if len(readable) != len(payload):
             payload[:] = readable  # aiocometd reads this list next
         for message in payload:
-            _interval_to_seconds(message)
+            _drop_unusable_timeout(message)
+            advised = _interval_to_seconds(message, self._max_interval)
+            if advised is not None and not self._capped_logged:
+                self._capped_logged = True
+                logger.warning(
+                    "cometd_interval_capped", advised_ms=advised, seconds=self._max_interval
+                )
             channel = message.get("channel")
             successful = message.get("successful")
             if channel == "/meta/handshake" and successful:
@@ -209,14 +224,37 @@ def _readable(message: dict[str, Any]) -> bool:
     return False
 
 
-def _interval_to_seconds(message: dict[str, Any]) -> None:
-    # aiocometd passes advice["interval"] to asyncio.sleep(); Bayeux sends milliseconds.
-    # The extension sees each reply once, before aiocometd stores its advice.
+def _drop_unusable_timeout(message: dict[str, Any]) -> None:
+    """aiocometd times every later request out after 1.5 x ``advice.timeout`` (milliseconds):
+    ``Infinity`` made each fail (``OverflowError`` in aiohttp) before any reply could bring
+    a new advice. A timeout that is not a finite number >= 0 is left out."""
+    advice = message.get("advice")
+    if isinstance(advice, dict):
+        timeout = advice.get("timeout")
+        if (
+            isinstance(timeout, int | float)
+            and not isinstance(timeout, bool)
+            and not 0 <= timeout < math.inf  # NaN too
+        ):
+            del advice["timeout"]
+
+
+def _interval_to_seconds(message: dict[str, Any], cap: float) -> int | float | None:
+    """aiocometd passes ``advice["interval"]`` to ``asyncio.sleep()`` before the next
+    connect; Bayeux sends milliseconds. The extension sees each reply once, before aiocometd
+    stores its advice. No outcome is heard during that wait: it is at most ``cap`` seconds.
+    Returns the advised interval when it was capped."""
     advice = message.get("advice")
     if isinstance(advice, dict):
         interval = advice.get("interval")
         if isinstance(interval, int | float) and not isinstance(interval, bool):
-            advice["interval"] = max(float(interval), 0.0) / 1000
+            seconds = max(float(interval), 0.0) / 1000
+            if seconds <= cap:  # NaN too is capped
+                advice["interval"] = seconds
+                return None
+            advice["interval"] = cap
+            return interval
+    return None
 
 
 class _GWSClient(Client):  # type: ignore[misc]

@@ -35,7 +35,7 @@ from ._payloads import OperationAck, RecordCancelAck
 from ._requests import CancelRequest, OperationRequest
 from ._seam import OutboundTransport
 from ._session import GWSSession
-from ._ticket import CancelTicket, OperationTicket, in_hook
+from ._ticket import HOOK_TASK, CancelTicket, OperationTicket, in_hook
 from ._transport_events import TransportEvents
 
 __all__ = ["CORE_PLUGIN_NAME", "DEFAULT_CHANNELS", "CoreAbsentGuard", "CoreHooks", "OutboundPlugin"]
@@ -452,6 +452,9 @@ class OutboundPlugin:
             await self._tasks.exit()
 
     async def _close_from_hook(self, drain: bool) -> None:
+        # Started from the hook, this task copied its context: it is not inside the hook (it
+        # would only start another close task, and so on, while the hook runs).
+        HOOK_TASK.set(None)
         try:
             await self.aclose(drain=drain)
         except Exception:

@@ -112,6 +112,8 @@ class BayeuxServer:
 
     :param hold_fault: called once for each connect about to be held; seconds to hold it
         instead of the usual time, or ``None`` for the usual time.
+    :param advice_fault: called once for each successful connect reply about to be sent; what
+        to change in its advice (``interval``, ``reconnect``), or ``None``.
     :param subscribe_fault: called with the subscription of each ``/meta/subscribe`` of a
         known client; a number of seconds: the client is forgotten first, and the message
         answered ``402::Unknown client`` that many seconds later.
@@ -125,6 +127,7 @@ class BayeuxServer:
         session_timeout: float,
         max_queue: int = DEFAULT_MAX_QUEUE,
         hold_fault: Callable[[], float | None] | None = None,
+        advice_fault: Callable[[], dict[str, Any] | None] | None = None,
         subscribe_fault: Callable[[object], float | None] | None = None,
         forbidden: Callable[[str], bool] | None = None,
     ) -> None:
@@ -133,6 +136,7 @@ class BayeuxServer:
         self._session_timeout = session_timeout
         self._max_queue = max_queue
         self._hold_fault = hold_fault
+        self._advice_fault = advice_fault
         self._subscribe_fault = subscribe_fault
         self._clients: dict[str, _Client] = {}
 
@@ -334,6 +338,9 @@ class BayeuxServer:
             return [reply]
         if reason == _WAKE_TAKEOVER:
             return [reply]
+        changed = self._advice_fault() if self._advice_fault is not None else None
+        if changed:
+            reply["advice"] = {**reply["advice"], **changed}
         events = list(client.queue)
         client.queue.clear()
         client.last_seen = time.monotonic()
