@@ -689,7 +689,7 @@ def _accepted(response: _Answer) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         return None
     if type(parsed) is dict:
         code = parsed.get("statusCode")
@@ -703,5 +703,5 @@ def _json_or_none(response: _Answer) -> object:
         return None
     try:
         return json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep: no GWS answer either
         return None

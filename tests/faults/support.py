@@ -4,8 +4,10 @@ the simulator's public API (``sim.faults.*``, ``sim.rotate_csrf_tokens()``,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -173,3 +175,89 @@ def another_desktop_answers(
             "metrics": {"eventProcessing": {"serverGenerationTimestamp": len(fake.published)}},
         },
     )
+
+
+class StallingProxy:
+    """A loopback HTTP/1.1 proxy in front of the simulator that never answers a POST whose
+    body names one of ``stall`` (a GWS node that stops answering mid-start), or only its
+    occurrences (counted from 1) that ``only`` lists for it; ``stalled`` is set at the first
+    one it holds. ``answer(head, body)``, if given, may answer a request itself (the whole
+    HTTP response, as bytes) instead of passing it on (``None``): a GWS answering what the
+    simulator never would."""
+
+    def __init__(
+        self,
+        target_port: int,
+        stall: tuple[str, ...] = (),
+        only: dict[str, set[int]] | None = None,
+        answer: Callable[[bytes, bytes], bytes | None] | None = None,
+    ) -> None:
+        self.target_port = target_port
+        self.answer = answer
+        self.stall = tuple(s.encode() for s in stall)
+        self.only = {k.encode(): v for k, v in (only or {}).items()}
+        self.seen: Counter[bytes] = Counter()
+        self.stalled = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aenter__(self) -> StallingProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._closing.set()
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    def _holds(self, channel: bytes) -> bool:
+        self.seen[channel] += 1
+        return channel not in self.only or self.seen[channel] in self.only[channel]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+
+        async def down() -> None:
+            with contextlib.suppress(OSError):
+                while data := await up_reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        downstream = asyncio.ensure_future(down())
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length) if length else b""
+                if any(self._holds(channel) for channel in self.stall if channel in body):
+                    self.stalled.set()
+                    await self._closing.wait()  # never answered
+                    return
+                own = self.answer(head, body) if self.answer is not None else None
+                if own is not None:
+                    writer.write(own)
+                    await writer.drain()
+                    continue
+                up_writer.write(head + body)
+                await up_writer.drain()
+        except (asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            up_writer.close()
+            writer.close()
+            with contextlib.suppress(OSError):
+                await downstream
