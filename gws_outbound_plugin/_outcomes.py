@@ -61,6 +61,7 @@ class OutcomePump:
         self._idle_now = True  # whether _idle is set
         self._busy = False
         self._progress = asyncio.Event()
+        self._progress_wanted = False  # whether wait_below waits for _progress
 
     @property
     def queued(self) -> int:
@@ -133,7 +134,9 @@ class OutcomePump:
                         safe_log(logger.exception, "hook_dispatch_crashed", hook=hook)
                     finally:
                         self._busy = False
-                    self._progress.set()
+                    if self._progress_wanted:
+                        self._progress_wanted = False
+                        self._progress.set()
                 self._idle_now = True
                 self._idle.set()
                 if self._closing:
@@ -157,6 +160,7 @@ class OutcomePump:
         """Wait until at most ``limit`` hook calls are queued (or the pump is closing)."""
         while self.queued > limit and not self._closing:
             self._progress.clear()
+            self._progress_wanted = True
             await self._progress.wait()
 
     async def close(self, budget: float) -> None:
