@@ -86,8 +86,9 @@ def _nested_deeper(value: object, limit: int) -> bool:
 
 def _containers(text: str) -> int:
     """How many objects and lists a JSON text holds at most (brackets in strings count too):
-    an upper bound on its nesting, read in C."""
-    return text.count("{") + text.count("[")
+    an upper bound on its nesting, read in C (a list is rare: ``in`` finds there is none
+    faster than ``count`` counts none)."""
+    return text.count("{") + (text.count("[") if "[" in text else 0)
 
 
 Chain = tuple[int, str, int]
