@@ -202,6 +202,11 @@ class Engine:
             wait_connected=wait_connected,
         )
         self._pump = OutcomePump(hooks)
+        # The sender's questions, answered by the correlator itself (no call in between):
+        # whether ``token`` waits to be sent; and that its POST is about to be written (False:
+        # it has an outcome already, and must not be sent).
+        self.is_queued: Callable[[int], bool] = self._correlator.is_queued
+        self.sending: Callable[[int], bool] = self._correlator.sending
         self._tickets: dict[int, OperationTicket[Any]] = {}
         self._timers: dict[TimerId, asyncio.TimerHandle] = {}
         self._accept_lock = threading.Lock()
@@ -363,12 +368,6 @@ class Engine:
         self._pump.cancel()
 
     # -- inputs (event loop thread) ----------------------------------------------------------
-
-    def is_queued(self, token: int) -> bool:
-        return self._correlator.is_queued(token)
-
-    def sending(self, token: int) -> bool:
-        return self._correlator.sending(token)
 
     def resending(self, token: int) -> bool:
         """The transport is about to write the POST of ``token`` again (the last attempt
