@@ -215,6 +215,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._resolved = asyncio.Event()  # made outside the loop: asyncio's can be
+        self._draining = False  # whether drain() waits for _resolved
         self._effect_errors = 0
         # Tickets decided and not yet handed to the host (released by the pump after their
         # hooks, or by the queue below hook_timeout after the decision).
@@ -341,6 +342,7 @@ class Engine:
             while self._outstanding:
                 self._resolved.clear()
                 if self._outstanding:
+                    self._draining = True
                     await steadfast(self._resolved.wait, "closing")
         self._apply(self._correlator.shutdown())
         # Requests another thread handed over just before the stop are decided (as shut
@@ -525,7 +527,9 @@ class Engine:
         finally:
             with self._accept_lock:
                 self._outstanding -= 1
-            self._resolved.set()
+            if self._draining:  # drain() waits for it
+                self._draining = False
+                self._resolved.set()
 
     def release_all(self) -> None:
         """Hand every decided outcome to the host now (at the end of a close)."""
