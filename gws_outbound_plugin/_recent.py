@@ -213,7 +213,8 @@ class Recent:
         self._parts_limit = parts_limit
         self.generation = 0
         self._sweeping = False
-        self._sweep_due = False
+        self.sweep_pending = False
+        """Whether the sweep timer must be started (:meth:`sweep_due` says it once)."""
         self.reserved = Aging()
         """The reference ids of requests that ended (M2); ``in`` and ``len()``."""
         self._owed: dict[CorrelationKey, list[Owed]] = {}
@@ -238,12 +239,12 @@ class Recent:
     def stamp(self) -> int:
         """The current generation; the sweep timer is due if it is not running."""
         if not self._sweeping:
-            self._sweeping = self._sweep_due = True
+            self._sweeping = self.sweep_pending = True
         return self.generation
 
     def sweep_due(self) -> bool:
         """Whether the correlator must start the sweep timer now (asked once per call)."""
-        due, self._sweep_due = self._sweep_due, False
+        due, self.sweep_pending = self.sweep_pending, False
         return due
 
     def sweep(self) -> None:
@@ -276,7 +277,7 @@ class Recent:
             or self._previews
             or self._parts
         )
-        self._sweeping = self._sweep_due = alive
+        self._sweeping = self.sweep_pending = alive
 
     # -- M8: repeats --------------------------------------------------------------------------
 
