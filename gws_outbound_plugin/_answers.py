@@ -297,6 +297,7 @@ class Answers:
             entry.user_event = held
         elif entry.user_event is None:
             self._p.pairing[handle] = entry
+            entry.paired = handle
 
     def _keep_part(self, u: UserEventNotice) -> None:
         part_entries = self._p.part_entries

@@ -31,7 +31,11 @@ behaviour, point by point:
     gives it in milliseconds (found against cometd-nodejs-server, see ``docs/interop.md``):
     a server advising ``interval: 2000`` (the CometD servers' ``multiple-clients`` advice)
     would stall polling for 33 minutes and let the session expire. :class:`_SessionExtension`
-    converts the interval of every incoming advice to seconds before aiocometd reads it;
+    converts the interval of every incoming advice to seconds before aiocometd reads it,
+    capped at half of ``ack_timeout``: a longer wait (an hour, ``Infinity``, ``NaN``) left the
+    client deaf while "connected", and every outcome timed out. An ``advice.timeout`` that is
+    not a finite number >= 0 is left out (aiohttp's own timeout applies): with ``Infinity``
+    every later request failed (``OverflowError``) and no advice ever replaced it;
 12. after a re-handshake it re-subscribes only the channels the server accepted before, and
     forgets a channel whose re-subscription is refused: the listener subscribes the refused
     ones again itself (see :attr:`CometDListener.refused_channels`);
@@ -54,6 +58,7 @@ from __future__ import annotations
 
 import enum
 import importlib.metadata
+import math
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Final
@@ -78,13 +83,22 @@ from ._log import get_logger
 from ._retry import RetryPolicy
 from ._session import GWSSession
 
-__all__ = ["OUTBOUND_CHANNEL", "CometDListener", "CometDMessage", "CometDState"]
+__all__ = [
+    "OUTBOUND_CHANNEL",
+    "START_HANDSHAKES",
+    "CometDListener",
+    "CometDMessage",
+    "CometDState",
+]
 
 logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
 CometDMessage = dict[str, Any]
 _CLOSE_TIMEOUT: Final = 2.0
 _FIRST_RECONNECT_DELAY: Final = 0.5
+#: Handshakes :meth:`CometDListener.open` makes at most when the server forgets the client
+#: before it is subscribed (``402::Unknown client``).
+START_HANDSHAKES: Final = 3
 #: The channel of the operation acknowledgements: without it no outcome can be heard.
 OUTBOUND_CHANNEL: Final = "/v2/me/outbound"
 #: The aiocometd-noloop version whose internals ``_GWSClient.receive_queued`` relies on.
@@ -109,6 +123,10 @@ class _SessionExtension(Extension):  # type: ignore[misc]
     def __init__(self, listener: CometDListener) -> None:
         self._listener = listener
         self._first_connect = False
+        # An outcome published while the client waits is heard after the wait: leave the
+        # acknowledgement's timeout room for the rest.
+        self._max_interval = listener.config.ack_timeout / 2
+        self._capped_logged = False
 
     async def outgoing(self, payload: list[dict[str, Any]], headers: dict[str, str]) -> None:
         session = self._listener.session
@@ -139,7 +157,13 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         if len(readable) != len(payload):
             payload[:] = readable  # aiocometd reads this list next
         for message in payload:
-            _interval_to_seconds(message)
+            _drop_unusable_timeout(message)
+            advised = _interval_to_seconds(message, self._max_interval)
+            if advised is not None and not self._capped_logged:
+                self._capped_logged = True
+                logger.warning(
+                    "cometd_interval_capped", advised_ms=advised, seconds=self._max_interval
+                )
             channel = message.get("channel")
             successful = message.get("successful")
             if channel == "/meta/handshake" and successful:
@@ -200,14 +224,37 @@ def _readable(message: dict[str, Any]) -> bool:
     return False
 
 
-def _interval_to_seconds(message: dict[str, Any]) -> None:
-    # aiocometd passes advice["interval"] to asyncio.sleep(); Bayeux sends milliseconds.
-    # The extension sees each reply once, before aiocometd stores its advice.
+def _drop_unusable_timeout(message: dict[str, Any]) -> None:
+    """aiocometd times every later request out after 1.5 x ``advice.timeout`` (milliseconds):
+    ``Infinity`` made each fail (``OverflowError`` in aiohttp) before any reply could bring
+    a new advice. A timeout that is not a finite number >= 0 is left out."""
+    advice = message.get("advice")
+    if isinstance(advice, dict):
+        timeout = advice.get("timeout")
+        if (
+            isinstance(timeout, int | float)
+            and not isinstance(timeout, bool)
+            and not 0 <= timeout < math.inf  # NaN too
+        ):
+            del advice["timeout"]
+
+
+def _interval_to_seconds(message: dict[str, Any], cap: float) -> int | float | None:
+    """aiocometd passes ``advice["interval"]`` to ``asyncio.sleep()`` before the next
+    connect; Bayeux sends milliseconds. The extension sees each reply once, before aiocometd
+    stores its advice. No outcome is heard during that wait: it is at most ``cap`` seconds.
+    Returns the advised interval when it was capped."""
     advice = message.get("advice")
     if isinstance(advice, dict):
         interval = advice.get("interval")
         if isinstance(interval, int | float) and not isinstance(interval, bool):
-            advice["interval"] = max(float(interval), 0.0) / 1000
+            seconds = max(float(interval), 0.0) / 1000
+            if seconds <= cap:  # NaN too is capped
+                advice["interval"] = seconds
+                return None
+            advice["interval"] = cap
+            return interval
+    return None
 
 
 class _GWSClient(Client):  # type: ignore[misc]
@@ -238,12 +285,24 @@ class _GWSClient(Client):  # type: ignore[misc]
             task.remove_done_callback(transport._connect_done)
 
     async def cleanup_failed_open(self) -> None:
+        """Release what a failed (or abandoned) ``open()`` left: its connect task and its HTTP
+        session. The polite ``/meta/disconnect`` waits at most ``_CLOSE_TIMEOUT`` for a server
+        that stopped answering (aiocometd would wait its own request timeout, the server's
+        advised ``timeout`` and more, and then raise); its errors are logged, never raised;
+        and the HTTP session is closed also when a cancellation (a second Ctrl-C) cuts the
+        disconnect short."""
         transport = self._transport
-        if transport is not None:
-            self._detach_connect_callback()
-            await transport.disconnect()
-            await transport.close()
-        await self._close_http_session()
+        try:
+            if transport is not None:
+                self._detach_connect_callback()
+                with anyio.move_on_after(_CLOSE_TIMEOUT):
+                    try:
+                        await transport.disconnect()
+                    except (AiocometdException, aiohttp.ClientError, OSError) as error:
+                        logger.info("cometd_close_error", error=type(error).__name__)
+                await transport.close()
+        finally:
+            await self._close_http_session()
 
     async def close(self) -> None:
         self._detach_connect_callback()
@@ -268,6 +327,21 @@ class _GWSClient(Client):  # type: ignore[misc]
 
 class _RequiredChannelRefused(Exception):
     """The server refused a channel the listener cannot work without."""
+
+
+class _ClientForgotten(Exception):
+    """The server forgot the client while :meth:`CometDListener.open` was at ``step``."""
+
+    def __init__(self, step: str, error: ServerError) -> None:
+        super().__init__(step)
+        self.step = step
+        self.error = error
+
+
+def _unknown_client(error: ServerError) -> bool:
+    """Whether the server answered ``402::Unknown client`` (it forgot the client)."""
+    code = error.error
+    return isinstance(code, str) and code.startswith("402")
 
 
 def _subscription_names(subscription: object) -> list[str]:
@@ -534,10 +608,48 @@ class CometDListener:
     async def open(self) -> None:
         """Handshake, first connect (not held) and subscribe to every channel.
 
-        :raises GWSTransportError: the handshake or first connect failed, or the server
-            refused a required channel; the message names the endpoint and the cause.
+        A server that forgets the client before it is subscribed (``402::Unknown client``
+        on a subscription or the first connect: a node restarting, a load balancer moving
+        the client) is handshaken again, as after a loss once running: at most
+        :data:`START_HANDSHAKES` handshakes in all, each step bounded by ``request_timeout``.
+
+        :raises GWSTransportError: the handshake or first connect failed, the server
+            refused a required channel, or forgot the client at each of the handshakes; the
+            message names the endpoint and the cause.
         """
         self._set_state(CometDState.CONNECTING, url=self.url)
+        attempt = 1
+        while True:
+            try:
+                await self._open_client()
+                break
+            except _ClientForgotten as forgotten:
+                if attempt >= START_HANDSHAKES:
+                    self._set_state(CometDState.CLOSED)
+                    cause = describe_cometd_failure(forgotten.error)
+                    raise GWSTransportError(
+                        f"the CometD {forgotten.step} at {self._where} failed: {cause}; "
+                        f"{attempt} attempts"
+                    ) from forgotten.error
+                logger.warning(
+                    "cometd_start_rehandshake",
+                    step=forgotten.step,
+                    error=_bayeux_error(forgotten.error.error),
+                    attempt=attempt,
+                )
+                attempt += 1
+        self._awaiting_resubscribe = False
+        self._lost = False
+        self._set_state(
+            CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
+        )
+
+    async def _open_client(self) -> None:
+        """One attempt of :meth:`open` on a new client: handshake, connect, subscribe.
+
+        :raises _ClientForgotten: the server no longer knows the client (402); the client
+            is closed, and the caller may try again.
+        """
         self._handshakes = 0
         client = _GWSClient(
             self.url,
@@ -560,6 +672,8 @@ class CometDListener:
                     with anyio.fail_after(limit):
                         await client.subscribe(channel)
                 except ServerError as refusal:
+                    if _unknown_client(refusal):
+                        raise
                     reason = _bayeux_error(refusal.error)
                     if channel in self.required:
                         raise _RequiredChannelRefused(reason) from None
@@ -568,6 +682,8 @@ class CometDListener:
             self._client = None
             with anyio.CancelScope(shield=True):
                 await client.cleanup_failed_open()
+            if isinstance(error, ServerError) and _unknown_client(error):
+                raise _ClientForgotten(step, error) from None
             self._set_state(CometDState.CLOSED)
             if isinstance(error, _RequiredChannelRefused):
                 raise GWSTransportError(
@@ -580,11 +696,6 @@ class CometDListener:
                     f"the CometD {step} at {self._where} failed: {cause}"
                 ) from error
             raise
-        self._awaiting_resubscribe = False
-        self._lost = False
-        self._set_state(
-            CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
-        )
 
     async def run(self, deliver: Callable[[CometDMessage], Any]) -> None:
         """Receive forever, handing every notification to ``deliver`` (awaited)."""

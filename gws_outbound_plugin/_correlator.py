@@ -150,22 +150,46 @@ class Correlator:
         (M10) was another client's answer: it is forgotten (its copies are repeats, M8), and
         the request waits for its own, as if it had just been sent."""
         entry = self._pending.entries.get(token)
+        if entry is not None and entry.phase is Phase.READY:
+            self.sending(token)  # back from "not received": written again, as if just sent
+            return self._pending.take()
         if entry is None or not entry.sent or not by_key_only(entry):
             return []
-        pending = self._pending
+        self._forget_by_key(entry)
+        entry.sent_seq = self._answers.seq
+        move(entry, "resent")
+        return self._pending.take()
+
+    def not_received(self, token: int) -> list[Effect]:
+        """The attempt to write the POST of ``token`` just failed without reaching GWS (no
+        connection, or refused unread), and the transport writes it again only after
+        :meth:`resending`: until then nothing of the request may have been processed. It
+        goes back to ``ready``: its deadline or the close ends it as not sent, a sender
+        interrupted meanwhile sends it again, and what was matched to it by key alone was
+        another client's answer (M10: forgotten, its copies are repeats, M8). Nothing
+        changes for a request something with its reference id answered (GWS got it)."""
+        entry = self._pending.entries.get(token)
+        if entry is None or not entry.sent or entry.post_answered or not by_key_only(entry):
+            return []
+        self._forget_by_key(entry)
+        self._pending.part_entries.discard(entry)
+        entry.lost = 0  # nothing of it can have been published during a loss
+        entry.tried = True
+        move(entry, "unsent")
+        return self._pending.take()
+
+    def _forget_by_key(self, entry: Entry) -> None:
+        """What was matched to ``entry`` by key alone was another client's answer (M10)."""
         for content in (entry.user_content, *(c for _, _, c in entry.event_parts)):
             if content is not None:
                 self._recent.took(content)
         if entry.merging:
             entry.merging = False
-            pending.fx.append(CancelTimer(("merge", token)))
+            self._pending.fx.append(CancelTimer(("merge", entry.token)))
         entry.user_event = entry.user_content = entry.maybe = entry.chain = None
         entry.after_post = None
         entry.empty = False
         entry.event_parts = []
-        entry.sent_seq = self._answers.seq
-        move(entry, "resent")
-        return pending.take()
 
     def posted(
         self,
@@ -259,6 +283,13 @@ class Correlator:
             within = f"within {self.limits.deadline or 0.0:g}s of acceptance"
             if entry.sent:
                 pending.no_answer(entry, f"no acknowledgement {within}")
+            elif entry.tried:
+                failed = Failed(
+                    FailureReason.TRANSPORT_FAILURE,
+                    f"GWS got none of its attempts {within} (each failed to reach GWS or was "
+                    "refused unread); nothing was processed",
+                )
+                pending.finish(entry, failed)
             else:
                 failed = Failed(
                     FailureReason.TRANSPORT_FAILURE, f"not sent {within}; nothing was sent"
@@ -325,13 +356,13 @@ class Correlator:
             if entry.sent or entry.answered:
                 pending.conclude(entry, "the plugin was closed before the outcome arrived")
             else:
-                pending.finish(
-                    entry,
-                    Failed(
-                        FailureReason.SHUT_DOWN,
-                        "the plugin was closed before the request was sent; nothing was sent",
-                    ),
+                why = (
+                    "the plugin was closed between attempts to send the request, none of "
+                    "which GWS got; nothing was processed"
+                    if entry.tried
+                    else "the plugin was closed before the request was sent; nothing was sent"
                 )
+                pending.finish(entry, Failed(FailureReason.SHUT_DOWN, why))
         flushed = self._answers.foreign.flush()
         self.stats["foreign_acks"] += len(flushed)
         pending.fx += flushed

@@ -18,7 +18,7 @@ import pluggy
 
 from . import hookspecs
 from ._log import get_logger
-from ._ticket import HOOK_TASKS
+from ._ticket import HOOK_TASK, HOOK_TASKS
 
 __all__ = [
     "DISPATCHED_HOOKS",
@@ -114,7 +114,7 @@ async def steadfast(step: Callable[[], Awaitable[_T]], what: str) -> _T:
 class _HookCall:
     """What the dispatcher and a hook call's own task share."""
 
-    __slots__ = ("finished", "scope")
+    __slots__ = ("finished", "scope", "timed_out")
 
     def __init__(self, finished: asyncio.Future[None]) -> None:
         self.finished = finished
@@ -122,6 +122,8 @@ class _HookCall:
         trip through the loop), or by its done callback if the body never ran."""
         self.scope: anyio.CancelScope | None = None
         """The scope bounding the call (``hook_timeout``), once the call started."""
+        self.timed_out = False
+        """Whether the call was reported as timed out (once per call)."""
 
     def wake(self, *_: object) -> None:
         if not self.finished.done():
@@ -188,13 +190,30 @@ def report_hook_failure(
     *,
     timed_out: bool = False,
     timeout: float | None = None,
+    blocked: float | None = None,
 ) -> None:
-    """Log a failed hook implementation call and tell the watchers of ``pm``. Never raises."""
+    """Log a failed hook implementation call and tell the watchers of ``pm``. Never raises.
+
+    ``blocked``: a plain implementation that ran that many seconds, past ``timeout``, on the
+    event loop (``timed_out`` too)."""
     if timed_out:
-        text = (
-            f"no answer within hook_timeout ({timeout:g}s)" if timeout is not None else "timed out"
+        if blocked is not None:
+            text = (
+                f"blocked the event loop for {blocked:.3g}s, longer than hook_timeout "
+                f"({timeout:g}s)"
+            )
+        elif timeout is not None:
+            text = f"no answer within hook_timeout ({timeout:g}s)"
+        else:
+            text = "timed out"
+        safe_log(
+            logger.error,
+            "plugin_hook_timed_out",
+            plugin=plugin,
+            hook=hook,
+            timeout=timeout,
+            **({} if blocked is None else {"blocked_seconds": round(blocked, 3)}),
         )
-        safe_log(logger.error, "plugin_hook_timed_out", plugin=plugin, hook=hook, timeout=timeout)
     else:
         text = f"{type(error).__name__}: {error}"[:300] if error is not None else "failed"
         if error is not None:
@@ -258,6 +277,9 @@ class HookDispatcher:
             pm._hookexec
         )
         self._hook_timeout = hook_timeout
+        self._blocking_limit = hook_timeout
+        """A plain implementation running longer is a failure: ``hook_timeout`` as configured
+        (not the token timeout a hurried close gives the async ones)."""
         self._slow_hook_warning = slow_hook_warning
         self._plans: dict[str, _Plan] = {}
 
@@ -372,18 +394,32 @@ class HookDispatcher:
         timeout: float,
         call: _HookCall,
     ) -> None:
-        """The body of a hook's own task: ``await awaitable`` within ``timeout``."""
+        """The body of a hook's own task: ``await awaitable`` within ``timeout``.
+
+        A call still running at its deadline is reported as timed out then, whether or not
+        its cancellation stops it: one that shields itself from it (``CancelScope(shield=
+        True)``) or takes it back (``except CancelledError``) and goes on holds up every hook
+        call after it all the same, and must not pass unnoticed (nor a test of the testing
+        kit)."""
         task = asyncio.current_task()
         if task is not None:
-            HOOK_TASKS.add(task)
+            HOOK_TASKS[task] = self._pm
+            HOOK_TASK.set(task)  # in this task's own context: the tasks it starts inherit it
+        # The deadline: one loop timer, which cancels the call's scope and reports it at once
+        # (anyio's move_on_after would only say so once the call ended, if it ever does).
+        deadline = (
+            asyncio.get_running_loop().call_later(
+                timeout, self._deadline_passed, hook_name, impl, timeout, call
+            )
+            if math.isfinite(timeout)
+            else None
+        )
         try:
-            with anyio.move_on_after(timeout) as scope:
+            with anyio.CancelScope() as scope:
                 call.scope = scope
                 await awaitable
-            if scope.cancelled_caught:
-                report_hook_failure(
-                    self._pm, impl.plugin_name, hook_name, None, timed_out=True, timeout=timeout
-                )
+            if scope.cancelled_caught:  # its deadline (reported), or the plugin stopping it
+                self._overdue(hook_name, impl, timeout, call)
         except Exception as error:  # a plugin's bug must not reach the others
             report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
         except BaseException as error:
@@ -393,9 +429,30 @@ class HookDispatcher:
             # from outside), pytest's fail(): that plugin's failure, contained in this task.
             report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
         finally:
+            if deadline is not None:
+                deadline.cancel()
             if task is not None:
-                HOOK_TASKS.discard(task)
+                HOOK_TASKS.pop(task, None)
             call.wake()
+
+    def _deadline_passed(
+        self, hook_name: str, impl: pluggy.HookImpl, timeout: float, call: _HookCall
+    ) -> None:
+        """The call is still running at its deadline: cancel it (the anyio way) and report
+        it as timed out, whether or not the cancellation stops it."""
+        if call.scope is not None:
+            call.scope.cancel()
+        self._overdue(hook_name, impl, timeout, call)
+
+    def _overdue(
+        self, hook_name: str, impl: pluggy.HookImpl, timeout: float, call: _HookCall
+    ) -> None:
+        """Report the call as timed out, once."""
+        if not call.timed_out:
+            call.timed_out = True
+            report_hook_failure(
+                self._pm, impl.plugin_name, hook_name, None, timed_out=True, timeout=timeout
+            )
 
     def _execute(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
         """Call one implementation the way pluggy calls a hook (its hook execution, so that
@@ -415,6 +472,19 @@ class HookDispatcher:
         started = time.perf_counter()
         result = self._execute(hook_name, impl, kwargs)
         elapsed = time.perf_counter() - started
+        if elapsed > self._blocking_limit:
+            # Longer than any hook may take: the timers that release tickets could not run
+            # meanwhile (the promise's hook_timeout bound), so it is a failure of that
+            # plugin, as an async def hook that overran would be.
+            report_hook_failure(
+                self._pm,
+                impl.plugin_name,
+                hook_name,
+                None,
+                timed_out=True,
+                timeout=self._blocking_limit,
+                blocked=elapsed,
+            )
         if result is not None and inspect.isawaitable(result):
             return result
         if elapsed > self._slow_hook_warning:

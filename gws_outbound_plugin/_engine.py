@@ -69,7 +69,7 @@ from ._operations import (
 from ._outcomes import OutcomePump
 from ._retry import RetryPolicy
 from ._seam import OutboundTransport
-from ._sender import Sender
+from ._sender import OWN_TYPES, Sender, refuse_unsendable
 from ._session import request_retry_policy
 from ._spec import CANCEL_RECORD, OperationSpec
 from ._ticket import CancelTicket, OperationTicket
@@ -274,6 +274,8 @@ class Engine:
             raise InvalidCancelRequest(
                 {"request": f"must be a request object, got {type(request).__name__} ({hint})"}
             )
+        if type(request) not in OWN_TYPES:  # a host's subclass: can its POST be made?
+            refuse_unsendable(request)
         with self._accept_lock:
             if not self._accepting:
                 raise NotRunningError("the GWS outbound plugin is not running; nothing was sent")
@@ -379,6 +381,11 @@ class Engine:
             return False
         self._apply(self._correlator.resending(token))
         return True
+
+    def not_received(self, token: int) -> None:
+        """The transport's last attempt to write the POST of ``token`` certainly did not
+        reach GWS, and it waits to write it again (see ``Correlator.not_received``)."""
+        self._apply(self._correlator.not_received(token))
 
     def posted(
         self,

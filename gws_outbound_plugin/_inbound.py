@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
+from ._builders import _freeze
 from ._coerce import as_id, as_name, as_reference, is_object
 from ._models import EventMetrics, UserEvent
 from ._spec import CorrelationKey, campaign_key, phone_key, record_key
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 OUTBOUND_TYPES: Final = frozenset({"OutboundRecordMessage", "OutboundCampaignMessage"})
+#: What JSON's scalars are: userData values that need no read-only copy.
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 #: ``GSW_ERROR_NUMBER`` / ``errorCode``: the same rule as identifiers.
 error_number = as_id
@@ -152,6 +155,13 @@ def _user_event(
     if len(raw) > max_entries:
         raise Malformed(f"more than {max_entries} userData entries")
     fields = {str(k): v for k, v in raw.items()}  # read below as a dict (no proxy call)
+    for value in fields.values():
+        if type(value) not in _SCALARS:
+            # A list or an object (a KVList value may be one): copied read-only, or every
+            # plugin given the event, and the acknowledgement built from it, would share it
+            # mutable.
+            fields = {key: _freeze(value) for key, value in fields.items()}
+            break
     user_data = MappingProxyType(fields)
     event = UserEvent(
         user_event=as_name(fields.get("GSW_USER_EVENT")),

@@ -24,7 +24,8 @@ class Phase(enum.Enum):
     HELD = "held"
     """Accepted; waits until the request before it on the same key has its outcome."""
     READY = "ready"
-    """``Send`` emitted; not being written yet."""
+    """``Send`` emitted; not being written yet (or again: every attempt so far certainly did
+    not reach GWS, and the transport waits to write it again)."""
     SENDING = "sending"
     """Being written (:meth:`~._correlator.Correlator.sending` said yes); GWS may act on it
     from now on."""
@@ -50,6 +51,10 @@ _MOVES: Final[dict[tuple[Phase, str], Phase]] = {
     # The POST is written again (the last attempt certainly did not reach GWS): what was
     # matched by key meanwhile is forgotten (M10), and it waits for its answer again.
     (Phase.ANSWERING, "resent"): Phase.SENDING,
+    # An attempt certainly did not reach GWS, and it waits to be written again (a retry,
+    # a re-login): nothing of it may have been processed until then.
+    (Phase.SENDING, "unsent"): Phase.READY,
+    (Phase.ANSWERING, "unsent"): Phase.READY,
 }
 TRANSITIONS: Final[Mapping[tuple[Phase, str], Phase]] = MappingProxyType(_MOVES)
 _SENT: Final = frozenset({Phase.SENDING, Phase.AWAITING, Phase.ANSWERING})
@@ -78,6 +83,7 @@ class Entry:
         "maybe",
         "merging",
         "outbound",
+        "paired",
         "parts",
         "phase",
         "post_answered",
@@ -86,6 +92,7 @@ class Entry:
         "sent_seq",
         "spec",
         "token",
+        "tried",
         "unanswered",
         "user_content",
         "user_event",
@@ -97,6 +104,8 @@ class Entry:
         self.spec: OperationSpec = request.spec
         self.key: CorrelationKey | None = request.correlation_key
         self.phase = Phase.HELD
+        # Written before, and back to ``ready`` because GWS certainly got none of it.
+        self.tried = False
         self.unanswered = False
         self.post_status: tuple[int, str | None] | None = None
         # GWS answered its POST (accepted, or may have: not refused).
@@ -112,6 +121,8 @@ class Entry:
         self.empty = False
         self.sent_seq = 0
         self.chain: tuple[int, str, int] | None = None
+        # M5: the record handle under which it waits in ``PendingRequests.pairing``, if any.
+        self.paired: int | None = None
         self.outbound: Mapping[str, Any] | None = None
         self.user_event: UserEvent | None = None
         self.user_content: bytes | None = None

@@ -223,10 +223,9 @@ class PendingRequests:
                     del self.queues[entry.key]
                 elif queue[0].phase is Phase.HELD:
                     follower = queue[0]
-        if self.pairing:
-            for handle, paired in list(self.pairing.items()):
-                if paired is entry:
-                    del self.pairing[handle]
+        handle = entry.paired
+        if handle is not None and self.pairing.get(handle) is entry:
+            del self.pairing[handle]  # O(1): no scan of every paired request
         return follower
 
     def _remember(self, entry: Entry, outcome: Acknowledged | Failed) -> None:

@@ -35,7 +35,7 @@ from ._payloads import OperationAck, RecordCancelAck
 from ._requests import CancelRequest, OperationRequest
 from ._seam import OutboundTransport
 from ._session import GWSSession
-from ._ticket import CancelTicket, OperationTicket, in_hook
+from ._ticket import HOOK_TASK, CancelTicket, OperationTicket, in_hook
 from ._transport_events import TransportEvents
 
 __all__ = ["CORE_PLUGIN_NAME", "DEFAULT_CHANNELS", "CoreAbsentGuard", "CoreHooks", "OutboundPlugin"]
@@ -404,20 +404,22 @@ class OutboundPlugin:
 
         The task group of the background tasks belongs to the task that entered the plugin:
         from another task, the background tasks are stopped here and the group is left to
-        that task's ``async with`` exit. From inside a hook, the close runs in a task of its
-        own and this call returns at once (the close waits for the hook calls); so it does
-        when the plugin is closing already (the close is underway and waits for that hook).
+        that task's ``async with`` exit. From inside one of its own hooks (of ``pm``), the
+        close runs in a task of its own and this call returns at once (the close waits for
+        the hook calls); so it does when the plugin is closing already (the close is underway
+        and waits for that hook). From another plugin's hook it closes as from any task.
         """
         if self._state is _State.NEW:
             self._state = _State.CLOSED
             self._closed.set()
             return
-        if in_hook() and self._state is _State.RUNNING and self._tasks.entered:
+        own_hook = in_hook(self.pm)
+        if own_hook and self._state is _State.RUNNING and self._tasks.entered:
             # From a hook: closing waits for the hook calls, this one included, so the close
             # runs in a task of its own and this call returns at once.
             self._tasks.start_soon(self._close_from_hook, drain)
             return
-        if in_hook() and self._state in (_State.CLOSING, _State.CLOSED):
+        if own_hook and self._state in (_State.CLOSING, _State.CLOSED):
             # From a hook the close is making (or made): it is underway and waits for this
             # very hook call; waiting for it here would stall both until the close's hook
             # budget ran out and the hook calls still queued were dropped.
@@ -451,6 +453,9 @@ class OutboundPlugin:
             await self._tasks.exit()
 
     async def _close_from_hook(self, drain: bool) -> None:
+        # Started from the hook, this task copied its context: it is not inside the hook (it
+        # would only start another close task, and so on, while the hook runs).
+        HOOK_TASK.set(None)
         try:
             await self.aclose(drain=drain)
         except Exception:

@@ -8,6 +8,13 @@ whoever is awaiting the POST in this task (the sender, between :func:`announce` 
 :func:`stop_announcing`). The correlator then forgets what it had matched to the request by key
 alone (M10): GWS had not got the request, so that was another client's answer.
 
+Before that, right after the attempt that failed, ``GWSSession`` calls
+:func:`announce_not_received` (internal: a transport that does not call it leaves the request
+counted as possibly processed until its POST ends, the cautious side): until the POST is
+written again nothing of the request may have been processed, so the correlator puts it back
+to "not sent" (a deadline, a close or an interrupted sender meanwhile treat it as never
+written).
+
 A context variable, not an argument of ``post_operation``: the transport seam
 (``OperationPoster``) keeps its signature, and a transport that makes no retries of its own, or
 does not announce them, behaves as before. Set and reset around every POST, so both are plain
@@ -20,17 +27,23 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Final
 
-__all__ = ["announce", "announce_resend", "stop_announcing"]
+__all__ = ["announce", "announce_not_received", "announce_resend", "stop_announcing"]
 
-# (what to call, its argument): the sender's ``Engine.resending`` and the request's token.
-_Target = tuple[Callable[[int], bool], int]
+# (what to call, what to call, their argument): the sender's ``Engine.resending`` and
+# ``Engine.not_received``, and the request's token.
+_Target = tuple[Callable[[int], bool], Callable[[int], object] | None, int]
 _ANNOUNCE: Final[ContextVar[_Target | None]] = ContextVar("gws_outbound_resend", default=None)
 
 
-def announce(callback: Callable[[int], bool], token: int) -> Token[_Target | None]:
-    """From now on (in this task), :func:`announce_resend` calls ``callback(token)``; undo with
-    :func:`stop_announcing` and what this returned."""
-    return _ANNOUNCE.set((callback, token))
+def announce(
+    callback: Callable[[int], bool],
+    token: int,
+    not_received: Callable[[int], object] | None = None,
+) -> Token[_Target | None]:
+    """From now on (in this task), :func:`announce_resend` calls ``callback(token)`` and
+    :func:`announce_not_received` ``not_received(token)``; undo with :func:`stop_announcing`
+    and what this returned."""
+    return _ANNOUNCE.set((callback, not_received, token))
 
 
 def stop_announcing(previous: Token[_Target | None]) -> None:
@@ -51,4 +64,19 @@ def announce_resend() -> bool:
     target = _ANNOUNCE.get()
     if target is None:
         return True
-    return target[0](target[1])
+    return target[0](target[2])
+
+
+def announce_not_received() -> None:
+    """Tell the plugin that the attempt of the POST being made just failed without reaching
+    GWS (no connection, or GWS refused it unread: a 503 with GWS's ``statusCode``, a 401, a
+    CSRF 403, ``statusCode`` 20), and that it is written again, if at all, only after
+    :func:`announce_resend`: until then nothing of the request may have been processed.
+    Its deadline, or the plugin's close, meanwhile ends it as not sent (``may_have_acted``
+    false), a plain ``task.cancel()`` of the worker has it sent again, and what was matched
+    to it by key was another client's answer (M10). ``GWSSession`` calls it; a transport
+    that does not, leaves the request counted as possibly processed until the POST ends (the
+    cautious side). Nothing outside a POST of the plugin."""
+    target = _ANNOUNCE.get()
+    if target is not None and target[1] is not None:
+        target[1](target[2])

@@ -4,14 +4,21 @@ Data path: ``Engine.accept`` -> correlator ``Send`` -> :meth:`Sender.submit` -> 
 the transport's ``post_operation`` -> :meth:`Engine.posted`. A worker asks the engine right before
 writing (``Engine.sending``) so a request that already has its outcome (shut down, deadline) is
 never sent, and the correlator knows from then on that the request may reach GWS.
+
+What may have been processed and what certainly was not are kept apart: the path and body are
+made before ``sending`` (a host's subclass that raises fails as not sent;
+``refuse_unsendable`` refuses one that cannot be made already when it is accepted), and while
+the transport waits to write a POST again after an attempt GWS certainly did not get
+(``_resend.announce_not_received``) the request counts as not written: a plain
+``task.cancel()`` of the worker then has it sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Protocol
 
 import anyio
 
@@ -26,14 +33,17 @@ from ._exceptions import (
     GWSAuthenticationError,
     GWSStatusError,
     GWSTransportError,
+    InvalidCancelRequest,
+    InvalidOperationRequest,
 )
 from ._log import get_logger
+from ._requests import OPERATION_TYPES, CancelRequest
 from ._resend import announce, stop_announcing
 from ._seam import OperationPoster
-from ._session import GWSNoAnswerError
+from ._session import GWSNoAnswerError, encode_json
 from ._spec import Operation
 
-__all__ = ["Sender"]
+__all__ = ["OWN_TYPES", "Sender", "Unbuildable", "build_post", "refuse_unsendable"]
 
 logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
@@ -45,6 +55,8 @@ class _Engine(Protocol):
 
     def resending(self, token: int) -> bool: ...
 
+    def not_received(self, token: int) -> None: ...
+
     def posted(
         self,
         token: int,
@@ -53,6 +65,67 @@ class _Engine(Protocol):
         status_code: int | None = None,
         message: str | None = None,
     ) -> None: ...
+
+
+class Unbuildable(Exception):
+    """A request's POST cannot be made: its ``gws_path()`` or ``to_gws_body()`` (a host's
+    subclass) raised or returned what is no path or body. ``str()`` says which and the
+    error's type, never the error's text (it may hold what the host's code read)."""
+
+
+def build_post(request: Operation) -> tuple[str, Mapping[str, Any]]:
+    """The path and body of ``request``'s POST, or :class:`Unbuildable`."""
+    path = _made(request, "gws_path", str)
+    body = _made(request, "to_gws_body", Mapping)
+    return path, body
+
+
+def _made(request: Operation, method: str, kind: type[Any]) -> Any:
+    try:
+        value = getattr(request, method)()
+    except Exception as error:
+        raise Unbuildable(
+            f"{type(request).__name__}.{method}() raised {type(error).__name__}"
+        ) from error
+    if not isinstance(value, kind):
+        raise Unbuildable(
+            f"{type(request).__name__}.{method}() returned a {type(value).__name__}, "
+            f"not a {kind.__name__}"
+        )
+    return value
+
+
+#: The request types of the package: their path and body are made from validated fields.
+OWN_TYPES: Final = frozenset(t for types in OPERATION_TYPES.values() for t in types)
+
+
+def refuse_unsendable(request: Operation) -> None:
+    """Refuse a request of a host's subclass whose POST cannot be made (its ``gws_path()``
+    or ``to_gws_body()`` raises, or returns no path or body, or a body JSON cannot carry),
+    as invalid input (:class:`InvalidCancelRequest` for a cancel, else
+    :class:`InvalidOperationRequest`), before it is accepted: nothing is sent, no ticket.
+    The package's own types (:data:`OWN_TYPES`) need no check."""
+    try:
+        _path, body = build_post(request)
+        try:
+            encode_json(body)
+        except (TypeError, ValueError) as error:
+            raise Unbuildable(
+                f"{type(request).__name__}.to_gws_body() returned a body that is not JSON "
+                f"({type(error).__name__})"
+            ) from None
+    except Unbuildable as error:
+        problem = {"request": f"{error}; nothing was sent"}
+        if isinstance(request, CancelRequest):
+            raise InvalidCancelRequest(problem) from None
+        raise InvalidOperationRequest(problem, operation=_operation_name(request)) from None
+
+
+def _operation_name(request: Operation) -> str:
+    try:
+        return request.spec.name
+    except Exception:
+        return type(request).__name__
 
 
 def _noun(request: Operation) -> str:
@@ -125,8 +198,10 @@ class Sender:
 
         A plain ``task.cancel()`` from outside (a host cancelling every task) does not stop
         the worker: it is taken back. If it cut a request short, the request is queued
-        again when it was not written yet, and otherwise counts as sent without an answer
-        (it may have been processed: never resent, its acknowledgement still counts).
+        again when it was not written yet, or when the transport was waiting to write it
+        again after an attempt GWS certainly did not get (nothing of it may have been
+        processed), and otherwise counts as sent without an answer (it may have been
+        processed: never resent, its acknowledgement still counts).
         """
         queue = self._queue
         loop = asyncio.get_running_loop()
@@ -170,6 +245,18 @@ class Sender:
 
     def _crashed(self, token: int, request: Operation, error: BaseException) -> None:
         safe_log(logger.exception, "request_send_crashed", reference_id=request.reference_id)
+        if self._engine.is_queued(token):
+            # Before it was written (or between attempts GWS certainly did not get): it
+            # was not sent. Failed now rather than left to its deadline.
+            self._engine.posted(
+                token,
+                PostResult.NOT_SENT,
+                message=(
+                    f"unexpected error before the {_noun(request)} was written: "
+                    f"{type(error).__name__}; nothing was sent"
+                ),
+            )
+            return
         # It may have been written: never resent, its acknowledgement still counts.
         self._engine.posted(
             token,
@@ -177,8 +264,22 @@ class Sender:
             message=f"unexpected error while sending: {type(error).__name__}",
         )
 
+    def _unbuildable(self, token: int, request: Operation, error: Unbuildable) -> None:
+        """The request's POST could not be made: failed as not sent."""
+        safe_log(logger.exception, "request_not_buildable", reference_id=request.reference_id)
+        self._engine.posted(
+            token,
+            PostResult.NOT_SENT,
+            message=(
+                f"the {_operation_name(request)} request could not be sent: {error}; "
+                "nothing was sent"
+            ),
+        )
+
     def _interrupted(self, token: int, request: Operation) -> None:
-        if self._engine.is_queued(token):  # not written yet: send it as if nothing happened
+        # Not written yet, or between attempts GWS certainly did not get (back to queued:
+        # Engine.not_received): send it as if nothing happened. Its deadline still bounds it.
+        if self._engine.is_queued(token):
             self._queue.appendleft((token, request))
             return
         self._engine.posted(
@@ -202,12 +303,24 @@ class Sender:
                     message=f"the CometD session is down; the {_noun(request)} was not sent",
                 )
                 return
+        # Made before the correlator hears it is being written: a request whose path or
+        # body cannot be made (a host's subclass that raises) was certainly not sent.
+        body: Mapping[str, Any]
+        if type(request) in OWN_TYPES:  # made from validated fields (anything raised: _crashed)
+            path, body = request.gws_path(), request.to_gws_body()
+        else:
+            try:
+                path, body = build_post(request)
+            except Unbuildable as error:
+                self._unbuildable(token, request, error)
+                return
         if not self._engine.sending(token):
             return
         try:
-            announced = announce(self._engine.resending, token)  # see _resend
+            engine = self._engine
+            announced = announce(engine.resending, token, engine.not_received)  # see _resend
             try:
-                await self._session.post_operation(request.gws_path(), request.to_gws_body())
+                await self._session.post_operation(path, body)
             finally:
                 stop_announcing(announced)
         except GWSAuthenticationError as error:

@@ -28,6 +28,13 @@ What is retried (with :func:`request_retry_policy`: ``GWSConfig.retries`` furthe
   ``statusCode`` 20 triggers one fresh login and one more attempt (GWS refused the request
   without processing it).
 
+Around a POST's retries the session tells the plugin what GWS can have got (``_resend``):
+right after an attempt that certainly did not reach GWS, :func:`announce_not_received` (until
+it is written again, nothing of the request may have been processed: a deadline or a close
+meanwhile ends it as not sent), right before writing it again, :func:`announce_resend`. A
+body JSON cannot carry (NaN, a set, a lone surrogate) is refused before anything is written
+(:class:`GWSTransportError`).
+
 A 4xx/5xx whose body is a GWS answer (``{"statusCode": n, "statusMessage": ...}``) is a GWS
 answer: :class:`GWSStatusError` with that ``statusCode`` (after the 503 retries).
 """
@@ -59,13 +66,14 @@ from ._headers import CountingJar, SessionHeaders
 from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
 from ._requests import has_dot_segment
-from ._resend import announce_resend
+from ._resend import announce_not_received, announce_resend
 from ._retry import RetryPolicy
 from ._transport import GWSTransport, client_transports
 
 __all__ = [
     "GWSNoAnswerError",
     "GWSSession",
+    "encode_json",
     "request_retry_policy",
 ]
 
@@ -78,6 +86,12 @@ AUTH_FAILURE_HOLD: Final = 5.0
 MAX_REQUEST_RETRY_DELAY: Final = 5.0
 #: One encoder for every body: what httpx's ``json=`` sends (compact, UTF-8, no NaN).
 _JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_json(body: object) -> bytes:
+    """``body`` as the JSON (UTF-8) a POST carries; ``TypeError`` / ``ValueError`` when JSON
+    cannot carry it (NaN or infinity, a set, a lone surrogate)."""
+    return _JSON.encode(body).encode()
 
 
 class _Answer:
@@ -435,6 +449,16 @@ class GWSSession(SessionHeaders):
         made = first is not None  # an attempt was made already
 
         async def attempt() -> Mapping[str, Any]:
+            try:
+                return await one_attempt()
+            except (_Transient, _SessionRefused):
+                if method == "POST":
+                    # Refused unread, or no connection: GWS did not get this attempt, and
+                    # the POST is written again only after ``announce_resend``.
+                    announce_not_received()
+                raise
+
+        async def one_attempt() -> Mapping[str, Any]:
             nonlocal first, made
             if first is None:
                 # The last attempt certainly did not reach GWS (M10); and not written again
@@ -532,7 +556,13 @@ class GWSSession(SessionHeaders):
                 request_headers[name] = token
             if headers:
                 request_headers.update(headers)
-            response = await self.client.request(method, path, json=body, headers=request_headers)
+            encoded: bytes | None = None
+            if body is not None:  # as httpx's json= would, with the same check as POSTs
+                encoded = self._encode(path, body)
+                request_headers["Content-Type"] = "application/json"
+            response = await self.client.request(
+                method, path, content=encoded, headers=request_headers
+            )
         except httpx.TransportError as error:
             self._raise_transport_error(method, path, error)
         return _Answer(
@@ -548,7 +578,7 @@ class GWSSession(SessionHeaders):
         """URL, headers and content of a POST straight through the transport (what httpx's
         client would send): the header list kept per CSRF token and jar version (see
         :meth:`_post_header_list`), the body from one shared JSON encoder."""
-        content = _JSON.encode(body).encode()
+        content = self._encode(path, body)
         headers = self._post_header_list(path)
         headers.append((b"Content-Length", str(len(content)).encode()))
         scheme, host, port = self._origin
@@ -556,6 +586,18 @@ class GWSSession(SessionHeaders):
             scheme=scheme, host=host, port=port, target=(self._api_path + path).encode("ascii")
         )
         return url, headers, content
+
+    def _encode(self, path: str, body: Mapping[str, Any]) -> bytes:
+        """The body of a POST as JSON (UTF-8), or :class:`GWSTransportError` (certainly not
+        sent: raised before anything is written) when JSON cannot carry it (NaN, a set, a
+        lone surrogate), naming the error's type only (its text may hold the values)."""
+        try:
+            return encode_json(body)
+        except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
+            raise GWSTransportError(
+                f"refused to send POST {self._api_path}{path} to GWS at {self.target}: its "
+                f"body cannot be written as JSON ({type(error).__name__}); nothing was sent"
+            ) from None
 
     def _post_answer(
         self, path: str, status: int, headers: list[tuple[bytes, bytes]], content: bytes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 from collections.abc import Generator
 from typing import Any, Final, Generic, TypeVar
@@ -12,7 +13,7 @@ from ._exceptions import CancelFailed, OperationFailed
 from ._payloads import CancelFailure, OperationAck, OperationFailure, RecordCancelAck
 from ._requests import CancelRequest
 
-__all__ = ["HOOK_TASKS", "CancelTicket", "OperationTicket", "in_hook"]
+__all__ = ["HOOK_TASK", "HOOK_TASKS", "CancelTicket", "OperationTicket", "in_hook"]
 
 # RecordCancelAck | CancelFailure for a cancel; OperationAck | OperationFailure otherwise.
 Outcome = Any
@@ -20,22 +21,43 @@ Outcome = Any
 Ack = TypeVar("Ack", OperationAck, RecordCancelAck)
 
 #: The tasks running a hook implementation right now (each ``async def`` hook call runs in a
-#: task of its own, see ``_dispatcher``). In such a task an ``await ticket`` returns as soon
-#: as the outcome is decided, without waiting for the hooks of that outcome, which cannot
-#: run before the awaiting hook returns. Tasks a hook starts are not in it: they wait as any
-#: other task does.
-HOOK_TASKS: Final[set[asyncio.Task[Any]]] = set()
+#: task of its own, see ``_dispatcher``), each with the plugin manager whose hook it runs.
+#: In such a task an ``await ticket`` returns as soon as the outcome is decided, without
+#: waiting for the hooks of that outcome, which cannot run before the awaiting hook returns.
+HOOK_TASKS: Final[dict[asyncio.Task[Any], object]] = {}
+_NONE: Final = object()
+
+#: The hook call's task, set in it by the dispatcher: the tasks the hook starts copy it with
+#: their context (``asyncio.wait_for`` on Python 3.11, ``gather``, ``shield``, a task group),
+#: so while the hook call runs they are inside it too. The hook may be waiting for them: had
+#: they waited for the hooks of the outcome they await, the hook would have waited for itself
+#: until its timeout. Once the hook call ended, they wait as any other task does.
+HOOK_TASK: Final[contextvars.ContextVar[asyncio.Task[Any] | None]] = contextvars.ContextVar(
+    "gws_outbound_hook_task", default=None
+)
 
 
-def in_hook() -> bool:
-    """Whether the current task is running a hook implementation (not one it started)."""
+def in_hook(pm: object = None) -> bool:
+    """Whether the current task is running a hook implementation, or was started (directly
+    or not) by one that is still running; with ``pm``, one of that plugin manager's hooks
+    (another plugin's hook on the same loop is like any other task to it)."""
     if not HOOK_TASKS:
         return False  # no hook implementation runs in a task now (the usual case)
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no event loop in this thread
         return False
-    return task is not None and task in HOOK_TASKS
+    if task is None:
+        return False
+    running = HOOK_TASKS.get(task, _NONE)
+    if running is _NONE:
+        owner = HOOK_TASK.get()
+        if owner is None:
+            return False
+        running = HOOK_TASKS.get(owner, _NONE)  # the hook that started it, while it runs
+        if running is _NONE:
+            return False
+    return pm is None or running is pm
 
 
 # One lock for all tickets: each critical section is a few attribute reads, and a ticket

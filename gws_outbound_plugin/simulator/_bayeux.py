@@ -112,6 +112,11 @@ class BayeuxServer:
 
     :param hold_fault: called once for each connect about to be held; seconds to hold it
         instead of the usual time, or ``None`` for the usual time.
+    :param advice_fault: called once for each successful connect reply about to be sent; what
+        to change in its advice (``interval``, ``reconnect``), or ``None``.
+    :param subscribe_fault: called with the subscription of each ``/meta/subscribe`` of a
+        known client; a number of seconds: the client is forgotten first, and the message
+        answered ``402::Unknown client`` that many seconds later.
     :param forbidden: tells whether a channel may not be subscribed to (nor delivered).
     """
 
@@ -122,6 +127,8 @@ class BayeuxServer:
         session_timeout: float,
         max_queue: int = DEFAULT_MAX_QUEUE,
         hold_fault: Callable[[], float | None] | None = None,
+        advice_fault: Callable[[], dict[str, Any] | None] | None = None,
+        subscribe_fault: Callable[[object], float | None] | None = None,
         forbidden: Callable[[str], bool] | None = None,
     ) -> None:
         self._forbidden = forbidden or (lambda channel: False)
@@ -129,6 +136,8 @@ class BayeuxServer:
         self._session_timeout = session_timeout
         self._max_queue = max_queue
         self._hold_fault = hold_fault
+        self._advice_fault = advice_fault
+        self._subscribe_fault = subscribe_fault
         self._clients: dict[str, _Client] = {}
 
     # ------------------------------------------------------------------ inspection
@@ -248,6 +257,14 @@ class BayeuxServer:
             if channel == _CONNECT:
                 replies.extend(await self._connect(client, message, may_hold=alone))
             elif channel == _SUBSCRIBE:
+                forget = self._subscribe_fault
+                late = None if forget is None else forget(message.get("subscription"))
+                if late is not None:
+                    self._drop(client, _WAKE_GONE)
+                    if late > 0:
+                        await asyncio.sleep(late)
+                    replies.append(_unknown_client(message, channel))
+                    continue
                 replies.append(self._subscribe(client, message, add=True))
             elif channel == _UNSUBSCRIBE:
                 replies.append(self._subscribe(client, message, add=False))
@@ -321,6 +338,9 @@ class BayeuxServer:
             return [reply]
         if reason == _WAKE_TAKEOVER:
             return [reply]
+        changed = self._advice_fault() if self._advice_fault is not None else None
+        if changed:
+            reply["advice"] = {**reply["advice"], **changed}
         events = list(client.queue)
         client.queue.clear()
         client.last_seen = time.monotonic()

@@ -21,8 +21,11 @@ Every rule of these three stages may be limited to one operation (``operation=
 "RejectRecord"``): it then applies only to POSTs whose body names that ``operationName``
 and leaves the others alone. Without ``operation`` it applies to every operation.
 
-One control acts on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
-holds beyond the advice the server sends.
+Three controls act on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
+holds beyond the advice the server sends; ``forget_on_subscribe`` forgets the client that
+sends the next ``/meta/subscribe`` (``402::Unknown client``), as a GWS node that drops a
+client between its handshake and its subscriptions; ``advise_connects`` changes the advice
+of the next successful ``/meta/connect`` replies (``interval``, ``reconnect``, ``timeout``).
 
 Armed rules, and holding, are state of this object: they survive the simulator's
 ``stop()`` / ``restart()``; only outcomes parked by ``hold_notifications`` are lost there.
@@ -120,6 +123,24 @@ class HoldConnects(_Control):
 
 
 @dataclass(frozen=True, slots=True)
+class AdviseConnects(_Control):
+    control: ClassVar[str] = "advise_connects"
+    interval: float | None = None
+    reconnect: str | None = None
+    timeout: float | None = None
+
+
+_RECONNECT_ADVICE: tuple[str, ...] = ("retry", "handshake", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetOnSubscribe(_Control):
+    control: ClassVar[str] = "forget_on_subscribe"
+    channel: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class StatusCode(_Control):
     control: ClassVar[str] = "status_code"
     code: int
@@ -173,6 +194,8 @@ FaultSpec = (
     | Unauthorized
     | CSRFReject
     | HoldConnects
+    | AdviseConnects
+    | ForgetOnSubscribe
     | StatusCode
     | OCSErrorFault
     | CometDError
@@ -449,6 +472,46 @@ class Faults:
             raise ValueError(f"seconds must be > 0, got {seconds!r}")
         self._arm(HoldConnects(seconds), count)
 
+    def advise_connects(
+        self,
+        interval: float | None = None,
+        reconnect: str | None = None,
+        count: int | None = 1,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Send this advice in the replies of the next ``count`` successful ``/meta/connect``s.
+
+        ``interval`` (how long the client should wait before its next connect) and
+        ``timeout`` (how long the server may hold a connect) are in milliseconds, as on the
+        wire: any number, ``math.inf`` and ``math.nan`` included, which the simulator writes
+        as ``Infinity`` and ``NaN`` (not JSON, but what Python's JSON parser reads: a broken
+        or hostile server's advice); ``reconnect`` is ``"retry"``, ``"handshake"`` or
+        ``"none"``. What is not given keeps the usual advice. A reply answering a connect
+        taken over by a newer one, or a disconnected client's, is not changed and does not
+        count.
+        """
+        if interval is None and reconnect is None and timeout is None:
+            raise ValueError("give interval or timeout (milliseconds), reconnect, or several")
+        interval = _milliseconds("interval", interval)
+        timeout = _milliseconds("timeout", timeout)
+        if reconnect is not None and reconnect not in _RECONNECT_ADVICE:
+            raise ValueError(
+                f"reconnect must be one of {', '.join(_RECONNECT_ADVICE)}, got {reconnect!r}"
+            )
+        self._arm(AdviseConnects(interval, reconnect, timeout), count)
+
+    def forget_on_subscribe(
+        self, count: int | None = 1, channel: str | None = None, seconds: float = 0.0
+    ) -> None:
+        """Forget the CometD client of each of the next ``count`` ``/meta/subscribe``
+        messages (to ``channel`` only, if given) just before answering it: it gets
+        ``402::Unknown client`` (advice ``reconnect: handshake``), ``seconds`` late, as every
+        later message of that client does (a connect it holds is answered so at once)."""
+        if channel is not None and (not isinstance(channel, str) or not channel.startswith("/")):
+            raise ValueError(f"channel must be None or a channel name, got {channel!r}")
+        self._arm(ForgetOnSubscribe(channel, _seconds("seconds", seconds)), count)
+
     # ------------------------------------------------------------------------ common
     def clear(self) -> None:
         """Disarm every rule, stop holding and publish what was held."""
@@ -529,6 +592,32 @@ class Faults:
         hold = self._take(HoldConnects)
         return hold.seconds if hold else None
 
+    def _take_connect_advice(self) -> dict[str, Any] | None:
+        """The advice a successful ``/meta/connect`` reply should carry instead, if a rule
+        says."""
+        advice = self._take(AdviseConnects)
+        if advice is None:
+            return None
+        changed: dict[str, Any] = {}
+        if advice.interval is not None:
+            changed["interval"] = advice.interval
+        if advice.reconnect is not None:
+            changed["reconnect"] = advice.reconnect
+        if advice.timeout is not None:
+            changed["timeout"] = advice.timeout
+        return changed
+
+    def _take_subscribe_forget(self, subscription: object) -> float | None:
+        """Seconds to wait before answering a ``/meta/subscribe`` whose client is forgotten
+        now, or ``None`` to answer it as usual."""
+        spec = self._pop(
+            lambda candidate: (
+                isinstance(candidate, ForgetOnSubscribe)
+                and candidate.channel in (None, subscription)
+            )
+        )
+        return spec.seconds if isinstance(spec, ForgetOnSubscribe) else None
+
     def _take_status_code(self, operation: str | None = None) -> StatusCode | None:
         return self._take(StatusCode, operation)
 
@@ -572,6 +661,17 @@ def _seconds(name: str, value: float) -> float:
     return seconds
 
 
+def _milliseconds(name: str, value: float | None) -> float | None:
+    """An advice value as sent: any number (an integral one as an ``int``), or ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of milliseconds, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 #: Faults that can be armed from the command line (``--fault NAME:...``), in help order.
 ARMABLE_FAULTS: tuple[str, ...] = (
     "delay_notifications",
@@ -588,6 +688,8 @@ ARMABLE_FAULTS: tuple[str, ...] = (
     "unauthorized",
     "csrf_reject",
     "hold_connects",
+    "advise_connects",
+    "forget_on_subscribe",
     "hold_notifications",
 )
 #: Everything ``POST /_simulator/faults`` accepts: the armable faults and their controls.

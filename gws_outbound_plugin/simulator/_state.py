@@ -63,6 +63,8 @@ class SimulatorState:
             session_timeout=self.cometd_session_timeout,
             max_queue=self.max_queue,
             hold_fault=self.faults._take_connect_hold,
+            advice_fault=self.faults._take_connect_advice,
+            subscribe_fault=self.faults._take_subscribe_forget,
             forbidden=lambda channel: channel in self.forbidden,
         )
 

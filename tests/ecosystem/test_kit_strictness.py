@@ -20,6 +20,8 @@ from gws_outbound_plugin import hookimpl
 CONFTEST = 'pytest_plugins = ["gws_outbound_plugin.testing"]\n'
 
 SCENARIOS = """
+import time
+
 import anyio
 import pytest
 
@@ -53,6 +55,19 @@ class Hanging:
         await anyio.sleep(30)
 
 
+class Shielding:
+    @hookimpl
+    async def on_record_cancel_acknowledged(self, ack):
+        with anyio.CancelScope(shield=True):  # "always finish the audit record"
+            await anyio.sleep(0.6)
+
+
+class Blocking:
+    @hookimpl
+    def on_record_cancel_acknowledged(self, ack):
+        time.sleep(0.3)  # requests.post(...) to a webhook, say
+
+
 class RaisingObserver:
     @hookimpl
     def on_cancel_requested(self, request):
@@ -78,6 +93,20 @@ async def test_raising_hook(gws_plugin_manager, gws_outbound, gws_request_factor
 
 async def test_hanging_hook(gws_plugin_manager, gws_outbound, gws_request_factory, wait_for_hook):
     gws_plugin_manager.register(Hanging(), name="sleepy")
+    await gws_outbound.cancel(gws_request_factory())
+    await wait_for_hook(ACKED)
+
+
+async def test_shielding_hook(
+    gws_plugin_manager, gws_outbound, gws_request_factory, wait_for_hook
+):
+    gws_plugin_manager.register(Shielding(), name="stubborn")
+    await gws_outbound.cancel(gws_request_factory())
+    await wait_for_hook(ACKED)
+
+
+async def test_blocking_hook(gws_plugin_manager, gws_outbound, gws_request_factory, wait_for_hook):
+    gws_plugin_manager.register(Blocking(), name="blocker")
     await gws_outbound.cancel(gws_request_factory())
     await wait_for_hook(ACKED)
 
@@ -229,7 +258,7 @@ def kit_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     )
     assert (project / "junit.xml").exists(), result.stdout + result.stderr
     outcomes = _outcomes(project / "junit.xml")
-    assert len(outcomes) == 13, result.stdout
+    assert len(outcomes) == 15, result.stdout
     return outcomes
 
 
@@ -246,6 +275,24 @@ def test_a_hook_that_times_out_fails_the_test(kit_run):
     outcome = kit_run["test_hanging_hook"]
     assert outcome.call == "failed"
     assert "plugin 'sleepy' timed out in on_record_cancel_acknowledged" in outcome.text
+
+
+def test_a_hook_that_shields_itself_past_its_timeout_fails_the_test(kit_run):
+    """It could not be cut at hook_timeout and held up every hook call after it; it passed
+    unreported (no log line, no failure) before."""
+    outcome = kit_run["test_shielding_hook"]
+    assert outcome.call == "failed"
+    assert "plugin 'stubborn' timed out in on_record_cancel_acknowledged" in outcome.text
+
+
+def test_a_plain_hook_that_blocks_past_its_timeout_fails_the_test(kit_run):
+    """It blocked the loop (and the timers that release tickets) longer than hook_timeout:
+    only a warning before (plugin_hook_blocked_loop), and the test passed."""
+    outcome = kit_run["test_blocking_hook"]
+    assert outcome.call == "failed"
+    assert "plugin 'blocker' timed out in on_record_cancel_acknowledged: blocked the event" in (
+        outcome.text
+    )
 
 
 def test_a_raising_observer_of_the_hosts_hook_fails_the_test(kit_run):

@@ -144,8 +144,9 @@ async def test_no_post_is_written_again_for_a_request_that_has_its_outcome(
     """Two cancels of one record, accepted together: the second waits for the first (one
     request at a time per record), which takes long (its first POST answered 503, resent
     after ``retry_backoff``; OCS slow to answer). The second's first POST is answered 503
-    too, and its deadline (counted from its acceptance) passes during the backoff: it ends
-    ``outcome_unknown``.
+    too, and its deadline (counted from its acceptance) passes during the backoff: GWS got
+    none of its attempts, so it ends as not processed (``transport_failure``; it ended
+    ``outcome_unknown`` before tests/faults/test_sending.py).
 
     Before, ``GWSSession`` wrote it again after the backoff all the same: a POST for a
     request whose host had its outcome, written while the next request on the record could
@@ -172,7 +173,8 @@ async def test_no_post_is_written_again_for_a_request_that_has_its_outcome(
             await tickets[0]
         with anyio.fail_after(bound), pytest.raises(CancelFailed) as info:
             await tickets[1]
-        assert info.value.failure.reason is FailureReason.OUTCOME_UNKNOWN
+        assert info.value.failure.reason is FailureReason.TRANSPORT_FAILURE
+        assert info.value.failure.may_have_acted is False
         # Its deadline came during the backoff: the second's POST was written once so far.
         assert [c.status for c in sim.cancels] == [503, 200, 503]
         await anyio.sleep(config.retry_backoff + 0.5)  # past the time the resend was due

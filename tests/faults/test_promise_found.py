@@ -235,6 +235,11 @@ class ReferenceGoesAway(CancelRequest):
         CancelRequest.__post_init__(self)
         self.__dict__["built"] = True
 
+    def to_gws_body(self) -> dict[str, Any]:
+        # Its body can be made (else it is refused before it is accepted,
+        # tests/faults/test_sending.py): what raises is registering it and its outcome.
+        return {"operationName": "CancelRecord", "referenceId": _REFERENCE_SLOT.__get__(self)}
+
 
 class NoSpec(RejectRecordRequest):
     """A host's subclass whose ``spec`` raises."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 import time
 
@@ -535,3 +536,52 @@ async def test_admin_endpoint_refuses_non_loopback_clients(new_http):
         assert (await remote.get("/api/v2/me", auth=("agent1", "secret"))).status_code == 200
         local = await new_http(base_url=f"http://127.0.0.1:{sim.port}")
         assert (await local.get("/_simulator/stats")).status_code == 200
+
+
+async def test_advise_connects_changes_the_advice_of_the_next_connect_replies(
+    sim: GWSSimulator, bayeux: Bayeux
+):
+    await bayeux.ready("/v2/me/outbound")
+    sim.faults.advise_connects(interval=3_600_000, count=2)
+    sim.faults.advise_connects(reconnect="handshake")
+    assert sim.faults.active == (
+        "advise_connects(interval=3600000): 2 left",
+        "advise_connects(reconnect='handshake'): 1 left",
+    )
+    advices = []
+    for _ in range(4):
+        [reply] = await bayeux.connect(timeout_ms=0)
+        assert reply["successful"] is True
+        advices.append(reply["advice"])
+    usual = {"reconnect": "retry", "interval": 0, "timeout": advices[3]["timeout"]}
+    assert advices == [
+        {**usual, "interval": 3_600_000},
+        {**usual, "interval": 3_600_000},
+        {**usual, "reconnect": "handshake"},
+        usual,
+    ]
+    assert sim.faults.active == ()
+
+
+async def test_advise_connects_sends_what_a_broken_server_sends(sim: GWSSimulator, bayeux: Bayeux):
+    """``Infinity`` and ``NaN`` are not JSON, but Python's parser reads them."""
+    await bayeux.ready("/v2/me/outbound")
+    sim.faults.advise_connects(timeout=math.inf, interval=math.nan)
+    assert sim.faults.active == ("advise_connects(interval=nan, timeout=inf): 1 left",)
+    [reply] = await bayeux.connect(timeout_ms=0)
+    assert reply["advice"]["timeout"] == math.inf
+    assert math.isnan(reply["advice"]["interval"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({}, "give interval or timeout"),
+        ({"interval": "1000"}, "interval must be a number"),
+        ({"timeout": True}, "timeout must be a number"),
+        ({"reconnect": "later"}, "reconnect must be one of retry, handshake, none"),
+    ],
+)
+def test_advise_connects_refuses_bad_arguments(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        GWSSimulator().faults.advise_connects(**arguments)

@@ -9,12 +9,18 @@ import asyncio
 import hashlib
 import importlib.metadata
 import inspect
+from typing import Any
 
 import pytest
 from aiocometd_noloop import Client
 from aiocometd_noloop.exceptions import ServerError
 
-from gws_outbound_plugin._cometd import _QUEUE_SEAM, PINNED_AIOCOMETD, _GWSClient
+from gws_outbound_plugin._cometd import (
+    _QUEUE_SEAM,
+    PINNED_AIOCOMETD,
+    _GWSClient,
+    _interval_to_seconds,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -53,3 +59,27 @@ async def test_queued_messages_come_out_in_order_as_receive_gives_them() -> None
         client.receive_queued()
     assert client.receive_queued() == first  # an error takes only its own message
     assert client.receive_queued() is None
+
+
+@pytest.mark.parametrize(
+    ("advised", "seconds", "capped"),
+    [
+        (0, 0.0, False),
+        (300, 0.3, False),
+        (2000, 2.0, False),  # the multiple-clients advice
+        (-5, 0.0, False),
+        (3_600_000, 5.0, True),
+        (float("inf"), 5.0, True),  # Python's JSON parser reads Infinity and NaN
+        (float("nan"), 5.0, True),
+    ],
+)
+def test_the_advised_interval_is_in_milliseconds_and_capped(
+    advised: float, seconds: float, capped: bool
+) -> None:
+    """aiocometd sleeps ``advice.interval`` seconds before its next long poll: an hour, or
+    Infinity or NaN, made the listener deaf while connected (tests/faults/test_cometd_advice.py
+    on the wire)."""
+    message: dict[str, Any] = {"channel": "/meta/connect", "advice": {"interval": advised}}
+    returned = _interval_to_seconds(message, 5.0)
+    assert message["advice"]["interval"] == seconds
+    assert (returned is not None) is capped

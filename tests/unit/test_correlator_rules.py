@@ -238,3 +238,67 @@ def test_another_clients_acknowledgement_is_one_foreign_effect_with_both_halves(
     assert pair.outbound is not None and pair.outbound["referenceId"] == "someone-elses"
     assert pair.user_event is not None and pair.user_event.user_data["GSW_RECORD_HANDLE"] == 11
     assert correlator.stats["foreign_acks"] == 1
+
+
+# -- between two attempts GWS certainly did not get (Correlator.not_received) -------------------
+
+
+def _between_attempts(correlator: Correlator, request: CancelRequest) -> int:
+    """``request`` written once, that attempt certainly not received (a 503 with GWS's
+    ``statusCode``, a 401), the transport waiting to write it again."""
+    token, _ = correlator.accept(request)
+    assert correlator.sending(token)
+    correlator.not_received(token)
+    assert correlator.is_queued(token)
+    return token
+
+
+def test_a_deadline_between_attempts_gws_did_not_get_says_nothing_was_processed() -> None:
+    correlator = Correlator(Limits(merge_window=0, deadline=30.0))
+    token = _between_attempts(correlator, cancel(1, "a"))
+    (done,) = resolved(correlator.timer_expired(("deadline", token)))
+    assert isinstance(done.outcome, Failed)
+    assert done.outcome.reason is FailureReason.TRANSPORT_FAILURE
+    assert done.outcome.may_have_acted is False
+    assert "none of its attempts" in (done.outcome.message or "")
+
+
+def test_a_close_between_attempts_gws_did_not_get_is_shut_down() -> None:
+    correlator = Correlator(Limits(merge_window=0))
+    token = _between_attempts(correlator, cancel(1, "a"))
+    (done,) = resolved(correlator.shutdown())
+    assert done.token == token and isinstance(done.outcome, Failed)
+    assert done.outcome.reason is FailureReason.SHUT_DOWN
+    assert done.outcome.may_have_acted is False
+
+
+def test_an_answer_by_key_before_an_attempt_gws_did_not_get_is_another_clients() -> None:
+    """M10: matched by key while the first attempt was unanswered; that attempt certainly did
+    not reach GWS, so it was another client's: forgotten (its copy is a repeat), and what
+    arrives by key while the request waits to be written again is another client's too."""
+    correlator = Correlator(Limits(merge_window=0))
+    token, _ = correlator.accept(cancel(1, "a"))
+    correlator.sending(token)
+    assert resolved(correlator.message(event(1))) == []  # held for the POST's answer (M10)
+    correlator.not_received(token)
+    effects = correlator.message(ack("other", 1)) + correlator.message(event(1, n=2))
+    assert resolved(effects) == []
+    assert [e for e in effects if isinstance(e, Foreign)]  # reported as another client's
+    assert correlator.resending(token) == []  # written again: in flight, as if just sent
+    assert not correlator.is_queued(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    (done,) = resolved(correlator.message(ack("a", 1)))
+    assert done.token == token and isinstance(done.outcome, Acknowledged)
+    assert done.outcome.user_event is None  # not the other client's user event
+
+
+def test_a_request_answered_by_reference_is_not_taken_back() -> None:
+    """A message with its reference id arrived: GWS got it, whatever the transport says."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    token, _ = correlator.accept(cancel(1, "a"))
+    correlator.sending(token)
+    correlator.message(ack("a", 1))
+    assert correlator.not_received(token) == []
+    assert not correlator.is_queued(token)
+    (done,) = resolved(correlator.timer_expired(("merge", token)))
+    assert isinstance(done.outcome, Acknowledged)

@@ -115,6 +115,9 @@ class Model:
     refused: bool = False  # GWS's first answer to its POST refused it (or it never got it)
     post_answered: bool = False
     post_called: bool = False  # the sender reported how its POST ended (at least once)
+    # Back from "being sent": its last attempt certainly did not reach GWS, and it waits to
+    # be written again (``Correlator.not_received``); nothing of it may have been processed.
+    unsent: bool = False
     outcomes: list[Any] = dataclasses.field(default_factory=list)
 
 
@@ -198,6 +201,9 @@ class CorrelatorMachine(RuleBasedStateMachine):
                     assert model.errored_by_reference or not model.acked_by_reference, (
                         "an OCS refusal by key outweighed the request's own acknowledgement"
                     )
+                if isinstance(effect.outcome, Failed) and model.unsent:
+                    # GWS got none of its attempts: never "may have acted".
+                    assert not effect.outcome.may_have_acted, effect.outcome
                 if isinstance(effect.outcome, Acknowledged):
                     assert model.sent, "acknowledged a request that was never sent"
                     assert model.answered_after_send, "acknowledged without an answer of its own"
@@ -309,6 +315,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
         expected = not model.sent
         assert self.correlator.sending(token) is expected
         model.sent = True
+        model.unsent = False  # written (again): a sender interrupted between attempts
 
     @precondition(lambda self: self.pending())
     @rule(data=st.data())
@@ -338,7 +345,9 @@ class CorrelatorMachine(RuleBasedStateMachine):
 
     def resendable(self) -> list[int]:
         return [
-            t for t, m in self.models.items() if m.sent and not m.post_answered and not m.outcomes
+            t
+            for t, m in self.models.items()
+            if (m.sent or m.unsent) and not m.post_answered and not m.outcomes
         ]
 
     @precondition(lambda self: self.resendable())
@@ -351,6 +360,49 @@ class CorrelatorMachine(RuleBasedStateMachine):
         if not model.by_reference:
             model.answered_after_send = model.errored_after_send = False
         self.apply(self.correlator.resending(token))
+        model.sent, model.unsent = True, False
+
+    def in_flight(self) -> list[int]:
+        return [
+            t for t, m in self.models.items() if m.sent and not m.post_answered and not m.outcomes
+        ]
+
+    @precondition(lambda self: self.in_flight())
+    @rule(data=st.data())
+    def not_received(self, data: st.DataObject) -> None:
+        """An attempt of a POST certainly did not reach GWS (no connection, refused unread),
+        and the transport waits to write it again: unless something with its reference id
+        answered it, it is back to "not sent" (what was matched by key was another's)."""
+        token = data.draw(st.sampled_from(self.in_flight()))
+        model = self.models[token]
+        effects = self.correlator.not_received(token)
+        if self.correlator.is_queued(token):
+            # (The model's ``by_reference`` may come from a byte-identical copy of a message
+            # that arrived before the request was sent: the correlator drops that copy, so
+            # nothing with its reference id answered it.)
+            model.sent, model.unsent = False, True
+            model.answered_after_send = model.errored_after_send = False
+            model.by_reference = model.acked_by_reference = model.errored_by_reference = False
+        self.apply(effects)
+
+    @precondition(lambda self: any(m.unsent and not m.outcomes for m in self.models.values()))
+    @rule(
+        data=st.data(),
+        result=st.sampled_from(
+            [PostResult.NOT_SENT, PostResult.REJECTED, PostResult.AUTHENTICATION_FAILED]
+        ),
+    )
+    def give_up(self, data: st.DataObject, result: PostResult) -> None:
+        """The transport gives up on a POST waiting to be written again (its retries are
+        used up, the re-login was refused): it ends as GWS's refusal, or not sent."""
+        token = data.draw(
+            st.sampled_from([t for t, m in self.models.items() if m.unsent and not m.outcomes])
+        )
+        model = self.models[token]
+        model.post_called = True
+        status = 4 if result is PostResult.REJECTED else None
+        self.apply(self.correlator.posted(token, result, status_code=status, message="x"))
+        assert model.outcomes, "a POST given up on left its request without an outcome"
 
     @precondition(lambda self: self.models)
     @rule(

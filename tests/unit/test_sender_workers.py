@@ -54,6 +54,9 @@ class RecordingEngine:
         """Nothing to forget: these tests make no resends."""
         return True
 
+    def not_received(self, token: int) -> None:
+        """These tests make no resends."""
+
     def posted(
         self,
         token: int,

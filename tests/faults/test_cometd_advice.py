@@ -1,0 +1,99 @@
+"""The server's CometD advice changing mid-flight, with requests waiting: ``interval`` (how long
+to wait before the next ``/meta/connect``) and ``reconnect`` on a successful connect reply
+(the simulator's ``advise_connects`` fault)."""
+
+from __future__ import annotations
+
+import math
+
+import pluggy
+import pytest
+
+from gws_outbound_plugin import CancelFailed, CometDState, OutboundPlugin
+from gws_outbound_plugin.simulator import GWSSimulator
+from tests.faults.conftest import fast_config
+from tests.faults.support import captured_logs, events_named, handles, request_for
+from tests.helpers import Recorder
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_huge_interval_advice_does_not_make_the_plugin_deaf(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """One connect reply advising ``interval: 3600000`` (an hour, in Bayeux's milliseconds; a
+    misconfigured or hostile server) made the CometD client sleep an hour before its next
+    long poll: for that hour no outcome could be heard while ``connection_state`` said
+    ``connected``, and every request, which GWS acted on, ended ``timed_out`` ("may have
+    acted"). The advised wait is now capped at half of ``ack_timeout``, logged once as
+    ``cometd_interval_capped``."""
+    first, *others = [request_for(sim, handle) for handle in handles(sim, 4)]
+    with captured_logs() as logs:
+        async with OutboundPlugin(pm, fast_config(sim.base_url, ack_timeout=2.0)) as plugin:
+            sim.faults.advise_connects(interval=3_600_000, count=None)
+            # Its outcome comes back on the long poll whose reply advises the hour.
+            await plugin.cancel(first)
+            for request in others:
+                try:
+                    await plugin.cancel(request)
+                except CancelFailed as error:  # before the fix: timed_out, GWS had acted
+                    pytest.fail(f"{error.failure.reason.value}: {error.failure.message}")
+            assert plugin.connection_state is CometDState.CONNECTED
+    assert len(recorder.acks) == 4
+    [capped] = events_named(logs, "cometd_interval_capped")
+    assert (capped["advised_ms"], capped["seconds"]) == (3_600_000, 1.0)
+
+
+async def test_a_small_interval_advice_is_followed(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """A CometD server's ``multiple-clients`` advice (``interval: 2000``) is below the cap:
+    followed as advised, nothing logged."""
+    requests = [request_for(sim, handle) for handle in handles(sim, 2)]
+    with captured_logs() as logs:
+        async with OutboundPlugin(pm, fast_config(sim.base_url, ack_timeout=5.0)) as plugin:
+            sim.faults.advise_connects(interval=2000)
+            for request in requests:
+                await plugin.cancel(request)
+    assert len(recorder.acks) == 2
+    assert events_named(logs, "cometd_interval_capped") == []
+
+
+@pytest.mark.parametrize("reconnect", ["none", "handshake"])
+async def test_reconnect_advice_on_a_successful_connect_loses_nothing(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, reconnect: str
+) -> None:
+    """``reconnect: none`` / ``handshake`` in a *successful* connect reply (Bayeux sends them
+    with failed ones): the client goes on polling, and every request waiting gets its own
+    acknowledgement."""
+    requests = [request_for(sim, handle) for handle in handles(sim, 3)]
+    async with OutboundPlugin(pm, fast_config(sim.base_url, ack_timeout=2.0)) as plugin:
+        sim.faults.advise_connects(reconnect=reconnect, count=None)
+        tickets = [plugin.submit(request) for request in requests]
+        for ticket in tickets:
+            await ticket
+        await plugin.cancel(request_for(sim, handles(sim, 4)[3]))
+    assert len(recorder.acks) == 4
+
+
+@pytest.mark.parametrize("timeout", [math.inf, math.nan, -1], ids=["Infinity", "NaN", "negative"])
+async def test_an_unusable_timeout_advice_does_not_break_the_listener(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, timeout: float
+) -> None:
+    """One connect reply advising ``timeout: Infinity`` (not JSON, but Python's parser reads
+    it): aiocometd sends every later request with 1.5 x that timeout, which aiohttp refused
+    (``OverflowError``) before anything was sent, so no reply ever replaced the advice. The
+    listener counted the server unreachable, and every later request failed
+    ``transport_failure`` ("the CometD session is down"), for as long as the plugin ran. Such
+    a timeout is now left out of the advice."""
+    first, *others = [request_for(sim, handle) for handle in handles(sim, 3)]
+    async with OutboundPlugin(pm, fast_config(sim.base_url, ack_timeout=2.0)) as plugin:
+        sim.faults.advise_connects(timeout=timeout)
+        await plugin.cancel(first)  # acknowledged on the reply carrying the advice
+        for request in others:
+            try:
+                await plugin.cancel(request)
+            except CancelFailed as error:  # before the fix: timed_out, then transport_failure
+                pytest.fail(f"{error.failure.reason.value}: {error.failure.message}")
+        assert plugin.connection_state is CometDState.CONNECTED
+    assert len(recorder.acks) == 3
