@@ -48,11 +48,11 @@ class Answers:
         """One CometD message (``{"channel": ..., "data": {...}}``) from the listener. A
         message dropped before it is parsed gets its effects returned at once; else they are
         in ``PendingRequests.fx`` (None is returned)."""
-        if not is_object(message):
+        if type(message) is not dict and not is_object(message):  # a dict, usually
             return self._malformed("not a JSON object", None)
         channel = message.get("channel")
         data = message.get("data")
-        if not is_object(data):
+        if type(data) is not dict and not is_object(data):
             return self._malformed("no data object", channel)
         seen = self._recent.fingerprint(channel, data, self.limits.max_message_bytes)
         if seen is None:

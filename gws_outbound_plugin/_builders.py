@@ -176,8 +176,10 @@ def cancel_ack(
 ) -> RecordCancelAck:
     """One ``RecordCancelAck`` from the two messages: each field from the
     ``OutboundRecordMessage``'s record, else the user event, else our request."""
-    data = _mapping(outbound)
-    record = _mapping(data.get("record"))
+    data = outbound if type(outbound) is dict else _mapping(outbound)  # a dict, usually
+    record = data.get("record")
+    if type(record) is not dict:
+        record = _mapping(record)
     user_data: Mapping[str, Any] = event.user_data if event is not None else {}
     return RecordCancelAck(
         reference_id=_reference(as_reference(data.get("referenceId")), user_data, request),

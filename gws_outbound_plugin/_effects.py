@@ -1,7 +1,10 @@
 """What the correlator emits and what it is told: effects, POST results, limits.
 
 Pure data; the correlator (``_correlator.py``) makes the effects and the engine
-(``_engine.py``) carries them out.
+(``_engine.py``) carries them out. The ones every request makes several of (``Send``,
+``StartTimer``, ``CancelTimer``, ``Resolved``, ``UserEventSeen``, ``Acknowledged``) are named
+tuples: immutable like the frozen dataclasses the others are, and made several times faster
+(a frozen dataclass sets each field through ``object.__setattr__``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ._models import FailureReason, UserEvent
 from ._spec import Operation, OperationSpec
@@ -41,16 +44,14 @@ TimerId = tuple[Any, ...]
 # -- effects ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
+class Send(NamedTuple):
     """POST this request (the engine calls :meth:`Correlator.sending` right before writing)."""
 
     token: int
     request: Operation
 
 
-@dataclass(frozen=True, slots=True)
-class StartTimer:
+class StartTimer(NamedTuple):
     """Call :meth:`Correlator.timer_expired` with ``timer`` after ``delay`` seconds (a timer
     with the same id is replaced)."""
 
@@ -58,13 +59,11 @@ class StartTimer:
     delay: float
 
 
-@dataclass(frozen=True, slots=True)
-class CancelTimer:
+class CancelTimer(NamedTuple):
     timer: TimerId
 
 
-@dataclass(frozen=True, slots=True)
-class Acknowledged:
+class Acknowledged(NamedTuple):
     """The operation succeeded: what arrived for it."""
 
     outbound: Mapping[str, Any] | None
@@ -88,8 +87,7 @@ class Failed:
     """Whether GWS may have acted on the request (so a retry may not be safe)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
+class Resolved(NamedTuple):
     """The one outcome of an accepted request."""
 
     token: int
@@ -106,8 +104,7 @@ class Foreign:
     user_event: UserEvent | None
 
 
-@dataclass(frozen=True, slots=True)
-class UserEventSeen:
+class UserEventSeen(NamedTuple):
     """A distinct ``DeviceUserEventMessage``: fire ``on_user_event``."""
 
     event: UserEvent

@@ -202,6 +202,11 @@ class Engine:
             wait_connected=wait_connected,
         )
         self._pump = OutcomePump(hooks)
+        # The sender's questions, answered by the correlator itself (no call in between):
+        # whether ``token`` waits to be sent; and that its POST is about to be written (False:
+        # it has an outcome already, and must not be sent).
+        self.is_queued: Callable[[int], bool] = self._correlator.is_queued
+        self.sending: Callable[[int], bool] = self._correlator.sending
         self._tickets: dict[int, OperationTicket[Any]] = {}
         self._timers: dict[TimerId, asyncio.TimerHandle] = {}
         self._accept_lock = threading.Lock()
@@ -210,6 +215,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._resolved = asyncio.Event()  # made outside the loop: asyncio's can be
+        self._draining = False  # whether drain() waits for _resolved
         self._effect_errors = 0
         # Tickets decided and not yet handed to the host (released by the pump after their
         # hooks, or by the queue below hook_timeout after the decision).
@@ -338,6 +344,7 @@ class Engine:
             while self._outstanding:
                 self._resolved.clear()
                 if self._outstanding:
+                    self._draining = True
                     await steadfast(self._resolved.wait, "closing")
         self._apply(self._correlator.shutdown())
         # Requests another thread handed over just before the stop are decided (as shut
@@ -365,12 +372,6 @@ class Engine:
         self._pump.cancel()
 
     # -- inputs (event loop thread) ----------------------------------------------------------
-
-    def is_queued(self, token: int) -> bool:
-        return self._correlator.is_queued(token)
-
-    def sending(self, token: int) -> bool:
-        return self._correlator.sending(token)
 
     def resending(self, token: int) -> bool:
         """The transport is about to write the POST of ``token`` again (the last attempt
@@ -533,7 +534,9 @@ class Engine:
         finally:
             with self._accept_lock:
                 self._outstanding -= 1
-            self._resolved.set()
+            if self._draining:  # drain() waits for it
+                self._draining = False
+                self._resolved.set()
 
     def release_all(self) -> None:
         """Hand every decided outcome to the host now (at the end of a close)."""

@@ -175,20 +175,22 @@ def _user_event(
     handle = as_id(fields.get("GSW_RECORD_HANDLE"))
     chain_id = as_id(fields.get("GSW_CHAIN_ID"))
     phone = fields.get("GSW_PHONE")  # most answers carry none: no phone key to make then
+    # The keys record_key, phone_key and campaign_key make, from the values read above.
+    keys: list[CorrelationKey] = [] if handle is None else [("record", handle)]
+    if app is not None and campaign is not None:
+        if phone is not None and (number := as_name(phone)) is not None:
+            keys.append(("phone", app, campaign, number))
+        keys.append(("campaign", app, campaign))
     return UserEventNotice(
         event=event,
         name=event.user_event,
-        is_error=event.is_error,
+        is_error="GSW_ERROR" in fields or "GSW_ERROR_NUMBER" in fields,  # event.is_error
         reference=as_reference(fields.get("GSW_REFERENCE_ID")),
         record_handle=handle,
         chain=None
         if app is None or campaign is None or chain_id is None
         else (app, campaign, chain_id),
-        keys=_keys(
-            record_key(handle),
-            None if phone is None else phone_key(app, campaign, phone),
-            campaign_key(app, campaign),
-        ),
+        keys=tuple(keys),
         content=content,
     )
 

@@ -42,28 +42,27 @@ class Phase(enum.Enum):
 #: (phase, what happened) -> next phase. Anything else leaves the phase as it is; every outcome
 #: leaves the table altogether through ``PendingRequests.finish`` (the outcomes per phase are
 #: listed in ``docs/design-notes.md``, "A request's lifecycle").
-TRANSITIONS: Final[Mapping[tuple[Phase, str], Phase]] = MappingProxyType(
-    {
-        (Phase.HELD, "released"): Phase.READY,
-        (Phase.READY, "sending"): Phase.SENDING,
-        (Phase.SENDING, "posted"): Phase.AWAITING,
-        (Phase.SENDING, "answer"): Phase.ANSWERING,
-        (Phase.AWAITING, "answer"): Phase.ANSWERING,
-        # The POST is written again (the last attempt certainly did not reach GWS): what was
-        # matched by key meanwhile is forgotten (M10), and it waits for its answer again.
-        (Phase.ANSWERING, "resent"): Phase.SENDING,
-        # An attempt certainly did not reach GWS, and it waits to be written again (a retry,
-        # a re-login): nothing of it may have been processed until then.
-        (Phase.SENDING, "unsent"): Phase.READY,
-        (Phase.ANSWERING, "unsent"): Phase.READY,
-    }
-)
+_MOVES: Final[dict[tuple[Phase, str], Phase]] = {
+    (Phase.HELD, "released"): Phase.READY,
+    (Phase.READY, "sending"): Phase.SENDING,
+    (Phase.SENDING, "posted"): Phase.AWAITING,
+    (Phase.SENDING, "answer"): Phase.ANSWERING,
+    (Phase.AWAITING, "answer"): Phase.ANSWERING,
+    # The POST is written again (the last attempt certainly did not reach GWS): what was
+    # matched by key meanwhile is forgotten (M10), and it waits for its answer again.
+    (Phase.ANSWERING, "resent"): Phase.SENDING,
+    # An attempt certainly did not reach GWS, and it waits to be written again (a retry,
+    # a re-login): nothing of it may have been processed until then.
+    (Phase.SENDING, "unsent"): Phase.READY,
+    (Phase.ANSWERING, "unsent"): Phase.READY,
+}
+TRANSITIONS: Final[Mapping[tuple[Phase, str], Phase]] = MappingProxyType(_MOVES)
 _SENT: Final = frozenset({Phase.SENDING, Phase.AWAITING, Phase.ANSWERING})
 
 
 def move(entry: Entry, what: str) -> bool:
     """Move ``entry`` on as :data:`TRANSITIONS` says; False (and no move) if it says nothing."""
-    phase = TRANSITIONS.get((entry.phase, what))
+    phase = _MOVES.get((entry.phase, what))  # TRANSITIONS, without the read-only proxy's call
     if phase is None:
         return False
     entry.phase = phase

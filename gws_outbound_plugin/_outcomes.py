@@ -52,13 +52,16 @@ class OutcomePump:
         # asyncio events (the engine is asyncio-only): they can be made outside the loop, so a
         # plugin can be constructed in one thread and entered on another's loop.
         self._wake = asyncio.Event()
+        self._woken = False  # whether _wake is set (read without a call per hook call queued)
         self._scope: anyio.CancelScope | None = None
         self._cancelled = False
         self._closing = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._idle_now = True  # whether _idle is set
         self._busy = False
         self._progress = asyncio.Event()
+        self._progress_wanted = False  # whether wait_below waits for _progress
 
     @property
     def queued(self) -> int:
@@ -67,21 +70,33 @@ class OutcomePump:
     def emit(self, hook: str, **kwargs: Any) -> None:
         """Queue a hook call (no checkpoint, never blocks, never raises)."""
         self._queue.append((hook, kwargs))
-        self._idle.clear()
-        self._wake.set()
+        if self._idle_now:  # each event set or cleared only when it changes: most calls
+            self._idle_now = False  # are queued while the pump is awake already
+            self._idle.clear()
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
 
     def emit_lazy(self, hook: str, argument: str, build: Callable[[], Any]) -> None:
         """Queue a hook call whose payload is built only if the hook has implementations
         when its turn comes (most hosts implement the cancel hooks, not the generic ones)."""
         self._queue.append((hook, {_LAZY: (argument, build)}))
-        self._idle.clear()
-        self._wake.set()
+        if self._idle_now:  # each event set or cleared only when it changes: most calls
+            self._idle_now = False  # are queued while the pump is awake already
+            self._idle.clear()
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
 
     def emit_call(self, call: Callable[[], None]) -> None:
         """Run ``call()`` once every hook call queued before it was made."""
         self._queue.append((None, {"call": call}))
-        self._idle.clear()
-        self._wake.set()
+        if self._idle_now:  # each event set or cleared only when it changes: most calls
+            self._idle_now = False  # are queued while the pump is awake already
+            self._idle.clear()
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
 
     async def run(self) -> None:
         self._scope = anyio.CancelScope(shield=True)
@@ -119,11 +134,15 @@ class OutcomePump:
                         safe_log(logger.exception, "hook_dispatch_crashed", hook=hook)
                     finally:
                         self._busy = False
-                    self._progress.set()
+                    if self._progress_wanted:
+                        self._progress_wanted = False
+                        self._progress.set()
+                self._idle_now = True
                 self._idle.set()
                 if self._closing:
                     return
                 await steadfast(self._wake.wait, "outcome pump")
+                self._woken = False
                 self._wake.clear()
 
     async def wait_idle(self, timeout: float | None = None, *, own_task: bool = False) -> bool:
@@ -141,12 +160,14 @@ class OutcomePump:
         """Wait until at most ``limit`` hook calls are queued (or the pump is closing)."""
         while self.queued > limit and not self._closing:
             self._progress.clear()
+            self._progress_wanted = True
             await self._progress.wait()
 
     async def close(self, budget: float) -> None:
         """Deliver what is queued within ``budget`` seconds; after that the rest is still
         called, each ``async def`` implementation bounded by a token timeout, then stop."""
         self._closing = True
+        self._woken = True
         self._wake.set()
         self._progress.set()
         if await self.wait_idle(budget, own_task=True):

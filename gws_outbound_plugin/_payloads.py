@@ -68,10 +68,13 @@ class EventMetrics:
         processing = metrics.get("eventProcessing")
         if not is_object(processing):
             return None
-        return cls(
-            _metric(processing.get("serverGenerationTimestamp")),
-            _metric(processing.get("nodeProcessingTimeNanos")),
-            _metric(processing.get("serverProcessingTimeTotalMs")),
+        generated = processing.get("serverGenerationTimestamp")
+        node = processing.get("nodeProcessingTimeNanos")
+        total = processing.get("serverProcessingTimeTotalMs")
+        return cls(  # an int is the usual value, taken as it is (what _metric returns)
+            generated if type(generated) is int else _metric(generated),
+            node if type(node) is int else _metric(node),
+            total if type(total) is int else _metric(total),
         )
 
 

@@ -74,7 +74,7 @@ class PendingRequests:
     def take(self) -> list[Effect]:
         """The effects collected so far (and a sweep of ``recent`` when one is due)."""
         effects, self.fx = self.fx, []
-        if self.recent.sweep_due():
+        if self.recent.sweep_pending and self.recent.sweep_due():  # rarely: no call then
             effects.append(StartTimer(("sweep",), self.late_window / SWEEPS))
         return effects
 
@@ -170,7 +170,7 @@ class PendingRequests:
     def acknowledge(self, entry: Entry, *, final: bool = False) -> None:
         """Acknowledge ``entry`` with what arrived; unless ``final``, an answer matched by key
         alone waits for GWS's answer to the POST (:meth:`provisional`)."""
-        if not final and self.provisional(entry):
+        if not final and not decides_now(entry):  # provisional(entry), one call less
             self.decide_after_post(entry)
             return
         parts: tuple[Mapping[str, Any] | UserEvent, ...] = ()

@@ -241,7 +241,8 @@ class OutboundPlugin:
         """
         if not isinstance(request, OperationRequest):
             raise not_a_request("submit", request)
-        self._require_running()
+        if self._state is not _State.RUNNING:
+            self._require_running()
         if isinstance(request, CancelRequest):
             hook = self.pm.hook.on_cancel_requested
         else:

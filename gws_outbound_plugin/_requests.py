@@ -148,6 +148,14 @@ def _check_int(value: object) -> str | None:
 
 
 def _check_text(value: object) -> str | None:
+    if (
+        type(value) is str
+        and value.isascii()
+        and value.isprintable()  # ASCII: no control characters
+        and 0 < len(value) <= MAX_TEXT_LENGTH
+        and not value.isspace()
+    ):
+        return None  # the usual text, without the checks below
     if not isinstance(value, str):
         return f"must be a string, got {type(value).__name__}"
     if not value or value.isspace():
@@ -640,6 +648,11 @@ class _Layout:
     ``normalize`` (the others are stored as given)."""
     in_body: tuple[tuple[str, str, Callable[[Any], Any]], ...]
     """The fields of the GWS body (all but the one in the URL): name, GWS key, ``to_gws``."""
+    checks: tuple[tuple[str, Callable[[object], str | None], bool], ...]
+    """Each field with its kind's ``check`` and whether ``None`` means unset."""
+    alone: bool
+    """Whether each field is valid on its own terms alone: no check between fields
+    (``call_from`` before ``call_until``, a type's ``_type_problems``)."""
 
 
 _LAYOUTS: Final[dict[type[_Request], _Layout]] = {}
@@ -677,6 +690,13 @@ def _compute_layout(cls: type[_Request]) -> _Layout:
             (name, REQUEST_FIELDS[name].bus_key, REQUEST_FIELDS[name].kind.to_gws)
             for name in names
             if name != cls._URL_FIELD
+        ),
+        checks=tuple(
+            (f.name, REQUEST_FIELDS[f.name].kind.check, f.default is None) for f in fields
+        ),
+        alone=(
+            getattr(cls._type_problems, "__func__", None) is _BASE_TYPE_PROBLEMS
+            and not {"call_from", "call_until"} <= set(names)
         ),
     )
 
@@ -716,6 +736,20 @@ class _Request:
 
     def __post_init__(self) -> None:
         layout = _layout(type(self))
+        if layout.alone:
+            # The usual request: every field checked on its own, in one pass, with no
+            # collection made; the first problem found sends it to the full check below,
+            # which reports every problem at once.
+            for name, check, optional in layout.checks:
+                value = getattr(self, name)
+                if (value is not None or not optional) and check(value) is not None:
+                    break
+            else:
+                for name, normalize in layout.normalized:
+                    value = getattr(self, name)
+                    if value is not None and (normalized := normalize(value)) is not value:
+                        object.__setattr__(self, name, normalized)
+                return
         values: dict[str, Any] = {}
         for name in layout.names:
             value = getattr(self, name)
@@ -871,6 +905,10 @@ class _Request:
     def device_id(self) -> str:
         """The bare device id of ``device_path`` (``/devices/<id>``)."""
         return self.device_path.rsplit("/", 1)[1]
+
+
+#: The checks between fields that a request type without its own has (none).
+_BASE_TYPE_PROBLEMS: Final = getattr(_Request._type_problems, "__func__", None)
 
 
 class _RecordOperation(_Request):

@@ -136,14 +136,18 @@ class OperationTicket(Generic[Ack]):
         return self._wait().__await__()
 
     async def _wait(self) -> Ack:
-        if self._outcome is None and in_hook():
+        if self._outcome is None and HOOK_TASKS and in_hook():
             decided: Ack = await self._wait_decided()
             return decided
         if self._outcome is None:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             with _LOCK:
                 if self._outcome is None:
-                    self._add_waiter(future)
+                    waiters = self._waiters
+                    if waiters is None:
+                        self._waiters = [future]
+                    else:
+                        waiters.append(future)
                 else:
                     future.set_result(None)
             await future
@@ -185,9 +189,8 @@ class OperationTicket(Generic[Ack]):
             outcome = self._outcome
         if isinstance(outcome, CancelFailure):
             raise CancelFailed(outcome)
-        failed = _failure_exception(outcome)
-        if failed is not None:
-            raise failed
+        if isinstance(outcome, OperationFailure):
+            raise OperationFailed(outcome)
         assert outcome is not None
         return outcome
 
@@ -215,7 +218,8 @@ class OperationTicket(Generic[Ack]):
             elif waiter.done():
                 continue  # its awaiter gave up (its loop may be closed by now)
             elif waiter.get_loop() is running:
-                _wake(waiter)  # on the waiter's own loop: no round trip through its self-pipe
+                # On the waiter's own loop: no round trip through its self-pipe.
+                waiter.set_result(None)
             else:
                 _wake_soon(waiter)
         return True
@@ -243,9 +247,6 @@ class CancelTicket(OperationTicket[RecordCancelAck]):
 
     __slots__ = ()
     request: CancelRequest
-
-    def __init__(self, request: CancelRequest) -> None:
-        super().__init__(request)
 
     @property
     def outcome(self) -> RecordCancelAck | CancelFailure | None:
@@ -278,13 +279,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _failure_exception(outcome: object) -> BaseException | None:
-    """The exception an ``OperationFailure`` outcome raises."""
-    if isinstance(outcome, OperationFailure):
-        return OperationFailed(outcome)
-    return None
 
 
 def _wake_soon(future: asyncio.Future[None]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ from gws_outbound_plugin._requests import (
     BUS_KEYS,
     REQUEST_FIELDS,
     SECONDS_PER_DAY,
+    PhoneType,
+    _check_text,
     _RecordOperation,
     field_from_text,
 )
@@ -231,3 +234,72 @@ def test_the_engine_reaches_the_builders_through_the_payload_module(name: str) -
     assert getattr(_payloads, name) is getattr(_builders, name)
     with pytest.raises(AttributeError):
         _payloads.no_such_builder  # noqa: B018
+
+
+def _text_problem_by_the_rules(value: str) -> str | None:
+    """What ``_check_text`` says of a ``str``, read from its rules one by one (its fast path
+    for the usual ASCII text must agree)."""
+    if not value or value.isspace():
+        return "must not be empty"
+    if len(value) > 255:
+        return f"must be at most 255 characters, got {len(value)}"
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        return "must not contain control characters"
+    return None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *(chr(code) for code in range(128)),
+        *(f"Q4{chr(code)}list" for code in range(128)),
+        " ",
+        "   ",
+        " Q4 ",
+        "x" * 255,
+        "x" * 256,
+        " " * 256,
+        "\x7f" * 3,
+    ],
+    ids=repr,
+)
+def test_ascii_text_is_checked_by_the_same_rules_on_the_fast_path(value: str) -> None:
+    assert _check_text(value) == _text_problem_by_the_rules(value)
+
+
+@pytest.mark.parametrize("cls", ALL_TYPES, ids=lambda cls: cls.__name__)
+def test_one_bad_field_is_reported_as_the_full_check_reports_it(cls: type[Any]) -> None:
+    """A request type checked field by field in one pass (no check between fields) reports a
+    bad field exactly as the full check does (every problem, in the type's own words)."""
+    good = {
+        "record_handle": 11,
+        "application_id": 101,
+        "campaign_name": "Q4",
+        "calling_list": "CL",
+        "device_path": DEVICE,
+        "phone_number": "5551234",
+        "scheduled_time": datetime.datetime(2030, 1, 2, 9, 30, tzinfo=datetime.UTC),
+        "callback_type": "Personal",
+        "phone_type": next(iter(PhoneType)).value,
+        "time_zone": "PST",
+        "call_from": 3600,
+        "call_until": 7200,
+    }
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {name: value for name, value in good.items() if name in fields}
+    cls(**values)  # valid as given
+    for name in values:
+        for bad in (0, "", " ", "a\tb", None):
+            given = {**values, name: bad}
+            present = {
+                key: value
+                for key, value in given.items()
+                if value is not None or fields[key].default is not None
+            }
+            expected = cls._problems(present, name_of=lambda n: n)
+            if not expected:
+                cls(**given)  # an optional field left out
+                continue
+            with pytest.raises(InvalidOperationRequest) as caught:
+                cls(**given)
+            assert caught.value.errors == expected
