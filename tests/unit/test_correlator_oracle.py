@@ -8,8 +8,16 @@ The test plays every part around the pure correlator (no I/O):
 * the engine: it calls ``sending`` for a ``Send`` when it chooses, then ``posted`` with any
   :class:`PostResult`; it keeps a fake clock and fires the started timers in due order (the
   latest ``StartTimer`` of an id replaces the earlier one, ``CancelTimer`` removes it);
+* the transport's resends: an attempt may certainly not reach GWS (a 503 with GWS's
+  ``statusCode``, a connection that could not be made, a re-login); the transport then calls
+  ``not_received`` (as ``GWSSession`` does; a host's own transport may not: *silent*), waits,
+  and either gives up (``posted`` NOT_SENT, REJECTED 503 or AUTHENTICATION_FAILED) or asks
+  ``resending`` (the engine's ``Engine.resending``: not once the request has its outcome, and
+  then nothing is written again) and writes it again: a request may miss several attempts
+  before one reaches GWS (or none does);
 * OCS and GWS: they answer only requests that reached them (``sending`` returned True and the
-  POST ended ACCEPTED or NO_ANSWER), in the order they were sent, each one way: acknowledged
+  attempt written last, the only one that reached GWS, ended ACCEPTED or NO_ANSWER), in the
+  order they reached them, each one way: acknowledged
   (notification + user event; the user event of a record operation carries no
   ``GSW_REFERENCE_ID``, as OCS sends it), refused (an error user event keyed on the *stored*
   record, e.g. for a request with a wrong application id or campaign), an exhausted preview
@@ -17,7 +25,10 @@ The test plays every part around the pure correlator (no I/O):
   a CometD ``ErrorMessage``, or never. OCS also pushes messages on its own (a preview record of
   another record of the campaign, ``RecordCancel``, ``ScheduledCall``, campaign status), and
   other clients of the agent get acknowledgements (with their own referenceIds, or on records
-  of another campaign);
+  of another campaign); another desktop of the agent gets an unreferenced answer (or refusal)
+  on the key of a request of ours while GWS has none of that request's attempts (delivered at
+  once: matched by key, it must be forgotten when the attempt is known not to have reached
+  GWS, M10);
 * CometD: it delivers each message zero, one or several times (byte-identical or regenerated
   with new ``metrics``), reordered within a window (never ahead of an earlier request's answer:
   OCS answers in order and CometD keeps that order), late (after the outcome), and again after
@@ -43,7 +54,19 @@ Properties, checked on every ``Resolved`` and at the end:
 4. a message carrying the referenceId of a request of ours, or a repeat of a user event that
    an acknowledged request of ours carried, is never reported as another client's
    acknowledgement (``Foreign``) or as ``Unsolicited``;
-5. liveness, where the truth is unambiguous. A request is *cleanly answered* when every
+5. what GWS got (the oracle's truth about each attempt): a request none of whose attempts
+   reached GWS is never acknowledged nor failed with ``ocs_error``; one whose deadline or the
+   close comes while it waits to be written again (``not_received`` heard, ``resending`` not
+   yet) ends not sent: ``transport_failure`` / ``shut_down`` (or the transport's refusal when
+   it gives up), ``may_have_acted`` false; a failure that says nothing was acted on
+   (``transport_failure`` or ``shut_down`` with ``may_have_acted`` false) goes only to a
+   request GWS got none of the attempts of; a request an attempt of which reached GWS and was
+   accepted or left unanswered fails only with ``may_have_acted`` true, unless OCS refused it
+   or GWS sent its ``ErrorMessage``. What the engine cannot know is not judged: while an
+   attempt that will not reach GWS is still being written (or after it, for a silent
+   transport), the request counts as possibly processed, and an answer matched by key may
+   decide at its deadline or the close (M10);
+6. liveness, where the truth is unambiguous. A request is *cleanly answered* when every
    message of its answer was delivered exactly once (no loss, no copy, not regenerated), in
    the order OCS sent them, while the request had no outcome yet (so before any of its timers
    fired). A cleanly answered request then has this outcome:
@@ -201,6 +224,14 @@ PLANNED = (PostResult.ACCEPTED,) * 6 + (
     PostResult.NOT_SENT,
 )
 HOWS = ("once",) * 5 + ("copy", "regenerated", "lost")
+#: How many attempts of a request miss GWS before the one that ends as planned.
+MISSES = (0,) * 5 + (1, 1, 2)
+#: The transport gives up between attempts: how its POST ends, and the outcome that follows.
+GIVING_UP = {
+    PostResult.NOT_SENT: FailureReason.TRANSPORT_FAILURE,  # no connection, after the retries
+    PostResult.REJECTED: FailureReason.REJECTED,  # 503 with GWS's statusCode, after the retries
+    PostResult.AUTHENTICATION_FAILED: FailureReason.AUTHENTICATION_FAILED,  # re-login refused
+}
 
 
 def _limits(**values: Any) -> Limits:
@@ -301,9 +332,20 @@ class Req:
     sending_called: bool = False
     sent: bool = False
     sent_seq: int = -1
+    """When the attempt written last was written (the one OCS got, if any)."""
     planned: PostResult = PostResult.ACCEPTED
+    """How the last attempt ends (the ones before it miss GWS)."""
     posted: bool = False
     reaches_ocs: bool = False
+    misses_left: int = 0
+    """Attempts still to be written that will not reach GWS (the current one included)."""
+    silent: bool = False
+    """The transport does not call ``not_received`` (only ``resending``)."""
+    attempts: int = 0
+    reached: bool = False
+    """Truth: an attempt reached GWS (it may have acted, or refused it)."""
+    between: bool = False
+    """An attempt missed GWS and the transport waits to write it again (or to give up)."""
     kind: str | None = None
     """How OCS answered: ack, chained, refuse, empty, cometd_error, never (None: not yet)."""
     error_number: int | None = None
@@ -379,6 +421,8 @@ class Oracle(RuleBasedStateMachine):
         self.archive: list[int] = []
         self.to_send: list[int] = []
         self.in_post: list[int] = []
+        self.retrying: list[int] = []
+        """Requests the transport waits to write again (an attempt missed GWS)."""
         self.ocs_queue: list[int] = []
         self.timers: dict[Any, tuple[float, int]] = {}
         self.acked_events: dict[str, float] = {}
@@ -449,6 +493,11 @@ class Oracle(RuleBasedStateMachine):
             self.say(f"request {req.token} resolved: {outcome!r:.300}")
         req.outcomes.append(outcome)
         req.resolved_at = self.now
+        if self.unknowable(req):
+            # An attempt that will not reach GWS is being written (or a silent transport
+            # waits to write it again): the engine cannot tell it from one that reaches GWS.
+            return
+        self.check_what_gws_got(req, outcome)
         if isinstance(outcome, Acknowledged):
             assert req.sent, f"request {req.token} acknowledged but never sent"
             assert (
@@ -481,6 +530,42 @@ class Oracle(RuleBasedStateMachine):
             )
             assert outcome.error_number == req.error_number, outcome
         self.check_liveness(req, outcome)
+
+    def unknowable(self, req: Req) -> bool:
+        """Whether the engine cannot know yet that GWS did not get ``req``'s last attempt."""
+        if req.silent:
+            return req.between or (req.misses_left > 0 and req.token in self.in_post)
+        return req.misses_left > 0 and req.token in self.in_post
+
+    def check_what_gws_got(self, req: Req, outcome: Acknowledged | Failed) -> None:
+        """Property 5: the outcome against what GWS truly got of the request's attempts."""
+        what = f"request {req.token} ({req.operation}, {req.attempts} attempts"
+        what += f", {'one reached GWS' if req.reached else 'none reached GWS'})"
+        if not req.reached:
+            assert isinstance(outcome, Failed), f"{what} was acknowledged: {outcome}"
+            assert outcome.reason is not FailureReason.OCS_ERROR, f"{what}: {outcome}"
+        if req.between:
+            # Its deadline, the close, or the transport giving up, between attempts.
+            expected = FailureReason.SHUT_DOWN if self.closed else FailureReason.TRANSPORT_FAILURE
+            if req.posted:  # the transport gave up
+                expected = GIVING_UP[req.planned]
+            assert isinstance(outcome, Failed), f"{what} waits to be written again: {outcome}"
+            assert outcome.reason is expected and not outcome.may_have_acted, (
+                f"{what} waits to be written again: expected {expected.name} with "
+                f"may_have_acted false, got {outcome}"
+            )
+        if (
+            isinstance(outcome, Failed)
+            and outcome.reason in (FailureReason.TRANSPORT_FAILURE, FailureReason.SHUT_DOWN)
+            and not outcome.may_have_acted
+        ):
+            assert not req.reached, f"{what} failed as not sent: {outcome}"
+        if (
+            isinstance(outcome, Failed)
+            and req.reaches_ocs
+            and req.kind not in ("refuse", "cometd_error")
+        ):
+            assert outcome.may_have_acted, f"{what} may have been processed: {outcome}"
 
     # -- liveness --
 
@@ -671,13 +756,24 @@ class Oracle(RuleBasedStateMachine):
 
     # -- the engine's part --
 
-    def send(self, token: int, planned: PostResult, answer_now: bool) -> None:
+    def send(
+        self,
+        token: int,
+        planned: PostResult,
+        answer_now: bool,
+        misses: int = 0,
+        silent: bool = False,
+    ) -> None:
         self.to_send.remove(token)
         req = self.reqs[token]
         req.sending_called = True
         sending = self.correlator.sending(token)
         if self.final:
-            self.say(f"sending({token}) -> {sending}; its POST will end {planned.name}")
+            missing = f" after {misses} attempts GWS does not get" if misses else ""
+            quiet = " (a silent transport)" if misses and silent else ""
+            self.say(
+                f"sending({token}) -> {sending}; its POST will end {planned.name}{missing}{quiet}"
+            )
         assert sending is not bool(req.outcomes), (
             f"sending({token}) returned {sending} for a request "
             f"{'with' if req.outcomes else 'without'} an outcome"
@@ -685,23 +781,76 @@ class Oracle(RuleBasedStateMachine):
         if not sending:
             return
         req.sent = True
-        req.sent_seq = next(self.seq)
         req.planned = planned
-        self.in_post.append(token)
-        if planned in (PostResult.ACCEPTED, PostResult.NO_ANSWER):
-            req.reaches_ocs = True
-            self.ocs_queue.append(token)
+        req.misses_left = misses
+        req.silent = silent
+        self.attempt(req, answer_now)
+
+    def attempt(self, req: Req, answer_now: bool) -> None:
+        """An attempt of ``req``'s POST is written: it reaches GWS unless it is to miss."""
+        req.attempts += 1
+        req.sent_seq = next(self.seq)
+        self.in_post.append(req.token)
+        if req.misses_left == 0:
+            req.reached = req.planned is not PostResult.NOT_SENT
+            if req.planned in (PostResult.ACCEPTED, PostResult.NO_ANSWER):
+                req.reaches_ocs = True
+                self.ocs_queue.append(req.token)
         if answer_now:  # GWS's HTTP answer comes at once (else the post rule gives it later)
-            self.give_post_result(token)
+            self.give_post_result(req.token)
 
     def give_post_result(self, token: int) -> None:
         self.in_post.remove(token)
         req = self.reqs[token]
+        if req.misses_left > 0:  # this attempt did not reach GWS: written again, maybe
+            req.misses_left -= 1
+            req.between = True
+            self.retrying.append(token)
+            if self.final:
+                self.say(f"attempt {req.attempts} of {token} did not reach GWS")
+            if not req.silent:
+                if self.final:
+                    self.say(f"not_received({token})")
+                self.apply(self.correlator.not_received(token))
+            return
         req.posted = True
         status = 4 if req.planned is PostResult.REJECTED else None
         if self.final:
             self.say(f"posted({token}, {req.planned.name})")
         self.apply(self.correlator.posted(token, req.planned, status_code=status, message="m"))
+
+    def resend(self, token: int, answer_now: bool) -> None:
+        """The transport is about to write ``token``'s POST again: it asks first."""
+        self.retrying.remove(token)
+        req = self.reqs[token]
+        waiting = self.correlator.waiting(token)  # the engine's ``resending``: not once decided
+        if self.final:
+            self.say(f"resending({token}): {'written again' if waiting else 'has its outcome'}")
+        assert waiting is not bool(req.outcomes), (
+            f"waiting({token}) is {waiting} for a request "
+            f"{'with' if req.outcomes else 'without'} an outcome"
+        )
+        if not waiting:  # not written again: the transport gives up, nothing sent
+            req.between = False
+            req.posted = True
+            self.apply(self.correlator.posted(token, PostResult.NOT_SENT, message="m"))
+            return
+        self.apply(self.correlator.resending(token))
+        assert not req.outcomes, f"request {token} resolved by resending: {req.outcomes}"
+        req.between = False
+        self.attempt(req, answer_now)
+
+    def give_up(self, token: int, result: PostResult) -> None:
+        """The transport stops trying: its POST ends with ``result`` (GWS got no attempt)."""
+        self.retrying.remove(token)
+        req = self.reqs[token]
+        req.planned = result
+        req.posted = True
+        if self.final:
+            self.say(f"the transport gives up on {token}: posted({token}, {result.name})")
+        status = 503 if result is PostResult.REJECTED else None
+        self.apply(self.correlator.posted(token, result, status_code=status, message="m"))
+        req.between = False
 
     @rule(delay=st.sampled_from((0.1, 0.2, 0.3, 0.6, 1.5, 4.0, 12.0)))
     def advance(self, delay: float) -> None:
@@ -997,6 +1146,61 @@ class Oracle(RuleBasedStateMachine):
             user_data["GSW_REFERENCE_ID"] = int(reference) if as_int else reference
         self.emit("foreign", "foreign", INTERNAL, self.user_event(user_data))
 
+    def unreached(self) -> list[Req]:
+        """Our requests none of whose attempts reached GWS, written at least once, no outcome
+        yet, and alone on their key: no other request of ours on it (or on its phone number)
+        reached OCS and may still be answered; another desktop's unreferenced answer on that
+        key is then certainly not ours."""
+        found = []
+        for req in self.reqs.values():
+            if req.outcomes or req.reached or not req.sent or req.operation == "preview":
+                continue
+            if req.misses_left == 0 and not req.between:
+                continue  # the attempt being written reaches GWS (or its POST ended)
+            if not any(
+                other is not req
+                and other.reaches_ocs
+                and other.answer_names & req.answer_names
+                and (other.target == req.target or other.phone == req.phone)
+                and (other.resolved_at is None or self.now - other.resolved_at <= LATE_WINDOW)
+                for other in self.reqs.values()
+            ):
+                found.append(req)
+        return found
+
+    def another_desktop(self, req: Req, refusal: bool) -> None:
+        """Another desktop of the agent acts on ``req``'s key while GWS has none of ``req``'s
+        attempts: OCS's unreferenced answer (or refusal) to it is delivered at once. Matched
+        by key, it decides nothing until GWS answers ``req``'s POST (M10), and is forgotten
+        when the transport hears that the attempt did not reach GWS (``not_received``) or
+        writes it again (``resending``)."""
+        name = OPERATIONS[req.operation][2][0]
+        if req.handle is not None:
+            rec = RECORDS[req.handle]
+            user_data = record_keys(name, rec)
+            user_data["GSW_PHONE"] = rec.phone
+            if req.operation == "chained":
+                user_data["GSW_CHAIN_ID"] = rec.chain
+        elif req.operation == "dnc_phone":
+            user_data = {
+                "GSW_USER_EVENT": name,
+                "GSW_APPLICATION_ID": APP,
+                "GSW_CAMPAIGN_NAME": CAMPAIGN,
+                "GSW_CALLING_LIST": CALLING_LIST,
+                "GSW_PHONE": req.phone,
+            }
+        else:
+            user_data = campaign_keys(name)
+        if refusal:
+            user_data["GSW_ERROR"] = "Simulated OCS error"
+            user_data["GSW_ERROR_NUMBER"] = 102
+        if self.final:
+            what = "refusal" if refusal else "answer"
+            self.say(f"another desktop's {what} on the key of request {req.token}, delivered")
+        mid = self.emit("foreign", "foreign", INTERNAL, self.user_event(user_data))
+        self.wire.remove(mid)
+        self.transmit(self.msgs[mid], regenerated=False)
+
     # -- CometD --
 
     def expired(self, msg: Msg) -> bool:
@@ -1076,21 +1280,39 @@ class Oracle(RuleBasedStateMachine):
         )
 
     @precondition(lambda self: self.to_send or self.in_post)
-    @rule(choice=st.integers(0, 1023))
+    @rule(choice=st.integers(0, (1 << 14) - 1))
     def engine_posts(self, choice: int) -> None:
         """The engine starts writing a request it was told to ``Send`` (and gets GWS's answer
         at once, or later), or gets the answer of one it is writing."""
         choice, post_only = divmod(choice, 2)
         if self.to_send and not (post_only and self.in_post):
             choice, planned = divmod(choice, 9)
-            pick, later = divmod(choice, 2)
+            choice, later = divmod(choice, 2)
+            choice, misses = divmod(choice, len(MISSES))
+            pick, transport = divmod(choice, 4)
             self.send(
                 self.to_send[pick % len(self.to_send)],
                 PLANNED[planned],
                 answer_now=not later,
+                misses=MISSES[misses],
+                silent=transport == 3,
             )
         else:
             self.give_post_result(self.in_post[choice % len(self.in_post)])
+
+    @precondition(lambda self: self.retrying)
+    @rule(choice=st.integers(0, 255))
+    def transport_retries(self, choice: int) -> None:
+        """The transport writes again a POST whose last attempt did not reach GWS (asking
+        ``resending`` first), or gives up on it."""
+        choice, what = divmod(choice, 8)
+        later, pick = divmod(choice, 2)
+        token = self.retrying[pick % len(self.retrying)]
+        if what < 6:
+            self.resend(token, answer_now=not later)
+        else:
+            give_up = (PostResult.NOT_SENT, PostResult.REJECTED, PostResult.AUTHENTICATION_FAILED)
+            self.give_up(token, give_up[(what + later) % 3])
 
     @rule(choice=st.integers(0, (1 << 20) - 1))
     def ocs_acts(self, choice: int) -> None:
@@ -1110,6 +1332,9 @@ class Oracle(RuleBasedStateMachine):
                 number=(101, 102, 106, 110)[number],
                 reschedule_name=bool(flags & 4),
             )
+        elif choice % 2 == 0 and (unreached := self.unreached()):
+            choice //= 2
+            self.another_desktop(unreached[(choice >> 1) % len(unreached)], bool(choice & 1))
         elif what < 7:
             choice, kind = divmod(choice, 4)
             self.ocs_pushes(
@@ -1407,3 +1632,101 @@ def test_a_request_gws_refused_after_its_deadline_is_owed_nothing() -> None:
     machine.deliver([(0, "once")])
     assert machine.reqs[second].outcomes  # decided at once (the liveness check: ocs_error)
     machine.teardown()
+
+
+# -- resends: attempts GWS did not get (a 503 with GWS's statusCode, no connection, a re-login) --
+
+
+def _missing(machine: Oracle, misses: int = 1, silent: bool = False) -> Req:
+    """A cancel of record 11 whose first ``misses`` attempts will not reach GWS, the first
+    being written."""
+    machine.accept("cancel", 11, "5550101", None, None)
+    token = max(machine.reqs)
+    machine.send(token, PostResult.ACCEPTED, answer_now=False, misses=misses, silent=silent)
+    return machine.reqs[token]
+
+
+def test_a_refusal_matched_by_key_during_an_attempt_gws_did_not_get_is_another_client_s() -> None:
+    """Another desktop's refusal on the record arrives while the cancel's first attempt is
+    being written (matched by key, it waits for GWS's answer: M10); the attempt did not reach
+    GWS (``not_received``), and the deadline comes before it is written again: the refusal was
+    not ours (no ``ocs_error``), and the cancel ends not sent (``transport_failure``,
+    ``may_have_acted`` false)."""
+    machine = _machine()
+    req = _missing(machine)
+    machine.another_desktop(req, refusal=True)
+    machine.give_post_result(req.token)  # did not reach GWS: not_received
+    machine.advance(DEADLINE + 1.0)
+    assert req.outcomes and isinstance(req.outcomes[0], Failed)
+    assert req.outcomes[0].reason is FailureReason.TRANSPORT_FAILURE
+    machine.resend(req.token, answer_now=True)  # has its outcome: nothing written again
+    assert req.attempts == 1
+    machine.teardown()
+
+
+def test_a_request_written_again_gets_its_own_answer_not_the_one_matched_by_key_before() -> None:
+    """Another desktop's acknowledgement on the record is matched by key to the cancel while
+    its first attempt is being written; that attempt did not reach GWS; the second does and is
+    accepted: the cancel is acknowledged by its own notification only, never with the other
+    desktop's user event."""
+    machine = _machine()
+    req = _missing(machine)
+    machine.another_desktop(req, refusal=False)
+    machine.give_post_result(req.token)
+    machine.resend(req.token, answer_now=True)
+    assert not req.outcomes
+    machine.ocs_answers("ack", "notifications", False, False, 101, False)
+    machine.deliver([(0, "once")])
+    machine.advance(1.5)
+    assert req.outcomes and isinstance(req.outcomes[0], Acknowledged)
+    assert req.outcomes[0].user_event is None
+    machine.teardown()
+
+
+def test_a_silent_transport_s_resend_forgets_what_was_matched_by_key() -> None:
+    """A transport of the host's own that does not report attempts GWS did not get, only its
+    resends (``announce_resend``): another desktop's refusal on the record arrives between the
+    two attempts (matched by key: the request still counts as possibly being written); the
+    second attempt is accepted; OCS then acknowledges the cancel: the refusal was not its."""
+    machine = _machine()
+    req = _missing(machine, silent=True)
+    machine.give_post_result(req.token)  # did not reach GWS; nothing told
+    machine.another_desktop(req, refusal=True)
+    machine.resend(req.token, answer_now=True)
+    assert not req.outcomes
+    machine.ocs_answers("ack", "notifications", False, False, 101, False)
+    machine.deliver([(0, "once")])
+    machine.advance(1.5)
+    assert req.outcomes and isinstance(req.outcomes[0], Acknowledged)
+    machine.teardown()
+
+
+def test_closed_between_attempts_gws_did_not_get_is_shut_down_and_its_id_free() -> None:
+    """Two cancels (the second on another record) whose attempts did not reach GWS: the first
+    reaches it on its third attempt and GWS does not answer the POST; the second waits to be
+    written again when the deadline passes for both: the first may have been processed
+    (``outcome_unknown``), the second was not sent; its referenceId is free again (GWS never
+    got it). A third request, with that id, waits to be written again at the close:
+    ``shut_down``, ``may_have_acted`` false."""
+    machine = _machine()
+    first = _missing(machine, misses=2)
+    first.planned = PostResult.NO_ANSWER
+    machine.accept("reject", 12, "5550102", "r1", None)
+    second = machine.reqs[max(machine.reqs)]
+    machine.send(second.token, PostResult.ACCEPTED, answer_now=True, misses=1)
+    for _ in range(2):
+        machine.give_post_result(first.token)
+        machine.resend(first.token, answer_now=False)
+    assert first.reached and not second.reached
+    machine.give_post_result(first.token)  # NO_ANSWER
+    machine.advance(DEADLINE + 1.0)
+    assert isinstance(first.outcomes[0], Failed) and first.outcomes[0].may_have_acted
+    assert isinstance(second.outcomes[0], Failed) and not second.outcomes[0].may_have_acted
+    machine.accept("reject", 12, "5550102", "r1", None)
+    third = machine.reqs[max(machine.reqs)]
+    assert not third.outcomes  # accepted: the id is not reserved
+    machine.send(third.token, PostResult.ACCEPTED, answer_now=True, misses=1)
+    assert third.between
+    machine.teardown()
+    assert isinstance(third.outcomes[0], Failed)
+    assert third.outcomes[0].reason is FailureReason.SHUT_DOWN
