@@ -34,8 +34,9 @@ behaviour, point by point:
     converts the interval of every incoming advice to seconds before aiocometd reads it,
     capped at half of ``ack_timeout``: a longer wait (an hour, ``Infinity``, ``NaN``) left the
     client deaf while "connected", and every outcome timed out. An ``advice.timeout`` that is
-    not a finite number >= 0 is left out (aiohttp's own timeout applies): with ``Infinity``
-    every later request failed (``OverflowError``) and no advice ever replaced it;
+    not a finite number >= 0 is replaced by the last usable one the server advised (with
+    ``Infinity`` every later request failed, ``OverflowError``, and no advice ever replaced
+    it; left out, aiocometd would send its long polls without any timeout);
 12. after a re-handshake it re-subscribes only the channels the server accepted before, and
     forgets a channel whose re-subscription is refused: the listener subscribes the refused
     ones again itself (see :attr:`CometDListener.refused_channels`);
@@ -127,6 +128,8 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         # acknowledgement's timeout room for the rest.
         self._max_interval = listener.config.ack_timeout / 2
         self._capped_logged = False
+        self._timeout: float | None = None
+        """The last usable ``advice.timeout`` (milliseconds) the server sent this client."""
 
     async def outgoing(self, payload: list[dict[str, Any]], headers: dict[str, str]) -> None:
         session = self._listener.session
@@ -157,7 +160,7 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         if len(readable) != len(payload):
             payload[:] = readable  # aiocometd reads this list next
         for message in payload:
-            _drop_unusable_timeout(message)
+            self._timeout = _usable_timeout(message, self._timeout)
             advised = _interval_to_seconds(message, self._max_interval)
             if advised is not None and not self._capped_logged:
                 self._capped_logged = True
@@ -224,19 +227,25 @@ def _readable(message: dict[str, Any]) -> bool:
     return False
 
 
-def _drop_unusable_timeout(message: dict[str, Any]) -> None:
-    """aiocometd times every later request out after 1.5 x ``advice.timeout`` (milliseconds):
-    ``Infinity`` made each fail (``OverflowError`` in aiohttp) before any reply could bring
-    a new advice. A timeout that is not a finite number >= 0 is left out."""
+def _usable_timeout(message: dict[str, Any], last: float | None) -> float | None:
+    """aiocometd times every later request out after 1.5 x ``advice.timeout`` (milliseconds),
+    the advice of the last reply that had one: ``Infinity`` made each fail (``OverflowError``
+    in aiohttp) before any reply could bring a new advice. A timeout that is not a finite
+    number >= 0 is replaced by ``last``, the last usable one the server advised (left out
+    when there is none: aiocometd then sends its requests without a timeout, so the long
+    polls would no longer be bounded by the server's word). Returns the usable timeout now
+    in force (``last`` when the message advises none)."""
     advice = message.get("advice")
     if isinstance(advice, dict):
         timeout = advice.get("timeout")
-        if (
-            isinstance(timeout, int | float)
-            and not isinstance(timeout, bool)
-            and not 0 <= timeout < math.inf  # NaN too
-        ):
-            del advice["timeout"]
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+            if 0 <= timeout < math.inf:  # not NaN
+                return timeout
+            if last is None:
+                del advice["timeout"]
+            else:
+                advice["timeout"] = last
+    return last
 
 
 def _interval_to_seconds(message: dict[str, Any], cap: float) -> int | float | None:

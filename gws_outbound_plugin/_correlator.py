@@ -167,9 +167,18 @@ class Correlator:
         goes back to ``ready``: its deadline or the close ends it as not sent, a sender
         interrupted meanwhile sends it again, and what was matched to it by key alone was
         another client's answer (M10: forgotten, its copies are repeats, M8). Nothing
-        changes for a request something with its reference id answered (GWS got it)."""
+        changes for a request something with its reference id answered (GWS got it).
+
+        Decided already (its deadline came while the attempt was being written), it is owed
+        no late answer on its key any more (M4): GWS got none of its attempts, and the next
+        answer there is the next request's, not to be taken while the transport waits."""
         entry = self._pending.entries.get(token)
-        if entry is None or not entry.sent or entry.post_answered or not by_key_only(entry):
+        if entry is None:
+            key = self._pending.owed_unposted.pop(token, None)
+            if key is not None:
+                self._recent.forgive(key, token)
+            return []
+        if not entry.sent or entry.post_answered or not by_key_only(entry):
             return []
         self._forget_by_key(entry)
         self._pending.part_entries.discard(entry)

@@ -40,7 +40,7 @@ from ._log import get_logger
 from ._requests import OPERATION_TYPES, CancelRequest
 from ._resend import announce, stop_announcing
 from ._seam import OperationPoster
-from ._session import GWSNoAnswerError, encode_json
+from ._session import NOT_JSON, GWSNoAnswerError, encode_json
 from ._spec import Operation
 
 __all__ = ["OWN_TYPES", "Sender", "Unbuildable", "build_post", "refuse_unsendable"]
@@ -109,7 +109,7 @@ def refuse_unsendable(request: Operation) -> None:
         _path, body = build_post(request)
         try:
             encode_json(body)
-        except (TypeError, ValueError) as error:
+        except NOT_JSON as error:  # nested too deep too (RecursionError)
             raise Unbuildable(
                 f"{type(request).__name__}.to_gws_body() returned a body that is not JSON "
                 f"({type(error).__name__})"

@@ -71,6 +71,7 @@ from ._retry import RetryPolicy
 from ._transport import GWSTransport, client_transports
 
 __all__ = [
+    "NOT_JSON",
     "GWSNoAnswerError",
     "GWSSession",
     "encode_json",
@@ -88,9 +89,14 @@ MAX_REQUEST_RETRY_DELAY: Final = 5.0
 _JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+#: What :func:`encode_json` raises for a body JSON cannot carry.
+NOT_JSON: Final = (TypeError, ValueError, RecursionError)
+
+
 def encode_json(body: object) -> bytes:
     """``body`` as the JSON (UTF-8) a POST carries; ``TypeError`` / ``ValueError`` when JSON
-    cannot carry it (NaN or infinity, a set, a lone surrogate)."""
+    cannot carry it (NaN or infinity, a set, a lone surrogate), ``RecursionError`` when it is
+    nested too deep to encode (see :data:`NOT_JSON`)."""
     return _JSON.encode(body).encode()
 
 
@@ -590,10 +596,11 @@ class GWSSession(SessionHeaders):
     def _encode(self, path: str, body: Mapping[str, Any]) -> bytes:
         """The body of a POST as JSON (UTF-8), or :class:`GWSTransportError` (certainly not
         sent: raised before anything is written) when JSON cannot carry it (NaN, a set, a
-        lone surrogate), naming the error's type only (its text may hold the values)."""
+        lone surrogate, nesting too deep), naming the error's type only (its text may hold
+        the values)."""
         try:
             return encode_json(body)
-        except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
+        except NOT_JSON as error:  # UnicodeEncodeError is a ValueError
             raise GWSTransportError(
                 f"refused to send POST {self._api_path}{path} to GWS at {self.target}: its "
                 f"body cannot be written as JSON ({type(error).__name__}); nothing was sent"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import anyio
 import pluggy
 import pytest
 
@@ -13,7 +14,7 @@ from gws_outbound_plugin import CancelFailed, CometDState, OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 from tests.faults.support import captured_logs, events_named, handles, request_for
-from tests.helpers import Recorder
+from tests.helpers import AGENT, PASSWORD, Recorder
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +98,24 @@ async def test_an_unusable_timeout_advice_does_not_break_the_listener(
                 pytest.fail(f"{error.failure.reason.value}: {error.failure.message}")
         assert plugin.connection_state is CometDState.CONNECTED
     assert len(recorder.acks) == 3
+
+
+async def test_an_unusable_timeout_advice_keeps_the_long_polls_bounded(
+    pm: pluggy.PluginManager,
+) -> None:
+    """After a connect reply advising ``timeout: Infinity``, a server that holds its long
+    polls past the timeout it advised before (1 s) is still noticed: the client gives up on
+    such a poll and reconnects, as without that advice (``cometd-long-poll-timeout``).
+    Before, the unusable timeout was dropped from the advice, and aiocometd, finding none,
+    sent every later long poll with no timeout at all (``timeout=None`` to aiohttp): a poll
+    held forever (a server or a network that stopped answering) left the client waiting,
+    "connected" and deaf, for as long as it ran. The last usable timeout is kept instead."""
+    async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
+        config = fast_config(sim.base_url, cometd_connection_timeout=1.0, ack_timeout=2.0)
+        async with OutboundPlugin(pm, config) as plugin:
+            sim.faults.advise_connects(timeout=math.inf, count=None)
+            sim.faults.hold_connects(60.0, count=None)
+            with anyio.fail_after(8):
+                while plugin.cometd_state is not CometDState.RECONNECTING:
+                    await anyio.sleep(0.05)
+            sim.faults.clear()

@@ -66,6 +66,22 @@ class BodyNotJSON(CancelRequest):
         return {**CancelRequest.to_gws_body(self), "weight": math.nan}
 
 
+def _too_deep() -> list[Any]:
+    """A list nested deeper than the JSON encoder can recurse (it raises ``RecursionError``,
+    neither ``TypeError`` nor ``ValueError``)."""
+    nested: list[Any] = []
+    for _ in range(100_000):
+        nested = [nested]
+    return nested
+
+
+class BodyTooDeep(CancelRequest):
+    """A host's subclass whose body is nested too deep to be written as JSON."""
+
+    def to_gws_body(self) -> dict[str, Any]:
+        return {**CancelRequest.to_gws_body(self), "extra": _too_deep()}
+
+
 class BodyRaisesWhenSent(CancelRequest):
     """A host's subclass whose ``to_gws_body()`` raises once :func:`_break` was called (what
     it reads changed after the request was accepted)."""
@@ -108,8 +124,9 @@ class TestARequestWhosePostCannotBeMade:
             (PathRaises, InvalidCancelRequest, "gws_path() raised RuntimeError"),
             (BodyRaises, InvalidOperationRequest, "to_gws_body() raised ValueError"),
             (BodyNotJSON, InvalidCancelRequest, "not JSON"),
+            (BodyTooDeep, InvalidCancelRequest, "not JSON (RecursionError)"),
         ],
-        ids=["path", "body", "not-json"],
+        ids=["path", "body", "not-json", "too-deep"],
     )
     async def test_is_refused_before_it_is_accepted(
         self,
@@ -233,7 +250,7 @@ async def test_the_session_refuses_a_body_that_is_not_json_before_writing(
     await session.open()
     try:
         request = request_for(sim, handles(sim, 1)[0])
-        for bad in (math.nan, {1, 2}, "\ud83d"):
+        for bad in (math.nan, {1, 2}, "\ud83d", _too_deep()):
             body = {**request.to_gws_body(), "extra": bad}
             with pytest.raises(GWSTransportError) as info:
                 await session.post_operation(request.gws_path(), body)

@@ -302,3 +302,25 @@ def test_a_request_answered_by_reference_is_not_taken_back() -> None:
     assert not correlator.is_queued(token)
     (done,) = resolved(correlator.timer_expired(("merge", token)))
     assert isinstance(done.outcome, Acknowledged)
+
+
+def test_an_attempt_gws_did_not_get_after_the_deadline_owes_the_key_nothing() -> None:
+    """The deadline ended ``a`` while an attempt was being written (``outcome_unknown``: it
+    may have reached GWS), so an answer on its key was owed to it (M4) and ``b``, behind it
+    on that key, was sent. The attempt then certainly did not reach GWS (and none before it
+    did): nothing is owed any more, and the next answer by key is ``b``'s. Before, the debt
+    stood until the transport gave up (after its backoff or a re-login, ``posted``), and
+    ``b``'s answer arriving meanwhile was taken as ``a``'s late one: ``b`` never got it."""
+    correlator = Correlator(Limits(merge_window=0, deadline=30.0))
+    first, _ = correlator.accept(cancel(1, "a"))
+    second, _ = correlator.accept(cancel(1, "b"))
+    assert correlator.sending(first)
+    (done,) = resolved(correlator.timer_expired(("deadline", first)))
+    assert done.token == first and isinstance(done.outcome, Failed)
+    assert done.outcome.reason is FailureReason.OUTCOME_UNKNOWN
+    assert correlator.not_received(first) == []  # the attempt in flight did not reach GWS
+    assert correlator.sending(second)
+    correlator.posted(second, PostResult.ACCEPTED)
+    (answered,) = resolved(correlator.message(event(1)))  # by key alone: b's
+    assert answered.token == second and isinstance(answered.outcome, Acknowledged)
+    assert correlator.posted(first, PostResult.NOT_SENT, message="gave up") == []
