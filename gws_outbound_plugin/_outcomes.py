@@ -69,28 +69,20 @@ class OutcomePump:
 
     def emit(self, hook: str, **kwargs: Any) -> None:
         """Queue a hook call (no checkpoint, never blocks, never raises)."""
-        self._queue.append((hook, kwargs))
-        if self._idle_now:  # each event set or cleared only when it changes: most calls
-            self._idle_now = False  # are queued while the pump is awake already
-            self._idle.clear()
-        if not self._woken:
-            self._woken = True
-            self._wake.set()
+        self._push((hook, kwargs))
 
     def emit_lazy(self, hook: str, argument: str, build: Callable[[], Any]) -> None:
         """Queue a hook call whose payload is built only if the hook has implementations
         when its turn comes (most hosts implement the cancel hooks, not the generic ones)."""
-        self._queue.append((hook, {_LAZY: (argument, build)}))
-        if self._idle_now:  # each event set or cleared only when it changes: most calls
-            self._idle_now = False  # are queued while the pump is awake already
-            self._idle.clear()
-        if not self._woken:
-            self._woken = True
-            self._wake.set()
+        self._push((hook, {_LAZY: (argument, build)}))
 
     def emit_call(self, call: Callable[[], None]) -> None:
         """Run ``call()`` once every hook call queued before it was made."""
-        self._queue.append((None, {"call": call}))
+        self._push((None, {"call": call}))
+
+    def _push(self, item: _HookCall) -> None:
+        """Queue ``item`` and wake the pump."""
+        self._queue.append(item)
         if self._idle_now:  # each event set or cleared only when it changes: most calls
             self._idle_now = False  # are queued while the pump is awake already
             self._idle.clear()

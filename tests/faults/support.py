@@ -130,6 +130,21 @@ class SlowToHear:
         await anyio.sleep(0.1)
 
 
+async def another_desktop_cancels(sim: GWSSimulator, handle: int) -> None:
+    """Another desktop of the agent (a GWS session of its own) cancels record ``handle``
+    (referenceId ``other-desktop-1``): OCS's answer is a user event on the same key as ours."""
+    from gws_outbound_plugin._session import GWSSession
+    from tests.faults.conftest import fast_config
+
+    other = GWSSession(fast_config(sim.base_url))
+    await other.open()
+    try:
+        theirs = request_for(sim, handle, reference_id="other-desktop-1")
+        await other.post_operation(theirs.gws_path(), theirs.to_gws_body())
+    finally:
+        await other.close()
+
+
 def another_desktop_answers(
     fake: FakeGWS,
     handle: int,

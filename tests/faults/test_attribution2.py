@@ -19,12 +19,17 @@ from gws_outbound_plugin import (
     OutboundPlugin,
     announce_resend,
 )
-from gws_outbound_plugin._session import GWSSession
 from gws_outbound_plugin.simulator import GWSSimulator
 from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import fake_config
 from tests.faults.conftest import fast_config
-from tests.faults.support import another_desktop_answers, handles, request_for, until
+from tests.faults.support import (
+    another_desktop_answers,
+    another_desktop_cancels,
+    handles,
+    request_for,
+    until,
+)
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -55,13 +60,7 @@ async def test_an_answer_by_key_before_a_resend_is_not_the_resent_request_s(
         request = request_for(sim, handle)
         ticket = plugin.submit(request)
         await until(lambda: [c.status for c in sim.cancels] == [503], "the first attempt")
-        other = GWSSession(fast_config(sim.base_url))
-        await other.open()
-        try:
-            mine = request_for(sim, handle, reference_id="other-desktop-1")
-            await other.post_operation(mine.gws_path(), mine.to_gws_body())
-        finally:
-            await other.close()
+        await another_desktop_cancels(sim, handle)
         await until(lambda: len(recorder.user_events) == 1, "the other desktop's user event")
         await anyio.sleep(config.merge_window * 2)  # its merge window ended: held (M10)
         assert [c.status for c in sim.cancels] == [503, 200]  # ours not resent yet

@@ -29,7 +29,7 @@ from gws_outbound_plugin.simulator import GWSSimulator
 from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import fake_config
 from tests.faults.conftest import fast_config
-from tests.faults.support import handles, request_for, until
+from tests.faults.support import another_desktop_cancels, handles, request_for, until
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -369,13 +369,7 @@ async def test_a_worker_cancelled_between_attempts_sends_the_request_again(
         request = request_for(sim, handle)
         ticket = plugin.submit(request)
         await until(lambda: [c.status for c in sim.cancels] == [503], "the first attempt")
-        other = GWSSession(fast_config(sim.base_url))
-        await other.open()
-        try:
-            mine = request_for(sim, handle, reference_id="other-desktop-1")
-            await other.post_operation(mine.gws_path(), mine.to_gws_body())
-        finally:
-            await other.close()
+        await another_desktop_cancels(sim, handle)
         await until(lambda: len(recorder.user_events) == 1, "the other desktop's user event")
         await anyio.sleep(config.merge_window * 2)  # its merge window ended
         assert [c.status for c in sim.cancels] == [503, 200]  # ours not written again yet
