@@ -109,6 +109,17 @@ def request_for(sim: GWSSimulator, handle: int, **changes: Any) -> CancelRequest
     return CancelRequest(**values)
 
 
+def rebuilt(kind: type[Any], request: CancelRequest) -> Any:
+    """``request``'s record as a ``kind`` (a host's subclass of ``CancelRequest``)."""
+    return kind(
+        record_handle=request.record_handle,
+        application_id=request.application_id,
+        campaign_name=request.campaign_name,
+        calling_list=request.calling_list,
+        device_path=request.device_path,
+    )
+
+
 def handles(sim: GWSSimulator, count: int) -> list[int]:
     """The first ``count`` seeded record handles."""
     found = sorted(sim.records)[:count]

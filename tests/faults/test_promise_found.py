@@ -25,7 +25,7 @@ from gws_outbound_plugin import (
 )
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import handles, request_for
+from tests.faults.support import handles, rebuilt, request_for
 from tests.helpers import AGENT, Recorder
 
 pytestmark = pytest.mark.anyio
@@ -249,16 +249,6 @@ class NoSpec(RejectRecordRequest):
         raise RuntimeError("no spec")
 
 
-def _rebuilt(kind: type[Any], request: CancelRequest) -> Any:
-    return kind(
-        record_handle=request.record_handle,
-        application_id=request.application_id,
-        campaign_name=request.campaign_name,
-        calling_list=request.calling_list,
-        device_path=request.device_path,
-    )
-
-
 @pytest.mark.parametrize("kind", [ReferenceGoesAway, NoSpec])
 async def test_a_request_whose_attributes_raise_still_gets_one_outcome_and_its_hook(
     sim: GWSSimulator, pm: pluggy.PluginManager, kind: type[Any]
@@ -279,7 +269,7 @@ async def test_a_request_whose_attributes_raise_still_gets_one_outcome_and_its_h
             seen.append(("on_operation_failed", failure))
 
     pm.register(Outcomes(), name="outcomes")
-    request = _rebuilt(kind, request_for(sim, handles(sim, 1)[0]))
+    request = rebuilt(kind, request_for(sim, handles(sim, 1)[0]))
     async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
         ticket = plugin.submit(request)
         with anyio.fail_after(5):

@@ -29,7 +29,7 @@ from gws_outbound_plugin.simulator import GWSSimulator
 from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import fake_config
 from tests.faults.conftest import fast_config
-from tests.faults.support import another_desktop_cancels, handles, request_for, until
+from tests.faults.support import another_desktop_cancels, handles, rebuilt, request_for, until
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -103,16 +103,6 @@ class BodyNotJSONWhenSent(CancelRequest):
         return body
 
 
-def _rebuilt(kind: type[Any], request: CancelRequest) -> Any:
-    return kind(
-        record_handle=request.record_handle,
-        application_id=request.application_id,
-        campaign_name=request.campaign_name,
-        calling_list=request.calling_list,
-        device_path=request.device_path,
-    )
-
-
 # -- 1. a request whose POST cannot be made ------------------------------------------------------
 
 
@@ -141,7 +131,7 @@ class TestARequestWhosePostCannotBeMade:
         was written. It is refused as invalid input now, like a field that fails
         validation: no ticket, nothing sent, no outcome hook."""
         fake = FakeGWS()
-        request = _rebuilt(kind, request_for(fake, handles(fake, 1)[0]))
+        request = rebuilt(kind, request_for(fake, handles(fake, 1)[0]))
         async with OutboundPlugin(pm, fake_config(), transport=fake) as plugin:
             with pytest.raises(error) as info:
                 plugin.submit(request)
@@ -163,7 +153,7 @@ class TestARequestWhosePostCannotBeMade:
         nothing was sent, naming the operation, the method and the error's type (not its
         text: it may hold what the host's code read)."""
         fake = FakeGWS()
-        request = _rebuilt(BodyRaisesWhenSent, request_for(fake, handles(fake, 1)[0]))
+        request = rebuilt(BodyRaisesWhenSent, request_for(fake, handles(fake, 1)[0]))
         async with OutboundPlugin(pm, fake_config(), transport=fake) as plugin:
             ticket = plugin.submit(request)
             _break(request)
@@ -223,7 +213,7 @@ async def test_a_body_that_is_not_json_when_sent_is_not_written(
     was, and the worker counted the request as written without an answer
     (``outcome_unknown``); now the session says it sent nothing, and the request fails as not
     sent."""
-    request = _rebuilt(BodyNotJSONWhenSent, request_for(sim, handles(sim, 1)[0]))
+    request = rebuilt(BodyNotJSONWhenSent, request_for(sim, handles(sim, 1)[0]))
     async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
         ticket = plugin.submit(request)
         _break(request)
