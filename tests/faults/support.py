@@ -109,6 +109,14 @@ def request_for(sim: GWSSimulator, handle: int, **changes: Any) -> CancelRequest
     return CancelRequest(**values)
 
 
+def plugin_tasks() -> list[asyncio.Task[Any]]:
+    """The running plugin's own tasks (the outcome pump, the CometD listener, the POST
+    workers started so far): what a host cancelling "every task" reaches."""
+    return [
+        task for task in asyncio.all_tasks() if task.get_name().endswith("OutboundPlugin._guarded")
+    ]
+
+
 def rebuilt(kind: type[Any], request: CancelRequest) -> Any:
     """``request``'s record as a ``kind`` (a host's subclass of ``CancelRequest``)."""
     return kind(

@@ -32,6 +32,7 @@ from tests.faults.support import (
     captured_logs,
     events_named,
     handles,
+    plugin_tasks,
     request_for,
     until,
 )
@@ -263,11 +264,7 @@ async def test_the_plugins_own_tasks_cancelled_from_outside_keep_running(
     first, second = handles(sim, 2)
     async with OutboundPlugin(pm, config) as plugin:
         await plugin.cancel(request_for(sim, first))
-        own = [
-            task
-            for task in asyncio.all_tasks()
-            if task.get_name().endswith("OutboundPlugin._guarded")
-        ]
+        own = plugin_tasks()
         # The pump, the listener and the POST workers started so far (started as needed).
         assert 3 <= len(own) <= config.max_concurrent_requests + 2
         for task in own:

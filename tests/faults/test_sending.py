@@ -6,7 +6,6 @@ client's answer taken as the request's, for a request GWS never got)."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
@@ -29,7 +28,14 @@ from gws_outbound_plugin.simulator import GWSSimulator
 from gws_outbound_plugin.testing import FakeGWS
 from tests.engine.conftest import fake_config
 from tests.faults.conftest import fast_config
-from tests.faults.support import another_desktop_cancels, handles, rebuilt, request_for, until
+from tests.faults.support import (
+    another_desktop_cancels,
+    handles,
+    plugin_tasks,
+    rebuilt,
+    request_for,
+    until,
+)
 from tests.helpers import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -364,11 +370,7 @@ async def test_a_worker_cancelled_between_attempts_sends_the_request_again(
         await anyio.sleep(config.merge_window * 2)  # its merge window ended
         assert [c.status for c in sim.cancels] == [503, 200]  # ours not written again yet
         sim.faults.ocs_error(100, "Record is already cancelled", operation="CancelRecord")
-        own = [
-            task
-            for task in asyncio.all_tasks()
-            if task.get_name().endswith("OutboundPlugin._guarded")
-        ]
+        own = plugin_tasks()
         for task in own:
             task.cancel()
         with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
@@ -395,11 +397,7 @@ async def test_a_worker_cancelled_mid_write_still_counts_it_as_maybe_processed(
         request = request_for(sim, handle)
         ticket = plugin.submit(request)
         await until(lambda: len(sim.cancels) == 1, "the POST")
-        own = [
-            task
-            for task in asyncio.all_tasks()
-            if task.get_name().endswith("OutboundPlugin._guarded")
-        ]
+        own = plugin_tasks()
         for task in own:
             task.cancel()
         with anyio.fail_after(10):
