@@ -282,7 +282,11 @@ class Correlator:
     def _entry_timer(self, entry: Entry, kind: str) -> None:
         pending = self._pending
         if kind == "deadline" and (entry.answered or entry.after_post is not None):
-            pending.conclude(entry, "deadline")  # acknowledged, or what its messages decided
+            # Acknowledged, or what its messages decided (M10: unknown if that was matched by
+            # key alone and GWS has not answered the POST).
+            pending.conclude(
+                entry, f"no outcome within {self.limits.deadline or 0.0:g}s of acceptance"
+            )
         elif entry.answered:
             if kind in ("merge", "ack"):
                 pending.acknowledge(entry)

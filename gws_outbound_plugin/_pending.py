@@ -146,8 +146,21 @@ class PendingRequests:
 
     def conclude(self, entry: Entry, why: str) -> None:
         """End a sent request now: with what its messages decided, acknowledged if part of
-        its answer arrived, else unknown."""
-        if isinstance(entry.after_post, Failed):
+        its answer arrived, else unknown.
+
+        M10: what was matched by key alone while GWS has not answered the POST decides
+        nothing even now (the deadline, the close). The attempt being written may yet prove
+        never to have reached GWS, and then that answer was another client's: the request
+        ends ``outcome_unknown``, never with an answer that may not be its own."""
+        if (entry.answered or entry.after_post is not None) and not decides_now(entry):
+            self.finish(
+                entry,
+                unknown(
+                    f"{why}; GWS had not answered the POST, and what arrived over CometD was "
+                    "matched by record or campaign alone (it may be another client's answer)"
+                ),
+            )
+        elif isinstance(entry.after_post, Failed):
             self.finish(entry, entry.after_post)
         elif entry.answered:
             self.acknowledge(entry, final=True)
@@ -235,9 +248,14 @@ class PendingRequests:
         event, content = entry.user_event, entry.user_content
         # Nothing is owed on its key (the next answer there is the next request's) when OCS's
         # refusal by user event decided once GWS answered the POST (M10: that was its answer),
-        # or GWS refused it by an ErrorMessage (``rejected``: GWS never passed it on).
+        # or GWS refused it by an ErrorMessage (``rejected``: GWS never passed it on), or a
+        # refusal matched by key alone was held for GWS's answer to the POST when the request
+        # ended (M10, ``outcome_unknown``): that refusal was its answer if GWS got the POST,
+        # and GWS never passed it on if not.
         refused = isinstance(outcome, Failed) and (
-            bool(outcome.user_data) or outcome.reason is FailureReason.REJECTED
+            bool(outcome.user_data)
+            or outcome.reason is FailureReason.REJECTED
+            or isinstance(entry.after_post, Failed)
         )
         if event is None and entry.key is not None and not refused:
             # GWS acknowledged it (M9): its late answer is no refusal, and a "no record" only

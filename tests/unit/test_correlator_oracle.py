@@ -62,14 +62,18 @@ Properties, checked on every ``Resolved`` and at the end:
    (``transport_failure`` or ``shut_down`` with ``may_have_acted`` false) goes only to a
    request GWS got none of the attempts of; a request an attempt of which reached GWS and was
    accepted or left unanswered fails only with ``may_have_acted`` true, unless OCS refused it
-   or GWS sent its ``ErrorMessage``. What the engine cannot know is not judged: while an
-   attempt that will not reach GWS is still being written (or after it, for a silent
-   transport), the request counts as possibly processed, and an answer matched by key may
-   decide at its deadline or the close (M10);
+   or GWS sent its ``ErrorMessage``. While an attempt that will not reach GWS is still being
+   written (or after it, for a silent transport) the engine cannot know it missed: the
+   request counts as possibly processed, and is still never acknowledged nor ``ocs_error``
+   (an answer matched by key decides nothing before GWS answers the POST, not even at the
+   deadline or the close: M10);
 6. liveness, where the truth is unambiguous. A request is *cleanly answered* when every
    message of its answer was delivered exactly once (no loss, no copy, not regenerated), in
    the order OCS sent them, while the request had no outcome yet (so before any of its timers
-   fired). A cleanly answered request then has this outcome:
+   fired), and either one of them carries its referenceId or GWS answered its POST before
+   its outcome (else what arrived was matched by key alone, which decides nothing until
+   GWS answers the POST, M10: its deadline or the close may come first). A cleanly answered
+   request then has this outcome:
 
    * acknowledged: ``Acknowledged`` with its notification as ``outbound``; and with its user
      event as ``user_event`` when that event is *attributable*: it carries our referenceId, or
@@ -496,6 +500,12 @@ class Oracle(RuleBasedStateMachine):
         if self.unknowable(req):
             # An attempt that will not reach GWS is being written (or a silent transport
             # waits to write it again): the engine cannot tell it from one that reaches GWS.
+            # But it may not take another client's answer, matched by key alone, as this
+            # request's (M10: that decides nothing while GWS has not answered the POST, even
+            # at the deadline or the close).
+            what = f"request {req.token} ({req.operation}), none of whose attempts reached GWS"
+            assert isinstance(outcome, Failed), f"{what}, was acknowledged: {outcome}"
+            assert outcome.reason is not FailureReason.OCS_ERROR, f"{what}: {outcome}"
             return
         self.check_what_gws_got(req, outcome)
         if isinstance(outcome, Acknowledged):
@@ -625,6 +635,8 @@ class Oracle(RuleBasedStateMachine):
         if not self.cleanly_answered(req):
             return
         batch = [self.msgs[mid] for mid in req.batch]
+        if not req.posted and not any(m.referenced for m in batch):
+            return  # matched by key alone, its answer waits for GWS's answer to the POST (M10)
         what = f"request {req.token} ({req.operation}) was cleanly answered ({req.kind})"
         if req.kind == "cometd_error":
             assert isinstance(outcome, Failed), f"{what} but got {outcome}"

@@ -324,3 +324,32 @@ def test_an_attempt_gws_did_not_get_after_the_deadline_owes_the_key_nothing() ->
     (answered,) = resolved(correlator.message(event(1)))  # by key alone: b's
     assert answered.token == second and isinstance(answered.outcome, Acknowledged)
     assert correlator.posted(first, PostResult.NOT_SENT, message="gave up") == []
+
+
+def test_an_answer_by_key_decides_nothing_at_the_deadline_before_gws_answers_the_post() -> None:
+    """M10 at the deadline: an acknowledgement matched by key alone arrives while ``a``'s POST
+    is being written, and the deadline comes before GWS answers it. That attempt may never
+    reach GWS (here it does not): the answer is then another client's. ``a`` ends
+    ``outcome_unknown``, not acknowledged with it. Before, the deadline acknowledged ``a``
+    with the other client's user event."""
+    correlator = Correlator(Limits(merge_window=0, deadline=30.0))
+    first, _ = correlator.accept(cancel(1, "a"))
+    assert correlator.sending(first)
+    assert resolved(correlator.message(event(1))) == []  # held for GWS's answer to the POST
+    (done,) = resolved(correlator.timer_expired(("deadline", first)))
+    assert done.token == first and isinstance(done.outcome, Failed)
+    assert done.outcome.reason is FailureReason.OUTCOME_UNKNOWN
+    assert done.outcome.may_have_acted
+    assert correlator.not_received(first) == []
+    assert correlator.posted(first, PostResult.NOT_SENT, message="gave up") == []
+
+
+def test_an_answer_by_key_decides_nothing_at_the_close_before_gws_answers_the_post() -> None:
+    """The same at the close: ``outcome_unknown``, not the answer matched by key."""
+    correlator = Correlator(Limits(merge_window=0, deadline=30.0))
+    first, _ = correlator.accept(cancel(1, "a"))
+    assert correlator.sending(first)
+    assert resolved(correlator.message(event(1))) == []
+    (done,) = resolved(correlator.shutdown())
+    assert isinstance(done.outcome, Failed)
+    assert done.outcome.reason is FailureReason.OUTCOME_UNKNOWN
