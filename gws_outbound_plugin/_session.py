@@ -497,8 +497,20 @@ class GWSSession(SessionHeaders):
                 status_code=refused.status_code,
                 path=path,
             )
+            first_refusal = refused.describe()
         # GWS refused it unread: log in again (once for concurrent requests) and resend.
-        await self._relogin(generation)
+        try:
+            await self._relogin(generation)
+        except GWSStatusError as error:
+            # The login's statusCode, not the request's: GWS refused the request unread and
+            # the session could not be renewed (nothing of the request was processed).
+            detail = one_line(error.status_message, 120) if error.status_message else ""
+            raise GWSAuthenticationError(
+                f"GWS at {self.target} refused {method} {self._api_path}{path} unread "
+                f"({first_refusal}) and logging in again failed: the login (GET "
+                f"{self._api_path}/me) was answered HTTP {error.http_status}, statusCode "
+                f"{error.status_code}" + (f" ({detail})" if detail else "")
+            ) from None
         try:
             return await self._retrying(method, path, attempt)
         except _SessionRefused as refused:

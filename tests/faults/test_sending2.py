@@ -1,0 +1,97 @@
+"""The sending path tells the truth about what GWS got and what failed, when what GWS (or a
+proxy in front of it) gives the session is not what the session expects: a re-login answered
+with a ``statusCode``, a CSRF token or cookie that cannot be written in a header, a POST GWS
+answered over CometD while the session was told it never arrived. Each test failed before its
+fix (verified on the parent commit)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import anyio
+import pluggy
+import pytest
+
+from gws_outbound_plugin import (
+    CancelFailed,
+    FailureReason,
+    GWSTransportError,
+    OutboundPlugin,
+)
+from gws_outbound_plugin._session import GWSNoAnswerError, GWSSession
+from gws_outbound_plugin.simulator import GWSSimulator
+from tests.faults.conftest import fast_config
+from tests.faults.support import (
+    StallingProxy,
+    captured_logs,
+    handles,
+    request_for,
+)
+from tests.helpers import Recorder
+
+pytestmark = pytest.mark.anyio
+
+
+def _http(status: int, reason: bytes, body: bytes, *extra: bytes) -> bytes:
+    headers = b"".join(line + b"\r\n" for line in extra)
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        % (status, reason, len(body))
+        + headers
+        + b"\r\n"
+        + body
+    )
+
+
+def logins_answered(
+    after: int, status: int, reason: bytes, body: bytes, *extra: bytes
+) -> Callable[[bytes, bytes], bytes | None]:
+    """A proxy rule: the first ``after`` logins (``GET /api/v2/me``) pass on to the simulator;
+    the proxy answers every later one itself (``status``, JSON ``body``, ``extra`` headers)."""
+    logins = 0
+
+    def answer(head: bytes, _body: bytes) -> bytes | None:
+        nonlocal logins
+        if not head.startswith(b"GET /api/v2/me "):
+            return None
+        logins += 1
+        if logins <= after:
+            return None
+        return _http(status, reason, body, *extra)
+
+    return answer
+
+
+# -- 1. a re-login that GWS answers with a statusCode ---------------------------------------------
+
+UNAVAILABLE = json.dumps({"statusCode": 4, "statusMessage": "Service unavailable"}).encode()
+
+
+async def test_a_failed_relogin_is_not_reported_as_the_requests_own_rejection(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """GWS refuses the cancel unread (HTTP 401: the session expired), and the login that
+    should renew the session is answered 503 with ``statusCode`` 4. Before, the cancel ended
+    ``rejected`` with ``status_code`` 4, as if GWS had answered *the cancel* with that code
+    (a host reading ``status_code`` would look up what the cancel's 4 means). Now it ends
+    ``authentication_failed`` (the session could not be renewed), ``status_code`` ``None``,
+    and the message names the refusal and the login's answer as such; nothing processed."""
+    handle = handles(sim, 1)[0]
+    rule = logins_answered(1, 503, b"Service Unavailable", UNAVAILABLE)
+    async with StallingProxy(sim.port, answer=rule) as proxy:
+        async with OutboundPlugin(pm, fast_config(proxy.base_url, retries=1)) as plugin:
+            sim.faults.unauthorized(count=1)
+            request = request_for(sim, handle)
+            with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+                await plugin.cancel(request)
+    failure = info.value.failure
+    assert [c.status for c in sim.cancels] == [401]
+    assert failure.reason is FailureReason.AUTHENTICATION_FAILED, failure
+    assert failure.status_code is None
+    assert failure.may_have_acted is False
+    assert failure.message is not None
+    assert "HTTP 401" in failure.message
+    assert "logging in again failed" in failure.message
+    assert "GET /api/v2/me" in failure.message and "statusCode 4" in failure.message
+    assert [f.request for f in recorder.failures] == [request]
