@@ -62,7 +62,7 @@ from ._exceptions import (
     GWSTransportError,
 )
 from ._failures import MAX_ERROR_TEXT, describe_failure, one_line, target_of
-from ._headers import CountingJar, SessionHeaders
+from ._headers import CountingJar, SessionHeaders, UnwritableHeader
 from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
 from ._requests import has_dot_segment
@@ -578,9 +578,14 @@ class GWSSession(SessionHeaders):
             if body is not None:  # as httpx's json= would, with the same check as POSTs
                 encoded = self._encode(path, body)
                 request_headers["Content-Type"] = "application/json"
-            response = await self.client.request(
-                method, path, content=encoded, headers=request_headers
-            )
+            try:
+                response = await self.client.request(
+                    method, path, content=encoded, headers=request_headers
+                )
+            except UnicodeEncodeError:  # httpx writes headers as ASCII: raised before sending
+                raise self._unwritable(
+                    method, path, "the CSRF token or a cookie GWS gave this session"
+                ) from None
         except httpx.TransportError as error:
             self._raise_transport_error(method, path, error)
         return _Answer(
@@ -597,13 +602,28 @@ class GWSSession(SessionHeaders):
         client would send): the header list kept per CSRF token and jar version (see
         :meth:`_post_header_list`), the body from one shared JSON encoder."""
         content = self._encode(path, body)
-        headers = self._post_header_list(path)
+        try:
+            headers = self._post_header_list(path)
+        except UnwritableHeader as error:
+            raise self._unwritable("POST", path, str(error)) from None
         headers.append((b"Content-Length", str(len(content)).encode()))
         scheme, host, port = self._origin
         url = httpcore.URL(
             scheme=scheme, host=host, port=port, target=(self._api_path + path).encode("ascii")
         )
         return url, headers, content
+
+    def _unwritable(self, method: str, path: str, what: str) -> GWSTransportError:
+        """What a request raises when ``what`` (a CSRF token or a cookie GWS or a proxy gave
+        the session) cannot be written in a header: refused before anything is written,
+        certainly not sent (a plain :class:`GWSTransportError`), naming which, never its
+        value."""
+        logger.warning("gws_header_unwritable", method=method, path=path, what=what)
+        return GWSTransportError(
+            f"refused to send {method} {self._api_path}{path} to GWS at {self.target}: {what} "
+            "cannot be written in an HTTP header (a character outside Latin-1); nothing was "
+            "sent"
+        )
 
     def _encode(self, path: str, body: Mapping[str, Any]) -> bytes:
         """The body of a POST as JSON (UTF-8), or :class:`GWSTransportError` (certainly not

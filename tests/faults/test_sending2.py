@@ -7,6 +7,7 @@ fix (verified on the parent commit)."""
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Callable
 
 import anyio
@@ -95,3 +96,65 @@ async def test_a_failed_relogin_is_not_reported_as_the_requests_own_rejection(
     assert "logging in again failed" in failure.message
     assert "GET /api/v2/me" in failure.message and "statusCode 4" in failure.message
     assert [f.request for f in recorder.failures] == [request]
+
+
+# -- 2. a CSRF token or a cookie that cannot be written in a header ------------------------------
+
+#: The secret part of what the proxy gives the session: it must reach no message or log.
+SECRET = "s3cret-7d1f"
+#: A login answer (``GET /api/v2/me``) as GWS gives it.
+LOGGED_IN = json.dumps({"statusCode": 0, "user": {"userName": "agent1"}}).encode()
+#: ``€`` in UTF-8: httpx reads the header as UTF-8, and "€" is no Latin-1 character.
+EURO = "€".encode()
+
+
+@pytest.mark.parametrize(
+    ("logins_passed", "header", "what"),
+    [
+        (0, b"X-CSRF-TOKEN: " + SECRET.encode() + EURO, "the CSRF token"),
+        (0, b"Set-Cookie: JSESSIONID=" + SECRET.encode() + EURO + b"; Path=/", "a cookie"),
+        (1, b"X-CSRF-TOKEN: " + SECRET.encode() + EURO, "the CSRF token"),
+    ],
+    ids=["csrf-at-login", "cookie-at-login", "csrf-at-relogin"],
+)
+async def test_a_header_that_cannot_be_written_fails_the_post_as_not_sent(
+    sim: GWSSimulator, logins_passed: int, header: bytes, what: str
+) -> None:
+    """A proxy (or a broken GWS node) answers the login with a CSRF token or a session cookie
+    holding a character outside Latin-1 (at the first login, or at the re-login after GWS
+    refused the POST unread). Before, building the POST's headers raised
+    ``UnicodeEncodeError`` out of ``post_operation``, which the sender counted as "may have
+    been processed" (``outcome_unknown`` when it came from the first attempt) though nothing
+    was written. Now the session refuses before writing, with the plain
+    ``GWSTransportError`` ("certainly not processed") naming what cannot be written, and
+    neither the message nor the logs hold the value."""
+    rule = logins_answered(
+        logins_passed, 200, b"OK", LOGGED_IN, b"X-CSRF-HEADER: X-CSRF-TOKEN", header
+    )
+    posts: list[bytes] = []
+
+    def counting(head: bytes, body: bytes) -> bytes | None:
+        if head.startswith(b"POST "):
+            posts.append(head)
+        return rule(head, body)
+
+    request = request_for(sim, handles(sim, 1)[0])
+    if logins_passed:
+        sim.faults.unauthorized(count=1)
+    async with StallingProxy(sim.port, answer=counting) as proxy:
+        session = GWSSession(fast_config(proxy.base_url))
+        with captured_logs() as logs:
+            await session.open()
+            try:
+                with pytest.raises(GWSTransportError) as info:
+                    await session.post_operation(request.gws_path(), request.to_gws_body())
+            finally:
+                await session.close()
+    error = info.value
+    assert not isinstance(error, GWSNoAnswerError)
+    assert what in str(error) and "nothing was sent" in str(error)
+    assert SECRET not in str(error) and "€" not in str(error)
+    assert SECRET not in "".join(traceback.format_exception(error))
+    assert SECRET not in repr(logs)
+    assert len(posts) == logins_passed  # the POST GWS refused unread (401), if any; no other
+    assert [c.status for c in sim.cancels] == [401] * logins_passed
