@@ -58,7 +58,8 @@ def announce_resend() -> bool:
     ``post_operation`` right before each new attempt; elsewhere it does nothing.
 
     Returns whether to write it: ``False`` when its request has an outcome already (its
-    deadline passed during the retries, the plugin is closing): the transport then gives up
+    deadline passed during the retries, the plugin is closing), or when a message with its
+    referenceId arrived meanwhile (GWS got an earlier attempt after all): the transport then gives up
     without writing it (``GWSTransportError``, nothing sent), as the sender never writes a
     request that has its outcome. ``True`` outside a POST of the plugin."""
     target = _ANNOUNCE.get()

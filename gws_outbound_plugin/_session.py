@@ -472,7 +472,7 @@ class GWSSession(SessionHeaders):
                 if made and method == "POST" and not announce_resend():
                     raise GWSTransportError(
                         f"{method} {path} was not written again: its request has its outcome "
-                        "already; nothing more was sent"
+                        "already, or GWS answered it over CometD; nothing more was sent"
                     )
                 made = True
                 response = await self._exchange(method, path, body)

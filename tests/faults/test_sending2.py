@@ -158,3 +158,54 @@ async def test_a_header_that_cannot_be_written_fails_the_post_as_not_sent(
     assert SECRET not in repr(logs)
     assert len(posts) == logins_passed  # the POST GWS refused unread (401), if any; no other
     assert [c.status for c in sim.cancels] == [401] * logins_passed
+
+
+# -- 3. a POST GWS answered by reference while the session was told it never arrived ------------
+
+
+def _is_cancel(head: bytes, _body: bytes) -> bool:
+    return head.startswith(b"POST /api/v2/me/outbound-records/")
+
+
+def first_cancel_got_through_but_answered(
+    status: int, reason: bytes, body: bytes
+) -> Callable[[bytes, bytes], bytes | None]:
+    """A proxy rule: the first cancel POST is answered ``status`` ``body`` by the proxy (and,
+    with ``pass_on=_is_cancel``, GWS got it all the same); later ones pass on."""
+    cancels = 0
+
+    def answer(head: bytes, _body: bytes) -> bytes | None:
+        nonlocal cancels
+        if not _is_cancel(head, _body):
+            return None
+        cancels += 1
+        return _http(status, reason, body) if cancels == 1 else None
+
+    return answer
+
+
+async def test_a_post_answered_by_reference_is_not_written_again(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """A node in front of GWS passed the cancel on, and GWS processed it (OCS's
+    acknowledgement carries our referenceId over CometD), but the node answered the POST 503
+    with GWS's ``statusCode`` 4 ("nothing processed"). The session believes it and waits
+    ``retry_backoff`` to write it again; meanwhile the acknowledgement arrives by
+    reference: GWS did get the request. Before, ``announce_resend`` still said "write it"
+    and the cancel was written a second time (invariant 8: a request GWS may have processed
+    is never sent again). Now the evidence wins: it is not written again, and it ends with
+    its own acknowledgement."""
+    config_changes = {"retry_backoff": 1.0, "retries": 1, "ack_timeout": 2.0}
+    handle = handles(sim, 1)[0]
+    rule = first_cancel_got_through_but_answered(503, b"Service Unavailable", UNAVAILABLE)
+    async with StallingProxy(sim.port, answer=rule, pass_on=_is_cancel) as proxy:
+        config = fast_config(proxy.base_url, **config_changes)
+        async with OutboundPlugin(pm, config) as plugin:
+            request = request_for(sim, handle)
+            with anyio.fail_after(10):
+                ack = await plugin.cancel(request)
+            await anyio.sleep(2 * config.retry_backoff)  # past when it would be written again
+    assert ack.request == request
+    assert len(sim.cancels) == 1, [c.status for c in sim.cancels]
+    assert recorder.failures == []
+    assert [a.request for a in recorder.acks] == [request]
