@@ -66,7 +66,7 @@ from ._headers import CountingJar, SessionHeaders, UnwritableHeader
 from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
 from ._requests import has_dot_segment
-from ._resend import announce_not_received, announce_resend
+from ._resend import Carry, announce_not_received, announce_resend, note_backoff, resumed
 from ._retry import RetryPolicy
 from ._transport import GWSTransport, client_transports
 
@@ -409,6 +409,9 @@ class GWSSession(SessionHeaders):
                 f"refused to send an operation to {one_line(repr(path), 80)}: not an "
                 "outbound operation path; nothing was sent"
             )
+        carry = resumed()
+        if carry is not None:  # an earlier sender of it was interrupted between attempts
+            return await self._with_relogin("POST", path, body, resume=carry)
         transport = self._post_transport
         if transport is None:
             return await self._with_relogin("POST", path, body)
@@ -448,9 +451,13 @@ class GWSSession(SessionHeaders):
         body: Mapping[str, Any] | None,
         generation: int | None = None,
         first: _Answer | httpx.TransportError | None = None,
+        *,
+        resume: Carry | None = None,
     ) -> Mapping[str, Any]:
         """The request with retries and one re-login. ``first``: the outcome of a first
-        attempt already made (by :meth:`post_operation`) at login ``generation``."""
+        attempt already made (by :meth:`post_operation`) at login ``generation``.
+        ``resume``: where the retries of this POST stood when an earlier sender of it was
+        interrupted (the sender waited the rest of the backoff): they go on from there."""
 
         made = first is not None  # an attempt was made already
 
@@ -488,16 +495,25 @@ class GWSSession(SessionHeaders):
 
         if generation is None:
             generation = self._generation
-        try:
-            return await self._retrying(method, path, attempt)
-        except _SessionRefused as refused:
-            logger.info(
-                "gws_session_renewing",
-                http_status=refused.http_status,
-                status_code=refused.status_code,
-                path=path,
-            )
-            first_refusal = refused.describe()
+        if resume is None or not resume.relogged:
+            try:
+                return await self._retrying(
+                    method, path, attempt, generation, made=resume.attempts if resume else 0
+                )
+            except _SessionRefused as refused:
+                logger.info(
+                    "gws_session_renewing",
+                    http_status=refused.http_status,
+                    status_code=refused.status_code,
+                    path=path,
+                )
+                first_refusal = refused.describe()
+            resume = None
+            if method == "POST":  # interrupted during the re-login: it goes on from here
+                note_backoff(0, True, generation, 0.0)
+        else:
+            generation = resume.generation
+            first_refusal = "before its sender was interrupted"
         # GWS refused it unread: log in again (once for concurrent requests) and resend.
         try:
             await self._relogin(generation)
@@ -512,7 +528,14 @@ class GWSSession(SessionHeaders):
                 f"{error.status_code}" + (f" ({detail})" if detail else "")
             ) from None
         try:
-            return await self._retrying(method, path, attempt)
+            return await self._retrying(
+                method,
+                path,
+                attempt,
+                generation,
+                relogged=True,
+                made=resume.attempts if resume else 0,
+            )
         except _SessionRefused as refused:
             raise GWSAuthenticationError(
                 f"GWS at {self.target} refused the session after a fresh login "
@@ -525,12 +548,26 @@ class GWSSession(SessionHeaders):
                 return  # another request already logged in again
             await self.login()
 
-    async def _retrying(self, method: str, path: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
-        attempts = 1
+    async def _retrying(
+        self,
+        method: str,
+        path: str,
+        attempt: Callable[[], Awaitable[_T]],
+        generation: int = 0,
+        *,
+        relogged: bool = False,
+        made: int = 0,
+    ) -> _T:
+        """``attempt`` with the retry policy; ``made``: attempts of this round already made
+        (by an interrupted sender of the same POST). A POST's backoffs are noted for its
+        sender (``note_backoff``), with ``generation`` and ``relogged`` (which round)."""
+        attempts = made + 1
 
         def on_retry(error: Exception, number: int, delay: float) -> None:
             nonlocal attempts
             attempts = number + 1
+            if method == "POST":
+                note_backoff(number, relogged, generation, anyio.current_time() + delay)
             logger.warning(
                 "gws_request_retry",
                 method=method,
@@ -542,7 +579,10 @@ class GWSSession(SessionHeaders):
 
         try:
             return await self.retry_policy.retrying(
-                attempt, retry_if=lambda error: isinstance(error, _Transient), on_retry=on_retry
+                attempt,
+                retry_if=lambda error: isinstance(error, _Transient),
+                on_retry=on_retry,
+                made=made,
             )
         except _Transient as transient:
             error = transient.error

@@ -26,8 +26,11 @@ from tests.faults.conftest import fast_config
 from tests.faults.support import (
     StallingProxy,
     captured_logs,
+    events_named,
     handles,
+    plugin_tasks,
     request_for,
+    until,
 )
 from tests.helpers import Recorder
 
@@ -81,7 +84,8 @@ async def test_a_failed_relogin_is_not_reported_as_the_requests_own_rejection(
     handle = handles(sim, 1)[0]
     rule = logins_answered(1, 503, b"Service Unavailable", UNAVAILABLE)
     async with StallingProxy(sim.port, answer=rule) as proxy:
-        async with OutboundPlugin(pm, fast_config(proxy.base_url, retries=1)) as plugin:
+        config = fast_config(proxy.base_url, retries=1)
+        async with OutboundPlugin(pm, config) as plugin:
             sim.faults.unauthorized(count=1)
             request = request_for(sim, handle)
             with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
@@ -209,3 +213,54 @@ async def test_a_post_answered_by_reference_is_not_written_again(
     assert len(sim.cancels) == 1, [c.status for c in sim.cancels]
     assert recorder.failures == []
     assert [a.request for a in recorder.acks] == [request]
+
+
+# -- 4. a host cancelling the sender again and again during a backoff ----------------------------
+
+
+@pytest.mark.parametrize("relogin", [False, True], ids=["first-round", "after-a-relogin"])
+async def test_a_worker_cancelled_during_backoffs_keeps_the_retry_policy(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder, relogin: bool
+) -> None:
+    """GWS answers every cancel 503 with ``statusCode`` 4 (nothing processed); the policy
+    allows one retry, 1 s after the first attempt. While the session waits, the host cancels
+    every task of the plugin three times with a plain ``task.cancel()``. Before, each
+    cancellation put the request back in the queue and it was written again at once, its
+    retry count starting again: five POSTs to a GWS asking to be left alone, the retry
+    policy void (a host cancelling in a loop hammers GWS until the deadline). Now the rest of
+    the backoff and the count carry over: two POSTs, the second no sooner than the backoff
+    after the first, and the request ends with GWS's refusal as without the cancellations.
+    ``after-a-relogin``: GWS first refuses the POST unread (401); the session logs in again
+    and the 503s come in the round after the re-login, which carries over too (not a second
+    re-login, not a fresh round)."""
+    config = fast_config(sim.base_url, retries=1, retry_backoff=1.0, request_timeout=2.0)
+    handle = handles(sim, 1)[0]
+    if relogin:
+        sim.faults.unauthorized(count=1)
+    sim.faults.http_error(503, count=None)
+    with captured_logs() as logs:
+        async with OutboundPlugin(pm, config) as plugin:
+            request = request_for(sim, handle)
+            ticket = plugin.submit(request)
+            await until(lambda: events_named(logs, "gws_request_retry"), "the first backoff")
+            await _cancel_every_task_thrice()
+            with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+                await ticket
+    sim.faults.clear()
+    failure = info.value.failure
+    refused = [401] if relogin else []
+    assert [c.status for c in sim.cancels] == [*refused, 503, 503]
+    assert sim.cancels[-1].time - sim.cancels[-2].time >= config.retry_backoff
+    assert len(events_named(logs, "gws_logged_in")) == 1 + relogin
+    assert failure.reason is FailureReason.REJECTED, failure
+    assert failure.status_code == 4
+    assert failure.may_have_acted is False
+    assert [f.request for f in recorder.failures] == [request]
+
+
+async def _cancel_every_task_thrice() -> None:
+    """A host cancelling every task of the plugin, three times, 50 ms apart."""
+    for _ in range(3):
+        for task in plugin_tasks():
+            task.cancel()
+        await anyio.sleep(0.05)
