@@ -306,6 +306,14 @@ class Sender:
         )
 
     async def _post(self, token: int, request: Operation) -> None:
+        carry = self._carried.get(token) if self._carried else None
+        if carry is not None:
+            # Interrupted between two attempts GWS certainly did not get: the rest of the
+            # backoff first (not written meanwhile: its deadline ends it as not sent), then
+            # the CometD session checked as for any request.
+            rest = carry.not_before - anyio.current_time()
+            if rest > 0:
+                await anyio.sleep(rest)
         if not self._is_connected():
             # Sent now, its outcome would be published to nobody: wait for CometD.
             with anyio.move_on_after(self._connect_timeout):
@@ -328,13 +336,6 @@ class Sender:
             except Unbuildable as error:
                 self._unbuildable(token, request, error)
                 return
-        carry = self._carried.get(token) if self._carried else None
-        if carry is not None:
-            # Interrupted between two attempts GWS certainly did not get: the rest of the
-            # backoff first (not written meanwhile: its deadline ends it as not sent).
-            rest = carry.not_before - anyio.current_time()
-            if rest > 0:
-                await anyio.sleep(rest)
         if not self._engine.sending(token):
             return
         try:

@@ -527,6 +527,13 @@ class GWSSession(SessionHeaders):
                 f"{self._api_path}/me) was answered HTTP {error.http_status}, statusCode "
                 f"{error.status_code}" + (f" ({detail})" if detail else "")
             ) from None
+        except GWSTransportError as error:
+            # No answer to the login: the request itself was refused unread (not sent).
+            raise GWSTransportError(
+                f"GWS at {self.target} refused {method} {self._api_path}{path} unread "
+                f"({first_refusal}) and logging in again failed: {error}; nothing of the "
+                f"{method} was processed"
+            ) from None
         try:
             return await self._retrying(
                 method,

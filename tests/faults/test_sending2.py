@@ -72,17 +72,48 @@ def logins_answered(
 UNAVAILABLE = json.dumps({"statusCode": 4, "statusMessage": "Service unavailable"}).encode()
 
 
+@pytest.mark.parametrize(
+    ("status", "reason", "body", "kind", "says"),
+    [
+        (
+            503,
+            b"Service Unavailable",
+            UNAVAILABLE,
+            FailureReason.AUTHENTICATION_FAILED,
+            "was answered HTTP 503, statusCode 4 (Service unavailable)",
+        ),
+        (
+            502,
+            b"Bad Gateway",
+            b"<html>bad gateway</html>",
+            FailureReason.TRANSPORT_FAILURE,
+            "answered HTTP 502 without a GWS answer",
+        ),
+    ],
+    ids=["status-code", "no-gws-answer"],
+)
 async def test_a_failed_relogin_is_not_reported_as_the_requests_own_rejection(
-    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+    pm: pluggy.PluginManager,
+    sim: GWSSimulator,
+    recorder: Recorder,
+    status: int,
+    reason: bytes,
+    body: bytes,
+    kind: FailureReason,
+    says: str,
 ) -> None:
     """GWS refuses the cancel unread (HTTP 401: the session expired), and the login that
     should renew the session is answered 503 with ``statusCode`` 4. Before, the cancel ended
     ``rejected`` with ``status_code`` 4, as if GWS had answered *the cancel* with that code
     (a host reading ``status_code`` would look up what the cancel's 4 means). Now it ends
     ``authentication_failed`` (the session could not be renewed), ``status_code`` ``None``,
-    and the message names the refusal and the login's answer as such; nothing processed."""
+    and the message names the refusal and the login's answer as such; nothing processed.
+    ``no-gws-answer``: the login gets no GWS answer (a proxy's 502 page); the request fails
+    as not sent, as before, but the message said only "GET /api/v2/me ... answered HTTP
+    502", as if the request had been that GET; it now says the POST was refused unread and
+    the re-login failed."""
     handle = handles(sim, 1)[0]
-    rule = logins_answered(1, 503, b"Service Unavailable", UNAVAILABLE)
+    rule = logins_answered(1, status, reason, body)
     async with StallingProxy(sim.port, answer=rule) as proxy:
         config = fast_config(proxy.base_url, retries=1)
         async with OutboundPlugin(pm, config) as plugin:
@@ -92,13 +123,13 @@ async def test_a_failed_relogin_is_not_reported_as_the_requests_own_rejection(
                 await plugin.cancel(request)
     failure = info.value.failure
     assert [c.status for c in sim.cancels] == [401]
-    assert failure.reason is FailureReason.AUTHENTICATION_FAILED, failure
+    assert failure.reason is kind, failure
     assert failure.status_code is None
     assert failure.may_have_acted is False
     assert failure.message is not None
-    assert "HTTP 401" in failure.message
-    assert "logging in again failed" in failure.message
-    assert "GET /api/v2/me" in failure.message and "statusCode 4" in failure.message
+    assert "refused POST /api/v2/me/outbound-records/" in failure.message
+    assert "unread (HTTP 401, statusCode 20) and logging in again failed" in failure.message
+    assert "GET /api/v2/me" in failure.message and says in failure.message
     assert [f.request for f in recorder.failures] == [request]
 
 
