@@ -101,7 +101,7 @@ class Answers:
     def _on_notification(self, n: Notification) -> None:
         placement = place(n, self._p, self._recent)
         if placement.verdict is Verdict.OWN:
-            placement.entry.confirmed = True  # M1: by its reference id
+            self._p.confirm(placement.entry)  # M1: by its reference id
             self._notification_for(placement.entry, n)
         elif placement.verdict is Verdict.LATE:
             self._late("late_notification_ignored", placement, reference_id=n.reference)
@@ -143,6 +143,7 @@ class Answers:
     def _on_error_message(self, e: ErrorNotice) -> None:
         placement = place(e, self._p, self._recent)
         if placement.verdict is Verdict.OWN:
+            self._p.confirm(placement.entry)  # by its reference id: GWS got it
             text = e.text or "GWS reported an error for this request"
             failed = Failed(FailureReason.REJECTED, text, status_code=e.code)
             self._p.finish(placement.entry, failed)
@@ -167,7 +168,7 @@ class Answers:
         verdict = placement.verdict
         if verdict is Verdict.OWN:
             if placement.rule == "M1":
-                placement.entry.confirmed = True  # by its reference id
+                self._p.confirm(placement.entry)  # by its reference id
             self._give(placement.entry, u)
         elif verdict is Verdict.TENTATIVE:
             self._give_tentatively(placement.entry, u)

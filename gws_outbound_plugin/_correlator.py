@@ -87,6 +87,13 @@ class Correlator:
         """Whether ``token`` has no outcome yet."""
         return token in self._pending.entries
 
+    def may_write_again(self, token: int) -> bool:
+        """Whether the transport may write the POST of ``token`` again (its last attempt
+        certainly did not reach GWS, it said): not once it has an outcome, nor once a message
+        with its reference id arrived (GWS got an attempt after all: never sent again)."""
+        entry = self._pending.entries.get(token)
+        return entry is not None and not entry.confirmed
+
     def is_queued(self, token: int) -> bool:
         entry = self._pending.entries.get(token)
         return entry is not None and entry.phase is Phase.READY
@@ -210,6 +217,16 @@ class Correlator:
     ) -> list[Effect]:
         """The POST of ``token`` ended with ``result``."""
         entry = self._pending.entries.get(token)
+        if (
+            result is PostResult.NOT_SENT
+            and entry is not None
+            and entry.confirmed
+            and entry.sent
+            and not entry.answered
+        ):
+            # Not written again because something with its reference id arrived: GWS got
+            # an attempt, it was not answered (the transport was told otherwise).
+            result = PostResult.NO_ANSWER
         unfinished = result is PostResult.REJECTED and status_code in UNFINISHED_STATUS_CODES
         processed = result is PostResult.ACCEPTED or result is PostResult.NO_ANSWER or unfinished
         if entry is None:  # decided already (its deadline, a lost session)

@@ -376,9 +376,11 @@ class Engine:
     def resending(self, token: int) -> bool:
         """The transport is about to write the POST of ``token`` again (the last attempt
         certainly did not reach GWS); whether it should: not once its request has an outcome
-        (its deadline passed meanwhile), as a request with an outcome is never sent."""
-        if not self._correlator.waiting(token):
-            return False
+        (its deadline passed meanwhile), as a request with an outcome is never sent, nor once
+        a message with its reference id arrived (GWS got an attempt after all: a node in
+        front of it passed it on and answered as if not; invariant 8)."""
+        if not self._correlator.may_write_again(token):
+            return False  # it has its outcome, or GWS got an attempt after all (M1)
         self._apply(self._correlator.resending(token))
         return True
 

@@ -18,9 +18,22 @@ import httpx
 if TYPE_CHECKING:
     from ._config import GWSConfig
 
-__all__ = ["CountingJar", "SessionHeaders"]
+__all__ = ["CountingJar", "SessionHeaders", "UnwritableHeader"]
 
 _USER_AGENT: Final = f"python-httpx/{httpx.__version__}".encode()
+
+
+class UnwritableHeader(ValueError):
+    """A header of a POST cannot be written: what GWS (or a proxy) gave the session, a CSRF
+    token or a cookie, holds a character HTTP/1.1 headers cannot carry (outside Latin-1).
+    ``str()`` names which, never its value (a secret). Raised before anything is written."""
+
+
+def _latin1(value: str, what: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise UnwritableHeader(what) from None  # the error's text and object hold the value
 
 
 class CountingJar(CookieJar):
@@ -116,7 +129,10 @@ class SessionHeaders:
 
     def _jar_header(self, url: str) -> str | None:
         request = httpx.Request("POST", url)
-        self.client.cookies.set_cookie_header(request)
+        try:
+            self.client.cookies.set_cookie_header(request)
+        except UnicodeEncodeError:  # httpx writes the header as ASCII
+            raise UnwritableHeader("a cookie GWS gave this session") from None
         header: str | None = request.headers.get("cookie")
         return header
 
@@ -152,7 +168,9 @@ class SessionHeaders:
         """A new list of the headers of a POST to ``/api/v2<path>`` but its Content-Length:
         Host, Accept, User-Agent, Authorization, the CSRF header, Cookie, Content-Type.
         Made again when the CSRF token (a fresh login) or the jar changes, or for every POST
-        when the Cookie header depends on the path or on the time."""
+        when the Cookie header depends on the path or on the time.
+
+        :raises UnwritableHeader: the CSRF token or a cookie cannot be written in a header."""
         csrf = self._csrf
         cached = self._post_headers
         if cached is not None and cached[0] is csrf and cached[1] == self._jar.version:
@@ -165,9 +183,14 @@ class SessionHeaders:
             (b"Authorization", self._authorization.encode("ascii")),
         ]
         if csrf is not None:
-            headers.append((csrf[0].encode("latin-1"), csrf[1].encode("latin-1")))
+            headers.append(
+                (
+                    _latin1(csrf[0], "the CSRF header name GWS gave this session"),
+                    _latin1(csrf[1], "the CSRF token GWS gave this session"),
+                )
+            )
         if cookie:
-            headers.append((b"Cookie", cookie.encode("latin-1")))
+            headers.append((b"Cookie", _latin1(cookie, "a cookie GWS gave this session")))
         headers.append((b"Content-Type", b"application/json"))
         if (
             self._cookie_cacheable

@@ -55,6 +55,10 @@ _MOVES: Final[dict[tuple[Phase, str], Phase]] = {
     # a re-login): nothing of it may have been processed until then.
     (Phase.SENDING, "unsent"): Phase.READY,
     (Phase.ANSWERING, "unsent"): Phase.READY,
+    # Back at ``ready`` after an attempt the transport was told did not reach GWS, a message
+    # with its reference id arrives: GWS got an attempt after all (a node in front of GWS
+    # passed it on and answered as if not): sent, and never written again.
+    (Phase.READY, "reached"): Phase.SENDING,
 }
 TRANSITIONS: Final[Mapping[tuple[Phase, str], Phase]] = MappingProxyType(_MOVES)
 _SENT: Final = frozenset({Phase.SENDING, Phase.AWAITING, Phase.ANSWERING})

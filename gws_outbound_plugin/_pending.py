@@ -90,7 +90,18 @@ class PendingRequests:
 
     def sent_entry(self, reference: str | None) -> Entry | None:
         entry = self.by_reference.get(reference) if reference is not None else None
-        return entry if entry is not None and entry.sent else None
+        # ``tried``: written before, and waiting to be written again because the transport
+        # was told GWS got none of it; a message with its reference id says GWS did.
+        return entry if entry is not None and (entry.sent or entry.tried) else None
+
+    def confirm(self, entry: Entry) -> None:
+        """A message with ``entry``'s reference id arrived (M1): its answers are its own
+        whatever its POST. Back at ``ready`` (the transport was told an attempt did not reach
+        GWS and waits to write it again), GWS got an attempt after all: it counts as sent
+        again (may have been processed, never written again: ``Engine.resending``)."""
+        entry.confirmed = True
+        if move(entry, "reached") and entry.spec.part is not None:
+            self.part_entries.add(entry)
 
     def head(self, key: CorrelationKey) -> Entry | None:
         queue = self.queues.get(key)

@@ -27,11 +27,41 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Final
 
-__all__ = ["announce", "announce_not_received", "announce_resend", "stop_announcing"]
+__all__ = [
+    "Carry",
+    "announce",
+    "announce_not_received",
+    "announce_resend",
+    "note_backoff",
+    "resumed",
+    "stop_announcing",
+]
 
-# (what to call, what to call, their argument): the sender's ``Engine.resending`` and
-# ``Engine.not_received``, and the request's token.
-_Target = tuple[Callable[[int], bool], Callable[[int], object] | None, int]
+
+class Carry:
+    """Where a POST's retries stood when its sender was interrupted between two attempts
+    GWS certainly did not get (a plain ``task.cancel()`` during the backoff, or during the
+    re-login): the sender writes it again no sooner than ``not_before`` (the rest of the
+    backoff), and the session goes on from there (the retry count and the re-login carry
+    over) instead of starting again, so that a host cancelling tasks again and again cannot
+    make more attempts than the retry policy allows."""
+
+    __slots__ = ("attempts", "generation", "not_before", "relogged")
+
+    def __init__(self, attempts: int, relogged: bool, generation: int, not_before: float) -> None:
+        self.attempts = attempts
+        """Attempts made in the current round (before the re-login, or after it)."""
+        self.relogged = relogged
+        """The round after the re-login (the re-login started)."""
+        self.generation = generation
+        """The login generation the re-login renews (the session's own count)."""
+        self.not_before = not_before
+        """``anyio.current_time()`` before which it is not written again."""
+
+
+# (what to call, what to call, their argument, where to keep a Carry): the sender's
+# ``Engine.resending`` and ``Engine.not_received``, the request's token, the sender's carries.
+_Target = tuple[Callable[[int], bool], Callable[[int], object] | None, int, dict[int, Carry] | None]
 _ANNOUNCE: Final[ContextVar[_Target | None]] = ContextVar("gws_outbound_resend", default=None)
 
 
@@ -39,11 +69,31 @@ def announce(
     callback: Callable[[int], bool],
     token: int,
     not_received: Callable[[int], object] | None = None,
+    carried: dict[int, Carry] | None = None,
 ) -> Token[_Target | None]:
     """From now on (in this task), :func:`announce_resend` calls ``callback(token)`` and
-    :func:`announce_not_received` ``not_received(token)``; undo with :func:`stop_announcing`
-    and what this returned."""
-    return _ANNOUNCE.set((callback, not_received, token))
+    :func:`announce_not_received` ``not_received(token)``, and :func:`note_backoff` keeps
+    where the retries stand in ``carried[token]`` (:func:`resumed` reads it); undo with
+    :func:`stop_announcing` and what this returned."""
+    return _ANNOUNCE.set((callback, not_received, token, carried))
+
+
+def note_backoff(attempts: int, relogged: bool, generation: int, not_before: float) -> None:
+    """The session's POST waits (a backoff or a re-login) after ``attempts`` attempts of its
+    round GWS certainly did not get: kept for the sender (see :class:`Carry`). Nothing
+    outside a POST of the plugin."""
+    target = _ANNOUNCE.get()
+    if target is not None and target[3] is not None:
+        target[3][target[2]] = Carry(attempts, relogged, generation, not_before)
+
+
+def resumed() -> Carry | None:
+    """Where the retries of the POST being made stood when an earlier sender of it was
+    interrupted, if one was (the session goes on from there); ``None`` for a fresh POST."""
+    target = _ANNOUNCE.get()
+    if target is None or not target[3]:
+        return None
+    return target[3].get(target[2])
 
 
 def stop_announcing(previous: Token[_Target | None]) -> None:
@@ -58,9 +108,10 @@ def announce_resend() -> bool:
     ``post_operation`` right before each new attempt; elsewhere it does nothing.
 
     Returns whether to write it: ``False`` when its request has an outcome already (its
-    deadline passed during the retries, the plugin is closing): the transport then gives up
-    without writing it (``GWSTransportError``, nothing sent), as the sender never writes a
-    request that has its outcome. ``True`` outside a POST of the plugin."""
+    deadline passed during the retries, the plugin is closing), or when a message with its
+    referenceId arrived meanwhile (GWS got an earlier attempt after all): the transport then
+    gives up without writing it (``GWSTransportError``), as the sender never writes a request
+    that has its outcome or that GWS got. ``True`` outside a POST of the plugin."""
     target = _ANNOUNCE.get()
     if target is None:
         return True

@@ -133,6 +133,7 @@ class RetryPolicy:
         retry_if: Callable[[Exception], bool] = _always,
         on_retry: Callable[[Exception, int, float], float | None] | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        made: int = 0,
     ) -> _T:
         """Await ``attempt()`` until it returns, retrying per this policy.
 
@@ -143,12 +144,15 @@ class RetryPolicy:
             delay (a server's ``Retry-After``, say), capped at ``max_delay``; ``None`` keeps
             the policy's. Typically it logs.
         :param sleep: how to wait (default :func:`anyio.sleep`; tests pass a recorder).
+        :param made: attempts already made, and the delay after the last of them waited
+            (going on with retries cut short): the first attempt here is number
+            ``made + 1``, and only the retries left after those are made.
         :returns: what ``attempt()`` returned.
 
         Cancellation is never retried: only :class:`Exception` subclasses reach ``retry_if``.
         """
         delays: Iterator[float] | None = None  # made on the first failure only
-        number = 0
+        number = made
         while True:
             number += 1
             try:
@@ -158,6 +162,8 @@ class RetryPolicy:
                     raise
                 if delays is None:
                     delays = self.delays()
+                    for _ in range(made):  # the delays after the attempts already made
+                        next(delays, None)
                 delay = next(delays, None)
                 if delay is None:
                     raise

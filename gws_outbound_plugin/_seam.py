@@ -51,7 +51,8 @@ class OperationPoster(Protocol):
     :func:`gws_outbound_plugin.announce_resend` inside ``post_operation`` right before the new
     attempt: what the plugin matched to the request by key meanwhile was another client's
     answer (matching rule M10). When it returns ``False`` the request has its outcome
-    already: the poster gives up without writing it (``GWSTransportError``)."""
+    already, or GWS answered it by its referenceId (an earlier attempt reached GWS after
+    all): the poster gives up without writing it (``GWSTransportError``)."""
 
     async def post_operation(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """``POST /api/v2<path>`` with ``body`` (GWS camelCase keys)."""

@@ -10,7 +10,9 @@ made before ``sending`` (a host's subclass that raises fails as not sent;
 ``refuse_unsendable`` refuses one that cannot be made already when it is accepted), and while
 the transport waits to write a POST again after an attempt GWS certainly did not get
 (``_resend.announce_not_received``) the request counts as not written: a plain
-``task.cancel()`` of the worker then has it sent again.
+``task.cancel()`` of the worker then has it sent again, after the rest of that backoff and
+with the attempts made so far counted (``_resend.Carry``): a host cancelling tasks again and
+again makes no more attempts than the retry policy allows.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ._exceptions import (
 )
 from ._log import get_logger
 from ._requests import OPERATION_TYPES, CancelRequest
-from ._resend import announce, stop_announcing
+from ._resend import Carry, announce, stop_announcing
 from ._seam import OperationPoster
 from ._session import NOT_JSON, GWSNoAnswerError, encode_json
 from ._spec import Operation
@@ -158,6 +160,10 @@ class Sender:
         # Futures of the workers waiting for work (a deque and futures instead of a memory
         # stream: the hand-off every request pays is a few attribute operations).
         self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Where the retries of a POST stand while the transport waits to write it again
+        # (``_resend.note_backoff``): kept when its worker is interrupted then, so that it
+        # is written again after the rest of the backoff, its retries counted on.
+        self._carried: dict[int, Carry] = {}
         self._closed = False
         self._started = False
         self._spawn: Callable[..., None] | None = None
@@ -190,6 +196,7 @@ class Sender:
     def close(self) -> None:
         self._closed = True
         self._queue.clear()
+        self._carried.clear()
         while self._idle:
             self._wake_one()
 
@@ -222,9 +229,13 @@ class Sender:
             if not self._idle and self._running < self._workers:
                 self._add_worker()  # none left waiting: one more for the next request
             if not self._engine.is_queued(token):
+                if self._carried:
+                    self._carried.pop(token, None)
                 continue  # it has its outcome already
             try:
                 await self._post(token, request)
+                if self._carried:
+                    self._carried.pop(token, None)
             except asyncio.CancelledError as error:
                 if cancelled_by_plugin():
                     raise
@@ -244,6 +255,7 @@ class Sender:
                 self._crashed(token, request, error)
 
     def _crashed(self, token: int, request: Operation, error: BaseException) -> None:
+        self._carried.pop(token, None)
         safe_log(logger.exception, "request_send_crashed", reference_id=request.reference_id)
         if self._engine.is_queued(token):
             # Before it was written (or between attempts GWS certainly did not get): it
@@ -278,10 +290,12 @@ class Sender:
 
     def _interrupted(self, token: int, request: Operation) -> None:
         # Not written yet, or between attempts GWS certainly did not get (back to queued:
-        # Engine.not_received): send it as if nothing happened. Its deadline still bounds it.
+        # Engine.not_received): send it again, after the rest of the backoff and with the
+        # retries made counted (``_carried``). Its deadline still bounds it.
         if self._engine.is_queued(token):
             self._queue.appendleft((token, request))
             return
+        self._carried.pop(token, None)
         self._engine.posted(
             token,
             PostResult.NO_ANSWER,
@@ -292,6 +306,14 @@ class Sender:
         )
 
     async def _post(self, token: int, request: Operation) -> None:
+        carry = self._carried.get(token) if self._carried else None
+        if carry is not None:
+            # Interrupted between two attempts GWS certainly did not get: the rest of the
+            # backoff first (not written meanwhile: its deadline ends it as not sent), then
+            # the CometD session checked as for any request.
+            rest = carry.not_before - anyio.current_time()
+            if rest > 0:
+                await anyio.sleep(rest)
         if not self._is_connected():
             # Sent now, its outcome would be published to nobody: wait for CometD.
             with anyio.move_on_after(self._connect_timeout):
@@ -318,7 +340,9 @@ class Sender:
             return
         try:
             engine = self._engine
-            announced = announce(engine.resending, token, engine.not_received)  # see _resend
+            announced = announce(  # see _resend
+                engine.resending, token, engine.not_received, self._carried
+            )
             try:
                 await self._session.post_operation(path, body)
             finally:

@@ -62,11 +62,11 @@ from ._exceptions import (
     GWSTransportError,
 )
 from ._failures import MAX_ERROR_TEXT, describe_failure, one_line, target_of
-from ._headers import CountingJar, SessionHeaders
+from ._headers import CountingJar, SessionHeaders, UnwritableHeader
 from ._log import get_logger
 from ._redact import PLUGIN_SECRETS, guard_library_logs
 from ._requests import has_dot_segment
-from ._resend import announce_not_received, announce_resend
+from ._resend import Carry, announce_not_received, announce_resend, note_backoff, resumed
 from ._retry import RetryPolicy
 from ._transport import GWSTransport, client_transports
 
@@ -409,6 +409,9 @@ class GWSSession(SessionHeaders):
                 f"refused to send an operation to {one_line(repr(path), 80)}: not an "
                 "outbound operation path; nothing was sent"
             )
+        carry = resumed()
+        if carry is not None:  # an earlier sender of it was interrupted between attempts
+            return await self._with_relogin("POST", path, body, resume=carry)
         transport = self._post_transport
         if transport is None:
             return await self._with_relogin("POST", path, body)
@@ -448,9 +451,13 @@ class GWSSession(SessionHeaders):
         body: Mapping[str, Any] | None,
         generation: int | None = None,
         first: _Answer | httpx.TransportError | None = None,
+        *,
+        resume: Carry | None = None,
     ) -> Mapping[str, Any]:
         """The request with retries and one re-login. ``first``: the outcome of a first
-        attempt already made (by :meth:`post_operation`) at login ``generation``."""
+        attempt already made (by :meth:`post_operation`) at login ``generation``.
+        ``resume``: where the retries of this POST stood when an earlier sender of it was
+        interrupted (the sender waited the rest of the backoff): they go on from there."""
 
         made = first is not None  # an attempt was made already
 
@@ -472,7 +479,7 @@ class GWSSession(SessionHeaders):
                 if made and method == "POST" and not announce_resend():
                     raise GWSTransportError(
                         f"{method} {path} was not written again: its request has its outcome "
-                        "already; nothing more was sent"
+                        "already, or GWS answered it over CometD; nothing more was sent"
                     )
                 made = True
                 response = await self._exchange(method, path, body)
@@ -488,19 +495,54 @@ class GWSSession(SessionHeaders):
 
         if generation is None:
             generation = self._generation
-        try:
-            return await self._retrying(method, path, attempt)
-        except _SessionRefused as refused:
-            logger.info(
-                "gws_session_renewing",
-                http_status=refused.http_status,
-                status_code=refused.status_code,
-                path=path,
-            )
+        if resume is None or not resume.relogged:
+            try:
+                return await self._retrying(
+                    method, path, attempt, generation, made=resume.attempts if resume else 0
+                )
+            except _SessionRefused as refused:
+                logger.info(
+                    "gws_session_renewing",
+                    http_status=refused.http_status,
+                    status_code=refused.status_code,
+                    path=path,
+                )
+                first_refusal = refused.describe()
+            resume = None
+            if method == "POST":  # interrupted during the re-login: it goes on from here
+                note_backoff(0, True, generation, 0.0)
+        else:
+            generation = resume.generation
+            first_refusal = "before its sender was interrupted"
         # GWS refused it unread: log in again (once for concurrent requests) and resend.
-        await self._relogin(generation)
         try:
-            return await self._retrying(method, path, attempt)
+            await self._relogin(generation)
+        except GWSStatusError as error:
+            # The login's statusCode, not the request's: GWS refused the request unread and
+            # the session could not be renewed (nothing of the request was processed).
+            detail = one_line(error.status_message, 120) if error.status_message else ""
+            raise GWSAuthenticationError(
+                f"GWS at {self.target} refused {method} {self._api_path}{path} unread "
+                f"({first_refusal}) and logging in again failed: the login (GET "
+                f"{self._api_path}/me) was answered HTTP {error.http_status}, statusCode "
+                f"{error.status_code}" + (f" ({detail})" if detail else "")
+            ) from None
+        except GWSTransportError as error:
+            # No answer to the login: the request itself was refused unread (not sent).
+            raise GWSTransportError(
+                f"GWS at {self.target} refused {method} {self._api_path}{path} unread "
+                f"({first_refusal}) and logging in again failed: {error}; nothing of the "
+                f"{method} was processed"
+            ) from None
+        try:
+            return await self._retrying(
+                method,
+                path,
+                attempt,
+                generation,
+                relogged=True,
+                made=resume.attempts if resume else 0,
+            )
         except _SessionRefused as refused:
             raise GWSAuthenticationError(
                 f"GWS at {self.target} refused the session after a fresh login "
@@ -513,12 +555,26 @@ class GWSSession(SessionHeaders):
                 return  # another request already logged in again
             await self.login()
 
-    async def _retrying(self, method: str, path: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
-        attempts = 1
+    async def _retrying(
+        self,
+        method: str,
+        path: str,
+        attempt: Callable[[], Awaitable[_T]],
+        generation: int = 0,
+        *,
+        relogged: bool = False,
+        made: int = 0,
+    ) -> _T:
+        """``attempt`` with the retry policy; ``made``: attempts of this round already made
+        (by an interrupted sender of the same POST). A POST's backoffs are noted for its
+        sender (``note_backoff``), with ``generation`` and ``relogged`` (which round)."""
+        attempts = made + 1
 
         def on_retry(error: Exception, number: int, delay: float) -> None:
             nonlocal attempts
             attempts = number + 1
+            if method == "POST":
+                note_backoff(number, relogged, generation, anyio.current_time() + delay)
             logger.warning(
                 "gws_request_retry",
                 method=method,
@@ -530,7 +586,10 @@ class GWSSession(SessionHeaders):
 
         try:
             return await self.retry_policy.retrying(
-                attempt, retry_if=lambda error: isinstance(error, _Transient), on_retry=on_retry
+                attempt,
+                retry_if=lambda error: isinstance(error, _Transient),
+                on_retry=on_retry,
+                made=made,
             )
         except _Transient as transient:
             error = transient.error
@@ -566,9 +625,14 @@ class GWSSession(SessionHeaders):
             if body is not None:  # as httpx's json= would, with the same check as POSTs
                 encoded = self._encode(path, body)
                 request_headers["Content-Type"] = "application/json"
-            response = await self.client.request(
-                method, path, content=encoded, headers=request_headers
-            )
+            try:
+                response = await self.client.request(
+                    method, path, content=encoded, headers=request_headers
+                )
+            except UnicodeEncodeError:  # httpx writes headers as ASCII: raised before sending
+                raise self._unwritable(
+                    method, path, "the CSRF token or a cookie GWS gave this session"
+                ) from None
         except httpx.TransportError as error:
             self._raise_transport_error(method, path, error)
         return _Answer(
@@ -585,13 +649,28 @@ class GWSSession(SessionHeaders):
         client would send): the header list kept per CSRF token and jar version (see
         :meth:`_post_header_list`), the body from one shared JSON encoder."""
         content = self._encode(path, body)
-        headers = self._post_header_list(path)
+        try:
+            headers = self._post_header_list(path)
+        except UnwritableHeader as error:
+            raise self._unwritable("POST", path, str(error)) from None
         headers.append((b"Content-Length", str(len(content)).encode()))
         scheme, host, port = self._origin
         url = httpcore.URL(
             scheme=scheme, host=host, port=port, target=(self._api_path + path).encode("ascii")
         )
         return url, headers, content
+
+    def _unwritable(self, method: str, path: str, what: str) -> GWSTransportError:
+        """What a request raises when ``what`` (a CSRF token or a cookie GWS or a proxy gave
+        the session) cannot be written in a header: refused before anything is written,
+        certainly not sent (a plain :class:`GWSTransportError`), naming which, never its
+        value."""
+        logger.warning("gws_header_unwritable", method=method, path=path, what=what)
+        return GWSTransportError(
+            f"refused to send {method} {self._api_path}{path} to GWS at {self.target}: {what} "
+            "cannot be written in an HTTP header (a character outside Latin-1); nothing was "
+            "sent"
+        )
 
     def _encode(self, path: str, body: Mapping[str, Any]) -> bytes:
         """The body of a POST as JSON (UTF-8), or :class:`GWSTransportError` (certainly not

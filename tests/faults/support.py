@@ -217,7 +217,10 @@ class StallingProxy:
     occurrences (counted from 1) that ``only`` lists for it; ``stalled`` is set at the first
     one it holds. ``answer(head, body)``, if given, may answer a request itself (the whole
     HTTP response, as bytes) instead of passing it on (``None``): a GWS answering what the
-    simulator never would."""
+    simulator never would. ``pass_on(head, body)``, if given, says of a request the proxy
+    answers itself whether the simulator gets it too (on a connection of its own, its answer
+    discarded, before the proxy answers): a node that got the request to GWS and then
+    answered the client something else."""
 
     def __init__(
         self,
@@ -225,9 +228,11 @@ class StallingProxy:
         stall: tuple[str, ...] = (),
         only: dict[str, set[int]] | None = None,
         answer: Callable[[bytes, bytes], bytes | None] | None = None,
+        pass_on: Callable[[bytes, bytes], bool] | None = None,
     ) -> None:
         self.target_port = target_port
         self.answer = answer
+        self.pass_on = pass_on
         self.stall = tuple(s.encode() for s in stall)
         self.only = {k.encode(): v for k, v in (only or {}).items()}
         self.seen: Counter[bytes] = Counter()
@@ -257,6 +262,20 @@ class StallingProxy:
         self.seen[channel] += 1
         return channel not in self.only or self.seen[channel] in self.only[channel]
 
+    async def _pass_on_aside(self, request: bytes) -> None:
+        """``request`` to the simulator on a connection of its own; its answer read and
+        discarded."""
+        aside_reader, aside_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        try:
+            aside_writer.write(request)
+            await aside_writer.drain()
+            head = await aside_reader.readuntil(b"\r\n\r\n")
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    await aside_reader.readexactly(int(line.split(b":", 1)[1]))
+        finally:
+            aside_writer.close()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers += [writer, up_writer]
@@ -283,6 +302,8 @@ class StallingProxy:
                     return
                 own = self.answer(head, body) if self.answer is not None else None
                 if own is not None:
+                    if self.pass_on is not None and self.pass_on(head, body):
+                        await self._pass_on_aside(head + body)
                     writer.write(own)
                     await writer.drain()
                     continue

@@ -304,6 +304,26 @@ def test_a_request_answered_by_reference_is_not_taken_back() -> None:
     assert isinstance(done.outcome, Acknowledged)
 
 
+def test_an_answer_by_reference_between_attempts_means_gws_got_it() -> None:
+    """The transport was told an attempt did not reach GWS (a node in front of GWS passed it
+    on, then answered 503 with GWS's ``statusCode`` 4) and waits to write it again; the
+    acknowledgement with the request's reference id arrives meanwhile. Before, the request,
+    back at ``ready``, could not be matched: the acknowledgement was reported as another
+    client's, the transport was let write it again, and the second write's answer decided.
+    Now it is the request's own answer, the request counts as sent (not queued, not to be
+    written again), and it is acknowledged with it."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    token = _between_attempts(correlator, cancel(1, "a"))
+    effects = correlator.message(ack("a", 1))
+    assert not [e for e in effects if isinstance(e, Foreign | Unsolicited)]
+    assert not correlator.is_queued(token)
+    assert not correlator.may_write_again(token)
+    assert correlator.posted(token, PostResult.NOT_SENT, message="not written again") == []
+    (done,) = resolved(correlator.message(event(1)))
+    assert done.token == token and isinstance(done.outcome, Acknowledged)
+    assert done.outcome.outbound is not None and done.outcome.user_event is not None
+
+
 def test_an_attempt_gws_did_not_get_after_the_deadline_owes_the_key_nothing() -> None:
     """The deadline ended ``a`` while an attempt was being written (``outcome_unknown``: it
     may have reached GWS), so an answer on its key was owed to it (M4) and ``b``, behind it

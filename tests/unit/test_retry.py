@@ -150,6 +150,23 @@ async def test_retrying_raises_the_last_error_when_the_retries_run_out() -> None
     assert waits.delays == [0.1, 0.2]
 
 
+async def test_retrying_goes_on_after_the_attempts_already_made() -> None:
+    """``made``: an interrupted run made two attempts and waited the delay after the second;
+    going on, the next attempt is number 3, only the one retry left is made, after the
+    policy's third delay (the POST's retries carried over an interrupted sender)."""
+    flaky = Flaky(10, ConnectionError("still down"))
+    seen: list[int] = []
+    waits = Waits()
+    policy = RetryPolicy(retries=3, first_delay=0.1)
+    with pytest.raises(ConnectionError, match="still down"):
+        await policy.retrying(
+            flaky, on_retry=lambda error, n, delay: seen.append(n), sleep=waits, made=2
+        )
+    assert flaky.calls == 2  # attempts 3 and 4 (the last allowed)
+    assert seen == [3]
+    assert waits.delays == [0.4]
+
+
 async def test_retrying_never_retries_what_retry_if_refuses() -> None:
     flaky = Flaky(10, ValueError("refused"))
     waits = Waits()
