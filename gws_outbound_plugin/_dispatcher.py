@@ -170,6 +170,25 @@ class _HookCall:
 
 _SCOPE_CLASS: type[anyio.CancelScope] | None = None
 
+_TAILS_AT_MOST: Final = 64
+"""Python 3.11: hook calls that ended in their first step, whose tasks have yet to take their
+(empty) last step, at most, before the caller lets the loop run them (see :func:`_tails`)."""
+_tails = 0
+"""How many such tasks there are now (Python 3.11 only: none with eager tasks)."""
+
+
+async def _let_the_loop_run() -> None:
+    """One trip through the event loop, for the tasks of the hook calls that ended in their
+    first step to end (a caller that never waits would otherwise pile them up, in memory
+    and in every garbage collection): as the hook call's own wait did, a plain
+    ``task.cancel()`` of the caller is taken back, an anyio cancellation goes through."""
+    try:
+        await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        if not cancelled_from_outside():
+            raise
+        take_back_cancellation("hook call")
+
 
 def _cancel_scope() -> anyio.CancelScope:
     """A new ``anyio.CancelScope()``: the class of anyio's asyncio backend (a hook call
@@ -206,7 +225,7 @@ else:  # Python 3.11: no eager tasks; the same, by hand
         later step is the coroutine's own. It looks like the coroutine to ``inspect``
         (anyio delivers a cancellation only to a task whose coroutine started)."""
 
-        __slots__ = ("_coroutine", "_ended", "_pending", "_waiting")
+        __slots__ = ("_coroutine", "_ended", "_pending", "_tail", "_waiting")
 
         def __init__(self, coroutine: Coroutine[Any, Any, None]) -> None:
             self._coroutine = coroutine
@@ -215,13 +234,17 @@ else:  # Python 3.11: no eager tasks; the same, by hand
             self._waiting = False
             """Whether the first step awaited something the task has not been handed."""
             self._ended = False
+            self._tail = False
+            """Whether the coroutine ended in the first step, and the task has yet to end."""
 
         def first_step(self) -> None:
             """Run the coroutine's first step (in the task, its context entered)."""
+            global _tails
             try:
                 self._pending = self._coroutine.send(None)
             except StopIteration:
-                self._ended = True
+                self._ended = self._tail = True
+                _tails += 1
             except BaseException:  # KeyboardInterrupt / SystemExit: the caller raises it
                 self._ended = True
                 raise
@@ -234,14 +257,23 @@ else:  # Python 3.11: no eager tasks; the same, by hand
                 pending, self._pending = self._pending, None
                 return pending
             if self._ended:
+                self._last_step()
                 raise StopIteration
             return self._coroutine.send(value)
 
-        def __next__(self) -> Any:
-            return self.send(None)
+        def __next__(self) -> Any:  # the task's steps: send(None) without a second call
+            if self._waiting:
+                self._waiting = False
+                pending, self._pending = self._pending, None
+                return pending
+            if self._ended:
+                self._last_step()
+                raise StopIteration
+            return self._coroutine.send(None)
 
         def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
             if self._ended:
+                self._last_step()
                 raise typ if val is None else val
             if self._waiting:
                 # Cancelled before its first step here (anyio's scope, a task.cancel()):
@@ -253,6 +285,12 @@ else:  # Python 3.11: no eager tasks; the same, by hand
             if val is None and tb is None:
                 return self._coroutine.throw(typ)
             return self._coroutine.throw(typ, val, tb)  # pragma: no cover - Python 3.11 only
+
+        def _last_step(self) -> None:
+            global _tails
+            if self._tail:
+                self._tail = False
+                _tails -= 1
 
         def close(self) -> None:
             self._coroutine.close()
@@ -549,6 +587,8 @@ class HookDispatcher:
             # first step (the loop's next round), which runs nothing of the hook's.
             if task.cancelling():  # the hook cancelled its own task, and returned
                 self._cancelled_task(call, awaitable)
+            if _tails > _TAILS_AT_MOST:
+                await _let_the_loop_run()
             return
         if task.cancelled():  # cancelled from outside before it could even start
             self._cancelled_task(call, awaitable)
@@ -583,7 +623,8 @@ class HookDispatcher:
             HOOK_TASKS[task] = self._pm
             HOOK_TASK.set(task)  # in this task's own context: the tasks it starts inherit it
         try:
-            with _cancel_scope() as scope:
+            scope = _cancel_scope() if _SCOPE_CLASS is None else _SCOPE_CLASS()
+            with scope:
                 call.scope = scope
                 await awaitable
             if scope.cancelled_caught:  # its deadline (reported), or the plugin stopping it
