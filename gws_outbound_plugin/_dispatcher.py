@@ -9,6 +9,7 @@ import contextvars
 import inspect
 import math
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
@@ -172,9 +173,17 @@ _SCOPE_CLASS: type[anyio.CancelScope] | None = None
 
 _TAILS_AT_MOST: Final = 64
 """Python 3.11: hook calls that ended in their first step, whose tasks have yet to take their
-(empty) last step, at most, before the caller lets the loop run them (see :func:`_tails`)."""
-_tails = 0
-"""How many such tasks there are now (Python 3.11 only: none with eager tasks)."""
+(empty) last step, at most, before the caller lets the loop run them."""
+
+
+class _Tails(threading.local):
+    """How many such tasks there are now, in this thread (its event loop's; Python 3.11
+    only: none with eager tasks)."""
+
+    count = 0
+
+
+_TAILS: Final = _Tails()
 
 
 async def _let_the_loop_run() -> None:
@@ -239,12 +248,11 @@ else:  # Python 3.11: no eager tasks; the same, by hand
 
         def first_step(self) -> None:
             """Run the coroutine's first step (in the task, its context entered)."""
-            global _tails
             try:
                 self._pending = self._coroutine.send(None)
             except StopIteration:
                 self._ended = self._tail = True
-                _tails += 1
+                _TAILS.count += 1
             except BaseException:  # KeyboardInterrupt / SystemExit: the caller raises it
                 self._ended = True
                 raise
@@ -287,10 +295,9 @@ else:  # Python 3.11: no eager tasks; the same, by hand
             return self._coroutine.throw(typ, val, tb)  # pragma: no cover - Python 3.11 only
 
         def _last_step(self) -> None:
-            global _tails
             if self._tail:
                 self._tail = False
-                _tails -= 1
+                _TAILS.count -= 1
 
         def close(self) -> None:
             self._coroutine.close()
@@ -587,7 +594,7 @@ class HookDispatcher:
             # first step (the loop's next round), which runs nothing of the hook's.
             if task.cancelling():  # the hook cancelled its own task, and returned
                 self._cancelled_task(call, awaitable)
-            if _tails > _TAILS_AT_MOST:
+            if _TAILS.count > _TAILS_AT_MOST:
                 await _let_the_loop_run()
             return
         if task.cancelled():  # cancelled from outside before it could even start
