@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextlib
+import contextvars
 import inspect
 import math
 import sys
+import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -114,20 +117,48 @@ async def steadfast(step: Callable[[], Awaitable[_T]], what: str) -> _T:
 class _HookCall:
     """What the dispatcher and a hook call's own task share."""
 
-    __slots__ = ("finished", "scope", "timed_out")
+    __slots__ = (
+        "deadline",
+        "ended",
+        "finished",
+        "hook_name",
+        "impl",
+        "scope",
+        "timed_out",
+        "timeout",
+    )
 
-    def __init__(self, finished: asyncio.Future[None]) -> None:
-        self.finished = finished
-        """Set by the task's body as its last step (the waiting caller wakes with no extra
-        trip through the loop), or by its done callback if the body never ran."""
+    def __init__(self, hook_name: str, impl: pluggy.HookImpl, timeout: float) -> None:
+        self.hook_name = hook_name
+        self.impl = impl
+        self.timeout = timeout
+        """The call's ``hook_timeout``, as it was when the call started."""
+        self.ended = False
+        """Whether the task's body ran to its end (its last step)."""
+        self.finished: asyncio.Future[None] | None = None
+        """What a caller waiting for the call awaits (only a call that did not end in its
+        first step has one): set by the task's body as its last step (the waiting caller
+        wakes with no extra trip through the loop), or by its done callback if the body
+        never ran."""
+        self.deadline: asyncio.TimerHandle | None = None
+        """The loop timer of the call's deadline (only a call that did not end in its first
+        step, which no timer can interrupt, has one)."""
         self.scope: anyio.CancelScope | None = None
         """The scope bounding the call (``hook_timeout``), once the call started."""
         self.timed_out = False
         """Whether the call was reported as timed out (once per call)."""
 
+    def end(self) -> None:
+        """The task's body's last step: no deadline any more, and the caller wakes."""
+        self.ended = True
+        if self.deadline is not None:
+            self.deadline.cancel()
+        self.wake()
+
     def wake(self, *_: object) -> None:
-        if not self.finished.done():
-            self.finished.set_result(None)
+        finished = self.finished
+        if finished is not None and not finished.done():
+            finished.set_result(None)
 
     def stop(self, task: asyncio.Task[None]) -> None:
         """Cancel the call the anyio way (a hook's shielded scope is respected), or the
@@ -138,13 +169,188 @@ class _HookCall:
             task.cancel()
 
 
-def _new_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """A task for one hook call; from Python 3.12 on, its first step runs at once (a hook
-    that never waits costs no trip through the event loop)."""
-    loop = asyncio.get_running_loop()
-    if sys.version_info >= (3, 12):
-        return asyncio.Task(coroutine, loop=loop, eager_start=True)
-    return loop.create_task(coroutine)
+_SCOPE_CLASS: type[anyio.CancelScope] | None = None
+
+_TAILS_AT_MOST: Final = 64
+"""Python 3.11: hook calls that ended in their first step, whose tasks have yet to take their
+(empty) last step, at most, before the caller lets the loop run them."""
+
+
+class _Tails(threading.local):
+    """How many such tasks there are now, in this thread (its event loop's; Python 3.11
+    only: none with eager tasks)."""
+
+    count = 0
+
+
+_TAILS: Final = _Tails()
+
+
+async def _let_the_loop_run() -> None:
+    """One trip through the event loop, for the tasks of the hook calls that ended in their
+    first step to end (a caller that never waits would otherwise pile them up, in memory
+    and in every garbage collection): as the hook call's own wait did, a plain
+    ``task.cancel()`` of the caller is taken back, an anyio cancellation goes through."""
+    try:
+        await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        if not cancelled_from_outside():
+            raise
+        take_back_cancellation("hook call")
+
+
+def _cancel_scope() -> anyio.CancelScope:
+    """A new ``anyio.CancelScope()``: the class of anyio's asyncio backend (a hook call
+    runs in an asyncio task), made directly once known. ``anyio.CancelScope()`` asks which
+    async library runs (``sniffio``) for every scope it makes, about a third of the cost of
+    a scope; the object and its semantics are the same."""
+    global _SCOPE_CLASS
+    if _SCOPE_CLASS is None:
+        scope = anyio.CancelScope()
+        _SCOPE_CLASS = type(scope)
+        return scope
+    return _SCOPE_CLASS()
+
+
+if sys.version_info >= (3, 12):
+
+    def _start_task(
+        loop: asyncio.AbstractEventLoop,
+        coroutine: Coroutine[Any, Any, None],
+        context: contextvars.Context,
+    ) -> asyncio.Task[None]:
+        """A task for one hook call, its first step run at once (a hook that never waits
+        costs no trip through the event loop)."""
+        return asyncio.Task(coroutine, loop=loop, eager_start=True, context=context)
+
+else:  # Python 3.11: no eager tasks; the same, by hand
+    from asyncio.tasks import _enter_task, _leave_task
+
+    class _FirstStepTaken(collections.abc.Coroutine[Any, Any, None]):
+        """What the task of a hook call runs on Python 3.11: the call's coroutine, whose
+        first step :func:`_start_task` already ran in that task (as the task of Python
+        3.12's ``eager_start=True`` does). The task goes on from there: its first step
+        hands it what the first step awaited, or ends at once if the coroutine ended; every
+        later step is the coroutine's own. It looks like the coroutine to ``inspect``
+        (anyio delivers a cancellation only to a task whose coroutine started)."""
+
+        __slots__ = ("_coroutine", "_ended", "_pending", "_tail", "_waiting")
+
+        def __init__(self, coroutine: Coroutine[Any, Any, None]) -> None:
+            self._coroutine = coroutine
+            self._pending: Any = None
+            """What the first step awaited (a future, or None for a bare ``yield``)."""
+            self._waiting = False
+            """Whether the first step awaited something the task has not been handed."""
+            self._ended = False
+            self._tail = False
+            """Whether the coroutine ended in the first step, and the task has yet to end."""
+
+        def first_step(self) -> None:
+            """Run the coroutine's first step (in the task, its context entered)."""
+            try:
+                self._pending = self._coroutine.send(None)
+            except StopIteration:
+                self._ended = self._tail = True
+                _TAILS.count += 1
+            except BaseException:  # KeyboardInterrupt / SystemExit: the caller raises it
+                self._ended = True
+                raise
+            else:
+                self._waiting = True
+
+        def send(self, value: Any) -> Any:
+            if self._waiting:  # the task's first step: it now waits for what was awaited
+                self._waiting = False
+                pending, self._pending = self._pending, None
+                return pending
+            if self._ended:
+                self._last_step()
+                raise StopIteration
+            return self._coroutine.send(value)
+
+        def __next__(self) -> Any:  # the task's steps: send(None) without a second call
+            if self._waiting:
+                self._waiting = False
+                pending, self._pending = self._pending, None
+                return pending
+            if self._ended:
+                self._last_step()
+                raise StopIteration
+            return self._coroutine.send(None)
+
+        def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+            if self._ended:
+                self._last_step()
+                raise typ if val is None else val
+            if self._waiting:
+                # Cancelled before its first step here (anyio's scope, a task.cancel()):
+                # as for a task waiting on it, what the coroutine awaited is cancelled.
+                self._waiting = False
+                pending, self._pending = self._pending, None
+                if isinstance(pending, asyncio.Future):
+                    pending.cancel()
+            if val is None and tb is None:
+                return self._coroutine.throw(typ)
+            return self._coroutine.throw(typ, val, tb)  # pragma: no cover - Python 3.11 only
+
+        def _last_step(self) -> None:
+            if self._tail:
+                self._tail = False
+                _TAILS.count -= 1
+
+        def close(self) -> None:
+            self._coroutine.close()
+
+        def __await__(self) -> Generator[Any, None, None]:  # pragma: no cover - never awaited
+            return self._coroutine.__await__()
+
+        @property
+        def cr_running(self) -> bool:
+            return bool(getattr(self._coroutine, "cr_running", False))
+
+        @property
+        def cr_suspended(self) -> bool:
+            return bool(getattr(self._coroutine, "cr_suspended", False))
+
+        @property
+        def cr_frame(self) -> Any:
+            return getattr(self._coroutine, "cr_frame", None)
+
+        @property
+        def cr_code(self) -> Any:
+            return getattr(self._coroutine, "cr_code", None)
+
+        @property
+        def cr_await(self) -> Any:
+            return getattr(self._coroutine, "cr_await", None)
+
+        @property
+        def __name__(self) -> str:  # the task's repr names the hook call's coroutine
+            return str(getattr(self._coroutine, "__qualname__", "hook call"))
+
+    def _start_task(
+        loop: asyncio.AbstractEventLoop,
+        coroutine: Coroutine[Any, Any, None],
+        context: contextvars.Context,
+    ) -> asyncio.Task[None]:
+        """A task for one hook call, its first step run at once (a hook that never waits
+        costs no trip through the event loop): as Python 3.12's ``eager_start=True`` does,
+        the first step runs here, in the task (it is the current task, in its context),
+        and the task goes on from there."""
+        caller = asyncio.current_task(loop)
+        if caller is None:  # pragma: no cover - dispatch() always runs in a task
+            return asyncio.Task(coroutine, loop=loop, context=context)
+        runs = _FirstStepTaken(coroutine)
+        task: asyncio.Task[None] = asyncio.Task(runs, loop=loop, context=context)
+        _leave_task(loop, caller)
+        _enter_task(loop, task)
+        try:
+            context.run(runs.first_step)
+        finally:
+            _leave_task(loop, task)
+            _enter_task(loop, caller)
+        return task
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,22 +550,34 @@ class HookDispatcher:
         """Run one hook call in a task of its own and wait until it ended, without ever
         cancelling it: a plain ``task.cancel()`` of the waiting task is taken back and the
         wait goes on; an anyio cancellation of the waiting task's scope (the plugin stopping
-        the pump) goes through, and cancels the hook's task on its way."""
+        the pump) goes through, and cancels the hook's task on its way.
+
+        The task's first step runs at once, here (see :func:`_start_task`): a call that
+        ends in it (a hook that never waits) costs no trip through the event loop, and no
+        timer, since nothing can interrupt that step. A call that waits gets its deadline
+        then, counted from its start."""
         loop = asyncio.get_running_loop()
-        call = _HookCall(loop.create_future())
-        task = _new_task(self._run_bounded(hook_name, impl, awaitable, self._hook_timeout, call))
-        if not task.done():
+        call = _HookCall(hook_name, impl, self._hook_timeout)
+        started = loop.time()
+        context = contextvars.copy_context()
+        task = _start_task(loop, self._run_bounded(awaitable, call), context)
+        if not call.ended:
+            if math.isfinite(call.timeout):
+                call.deadline = loop.call_at(
+                    started + call.timeout, self._deadline_passed, call, context=context.copy()
+                )
+            finished = call.finished = loop.create_future()
             task.add_done_callback(call.wake)
             try:
                 while not task.done():
                     try:
-                        await call.finished
+                        await finished
                     except asyncio.CancelledError:
                         if not cancelled_from_outside():
                             raise
                         take_back_cancellation("hook call")
-                        if call.finished.cancelled():
-                            call.finished = loop.create_future()
+                        if finished.cancelled():
+                            finished = call.finished = loop.create_future()
             except BaseException:  # the caller was stopped: so is the hook (if it lets us)
                 call.stop(task)
                 # And the caller ends after it (structured concurrency): the task that
@@ -371,87 +589,84 @@ class HookDispatcher:
                         except asyncio.CancelledError:
                             take_back_cancellation("hook call")
                 raise
+        elif not task.done():
+            # Python 3.11: the call ended in the first step; the task ends at its own
+            # first step (the loop's next round), which runs nothing of the hook's.
+            if task.cancelling():  # the hook cancelled its own task, and returned
+                self._cancelled_task(call, awaitable)
+            if _TAILS.count > _TAILS_AT_MOST:
+                await _let_the_loop_run()
+            return
         if task.cancelled():  # cancelled from outside before it could even start
-            close = getattr(awaitable, "close", None)
-            if close is not None:
-                close()
-            report_hook_failure(
-                self._pm,
-                impl.plugin_name,
-                hook_name,
-                asyncio.CancelledError("the hook's task was cancelled before it ran"),
-            )
+            self._cancelled_task(call, awaitable)
             return
         error = task.exception()
         if error is not None:  # KeyboardInterrupt / SystemExit: not ours to swallow
             raise error
 
-    async def _run_bounded(
-        self,
-        hook_name: str,
-        impl: pluggy.HookImpl,
-        awaitable: Any,
-        timeout: float,
-        call: _HookCall,
-    ) -> None:
-        """The body of a hook's own task: ``await awaitable`` within ``timeout``.
+    def _cancelled_task(self, call: _HookCall, awaitable: Any) -> None:
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()
+        report_hook_failure(
+            self._pm,
+            call.impl.plugin_name,
+            call.hook_name,
+            asyncio.CancelledError("the hook's task was cancelled before it ran"),
+        )
+
+    async def _run_bounded(self, awaitable: Any, call: _HookCall) -> None:
+        """The body of a hook's own task: ``await awaitable`` within the call's timeout.
 
         A call still running at its deadline is reported as timed out then, whether or not
         its cancellation stops it: one that shields itself from it (``CancelScope(shield=
         True)``) or takes it back (``except CancelledError``) and goes on holds up every hook
         call after it all the same, and must not pass unnoticed (nor a test of the testing
-        kit)."""
+        kit). The deadline is one loop timer (see :meth:`_in_own_task`), which cancels the
+        call's scope and reports it at once (anyio's ``move_on_after`` would only say so
+        once the call ended, if it ever does)."""
         task = asyncio.current_task()
         if task is not None:
             HOOK_TASKS[task] = self._pm
             HOOK_TASK.set(task)  # in this task's own context: the tasks it starts inherit it
-        # The deadline: one loop timer, which cancels the call's scope and reports it at once
-        # (anyio's move_on_after would only say so once the call ended, if it ever does).
-        deadline = (
-            asyncio.get_running_loop().call_later(
-                timeout, self._deadline_passed, hook_name, impl, timeout, call
-            )
-            if math.isfinite(timeout)
-            else None
-        )
         try:
-            with anyio.CancelScope() as scope:
+            scope = _cancel_scope() if _SCOPE_CLASS is None else _SCOPE_CLASS()
+            with scope:
                 call.scope = scope
                 await awaitable
             if scope.cancelled_caught:  # its deadline (reported), or the plugin stopping it
-                self._overdue(hook_name, impl, timeout, call)
+                self._overdue(call)
         except Exception as error:  # a plugin's bug must not reach the others
-            report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
+            report_hook_failure(self._pm, call.impl.plugin_name, call.hook_name, error)
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt | SystemExit):
                 raise
             # A stray CancelledError (the hook's own timer, a task.cancel() of this task
             # from outside), pytest's fail(): that plugin's failure, contained in this task.
-            report_hook_failure(self._pm, impl.plugin_name, hook_name, error)
+            report_hook_failure(self._pm, call.impl.plugin_name, call.hook_name, error)
         finally:
-            if deadline is not None:
-                deadline.cancel()
             if task is not None:
                 HOOK_TASKS.pop(task, None)
-            call.wake()
+            call.end()
 
-    def _deadline_passed(
-        self, hook_name: str, impl: pluggy.HookImpl, timeout: float, call: _HookCall
-    ) -> None:
+    def _deadline_passed(self, call: _HookCall) -> None:
         """The call is still running at its deadline: cancel it (the anyio way) and report
         it as timed out, whether or not the cancellation stops it."""
         if call.scope is not None:
             call.scope.cancel()
-        self._overdue(hook_name, impl, timeout, call)
+        self._overdue(call)
 
-    def _overdue(
-        self, hook_name: str, impl: pluggy.HookImpl, timeout: float, call: _HookCall
-    ) -> None:
+    def _overdue(self, call: _HookCall) -> None:
         """Report the call as timed out, once."""
         if not call.timed_out:
             call.timed_out = True
             report_hook_failure(
-                self._pm, impl.plugin_name, hook_name, None, timed_out=True, timeout=timeout
+                self._pm,
+                call.impl.plugin_name,
+                call.hook_name,
+                None,
+                timed_out=True,
+                timeout=call.timeout,
             )
 
     def _execute(self, hook_name: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:

@@ -3,7 +3,11 @@ the virtual clock: a hung hook costs hook_timeout of the loop's time)."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import anyio
+import anyio.lowlevel
 import pytest
 from structlog.testing import capture_logs
 
@@ -80,3 +84,105 @@ async def test_order_isolation_and_timeouts() -> None:
     log.clear()
     await dispatcher.dispatch("on_user_event", event="y")
     assert log == ["late", "last-registered", "first-registered"]
+
+
+class CancelsItself:
+    """Cancels its own task (``asyncio.current_task().cancel()``) and returns at once."""
+
+    @hookimpl
+    async def on_user_event(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+
+
+async def test_a_hook_cancelling_its_own_task_and_returning_fails_alone() -> None:
+    """The cancellation stays in the hook's task, which never waited: that plugin's failure
+    (on Python 3.11 too, where the call ends in the first step of a task still to take its
+    own), the caller is not cancelled and the next implementation runs."""
+    pm = make_plugin_manager(load_entrypoints=False)
+    log: list[str] = []
+    pm.register(Ordered("after", log), name="after")
+    pm.register(CancelsItself(), name="rogue")
+    dispatcher = HookDispatcher(pm, hook_timeout=2)
+    with capture_logs() as logs:
+        for _ in range(2):
+            await dispatcher.dispatch("on_user_event", event="x")
+            await anyio.lowlevel.checkpoint()  # no cancellation left for the caller
+    assert log == ["after", "after"]
+    failed = [(entry["event"], entry["plugin"]) for entry in logs]
+    assert failed == [("plugin_hook_failed", "rogue")] * 2
+
+
+class WaitsForAFuture:
+    """Waits, in its first step, for a future nothing sets."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[Any] | None = None
+        self.waited_for: asyncio.Future[None] | None = None
+        self.cancelled_at_its_await = False
+
+    @hookimpl
+    async def on_user_event(self) -> None:
+        self.task = asyncio.current_task()
+        self.waited_for = asyncio.get_running_loop().create_future()
+        try:
+            await self.waited_for
+        except asyncio.CancelledError:
+            self.cancelled_at_its_await = True
+            raise
+
+
+async def test_a_hook_task_cancelled_right_after_its_first_step_gets_it_at_its_await() -> None:
+    """A plain ``task.cancel()`` of a hook's task before the loop ran that task (a host
+    cancelling every task, in the round the call started in) reaches the hook where its
+    first step waits, as for any task waiting there (what it waited for is cancelled):
+    that plugin's failure, contained in its task. The call's first step runs at once (Python
+    3.12's eager tasks; on 3.11, by hand, the case this test is for: before, the hook
+    never ran there)."""
+    pm = make_plugin_manager(load_entrypoints=False)
+    log: list[str] = []
+    hook = WaitsForAFuture()
+    pm.register(Ordered("after", log), name="after")
+    pm.register(hook, name="waits")
+    dispatcher = HookDispatcher(pm, hook_timeout=2)
+
+    def cancel_the_hook_task() -> None:  # runs in the loop's next round, before the task
+        assert hook.task is not None
+        hook.task.cancel()
+
+    with capture_logs() as logs:
+        asyncio.get_running_loop().call_soon(cancel_the_hook_task)
+        await dispatcher.dispatch("on_user_event", event="x")
+        await anyio.lowlevel.checkpoint()  # no cancellation left for the caller
+    assert hook.cancelled_at_its_await
+    assert hook.waited_for is not None and hook.waited_for.cancelled()
+    assert log == ["after"]
+    assert [(entry["event"], entry["plugin"]) for entry in logs] == [
+        ("plugin_hook_failed", "waits")
+    ]
+
+
+class NeverWaits:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    async def on_user_event(self) -> None:
+        self.calls += 1
+
+
+async def test_calls_that_never_wait_leave_few_unfinished_tasks_behind() -> None:
+    """A caller making many hook calls that end in their first step, never waiting itself,
+    does not pile up their tasks (Python 3.11: each has its own, empty, last step to take in
+    the loop; 3.12's eager tasks end at once): the caller lets the loop run now and then."""
+    pm = make_plugin_manager(load_entrypoints=False)
+    hook = NeverWaits()
+    pm.register(hook, name="never-waits")
+    dispatcher = HookDispatcher(pm, hook_timeout=2)
+    before = {task for task in asyncio.all_tasks() if not task.done()}
+    for _ in range(500):
+        await dispatcher.dispatch("on_user_event", event="x")
+    unfinished = {task for task in asyncio.all_tasks() if not task.done()} - before
+    assert hook.calls == 500
+    assert len(unfinished) <= 65
