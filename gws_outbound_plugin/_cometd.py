@@ -33,10 +33,9 @@ behaviour, point by point:
     would stall polling for 33 minutes and let the session expire. :class:`_SessionExtension`
     converts the interval of every incoming advice to seconds before aiocometd reads it,
     capped at half of ``ack_timeout``: a longer wait (an hour, ``Infinity``, ``NaN``) left the
-    client deaf while "connected", and every outcome timed out. An ``advice.timeout`` that is
-    not a finite number >= 0 is replaced by the last usable one the server advised (with
-    ``Infinity`` every later request failed, ``OverflowError``, and no advice ever replaced
-    it; left out, aiocometd would send its long polls without any timeout);
+    client deaf while "connected", and every outcome timed out. Every advice is given a
+    usable ``timeout`` (aiocometd gives each request 1.2 x the last advised one, and none
+    at all when the last advice had none): see :func:`_usable_timeout`;
 12. after a re-handshake it re-subscribes only the channels the server accepted before, and
     forgets a channel whose re-subscription is refused: the listener subscribes the refused
     ones again itself (see :attr:`CometDListener.refused_channels`);
@@ -59,7 +58,6 @@ from __future__ import annotations
 
 import enum
 import importlib.metadata
-import math
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Final
@@ -107,6 +105,21 @@ PINNED_AIOCOMETD: Final = "0.4.9"
 _QUEUE_SEAM: Final = importlib.metadata.version("aiocometd-noloop") == PINNED_AIOCOMETD
 
 
+#: The longest ``advice.timeout`` (milliseconds) taken from the server: ten minutes, twenty
+#: times GWS's 30 s. A longer one is replaced by the last usable one: a long poll lost on the
+#: way would be waited for that long, "connected" and deaf.
+_MAX_TIMEOUT_MS: Final = 600_000
+#: The shortest ``advice.timeout`` (milliseconds) the client waits by: a shorter one (``true``
+#: is read as 1 ms) gave every request up before its answer could travel back.
+_MIN_TIMEOUT_MS: Final = 1_000
+#: The timeout (milliseconds) in force before the server advised a usable one: GWS's (and
+#: the CometD servers') default.
+_DEFAULT_TIMEOUT_MS: Final = 30_000
+#: :func:`_usable_timeout`'s "nothing unusable".
+_USABLE: Final = object()
+_ABSENT: Final = object()
+
+
 class CometDState(enum.StrEnum):
     """State of the CometD session, as reported in logs and to the dispatcher."""
 
@@ -128,6 +141,7 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         # acknowledgement's timeout room for the rest.
         self._max_interval = listener.config.ack_timeout / 2
         self._capped_logged = False
+        self._unusable_logged = False
         self._timeout: float | None = None
         """The last usable ``advice.timeout`` (milliseconds) the server sent this client."""
 
@@ -160,7 +174,14 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         if len(readable) != len(payload):
             payload[:] = readable  # aiocometd reads this list next
         for message in payload:
-            self._timeout = _usable_timeout(message, self._timeout)
+            self._timeout, unusable = _usable_timeout(message, self._timeout)
+            if unusable is not _USABLE and not self._unusable_logged:
+                self._unusable_logged = True
+                logger.warning(
+                    "cometd_advice_unusable",
+                    advised=repr(unusable)[:100],
+                    timeout_ms=message["advice"]["timeout"],
+                )
             advised = _interval_to_seconds(message, self._max_interval)
             if advised is not None and not self._capped_logged:
                 self._capped_logged = True
@@ -227,25 +248,51 @@ def _readable(message: dict[str, Any]) -> bool:
     return False
 
 
-def _usable_timeout(message: dict[str, Any], last: float | None) -> float | None:
-    """aiocometd times every later request out after 1.5 x ``advice.timeout`` (milliseconds),
-    the advice of the last reply that had one: ``Infinity`` made each fail (``OverflowError``
-    in aiohttp) before any reply could bring a new advice. A timeout that is not a finite
-    number >= 0 is replaced by ``last``, the last usable one the server advised (left out
-    when there is none: aiocometd then sends its requests without a timeout, so the long
-    polls would no longer be bounded by the server's word). Returns the usable timeout now
-    in force (``last`` when the message advises none)."""
-    advice = message.get("advice")
-    if isinstance(advice, dict):
-        timeout = advice.get("timeout")
-        if isinstance(timeout, int | float) and not isinstance(timeout, bool):
-            if 0 <= timeout < math.inf:  # not NaN
-                return timeout
-            if last is None:
-                del advice["timeout"]
-            else:
-                advice["timeout"] = last
-    return last
+def _usable_timeout(message: dict[str, Any], last: float | None) -> tuple[float | None, object]:
+    """Make the advice of ``message`` one aiocometd can live with, before it stores it.
+
+    aiocometd stores the advice of the last reply that had one, whole, and gives every later
+    request (long polls, handshakes, subscriptions) 1.2 x its ``timeout`` (milliseconds):
+
+    * ``Infinity`` made each request fail (``OverflowError`` in aiohttp) before any reply could
+      bring a new advice; ``true`` (read as 1 ms) and any timeout of a few milliseconds gave
+      each request up before its answer could come: deaf for good either way;
+    * none at all (an advice without ``timeout``, as in every ``402::Unknown client`` reply,
+      or dropped by us), and aiocometd sends its requests with no timeout (``timeout=None``
+      to aiohttp): a request the network lost, such as the re-handshake after a 402, was
+      waited for forever; so was any long poll under a timeout of 31 years (``1e12``);
+    * an advice that is no JSON object (``null``, a string) failed aiocometd's reconnection
+      callback (``AttributeError``), which then scheduled no more polls.
+
+    So every advice gets a usable timeout: a number from 0 to :data:`_MAX_TIMEOUT_MS`,
+    raised to :data:`_MIN_TIMEOUT_MS` (the server holds a poll no longer than it advised, and
+    the answer needs time to travel); any other value (not a number, ``NaN``, negative,
+    infinite, too long) and a missing one are replaced by ``last``, the last usable timeout
+    the server advised (:data:`_DEFAULT_TIMEOUT_MS`, GWS's, before it advised any); an advice
+    that is no object becomes ``{}`` first.
+
+    Returns the usable timeout now in force (``last`` when the message advises none) and
+    the unusable value the server advised, if any (:data:`_USABLE` when there was none)."""
+    if "advice" not in message:
+        return last, _USABLE
+    advice = message["advice"]
+    unusable: object = _USABLE
+    if not isinstance(advice, dict):
+        unusable = advice
+        advice = message["advice"] = {}
+    timeout = advice.get("timeout", _ABSENT)
+    if timeout is not _ABSENT:
+        if (
+            isinstance(timeout, int | float)
+            and not isinstance(timeout, bool)
+            and 0 <= timeout <= _MAX_TIMEOUT_MS  # not NaN
+        ):
+            usable = max(timeout, _MIN_TIMEOUT_MS)
+            advice["timeout"] = usable
+            return usable, unusable
+        unusable = timeout
+    advice["timeout"] = _DEFAULT_TIMEOUT_MS if last is None else last
+    return last, unusable
 
 
 def _interval_to_seconds(message: dict[str, Any], cap: float) -> int | float | None:

@@ -486,7 +486,8 @@ class Faults:
         ``timeout`` (how long the server may hold a connect) are in milliseconds, as on the
         wire: any number, ``math.inf`` and ``math.nan`` included, which the simulator writes
         as ``Infinity`` and ``NaN`` (not JSON, but what Python's JSON parser reads: a broken
-        or hostile server's advice); ``reconnect`` is ``"retry"``, ``"handshake"`` or
+        or hostile server's advice), or a bool (``True`` is sent as ``true``, which a client
+        in Python takes for 1 ms); ``reconnect`` is ``"retry"``, ``"handshake"`` or
         ``"none"``. What is not given keeps the usual advice. A reply answering a connect
         taken over by a newer one, or a disconnected client's, is not changed and does not
         count.
@@ -662,10 +663,11 @@ def _seconds(name: str, value: float) -> float:
 
 
 def _milliseconds(name: str, value: float | None) -> float | None:
-    """An advice value as sent: any number (an integral one as an ``int``), or ``None``."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """An advice value as sent: any number (an integral one as an ``int``), a bool (JSON
+    ``true``/``false``, which a client in Python reads as 1 and 0), or ``None``."""
+    if value is None or isinstance(value, bool):
+        return value
+    if not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number of milliseconds, got {value!r}")
     if isinstance(value, float) and value.is_integer():
         return int(value)

@@ -571,6 +571,10 @@ async def test_advise_connects_sends_what_a_broken_server_sends(sim: GWSSimulato
     [reply] = await bayeux.connect(timeout_ms=0)
     assert reply["advice"]["timeout"] == math.inf
     assert math.isnan(reply["advice"]["interval"])
+    sim.faults.advise_connects(timeout=True)
+    assert sim.faults.active == ("advise_connects(timeout=True): 1 left",)
+    [reply] = await bayeux.connect(timeout_ms=0)
+    assert reply["advice"]["timeout"] is True
 
 
 @pytest.mark.parametrize(
@@ -578,7 +582,7 @@ async def test_advise_connects_sends_what_a_broken_server_sends(sim: GWSSimulato
     [
         ({}, "give interval or timeout"),
         ({"interval": "1000"}, "interval must be a number"),
-        ({"timeout": True}, "timeout must be a number"),
+        ({"timeout": "30000"}, "timeout must be a number"),
         ({"reconnect": "later"}, "reconnect must be one of retry, handshake, none"),
     ],
 )
