@@ -41,12 +41,20 @@ behaviour, point by point:
     ones again itself (see :attr:`CometDListener.refused_channels`);
 13. ``receive()`` starts three tasks and an ``asyncio.wait`` for every message, even when
     messages are already queued: :meth:`_GWSClient.receive_queued` takes a queued message
-    as ``receive()`` would (the one use of its internals, for the pinned version only;
+    as ``receive()`` would (for the pinned version only;
     ``tests/unit/test_cometd_seam.py`` fails when the pinned version changes them);
 14. it indexes ``channel`` of every message, and ``successful`` and ``subscription`` of a
     subscription reply: one message without them failed the whole long-poll answer half-way
     (``KeyError``) and lost the messages after it (a cancel's answers): :class:`_SessionExtension`
-    leaves such a message out (``cometd_message_malformed``) before aiocometd reads the answer.
+    leaves such a message out (``cometd_message_malformed``) before aiocometd reads the answer;
+15. it polls from one task at a time and schedules the next from that task's done callback:
+    a cancelled task (a host cancelling every task of its loop) or a failing callback ends
+    polling for good, unsaid, while ``receive()`` waits forever and the transport says
+    "connected"; a cancelled helper task of ``receive()`` raises ``CancelledError`` into the
+    listener: :meth:`CometDListener._watch` notices a client that polls no more
+    (:meth:`_GWSClient.stopped_polling`, internals of the pinned version) and the receive
+    loop replaces it with a new one, and a ``CancelledError`` that is not the listener's
+    own is taken as an interrupted wait.
 
 A refused subscription to an optional channel (anything but ``/v2/me/outbound``; GWS's
 ``/me/internal`` is known from the seed only, gws-outbound.md §10.8) does not stop the
@@ -56,6 +64,7 @@ tried again after every re-handshake. A refused ``/v2/me/outbound`` fails ``open
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import importlib.metadata
 import time
@@ -66,6 +75,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 from aiocometd_noloop import Client, ConnectionType, Extension
+from aiocometd_noloop.constants import TransportState
 from aiocometd_noloop.exceptions import (
     AiocometdException,
     ClientInvalidOperation,
@@ -76,6 +86,7 @@ from aiocometd_noloop.exceptions import (
 from anyio.abc import TaskGroup
 
 from ._config import GWSConfig
+from ._dispatcher import cancelled_by_plugin, cancelled_from_outside, take_back_cancellation
 from ._exceptions import GWSTransportError
 from ._failures import describe_failure, exception_chain, target_of
 from ._log import get_logger
@@ -95,6 +106,13 @@ logger = get_logger(__name__)  # structlog's logger once the host configured str
 CometDMessage = dict[str, Any]
 _CLOSE_TIMEOUT: Final = 2.0
 _FIRST_RECONNECT_DELAY: Final = 0.5
+#: How often (seconds) the listener checks that its CometD client still polls.
+_WATCH_PERIOD: Final = 0.5
+#: The client's transport states in which it polls no more, and says so (``receive()``
+#: raises, or the listener closed it).
+_NOT_POLLING: Final = frozenset(
+    (TransportState.SERVER_DISCONNECTED, TransportState.DISCONNECTING, TransportState.DISCONNECTED)
+)
 #: Handshakes :meth:`CometDListener.open` makes at most when the server forgets the client
 #: before it is subscribed (``402::Unknown client``).
 START_HANDSHAKES: Final = 3
@@ -375,6 +393,32 @@ class _GWSClient(Client):  # type: ignore[misc]
         self._verify_response(message)
         return message
 
+    def stopped_polling(self) -> bool:
+        """Whether the client stopped polling for good without saying so.
+
+        aiocometd polls in one task at a time (the long poll, or the wait before it) and
+        starts the next one from that task's done callback. When the task is cancelled from
+        outside (a host cancelling every task of its loop), or the callback fails, no poll
+        is scheduled any more, while ``receive()`` waits for good and the transport still
+        says "connected". Seen as: the task cancelled, or done and still the current one at
+        the next check (its callback had a whole loop turn to start the next). Not while
+        the transport says it stopped (the server ended the session: ``receive()`` raises),
+        nor before it is open."""
+        transport = self._transport
+        task = getattr(transport, "_connect_task", None)
+        if (
+            self.closed
+            or task is None
+            or not task.done()
+            or getattr(transport, "state", None) in _NOT_POLLING
+        ):
+            self._finished_poll = None
+            return False
+        if task.cancelled() or task is self.__dict__.get("_finished_poll"):
+            return True
+        self._finished_poll = task
+        return False
+
     def set_reconnect_delay(self, seconds: float) -> None:
         transport = self._transport
         if transport is not None:
@@ -475,6 +519,10 @@ class CometDListener:
         self._failed_attempts = 0
         self._connect_unanswered = False
         self._tasks: TaskGroup | None = None
+        self._stalled: _GWSClient | None = None
+        """The client :meth:`_watch` found polling no more (replaced by the receive loop)."""
+        self._receiving: anyio.CancelScope | None = None
+        """Around the receive loop's wait in ``receive()``, while it waits."""
         self.reconnect_policy = RetryPolicy(
             retries=None,
             first_delay=min(_FIRST_RECONNECT_DELAY, config.reconnect_backoff_max),
@@ -757,11 +805,40 @@ class CometDListener:
         """Receive forever, handing every notification to ``deliver`` (awaited)."""
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
+            tasks.start_soon(self._watch)
             try:
                 await self._receive(deliver)
             finally:
                 self._tasks = None
                 tasks.cancel_scope.cancel()
+
+    async def _watch(self) -> None:
+        """Every :data:`_WATCH_PERIOD`, check that the client still polls; one that stopped
+        without saying so (:meth:`_GWSClient.stopped_polling`) is handed to the receive loop
+        to be replaced by a new one (a new handshake and subscriptions)."""
+        while True:
+            try:
+                await anyio.sleep(_WATCH_PERIOD)
+            except asyncio.CancelledError:
+                if not cancelled_from_outside():
+                    raise
+                take_back_cancellation("CometDListener._watch", quiet=True)
+                continue
+            client = self._client
+            if (
+                client is None
+                or client is self._stalled
+                or self._state not in (CometDState.CONNECTED, CometDState.RECONNECTING)
+                or not client.stopped_polling()
+            ):
+                continue
+            logger.warning(
+                "cometd_client_stalled",
+                consequence="the CometD session is started again; outcomes may have been missed",
+            )
+            self._stalled = client
+            if self._receiving is not None:
+                self._receiving.cancel()
 
     async def _receive(self, deliver: Callable[[CometDMessage], Any]) -> None:
         delays = self.reconnect_policy.delays()
@@ -775,7 +852,25 @@ class CometDListener:
             try:
                 message = client.receive_queued()
                 if message is None:
-                    message = await client.receive()
+                    if client is self._stalled:  # and everything it read was delivered
+                        self._mark_lost("the CometD client stopped polling")
+                        await self._discard_client()
+                        continue
+                    # Only a client that polls no more is interrupted here: its queue is
+                    # empty and stays so, and no message is lost with the wait.
+                    with anyio.CancelScope() as self._receiving:
+                        message = await client.receive()
+                    self._receiving = None
+                    if message is None:
+                        continue  # interrupted: the client is replaced
+            except asyncio.CancelledError:
+                self._receiving = None
+                if cancelled_by_plugin() or cancelled_from_outside():
+                    raise
+                # One of the client's own tasks (its wait for a message) was cancelled from
+                # outside, not this one: ask again.
+                logger.info("cometd_receive_interrupted")
+                continue
             except TransportTimeoutError:
                 logger.warning(
                     "cometd_unreachable",

@@ -1,0 +1,120 @@
+"""The CometD client stopping for good without saying so, and the listener starting a new one.
+
+aiocometd polls in a task of its own (the long poll, or the wait before the next one), and
+schedules each next poll from that task's done callback. When that task is cancelled from
+outside (a host that cancels every task of its loop: a supervisor restarting its workers, a
+test harness, a shutdown that goes on serving while it drains), the callback raises and no
+poll is ever scheduled again, while ``receive()`` waits for good. The plugin was deaf for as
+long as it ran: every later request ended ``timed_out`` ("may have acted": GWS did act) with
+``connection_state`` saying ``connected``, or ``transport_failure`` with it saying
+``reconnecting`` for ever, however long GWS was back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import anyio
+import pluggy
+import pytest
+
+from gws_outbound_plugin import (
+    CancelFailed,
+    CometDState,
+    FailureReason,
+    OutboundPlugin,
+    hookimpl,
+)
+from gws_outbound_plugin.simulator import GWSSimulator
+from tests.faults.conftest import fast_config
+from tests.faults.matrix import ACK, FAILED
+from tests.faults.support import (
+    captured_logs,
+    events_named,
+    handles,
+    plugin_tasks,
+    request_for,
+    until,
+)
+from tests.helpers import AGENT, PASSWORD, Recorder
+
+pytestmark = pytest.mark.anyio
+
+
+def cometd_client_tasks(*, poll_only: bool = False) -> list[asyncio.Task[Any]]:
+    """The CometD client's own tasks (its long poll, the waits of ``receive()``): what a host
+    cancelling "every task" reaches besides the plugin's; ``poll_only``: the long poll's
+    (``_connect``, or ``wrapper`` while it waits before the next)."""
+    found = []
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        if code is None or "aiocometd_noloop" not in code.co_filename:
+            continue
+        if not poll_only or code.co_name in ("_connect", "wrapper", "handshake"):
+            found.append(task)
+    return found
+
+
+@pytest.mark.parametrize("which", ["poll", "client", "client-and-plugin"])
+async def test_a_cometd_client_whose_polling_was_cancelled_is_replaced(
+    pm: pluggy.PluginManager, recorder: Recorder, which: str
+) -> None:
+    """The CometD client's tasks (and, as a host cancelling every task does, the plugin's
+    own) are cancelled once, while the plugin runs. The client is noticed to have stopped
+    polling (``cometd_client_stalled``) within a second, the session counted lost, and a new
+    client handshakes and subscribes: ``connection_state`` says so, and the requests after
+    it are acknowledged. A request sent before it was noticed ends in one outcome: its own
+    acknowledgement, or ``outcome_unknown`` (the session was lost with its answer)."""
+    async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
+        first, meanwhile, after = (request_for(sim, h) for h in handles(sim, 3))
+        config = fast_config(sim.base_url, ack_timeout=2.0)
+        states: list[CometDState] = []
+        with captured_logs() as logs:
+            async with OutboundPlugin(pm, config) as plugin:
+                await plugin.cancel(first)
+                pm.register(StateWatcher(states), name="states")
+                stopped = cometd_client_tasks(poll_only=which == "poll")
+                assert stopped, "no task of the CometD client found"
+                if which == "client-and-plugin":
+                    stopped += plugin_tasks()
+                for task in stopped:
+                    task.cancel()
+                ticket = plugin.submit(meanwhile)
+                try:  # before: "connected" for good, every request timed_out
+                    await until(lambda: CometDState.RECONNECTING in states, timeout=5)
+                except TimeoutError:
+                    pytest.fail(f"still {plugin.connection_state.value}: {states}")
+                await plugin.wait_connected(timeout=5)
+                try:
+                    await plugin.cancel(after)
+                except CancelFailed as error:
+                    pytest.fail(f"{error.failure.reason.value}: {error.failure.message}")
+                with anyio.fail_after(5):
+                    with contextlib.suppress(CancelFailed):
+                        await ticket
+    assert [c.hook for c in recorder.outcomes_for(meanwhile.reference_id)] in (
+        [ACK],
+        [FAILED],
+    )
+    for failure in recorder.failures:
+        assert failure.request is meanwhile
+        assert failure.reason is FailureReason.OUTCOME_UNKNOWN
+    assert {a.reference_id for a in recorder.acks} >= {first.reference_id, after.reference_id}
+    assert states[-1] == CometDState.CONNECTED
+    assert len(events_named(logs, "cometd_session_lost")) == 1
+    if which == "poll":  # nothing else says so: the listener must notice it by itself
+        [stalled] = events_named(logs, "cometd_client_stalled")
+        assert stalled["log_level"] == "warning"
+    assert sum("/meta/handshake" in r.bayeux_channels for r in sim.requests) == 2
+
+
+class StateWatcher:
+    """Records every ``on_connection_state_changed`` state."""
+
+    def __init__(self, states: list[CometDState]) -> None:
+        self.states = states
+
+    @hookimpl
+    def on_connection_state_changed(self, state: CometDState, previous: CometDState) -> None:
+        self.states.append(state)
