@@ -24,7 +24,10 @@ behaviour, point by point:
    (found against the interop stand-in): it is turned into a ``TransportError`` here;
 10. reconnection after network errors retries every second without backoff: the delay
     follows the package's :class:`~gws_outbound_plugin._retry.RetryPolicy` (0.5 s, doubled
-    per failed attempt, up to ``GWSConfig.reconnect_backoff_max``); after
+    per failed attempt, up to ``GWSConfig.reconnect_backoff_max``); so do the attempts
+    after a refused ``/meta/connect`` (it follows the refusal's ``interval``, 0: back to back),
+    from the second refusal in a row on, and a refused connect is no connection (its
+    transport counts any answer as "connected"); after
     ``402::Unknown client`` it re-handshakes and re-subscribes by itself, which this module
     reports so the dispatcher can settle what may have been missed;
 11. it sleeps ``advice.interval`` *seconds* before the next ``/meta/connect``, but Bayeux
@@ -160,6 +163,11 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         self._max_interval = listener.config.ack_timeout / 2
         self._capped_logged = False
         self._unusable_logged = False
+        self._backed_off = False
+        """Whether the advice aiocometd keeps is one :meth:`_back_off` wrote."""
+        self._advice: dict[str, Any] = {"reconnect": "retry", "interval": 0}
+        """The advice of the server's last successful handshake or connect reply, as
+        aiocometd reads it (the interval in seconds)."""
         self._timeout: float | None = None
         """The last usable ``advice.timeout`` (milliseconds) the server sent this client."""
 
@@ -214,9 +222,19 @@ class _SessionExtension(Extension):  # type: ignore[misc]
             elif channel == "/meta/connect":
                 self._listener._connect_answered()
                 if successful:
+                    if self._backed_off and "advice" not in message:
+                        # aiocometd would keep waiting the backoff between long polls.
+                        message["advice"] = dict(self._advice)
+                    self._backed_off = False
                     self._listener._connected()
                 else:
-                    self._listener._connect_refused(str(message.get("error", "")))
+                    delay = self._listener._connect_refused(str(message.get("error", "")))
+                    if delay > 0:
+                        self._back_off(message, delay)
+            if successful and channel in ("/meta/connect", "/meta/handshake"):
+                advice = message.get("advice")
+                if isinstance(advice, dict):
+                    self._advice = dict(advice)
             elif channel == "/meta/subscribe":
                 if successful:
                     self._listener._subscribed(message.get("subscription"))
@@ -224,6 +242,20 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                     self._listener._subscribe_refused(
                         message.get("subscription"), message.get("error")
                     )
+
+    def _back_off(self, message: dict[str, Any], delay: float) -> None:
+        """Have aiocometd wait ``delay`` seconds before it follows the refused connect's
+        advice (it waits ``advice.interval``, 0 from GWS and CometD servers: a server that
+        refuses every long poll got them back to back, hundreds a second)."""
+        advice = message.get("advice")
+        if not isinstance(advice, dict):  # none: aiocometd keeps the last one (with a timeout)
+            advice = message["advice"] = {
+                "timeout": _DEFAULT_TIMEOUT_MS if self._timeout is None else self._timeout
+            }
+        interval = advice.get("interval")
+        if not isinstance(interval, int | float) or isinstance(interval, bool) or interval < delay:
+            advice["interval"] = delay
+        self._backed_off = True
 
 
 def _check_payload(payload: object) -> None:
@@ -517,6 +549,9 @@ class CometDListener:
         self._resubscribing: set[str] = set()
         self._lost = False
         self._failed_attempts = 0
+        self._refusals = 0
+        """``/meta/connect``s refused since the last successful one."""
+        self._connected_since_handshake = False
         self._connect_unanswered = False
         self._tasks: TaskGroup | None = None
         self._stalled: _GWSClient | None = None
@@ -591,6 +626,7 @@ class CometDListener:
     def _handshaken(self) -> None:
         self._handshakes += 1
         self._subscribed_now.clear()
+        self._connected_since_handshake = False
         if self._handshakes > 1:
             logger.info("cometd_rehandshake", handshakes=self._handshakes)
             self._mark_lost("re-handshake")
@@ -600,6 +636,8 @@ class CometDListener:
 
     def _connected(self) -> None:
         self._failed_attempts = 0
+        self._refusals = 0
+        self._connected_since_handshake = True
         client = self._client
         if client is not None:
             client.set_reconnect_delay(self.reconnect_policy.first_delay)
@@ -615,10 +653,22 @@ class CometDListener:
                 CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
             )
 
-    def _connect_refused(self, error: str) -> None:
+    def _connect_refused(self, error: str) -> float:
+        """A ``/meta/connect`` was refused: not connected. Returns the seconds to wait
+        before the next attempt: none after the first refusal since the last successful
+        connect (the server's advice is followed: a re-handshake after ``402::Unknown
+        client``), then the reconnection backoff."""
         logger.info("cometd_connect_refused", error=error)
+        self._refusals += 1
         if error.startswith("402"):
             self._mark_lost(error)
+        elif self._state is CometDState.CONNECTED:
+            self._set_state(
+                CometDState.RECONNECTING, reason=f"a long poll was refused: {_bayeux_error(error)}"
+            )
+        if self._refusals < 2:
+            return 0.0
+        return self.reconnect_policy.backoff(self._refusals - 1)
 
     def _subscribed(self, subscription: object) -> None:
         for channel in _subscription_names(subscription):
@@ -674,7 +724,8 @@ class CometDListener:
         wanted = {c for c in self.channels if c in self.required or c not in self._refused}
         if self._subscribed_now.issuperset(wanted):
             self._awaiting_resubscribe = False
-            self._restored()
+            if self._connected_since_handshake:  # else at the first connect that is not refused
+                self._restored()
 
     def _restored(self) -> None:
         if self._lost:

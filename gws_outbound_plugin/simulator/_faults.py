@@ -21,8 +21,9 @@ Every rule of these three stages may be limited to one operation (``operation=
 "RejectRecord"``): it then applies only to POSTs whose body names that ``operationName``
 and leaves the others alone. Without ``operation`` it applies to every operation.
 
-Three controls act on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
-holds beyond the advice the server sends; ``forget_on_subscribe`` forgets the client that
+Four controls act on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
+holds beyond the advice the server sends; ``refuse_connects`` answers the next ones with
+``successful: false``; ``forget_on_subscribe`` forgets the client that
 sends the next ``/meta/subscribe`` (``402::Unknown client``), as a GWS node that drops a
 client between its handshake and its subscriptions; ``advise_connects`` changes the advice
 of the next successful ``/meta/connect`` replies (``interval``, ``reconnect``, ``timeout``).
@@ -134,6 +135,13 @@ _RECONNECT_ADVICE: tuple[str, ...] = ("retry", "handshake", "none")
 
 
 @dataclass(frozen=True, slots=True)
+class RefuseConnects(_Control):
+    control: ClassVar[str] = "refuse_connects"
+    error: str = "500::Internal error"
+    reconnect: str | None = "retry"
+
+
+@dataclass(frozen=True, slots=True)
 class ForgetOnSubscribe(_Control):
     control: ClassVar[str] = "forget_on_subscribe"
     channel: str | None = None
@@ -195,6 +203,7 @@ FaultSpec = (
     | CSRFReject
     | HoldConnects
     | AdviseConnects
+    | RefuseConnects
     | ForgetOnSubscribe
     | StatusCode
     | OCSErrorFault
@@ -502,6 +511,27 @@ class Faults:
             )
         self._arm(AdviseConnects(interval, reconnect, timeout), count)
 
+    def refuse_connects(
+        self,
+        error: str = "500::Internal error",
+        reconnect: str | None = "retry",
+        count: int | None = 1,
+    ) -> None:
+        """Refuse the next ``count`` ``/meta/connect``s of known clients: each is answered
+        at once with ``successful: false``, ``error`` and the advice ``{"reconnect":
+        reconnect, "interval": 0}`` (no advice at all with ``reconnect=None``), and the
+        client stays known, as from a GWS node that cannot serve long polls for a while.
+        ``reconnect`` is ``"retry"``, ``"handshake"``, ``"none"`` or ``None``. A connect held
+        when it is armed is not refused."""
+        if not isinstance(error, str) or not error:
+            raise ValueError(f"error must be a non-empty string, got {error!r}")
+        if reconnect is not None and reconnect not in _RECONNECT_ADVICE:
+            raise ValueError(
+                f"reconnect must be None or one of {', '.join(_RECONNECT_ADVICE)}, "
+                f"got {reconnect!r}"
+            )
+        self._arm(RefuseConnects(error, reconnect), count)
+
     def forget_on_subscribe(
         self, count: int | None = 1, channel: str | None = None, seconds: float = 0.0
     ) -> None:
@@ -608,6 +638,16 @@ class Faults:
             changed["timeout"] = advice.timeout
         return changed
 
+    def _take_connect_refusal(self) -> tuple[str, dict[str, Any] | None] | None:
+        """The error and advice of the refusal a ``/meta/connect`` gets instead, if a rule
+        says."""
+        refusal = self._take(RefuseConnects)
+        if refusal is None:
+            return None
+        if refusal.reconnect is None:
+            return refusal.error, None
+        return refusal.error, {"reconnect": refusal.reconnect, "interval": 0}
+
     def _take_subscribe_forget(self, subscription: object) -> float | None:
         """Seconds to wait before answering a ``/meta/subscribe`` whose client is forgotten
         now, or ``None`` to answer it as usual."""
@@ -691,6 +731,7 @@ ARMABLE_FAULTS: tuple[str, ...] = (
     "csrf_reject",
     "hold_connects",
     "advise_connects",
+    "refuse_connects",
     "forget_on_subscribe",
     "hold_notifications",
 )

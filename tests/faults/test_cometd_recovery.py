@@ -118,3 +118,49 @@ class StateWatcher:
     @hookimpl
     def on_connection_state_changed(self, state: CometDState, previous: CometDState) -> None:
         self.states.append(state)
+
+
+def connects(sim: GWSSimulator) -> int:
+    return sum("/meta/connect" in r.bayeux_channels for r in sim.requests)
+
+
+@pytest.mark.parametrize("reconnect", ["retry", None, "handshake", "none"])
+async def test_refused_long_polls_are_said_and_backed_off(
+    pm: pluggy.PluginManager, recorder: Recorder, reconnect: str | None
+) -> None:
+    """GWS refuses every ``/meta/connect`` for a while (``successful: false``, a ``500::``
+    error, advising ``retry``, nothing, ``handshake`` or ``none``), then serves again.
+
+    Before, aiocometd followed the advice's ``interval`` (0) at once, and its transport said
+    "connected" after every answer, refused or not: the plugin sent hundreds of long polls a
+    second, and ``connection_state`` said ``connected`` while no outcome could be heard (a
+    request sent then, which GWS acted on, ended ``timed_out``). With ``handshake`` each
+    re-handshake's subscriptions restored the session although its connect was refused. A
+    refused long poll now makes the state ``reconnecting`` (a request accepted then waits
+    for the session and, unheard, is not sent), the next ones follow the reconnection
+    backoff, and the session is back at the first long poll served."""
+    async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
+        first, during, after = (request_for(sim, h) for h in handles(sim, 3))
+        config = fast_config(sim.base_url, ack_timeout=2.0)
+        states: list[CometDState] = []
+        async with OutboundPlugin(pm, config) as plugin:
+            await plugin.cancel(first)
+            pm.register(StateWatcher(states), name="states")
+            sim.faults.refuse_connects(reconnect=reconnect, count=None)
+            try:  # the long poll held now ends within a second; the next one is refused
+                await until(lambda: plugin.connection_state is not CometDState.CONNECTED, timeout=5)
+            except TimeoutError:
+                pytest.fail(f"still connected after {connects(sim)} long polls")
+            since = connects(sim)
+            with pytest.raises(CancelFailed) as info:
+                await plugin.cancel(during)  # waits request_timeout (1 s) for the session
+            assert info.value.failure.reason is FailureReason.TRANSPORT_FAILURE
+            assert len(sim.cancels) == 1  # the first only: not sent
+            # Backed off: 0.5 s, 1 s, ... apart (before: hundreds a second).
+            assert connects(sim) - since < 10
+            sim.faults.clear()
+            await plugin.wait_connected(timeout=10)
+            await plugin.cancel(after)
+    assert [a.reference_id for a in recorder.acks] == [first.reference_id, after.reference_id]
+    assert [f.request.reference_id for f in recorder.failures] == [during.reference_id]
+    assert states[-1] == CometDState.CONNECTED

@@ -589,3 +589,43 @@ async def test_advise_connects_sends_what_a_broken_server_sends(sim: GWSSimulato
 def test_advise_connects_refuses_bad_arguments(arguments, message):
     with pytest.raises(ValueError, match=message):
         GWSSimulator().faults.advise_connects(**arguments)
+
+
+async def test_refuse_connects_answers_the_next_connects_unsuccessfully(
+    sim: GWSSimulator, bayeux: Bayeux
+):
+    await bayeux.ready("/v2/me/outbound")
+    sim.faults.refuse_connects(count=2)
+    sim.faults.refuse_connects("403::Not now", reconnect=None)
+    assert sim.faults.active == (
+        "refuse_connects(): 2 left",
+        "refuse_connects(error='403::Not now', reconnect=None): 1 left",
+    )
+    replies = [await bayeux.connect(timeout_ms=0) for _ in range(4)]
+    refused = {"channel": "/meta/connect", "successful": False, "clientId": bayeux.client_id}
+    retry = {
+        **refused,
+        "error": "500::Internal error",
+        "advice": {"reconnect": "retry", "interval": 0},
+    }
+    assert [{k: v for k, v in reply.items() if k != "id"} for [reply] in replies[:3]] == [
+        retry,
+        retry,
+        {**refused, "error": "403::Not now"},
+    ]
+    [connected] = replies[3]  # the client was kept
+    assert connected["successful"] is True
+    assert sim.faults.active == ()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"error": ""}, "error must be a non-empty string"),
+        ({"reconnect": "later"}, "reconnect must be None or one of retry, handshake, none"),
+        ({"count": 0}, "count must be a positive integer"),
+    ],
+)
+def test_refuse_connects_refuses_bad_arguments(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        GWSSimulator().faults.refuse_connects(**arguments)
