@@ -923,7 +923,9 @@ class CometDListener:
                 logger.info("cometd_receive_interrupted")
                 continue
             except TransportTimeoutError:
-                logger.warning(
+                # Raised again after every further cometd_connection_timeout while the
+                # server stays away: said once per loss (the client goes on trying).
+                (logger.debug if self._lost else logger.warning)(
                     "cometd_unreachable",
                     seconds=self.config.cometd_connection_timeout,
                 )

@@ -164,3 +164,52 @@ async def test_refused_long_polls_are_said_and_backed_off(
     assert [a.reference_id for a in recorder.acks] == [first.reference_id, after.reference_id]
     assert [f.request.reference_id for f in recorder.failures] == [during.reference_id]
     assert states[-1] == CometDState.CONNECTED
+
+
+async def test_a_long_outage_that_ends_is_one_loss_and_a_new_session(
+    pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """GWS goes away for several ``cometd_connection_timeout``s (connections refused) and
+    comes back with its memory lost. The plugin says ``reconnecting`` the whole time, and
+    ``cometd_unreachable`` once (before: one warning per ``cometd_connection_timeout``, 360 an
+    hour with the default, for as long as the outage lasted); a request GWS accepted before
+    ends once, "may have acted"; one accepted during the outage is not sent and fails
+    ``transport_failure``; a new client handshakes within the reconnection backoff once GWS is
+    back, and the next request is acknowledged."""
+    async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
+        first, before, during, after = (request_for(sim, h) for h in handles(sim, 4))
+        config = fast_config(
+            sim.base_url, cometd_connection_timeout=1.0, ack_timeout=2.0, reconnect_backoff_max=1.0
+        )
+        states: list[CometDState] = []
+        with captured_logs() as logs:
+            async with OutboundPlugin(pm, config) as plugin:
+                await plugin.cancel(first)
+                pm.register(StateWatcher(states), name="states")
+                sim.faults.hold_notifications()
+                ticket = plugin.submit(before)
+                await until(lambda: len(sim.cancels) == 2, timeout=5)
+                await sim.stop()
+                await until(lambda: events_named(logs, "cometd_unreachable"), timeout=5)
+                with pytest.raises(CancelFailed) as info:
+                    await plugin.cancel(during)
+                assert info.value.failure.reason is FailureReason.TRANSPORT_FAILURE
+                await anyio.sleep(3 * config.cometd_connection_timeout)  # the outage goes on
+                assert plugin.connection_state is CometDState.RECONNECTING
+                sim.faults.clear()
+                await sim.start()
+                await plugin.wait_connected(timeout=10)
+                await plugin.cancel(after)
+                with pytest.raises(CancelFailed) as info:
+                    await ticket
+                assert info.value.failure.may_have_acted
+    assert [a.reference_id for a in recorder.acks] == [first.reference_id, after.reference_id]
+    assert sorted(f.request.reference_id for f in recorder.failures) == sorted(
+        (before.reference_id, during.reference_id)
+    )
+    sent = {int(c.path.rsplit("/", 1)[1]) for c in sim.cancels}
+    assert sent == {first.record_handle, before.record_handle, after.record_handle}  # not during
+    unreachable = events_named(logs, "cometd_unreachable")
+    assert [e["log_level"] for e in unreachable if e["log_level"] != "debug"] == ["warning"]
+    assert len(events_named(logs, "cometd_session_lost")) == 1
+    assert states[-1] == CometDState.CONNECTED
