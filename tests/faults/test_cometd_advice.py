@@ -4,6 +4,7 @@ to wait before the next ``/meta/connect``) and ``reconnect`` on a successful con
 
 from __future__ import annotations
 
+import json
 import math
 
 import anyio
@@ -19,6 +20,7 @@ from tests.faults.support import (
     events_named,
     handles,
     request_for,
+    until,
 )
 from tests.helpers import AGENT, PASSWORD, Recorder
 
@@ -166,3 +168,60 @@ async def test_a_rehandshake_that_goes_unanswered_is_given_up_and_tried_again(
                 request = request_for(sim, handles(sim, 1)[0])
                 await plugin.cancel(request)
     assert [a.reference_id for a in recorder.acks] == [request.reference_id]
+
+
+class ConnectAnsweredWith:
+    """A proxy answer: the ``nth`` ``/meta/connect`` gets a successful reply whose advice is
+    ``advice`` (raw JSON), as a broken server sends it; everything else goes to GWS.
+    ``seen``: the connects so far."""
+
+    def __init__(self, advice: bytes, nth: int) -> None:
+        self.advice = advice
+        self.nth = nth
+        self.seen = 0
+
+    def __call__(self, _head: bytes, body: bytes) -> bytes | None:
+        if b'"/meta/connect"' not in body:
+            return None
+        self.seen += 1
+        if self.seen != self.nth:
+            return None
+        [message] = json.loads(body)
+        reply = {
+            "channel": "/meta/connect",
+            "successful": True,
+            "id": message["id"],
+            "clientId": message["clientId"],
+            "advice": "@",
+        }
+        raw = json.dumps([reply]).encode().replace(b'"@"', self.advice)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        return head % len(raw) + raw
+
+
+@pytest.mark.parametrize("advice", [b"null", b'"retry"', b"[]"])
+async def test_an_advice_that_is_no_object_does_not_stop_the_polling(
+    pm: pluggy.PluginManager, recorder: Recorder, advice: bytes
+) -> None:
+    """A connect reply whose ``advice`` is no JSON object (``null``, a string, a list):
+    aiocometd stored it and read its ``interval`` with ``.get()`` in the callback that
+    schedules the next long poll, which failed (``AttributeError``): no poll came again,
+    ``connection_state`` said ``connected`` and every request, which GWS acted on, ended
+    ``timed_out``. Such an advice is taken as ``{}`` (with the last usable timeout)."""
+    async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
+        # The third connect: the first two are the start's and the first long poll's.
+        answer = ConnectAnsweredWith(advice, 3)
+        async with StallingProxy(sim.port, answer=answer) as proxy:
+            requests = [request_for(sim, handle) for handle in handles(sim, 2)]
+            config = fast_config(proxy.base_url, ack_timeout=2.0)
+            async with OutboundPlugin(pm, config) as plugin:
+                try:  # before: no long poll after that reply
+                    await until(lambda: answer.seen >= 4, timeout=5)
+                except TimeoutError:
+                    pytest.fail(f"no long poll after the advice {advice!r}")
+                for request in requests:
+                    try:
+                        await plugin.cancel(request)
+                    except CancelFailed as error:  # before: timed_out, "connected"
+                        pytest.fail(f"{error.failure.reason.value}: {error.failure.message}")
+    assert len(recorder.acks) == 2
