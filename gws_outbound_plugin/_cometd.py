@@ -216,9 +216,14 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                 )
             channel = message.get("channel")
             successful = message.get("successful")
-            if channel == "/meta/handshake" and successful:
-                self._first_connect = True
-                self._listener._handshaken()
+            if channel == "/meta/handshake":
+                if successful:
+                    self._first_connect = True
+                    self._listener._handshaken()
+                else:
+                    delay = self._listener._handshake_refused(str(message.get("error", "")))
+                    if delay > 0:
+                        self._back_off(message, delay)
             elif channel == "/meta/connect":
                 self._listener._connect_answered()
                 if successful:
@@ -652,6 +657,16 @@ class CometDListener:
             self._set_state(
                 CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
             )
+
+    def _handshake_refused(self, error: str) -> float:
+        """A ``/meta/handshake`` was refused. Returns the seconds to wait before the next
+        attempt, as after a refused connect: aiocometd follows the refusal's advice at once
+        (``reconnect: handshake``, ``interval: 0``: back to back)."""
+        logger.info("cometd_handshake_refused", error=error)
+        self._refusals += 1
+        if self._refusals < 2:
+            return 0.0
+        return self.reconnect_policy.backoff(self._refusals - 1)
 
     def _connect_refused(self, error: str) -> float:
         """A ``/meta/connect`` was refused: not connected. Returns the seconds to wait

@@ -118,6 +118,8 @@ class BayeuxServer:
     :param refuse_fault: called once for each ``/meta/connect`` of a known client; the
         ``error`` and ``advice`` (or ``None`` for no advice) of an unsuccessful reply to send
         instead of connecting it, or ``None`` to connect it as usual.
+    :param handshake_fault: called once for each authenticated ``/meta/handshake``; the
+        ``error`` and ``advice`` of an unsuccessful reply to send instead, or ``None``.
     :param subscribe_fault: called with the subscription of each ``/meta/subscribe`` of a
         known client; a number of seconds: the client is forgotten first, and the message
         answered ``402::Unknown client`` that many seconds later.
@@ -133,6 +135,7 @@ class BayeuxServer:
         hold_fault: Callable[[], float | None] | None = None,
         advice_fault: Callable[[], dict[str, Any] | None] | None = None,
         refuse_fault: Callable[[], tuple[str, dict[str, Any] | None] | None] | None = None,
+        handshake_fault: Callable[[], tuple[str, dict[str, Any] | None] | None] | None = None,
         subscribe_fault: Callable[[object], float | None] | None = None,
         forbidden: Callable[[str], bool] | None = None,
     ) -> None:
@@ -143,6 +146,7 @@ class BayeuxServer:
         self._hold_fault = hold_fault
         self._advice_fault = advice_fault
         self._refuse_fault = refuse_fault
+        self._handshake_fault = handshake_fault
         self._subscribe_fault = subscribe_fault
         self._clients: dict[str, _Client] = {}
 
@@ -292,6 +296,12 @@ class BayeuxServer:
         if username is None:
             reply = _failure(message, _HANDSHAKE, "403::Handshake denied")
             reply["advice"] = {"reconnect": "none", "interval": 0}
+            return reply
+        refusal = self._handshake_fault() if self._handshake_fault is not None else None
+        if refusal is not None:
+            reply = _failure(message, _HANDSHAKE, refusal[0])
+            if refusal[1] is not None:
+                reply["advice"] = refusal[1]
             return reply
         offered = message.get("supportedConnectionTypes")
         if isinstance(offered, list) and LONG_POLLING not in offered:

@@ -21,12 +21,13 @@ Every rule of these three stages may be limited to one operation (``operation=
 "RejectRecord"``): it then applies only to POSTs whose body names that ``operationName``
 and leaves the others alone. Without ``operation`` it applies to every operation.
 
-Four controls act on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
-holds beyond the advice the server sends; ``refuse_connects`` answers the next ones with
-``successful: false``; ``forget_on_subscribe`` forgets the client that
-sends the next ``/meta/subscribe`` (``402::Unknown client``), as a GWS node that drops a
-client between its handshake and its subscriptions; ``advise_connects`` changes the advice
-of the next successful ``/meta/connect`` replies (``interval``, ``reconnect``, ``timeout``).
+Five controls act on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
+holds beyond the advice the server sends; ``refuse_connects`` and ``refuse_handshakes``
+answer the next connects or handshakes with ``successful: false``; ``forget_on_subscribe``
+forgets the client that sends the next ``/meta/subscribe`` (``402::Unknown client``), as a
+GWS node that drops a client between its handshake and its subscriptions;
+``advise_connects`` changes the advice of the next successful ``/meta/connect`` replies
+(``interval``, ``reconnect``, ``timeout``).
 
 Armed rules, and holding, are state of this object: they survive the simulator's
 ``stop()`` / ``restart()``; only outcomes parked by ``hold_notifications`` are lost there.
@@ -142,6 +143,13 @@ class RefuseConnects(_Control):
 
 
 @dataclass(frozen=True, slots=True)
+class RefuseHandshakes(_Control):
+    control: ClassVar[str] = "refuse_handshakes"
+    error: str = "403::Handshake denied"
+    reconnect: str | None = "handshake"
+
+
+@dataclass(frozen=True, slots=True)
 class ForgetOnSubscribe(_Control):
     control: ClassVar[str] = "forget_on_subscribe"
     channel: str | None = None
@@ -204,6 +212,7 @@ FaultSpec = (
     | HoldConnects
     | AdviseConnects
     | RefuseConnects
+    | RefuseHandshakes
     | ForgetOnSubscribe
     | StatusCode
     | OCSErrorFault
@@ -523,14 +532,22 @@ class Faults:
         client stays known, as from a GWS node that cannot serve long polls for a while.
         ``reconnect`` is ``"retry"``, ``"handshake"``, ``"none"`` or ``None``. A connect held
         when it is armed is not refused."""
-        if not isinstance(error, str) or not error:
-            raise ValueError(f"error must be a non-empty string, got {error!r}")
-        if reconnect is not None and reconnect not in _RECONNECT_ADVICE:
-            raise ValueError(
-                f"reconnect must be None or one of {', '.join(_RECONNECT_ADVICE)}, "
-                f"got {reconnect!r}"
-            )
+        _check_refusal(error, reconnect)
         self._arm(RefuseConnects(error, reconnect), count)
+
+    def refuse_handshakes(
+        self,
+        error: str = "403::Handshake denied",
+        reconnect: str | None = "handshake",
+        count: int | None = 1,
+    ) -> None:
+        """Refuse the next ``count`` authenticated ``/meta/handshake``s: each is answered
+        ``successful: false`` with ``error`` and the advice ``{"reconnect": reconnect,
+        "interval": 0}`` (no advice with ``reconnect=None``), as from a GWS node that cannot
+        take CometD clients for a while. ``reconnect`` is ``"retry"``, ``"handshake"``,
+        ``"none"`` or ``None``."""
+        _check_refusal(error, reconnect)
+        self._arm(RefuseHandshakes(error, reconnect), count)
 
     def forget_on_subscribe(
         self, count: int | None = 1, channel: str | None = None, seconds: float = 0.0
@@ -648,6 +665,16 @@ class Faults:
             return refusal.error, None
         return refusal.error, {"reconnect": refusal.reconnect, "interval": 0}
 
+    def _take_handshake_refusal(self) -> tuple[str, dict[str, Any] | None] | None:
+        """The error and advice of the refusal a ``/meta/handshake`` gets instead, if a rule
+        says."""
+        refusal = self._take(RefuseHandshakes)
+        if refusal is None:
+            return None
+        if refusal.reconnect is None:
+            return refusal.error, None
+        return refusal.error, {"reconnect": refusal.reconnect, "interval": 0}
+
     def _take_subscribe_forget(self, subscription: object) -> float | None:
         """Seconds to wait before answering a ``/meta/subscribe`` whose client is forgotten
         now, or ``None`` to answer it as usual."""
@@ -693,6 +720,15 @@ class Faults:
         return count
 
 
+def _check_refusal(error: object, reconnect: object) -> None:
+    if not isinstance(error, str) or not error:
+        raise ValueError(f"error must be a non-empty string, got {error!r}")
+    if reconnect is not None and reconnect not in _RECONNECT_ADVICE:
+        raise ValueError(
+            f"reconnect must be None or one of {', '.join(_RECONNECT_ADVICE)}, got {reconnect!r}"
+        )
+
+
 def _seconds(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number of seconds, got {value!r}")
@@ -732,6 +768,7 @@ ARMABLE_FAULTS: tuple[str, ...] = (
     "hold_connects",
     "advise_connects",
     "refuse_connects",
+    "refuse_handshakes",
     "forget_on_subscribe",
     "hold_notifications",
 )

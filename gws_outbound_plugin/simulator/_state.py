@@ -65,6 +65,7 @@ class SimulatorState:
             hold_fault=self.faults._take_connect_hold,
             advice_fault=self.faults._take_connect_advice,
             refuse_fault=self.faults._take_connect_refusal,
+            handshake_fault=self.faults._take_handshake_refusal,
             subscribe_fault=self.faults._take_subscribe_forget,
             forbidden=lambda channel: channel in self.forbidden,
         )

@@ -213,3 +213,34 @@ async def test_a_long_outage_that_ends_is_one_loss_and_a_new_session(
     assert [e["log_level"] for e in unreachable if e["log_level"] != "debug"] == ["warning"]
     assert len(events_named(logs, "cometd_session_lost")) == 1
     assert states[-1] == CometDState.CONNECTED
+
+
+def handshakes(sim: GWSSimulator) -> int:
+    return sum("/meta/handshake" in r.bayeux_channels for r in sim.requests)
+
+
+async def test_refused_rehandshakes_are_backed_off(
+    pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """GWS forgets the client (``402::Unknown client``) and then refuses its handshakes for a
+    while, advising ``reconnect: handshake`` with ``interval: 0``. aiocometd followed that
+    advice at once: hundreds of handshakes a second for as long as GWS refused them. They
+    now follow the reconnection backoff; the session is back at the first one accepted."""
+    async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
+        first, during, after = (request_for(sim, h) for h in handles(sim, 3))
+        config = fast_config(sim.base_url, ack_timeout=2.0)
+        async with OutboundPlugin(pm, config) as plugin:
+            await plugin.cancel(first)
+            sim.faults.refuse_handshakes(count=None)
+            since = handshakes(sim)
+            assert sim.forget_cometd_clients() == 1
+            await until(lambda: plugin.connection_state is not CometDState.CONNECTED, timeout=5)
+            with pytest.raises(CancelFailed) as info:
+                await plugin.cancel(during)  # waits request_timeout (1 s) for the session
+            assert info.value.failure.reason is FailureReason.TRANSPORT_FAILURE
+            assert 1 <= handshakes(sim) - since < 10  # before: hundreds
+            sim.faults.clear()
+            await plugin.wait_connected(timeout=10)
+            await plugin.cancel(after)
+    assert [a.reference_id for a in recorder.acks] == [first.reference_id, after.reference_id]
+    assert [f.request.reference_id for f in recorder.failures] == [during.reference_id]

@@ -629,3 +629,33 @@ async def test_refuse_connects_answers_the_next_connects_unsuccessfully(
 def test_refuse_connects_refuses_bad_arguments(arguments, message):
     with pytest.raises(ValueError, match=message):
         GWSSimulator().faults.refuse_connects(**arguments)
+
+
+async def test_refuse_handshakes_answers_the_next_handshakes_unsuccessfully(
+    sim: GWSSimulator, bayeux: Bayeux
+):
+    sim.faults.refuse_handshakes()
+    sim.faults.refuse_handshakes("500::Busy", reconnect=None)
+    assert sim.faults.active == (
+        "refuse_handshakes(): 1 left",
+        "refuse_handshakes(error='500::Busy', reconnect=None): 1 left",
+    )
+    replies = []
+    for _ in range(2):
+        message = bayeux.message(
+            "/meta/handshake", version="1.0", supportedConnectionTypes=["long-polling"]
+        )
+        response = await bayeux.post(message, auth=(bayeux.user, "secret"))
+        replies.append(response.json())
+    assert [{k: v for k, v in r.items() if k != "id"} for [r] in replies] == [
+        {
+            "channel": "/meta/handshake",
+            "successful": False,
+            "error": "403::Handshake denied",
+            "advice": {"reconnect": "handshake", "interval": 0},
+        },
+        {"channel": "/meta/handshake", "successful": False, "error": "500::Busy"},
+    ]
+    assert sim.cometd_client_count == 0
+    assert (await bayeux.handshake())["successful"] is True
+    assert sim.faults.active == ()
