@@ -49,7 +49,9 @@ behaviour, point by point:
 14. it indexes ``channel`` of every message, and ``successful`` and ``subscription`` of a
     subscription reply: one message without them failed the whole long-poll answer half-way
     (``KeyError``) and lost the messages after it (a cancel's answers): :class:`_SessionExtension`
-    leaves such a message out (``cometd_message_malformed``) before aiocometd reads the answer;
+    leaves such a message out (``cometd_message_malformed``) before aiocometd reads the answer,
+    and ``successful`` out of a notification (``receive()`` raised ``"successful": false``
+    as the server's ``ServerError``, read as the session closed: :func:`_as_notification`);
 15. it polls from one task at a time and schedules the next from that task's done callback:
     a cancelled task (a host cancelling every task of its loop) or a failing callback ends
     polling for good, unsaid, while ``receive()`` waits forever and the transport says
@@ -200,6 +202,7 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         if len(readable) != len(payload):
             payload[:] = readable  # aiocometd reads this list next
         for message in payload:
+            _as_notification(message)
             self._timeout, unusable = _usable_timeout(message, self._timeout)
             if unusable is not _USABLE and not self._unusable_logged:
                 self._unusable_logged = True
@@ -301,6 +304,20 @@ def _readable(message: dict[str, Any]) -> bool:
         channel=channel[:200] if isinstance(channel, str) else type(channel).__name__,
     )
     return False
+
+
+def _as_notification(message: dict[str, Any]) -> None:
+    """A notification (what aiocometd queues for ``receive()``: ``data`` on a channel that is
+    not ``/meta/``) carries no ``successful``; one that says ``false`` (or ``null``, a broken
+    server's or proxy's) made ``receive()`` raise it as a ``ServerError``, which reads as the
+    server closing the session: the session counted lost and the notification was lost with
+    it. The field is left out; the notification is read like any other."""
+    if "successful" in message and "data" in message:
+        channel = message["channel"]
+        if not channel.startswith("/meta/") and not (
+            channel.startswith("/service/") and "id" in message
+        ):
+            del message["successful"]
 
 
 def _usable_timeout(message: dict[str, Any], last: float | None) -> tuple[float | None, object]:

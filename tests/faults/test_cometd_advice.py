@@ -4,7 +4,6 @@ to wait before the next ``/meta/connect``) and ``reconnect`` on a successful con
 
 from __future__ import annotations
 
-import json
 import math
 
 import anyio
@@ -15,6 +14,7 @@ from gws_outbound_plugin import CancelFailed, CometDState, OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 from tests.faults.support import (
+    ConnectAnsweredWith,
     StallingProxy,
     captured_logs,
     events_named,
@@ -170,35 +170,6 @@ async def test_a_rehandshake_that_goes_unanswered_is_given_up_and_tried_again(
     assert [a.reference_id for a in recorder.acks] == [request.reference_id]
 
 
-class ConnectAnsweredWith:
-    """A proxy answer: the ``nth`` ``/meta/connect`` gets a successful reply whose advice is
-    ``advice`` (raw JSON), as a broken server sends it; everything else goes to GWS.
-    ``seen``: the connects so far."""
-
-    def __init__(self, advice: bytes, nth: int) -> None:
-        self.advice = advice
-        self.nth = nth
-        self.seen = 0
-
-    def __call__(self, _head: bytes, body: bytes) -> bytes | None:
-        if b'"/meta/connect"' not in body:
-            return None
-        self.seen += 1
-        if self.seen != self.nth:
-            return None
-        [message] = json.loads(body)
-        reply = {
-            "channel": "/meta/connect",
-            "successful": True,
-            "id": message["id"],
-            "clientId": message["clientId"],
-            "advice": "@",
-        }
-        raw = json.dumps([reply]).encode().replace(b'"@"', self.advice)
-        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-        return head % len(raw) + raw
-
-
 @pytest.mark.parametrize("advice", [b"null", b'"retry"', b"[]"])
 async def test_an_advice_that_is_no_object_does_not_stop_the_polling(
     pm: pluggy.PluginManager, recorder: Recorder, advice: bytes
@@ -210,7 +181,7 @@ async def test_an_advice_that_is_no_object_does_not_stop_the_polling(
     ``timed_out``. Such an advice is taken as ``{}`` (with the last usable timeout)."""
     async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
         # The third connect: the first two are the start's and the first long poll's.
-        answer = ConnectAnsweredWith(advice, 3)
+        answer = ConnectAnsweredWith(3, advice=advice)
         async with StallingProxy(sim.port, answer=answer) as proxy:
             requests = [request_for(sim, handle) for handle in handles(sim, 2)]
             config = fast_config(proxy.base_url, ack_timeout=2.0)

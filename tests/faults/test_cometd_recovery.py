@@ -30,6 +30,8 @@ from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 from tests.faults.matrix import ACK, FAILED
 from tests.faults.support import (
+    ConnectAnsweredWith,
+    StallingProxy,
     captured_logs,
     events_named,
     handles,
@@ -244,3 +246,37 @@ async def test_refused_rehandshakes_are_backed_off(
             await plugin.cancel(after)
     assert [a.reference_id for a in recorder.acks] == [first.reference_id, after.reference_id]
     assert [f.request.reference_id for f in recorder.failures] == [during.reference_id]
+
+
+@pytest.mark.parametrize("successful", [False, None])
+async def test_an_event_message_saying_unsuccessful_does_not_end_the_session(
+    pm: pluggy.PluginManager, recorder: Recorder, successful: bool | None
+) -> None:
+    """A notification (not a meta reply) carrying ``"successful": false`` (or ``null``), as a
+    broken server or proxy sends it: aiocometd's ``receive()`` raised it as the server's
+    ``ServerError``, and the listener took that for the server closing the session: the
+    session counted lost (every pending request ``outcome_unknown``), a new client
+    handshaken, and the notification itself lost. It is now delivered like any other, the
+    ``successful`` field left out."""
+    async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
+        event = {
+            "channel": "/me/internal",
+            "successful": successful,
+            "data": {
+                "messageType": "DeviceUserEventMessage",
+                "deviceId": sim.device_id(AGENT),
+                "userData": {"GSW_USER_EVENT": "AgentNote", "GSW_NOTE": "odd"},
+            },
+        }
+        answer = ConnectAnsweredWith(3, events=(event,))
+        async with StallingProxy(sim.port, answer=answer) as proxy:
+            request = request_for(sim, handles(sim, 1)[0])
+            with captured_logs() as logs:
+                async with OutboundPlugin(pm, fast_config(proxy.base_url)) as plugin:
+                    await until(lambda: answer.seen >= 4, timeout=5)
+                    await until(lambda: recorder.user_events, timeout=5)
+                    await plugin.cancel(request)
+    assert events_named(logs, "cometd_session_lost") == []
+    assert handshakes(sim) == 1
+    assert recorder.user_events[0].user_event == "AgentNote"
+    assert [a.reference_id for a in recorder.acks] == [request.reference_id]
