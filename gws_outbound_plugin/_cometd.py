@@ -574,6 +574,10 @@ class CometDListener:
         self._refusals = 0
         """``/meta/connect``s refused since the last successful one."""
         self._connected_since_handshake = False
+        self._opening = False
+        """Whether :meth:`open` is at work."""
+        self._starting = False
+        """Whether :meth:`open` is the first start (not a new client while running)."""
         self._connect_unanswered = False
         self._tasks: TaskGroup | None = None
         self._stalled: _GWSClient | None = None
@@ -720,7 +724,7 @@ class CometDListener:
         self._subscribed_now.discard(channel)
         self._refused[channel] = error
         required = channel in self.required
-        if required and self._state is CometDState.CONNECTING:
+        if required and self._opening:
             return  # open() fails with a clear error
         if channel not in self._warned:
             self._warned.add(channel)
@@ -803,8 +807,30 @@ class CometDListener:
         :raises GWSTransportError: the handshake or first connect failed, the server
             refused a required channel, or forgot the client at each of the handshakes; the
             message names the endpoint and the cause.
+
+        Opening again while running (a new client after the server ended the session, or
+        after the client stopped polling) keeps the state ``reconnecting``, also when it
+        fails: only the first start is ``connecting``, and ``closed`` if it fails.
         """
-        self._set_state(CometDState.CONNECTING, url=self.url)
+        self._starting = self._state is CometDState.CLOSED
+        if self._starting:
+            self._set_state(CometDState.CONNECTING, url=self.url)
+        self._opening = True
+        try:
+            await self._open_clients()
+        finally:
+            self._opening = False
+        self._awaiting_resubscribe = False
+        self._lost = False
+        self._set_state(
+            CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
+        )
+
+    def _open_failed(self) -> None:
+        if self._starting:
+            self._set_state(CometDState.CLOSED)
+
+    async def _open_clients(self) -> None:
         attempt = 1
         while True:
             try:
@@ -812,7 +838,7 @@ class CometDListener:
                 break
             except _ClientForgotten as forgotten:
                 if attempt >= START_HANDSHAKES:
-                    self._set_state(CometDState.CLOSED)
+                    self._open_failed()
                     cause = describe_cometd_failure(forgotten.error)
                     raise GWSTransportError(
                         f"the CometD {forgotten.step} at {self._where} failed: {cause}; "
@@ -825,11 +851,6 @@ class CometDListener:
                     attempt=attempt,
                 )
                 attempt += 1
-        self._awaiting_resubscribe = False
-        self._lost = False
-        self._set_state(
-            CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
-        )
 
     async def _open_client(self) -> None:
         """One attempt of :meth:`open` on a new client: handshake, connect, subscribe.
@@ -871,7 +892,7 @@ class CometDListener:
                 await client.cleanup_failed_open()
             if isinstance(error, ServerError) and _unknown_client(error):
                 raise _ClientForgotten(step, error) from None
-            self._set_state(CometDState.CLOSED)
+            self._open_failed()
             if isinstance(error, _RequiredChannelRefused):
                 raise GWSTransportError(
                     f"the CometD server at {self._where} refused the {step} ({error}); "
@@ -983,6 +1004,7 @@ class CometDListener:
         try:
             await self.open()
         except (GWSTransportError, AiocometdException, aiohttp.ClientError, OSError) as error:
+            logger.info("cometd_reopen_failed", error=str(error)[:300])
             self._set_state(CometDState.RECONNECTING, error=str(error)[:300])
             return
         # A fresh client: anything published since the loss was missed.

@@ -104,6 +104,7 @@ async def test_a_cometd_client_whose_polling_was_cancelled_is_replaced(
         assert failure.reason is FailureReason.OUTCOME_UNKNOWN
     assert {a.reference_id for a in recorder.acks} >= {first.reference_id, after.reference_id}
     assert states[-1] == CometDState.CONNECTED
+    assert set(states) == {CometDState.RECONNECTING, CometDState.CONNECTED}, states
     assert len(events_named(logs, "cometd_session_lost")) == 1
     if which == "poll":  # nothing else says so: the listener must notice it by itself
         [stalled] = events_named(logs, "cometd_client_stalled")
@@ -165,7 +166,11 @@ async def test_refused_long_polls_are_said_and_backed_off(
             await plugin.cancel(after)
     assert [a.reference_id for a in recorder.acks] == [first.reference_id, after.reference_id]
     assert [f.request.reference_id for f in recorder.failures] == [during.reference_id]
+    # "reconnecting" until it is back, then "connected": never "closed" (nor "connecting")
+    # while a new client is tried, as with reconnect: none.
+    assert states[0] == CometDState.RECONNECTING
     assert states[-1] == CometDState.CONNECTED
+    assert set(states) == {CometDState.RECONNECTING, CometDState.CONNECTED}, states
 
 
 async def test_a_long_outage_that_ends_is_one_loss_and_a_new_session(
