@@ -219,6 +219,10 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                 )
             channel = message.get("channel")
             successful = message.get("successful")
+            if successful and channel in ("/meta/connect", "/meta/handshake"):
+                advice = message.get("advice")
+                if isinstance(advice, dict):
+                    self._advice = dict(advice)
             if channel == "/meta/handshake":
                 if successful:
                     self._first_connect = True
@@ -239,10 +243,6 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                     delay = self._listener._connect_refused(str(message.get("error", "")))
                     if delay > 0:
                         self._back_off(message, delay)
-            if successful and channel in ("/meta/connect", "/meta/handshake"):
-                advice = message.get("advice")
-                if isinstance(advice, dict):
-                    self._advice = dict(advice)
             elif channel == "/meta/subscribe":
                 if successful:
                     self._listener._subscribed(message.get("subscription"))
@@ -252,9 +252,9 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                     )
 
     def _back_off(self, message: dict[str, Any], delay: float) -> None:
-        """Have aiocometd wait ``delay`` seconds before it follows the refused connect's
-        advice (it waits ``advice.interval``, 0 from GWS and CometD servers: a server that
-        refuses every long poll got them back to back, hundreds a second)."""
+        """Have aiocometd wait ``delay`` seconds before it follows the advice of a refused
+        connect or handshake (it waits ``advice.interval``, 0 from GWS and CometD servers: a
+        server that refuses every long poll got them back to back, hundreds a second)."""
         advice = message.get("advice")
         if not isinstance(advice, dict):  # none: aiocometd keeps the last one (with a timeout)
             advice = message["advice"] = {
