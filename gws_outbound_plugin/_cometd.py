@@ -962,13 +962,14 @@ class CometDListener:
                         continue
                     # Only a client that polls no more is interrupted here: its queue is
                     # empty and stays so, and no message is lost with the wait.
-                    with anyio.CancelScope() as self._receiving:
-                        message = await client.receive()
-                    self._receiving = None
+                    try:
+                        with anyio.CancelScope() as self._receiving:
+                            message = await client.receive()
+                    finally:
+                        self._receiving = None
                     if message is None:
                         continue  # interrupted: the client is replaced
             except asyncio.CancelledError:
-                self._receiving = None
                 if cancelled_by_plugin() or cancelled_from_outside():
                     raise
                 # One of the client's own tasks (its wait for a message) was cancelled from
