@@ -73,7 +73,7 @@ import asyncio
 import enum
 import importlib.metadata
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -479,6 +479,30 @@ class _GWSClient(Client):  # type: ignore[misc]
             transport._reconnect_timeout = seconds
 
 
+async def _within(limit: float, step: Awaitable[None]) -> None:
+    """Await ``step`` in a task of its own, cancelled after ``limit`` seconds (then
+    ``TimeoutError``), or when the caller is.
+
+    aiocometd's ``open()`` awaits its connect task. Cancelled from the awaiting task (a timeout
+    scope around ``open()``), asyncio cancelled that connect task through the await, its own
+    done callback (``_connect_done``, registered first) took the ``CancelledError`` that named
+    the scope, and the one that reached the awaiting task was anonymous: anyio took it for
+    someone else's cancellation and let it through. A start whose first connect went
+    unanswered raised ``CancelledError`` to the host, which was never cancelled, instead of
+    ``GWSTransportError``; a new client's start while running ended the listener."""
+    task = asyncio.ensure_future(step)
+    try:
+        done, _ = await asyncio.wait((task,), timeout=limit)
+    finally:
+        if not task.done():
+            task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait((task,))
+    if not done:
+        raise TimeoutError
+    task.result()
+
+
 class _RequiredChannelRefused(Exception):
     """The server refused a channel the listener cannot work without."""
 
@@ -671,6 +695,11 @@ class CometDListener:
                 self._resubscribe_refused = False
                 for channel in self.refused_channels:
                     self._start_subscribing_again(client, channel)
+        if self._opening:
+            # A new client's first connect: open() says connected (and the listener that the
+            # session is back) once its channels are subscribed, not before: a request sent
+            # now would have its answer published before the subscription, to nobody.
+            return
         if self._lost and not self._awaiting_resubscribe:
             self._restored()
         elif not self._lost and self._state is CometDState.RECONNECTING:
@@ -821,10 +850,12 @@ class CometDListener:
         finally:
             self._opening = False
         self._awaiting_resubscribe = False
-        self._lost = False
-        self._set_state(
-            CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
-        )
+        if self._lost:  # before (a new client while running) or meanwhile (a re-handshake)
+            self._restored()
+        else:
+            self._set_state(
+                CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
+            )
 
     def _open_failed(self) -> None:
         if self._starting:
@@ -872,8 +903,7 @@ class CometDListener:
         # each step ourselves, or a server that never answers would stall the start.
         limit = self.config.request_timeout
         try:
-            with anyio.fail_after(limit):
-                await client.open()
+            await _within(limit, client.open())
             for channel in self.channels:
                 step = f"subscription to {channel}"
                 try:
@@ -1002,15 +1032,14 @@ class CometDListener:
         delay = next(delays)
         logger.info("cometd_reopening", delay=delay)
         await anyio.sleep(delay)
+        # A fresh client: anything published since the loss was missed. open() says the
+        # session is back once the client is subscribed.
+        self._lost = True
         try:
             await self.open()
         except (GWSTransportError, AiocometdException, aiohttp.ClientError, OSError) as error:
             logger.info("cometd_reopen_failed", error=str(error)[:300])
             self._set_state(CometDState.RECONNECTING, error=str(error)[:300])
-            return
-        # A fresh client: anything published since the loss was missed.
-        self._lost = True
-        self._restored()
 
     async def _discard_client(self) -> None:
         client, self._client = self._client, None
