@@ -59,7 +59,11 @@ behaviour, point by point:
     listener: :meth:`CometDListener._watch` notices a client that polls no more
     (:meth:`_GWSClient.stopped_polling`, internals of the pinned version) and the receive
     loop replaces it with a new one, and a ``CancelledError`` that is not the listener's
-    own is taken as an interrupted wait.
+    own is taken as an interrupted wait;
+16. its ``open()`` awaits its connect task: a timeout around it cancelled that task through
+    the await, and the task's done callback took the cancellation that named the timeout, so
+    an anonymous ``CancelledError`` escaped the timeout: :func:`_within` runs ``open()`` in
+    a task of its own.
 
 A refused subscription to an optional channel (anything but ``/v2/me/outbound``; GWS's
 ``/me/internal`` is known from the seed only, gws-outbound.md §10.8) does not stop the
