@@ -24,7 +24,10 @@ behaviour, point by point:
    (found against the interop stand-in): it is turned into a ``TransportError`` here;
 10. reconnection after network errors retries every second without backoff: the delay
     follows the package's :class:`~gws_outbound_plugin._retry.RetryPolicy` (0.5 s, doubled
-    per failed attempt, up to ``GWSConfig.reconnect_backoff_max``); after
+    per failed attempt, up to ``GWSConfig.reconnect_backoff_max``); so do the attempts
+    after a refused ``/meta/connect`` (it follows the refusal's ``interval``, 0: back to back),
+    from the second refusal in a row on, and a refused connect is no connection (its
+    transport counts any answer as "connected"); after
     ``402::Unknown client`` it re-handshakes and re-subscribes by itself, which this module
     reports so the dispatcher can settle what may have been missed;
 11. it sleeps ``advice.interval`` *seconds* before the next ``/meta/connect``, but Bayeux
@@ -33,21 +36,34 @@ behaviour, point by point:
     would stall polling for 33 minutes and let the session expire. :class:`_SessionExtension`
     converts the interval of every incoming advice to seconds before aiocometd reads it,
     capped at half of ``ack_timeout``: a longer wait (an hour, ``Infinity``, ``NaN``) left the
-    client deaf while "connected", and every outcome timed out. An ``advice.timeout`` that is
-    not a finite number >= 0 is replaced by the last usable one the server advised (with
-    ``Infinity`` every later request failed, ``OverflowError``, and no advice ever replaced
-    it; left out, aiocometd would send its long polls without any timeout);
+    client deaf while "connected", and every outcome timed out. Every advice is given a
+    usable ``timeout`` (aiocometd gives each request 1.2 x the last advised one, and none
+    at all when the last advice had none): see :func:`_usable_timeout`;
 12. after a re-handshake it re-subscribes only the channels the server accepted before, and
     forgets a channel whose re-subscription is refused: the listener subscribes the refused
     ones again itself (see :attr:`CometDListener.refused_channels`);
 13. ``receive()`` starts three tasks and an ``asyncio.wait`` for every message, even when
     messages are already queued: :meth:`_GWSClient.receive_queued` takes a queued message
-    as ``receive()`` would (the one use of its internals, for the pinned version only;
+    as ``receive()`` would (for the pinned version only;
     ``tests/unit/test_cometd_seam.py`` fails when the pinned version changes them);
 14. it indexes ``channel`` of every message, and ``successful`` and ``subscription`` of a
     subscription reply: one message without them failed the whole long-poll answer half-way
     (``KeyError``) and lost the messages after it (a cancel's answers): :class:`_SessionExtension`
-    leaves such a message out (``cometd_message_malformed``) before aiocometd reads the answer.
+    leaves such a message out (``cometd_message_malformed``) before aiocometd reads the answer,
+    and ``successful`` out of a notification (``receive()`` raised ``"successful": false``
+    as the server's ``ServerError``, read as the session closed: :func:`_as_notification`);
+15. it polls from one task at a time and schedules the next from that task's done callback:
+    a cancelled task (a host cancelling every task of its loop) or a failing callback ends
+    polling for good, unsaid, while ``receive()`` waits forever and the transport says
+    "connected"; a cancelled helper task of ``receive()`` raises ``CancelledError`` into the
+    listener: :meth:`CometDListener._watch` notices a client that polls no more
+    (:meth:`_GWSClient.stopped_polling`, internals of the pinned version) and the receive
+    loop replaces it with a new one, and a ``CancelledError`` that is not the listener's
+    own is taken as an interrupted wait;
+16. its ``open()`` awaits its connect task: a timeout around it cancelled that task through
+    the await, and the task's done callback took the cancellation that named the timeout, so
+    an anonymous ``CancelledError`` escaped the timeout: :func:`_within` runs ``open()`` in
+    a task of its own.
 
 A refused subscription to an optional channel (anything but ``/v2/me/outbound``; GWS's
 ``/me/internal`` is known from the seed only, gws-outbound.md §10.8) does not stop the
@@ -57,17 +73,18 @@ tried again after every re-handshake. A refused ``/v2/me/outbound`` fails ``open
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import importlib.metadata
-import math
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
 from aiocometd_noloop import Client, ConnectionType, Extension
+from aiocometd_noloop.constants import TransportState
 from aiocometd_noloop.exceptions import (
     AiocometdException,
     ClientInvalidOperation,
@@ -78,6 +95,7 @@ from aiocometd_noloop.exceptions import (
 from anyio.abc import TaskGroup
 
 from ._config import GWSConfig
+from ._dispatcher import cancelled_by_plugin, cancelled_from_outside, take_back_cancellation
 from ._exceptions import GWSTransportError
 from ._failures import describe_failure, exception_chain, target_of
 from ._log import get_logger
@@ -97,6 +115,13 @@ logger = get_logger(__name__)  # structlog's logger once the host configured str
 CometDMessage = dict[str, Any]
 _CLOSE_TIMEOUT: Final = 2.0
 _FIRST_RECONNECT_DELAY: Final = 0.5
+#: How often (seconds) the listener checks that its CometD client still polls.
+_WATCH_PERIOD: Final = 0.5
+#: The client's transport states in which it polls no more, and says so (``receive()``
+#: raises, or the listener closed it).
+_NOT_POLLING: Final = frozenset(
+    (TransportState.SERVER_DISCONNECTED, TransportState.DISCONNECTING, TransportState.DISCONNECTED)
+)
 #: Handshakes :meth:`CometDListener.open` makes at most when the server forgets the client
 #: before it is subscribed (``402::Unknown client``).
 START_HANDSHAKES: Final = 3
@@ -105,6 +130,21 @@ OUTBOUND_CHANNEL: Final = "/v2/me/outbound"
 #: The aiocometd-noloop version whose internals ``_GWSClient.receive_queued`` relies on.
 PINNED_AIOCOMETD: Final = "0.4.9"
 _QUEUE_SEAM: Final = importlib.metadata.version("aiocometd-noloop") == PINNED_AIOCOMETD
+
+
+#: The longest ``advice.timeout`` (milliseconds) taken from the server: ten minutes, twenty
+#: times GWS's 30 s. A longer one is replaced by the last usable one: a long poll lost on the
+#: way would be waited for that long, "connected" and deaf.
+_MAX_TIMEOUT_MS: Final = 600_000
+#: The shortest ``advice.timeout`` (milliseconds) the client waits by: a shorter one (``true``
+#: is read as 1 ms) gave every request up before its answer could travel back.
+_MIN_TIMEOUT_MS: Final = 1_000
+#: The timeout (milliseconds) in force before the server advised a usable one: GWS's (and
+#: the CometD servers') default.
+_DEFAULT_TIMEOUT_MS: Final = 30_000
+#: :func:`_usable_timeout`'s "nothing unusable".
+_USABLE: Final = object()
+_ABSENT: Final = object()
 
 
 class CometDState(enum.StrEnum):
@@ -128,6 +168,12 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         # acknowledgement's timeout room for the rest.
         self._max_interval = listener.config.ack_timeout / 2
         self._capped_logged = False
+        self._unusable_logged = False
+        self._backed_off = False
+        """Whether the advice aiocometd keeps is one :meth:`_back_off` wrote."""
+        self._advice: dict[str, Any] = {"reconnect": "retry", "interval": 0}
+        """The advice of the server's last successful handshake or connect reply, as
+        aiocometd reads it (the interval in seconds)."""
         self._timeout: float | None = None
         """The last usable ``advice.timeout`` (milliseconds) the server sent this client."""
 
@@ -160,7 +206,15 @@ class _SessionExtension(Extension):  # type: ignore[misc]
         if len(readable) != len(payload):
             payload[:] = readable  # aiocometd reads this list next
         for message in payload:
-            self._timeout = _usable_timeout(message, self._timeout)
+            _as_notification(message)
+            self._timeout, unusable = _usable_timeout(message, self._timeout)
+            if unusable is not _USABLE and not self._unusable_logged:
+                self._unusable_logged = True
+                logger.warning(
+                    "cometd_advice_unusable",
+                    advised=repr(unusable)[:100],
+                    timeout_ms=message["advice"]["timeout"],
+                )
             advised = _interval_to_seconds(message, self._max_interval)
             if advised is not None and not self._capped_logged:
                 self._capped_logged = True
@@ -169,15 +223,30 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                 )
             channel = message.get("channel")
             successful = message.get("successful")
-            if channel == "/meta/handshake" and successful:
-                self._first_connect = True
-                self._listener._handshaken()
+            if successful and channel in ("/meta/connect", "/meta/handshake"):
+                advice = message.get("advice")
+                if isinstance(advice, dict):
+                    self._advice = dict(advice)
+            if channel == "/meta/handshake":
+                if successful:
+                    self._first_connect = True
+                    self._listener._handshaken()
+                else:
+                    delay = self._listener._handshake_refused(str(message.get("error", "")))
+                    if delay > 0:
+                        self._back_off(message, delay)
             elif channel == "/meta/connect":
                 self._listener._connect_answered()
                 if successful:
+                    if self._backed_off and "advice" not in message:
+                        # aiocometd would keep waiting the backoff between long polls.
+                        message["advice"] = dict(self._advice)
+                    self._backed_off = False
                     self._listener._connected()
                 else:
-                    self._listener._connect_refused(str(message.get("error", "")))
+                    delay = self._listener._connect_refused(str(message.get("error", "")))
+                    if delay > 0:
+                        self._back_off(message, delay)
             elif channel == "/meta/subscribe":
                 if successful:
                     self._listener._subscribed(message.get("subscription"))
@@ -185,6 +254,20 @@ class _SessionExtension(Extension):  # type: ignore[misc]
                     self._listener._subscribe_refused(
                         message.get("subscription"), message.get("error")
                     )
+
+    def _back_off(self, message: dict[str, Any], delay: float) -> None:
+        """Have aiocometd wait ``delay`` seconds before it follows the advice of a refused
+        connect or handshake (it waits ``advice.interval``, 0 from GWS and CometD servers: a
+        server that refuses every long poll got them back to back, hundreds a second)."""
+        advice = message.get("advice")
+        if not isinstance(advice, dict):  # none: aiocometd keeps the last one (with a timeout)
+            advice = message["advice"] = {
+                "timeout": _DEFAULT_TIMEOUT_MS if self._timeout is None else self._timeout
+            }
+        interval = advice.get("interval")
+        if not isinstance(interval, int | float) or isinstance(interval, bool) or interval < delay:
+            advice["interval"] = delay
+        self._backed_off = True
 
 
 def _check_payload(payload: object) -> None:
@@ -227,25 +310,65 @@ def _readable(message: dict[str, Any]) -> bool:
     return False
 
 
-def _usable_timeout(message: dict[str, Any], last: float | None) -> float | None:
-    """aiocometd times every later request out after 1.5 x ``advice.timeout`` (milliseconds),
-    the advice of the last reply that had one: ``Infinity`` made each fail (``OverflowError``
-    in aiohttp) before any reply could bring a new advice. A timeout that is not a finite
-    number >= 0 is replaced by ``last``, the last usable one the server advised (left out
-    when there is none: aiocometd then sends its requests without a timeout, so the long
-    polls would no longer be bounded by the server's word). Returns the usable timeout now
-    in force (``last`` when the message advises none)."""
-    advice = message.get("advice")
-    if isinstance(advice, dict):
-        timeout = advice.get("timeout")
-        if isinstance(timeout, int | float) and not isinstance(timeout, bool):
-            if 0 <= timeout < math.inf:  # not NaN
-                return timeout
-            if last is None:
-                del advice["timeout"]
-            else:
-                advice["timeout"] = last
-    return last
+def _as_notification(message: dict[str, Any]) -> None:
+    """A notification (what aiocometd queues for ``receive()``: ``data`` on a channel that is
+    not ``/meta/``) carries no ``successful``; one that says ``false`` (or ``null``, a broken
+    server's or proxy's) made ``receive()`` raise it as a ``ServerError``, which reads as the
+    server closing the session: the session counted lost and the notification was lost with
+    it. The field is left out; the notification is read like any other."""
+    if "successful" in message and "data" in message:
+        channel = message["channel"]
+        if not channel.startswith("/meta/") and not (
+            channel.startswith("/service/") and "id" in message
+        ):
+            del message["successful"]
+
+
+def _usable_timeout(message: dict[str, Any], last: float | None) -> tuple[float | None, object]:
+    """Make the advice of ``message`` one aiocometd can live with, before it stores it.
+
+    aiocometd stores the advice of the last reply that had one, whole, and gives every later
+    request (long polls, handshakes, subscriptions) 1.2 x its ``timeout`` (milliseconds):
+
+    * ``Infinity`` made each request fail (``OverflowError`` in aiohttp) before any reply could
+      bring a new advice; ``true`` (read as 1 ms) and any timeout of a few milliseconds gave
+      each request up before its answer could come: deaf for good either way;
+    * none at all (an advice without ``timeout``, as in every ``402::Unknown client`` reply,
+      or dropped by us), and aiocometd sends its requests with no timeout (``timeout=None``
+      to aiohttp): a request the network lost, such as the re-handshake after a 402, was
+      waited for forever; so was any long poll under a timeout of 31 years (``1e12``);
+    * an advice that is no JSON object (``null``, a string) failed aiocometd's reconnection
+      callback (``AttributeError``), which then scheduled no more polls.
+
+    So every advice gets a usable timeout: a number from 0 to :data:`_MAX_TIMEOUT_MS`,
+    raised to :data:`_MIN_TIMEOUT_MS` (the server holds a poll no longer than it advised, and
+    the answer needs time to travel); any other value (not a number, ``NaN``, negative,
+    infinite, too long) and a missing one are replaced by ``last``, the last usable timeout
+    the server advised (:data:`_DEFAULT_TIMEOUT_MS`, GWS's, before it advised any); an advice
+    that is no object becomes ``{}`` first.
+
+    Returns the usable timeout now in force (``last`` when the message advises none) and
+    the unusable value the server advised, if any (:data:`_USABLE` when there was none)."""
+    if "advice" not in message:
+        return last, _USABLE
+    advice = message["advice"]
+    unusable: object = _USABLE
+    if not isinstance(advice, dict):
+        unusable = advice
+        advice = message["advice"] = {}
+    timeout = advice.get("timeout", _ABSENT)
+    if timeout is not _ABSENT:
+        if (
+            isinstance(timeout, int | float)
+            and not isinstance(timeout, bool)
+            and 0 <= timeout <= _MAX_TIMEOUT_MS  # not NaN
+        ):
+            usable = max(timeout, _MIN_TIMEOUT_MS)
+            advice["timeout"] = usable
+            return usable, unusable
+        unusable = timeout
+    advice["timeout"] = _DEFAULT_TIMEOUT_MS if last is None else last
+    return last, unusable
 
 
 def _interval_to_seconds(message: dict[str, Any], cap: float) -> int | float | None:
@@ -328,10 +451,60 @@ class _GWSClient(Client):  # type: ignore[misc]
         self._verify_response(message)
         return message
 
+    def stopped_polling(self) -> bool:
+        """Whether the client stopped polling for good without saying so.
+
+        aiocometd polls in one task at a time (the long poll, or the wait before it) and
+        starts the next one from that task's done callback. When the task is cancelled from
+        outside (a host cancelling every task of its loop), or the callback fails, no poll
+        is scheduled any more, while ``receive()`` waits for good and the transport still
+        says "connected". Seen as: the task cancelled, or done and still the current one at
+        the next check (its callback had a whole loop turn to start the next). Not while
+        the transport says it stopped (the server ended the session: ``receive()`` raises),
+        nor before it is open."""
+        transport = self._transport
+        task = getattr(transport, "_connect_task", None)
+        if (
+            self.closed
+            or task is None
+            or not task.done()
+            or getattr(transport, "state", None) in _NOT_POLLING
+        ):
+            self._finished_poll = None
+            return False
+        if task.cancelled() or task is self.__dict__.get("_finished_poll"):
+            return True
+        self._finished_poll = task
+        return False
+
     def set_reconnect_delay(self, seconds: float) -> None:
         transport = self._transport
         if transport is not None:
             transport._reconnect_timeout = seconds
+
+
+async def _within(limit: float, step: Awaitable[None]) -> None:
+    """Await ``step`` in a task of its own, cancelled after ``limit`` seconds (then
+    ``TimeoutError``), or when the caller is.
+
+    aiocometd's ``open()`` awaits its connect task. Cancelled from the awaiting task (a timeout
+    scope around ``open()``), asyncio cancelled that connect task through the await, its own
+    done callback (``_connect_done``, registered first) took the ``CancelledError`` that named
+    the scope, and the one that reached the awaiting task was anonymous: anyio took it for
+    someone else's cancellation and let it through. A start whose first connect went
+    unanswered raised ``CancelledError`` to the host, which was never cancelled, instead of
+    ``GWSTransportError``; a new client's start while running ended the listener."""
+    task = asyncio.ensure_future(step)
+    try:
+        done, _ = await asyncio.wait((task,), timeout=limit)
+    finally:
+        if not task.done():
+            task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait((task,))
+    if not done:
+        raise TimeoutError
+    task.result()
 
 
 class _RequiredChannelRefused(Exception):
@@ -426,8 +599,19 @@ class CometDListener:
         self._resubscribing: set[str] = set()
         self._lost = False
         self._failed_attempts = 0
+        self._refusals = 0
+        """``/meta/connect``s refused since the last successful one."""
+        self._connected_since_handshake = False
+        self._opening = False
+        """Whether :meth:`open` is at work."""
+        self._starting = False
+        """Whether :meth:`open` is the first start (not a new client while running)."""
         self._connect_unanswered = False
         self._tasks: TaskGroup | None = None
+        self._stalled: _GWSClient | None = None
+        """The client :meth:`_watch` found polling no more (replaced by the receive loop)."""
+        self._receiving: anyio.CancelScope | None = None
+        """Around the receive loop's wait in ``receive()``, while it waits."""
         self.reconnect_policy = RetryPolicy(
             retries=None,
             first_delay=min(_FIRST_RECONNECT_DELAY, config.reconnect_backoff_max),
@@ -496,6 +680,7 @@ class CometDListener:
     def _handshaken(self) -> None:
         self._handshakes += 1
         self._subscribed_now.clear()
+        self._connected_since_handshake = False
         if self._handshakes > 1:
             logger.info("cometd_rehandshake", handshakes=self._handshakes)
             self._mark_lost("re-handshake")
@@ -505,6 +690,8 @@ class CometDListener:
 
     def _connected(self) -> None:
         self._failed_attempts = 0
+        self._refusals = 0
+        self._connected_since_handshake = True
         client = self._client
         if client is not None:
             client.set_reconnect_delay(self.reconnect_policy.first_delay)
@@ -512,6 +699,11 @@ class CometDListener:
                 self._resubscribe_refused = False
                 for channel in self.refused_channels:
                     self._start_subscribing_again(client, channel)
+        if self._opening:
+            # A new client's first connect: open() says connected (and the listener that the
+            # session is back) once its channels are subscribed, not before: a request sent
+            # now would have its answer published before the subscription, to nobody.
+            return
         if self._lost and not self._awaiting_resubscribe:
             self._restored()
         elif not self._lost and self._state is CometDState.RECONNECTING:
@@ -520,10 +712,32 @@ class CometDListener:
                 CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
             )
 
-    def _connect_refused(self, error: str) -> None:
+    def _handshake_refused(self, error: str) -> float:
+        """A ``/meta/handshake`` was refused. Returns the seconds to wait before the next
+        attempt, as after a refused connect: aiocometd follows the refusal's advice at once
+        (``reconnect: handshake``, ``interval: 0``: back to back)."""
+        logger.info("cometd_handshake_refused", error=error)
+        self._refusals += 1
+        if self._refusals < 2:
+            return 0.0
+        return self.reconnect_policy.backoff(self._refusals - 1)
+
+    def _connect_refused(self, error: str) -> float:
+        """A ``/meta/connect`` was refused: not connected. Returns the seconds to wait
+        before the next attempt: none after the first refusal since the last successful
+        connect (the server's advice is followed: a re-handshake after ``402::Unknown
+        client``), then the reconnection backoff."""
         logger.info("cometd_connect_refused", error=error)
+        self._refusals += 1
         if error.startswith("402"):
             self._mark_lost(error)
+        elif self._state is CometDState.CONNECTED:
+            self._set_state(
+                CometDState.RECONNECTING, reason=f"a long poll was refused: {_bayeux_error(error)}"
+            )
+        if self._refusals < 2:
+            return 0.0
+        return self.reconnect_policy.backoff(self._refusals - 1)
 
     def _subscribed(self, subscription: object) -> None:
         for channel in _subscription_names(subscription):
@@ -543,7 +757,7 @@ class CometDListener:
         self._subscribed_now.discard(channel)
         self._refused[channel] = error
         required = channel in self.required
-        if required and self._state is CometDState.CONNECTING:
+        if required and self._opening:
             return  # open() fails with a clear error
         if channel not in self._warned:
             self._warned.add(channel)
@@ -579,7 +793,8 @@ class CometDListener:
         wanted = {c for c in self.channels if c in self.required or c not in self._refused}
         if self._subscribed_now.issuperset(wanted):
             self._awaiting_resubscribe = False
-            self._restored()
+            if self._connected_since_handshake:  # else at the first connect that is not refused
+                self._restored()
 
     def _restored(self) -> None:
         if self._lost:
@@ -625,8 +840,32 @@ class CometDListener:
         :raises GWSTransportError: the handshake or first connect failed, the server
             refused a required channel, or forgot the client at each of the handshakes; the
             message names the endpoint and the cause.
+
+        Opening again while running (a new client after the server ended the session, or
+        after the client stopped polling) keeps the state ``reconnecting``, also when it
+        fails: only the first start is ``connecting``, and ``closed`` if it fails.
         """
-        self._set_state(CometDState.CONNECTING, url=self.url)
+        self._starting = self._state is CometDState.CLOSED
+        if self._starting:
+            self._set_state(CometDState.CONNECTING, url=self.url)
+        self._opening = True
+        try:
+            await self._open_clients()
+        finally:
+            self._opening = False
+        self._awaiting_resubscribe = False
+        if self._lost:  # before (a new client while running) or meanwhile (a re-handshake)
+            self._restored()
+        else:
+            self._set_state(
+                CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
+            )
+
+    def _open_failed(self) -> None:
+        if self._starting:
+            self._set_state(CometDState.CLOSED)
+
+    async def _open_clients(self) -> None:
         attempt = 1
         while True:
             try:
@@ -634,7 +873,7 @@ class CometDListener:
                 break
             except _ClientForgotten as forgotten:
                 if attempt >= START_HANDSHAKES:
-                    self._set_state(CometDState.CLOSED)
+                    self._open_failed()
                     cause = describe_cometd_failure(forgotten.error)
                     raise GWSTransportError(
                         f"the CometD {forgotten.step} at {self._where} failed: {cause}; "
@@ -647,11 +886,6 @@ class CometDListener:
                     attempt=attempt,
                 )
                 attempt += 1
-        self._awaiting_resubscribe = False
-        self._lost = False
-        self._set_state(
-            CometDState.CONNECTED, channels=[c for c in self.channels if c not in self._refused]
-        )
 
     async def _open_client(self) -> None:
         """One attempt of :meth:`open` on a new client: handshake, connect, subscribe.
@@ -673,8 +907,7 @@ class CometDListener:
         # each step ourselves, or a server that never answers would stall the start.
         limit = self.config.request_timeout
         try:
-            with anyio.fail_after(limit):
-                await client.open()
+            await _within(limit, client.open())
             for channel in self.channels:
                 step = f"subscription to {channel}"
                 try:
@@ -693,7 +926,7 @@ class CometDListener:
                 await client.cleanup_failed_open()
             if isinstance(error, ServerError) and _unknown_client(error):
                 raise _ClientForgotten(step, error) from None
-            self._set_state(CometDState.CLOSED)
+            self._open_failed()
             if isinstance(error, _RequiredChannelRefused):
                 raise GWSTransportError(
                     f"the CometD server at {self._where} refused the {step} ({error}); "
@@ -710,11 +943,40 @@ class CometDListener:
         """Receive forever, handing every notification to ``deliver`` (awaited)."""
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
+            tasks.start_soon(self._watch)
             try:
                 await self._receive(deliver)
             finally:
                 self._tasks = None
                 tasks.cancel_scope.cancel()
+
+    async def _watch(self) -> None:
+        """Every :data:`_WATCH_PERIOD`, check that the client still polls; one that stopped
+        without saying so (:meth:`_GWSClient.stopped_polling`) is handed to the receive loop
+        to be replaced by a new one (a new handshake and subscriptions)."""
+        while True:
+            try:
+                await anyio.sleep(_WATCH_PERIOD)
+            except asyncio.CancelledError:
+                if not cancelled_from_outside():
+                    raise
+                take_back_cancellation("CometDListener._watch", quiet=True)
+                continue
+            client = self._client
+            if (
+                client is None
+                or client is self._stalled
+                or self._state not in (CometDState.CONNECTED, CometDState.RECONNECTING)
+                or not client.stopped_polling()
+            ):
+                continue
+            logger.warning(
+                "cometd_client_stalled",
+                consequence="the CometD session is started again; outcomes may have been missed",
+            )
+            self._stalled = client
+            if self._receiving is not None:
+                self._receiving.cancel()
 
     async def _receive(self, deliver: Callable[[CometDMessage], Any]) -> None:
         delays = self.reconnect_policy.delays()
@@ -728,9 +990,30 @@ class CometDListener:
             try:
                 message = client.receive_queued()
                 if message is None:
-                    message = await client.receive()
+                    if client is self._stalled:  # and everything it read was delivered
+                        self._mark_lost("the CometD client stopped polling")
+                        await self._discard_client()
+                        continue
+                    # Only a client that polls no more is interrupted here: its queue is
+                    # empty and stays so, and no message is lost with the wait.
+                    try:
+                        with anyio.CancelScope() as self._receiving:
+                            message = await client.receive()
+                    finally:
+                        self._receiving = None
+                    if message is None:
+                        continue  # interrupted: the client is replaced
+            except asyncio.CancelledError:
+                if cancelled_by_plugin() or cancelled_from_outside():
+                    raise
+                # One of the client's own tasks (its wait for a message) was cancelled from
+                # outside, not this one: ask again.
+                logger.info("cometd_receive_interrupted")
+                continue
             except TransportTimeoutError:
-                logger.warning(
+                # Raised again after every further cometd_connection_timeout while the
+                # server stays away: said once per loss (the client goes on trying).
+                (logger.debug if self._lost else logger.warning)(
                     "cometd_unreachable",
                     seconds=self.config.cometd_connection_timeout,
                 )
@@ -753,14 +1036,14 @@ class CometDListener:
         delay = next(delays)
         logger.info("cometd_reopening", delay=delay)
         await anyio.sleep(delay)
+        # A fresh client: anything published since the loss was missed. open() says the
+        # session is back once the client is subscribed.
+        self._lost = True
         try:
             await self.open()
         except (GWSTransportError, AiocometdException, aiohttp.ClientError, OSError) as error:
+            logger.info("cometd_reopen_failed", error=str(error)[:300])
             self._set_state(CometDState.RECONNECTING, error=str(error)[:300])
-            return
-        # A fresh client: anything published since the loss was missed.
-        self._lost = True
-        self._restored()
 
     async def _discard_client(self) -> None:
         client, self._client = self._client, None

@@ -11,7 +11,8 @@ Rules (see ``docs/simulator.md``):
   client; the first connect after a handshake and a connect sent together with other
   messages are answered at once; a new connect releases the one being held; the
   ``hold_fault`` callback (the ``hold_connects`` fault) may name a different hold for a
-  connect about to be held, without changing the advice;
+  connect about to be held, without changing the advice, and the ``refuse_fault`` callback
+  (the ``refuse_connects`` fault) may have a connect refused instead;
 * a client that has not polled (no connect in progress) for ``session_timeout`` seconds is
   forgotten; messages naming an unknown client get ``402::Unknown client`` with
   ``advice.reconnect = "handshake"``;
@@ -114,6 +115,11 @@ class BayeuxServer:
         instead of the usual time, or ``None`` for the usual time.
     :param advice_fault: called once for each successful connect reply about to be sent; what
         to change in its advice (``interval``, ``reconnect``), or ``None``.
+    :param refuse_fault: called once for each ``/meta/connect`` of a known client; the
+        ``error`` and ``advice`` (or ``None`` for no advice) of an unsuccessful reply to send
+        instead of connecting it, or ``None`` to connect it as usual.
+    :param handshake_fault: called once for each authenticated ``/meta/handshake``; the
+        ``error`` and ``advice`` of an unsuccessful reply to send instead, or ``None``.
     :param subscribe_fault: called with the subscription of each ``/meta/subscribe`` of a
         known client; a number of seconds: the client is forgotten first, and the message
         answered ``402::Unknown client`` that many seconds later.
@@ -128,6 +134,8 @@ class BayeuxServer:
         max_queue: int = DEFAULT_MAX_QUEUE,
         hold_fault: Callable[[], float | None] | None = None,
         advice_fault: Callable[[], dict[str, Any] | None] | None = None,
+        refuse_fault: Callable[[], tuple[str, dict[str, Any] | None] | None] | None = None,
+        handshake_fault: Callable[[], tuple[str, dict[str, Any] | None] | None] | None = None,
         subscribe_fault: Callable[[object], float | None] | None = None,
         forbidden: Callable[[str], bool] | None = None,
     ) -> None:
@@ -137,6 +145,8 @@ class BayeuxServer:
         self._max_queue = max_queue
         self._hold_fault = hold_fault
         self._advice_fault = advice_fault
+        self._refuse_fault = refuse_fault
+        self._handshake_fault = handshake_fault
         self._subscribe_fault = subscribe_fault
         self._clients: dict[str, _Client] = {}
 
@@ -255,6 +265,15 @@ class BayeuxServer:
                 continue
             client_user = client_user or client.username
             if channel == _CONNECT:
+                refusal = self._refuse_fault() if self._refuse_fault is not None else None
+                if refusal is not None:
+                    client.last_seen = time.monotonic()
+                    reply = _failure(message, channel, refusal[0])
+                    reply["clientId"] = client.client_id
+                    if refusal[1] is not None:
+                        reply["advice"] = refusal[1]
+                    replies.append(reply)
+                    continue
                 replies.extend(await self._connect(client, message, may_hold=alone))
             elif channel == _SUBSCRIBE:
                 forget = self._subscribe_fault
@@ -277,6 +296,12 @@ class BayeuxServer:
         if username is None:
             reply = _failure(message, _HANDSHAKE, "403::Handshake denied")
             reply["advice"] = {"reconnect": "none", "interval": 0}
+            return reply
+        refusal = self._handshake_fault() if self._handshake_fault is not None else None
+        if refusal is not None:
+            reply = _failure(message, _HANDSHAKE, refusal[0])
+            if refusal[1] is not None:
+                reply["advice"] = refusal[1]
             return reply
         offered = message.get("supportedConnectionTypes")
         if isinstance(offered, list) and LONG_POLLING not in offered:

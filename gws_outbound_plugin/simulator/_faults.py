@@ -21,11 +21,13 @@ Every rule of these three stages may be limited to one operation (``operation=
 "RejectRecord"``): it then applies only to POSTs whose body names that ``operationName``
 and leaves the others alone. Without ``operation`` it applies to every operation.
 
-Three controls act on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
-holds beyond the advice the server sends; ``forget_on_subscribe`` forgets the client that
-sends the next ``/meta/subscribe`` (``402::Unknown client``), as a GWS node that drops a
-client between its handshake and its subscriptions; ``advise_connects`` changes the advice
-of the next successful ``/meta/connect`` replies (``interval``, ``reconnect``, ``timeout``).
+Five controls act on CometD instead: ``hold_connects`` lengthens the next ``/meta/connect``
+holds beyond the advice the server sends; ``refuse_connects`` and ``refuse_handshakes``
+answer the next connects or handshakes with ``successful: false``; ``forget_on_subscribe``
+forgets the client that sends the next ``/meta/subscribe`` (``402::Unknown client``), as a
+GWS node that drops a client between its handshake and its subscriptions;
+``advise_connects`` changes the advice of the next successful ``/meta/connect`` replies
+(``interval``, ``reconnect``, ``timeout``).
 
 Armed rules, and holding, are state of this object: they survive the simulator's
 ``stop()`` / ``restart()``; only outcomes parked by ``hold_notifications`` are lost there.
@@ -134,6 +136,20 @@ _RECONNECT_ADVICE: tuple[str, ...] = ("retry", "handshake", "none")
 
 
 @dataclass(frozen=True, slots=True)
+class RefuseConnects(_Control):
+    control: ClassVar[str] = "refuse_connects"
+    error: str = "500::Internal error"
+    reconnect: str | None = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class RefuseHandshakes(_Control):
+    control: ClassVar[str] = "refuse_handshakes"
+    error: str = "403::Handshake denied"
+    reconnect: str | None = "handshake"
+
+
+@dataclass(frozen=True, slots=True)
 class ForgetOnSubscribe(_Control):
     control: ClassVar[str] = "forget_on_subscribe"
     channel: str | None = None
@@ -195,6 +211,8 @@ FaultSpec = (
     | CSRFReject
     | HoldConnects
     | AdviseConnects
+    | RefuseConnects
+    | RefuseHandshakes
     | ForgetOnSubscribe
     | StatusCode
     | OCSErrorFault
@@ -486,7 +504,8 @@ class Faults:
         ``timeout`` (how long the server may hold a connect) are in milliseconds, as on the
         wire: any number, ``math.inf`` and ``math.nan`` included, which the simulator writes
         as ``Infinity`` and ``NaN`` (not JSON, but what Python's JSON parser reads: a broken
-        or hostile server's advice); ``reconnect`` is ``"retry"``, ``"handshake"`` or
+        or hostile server's advice), or a bool (``True`` is sent as ``true``, which a client
+        in Python takes for 1 ms); ``reconnect`` is ``"retry"``, ``"handshake"`` or
         ``"none"``. What is not given keeps the usual advice. A reply answering a connect
         taken over by a newer one, or a disconnected client's, is not changed and does not
         count.
@@ -500,6 +519,35 @@ class Faults:
                 f"reconnect must be one of {', '.join(_RECONNECT_ADVICE)}, got {reconnect!r}"
             )
         self._arm(AdviseConnects(interval, reconnect, timeout), count)
+
+    def refuse_connects(
+        self,
+        error: str = "500::Internal error",
+        reconnect: str | None = "retry",
+        count: int | None = 1,
+    ) -> None:
+        """Refuse the next ``count`` ``/meta/connect``s of known clients: each is answered
+        at once with ``successful: false``, ``error`` and the advice ``{"reconnect":
+        reconnect, "interval": 0}`` (no advice at all with ``reconnect=None``), and the
+        client stays known, as from a GWS node that cannot serve long polls for a while.
+        ``reconnect`` is ``"retry"``, ``"handshake"``, ``"none"`` or ``None``. A connect held
+        when it is armed is not refused."""
+        _check_refusal(error, reconnect)
+        self._arm(RefuseConnects(error, reconnect), count)
+
+    def refuse_handshakes(
+        self,
+        error: str = "403::Handshake denied",
+        reconnect: str | None = "handshake",
+        count: int | None = 1,
+    ) -> None:
+        """Refuse the next ``count`` authenticated ``/meta/handshake``s: each is answered
+        ``successful: false`` with ``error`` and the advice ``{"reconnect": reconnect,
+        "interval": 0}`` (no advice with ``reconnect=None``), as from a GWS node that cannot
+        take CometD clients for a while. ``reconnect`` is ``"retry"``, ``"handshake"``,
+        ``"none"`` or ``None``."""
+        _check_refusal(error, reconnect)
+        self._arm(RefuseHandshakes(error, reconnect), count)
 
     def forget_on_subscribe(
         self, count: int | None = 1, channel: str | None = None, seconds: float = 0.0
@@ -607,6 +655,26 @@ class Faults:
             changed["timeout"] = advice.timeout
         return changed
 
+    def _take_connect_refusal(self) -> tuple[str, dict[str, Any] | None] | None:
+        """The error and advice of the refusal a ``/meta/connect`` gets instead, if a rule
+        says."""
+        refusal = self._take(RefuseConnects)
+        if refusal is None:
+            return None
+        if refusal.reconnect is None:
+            return refusal.error, None
+        return refusal.error, {"reconnect": refusal.reconnect, "interval": 0}
+
+    def _take_handshake_refusal(self) -> tuple[str, dict[str, Any] | None] | None:
+        """The error and advice of the refusal a ``/meta/handshake`` gets instead, if a rule
+        says."""
+        refusal = self._take(RefuseHandshakes)
+        if refusal is None:
+            return None
+        if refusal.reconnect is None:
+            return refusal.error, None
+        return refusal.error, {"reconnect": refusal.reconnect, "interval": 0}
+
     def _take_subscribe_forget(self, subscription: object) -> float | None:
         """Seconds to wait before answering a ``/meta/subscribe`` whose client is forgotten
         now, or ``None`` to answer it as usual."""
@@ -652,6 +720,15 @@ class Faults:
         return count
 
 
+def _check_refusal(error: object, reconnect: object) -> None:
+    if not isinstance(error, str) or not error:
+        raise ValueError(f"error must be a non-empty string, got {error!r}")
+    if reconnect is not None and reconnect not in _RECONNECT_ADVICE:
+        raise ValueError(
+            f"reconnect must be None or one of {', '.join(_RECONNECT_ADVICE)}, got {reconnect!r}"
+        )
+
+
 def _seconds(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number of seconds, got {value!r}")
@@ -662,10 +739,11 @@ def _seconds(name: str, value: float) -> float:
 
 
 def _milliseconds(name: str, value: float | None) -> float | None:
-    """An advice value as sent: any number (an integral one as an ``int``), or ``None``."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """An advice value as sent: any number (an integral one as an ``int``), a bool (JSON
+    ``true``/``false``, which a client in Python reads as 1 and 0), or ``None``."""
+    if value is None or isinstance(value, bool):
+        return value
+    if not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number of milliseconds, got {value!r}")
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -689,6 +767,8 @@ ARMABLE_FAULTS: tuple[str, ...] = (
     "csrf_reject",
     "hold_connects",
     "advise_connects",
+    "refuse_connects",
+    "refuse_handshakes",
     "forget_on_subscribe",
     "hold_notifications",
 )

@@ -64,6 +64,8 @@ class SimulatorState:
             max_queue=self.max_queue,
             hold_fault=self.faults._take_connect_hold,
             advice_fault=self.faults._take_connect_advice,
+            refuse_fault=self.faults._take_connect_refusal,
+            handshake_fault=self.faults._take_handshake_refusal,
             subscribe_fault=self.faults._take_subscribe_forget,
             forbidden=lambda channel: channel in self.forbidden,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -316,3 +317,36 @@ class StallingProxy:
             writer.close()
             with contextlib.suppress(OSError):
                 await downstream
+
+
+class ConnectAnsweredWith:
+    """A :class:`StallingProxy` answer: the ``nth`` ``/meta/connect`` is answered by the proxy
+    itself, successfully, with ``advice`` (raw JSON) as its advice and the ``events`` before
+    it, as a broken server sends them; everything else goes to GWS. ``seen``: the connects
+    so far."""
+
+    def __init__(
+        self, nth: int, *, advice: bytes = b"{}", events: tuple[dict[str, Any], ...] = ()
+    ) -> None:
+        self.nth = nth
+        self.advice = advice
+        self.events = events
+        self.seen = 0
+
+    def __call__(self, _head: bytes, body: bytes) -> bytes | None:
+        if b'"/meta/connect"' not in body:
+            return None
+        self.seen += 1
+        if self.seen != self.nth:
+            return None
+        [message] = json.loads(body)
+        reply = {
+            "channel": "/meta/connect",
+            "successful": True,
+            "id": message["id"],
+            "clientId": message["clientId"],
+            "advice": "@",
+        }
+        raw = json.dumps([*self.events, reply]).encode().replace(b'"@"', self.advice)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        return head % len(raw) + b"\r\n" + raw

@@ -13,7 +13,15 @@ import pytest
 from gws_outbound_plugin import CancelFailed, CometDState, OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import captured_logs, events_named, handles, request_for
+from tests.faults.support import (
+    ConnectAnsweredWith,
+    StallingProxy,
+    captured_logs,
+    events_named,
+    handles,
+    request_for,
+    until,
+)
 from tests.helpers import AGENT, PASSWORD, Recorder
 
 pytestmark = pytest.mark.anyio
@@ -77,7 +85,11 @@ async def test_reconnect_advice_on_a_successful_connect_loses_nothing(
     assert len(recorder.acks) == 4
 
 
-@pytest.mark.parametrize("timeout", [math.inf, math.nan, -1], ids=["Infinity", "NaN", "negative"])
+@pytest.mark.parametrize(
+    "timeout",
+    [math.inf, math.nan, -1, True, 1],
+    ids=["Infinity", "NaN", "negative", "true", "1ms"],
+)
 async def test_an_unusable_timeout_advice_does_not_break_the_listener(
     sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, timeout: float
 ) -> None:
@@ -86,7 +98,12 @@ async def test_an_unusable_timeout_advice_does_not_break_the_listener(
     (``OverflowError``) before anything was sent, so no reply ever replaced the advice. The
     listener counted the server unreachable, and every later request failed
     ``transport_failure`` ("the CometD session is down"), for as long as the plugin ran. Such
-    a timeout is now left out of the advice."""
+    a timeout is now replaced by the last usable one.
+
+    ``timeout: true`` (JSON's, which aiocometd reads as 1 ms) and ``timeout: 1`` did the same
+    another way: every later request was given up after 1.2 ms, before any answer could come,
+    so no answer ever brought another advice. ``true`` is no number of milliseconds (the last
+    usable timeout is kept), and a timeout under a second is waited for as a second."""
     first, *others = [request_for(sim, handle) for handle in handles(sim, 3)]
     async with OutboundPlugin(pm, fast_config(sim.base_url, ack_timeout=2.0)) as plugin:
         sim.faults.advise_connects(timeout=timeout)
@@ -100,8 +117,9 @@ async def test_an_unusable_timeout_advice_does_not_break_the_listener(
     assert len(recorder.acks) == 3
 
 
+@pytest.mark.parametrize("timeout", [math.inf, 1e12], ids=["Infinity", "31-years"])
 async def test_an_unusable_timeout_advice_keeps_the_long_polls_bounded(
-    pm: pluggy.PluginManager,
+    pm: pluggy.PluginManager, timeout: float
 ) -> None:
     """After a connect reply advising ``timeout: Infinity``, a server that holds its long
     polls past the timeout it advised before (1 s) is still noticed: the client gives up on
@@ -109,13 +127,72 @@ async def test_an_unusable_timeout_advice_keeps_the_long_polls_bounded(
     Before, the unusable timeout was dropped from the advice, and aiocometd, finding none,
     sent every later long poll with no timeout at all (``timeout=None`` to aiohttp): a poll
     held forever (a server or a network that stopped answering) left the client waiting,
-    "connected" and deaf, for as long as it ran. The last usable timeout is kept instead."""
+    "connected" and deaf, for as long as it ran. The last usable timeout is kept instead.
+
+    A finite timeout of 31 years (``1e12`` ms) did the same: aiocometd waited 1.2 x that for
+    each long poll. A timeout over ten minutes is not usable either."""
     async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
         config = fast_config(sim.base_url, cometd_connection_timeout=1.0, ack_timeout=2.0)
         async with OutboundPlugin(pm, config) as plugin:
-            sim.faults.advise_connects(timeout=math.inf, count=None)
+            sim.faults.advise_connects(timeout=timeout, count=None)
             sim.faults.hold_connects(60.0, count=None)
             with anyio.fail_after(8):
                 while plugin.cometd_state is not CometDState.RECONNECTING:
                     await anyio.sleep(0.05)
             sim.faults.clear()
+
+
+async def test_a_rehandshake_that_goes_unanswered_is_given_up_and_tried_again(
+    pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The server forgets the client (``402::Unknown client``, advice ``reconnect:
+    handshake`` without a ``timeout``, as CometD servers send it), and the network loses the
+    re-handshake: its answer never comes. aiocometd stored that advice whole and sent the
+    handshake without any timeout (``timeout=None`` to aiohttp): it waited forever, and the
+    plugin stayed deaf ("reconnecting") for as long as it ran, although GWS answered the
+    next handshake at once. The last usable timeout is now kept in an advice without one:
+    the lost handshake is given up after 1.2 x that, and the next one restores the session."""
+    handshake = "/meta/handshake"
+    async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
+        proxy = StallingProxy(sim.port, (handshake,), only={handshake: {2}})
+        async with proxy:
+            config = fast_config(proxy.base_url, cometd_connection_timeout=1.0, ack_timeout=2.0)
+            async with OutboundPlugin(pm, config) as plugin:
+                assert sim.forget_cometd_clients() == 1
+                with anyio.fail_after(5):
+                    await proxy.stalled.wait()
+                try:
+                    await plugin.wait_connected(timeout=8)
+                except TimeoutError:  # before the fix
+                    pytest.fail(f"still {plugin.connection_state.value} 8 s after the 402")
+                request = request_for(sim, handles(sim, 1)[0])
+                await plugin.cancel(request)
+    assert [a.reference_id for a in recorder.acks] == [request.reference_id]
+
+
+@pytest.mark.parametrize("advice", [b"null", b'"retry"', b"[]"])
+async def test_an_advice_that_is_no_object_does_not_stop_the_polling(
+    pm: pluggy.PluginManager, recorder: Recorder, advice: bytes
+) -> None:
+    """A connect reply whose ``advice`` is no JSON object (``null``, a string, a list):
+    aiocometd stored it and read its ``interval`` with ``.get()`` in the callback that
+    schedules the next long poll, which failed (``AttributeError``): no poll came again,
+    ``connection_state`` said ``connected`` and every request, which GWS acted on, ended
+    ``timed_out``. Such an advice is taken as ``{}`` (with the last usable timeout)."""
+    async with GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=1.0) as sim:
+        # The third connect: the first two are the start's and the first long poll's.
+        answer = ConnectAnsweredWith(3, advice=advice)
+        async with StallingProxy(sim.port, answer=answer) as proxy:
+            requests = [request_for(sim, handle) for handle in handles(sim, 2)]
+            config = fast_config(proxy.base_url, ack_timeout=2.0)
+            async with OutboundPlugin(pm, config) as plugin:
+                try:  # before: no long poll after that reply
+                    await until(lambda: answer.seen >= 4, timeout=5)
+                except TimeoutError:
+                    pytest.fail(f"no long poll after the advice {advice!r}")
+                for request in requests:
+                    try:
+                        await plugin.cancel(request)
+                    except CancelFailed as error:  # before: timed_out, "connected"
+                        pytest.fail(f"{error.failure.reason.value}: {error.failure.message}")
+    assert len(recorder.acks) == 2

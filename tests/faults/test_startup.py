@@ -176,3 +176,28 @@ async def test_a_start_whose_forgotten_client_could_not_handshake_again_reports_
             await plugin.submit(request)
     assert info.value.failure.reason is FailureReason.TIMED_OUT, info.value.failure.message
     assert [c.hook for c in recorder.outcomes_for(request.reference_id)] == [FAILED]
+
+
+async def test_a_start_whose_first_connect_goes_unanswered_fails_as_documented(
+    sim: GWSSimulator, pm: pluggy.PluginManager
+) -> None:
+    """The handshake is answered, the first ``/meta/connect`` is not (within
+    ``request_timeout``). aiocometd's ``open()`` awaits its connect task; the timeout cancelled
+    that task through the await, the task's own done callback took the cancellation that named
+    the timeout, and what reached the start was an anonymous ``CancelledError``, which anyio let
+    through as someone else's: entering the plugin raised ``CancelledError`` (the host, never
+    cancelled, saw itself cancelled) instead of ``GWSTransportError``; while running, the same
+    in a new client's start ended the CometD listener (deaf for good)."""
+    before = set(map(id, aiohttp_sessions()))
+    async with StallingProxy(sim.port, ("/meta/connect",)) as proxy:
+        plugin = OutboundPlugin(pm, fast_config(proxy.base_url, request_timeout=0.5))
+        with pytest.raises(GWSTransportError) as info:
+            async with plugin:
+                raise AssertionError("started without an answer to its first connect")
+        assert str(info.value).startswith(
+            f"the CometD handshake at {proxy.base_url}/api/v2/notifications failed: "
+            "no answer within 0.5s"
+        ), str(info.value)
+        assert plugin.cometd_state is CometDState.CLOSED
+        left = [s for s in aiohttp_sessions() if id(s) not in before]
+        assert all(session.closed for session in left)

@@ -571,6 +571,10 @@ async def test_advise_connects_sends_what_a_broken_server_sends(sim: GWSSimulato
     [reply] = await bayeux.connect(timeout_ms=0)
     assert reply["advice"]["timeout"] == math.inf
     assert math.isnan(reply["advice"]["interval"])
+    sim.faults.advise_connects(timeout=True)
+    assert sim.faults.active == ("advise_connects(timeout=True): 1 left",)
+    [reply] = await bayeux.connect(timeout_ms=0)
+    assert reply["advice"]["timeout"] is True
 
 
 @pytest.mark.parametrize(
@@ -578,10 +582,80 @@ async def test_advise_connects_sends_what_a_broken_server_sends(sim: GWSSimulato
     [
         ({}, "give interval or timeout"),
         ({"interval": "1000"}, "interval must be a number"),
-        ({"timeout": True}, "timeout must be a number"),
+        ({"timeout": "30000"}, "timeout must be a number"),
         ({"reconnect": "later"}, "reconnect must be one of retry, handshake, none"),
     ],
 )
 def test_advise_connects_refuses_bad_arguments(arguments, message):
     with pytest.raises(ValueError, match=message):
         GWSSimulator().faults.advise_connects(**arguments)
+
+
+async def test_refuse_connects_answers_the_next_connects_unsuccessfully(
+    sim: GWSSimulator, bayeux: Bayeux
+):
+    await bayeux.ready("/v2/me/outbound")
+    sim.faults.refuse_connects(count=2)
+    sim.faults.refuse_connects("403::Not now", reconnect=None)
+    assert sim.faults.active == (
+        "refuse_connects(): 2 left",
+        "refuse_connects(error='403::Not now', reconnect=None): 1 left",
+    )
+    replies = [await bayeux.connect(timeout_ms=0) for _ in range(4)]
+    refused = {"channel": "/meta/connect", "successful": False, "clientId": bayeux.client_id}
+    retry = {
+        **refused,
+        "error": "500::Internal error",
+        "advice": {"reconnect": "retry", "interval": 0},
+    }
+    assert [{k: v for k, v in reply.items() if k != "id"} for [reply] in replies[:3]] == [
+        retry,
+        retry,
+        {**refused, "error": "403::Not now"},
+    ]
+    [connected] = replies[3]  # the client was kept
+    assert connected["successful"] is True
+    assert sim.faults.active == ()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"error": ""}, "error must be a non-empty string"),
+        ({"reconnect": "later"}, "reconnect must be None or one of retry, handshake, none"),
+        ({"count": 0}, "count must be a positive integer"),
+    ],
+)
+def test_refuse_connects_refuses_bad_arguments(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        GWSSimulator().faults.refuse_connects(**arguments)
+
+
+async def test_refuse_handshakes_answers_the_next_handshakes_unsuccessfully(
+    sim: GWSSimulator, bayeux: Bayeux
+):
+    sim.faults.refuse_handshakes()
+    sim.faults.refuse_handshakes("500::Busy", reconnect=None)
+    assert sim.faults.active == (
+        "refuse_handshakes(): 1 left",
+        "refuse_handshakes(error='500::Busy', reconnect=None): 1 left",
+    )
+    replies = []
+    for _ in range(2):
+        message = bayeux.message(
+            "/meta/handshake", version="1.0", supportedConnectionTypes=["long-polling"]
+        )
+        response = await bayeux.post(message, auth=(bayeux.user, "secret"))
+        replies.append(response.json())
+    assert [{k: v for k, v in r.items() if k != "id"} for [r] in replies] == [
+        {
+            "channel": "/meta/handshake",
+            "successful": False,
+            "error": "403::Handshake denied",
+            "advice": {"reconnect": "handshake", "interval": 0},
+        },
+        {"channel": "/meta/handshake", "successful": False, "error": "500::Busy"},
+    ]
+    assert sim.cometd_client_count == 0
+    assert (await bayeux.handshake())["successful"] is True
+    assert sim.faults.active == ()

@@ -1,6 +1,7 @@
-"""The one place the plugin uses aiocometd-noloop's internals (``_GWSClient.receive_queued``
-in ``_cometd.py``): a queued message is taken without ``receive()``'s round of tasks. It is
-written against the pinned version; these tests fail when that version or the code it relies
+"""Where the plugin uses aiocometd-noloop's internals (``_GWSClient`` in ``_cometd.py``): a
+queued message is taken without ``receive()``'s round of tasks (``receive_queued``), and a
+client that stopped polling is recognised by its polling task (``stopped_polling``). They are
+written against the pinned version; these tests fail when that version or the code they rely
 on changes, so that the seam is checked again before the pin moves."""
 
 from __future__ import annotations
@@ -40,6 +41,28 @@ def test_the_internals_the_seam_relies_on_are_unchanged() -> None:
     source = "".join(inspect.getsource(part) for part in parts)
     assert hashlib.sha256(source.encode()).hexdigest() == SOURCE_DIGEST, (
         "aiocometd-noloop's receive path changed: check _GWSClient.receive_queued against it"
+    )
+
+
+#: sha256 of the source of what ``_GWSClient.stopped_polling`` relies on, in 0.4.9: the
+#: transport keeps its one polling task in ``_connect_task`` and starts the next from its
+#: done callback (``_start_connect_task``, ``_connect_done``, ``_follow_advice``), and
+#: ``disconnect`` cancels it.
+POLLING_DIGEST = "5b9ab56c0c1f242266b939a9234fc663c4dd2039838f8ea397186062a9c03c3b"
+
+
+def test_the_polling_internals_the_watch_relies_on_are_unchanged() -> None:
+    from aiocometd_noloop.transports.base import TransportBase
+
+    parts = [
+        TransportBase._start_connect_task,
+        TransportBase._connect_done,
+        TransportBase._follow_advice,
+        TransportBase.disconnect,
+    ]
+    source = "".join(inspect.getsource(part) for part in parts)
+    assert hashlib.sha256(source.encode()).hexdigest() == POLLING_DIGEST, (
+        "aiocometd-noloop's polling changed: check _GWSClient.stopped_polling against it"
     )
 
 
