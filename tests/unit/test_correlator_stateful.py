@@ -245,6 +245,21 @@ class CorrelatorMachine(RuleBasedStateMachine):
         # its reference, else any sent request of that operation on that record (without a
         # reference, another desktop's message cannot be told from ours).
         data = message["data"]
+        reference = data.get("referenceId") or data.get("userData", {}).get("GSW_REFERENCE_ID")
+        # A message with the reference id of a request waiting to be written again (its last
+        # attempt, the transport said, did not reach GWS): GWS got an attempt after all, so it
+        # counts as sent again (unless the correlator drops the message as a copy of one it
+        # saw before the request was sent: checked below, after delivery).
+        reached = [
+            (token, model)
+            for token, model in self.models.items()
+            if model.unsent
+            and not model.outcomes
+            and reference is not None
+            and reference == model.request.reference_id
+        ]
+        for _, model in reached:
+            model.sent, model.unsent = True, False
         for model in self.models.values():
             if model.outcomes or not model.sent:
                 continue
@@ -274,6 +289,12 @@ class CorrelatorMachine(RuleBasedStateMachine):
                     model.answered_after_send = True
         self.sent_messages.append((message, answers, error))
         self.apply(self.correlator.message(message))
+        for token, model in reached:
+            if not model.outcomes and self.correlator.is_queued(token):  # dropped as a copy
+                model.sent, model.unsent = False, True
+                model.answered_after_send = model.errored_after_send = False
+                model.by_reference = model.acked_by_reference = False
+                model.errored_by_reference = False
 
     def stamp(self, unique: bool) -> int | None:
         """A fresh ``metrics`` stamp for a distinct copy, or None for none."""
