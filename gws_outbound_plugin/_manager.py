@@ -152,6 +152,22 @@ def _takes_self(function: object) -> bool:
     return bool(parameters) and parameters[0] == "self"
 
 
+def _self_forgotten(pm: pluggy.PluginManager, plugin: object, hook: str, function: object) -> str:
+    """The first parameter of a method bound to ``plugin`` when it is named like one of the
+    hook's arguments (``def on_user_event(event)`` in a class, ``self`` forgotten: ``event``
+    would be given the instance), else ``""``."""
+    if not inspect.ismethod(function) or function.__self__ is not plugin:
+        return ""
+    caller = getattr(pm.hook, hook, None)
+    spec = getattr(caller, "spec", None)
+    if spec is None:
+        return ""
+    parameters = list(inspect.signature(function.__func__).parameters)
+    if parameters and parameters[0] in spec.argnames:
+        return parameters[0]
+    return ""
+
+
 def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     names = _spec_names(pm)
     host_fired = _host_fired_hooks(names)
@@ -164,6 +180,14 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
                 f"it is the class {plugin.__name__}, not an instance: {hook}(self, ...) would be "
                 f"called without one; register {plugin.__name__}() (in an entry point, name a "
                 f"module attribute such as plugin = {plugin.__name__}()){at}"
+            )
+            continue
+        if first := _self_forgotten(pm, plugin, hook, function):
+            arguments = ", ".join(inspect.signature(function.__func__).parameters)
+            problems.append(
+                f"{hook}({arguments}) is a method without self: its first parameter "
+                f"{first!r} would be given the {type(plugin).__name__} instance, not the "
+                f"hook's {first}; write def {hook}(self, {arguments}){at}"
             )
             continue
         if (
@@ -295,7 +319,8 @@ class GWSPluginManager(pluggy.PluginManager):
     A plugin is refused (``pluggy.PluginValidationError`` with a one-line message, nothing
     registered) when it implements a hook that does not exist (with the closest hook name as
     a suggestion), implements a hook the host fires (``on_cancel_requested``) as ``async
-    def``, or asks for an argument the hook does not pass. A function named like a hook but
+    def``, asks for an argument the hook does not pass, or is a method that forgot its
+    ``self`` (its first parameter named like a hook argument). A function named like a hook but
     without ``@hookimpl`` is accepted and logged (``plugin_hook_not_marked``).
     """
 

@@ -441,3 +441,51 @@ def test_a_plugin_class_registered_instead_of_an_instance_is_refused(gws_plugin_
     assert not gws_plugin_manager.has_plugin("tally")
     assert gws_plugin_manager.register(Tally(), name="tally") == "tally"
     assert gws_plugin_manager.hook.on_operation_failed.get_hookimpls()[-1].plugin_name == "tally"
+
+
+def test_a_hook_method_without_self_is_refused(gws_plugin_manager):
+    """``def on_record_cancel_acknowledged(ack)`` written in a class, ``self`` forgotten: the
+    instance took the place of ``ack``, pluggy saw a hook asking for no argument, and every
+    call was silently given the plugin itself instead of the payload (a test asserting on
+    what the hook saw failed with an empty list, and no message said why)."""
+
+    class Watch:
+        @hookimpl
+        def on_record_cancel_acknowledged(ack):  # the mistake under test: no self
+            pass
+
+        @hookimpl
+        def on_user_event(self, event):  # fine
+            pass
+
+        @staticmethod
+        @hookimpl
+        def on_operation_failed(failure):  # a static method needs no self: fine
+            pass
+
+    with pytest.raises(pluggy.PluginValidationError) as caught:
+        gws_plugin_manager.register(Watch(), name="watch")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "plugin 'watch': on_record_cancel_acknowledged(ack) is a method without self: "
+        "its first parameter 'ack' would be given the Watch instance, not the hook's ack; "
+        "write def on_record_cancel_acknowledged(self, ack)"
+    )
+    assert f"(at {__file__}:" in message
+    assert "on_user_event" not in message and "on_operation_failed" not in message
+    assert not gws_plugin_manager.has_plugin("watch")
+
+
+def test_a_module_level_hook_needs_no_self(gws_plugin_manager, tmp_path, monkeypatch):
+    """The check above is for methods: a module's functions take the hook's arguments as
+    they are."""
+    (tmp_path / "plain_hooks.py").write_text(
+        "from gws_outbound_plugin import hookimpl\n\n"
+        "@hookimpl\ndef on_record_cancel_acknowledged(ack):\n    pass\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import plain_hooks  # type: ignore[import-not-found]
+
+    assert gws_plugin_manager.register(plain_hooks, name="plain") == "plain"
