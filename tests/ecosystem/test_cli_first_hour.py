@@ -432,6 +432,71 @@ def test_plugins_lists_a_one_off_plugin_with_its_hooks(cli: Cli, tmp_path):
     assert "    on_operation_acknowledged" in result.lines
 
 
+IN_AN_OBJECT = """\
+from gws_outbound_plugin import hookimpl
+
+class Watch:
+    @hookimpl
+    def on_operation_acknowledged(self, ack):
+        print("watch saw", ack.operation, ack.record_handle)
+
+plugin = Watch()
+"""
+
+
+def test_a_plugin_file_whose_hooks_are_on_an_object_says_which_to_name(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path
+):
+    """The tutorial's and new-plugin's layout (a class, ``plugin = Watch()``) tried as
+    ``--plugin ./watch.py``: the module itself has no hook, so it was registered with none,
+    ``plugins`` listed it with no hook and exit 0, and a run sent the cancel to a plugin
+    that heard nothing, without a word."""
+    plugin = tmp_path / "watch.py"
+    plugin.write_text(IN_AN_OBJECT, encoding="utf-8")
+    cli.connect(threaded_gws)
+    result = cli(*cancel(11, "--no-plugins", "--plugin", str(plugin)))
+
+    assert result.status == 2
+    assert result.err.splitlines() == [
+        f"gws-outbound cancel: error: --plugin {plugin}: it has no @hookimpl function of its "
+        f"own; its hooks are on the object 'plugin' (a Watch): --plugin {plugin}:plugin"
+    ]
+    assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
+
+    listed = cli("plugins", "--plugin", str(plugin))
+    assert listed.status == 2
+    assert f"--plugin {plugin}:plugin" in listed.err
+
+    named = cli(*cancel(11, "--no-plugins", "--plugin", f"{plugin}:plugin"))
+    assert named.status == 0, named.err
+    assert "watch saw CancelRecord 11" in named.lines
+
+
+def test_a_plugin_file_with_only_a_hook_class_says_to_make_an_instance(cli: Cli, tmp_path):
+    plugin = tmp_path / "watch_class.py"
+    plugin.write_text(IN_AN_OBJECT.replace("plugin = Watch()\n", ""), encoding="utf-8")
+    result = cli("plugins", "--plugin", str(plugin))
+
+    assert result.status == 2
+    assert result.err.splitlines() == [
+        f"gws-outbound plugins: error: --plugin {plugin}: it has no @hookimpl function of its "
+        "own; its hooks are on the class Watch: add an instance to it (plugin = Watch()) and "
+        f"give --plugin {plugin}:plugin"
+    ]
+
+
+def test_a_plugin_file_without_any_hook_is_a_warning(cli: Cli, tmp_path):
+    plugin = tmp_path / "nothing.py"
+    plugin.write_text("def on_operation_acknowledged(ack):\n    pass\n", encoding="utf-8")
+    result = cli("plugins", "--plugin", str(plugin))
+
+    assert result.status == 0, result.err
+    assert (
+        f"gws-outbound plugins: warning: --plugin {plugin} implements no hook (no @hookimpl "
+        "function or object in it): it will hear nothing"
+    ) in result.err.splitlines()
+
+
 # -- 11. tail loads plugins on request -------------------------------------------------------
 
 WATCHER = """\
