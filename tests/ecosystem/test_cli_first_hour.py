@@ -206,6 +206,80 @@ def test_every_help_example_runs_as_shown(cli: Cli, threaded_gws: ThreadedSimula
         assert "invalid" not in result.out and result.err == "", (example, result)
 
 
+SEER = """\
+from gws_outbound_plugin import hookimpl
+
+@hookimpl
+def on_campaign_status(event):
+    print("seer saw", event.campaign_name, event.status.value)
+"""
+
+
+def test_every_plugins_help_example_runs_as_shown(cli: Cli, tmp_path):
+    """README: every command has --help with examples that run as shown; ``plugins`` and
+    ``tail`` had none."""
+    from .conftest import make_site
+
+    cli.plugins_from(make_site(tmp_path, {"seer": SEER}))
+    cli.env(GWS_OUTBOUND_PLUGINS="seer")
+    examples = help_examples(cli, "plugins")
+    assert len(examples) == 2
+    for example in examples:
+        argv, _ = as_argv(example)
+        result = cli(*argv)
+        assert result.status == 0, (example, result.out, result.err)
+        assert "seer" in result.out and "on_campaign_status" in result.out, (example, result.out)
+        assert result.err == "", (example, result.err)
+
+
+class InterruptAfter(io.TextIOBase):
+    """stdout for a ``tail`` run: passes everything on, and presses Ctrl-C (SIGINT) once
+    each of ``texts`` was written, as a person does once they saw the event."""
+
+    def __init__(self, inner: io.TextIOBase, *texts: str) -> None:
+        self._inner = inner
+        self._waiting = set(texts)
+
+    def write(self, data: str) -> int:
+        written = self._inner.write(data)
+        if self._waiting:
+            self._waiting -= {text for text in self._waiting if text in data}
+            if not self._waiting:
+                os.kill(os.getpid(), signal.SIGINT)
+        return written
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_every_tail_help_example_runs_as_shown(
+    cli: Cli, threaded_gws: ThreadedSimulator, monkeypatch, tmp_path
+):
+    from .conftest import make_site
+
+    cli.connect(threaded_gws)
+    cli.plugins_from(make_site(tmp_path, {"seer": SEER}))
+    cli.env(GWS_OUTBOUND_PLUGINS="seer")
+    examples = help_examples(cli, "tail")
+    assert len(examples) == 2
+    stop_campaign = lambda: threaded_gws.simulator.send_campaign_status(  # noqa: E731
+        "Campaign1", "CampaignStopped"
+    )
+    for example in examples:
+        argv, _ = as_argv(example)
+        loaded = "--plugins" in argv  # the installed plugins see every event too
+        awaited = ("CampaignStopped", "seer saw") if loaded else ("CampaignStopped",)
+        monkeypatch.setattr(sys, "stdout", InterruptAfter(sys.stdout, *awaited))
+        with Repeatedly(threaded_gws, stop_campaign):
+            result = cli(*argv)
+        assert result.status == 0, (example, result.out, result.err)
+        assert "CampaignStopped" in result.out, (example, result.out)
+        assert ("seer saw Campaign1 CampaignStopped" in result.lines) == loaded, result.out
+
+
 # -- 2. the wording follows the failure's reason --------------------------------------------------
 
 
