@@ -168,6 +168,10 @@ async def test_a_test_that_fails_anyway(
 
 async def test_clean(gws_outbound, gws_request_factory):
     await gws_outbound.cancel(gws_request_factory())
+
+
+def test_marked_but_not_async(gws_plugin_manager, gws_request_factory):
+    gws_plugin_manager.hook.on_cancel_requested(request=gws_request_factory())
 """
 
 NO_MARKER = """
@@ -258,7 +262,7 @@ def kit_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     )
     assert (project / "junit.xml").exists(), result.stdout + result.stderr
     outcomes = _outcomes(project / "junit.xml")
-    assert len(outcomes) == 15, result.stdout
+    assert len(outcomes) == 16, result.stdout
     return outcomes
 
 
@@ -347,6 +351,19 @@ def test_an_async_test_without_the_marker_is_a_clear_error_in_that_test(kit_run)
     sync = kit_run["test_sync_test_with_an_async_fixture"]
     assert sync.call == "error"
     assert "gws_simulator" in sync.text and "not marked for anyio" in sync.text
+    assert "is a plain def test" in sync.text and "make it 'async def'" in sync.text
+
+
+def test_a_marked_plain_def_test_is_told_to_be_async_def(kit_run):
+    """A plain ``def`` test in a module marked for anyio was told to add the marker it had
+    (anyio runs only ``async def`` tests): the advice could not help."""
+    outcome = kit_run["test_marked_but_not_async"]
+    assert outcome.call == "error"
+    assert "test_marked_but_not_async is a plain def test using the async fixture(s)" in (
+        outcome.text
+    )
+    assert "make it 'async def'" in outcome.text
+    assert "not marked for anyio" not in outcome.text
 
 
 def test_the_tests_after_the_mistake_are_unaffected(kit_run):
