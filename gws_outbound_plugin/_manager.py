@@ -7,6 +7,7 @@ import importlib
 import inspect
 import os
 import traceback
+import types
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -254,6 +255,38 @@ def _unmarked_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     return warnings
 
 
+def _hooks_on_an_object(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """A warning for a module that implements no hook itself while an object defined in it
+    does (``plugin = Tally()``): an entry point or a ``register()`` that names the module
+    instead of that object registers a plugin that hears nothing."""
+    if not isinstance(plugin, types.ModuleType) or pm.get_hookcallers(plugin):
+        return []
+    found: list[tuple[str, object]] = []
+    for attribute, value in vars(plugin).items():
+        kind = value if isinstance(value, type) else type(value)
+        if attribute.startswith("_") or getattr(kind, "__module__", None) != plugin.__name__:
+            continue
+        if not isinstance(value, types.ModuleType) and _marked_impls(pm, value):
+            found.append((attribute, value))
+    objects = [(attribute, value) for attribute, value in found if not isinstance(value, type)]
+    module = plugin.__name__
+    if objects:
+        attribute, value = objects[0]
+        return [
+            f"the module {module} implements no hook: they are on its object {attribute!r} "
+            f"(a {type(value).__name__}), so it hears nothing; name that object instead (an "
+            f'entry point "{module}:{attribute}", --plugin {module}:{attribute})'
+        ]
+    if found:
+        name = getattr(found[0][1], "__name__", found[0][0])
+        return [
+            f"the module {module} implements no hook: they are on its class {name}, so it "
+            f"hears nothing; add an instance (plugin = {name}()) and name it instead (an "
+            f'entry point "{module}:plugin")'
+        ]
+    return []
+
+
 def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
@@ -305,10 +338,14 @@ def validated_register(
         ) from None
     if registered is None:
         return None
-    warnings = _unmarked_hooks(pm, plugin)
-    if warnings:
-        _records(pm).warnings[registered] = tuple(warnings)
-        logger.warning("plugin_hook_not_marked", plugin=registered, problems=warnings)
+    unmarked = _unmarked_hooks(pm, plugin)
+    elsewhere = _hooks_on_an_object(pm, plugin)
+    if unmarked or elsewhere:
+        _records(pm).warnings[registered] = (*unmarked, *elsewhere)
+    if unmarked:
+        logger.warning("plugin_hook_not_marked", plugin=registered, problems=unmarked)
+    if elsewhere:
+        logger.warning("plugin_implements_no_hook", plugin=registered, problems=elsewhere)
     return registered
 
 
