@@ -312,6 +312,33 @@ def _readable_validation_error(
     return f"plugin {label!r}: " + "; ".join(lines)
 
 
+def _a(plugin: object) -> str:
+    kind = type(plugin)
+    if isinstance(plugin, types.ModuleType):
+        return f"the module {plugin.__name__}"
+    return f"a {kind.__module__}.{kind.__qualname__}"
+
+
+def _refuse_a_second_registration(pm: pluggy.PluginManager, plugin: object, label: str) -> None:
+    """pluggy's ``ValueError`` for a name or a plugin registered already, as one line that
+    says what to do (pluggy's spans lines and prints the whole registry's reprs)."""
+    if pm.has_plugin(label):
+        there = pm.get_plugin(label)
+        if there is plugin:
+            raise ValueError(f"plugin {label!r} is registered already: register it once")
+        raise ValueError(
+            f"a plugin named {label!r} is registered already ({_a(there)}, for instance "
+            f"loaded from its entry point): register {_a(plugin)} under another name "
+            f"(pm.register(plugin, name=...)), or unregister that one first "
+            f"(pm.unregister(name={label!r}))"
+        )
+    if pm.is_registered(plugin):
+        raise ValueError(
+            f"{_a(plugin)} is registered already, as {pm.get_name(plugin)!r}: register it "
+            f"once (not again as {label!r})"
+        )
+
+
 def validated_register(
     pm: pluggy.PluginManager, plugin: object, name: str | None = None
 ) -> str | None:
@@ -320,6 +347,7 @@ def validated_register(
     label = name or pm.get_canonical_name(plugin)
     if pm.is_blocked(label):
         return None
+    _refuse_a_second_registration(pm, plugin, label)
     problems = _registration_problems(pm, plugin)
     if problems:
         raise pluggy.PluginValidationError(plugin, f"plugin {label!r}: " + "; ".join(problems))

@@ -506,3 +506,42 @@ def test_a_module_level_hook_needs_no_self(gws_plugin_manager, tmp_path, monkeyp
     import plain_hooks  # type: ignore[import-not-found]
 
     assert gws_plugin_manager.register(plain_hooks, name="plain") == "plain"
+
+
+def test_a_second_registration_is_one_line_that_says_what_to_do(gws_plugin_manager):
+    """pluggy's 'Plugin name already registered: watch=<...>' / 'Plugin already registered
+    under a different name' span two lines and print the whole registry's reprs, and say
+    nothing of what to do (a host registering its own Tally() next to the installed one)."""
+
+    class Watch:
+        @hookimpl
+        def on_user_event(self, event):
+            pass
+
+    watch = Watch()
+    gws_plugin_manager.register(watch, name="watch")
+    attempts = {
+        "same name": (Watch(), "watch"),
+        "same object": (watch, "watch2"),
+        "again": (watch, "watch"),
+    }
+    messages = {}
+    for case, (plugin, name) in attempts.items():
+        with pytest.raises(ValueError, match="registered already") as caught:
+            gws_plugin_manager.register(plugin, name=name)
+        messages[case] = str(caught.value)
+    kind = f"{__name__}.test_a_second_registration_is_one_line_that_says_what_to_do.<locals>.Watch"
+    assert messages == {
+        "same name": (
+            f"a plugin named 'watch' is registered already (a {kind}, for instance loaded from "
+            f"its entry point): register a {kind} under another name (pm.register(plugin, "
+            "name=...)), or unregister that one first (pm.unregister(name='watch'))"
+        ),
+        "same object": (
+            f"a {kind} is registered already, as 'watch': register it once (not again as "
+            "'watch2')"
+        ),
+        "again": "plugin 'watch' is registered already: register it once",
+    }
+    assert gws_plugin_manager.get_plugin("watch") is watch
+    assert not gws_plugin_manager.has_plugin("watch2")
