@@ -629,6 +629,9 @@ def load_extra_plugins(pm: Any, specs: list[str]) -> None:
                 )
                 continue
             pm.register(plugin, name=spec)
+            if not attribute and not pm.get_hookcallers(plugin):
+                pm.unregister(plugin)
+                raise SystemExit(f"--plugin {spec}: {no_hooks_here(pm, plugin, spec)}")
         except SystemExit:
             raise
         except Exception as error:
@@ -643,6 +646,30 @@ def load_extra_plugins(pm: Any, specs: list[str]) -> None:
             raise SystemExit(
                 f"--plugin {spec}: cannot load it: {type(error).__name__}: {message}{hint}"
             ) from None
+
+
+def no_hooks_here(pm: Any, module: Any, spec: str) -> str:
+    """What to say of a module with no @hookimpl function of its own: often its hooks are
+    on an object in it (``plugin = Watch()``, as new-plugin writes it), to give as
+    ``--plugin FILE:plugin``."""
+    hooks = [name for name in vars(pm.hook) if not name.startswith("_")]
+    found = [
+        (attribute, value)
+        for attribute, value in vars(module).items()
+        if not attribute.startswith("_")
+        and getattr(value if isinstance(value, type) else type(value), "__module__", None)
+        == module.__name__
+        and any(pm.parse_hookimpl_opts(value, hook) is not None for hook in hooks)
+    ]
+    for attribute, value in found:  # an instance first: what an entry point names
+        if not isinstance(value, type):
+            return f"its hooks are on the object {attribute!r}: give --plugin {spec}:{attribute}"
+    for _, value in found:
+        return (
+            f"its hooks are on the class {value.__name__}: add an instance to it "
+            f"(plugin = {value.__name__}()) and give --plugin {spec}:plugin"
+        )
+    return "it has no @hookimpl function (nor an object with one): it would hear nothing"
 
 
 def import_plugin_module(spec: str) -> Any:

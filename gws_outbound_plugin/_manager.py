@@ -7,6 +7,7 @@ import importlib
 import inspect
 import os
 import traceback
+import types
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -152,6 +153,22 @@ def _takes_self(function: object) -> bool:
     return bool(parameters) and parameters[0] == "self"
 
 
+def _self_forgotten(pm: pluggy.PluginManager, plugin: object, hook: str, function: object) -> str:
+    """The first parameter of a method bound to ``plugin`` when it is named like one of the
+    hook's arguments (``def on_user_event(event)`` in a class, ``self`` forgotten: ``event``
+    would be given the instance), else ``""``."""
+    if not inspect.ismethod(function) or function.__self__ is not plugin:
+        return ""
+    caller = getattr(pm.hook, hook, None)
+    spec = getattr(caller, "spec", None)
+    if spec is None:
+        return ""
+    parameters = list(inspect.signature(function.__func__).parameters)
+    if parameters and parameters[0] in spec.argnames:
+        return parameters[0]
+    return ""
+
+
 def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     names = _spec_names(pm)
     host_fired = _host_fired_hooks(names)
@@ -164,6 +181,14 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
                 f"it is the class {plugin.__name__}, not an instance: {hook}(self, ...) would be "
                 f"called without one; register {plugin.__name__}() (in an entry point, name a "
                 f"module attribute such as plugin = {plugin.__name__}()){at}"
+            )
+            continue
+        if first := _self_forgotten(pm, plugin, hook, function):
+            arguments = ", ".join(inspect.signature(function.__func__).parameters)
+            problems.append(
+                f"{hook}({arguments}) is a method without self: its first parameter "
+                f"{first!r} would be given the {type(plugin).__name__} instance, not the "
+                f"hook's {first}; write def {hook}(self, {arguments}){at}"
             )
             continue
         if (
@@ -230,6 +255,38 @@ def _unmarked_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     return warnings
 
 
+def _hooks_on_an_object(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """A warning for a module that implements no hook itself while an object defined in it
+    does (``plugin = Tally()``): an entry point or a ``register()`` that names the module
+    instead of that object registers a plugin that hears nothing."""
+    if not isinstance(plugin, types.ModuleType) or pm.get_hookcallers(plugin):
+        return []
+    found: list[tuple[str, object]] = []
+    for attribute, value in vars(plugin).items():
+        kind = value if isinstance(value, type) else type(value)
+        if attribute.startswith("_") or getattr(kind, "__module__", None) != plugin.__name__:
+            continue
+        if not isinstance(value, types.ModuleType) and _marked_impls(pm, value):
+            found.append((attribute, value))
+    objects = [(attribute, value) for attribute, value in found if not isinstance(value, type)]
+    module = plugin.__name__
+    if objects:
+        attribute, value = objects[0]
+        return [
+            f"the module {module} implements no hook: they are on its object {attribute!r} "
+            f"(a {type(value).__name__}), so it hears nothing; name that object instead (an "
+            f'entry point "{module}:{attribute}", --plugin {module}:{attribute})'
+        ]
+    if found:
+        name = getattr(found[0][1], "__name__", found[0][0])
+        return [
+            f"the module {module} implements no hook: they are on its class {name}, so it "
+            f"hears nothing; add an instance (plugin = {name}()) and name it instead (an "
+            f'entry point "{module}:plugin")'
+        ]
+    return []
+
+
 def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
@@ -255,6 +312,33 @@ def _readable_validation_error(
     return f"plugin {label!r}: " + "; ".join(lines)
 
 
+def _a(plugin: object) -> str:
+    kind = type(plugin)
+    if isinstance(plugin, types.ModuleType):
+        return f"the module {plugin.__name__}"
+    return f"a {kind.__module__}.{kind.__qualname__}"
+
+
+def _refuse_a_second_registration(pm: pluggy.PluginManager, plugin: object, label: str) -> None:
+    """pluggy's ``ValueError`` for a name or a plugin registered already, as one line that
+    says what to do (pluggy's spans lines and prints the whole registry's reprs)."""
+    if pm.has_plugin(label):
+        there = pm.get_plugin(label)
+        if there is plugin:
+            raise ValueError(f"plugin {label!r} is registered already: register it once")
+        raise ValueError(
+            f"a plugin named {label!r} is registered already ({_a(there)}, for instance "
+            f"loaded from its entry point): register {_a(plugin)} under another name "
+            f"(pm.register(plugin, name=...)), or unregister that one first "
+            f"(pm.unregister(name={label!r}))"
+        )
+    if pm.is_registered(plugin):
+        raise ValueError(
+            f"{_a(plugin)} is registered already, as {pm.get_name(plugin)!r}: register it "
+            f"once (not again as {label!r})"
+        )
+
+
 def validated_register(
     pm: pluggy.PluginManager, plugin: object, name: str | None = None
 ) -> str | None:
@@ -263,6 +347,7 @@ def validated_register(
     label = name or pm.get_canonical_name(plugin)
     if pm.is_blocked(label):
         return None
+    _refuse_a_second_registration(pm, plugin, label)
     problems = _registration_problems(pm, plugin)
     if problems:
         raise pluggy.PluginValidationError(plugin, f"plugin {label!r}: " + "; ".join(problems))
@@ -281,10 +366,14 @@ def validated_register(
         ) from None
     if registered is None:
         return None
-    warnings = _unmarked_hooks(pm, plugin)
-    if warnings:
-        _records(pm).warnings[registered] = tuple(warnings)
-        logger.warning("plugin_hook_not_marked", plugin=registered, problems=warnings)
+    unmarked = _unmarked_hooks(pm, plugin)
+    elsewhere = _hooks_on_an_object(pm, plugin)
+    if unmarked or elsewhere:
+        _records(pm).warnings[registered] = (*unmarked, *elsewhere)
+    if unmarked:
+        logger.warning("plugin_hook_not_marked", plugin=registered, problems=unmarked)
+    if elsewhere:
+        logger.warning("plugin_implements_no_hook", plugin=registered, problems=elsewhere)
     return registered
 
 
@@ -295,7 +384,8 @@ class GWSPluginManager(pluggy.PluginManager):
     A plugin is refused (``pluggy.PluginValidationError`` with a one-line message, nothing
     registered) when it implements a hook that does not exist (with the closest hook name as
     a suggestion), implements a hook the host fires (``on_cancel_requested``) as ``async
-    def``, or asks for an argument the hook does not pass. A function named like a hook but
+    def``, asks for an argument the hook does not pass, or is a method that forgot its
+    ``self`` (its first parameter named like a hook argument). A function named like a hook but
     without ``@hookimpl`` is accepted and logged (``plugin_hook_not_marked``).
     """
 

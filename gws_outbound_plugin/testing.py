@@ -790,13 +790,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     async_fixtures = _kit_async_fixtures(item)
     if not async_fixtures:
         return
-    kind = "async test" if inspect.iscoroutinefunction(getattr(item, "obj", None)) else "test"
-    pytest.fail(
-        f"{item.name} is an {kind} using the async fixture(s) {', '.join(async_fixtures)} of "
-        "gws_outbound_plugin.testing, but is not marked for anyio: add "
-        "'pytestmark = pytest.mark.anyio' to the module (or @pytest.mark.anyio to the test)",
-        pytrace=False,
+    fixtures = ", ".join(async_fixtures)
+    add_marker = (
+        "'pytestmark = pytest.mark.anyio' to the module (or @pytest.mark.anyio to the test)"
     )
+    if inspect.iscoroutinefunction(getattr(item, "obj", None)):
+        problem = f"is an async test using the async fixture(s) {fixtures} of "
+        problem += f"gws_outbound_plugin.testing, but is not marked for anyio: add {add_marker}"
+    else:  # anyio runs only async def tests, marked or not
+        problem = f"is a plain def test using the async fixture(s) {fixtures} of "
+        problem += "gws_outbound_plugin.testing, which only an async def test can use: make it "
+        problem += "'async def'"
+        if item.get_closest_marker("anyio") is None:
+            problem += f", and it is not marked for anyio: add {add_marker}"
+    pytest.fail(f"{item.name} {problem}", pytrace=False)
 
 
 # -- pytest integration -------------------------------------------------------------------------

@@ -182,6 +182,15 @@ def _add_plugins_command(commands: Any) -> None:
             "error and where it happened. Exit status 1 when a plugin failed to load (or "
             "GWS_OUTBOUND_PLUGINS names one that is not installed)."
         ),
+        epilog=(
+            "examples:\n"
+            f"  {PROG} plugins\n"
+            f"  {PROG} plugins --json --strict\n"
+            "\n"
+            "a plugin not installed yet: --plugin ./my_plugin.py (its @hookimpl functions) or\n"
+            "--plugin ./my_plugin.py:plugin (an object in it, as an entry point names it)\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plugins.add_argument(
         "--json",
@@ -243,7 +252,9 @@ def _add_tail_command(commands: Any) -> None:
             "(--plugins: the installed ones; --plugin: one module or file), and then see "
             "every event too: the way to watch a plugin's unsolicited hooks at work."
         ),
-        epilog=_ENVIRONMENT_HELP,
+        epilog=(
+            f"examples:\n  {PROG} tail\n  {PROG} tail --json --plugins\n\n" + _ENVIRONMENT_HELP
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tail.add_argument(

@@ -83,6 +83,16 @@ def _load_one_off_plugins(pm: Any, specs: Sequence[str], ctx: _Context) -> None:
                     f"already: set {ENV_DISABLE}={name} to load this one instead"
                 )
             pm.register(module, name=name)
+            if isinstance(module, ModuleType) and not pm.get_hookcallers(module):
+                try:
+                    _hooks_elsewhere(pm, spec, module)
+                except _UsageError:
+                    pm.unregister(module)
+                    raise
+                ctx.note(
+                    f"warning: --plugin {spec} implements no hook (no @hookimpl function or "
+                    "object in it): it will hear nothing"
+                )
         except _UsageError:
             raise
         except pluggy.PluginValidationError as error:
@@ -93,6 +103,42 @@ def _load_one_off_plugins(pm: Any, specs: Sequence[str], ctx: _Context) -> None:
                 f"--plugin {spec}: cannot load it: {type(error).__name__}: "
                 f"{' '.join(str(error).split())}{where}"
             ) from None
+
+
+def _implements_hooks(pm: Any, value: object) -> bool:
+    return any(
+        pm.parse_hookimpl_opts(value, hook) is not None
+        for hook in vars(pm.hook)
+        if not hook.startswith("_")
+    )
+
+
+def _hooks_elsewhere(pm: Any, spec: str, module: ModuleType) -> None:
+    """A module with no hook of its own, given to ``--plugin`` by its file or name, whose
+    hooks are on an object in it (``plugin = Watch()``, the layout of the tutorial and of
+    ``new-plugin``) or only on a class: a usage error naming what to give instead."""
+    objects: list[tuple[str, object]] = []
+    classes: list[tuple[str, type]] = []
+    for attribute, value in vars(module).items():
+        if attribute.startswith("_") or isinstance(value, ModuleType):
+            continue
+        kind = value if isinstance(value, type) else type(value)
+        if getattr(kind, "__module__", None) != module.__name__ or not _implements_hooks(pm, value):
+            continue
+        (classes if isinstance(value, type) else objects).append((attribute, value))
+    own = "it has no @hookimpl function of its own; its hooks are on"
+    if objects:
+        attribute, value = objects[0]
+        raise _UsageError(
+            f"--plugin {spec}: {own} the object {attribute!r} (a {type(value).__name__}): "
+            f"--plugin {spec}:{attribute}"
+        )
+    if classes:
+        name = classes[0][1].__name__
+        raise _UsageError(
+            f"--plugin {spec}: {own} the class {name}: add an instance to it "
+            f"(plugin = {name}()) and give --plugin {spec}:plugin"
+        )
 
 
 def _not_on_the_path(error: BaseException, spec: str) -> str:

@@ -634,6 +634,33 @@ def test_plugins_warns_about_hook_functions_without_hookimpl(cli: Cli, tmp_path)
     assert "has no @hookimpl" in entry["warnings"][0]
 
 
+def test_plugins_warns_about_an_entry_point_naming_the_module_not_its_object(cli: Cli, tmp_path):
+    """The tutorial's layout (``plugin = Watch()`` in the module) announced as ``watch =
+    "gwsx_watch"`` instead of ``"gwsx_watch:plugin"``: the module, with no hook of its own,
+    was listed with no hook and no word, and every host loaded a plugin that heard nothing."""
+    source = (
+        "from gws_outbound_plugin import hookimpl\n\n"
+        "class Watch:\n"
+        "    @hookimpl\n"
+        "    def on_user_event(self, event):\n"
+        "        pass\n\n"
+        "plugin = Watch()\n"
+    )
+    cli.plugins_from(make_site(tmp_path, {"watch": source}))
+    cli.env(GWS_OUTBOUND_PLUGINS="watch")
+    result = cli("plugins")
+    assert result.status == 0, result.err
+    assert "watch  [gwsx-watch 1.0]" in result.out
+    assert (
+        "    warning: the module gwsx_watch implements no hook: they are on its object "
+        "'plugin' (a Watch), so it hears nothing; name that object instead (an entry point "
+        '"gwsx_watch:plugin", --plugin gwsx_watch:plugin)'
+    ) in result.lines
+
+    strict = cli("plugins", "--strict")
+    assert strict.status == 1
+
+
 def test_plugins_names_an_allowed_plugin_that_is_not_installed(cli: Cli, installed: Installed):
     cli.plugins_from(installed)
     cli.env(GWS_OUTBOUND_PLUGINS="audit,webhok")

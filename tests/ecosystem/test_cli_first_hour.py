@@ -206,6 +206,80 @@ def test_every_help_example_runs_as_shown(cli: Cli, threaded_gws: ThreadedSimula
         assert "invalid" not in result.out and result.err == "", (example, result)
 
 
+SEER = """\
+from gws_outbound_plugin import hookimpl
+
+@hookimpl
+def on_campaign_status(event):
+    print("seer saw", event.campaign_name, event.status.value)
+"""
+
+
+def test_every_plugins_help_example_runs_as_shown(cli: Cli, tmp_path):
+    """README: every command has --help with examples that run as shown; ``plugins`` and
+    ``tail`` had none."""
+    from .conftest import make_site
+
+    cli.plugins_from(make_site(tmp_path, {"seer": SEER}))
+    cli.env(GWS_OUTBOUND_PLUGINS="seer")
+    examples = help_examples(cli, "plugins")
+    assert len(examples) == 2
+    for example in examples:
+        argv, _ = as_argv(example)
+        result = cli(*argv)
+        assert result.status == 0, (example, result.out, result.err)
+        assert "seer" in result.out and "on_campaign_status" in result.out, (example, result.out)
+        assert result.err == "", (example, result.err)
+
+
+class InterruptAfter(io.TextIOBase):
+    """stdout for a ``tail`` run: passes everything on, and presses Ctrl-C (SIGINT) once
+    each of ``texts`` was written, as a person does once they saw the event."""
+
+    def __init__(self, inner: io.TextIOBase, *texts: str) -> None:
+        self._inner = inner
+        self._waiting = set(texts)
+
+    def write(self, data: str) -> int:
+        written = self._inner.write(data)
+        if self._waiting:
+            self._waiting -= {text for text in self._waiting if text in data}
+            if not self._waiting:
+                os.kill(os.getpid(), signal.SIGINT)
+        return written
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_every_tail_help_example_runs_as_shown(
+    cli: Cli, threaded_gws: ThreadedSimulator, monkeypatch, tmp_path
+):
+    from .conftest import make_site
+
+    cli.connect(threaded_gws)
+    cli.plugins_from(make_site(tmp_path, {"seer": SEER}))
+    cli.env(GWS_OUTBOUND_PLUGINS="seer")
+    examples = help_examples(cli, "tail")
+    assert len(examples) == 2
+    stop_campaign = lambda: threaded_gws.simulator.send_campaign_status(  # noqa: E731
+        "Campaign1", "CampaignStopped"
+    )
+    for example in examples:
+        argv, _ = as_argv(example)
+        loaded = "--plugins" in argv  # the installed plugins see every event too
+        awaited = ("CampaignStopped", "seer saw") if loaded else ("CampaignStopped",)
+        monkeypatch.setattr(sys, "stdout", InterruptAfter(sys.stdout, *awaited))
+        with Repeatedly(threaded_gws, stop_campaign):
+            result = cli(*argv)
+        assert result.status == 0, (example, result.out, result.err)
+        assert "CampaignStopped" in result.out, (example, result.out)
+        assert ("seer saw Campaign1 CampaignStopped" in result.lines) == loaded, result.out
+
+
 # -- 2. the wording follows the failure's reason --------------------------------------------------
 
 
@@ -430,6 +504,71 @@ def test_plugins_lists_a_one_off_plugin_with_its_hooks(cli: Cli, tmp_path):
     assert result.status == 0, result.err
     assert "my_plugin  [(no distribution)]" in result.lines
     assert "    on_operation_acknowledged" in result.lines
+
+
+IN_AN_OBJECT = """\
+from gws_outbound_plugin import hookimpl
+
+class Watch:
+    @hookimpl
+    def on_operation_acknowledged(self, ack):
+        print("watch saw", ack.operation, ack.record_handle)
+
+plugin = Watch()
+"""
+
+
+def test_a_plugin_file_whose_hooks_are_on_an_object_says_which_to_name(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path
+):
+    """The tutorial's and new-plugin's layout (a class, ``plugin = Watch()``) tried as
+    ``--plugin ./watch.py``: the module itself has no hook, so it was registered with none,
+    ``plugins`` listed it with no hook and exit 0, and a run sent the cancel to a plugin
+    that heard nothing, without a word."""
+    plugin = tmp_path / "watch.py"
+    plugin.write_text(IN_AN_OBJECT, encoding="utf-8")
+    cli.connect(threaded_gws)
+    result = cli(*cancel(11, "--no-plugins", "--plugin", str(plugin)))
+
+    assert result.status == 2
+    assert result.err.splitlines() == [
+        f"gws-outbound cancel: error: --plugin {plugin}: it has no @hookimpl function of its "
+        f"own; its hooks are on the object 'plugin' (a Watch): --plugin {plugin}:plugin"
+    ]
+    assert threaded_gws.call(lambda: threaded_gws.simulator.cancels) == []
+
+    listed = cli("plugins", "--plugin", str(plugin))
+    assert listed.status == 2
+    assert f"--plugin {plugin}:plugin" in listed.err
+
+    named = cli(*cancel(11, "--no-plugins", "--plugin", f"{plugin}:plugin"))
+    assert named.status == 0, named.err
+    assert "watch saw CancelRecord 11" in named.lines
+
+
+def test_a_plugin_file_with_only_a_hook_class_says_to_make_an_instance(cli: Cli, tmp_path):
+    plugin = tmp_path / "watch_class.py"
+    plugin.write_text(IN_AN_OBJECT.replace("plugin = Watch()\n", ""), encoding="utf-8")
+    result = cli("plugins", "--plugin", str(plugin))
+
+    assert result.status == 2
+    assert result.err.splitlines() == [
+        f"gws-outbound plugins: error: --plugin {plugin}: it has no @hookimpl function of its "
+        "own; its hooks are on the class Watch: add an instance to it (plugin = Watch()) and "
+        f"give --plugin {plugin}:plugin"
+    ]
+
+
+def test_a_plugin_file_without_any_hook_is_a_warning(cli: Cli, tmp_path):
+    plugin = tmp_path / "nothing.py"
+    plugin.write_text("def on_operation_acknowledged(ack):\n    pass\n", encoding="utf-8")
+    result = cli("plugins", "--plugin", str(plugin))
+
+    assert result.status == 0, result.err
+    assert (
+        f"gws-outbound plugins: warning: --plugin {plugin} implements no hook (no @hookimpl "
+        "function or object in it): it will hear nothing"
+    ) in result.err.splitlines()
 
 
 # -- 11. tail loads plugins on request -------------------------------------------------------

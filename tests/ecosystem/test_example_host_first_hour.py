@@ -116,6 +116,44 @@ def test_a_plugin_file_is_loaded_for_one_run(host, cli: Cli, monkeypatch, capsys
     assert "my_plugin saw CancelRecord" in out.splitlines()
 
 
+def test_a_plugin_file_whose_hooks_are_on_an_object_says_which_to_name(
+    host, cli: Cli, monkeypatch, capsys, tmp_path
+):
+    """new-plugin's layout (a class and ``plugin = Plugin()``) given as ``--plugin FILE``:
+    the module, which has no hook of its own, was registered and the run went on with a
+    plugin that heard nothing."""
+    plugin = tmp_path / "watch.py"
+    plugin.write_text(
+        "from gws_outbound_plugin import hookimpl\n\n"
+        "class Watch:\n"
+        "    @hookimpl\n"
+        "    def on_operation_acknowledged(self, ack):\n"
+        "        print('watch saw', ack.operation)\n\n"
+        "plugin = Watch()\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SystemExit) as caught:
+        run_host(host, monkeypatch, capsys, "--stdin", "--no-entrypoints", "--plugin", str(plugin))
+    assert str(caught.value.code) == (
+        f"--plugin {plugin}: its hooks are on the object 'plugin': give --plugin {plugin}:plugin"
+    )
+
+    line = {"recordHandle": 17, "applicationId": 134, "campaignName": "Campaign1"}
+    line["callingList"] = "CallingList1"
+    status, out = run_host(
+        host,
+        monkeypatch,
+        capsys,
+        "--stdin",
+        "--no-entrypoints",
+        "--plugin",
+        f"{plugin}:plugin",
+        stdin=json.dumps(line) + "\n",
+    )
+    assert status == 0
+    assert "watch saw CancelRecord" in out.splitlines()
+
+
 def test_a_plugin_file_of_an_installed_plugin_is_loaded_once(
     host, cli: Cli, monkeypatch, capsys, tmp_path
 ):

@@ -168,6 +168,10 @@ async def test_a_test_that_fails_anyway(
 
 async def test_clean(gws_outbound, gws_request_factory):
     await gws_outbound.cancel(gws_request_factory())
+
+
+def test_marked_but_not_async(gws_plugin_manager, gws_request_factory):
+    gws_plugin_manager.hook.on_cancel_requested(request=gws_request_factory())
 """
 
 NO_MARKER = """
@@ -258,7 +262,7 @@ def kit_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     )
     assert (project / "junit.xml").exists(), result.stdout + result.stderr
     outcomes = _outcomes(project / "junit.xml")
-    assert len(outcomes) == 15, result.stdout
+    assert len(outcomes) == 16, result.stdout
     return outcomes
 
 
@@ -347,6 +351,19 @@ def test_an_async_test_without_the_marker_is_a_clear_error_in_that_test(kit_run)
     sync = kit_run["test_sync_test_with_an_async_fixture"]
     assert sync.call == "error"
     assert "gws_simulator" in sync.text and "not marked for anyio" in sync.text
+    assert "is a plain def test" in sync.text and "make it 'async def'" in sync.text
+
+
+def test_a_marked_plain_def_test_is_told_to_be_async_def(kit_run):
+    """A plain ``def`` test in a module marked for anyio was told to add the marker it had
+    (anyio runs only ``async def`` tests): the advice could not help."""
+    outcome = kit_run["test_marked_but_not_async"]
+    assert outcome.call == "error"
+    assert "test_marked_but_not_async is a plain def test using the async fixture(s)" in (
+        outcome.text
+    )
+    assert "make it 'async def'" in outcome.text
+    assert "not marked for anyio" not in outcome.text
 
 
 def test_the_tests_after_the_mistake_are_unaffected(kit_run):
@@ -441,3 +458,90 @@ def test_a_plugin_class_registered_instead_of_an_instance_is_refused(gws_plugin_
     assert not gws_plugin_manager.has_plugin("tally")
     assert gws_plugin_manager.register(Tally(), name="tally") == "tally"
     assert gws_plugin_manager.hook.on_operation_failed.get_hookimpls()[-1].plugin_name == "tally"
+
+
+def test_a_hook_method_without_self_is_refused(gws_plugin_manager):
+    """``def on_record_cancel_acknowledged(ack)`` written in a class, ``self`` forgotten: the
+    instance took the place of ``ack``, pluggy saw a hook asking for no argument, and every
+    call was silently given the plugin itself instead of the payload (a test asserting on
+    what the hook saw failed with an empty list, and no message said why)."""
+
+    class Watch:
+        @hookimpl
+        def on_record_cancel_acknowledged(ack):  # the mistake under test: no self
+            pass
+
+        @hookimpl
+        def on_user_event(self, event):  # fine
+            pass
+
+        @staticmethod
+        @hookimpl
+        def on_operation_failed(failure):  # a static method needs no self: fine
+            pass
+
+    with pytest.raises(pluggy.PluginValidationError) as caught:
+        gws_plugin_manager.register(Watch(), name="watch")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "plugin 'watch': on_record_cancel_acknowledged(ack) is a method without self: "
+        "its first parameter 'ack' would be given the Watch instance, not the hook's ack; "
+        "write def on_record_cancel_acknowledged(self, ack)"
+    )
+    assert f"(at {__file__}:" in message
+    assert "on_user_event" not in message and "on_operation_failed" not in message
+    assert not gws_plugin_manager.has_plugin("watch")
+
+
+def test_a_module_level_hook_needs_no_self(gws_plugin_manager, tmp_path, monkeypatch):
+    """The check above is for methods: a module's functions take the hook's arguments as
+    they are."""
+    (tmp_path / "plain_hooks.py").write_text(
+        "from gws_outbound_plugin import hookimpl\n\n"
+        "@hookimpl\ndef on_record_cancel_acknowledged(ack):\n    pass\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import plain_hooks  # type: ignore[import-not-found]
+
+    assert gws_plugin_manager.register(plain_hooks, name="plain") == "plain"
+
+
+def test_a_second_registration_is_one_line_that_says_what_to_do(gws_plugin_manager):
+    """pluggy's 'Plugin name already registered: watch=<...>' / 'Plugin already registered
+    under a different name' span two lines and print the whole registry's reprs, and say
+    nothing of what to do (a host registering its own Tally() next to the installed one)."""
+
+    class Watch:
+        @hookimpl
+        def on_user_event(self, event):
+            pass
+
+    watch = Watch()
+    gws_plugin_manager.register(watch, name="watch")
+    attempts = {
+        "same name": (Watch(), "watch"),
+        "same object": (watch, "watch2"),
+        "again": (watch, "watch"),
+    }
+    messages = {}
+    for case, (plugin, name) in attempts.items():
+        with pytest.raises(ValueError, match="registered already") as caught:
+            gws_plugin_manager.register(plugin, name=name)
+        messages[case] = str(caught.value)
+    kind = f"{__name__}.test_a_second_registration_is_one_line_that_says_what_to_do.<locals>.Watch"
+    assert messages == {
+        "same name": (
+            f"a plugin named 'watch' is registered already (a {kind}, for instance loaded from "
+            f"its entry point): register a {kind} under another name (pm.register(plugin, "
+            "name=...)), or unregister that one first (pm.unregister(name='watch'))"
+        ),
+        "same object": (
+            f"a {kind} is registered already, as 'watch': register it once (not again as "
+            "'watch2')"
+        ),
+        "again": "plugin 'watch' is registered already: register it once",
+    }
+    assert gws_plugin_manager.get_plugin("watch") is watch
+    assert not gws_plugin_manager.has_plugin("watch2")

@@ -63,3 +63,34 @@ def test_an_existing_folder_is_left_alone(cli: Cli, tmp_path):
     assert result.status == 2
     assert "exists already: nothing was written" in result.err
     assert list((tmp_path / "gws-outbound-tally").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("seen", "a plugin named 'seen' is installed already (gwsx-seen 1.0)"),
+        ("gws-outbound-twin", "gws-outbound-twin 2.0 is installed already: installing the new "),
+    ],
+    ids=["entry-point", "distribution"],
+)
+def test_a_name_an_installed_plugin_has_is_refused(cli: Cli, tmp_path, name, message):
+    """``new-plugin audit`` wrote gws-outbound-audit, the reference plugin's own distribution:
+    pip install -e of it replaced the installed one, or hosts found two plugins of one name."""
+    from .conftest import make_site
+
+    site = make_site(tmp_path, {"seen": "\n"})
+    twin = site / "gws_outbound_twin-2.0.dist-info"
+    twin.mkdir()
+    (twin / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: gws-outbound-twin\nVersion: 2.0\n", encoding="utf-8"
+    )
+    cli.plugins_from(site)
+    target = tmp_path / "projects"
+    target.mkdir()
+    result = cli("new-plugin", name, "--directory", str(target))
+
+    assert result.status == 2
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"gws-outbound new-plugin: error: {message}")
+    assert line.endswith("; choose another name: nothing was written")
+    assert list(target.iterdir()) == []

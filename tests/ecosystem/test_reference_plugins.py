@@ -173,3 +173,32 @@ def test_plugins_can_be_blocked_by_the_host(entry_point_modules, monkeypatch):
     monkeypatch.setenv("GWS_OUTBOUND_DISABLE_PLUGINS", "webhook")
     pm = make_plugin_manager(plugins=["audit", "webhook"])
     assert [info.name for info in describe_plugins(pm)] == ["audit"]
+
+
+def test_the_audit_readme_names_every_event_the_plugin_writes():
+    """Its README listed only the cancel events (cancel_requested, cancel_acknowledged,
+    cancel_failed) while the plugin writes operation_requested / _acknowledged / _failed for
+    every other operation: a reader parsing the trail from the README missed most lines."""
+    import re
+
+    audit = HOOKS / "gws-outbound-audit"
+    source = (audit / "src" / "gws_outbound_audit" / "__init__.py").read_text(encoding="utf-8")
+    written = set(re.findall(r'^\s+(?:self\._submit\(\{)?"event": "(\w+)"', source, re.M))
+    assert len(written) == 6, written
+    readme = (audit / "README.md").read_text(encoding="utf-8")
+    (bullet,) = re.findall(r"^- `event`: (.*?)(?=^- )", readme, re.M | re.S)
+    assert set(re.findall(r"`(\w+_\w+)`", bullet)) >= written
+
+
+def test_the_webhook_readme_names_every_event_the_plugin_sends():
+    """Its README named only record_cancel_acknowledged and cancel_failed; the plugin sends
+    operation_acknowledged and operation_failed for every other operation too."""
+    import re
+
+    webhook = HOOKS / "gws-outbound-webhook"
+    package = webhook / "src" / "gws_outbound_webhook"
+    source = "".join(path.read_text(encoding="utf-8") for path in package.glob("*.py"))
+    sent = set(re.findall(r'"event": "(\w+)"', source.split('"""', 2)[2]))
+    assert len(sent) == 4, sent
+    readme = (webhook / "README.md").read_text(encoding="utf-8")
+    assert {event for event in sent if f'"event": "{event}"' in readme} == sent
