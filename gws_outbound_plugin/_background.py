@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from ._dispatcher import (
     cancelled_by_plugin,
@@ -36,11 +36,19 @@ async def to_the_end(close: Callable[[], Awaitable[None]], what: str) -> None:
 async def run_to_the_end(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run ``make()`` in a task of its own and wait for it: no cancellation of the calling
     task (anyio's, if shielded, or a plain asyncio ``task.cancel()``) can cut it short. A
-    plain cancellation received meanwhile is raised once it is done; so is its error."""
+    plain cancellation received meanwhile is raised once it is done; so is its error.
+
+    A host cancelling every task of its loop reaches that task too, maybe before it ran (a
+    shutdown routine cancelling everything again at each loop iteration): it is started
+    again, as often as it takes, until it ran to its end (each start costs the host one more
+    round of cancelling everything)."""
     cancelled = False
     loop = asyncio.get_running_loop()
-    for _ in range(3):  # a task cancelled from outside before it ran is started again
-        closer = loop.create_task(make())
+    attempts = 0
+    while True:
+        attempts += 1
+        coroutine = make()
+        closer = loop.create_task(coroutine)
         while not closer.done():
             try:
                 await asyncio.wait((closer,))
@@ -48,59 +56,89 @@ async def run_to_the_end(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
                 cancelled = True  # the host's: raised below, after the close
         if not closer.cancelled():
             break
-    if closer.cancelled():
-        safe_log(logger.error, "plugin_close_cut_short", attempts=3)
-    error = None if closer.cancelled() else closer.exception()
+        if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
+            coroutine.close()  # cancelled before it ran: no "never awaited" warning
+        if attempts == 3:
+            safe_log(logger.warning, "plugin_close_cancelled_repeatedly", attempts=attempts)
+    error = closer.exception()
     if error is not None:
         raise error
     if cancelled:
         raise asyncio.CancelledError
 
 
+async def _first_step(make: Callable[[], Awaitable[Any]], started: list[bool]) -> None:
+    started.append(True)
+    await make()
+
+
 class BackgroundTasks:
-    """A task group entered by one task, whose tasks each run in a shielded scope of their
-    own: the host's ``async with`` body runs inside the group's scope, so the plugin never
-    cancels that scope, only its tasks' (:meth:`stop`). Each task is named
-    ``<function> in <owner_name>._guarded``."""
+    """The plugin's tasks, tied to the task that entered the plugin: each runs in a shielded
+    scope of its own (:meth:`spawn`), the plugin stops them (:meth:`stop`) and the entering
+    task waits for them on leaving (:meth:`exit`, structured concurrency). Each task is
+    named ``<function> in <owner_name>._guarded``.
+
+    They are plain asyncio tasks, not an anyio task group's: a task cancelled before it took
+    its first step (a host cancelling every task of its loop right after the plugin started
+    one) never runs its body, so it cannot take the cancellation back; in an anyio task
+    group, such a child ending cancelled cancels the group's scope, the host's ``async
+    with`` body with it. Here it is started again instead."""
 
     def __init__(self, owner_name: str) -> None:
         self._owner_name = owner_name
-        self._tg: TaskGroup | None = None
-        self._owner: int | None = None
+        self._entered = False
+        self._owner: asyncio.Task[Any] | None = None
         self._scopes: list[anyio.CancelScope] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def entered(self) -> bool:
-        return self._tg is not None
+        return self._entered
 
     async def enter(self) -> None:
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
-        self._owner = anyio.get_current_task().id
+        self._owner = asyncio.current_task()
+        self._entered = True
 
     def start_soon(self, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-        """Start a plain task in the group (one that ends by itself)."""
-        assert self._tg is not None
-        self._tg.start_soon(function, *args)
+        """Start a plain task (one that ends by itself), waited for by :meth:`exit`."""
+        assert self._entered
+        name = getattr(function, "__qualname__", repr(function))
+        self._launch(lambda: function(*args), name, None)
 
     def spawn(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Start a background task in a scope of its own. A task that raises is logged and
-        does not take the host's task down."""
-        assert self._tg is not None
+        does not take the host's task down; one cancelled from outside before it even ran (a
+        POST worker added for a request, the tasks started with the plugin) is started
+        again."""
+        assert self._entered
         # Shielded: an anyio cancellation of the host's scopes does not reach the plugin's
         # tasks; they stop when the plugin stops them (aclose), after the last outcome.
         scope = anyio.CancelScope(shield=True)
         self._scopes.append(scope)
         name = getattr(function, "__qualname__", repr(function))
-        self._tg.start_soon(
-            self._guarded,
-            name,
-            scope,
-            function,
-            *args,
-            name=f"{name} in {self._owner_name}._guarded",
+        self._launch(lambda: self._guarded(name, scope, function, *args), name, scope)
+
+    def _launch(
+        self,
+        make: Callable[[], Coroutine[Any, Any, Any]],
+        name: str,
+        scope: anyio.CancelScope | None,
+    ) -> None:
+        if not self._entered or (scope is not None and scope.cancel_called):
+            return  # stopped meanwhile
+        started: list[bool] = []
+        task = asyncio.get_running_loop().create_task(
+            _first_step(make, started), name=f"{name} in {self._owner_name}._guarded"
         )
+        self._tasks.add(task)
+
+        def ended(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            if task.cancelled() and not started:  # cancelled before it ran its first step
+                safe_log(logger.info, "plugin_task_cancellation_contained", task=name)
+                self._launch(make, name, scope)
+
+        task.add_done_callback(ended)
 
     async def _guarded(
         self,
@@ -136,11 +174,20 @@ class BackgroundTasks:
             scope.cancel()
 
     async def exit(self) -> None:
-        """Exit the task group from the task that entered it, once its tasks are stopped
-        (the host's own cancellation, if any, is raised here); from another task, nothing."""
-        tg = self._tg
-        if tg is None or self._owner != anyio.get_current_task().id:
+        """From the task that entered: stop the tasks and wait until every one ended (a
+        plain ``task.cancel()`` of the waiting task meanwhile is raised once they have);
+        from another task, nothing."""
+        if not self._entered or self._owner is not asyncio.current_task():
             return
-        self._tg = None
         self.stop()
-        await tg.__aexit__(None, None, None)
+        cancelled = False
+        with anyio.CancelScope(shield=True):
+            while self._tasks:
+                try:
+                    await asyncio.wait(set(self._tasks))
+                except asyncio.CancelledError:
+                    cancelled = True
+                    self.stop()
+        self._entered = False
+        if cancelled:
+            raise asyncio.CancelledError

@@ -20,10 +20,13 @@ library never raises: a host's processor, handler or filter that raises loses th
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
 import structlog
+
+from ._redact import redact_exception
 
 __all__ = ["LibraryLogger", "get_logger"]
 
@@ -104,6 +107,8 @@ class LibraryLogger:
             pass
 
     def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        if fields.get("exc_info"):
+            fields["exc_info"] = _redacted_exc_info(fields["exc_info"])
         if structlog.is_configured():
             target = self._structlog.bind(**self._context) if self._context else self._structlog
             getattr(target, method)(event, **fields)
@@ -127,6 +132,26 @@ class LibraryLogger:
             extra={"gws_event": event, "gws_fields": values},
             stacklevel=4,
         )
+
+
+def _redacted_exc_info(exc_info: Any) -> Any:
+    """``exc_info`` as given, unless the text of the exception it names holds a secret: then
+    the exception with its texts redacted (the traceback and type names unchanged), so that
+    neither the host's structlog pipeline nor a stdlib formatter renders the secret."""
+    if exc_info is True:
+        error = sys.exc_info()[1]
+    elif isinstance(exc_info, BaseException):
+        error = exc_info
+    elif isinstance(exc_info, tuple) and len(exc_info) == 3:
+        error = exc_info[1]
+    else:
+        return exc_info
+    if not isinstance(error, BaseException):
+        return exc_info
+    redacted = redact_exception(error)
+    if redacted is error:
+        return exc_info
+    return (type(redacted), redacted, redacted.__traceback__)
 
 
 def _short(value: object) -> str:

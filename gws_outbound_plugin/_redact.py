@@ -139,7 +139,7 @@ _TEXT_PATTERNS: Final = (
     # key=value / key: value for passwords and tokens in free text.
     (
         re.compile(
-            r"(?i)\b(password|passwd|pwd|secret|csrf_?token|access_?token)"
+            r"(?i)\b(password|passwd|pwd|secret|csrf_?token|access_?token|token|api_?key)"
             r"(['\"]?\s*[=:]\s*b?['\"]?)[^\s,;'\"&)}]+"
         ),
         r"\1\2" + REDACTED,
@@ -405,3 +405,67 @@ def guard_library_logs() -> None:
             library_logger = logging.getLogger(name)
             if _GUARD not in library_logger.filters:
                 library_logger.addFilter(_GUARD)
+
+
+#: What the library's own log lines redact in the text of an exception they carry: the
+#: secrets of every open session, secret-looking text and phone numbers (by their key).
+_EXCEPTION_TEXT: Final = SecretRedactor(redact_pii=True)
+
+
+def _redacted_text(text: str) -> str:
+    return _EXCEPTION_TEXT.redact_text(PLUGIN_SECRETS.redact_text(text))
+
+
+def redact_exception(error: BaseException) -> BaseException:
+    """``error`` itself when no text of its chain (its message, notes, causes and contexts)
+    holds a secret; else a stand-in chain with the same type names, tracebacks and links,
+    each text redacted. For the library's log lines: a host's code (a request subclass, a
+    transport, a plugin) may have put what it read into an exception's text."""
+    memo: dict[int, BaseException] = {}
+    return _redact_chain(error, memo)
+
+
+def _redact_chain(error: BaseException, memo: dict[int, BaseException]) -> BaseException:
+    known = memo.get(id(error))
+    if known is not None:
+        return known
+    memo[id(error)] = error  # a cycle in the chain ends here
+    try:
+        text = str(error)
+    except Exception:
+        text = None
+    notes = getattr(error, "__notes__", None)
+    notes_list = [str(n) for n in notes] if isinstance(notes, list) else []
+    cause = error.__cause__
+    context = error.__context__
+    new_cause = None if cause is None else _redact_chain(cause, memo)
+    new_context = None if context is None else _redact_chain(context, memo)
+    new_text = None if text is None else _redacted_text(text)
+    new_notes = [_redacted_text(n) for n in notes_list]
+    if (
+        new_text == text
+        and new_notes == notes_list
+        and new_cause is cause
+        and (new_context is context)
+    ):
+        return error
+    kind = type(error)
+    shown = text if new_text is None else new_text
+    stand_in_type = type(
+        kind.__name__,
+        (Exception,),
+        {
+            "__module__": kind.__module__,
+            "__qualname__": kind.__qualname__,
+            "__str__": lambda self: shown,
+            "__repr__": lambda self: f"{kind.__name__}({shown!r})",
+        },
+    )
+    stand_in: BaseException = stand_in_type().with_traceback(error.__traceback__)
+    if new_notes:
+        stand_in.__notes__ = new_notes
+    stand_in.__cause__ = new_cause
+    stand_in.__context__ = new_context
+    stand_in.__suppress_context__ = error.__suppress_context__
+    memo[id(error)] = stand_in
+    return stand_in
