@@ -92,8 +92,8 @@ from aiocometd_noloop.exceptions import (
     TransportError,
     TransportTimeoutError,
 )
-from anyio.abc import TaskGroup
 
+from ._background import BackgroundTasks
 from ._config import GWSConfig
 from ._dispatcher import cancelled_by_plugin, cancelled_from_outside, take_back_cancellation
 from ._exceptions import GWSTransportError
@@ -607,7 +607,7 @@ class CometDListener:
         self._starting = False
         """Whether :meth:`open` is the first start (not a new client while running)."""
         self._connect_unanswered = False
-        self._tasks: TaskGroup | None = None
+        self._tasks: BackgroundTasks | None = None
         self._stalled: _GWSClient | None = None
         """The client :meth:`_watch` found polling no more (replaced by the receive loop)."""
         self._receiving: anyio.CancelScope | None = None
@@ -785,7 +785,7 @@ class CometDListener:
     def _start_subscribing_again(self, client: _GWSClient, channel: str) -> None:
         if self._tasks is not None and channel not in self._resubscribing:
             self._resubscribing.add(channel)
-            self._tasks.start_soon(self._subscribe_again, client, channel)
+            self._tasks.spawn(self._subscribe_again, client, channel)
 
     def _check_resubscribed(self) -> None:
         if not self._awaiting_resubscribe:
@@ -941,14 +941,19 @@ class CometDListener:
 
     async def run(self, deliver: Callable[[CometDMessage], Any]) -> None:
         """Receive forever, handing every notification to ``deliver`` (awaited)."""
-        async with anyio.create_task_group() as tasks:
-            self._tasks = tasks
-            tasks.start_soon(self._watch)
-            try:
-                await self._receive(deliver)
-            finally:
-                self._tasks = None
-                tasks.cancel_scope.cancel()
+        # Plain asyncio tasks, not an anyio task group's: one cancelled before its first
+        # step (a host cancelling every task right after the start) never runs its body, so
+        # it cannot take the cancellation back, and in a task group it would cancel the
+        # group's scope, the receive loop with it. BackgroundTasks starts it again.
+        tasks = BackgroundTasks("CometDListener")
+        await tasks.enter()
+        self._tasks = tasks
+        tasks.spawn(self._watch)
+        try:
+            await self._receive(deliver)
+        finally:
+            self._tasks = None
+            await tasks.exit()
 
     async def _watch(self) -> None:
         """Every :data:`_WATCH_PERIOD`, check that the client still polls; one that stopped

@@ -322,12 +322,16 @@ class GWSSession(SessionHeaders):
     async def close(self) -> None:
         client, self._client = self._client, None
         self._post_transport = None
-        if client is not None:
-            with anyio.CancelScope(shield=True):
-                await client.aclose()
-        guarded, self._guarded = self._guarded, []
-        for value in guarded:
-            PLUGIN_SECRETS.discard_secret(value)
+        try:
+            if client is not None:
+                with anyio.CancelScope(shield=True):
+                    await client.aclose()
+        finally:
+            # Even when a plain task.cancel() cuts the close short (the shield stops only
+            # anyio's): else each such close left its CSRF token registered for good.
+            guarded, self._guarded = self._guarded, []
+            for value in guarded:
+                PLUGIN_SECRETS.discard_secret(value)
 
     def _guard(self, value: str) -> None:
         PLUGIN_SECRETS.add_secret(value)

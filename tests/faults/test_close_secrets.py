@@ -13,6 +13,7 @@ import pytest
 
 from gws_outbound_plugin import OutboundPlugin, make_plugin_manager
 from gws_outbound_plugin._redact import PLUGIN_SECRETS
+from gws_outbound_plugin._session import GWSSession
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 
@@ -46,3 +47,24 @@ async def test_a_close_cut_short_by_cancellation_unregisters_the_sessions_secret
         if PLUGIN_SECRETS.redact_text(token) != token:
             left.append(rounds)
     assert left == []
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+async def test_a_session_close_cut_short_unregisters_its_secrets(
+    sim: GWSSimulator, steps: int
+) -> None:
+    """``GWSSession.close()`` itself, cancelled by a plain ``task.cancel()`` once it started,
+    after ``steps`` loop iterations (the HTTP client's own close, which the anyio shield does not protect
+    from it). Before, the session's CSRF token stayed registered."""
+    session = GWSSession(fast_config(sim.base_url))
+    await session.open()
+    csrf = session.csrf_header()
+    assert csrf is not None
+    token = csrf[1]
+    assert PLUGIN_SECRETS.redact_text(token) != token
+    closing = asyncio.get_running_loop().create_task(session.close())
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    closing.cancel()
+    await asyncio.wait((closing,))
+    assert PLUGIN_SECRETS.redact_text(token) == token

@@ -1,0 +1,56 @@
+"""The CometD listener's own tasks (the watch on the client, a channel subscribed again)
+against a host cancelling every task of the plugin right after it started: a task cancelled
+before its first step never runs its body, so it cannot take the cancellation back. In the
+listener's anyio task group such a child cancelled the group's scope, and with it the
+receive loop: the listener ended (``background_task_crashed``), nothing was heard any more,
+and a "coroutine was never awaited" warning was left behind. They are started again now,
+like the plugin's own tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+
+import anyio
+import pluggy
+import pytest
+
+from gws_outbound_plugin import OutboundPlugin
+from gws_outbound_plugin.simulator import GWSSimulator
+from tests.faults.conftest import fast_config
+from tests.faults.support import captured_logs, events_named, handles, request_for
+
+pytestmark = pytest.mark.anyio
+
+
+def _the_plugins_tasks() -> list[asyncio.Task[object]]:
+    """The plugin's tasks and the CometD listener's own (what a host cancelling the tasks of
+    its service reaches; the simulator's are spared)."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name().endswith("._guarded") or "CometDListener" in task.get_name()
+    ]
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 3])
+async def test_the_listeners_tasks_cancelled_before_they_ran_are_started_again(
+    pm: pluggy.PluginManager, sim: GWSSimulator, steps: int
+) -> None:
+    with warnings.catch_warnings(record=True) as caught, captured_logs() as logs:
+        warnings.simplefilter("always")
+        async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            for task in _the_plugins_tasks():
+                task.cancel()
+            for _ in range(3):
+                await asyncio.sleep(0)
+            with anyio.fail_after(10):
+                ack = await plugin.cancel(request_for(sim, handles(sim, 1)[0]))
+            assert ack.reference_id is not None
+            assert any("_watch" in task.get_name() for task in _the_plugins_tasks())
+        gc.collect()
+    assert events_named(logs, "background_task_crashed") == []
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
