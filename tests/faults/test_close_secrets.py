@@ -54,8 +54,8 @@ async def test_a_session_close_cut_short_unregisters_its_secrets(
     sim: GWSSimulator, steps: int
 ) -> None:
     """``GWSSession.close()`` itself, cancelled by a plain ``task.cancel()`` once it started,
-    after ``steps`` loop iterations (the HTTP client's own close, which the anyio shield does not protect
-    from it). Before, the session's CSRF token stayed registered."""
+    after ``steps`` loop iterations (the HTTP client's own close, which the anyio shield does
+    not protect from it). Before, the session's CSRF token stayed registered."""
     session = GWSSession(fast_config(sim.base_url))
     await session.open()
     csrf = session.csrf_header()
