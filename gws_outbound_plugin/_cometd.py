@@ -63,7 +63,10 @@ behaviour, point by point:
 16. its ``open()`` awaits its connect task: a timeout around it cancelled that task through
     the await, and the task's done callback took the cancellation that named the timeout, so
     an anonymous ``CancelledError`` escaped the timeout: :func:`_within` runs ``open()`` in
-    a task of its own.
+    a task of its own;
+17. ``receive()`` takes the next message in a task of its own and drops it when the waiting
+    task is cancelled in the loop turn in which that task took it: ``_GWSClient._get_message``
+    keeps it for the next wait.
 
 A refused subscription to an optional channel (anything but ``/v2/me/outbound``; GWS's
 ``/me/internal`` is known from the seed only, gws-outbound.md §10.8) does not stop the
@@ -440,14 +443,63 @@ class _GWSClient(Client):  # type: ignore[misc]
         self._detach_connect_callback()
         await super().close()
 
+    async def _get_message(self, connection_timeout: float) -> CometDMessage:
+        """aiocometd's wait for the next message (pinned version), keeping what it took.
+
+        The wait takes the message from the queue in a task of its own; aiocometd's
+        dropped it when the waiting task (the listener's) was cancelled in the loop turn in
+        which that task took it (a host cancelling every task): the message was lost (an
+        acknowledgement never heard, its request ``timed_out``). Here it is kept, and the
+        next wait (or :meth:`receive_queued`) returns it first."""
+        kept: CometDMessage | None = self.__dict__.get("_kept")
+        if kept is not None:
+            self._kept = None
+            return kept
+        if not _QUEUE_SEAM:  # pragma: no cover - another version: aiocometd's own
+            message: CometDMessage = await super()._get_message(connection_timeout)
+            return message
+        tasks: list[asyncio.Future[Any]] = []
+        if connection_timeout:
+            tasks.append(asyncio.ensure_future(self._wait_connection_timeout(connection_timeout)))
+        get_task = asyncio.ensure_future(self._incoming_queue.get())
+        tasks.append(get_task)
+        disconnected = asyncio.ensure_future(
+            self._transport.wait_for_state(TransportState.SERVER_DISCONNECTED)
+        )
+        tasks.append(disconnected)
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            if get_task.done() and not get_task.cancelled() and get_task.exception() is None:
+                self._kept = get_task.result()  # taken from the queue: not lost
+            raise
+        for task in pending:
+            task.cancel()
+        if get_task in done:
+            taken: CometDMessage = get_task.result()
+            return taken
+        if disconnected in done:
+            await self.close()
+            raise ServerError(
+                "Connection closed by the server", self._transport.last_connect_result
+            )
+        raise TransportTimeoutError("Lost connection with the server.")
+
     def receive_queued(self) -> CometDMessage | None:
         """The next message if one is already queued (as ``receive()`` would return it,
         ``ServerError`` for an unsuccessful reply), else ``None``: ``receive()`` then waits.
-        Always ``None`` with another version than the pinned one."""
+        Always ``None`` with another version than the pinned one. A message an interrupted
+        wait took (see :meth:`_get_message`) comes first."""
         queue = self.__dict__.get("_incoming_queue") if _QUEUE_SEAM else None
-        if queue is None or queue.empty():
+        message: CometDMessage | None = self.__dict__.get("_kept")
+        if message is not None:
+            self._kept = None
+        elif queue is None or queue.empty():
             return None
-        message: CometDMessage = queue.get_nowait()
+        else:
+            message = queue.get_nowait()
         self._verify_response(message)
         return message
 

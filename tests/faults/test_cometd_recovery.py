@@ -285,3 +285,47 @@ async def test_an_event_message_saying_unsuccessful_does_not_end_the_session(
     assert handshakes(sim) == 1
     assert recorder.user_events[0].user_event == "AgentNote"
     assert [a.reference_id for a in recorder.acks] == [request.reference_id]
+
+
+async def test_a_message_taken_for_the_listener_survives_its_task_being_cancelled(
+    pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The host cancels the listener's task (a plain ``task.cancel()``) in the loop turn in
+    which aiocometd's wait inside ``receive()`` took the next message from the client's queue:
+    the wait is interrupted, and aiocometd drops what its queue task took. The listener is
+    started again (the host's cancellation is taken back) but the message was gone: the
+    request's acknowledgement never reached it, and it ended ``timed_out``/``outcome_unknown``
+    although GWS acknowledged it. Now the message is kept for the next ``receive()``."""
+    # /v2/me/outbound alone: the notification is the request's only answer.
+    async with GWSSimulator(users={AGENT: PASSWORD}, forbidden_channels=["/me/internal"]) as sim:
+        first, second = (request_for(sim, h) for h in handles(sim, 2))
+        config = fast_config(sim.base_url, ack_timeout=2.0)
+        async with OutboundPlugin(pm, config) as plugin:
+            await plugin.cancel(first)
+            listener = plugin._listener
+            assert listener is not None and listener._client is not None
+            queue = listener._client._incoming_queue
+            [task] = [t for t in plugin_tasks() if "HTTPCometDTransport.run" in t.get_name()]
+            take = queue.get
+            armed = False
+
+            async def get() -> Any:  # the client's queue task, as aiocometd starts it
+                nonlocal armed
+                item = await take()
+                if armed:  # the host's "cancel every task" runs right after it, this turn
+                    armed = False
+                    task.cancel()
+                return item
+
+            queue.get = get  # type: ignore[method-assign]
+            task.cancel()  # the listener's next wait goes through get()
+            await anyio.sleep(0.1)
+            armed = True
+            try:
+                with anyio.fail_after(5):
+                    await plugin.cancel(second)
+            except CancelFailed as error:
+                pytest.fail(f"{error.failure.reason.value}: {error.failure.message}")
+            assert not armed, "the listener's wait never took a message"
+    assert {a.reference_id for a in recorder.acks} == {first.reference_id, second.reference_id}
+    assert recorder.failures == []
