@@ -33,7 +33,10 @@ def _latin1(value: str, what: str) -> bytes:
     try:
         return value.encode("latin-1")
     except UnicodeEncodeError:
-        raise UnwritableHeader(what) from None  # the error's text and object hold the value
+        pass
+    # Raised outside the handler: the UnicodeEncodeError (whose ``object`` is the value)
+    # is not even kept as a suppressed ``__context__``.
+    raise UnwritableHeader(what)
 
 
 class CountingJar(CookieJar):
@@ -132,7 +135,11 @@ class SessionHeaders:
         try:
             self.client.cookies.set_cookie_header(request)
         except UnicodeEncodeError:  # httpx writes the header as ASCII
-            raise UnwritableHeader("a cookie GWS gave this session") from None
+            unwritable = True
+        else:
+            unwritable = False
+        if unwritable:  # raised outside the handler: no __context__ holding the value
+            raise UnwritableHeader("a cookie GWS gave this session")
         header: str | None = request.headers.get("cookie")
         return header
 

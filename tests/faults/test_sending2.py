@@ -190,6 +190,12 @@ async def test_a_header_that_cannot_be_written_fails_the_post_as_not_sent(
     assert what in str(error) and "nothing was sent" in str(error)
     assert SECRET not in str(error) and "€" not in str(error)
     assert SECRET not in "".join(traceback.format_exception(error))
+    chain: list[BaseException] = []  # what a tool walking the chain regardless would show
+    link: BaseException | None = error
+    while link is not None:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    assert not [e for e in chain if isinstance(e, UnicodeError)]  # its .object is the value
     assert SECRET not in repr(logs)
     assert len(posts) == logins_passed  # the POST GWS refused unread (401), if any; no other
     assert [c.status for c in sim.cancels] == [401] * logins_passed
