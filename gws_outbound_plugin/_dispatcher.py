@@ -269,15 +269,8 @@ else:  # Python 3.11: no eager tasks; the same, by hand
                 raise StopIteration
             return self._coroutine.send(value)
 
-        def __next__(self) -> Any:  # the task's steps: send(None) without a second call
-            if self._waiting:
-                self._waiting = False
-                pending, self._pending = self._pending, None
-                return pending
-            if self._ended:
-                self._last_step()
-                raise StopIteration
-            return self._coroutine.send(None)
+        def __next__(self) -> Any:  # the task's steps (asyncio sends None as next())
+            return self.send(None)
 
         def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
             if self._ended:
