@@ -249,7 +249,10 @@ class InterruptAfter(io.TextIOBase):
         return written
 
     def flush(self) -> None:
-        self._inner.flush()
+        # Also called when this object is collected (io's finaliser closes it), maybe in a
+        # later test, once the captured stream it wraps is closed.
+        if not self._inner.closed:
+            self._inner.flush()
 
     def isatty(self) -> bool:
         return False
