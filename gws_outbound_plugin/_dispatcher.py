@@ -623,7 +623,7 @@ class HookDispatcher:
             HOOK_TASKS[task] = self._pm
             HOOK_TASK.set(task)  # in this task's own context: the tasks it starts inherit it
         try:
-            scope = _cancel_scope() if _SCOPE_CLASS is None else _SCOPE_CLASS()
+            scope = _cancel_scope()
             with scope:
                 call.scope = scope
                 await awaitable
