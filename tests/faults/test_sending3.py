@@ -77,3 +77,64 @@ async def test_a_refusal_after_a_message_by_reference_is_not_taken_as_nothing_do
     assert failure.status_code == 4
     assert [f.request for f in recorder.failures] == [request]
     assert recorder.acks == []
+
+
+# -- 2. _within(): no exception left unretrieved -------------------------------------------------
+
+
+class _CleanupFailed(Exception):
+    """What a step raises when it is cancelled and its clean-up fails (a client whose
+    cancelled connect raises its own error)."""
+
+
+@pytest.mark.parametrize("how", ["timeout", "caller-cancelled", "fails-as-caller-cancelled"])
+async def test_within_leaves_no_task_exception_unretrieved(how: str) -> None:
+    """``_within`` (the listener's bound around aiocometd's ``open()``) runs the step in a
+    task of its own. When the step ended with an exception nobody asked for (it failed on
+    being cancelled at the timeout or with its caller, or failed in the loop turn in which
+    its caller was cancelled), asyncio logged "Task exception was never retrieved" (an
+    error in a host's log, at an arbitrary later moment: when the task was collected).
+    Now the step's exception is always retrieved; the caller still gets ``TimeoutError`` or
+    its cancellation."""
+    import asyncio
+    import gc
+
+    from gws_outbound_plugin._cometd import _within
+
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
+    caller: asyncio.Task[None] | None = None
+
+    async def step() -> None:
+        if how == "fails-as-caller-cancelled":
+            assert caller is not None
+            await asyncio.sleep(0)
+            caller.cancel()  # the host cancels the caller in the turn the step fails in
+            raise _CleanupFailed
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise _CleanupFailed from None
+
+    async def call() -> None:
+        await _within(0.05 if how == "timeout" else 60, step())
+
+    try:
+        caller = asyncio.ensure_future(call())
+        if how == "caller-cancelled":
+            await asyncio.sleep(0.01)
+            caller.cancel()
+        outcome = (await asyncio.wait((caller,)))[0].pop()
+        if how == "timeout":
+            assert isinstance(outcome.exception(), TimeoutError)
+        else:
+            assert outcome.cancelled()
+        del caller, outcome
+        for _ in range(3):
+            gc.collect()
+            await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []
