@@ -634,9 +634,18 @@ class GWSSession(SessionHeaders):
                     method, path, content=encoded, headers=request_headers
                 )
             except UnicodeEncodeError:  # httpx writes headers as ASCII: raised before sending
+                unwritable = True
+            else:
+                unwritable = False
+            if unwritable:  # raised outside the handler: no __context__ holding the value
+                # What cannot be written is dropped (kept, it failed every later request).
+                if self._csrf is not None and not "".join(self._csrf).isascii():
+                    self._csrf = None
+                    logger.warning("gws_csrf_token_dropped")
+                self.drop_unwritable_cookies()
                 raise self._unwritable(
                     method, path, "the CSRF token or a cookie GWS gave this session"
-                ) from None
+                )
         except httpx.TransportError as error:
             self._raise_transport_error(method, path, error)
         return _Answer(

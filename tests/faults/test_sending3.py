@@ -6,6 +6,8 @@ before its fix (checked on the parent commit)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 import pluggy
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import StallingProxy, handles, request_for
+from tests.faults.support import StallingProxy, captured_logs, handles, request_for
 from tests.helpers import AGENT, Recorder
 
 pytestmark = pytest.mark.anyio
@@ -63,9 +65,7 @@ async def test_a_refusal_after_a_message_by_reference_is_not_taken_as_nothing_do
 
     sim.faults.http_error(503, count=None)
     async with StallingProxy(sim.port, answer=answer) as proxy:
-        config = fast_config(
-            proxy.base_url, retries=retries, retry_backoff=0.05, ack_timeout=0.3
-        )
+        config = fast_config(proxy.base_url, retries=retries, retry_backoff=0.05, ack_timeout=0.3)
         async with OutboundPlugin(pm, config) as plugin:
             with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
                 await plugin.cancel(request)
@@ -105,13 +105,12 @@ async def test_within_leaves_no_task_exception_unretrieved(how: str) -> None:
     reported: list[str] = []
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
-    caller: asyncio.Task[None] | None = None
+    callers: list[asyncio.Task[None]] = []
 
     async def step() -> None:
         if how == "fails-as-caller-cancelled":
-            assert caller is not None
             await asyncio.sleep(0)
-            caller.cancel()  # the host cancels the caller in the turn the step fails in
+            callers[0].cancel()  # the host cancels the caller in the turn the step fails in
             raise _CleanupFailed
         try:
             await asyncio.sleep(60)
@@ -122,19 +121,109 @@ async def test_within_leaves_no_task_exception_unretrieved(how: str) -> None:
         await _within(0.05 if how == "timeout" else 60, step())
 
     try:
-        caller = asyncio.ensure_future(call())
+        callers.append(asyncio.ensure_future(call()))
         if how == "caller-cancelled":
             await asyncio.sleep(0.01)
-            caller.cancel()
-        outcome = (await asyncio.wait((caller,)))[0].pop()
+            callers[0].cancel()
+        outcome = (await asyncio.wait(callers))[0].pop()
         if how == "timeout":
             assert isinstance(outcome.exception(), TimeoutError)
         else:
             assert outcome.cancelled()
-        del caller, outcome
+        del callers[:], outcome
         for _ in range(3):
             gc.collect()
             await asyncio.sleep(0)
     finally:
         loop.set_exception_handler(previous)
     assert reported == []
+
+
+# -- 3. a cookie or CSRF token that cannot be written: one request, not an outage ----------------
+
+#: A value a proxy puts in a header; ``€`` (UTF-8, as httpx reads it) is no Latin-1 character.
+SECRET = "s3cret-91c4"
+EURO = "€".encode()
+LOGGED_IN = b'{"statusCode":0,"user":{"userName":"agent1"}}'
+
+
+def _second_login_answered_with(header: bytes) -> Callable[[bytes, bytes], bytes | None]:
+    """A proxy rule: the second login (``GET /api/v2/me``, the re-login after a 401) is
+    answered by the proxy with GWS's success and ``header`` (a node setting a cookie, or
+    giving a CSRF token, that cannot be written in a header); the session and token of the
+    first login stay valid at GWS. Everything else passes on."""
+    logins = 0
+
+    def answer(head: bytes, _body: bytes) -> bytes | None:
+        nonlocal logins
+        if not head.startswith(b"GET /api/v2/me "):
+            return None
+        logins += 1
+        if logins != 2:
+            return None
+        return (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            % len(LOGGED_IN)
+            + header
+            + b"\r\n\r\n"
+            + LOGGED_IN
+        )
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("header", "what", "statuses"),
+    [
+        (
+            b"Set-Cookie: AFFINITY=" + SECRET.encode() + EURO + b"; Path=/",
+            "a cookie",
+            [200, 401, 200],
+        ),
+        (
+            b"X-CSRF-HEADER: X-CSRF-TOKEN\r\nX-CSRF-TOKEN: " + SECRET.encode() + EURO,
+            "CSRF",
+            [200, 401, 403, 200],  # the third without a token: refused unread, a new login
+        ),
+    ],
+    ids=["cookie", "csrf-token"],
+)
+async def test_a_header_that_cannot_be_written_fails_one_request_not_every_later_one(
+    pm: pluggy.PluginManager,
+    sim: GWSSimulator,
+    recorder: Recorder,
+    header: bytes,
+    what: str,
+    statuses: list[int],
+) -> None:
+    """GWS refuses a cancel unread (401); the re-login's answer sets a cookie, or gives a CSRF
+    token, holding a character outside Latin-1. The cancel written again is refused before
+    anything is written (``transport_failure``, nothing sent), as before. But the value
+    stayed in the session (the cookie in its jar, the token until the next login, which
+    nothing asked for): every later request of the host failed the same way until the plugin
+    was restarted, a lasting outage. Now what cannot be written is dropped when found (a
+    request without the token is refused unread and logs in again): the next cancel is
+    acknowledged; the value is in no message or log. Before, the cookie also failed the
+    CometD client's requests, and closing the plugin raised ``UnwritableHeader`` out of the
+    host's ``async with``."""
+    handle_1, handle_2, handle_3 = handles(sim, 3)
+    rule = _second_login_answered_with(header)
+    with captured_logs() as logs:
+        async with StallingProxy(sim.port, answer=rule) as proxy:
+            config = fast_config(proxy.base_url)
+            async with OutboundPlugin(pm, config) as plugin:
+                first = await plugin.cancel(request_for(sim, handle_1))
+                sim.faults.unauthorized(count=1)
+                with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+                    await plugin.cancel(request_for(sim, handle_2))
+                with anyio.fail_after(10):
+                    third = await plugin.cancel(request_for(sim, handle_3))
+    failure = info.value.failure
+    assert first.record_handle == handle_1 and third.record_handle == handle_3
+    assert failure.reason is FailureReason.TRANSPORT_FAILURE, failure
+    assert failure.may_have_acted is False
+    assert failure.message is not None and "nothing was sent" in failure.message
+    assert what in failure.message
+    assert SECRET not in failure.message and SECRET not in repr(logs)
+    assert [c.status for c in sim.cancels] == statuses  # the second not written again
+    assert [a.record_handle for a in recorder.acks] == [handle_1, handle_3]
