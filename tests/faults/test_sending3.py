@@ -227,3 +227,110 @@ async def test_a_header_that_cannot_be_written_fails_one_request_not_every_later
     assert SECRET not in failure.message and SECRET not in repr(logs)
     assert [c.status for c in sim.cancels] == statuses  # the second not written again
     assert [a.record_handle for a in recorder.acks] == [handle_1, handle_3]
+
+
+# -- 4. Retry-After on a 503 or 429 --------------------------------------------------------------
+
+UNAVAILABLE = b'{"statusCode":4,"statusMessage":"Voice service is not available at this time"}'
+
+
+def _cancels_answered(
+    answers: list[bytes], arrived: list[float]
+) -> Callable[[bytes, bytes], bytes | None]:
+    """A proxy rule: the n-th cancel POST is answered with ``answers[n]`` by the proxy (GWS
+    never gets it), or passes on to GWS once the list is used up; ``arrived`` gets the loop's
+    time of each cancel POST."""
+
+    def answer(head: bytes, _body: bytes) -> bytes | None:
+        if not _is_cancel(head, _body):
+            return None
+        arrived.append(anyio.current_time())
+        return answers[len(arrived) - 1] if len(arrived) <= len(answers) else None
+
+    return answer
+
+
+def _unavailable(retry_after: bytes, status: bytes = b"503 Service Unavailable") -> bytes:
+    body = UNAVAILABLE if status.startswith(b"503") else b"Too many requests"
+    kind = b"application/json" if status.startswith(b"503") else b"text/plain"
+    return (
+        b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nRetry-After: %s\r\n\r\n"
+        % (status, kind, len(body), retry_after)
+        + body
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"),
+    [(b"503 Service Unavailable", b"1"), (b"429 Too Many Requests", b"1")],
+    ids=["503", "429"],
+)
+async def test_retry_after_is_honoured_within_the_retry_policy(
+    pm: pluggy.PluginManager,
+    sim: GWSSimulator,
+    recorder: Recorder,
+    status: bytes,
+    retry_after: bytes,
+) -> None:
+    """GWS answers the cancel 503 (its ``statusCode`` 4) or a rate limiter 429, both with
+    ``Retry-After: 1``: nothing was processed, and the server says when to come back. The
+    retry policy would wait 0.5 s (``retry_backoff``; 1.5 s in all for two retries). Before,
+    the header was ignored (the second attempt came 0.5 s later) and a 429 was not retried at all
+    (``transport_failure`` at once). Now the wait is the longer of the two, within what the
+    policy waits in all (so ``outcome_bound`` holds), and the cancel is acknowledged."""
+    arrived: list[float] = []
+    rule = _cancels_answered([_unavailable(retry_after, status)], arrived)
+    handle = handles(sim, 1)[0]
+    async with StallingProxy(sim.port, answer=rule) as proxy:
+        config = fast_config(proxy.base_url, retries=2, retry_backoff=0.5)
+        async with OutboundPlugin(pm, config) as plugin:
+            with anyio.fail_after(10):
+                ack = await plugin.cancel(request_for(sim, handle))
+    assert ack.record_handle == handle
+    assert len(arrived) == 2
+    assert arrived[1] - arrived[0] >= 1.0  # the loop's clock: not before the server asked
+    assert [c.status for c in sim.cancels] == [200]
+    assert recorder.failures == []
+
+
+async def test_a_retry_after_beyond_the_retry_policy_ends_the_retries(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """Every attempt is answered 503 with ``Retry-After: 1``; the policy waits 0.5 s, then
+    1 s (1.5 s in all). The first wait is 1 s as asked; the second would take the waits past
+    the policy's 1.5 s (and the request past ``outcome_bound``): the request is not tried again
+    and fails with GWS's refusal (``rejected``, nothing processed), saying why. A
+    ``Retry-After: 120`` ends it after the first attempt."""
+    handle_1, handle_2 = handles(sim, 2)
+    arrived: list[float] = []
+    answers = [_unavailable(b"1"), _unavailable(b"1"), _unavailable(b"120")]
+    rule = _cancels_answered(answers, arrived)
+    async with StallingProxy(sim.port, answer=rule) as proxy:
+        config = fast_config(proxy.base_url, retries=2, retry_backoff=0.5)
+        async with OutboundPlugin(pm, config) as plugin:
+            with anyio.fail_after(10), pytest.raises(CancelFailed) as first:
+                await plugin.cancel(request_for(sim, handle_1))
+            with anyio.fail_after(10), pytest.raises(CancelFailed) as second:
+                await plugin.cancel(request_for(sim, handle_2))
+    assert len(arrived) == 3  # two attempts of the first, one of the second
+    assert arrived[1] - arrived[0] >= 1.0
+    for info, attempts in ((first, 2), (second, 1)):
+        failure = info.value.failure
+        assert failure.reason is FailureReason.REJECTED, failure
+        assert failure.status_code == 4 and failure.may_have_acted is False
+        assert failure.message is not None and "Retry-After" in failure.message, failure
+        assert f"after {attempts} attempt" in failure.message
+    assert sim.cancels == []
+
+
+def test_retry_after_values() -> None:
+    """The two forms of ``Retry-After``: seconds, and an HTTP date (a past one is ``0``);
+    anything else is ignored (the policy's own delay applies)."""
+    from gws_outbound_plugin._session import retry_after_seconds
+
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds(" 0 ") == 0.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert 80_000 < (retry_after_seconds("Fri, 31 Dec 9999 23:59:59 GMT") or 0) <= 86_400
+    for unreadable in (None, "", "-1", "1.5", "soon", "٣"):
+        assert retry_after_seconds(unreadable) is None
