@@ -180,6 +180,8 @@ class _SessionRefused(Exception):
         super().__init__(http_status)
         self.http_status = http_status
         self.status_code = status_code
+        self.attempts = 1
+        """The attempts of the round it ended, this one included (set by ``_retrying``)."""
 
     def describe(self) -> str:
         suffix = ", statusCode 20" if self.status_code == 20 else ""
@@ -263,6 +265,10 @@ class GWSSession(SessionHeaders):
         self._csrf: tuple[str, str] | None = None
         self._generation = 0
         self._login_lock = anyio.Lock()
+        # Logins ended so far, and how the last one failed (None: it succeeded): a request
+        # that waited for another's re-login takes its result instead of logging in again.
+        self._logins_ended = 0
+        self._login_failure: GWSError | None = None
         self._auth_failed_at: float | None = None
         self._client: httpx.AsyncClient | None = None
         # Secret values registered with the library-log guard while the session is open.
@@ -379,8 +385,9 @@ class GWSSession(SessionHeaders):
 
     # -- requests ----------------------------------------------------------------------------
 
-    async def login(self) -> None:
+    async def login(self, *, retry: bool = True) -> None:
         """``GET /api/v2/me`` with Basic credentials: new session cookie and CSRF token.
+        ``retry=False``: one attempt (a re-login, which ``outcome_bound`` counts as one).
 
         :raises GWSAuthenticationError: GWS refused the credentials (401, 403, statusCode 20),
             or did so less than ``AUTH_FAILURE_HOLD`` seconds ago.
@@ -403,13 +410,29 @@ class GWSSession(SessionHeaders):
             return self._interpret("GET", "/me", response), response
 
         try:
-            body, response = await self._retrying("GET", "/me", attempt)
+            if retry:
+                body, response = await self._retrying("GET", "/me", attempt)
+            else:
+                try:
+                    body, response = await attempt()
+                except _Transient as transient:
+                    raise transient.error from None
         except _SessionRefused as refused:
             self._auth_failed_at = time.monotonic()
             logger.warning("gws_login_refused", user=user, http_status=refused.http_status)
+            self._login_ended(
+                GWSAuthenticationError(
+                    f"GWS refused the credentials of {user!r} at {self.target} "
+                    f"({refused.describe()})"
+                )
+            )
             raise GWSAuthenticationError(
                 f"GWS refused the credentials of {user!r} at {self.target} ({refused.describe()})"
             ) from None
+        except GWSError as error:
+            self._login_ended(error)
+            raise
+        self._login_ended(None)
         self._auth_failed_at = None
         found = body.get("user")
         self.user = dict(found) if isinstance(found, Mapping) else {}
@@ -552,13 +575,16 @@ class GWSSession(SessionHeaders):
                     path=path,
                 )
                 first_refusal = refused.describe()
-            resume = None
+                made_before = refused.attempts
             if method == "POST":  # interrupted during the re-login: it goes on from here
-                note_backoff(0, True, generation, 0.0)
+                note_backoff(made_before, True, generation, 0.0)
         else:
             generation = resume.generation
             first_refusal = "before its sender was interrupted"
-        # GWS refused it unread: log in again (once for concurrent requests) and resend.
+            made_before = resume.attempts
+        # GWS refused it unread: log in again (once for concurrent requests) and resend, the
+        # retries going on where they stood (the attempt after the login always made): one
+        # round of retries and one login in all, as ``outcome_bound`` counts them.
         try:
             await self._relogin(generation)
         except GWSStatusError as error:
@@ -580,12 +606,7 @@ class GWSSession(SessionHeaders):
             ) from None
         try:
             return await self._retrying(
-                method,
-                path,
-                attempt,
-                generation,
-                relogged=True,
-                made=resume.attempts if resume else 0,
+                method, path, attempt, generation, relogged=True, made=made_before
             )
         except _SessionRefused as refused:
             raise GWSAuthenticationError(
@@ -593,11 +614,23 @@ class GWSSession(SessionHeaders):
                 f"({refused.describe()})"
             ) from None
 
+    def _login_ended(self, failure: GWSError | None) -> None:
+        self._logins_ended += 1
+        self._login_failure = failure
+
     async def _relogin(self, generation: int) -> None:
+        """Log in again (one attempt), unless another request did since ``generation``; a
+        login another request made while this one waited for it decides for both (its
+        failure is raised again): a request waits for one login at most, as
+        ``outcome_bound`` counts."""
+        ended = self._logins_ended
         async with self._login_lock:
             if self._generation != generation:
                 return  # another request already logged in again
-            await self.login()
+            failure = self._login_failure
+            if self._logins_ended != ended and failure is not None:
+                raise _again(failure)
+            await self.login(retry=False)
 
     async def _retrying(
         self,
@@ -661,6 +694,9 @@ class GWSSession(SessionHeaders):
             return await policy.retrying(
                 attempt, retry_if=worth_another, on_retry=on_retry, made=made
             )
+        except _SessionRefused as refused:
+            refused.attempts = attempts
+            raise
         except _Transient as transient:
             error = transient.error
             if asked_too_long is not None:
@@ -854,6 +890,15 @@ class GWSSession(SessionHeaders):
                     PLUGIN_SECRETS.discard_secret(self._csrf[1])
                 self._guard(token)
             self._csrf = (name, token)
+
+
+def _again(error: GWSError) -> GWSError:
+    """A new exception saying what ``error`` said (raised in another task)."""
+    if isinstance(error, GWSStatusError):
+        return GWSStatusError(
+            error.status_code, error.status_message, http_status=error.http_status
+        )
+    return type(error)(str(error))
 
 
 def _asked_too_long(error: GWSError, asked: float, policy: RetryPolicy, attempts: int) -> GWSError:

@@ -334,3 +334,62 @@ def test_retry_after_values() -> None:
     assert 80_000 < (retry_after_seconds("Fri, 31 Dec 9999 23:59:59 GMT") or 0) <= 86_400
     for unreadable in (None, "", "-1", "1.5", "soon", "٣"):
         assert retry_after_seconds(unreadable) is None
+
+
+# -- 5. the re-login round, counted in the bound ---------------------------------------------------
+
+
+async def test_a_relogin_round_ends_with_its_own_answer_within_the_bound(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """GWS answers a cancel 503 (its ``statusCode`` 4: nothing processed), the retry 401
+    (refused unread), and after the re-login 503 again. Before, the re-login gave the POST a
+    fresh round of retries that ``outcome_bound`` did not count: the session waited
+    ``retry_backoff`` again and the request's deadline came first, ending it not as GWS
+    answered it but as the deadline found it ("GWS got none of its attempts within 4.15s",
+    or, with an attempt in flight then, ``outcome_unknown`` for a request GWS went on to
+    process). Now one re-login is counted in the bound (the login and the attempt after it,
+    ``request_timeout`` each) and the retries go on where they stood: the 503 after the
+    re-login was the last attempt the policy allows, and the request ends with GWS's own
+    answer (``rejected``, ``statusCode`` 4), within the bound the plugin reports (the loop's
+    clock)."""
+    config = fast_config(
+        sim.base_url,
+        request_timeout=0.5,
+        retries=1,
+        retry_backoff=2.5,
+        ack_timeout=0.1,
+        merge_window=0.05,
+    )
+    handle = handles(sim, 1)[0]
+    async with OutboundPlugin(pm, config) as plugin:
+        bound = plugin.outcome_bound
+        # CometD wait, two attempts, the login and the attempt after it; one backoff.
+        assert bound == pytest.approx(0.5 + 0.5 * (2 + 2) + 2.5 + 0.1 + 0.05)
+        sim.faults.http_error(503, count=1)
+        sim.faults.unauthorized(count=1)
+        sim.faults.http_error(503, count=None)
+        request = request_for(sim, handle)
+        accepted = anyio.current_time()
+        with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+            await plugin.cancel(request)
+        decided = anyio.current_time()
+        await anyio.sleep(config.retry_backoff + 0.5)  # past when a fresh round would write
+        sim.faults.clear()
+    failure = info.value.failure
+    assert [c.status for c in sim.cancels] == [503, 401, 503]
+    assert failure.reason is FailureReason.REJECTED, failure
+    assert failure.status_code == 4 and failure.may_have_acted is False
+    assert decided - accepted <= bound
+    assert [f.request for f in recorder.failures] == [request]
+
+
+def test_the_bound_counts_one_relogin() -> None:
+    """``outcome_bound`` with the defaults: CometD (10 s), three attempts and the re-login's
+    login and attempt (10 s each), the backoffs (0.2 + 0.4 s), the acknowledgement (10 s)
+    and the merge window (0.25 s)."""
+    from gws_outbound_plugin import GWSConfig, make_plugin_manager
+
+    config = GWSConfig(base_url="https://gws.example.com", username="agent1", password="pw")
+    plugin = OutboundPlugin(make_plugin_manager(load_entrypoints=False), config)
+    assert plugin.outcome_bound == pytest.approx(10 + 10 * (3 + 2) + 0.6 + 10 + 0.25)
