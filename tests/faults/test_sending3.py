@@ -393,3 +393,55 @@ def test_the_bound_counts_one_relogin() -> None:
     config = GWSConfig(base_url="https://gws.example.com", username="agent1", password="pw")
     plugin = OutboundPlugin(make_plugin_manager(load_entrypoints=False), config)
     assert plugin.outcome_bound == pytest.approx(10 + 10 * (3 + 2) + 0.6 + 10 + 0.25)
+
+
+async def test_a_request_waiting_for_another_ones_relogin_takes_its_result(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """Two cancels refused unread (401). The first's re-login is slow and GWS answers it 503
+    (its ``statusCode`` 4); the second's 401 comes while that login is under way, and it waits
+    for it. Before, the second then logged in again itself, with retries of its own (two
+    logins, each with a round of retries, none of which ``outcome_bound`` counted). Now a
+    request waits for one login at most, as the bound counts: the login it waited for decides
+    for it too (its failure: nothing of the POST was processed), and nobody logs in a third
+    time."""
+    logins = 0
+    unavailable = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(UNAVAILABLE) + UNAVAILABLE
+    )
+
+    def is_login(head: bytes) -> bool:
+        return head.startswith(b"GET /api/v2/me ")
+
+    def answer(head: bytes, _body: bytes) -> bytes | None:
+        return unavailable if is_login(head) and logins >= 2 else None
+
+    def hold(head: bytes, _body: bytes) -> float:
+        nonlocal logins
+        if not is_login(head):
+            return 0.0
+        logins += 1
+        return 0.5 if logins == 2 else 0.0  # the re-login: slow
+
+    handle_1, handle_2 = handles(sim, 2)
+    async with StallingProxy(sim.port, answer=answer, hold=hold) as proxy:
+        config = fast_config(proxy.base_url, retries=2, retry_backoff=0.01)
+        async with OutboundPlugin(pm, config) as plugin:
+            sim.faults.unauthorized(count=2)
+            first = plugin.submit(request_for(sim, handle_1))
+            with anyio.fail_after(5):
+                while logins < 2:  # the first's re-login is under way
+                    await anyio.sleep(0.01)
+            second = plugin.submit(request_for(sim, handle_2))
+            failures = []
+            for ticket in (first, second):
+                with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+                    await ticket
+                failures.append(info.value.failure)
+    assert logins == 2  # the start, and the one re-login both waited for
+    assert [c.status for c in sim.cancels] == [401, 401]
+    for failure in failures:
+        assert failure.reason is FailureReason.AUTHENTICATION_FAILED, failure
+        assert failure.may_have_acted is False
+        assert failure.message is not None and "logging in again failed" in failure.message
