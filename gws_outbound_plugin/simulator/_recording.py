@@ -120,6 +120,8 @@ class HandledOperation:
         carried none (a bare 5xx, a CSRF 403, no answer).
     :param ocs: What OCS did with it (:class:`OCSVerdict`); ``None`` when GWS did not pass it
         on (refused, invalid, not answered).
+    :param answer_delay: Seconds the answer was held back after that (the ``slow_answer``
+        fault), else 0: a client whose read timeout is shorter never hears it.
     """
 
     reference_id: str | None
@@ -131,6 +133,7 @@ class HandledOperation:
     http_status: int
     status_code: int | None
     ocs: OCSVerdict | None
+    answer_delay: float = 0.0
 
 
 def _looks_secret(key: str) -> bool:

@@ -68,6 +68,7 @@ def _handled(
     handled: Handled | None,
     *,
     reset: bool,
+    delay: float,
 ) -> HandledOperation:
     """The journal's entry for an outbound POST answered with ``response``."""
     body = request_info(request).body
@@ -89,7 +90,7 @@ def _handled(
     command = handled[0] if handled is not None else None
     handle: int | None = command.record_handle if command is not None else None
     in_path = request.match_info.get("handle", "")
-    if handle is None and in_path.isascii() and in_path.isdigit():
+    if handle is None and in_path.isascii() and in_path.isdigit() and len(in_path) <= 20:
         handle = int(in_path)
     return HandledOperation(
         reference_id=reference if isinstance(reference, str) else None,
@@ -101,6 +102,7 @@ def _handled(
         http_status=0 if reset else response.status,
         status_code=status_code,
         ocs=handled[2] if handled is not None else None,
+        answer_delay=0.0 if reset else delay,
     )
 
 
@@ -239,7 +241,11 @@ class RestAPI:
                 response = self._refusal(plan.refusal)
             else:
                 response, verdict = self._outbound_answer(request, resource, path_value)
-        self.journal.append(_handled(request, operation, response, verdict, reset=plan.reset))
+        self.journal.append(
+            _handled(
+                request, operation, response, verdict, reset=plan.reset, delay=plan.slow_seconds
+            )
+        )
         if plan.reset:
             return response
         if plan.slow_seconds > 0:
