@@ -20,6 +20,7 @@ from ._core_hooks import (
     CORE_PLUGIN_NAME,
     CoreAbsentGuard,
     CoreHooks,
+    CoreMarker,
     bind_core,
     log_request_goes_on,
     not_a_request,
@@ -354,6 +355,7 @@ class OutboundPlugin:
                 f"a plugin named {self.name!r} is already registered: one OutboundPlugin "
                 "per plugin manager"
             )
+        self._refuse_a_second_core()
         spec = getattr(self.pm.hook, "on_cancel_requested", None)
         if not isinstance(spec, pluggy.HookCaller) or spec.spec is None:
             raise GWSOutboundError(
@@ -367,6 +369,9 @@ class OutboundPlugin:
         try:
             await self._transport.open(self._events)
             await self._tasks.enter()
+            # Again, now that the transport is open: another plugin on this manager may have
+            # started meanwhile (both entered at once).
+            self._refuse_a_second_core()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._transport.close()
@@ -388,6 +393,24 @@ class OutboundPlugin:
             refused_channels=list(self.refused_channels) or None,
         )
         return self
+
+    def _refuse_a_second_core(self) -> None:
+        """One running ``OutboundPlugin`` per plugin manager, whatever its ``name=``: a
+        second core on the same bus would accept every request the first accepts, send it
+        again (with the same referenceId, through its own session) and fire a second outcome
+        for it on the same hooks."""
+        for name, plugin in self.pm.list_name_plugin():
+            if isinstance(plugin, CoreHooks) and plugin.engine is not None:
+                marker = next(
+                    (n for n, p in self.pm.list_name_plugin() if isinstance(p, CoreMarker)),
+                    name,
+                )
+                raise GWSOutboundError(
+                    f"another OutboundPlugin (named {marker!r}) runs on this plugin manager: "
+                    "one OutboundPlugin per plugin manager (a second one would send every "
+                    "request again and give it a second outcome); give each agent a manager "
+                    "of its own"
+                )
 
     async def __aexit__(
         self,
