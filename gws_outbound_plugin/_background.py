@@ -134,9 +134,21 @@ class BackgroundTasks:
 
         def ended(task: asyncio.Task[Any]) -> None:
             self._tasks.discard(task)
-            if task.cancelled() and not started:  # cancelled before it ran its first step
-                safe_log(logger.info, "plugin_task_cancellation_contained", task=name)
-                self._launch(make, name, scope)
+            if task.cancelled():
+                if not started:  # cancelled before it ran its first step
+                    safe_log(logger.info, "plugin_task_cancellation_contained", task=name)
+                    self._launch(make, name, scope)
+                return
+            error = task.exception()  # asked for: never "Task exception was never retrieved"
+            if error is not None and not isinstance(error, KeyboardInterrupt | SystemExit):
+                safe_log(  # pragma: no cover - _guarded logs every other error itself
+                    logger.error,
+                    "background_task_crashed",
+                    task=name,
+                    exc_info=(type(error), error, error.__traceback__),
+                )
+            # A KeyboardInterrupt / SystemExit went through the event loop to the host
+            # when the task raised it (as asyncio does); nothing to log here.
 
         task.add_done_callback(ended)
 

@@ -123,6 +123,7 @@ class _HookCall:
         "finished",
         "hook_name",
         "impl",
+        "interrupt",
         "scope",
         "timed_out",
         "timeout",
@@ -147,6 +148,11 @@ class _HookCall:
         """The scope bounding the call (``hook_timeout``), once the call started."""
         self.timed_out = False
         """Whether the call was reported as timed out (once per call)."""
+        self.interrupt: BaseException | None = None
+        """The ``KeyboardInterrupt`` / ``SystemExit`` the hook raised, raised by the caller
+        once the call ended: it never leaves the hook's task as that task's exception (a task
+        that ends with one is logged as "Task exception was never retrieved" when nobody
+        asks for it, and on Python 3.12 an eager first step raising one loses the task)."""
 
     def end(self) -> None:
         """The task's body's last step: no deadline any more, and the caller wakes."""
@@ -581,21 +587,24 @@ class HookDispatcher:
                             await asyncio.wait((task,))
                         except asyncio.CancelledError:
                             take_back_cancellation("hook call")
+                if call.interrupt is not None:
+                    raise call.interrupt from None
                 raise
         elif not task.done():
             # Python 3.11: the call ended in the first step; the task ends at its own
             # first step (the loop's next round), which runs nothing of the hook's.
             if task.cancelling():  # the hook cancelled its own task, and returned
                 self._cancelled_task(call, awaitable)
+            if call.interrupt is not None:
+                raise call.interrupt
             if _TAILS.count > _TAILS_AT_MOST:
                 await _let_the_loop_run()
             return
         if task.cancelled():  # cancelled from outside before it could even start
             self._cancelled_task(call, awaitable)
             return
-        error = task.exception()
-        if error is not None:  # KeyboardInterrupt / SystemExit: not ours to swallow
-            raise error
+        if call.interrupt is not None:  # KeyboardInterrupt / SystemExit: not ours to swallow
+            raise call.interrupt
 
     def _cancelled_task(self, call: _HookCall, awaitable: Any) -> None:
         close = getattr(awaitable, "close", None)
@@ -633,7 +642,8 @@ class HookDispatcher:
             report_hook_failure(self._pm, call.impl.plugin_name, call.hook_name, error)
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt | SystemExit):
-                raise
+                call.interrupt = error  # the caller raises it (see _HookCall.interrupt)
+                return
             # A stray CancelledError (the hook's own timer, a task.cancel() of this task
             # from outside), pytest's fail(): that plugin's failure, contained in this task.
             report_hook_failure(self._pm, call.impl.plugin_name, call.hook_name, error)
