@@ -218,6 +218,19 @@ def _cancel_scope() -> anyio.CancelScope:
     return _SCOPE_CLASS()
 
 
+def _host_task(
+    loop: asyncio.AbstractEventLoop,
+    coroutine: Coroutine[Any, Any, None],
+    context: contextvars.Context,
+) -> asyncio.Task[None]:
+    """The task of a hook call when the host set a task factory (``loop.set_task_factory``):
+    made by it, as every other task of the loop is (a host's Task subclass, its context
+    propagation, its bookkeeping of the loop's tasks). Its first step runs when the
+    factory's task takes it (at once with an eager factory, else in the loop's next
+    round)."""
+    return loop.create_task(coroutine, context=context)
+
+
 if sys.version_info >= (3, 12):
 
     def _start_task(
@@ -226,7 +239,9 @@ if sys.version_info >= (3, 12):
         context: contextvars.Context,
     ) -> asyncio.Task[None]:
         """A task for one hook call, its first step run at once (a hook that never waits
-        costs no trip through the event loop)."""
+        costs no trip through the event loop); the host's task factory's, if it set one."""
+        if loop.get_task_factory() is not None:
+            return _host_task(loop, coroutine, context)
         return asyncio.Task(coroutine, loop=loop, eager_start=True, context=context)
 
 else:  # Python 3.11: no eager tasks; the same, by hand
@@ -336,8 +351,10 @@ else:  # Python 3.11: no eager tasks; the same, by hand
         """A task for one hook call, its first step run at once (a hook that never waits
         costs no trip through the event loop): as Python 3.12's ``eager_start=True`` does,
         the first step runs here, in the task (it is the current task, in its context),
-        and the task goes on from there."""
+        and the task goes on from there. The host's task factory's task, if it set one."""
         caller = asyncio.current_task(loop)
+        if loop.get_task_factory() is not None:
+            return _host_task(loop, coroutine, context)
         if caller is None:  # pragma: no cover - dispatch() always runs in a task
             return asyncio.Task(coroutine, loop=loop, context=context)
         runs = _FirstStepTaken(coroutine)

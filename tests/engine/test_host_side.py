@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from typing import Any
 
 import pluggy
@@ -136,3 +137,53 @@ def test_a_keyboard_interrupt_in_an_async_hook_reaches_the_host_and_nothing_is_l
     assert interrupted
     gc.collect()
     assert [c.get("message") for c in unretrieved] == []
+
+
+class HostTask(asyncio.Task):  # type: ignore[type-arg]
+    """What a host's task factory makes (its own Task subclass, carrying what it tracks)."""
+
+    request_id = "host-request-7"
+
+
+class ReadsItsTask:
+    """A host's plugin that relies on its task factory: every task of the loop is a
+    ``HostTask``."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @hookimpl
+    async def on_record_cancel_acknowledged(self, ack: RecordCancelAck) -> None:
+        task = asyncio.current_task()
+        self.seen.append(getattr(task, "request_id", f"a {type(task).__name__}"))
+        await asyncio.sleep(0)
+        self.seen.append(getattr(asyncio.current_task(), "request_id", "?"))
+
+
+@pytest.mark.parametrize("eager", [False, True], ids=["plain factory", "eager factory"])
+async def test_the_hook_calls_run_in_tasks_of_the_hosts_task_factory(
+    pm: pluggy.PluginManager, eager: bool
+) -> None:
+    """The hook calls' tasks were made by hand (``asyncio.Task(...)``, eager on Python 3.12,
+    a first step run by hand on 3.11), bypassing a task factory the host set: a hook
+    relying on it (a Task subclass carrying a request id, context propagation, the host's
+    list of its tasks) found a plain ``Task``. They are the factory's now."""
+    loop = asyncio.get_running_loop()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        if eager and sys.version_info >= (3, 12):  # Python 3.11 has no eager tasks
+            kwargs["eager_start"] = True
+        return HostTask(coro, loop=loop, **kwargs)
+
+    reader = ReadsItsTask()
+    pm.register(reader, name="reader")
+    fake = FakeGWS()
+    loop.set_task_factory(factory)
+    try:
+        async with OutboundPlugin(pm, fake_config(), transport=fake) as plugin:
+            ack = await plugin.cancel(request_for(fake, handles(fake, 1)[0]))
+            assert await plugin.wait_hooks_idle(5)
+    finally:
+        loop.set_task_factory(None)
+    assert ack.reference_id
+    assert reader.seen == ["host-request-7", "host-request-7"]
