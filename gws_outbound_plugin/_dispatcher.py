@@ -26,6 +26,7 @@ from ._ticket import HOOK_TASK, HOOK_TASKS
 __all__ = [
     "DISPATCHED_HOOKS",
     "HOST_FIRED_HOOKS",
+    "TAKEN_BACK_WATCH",
     "HookDispatcher",
     "HookFailure",
     "cancelled_by_plugin",
@@ -98,6 +99,17 @@ def take_back_cancellation(what: str, *, quiet: bool = False) -> None:
     safe_log(
         logger.debug if quiet else logger.info, "plugin_task_cancellation_contained", task=what
     )
+    if task is not None and TAKEN_BACK_WATCH:
+        watch = TAKEN_BACK_WATCH.get(task)
+        if watch is not None:
+            watch()
+
+
+#: A plugin's background task -> what to call when it takes a cancellation back (see
+#: ``BackgroundTasks``: a task whose plugin nobody is left to close does not run on forever).
+TAKEN_BACK_WATCH: Final[weakref.WeakKeyDictionary[asyncio.Task[Any], Callable[[], None]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def steadfast(step: Callable[[], Awaitable[_T]], what: str) -> _T:

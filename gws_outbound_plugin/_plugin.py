@@ -114,7 +114,7 @@ class OutboundPlugin:
                 pm, hook_timeout=config.hook_timeout, slow_hook_warning=config.slow_hook_warning
             ),
         )
-        self._tasks = BackgroundTasks("OutboundPlugin")
+        self._tasks = BackgroundTasks("OutboundPlugin", orphaned=self._left_open)
         self._core: CoreHooks | None = None
         self._core_registered = False
         self._closed = asyncio.Event()  # asyncio's can be made outside an event loop
@@ -474,6 +474,26 @@ class OutboundPlugin:
             # could not be exited any more (anyio: "Attempted to exit a cancel scope that
             # isn't the current tasks's current cancel scope").
             await self._tasks.exit()
+
+    def _left_open(self) -> asyncio.Event | None:
+        """The task that entered the plugin ended without closing it, and a plain
+        ``task.cancel()`` reached the plugin's tasks (``asyncio.run`` returning and
+        cancelling every task, a host's shutdown): nothing is left to close the plugin, and
+        its tasks, which take such a cancellation back until the close stops them, would
+        keep the host waiting for them for ever. It closes itself, as ``aclose(drain=False)``
+        (every pending request is decided), in a task of its own; its tasks, once stopped,
+        wait for that close (returned) before they end."""
+        if self._state is _State.RUNNING:
+            safe_log(logger.warning, "plugin_left_open", pending=self._engine.pending_count)
+            self._tasks.start_orphan_close(self._close_left_open)
+        return self._closed if self._state is not _State.CLOSED else None
+
+    async def _close_left_open(self) -> None:
+        HOOK_TASK.set(None)
+        try:
+            await self.aclose(drain=False)
+        except Exception:
+            safe_log(logger.exception, "close_failed")
 
     async def _close_from_hook(self, drain: bool) -> None:
         # Started from the hook, this task copied its context: it is not inside the hook (it

@@ -19,7 +19,7 @@ from gws_outbound_plugin import (
     hookimpl,
     make_plugin_manager,
 )
-from gws_outbound_plugin.testing import FakeGWS
+from gws_outbound_plugin.testing import FakeGWS, virtual_clock_loop
 from tests.engine.conftest import fake_config
 from tests.faults.support import handles, request_for
 from tests.helpers import Recorder
@@ -187,3 +187,45 @@ async def test_the_hook_calls_run_in_tasks_of_the_hosts_task_factory(
         loop.set_task_factory(None)
     assert ack.reference_id
     assert reader.seen == ["host-request-7", "host-request-7"]
+
+
+@pytest.mark.parametrize("pending", [0, 2])
+def test_a_plugin_its_entering_task_left_open_closes_when_the_loop_ends(pending: int) -> None:
+    """A host whose entering task ends without closing the plugin (``await
+    plugin.__aenter__()`` in a startup routine whose shutdown half never ran): ``asyncio.run``
+    then cancels every task left and waits for them. The plugin's tasks take a plain
+    ``task.cancel()`` back and run until the plugin stops them, which nothing was left to
+    do: ``asyncio.run`` never returned. Now the plugin closes itself then (as
+    ``aclose(drain=False)``: every pending request is decided and its hooks are called), and
+    ``asyncio.run`` returns once that close is done."""
+    recorder = Recorder()
+    held: list[Any] = []
+
+    async def host() -> None:
+        pm = make_plugin_manager(load_entrypoints=False)
+        pm.register(recorder, name="recorder")
+        fake = FakeGWS()
+        plugin = OutboundPlugin(pm, fake_config(), transport=fake)
+        await plugin.__aenter__()
+        held.append(plugin)
+        await plugin.cancel(request_for(fake, handles(fake, 3)[0]))
+        fake.faults.hold_notifications()
+        held.extend(plugin.submit(request_for(fake, h)) for h in handles(fake, 3)[1 : 1 + pending])
+        await asyncio.sleep(0.01)
+
+    with asyncio.Runner(loop_factory=virtual_clock_loop) as runner:
+        runner.run(host())
+        loop = runner.get_loop()
+        # Only if the close hangs: stops the loop, and close() raises RuntimeError. On the
+        # virtual clock, a loop with nothing to do reaches it at once.
+        guard = loop.call_later(3600, loop.stop)
+        runner.close()  # asyncio.run's end: cancel every task left, wait for them
+        guard.cancel()
+    plugin, *tickets = held
+    assert not plugin.running
+    assert plugin.transport.state.value == "closed"
+    assert all(ticket.done() for ticket in tickets)
+    assert sorted(f.request.reference_id for f in recorder.failures) == sorted(
+        t.reference_id for t in tickets
+    )
+    assert len(recorder.acks) == 1
