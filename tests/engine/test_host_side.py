@@ -229,3 +229,37 @@ def test_a_plugin_its_entering_task_left_open_closes_when_the_loop_ends(pending:
         t.reference_id for t in tickets
     )
     assert len(recorder.acks) == 1
+
+
+async def test_a_cancellation_as_a_connection_is_made_is_not_lost() -> None:
+    """The HTTP transport connected with ``asyncio.wait_for``, which on Python 3.11 loses a
+    cancellation of the caller that comes as the connection is made: it returned the
+    connection and the caller went on as if never cancelled (a host's ``asyncio.timeout``
+    around entering the plugin expired and the plugin started anyway; a ``task.cancel()`` at
+    Ctrl-C was ignored). Each loop turn of a connect to a real loopback server gets a
+    cancellation here: every connect cancelled before it returned ends cancelled."""
+    from gws_outbound_plugin._transport import AsyncioBackend
+
+    server = await asyncio.start_server(lambda reader, writer: writer.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    backend = AsyncioBackend()
+    ignored: list[int] = []
+    try:
+        for turns in range(16):
+            task = asyncio.get_running_loop().create_task(
+                backend.connect_tcp("127.0.0.1", port, timeout=5)
+            )
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            cancelled = not task.done() and task.cancel()
+            try:
+                stream = await task
+            except asyncio.CancelledError:
+                continue
+            await stream.aclose()
+            if cancelled:
+                ignored.append(turns)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert ignored == []
