@@ -194,14 +194,27 @@ _TAILS_AT_MOST: Final = 64
 (empty) last step, at most, before the caller lets the loop run them."""
 
 
-class _Tails(threading.local):
-    """How many such tasks there are now, in this thread (its event loop's; Python 3.11
-    only: none with eager tasks)."""
+class _Tails:
+    """How many such tasks one event loop has now (Python 3.11 only: none with eager
+    tasks)."""
 
-    count = 0
+    __slots__ = ("count", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
+        self.count = 0
 
 
-_TAILS: Final = _Tails()
+class _ThreadTails(threading.local):
+    """The count of the event loop this thread runs hook calls on now. A count belongs to
+    its loop: a loop left with such tasks pending (stopped, or abandoned, before they took
+    their step) does not leave a high count to the next loop the thread runs, which would
+    then let the loop run after every hook call."""
+
+    current = _Tails(None)
+
+
+_TAILS: Final = _ThreadTails()
 
 
 async def _let_the_loop_run() -> None:
@@ -267,10 +280,12 @@ else:  # Python 3.11: no eager tasks; the same, by hand
         later step is the coroutine's own. It looks like the coroutine to ``inspect``
         (anyio delivers a cancellation only to a task whose coroutine started)."""
 
-        __slots__ = ("_coroutine", "_ended", "_pending", "_tail", "_waiting")
+        __slots__ = ("_coroutine", "_ended", "_pending", "_tail", "_tails", "_waiting")
 
-        def __init__(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        def __init__(self, coroutine: Coroutine[Any, Any, None], tails: _Tails) -> None:
             self._coroutine = coroutine
+            self._tails = tails
+            """The count of the task's loop."""
             self._pending: Any = None
             """What the first step awaited (a future, or None for a bare ``yield``)."""
             self._waiting = False
@@ -285,7 +300,7 @@ else:  # Python 3.11: no eager tasks; the same, by hand
                 self._pending = self._coroutine.send(None)
             except StopIteration:
                 self._ended = self._tail = True
-                _TAILS.count += 1
+                self._tails.count += 1
             except BaseException:  # KeyboardInterrupt / SystemExit: the caller raises it
                 self._ended = True
                 raise
@@ -323,7 +338,7 @@ else:  # Python 3.11: no eager tasks; the same, by hand
         def _last_step(self) -> None:
             if self._tail:
                 self._tail = False
-                _TAILS.count -= 1
+                self._tails.count -= 1
 
         def close(self) -> None:
             self._coroutine.close()
@@ -369,7 +384,10 @@ else:  # Python 3.11: no eager tasks; the same, by hand
             return _host_task(loop, coroutine, context)
         if caller is None:  # pragma: no cover - dispatch() always runs in a task
             return asyncio.Task(coroutine, loop=loop, context=context)
-        runs = _FirstStepTaken(coroutine)
+        tails = _TAILS.current
+        if tails.loop is not loop:  # another loop than this thread's last one
+            tails = _TAILS.current = _Tails(loop)
+        runs = _FirstStepTaken(coroutine, tails)
         task: asyncio.Task[None] = asyncio.Task(runs, loop=loop, context=context)
         _leave_task(loop, caller)
         _enter_task(loop, task)
@@ -626,7 +644,7 @@ class HookDispatcher:
                 self._cancelled_task(call, awaitable)
             if call.interrupt is not None:
                 raise call.interrupt
-            if _TAILS.count > _TAILS_AT_MOST:
+            if _TAILS.current.count > _TAILS_AT_MOST:  # this loop's (set by _start_task)
                 await _let_the_loop_run()
             return
         if task.cancelled():  # cancelled from outside before it could even start

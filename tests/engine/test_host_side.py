@@ -263,3 +263,57 @@ async def test_a_cancellation_as_a_connection_is_made_is_not_lost() -> None:
         server.close()
         await server.wait_closed()
     assert ignored == []
+
+
+class Quick:
+    """An ``async def`` hook that never waits: its call ends in its task's first step."""
+
+    @hookimpl
+    async def on_user_event(self, event: Any) -> None:
+        return None
+
+
+def test_a_loop_stopped_with_hook_tasks_pending_does_not_change_the_next_loop_of_its_thread() -> (
+    None
+):
+    """Python 3.11: the call of a hook that never waits ends in its task's first step, taken
+    at once, and the task ends at the loop's next round; the dispatcher lets the loop run
+    only when more than 64 such tasks are pending. Their count was the thread's: a loop
+    stopped with 64 of them pending left it at 64 for the next loop the thread ran, which
+    then let its loop run after every such hook call (a trip through the loop each, other
+    tasks running in between). Each loop has its own count now."""
+    from gws_outbound_plugin._dispatcher import HookDispatcher
+
+    pm = make_plugin_manager(load_entrypoints=False)
+    pm.register(Quick(), name="quick")
+    first = asyncio.new_event_loop()
+    resume = asyncio.Event()
+
+    async def calls_and_stops() -> None:
+        dispatcher = HookDispatcher(pm)
+        for _ in range(64):
+            await dispatcher.dispatch("on_user_event", event="x")
+        first.stop()  # before the hook calls' tasks took their last step
+        await resume.wait()
+
+    pending = first.create_task(calls_and_stops())
+    first.run_forever()
+    ran_between: list[bool] = []
+
+    async def calls_once() -> None:
+        ran: list[bool] = []
+        asyncio.get_running_loop().call_soon(ran.append, True)
+        await HookDispatcher(pm).dispatch("on_user_event", event="x")
+        ran_between.append(bool(ran))
+
+    try:
+        second = asyncio.new_event_loop()
+        try:
+            second.run_until_complete(calls_once())
+        finally:
+            second.close()
+    finally:
+        first.call_soon(resume.set)
+        first.run_until_complete(pending)
+        first.close()
+    assert ran_between == [False]
