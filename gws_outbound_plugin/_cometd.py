@@ -424,6 +424,17 @@ class _GWSClient(Client):  # type: ignore[misc]
         if task is not None and not task.done():
             task.remove_done_callback(transport._connect_done)
 
+    async def release(self) -> None:
+        """Release what a close that was cut short left: the connect task and the HTTP
+        session (a no-op for what is already closed)."""
+        transport = self._transport
+        try:
+            if transport is not None:
+                self._detach_connect_callback()
+                await transport.close()
+        finally:
+            await self._close_http_session()
+
     async def cleanup_failed_open(self) -> None:
         """Release what a failed (or abandoned) ``open()`` left: its connect task and its HTTP
         session. The polite ``/meta/disconnect`` waits at most ``_CLOSE_TIMEOUT`` for a server
@@ -1155,3 +1166,8 @@ class CometDListener:
                 tg.cancel_scope.cancel()
             if not client.closed:
                 await client.cleanup_failed_open()
+            else:
+                # aiocometd marks the client closed in a ``finally``, also when its close
+                # was cut short (the polite disconnect unanswered within _CLOSE_TIMEOUT):
+                # its HTTP session, closed last, may still be open.
+                await client.release()

@@ -4,6 +4,8 @@ tests/engine/test_host_side.py). Each test failed before its fix."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from typing import Any
 
 import pluggy
@@ -12,7 +14,7 @@ import pytest
 from gws_outbound_plugin import OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import handles, plugin_tasks, request_for
+from tests.faults.support import StallingProxy, handles, plugin_tasks, request_for
 from tests.faults.test_cometd_recovery import cometd_client_tasks
 from tests.helpers import AGENT, PASSWORD, Recorder
 
@@ -48,3 +50,34 @@ async def test_cancelling_every_task_logs_no_exception_in_the_cometd_clients_cal
         loop.set_exception_handler(previous)
     assert [context.get("message") for context in reported] == []
     assert {ack.reference_id for ack in recorder.acks} == {first.reference_id, after.reference_id}
+
+
+async def test_a_close_whose_cometd_disconnect_goes_unanswered_closes_the_clients_session(
+    pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The polite ``/meta/disconnect`` of the close is given up after a couple of seconds
+    when the server does not answer it (a GWS node that stopped answering). aiocometd marks
+    its client closed in a ``finally`` whatever became of its close, so the client's own
+    HTTP session (aiohttp's), which it closes last, was left open: "Unclosed client
+    session", a ``ResourceWarning`` and an error in the host's log when collected. It is
+    closed now."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda loop, context: reported.append(context))
+    try:
+        async with (
+            GWSSimulator(users={AGENT: PASSWORD}) as sim,
+            StallingProxy(sim.port, ("/meta/disconnect",)) as proxy,
+        ):
+            async with OutboundPlugin(pm, fast_config(proxy.base_url)) as plugin:
+                await plugin.cancel(request_for(sim, handles(sim, 1)[0]))
+            assert proxy.stalled.is_set()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ResourceWarning)
+                gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    assert [str(w.message)[:40] for w in caught] == []
+    assert [context.get("message") for context in reported] == []
+    assert len(recorder.acks) == 1
