@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -121,7 +121,8 @@ class GWSConfig:
         env = os.environ if environ is None else environ
         specs = {spec.name: spec for spec in fields(cls)}
         values: dict[str, Any] = {}
-        problems: list[str] = []
+        problems: list[str] = _unknown_keywords(overrides, specs)
+        overrides = {name: value for name, value in overrides.items() if name in specs}
         for name, spec in specs.items():
             key = _env_name(name)
             if key not in env or name in overrides:
@@ -134,9 +135,11 @@ class GWSConfig:
                 values[name] = parsed
         problems.extend(_unknown_variables(env, specs))
         values.update(overrides)
-        missing = [_env_name(n) for n in _REQUIRED if n not in values]
+        missing = [n for n in _REQUIRED if n not in values]
         if missing:
-            problems.append("missing " + ", ".join(missing))
+            problems.append(
+                "missing " + ", ".join(_env_name(n) for n in missing) + _keywords_hint(missing)
+            )
         candidate = {name: spec.default for name, spec in specs.items() if name not in _REQUIRED}
         candidate.update(values)
         parsed_keys = {name for name in values if name not in overrides}
@@ -164,6 +167,7 @@ _SECONDS: Final = (
     "slow_hook_warning",
 )
 _MAY_BE_ZERO: Final = ("merge_window", "retry_backoff")
+_SWITCHES: Final = ("verify_tls", "allow_insecure_http")
 _COUNTS: Final = (
     "max_concurrent_requests",
     "max_pending",
@@ -204,6 +208,23 @@ def _expected(default: object) -> str:
     if isinstance(default, float):
         return "a number of seconds (e.g. 5 or 2.5)"
     return "a string"
+
+
+def _keywords_hint(missing: Iterable[str]) -> str:
+    """What ``from_env()``'s message adds to the variables it misses: the keywords that stand
+    in for them (an application that reads no environment itself, the CLI, leaves it out)."""
+    keywords = ", ".join(f"{name}=..." for name in missing)
+    return f" (or pass {keywords} to GWSConfig.from_env(): a keyword wins over its variable)"
+
+
+def _unknown_keywords(overrides: Mapping[str, Any], specs: Mapping[str, Any]) -> list[str]:
+    """Keyword arguments of ``from_env()`` that are not settings, each with the closest one."""
+    problems = []
+    for name in sorted(set(overrides) - set(specs)):
+        close = closest(name, list(specs))
+        hint = f"did you mean {close}?" if close else "the settings are " + ", ".join(specs)
+        problems.append(f"{name}= is not a setting ({hint})")
+    return problems
 
 
 def _unknown_variables(env: Mapping[str, str], specs: Mapping[str, Any]) -> list[str]:
@@ -262,6 +283,10 @@ def _problems(values: Mapping[str, Any], skip: set[str] | None = None) -> list[t
         value = values.get(name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             problems.append((name, "must be a positive integer"))
+    for name in _SWITCHES:
+        if not isinstance(values.get(name), bool):
+            # A string such as "false" or "0" would be true: say so rather than act on it.
+            problems.append((name, "must be True or False (a bool, not a string or a number)"))
     retries = values.get("retries")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         problems.append(("retries", "must be an integer >= 0"))

@@ -231,7 +231,10 @@ def _add_new_plugin_command(commands: Any) -> None:
         "--directory",
         metavar="DIR",
         default=".",
-        help="where to create the project's folder (default: the current directory)",
+        help=(
+            "where to create the project's folder (created when missing; default: the "
+            "current directory)"
+        ),
     )
     _add_logging_options(new_plugin, suppress=True)
 

@@ -182,3 +182,36 @@ def test_a_refused_base_url_that_may_hold_credentials_is_not_echoed(base_url: st
         GWSConfig(base_url=base_url, username="a", password="b")
     assert "add the scheme" not in str(caught.value)
     assert "s3cr3t" not in str(caught.value)
+
+
+def test_missing_variables_name_the_keywords_that_stand_in_for_them() -> None:
+    with pytest.raises(ConfigError) as info:
+        GWSConfig.from_env({"GWS_BASE_URL": "https://gws.example.com"})
+
+    assert str(info.value) == (
+        "invalid configuration: missing GWS_USERNAME, GWS_PASSWORD (or pass username=..., "
+        "password=... to GWSConfig.from_env(): a keyword wins over its variable)"
+    )
+    # ... and what it says works:
+    config = GWSConfig.from_env(
+        {"GWS_BASE_URL": "https://gws.example.com"}, username="a", password="b"
+    )
+    assert (config.username, config.password) == ("a", "b")
+
+
+def test_a_misspelt_keyword_is_a_config_error_with_the_setting_meant() -> None:
+    with pytest.raises(ConfigError) as info:
+        GWSConfig.from_env(GOOD_ENV, ack_timout=5, hook_timeout=0)
+
+    message = str(info.value)
+    assert "ack_timout= is not a setting (did you mean ack_timeout?)" in message
+    assert "hook_timeout must be a positive number of seconds" in message  # all at once
+
+
+@pytest.mark.parametrize("name", ["verify_tls", "allow_insecure_http"])
+@pytest.mark.parametrize("value", ["false", "0", 0, None])
+def test_a_switch_that_is_not_a_bool_is_refused_not_taken_as_true(name, value) -> None:
+    with pytest.raises(ConfigError, match=f"{name} must be True or False"):
+        GWSConfig.from_env(GOOD_ENV, **{name: value})
+    with pytest.raises(ConfigError, match=f"{name} must be True or False"):
+        GWSConfig(base_url="https://gws.example.com", username="a", password="b", **{name: value})
