@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import ast
+import builtins
+import functools
 import importlib
 import inspect
 import os
+import textwrap
 import traceback
 import types
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -169,6 +173,111 @@ def _self_forgotten(pm: pluggy.PluginManager, plugin: object, hook: str, functio
     return ""
 
 
+@functools.lru_cache(maxsize=512)
+def _discarded_calls(code: types.CodeType) -> tuple[tuple[ast.expr, int], ...]:
+    """(what is called, line) of each statement of the function of ``code`` that is a call
+    whose result is not used, when its source can be read and parsed (read once per code:
+    a host registers its plugins again in each plugin manager)."""
+    try:
+        lines, first = inspect.getsourcelines(code)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return ()
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != code.co_name:
+        return ()
+    return tuple(
+        (statement.value.func, statement.lineno + first - 1)
+        for statement in _own_statements(node)
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
+    )
+
+
+def _own_statements(node: ast.AST) -> Iterator[ast.AST]:
+    """Every node of a function's body but those of the functions and classes it defines
+    (their bodies run, if ever, in another call)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        yield child
+        yield from _own_statements(child)
+
+
+_UNRESOLVED: Final = object()
+
+
+def _resolve(expression: ast.expr, function: types.FunctionType, receiver: object) -> object:
+    """What ``expression`` (``name`` or ``name.attr...``) names in ``function``'s scope at
+    registration (its first parameter being ``receiver`` when that is not None: the ``self``
+    of a method), without running any code of the plugin (no property, no ``__getattr__``);
+    ``_UNRESOLVED`` when that cannot be told."""
+    if isinstance(expression, ast.Attribute):
+        base = _resolve(expression.value, function, receiver)
+        if base is _UNRESOLVED:
+            return _UNRESOLVED
+        try:
+            found = inspect.getattr_static(base, expression.attr)
+        except AttributeError:
+            return _UNRESOLVED
+        if isinstance(found, staticmethod | classmethod):
+            return found.__func__
+        return found
+    if not isinstance(expression, ast.Name):
+        return _UNRESOLVED
+    name = expression.id
+    code = function.__code__
+    if name in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
+        first = code.co_varnames[0] if code.co_argcount else None
+        return receiver if receiver is not None and name == first else _UNRESOLVED
+    if name in code.co_varnames or name in code.co_cellvars:
+        return _UNRESOLVED  # a local variable: its value is not known before the call
+    if name in code.co_freevars:
+        cell = (function.__closure__ or ())[code.co_freevars.index(name)]
+        try:
+            return cell.cell_contents
+        except ValueError:
+            return _UNRESOLVED
+    namespace = function.__globals__
+    if name in namespace:
+        return namespace[name]
+    return getattr(builtins, name, _UNRESOLVED)
+
+
+def _dropped_coroutines(implementation: Any) -> list[tuple[str, str]]:
+    """(the call's text, ``file:line``) of each statement of a hook implementation that
+    calls a coroutine function and does nothing with the result: the coroutine never runs
+    (Python only warns "coroutine ... was never awaited", later, naming no hook)."""
+    receiver = implementation.__self__ if inspect.ismethod(implementation) else None
+    function = inspect.unwrap(getattr(implementation, "__func__", implementation))
+    if not inspect.isfunction(function):
+        return []
+    dropped = []
+    for called, line in _discarded_calls(function.__code__):
+        target = _resolve(called, function, receiver)
+        if target is not _UNRESOLVED and inspect.iscoroutinefunction(target):
+            where = f"{function.__code__.co_filename}:{line}"
+            dropped.append((ast.unparse(called) + "(...)", where))
+    return dropped
+
+
+def _dropped_coroutine_problem(
+    hook: str, call: str, where: str, *, host_fired: bool, is_async: bool
+) -> str:
+    if is_async:
+        remedy = f"write await {call}"
+    elif host_fired:
+        remedy = (
+            f"{hook} stays a plain function (the host calls it in its own thread): do that "
+            "work in an async def hook, such as on_operation_acknowledged, and await it there"
+        )
+    else:
+        remedy = f"make {hook} async def and write await {call}"
+    return (
+        f"{hook} calls the coroutine function {call} without await (at {where}), so it never "
+        f"runs (the call only makes a coroutine, which is dropped): {remedy}"
+    )
+
+
 def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     names = _spec_names(pm)
     host_fired = _host_fired_hooks(names)
@@ -223,6 +332,17 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
             problems.append(
                 f"{hook} must be a plain function, not async def: the host calls it in its "
                 f"own thread and nothing would await it{at}"
+            )
+        else:
+            problems.extend(
+                _dropped_coroutine_problem(
+                    hook,
+                    call,
+                    line,
+                    host_fired=hook in host_fired,
+                    is_async=inspect.iscoroutinefunction(function),
+                )
+                for call, line in _dropped_coroutines(function)
             )
     return problems
 
@@ -384,8 +504,10 @@ class GWSPluginManager(pluggy.PluginManager):
     A plugin is refused (``pluggy.PluginValidationError`` with a one-line message, nothing
     registered) when it implements a hook that does not exist (with the closest hook name as
     a suggestion), implements a hook the host fires (``on_cancel_requested``) as ``async
-    def``, asks for an argument the hook does not pass, or is a method that forgot its
-    ``self`` (its first parameter named like a hook argument). A function named like a hook but
+    def``, asks for an argument the hook does not pass, is a method that forgot its
+    ``self`` (its first parameter named like a hook argument), or calls a coroutine function
+    without ``await`` (a statement ``notify(x)`` for an ``async def notify``: the coroutine
+    would be dropped unrun). A function named like a hook but
     without ``@hookimpl`` is accepted and logged (``plugin_hook_not_marked``).
     """
 
