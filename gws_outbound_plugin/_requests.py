@@ -564,7 +564,9 @@ REQUEST_FIELDS: Final[Mapping[str, RequestField]] = MappingProxyType(
             "phoneType",
             _enum_kind(PhoneType),
             ("--phone-type",),
-            "the phone number's type (phoneType)",
+            # Listed here, not as argparse's {choices}: twelve of them ran past any width.
+            "the phone number's type (phoneType): " + ", ".join(t.value for t in PhoneType),
+            "TYPE",
         ),
         "call_from": RequestField(
             "from",
