@@ -73,6 +73,7 @@ import asyncio
 import dataclasses
 import datetime
 import inspect
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
@@ -826,10 +827,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 # -- pytest integration -------------------------------------------------------------------------
 
 
+#: Frames of where a coroutine was made that Python's "coroutine ... was never awaited"
+#: shows while the kit is on: the hook that dropped it, and what called that.
+COROUTINE_ORIGIN_DEPTH: Final = 4
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # aiocometd-noloop (used by the plugin core) calls asyncio.get_event_loop() in its
     # constructors; keep that out of suites that turn warnings into errors.
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:aiocometd_noloop.*")
+    # A hook that calls an async def function without await (in a way registration cannot
+    # see, as through a local name) drops the coroutine: Python's warning then names only
+    # the coroutine. With its origin tracked it names the hook, its file and line.
+    if sys.get_coroutine_origin_tracking_depth() < COROUTINE_ORIGIN_DEPTH:
+        sys.set_coroutine_origin_tracking_depth(COROUTINE_ORIGIN_DEPTH)
     config.addinivalue_line(
         "markers",
         f"{ALLOW_HOOK_FAILURES_MARKER}(*plugins): a hook implementation that raises or times "

@@ -6,6 +6,7 @@ naming no hook. Registering such a plugin is refused, naming the hook, the call 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -17,6 +18,8 @@ import pluggy
 import pytest
 
 from gws_outbound_plugin import make_plugin_manager
+
+from .conftest import ROOT, base_env
 
 Load = Callable[[str], ModuleType]
 
@@ -184,3 +187,50 @@ def test_awaited_scheduled_and_unknown_calls_are_accepted(load):
     pm.register(module.plugin, name="mine")
 
     assert pm.get_plugin("mine") is module.plugin
+
+
+KIT_PROJECT_TEST = """
+import pytest
+from gws_outbound_plugin import hookimpl
+
+pytestmark = pytest.mark.anyio
+
+
+async def notify(ack):
+    pass
+
+
+class Forwarder:
+    @hookimpl
+    def on_record_cancel_acknowledged(self, ack):
+        send = notify  # a local name: registration cannot tell what it calls
+        send(ack)
+
+
+async def test_forwards(gws_plugin_manager, gws_outbound, gws_request_factory):
+    gws_plugin_manager.register(Forwarder(), name="forwarder")
+    await gws_outbound.cancel(gws_request_factory())
+"""
+
+
+def test_under_the_testing_kit_the_never_awaited_warning_names_the_hook(tmp_path):
+    """What registration cannot see, Python's warning shows, and under the kit it says where
+    the coroutine was made: it named only the coroutine ('notify') before."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["gws_outbound_plugin.testing"]\n')
+    (tmp_path / "test_forwarder.py").write_text(KIT_PROJECT_TEST)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-p", "no:randomly"],
+        cwd=tmp_path,
+        env=base_env({"PYTHONPATH": str(ROOT)}),  # this tree's package, whatever is installed
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = done.stdout
+
+    assert "RuntimeWarning: coroutine 'notify' was never awaited" in out, out
+    assert (
+        f'File "{tmp_path / "test_forwarder.py"}", line 16, in on_record_cancel_acknowledged'
+        in (out)
+    )
