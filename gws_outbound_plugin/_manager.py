@@ -45,6 +45,7 @@ logger = get_logger(__name__)
 ENV_ALLOW = "GWS_OUTBOUND_PLUGINS"
 CORE_ABSENT_GUARD = "gws_outbound_core_absent_guard"
 ENV_DISABLE = "GWS_OUTBOUND_DISABLE_PLUGINS"
+_VARIABLE_PREFIX: Final = "GWS_OUTBOUND_"
 _IMPL_MARKER: Final = PROJECT_NAME + "_impl"
 _MAX_ERROR: Final = 500
 
@@ -604,6 +605,7 @@ def load_entrypoint_plugins(
         failed.extend(
             (missing, None) for missing in _not_installed(pm, allowed, blocked, group, setting)
         )
+    failed.extend((misspelt, None) for misspelt in _misspelt_variables(env))
     records.failures.extend(failure for failure, _ in failed)
     if strict and failed:
         _raise_first(failed)
@@ -661,6 +663,28 @@ def _not_installed(
     return failures
 
 
+def _misspelt_variables(env: Mapping[str, str]) -> list[PluginLoadFailure]:
+    """A failure (logged) for each variable that looks like ``GWS_OUTBOUND_PLUGINS`` or
+    ``GWS_OUTBOUND_DISABLE_PLUGINS`` but is not: misspelt, it would be ignored, and every
+    installed plugin loaded (``GWS_OUTBOUND_PLUGIN=audit`` loading the webhook too)."""
+    settings = (ENV_ALLOW, ENV_DISABLE)
+    failures: list[PluginLoadFailure] = []
+    for key in sorted(env):
+        if not key.startswith(_VARIABLE_PREFIX) or key in settings:
+            continue
+        meant = closest(key, settings, 0.9)
+        if meant is None:
+            continue
+        effect = "every installed plugin was loaded" if meant == ENV_ALLOW else "it blocked none"
+        failures.append(
+            PluginLoadFailure(
+                name=key, error=f"not a setting (did you mean {meant}?): ignored, so {effect}"
+            )
+        )
+        logger.warning("plugin_setting_misspelt", variable=key, meant=meant)
+    return failures
+
+
 def _raise_first(failed: list[tuple[PluginLoadFailure, BaseException | None]]) -> NoReturn:
     """:class:`PluginLoadError` for the first failure, naming the others."""
     (first, cause), others = failed[0], [failure for failure, _ in failed[1:]]
@@ -670,7 +694,10 @@ def _raise_first(failed: list[tuple[PluginLoadFailure, BaseException | None]]) -
             f"{other.name!r}: {other.describe()}" for other in others
         )
         problem += ")"
-    raise PluginLoadError(first.name, problem) from cause
+    error = PluginLoadError(first.name, problem)
+    if first.entry_point is None and first.name.startswith(_VARIABLE_PREFIX):
+        error.args = (f"{first.name}: {problem}",)  # a misspelt variable, not a plugin
+    raise error from cause
 
 
 def _register(pm: pluggy.PluginManager, ep: EntryPoint) -> None:

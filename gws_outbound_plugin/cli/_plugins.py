@@ -175,12 +175,21 @@ def _plugin_error_location(error: BaseException, spec: str) -> str:
     return f" (at {mine[-1].filename}:{mine[-1].lineno})"
 
 
+def _is_variable(failure: PluginLoadFailure) -> bool:
+    """A failure that is a misspelt variable of the plugin manager (``GWS_OUTBOUND_PLUGIN``),
+    not a plugin."""
+    return failure.entry_point is None and failure.name.startswith("GWS_OUTBOUND_")
+
+
 def _report_load_failures(pm: Any, ctx: _Context) -> None:
     """One line per installed plugin that failed to load (the run goes on without it)."""
     for failure in sorted(plugin_load_failures(pm), key=lambda failure: failure.name):
         where = f" at {failure.location}" if failure.location else ""
         error = " ".join(failure.error.split())
-        ctx.note(f"warning: plugin {failure.name!r} not loaded: {error}{where}")
+        if _is_variable(failure):
+            ctx.note(f"warning: {failure.name}: {error}")
+        else:
+            ctx.note(f"warning: plugin {failure.name!r} not loaded: {error}{where}")
 
 
 def _warn_of_hook_failures(pm: Any, ctx: _Context, log_level: str | None) -> None:
@@ -214,10 +223,14 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
         ctx.out(f"no plugin installed under the {PROJECT_NAME!r} entry-point group")
     _print_plugins(pm, infos, failures, ctx)
     if failures:
-        ctx.error(
-            f"{len(failures)} plugin(s) failed to load: "
-            + ", ".join(failure.name for failure in failures)
-        )
+        plugins = [failure.name for failure in failures if not _is_variable(failure)]
+        variables = [failure.name for failure in failures if _is_variable(failure)]
+        problems = []
+        if plugins:
+            problems.append(f"{len(plugins)} plugin(s) failed to load: " + ", ".join(plugins))
+        if variables:
+            problems.append("not a setting: " + ", ".join(variables))
+        ctx.error("; ".join(problems))
     elif args.strict and warned:
         ctx.error("warnings with --strict")
     return status
@@ -273,7 +286,8 @@ def _print_plugins(
             ctx.out(f"    not configured (does nothing): {hint or 'see its documentation'}")
     for failure in failures:
         origin = f" [{failure.distribution}]" if failure.distribution else ""
-        ctx.out(f"{failure.name}{origin}  FAILED TO LOAD")
+        label = "NOT A SETTING" if _is_variable(failure) else "FAILED TO LOAD"
+        ctx.out(f"{failure.name}{origin}  {label}")
         for part in _error_lines(failure.error):
             ctx.out(f"    {part}")
         if failure.location:
