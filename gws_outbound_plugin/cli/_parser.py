@@ -295,6 +295,12 @@ def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
     return [option for action in parser._actions for option in action.option_strings]
 
 
+_OPTIONS_NAMED_AS_COMMANDS: Final = {
+    "help": f"'{PROG} --help' lists every command, '{PROG} COMMAND --help' explains one",
+    "version": f"'{PROG} --version' prints the version",
+}
+
+
 def refuse_unknown_command(parser: argparse.ArgumentParser, arguments: Sequence[str]) -> None:
     """A misspelt command (``cancle``) is a usage error that names the command meant; argparse
     (before Python 3.14) only lists every command."""
@@ -303,6 +309,9 @@ def refuse_unknown_command(parser: argparse.ArgumentParser, arguments: Sequence[
     if index is None or arguments[index] in commands:
         return
     named = arguments[index]
+    option = _OPTIONS_NAMED_AS_COMMANDS.get(named)
+    if option is not None:  # `gws-outbound help` (as git has it), `gws-outbound version`
+        parser.error(f"{named!r} is not a command: {option}")
     close = closest(named, commands, 0.6)
     if close:
         parser.error(

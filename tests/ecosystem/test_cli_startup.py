@@ -60,9 +60,7 @@ def test_version_and_help_import_nothing_of_the_plugin_core(argv):
 
 
 def test_a_plugins_import_of_hookimpl_imports_nothing_of_the_plugin_core():
-    assert imported_after("from gws_outbound_plugin import hookimpl, get_logger") == [
-        "structlog"
-    ]
+    assert imported_after("from gws_outbound_plugin import hookimpl, get_logger") == ["structlog"]
 
 
 def test_every_public_name_is_still_importable_from_the_package():
@@ -94,3 +92,21 @@ def test_every_help_fits_the_width_but_its_examples(cli: Cli, command: str):
     text = [line for line in result.lines if not line.startswith(EXAMPLES)]
     long = [line for line in text if len(line) > _HELP_WIDTH]
     assert long == []
+
+
+@pytest.mark.parametrize(
+    ("word", "answer"),
+    [
+        ("help", "'gws-outbound --help' lists every command"),
+        ("version", "'gws-outbound --version' prints the version"),
+    ],
+)
+def test_help_and_version_as_commands_point_to_the_options(cli: Cli, word: str, answer: str):
+    """`gws-outbound help` (as git and pip have it) listed fourteen commands, none of which
+    it meant."""
+    result = cli(word)
+
+    assert result.status == 2
+    assert result.err.splitlines()[-1].startswith(
+        f"gws-outbound: error: {word!r} is not a command: {answer}"
+    )
