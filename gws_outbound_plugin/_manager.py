@@ -261,6 +261,32 @@ def _dropped_coroutines(implementation: Any) -> list[tuple[str, str]]:
     return dropped
 
 
+def _unpassed_parameters(function: Any) -> str:
+    """The parameters of a hook implementation that a hook call never fills, as the
+    signature spells them (``*, failure``, ``**kwargs``), or ``""``: pluggy passes the hook's
+    arguments by position to the parameters named like them, so a keyword-only one is never
+    given (without a default the call raises ``TypeError``, every time) and ``*args`` /
+    ``**kwargs`` receive nothing."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return ""
+    unpassed = []
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            unpassed.append(f"the keyword-only {parameter.name}")
+        elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            unpassed.append(f"*{parameter.name}")
+        elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            unpassed.append(f"**{parameter.name}")
+    return " and ".join(unpassed)
+
+
+def _plain_signature(function: Any, arguments: str) -> str:
+    """``self, failure`` for a method, ``failure`` for a function: the signature to write."""
+    return f"self, {arguments}" if inspect.ismethod(function) else arguments
+
+
 def _dropped_coroutine_problem(
     hook: str, call: str, where: str, *, host_fired: bool, is_async: bool
 ) -> str:
@@ -333,6 +359,13 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
             problems.append(
                 f"{hook} must be a plain function, not async def: the host calls it in its "
                 f"own thread and nothing would await it{at}"
+            )
+        elif unpassed := _unpassed_parameters(function):
+            arguments = ", ".join(getattr(getattr(pm.hook, hook).spec, "argnames", ()))
+            problems.append(
+                f"{hook} takes {unpassed}, which pluggy never fills (it passes the hook's "
+                f"arguments, {arguments}, each to the parameter of that name): write def "
+                f"{hook}({_plain_signature(function, arguments)}){at}"
             )
         else:
             problems.extend(

@@ -1,0 +1,83 @@
+"""Hook implementations whose parameters a hook call never fills: pluggy passes a hook's
+arguments by position to the parameters named like them, so a keyword-only ``failure``
+made every call raise ``TypeError`` (a hook failure, every time) and ``**kwargs`` received
+nothing; both registered without a word. Refused at registration, saying what to write."""
+
+from __future__ import annotations
+
+import pluggy
+import pytest
+
+from gws_outbound_plugin import hookimpl, make_plugin_manager
+
+
+class KeywordOnly:
+    @hookimpl
+    def on_cancel_failed(self, *, failure):
+        pass
+
+
+class KeywordOnlyWithDefault:
+    @hookimpl
+    def on_record_cancel_acknowledged(self, *, ack=None):
+        pass
+
+
+class Catchall:
+    @hookimpl
+    def on_user_event(self, **kwargs):
+        pass
+
+
+def varargs_hook(*args):
+    pass
+
+
+varargs_hook = hookimpl(specname="on_operation_failed")(varargs_hook)
+
+
+class Varargs:
+    on_operation_failed = staticmethod(varargs_hook)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "expected"),
+    [
+        (
+            KeywordOnly(),
+            "on_cancel_failed takes the keyword-only failure, which pluggy never fills (it "
+            "passes the hook's arguments, failure, each to the parameter of that name): write "
+            "def on_cancel_failed(self, failure)",
+        ),
+        (
+            KeywordOnlyWithDefault(),
+            "on_record_cancel_acknowledged takes the keyword-only ack, which pluggy never fills",
+        ),
+        (Catchall(), "on_user_event takes **kwargs, which pluggy never fills"),
+        (Varargs(), "on_operation_failed takes *args, which pluggy never fills"),
+    ],
+)
+def test_a_parameter_no_hook_call_fills_is_refused(plugin, expected):
+    pm = make_plugin_manager(load_entrypoints=False)
+    with pytest.raises(pluggy.PluginValidationError) as caught:
+        pm.register(plugin, name="mine")
+
+    assert str(caught.value).startswith(f"plugin 'mine': {expected}")
+    assert __file__ in str(caught.value)  # where it is defined
+    assert not pm.has_plugin("mine")
+
+
+def test_defaults_and_a_subset_of_the_arguments_are_fine():
+    class Fine:
+        @hookimpl
+        def on_cancel_failed(self, failure=None):
+            pass
+
+        @hookimpl
+        def on_connection_state_changed(self, state):
+            pass
+
+    pm = make_plugin_manager(load_entrypoints=False)
+    pm.register(Fine(), name="fine")
+
+    assert pm.has_plugin("fine")
