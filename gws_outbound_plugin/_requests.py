@@ -1286,6 +1286,10 @@ def _operation_meant(name: str) -> str | None:
     by_folded = {known.casefold(): known for known in OPERATION_TYPES}
     if name.casefold() in by_folded:
         return by_folded[name.casefold()]
+    # The verb alone ("Reject", "complete"): the one operation it starts.
+    starting = [known for folded, known in by_folded.items() if folded.startswith(name.casefold())]
+    if len(starting) == 1 and len(name) >= 3:
+        return starting[0]
     return closest(name, OPERATION_TYPES)
 
 

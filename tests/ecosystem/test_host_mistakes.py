@@ -106,3 +106,17 @@ def test_a_misspelt_bus_key_names_the_key_meant():
         request_from_bus(event)
 
     assert caught.value.errors["campaignNmae"] == "unknown key (did you mean 'campaignName'?)"
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [("Reject", "RejectRecord"), ("complete", "CompleteRecord"), ("Cancel", "CancelRecord")],
+)
+def test_an_operation_named_by_its_verb_alone_names_the_operation(given, meant):
+    """"Reject" listed the eleven operations without a hint (too short for a misspelling)."""
+    with pytest.raises(InvalidOperationRequest) as caught:
+        request_from_bus({**EVENT, "operationName": given})
+
+    assert caught.value.errors["operationName"].startswith(
+        f"unknown operation {given!r} (did you mean {meant!r}? "
+    )
