@@ -245,7 +245,7 @@ def _unknown_variables(env: Mapping[str, str], specs: Mapping[str, Any]) -> list
 def _normal_base_url(base_url: str) -> str:
     """``base_url`` without a trailing ``/`` and without a trailing ``/api/v2`` (GWS's API
     prefix, which the plugin adds itself)."""
-    url = base_url.rstrip("/")
+    url = base_url.strip().rstrip("/")  # "$(cat url.txt)", a .env line's \r: not part of it
     if url.endswith(_API_SUFFIX):
         stripped = url.removesuffix(_API_SUFFIX).rstrip("/")
         logger.debug("config_base_url_api_suffix_removed", base_url=stripped)
@@ -316,11 +316,21 @@ def _scheme_hint(base_url: object) -> str:
 
 
 def _base_url_problem(base_url: object, allow_insecure_http: bool) -> str | None:
+    if isinstance(base_url, str):
+        base_url = base_url.strip()  # as _normal_base_url keeps it
     parts = urlsplit(base_url) if isinstance(base_url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http:// or https:// URL with a host" + _scheme_hint(base_url)
     if parts.username or parts.password:
         return "must not carry credentials (use username and password)"
+    if isinstance(base_url, str) and any(char.isspace() for char in base_url):
+        return "must not contain spaces or line breaks"
+    try:
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        port = 0
+    if port == 0:  # refused here, not by httpx's InvalidURL once the plugin starts
+        return "has a port that is not a number from 1 to 65535 (scheme://host:port)"
     if parts.query or parts.fragment:
         return "must not have a query or a fragment"
     path = parts.path.rstrip("/")

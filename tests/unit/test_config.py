@@ -215,3 +215,32 @@ def test_a_switch_that_is_not_a_bool_is_refused_not_taken_as_true(name, value) -
         GWSConfig.from_env(GOOD_ENV, **{name: value})
     with pytest.raises(ConfigError, match=f"{name} must be True or False"):
         GWSConfig(base_url="https://gws.example.com", username="a", password="b", **{name: value})
+
+
+@pytest.mark.parametrize(
+    "base_url", [" http://127.0.0.1:8090", "http://127.0.0.1:8090 ", "http://127.0.0.1:8090\r\n"]
+)
+def test_whitespace_around_the_base_url_is_not_part_of_it(base_url) -> None:
+    """A leading space failed at start-up with "missing an 'http://' protocol"; a trailing
+    \\r (a .env file written on Windows) went into every URL."""
+    config = GWSConfig.from_env(
+        {"GWS_BASE_URL": base_url, "GWS_USERNAME": "a", "GWS_PASSWORD": "b"}
+    )
+    assert config.base_url == "http://127.0.0.1:8090"
+    assert config.api_url == "http://127.0.0.1:8090/api/v2"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("http://127.0.0.1:80x1", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:99999", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:0", "has a port that is not a number from 1 to 65535"),
+        ("http://gws example.com", "must not contain spaces or line breaks"),
+    ],
+)
+def test_a_base_url_httpx_would_refuse_at_start_is_a_config_error(base_url, problem) -> None:
+    """A port like 80x1 passed validation and crashed the CLI with httpx's InvalidURL
+    traceback when the plugin started."""
+    with pytest.raises(ConfigError, match=f"base_url {problem}"):
+        GWSConfig(base_url=base_url, username="a", password="b")
