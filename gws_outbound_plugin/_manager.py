@@ -615,6 +615,12 @@ def load_entrypoint_plugins(
     hook that does not exist (a misspelt name) fails validation.
     """
     env = os.environ if environ is None else environ
+    for keyword, names in (("plugins", plugins), ("disable", disable)):
+        if isinstance(names, str):  # set("audit") would be five one-letter names
+            raise TypeError(
+                f"{keyword}= takes a list of plugin names, not the string {names!r}: write "
+                f"{keyword}={[name.strip() for name in names.split(',') if name.strip()]!r}"
+            )
     allowed = set(plugins) if plugins is not None else _names(env.get(ENV_ALLOW))
     blocked = set(disable or ()) | (_names(env.get(ENV_DISABLE)) or set())
     for name in blocked:

@@ -59,3 +59,27 @@ def test_gws_outbound_plugins_lists_it_as_not_a_setting(cli: Cli):
     assert result.status == 1
     assert "GWS_OUTBOUND_PLUGIN  NOT A SETTING\n" in result.out
     assert result.err == "gws-outbound plugins: error: not a setting: GWS_OUTBOUND_PLUGIN\n"
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        (
+            {"plugins": "audit"},
+            "plugins= takes a list of plugin names, not the string 'audit': write "
+            "plugins=['audit']",
+        ),
+        (
+            {"disable": "webhook,audit"},
+            "disable= takes a list of plugin names, not the string 'webhook,audit': write "
+            "disable=['webhook', 'audit']",
+        ),
+    ],
+)
+def test_a_string_for_a_list_of_names_is_refused(keywords, message):
+    """plugins="audit" was five one-letter names ('a', 'u', ... not installed) and audit was
+    not loaded; disable="webhook" blocked five letters and loaded the webhook."""
+    with pytest.raises(TypeError) as caught:
+        make_plugin_manager(environ={}, **keywords)
+
+    assert str(caught.value) == message
