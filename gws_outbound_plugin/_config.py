@@ -278,22 +278,33 @@ def _problems(values: Mapping[str, Any], skip: set[str] | None = None) -> list[t
             or (value == 0 and name not in _MAY_BE_ZERO)
         ):
             zero = " (or 0)" if name in _MAY_BE_ZERO else ""
-            problems.append((name, f"must be a positive number of seconds{zero}"))
+            problems.append((name, f"must be a positive number of seconds{zero}{_got(value)}"))
     for name in _COUNTS:
         value = values.get(name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.append((name, "must be a positive integer"))
+            problems.append((name, f"must be a positive integer{_got(value)}"))
     for name in _SWITCHES:
         if not isinstance(values.get(name), bool):
             # A string such as "false" or "0" would be true: say so rather than act on it.
             problems.append((name, "must be True or False (a bool, not a string or a number)"))
     retries = values.get("retries")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        problems.append(("retries", "must be an integer >= 0"))
+        problems.append(("retries", f"must be an integer >= 0{_got(retries)}"))
     cometd_path = values.get("cometd_path")
     if not isinstance(cometd_path, str) or not cometd_path.startswith("/"):
         problems.append(("cometd_path", "must be a path starting with '/'"))
     return problems
+
+
+def _got(value: object) -> str:
+    """What a number setting was given instead, when it is not a number: its type only (the
+    value could be a secret in the wrong place). ``"5"`` from a YAML or INI file reads as a
+    number to its author; the type says why it is refused."""
+    if value is None:
+        return ", got None"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f", got a {type(value).__name__}"
+    return ""
 
 
 def _scheme_hint(base_url: object) -> str:

@@ -244,3 +244,22 @@ def test_a_base_url_httpx_would_refuse_at_start_is_a_config_error(base_url, prob
     traceback when the plugin started."""
     with pytest.raises(ConfigError, match=f"base_url {problem}"):
         GWSConfig(base_url=base_url, username="a", password="b")
+
+
+def test_a_number_given_as_a_string_says_it_is_a_string() -> None:
+    """Settings read from a YAML or INI file ("5"): "must be a positive number of seconds"
+    read as nonsense to someone who gave 5; the type (never the value) says why."""
+    with pytest.raises(ConfigError) as caught:
+        GWSConfig(
+            base_url="https://gws.example.com",
+            username="a",
+            password="b",
+            ack_timeout="5",
+            max_pending=None,
+            retries="2",
+        )
+
+    message = str(caught.value)
+    assert "ack_timeout must be a positive number of seconds, got a str" in message
+    assert "max_pending must be a positive integer, got None" in message
+    assert "retries must be an integer >= 0, got a str" in message
