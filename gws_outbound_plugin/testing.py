@@ -61,7 +61,10 @@ calling ``gws_hook_failures.allow(...)``; the failures stay readable in
 ``gws_hook_failures.failures``. Every plugin manager the fixtures build or use is watched.
 
 ``gws_plugin_manager`` validates each registration (``pluggy.PluginValidationError`` for a
-misspelt hook name or an ``async def on_cancel_requested``), as every host's does.
+misspelt hook name, an ``async def on_cancel_requested``, a coroutine function called
+without ``await``...), as every host's does. With the kit on, Python's "coroutine ... was
+never awaited" warning shows where the coroutine was made (coroutine origin tracking), so a
+dropped one names the hook that dropped it.
 
 Override any fixture by defining one with the same name in your ``conftest.py`` (for
 instance ``gws_config`` for other timeouts, ``gws_simulator`` for other records).
