@@ -402,11 +402,27 @@ def _unmarked_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
         if like is None:
             continue
         named = "is named like the hook" if like == attribute else f"looks like the hook {like!r}"
-        warnings.append(
-            f"{attribute} {named} but has no @hookimpl: it is never called"
-            + (f" (at {where})" if (where := _where(value)) else "")
-        )
+        at = f" (at {where})" if (where := _where(value)) else ""
+        other = _other_projects_marker(value)
+        if other is not None:
+            warnings.append(
+                f"{attribute} {named} but is marked by pluggy.HookimplMarker({other!r}), not "
+                f"this project's ({PROJECT_NAME!r}): it is never called; use "
+                f"gws_outbound_plugin.hookimpl{at}"
+            )
+            continue
+        warnings.append(f"{attribute} {named} but has no @hookimpl: it is never called{at}")
     return warnings
+
+
+def _other_projects_marker(function: object) -> str | None:
+    """The project name of the ``HookimplMarker`` that marked ``function``, when it is not
+    this project's (``HookimplMarker("gws_outbound_plugin")``, the package's name, sets
+    ``gws_outbound_plugin_impl``), else ``None``."""
+    for attribute, value in vars(function).items():
+        if attribute.endswith("_impl") and isinstance(value, dict) and attribute != _IMPL_MARKER:
+            return attribute.removesuffix("_impl")
+    return None
 
 
 def _hooks_on_an_object(pm: pluggy.PluginManager, plugin: object) -> list[str]:

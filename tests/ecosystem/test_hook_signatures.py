@@ -8,7 +8,7 @@ from __future__ import annotations
 import pluggy
 import pytest
 
-from gws_outbound_plugin import hookimpl, make_plugin_manager
+from gws_outbound_plugin import describe_plugins, hookimpl, make_plugin_manager
 
 
 class KeywordOnly:
@@ -81,3 +81,25 @@ def test_defaults_and_a_subset_of_the_arguments_are_fine():
     pm.register(Fine(), name="fine")
 
     assert pm.has_plugin("fine")
+
+
+def test_a_hook_marked_by_another_projects_marker_says_which_marker():
+    """HookimplMarker("gws_outbound_plugin") (the package's name, not the project's) was
+    reported as "has no @hookimpl" next to the decorator the author can see."""
+    wrong = pluggy.HookimplMarker("gws_outbound_plugin")
+
+    class Mismarked:
+        @wrong
+        def on_cancel_failed(self, failure):
+            pass
+
+    pm = make_plugin_manager(load_entrypoints=False)
+    pm.register(Mismarked(), name="mine")
+
+    (info,) = [info for info in describe_plugins(pm) if info.name == "mine"]
+    (warning,) = info.warnings
+    assert warning.startswith(
+        "on_cancel_failed is named like the hook but is marked by "
+        "pluggy.HookimplMarker('gws_outbound_plugin'), not this project's ('gws_outbound'): it "
+        "is never called; use gws_outbound_plugin.hookimpl (at "
+    )
