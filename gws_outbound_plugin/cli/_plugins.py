@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -19,6 +20,7 @@ from typing import Any
 import pluggy
 
 from .._dispatcher import HookFailure, watch_hook_failures
+from .._hints import closest
 from .._manager import (
     ENV_ALLOW,
     ENV_DISABLE,
@@ -214,7 +216,10 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     _load_one_off_plugins(pm, args.one_off_plugins, ctx)
     infos = describe_plugins(pm)
     failures = sorted(plugin_load_failures(pm), key=lambda failure: failure.name)
-    warned = any(info.warnings for info in infos)
+    near_misses = _near_miss_groups()
+    for line in near_misses:
+        ctx.note(f"warning: {line}")
+    warned = any(info.warnings for info in infos) or bool(near_misses)
     status = EXIT_FAILED if failures or (args.strict and warned) else EXIT_OK
     if args.json:
         ctx.out(json.dumps(_plugin_entries(pm, infos, failures), indent=2))
@@ -234,6 +239,32 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     elif args.strict and warned:
         ctx.error("warnings with --strict")
     return status
+
+
+def _near_miss_groups() -> list[str]:
+    """A line for each entry point announced under a group named nearly like the project's
+    (``gws-outbound``, ``gws_outbound_plugin``, ``gws_outbound_plugins`` in a
+    ``pyproject.toml``): it is installed, and no host ever finds it."""
+    lines = []
+    points = (
+        (point, distribution)
+        for distribution in importlib.metadata.distributions()
+        for point in distribution.entry_points
+    )
+    for point, distribution in points:
+        group = point.group
+        if group == PROJECT_NAME:
+            continue
+        folded = group.replace("-", "_").replace(".", "_").lower()
+        if not (folded.startswith(PROJECT_NAME) or closest(group, [PROJECT_NAME], 0.8)):
+            continue
+        owner = f"{distribution.metadata['Name']} {distribution.version}"
+        lines.append(
+            f"{owner} announces {point.name!r} under the entry-point group {group!r}, not "
+            f"{PROJECT_NAME!r}, so no host finds it: in its pyproject.toml, "
+            f"[project.entry-points.{PROJECT_NAME}]"
+        )
+    return lines
 
 
 def _plugin_entries(

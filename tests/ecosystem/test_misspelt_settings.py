@@ -83,3 +83,26 @@ def test_a_string_for_a_list_of_names_is_refused(keywords, message):
         make_plugin_manager(environ={}, **keywords)
 
     assert str(caught.value) == message
+
+
+def test_a_plugin_announced_under_a_near_miss_group_is_pointed_out(cli: Cli, tmp_path):
+    """[project.entry-points.gws-outbound] (a hyphen): installed, listed nowhere, loaded by
+    no host, and `gws-outbound plugins` said only "no plugin installed"."""
+    site = tmp_path / "site"
+    info = site / "gwsx_hyphen-1.0.dist-info"
+    info.mkdir(parents=True)
+    (site / "gwsx_hyphen.py").write_text("", encoding="utf-8")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: gwsx-hyphen\nVersion: 1.0\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text("[gws-outbound]\nhyphen = gwsx_hyphen\n")
+    cli.plugins_from(site)
+
+    result = cli("plugins", "--strict")
+
+    assert (
+        "gws-outbound plugins: warning: gwsx-hyphen 1.0 announces 'hyphen' under the "
+        "entry-point group 'gws-outbound', not 'gws_outbound', so no host finds it: in its "
+        "pyproject.toml, [project.entry-points.gws_outbound]"
+    ) in result.err.splitlines()
+    assert result.status == 1  # a warning, under --strict
