@@ -555,9 +555,10 @@ class GWSPluginManager(pluggy.PluginManager):
     registered) when it implements a hook that does not exist (with the closest hook name as
     a suggestion), implements a hook the host fires (``on_cancel_requested``) as ``async
     def``, asks for an argument the hook does not pass, is a method that forgot its
-    ``self`` (its first parameter named like a hook argument), or calls a coroutine function
-    without ``await`` (a statement ``notify(x)`` for an ``async def notify``: the coroutine
-    would be dropped unrun). A function named like a hook but
+    ``self`` (its first parameter named like a hook argument), takes a parameter no hook call
+    fills (keyword-only, ``*args``, ``**kwargs``), or calls a coroutine function without
+    ``await`` (a statement ``notify(x)`` for an ``async def notify``: the coroutine would be
+    dropped unrun). A function named like a hook but
     without ``@hookimpl`` is accepted and logged (``plugin_hook_not_marked``).
     """
 
