@@ -252,9 +252,10 @@ def _add_tail_command(commands: Any) -> None:
         help="print live outbound events and user events until Ctrl-C",
         description=_fill(
             "Connect to the configured GWS as the agent and print, as they arrive, every user "
-            "event (on_user_event), acknowledged or failed cancel "
-            "(on_record_cancel_acknowledged, on_cancel_failed), acknowledged or failed other "
-            "operation (on_operation_acknowledged, on_operation_failed), and what OCS says "
+            "event (on_user_event), every acknowledged cancel (on_record_cancel_acknowledged) "
+            "and other operation (on_operation_acknowledged), the agent's other clients' "
+            "included (a request of theirs that OCS refused shows as its user event, with "
+            "the error: only the client that sent it hears of its failure), and what OCS says "
             "unprompted: a record cancelled by someone else (on_record_cancelled), a callback "
             "due (on_scheduled_call), a pushed preview record (on_preview_record), a campaign "
             "status (on_campaign_status); until Ctrl-C or SIGTERM. How a real GWS relays "

@@ -110,3 +110,15 @@ def test_help_and_version_as_commands_point_to_the_options(cli: Cli, word: str, 
     assert result.err.splitlines()[-1].startswith(
         f"gws-outbound: error: {word!r} is not a command: {answer}"
     )
+
+
+def test_tail_does_not_promise_failures_it_cannot_hear(cli: Cli):
+    """tail makes no request, and another client's refused request reaches it as a user
+    event only (docs/hooks.md, on_user_event); its help promised "failed cancel
+    (on_cancel_failed)" and "failed other operation (on_operation_failed)"."""
+    result = cli("tail", "--help")
+
+    description = result.out.split("\n\n", 2)[1]
+    assert "on_cancel_failed" not in description
+    assert "on_operation_failed" not in description
+    assert "shows as its user event" in " ".join(description.split())
