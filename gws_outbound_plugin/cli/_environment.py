@@ -94,7 +94,10 @@ def load_config(
     except ConfigError as error:
         message = _without_keywords_hint(str(error))
         hint = ""
-        if "GWS_PASSWORD" in message:
+        if "GWS_PASSWORD" in message and not environ.get("GWS_USERNAME") and terminal:
+            # The prompt needs the user name: asking for a password alone would be wrong.
+            hint = " (set GWS_USERNAME: the password is then asked for on the terminal)"
+        elif "GWS_PASSWORD" in message:
             hint = (
                 " (set GWS_PASSWORD in the environment: there is no terminal to prompt on, "
                 'e.g. GWS_PASSWORD="$(cat ~/.gws-password)" gws-outbound ...)'

@@ -4,13 +4,15 @@ second before anything was printed). Checked by what is imported, not by a clock
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 
 import pytest
 
-from gws_outbound_plugin.cli._common import _HELP_WIDTH
+from gws_outbound_plugin.cli._common import _HELP_WIDTH, _UsageError
+from gws_outbound_plugin.cli._environment import load_config
 from gws_outbound_plugin.cli._parser import build_parser
 
 from .conftest import ROOT, Cli, base_env
@@ -122,3 +124,19 @@ def test_tail_does_not_promise_failures_it_cannot_hear(cli: Cli):
     assert "on_cancel_failed" not in description
     assert "on_operation_failed" not in description
     assert "shows as its user event" in " ".join(description.split())
+
+
+def test_on_a_terminal_a_missing_user_name_is_not_blamed_on_the_terminal():
+    """Without GWS_USERNAME the password prompt is skipped (it names the user), and the
+    error said "there is no terminal to prompt on" to someone at a terminal."""
+    with pytest.raises(_UsageError) as caught:
+        load_config(
+            {"GWS_BASE_URL": "http://127.0.0.1:8090"},
+            stdin=io.StringIO(""),
+            has_terminal=lambda: True,
+        )
+
+    assert str(caught.value) == (
+        "invalid configuration: missing GWS_USERNAME, GWS_PASSWORD (set GWS_USERNAME: the "
+        "password is then asked for on the terminal)"
+    )
