@@ -126,7 +126,7 @@ class Answers:
         elif n.notification == spec.acknowledgement:
             if entry.outbound is None:
                 entry.outbound = n.data
-                _acknowledged_by_reference(entry)
+                self._p.acknowledged_by_reference(entry)
                 if spec.pushed and n.record_handle is not None:
                     self._pair_preview(entry, n.record_handle)
                 self._p.half(entry)
@@ -211,7 +211,7 @@ class Answers:
         elif answers(spec, u.name) and entry.user_event is None:
             entry.user_event, entry.user_content, entry.maybe = event, u.content, None
             if u.reference is not None:
-                _acknowledged_by_reference(entry)
+                self._p.acknowledged_by_reference(entry)
             if spec.part is not None:
                 entry.chain = u.chain
                 self._collect_parts(entry, before=self.seq)
@@ -241,6 +241,14 @@ class Answers:
             if u.content is not None:
                 self._recent.took(u.content)
             self._p.decide_after_post(entry, failed)
+            return
+        if u.reference is None and self.limits.merge_window > 0:
+            # Matched by key alone, GWS having accepted the POST: it may be another
+            # desktop's refusal on the record, arriving before this request's own
+            # acknowledgement (by reference). It waits merge_window for that (M9).
+            if u.content is not None:
+                self._recent.took(u.content)
+            self._p.hold_refusal(entry, failed)
             return
         entry.user_event = event
         self._p.finish(entry, failed)
@@ -341,10 +349,3 @@ class Answers:
         if isinstance(effect, Foreign):
             self._stats["foreign_acks"] += 1
         self._p.fx.append(effect)
-
-
-def _acknowledged_by_reference(entry: Entry) -> None:
-    """M9: a message with ``entry``'s reference id acknowledges it, so a refusal matched by
-    key while its POST was unanswered (held for GWS's answer, M10) was another client's."""
-    if isinstance(entry.after_post, Failed):
-        entry.after_post = None

@@ -100,6 +100,10 @@ class PendingRequests:
         GWS and waits to write it again), GWS got an attempt after all: it counts as sent
         again (may have been processed, never written again: ``Engine.resending``)."""
         entry.confirmed = True
+        if entry.refusing or isinstance(entry.after_post, Failed):
+            # M9: GWS passed it on and OCS answered it (this message); the refusal matched
+            # by key that waits (M10, or ``merge_window``) was another client's.
+            self.acknowledged_by_reference(entry)
         if move(entry, "reached") and entry.spec.part is not None:
             self.part_entries.add(entry)
 
@@ -154,6 +158,41 @@ class PendingRequests:
         stands."""
         if entry.after_post is None:
             entry.after_post = True if outcome is None else outcome
+
+    def hold_refusal(self, entry: Entry, outcome: Failed) -> None:
+        """OCS's refusal matched to ``entry`` by key alone (no reference id), GWS having
+        accepted its POST (or may have processed it): it decides at the end of
+        ``merge_window`` (``refusal`` timer), unless the request's own acknowledgement by
+        reference arrives meanwhile (M9: the refusal was another client's). The first
+        refusal held stands; the request's deadline, the close or a lost session end the
+        window early, the refusal deciding then. ``merge_window`` 0: it decides at once."""
+        if entry.after_post is None:
+            entry.after_post = outcome
+        if self.limits.merge_window == 0:
+            self.conclude(entry, "refused by OCS")
+        elif not entry.refusing:
+            entry.refusing = True
+            self.fx.append(StartTimer(("refusal", entry.token), self.limits.merge_window))
+
+    def acknowledged_by_reference(self, entry: Entry) -> None:
+        """M9: a message with ``entry``'s reference id acknowledges it, so a refusal matched
+        by key alone and not decided yet (held for GWS's answer to the POST, M10, or waiting
+        ``merge_window`` for a message with its reference id) was another client's. The
+        request then waits for its answer as before the refusal (its acknowledgement timer,
+        which the window held, starts again)."""
+        if isinstance(entry.after_post, Failed):
+            entry.after_post = None
+        if self.close_refusal_window(entry) and entry.post_answered:
+            self.fx.append(StartTimer(("ack", entry.token), self.limits.ack_timeout))
+
+    def close_refusal_window(self, entry: Entry) -> bool:
+        """End the window of a refusal held for ``merge_window`` (:meth:`hold_refusal`);
+        whether one was open."""
+        if not entry.refusing:
+            return False
+        entry.refusing = False
+        self.fx.append(CancelTimer(("refusal", entry.token)))
+        return True
 
     def conclude(self, entry: Entry, why: str) -> None:
         """End a sent request now: with what its messages decided, acknowledged if part of
@@ -225,6 +264,8 @@ class PendingRequests:
             self.fx.append(CancelTimer(("ack", entry.token)))
         if entry.merging:
             self.fx.append(CancelTimer(("merge", entry.token)))
+        if entry.refusing:
+            self.fx.append(CancelTimer(("refusal", entry.token)))
         if self.limits.deadline is not None:
             self.fx.append(CancelTimer(("deadline", entry.token)))
         if follower is not None and not self.closed:
