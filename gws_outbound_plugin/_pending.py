@@ -155,6 +155,15 @@ class PendingRequests:
         if entry.after_post is None:
             entry.after_post = True if outcome is None else outcome
 
+    def hold_refusal(self, entry: Entry, refusal: Failed) -> None:
+        """OCS refused ``entry``'s request: that decides at the end of the merge window
+        (``Correlator._entry_timer``) unless its acknowledgement by reference id arrives
+        first (M9: GWS got the POST twice, OCS acted on one copy and refused the other)."""
+        entry.after_post = refusal
+        if not entry.merging:
+            entry.merging = True
+            self.fx.append(StartTimer(("merge", entry.token), self.limits.merge_window))
+
     def conclude(self, entry: Entry, why: str) -> None:
         """End a sent request now: with what its messages decided, acknowledged if part of
         its answer arrived, else unknown.
@@ -256,6 +265,20 @@ class PendingRequests:
         """Its messages may still arrive (M2, M4); they must never answer another request."""
         recent = self.recent
         recent.reserve(entry.request.reference_id)
+        refused_by_ocs = isinstance(outcome, Failed) and outcome.reason is FailureReason.OCS_ERROR
+        if (
+            entry.outbound is None
+            and entry.key is not None
+            and (refused_by_ocs or entry.user_event is None)
+        ):
+            # Its acknowledgement may still come (M2, M9: ``Recent.acknowledged_late``).
+            recent.unacknowledged(
+                entry.request.reference_id,
+                entry.key,
+                entry.spec,
+                entry.token,
+                refused=refused_by_ocs,
+            )
         event, content = entry.user_event, entry.user_content
         # Nothing is owed on its key (the next answer there is the next request's) when OCS's
         # refusal by user event decided once GWS answered the POST (M10: that was its answer),

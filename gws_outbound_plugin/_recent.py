@@ -218,6 +218,12 @@ class Recent:
         self.reserved = Aging()
         """The reference ids of requests that ended (M2); ``in`` and ``len()``."""
         self._owed: dict[CorrelationKey, list[Owed]] = {}
+        # Requests that ended without their acknowledgement notification, by reference id:
+        # (key, spec, token, stamp), for a late one (M2, M9: :meth:`acknowledged_late`).
+        self._unacknowledged: dict[str, tuple[CorrelationKey, OperationSpec, int, bool, int]] = {}
+        # Tokens whose owed slot a refusal claimed (M4): wrongly, if their acknowledgement
+        # notification arrives late after all (:meth:`acknowledged_late`).
+        self._claimed_by_refusal = Aging()
         self._taken = Aging()
         self._fingerprints = Aging()
         self._previews: dict[int, tuple[UserEvent, int]] = {}
@@ -228,6 +234,8 @@ class Recent:
         return {
             "reserved": len(self.reserved),
             "owed": sum(len(v) for v in self._owed.values()),
+            "unacknowledged": len(self._unacknowledged),
+            "claimed_by_refusal": len(self._claimed_by_refusal),
             "taken": len(self._taken),
             "fingerprints": len(self._fingerprints),
             "parts": self._parts_count,
@@ -254,12 +262,19 @@ class Recent:
         self.reserved.expire(cutoff)
         self._taken.expire(cutoff)
         self._fingerprints.expire(cutoff)
+        self._claimed_by_refusal.expire(cutoff)
         for key in list(self._owed):
             owed = [slot for slot in self._owed[key] if slot.stamp > cutoff]
             if owed:
                 self._owed[key] = owed
             else:
                 del self._owed[key]
+        if self._unacknowledged:
+            self._unacknowledged = {
+                reference: fact
+                for reference, fact in self._unacknowledged.items()
+                if fact[4] > cutoff
+            }
         for handle in [h for h, (_, stamp) in self._previews.items() if stamp <= cutoff]:
             del self._previews[handle]
         for chain in list(self._parts):
@@ -274,6 +289,8 @@ class Recent:
             or self._taken
             or self._fingerprints
             or self._owed
+            or self._unacknowledged
+            or self._claimed_by_refusal
             or self._previews
             or self._parts
         )
@@ -344,6 +361,39 @@ class Recent:
         slot = Owed(spec, self.stamp(), token, acknowledged=acknowledged, empty=empty)
         self._owed.setdefault(key, []).append(slot)
 
+    def unacknowledged(
+        self,
+        reference_id: str,
+        key: CorrelationKey,
+        spec: OperationSpec,
+        token: int,
+        *,
+        refused: bool,
+    ) -> None:
+        """The request ``token`` (``reference_id``, on ``key``) ended without its answer
+        (``refused``: with OCS's refusal): its acknowledgement notification may still arrive
+        (:meth:`acknowledged_late`)."""
+        self._unacknowledged[reference_id] = (key, spec, token, refused, self.stamp())
+
+    def acknowledged_late(self, reference_id: str | None, notification: str | None) -> None:
+        """M2, M9: the acknowledgement notification of a request that ended without it
+        arrived late. OCS acted on it, so the unreferenced user event that goes with it is
+        that request's late answer, owed to it (never another request's answer, never
+        another client's acknowledgement), and no refusal is: a refusal taken as its late
+        answer before was another request's."""
+        fact = self._unacknowledged.get(reference_id) if reference_id is not None else None
+        if fact is None or notification != fact[1].acknowledgement:
+            return
+        del self._unacknowledged[reference_id]  # type: ignore[arg-type]
+        key, spec, token, refused, _ = fact
+        for slot in self._owed.get(key, ()):
+            if slot.token == token:
+                slot.acknowledged = True
+                return
+        if refused or token in self._claimed_by_refusal:
+            self._claimed_by_refusal.discard(token)
+            self.owe(key, spec, token, acknowledged=True, empty=False)
+
     def forgive(self, key: CorrelationKey, token: int) -> None:
         """The request ``token`` is owed nothing after all: GWS refused its POST after it
         ended (it never passed the request on)."""
@@ -376,6 +426,8 @@ class Recent:
                 del owed[i]
                 if not owed:
                     del self._owed[key]
+                if refusal is not None:
+                    self._claimed_by_refusal.add(slot.token, self.stamp())
                 return slot
         return None
 
