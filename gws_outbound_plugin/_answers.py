@@ -212,6 +212,11 @@ class Answers:
         """A user event that belongs to ``entry``'s request."""
         spec = entry.spec
         event = u.event
+        if u.reference is not None and u.name in ANSWER_EVENTS and not answers(spec, u.name):
+            # M1: with its reference id, but answering another operation: ignored.
+            fields = {"user_event": u.name, "reference_id": u.reference}
+            self._p.fx.append(Notice("answer_for_another_operation_ignored", "warning", fields))
+            return
         if entry.user_event is None:
             entry.user_content = u.content  # what a regenerated copy is recognised by (M8)
         if u.is_error:

@@ -388,3 +388,30 @@ def test_a_refusal_by_reference_after_the_acknowledgement_is_the_copys(refusal: 
 
 def _resolved(effects: list[Any]) -> list[Resolved]:
     return [effect for effect in effects if isinstance(effect, Resolved)]
+
+
+def test_a_refusal_of_another_operation_with_our_reference_is_not_the_requests() -> None:
+    """OCS's refusal of a reject (``GSW_USER_EVENT`` ``RecordRejectAcknowledge``) carrying
+    our cancel's referenceId: not the cancel's answer (M1: another operation's message is
+    ignored), whose own acknowledgement then arrives. Before, the refusal ended the cancel
+    ``ocs_error``."""
+    correlator = Correlator(Limits(merge_window=0.25, deadline=50.0))
+    request = CancelRequest(
+        record_handle=11,
+        application_id=134,
+        campaign_name="Campaign1",
+        calling_list="CallingList1",
+        device_path="/devices/d",
+        reference_id="r1",
+    )
+    token, _ = correlator.accept(request)
+    assert correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    refusal = _cancel_messages("r1", error=True)
+    refusal["data"]["userData"]["GSW_USER_EVENT"] = "RecordRejectAcknowledge"
+    correlator.message(refusal)
+    effects = correlator.timer_expired(("merge", token))
+    assert not _resolved(effects)
+    assert not _resolved(correlator.message(_notification("r1")))
+    (done,) = _resolved(correlator.message(_cancel_messages("r1", error=False)))
+    assert isinstance(done.outcome, Acknowledged)
