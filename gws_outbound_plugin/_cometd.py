@@ -204,11 +204,29 @@ class _SessionExtension(Extension):  # type: ignore[misc]
             self._listener.session.store_cookies(
                 self._listener.url, headers.getall("Set-Cookie", ())
             )
-        _check_payload(payload)
-        readable = [message for message in payload if _readable(message)]
-        if len(readable) != len(payload):
-            payload[:] = readable  # aiocometd reads this list next
+        if type(payload) is not list:
+            _check_payload(payload)
         for message in payload:
+            # The usual message, read as it is: an object with a channel of its own (not a
+            # subscription reply, which has more to check). Anything else: every message is
+            # checked, and the unreadable ones left out.
+            if type(message) is not dict:
+                _check_payload(payload)
+            channel = message.get("channel")
+            if type(channel) is not str or not channel or channel in _SUBSCRIPTION_REPLIES:
+                readable = [message for message in payload if _readable(message)]
+                if len(readable) != len(payload):
+                    payload[:] = readable  # aiocometd reads this list next
+                break
+        for message in payload:
+            if (
+                "advice" not in message
+                and "successful" not in message
+                and not message["channel"].startswith("/meta/")
+            ):
+                # A notification as servers send them (no advice, no successful): nothing
+                # below applies to it (a /meta/ reply without successful still goes on).
+                continue
             _as_notification(message)
             self._timeout, unusable = _usable_timeout(message, self._timeout)
             if unusable is not _USABLE and not self._unusable_logged:
@@ -289,6 +307,9 @@ def _check_payload(payload: object) -> None:
     raise TransportError(f"the CometD endpoint answered with {detail}")
 
 
+_SUBSCRIPTION_REPLIES: Final = frozenset({"/meta/subscribe", "/meta/unsubscribe"})
+
+
 def _readable(message: dict[str, Any]) -> bool:
     """Whether aiocometd can read ``message``. It indexes ``channel`` of every message, and
     ``successful`` and ``subscription`` of a subscription reply: one without them failed the
@@ -297,7 +318,7 @@ def _readable(message: dict[str, Any]) -> bool:
     channel = message.get("channel")
     if not isinstance(channel, str) or not channel:
         why = "no channel"
-    elif channel in ("/meta/subscribe", "/meta/unsubscribe") and not (
+    elif channel in _SUBSCRIPTION_REPLIES and not (
         "successful" in message
         and isinstance(message.get("subscription", ""), str)
         and ("subscription" in message or not message["successful"])
