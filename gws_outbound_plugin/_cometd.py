@@ -77,6 +77,7 @@ tried again after every re-handshake. A refused ``/v2/me/outbound`` fails ``open
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import importlib.metadata
 import time
@@ -148,6 +149,8 @@ _DEFAULT_TIMEOUT_MS: Final = 30_000
 #: :func:`_usable_timeout`'s "nothing unusable".
 _USABLE: Final = object()
 _ABSENT: Final = object()
+#: What :meth:`_GWSClient._wait_once` returns when the transport stayed disconnected.
+_TIMED_OUT: Final = object()
 
 
 class CometDState(enum.StrEnum):
@@ -465,13 +468,19 @@ class _GWSClient(Client):  # type: ignore[misc]
         await super().close()
 
     async def _get_message(self, connection_timeout: float) -> CometDMessage:
-        """aiocometd's wait for the next message (pinned version), keeping what it took.
+        """aiocometd's wait for the next message (pinned version), without its tasks.
 
-        The wait takes the message from the queue in a task of its own; aiocometd's
-        dropped it when the waiting task (the listener's) was cancelled in the loop turn in
-        which that task took it (a host cancelling every task): the message was lost (an
-        acknowledgement never heard, its request ``timed_out``). Here it is kept, and the
-        next wait (or :meth:`receive_queued`) returns it first."""
+        aiocometd races three tasks with ``asyncio.wait`` for every wait: one takes the
+        next message from the queue, one waits for the server to end the session
+        (``ServerError``), one for the transport to be reconnecting for longer than
+        ``connection_timeout`` (``TransportTimeoutError``); the two left over are cancelled.
+        Here one future waits for all three, woken the way ``asyncio.Queue.get()`` and
+        ``asyncio.Event.wait()`` wake theirs (see :meth:`_wait_once`), and the message is
+        taken from the queue in the waiting task itself: a cancellation of that task leaves
+        it in the queue for the next wait (aiocometd's queue task took it, and dropped it
+        when the waiting task was cancelled in that loop turn: an acknowledgement never
+        heard). Same outcomes, same order: a queued message first, then the server's end of
+        the session, then the timeout."""
         kept: CometDMessage | None = self.__dict__.get("_kept")
         if kept is not None:
             self._kept = None
@@ -479,34 +488,100 @@ class _GWSClient(Client):  # type: ignore[misc]
         if not _QUEUE_SEAM:  # pragma: no cover - another version: aiocometd's own
             message: CometDMessage = await super()._get_message(connection_timeout)
             return message
-        tasks: list[asyncio.Future[Any]] = []
+        queue: asyncio.Queue[CometDMessage] = self._incoming_queue
+        transport = self._transport
+        while True:
+            if not queue.empty():
+                taken: CometDMessage = queue.get_nowait()
+                return taken
+            woken = None
+            if transport.state is not TransportState.SERVER_DISCONNECTED:
+                woken = await self._wait_once(queue, transport, connection_timeout)
+                if not queue.empty():
+                    continue  # a message first, as aiocometd's wait returns it first
+            if woken is _TIMED_OUT:
+                raise TransportTimeoutError("Lost connection with the server.")
+            if woken is not None or transport.state is TransportState.SERVER_DISCONNECTED:
+                await self.close()
+                raise ServerError("Connection closed by the server", transport.last_connect_result)
+
+    async def _wait_once(
+        self, queue: asyncio.Queue[CometDMessage], transport: Any, connection_timeout: float
+    ) -> object:
+        """Wait until a message is queued (``None``), the server ended the session
+        (``True``) or the transport was reconnecting for ``connection_timeout`` seconds
+        (:data:`_TIMED_OUT`); ``None`` too after the countdown was cancelled from outside (the
+        caller waits again). One future: put in the queue's getters (``put_nowait`` wakes
+        the first, as for ``Queue.get()``) and in the waiters of the transport's
+        ``SERVER_DISCONNECTED`` event (``set()`` wakes them all, as for ``Event.wait()``).
+        The countdown is aiocometd's ``_wait_connection_timeout``, started as its first
+        step would go on: at once if the transport is connecting, else when it starts to."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[object] = loop.create_future()
+        getters: Any = queue._getters  # type: ignore[attr-defined]
+        events: Any = transport._state_events
+        ended: Any = events[TransportState.SERVER_DISCONNECTED]._waiters
+        getters.append(waiter)
+        ended.append(waiter)
+        countdown: asyncio.Task[None] | None = None
+        connecting: asyncio.Future[bool] | None = None
+
+        def count_down(_: object = None) -> None:
+            nonlocal countdown
+            if not waiter.done():
+                countdown = loop.create_task(self._count_down(transport, connection_timeout))
+                countdown.add_done_callback(counted)
+
+        def counted(task: asyncio.Task[None]) -> None:
+            if not waiter.done():
+                waiter.set_result(None if task.cancelled() else _TIMED_OUT)
+
         if connection_timeout:
-            tasks.append(asyncio.ensure_future(self._wait_connection_timeout(connection_timeout)))
-        get_task = asyncio.ensure_future(self._incoming_queue.get())
-        tasks.append(get_task)
-        disconnected = asyncio.ensure_future(
-            self._transport.wait_for_state(TransportState.SERVER_DISCONNECTED)
-        )
-        tasks.append(disconnected)
+            connecting_event = events[TransportState.CONNECTING]
+            if connecting_event.is_set():
+                count_down()
+            else:
+                connecting = loop.create_future()
+                connecting_event._waiters.append(connecting)
+                connecting.add_done_callback(count_down)
         try:
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            for task in tasks:
-                task.cancel()
-            if get_task.done() and not get_task.cancelled() and get_task.exception() is None:
-                self._kept = get_task.result()  # taken from the queue: not lost
+            return await waiter
+        except BaseException:
+            if (
+                waiter.done()
+                and not waiter.cancelled()
+                and waiter.result() is None
+                and not queue.empty()
+            ):
+                # Woken by put_nowait() but cancelled before taking the message: it stays
+                # queued, and the next getter in line (if any) is woken, as Queue.get() does.
+                queue._wakeup_next(getters)  # type: ignore[attr-defined]
             raise
-        for task in pending:
-            task.cancel()
-        if get_task in done:
-            taken: CometDMessage = get_task.result()
-            return taken
-        if disconnected in done:
-            await self.close()
-            raise ServerError(
-                "Connection closed by the server", self._transport.last_connect_result
-            )
-        raise TransportTimeoutError("Lost connection with the server.")
+        finally:
+            waiter.cancel()
+            with contextlib.suppress(ValueError):
+                getters.remove(waiter)
+            with contextlib.suppress(ValueError):
+                ended.remove(waiter)
+            if connecting is not None:
+                connecting.remove_done_callback(count_down)
+                connecting.cancel()
+                with contextlib.suppress(ValueError):
+                    events[TransportState.CONNECTING]._waiters.remove(connecting)
+            if countdown is not None:
+                countdown.remove_done_callback(counted)
+                countdown.cancel()
+
+    @staticmethod
+    async def _count_down(transport: Any, timeout: float) -> None:
+        """aiocometd's ``_wait_connection_timeout`` once the transport is connecting: ends
+        when it was not connected again within ``timeout`` seconds."""
+        while True:
+            try:
+                await asyncio.wait_for(transport.wait_for_state(TransportState.CONNECTED), timeout)
+            except TimeoutError:
+                return
+            await transport.wait_for_state(TransportState.CONNECTING)
 
     def receive_queued(self) -> CometDMessage | None:
         """The next message if one is already queued (as ``receive()`` would return it,
