@@ -44,7 +44,8 @@ behaviour, point by point:
     ones again itself (see :attr:`CometDListener.refused_channels`);
 13. ``receive()`` starts three tasks and an ``asyncio.wait`` for every message, even when
     messages are already queued: :meth:`_GWSClient.receive_queued` takes a queued message
-    as ``receive()`` would (for the pinned version only;
+    as ``receive()`` would, and :meth:`_GWSClient._get_message` waits for the next one with
+    one future and no task (for the pinned version only;
     ``tests/unit/test_cometd_seam.py`` fails when the pinned version changes them);
 14. it indexes ``channel`` of every message, and ``successful`` and ``subscription`` of a
     subscription reply: one message without them failed the whole long-poll answer half-way
@@ -66,7 +67,7 @@ behaviour, point by point:
     a task of its own;
 17. ``receive()`` takes the next message in a task of its own and drops it when the waiting
     task is cancelled in the loop turn in which that task took it: ``_GWSClient._get_message``
-    keeps it for the next wait.
+    takes it in the waiting task itself, so it stays queued for the next wait.
 
 A refused subscription to an optional channel (anything but ``/v2/me/outbound``; GWS's
 ``/me/internal`` is known from the seed only, gws-outbound.md §10.8) does not stop the
@@ -151,6 +152,12 @@ _USABLE: Final = object()
 _ABSENT: Final = object()
 #: What :meth:`_GWSClient._wait_once` returns when the transport stayed disconnected.
 _TIMED_OUT: Final = object()
+#: What :meth:`_GWSClient._wait_once` returns after :meth:`_GWSClient.interrupt`.
+_INTERRUPTED: Final = object()
+
+
+class _WaitInterrupted(Exception):
+    """``receive()``'s wait was interrupted (:meth:`_GWSClient.interrupt`)."""
 
 
 class CometDState(enum.StrEnum):
@@ -425,6 +432,8 @@ class _GWSClient(Client):  # type: ignore[misc]
         )
         if url.startswith("http://"):
             self._HTTP_SESSION_CLOSE_TIMEOUT = 0.0
+        self._waiter: asyncio.Future[object] | None = None
+        """The future of the wait in ``receive()`` while it waits (see :meth:`interrupt`)."""
 
     async def _get_http_session(self) -> aiohttp.ClientSession:
         session: aiohttp.ClientSession | None = self.__dict__.get("_http_session")
@@ -497,6 +506,8 @@ class _GWSClient(Client):  # type: ignore[misc]
             woken = None
             if transport.state is not TransportState.SERVER_DISCONNECTED:
                 woken = await self._wait_once(queue, transport, connection_timeout)
+                if woken is _INTERRUPTED:
+                    raise _WaitInterrupted
                 if not queue.empty():
                     continue  # a message first, as aiocometd's wait returns it first
             if woken is _TIMED_OUT:
@@ -523,6 +534,7 @@ class _GWSClient(Client):  # type: ignore[misc]
         ended: Any = events[TransportState.SERVER_DISCONNECTED]._waiters
         getters.append(waiter)
         ended.append(waiter)
+        self._waiter = waiter
         countdown: asyncio.Task[None] | None = None
         connecting: asyncio.Future[bool] | None = None
 
@@ -558,6 +570,7 @@ class _GWSClient(Client):  # type: ignore[misc]
                 queue._wakeup_next(getters)  # type: ignore[attr-defined]
             raise
         finally:
+            self._waiter = None
             waiter.cancel()
             with contextlib.suppress(ValueError):
                 getters.remove(waiter)
@@ -571,6 +584,17 @@ class _GWSClient(Client):  # type: ignore[misc]
             if countdown is not None:
                 countdown.remove_done_callback(counted)
                 countdown.cancel()
+
+    def interrupt(self) -> bool:
+        """End the wait for a message in ``receive()`` now: it raises
+        :class:`_WaitInterrupted` (the message queued meanwhile, if any, stays queued).
+        False when no such wait is pending (another version than the pinned one: the
+        caller cancels its wait)."""
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return False
+        waiter.set_result(_INTERRUPTED)
+        return True
 
     @staticmethod
     async def _count_down(transport: Any, timeout: float) -> None:
@@ -759,7 +783,8 @@ class CometDListener:
         self._stalled: _GWSClient | None = None
         """The client :meth:`_watch` found polling no more (replaced by the receive loop)."""
         self._receiving: anyio.CancelScope | None = None
-        """Around the receive loop's wait in ``receive()``, while it waits."""
+        """Around the receive loop's wait in ``receive()``, while it waits (only with
+        another aiocometd version than the pinned one: else ``_GWSClient.interrupt``)."""
         self.reconnect_policy = RetryPolicy(
             retries=None,
             first_delay=min(_FIRST_RECONNECT_DELAY, config.reconnect_backoff_max),
@@ -1128,7 +1153,7 @@ class CometDListener:
                 consequence="the CometD session is started again; outcomes may have been missed",
             )
             self._stalled = client
-            if self._receiving is not None:
+            if not client.interrupt() and self._receiving is not None:
                 self._receiving.cancel()
 
     async def _receive(self, deliver: Callable[[CometDMessage], Any]) -> None:
@@ -1149,13 +1174,19 @@ class CometDListener:
                         continue
                     # Only a client that polls no more is interrupted here: its queue is
                     # empty and stays so, and no message is lost with the wait.
-                    try:
-                        with anyio.CancelScope() as self._receiving:
+                    if _QUEUE_SEAM:
+                        try:
                             message = await client.receive()
-                    finally:
-                        self._receiving = None
-                    if message is None:
-                        continue  # interrupted: the client is replaced
+                        except _WaitInterrupted:
+                            continue  # the client is replaced
+                    else:  # pragma: no cover - another version: its wait is cancelled
+                        try:
+                            with anyio.CancelScope() as self._receiving:
+                                message = await client.receive()
+                        finally:
+                            self._receiving = None
+                        if message is None:
+                            continue  # interrupted: the client is replaced
             except asyncio.CancelledError:
                 if cancelled_by_plugin() or cancelled_from_outside():
                     raise

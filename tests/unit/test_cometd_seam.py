@@ -243,3 +243,25 @@ async def test_a_cancelled_wait_leaves_the_message_queued() -> None:
         await waiting
     assert queue.qsize() == 1
     assert await client._get_message(10.0) is message
+
+
+async def test_an_interrupted_wait_raises_and_leaves_the_queue_as_it_was() -> None:
+    """``interrupt()`` ends a pending wait (the receive loop then replaces a client that polls
+    no more); with no wait pending it does nothing and says so."""
+    from aiocometd_noloop.constants import TransportState
+
+    from gws_outbound_plugin._cometd import _WaitInterrupted
+
+    client, queue, transport = _client_on(TransportState.CONNECTED)
+    assert not client.interrupt()
+    waiting = asyncio.ensure_future(client._get_message(10.0))
+    await asyncio.sleep(0)
+    assert client.interrupt()
+    message = {"channel": "/v2/me/outbound", "data": {}}
+    queue.put_nowait(message)  # the same loop turn: it stays queued
+    with pytest.raises(_WaitInterrupted):
+        await waiting
+    assert not client.interrupt()
+    assert await client._get_message(10.0) is message
+    assert not queue._getters  # type: ignore[attr-defined]
+    assert all(not event._waiters for event in transport._state_events.values())
