@@ -78,7 +78,6 @@ tried again after every re-handshake. A refused ``/v2/me/outbound`` fails ``open
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import importlib.metadata
 import time
@@ -434,6 +433,9 @@ class _GWSClient(Client):  # type: ignore[misc]
             self._HTTP_SESSION_CLOSE_TIMEOUT = 0.0
         self._waiter: asyncio.Future[object] | None = None
         """The future of the wait in ``receive()`` while it waits (see :meth:`interrupt`)."""
+        self._wait_timeout = 0.0
+        self._countdown: asyncio.Task[None] | None = None
+        self._connecting_watch: tuple[Any, asyncio.Future[bool]] | None = None
 
     async def _get_http_session(self) -> aiohttp.ClientSession:
         session: aiohttp.ClientSession | None = self.__dict__.get("_http_session")
@@ -526,36 +528,21 @@ class _GWSClient(Client):  # type: ignore[misc]
         the first, as for ``Queue.get()``) and in the waiters of the transport's
         ``SERVER_DISCONNECTED`` event (``set()`` wakes them all, as for ``Event.wait()``).
         The countdown is aiocometd's ``_wait_connection_timeout``, started as its first
-        step would go on: at once if the transport is connecting, else when it starts to."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[object] = loop.create_future()
+        step would go on: at once if the transport is connecting, else when it starts to
+        (:meth:`_connecting`)."""
+        waiter: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         getters: Any = queue._getters  # type: ignore[attr-defined]
         events: Any = transport._state_events
         ended: Any = events[TransportState.SERVER_DISCONNECTED]._waiters
         getters.append(waiter)
         ended.append(waiter)
         self._waiter = waiter
-        countdown: asyncio.Task[None] | None = None
-        connecting: asyncio.Future[bool] | None = None
-
-        def count_down(_: object = None) -> None:
-            nonlocal countdown
-            if not waiter.done():
-                countdown = loop.create_task(self._count_down(transport, connection_timeout))
-                countdown.add_done_callback(counted)
-
-        def counted(task: asyncio.Task[None]) -> None:
-            if not waiter.done():
-                waiter.set_result(None if task.cancelled() else _TIMED_OUT)
-
         if connection_timeout:
-            connecting_event = events[TransportState.CONNECTING]
-            if connecting_event.is_set():
-                count_down()
-            else:
-                connecting = loop.create_future()
-                connecting_event._waiters.append(connecting)
-                connecting.add_done_callback(count_down)
+            self._wait_timeout = connection_timeout
+            if events[TransportState.CONNECTING].is_set():
+                self._count_down(transport)
+            elif self._connecting_watch is None or self._connecting_watch[0] is not transport:
+                self._watch_connecting(transport)
         try:
             return await waiter
         except BaseException:
@@ -572,18 +559,53 @@ class _GWSClient(Client):  # type: ignore[misc]
         finally:
             self._waiter = None
             waiter.cancel()
-            with contextlib.suppress(ValueError):
+            if waiter in getters:  # not when put_nowait() woke it: it took it off
                 getters.remove(waiter)
-            with contextlib.suppress(ValueError):
+            if waiter in ended:
                 ended.remove(waiter)
-            if connecting is not None:
-                connecting.remove_done_callback(count_down)
-                connecting.cancel()
-                with contextlib.suppress(ValueError):
-                    events[TransportState.CONNECTING]._waiters.remove(connecting)
+            countdown = self._countdown
             if countdown is not None:
-                countdown.remove_done_callback(counted)
+                self._countdown = None
                 countdown.cancel()
+
+    def _watch_connecting(self, transport: Any) -> None:
+        """Keep a future in the waiters of ``transport``'s ``CONNECTING`` event: when it
+        starts connecting during a wait, :meth:`_connecting` starts the countdown."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        transport._state_events[TransportState.CONNECTING]._waiters.append(future)
+        future.add_done_callback(self._connecting)
+        self._connecting_watch = (transport, future)
+
+    def _connecting(self, future: asyncio.Future[bool]) -> None:
+        watch = self._connecting_watch
+        if watch is None or watch[1] is not future or future.cancelled():
+            return
+        transport = watch[0]
+        waiters = transport._state_events[TransportState.CONNECTING]._waiters
+        if future in waiters:
+            waiters.remove(future)
+        self._watch_connecting(transport)  # for the next time
+        waiter = self._waiter
+        if (
+            waiter is not None
+            and not waiter.done()
+            and self._countdown is None
+            and transport is self._transport
+        ):
+            self._count_down(transport)
+
+    def _count_down(self, transport: Any) -> None:
+        countdown = asyncio.get_running_loop().create_task(
+            self._wait_reconnected(transport, self._wait_timeout)
+        )
+        countdown.add_done_callback(self._counted)
+        self._countdown = countdown
+
+    def _counted(self, task: asyncio.Task[None]) -> None:
+        waiter = self._waiter
+        if task is self._countdown and waiter is not None and not waiter.done():
+            self._countdown = None
+            waiter.set_result(None if task.cancelled() else _TIMED_OUT)
 
     def interrupt(self) -> bool:
         """End the wait for a message in ``receive()`` now: it raises
@@ -597,7 +619,7 @@ class _GWSClient(Client):  # type: ignore[misc]
         return True
 
     @staticmethod
-    async def _count_down(transport: Any, timeout: float) -> None:
+    async def _wait_reconnected(transport: Any, timeout: float) -> None:
         """aiocometd's ``_wait_connection_timeout`` once the transport is connecting: ends
         when it was not connected again within ``timeout`` seconds."""
         while True:
