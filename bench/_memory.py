@@ -20,7 +20,7 @@ it); RSS is sampled every ``step`` completions. Two figures:
   per request shows at 40,000 requests; the window filling does not.
 * by count (for reference): from ``low`` to ``high`` completions, a span that holds the
   window filling up when the run is fast (at 500 cancels/s, 50,000 cancels take 100 s,
-  less than 1.25 times the default 51 s bound).
+  less than 1.25 times the default 71 s bound).
 
 Drift = (RSS@high - RSS@low) / RSS@low.
 """

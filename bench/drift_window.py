@@ -4,7 +4,7 @@
 outcome bound of about 13 s) runs the memory section's drift job (50,000 cancels at
 concurrency 10, RSS every 5,000) for the plugin alone, on the bench's simulator process, and
 prints its result as JSON. With the default settings the plugin keeps what it knows of each
-finished request for about 51 s, so a fast run ends before that window is full; with a short
+finished request for about 71 s, so a fast run ends before that window is full; with a short
 one the curve shows whether anything else grows.
 """
 

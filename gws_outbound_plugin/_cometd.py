@@ -677,6 +677,13 @@ class _GWSClient(Client):  # type: ignore[misc]
             transport._reconnect_timeout = seconds
 
 
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Mark the exception of a finished ``task`` as retrieved (nothing else is done with it
+    here)."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def _within(limit: float, step: Awaitable[None]) -> None:
     """Await ``step`` in a task of its own, cancelled after ``limit`` seconds (then
     ``TimeoutError``), or when the caller is.
@@ -687,8 +694,15 @@ async def _within(limit: float, step: Awaitable[None]) -> None:
     the scope, and the one that reached the awaiting task was anonymous: anyio took it for
     someone else's cancellation and let it through. A start whose first connect went
     unanswered raised ``CancelledError`` to the host, which was never cancelled, instead of
-    ``GWSTransportError``; a new client's start while running ended the listener."""
+    ``GWSTransportError``; a new client's start while running ended the listener.
+
+    The step's exception is retrieved even when nobody gets it (the timeout came, or the
+    caller was cancelled): asyncio does not log it as "never retrieved"."""
     task = asyncio.ensure_future(step)
+    # Its exception is asked for whatever happens here: else one the step raised on being
+    # cancelled (at the timeout, or with the caller), or in the loop turn in which the
+    # caller was cancelled, was logged by asyncio as "never retrieved" when collected.
+    task.add_done_callback(_retrieve)
     try:
         done, _ = await asyncio.wait((task,), timeout=limit)
     finally:

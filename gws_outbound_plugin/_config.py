@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -121,7 +121,8 @@ class GWSConfig:
         env = os.environ if environ is None else environ
         specs = {spec.name: spec for spec in fields(cls)}
         values: dict[str, Any] = {}
-        problems: list[str] = []
+        problems: list[str] = _unknown_keywords(overrides, specs)
+        overrides = {name: value for name, value in overrides.items() if name in specs}
         for name, spec in specs.items():
             key = _env_name(name)
             if key not in env or name in overrides:
@@ -134,9 +135,11 @@ class GWSConfig:
                 values[name] = parsed
         problems.extend(_unknown_variables(env, specs))
         values.update(overrides)
-        missing = [_env_name(n) for n in _REQUIRED if n not in values]
+        missing = [n for n in _REQUIRED if n not in values]
         if missing:
-            problems.append("missing " + ", ".join(missing))
+            problems.append(
+                "missing " + ", ".join(_env_name(n) for n in missing) + _keywords_hint(missing)
+            )
         candidate = {name: spec.default for name, spec in specs.items() if name not in _REQUIRED}
         candidate.update(values)
         parsed_keys = {name for name in values if name not in overrides}
@@ -164,6 +167,7 @@ _SECONDS: Final = (
     "slow_hook_warning",
 )
 _MAY_BE_ZERO: Final = ("merge_window", "retry_backoff")
+_SWITCHES: Final = ("verify_tls", "allow_insecure_http")
 _COUNTS: Final = (
     "max_concurrent_requests",
     "max_pending",
@@ -206,6 +210,23 @@ def _expected(default: object) -> str:
     return "a string"
 
 
+def _keywords_hint(missing: Iterable[str]) -> str:
+    """What ``from_env()``'s message adds to the variables it misses: the keywords that stand
+    in for them (an application that reads no environment itself, the CLI, leaves it out)."""
+    keywords = ", ".join(f"{name}=..." for name in missing)
+    return f" (or pass {keywords} to GWSConfig.from_env(): a keyword wins over its variable)"
+
+
+def _unknown_keywords(overrides: Mapping[str, Any], specs: Mapping[str, Any]) -> list[str]:
+    """Keyword arguments of ``from_env()`` that are not settings, each with the closest one."""
+    problems = []
+    for name in sorted(set(overrides) - set(specs)):
+        close = closest(name, list(specs))
+        hint = f"did you mean {close}?" if close else "the settings are " + ", ".join(specs)
+        problems.append(f"{name}= is not a setting ({hint})")
+    return problems
+
+
 def _unknown_variables(env: Mapping[str, str], specs: Mapping[str, Any]) -> list[str]:
     """``GWS_*`` variables that are not settings but look like one (misspellings)."""
     known = [_env_name(name) for name in specs]
@@ -224,7 +245,7 @@ def _unknown_variables(env: Mapping[str, str], specs: Mapping[str, Any]) -> list
 def _normal_base_url(base_url: str) -> str:
     """``base_url`` without a trailing ``/`` and without a trailing ``/api/v2`` (GWS's API
     prefix, which the plugin adds itself)."""
-    url = base_url.rstrip("/")
+    url = base_url.strip().rstrip("/")  # "$(cat url.txt)", a .env line's \r: not part of it
     if url.endswith(_API_SUFFIX):
         stripped = url.removesuffix(_API_SUFFIX).rstrip("/")
         logger.debug("config_base_url_api_suffix_removed", base_url=stripped)
@@ -257,18 +278,33 @@ def _problems(values: Mapping[str, Any], skip: set[str] | None = None) -> list[t
             or (value == 0 and name not in _MAY_BE_ZERO)
         ):
             zero = " (or 0)" if name in _MAY_BE_ZERO else ""
-            problems.append((name, f"must be a positive number of seconds{zero}"))
+            problems.append((name, f"must be a positive number of seconds{zero}{_got(value)}"))
     for name in _COUNTS:
         value = values.get(name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.append((name, "must be a positive integer"))
+            problems.append((name, f"must be a positive integer{_got(value)}"))
+    for name in _SWITCHES:
+        if not isinstance(values.get(name), bool):
+            # A string such as "false" or "0" would be true: say so rather than act on it.
+            problems.append((name, "must be True or False (a bool, not a string or a number)"))
     retries = values.get("retries")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        problems.append(("retries", "must be an integer >= 0"))
+        problems.append(("retries", f"must be an integer >= 0{_got(retries)}"))
     cometd_path = values.get("cometd_path")
     if not isinstance(cometd_path, str) or not cometd_path.startswith("/"):
         problems.append(("cometd_path", "must be a path starting with '/'"))
     return problems
+
+
+def _got(value: object) -> str:
+    """What a number setting was given instead, when it is not a number: its type only (the
+    value could be a secret in the wrong place). ``"5"`` from a YAML or INI file reads as a
+    number to its author; the type says why it is refused."""
+    if value is None:
+        return ", got None"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f", got a {type(value).__name__}"
+    return ""
 
 
 def _scheme_hint(base_url: object) -> str:
@@ -291,11 +327,21 @@ def _scheme_hint(base_url: object) -> str:
 
 
 def _base_url_problem(base_url: object, allow_insecure_http: bool) -> str | None:
+    if isinstance(base_url, str):
+        base_url = base_url.strip()  # as _normal_base_url keeps it
     parts = urlsplit(base_url) if isinstance(base_url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http:// or https:// URL with a host" + _scheme_hint(base_url)
     if parts.username or parts.password:
         return "must not carry credentials (use username and password)"
+    if isinstance(base_url, str) and any(char.isspace() for char in base_url):
+        return "must not contain spaces or line breaks"
+    try:
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        port = 0
+    if port == 0:  # refused here, not by httpx's InvalidURL once the plugin starts
+        return "has a port that is not a number from 1 to 65535 (scheme://host:port)"
     if parts.query or parts.fragment:
         return "must not have a query or a fragment"
     path = parts.path.rstrip("/")

@@ -19,7 +19,7 @@ from ._exceptions import (
     NotRunningError,
 )
 from ._log import get_logger
-from ._requests import OPERATION_TYPES, CancelRequest
+from ._requests import OPERATION_TYPES, CancelRequest, OperationRequest
 from .hookspecs import hookimpl
 
 __all__ = [
@@ -56,17 +56,32 @@ class CoreHooks:
     @hookimpl(wrapper=True)
     def on_cancel_requested(self, request: CancelRequest) -> Generator[None, Any, Any]:
         if self.engine is not None and not isinstance(request, CancelRequest):
+            if isinstance(request, Mapping):  # a bus event as it came
+                hint = "build it from a bus event with CancelRequest.from_bus(event)"
+            else:
+                hint = "fire on_operation_requested for other operations"
             raise InvalidCancelRequest(
                 {
                     "request": f"on_cancel_requested takes a CancelRequest, got "
-                    f"{type(request).__name__} (fire on_operation_requested for other "
-                    "operations; nothing was sent)"
+                    f"{type(request).__name__} ({hint}; nothing was sent)"
                 }
             )
         return (yield from self._accept("on_cancel_requested", request, "cancel"))
 
     @hookimpl(wrapper=True)
     def on_operation_requested(self, request: Any) -> Generator[None, Any, Any]:
+        if self.engine is not None and not isinstance(request, OperationRequest):
+            # Not "invalid cancel request": nothing says the host meant a cancel.
+            if isinstance(request, Mapping):
+                hint = "build it from a bus event with request_from_bus(event)"
+            else:
+                hint = "build one of the request types, e.g. RejectRecordRequest(...)"
+            raise InvalidOperationRequest(
+                {
+                    "request": "on_operation_requested takes a request object, got "
+                    f"{type(request).__name__} ({hint}; nothing was sent)"
+                }
+            )
         return (yield from self._accept("on_operation_requested", request, "request"))
 
     def _accept(self, hook: str, request: Any, what: str) -> Generator[None, Any, Any]:

@@ -218,14 +218,23 @@ class Correlator:
         """The POST of ``token`` ended with ``result``."""
         entry = self._pending.entries.get(token)
         if (
-            result is PostResult.NOT_SENT
+            result is not PostResult.ACCEPTED
+            and result is not PostResult.NO_ANSWER
             and entry is not None
             and entry.confirmed
             and entry.sent
             and not entry.answered
         ):
-            # Not written again because something with its reference id arrived: GWS got
-            # an attempt, it was not answered (the transport was told otherwise).
+            # Something with its reference id arrived (M1): GWS got an attempt, whatever
+            # the POST's answer says. Not written again for that, or refused (a node in front
+            # of GWS answering as if GWS got nothing, or GWS refusing a later attempt of a
+            # request it got): it may have been processed, its answer still decides.
+            if result is PostResult.REJECTED and status_code is not None:
+                entry.post_status = (
+                    status_code,
+                    f"{message or 'GWS refused the request'} (yet a message with its "
+                    "referenceId arrived: GWS got it)",
+                )
             result = PostResult.NO_ANSWER
         unfinished = result is PostResult.REJECTED and status_code in UNFINISHED_STATUS_CODES
         processed = result is PostResult.ACCEPTED or result is PostResult.NO_ANSWER or unfinished

@@ -90,15 +90,21 @@ _UNSOLICITED_HOOKS: Final[Mapping[type, str]] = {
 }
 
 
+#: What a re-login adds to a request (``GWSSession``): one login, and the attempt after it.
+RELOGIN_EXCHANGES: Final = 2
+
+
 def outcome_bound(config: GWSConfig, policy: RetryPolicy | None = None) -> float:
     """The longest time from acceptance to a ticket's outcome while the plugin runs.
 
     Waiting for the CometD session (``request_timeout``), the POST and its retries
     (``request_timeout`` each, plus the longest total delay between them of ``policy``, the
     retry policy the POSTs are sent with: by default ``request_retry_policy(config)``, the
-    one ``GWSSession`` uses), the acknowledgement (``ack_timeout``) and the merge window. The
-    correlator enforces it with a per-request deadline; closing the plugin resolves every
-    ticket earlier (within ``drain_timeout``).
+    one ``GWSSession`` uses), one re-login after GWS refused the POST unread (the login and
+    the attempt after it, ``request_timeout`` each: the retries go on where they stood), the
+    acknowledgement (``ack_timeout``) and the merge window. The correlator enforces it with a
+    per-request deadline; closing the plugin resolves every ticket earlier (within
+    ``drain_timeout``).
     """
     if policy is None:
         policy = request_retry_policy(config)
@@ -107,6 +113,7 @@ def outcome_bound(config: GWSConfig, policy: RetryPolicy | None = None) -> float
     bound: float = (
         config.request_timeout
         + config.request_timeout * attempts
+        + RELOGIN_EXCHANGES * config.request_timeout
         + policy.longest_total_delay()
         + config.ack_timeout
         + config.merge_window

@@ -15,10 +15,14 @@ from typing import TYPE_CHECKING, Final
 
 import httpx
 
+from ._log import get_logger
+
 if TYPE_CHECKING:
     from ._config import GWSConfig
 
 __all__ = ["CountingJar", "SessionHeaders", "UnwritableHeader"]
+
+logger = get_logger(__name__)  # structlog's logger once the host configured structlog
 
 _USER_AGENT: Final = f"python-httpx/{httpx.__version__}".encode()
 
@@ -58,6 +62,10 @@ class CountingJar(CookieJar):
             super().clear(domain, path, name)
         finally:
             self.version += 1
+
+
+def _ascii(value: str | None) -> bool:
+    return value is None or value.isascii()
 
 
 def _path_matches(cookie_path: str, request_path: str) -> bool:
@@ -100,11 +108,17 @@ class SessionHeaders:
             """The session's httpx client (raises when the session is not open)."""
 
     def cookie_header(self, url: str) -> str | None:
-        """The ``Cookie`` header this session's jar sends to ``url``."""
+        """The ``Cookie`` header this session's jar sends to ``url`` (the CometD client's):
+        without a cookie that cannot be written in a header, which is dropped from the jar
+        (see :meth:`drop_unwritable_cookies`)."""
         self._check_cookie_version()
         if url in self._cookies_by_url:
             return self._cookies_by_url[url]
-        header = self._jar_header(url)
+        try:
+            header = self._jar_header(url)
+        except UnwritableHeader:  # dropped from the jar: made again without it
+            self._check_cookie_version()
+            header = self._jar_header(url)
         if self._cookie_cacheable:
             self._cookies_by_url[url] = header
         return header
@@ -139,9 +153,21 @@ class SessionHeaders:
         else:
             unwritable = False
         if unwritable:  # raised outside the handler: no __context__ holding the value
+            self.drop_unwritable_cookies()
             raise UnwritableHeader("a cookie GWS gave this session")
         header: str | None = request.headers.get("cookie")
         return header
+
+    def drop_unwritable_cookies(self) -> None:
+        """Drop from the jar every cookie that cannot be written in a header (a name or value
+        outside ASCII, as httpx writes it): kept, it failed every later request of the
+        session (and the CometD client's) until the plugin was restarted. Logged without
+        its name or value."""
+        unwritable = [c for c in self._jar if not (_ascii(c.name) and _ascii(c.value))]
+        for cookie in unwritable:
+            self._jar.clear(cookie.domain, cookie.path, cookie.name)
+        if unwritable:
+            logger.warning("gws_cookie_dropped", count=len(unwritable))
 
     def _post_cookie(self, path: str) -> str | None:
         """The Cookie header of a POST to ``/api/v2<path>``: the jar's cookies for GWS's host
@@ -190,12 +216,20 @@ class SessionHeaders:
             (b"Authorization", self._authorization.encode("ascii")),
         ]
         if csrf is not None:
-            headers.append(
-                (
-                    _latin1(csrf[0], "the CSRF header name GWS gave this session"),
-                    _latin1(csrf[1], "the CSRF token GWS gave this session"),
+            try:
+                headers.append(
+                    (
+                        _latin1(csrf[0], "the CSRF header name GWS gave this session"),
+                        _latin1(csrf[1], "the CSRF token GWS gave this session"),
+                    )
                 )
-            )
+            except UnwritableHeader:
+                # Dropped: the next POST goes without it, GWS refuses that one unread (CSRF
+                # 403) and the session logs in again, for a new token. Kept, it failed
+                # every later POST until the plugin was restarted.
+                self._csrf = None
+                logger.warning("gws_csrf_token_dropped")
+                raise
         if cookie:
             headers.append((b"Cookie", _latin1(cookie, "a cookie GWS gave this session")))
         headers.append((b"Content-Type", b"application/json"))

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import ast
+import builtins
+import functools
 import importlib
 import inspect
 import os
+import textwrap
 import traceback
 import types
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -41,6 +45,7 @@ logger = get_logger(__name__)
 ENV_ALLOW = "GWS_OUTBOUND_PLUGINS"
 CORE_ABSENT_GUARD = "gws_outbound_core_absent_guard"
 ENV_DISABLE = "GWS_OUTBOUND_DISABLE_PLUGINS"
+_VARIABLE_PREFIX: Final = "GWS_OUTBOUND_"
 _IMPL_MARKER: Final = PROJECT_NAME + "_impl"
 _MAX_ERROR: Final = 500
 
@@ -169,6 +174,137 @@ def _self_forgotten(pm: pluggy.PluginManager, plugin: object, hook: str, functio
     return ""
 
 
+@functools.lru_cache(maxsize=512)
+def _discarded_calls(code: types.CodeType) -> tuple[tuple[ast.expr, int], ...]:
+    """(what is called, line) of each statement of the function of ``code`` that is a call
+    whose result is not used, when its source can be read and parsed (read once per code:
+    a host registers its plugins again in each plugin manager)."""
+    try:
+        lines, first = inspect.getsourcelines(code)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return ()
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != code.co_name:
+        return ()
+    return tuple(
+        (statement.value.func, statement.lineno + first - 1)
+        for statement in _own_statements(node)
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
+    )
+
+
+def _own_statements(node: ast.AST) -> Iterator[ast.AST]:
+    """Every node of a function's body but those of the functions and classes it defines
+    (their bodies run, if ever, in another call)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        yield child
+        yield from _own_statements(child)
+
+
+_UNRESOLVED: Final = object()
+
+
+def _resolve(expression: ast.expr, function: types.FunctionType, receiver: object) -> object:
+    """What ``expression`` (``name`` or ``name.attr...``) names in ``function``'s scope at
+    registration (its first parameter being ``receiver`` when that is not None: the ``self``
+    of a method), without running any code of the plugin (no property, no ``__getattr__``);
+    ``_UNRESOLVED`` when that cannot be told."""
+    if isinstance(expression, ast.Attribute):
+        base = _resolve(expression.value, function, receiver)
+        if base is _UNRESOLVED:
+            return _UNRESOLVED
+        try:
+            found = inspect.getattr_static(base, expression.attr)
+        except AttributeError:
+            return _UNRESOLVED
+        if isinstance(found, staticmethod | classmethod):
+            return found.__func__
+        return found
+    if not isinstance(expression, ast.Name):
+        return _UNRESOLVED
+    name = expression.id
+    code = function.__code__
+    if name in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
+        first = code.co_varnames[0] if code.co_argcount else None
+        return receiver if receiver is not None and name == first else _UNRESOLVED
+    if name in code.co_varnames or name in code.co_cellvars:
+        return _UNRESOLVED  # a local variable: its value is not known before the call
+    if name in code.co_freevars:
+        cell = (function.__closure__ or ())[code.co_freevars.index(name)]
+        try:
+            return cell.cell_contents
+        except ValueError:
+            return _UNRESOLVED
+    namespace = function.__globals__
+    if name in namespace:
+        return namespace[name]
+    return getattr(builtins, name, _UNRESOLVED)
+
+
+def _dropped_coroutines(implementation: Any) -> list[tuple[str, str]]:
+    """(the call's text, ``file:line``) of each statement of a hook implementation that
+    calls a coroutine function and does nothing with the result: the coroutine never runs
+    (Python only warns "coroutine ... was never awaited", later, naming no hook)."""
+    receiver = implementation.__self__ if inspect.ismethod(implementation) else None
+    function = inspect.unwrap(getattr(implementation, "__func__", implementation))
+    if not inspect.isfunction(function):
+        return []
+    dropped = []
+    for called, line in _discarded_calls(function.__code__):
+        target = _resolve(called, function, receiver)
+        if target is not _UNRESOLVED and inspect.iscoroutinefunction(target):
+            where = f"{function.__code__.co_filename}:{line}"
+            dropped.append((ast.unparse(called) + "(...)", where))
+    return dropped
+
+
+def _unpassed_parameters(function: Any) -> str:
+    """The parameters of a hook implementation that a hook call never fills, as the
+    signature spells them (``*, failure``, ``**kwargs``), or ``""``: pluggy passes the hook's
+    arguments by position to the parameters named like them, so a keyword-only one is never
+    given (without a default the call raises ``TypeError``, every time) and ``*args`` /
+    ``**kwargs`` receive nothing."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return ""
+    unpassed = []
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            unpassed.append(f"the keyword-only {parameter.name}")
+        elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            unpassed.append(f"*{parameter.name}")
+        elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            unpassed.append(f"**{parameter.name}")
+    return " and ".join(unpassed)
+
+
+def _plain_signature(function: Any, arguments: str) -> str:
+    """``self, failure`` for a method, ``failure`` for a function: the signature to write."""
+    return f"self, {arguments}" if inspect.ismethod(function) else arguments
+
+
+def _dropped_coroutine_problem(
+    hook: str, call: str, where: str, *, host_fired: bool, is_async: bool
+) -> str:
+    if is_async:
+        remedy = f"write await {call}"
+    elif host_fired:
+        remedy = (
+            f"{hook} stays a plain function (the host calls it in its own thread): do that "
+            "work in an async def hook, such as on_operation_acknowledged, and await it there"
+        )
+    else:
+        remedy = f"make {hook} async def and write await {call}"
+    return (
+        f"{hook} calls the coroutine function {call} without await (at {where}), so it never "
+        f"runs (the call only makes a coroutine, which is dropped): {remedy}"
+    )
+
+
 def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     names = _spec_names(pm)
     host_fired = _host_fired_hooks(names)
@@ -224,6 +360,24 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
                 f"{hook} must be a plain function, not async def: the host calls it in its "
                 f"own thread and nothing would await it{at}"
             )
+        elif unpassed := _unpassed_parameters(function):
+            arguments = ", ".join(getattr(getattr(pm.hook, hook).spec, "argnames", ()))
+            problems.append(
+                f"{hook} takes {unpassed}, which pluggy never fills (it passes the hook's "
+                f"arguments, {arguments}, each to the parameter of that name): write def "
+                f"{hook}({_plain_signature(function, arguments)}){at}"
+            )
+        else:
+            problems.extend(
+                _dropped_coroutine_problem(
+                    hook,
+                    call,
+                    line,
+                    host_fired=hook in host_fired,
+                    is_async=inspect.iscoroutinefunction(function),
+                )
+                for call, line in _dropped_coroutines(function)
+            )
     return problems
 
 
@@ -248,11 +402,27 @@ def _unmarked_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
         if like is None:
             continue
         named = "is named like the hook" if like == attribute else f"looks like the hook {like!r}"
-        warnings.append(
-            f"{attribute} {named} but has no @hookimpl: it is never called"
-            + (f" (at {where})" if (where := _where(value)) else "")
-        )
+        at = f" (at {where})" if (where := _where(value)) else ""
+        other = _other_projects_marker(value)
+        if other is not None:
+            warnings.append(
+                f"{attribute} {named} but is marked by pluggy.HookimplMarker({other!r}), not "
+                f"this project's ({PROJECT_NAME!r}): it is never called; use "
+                f"gws_outbound_plugin.hookimpl{at}"
+            )
+            continue
+        warnings.append(f"{attribute} {named} but has no @hookimpl: it is never called{at}")
     return warnings
+
+
+def _other_projects_marker(function: object) -> str | None:
+    """The project name of the ``HookimplMarker`` that marked ``function``, when it is not
+    this project's (``HookimplMarker("gws_outbound_plugin")``, the package's name, sets
+    ``gws_outbound_plugin_impl``), else ``None``."""
+    for attribute, value in vars(function).items():
+        if attribute.endswith("_impl") and isinstance(value, dict) and attribute != _IMPL_MARKER:
+            return attribute.removesuffix("_impl")
+    return None
 
 
 def _hooks_on_an_object(pm: pluggy.PluginManager, plugin: object) -> list[str]:
@@ -384,8 +554,11 @@ class GWSPluginManager(pluggy.PluginManager):
     A plugin is refused (``pluggy.PluginValidationError`` with a one-line message, nothing
     registered) when it implements a hook that does not exist (with the closest hook name as
     a suggestion), implements a hook the host fires (``on_cancel_requested``) as ``async
-    def``, asks for an argument the hook does not pass, or is a method that forgot its
-    ``self`` (its first parameter named like a hook argument). A function named like a hook but
+    def``, asks for an argument the hook does not pass, is a method that forgot its
+    ``self`` (its first parameter named like a hook argument), takes a parameter no hook call
+    fills (keyword-only, ``*args``, ``**kwargs``), or calls a coroutine function without
+    ``await`` (a statement ``notify(x)`` for an ``async def notify``: the coroutine would be
+    dropped unrun). A function named like a hook but
     without ``@hookimpl`` is accepted and logged (``plugin_hook_not_marked``).
     """
 
@@ -459,6 +632,12 @@ def load_entrypoint_plugins(
     hook that does not exist (a misspelt name) fails validation.
     """
     env = os.environ if environ is None else environ
+    for keyword, names in (("plugins", plugins), ("disable", disable)):
+        if isinstance(names, str):  # set("audit") would be five one-letter names
+            raise TypeError(
+                f"{keyword}= takes a list of plugin names, not the string {names!r}: write "
+                f"{keyword}={[name.strip() for name in names.split(',') if name.strip()]!r}"
+            )
     allowed = set(plugins) if plugins is not None else _names(env.get(ENV_ALLOW))
     blocked = set(disable or ()) | (_names(env.get(ENV_DISABLE)) or set())
     for name in blocked:
@@ -482,6 +661,7 @@ def load_entrypoint_plugins(
         failed.extend(
             (missing, None) for missing in _not_installed(pm, allowed, blocked, group, setting)
         )
+    failed.extend((misspelt, None) for misspelt in _misspelt_variables(env))
     records.failures.extend(failure for failure, _ in failed)
     if strict and failed:
         _raise_first(failed)
@@ -539,6 +719,28 @@ def _not_installed(
     return failures
 
 
+def _misspelt_variables(env: Mapping[str, str]) -> list[PluginLoadFailure]:
+    """A failure (logged) for each variable that looks like ``GWS_OUTBOUND_PLUGINS`` or
+    ``GWS_OUTBOUND_DISABLE_PLUGINS`` but is not: misspelt, it would be ignored, and every
+    installed plugin loaded (``GWS_OUTBOUND_PLUGIN=audit`` loading the webhook too)."""
+    settings = (ENV_ALLOW, ENV_DISABLE)
+    failures: list[PluginLoadFailure] = []
+    for key in sorted(env):
+        if not key.startswith(_VARIABLE_PREFIX) or key in settings:
+            continue
+        meant = closest(key, settings, 0.9)
+        if meant is None:
+            continue
+        effect = "every installed plugin was loaded" if meant == ENV_ALLOW else "it blocked none"
+        failures.append(
+            PluginLoadFailure(
+                name=key, error=f"not a setting (did you mean {meant}?): ignored, so {effect}"
+            )
+        )
+        logger.warning("plugin_setting_misspelt", variable=key, meant=meant)
+    return failures
+
+
 def _raise_first(failed: list[tuple[PluginLoadFailure, BaseException | None]]) -> NoReturn:
     """:class:`PluginLoadError` for the first failure, naming the others."""
     (first, cause), others = failed[0], [failure for failure, _ in failed[1:]]
@@ -548,7 +750,10 @@ def _raise_first(failed: list[tuple[PluginLoadFailure, BaseException | None]]) -
             f"{other.name!r}: {other.describe()}" for other in others
         )
         problem += ")"
-    raise PluginLoadError(first.name, problem) from cause
+    error = PluginLoadError(first.name, problem)
+    if first.entry_point is None and first.name.startswith(_VARIABLE_PREFIX):
+        error.args = (f"{first.name}: {problem}",)  # a misspelt variable, not a plugin
+    raise error from cause
 
 
 def _register(pm: pluggy.PluginManager, ep: EntryPoint) -> None:

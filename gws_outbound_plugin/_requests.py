@@ -125,6 +125,19 @@ class ChainAttribute(enum.StrEnum):
     """Only the record named by the handle."""
 
 
+def _unknown_key(key: object, by_bus_key: Mapping[str, str]) -> str:
+    """What to say of a key of a bus event that names no field: the camelCase key of a field
+    given by its Python name (``record_handle``), or the key a misspelling meant."""
+    if isinstance(key, str):
+        for bus_key, field_name in by_bus_key.items():
+            if key == field_name and key != bus_key:
+                return f"unknown key: bus events use GWS camelCase keys, write {bus_key!r}"
+        close = closest(key, by_bus_key)
+        if close is not None:
+            return f"unknown key (did you mean {close!r}?)"
+    return f"unknown key (expected one of {', '.join(by_bus_key)})"
+
+
 def _show(value: object, *, as_str: bool = False) -> str:
     # Never fails: a bus value may be an int too long to print or an object whose repr raises.
     try:
@@ -564,7 +577,9 @@ REQUEST_FIELDS: Final[Mapping[str, RequestField]] = MappingProxyType(
             "phoneType",
             _enum_kind(PhoneType),
             ("--phone-type",),
-            "the phone number's type (phoneType)",
+            # Listed here, not as argparse's {choices}: twelve of them ran past any width.
+            "the phone number's type (phoneType): " + ", ".join(t.value for t in PhoneType),
+            "TYPE",
         ),
         "call_from": RequestField(
             "from",
@@ -836,10 +851,7 @@ class _Request:
                 hint = cls._KEY_HINTS.get(key) if isinstance(key, str) else None
                 if hint is not None and value is None:
                     continue  # a sibling type's key, null: absent, as it selects this type
-                expected = ", ".join(layout.by_bus_key)
-                errors[_show(key, as_str=True)] = (
-                    hint or f"unknown key (expected one of {expected})"
-                )
+                errors[_show(key, as_str=True)] = hint or _unknown_key(key, layout.by_bus_key)
                 continue
             seen.add(field_name)
             if value is None and field_name not in layout.required:
@@ -1274,6 +1286,10 @@ def _operation_meant(name: str) -> str | None:
     by_folded = {known.casefold(): known for known in OPERATION_TYPES}
     if name.casefold() in by_folded:
         return by_folded[name.casefold()]
+    # The verb alone ("Reject", "complete"): the one operation it starts.
+    starting = [known for folded, known in by_folded.items() if folded.startswith(name.casefold())]
+    if len(starting) == 1 and len(name) >= 3:
+        return starting[0]
     return closest(name, OPERATION_TYPES)
 
 

@@ -24,6 +24,10 @@ What is retried (with :func:`request_retry_policy`: ``GWSConfig.retries`` furthe
   protocol error after the request was written, or a 5xx without a GWS answer is never resent:
   :class:`GWSNoAnswerError` (the operation may have been processed; its outcome may still
   arrive over CometD);
+* both: a 429 (too many requests: refused unread); its ``Retry-After``, and a 503's, is
+  honoured within the retry policy (no wait past its ``max_delay``, the waits in all no
+  longer than its own, which ``outcome_bound`` counts: a server asking for more is not
+  tried again);
 * both: a 401, a 403 without a GWS answer (CSRF token or session lost: a text body) or
   ``statusCode`` 20 triggers one fresh login and one more attempt (GWS refused the request
   without processing it).
@@ -42,7 +46,10 @@ answer: :class:`GWSStatusError` with that ``statusCode`` (after the 503 retries)
 from __future__ import annotations
 
 import base64
+import datetime
+import email.utils
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -103,7 +110,7 @@ def encode_json(body: object) -> bytes:
 class _Answer:
     """What the session reads from an HTTP answer: status, content type, body."""
 
-    __slots__ = ("body", "content_type", "headers", "status_code")
+    __slots__ = ("body", "content_type", "headers", "retry_after", "status_code")
 
     def __init__(
         self,
@@ -111,12 +118,38 @@ class _Answer:
         content_type: str,
         body: bytes,
         headers: httpx.Headers | None = None,
+        retry_after: str | None = None,
     ) -> None:
         self.status_code = status_code
         self.content_type = content_type
         self.body = body
         self.headers = headers
         """All the headers, for answers through httpx (GETs: the CSRF token)."""
+        self.retry_after = retry_after
+        """The ``Retry-After`` header, if any (see :func:`retry_after_seconds`)."""
+
+
+#: The longest ``Retry-After`` read (a day): past it, the answer counts as asking too much.
+_RETRY_AFTER_CAP: Final = 86_400.0
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """The seconds a ``Retry-After`` header asks for: delta-seconds (``120``) or an HTTP date
+    (``Fri, 31 Dec 2027 23:59:59 GMT``, counted from now; a past date is ``0``); ``None``
+    when absent or unreadable (then the retry policy's own delay applies)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit() and text.isascii():
+        return min(float(text[:12]), _RETRY_AFTER_CAP)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT
+        when = when.replace(tzinfo=datetime.UTC)
+    seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    return min(max(seconds, 0.0), _RETRY_AFTER_CAP)
 
 
 class GWSNoAnswerError(GWSTransportError):
@@ -131,11 +164,13 @@ class GWSNoAnswerError(GWSTransportError):
 
 
 class _Transient(Exception):
-    """Raised inside one attempt: worth another; ``error`` is raised when none is left."""
+    """Raised inside one attempt: worth another; ``error`` is raised when none is left.
+    ``retry_after``: the seconds the answer's ``Retry-After`` asked to wait, if it did."""
 
-    def __init__(self, error: GWSError) -> None:
+    def __init__(self, error: GWSError, retry_after: float | None = None) -> None:
         super().__init__(str(error))
         self.error = error
+        self.retry_after = retry_after
 
 
 class _SessionRefused(Exception):
@@ -145,6 +180,8 @@ class _SessionRefused(Exception):
         super().__init__(http_status)
         self.http_status = http_status
         self.status_code = status_code
+        self.attempts = 1
+        """The attempts of the round it ended, this one included (set by ``_retrying``)."""
 
     def describe(self) -> str:
         suffix = ", statusCode 20" if self.status_code == 20 else ""
@@ -160,6 +197,11 @@ def request_retry_policy(config: GWSConfig) -> RetryPolicy:
         max_delay=max(config.retry_backoff, MAX_REQUEST_RETRY_DELAY),
     )
 
+
+#: HTTP statuses whose GWS answer (or, for 429, any answer) says nothing was processed and is
+#: worth another attempt: 503 service unavailable, 429 too many requests. Their
+#: ``Retry-After`` is honoured within the retry policy.
+_UNAVAILABLE: Final = frozenset({429, 503})
 
 #: httpx errors raised before anything was written: the request cannot have reached GWS.
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
@@ -223,6 +265,10 @@ class GWSSession(SessionHeaders):
         self._csrf: tuple[str, str] | None = None
         self._generation = 0
         self._login_lock = anyio.Lock()
+        # Logins ended so far, and how the last one failed (None: it succeeded): a request
+        # that waited for another's re-login takes its result instead of logging in again.
+        self._logins_ended = 0
+        self._login_failure: GWSError | None = None
         self._auth_failed_at: float | None = None
         self._client: httpx.AsyncClient | None = None
         # Secret values registered with the library-log guard while the session is open.
@@ -339,8 +385,9 @@ class GWSSession(SessionHeaders):
 
     # -- requests ----------------------------------------------------------------------------
 
-    async def login(self) -> None:
+    async def login(self, *, retry: bool = True) -> None:
         """``GET /api/v2/me`` with Basic credentials: new session cookie and CSRF token.
+        ``retry=False``: one attempt (a re-login, which ``outcome_bound`` counts as one).
 
         :raises GWSAuthenticationError: GWS refused the credentials (401, 403, statusCode 20),
             or did so less than ``AUTH_FAILURE_HOLD`` seconds ago.
@@ -363,13 +410,29 @@ class GWSSession(SessionHeaders):
             return self._interpret("GET", "/me", response), response
 
         try:
-            body, response = await self._retrying("GET", "/me", attempt)
+            if retry:
+                body, response = await self._retrying("GET", "/me", attempt)
+            else:
+                try:
+                    body, response = await attempt()
+                except _Transient as transient:
+                    raise transient.error from None
         except _SessionRefused as refused:
             self._auth_failed_at = time.monotonic()
             logger.warning("gws_login_refused", user=user, http_status=refused.http_status)
+            self._login_ended(
+                GWSAuthenticationError(
+                    f"GWS refused the credentials of {user!r} at {self.target} "
+                    f"({refused.describe()})"
+                )
+            )
             raise GWSAuthenticationError(
                 f"GWS refused the credentials of {user!r} at {self.target} ({refused.describe()})"
             ) from None
+        except GWSError as error:
+            self._login_ended(error)
+            raise
+        self._login_ended(None)
         self._auth_failed_at = None
         found = body.get("user")
         self.user = dict(found) if isinstance(found, Mapping) else {}
@@ -512,13 +575,16 @@ class GWSSession(SessionHeaders):
                     path=path,
                 )
                 first_refusal = refused.describe()
-            resume = None
+                made_before = refused.attempts
             if method == "POST":  # interrupted during the re-login: it goes on from here
-                note_backoff(0, True, generation, 0.0)
+                note_backoff(made_before, True, generation, 0.0)
         else:
             generation = resume.generation
             first_refusal = "before its sender was interrupted"
-        # GWS refused it unread: log in again (once for concurrent requests) and resend.
+            made_before = resume.attempts
+        # GWS refused it unread: log in again (once for concurrent requests) and resend, the
+        # retries going on where they stood (the attempt after the login always made): one
+        # round of retries and one login in all, as ``outcome_bound`` counts them.
         try:
             await self._relogin(generation)
         except GWSStatusError as error:
@@ -540,12 +606,7 @@ class GWSSession(SessionHeaders):
             ) from None
         try:
             return await self._retrying(
-                method,
-                path,
-                attempt,
-                generation,
-                relogged=True,
-                made=resume.attempts if resume else 0,
+                method, path, attempt, generation, relogged=True, made=made_before
             )
         except _SessionRefused as refused:
             raise GWSAuthenticationError(
@@ -553,11 +614,23 @@ class GWSSession(SessionHeaders):
                 f"({refused.describe()})"
             ) from None
 
+    def _login_ended(self, failure: GWSError | None) -> None:
+        self._logins_ended += 1
+        self._login_failure = failure
+
     async def _relogin(self, generation: int) -> None:
+        """Log in again (one attempt), unless another request did since ``generation``; a
+        login another request made while this one waited for it decides for both (its
+        failure is raised again): a request waits for one login at most, as
+        ``outcome_bound`` counts."""
+        ended = self._logins_ended
         async with self._login_lock:
             if self._generation != generation:
                 return  # another request already logged in again
-            await self.login()
+            failure = self._login_failure
+            if self._logins_ended != ended and failure is not None:
+                raise _again(failure)
+            await self.login(retry=False)
 
     async def _retrying(
         self,
@@ -573,10 +646,37 @@ class GWSSession(SessionHeaders):
         (by an interrupted sender of the same POST). A POST's backoffs are noted for its
         sender (``note_backoff``), with ``generation`` and ``relogged`` (which round)."""
         attempts = made + 1
+        policy = self.retry_policy
+        # What the waits of this round may add up to: the policy's own longest total (the
+        # part of ``outcome_bound`` they use). A server's Retry-After lengthens a wait within
+        # it, never beyond; the waits before an interrupted sender's resumption count.
+        budget = policy.longest_total_delay()
+        waited = math.fsum(policy.backoff(n) for n in range(1, min(made, policy.retries or 0) + 1))
+        asked_too_long: float | None = None
 
-        def on_retry(error: Exception, number: int, delay: float) -> None:
-            nonlocal attempts
+        def worth_another(error: Exception) -> bool:
+            nonlocal asked_too_long
+            if not isinstance(error, _Transient):
+                return False
+            asked = error.retry_after
+            retries_left = policy.attempts is None or attempts < policy.attempts
+            if (
+                asked is not None
+                and retries_left
+                and asked > min(policy.max_delay, budget - waited)
+            ):
+                asked_too_long = asked  # later than the policy can wait: not tried again
+                return False
+            return True
+
+        def on_retry(error: Exception, number: int, delay: float) -> float:
+            nonlocal attempts, waited
             attempts = number + 1
+            asked = error.retry_after if isinstance(error, _Transient) else None
+            if asked is not None:
+                delay = max(delay, asked)
+            delay = max(min(delay, budget - waited), 0.0)
+            waited += delay
             if method == "POST":
                 note_backoff(number, relogged, generation, anyio.current_time() + delay)
             logger.warning(
@@ -585,19 +685,23 @@ class GWSSession(SessionHeaders):
                 path=path,
                 attempt=number,
                 delay=round(delay, 3),
+                retry_after=asked,
                 error=str(error),
             )
+            return delay
 
         try:
-            return await self.retry_policy.retrying(
-                attempt,
-                retry_if=lambda error: isinstance(error, _Transient),
-                on_retry=on_retry,
-                made=made,
+            return await policy.retrying(
+                attempt, retry_if=worth_another, on_retry=on_retry, made=made
             )
+        except _SessionRefused as refused:
+            refused.attempts = attempts
+            raise
         except _Transient as transient:
             error = transient.error
-            if attempts > 1 and type(error) in (GWSTransportError, GWSNoAnswerError):
+            if asked_too_long is not None:
+                error = _asked_too_long(error, asked_too_long, policy, attempts)
+            elif attempts > 1 and type(error) in (GWSTransportError, GWSNoAnswerError):
                 error = type(error)(f"{error}; {attempts} attempts")
             raise error from None
 
@@ -634,9 +738,18 @@ class GWSSession(SessionHeaders):
                     method, path, content=encoded, headers=request_headers
                 )
             except UnicodeEncodeError:  # httpx writes headers as ASCII: raised before sending
+                unwritable = True
+            else:
+                unwritable = False
+            if unwritable:  # raised outside the handler: no __context__ holding the value
+                # What cannot be written is dropped (kept, it failed every later request).
+                if self._csrf is not None and not "".join(self._csrf).isascii():
+                    self._csrf = None
+                    logger.warning("gws_csrf_token_dropped")
+                self.drop_unwritable_cookies()
                 raise self._unwritable(
                     method, path, "the CSRF token or a cookie GWS gave this session"
-                ) from None
+                )
         except httpx.TransportError as error:
             self._raise_transport_error(method, path, error)
         return _Answer(
@@ -644,6 +757,7 @@ class GWSSession(SessionHeaders):
             response.headers.get("content-type", ""),
             response.content,
             response.headers,
+            response.headers.get("retry-after"),
         )
 
     def _post_parts(
@@ -697,6 +811,7 @@ class GWSSession(SessionHeaders):
         content_type = ""
         cookies: list[str] = []
         encoded = False
+        retry_after: str | None = None
         for name, value in headers:
             lowered = name.lower()
             if lowered == b"content-type":
@@ -705,11 +820,13 @@ class GWSSession(SessionHeaders):
                 cookies.append(value.decode("latin-1"))
             elif lowered == b"content-encoding" and value.lower() != b"identity":
                 encoded = True
+            elif lowered == b"retry-after":
+                retry_after = value.decode("latin-1")
         if cookies:
             self.store_cookies(self._config.api_url + path, cookies)
         if encoded:  # not asked for (no Accept-Encoding), but decoded as httpx would
             content = httpx.Response(status, headers=headers, content=content).read()
-        return _Answer(status, content_type, content)
+        return _Answer(status, content_type, content, retry_after=retry_after)
 
     def _raise_transport_error(self, method: str, path: str, error: Exception) -> NoReturn:
         what = (
@@ -734,11 +851,14 @@ class GWSSession(SessionHeaders):
             raise _SessionRefused(http_status, code)
         if code is not None and code != 0:
             error = GWSStatusError(code, message, http_status=http_status)
-            if http_status == 503 and (method == "GET" or code not in UNFINISHED_STATUS_CODES):
-                # GWS's "service not available" (statusCode 4, §10.1): nothing was processed.
-                # Not so for 7 (partial success) and 9 (processing incomplete): GWS may act
-                # on an operation (a read changes nothing: retried whatever the code).
-                raise _Transient(error)
+            if http_status in _UNAVAILABLE and (
+                method == "GET" or code not in UNFINISHED_STATUS_CODES
+            ):
+                # GWS's "service not available" (statusCode 4, §10.1), or too many requests:
+                # nothing was processed. Not so for 7 (partial success) and 9 (processing
+                # incomplete): GWS may act on an operation (a read changes nothing: retried
+                # whatever the code).
+                raise _Transient(error, retry_after_seconds(response.retry_after))
             raise error
         if code == 0 and 200 <= http_status < 300:
             assert isinstance(parsed, Mapping)
@@ -748,8 +868,9 @@ class GWSSession(SessionHeaders):
             f"{http_status} without a GWS answer "
             f"({one_line(response.content_type or 'no content type', 80)})"
         )
-        if http_status >= 500 and method == "GET":
-            raise _Transient(GWSTransportError(what))
+        if (http_status >= 500 and method == "GET") or http_status == 429:
+            # A read is retried; a 429 (too many requests) was refused unread.
+            raise _Transient(GWSTransportError(what), retry_after_seconds(response.retry_after))
         if http_status >= 500 or 200 <= http_status < 300:
             # A proxy's error page, or a 2xx that is no GWS answer: it may have been processed.
             if method == "GET":
@@ -769,6 +890,28 @@ class GWSSession(SessionHeaders):
                     PLUGIN_SECRETS.discard_secret(self._csrf[1])
                 self._guard(token)
             self._csrf = (name, token)
+
+
+def _again(error: GWSError) -> GWSError:
+    """A new exception saying what ``error`` said (raised in another task)."""
+    if isinstance(error, GWSStatusError):
+        return GWSStatusError(
+            error.status_code, error.status_message, http_status=error.http_status
+        )
+    return type(error)(str(error))
+
+
+def _asked_too_long(error: GWSError, asked: float, policy: RetryPolicy, attempts: int) -> GWSError:
+    """``error`` saying that GWS asked to be tried again later than the retry policy waits."""
+    why = (
+        f"GWS asked to be tried again after {asked:g}s (Retry-After), later than the retry "
+        f"policy waits (at most {policy.max_delay:g}s at a time, {policy.longest_total_delay():g}s "
+        f"in all); not tried again after {attempts} attempt{'s' if attempts > 1 else ''}"
+    )
+    if isinstance(error, GWSStatusError):
+        message = f"{error.status_message}; {why}" if error.status_message else why
+        return GWSStatusError(error.status_code, message, http_status=error.http_status)
+    return type(error)(f"{error}; {why}")
 
 
 def _accepted(response: _Answer) -> dict[str, Any] | None:

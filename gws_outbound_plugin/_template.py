@@ -153,14 +153,22 @@ def write_plugin(name: str, directory: Path, *, version: str) -> Path:
     """Write the project of plugin ``name`` into ``directory/<distribution>`` and return
     that folder.
 
-    :raises TemplateError: ``name`` is not usable, or the folder exists already.
+    ``directory`` is created (with its parents) when it does not exist.
+
+    :raises TemplateError: ``name`` is not usable, the folder exists already, or
+        ``directory`` cannot be one.
     """
     entry, distribution, package = plugin_names(name)
     root = directory / distribution
     if root.exists():
         raise TemplateError(f"{root} exists already: nothing was written")
-    if not directory.is_dir():
-        raise TemplateError(f"{directory} is not a directory")
+    if directory.exists() and not directory.is_dir():
+        raise TemplateError(f"{directory} is a file, not a directory: nothing was written")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise TemplateError(f"cannot create {directory}: {reason}: nothing was written") from None
     values = {
         "entry": entry,
         "distribution": distribution,

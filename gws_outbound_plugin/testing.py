@@ -61,7 +61,10 @@ calling ``gws_hook_failures.allow(...)``; the failures stay readable in
 ``gws_hook_failures.failures``. Every plugin manager the fixtures build or use is watched.
 
 ``gws_plugin_manager`` validates each registration (``pluggy.PluginValidationError`` for a
-misspelt hook name or an ``async def on_cancel_requested``), as every host's does.
+misspelt hook name, an ``async def on_cancel_requested``, a coroutine function called
+without ``await``...), as every host's does. With the kit on, Python's "coroutine ... was
+never awaited" warning shows where the coroutine was made (coroutine origin tracking), so a
+dropped one names the hook that dropped it.
 
 Override any fixture by defining one with the same name in your ``conftest.py`` (for
 instance ``gws_config`` for other timeouts, ``gws_simulator`` for other records).
@@ -73,6 +76,7 @@ import asyncio
 import dataclasses
 import datetime
 import inspect
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
@@ -230,6 +234,10 @@ class HookRecorder(EveryHook):
         self._lock = threading.Lock()
         self._calls: list[HookCall] = []
         self._waiters: list[_Waiter] = []
+        # What a predicate raised (the first time), by id(predicate), for the timeout's
+        # message: a predicate that cannot read a call does not match it, but a typo in it
+        # (call.failure for an ack) would otherwise look like a call that never came.
+        self._predicate_errors: dict[int, str] = {}
 
     # The hook implementations are EveryHook's, one per hook of the specification.
 
@@ -323,15 +331,30 @@ class HookRecorder(EveryHook):
         call = HookCall(name, kwargs, threading.get_ident(), time.monotonic())
         with self._lock:
             self._calls.append(call)
-            ready = [w for w in self._waiters if w.name == name and _matches(w.predicate, call)]
+            ready = [
+                w for w in self._waiters if w.name == name and self._matches(w.predicate, call)
+            ]
             for waiter in ready:
                 self._waiters.remove(waiter)
         for waiter in ready:
             waiter.wake()
 
+    def _matches(self, predicate: Predicate | None, call: HookCall) -> bool:
+        """Whether ``call`` matches; one that ``predicate`` cannot read does not (what it
+        raised is kept for the timeout's message). Called with the lock held."""
+        if predicate is None:
+            return True
+        try:
+            return bool(predicate(call))
+        except Exception as error:
+            if id(predicate) not in self._predicate_errors and len(self._predicate_errors) < 64:
+                text = f"{type(error).__name__}: {error}"
+                self._predicate_errors[id(predicate)] = f"on a call of {call.name}: {text[:300]}"
+            return False
+
     def _find(self, name: str, predicate: Predicate | None) -> HookCall | None:
         for call in self._calls:
-            if call.name == name and _matches(predicate, call):
+            if call.name == name and self._matches(predicate, call):
                 return call
         return None
 
@@ -340,6 +363,7 @@ class HookRecorder(EveryHook):
     ) -> tuple[HookCall | None, _Waiter]:
         waiter = _Waiter(name, predicate, wake)
         with self._lock:
+            self._predicate_errors.pop(id(predicate), None)  # another's, of the same id
             found = self._find(name, predicate)
             if found is None:
                 self._waiters.append(waiter)
@@ -366,21 +390,18 @@ class HookRecorder(EveryHook):
         ]
         if failures and name not in ("on_cancel_failed", "on_operation_failed"):
             lines.append(f"  last failure: {failures[-1].failure.describe()}")
+        with self._lock:
+            raised = self._predicate_errors.pop(id(predicate), None)
+        if raised is not None:
+            lines.insert(
+                1, f"  the predicate raised {raised} (a call it cannot read does not match)"
+            )
         return "\n".join(lines)
 
 
 def _set_result(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _matches(predicate: Predicate | None, call: HookCall) -> bool:
-    if predicate is None:
-        return True
-    try:
-        return bool(predicate(call))
-    except Exception:  # a predicate that cannot read this call does not match it
-        return False
 
 
 def _describe(predicate: Predicate) -> str:
@@ -809,10 +830,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 # -- pytest integration -------------------------------------------------------------------------
 
 
+#: Frames of where a coroutine was made that Python's "coroutine ... was never awaited"
+#: shows while the kit is on: the hook that dropped it, and what called that.
+COROUTINE_ORIGIN_DEPTH: Final = 4
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # aiocometd-noloop (used by the plugin core) calls asyncio.get_event_loop() in its
     # constructors; keep that out of suites that turn warnings into errors.
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:aiocometd_noloop.*")
+    # A hook that calls an async def function without await (in a way registration cannot
+    # see, as through a local name) drops the coroutine: Python's warning then names only
+    # the coroutine. With its origin tracked it names the hook, its file and line.
+    if sys.get_coroutine_origin_tracking_depth() < COROUTINE_ORIGIN_DEPTH:
+        sys.set_coroutine_origin_tracking_depth(COROUTINE_ORIGIN_DEPTH)
     config.addinivalue_line(
         "markers",
         f"{ALLOW_HOOK_FAILURES_MARKER}(*plugins): a hook implementation that raises or times "

@@ -30,13 +30,13 @@ configuration (every command that talks to GWS) comes from the environment:
   GWS_PASSWORD       the agent's password; when unset you are prompted on the terminal,
                      also when stdin is piped (it is never taken from the command line)
   GWS_ACK_TIMEOUT, GWS_REQUEST_TIMEOUT, GWS_VERIFY_TLS, ... any other GWSConfig field
-plugins (the operation commands, plugins) are loaded from the 'gws_outbound' entry-point
-group:
+plugins (loaded by the operation commands, 'plugins' and 'tail --plugins') come from the
+'gws_outbound' entry-point group:
   GWS_OUTBOUND_PLUGINS           comma-separated names to load (default: all)
   GWS_OUTBOUND_DISABLE_PLUGINS   comma-separated names never to load
 
-exit status: 0 success (operations: every request acknowledged), 1 failure (operations: a
-request failed or an input line was invalid; GWS unreachable or credentials refused;
+exit status: 0 success (operations: every request acknowledged), 1 failure (operations:
+a request failed or an input line was invalid; GWS unreachable or credentials refused;
 plugins: a plugin failed to load), 2 usage or configuration error, 130 interrupted
 (Ctrl-C)."""
 

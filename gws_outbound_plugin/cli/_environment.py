@@ -5,6 +5,7 @@ GWS configuration, with the password prompt.
 from __future__ import annotations
 
 import getpass
+import itertools
 import logging
 import os
 import sys
@@ -13,9 +14,18 @@ from typing import Any, TextIO
 
 import structlog
 
-from .._config import GWSConfig
+from .._config import _REQUIRED, GWSConfig, _keywords_hint
 from .._exceptions import ConfigError
 from ._common import _Interrupted, _isatty, _UsageError
+
+
+def _without_keywords_hint(message: str) -> str:
+    """``from_env()``'s message without the keywords it suggests for missing variables: the
+    CLI's user sets variables and options, from_env()'s keywords are not theirs."""
+    for size in range(len(_REQUIRED), 0, -1):
+        for missing in itertools.combinations(_REQUIRED, size):
+            message = message.replace(_keywords_hint(missing), "")
+    return message
 
 
 def _drop_event(_logger: Any, _method: str, _event: Any) -> Any:
@@ -82,13 +92,17 @@ def load_config(
     try:
         return GWSConfig.from_env(environ, **overrides)
     except ConfigError as error:
+        message = _without_keywords_hint(str(error))
         hint = ""
-        if "GWS_PASSWORD" in str(error):
+        if "GWS_PASSWORD" in message and not environ.get("GWS_USERNAME") and terminal:
+            # The prompt needs the user name: asking for a password alone would be wrong.
+            hint = " (set GWS_USERNAME: the password is then asked for on the terminal)"
+        elif "GWS_PASSWORD" in message:
             hint = (
                 " (set GWS_PASSWORD in the environment: there is no terminal to prompt on, "
                 'e.g. GWS_PASSWORD="$(cat ~/.gws-password)" gws-outbound ...)'
             )
-        raise _UsageError(f"{error}{hint}") from None
+        raise _UsageError(f"{message}{hint}") from None
 
 
 def _has_controlling_terminal() -> bool:

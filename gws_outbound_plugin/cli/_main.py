@@ -6,13 +6,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-import anyio
-
-from ._arguments import _check_arguments
 from ._commands import _OPERATION_COMMANDS
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, PROG, _Context, _Interrupted, _UsageError
-from ._environment import configure_logging, load_config
-from ._new_plugin import _run_new_plugin
 from ._parser import (
     _refuse_password_arguments,
     build_parser,
@@ -20,9 +15,9 @@ from ._parser import (
     refuse_unknown_command,
     refuse_unrecognized,
 )
-from ._plugins import _run_plugins
-from ._run import _run_operations
-from ._tail import _run_tail
+
+# What runs a command (the plugin core, httpx, aiocometd, structlog's setup) is imported once
+# the command line is parsed: `--version`, `--help` and a usage error need none of it.
 
 
 def _split_simulate(argv: Sequence[str]) -> Sequence[str] | None:
@@ -56,21 +51,37 @@ def main(argv: list[str] | None = None) -> int:
     if unrecognized:
         refuse_unrecognized(parser, args.command, unrecognized)
     ctx.prog = f"{PROG} {args.command}"
+    from ._environment import configure_logging, load_config
+
     configure_logging(args.log_level, json_logs=args.log_json)
     try:
         if args.command == "plugins":
+            from ._plugins import _run_plugins
+
             return _run_plugins(args, ctx)
         if args.command == "new-plugin":
+            from ._new_plugin import _run_new_plugin
+
             return _run_new_plugin(args, ctx)
         command = _OPERATION_COMMANDS.get(args.command)
         if command is not None:
+            from ._arguments import _check_arguments
+
             requests = _check_arguments(command, args)  # usage errors before the prompt
             config = load_config(ctx.environ, stdin=ctx.stdin, base_url=args.base_url)
+            import anyio
+
+            from ._run import _run_operations
+
             return anyio.run(
                 _run_operations, command, requests, args, ctx, config, backend="asyncio"
             )
         if args.command == "tail":
             config = load_config(ctx.environ, stdin=ctx.stdin, base_url=args.base_url)
+            import anyio
+
+            from ._tail import _run_tail
+
             return anyio.run(_run_tail, args, ctx, config, backend="asyncio")
     except _UsageError as error:
         ctx.error(str(error))

@@ -13,6 +13,12 @@ from ._commands import _OPERATION_COMMANDS, _PREVIEW, _PREVIEW_ACTIONS, _REQUEST
 from ._common import _ENVIRONMENT_HELP, _HELP_WIDTH, PROG, _UsageError
 
 
+def _fill(text: str) -> str:
+    """A paragraph of help wrapped to the help's width, never inside a word such as
+    ``gws-outbound-NAME`` (a command to copy)."""
+    return textwrap.fill(text, _HELP_WIDTH, break_on_hyphens=False, break_long_words=False)
+
+
 def _add_logging_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default_level = argparse.SUPPRESS if suppress else None
     default_json = argparse.SUPPRESS if suppress else False
@@ -113,7 +119,7 @@ def _add_operation_command(commands: Any, command: _Command) -> None:
     parser = commands.add_parser(
         command.name,
         help=command.summary,
-        description=textwrap.fill(command.description, _HELP_WIDTH),
+        description=_fill(command.description),
         epilog=(f"examples:\n{examples}\n" if examples else "") + _ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -136,12 +142,12 @@ def _add_operation_command(commands: Any, command: _Command) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description=(
+        description=_fill(
             "Work on Genesys outbound records through Genesys Web Services (GWS) and watch "
             "each outcome (cancel, reject, complete, do-not-call, reschedule, update, chained "
             "records, add a record, preview dialing, any operation as JSON), run the embedded "
             "GWS simulator, list the installed plugins, write a new plugin project and tail "
-            "live events."
+            "live events.",
         ),
         epilog=_ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -175,12 +181,12 @@ def _add_plugins_command(commands: Any) -> None:
     plugins = commands.add_parser(
         "plugins",
         help="list the installed plugins, the hooks each implements and every load failure",
-        description=(
+        description=_fill(
             "List the plugins installed under the 'gws_outbound' entry-point group (after "
             "GWS_OUTBOUND_PLUGINS / GWS_OUTBOUND_DISABLE_PLUGINS), with their distribution "
             "and the hooks each implements, and every plugin that failed to load, with its "
             "error and where it happened. Exit status 1 when a plugin failed to load (or "
-            "GWS_OUTBOUND_PLUGINS names one that is not installed)."
+            "GWS_OUTBOUND_PLUGINS names one that is not installed).",
         ),
         epilog=(
             "examples:\n"
@@ -212,12 +218,13 @@ def _add_new_plugin_command(commands: Any) -> None:
     new_plugin = commands.add_parser(
         "new-plugin",
         help="write a new plugin project: package, entry point, one hook, a passing test",
-        description=(
-            "Write a new plugin project into DIRECTORY/gws-outbound-NAME: pyproject.toml with "
-            "its gws_outbound entry point (NAME), src/gws_outbound_NAME/__init__.py with one "
+        description=_fill(
+            "Write a new plugin project into DIR/gws-outbound-NAME (DIR is created when "
+            "missing): pyproject.toml with its gws_outbound entry point (NAME), "
+            "src/gws_outbound_NAME/__init__.py with one "
             "hook (on_operation_acknowledged), and tests/ that pass on the testing kit "
             "(gws_outbound_plugin.testing). Then: cd gws-outbound-NAME && pip install -e "
-            "'.[test]' && pytest. docs/writing-a-plugin.md explains every part."
+            "'.[test]' && pytest. docs/writing-a-plugin.md explains every part.",
         ),
         epilog=f"example:\n  {PROG} new-plugin call-log --directory /tmp\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -231,7 +238,10 @@ def _add_new_plugin_command(commands: Any) -> None:
         "--directory",
         metavar="DIR",
         default=".",
-        help="where to create the project's folder (default: the current directory)",
+        help=(
+            "where to create the project's folder (created when missing; default: the "
+            "current directory)"
+        ),
     )
     _add_logging_options(new_plugin, suppress=True)
 
@@ -240,17 +250,18 @@ def _add_tail_command(commands: Any) -> None:
     tail = commands.add_parser(
         "tail",
         help="print live outbound events and user events until Ctrl-C",
-        description=(
+        description=_fill(
             "Connect to the configured GWS as the agent and print, as they arrive, every user "
-            "event (on_user_event), acknowledged or failed cancel "
-            "(on_record_cancel_acknowledged, on_cancel_failed), acknowledged or failed other "
-            "operation (on_operation_acknowledged, on_operation_failed), and what OCS says "
+            "event (on_user_event), every acknowledged cancel (on_record_cancel_acknowledged) "
+            "and other operation (on_operation_acknowledged), the agent's other clients' "
+            "included (a request of theirs that OCS refused shows as its user event, with "
+            "the error: only the client that sent it hears of its failure), and what OCS says "
             "unprompted: a record cancelled by someone else (on_record_cancelled), a callback "
             "due (on_scheduled_call), a pushed preview record (on_preview_record), a campaign "
             "status (on_campaign_status); until Ctrl-C or SIGTERM. How a real GWS relays "
             "OCS's unprompted events is UNCONFIRMED. Plugins are loaded only when asked "
             "(--plugins: the installed ones; --plugin: one module or file), and then see "
-            "every event too: the way to watch a plugin's unsolicited hooks at work."
+            "every event too: the way to watch a plugin's unsolicited hooks at work.",
         ),
         epilog=(
             f"examples:\n  {PROG} tail\n  {PROG} tail --json --plugins\n\n" + _ENVIRONMENT_HELP
@@ -285,6 +296,12 @@ def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
     return [option for action in parser._actions for option in action.option_strings]
 
 
+_OPTIONS_NAMED_AS_COMMANDS: Final = {
+    "help": f"'{PROG} --help' lists every command, '{PROG} COMMAND --help' explains one",
+    "version": f"'{PROG} --version' prints the version",
+}
+
+
 def refuse_unknown_command(parser: argparse.ArgumentParser, arguments: Sequence[str]) -> None:
     """A misspelt command (``cancle``) is a usage error that names the command meant; argparse
     (before Python 3.14) only lists every command."""
@@ -293,6 +310,9 @@ def refuse_unknown_command(parser: argparse.ArgumentParser, arguments: Sequence[
     if index is None or arguments[index] in commands:
         return
     named = arguments[index]
+    option = _OPTIONS_NAMED_AS_COMMANDS.get(named)
+    if option is not None:  # `gws-outbound help` (as git has it), `gws-outbound version`
+        parser.error(f"{named!r} is not a command: {option}")
     close = closest(named, commands, 0.6)
     if close:
         parser.error(

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -19,6 +20,7 @@ from typing import Any
 import pluggy
 
 from .._dispatcher import HookFailure, watch_hook_failures
+from .._hints import closest
 from .._manager import (
     ENV_ALLOW,
     ENV_DISABLE,
@@ -175,12 +177,21 @@ def _plugin_error_location(error: BaseException, spec: str) -> str:
     return f" (at {mine[-1].filename}:{mine[-1].lineno})"
 
 
+def _is_variable(failure: PluginLoadFailure) -> bool:
+    """A failure that is a misspelt variable of the plugin manager (``GWS_OUTBOUND_PLUGIN``),
+    not a plugin."""
+    return failure.entry_point is None and failure.name.startswith("GWS_OUTBOUND_")
+
+
 def _report_load_failures(pm: Any, ctx: _Context) -> None:
     """One line per installed plugin that failed to load (the run goes on without it)."""
     for failure in sorted(plugin_load_failures(pm), key=lambda failure: failure.name):
         where = f" at {failure.location}" if failure.location else ""
         error = " ".join(failure.error.split())
-        ctx.note(f"warning: plugin {failure.name!r} not loaded: {error}{where}")
+        if _is_variable(failure):
+            ctx.note(f"warning: {failure.name}: {error}")
+        else:
+            ctx.note(f"warning: plugin {failure.name!r} not loaded: {error}{where}")
 
 
 def _warn_of_hook_failures(pm: Any, ctx: _Context, log_level: str | None) -> None:
@@ -205,7 +216,10 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     _load_one_off_plugins(pm, args.one_off_plugins, ctx)
     infos = describe_plugins(pm)
     failures = sorted(plugin_load_failures(pm), key=lambda failure: failure.name)
-    warned = any(info.warnings for info in infos)
+    near_misses = _near_miss_groups()
+    for line in near_misses:
+        ctx.note(f"warning: {line}")
+    warned = any(info.warnings for info in infos) or bool(near_misses)
     status = EXIT_FAILED if failures or (args.strict and warned) else EXIT_OK
     if args.json:
         ctx.out(json.dumps(_plugin_entries(pm, infos, failures), indent=2))
@@ -214,13 +228,43 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
         ctx.out(f"no plugin installed under the {PROJECT_NAME!r} entry-point group")
     _print_plugins(pm, infos, failures, ctx)
     if failures:
-        ctx.error(
-            f"{len(failures)} plugin(s) failed to load: "
-            + ", ".join(failure.name for failure in failures)
-        )
+        plugins = [failure.name for failure in failures if not _is_variable(failure)]
+        variables = [failure.name for failure in failures if _is_variable(failure)]
+        problems = []
+        if plugins:
+            problems.append(f"{len(plugins)} plugin(s) failed to load: " + ", ".join(plugins))
+        if variables:
+            problems.append("not a setting: " + ", ".join(variables))
+        ctx.error("; ".join(problems))
     elif args.strict and warned:
         ctx.error("warnings with --strict")
     return status
+
+
+def _near_miss_groups() -> list[str]:
+    """A line for each entry point announced under a group named nearly like the project's
+    (``gws-outbound``, ``gws_outbound_plugin``, ``gws_outbound_plugins`` in a
+    ``pyproject.toml``): it is installed, and no host ever finds it."""
+    lines = []
+    points = (
+        (point, distribution)
+        for distribution in importlib.metadata.distributions()
+        for point in distribution.entry_points
+    )
+    for point, distribution in points:
+        group = point.group
+        if group == PROJECT_NAME:
+            continue
+        folded = group.replace("-", "_").replace(".", "_").lower()
+        if not (folded.startswith(PROJECT_NAME) or closest(group, [PROJECT_NAME], 0.8)):
+            continue
+        owner = f"{distribution.metadata['Name']} {distribution.version}"
+        lines.append(
+            f"{owner} announces {point.name!r} under the entry-point group {group!r}, not "
+            f"{PROJECT_NAME!r}, so no host finds it: in its pyproject.toml, "
+            f"[project.entry-points.{PROJECT_NAME}]"
+        )
+    return lines
 
 
 def _plugin_entries(
@@ -273,7 +317,8 @@ def _print_plugins(
             ctx.out(f"    not configured (does nothing): {hint or 'see its documentation'}")
     for failure in failures:
         origin = f" [{failure.distribution}]" if failure.distribution else ""
-        ctx.out(f"{failure.name}{origin}  FAILED TO LOAD")
+        label = "NOT A SETTING" if _is_variable(failure) else "FAILED TO LOAD"
+        ctx.out(f"{failure.name}{origin}  {label}")
         for part in _error_lines(failure.error):
             ctx.out(f"    {part}")
         if failure.location:

@@ -352,6 +352,19 @@ def test_missing_configuration_exits_2(cli: Cli):
     assert "set GWS_PASSWORD in the environment: there is no terminal to prompt on" in result.err
 
 
+def test_missing_configuration_speaks_of_variables_not_of_from_env_keywords(cli: Cli):
+    """from_env()'s message suggests its keywords to a program; a CLI user has none."""
+    result = cli(*cancel_args(11, "--no-plugins"))
+
+    assert result.status == 2
+    (line,) = result.err.splitlines()
+    assert line.startswith(
+        "gws-outbound cancel: error: invalid configuration: missing GWS_BASE_URL, "
+        "GWS_USERNAME, GWS_PASSWORD"
+    )
+    assert "from_env" not in line and "username=" not in line
+
+
 _TYPE_PASSWORD = r"""
 import os, pty, select, sys, time
 password = os.environ.pop("TEST_TYPED_PASSWORD").encode()

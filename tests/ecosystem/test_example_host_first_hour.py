@@ -217,8 +217,9 @@ def test_a_gws_that_refuses_or_a_missing_setting_is_one_error_line(
     assert status == 2
     assert "Traceback" not in err
     assert (
-        "host.py: error: invalid configuration: missing GWS_USERNAME, GWS_PASSWORD (without "
-        "GWS_BASE_URL the host runs on the embedded simulator)"
+        "host.py: error: invalid configuration: missing GWS_USERNAME, GWS_PASSWORD (or pass "
+        "username=..., password=... to GWSConfig.from_env(): a keyword wins over its variable) "
+        "(without GWS_BASE_URL the host runs on the embedded simulator)"
     ) in err.splitlines()
 
 

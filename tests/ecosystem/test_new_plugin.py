@@ -94,3 +94,25 @@ def test_a_name_an_installed_plugin_has_is_refused(cli: Cli, tmp_path, name, mes
     assert line.startswith(f"gws-outbound new-plugin: error: {message}")
     assert line.endswith("; choose another name: nothing was written")
     assert list(target.iterdir()) == []
+
+
+def test_a_directory_that_does_not_exist_yet_is_created(cli: Cli, tmp_path):
+    target = tmp_path / "projects" / "mine"
+    result = cli("new-plugin", "call-log", "--directory", str(target))
+
+    assert result.status == 0, result.err
+    assert result.out == f"wrote {target / 'gws-outbound-call-log'}\n"
+    assert (target / "gws-outbound-call-log" / "pyproject.toml").is_file()
+
+
+def test_a_directory_that_is_a_file_is_refused_in_one_line(cli: Cli, tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine\n", encoding="utf-8")
+    result = cli("new-plugin", "call-log", "--directory", str(target))
+
+    assert result.status == 2
+    assert result.err == (
+        f"gws-outbound new-plugin: error: {target} is a file, not a directory: "
+        "nothing was written\n"
+    )
+    assert target.read_text(encoding="utf-8") == "mine\n"

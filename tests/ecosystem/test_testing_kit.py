@@ -128,6 +128,24 @@ async def test_a_predicate_that_raises_does_not_match(gws_hook_recorder, gws_req
         )
 
 
+async def test_the_timeout_of_a_predicate_that_raised_says_what_it_raised(
+    gws_hook_recorder, gws_request_factory
+):
+    """A typo in the predicate (call.failure for a hook that passes ack) looked like a call
+    that never came: the timeout said nothing of the AttributeError."""
+    gws_hook_recorder.on_cancel_requested(gws_request_factory())
+    with pytest.raises(HookWaitTimeout) as caught:
+        await gws_hook_recorder.wait_for(
+            "on_cancel_requested", lambda call: call.failure.reason, timeout=0.05
+        )
+
+    assert str(caught.value).splitlines()[1] == (
+        "  the predicate raised on a call of on_cancel_requested: AttributeError: "
+        "on_cancel_requested has no argument 'failure' (it has request) (a call it cannot "
+        "read does not match)"
+    )
+
+
 async def test_a_misspelled_hook_name_is_refused_at_once(wait_for_hook, gws_hook_recorder):
     with pytest.raises(ValueError, match="unknown hook") as caught:
         await wait_for_hook("on_record_cancel_acknowleged")

@@ -221,7 +221,8 @@ class StallingProxy:
     simulator never would. ``pass_on(head, body)``, if given, says of a request the proxy
     answers itself whether the simulator gets it too (on a connection of its own, its answer
     discarded, before the proxy answers): a node that got the request to GWS and then
-    answered the client something else."""
+    answered the client something else. ``hold(head, body)``, if given, says how many seconds
+    to wait before answering or passing on a request (a slow node)."""
 
     def __init__(
         self,
@@ -230,10 +231,12 @@ class StallingProxy:
         only: dict[str, set[int]] | None = None,
         answer: Callable[[bytes, bytes], bytes | None] | None = None,
         pass_on: Callable[[bytes, bytes], bool] | None = None,
+        hold: Callable[[bytes, bytes], float] | None = None,
     ) -> None:
         self.target_port = target_port
         self.answer = answer
         self.pass_on = pass_on
+        self.hold = hold
         self.stall = tuple(s.encode() for s in stall)
         self.only = {k.encode(): v for k, v in (only or {}).items()}
         self.seen: Counter[bytes] = Counter()
@@ -297,6 +300,8 @@ class StallingProxy:
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
                 body = await reader.readexactly(length) if length else b""
+                if self.hold is not None and (seconds := self.hold(head, body)) > 0:
+                    await asyncio.sleep(seconds)
                 if any(self._holds(channel) for channel in self.stall if channel in body):
                     self.stalled.set()
                     await self._closing.wait()  # never answered

@@ -155,12 +155,14 @@ async def test_no_post_is_written_again_for_a_request_that_has_its_outcome(
     that the request has its outcome: nothing more is written, as the sender never writes a
     request that has its outcome."""
     config = fast_config(
-        sim.base_url, retries=1, retry_backoff=1.0, request_timeout=0.2, ack_timeout=1.0
+        sim.base_url, retries=1, retry_backoff=1.5, request_timeout=0.2, ack_timeout=1.0
     )
     handle = handles(sim, 1)[0]
     async with OutboundPlugin(pm, config) as plugin:
         bound = plugin.outcome_bound
-        # The first cancel: 503, then (resent after 1 s) accepted, OCS answering 0.9 s later.
+        # The first cancel: 503, then (resent after 1.5 s) accepted, OCS answering 0.9 s
+        # later: the second starts about 2.45 s after its acceptance, its deadline at 3.6 s,
+        # its resend due about 3.95 s.
         sim.faults.http_error(503, count=1)
         sim.faults.delay_notifications(0.9, count=1)
         first, second = request_for(sim, handle), request_for(sim, handle)

@@ -260,44 +260,12 @@ async def test_the_session_refuses_a_body_that_is_not_json_before_writing(
 # -- 2. the deadline, or the close, between two attempts GWS certainly did not get ---------------
 
 
-async def test_a_deadline_between_attempts_gws_did_not_get_is_not_sent(
-    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
-) -> None:
-    """GWS answers the first POST 503 (``statusCode`` 4: nothing processed), the retry 401
-    (refused unread), and after the re-login 503 again; the request's deadline comes while
-    the session waits ``retry_backoff`` to write it once more. Every attempt certainly did not
-    reach GWS. Before, the deadline found the request "being sent" and ended it
-    ``outcome_unknown`` ("GWS may or may not have acted"); now it ends as certainly not
-    processed (``transport_failure``, ``may_have_acted`` false), and it is not written again.
-
-    (A re-login gives the POST a second round of retries, which the outcome bound does not
-    count: so the deadline can come between attempts.)"""
-    config = fast_config(
-        sim.base_url,
-        request_timeout=0.5,
-        retries=1,
-        retry_backoff=2.5,
-        ack_timeout=0.1,
-        merge_window=0.05,
-    )
-    handle = handles(sim, 1)[0]
-    async with OutboundPlugin(pm, config) as plugin:
-        bound = plugin.outcome_bound  # 0.5 + 2 * 0.5 + 2.5 + 0.1 + 0.05 = 4.15 s
-        assert 2.5 + 0.5 < bound < 5.0  # between the last 503 and the attempt after it
-        sim.faults.http_error(503, count=1)
-        sim.faults.unauthorized(count=1)
-        sim.faults.http_error(503, count=None)
-        request = request_for(sim, handle)
-        with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
-            await plugin.cancel(request)
-        await anyio.sleep(2 * config.retry_backoff - bound + 0.5)  # past the next attempt
-        sim.faults.clear()
-    failure = info.value.failure
-    assert [c.status for c in sim.cancels] == [503, 401, 503]  # not written again
-    assert failure.reason is FailureReason.TRANSPORT_FAILURE, failure
-    assert failure.may_have_acted is False
-    assert failure.message is not None and "nothing was processed" in failure.message
-    assert [f.request for f in recorder.failures] == [request]
+# The deadline coming between two attempts after a re-login (503, 401, re-login, 503, and the
+# deadline during the backoff) cannot happen any more: the re-login is counted in the bound and
+# the retries go on where they stood (tests/faults/test_sending3.py,
+# test_a_relogin_round_ends_with_its_own_answer_within_the_bound). The deadline during a backoff
+# of a request that started late is tests/faults/test_attribution5.py,
+# test_no_post_is_written_again_for_a_request_that_has_its_outcome.
 
 
 async def test_closing_between_attempts_gws_did_not_get_is_shut_down(

@@ -267,10 +267,12 @@ async def test_a_worker_cancelled_during_backoffs_keeps_the_retry_policy(
     policy void (a host cancelling in a loop hammers GWS until the deadline). Now the rest of
     the backoff and the count carry over: two POSTs, the second no sooner than the backoff
     after the first, and the request ends with GWS's refusal as without the cancellations.
-    ``after-a-relogin``: GWS first refuses the POST unread (401); the session logs in again
-    and the 503s come in the round after the re-login, which carries over too (not a second
-    re-login, not a fresh round)."""
-    config = fast_config(sim.base_url, retries=1, retry_backoff=1.0, request_timeout=2.0)
+    ``after-a-relogin``: GWS first refuses the POST unread (401), one more retry allowed; the
+    session logs in again and the 503s come after the re-login, whose retries carry over too
+    (not a second re-login, not a fresh round)."""
+    config = fast_config(
+        sim.base_url, retries=1 + relogin, retry_backoff=1.0, request_timeout=2.0
+    )
     handle = handles(sim, 1)[0]
     if relogin:
         sim.faults.unauthorized(count=1)

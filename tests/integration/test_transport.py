@@ -343,11 +343,19 @@ async def test_refused_again_after_a_fresh_login_is_an_authentication_failure(
 async def test_a_4xx_without_a_gws_body_is_not_processed_and_not_resent(
     gws: ScriptedGWS, session: GWSSession
 ) -> None:
-    gws.then(RECORD_PATH, Answer(429, text="Too many requests"))
+    gws.then(RECORD_PATH, Answer(400, text="Bad request"))
     with pytest.raises(GWSTransportError) as info:
         await post(session)
     assert type(info.value) is GWSTransportError
     assert gws.count("POST", RECORD_PATH) == 1
+
+
+async def test_a_429_is_not_processed_and_is_retried(gws: ScriptedGWS, session: GWSSession) -> None:
+    """Too many requests: refused unread, so tried again with the retry policy (and its
+    ``Retry-After``, tests/faults/test_sending3.py); the next attempt is accepted."""
+    gws.then(RECORD_PATH, Answer(429, text="Too many requests"))
+    await post(session)
+    assert gws.count("POST", RECORD_PATH) == 2
 
 
 # -- the POST path: headers and cookies as httpx's client would send them ---------------------

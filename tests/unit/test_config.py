@@ -182,3 +182,84 @@ def test_a_refused_base_url_that_may_hold_credentials_is_not_echoed(base_url: st
         GWSConfig(base_url=base_url, username="a", password="b")
     assert "add the scheme" not in str(caught.value)
     assert "s3cr3t" not in str(caught.value)
+
+
+def test_missing_variables_name_the_keywords_that_stand_in_for_them() -> None:
+    with pytest.raises(ConfigError) as info:
+        GWSConfig.from_env({"GWS_BASE_URL": "https://gws.example.com"})
+
+    assert str(info.value) == (
+        "invalid configuration: missing GWS_USERNAME, GWS_PASSWORD (or pass username=..., "
+        "password=... to GWSConfig.from_env(): a keyword wins over its variable)"
+    )
+    # ... and what it says works:
+    config = GWSConfig.from_env(
+        {"GWS_BASE_URL": "https://gws.example.com"}, username="a", password="b"
+    )
+    assert (config.username, config.password) == ("a", "b")
+
+
+def test_a_misspelt_keyword_is_a_config_error_with_the_setting_meant() -> None:
+    with pytest.raises(ConfigError) as info:
+        GWSConfig.from_env(GOOD_ENV, ack_timout=5, hook_timeout=0)
+
+    message = str(info.value)
+    assert "ack_timout= is not a setting (did you mean ack_timeout?)" in message
+    assert "hook_timeout must be a positive number of seconds" in message  # all at once
+
+
+@pytest.mark.parametrize("name", ["verify_tls", "allow_insecure_http"])
+@pytest.mark.parametrize("value", ["false", "0", 0, None])
+def test_a_switch_that_is_not_a_bool_is_refused_not_taken_as_true(name, value) -> None:
+    with pytest.raises(ConfigError, match=f"{name} must be True or False"):
+        GWSConfig.from_env(GOOD_ENV, **{name: value})
+    with pytest.raises(ConfigError, match=f"{name} must be True or False"):
+        GWSConfig(base_url="https://gws.example.com", username="a", password="b", **{name: value})
+
+
+@pytest.mark.parametrize(
+    "base_url", [" http://127.0.0.1:8090", "http://127.0.0.1:8090 ", "http://127.0.0.1:8090\r\n"]
+)
+def test_whitespace_around_the_base_url_is_not_part_of_it(base_url) -> None:
+    """A leading space failed at start-up with "missing an 'http://' protocol"; a trailing
+    \\r (a .env file written on Windows) went into every URL."""
+    config = GWSConfig.from_env(
+        {"GWS_BASE_URL": base_url, "GWS_USERNAME": "a", "GWS_PASSWORD": "b"}
+    )
+    assert config.base_url == "http://127.0.0.1:8090"
+    assert config.api_url == "http://127.0.0.1:8090/api/v2"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("http://127.0.0.1:80x1", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:99999", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:0", "has a port that is not a number from 1 to 65535"),
+        ("http://gws example.com", "must not contain spaces or line breaks"),
+    ],
+)
+def test_a_base_url_httpx_would_refuse_at_start_is_a_config_error(base_url, problem) -> None:
+    """A port like 80x1 passed validation and crashed the CLI with httpx's InvalidURL
+    traceback when the plugin started."""
+    with pytest.raises(ConfigError, match=f"base_url {problem}"):
+        GWSConfig(base_url=base_url, username="a", password="b")
+
+
+def test_a_number_given_as_a_string_says_it_is_a_string() -> None:
+    """Settings read from a YAML or INI file ("5"): "must be a positive number of seconds"
+    read as nonsense to someone who gave 5; the type (never the value) says why."""
+    with pytest.raises(ConfigError) as caught:
+        GWSConfig(
+            base_url="https://gws.example.com",
+            username="a",
+            password="b",
+            ack_timeout="5",
+            max_pending=None,
+            retries="2",
+        )
+
+    message = str(caught.value)
+    assert "ack_timeout must be a positive number of seconds, got a str" in message
+    assert "max_pending must be a positive integer, got None" in message
+    assert "retries must be an integer >= 0, got a str" in message

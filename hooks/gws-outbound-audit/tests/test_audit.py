@@ -400,3 +400,19 @@ def test_an_unconfigured_trail_is_quiet_for_a_host_that_configures_no_logging(ca
     assert capsys.readouterr().err == ""
     assert trail.setup_hint == "set GWS_OUTBOUND_AUDIT_FILE to a file path"
     assert AuditTrail("x.jsonl").setup_hint is None
+
+
+def test_a_misspelt_setting_is_refused_with_the_one_meant(tmp_path):
+    """GWS_OUTBOUND_AUDIT_PHONE_NUMBER (no S) was ignored: the trail left the numbers out."""
+    with pytest.raises(ValueError, match="is not a setting") as caught:
+        AuditTrail.from_env(
+            {
+                "GWS_OUTBOUND_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
+                "GWS_OUTBOUND_AUDIT_PHONE_NUMBER": "1",
+            }
+        )
+
+    assert str(caught.value) == (
+        "GWS_OUTBOUND_AUDIT_PHONE_NUMBER is not a setting of the audit plugin (did you mean "
+        "GWS_OUTBOUND_AUDIT_PHONE_NUMBERS?)"
+    )

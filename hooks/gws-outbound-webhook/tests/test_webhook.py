@@ -336,6 +336,20 @@ def test_invalid_configuration_is_refused(environ, problem):
         WebhookForwarder.from_env({"GWS_OUTBOUND_WEBHOOK_URL": "https://example.com", **environ})
 
 
+def test_a_misspelt_setting_is_refused_with_the_one_meant():
+    """GWS_OUTBOUND_WEBHOOK_TOKN was ignored: every event went out without the token."""
+    with pytest.raises(ValueError, match="is not a setting") as caught:
+        WebhookForwarder.from_env(
+            {"GWS_OUTBOUND_WEBHOOK_URL": "https://example.com", "GWS_OUTBOUND_WEBHOOK_TOKN": "t"}
+        )
+
+    assert str(caught.value) == (
+        "GWS_OUTBOUND_WEBHOOK_TOKN is not a setting of the webhook plugin (did you mean "
+        "GWS_OUTBOUND_WEBHOOK_TOKEN?)"
+    )
+    assert "t'" not in str(caught.value)  # the value (a token) is never shown
+
+
 async def test_unconfigured_forwarder_sends_nothing_and_says_so_once(
     gws_plugin_manager, gws_outbound, gws_request_factory, wait_for_hook
 ):

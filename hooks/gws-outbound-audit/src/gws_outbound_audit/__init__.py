@@ -41,6 +41,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
+import difflib
 import json
 import os
 import queue
@@ -79,6 +80,25 @@ logger = get_logger(__name__)
 ENV_FILE: Final = "GWS_OUTBOUND_AUDIT_FILE"
 ENV_PHONE_NUMBERS: Final = "GWS_OUTBOUND_AUDIT_PHONE_NUMBERS"
 ENV_FSYNC: Final = "GWS_OUTBOUND_AUDIT_FSYNC"
+
+
+#: Every variable of this plugin: one under its prefix that is none of them is a mistake.
+_SETTINGS: Final = (ENV_FILE, ENV_PHONE_NUMBERS, ENV_FSYNC)
+
+
+def _refuse_unknown_settings(environ: Mapping[str, str]) -> None:
+    """A ``GWS_OUTBOUND_AUDIT_*`` variable that is no setting (a misspelt one) would be
+    ignored without a word: refuse it, with the setting meant."""
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith("GWS_OUTBOUND_AUDIT_") or name in _SETTINGS:
+            continue
+        close = difflib.get_close_matches(name, _SETTINGS, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "its settings are " + ", ".join(_SETTINGS)
+        problems.append(f"{name} is not a setting of the audit plugin ({hint})")
+    if problems:
+        raise ValueError("; ".join(problems))
+
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"", "0", "false", "no", "off"})
@@ -159,6 +179,7 @@ class AuditTrail:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AuditTrail:
         """A trail configured from ``GWS_OUTBOUND_AUDIT_*`` (see the module docstring)."""
         env = os.environ if environ is None else environ
+        _refuse_unknown_settings(env)
         path = env.get(ENV_FILE, "").strip()
         return cls(
             path or None,

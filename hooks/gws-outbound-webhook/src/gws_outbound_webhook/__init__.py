@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import difflib
 import email.utils
 import os
 import uuid
@@ -84,6 +85,33 @@ ENV_PHONE_NUMBERS: Final = "GWS_OUTBOUND_WEBHOOK_PHONE_NUMBERS"
 ENV_QUEUE_SIZE: Final = "GWS_OUTBOUND_WEBHOOK_QUEUE_SIZE"
 ENV_RETRIES: Final = "GWS_OUTBOUND_WEBHOOK_RETRIES"
 ENV_TIMEOUT: Final = "GWS_OUTBOUND_WEBHOOK_TIMEOUT"
+
+
+#: Every variable of this plugin: one under its prefix that is none of them is a mistake.
+_SETTINGS: Final = (
+    ENV_URL,
+    ENV_TOKEN,
+    ENV_FAILURES,
+    ENV_PHONE_NUMBERS,
+    ENV_QUEUE_SIZE,
+    ENV_RETRIES,
+    ENV_TIMEOUT,
+)
+
+
+def _refuse_unknown_settings(environ: Mapping[str, str]) -> None:
+    """A ``GWS_OUTBOUND_WEBHOOK_*`` variable that is no setting (a misspelt one) would be
+    ignored without a word: refuse it, with the setting meant."""
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith("GWS_OUTBOUND_WEBHOOK_") or name in _SETTINGS:
+            continue
+        close = difflib.get_close_matches(name, _SETTINGS, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "its settings are " + ", ".join(_SETTINGS)
+        problems.append(f"{name} is not a setting of the webhook plugin ({hint})")
+    if problems:
+        raise ValueError("; ".join(problems))
+
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"", "0", "false", "no", "off"})
@@ -220,6 +248,7 @@ class WebhookForwarder:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookForwarder:
         """A forwarder configured from ``GWS_OUTBOUND_WEBHOOK_*`` (see the module docstring)."""
         env = os.environ if environ is None else environ
+        _refuse_unknown_settings(env)
         options: dict[str, Any] = {
             "token": env.get(ENV_TOKEN, "").strip() or None,
             "forward_failures": _flag(env, ENV_FAILURES),
