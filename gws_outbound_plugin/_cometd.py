@@ -159,6 +159,25 @@ class _WaitInterrupted(Exception):
     """``receive()``'s wait was interrupted (:meth:`_GWSClient.interrupt`)."""
 
 
+class _Wait:
+    """One wait of :meth:`_GWSClient._wait_once`: its future, its ``connection_timeout``,
+    and the countdown of that timeout while the transport is connecting."""
+
+    __slots__ = ("countdown", "timeout", "waiter")
+
+    def __init__(self, waiter: asyncio.Future[object], timeout: float) -> None:
+        self.waiter = waiter
+        self.timeout = timeout
+        self.countdown: asyncio.Task[None] | None = None
+
+    def counted(self, task: asyncio.Task[None]) -> None:
+        """The countdown ended: the transport stayed disconnected for ``timeout`` (or the
+        countdown was cancelled from outside: the wait starts again)."""
+        if task is self.countdown and not self.waiter.done():
+            self.countdown = None
+            self.waiter.set_result(None if task.cancelled() else _TIMED_OUT)
+
+
 class CometDState(enum.StrEnum):
     """State of the CometD session, as reported in logs and to the dispatcher."""
 
@@ -431,10 +450,8 @@ class _GWSClient(Client):  # type: ignore[misc]
         )
         if url.startswith("http://"):
             self._HTTP_SESSION_CLOSE_TIMEOUT = 0.0
-        self._waiter: asyncio.Future[object] | None = None
-        """The future of the wait in ``receive()`` while it waits (see :meth:`interrupt`)."""
-        self._wait_timeout = 0.0
-        self._countdown: asyncio.Task[None] | None = None
+        self._waits: list[_Wait] = []
+        """The waits in ``receive()`` (see :meth:`_wait_once` and :meth:`interrupt`)."""
         self._connecting_watch: tuple[Any, asyncio.Future[bool]] | None = None
 
     async def _get_http_session(self) -> aiohttp.ClientSession:
@@ -536,11 +553,11 @@ class _GWSClient(Client):  # type: ignore[misc]
         ended: Any = events[TransportState.SERVER_DISCONNECTED]._waiters
         getters.append(waiter)
         ended.append(waiter)
-        self._waiter = waiter
+        wait = _Wait(waiter, connection_timeout)
+        self._waits.append(wait)  # one, but for a close draining while the listener waits
         if connection_timeout:
-            self._wait_timeout = connection_timeout
             if events[TransportState.CONNECTING].is_set():
-                self._count_down(transport)
+                self._count_down(transport, wait)
             elif self._connecting_watch is None or self._connecting_watch[0] is not transport:
                 self._watch_connecting(transport)
         try:
@@ -557,15 +574,15 @@ class _GWSClient(Client):  # type: ignore[misc]
                 queue._wakeup_next(getters)  # type: ignore[attr-defined]
             raise
         finally:
-            self._waiter = None
+            self._waits.remove(wait)
             waiter.cancel()
             if waiter in getters:  # not when put_nowait() woke it: it took it off
                 getters.remove(waiter)
             if waiter in ended:
                 ended.remove(waiter)
-            countdown = self._countdown
+            countdown = wait.countdown
             if countdown is not None:
-                self._countdown = None
+                wait.countdown = None
                 countdown.cancel()
 
     def _watch_connecting(self, transport: Any) -> None:
@@ -585,38 +602,29 @@ class _GWSClient(Client):  # type: ignore[misc]
         if future in waiters:
             waiters.remove(future)
         self._watch_connecting(transport)  # for the next time
-        waiter = self._waiter
-        if (
-            waiter is not None
-            and not waiter.done()
-            and self._countdown is None
-            and transport is self._transport
-        ):
-            self._count_down(transport)
+        if transport is self._transport:
+            for wait in self._waits:
+                if wait.timeout and wait.countdown is None and not wait.waiter.done():
+                    self._count_down(transport, wait)
 
-    def _count_down(self, transport: Any) -> None:
+    def _count_down(self, transport: Any, wait: _Wait) -> None:
         countdown = asyncio.get_running_loop().create_task(
-            self._wait_reconnected(transport, self._wait_timeout)
+            self._wait_reconnected(transport, wait.timeout)
         )
-        countdown.add_done_callback(self._counted)
-        self._countdown = countdown
-
-    def _counted(self, task: asyncio.Task[None]) -> None:
-        waiter = self._waiter
-        if task is self._countdown and waiter is not None and not waiter.done():
-            self._countdown = None
-            waiter.set_result(None if task.cancelled() else _TIMED_OUT)
+        countdown.add_done_callback(wait.counted)
+        wait.countdown = countdown
 
     def interrupt(self) -> bool:
         """End the wait for a message in ``receive()`` now: it raises
         :class:`_WaitInterrupted` (the message queued meanwhile, if any, stays queued).
         False when no such wait is pending (another version than the pinned one: the
         caller cancels its wait)."""
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return False
-        waiter.set_result(_INTERRUPTED)
-        return True
+        interrupted = False
+        for wait in self._waits:
+            if not wait.waiter.done():
+                wait.waiter.set_result(_INTERRUPTED)
+                interrupted = True
+        return interrupted
 
     @staticmethod
     async def _wait_reconnected(transport: Any, timeout: float) -> None:

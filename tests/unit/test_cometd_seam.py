@@ -272,3 +272,31 @@ async def test_an_interrupted_wait_raises_and_leaves_the_queue_as_it_was() -> No
     assert not client.interrupt()
     assert await client._get_message(10.0) is message
     _left_nothing_behind(queue, transport)
+
+
+async def test_two_waits_at_once_each_get_a_message_and_time_out_on_their_own() -> None:
+    """A close drains the client (``receive()`` in a task of its own) while the listener's
+    wait may still be pending: two waits on one client. Each takes one message; one that
+    ends (here: cancelled) leaves the other's reconnection countdown running."""
+    from aiocometd_noloop.constants import TransportState
+    from aiocometd_noloop.exceptions import TransportTimeoutError
+
+    client, queue, transport = _client_on(TransportState.CONNECTED)
+    first = asyncio.ensure_future(client._get_message(10.0))
+    second = asyncio.ensure_future(client._get_message(10.0))
+    await asyncio.sleep(0)
+    one, two = {"channel": "/a", "data": {}}, {"channel": "/b", "data": {}}
+    queue.put_nowait(one)
+    queue.put_nowait(two)
+    assert {id(await first), id(await second)} == {id(one), id(two)}
+    short = asyncio.ensure_future(client._get_message(0.05))
+    long = asyncio.ensure_future(client._get_message(3600.0))
+    await asyncio.sleep(0)
+    transport._state = TransportState.CONNECTING  # both count down, each its own timeout
+    await asyncio.sleep(0)
+    long.cancel()
+    with pytest.raises(TransportTimeoutError):
+        await asyncio.wait_for(short, 30.0)  # a guard against a hang only
+    with pytest.raises(asyncio.CancelledError):
+        await long
+    _left_nothing_behind(queue, transport)
