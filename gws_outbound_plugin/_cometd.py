@@ -509,10 +509,6 @@ class _GWSClient(Client):  # type: ignore[misc]
         when the waiting task was cancelled in that loop turn: an acknowledgement never
         heard). Same outcomes, same order: a queued message first, then the server's end of
         the session, then the timeout."""
-        kept: CometDMessage | None = self.__dict__.get("_kept")
-        if kept is not None:
-            self._kept = None
-            return kept
         if not _QUEUE_SEAM:  # pragma: no cover - another version: aiocometd's own
             message: CometDMessage = await super()._get_message(connection_timeout)
             return message
@@ -529,11 +525,11 @@ class _GWSClient(Client):  # type: ignore[misc]
                     raise _WaitInterrupted
                 if not queue.empty():
                     continue  # a message first, as aiocometd's wait returns it first
-            if woken is _TIMED_OUT:
-                raise TransportTimeoutError("Lost connection with the server.")
-            if woken is not None or transport.state is TransportState.SERVER_DISCONNECTED:
+            if woken is True or transport.state is TransportState.SERVER_DISCONNECTED:
                 await self.close()
                 raise ServerError("Connection closed by the server", transport.last_connect_result)
+            if woken is _TIMED_OUT:
+                raise TransportTimeoutError("Lost connection with the server.")
 
     async def _wait_once(
         self, queue: asyncio.Queue[CometDMessage], transport: Any, connection_timeout: float
@@ -640,16 +636,11 @@ class _GWSClient(Client):  # type: ignore[misc]
     def receive_queued(self) -> CometDMessage | None:
         """The next message if one is already queued (as ``receive()`` would return it,
         ``ServerError`` for an unsuccessful reply), else ``None``: ``receive()`` then waits.
-        Always ``None`` with another version than the pinned one. A message an interrupted
-        wait took (see :meth:`_get_message`) comes first."""
+        Always ``None`` with another version than the pinned one."""
         queue = self.__dict__.get("_incoming_queue") if _QUEUE_SEAM else None
-        message: CometDMessage | None = self.__dict__.get("_kept")
-        if message is not None:
-            self._kept = None
-        elif queue is None or queue.empty():
+        if queue is None or queue.empty():
             return None
-        else:
-            message = queue.get_nowait()
+        message: CometDMessage = queue.get_nowait()
         self._verify_response(message)
         return message
 
