@@ -465,11 +465,27 @@ class _GWSClient(Client):  # type: ignore[misc]
             self._http_session = session
         return session
 
+    async def _negotiate_transport(self) -> Any:
+        transport = await super()._negotiate_transport()
+        _quiet_when_cancelled(transport)
+        return transport
+
     def _detach_connect_callback(self) -> None:
         transport = self._transport
         task = getattr(transport, "_connect_task", None)
         if task is not None and not task.done():
             task.remove_done_callback(transport._connect_done)
+
+    async def release(self) -> None:
+        """Release what a close that was cut short left: the connect task and the HTTP
+        session (a no-op for what is already closed)."""
+        transport = self._transport
+        try:
+            if transport is not None:
+                self._detach_connect_callback()
+                await transport.close()
+        finally:
+            await self._close_http_session()
 
     async def cleanup_failed_open(self) -> None:
         """Release what a failed (or abandoned) ``open()`` left: its connect task and its HTTP
@@ -674,6 +690,25 @@ class _GWSClient(Client):  # type: ignore[misc]
         transport = self._transport
         if transport is not None:
             transport._reconnect_timeout = seconds
+
+
+def _quiet_when_cancelled(transport: Any) -> None:
+    """aiocometd's done callback of its connect task (``_connect_done``) reads the task's
+    result and catches ``Exception`` only: for a cancelled task (a host cancelling every task
+    of its loop, ``asyncio.run`` ending, an ``open()`` cut short) the ``CancelledError`` left
+    the callback, and asyncio logged "Exception in callback TransportBase._connect_done" at
+    ERROR in the host's log. Nothing else happened in it (no next poll is scheduled: the
+    listener notices and replaces the client); it now returns quietly instead."""
+    connect_done = getattr(transport, "_connect_done", None)
+    if connect_done is None:  # pragma: no cover - another aiocometd version
+        return
+
+    def _connect_done(future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            return
+        connect_done(future)
+
+    transport._connect_done = _connect_done
 
 
 def _retrieve(task: asyncio.Future[None]) -> None:
@@ -1293,3 +1328,8 @@ class CometDListener:
                 tg.cancel_scope.cancel()
             if not client.closed:
                 await client.cleanup_failed_open()
+            else:
+                # aiocometd marks the client closed in a ``finally``, also when its close
+                # was cut short (the polite disconnect unanswered within _CLOSE_TIMEOUT):
+                # its HTTP session, closed last, may still be open.
+                await client.release()

@@ -268,6 +268,16 @@ class PendingRequests:
             or outcome.reason is FailureReason.REJECTED
             or isinstance(entry.after_post, Failed)
         )
+        by_event = isinstance(outcome, Failed) and bool(outcome.user_data)
+        if (
+            entry.key is not None
+            and not entry.confirmed
+            and (by_event or (event is None and not refused))
+        ):
+            # Nothing with its reference id arrived, and no answer of its own: should its
+            # acknowledgement come late, by reference id, its user event follows (a refusal
+            # matched by key meanwhile, or taken as its late answer, was another client's).
+            recent.ended_unconfirmed(entry.request.reference_id, entry.key, entry.spec, entry.token)
         if event is None and entry.key is not None and not refused:
             # GWS acknowledged it (M9): its late answer is no refusal, and a "no record" only
             # if it was acknowledged as one.

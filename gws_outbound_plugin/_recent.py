@@ -218,6 +218,11 @@ class Recent:
         self.reserved = Aging()
         """The reference ids of requests that ended (M2); ``in`` and ``len()``."""
         self._owed: dict[CorrelationKey, list[Owed]] = {}
+        self._unconfirmed: dict[str, tuple[CorrelationKey, OperationSpec, int, int]] = {}
+        """Requests that ended before any message with their reference id arrived, without
+        an answer of their own: reference id -> (key, spec, token, stamp), see
+        :meth:`acknowledged_late`."""
+        self._unconfirmed_tokens: dict[int, str] = {}
         self._taken = Aging()
         self._fingerprints = Aging()
         self._previews: dict[int, tuple[UserEvent, int]] = {}
@@ -228,6 +233,7 @@ class Recent:
         return {
             "reserved": len(self.reserved),
             "owed": sum(len(v) for v in self._owed.values()),
+            "unconfirmed": len(self._unconfirmed),
             "taken": len(self._taken),
             "fingerprints": len(self._fingerprints),
             "parts": self._parts_count,
@@ -260,6 +266,8 @@ class Recent:
                 self._owed[key] = owed
             else:
                 del self._owed[key]
+        for reference in [r for r, e in self._unconfirmed.items() if e[3] <= cutoff]:
+            self._confirmed(reference)
         for handle in [h for h, (_, stamp) in self._previews.items() if stamp <= cutoff]:
             del self._previews[handle]
         for chain in list(self._parts):
@@ -274,6 +282,7 @@ class Recent:
             or self._taken
             or self._fingerprints
             or self._owed
+            or self._unconfirmed
             or self._previews
             or self._parts
         )
@@ -344,9 +353,47 @@ class Recent:
         slot = Owed(spec, self.stamp(), token, acknowledged=acknowledged, empty=empty)
         self._owed.setdefault(key, []).append(slot)
 
+    def ended_unconfirmed(
+        self, reference_id: str, key: CorrelationKey, spec: OperationSpec, token: int
+    ) -> None:
+        """A request on ``key`` ended before any message with its reference id arrived and
+        without an answer of its own (none, or a refusal matched by key alone); see
+        :meth:`acknowledged_late`."""
+        self._unconfirmed[reference_id] = (key, spec, token, self.stamp())
+        self._unconfirmed_tokens[token] = reference_id
+
+    def _confirmed(self, reference_id: str) -> tuple[CorrelationKey, OperationSpec, int] | None:
+        found = self._unconfirmed.pop(reference_id, None)
+        if found is None:
+            return None
+        key, spec, token, _ = found
+        self._unconfirmed_tokens.pop(token, None)
+        return key, spec, token
+
+    def acknowledged_late(self, reference_id: str, notification: str | None) -> None:
+        """A late notification (M2) carrying ``reference_id``: when it is the acknowledgement of
+        a request that ended before any message with its reference id arrived, OCS acted on
+        that request after all, and its user event, which follows without a reference id, is
+        owed to it (M4), as an acknowledged request's (no refusal): never the answer of the
+        next request on its key. That holds also when what it was owed was taken meanwhile by
+        another client's unreferenced refusal, or when such a refusal ended it (matched by key
+        alone: that outcome cannot be undone)."""
+        found = self._unconfirmed.get(reference_id)
+        if found is None or notification != found[1].acknowledgement:
+            return
+        key, spec, token = self._confirmed(reference_id) or found[:3]
+        for slot in self._owed.get(key, ()):
+            if slot.token == token:
+                slot.acknowledged = True  # still owed: now as acknowledged (M9)
+                return
+        self.owe(key, spec, token, acknowledged=True, empty=False)
+
     def forgive(self, key: CorrelationKey, token: int) -> None:
         """The request ``token`` is owed nothing after all: GWS refused its POST after it
         ended (it never passed the request on)."""
+        reference = self._unconfirmed_tokens.get(token)
+        if reference is not None:
+            self._confirmed(reference)
         owed = self._owed.get(key)
         if owed:
             owed[:] = [slot for slot in owed if slot.token != token]
@@ -376,6 +423,9 @@ class Recent:
                 del owed[i]
                 if not owed:
                     del self._owed[key]
+                reference = self._unconfirmed_tokens.get(slot.token)
+                if refusal is None and reference is not None:
+                    self._confirmed(reference)  # an answer, not a refusal: its own, in order
                 return slot
         return None
 

@@ -158,6 +158,7 @@ async def test_memory_stays_bounded_over_20000_requests_with_answers_lost() -> N
                 # what finished requests leave behind, for one late window
                 "reserved": recent,
                 "owed": recent,
+                "unconfirmed": recent,
                 "owed_unposted": recent,
                 "taken": recent,
                 # every request's messages (at most 3 copies of 2): one late window
