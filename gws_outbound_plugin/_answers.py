@@ -113,7 +113,8 @@ class Answers:
             self._p.confirm(placement.entry)  # M1: by its reference id
             self._notification_for(placement.entry, n)
         elif placement.verdict is Verdict.LATE:
-            self._recent.acknowledged_late(n.reference, n.notification)
+            if n.reference is not None:
+                self._recent.acknowledged_late(n.reference, n.notification)
             self._late("late_notification_ignored", placement, reference_id=n.reference)
         elif n.notification == "PreviewRecord":
             self._stats["unsolicited"] += 1

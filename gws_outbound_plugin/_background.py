@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 
 from ._dispatcher import (
+    TAKEN_BACK_WATCH,
     cancelled_by_plugin,
     cancelled_from_outside,
     safe_log,
@@ -67,11 +68,6 @@ async def run_to_the_end(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         raise asyncio.CancelledError
 
 
-async def _first_step(make: Callable[[], Awaitable[Any]], started: list[bool]) -> None:
-    started.append(True)
-    await make()
-
-
 class BackgroundTasks:
     """The plugin's tasks, tied to the task that entered the plugin: each runs in a shielded
     scope of its own (:meth:`spawn`), the plugin stops them (:meth:`stop`) and the entering
@@ -84,12 +80,20 @@ class BackgroundTasks:
     group, such a child ending cancelled cancels the group's scope, the host's ``async
     with`` body with it. Here it is started again instead."""
 
-    def __init__(self, owner_name: str) -> None:
+    def __init__(
+        self, owner_name: str, *, orphaned: Callable[[], asyncio.Event | None] | None = None
+    ) -> None:
         self._owner_name = owner_name
         self._entered = False
         self._owner: asyncio.Task[Any] | None = None
         self._scopes: list[anyio.CancelScope] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._orphaned = orphaned
+        """Called when a task of :meth:`spawn` takes back a plain ``task.cancel()`` while
+        the task that entered has ended: nothing is left to stop the tasks (see
+        :meth:`_taken_back`). Returns the event the stopped tasks wait for before they end,
+        or None."""
+        self._linger: asyncio.Event | None = None
 
     @property
     def entered(self) -> bool:
@@ -118,27 +122,91 @@ class BackgroundTasks:
         name = getattr(function, "__qualname__", repr(function))
         self._launch(lambda: self._guarded(name, scope, function, *args), name, scope)
 
+    def start_orphan_close(self, function: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Start ``function()`` in a task of its own that nothing waits for (started again
+        if cancelled before its first step), even once stopped: the close of a plugin whose
+        entering task ended (see :meth:`_taken_back`)."""
+        self._launch(function, getattr(function, "__qualname__", "close"), None, force=True)
+
     def _launch(
         self,
         make: Callable[[], Coroutine[Any, Any, Any]],
         name: str,
         scope: anyio.CancelScope | None,
+        *,
+        force: bool = False,
     ) -> None:
-        if not self._entered or (scope is not None and scope.cancel_called):
+        if not force and (not self._entered or (scope is not None and scope.cancel_called)):
             return  # stopped meanwhile
         started: list[bool] = []
         task = asyncio.get_running_loop().create_task(
-            _first_step(make, started), name=f"{name} in {self._owner_name}._guarded"
+            self._first_step(make, started, lingers=scope is not None),
+            name=f"{name} in {self._owner_name}._guarded",
         )
         self._tasks.add(task)
+        if scope is not None and self._orphaned is not None:
+            TAKEN_BACK_WATCH[task] = self._taken_back
 
         def ended(task: asyncio.Task[Any]) -> None:
             self._tasks.discard(task)
-            if task.cancelled() and not started:  # cancelled before it ran its first step
-                safe_log(logger.info, "plugin_task_cancellation_contained", task=name)
-                self._launch(make, name, scope)
+            if task.cancelled():
+                if not started:  # cancelled before it ran its first step
+                    safe_log(logger.info, "plugin_task_cancellation_contained", task=name)
+                    self._launch(make, name, scope, force=force)
+                return
+            error = task.exception()  # asked for: never "Task exception was never retrieved"
+            if error is not None and not isinstance(error, KeyboardInterrupt | SystemExit):
+                safe_log(  # pragma: no cover - _guarded logs every other error itself
+                    logger.error,
+                    "background_task_crashed",
+                    task=name,
+                    exc_info=(type(error), error, error.__traceback__),
+                )
+            # A KeyboardInterrupt / SystemExit went through the event loop to the host
+            # when the task raised it (as asyncio does); nothing to log here.
 
         task.add_done_callback(ended)
+
+    async def _first_step(
+        self, make: Callable[[], Awaitable[Any]], started: list[bool], *, lingers: bool
+    ) -> None:
+        started.append(True)
+        try:
+            await make()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:
+            if lingers:
+                await self._wait_for_orphan_close()
+            raise
+        if lingers:
+            await self._wait_for_orphan_close()
+
+    def _taken_back(self) -> None:
+        """A task of :meth:`spawn` took back a plain ``task.cancel()``. Its tasks run until
+        the plugin stops them, which the task that entered does when it leaves (or another
+        task calling ``aclose()``). Once that task ended without doing so, a cancellation
+        of every task (``asyncio.run`` returning, a host's shutdown) would be taken back for
+        good: the host would wait for ever for tasks that stop only when a close nobody is
+        left to make comes. The owner is told (once): it closes."""
+        owner, orphaned = self._owner, self._orphaned
+        if owner is None or orphaned is None or not owner.done() or self._linger is not None:
+            return
+        self._linger = orphaned()
+
+    async def _wait_for_orphan_close(self) -> None:
+        """A task stopped by the close of a plugin whose entering task ended waits until
+        that close is done: the host waiting for the tasks it cancelled (``asyncio.run``'s
+        last gather) then waits for the close too, and does not close the loop under it."""
+        linger = self._linger
+        if linger is None:
+            return
+        with anyio.CancelScope(shield=True):
+            while not linger.is_set():
+                try:
+                    await linger.wait()
+                except asyncio.CancelledError:
+                    take_back_cancellation("waiting for the close", quiet=True)
 
     async def _guarded(
         self,

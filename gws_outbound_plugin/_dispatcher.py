@@ -26,6 +26,7 @@ from ._ticket import HOOK_TASK, HOOK_TASKS
 __all__ = [
     "DISPATCHED_HOOKS",
     "HOST_FIRED_HOOKS",
+    "TAKEN_BACK_WATCH",
     "HookDispatcher",
     "HookFailure",
     "cancelled_by_plugin",
@@ -98,6 +99,17 @@ def take_back_cancellation(what: str, *, quiet: bool = False) -> None:
     safe_log(
         logger.debug if quiet else logger.info, "plugin_task_cancellation_contained", task=what
     )
+    if task is not None and TAKEN_BACK_WATCH:
+        watch = TAKEN_BACK_WATCH.get(task)
+        if watch is not None:
+            watch()
+
+
+#: A plugin's background task -> what to call when it takes a cancellation back (see
+#: ``BackgroundTasks``: a task whose plugin nobody is left to close does not run on forever).
+TAKEN_BACK_WATCH: Final[weakref.WeakKeyDictionary[asyncio.Task[Any], Callable[[], None]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def steadfast(step: Callable[[], Awaitable[_T]], what: str) -> _T:
@@ -123,6 +135,7 @@ class _HookCall:
         "finished",
         "hook_name",
         "impl",
+        "interrupt",
         "scope",
         "timed_out",
         "timeout",
@@ -147,6 +160,11 @@ class _HookCall:
         """The scope bounding the call (``hook_timeout``), once the call started."""
         self.timed_out = False
         """Whether the call was reported as timed out (once per call)."""
+        self.interrupt: BaseException | None = None
+        """The ``KeyboardInterrupt`` / ``SystemExit`` the hook raised, raised by the caller
+        once the call ended: it never leaves the hook's task as that task's exception (a task
+        that ends with one is logged as "Task exception was never retrieved" when nobody
+        asks for it, and on Python 3.12 an eager first step raising one loses the task)."""
 
     def end(self) -> None:
         """The task's body's last step: no deadline any more, and the caller wakes."""
@@ -176,14 +194,27 @@ _TAILS_AT_MOST: Final = 64
 (empty) last step, at most, before the caller lets the loop run them."""
 
 
-class _Tails(threading.local):
-    """How many such tasks there are now, in this thread (its event loop's; Python 3.11
-    only: none with eager tasks)."""
+class _Tails:
+    """How many such tasks one event loop has now (Python 3.11 only: none with eager
+    tasks)."""
 
-    count = 0
+    __slots__ = ("count", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
+        self.count = 0
 
 
-_TAILS: Final = _Tails()
+class _ThreadTails(threading.local):
+    """The count of the event loop this thread runs hook calls on now. A count belongs to
+    its loop: a loop left with such tasks pending (stopped, or abandoned, before they took
+    their step) does not leave a high count to the next loop the thread runs, which would
+    then let the loop run after every hook call."""
+
+    current = _Tails(None)
+
+
+_TAILS: Final = _ThreadTails()
 
 
 async def _let_the_loop_run() -> None:
@@ -212,6 +243,19 @@ def _cancel_scope() -> anyio.CancelScope:
     return _SCOPE_CLASS()
 
 
+def _host_task(
+    loop: asyncio.AbstractEventLoop,
+    coroutine: Coroutine[Any, Any, None],
+    context: contextvars.Context,
+) -> asyncio.Task[None]:
+    """The task of a hook call when the host set a task factory (``loop.set_task_factory``):
+    made by it, as every other task of the loop is (a host's Task subclass, its context
+    propagation, its bookkeeping of the loop's tasks). Its first step runs when the
+    factory's task takes it (at once with an eager factory, else in the loop's next
+    round)."""
+    return loop.create_task(coroutine, context=context)
+
+
 if sys.version_info >= (3, 12):
 
     def _start_task(
@@ -220,7 +264,9 @@ if sys.version_info >= (3, 12):
         context: contextvars.Context,
     ) -> asyncio.Task[None]:
         """A task for one hook call, its first step run at once (a hook that never waits
-        costs no trip through the event loop)."""
+        costs no trip through the event loop); the host's task factory's, if it set one."""
+        if loop.get_task_factory() is not None:
+            return _host_task(loop, coroutine, context)
         return asyncio.Task(coroutine, loop=loop, eager_start=True, context=context)
 
 else:  # Python 3.11: no eager tasks; the same, by hand
@@ -234,10 +280,12 @@ else:  # Python 3.11: no eager tasks; the same, by hand
         later step is the coroutine's own. It looks like the coroutine to ``inspect``
         (anyio delivers a cancellation only to a task whose coroutine started)."""
 
-        __slots__ = ("_coroutine", "_ended", "_pending", "_tail", "_waiting")
+        __slots__ = ("_coroutine", "_ended", "_pending", "_tail", "_tails", "_waiting")
 
-        def __init__(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        def __init__(self, coroutine: Coroutine[Any, Any, None], tails: _Tails) -> None:
             self._coroutine = coroutine
+            self._tails = tails
+            """The count of the task's loop."""
             self._pending: Any = None
             """What the first step awaited (a future, or None for a bare ``yield``)."""
             self._waiting = False
@@ -252,7 +300,7 @@ else:  # Python 3.11: no eager tasks; the same, by hand
                 self._pending = self._coroutine.send(None)
             except StopIteration:
                 self._ended = self._tail = True
-                _TAILS.count += 1
+                self._tails.count += 1
             except BaseException:  # KeyboardInterrupt / SystemExit: the caller raises it
                 self._ended = True
                 raise
@@ -290,7 +338,7 @@ else:  # Python 3.11: no eager tasks; the same, by hand
         def _last_step(self) -> None:
             if self._tail:
                 self._tail = False
-                _TAILS.count -= 1
+                self._tails.count -= 1
 
         def close(self) -> None:
             self._coroutine.close()
@@ -330,11 +378,16 @@ else:  # Python 3.11: no eager tasks; the same, by hand
         """A task for one hook call, its first step run at once (a hook that never waits
         costs no trip through the event loop): as Python 3.12's ``eager_start=True`` does,
         the first step runs here, in the task (it is the current task, in its context),
-        and the task goes on from there."""
+        and the task goes on from there. The host's task factory's task, if it set one."""
         caller = asyncio.current_task(loop)
+        if loop.get_task_factory() is not None:
+            return _host_task(loop, coroutine, context)
         if caller is None:  # pragma: no cover - dispatch() always runs in a task
             return asyncio.Task(coroutine, loop=loop, context=context)
-        runs = _FirstStepTaken(coroutine)
+        tails = _TAILS.current
+        if tails.loop is not loop:  # another loop than this thread's last one
+            tails = _TAILS.current = _Tails(loop)
+        runs = _FirstStepTaken(coroutine, tails)
         task: asyncio.Task[None] = asyncio.Task(runs, loop=loop, context=context)
         _leave_task(loop, caller)
         _enter_task(loop, task)
@@ -581,21 +634,24 @@ class HookDispatcher:
                             await asyncio.wait((task,))
                         except asyncio.CancelledError:
                             take_back_cancellation("hook call")
+                if call.interrupt is not None:
+                    raise call.interrupt from None
                 raise
         elif not task.done():
             # Python 3.11: the call ended in the first step; the task ends at its own
             # first step (the loop's next round), which runs nothing of the hook's.
             if task.cancelling():  # the hook cancelled its own task, and returned
                 self._cancelled_task(call, awaitable)
-            if _TAILS.count > _TAILS_AT_MOST:
+            if call.interrupt is not None:
+                raise call.interrupt
+            if _TAILS.current.count > _TAILS_AT_MOST:  # this loop's (set by _start_task)
                 await _let_the_loop_run()
             return
         if task.cancelled():  # cancelled from outside before it could even start
             self._cancelled_task(call, awaitable)
             return
-        error = task.exception()
-        if error is not None:  # KeyboardInterrupt / SystemExit: not ours to swallow
-            raise error
+        if call.interrupt is not None:  # KeyboardInterrupt / SystemExit: not ours to swallow
+            raise call.interrupt
 
     def _cancelled_task(self, call: _HookCall, awaitable: Any) -> None:
         close = getattr(awaitable, "close", None)
@@ -633,7 +689,8 @@ class HookDispatcher:
             report_hook_failure(self._pm, call.impl.plugin_name, call.hook_name, error)
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt | SystemExit):
-                raise
+                call.interrupt = error  # the caller raises it (see _HookCall.interrupt)
+                return
             # A stray CancelledError (the hook's own timer, a task.cancel() of this task
             # from outside), pytest's fail(): that plugin's failure, contained in this task.
             report_hook_failure(self._pm, call.impl.plugin_name, call.hook_name, error)

@@ -265,20 +265,6 @@ class PendingRequests:
         """Its messages may still arrive (M2, M4); they must never answer another request."""
         recent = self.recent
         recent.reserve(entry.request.reference_id)
-        refused_by_ocs = isinstance(outcome, Failed) and outcome.reason is FailureReason.OCS_ERROR
-        if (
-            entry.outbound is None
-            and entry.key is not None
-            and (refused_by_ocs or entry.user_event is None)
-        ):
-            # Its acknowledgement may still come (M2, M9: ``Recent.acknowledged_late``).
-            recent.unacknowledged(
-                entry.request.reference_id,
-                entry.key,
-                entry.spec,
-                entry.token,
-                refused=refused_by_ocs,
-            )
         event, content = entry.user_event, entry.user_content
         # Nothing is owed on its key (the next answer there is the next request's) when OCS's
         # refusal by user event decided once GWS answered the POST (M10: that was its answer),
@@ -291,6 +277,16 @@ class PendingRequests:
             or outcome.reason is FailureReason.REJECTED
             or isinstance(entry.after_post, Failed)
         )
+        by_event = isinstance(outcome, Failed) and bool(outcome.user_data)
+        if (
+            entry.key is not None
+            and not entry.confirmed
+            and (by_event or (event is None and not refused))
+        ):
+            # Nothing with its reference id arrived, and no answer of its own: should its
+            # acknowledgement come late, by reference id, its user event follows (a refusal
+            # matched by key meanwhile, or taken as its late answer, was another client's).
+            recent.ended_unconfirmed(entry.request.reference_id, entry.key, entry.spec, entry.token)
         if event is None and entry.key is not None and not refused:
             # GWS acknowledged it (M9): its late answer is no refusal, and a "no record" only
             # if it was acknowledged as one.

@@ -20,6 +20,7 @@ from ._core_hooks import (
     CORE_PLUGIN_NAME,
     CoreAbsentGuard,
     CoreHooks,
+    CoreMarker,
     bind_core,
     log_request_goes_on,
     not_a_request,
@@ -113,7 +114,7 @@ class OutboundPlugin:
                 pm, hook_timeout=config.hook_timeout, slow_hook_warning=config.slow_hook_warning
             ),
         )
-        self._tasks = BackgroundTasks("OutboundPlugin")
+        self._tasks = BackgroundTasks("OutboundPlugin", orphaned=self._left_open)
         self._core: CoreHooks | None = None
         self._core_registered = False
         self._closed = asyncio.Event()  # asyncio's can be made outside an event loop
@@ -354,6 +355,7 @@ class OutboundPlugin:
                 f"a plugin named {self.name!r} is already registered: one OutboundPlugin "
                 "per plugin manager"
             )
+        self._refuse_a_second_core()
         spec = getattr(self.pm.hook, "on_cancel_requested", None)
         if not isinstance(spec, pluggy.HookCaller) or spec.spec is None:
             raise GWSOutboundError(
@@ -367,6 +369,9 @@ class OutboundPlugin:
         try:
             await self._transport.open(self._events)
             await self._tasks.enter()
+            # Again, now that the transport is open: another plugin on this manager may have
+            # started meanwhile (both entered at once).
+            self._refuse_a_second_core()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._transport.close()
@@ -388,6 +393,24 @@ class OutboundPlugin:
             refused_channels=list(self.refused_channels) or None,
         )
         return self
+
+    def _refuse_a_second_core(self) -> None:
+        """One running ``OutboundPlugin`` per plugin manager, whatever its ``name=``: a
+        second core on the same bus would accept every request the first accepts, send it
+        again (with the same referenceId, through its own session) and fire a second outcome
+        for it on the same hooks."""
+        for name, plugin in self.pm.list_name_plugin():
+            if isinstance(plugin, CoreHooks) and plugin.engine is not None:
+                marker = next(
+                    (n for n, p in self.pm.list_name_plugin() if isinstance(p, CoreMarker)),
+                    name,
+                )
+                raise GWSOutboundError(
+                    f"another OutboundPlugin (named {marker!r}) runs on this plugin manager: "
+                    "one OutboundPlugin per plugin manager (a second one would send every "
+                    "request again and give it a second outcome); give each agent a manager "
+                    "of its own"
+                )
 
     async def __aexit__(
         self,
@@ -451,6 +474,26 @@ class OutboundPlugin:
             # could not be exited any more (anyio: "Attempted to exit a cancel scope that
             # isn't the current tasks's current cancel scope").
             await self._tasks.exit()
+
+    def _left_open(self) -> asyncio.Event | None:
+        """The task that entered the plugin ended without closing it, and a plain
+        ``task.cancel()`` reached the plugin's tasks (``asyncio.run`` returning and
+        cancelling every task, a host's shutdown): nothing is left to close the plugin, and
+        its tasks, which take such a cancellation back until the close stops them, would
+        keep the host waiting for them for ever. It closes itself, as ``aclose(drain=False)``
+        (every pending request is decided), in a task of its own; its tasks, once stopped,
+        wait for that close (returned) before they end."""
+        if self._state is _State.RUNNING:
+            safe_log(logger.warning, "plugin_left_open", pending=self._engine.pending_count)
+            self._tasks.start_orphan_close(self._close_left_open)
+        return self._closed if self._state is not _State.CLOSED else None
+
+    async def _close_left_open(self) -> None:
+        HOOK_TASK.set(None)
+        try:
+            await self.aclose(drain=False)
+        except Exception:
+            safe_log(logger.exception, "close_failed")
 
     async def _close_from_hook(self, drain: bool) -> None:
         # Started from the hook, this task copied its context: it is not inside the hook (it

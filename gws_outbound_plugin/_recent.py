@@ -218,12 +218,11 @@ class Recent:
         self.reserved = Aging()
         """The reference ids of requests that ended (M2); ``in`` and ``len()``."""
         self._owed: dict[CorrelationKey, list[Owed]] = {}
-        # Requests that ended without their acknowledgement notification, by reference id:
-        # (key, spec, token, stamp), for a late one (M2, M9: :meth:`acknowledged_late`).
-        self._unacknowledged: dict[str, tuple[CorrelationKey, OperationSpec, int, bool, int]] = {}
-        # Tokens whose owed slot a refusal claimed (M4): wrongly, if their acknowledgement
-        # notification arrives late after all (:meth:`acknowledged_late`).
-        self._claimed_by_refusal = Aging()
+        self._unconfirmed: dict[str, tuple[CorrelationKey, OperationSpec, int, int]] = {}
+        """Requests that ended before any message with their reference id arrived, without
+        an answer of their own: reference id -> (key, spec, token, stamp), see
+        :meth:`acknowledged_late`."""
+        self._unconfirmed_tokens: dict[int, str] = {}
         self._taken = Aging()
         self._fingerprints = Aging()
         self._previews: dict[int, tuple[UserEvent, int]] = {}
@@ -234,8 +233,7 @@ class Recent:
         return {
             "reserved": len(self.reserved),
             "owed": sum(len(v) for v in self._owed.values()),
-            "unacknowledged": len(self._unacknowledged),
-            "claimed_by_refusal": len(self._claimed_by_refusal),
+            "unconfirmed": len(self._unconfirmed),
             "taken": len(self._taken),
             "fingerprints": len(self._fingerprints),
             "parts": self._parts_count,
@@ -262,19 +260,14 @@ class Recent:
         self.reserved.expire(cutoff)
         self._taken.expire(cutoff)
         self._fingerprints.expire(cutoff)
-        self._claimed_by_refusal.expire(cutoff)
         for key in list(self._owed):
             owed = [slot for slot in self._owed[key] if slot.stamp > cutoff]
             if owed:
                 self._owed[key] = owed
             else:
                 del self._owed[key]
-        if self._unacknowledged:
-            self._unacknowledged = {
-                reference: fact
-                for reference, fact in self._unacknowledged.items()
-                if fact[4] > cutoff
-            }
+        for reference in [r for r, e in self._unconfirmed.items() if e[3] <= cutoff]:
+            self._confirmed(reference)
         for handle in [h for h, (_, stamp) in self._previews.items() if stamp <= cutoff]:
             del self._previews[handle]
         for chain in list(self._parts):
@@ -289,8 +282,7 @@ class Recent:
             or self._taken
             or self._fingerprints
             or self._owed
-            or self._unacknowledged
-            or self._claimed_by_refusal
+            or self._unconfirmed
             or self._previews
             or self._parts
         )
@@ -361,42 +353,47 @@ class Recent:
         slot = Owed(spec, self.stamp(), token, acknowledged=acknowledged, empty=empty)
         self._owed.setdefault(key, []).append(slot)
 
-    def unacknowledged(
-        self,
-        reference_id: str,
-        key: CorrelationKey,
-        spec: OperationSpec,
-        token: int,
-        *,
-        refused: bool,
+    def ended_unconfirmed(
+        self, reference_id: str, key: CorrelationKey, spec: OperationSpec, token: int
     ) -> None:
-        """The request ``token`` (``reference_id``, on ``key``) ended without its answer
-        (``refused``: with OCS's refusal): its acknowledgement notification may still arrive
-        (:meth:`acknowledged_late`)."""
-        self._unacknowledged[reference_id] = (key, spec, token, refused, self.stamp())
+        """A request on ``key`` ended before any message with its reference id arrived and
+        without an answer of its own (none, or a refusal matched by key alone); see
+        :meth:`acknowledged_late`."""
+        self._unconfirmed[reference_id] = (key, spec, token, self.stamp())
+        self._unconfirmed_tokens[token] = reference_id
 
-    def acknowledged_late(self, reference_id: str | None, notification: str | None) -> None:
-        """M2, M9: the acknowledgement notification of a request that ended without it
-        arrived late. OCS acted on it, so the unreferenced user event that goes with it is
-        that request's late answer, owed to it (never another request's answer, never
-        another client's acknowledgement), and no refusal is: a refusal taken as its late
-        answer before was another request's."""
-        fact = self._unacknowledged.get(reference_id) if reference_id is not None else None
-        if fact is None or notification != fact[1].acknowledgement:
+    def _confirmed(self, reference_id: str) -> tuple[CorrelationKey, OperationSpec, int] | None:
+        found = self._unconfirmed.pop(reference_id, None)
+        if found is None:
+            return None
+        key, spec, token, _ = found
+        self._unconfirmed_tokens.pop(token, None)
+        return key, spec, token
+
+    def acknowledged_late(self, reference_id: str, notification: str | None) -> None:
+        """A late notification (M2) carrying ``reference_id``: when it is the acknowledgement of
+        a request that ended before any message with its reference id arrived, OCS acted on
+        that request after all, and its user event, which follows without a reference id, is
+        owed to it (M4), as an acknowledged request's (no refusal): never the answer of the
+        next request on its key. That holds also when what it was owed was taken meanwhile by
+        another client's unreferenced refusal, or when such a refusal ended it (matched by key
+        alone: that outcome cannot be undone)."""
+        found = self._unconfirmed.get(reference_id)
+        if found is None or notification != found[1].acknowledgement:
             return
-        del self._unacknowledged[reference_id]  # type: ignore[arg-type]
-        key, spec, token, refused, _ = fact
+        key, spec, token = self._confirmed(reference_id) or found[:3]
         for slot in self._owed.get(key, ()):
             if slot.token == token:
-                slot.acknowledged = True
+                slot.acknowledged = True  # still owed: now as acknowledged (M9)
                 return
-        if refused or token in self._claimed_by_refusal:
-            self._claimed_by_refusal.discard(token)
-            self.owe(key, spec, token, acknowledged=True, empty=False)
+        self.owe(key, spec, token, acknowledged=True, empty=False)
 
     def forgive(self, key: CorrelationKey, token: int) -> None:
         """The request ``token`` is owed nothing after all: GWS refused its POST after it
         ended (it never passed the request on)."""
+        reference = self._unconfirmed_tokens.get(token)
+        if reference is not None:
+            self._confirmed(reference)
         owed = self._owed.get(key)
         if owed:
             owed[:] = [slot for slot in owed if slot.token != token]
@@ -426,8 +423,9 @@ class Recent:
                 del owed[i]
                 if not owed:
                     del self._owed[key]
-                if refusal is not None:
-                    self._claimed_by_refusal.add(slot.token, self.stamp())
+                reference = self._unconfirmed_tokens.get(slot.token)
+                if refusal is None and reference is not None:
+                    self._confirmed(reference)  # an answer, not a refusal: its own, in order
                 return slot
         return None
 

@@ -37,8 +37,8 @@ import ssl
 import threading
 import typing
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, Final, TypeVar
 
 import httpcore
 import httpx
@@ -286,14 +286,14 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            transport = await asyncio.wait_for(
+            transport = await _within(
+                timeout,
                 self._loop.start_tls(
                     self._transport,
                     self._protocol,
                     ssl_context,
                     server_hostname=server_hostname,
                 ),
-                timeout,
             )
         except TimeoutError as error:
             self._transport.abort()
@@ -336,6 +336,21 @@ def _poll_readable(sock: Any) -> bool:
     return bool(poller.poll(0))
 
 
+_T = TypeVar("_T")
+
+
+async def _within(timeout: float | None, step: Coroutine[Any, Any, _T]) -> _T:
+    """``await step`` in the calling task, ``TimeoutError`` after ``timeout`` seconds.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it runs the step in a task of its own, and a
+    cancellation of the caller that comes as that task ends (a host's ``asyncio.timeout``
+    around entering the plugin, a ``task.cancel()`` at Ctrl-C, as the connection is made)
+    is lost: ``wait_for`` returns the connection, and the caller goes on as if never
+    cancelled. Here the step is cancelled itself and closes what it opened."""
+    async with asyncio.timeout(timeout):
+        return await step
+
+
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend on the running asyncio loop (anyio's asyncio backend and
     plain asyncio; the CometD client needs asyncio anyway)."""
@@ -352,14 +367,14 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         # The addresses are tried in turn: asyncio's happy eyeballs (happy_eyeballs_delay)
         # leaks a connected socket when cancelled at the wrong moment on Python 3.11.
         try:
-            transport, protocol = await asyncio.wait_for(
+            transport, protocol = await _within(
+                timeout,
                 loop.create_connection(
                     _Protocol,
                     host,
                     port,
                     local_addr=None if local_address is None else (local_address, 0),
                 ),
-                timeout,
             )
         except TimeoutError as error:
             raise httpcore.ConnectTimeout(str(error)) from error
@@ -378,8 +393,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         try:
-            transport, protocol = await asyncio.wait_for(
-                loop.create_unix_connection(_Protocol, path), timeout
+            transport, protocol = await _within(
+                timeout, loop.create_unix_connection(_Protocol, path)
             )
         except TimeoutError as error:
             raise httpcore.ConnectTimeout(str(error)) from error

@@ -21,6 +21,8 @@ from ._clock import SimulatorClock as SimulatorClock
 from ._faults import Faults as Faults
 from ._outbound import ACKNOWLEDGEMENTS as ACKNOWLEDGEMENTS
 from ._outbound import OPERATIONS as OPERATIONS
+from ._recording import HandledOperation as HandledOperation
+from ._recording import OCSVerdict as OCSVerdict
 from ._recording import PublishedMessage as PublishedMessage
 from ._recording import RecordedRequest as RecordedRequest
 from ._records import CAMPAIGN_EVENTS as CAMPAIGN_EVENTS
@@ -47,7 +49,9 @@ __all__ = [
     "CampaignState",
     "Faults",
     "GWSSimulator",
+    "HandledOperation",
     "OCSError",
+    "OCSVerdict",
     "PublishedMessage",
     "RecordState",
     "RecordStatus",

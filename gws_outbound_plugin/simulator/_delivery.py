@@ -14,11 +14,11 @@ from ._faults import MislabelNotifications, OutcomePlan
 from ._ocs_actions import OCSActions
 from ._ocs_messages import Message
 from ._outbound import OUTBOUND_CHANNEL, USER_EVENT_CHANNEL, Command
-from ._recording import PublishedMessage
+from ._recording import OCSVerdict, PublishedMessage
 from ._records import CAMPAIGN_EVENTS, CampaignState, Change, OCSRefusal
 from ._state import SimulatorState
 
-__all__ = ["Delivery", "planned_outcome"]
+__all__ = ["Delivery", "judged_outcome", "planned_outcome"]
 
 
 class Delivery:
@@ -63,16 +63,18 @@ class Delivery:
         self._pending.clear()
 
     # ------------------------------------------------------------ accepted operations
-    def accept(self, command: Command, username: str, started_ns: int) -> None:
-        """Perform an accepted ``command`` and publish its outcome, as the faults shape it."""
+    def accept(self, command: Command, username: str, started_ns: int) -> OCSVerdict:
+        """Perform an accepted ``command`` and publish its outcome, as the faults shape it;
+        return what OCS did with it."""
         plan = self._state.faults._take_outcome_plan(command.operation)
-        messages = planned_outcome(self._state.actions, command, username, started_ns, plan)
+        messages, verdict = judged_outcome(self._state.actions, command, username, started_ns, plan)
         if messages:
             self._schedule(username, messages, plan.delay)
         if self._wakeup is not None:
             # A reschedule may have set an earlier due time; a callback already due is
             # delivered after the acknowledgement scheduled just above.
             self._wakeup.set()
+        return verdict
 
     def _schedule(self, username: str, messages: list[Message], delay: float) -> None:
         loop = self._loop
@@ -240,20 +242,31 @@ def planned_outcome(
     """What OCS publishes for an accepted ``command`` under the outcome-stage faults of
     ``plan`` (the command applied to the record model unless a fault refuses it), in the
     order of publication (``plan.delay`` and holding are the caller's)."""
+    return judged_outcome(actions, command, username, started_ns, plan)[0]
+
+
+def judged_outcome(
+    actions: OCSActions, command: Command, username: str, started_ns: int, plan: OutcomePlan
+) -> tuple[list[Message], OCSVerdict]:
+    """As :func:`planned_outcome`, with what OCS did: acted, refused (its error number) or
+    refused by the back end's ``ErrorMessage`` (its code)."""
     if plan.cometd_error is not None:
         fault = plan.cometd_error
         messages = OCSActions.cometd_error(command, fault.code, fault.message, fault.channel)
+        verdict = OCSVerdict("error_message", fault.code)
     elif plan.ocs_error is not None:
         messages = actions.refuse(
             command, plan.ocs_error.number, plan.ocs_error.message, started_ns
         )
+        verdict = OCSVerdict("refused", plan.ocs_error.number)
     else:
-        messages = actions.perform(command, username, started_ns)
+        messages, refused = actions.perform_judged(command, username, started_ns)
+        verdict = OCSVerdict("acted") if refused is None else OCSVerdict("refused", refused)
     if plan.echo_reference and command.reference_id is not None:
         messages = [_with_reference(item, command.reference_id) for item in messages]
     if plan.mislabel is not None:
         messages = [_mislabelled(item, plan.mislabel) for item in messages]
-    return _shaped(messages, plan)
+    return _shaped(messages, plan), verdict
 
 
 def _with_reference(message: Message, reference_id: str) -> Message:

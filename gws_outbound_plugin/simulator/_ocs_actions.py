@@ -64,16 +64,23 @@ class OCSActions:
 
     def perform(self, command: Command, username: str, started_ns: int) -> list[Message]:
         """Apply ``command`` for ``username``: its messages, or OCS's error event."""
+        return self.perform_judged(command, username, started_ns)[0]
+
+    def perform_judged(
+        self, command: Command, username: str, started_ns: int
+    ) -> tuple[list[Message], int | None]:
+        """As :meth:`perform`, with OCS's error number when it refused (else ``None``)."""
         change = Change(username, command.reference_id, self._clock())
         action = self._actions[(command.resource, command.operation)]
         try:
-            return action(command, username, change, started_ns)
+            return action(command, username, change, started_ns), None
         except OCSRefusal as refusal:
             state = refusal.state
             if state is None and command.record_handle is not None:
                 state = self._model.view.get(command.record_handle)
             text = refusal.error.text
-            return [error_event(command, int(refusal.error), text, state, started_ns)]
+            number = int(refusal.error)
+            return [error_event(command, number, text, state, started_ns)], number
 
     def refuse(self, command: Command, number: int, text: str, started_ns: int) -> list[Message]:
         """OCS's error event for ``command`` (the ``ocs_error`` fault); nothing changes."""

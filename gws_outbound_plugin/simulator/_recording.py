@@ -11,9 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
-__all__ = ["PublishedMessage", "RecordedRequest", "decode_body", "redact", "redact_query"]
+__all__ = [
+    "HandledOperation",
+    "OCSVerdict",
+    "PublishedMessage",
+    "RecordedRequest",
+    "decode_body",
+    "redact",
+    "redact_query",
+]
 
 _SECRET_MARKERS = (
     "password",
@@ -80,6 +88,52 @@ class PublishedMessage:
     username: str
     recipients: int
     time: float
+
+
+class OCSVerdict(NamedTuple):
+    """What OCS did with an operation GWS passed on: ``"acted"``, ``"refused"`` (its error
+    user event; ``number`` is its ``GSW_ERROR_NUMBER``) or ``"error_message"`` (the back end
+    refused with a CometD ``ErrorMessage``; ``number`` is its ``errorCode``)."""
+
+    kind: Literal["acted", "refused", "error_message"]
+    number: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandledOperation:
+    """One outbound operation POST the simulator received, and what GWS and OCS did with it:
+    the server's side of the story, to judge a client's outcomes against.
+
+    Recorded once GWS's answer is decided (before a ``slow_answer`` delay), whatever the
+    answer: refused before authentication, invalid, a fault's refusal, or accepted.
+
+    :param reference_id: The body's ``referenceId`` (an integer as its decimal string;
+        ``None`` when absent or of another type).
+    :param operation: The body's ``operationName`` (``None`` when it names none).
+    :param path: URL path of the POST.
+    :param record_handle: The record the operation named (its handle in the path, also when
+        GWS refused the POST; ``None`` for campaign and by-phone-number operations).
+    :param username: The GWS user it was processed for (``None`` when it was not processed).
+    :param received: ``time.monotonic()`` when the POST arrived.
+    :param http_status: HTTP status answered (0: the connection was closed without one).
+    :param status_code: GWS ``statusCode`` in the answer (0: accepted); ``None`` when the answer
+        carried none (a bare 5xx, a CSRF 403, no answer).
+    :param ocs: What OCS did with it (:class:`OCSVerdict`); ``None`` when GWS did not pass it
+        on (refused, invalid, not answered).
+    :param answer_delay: Seconds the answer was held back after that (the ``slow_answer``
+        fault), else 0: a client whose read timeout is shorter never hears it.
+    """
+
+    reference_id: str | None
+    operation: str | None
+    path: str
+    record_handle: int | None
+    username: str | None
+    received: float
+    http_status: int
+    status_code: int | None
+    ocs: OCSVerdict | None
+    answer_delay: float = 0.0
 
 
 def _looks_secret(key: str) -> bool:

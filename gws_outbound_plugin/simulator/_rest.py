@@ -4,6 +4,7 @@ outbound operation (validated like GWS, with the request-stage faults) and GWS's
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,7 +23,8 @@ from ._http import (
     request_info,
     reset_connection,
 )
-from ._outbound import ErrorReply, Resource, operation_of, validate
+from ._outbound import Command, ErrorReply, Resource, operation_of, validate
+from ._recording import HandledOperation, OCSVerdict
 from ._state import SimulatorState
 
 __all__ = ["STATUS_MESSAGES", "RestAPI", "device_json", "user_json"]
@@ -53,6 +55,55 @@ STATUS_MESSAGES: Mapping[int, str] = {
     19: "Resource already in use",
     20: ACCESS_DENIED,
 }
+
+
+#: A POST GWS passed on: the command, its user and what OCS did with it.
+Handled = tuple[Command, str, OCSVerdict]
+
+
+def _handled(
+    request: web.Request,
+    operation: str | None,
+    response: web.StreamResponse,
+    handled: Handled | None,
+    *,
+    reset: bool,
+    delay: float,
+) -> HandledOperation:
+    """The journal's entry for an outbound POST answered with ``response``."""
+    body = request_info(request).body
+    reference: Any = body.value.get("referenceId") if isinstance(body.value, dict) else None
+    if isinstance(reference, int) and not isinstance(reference, bool):
+        reference = str(reference)
+    status_code: int | None = None
+    if (
+        not reset
+        and isinstance(response, web.Response)
+        and response.content_type == "application/json"
+    ):
+        try:
+            answered = json.loads(response.body) if isinstance(response.body, bytes) else None
+        except ValueError:
+            answered = None
+        code = answered.get("statusCode") if isinstance(answered, dict) else None
+        status_code = code if isinstance(code, int) else None
+    command = handled[0] if handled is not None else None
+    handle: int | None = command.record_handle if command is not None else None
+    in_path = request.match_info.get("handle", "")
+    if handle is None and in_path.isascii() and in_path.isdigit() and len(in_path) <= 20:
+        handle = int(in_path)
+    return HandledOperation(
+        reference_id=reference if isinstance(reference, str) else None,
+        operation=operation,
+        path=request.path,
+        record_handle=handle,
+        username=handled[1] if handled is not None else None,
+        received=request_info(request).started,
+        http_status=0 if reset else response.status,
+        status_code=status_code,
+        ocs=handled[2] if handled is not None else None,
+        answer_delay=0.0 if reset else delay,
+    )
 
 
 def user_json(user: User, base_url: str) -> dict[str, Any]:
@@ -103,6 +154,8 @@ class RestAPI:
         self._auth = auth
         self._delivery = delivery
         self._base_url = base_url
+        #: Every outbound operation POST and what became of it (the facade's ``journal``).
+        self.journal: list[HandledOperation] = []
 
     def routes(self) -> list[Route]:
         return [
@@ -175,16 +228,26 @@ class RestAPI:
     async def _outbound(
         self, request: web.Request, resource: Resource, path_value: str | None
     ) -> web.StreamResponse:
-        operation = operation_of(request_info(request).body)
+        info = request_info(request)
+        operation = operation_of(info.body)
         plan = self._state.faults._take_request_plan(operation)
+        verdict: Handled | None = None
         if plan.reset:
-            return reset_connection(request)
-        if plan.expire_session:
-            self._state.sessions.expire(request.cookies.get(SESSION_COOKIE))
-        if plan.refusal is not None:
-            response = self._refusal(plan.refusal)
+            response: web.StreamResponse = reset_connection(request)
         else:
-            response = self._outbound_answer(request, resource, path_value)
+            if plan.expire_session:
+                self._state.sessions.expire(request.cookies.get(SESSION_COOKIE))
+            if plan.refusal is not None:
+                response = self._refusal(plan.refusal)
+            else:
+                response, verdict = self._outbound_answer(request, resource, path_value)
+        self.journal.append(
+            _handled(
+                request, operation, response, verdict, reset=plan.reset, delay=plan.slow_seconds
+            )
+        )
+        if plan.reset:
+            return response
         if plan.slow_seconds > 0:
             await asyncio.sleep(plan.slow_seconds)
         return response
@@ -218,10 +281,12 @@ class RestAPI:
 
     def _outbound_answer(
         self, request: web.Request, resource: Resource, path_value: str | None
-    ) -> web.Response:
+    ) -> tuple[web.Response, Handled | None]:
+        """GWS's answer to a POST no request-stage fault took, and (when GWS passed it on)
+        the command, its user and what OCS did with it."""
         auth = self._auth.authenticate_write(request)
         if isinstance(auth, web.Response):
-            return auth
+            return auth, None
         info = request_info(request)
         result = validate(
             resource,
@@ -231,11 +296,11 @@ class RestAPI:
             self._campaign_exists,
         )
         if isinstance(result, ErrorReply):
-            return self._auth.answer(auth, result.body())
+            return self._auth.answer(auth, result.body()), None
         injected = self._state.faults._take_status_code(result.operation)
         if injected is not None:
             message = injected.message or STATUS_MESSAGES.get(injected.code, "Simulated error")
             body = {"statusCode": injected.code, "statusMessage": message}
-            return self._auth.answer(auth, body)
-        self._delivery.accept(result, auth.user, info.started_ns)
-        return self._auth.answer(auth, {"statusCode": 0})
+            return self._auth.answer(auth, body), None
+        verdict = self._delivery.accept(result, auth.user, info.started_ns)
+        return self._auth.answer(auth, {"statusCode": 0}), (result, auth.user, verdict)

@@ -51,7 +51,7 @@ from ._delivery import Delivery
 from ._faults import Faults
 from ._http import CAMPAIGNS_PREFIX, NOTIFICATIONS_PATH, OUTBOUND_PREFIX
 from ._ocs_actions import OCSActions
-from ._recording import PublishedMessage, RecordedRequest
+from ._recording import HandledOperation, PublishedMessage, RecordedRequest
 from ._records import (
     DEFAULT_RECORDS,
     CampaignState,
@@ -257,6 +257,13 @@ class GWSSimulator:
         return self._recorder.posts(OUTBOUND_PREFIX, CAMPAIGNS_PREFIX)
 
     @property
+    def journal(self) -> list[HandledOperation]:
+        """Every outbound operation POST received, in arrival order, with what GWS answered and
+        what OCS did with it (acted, refused with an error number, or nothing): the server's
+        truth to judge a client's outcomes against."""
+        return list(self._rest.journal)
+
+    @property
     def records(self) -> Mapping[int, RecordState]:
         """Live read-only view of the OCS records: handle -> :class:`RecordState`."""
         return self._state.ocs.view
@@ -327,8 +334,10 @@ class GWSSimulator:
         return len(self._state.sessions)
 
     def clear_recorded(self) -> None:
-        """Forget the recorded requests and published messages (e.g. between phases)."""
+        """Forget the recorded requests, the journal and the published messages (e.g. between
+        phases)."""
         self._recorder.clear()
+        self._rest.journal.clear()
         self._delivery.published.clear()
 
     def expire_sessions(self) -> int:

@@ -158,9 +158,8 @@ async def test_memory_stays_bounded_over_20000_requests_with_answers_lost() -> N
                 # what finished requests leave behind, for one late window
                 "reserved": recent,
                 "owed": recent,
+                "unconfirmed": recent,
                 "owed_unposted": recent,
-                "unacknowledged": recent,
-                "claimed_by_refusal": recent,
                 "taken": recent,
                 # every request's messages (at most 3 copies of 2): one late window
                 "fingerprints": 6 * recent,
