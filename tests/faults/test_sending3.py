@@ -235,11 +235,11 @@ UNAVAILABLE = b'{"statusCode":4,"statusMessage":"Voice service is not available 
 
 
 def _cancels_answered(
-    answers: list[bytes], arrived: list[float]
+    answers: list[bytes | None], arrived: list[float]
 ) -> Callable[[bytes, bytes], bytes | None]:
     """A proxy rule: the n-th cancel POST is answered with ``answers[n]`` by the proxy (GWS
-    never gets it), or passes on to GWS once the list is used up; ``arrived`` gets the loop's
-    time of each cancel POST."""
+    never gets it), or passes on to GWS when that is None or the list is used up;
+    ``arrived`` gets the loop's time of each cancel POST."""
 
     def answer(head: bytes, _body: bytes) -> bytes | None:
         if not _is_cancel(head, _body):
@@ -321,6 +321,35 @@ async def test_a_retry_after_beyond_the_retry_policy_ends_the_retries(
         assert failure.message is not None and "Retry-After" in failure.message, failure
         assert f"after {attempts} attempt" in failure.message
     assert sim.cancels == []
+
+
+async def test_the_waits_asked_before_a_relogin_count_after_it(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """A cancel answered 503 with ``Retry-After: 1`` (waited 1 s where the policy waits
+    0.25 s), then refused unread (401), then after the re-login 503 ``Retry-After: 1`` again.
+    The policy waits 1.75 s in all (0.25 + 0.5 + 1), and ``outcome_bound`` counts that much.
+    Before, the round after the re-login counted the waits before it as the policy's own
+    (0.25 s), not as the 1 s they took, so it waited another second: 2 s of waits, past what
+    the bound counts. Now the second ``Retry-After`` would take the waits past the policy's
+    total: the cancel is not tried again and ends with GWS's refusal, saying why."""
+    arrived: list[float] = []
+    rule = _cancels_answered([_unavailable(b"1"), None, _unavailable(b"1")], arrived)
+    handle = handles(sim, 1)[0]
+    async with StallingProxy(sim.port, answer=rule) as proxy:
+        config = fast_config(proxy.base_url, retries=3, retry_backoff=0.25)
+        async with OutboundPlugin(pm, config) as plugin:
+            sim.faults.unauthorized(count=1)
+            with captured_logs() as logs, anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+                await plugin.cancel(request_for(sim, handle))
+    waits = [e["delay"] for e in logs if e.get("event") == "gws_request_retry"]
+    assert sum(waits) <= 0.25 + 0.5 + 1.0, waits
+    assert len(arrived) == 3
+    failure = info.value.failure
+    assert failure.reason is FailureReason.REJECTED, failure
+    assert failure.status_code == 4 and failure.may_have_acted is False
+    assert failure.message is not None and "Retry-After" in failure.message, failure
+    assert sim.cancels and [c.status for c in sim.cancels] == [401]
 
 
 def test_retry_after_values() -> None:
