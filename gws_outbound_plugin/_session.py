@@ -564,10 +564,16 @@ class GWSSession(SessionHeaders):
 
         if generation is None:
             generation = self._generation
+        waited_before: float | None
         if resume is None or not resume.relogged:
             try:
                 return await self._retrying(
-                    method, path, attempt, generation, made=resume.attempts if resume else 0
+                    method,
+                    path,
+                    attempt,
+                    generation,
+                    made=resume.attempts if resume else 0,
+                    waited=resume.waited if resume else None,
                 )
             except _SessionRefused as refused:
                 logger.info(
@@ -579,11 +585,11 @@ class GWSSession(SessionHeaders):
                 first_refusal = refused.describe()
                 made_before, waited_before = refused.attempts, refused.waited
             if method == "POST":  # interrupted during the re-login: it goes on from here
-                note_backoff(made_before, True, generation, 0.0)
+                note_backoff(made_before, True, generation, 0.0, waited_before)
         else:
             generation = resume.generation
             first_refusal = "before its sender was interrupted"
-            made_before, waited_before = resume.attempts, None
+            made_before, waited_before = resume.attempts, resume.waited
         # GWS refused it unread: log in again (once for concurrent requests) and resend, the
         # retries going on where they stood (the attempt after the login always made): one
         # round of retries and one login in all, as ``outcome_bound`` counts them.
@@ -660,8 +666,8 @@ class GWSSession(SessionHeaders):
         policy = self.retry_policy
         # What the waits of this round may add up to: the policy's own longest total (the
         # part of ``outcome_bound`` they use). A server's Retry-After lengthens a wait within
-        # it, never beyond; the waits before a re-login (as they were: a Retry-After made
-        # them longer) or an interrupted sender's resumption (the policy's) count.
+        # it, never beyond; the waits before a re-login or an interrupted sender's
+        # resumption count as they were (a Retry-After made them longer than the policy's).
         budget = policy.longest_total_delay()
         if waited is None:
             waited = math.fsum(
@@ -693,7 +699,7 @@ class GWSSession(SessionHeaders):
             delay = max(min(delay, budget - waited), 0.0)
             waited += delay
             if method == "POST":
-                note_backoff(number, relogged, generation, anyio.current_time() + delay)
+                note_backoff(number, relogged, generation, anyio.current_time() + delay, waited)
             logger.warning(
                 "gws_request_retry",
                 method=method,

@@ -15,7 +15,15 @@ import pytest
 from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import StallingProxy, captured_logs, handles, request_for
+from tests.faults.support import (
+    StallingProxy,
+    captured_logs,
+    events_named,
+    handles,
+    plugin_tasks,
+    request_for,
+    until,
+)
 from tests.helpers import AGENT, Recorder
 
 pytestmark = pytest.mark.anyio
@@ -350,6 +358,35 @@ async def test_the_waits_asked_before_a_relogin_count_after_it(
     assert failure.status_code == 4 and failure.may_have_acted is False
     assert failure.message is not None and "Retry-After" in failure.message, failure
     assert sim.cancels and [c.status for c in sim.cancels] == [401]
+
+
+async def test_the_waits_asked_before_a_sender_was_interrupted_count_after_it(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """The same with a host cancelling the plugin's tasks (a plain ``task.cancel()``) while
+    the session waits the 1 s the first ``Retry-After`` asked: the sender goes on where the
+    retries stood, but counted the wait before as the policy's 0.25 s, and waited another
+    second for the second ``Retry-After``. Now the wait as it was carries over too."""
+    arrived: list[float] = []
+    rule = _cancels_answered([_unavailable(b"1"), _unavailable(b"1")], arrived)
+    handle = handles(sim, 1)[0]
+    async with StallingProxy(sim.port, answer=rule) as proxy:
+        config = fast_config(proxy.base_url, retries=3, retry_backoff=0.25)
+        with captured_logs() as logs:
+            async with OutboundPlugin(pm, config) as plugin:
+                ticket = plugin.submit(request_for(sim, handle))
+                await until(lambda: events_named(logs, "gws_request_retry"), "the first wait")
+                for task in plugin_tasks():
+                    task.cancel()
+                with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+                    await ticket
+    waits = [e["delay"] for e in events_named(logs, "gws_request_retry")]
+    assert sum(waits) <= 0.25 + 0.5 + 1.0, waits
+    assert len(arrived) == 2
+    failure = info.value.failure
+    assert failure.reason is FailureReason.REJECTED, failure
+    assert failure.message is not None and "Retry-After" in failure.message, failure
+    assert sim.cancels == []
 
 
 def test_retry_after_values() -> None:
