@@ -182,7 +182,9 @@ def _discarded_calls(code: types.CodeType) -> tuple[tuple[ast.expr, int], ...]:
     try:
         lines, first = inspect.getsourcelines(code)
         tree = ast.parse(textwrap.dedent("".join(lines)))
-    except (OSError, TypeError, SyntaxError, ValueError):
+    except Exception:
+        # (OSError, SyntaxError; tokenize.TokenError when the file changed since the
+        # import and the function's line now opens a string or bracket left open)
         return ()
     node = tree.body[0] if tree.body else None
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != code.co_name:
@@ -661,7 +663,8 @@ def load_entrypoint_plugins(
         failed.extend(
             (missing, None) for missing in _not_installed(pm, allowed, blocked, group, setting)
         )
-    failed.extend((misspelt, None) for misspelt in _misspelt_variables(env))
+    chosen_by = None if allowed is None else ENV_ALLOW if plugins is None else "plugins="
+    failed.extend((misspelt, None) for misspelt in _misspelt_variables(env, chosen_by))
     records.failures.extend(failure for failure, _ in failed)
     if strict and failed:
         _raise_first(failed)
@@ -719,10 +722,12 @@ def _not_installed(
     return failures
 
 
-def _misspelt_variables(env: Mapping[str, str]) -> list[PluginLoadFailure]:
+def _misspelt_variables(env: Mapping[str, str], chosen_by: str | None) -> list[PluginLoadFailure]:
     """A failure (logged) for each variable that looks like ``GWS_OUTBOUND_PLUGINS`` or
     ``GWS_OUTBOUND_DISABLE_PLUGINS`` but is not: misspelt, it would be ignored, and every
-    installed plugin loaded (``GWS_OUTBOUND_PLUGIN=audit`` loading the webhook too)."""
+    installed plugin loaded (``GWS_OUTBOUND_PLUGIN=audit`` loading the webhook too).
+    ``chosen_by``: what chose the plugins instead (``plugins=``, ``GWS_OUTBOUND_PLUGINS``),
+    if anything did."""
     settings = (ENV_ALLOW, ENV_DISABLE)
     failures: list[PluginLoadFailure] = []
     for key in sorted(env):
@@ -731,11 +736,14 @@ def _misspelt_variables(env: Mapping[str, str]) -> list[PluginLoadFailure]:
         meant = closest(key, settings, 0.9)
         if meant is None:
             continue
-        effect = "every installed plugin was loaded" if meant == ENV_ALLOW else "it blocked none"
+        if meant != ENV_ALLOW:
+            effect = "ignored, so it blocked none"
+        elif chosen_by is None:
+            effect = "ignored, so every installed plugin was loaded"
+        else:  # another choice was made: saying that all loaded would not be true
+            effect = f"ignored (the plugins loaded are those {chosen_by} names)"
         failures.append(
-            PluginLoadFailure(
-                name=key, error=f"not a setting (did you mean {meant}?): ignored, so {effect}"
-            )
+            PluginLoadFailure(name=key, error=f"not a setting (did you mean {meant}?): {effect}")
         )
         logger.warning("plugin_setting_misspelt", variable=key, meant=meant)
     return failures
