@@ -263,25 +263,64 @@ def _dropped_coroutines(implementation: Any) -> list[tuple[str, str]]:
     return dropped
 
 
-def _unpassed_parameters(function: Any) -> str:
+def _unpassed_parameters(function: Any) -> tuple[str, bool]:
     """The parameters of a hook implementation that a hook call never fills, as the
-    signature spells them (``*, failure``, ``**kwargs``), or ``""``: pluggy passes the hook's
-    arguments by position to the parameters named like them, so a keyword-only one is never
-    given (without a default the call raises ``TypeError``, every time) and ``*args`` /
-    ``**kwargs`` receive nothing."""
+    signature spells them (``*, failure``, ``**kwargs``), or ``""``, and whether the hook
+    can never work for them: pluggy passes the hook's arguments by position to the
+    parameters named like them, so a keyword-only one is never given (without a default the
+    call raises ``TypeError``, every time) and ``*args`` / ``**kwargs`` receive nothing (when
+    they are all the hook takes, as a decorator's wrapper without ``functools.wraps``, the
+    hook gets none of its arguments). A keyword-only parameter with a default, or ``*args``
+    / ``**kwargs`` beside named parameters (written for later arguments), is harmless."""
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
-        return ""
+        return "", False
     unpassed = []
+    fatal = False
+    named = False
     for parameter in signature.parameters.values():
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
             unpassed.append(f"the keyword-only {parameter.name}")
+            fatal = fatal or parameter.default is inspect.Parameter.empty
         elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
             unpassed.append(f"*{parameter.name}")
         elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
             unpassed.append(f"**{parameter.name}")
-    return " and ".join(unpassed)
+        else:
+            named = True
+    if unpassed and not named and len(unpassed) == sum(u.startswith("*") for u in unpassed):
+        fatal = True  # nothing but *args / **kwargs: the hook gets none of its arguments
+    return " and ".join(unpassed), fatal
+
+
+def _unpassed_message(pm: pluggy.PluginManager, hook: str, function: Any, unpassed: str) -> str:
+    arguments = ", ".join(getattr(getattr(pm.hook, hook).spec, "argnames", ()))
+    return (
+        f"{hook} takes {unpassed}, which pluggy never fills (it passes the hook's "
+        f"arguments, {arguments}, each to the parameter of that name): write def "
+        f"{hook}({_plain_signature(function, arguments)})"
+    )
+
+
+def _harmless_unpassed(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Warnings for hook implementations taking parameters no call fills that do no harm
+    (a keyword-only one with a default, ``**kwargs`` beside the hook's arguments): the
+    author may expect them filled."""
+    names = set(_spec_names(pm))
+    warnings = []
+    for hook, function, _ in _marked_impls_with_options(pm, plugin):
+        if hook not in names:
+            continue
+        unpassed, fatal = _unpassed_parameters(function)
+        if unpassed and not fatal:
+            where = _where(function)
+            at = f" (at {where})" if where else ""
+            warnings.append(
+                _unpassed_message(pm, hook, function, unpassed)
+                + f" (harmless: it always gets its default or nothing){at}"
+            )
+    return warnings
 
 
 def _plain_signature(function: Any, arguments: str) -> str:
@@ -362,13 +401,8 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
                 f"{hook} must be a plain function, not async def: the host calls it in its "
                 f"own thread and nothing would await it{at}"
             )
-        elif unpassed := _unpassed_parameters(function):
-            arguments = ", ".join(getattr(getattr(pm.hook, hook).spec, "argnames", ()))
-            problems.append(
-                f"{hook} takes {unpassed}, which pluggy never fills (it passes the hook's "
-                f"arguments, {arguments}, each to the parameter of that name): write def "
-                f"{hook}({_plain_signature(function, arguments)}){at}"
-            )
+        elif (unpassed := _unpassed_parameters(function))[1]:
+            problems.append(_unpassed_message(pm, hook, function, unpassed[0]) + at)
         else:
             problems.extend(
                 _dropped_coroutine_problem(
@@ -540,12 +574,15 @@ def validated_register(
         return None
     unmarked = _unmarked_hooks(pm, plugin)
     elsewhere = _hooks_on_an_object(pm, plugin)
-    if unmarked or elsewhere:
-        _records(pm).warnings[registered] = (*unmarked, *elsewhere)
+    unfilled = _harmless_unpassed(pm, plugin)
+    if unmarked or elsewhere or unfilled:
+        _records(pm).warnings[registered] = (*unmarked, *elsewhere, *unfilled)
     if unmarked:
         logger.warning("plugin_hook_not_marked", plugin=registered, problems=unmarked)
     if elsewhere:
         logger.warning("plugin_implements_no_hook", plugin=registered, problems=elsewhere)
+    if unfilled:
+        logger.warning("plugin_hook_parameter_unfilled", plugin=registered, problems=unfilled)
     return registered
 
 
@@ -558,10 +595,13 @@ class GWSPluginManager(pluggy.PluginManager):
     a suggestion), implements a hook the host fires (``on_cancel_requested``) as ``async
     def``, asks for an argument the hook does not pass, is a method that forgot its
     ``self`` (its first parameter named like a hook argument), takes a parameter no hook call
-    fills (keyword-only, ``*args``, ``**kwargs``), or calls a coroutine function without
+    fills and cannot do without (keyword-only without a default; nothing but ``*args`` /
+    ``**kwargs``), or calls a coroutine function without
     ``await`` (a statement ``notify(x)`` for an ``async def notify``: the coroutine would be
     dropped unrun). A function named like a hook but
-    without ``@hookimpl`` is accepted and logged (``plugin_hook_not_marked``).
+    without ``@hookimpl`` is accepted and logged (``plugin_hook_not_marked``), and so is a
+    hook whose unfilled parameters do no harm (``plugin_hook_parameter_unfilled``: a
+    keyword-only one with a default, ``**kwargs`` beside the hook's arguments).
     """
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
