@@ -313,6 +313,10 @@ class Correlator:
             pending.conclude(
                 entry, f"no outcome within {self.limits.deadline or 0.0:g}s of acceptance"
             )
+        elif (
+            kind in ("merge", "ack") and isinstance(entry.after_post, Failed) and decides_now(entry)
+        ):
+            pending.finish(entry, entry.after_post)  # a refusal held for the window (M9)
         elif entry.answered:
             if kind in ("merge", "ack"):
                 pending.acknowledge(entry)

@@ -155,6 +155,15 @@ class PendingRequests:
         if entry.after_post is None:
             entry.after_post = True if outcome is None else outcome
 
+    def hold_refusal(self, entry: Entry, refusal: Failed) -> None:
+        """OCS refused ``entry``'s request: that decides at the end of the merge window
+        (``Correlator._entry_timer``) unless its acknowledgement by reference id arrives
+        first (M9: GWS got the POST twice, OCS acted on one copy and refused the other)."""
+        entry.after_post = refusal
+        if not entry.merging:
+            entry.merging = True
+            self.fx.append(StartTimer(("merge", entry.token), self.limits.merge_window))
+
     def conclude(self, entry: Entry, why: str) -> None:
         """End a sent request now: with what its messages decided, acknowledged if part of
         its answer arrived, else unknown.

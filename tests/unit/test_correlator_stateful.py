@@ -1049,7 +1049,10 @@ def test_a_refusal_by_key_that_decides_after_the_post_leaves_nothing_owed(decide
     refusal = user_event(second, "RecordCancelAcknowledge", with_reference=False, error=True)
     refusal["data"]["userData"]["GSW_ERROR"] = "Record is already cancelled"
     refusal["data"]["userData"]["GSW_ERROR_NUMBER"] = 100
-    (resolved,) = [e for e in correlator.message(refusal) if isinstance(e, Resolved)]
+    held = correlator.message(refusal)  # held for the merge window (M9)
+    assert not [e for e in held if isinstance(e, Resolved)]
+    effects = correlator.timer_expired(("merge", token))
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
     assert isinstance(resolved.outcome, Failed)
     assert resolved.outcome.reason is FailureReason.OCS_ERROR
     assert resolved.outcome.error_number == 100
@@ -1107,6 +1110,9 @@ def test_a_request_gws_refused_by_an_error_message_is_owed_nothing() -> None:
     assert correlator.sending(token)
     correlator.posted(token, PostResult.ACCEPTED)
     refusal = user_event(second, "RecordCancelAcknowledge", with_reference=False, error=True)
-    (resolved,) = [e for e in correlator.message(refusal) if isinstance(e, Resolved)]
+    held = correlator.message(refusal)  # held for the merge window (M9)
+    assert not [e for e in held if isinstance(e, Resolved)]
+    effects = correlator.timer_expired(("merge", token))
+    (resolved,) = [e for e in effects if isinstance(e, Resolved)]
     assert isinstance(resolved.outcome, Failed)
     assert resolved.outcome.reason is FailureReason.OCS_ERROR
