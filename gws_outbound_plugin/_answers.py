@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._coerce import as_name, is_object
+from ._coerce import as_id, as_name, is_object
 from ._effects import Effect, Failed, Foreign, Limits, Notice, Unsolicited, UserEventSeen
 from ._foreign import ForeignPairs
 from ._inbound import (
@@ -24,11 +24,20 @@ from ._inbound import (
     parse,
 )
 from ._lifecycle import Entry
-from ._matching import ANSWER_EVENTS, PART_EVENTS, PUSHED_EVENTS, Placement, Verdict, answers, place
+from ._matching import (
+    ANSWER_EVENTS,
+    PART_EVENTS,
+    PUSHED_EVENTS,
+    Placement,
+    Verdict,
+    answers,
+    by_reference,
+    place,
+)
 from ._payloads import FailureReason, UserEvent
 from ._pending import PendingRequests
 from ._recent import MAX_NESTING
-from ._spec import SPEC_BY_ACKNOWLEDGEMENT, CorrelationKey, OperationSpec
+from ._spec import SPEC_BY_ACKNOWLEDGEMENT, CorrelationKey, OperationSpec, Target
 
 __all__ = ["Answers"]
 
@@ -119,10 +128,16 @@ class Answers:
 
     def _notification_for(self, entry: Entry, n: Notification) -> None:
         spec = entry.spec
-        if n.is_error:
+        if n.is_error and _acknowledged(entry):
+            self._refusal_of_a_copy(entry, n.notification)
+        elif n.is_error:
             code = error_number(n.data.get("errorCode"))
             text = n.error_text or "GWS reported an error for this request"
             self._p.finish(entry, Failed(FailureReason.OCS_ERROR, text, error_number=code))
+        elif n.notification == spec.acknowledgement and _names_another_record(
+            entry, n.record_handle
+        ):
+            self._another_record(entry, n.notification, n.record_handle)
         elif n.notification == spec.acknowledgement:
             if entry.outbound is None:
                 entry.outbound = n.data
@@ -144,7 +159,9 @@ class Answers:
 
     def _on_error_message(self, e: ErrorNotice) -> None:
         placement = place(e, self._p, self._recent)
-        if placement.verdict is Verdict.OWN:
+        if placement.verdict is Verdict.OWN and _acknowledged(placement.entry):
+            self._refusal_of_a_copy(placement.entry, "ErrorMessage")
+        elif placement.verdict is Verdict.OWN:
             self._p.confirm(placement.entry)  # by its reference id: GWS got it
             text = e.text or "GWS reported an error for this request"
             failed = Failed(FailureReason.REJECTED, text, status_code=e.code)
@@ -196,6 +213,11 @@ class Answers:
         """A user event that belongs to ``entry``'s request."""
         spec = entry.spec
         event = u.event
+        if u.reference is not None and u.name in ANSWER_EVENTS and not answers(spec, u.name):
+            # M1: with its reference id, but answering another operation: ignored.
+            fields = {"user_event": u.name, "reference_id": u.reference}
+            self._p.fx.append(Notice("answer_for_another_operation_ignored", "warning", fields))
+            return
         if entry.user_event is None:
             entry.user_content = u.content  # what a regenerated copy is recognised by (M8)
         if u.is_error:
@@ -208,6 +230,8 @@ class Answers:
             entry.empty = True
             entry.user_event = event
             self._p.acknowledge(entry)
+        elif u.reference is not None and _names_another_record(entry, u.record_handle):
+            self._another_record(entry, u.name, u.record_handle)
         elif answers(spec, u.name) and entry.user_event is None:
             entry.user_event, entry.user_content, entry.maybe = event, u.content, None
             if u.reference is not None:
@@ -242,16 +266,42 @@ class Answers:
                 self._recent.took(u.content)
             self._p.decide_after_post(entry, failed)
             return
-        if u.reference is None and self.limits.merge_window > 0:
-            # Matched by key alone, GWS having accepted the POST: it may be another
-            # desktop's refusal on the record, arriving before this request's own
-            # acknowledgement (by reference). It waits merge_window for that (M9).
+        if _acknowledged(entry):
             if u.content is not None:
                 self._recent.took(u.content)
-            self._p.hold_refusal(entry, failed)
+            self._refusal_of_a_copy(entry, u.name)
+            return
+        if self.limits.merge_window > 0:
+            # M9: the request's acknowledgement by reference may follow: the refusal may be
+            # another desktop's on the record (matched by key alone), or, GWS having got the
+            # POST twice, the second copy's, overtaking the first's answer. It decides once
+            # the merge window passes without that acknowledgement.
+            if u.content is not None:
+                self._recent.took(u.content)
+            self._p.hold_refusal(entry, failed, own=u.reference is not None)
             return
         entry.user_event = event
         self._p.finish(entry, failed)
+
+    def _another_record(self, entry: Entry, what: str | None, handle: int | None) -> None:
+        """M1: a message with ``entry``'s reference id that answers an operation on another
+        record (a server putting the id on the wrong message) is not its answer: ignored,
+        with a warning; the request waits for its own."""
+        fields = {
+            "message": what,
+            "reference_id": entry.request.reference_id,
+            "record_handle": handle,
+            "request_record_handle": getattr(entry.request, "record_handle", None),
+        }
+        self._p.fx.append(Notice("answer_for_another_record_ignored", "warning", fields))
+
+    def _refusal_of_a_copy(self, entry: Entry, what: str | None) -> None:
+        """M9: a refusal with ``entry``'s reference id after its acknowledgement by that id
+        answers a second copy of its POST (a node in front of GWS writing it again): OCS
+        acted on the first, and the acknowledgement is the request's outcome."""
+        self._stats["unmatched_errors"] += 1
+        fields = {"refusal": what, "reference_id": entry.request.reference_id}
+        self._p.fx.append(Notice("refusal_after_acknowledgement_ignored", "warning", fields))
 
     def _give_tentatively(self, entry: Entry, u: UserEventNotice) -> None:
         """M8: ``u`` has the ``userData`` of an answer an earlier request took, so it may be
@@ -349,3 +399,16 @@ class Answers:
         if isinstance(effect, Foreign):
             self._stats["foreign_acks"] += 1
         self._p.fx.append(effect)
+
+
+def _names_another_record(entry: Entry, handle: int | None) -> bool:
+    """Whether a message naming record ``handle`` cannot answer ``entry``'s request: an
+    operation on one record, answered about another."""
+    if handle is None or entry.spec.target is not Target.RECORD:
+        return False
+    return as_id(getattr(entry.request, "record_handle", None)) not in (None, handle)
+
+
+def _acknowledged(entry: Entry) -> bool:
+    """Whether a message with ``entry``'s reference id acknowledged it (M1, M9)."""
+    return entry.outbound is not None or by_reference(entry.user_event)

@@ -44,7 +44,8 @@ behaviour, point by point:
     ones again itself (see :attr:`CometDListener.refused_channels`);
 13. ``receive()`` starts three tasks and an ``asyncio.wait`` for every message, even when
     messages are already queued: :meth:`_GWSClient.receive_queued` takes a queued message
-    as ``receive()`` would (for the pinned version only;
+    as ``receive()`` would, and :meth:`_GWSClient._get_message` waits for the next one with
+    one future and no task (for the pinned version only;
     ``tests/unit/test_cometd_seam.py`` fails when the pinned version changes them);
 14. it indexes ``channel`` of every message, and ``successful`` and ``subscription`` of a
     subscription reply: one message without them failed the whole long-poll answer half-way
@@ -66,7 +67,7 @@ behaviour, point by point:
     a task of its own;
 17. ``receive()`` takes the next message in a task of its own and drops it when the waiting
     task is cancelled in the loop turn in which that task took it: ``_GWSClient._get_message``
-    keeps it for the next wait.
+    takes it in the waiting task itself, so it stays queued for the next wait.
 
 A refused subscription to an optional channel (anything but ``/v2/me/outbound``; GWS's
 ``/me/internal`` is known from the seed only, gws-outbound.md §10.8) does not stop the
@@ -148,6 +149,33 @@ _DEFAULT_TIMEOUT_MS: Final = 30_000
 #: :func:`_usable_timeout`'s "nothing unusable".
 _USABLE: Final = object()
 _ABSENT: Final = object()
+#: What :meth:`_GWSClient._wait_once` returns when the transport stayed disconnected.
+_TIMED_OUT: Final = object()
+#: What :meth:`_GWSClient._wait_once` returns after :meth:`_GWSClient.interrupt`.
+_INTERRUPTED: Final = object()
+
+
+class _WaitInterrupted(Exception):
+    """``receive()``'s wait was interrupted (:meth:`_GWSClient.interrupt`)."""
+
+
+class _Wait:
+    """One wait of :meth:`_GWSClient._wait_once`: its future, its ``connection_timeout``,
+    and the countdown of that timeout while the transport is connecting."""
+
+    __slots__ = ("countdown", "timeout", "waiter")
+
+    def __init__(self, waiter: asyncio.Future[object], timeout: float) -> None:
+        self.waiter = waiter
+        self.timeout = timeout
+        self.countdown: asyncio.Task[None] | None = None
+
+    def counted(self, task: asyncio.Task[None]) -> None:
+        """The countdown ended: the transport stayed disconnected for ``timeout`` (or the
+        countdown was cancelled from outside: the wait starts again)."""
+        if task is self.countdown and not self.waiter.done():
+            self.countdown = None
+            self.waiter.set_result(None if task.cancelled() else _TIMED_OUT)
 
 
 class CometDState(enum.StrEnum):
@@ -204,11 +232,29 @@ class _SessionExtension(Extension):  # type: ignore[misc]
             self._listener.session.store_cookies(
                 self._listener.url, headers.getall("Set-Cookie", ())
             )
-        _check_payload(payload)
-        readable = [message for message in payload if _readable(message)]
-        if len(readable) != len(payload):
-            payload[:] = readable  # aiocometd reads this list next
+        if type(payload) is not list:
+            _check_payload(payload)
         for message in payload:
+            # The usual message, read as it is: an object with a channel of its own (not a
+            # subscription reply, which has more to check). Anything else: every message is
+            # checked, and the unreadable ones left out.
+            if type(message) is not dict:
+                _check_payload(payload)
+            channel = message.get("channel")
+            if type(channel) is not str or not channel or channel in _SUBSCRIPTION_REPLIES:
+                readable = [message for message in payload if _readable(message)]
+                if len(readable) != len(payload):
+                    payload[:] = readable  # aiocometd reads this list next
+                break
+        for message in payload:
+            if (
+                "advice" not in message
+                and "successful" not in message
+                and not message["channel"].startswith("/meta/")
+            ):
+                # A notification as servers send them (no advice, no successful): nothing
+                # below applies to it (a /meta/ reply without successful still goes on).
+                continue
             _as_notification(message)
             self._timeout, unusable = _usable_timeout(message, self._timeout)
             if unusable is not _USABLE and not self._unusable_logged:
@@ -289,6 +335,9 @@ def _check_payload(payload: object) -> None:
     raise TransportError(f"the CometD endpoint answered with {detail}")
 
 
+_SUBSCRIPTION_REPLIES: Final = frozenset({"/meta/subscribe", "/meta/unsubscribe"})
+
+
 def _readable(message: dict[str, Any]) -> bool:
     """Whether aiocometd can read ``message``. It indexes ``channel`` of every message, and
     ``successful`` and ``subscription`` of a subscription reply: one without them failed the
@@ -297,7 +346,7 @@ def _readable(message: dict[str, Any]) -> bool:
     channel = message.get("channel")
     if not isinstance(channel, str) or not channel:
         why = "no channel"
-    elif channel in ("/meta/subscribe", "/meta/unsubscribe") and not (
+    elif channel in _SUBSCRIPTION_REPLIES and not (
         "successful" in message
         and isinstance(message.get("subscription", ""), str)
         and ("subscription" in message or not message["successful"])
@@ -401,6 +450,9 @@ class _GWSClient(Client):  # type: ignore[misc]
         )
         if url.startswith("http://"):
             self._HTTP_SESSION_CLOSE_TIMEOUT = 0.0
+        self._waits: list[_Wait] = []
+        """The waits in ``receive()`` (see :meth:`_wait_once` and :meth:`interrupt`)."""
+        self._connecting_watch: tuple[Any, asyncio.Future[bool]] | None = None
 
     async def _get_http_session(self) -> aiohttp.ClientSession:
         session: aiohttp.ClientSession | None = self.__dict__.get("_http_session")
@@ -460,62 +512,151 @@ class _GWSClient(Client):  # type: ignore[misc]
         await super().close()
 
     async def _get_message(self, connection_timeout: float) -> CometDMessage:
-        """aiocometd's wait for the next message (pinned version), keeping what it took.
+        """aiocometd's wait for the next message (pinned version), without its tasks.
 
-        The wait takes the message from the queue in a task of its own; aiocometd's
-        dropped it when the waiting task (the listener's) was cancelled in the loop turn in
-        which that task took it (a host cancelling every task): the message was lost (an
-        acknowledgement never heard, its request ``timed_out``). Here it is kept, and the
-        next wait (or :meth:`receive_queued`) returns it first."""
-        kept: CometDMessage | None = self.__dict__.get("_kept")
-        if kept is not None:
-            self._kept = None
-            return kept
+        aiocometd races three tasks with ``asyncio.wait`` for every wait: one takes the
+        next message from the queue, one waits for the server to end the session
+        (``ServerError``), one for the transport to be reconnecting for longer than
+        ``connection_timeout`` (``TransportTimeoutError``); the two left over are cancelled.
+        Here one future waits for all three, woken the way ``asyncio.Queue.get()`` and
+        ``asyncio.Event.wait()`` wake theirs (see :meth:`_wait_once`), and the message is
+        taken from the queue in the waiting task itself: a cancellation of that task leaves
+        it in the queue for the next wait (aiocometd's queue task took it, and dropped it
+        when the waiting task was cancelled in that loop turn: an acknowledgement never
+        heard). Same outcomes, same order: a queued message first, then the server's end of
+        the session, then the timeout."""
         if not _QUEUE_SEAM:  # pragma: no cover - another version: aiocometd's own
             message: CometDMessage = await super()._get_message(connection_timeout)
             return message
-        tasks: list[asyncio.Future[Any]] = []
+        queue: asyncio.Queue[CometDMessage] = self._incoming_queue
+        transport = self._transport
+        while True:
+            if not queue.empty():
+                taken: CometDMessage = queue.get_nowait()
+                return taken
+            woken = None
+            if transport.state is not TransportState.SERVER_DISCONNECTED:
+                woken = await self._wait_once(queue, transport, connection_timeout)
+                if woken is _INTERRUPTED:
+                    raise _WaitInterrupted
+                if not queue.empty():
+                    continue  # a message first, as aiocometd's wait returns it first
+            if woken is True or transport.state is TransportState.SERVER_DISCONNECTED:
+                await self.close()
+                raise ServerError("Connection closed by the server", transport.last_connect_result)
+            if woken is _TIMED_OUT:
+                raise TransportTimeoutError("Lost connection with the server.")
+
+    async def _wait_once(
+        self, queue: asyncio.Queue[CometDMessage], transport: Any, connection_timeout: float
+    ) -> object:
+        """Wait until a message is queued (``None``), the server ended the session
+        (``True``) or the transport was reconnecting for ``connection_timeout`` seconds
+        (:data:`_TIMED_OUT`); ``None`` too after the countdown was cancelled from outside (the
+        caller waits again). One future: put in the queue's getters (``put_nowait`` wakes
+        the first, as for ``Queue.get()``) and in the waiters of the transport's
+        ``SERVER_DISCONNECTED`` event (``set()`` wakes them all, as for ``Event.wait()``).
+        The countdown is aiocometd's ``_wait_connection_timeout``, started as its first
+        step would go on: at once if the transport is connecting, else when it starts to
+        (:meth:`_connecting`)."""
+        waiter: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        getters: Any = queue._getters  # type: ignore[attr-defined]
+        events: Any = transport._state_events
+        ended: Any = events[TransportState.SERVER_DISCONNECTED]._waiters
+        getters.append(waiter)
+        ended.append(waiter)
+        wait = _Wait(waiter, connection_timeout)
+        self._waits.append(wait)  # one, but for a close draining while the listener waits
         if connection_timeout:
-            tasks.append(asyncio.ensure_future(self._wait_connection_timeout(connection_timeout)))
-        get_task = asyncio.ensure_future(self._incoming_queue.get())
-        tasks.append(get_task)
-        disconnected = asyncio.ensure_future(
-            self._transport.wait_for_state(TransportState.SERVER_DISCONNECTED)
-        )
-        tasks.append(disconnected)
+            if events[TransportState.CONNECTING].is_set():
+                self._count_down(transport, wait)
+            elif self._connecting_watch is None or self._connecting_watch[0] is not transport:
+                self._watch_connecting(transport)
         try:
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            for task in tasks:
-                task.cancel()
-            if get_task.done() and not get_task.cancelled() and get_task.exception() is None:
-                self._kept = get_task.result()  # taken from the queue: not lost
+            return await waiter
+        except BaseException:
+            if (
+                waiter.done()
+                and not waiter.cancelled()
+                and waiter.result() is None
+                and not queue.empty()
+            ):
+                # Woken by put_nowait() but cancelled before taking the message: it stays
+                # queued, and the next getter in line (if any) is woken, as Queue.get() does.
+                queue._wakeup_next(getters)  # type: ignore[attr-defined]
             raise
-        for task in pending:
-            task.cancel()
-        if get_task in done:
-            taken: CometDMessage = get_task.result()
-            return taken
-        if disconnected in done:
-            await self.close()
-            raise ServerError(
-                "Connection closed by the server", self._transport.last_connect_result
-            )
-        raise TransportTimeoutError("Lost connection with the server.")
+        finally:
+            self._waits.remove(wait)
+            waiter.cancel()
+            if waiter in getters:  # not when put_nowait() woke it: it took it off
+                getters.remove(waiter)
+            if waiter in ended:
+                ended.remove(waiter)
+            countdown = wait.countdown
+            if countdown is not None:
+                wait.countdown = None
+                countdown.cancel()
+
+    def _watch_connecting(self, transport: Any) -> None:
+        """Keep a future in the waiters of ``transport``'s ``CONNECTING`` event: when it
+        starts connecting during a wait, :meth:`_connecting` starts the countdown."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        transport._state_events[TransportState.CONNECTING]._waiters.append(future)
+        future.add_done_callback(self._connecting)
+        self._connecting_watch = (transport, future)
+
+    def _connecting(self, future: asyncio.Future[bool]) -> None:
+        watch = self._connecting_watch
+        if watch is None or watch[1] is not future or future.cancelled():
+            return
+        transport = watch[0]
+        waiters = transport._state_events[TransportState.CONNECTING]._waiters
+        if future in waiters:
+            waiters.remove(future)
+        self._watch_connecting(transport)  # for the next time
+        if transport is self._transport:
+            for wait in self._waits:
+                if wait.timeout and wait.countdown is None and not wait.waiter.done():
+                    self._count_down(transport, wait)
+
+    def _count_down(self, transport: Any, wait: _Wait) -> None:
+        countdown = asyncio.get_running_loop().create_task(
+            self._wait_reconnected(transport, wait.timeout)
+        )
+        countdown.add_done_callback(wait.counted)
+        wait.countdown = countdown
+
+    def interrupt(self) -> bool:
+        """End the wait for a message in ``receive()`` now: it raises
+        :class:`_WaitInterrupted` (the message queued meanwhile, if any, stays queued).
+        False when no such wait is pending (another version than the pinned one: the
+        caller cancels its wait)."""
+        interrupted = False
+        for wait in self._waits:
+            if not wait.waiter.done():
+                wait.waiter.set_result(_INTERRUPTED)
+                interrupted = True
+        return interrupted
+
+    @staticmethod
+    async def _wait_reconnected(transport: Any, timeout: float) -> None:
+        """aiocometd's ``_wait_connection_timeout`` once the transport is connecting: ends
+        when it was not connected again within ``timeout`` seconds."""
+        while True:
+            try:
+                await asyncio.wait_for(transport.wait_for_state(TransportState.CONNECTED), timeout)
+            except TimeoutError:
+                return
+            await transport.wait_for_state(TransportState.CONNECTING)
 
     def receive_queued(self) -> CometDMessage | None:
         """The next message if one is already queued (as ``receive()`` would return it,
         ``ServerError`` for an unsuccessful reply), else ``None``: ``receive()`` then waits.
-        Always ``None`` with another version than the pinned one. A message an interrupted
-        wait took (see :meth:`_get_message`) comes first."""
+        Always ``None`` with another version than the pinned one."""
         queue = self.__dict__.get("_incoming_queue") if _QUEUE_SEAM else None
-        message: CometDMessage | None = self.__dict__.get("_kept")
-        if message is not None:
-            self._kept = None
-        elif queue is None or queue.empty():
+        if queue is None or queue.empty():
             return None
-        else:
-            message = queue.get_nowait()
+        message: CometDMessage = queue.get_nowait()
         self._verify_response(message)
         return message
 
@@ -712,7 +853,8 @@ class CometDListener:
         self._stalled: _GWSClient | None = None
         """The client :meth:`_watch` found polling no more (replaced by the receive loop)."""
         self._receiving: anyio.CancelScope | None = None
-        """Around the receive loop's wait in ``receive()``, while it waits."""
+        """Around the receive loop's wait in ``receive()``, while it waits (only with
+        another aiocometd version than the pinned one: else ``_GWSClient.interrupt``)."""
         self.reconnect_policy = RetryPolicy(
             retries=None,
             first_delay=min(_FIRST_RECONNECT_DELAY, config.reconnect_backoff_max),
@@ -1081,7 +1223,7 @@ class CometDListener:
                 consequence="the CometD session is started again; outcomes may have been missed",
             )
             self._stalled = client
-            if self._receiving is not None:
+            if not client.interrupt() and self._receiving is not None:
                 self._receiving.cancel()
 
     async def _receive(self, deliver: Callable[[CometDMessage], Any]) -> None:
@@ -1102,13 +1244,19 @@ class CometDListener:
                         continue
                     # Only a client that polls no more is interrupted here: its queue is
                     # empty and stays so, and no message is lost with the wait.
-                    try:
-                        with anyio.CancelScope() as self._receiving:
+                    if _QUEUE_SEAM:
+                        try:
                             message = await client.receive()
-                    finally:
-                        self._receiving = None
-                    if message is None:
-                        continue  # interrupted: the client is replaced
+                        except _WaitInterrupted:
+                            continue  # the client is replaced
+                    else:  # pragma: no cover - another version: its wait is cancelled
+                        try:
+                            with anyio.CancelScope() as self._receiving:
+                                message = await client.receive()
+                        finally:
+                            self._receiving = None
+                        if message is None:
+                            continue  # interrupted: the client is replaced
             except asyncio.CancelledError:
                 if cancelled_by_plugin() or cancelled_from_outside():
                     raise

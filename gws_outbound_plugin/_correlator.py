@@ -253,10 +253,10 @@ class Correlator:
             if unfinished and status_code is not None:
                 entry.post_status = (status_code, message)
             if entry.refusing:
-                pass  # a refusal matched by key waits for a message by reference (M9)
-            elif isinstance(entry.after_post, Failed) and not entry.confirmed:
-                # OCS's refusal matched by key alone: it waits merge_window from now for the
-                # request's own acknowledgement by reference (M9), then decides.
+                pass  # OCS's refusal waits for the acknowledgement by reference (M9)
+            elif isinstance(entry.after_post, Failed):
+                # OCS's refusal, matched by key alone before GWS answered (M10): it waits
+                # merge_window from now for the request's acknowledgement by reference (M9).
                 self._pending.hold_refusal(entry, entry.after_post)
             elif entry.after_post is not None:  # what CometD answered by key decides now
                 self._pending.conclude(entry, "decided by its answer")
@@ -315,8 +315,8 @@ class Correlator:
     def _entry_timer(self, entry: Entry, kind: str) -> None:
         pending = self._pending
         if entry.refusing and kind != "deadline":
-            # A refusal matched by key waits for the request's own acknowledgement (M9):
-            # at the end of the window it decides; no other timer decides meanwhile.
+            # OCS's refusal waits for the request's acknowledgement by reference (M9): at
+            # the end of the window it decides; no other timer decides meanwhile.
             if kind == "refusal" and isinstance(entry.after_post, Failed):
                 entry.refusing = False
                 pending.finish(entry, entry.after_post)

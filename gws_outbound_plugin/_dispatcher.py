@@ -252,8 +252,12 @@ def _host_task(
     made by it, as every other task of the loop is (a host's Task subclass, its context
     propagation, its bookkeeping of the loop's tasks). Its first step runs when the
     factory's task takes it (at once with an eager factory, else in the loop's next
-    round)."""
-    return loop.create_task(coroutine, context=context)
+    round).
+
+    Made inside ``context`` (the task runs in a copy of it), not given it as ``context=``:
+    asyncio then passes ``context=`` on to the factory, and one written for ``(loop,
+    coro)``, as before Python 3.11, raised ``TypeError`` for every hook call."""
+    return context.run(loop.create_task, coroutine)
 
 
 if sys.version_info >= (3, 12):

@@ -488,7 +488,9 @@ class Engine:
         self._sender.submit(effect.token, effect.request)
 
     def _user_event_seen(self, effect: UserEventSeen) -> None:
-        self._pump.emit("on_user_event", event=effect.event)
+        # Lazy: no hook call at all (nor its coroutine) when no plugin implements it.
+        event = effect.event
+        self._pump.emit_lazy("on_user_event", "event", lambda: event)
 
     def _notice(self, effect: Notice) -> None:
         method = getattr(logger, effect.level, logger.info)

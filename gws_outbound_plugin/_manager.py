@@ -182,7 +182,9 @@ def _discarded_calls(code: types.CodeType) -> tuple[tuple[ast.expr, int], ...]:
     try:
         lines, first = inspect.getsourcelines(code)
         tree = ast.parse(textwrap.dedent("".join(lines)))
-    except (OSError, TypeError, SyntaxError, ValueError):
+    except Exception:
+        # (OSError, SyntaxError; tokenize.TokenError when the file changed since the
+        # import and the function's line now opens a string or bracket left open)
         return ()
     node = tree.body[0] if tree.body else None
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != code.co_name:
@@ -261,25 +263,64 @@ def _dropped_coroutines(implementation: Any) -> list[tuple[str, str]]:
     return dropped
 
 
-def _unpassed_parameters(function: Any) -> str:
+def _unpassed_parameters(function: Any) -> tuple[str, bool]:
     """The parameters of a hook implementation that a hook call never fills, as the
-    signature spells them (``*, failure``, ``**kwargs``), or ``""``: pluggy passes the hook's
-    arguments by position to the parameters named like them, so a keyword-only one is never
-    given (without a default the call raises ``TypeError``, every time) and ``*args`` /
-    ``**kwargs`` receive nothing."""
+    signature spells them (``*, failure``, ``**kwargs``), or ``""``, and whether the hook
+    can never work for them: pluggy passes the hook's arguments by position to the
+    parameters named like them, so a keyword-only one is never given (without a default the
+    call raises ``TypeError``, every time) and ``*args`` / ``**kwargs`` receive nothing (when
+    they are all the hook takes, as a decorator's wrapper without ``functools.wraps``, the
+    hook gets none of its arguments). A keyword-only parameter with a default, or ``*args``
+    / ``**kwargs`` beside named parameters (written for later arguments), is harmless."""
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
-        return ""
+        return "", False
     unpassed = []
+    fatal = False
+    named = False
     for parameter in signature.parameters.values():
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
             unpassed.append(f"the keyword-only {parameter.name}")
+            fatal = fatal or parameter.default is inspect.Parameter.empty
         elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
             unpassed.append(f"*{parameter.name}")
         elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
             unpassed.append(f"**{parameter.name}")
-    return " and ".join(unpassed)
+        else:
+            named = True
+    if unpassed and not named and len(unpassed) == sum(u.startswith("*") for u in unpassed):
+        fatal = True  # nothing but *args / **kwargs: the hook gets none of its arguments
+    return " and ".join(unpassed), fatal
+
+
+def _unpassed_message(pm: pluggy.PluginManager, hook: str, function: Any, unpassed: str) -> str:
+    arguments = ", ".join(getattr(getattr(pm.hook, hook).spec, "argnames", ()))
+    return (
+        f"{hook} takes {unpassed}, which pluggy never fills (it passes the hook's "
+        f"arguments, {arguments}, each to the parameter of that name): write def "
+        f"{hook}({_plain_signature(function, arguments)})"
+    )
+
+
+def _harmless_unpassed(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Warnings for hook implementations taking parameters no call fills that do no harm
+    (a keyword-only one with a default, ``**kwargs`` beside the hook's arguments): the
+    author may expect them filled."""
+    names = set(_spec_names(pm))
+    warnings = []
+    for hook, function, _ in _marked_impls_with_options(pm, plugin):
+        if hook not in names:
+            continue
+        unpassed, fatal = _unpassed_parameters(function)
+        if unpassed and not fatal:
+            where = _where(function)
+            at = f" (at {where})" if where else ""
+            warnings.append(
+                _unpassed_message(pm, hook, function, unpassed)
+                + f" (harmless: it always gets its default or nothing){at}"
+            )
+    return warnings
 
 
 def _plain_signature(function: Any, arguments: str) -> str:
@@ -360,13 +401,8 @@ def _registration_problems(pm: pluggy.PluginManager, plugin: object) -> list[str
                 f"{hook} must be a plain function, not async def: the host calls it in its "
                 f"own thread and nothing would await it{at}"
             )
-        elif unpassed := _unpassed_parameters(function):
-            arguments = ", ".join(getattr(getattr(pm.hook, hook).spec, "argnames", ()))
-            problems.append(
-                f"{hook} takes {unpassed}, which pluggy never fills (it passes the hook's "
-                f"arguments, {arguments}, each to the parameter of that name): write def "
-                f"{hook}({_plain_signature(function, arguments)}){at}"
-            )
+        elif (unpassed := _unpassed_parameters(function))[1]:
+            problems.append(_unpassed_message(pm, hook, function, unpassed[0]) + at)
         else:
             problems.extend(
                 _dropped_coroutine_problem(
@@ -538,12 +574,15 @@ def validated_register(
         return None
     unmarked = _unmarked_hooks(pm, plugin)
     elsewhere = _hooks_on_an_object(pm, plugin)
-    if unmarked or elsewhere:
-        _records(pm).warnings[registered] = (*unmarked, *elsewhere)
+    unfilled = _harmless_unpassed(pm, plugin)
+    if unmarked or elsewhere or unfilled:
+        _records(pm).warnings[registered] = (*unmarked, *elsewhere, *unfilled)
     if unmarked:
         logger.warning("plugin_hook_not_marked", plugin=registered, problems=unmarked)
     if elsewhere:
         logger.warning("plugin_implements_no_hook", plugin=registered, problems=elsewhere)
+    if unfilled:
+        logger.warning("plugin_hook_parameter_unfilled", plugin=registered, problems=unfilled)
     return registered
 
 
@@ -556,10 +595,13 @@ class GWSPluginManager(pluggy.PluginManager):
     a suggestion), implements a hook the host fires (``on_cancel_requested``) as ``async
     def``, asks for an argument the hook does not pass, is a method that forgot its
     ``self`` (its first parameter named like a hook argument), takes a parameter no hook call
-    fills (keyword-only, ``*args``, ``**kwargs``), or calls a coroutine function without
+    fills and cannot do without (keyword-only without a default; nothing but ``*args`` /
+    ``**kwargs``), or calls a coroutine function without
     ``await`` (a statement ``notify(x)`` for an ``async def notify``: the coroutine would be
     dropped unrun). A function named like a hook but
-    without ``@hookimpl`` is accepted and logged (``plugin_hook_not_marked``).
+    without ``@hookimpl`` is accepted and logged (``plugin_hook_not_marked``), and so is a
+    hook whose unfilled parameters do no harm (``plugin_hook_parameter_unfilled``: a
+    keyword-only one with a default, ``**kwargs`` beside the hook's arguments).
     """
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
@@ -661,7 +703,8 @@ def load_entrypoint_plugins(
         failed.extend(
             (missing, None) for missing in _not_installed(pm, allowed, blocked, group, setting)
         )
-    failed.extend((misspelt, None) for misspelt in _misspelt_variables(env))
+    chosen_by = None if allowed is None else ENV_ALLOW if plugins is None else "plugins="
+    failed.extend((misspelt, None) for misspelt in _misspelt_variables(env, chosen_by))
     records.failures.extend(failure for failure, _ in failed)
     if strict and failed:
         _raise_first(failed)
@@ -719,10 +762,12 @@ def _not_installed(
     return failures
 
 
-def _misspelt_variables(env: Mapping[str, str]) -> list[PluginLoadFailure]:
+def _misspelt_variables(env: Mapping[str, str], chosen_by: str | None) -> list[PluginLoadFailure]:
     """A failure (logged) for each variable that looks like ``GWS_OUTBOUND_PLUGINS`` or
     ``GWS_OUTBOUND_DISABLE_PLUGINS`` but is not: misspelt, it would be ignored, and every
-    installed plugin loaded (``GWS_OUTBOUND_PLUGIN=audit`` loading the webhook too)."""
+    installed plugin loaded (``GWS_OUTBOUND_PLUGIN=audit`` loading the webhook too).
+    ``chosen_by``: what chose the plugins instead (``plugins=``, ``GWS_OUTBOUND_PLUGINS``),
+    if anything did."""
     settings = (ENV_ALLOW, ENV_DISABLE)
     failures: list[PluginLoadFailure] = []
     for key in sorted(env):
@@ -731,11 +776,14 @@ def _misspelt_variables(env: Mapping[str, str]) -> list[PluginLoadFailure]:
         meant = closest(key, settings, 0.9)
         if meant is None:
             continue
-        effect = "every installed plugin was loaded" if meant == ENV_ALLOW else "it blocked none"
+        if meant != ENV_ALLOW:
+            effect = "ignored, so it blocked none"
+        elif chosen_by is None:
+            effect = "ignored, so every installed plugin was loaded"
+        else:  # another choice was made: saying that all loaded would not be true
+            effect = f"ignored (the plugins loaded are those {chosen_by} names)"
         failures.append(
-            PluginLoadFailure(
-                name=key, error=f"not a setting (did you mean {meant}?): ignored, so {effect}"
-            )
+            PluginLoadFailure(name=key, error=f"not a setting (did you mean {meant}?): {effect}")
         )
         logger.warning("plugin_setting_misspelt", variable=key, meant=meant)
     return failures

@@ -34,6 +34,7 @@ __all__ = [
     "Verdict",
     "answers",
     "by_key_only",
+    "by_reference",
     "decides_now",
     "place",
 ]
@@ -146,7 +147,7 @@ def by_key_only(entry: Candidate) -> bool:
 
 def _wants(entry: Candidate, u: UserEventNotice) -> bool:
     if (u.is_error or u.name in entry.spec.empty) and (
-        entry.outbound is not None or _by_reference(entry.user_event)
+        entry.outbound is not None or by_reference(entry.user_event)
     ):
         # M9: GWS acknowledged it (for GetPreviewRecord, with a record); an unreferenced
         # refusal or "no record" is another client's answer.
@@ -156,7 +157,7 @@ def _wants(entry: Candidate, u: UserEventNotice) -> bool:
     return answers(entry.spec, u.name)
 
 
-def _by_reference(event: UserEvent | None) -> bool:
+def by_reference(event: UserEvent | None) -> bool:
     """Whether ``event`` (a request's acknowledgement) carries a reference id (M1)."""
     return event is not None and as_reference(event.user_data.get("GSW_REFERENCE_ID")) is not None
 

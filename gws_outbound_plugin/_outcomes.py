@@ -131,6 +131,9 @@ class OutcomePump:
                         self._progress.set()
                 self._idle_now = True
                 self._idle.set()
+                if self._progress_wanted:  # the last calls were skipped (lazy) or steps
+                    self._progress_wanted = False
+                    self._progress.set()
                 if self._closing:
                     return
                 await steadfast(self._wake.wait, "outcome pump")

@@ -100,10 +100,14 @@ class PendingRequests:
         GWS and waits to write it again), GWS got an attempt after all: it counts as sent
         again (may have been processed, never written again: ``Engine.resending``)."""
         entry.confirmed = True
-        if entry.refusing or isinstance(entry.after_post, Failed):
-            # M9: GWS passed it on and OCS answered it (this message); the refusal matched
-            # by key that waits (M10, or ``merge_window``) was another client's.
-            self.acknowledged_by_reference(entry)
+        if (
+            isinstance(entry.after_post, Failed)
+            and not entry.refusing
+            and self.limits.merge_window > 0
+        ):
+            # A refusal matched by key held for GWS's answer to the POST (M10): GWS got the
+            # request, so it waits merge_window from now for the acknowledgement (M9).
+            self.hold_refusal(entry, entry.after_post)
         if move(entry, "reached") and entry.spec.part is not None:
             self.part_entries.add(entry)
 
@@ -159,14 +163,16 @@ class PendingRequests:
         if entry.after_post is None:
             entry.after_post = True if outcome is None else outcome
 
-    def hold_refusal(self, entry: Entry, outcome: Failed) -> None:
-        """OCS's refusal matched to ``entry`` by key alone (no reference id), GWS having
-        accepted its POST (or may have processed it): it decides at the end of
-        ``merge_window`` (``refusal`` timer), unless the request's own acknowledgement by
-        reference arrives meanwhile (M9: the refusal was another client's). The first
-        refusal held stands; the request's deadline, the close or a lost session end the
-        window early, the refusal deciding then. ``merge_window`` 0: it decides at once."""
-        if entry.after_post is None:
+    def hold_refusal(self, entry: Entry, outcome: Failed, *, own: bool = False) -> None:
+        """OCS refused ``entry``'s request, GWS having got it (accepted the POST, or may
+        have processed it, or a message with its reference id arrived): that decides at the
+        end of ``merge_window`` (``refusal`` timer), unless the request's acknowledgement by
+        reference arrives meanwhile (M9: a refusal matched by key alone was another
+        desktop's; one with its reference id answered a second copy of its POST). The first
+        refusal held stands, unless a later one carries its reference id (``own``); the
+        request's deadline, the close or a lost session end the window early, the refusal
+        deciding then. ``merge_window`` 0: it decides at once."""
+        if entry.after_post is None or own:
             entry.after_post = outcome
         if self.limits.merge_window == 0:
             self.conclude(entry, "refused by OCS")

@@ -46,9 +46,16 @@ class Carry:
     over) instead of starting again, so that a host cancelling tasks again and again cannot
     make more attempts than the retry policy allows."""
 
-    __slots__ = ("attempts", "generation", "not_before", "relogged")
+    __slots__ = ("attempts", "generation", "not_before", "relogged", "waited")
 
-    def __init__(self, attempts: int, relogged: bool, generation: int, not_before: float) -> None:
+    def __init__(
+        self,
+        attempts: int,
+        relogged: bool,
+        generation: int,
+        not_before: float,
+        waited: float | None = None,
+    ) -> None:
         self.attempts = attempts
         """Attempts made in the current round (before the re-login, or after it)."""
         self.relogged = relogged
@@ -57,6 +64,9 @@ class Carry:
         """The login generation the re-login renews (the session's own count)."""
         self.not_before = not_before
         """``anyio.current_time()`` before which it is not written again."""
+        self.waited = waited
+        """The seconds the round's waits add up to, the one under way included (a
+        ``Retry-After`` lengthens them past the retry policy's own); None: unknown."""
 
 
 # (what to call, what to call, their argument, where to keep a Carry): the sender's
@@ -78,13 +88,19 @@ def announce(
     return _ANNOUNCE.set((callback, not_received, token, carried))
 
 
-def note_backoff(attempts: int, relogged: bool, generation: int, not_before: float) -> None:
+def note_backoff(
+    attempts: int,
+    relogged: bool,
+    generation: int,
+    not_before: float,
+    waited: float | None = None,
+) -> None:
     """The session's POST waits (a backoff or a re-login) after ``attempts`` attempts of its
-    round GWS certainly did not get: kept for the sender (see :class:`Carry`). Nothing
-    outside a POST of the plugin."""
+    round GWS certainly did not get, its waits adding up to ``waited``: kept for the sender
+    (see :class:`Carry`). Nothing outside a POST of the plugin."""
     target = _ANNOUNCE.get()
     if target is not None and target[3] is not None:
-        target[3][target[2]] = Carry(attempts, relogged, generation, not_before)
+        target[3][target[2]] = Carry(attempts, relogged, generation, not_before, waited)
 
 
 def resumed() -> Carry | None:

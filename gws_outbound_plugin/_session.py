@@ -182,6 +182,8 @@ class _SessionRefused(Exception):
         self.status_code = status_code
         self.attempts = 1
         """The attempts of the round it ended, this one included (set by ``_retrying``)."""
+        self.waited = 0.0
+        """The seconds that round waited between its attempts (set by ``_retrying``)."""
 
     def describe(self) -> str:
         suffix = ", statusCode 20" if self.status_code == 20 else ""
@@ -562,10 +564,16 @@ class GWSSession(SessionHeaders):
 
         if generation is None:
             generation = self._generation
+        waited_before: float | None
         if resume is None or not resume.relogged:
             try:
                 return await self._retrying(
-                    method, path, attempt, generation, made=resume.attempts if resume else 0
+                    method,
+                    path,
+                    attempt,
+                    generation,
+                    made=resume.attempts if resume else 0,
+                    waited=resume.waited if resume else None,
                 )
             except _SessionRefused as refused:
                 logger.info(
@@ -575,13 +583,13 @@ class GWSSession(SessionHeaders):
                     path=path,
                 )
                 first_refusal = refused.describe()
-                made_before = refused.attempts
+                made_before, waited_before = refused.attempts, refused.waited
             if method == "POST":  # interrupted during the re-login: it goes on from here
-                note_backoff(made_before, True, generation, 0.0)
+                note_backoff(made_before, True, generation, 0.0, waited_before)
         else:
             generation = resume.generation
             first_refusal = "before its sender was interrupted"
-            made_before = resume.attempts
+            made_before, waited_before = resume.attempts, resume.waited
         # GWS refused it unread: log in again (once for concurrent requests) and resend, the
         # retries going on where they stood (the attempt after the login always made): one
         # round of retries and one login in all, as ``outcome_bound`` counts them.
@@ -606,7 +614,13 @@ class GWSSession(SessionHeaders):
             ) from None
         try:
             return await self._retrying(
-                method, path, attempt, generation, relogged=True, made=made_before
+                method,
+                path,
+                attempt,
+                generation,
+                relogged=True,
+                made=made_before,
+                waited=waited_before,
             )
         except _SessionRefused as refused:
             raise GWSAuthenticationError(
@@ -641,17 +655,24 @@ class GWSSession(SessionHeaders):
         *,
         relogged: bool = False,
         made: int = 0,
+        waited: float | None = None,
     ) -> _T:
         """``attempt`` with the retry policy; ``made``: attempts of this round already made
-        (by an interrupted sender of the same POST). A POST's backoffs are noted for its
-        sender (``note_backoff``), with ``generation`` and ``relogged`` (which round)."""
+        (by an interrupted sender of the same POST, or before the re-login), and ``waited``
+        the waits after them, when known (else the policy's own). A POST's backoffs are noted
+        for its sender (``note_backoff``), with ``generation`` and ``relogged`` (which
+        round)."""
         attempts = made + 1
         policy = self.retry_policy
         # What the waits of this round may add up to: the policy's own longest total (the
         # part of ``outcome_bound`` they use). A server's Retry-After lengthens a wait within
-        # it, never beyond; the waits before an interrupted sender's resumption count.
+        # it, never beyond; the waits before a re-login or an interrupted sender's
+        # resumption count as they were (a Retry-After made them longer than the policy's).
         budget = policy.longest_total_delay()
-        waited = math.fsum(policy.backoff(n) for n in range(1, min(made, policy.retries or 0) + 1))
+        if waited is None:
+            waited = math.fsum(
+                policy.backoff(n) for n in range(1, min(made, policy.retries or 0) + 1)
+            )
         asked_too_long: float | None = None
 
         def worth_another(error: Exception) -> bool:
@@ -678,7 +699,7 @@ class GWSSession(SessionHeaders):
             delay = max(min(delay, budget - waited), 0.0)
             waited += delay
             if method == "POST":
-                note_backoff(number, relogged, generation, anyio.current_time() + delay)
+                note_backoff(number, relogged, generation, anyio.current_time() + delay, waited)
             logger.warning(
                 "gws_request_retry",
                 method=method,
@@ -695,7 +716,7 @@ class GWSSession(SessionHeaders):
                 attempt, retry_if=worth_another, on_retry=on_retry, made=made
             )
         except _SessionRefused as refused:
-            refused.attempts = attempts
+            refused.attempts, refused.waited = attempts, waited
             raise
         except _Transient as transient:
             error = transient.error

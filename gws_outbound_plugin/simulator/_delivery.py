@@ -10,7 +10,7 @@ import copy
 import time
 
 from . import _ocs_messages as ocs_messages
-from ._faults import OutcomePlan
+from ._faults import MislabelNotifications, OutcomePlan
 from ._ocs_actions import OCSActions
 from ._ocs_messages import Message
 from ._outbound import OUTBOUND_CHANNEL, USER_EVENT_CHANNEL, Command
@@ -262,7 +262,36 @@ def judged_outcome(
     else:
         messages, refused = actions.perform_judged(command, username, started_ns)
         verdict = OCSVerdict("acted") if refused is None else OCSVerdict("refused", refused)
+    if plan.echo_reference and command.reference_id is not None:
+        messages = [_with_reference(item, command.reference_id) for item in messages]
+    if plan.mislabel is not None:
+        messages = [_mislabelled(item, plan.mislabel) for item in messages]
     return _shaped(messages, plan), verdict
+
+
+def _with_reference(message: Message, reference_id: str) -> Message:
+    """A user event carrying ``GSW_REFERENCE_ID`` (``echo_reference_ids``)."""
+    channel, data = message
+    if data.get("messageType") != "DeviceUserEventMessage":
+        return message
+    fresh = copy.deepcopy(data)
+    fresh.setdefault("userData", {})["GSW_REFERENCE_ID"] = reference_id
+    return channel, fresh
+
+
+def _mislabelled(message: Message, fault: MislabelNotifications) -> Message:
+    """An acknowledgement naming another record or carrying another notificationType
+    (``mislabel_notifications``); its referenceId is kept."""
+    channel, data = message
+    if channel != OUTBOUND_CHANNEL or "notificationType" not in data:
+        return message
+    fresh = copy.deepcopy(data)
+    if fault.notification_type is not None:
+        fresh["notificationType"] = fault.notification_type
+    record = fresh.get("record")
+    if fault.record_handle is not None and isinstance(record, dict):
+        record["recordHandle"] = fault.record_handle
+    return channel, fresh
 
 
 def _shaped(messages: list[Message], plan: OutcomePlan) -> list[Message]:

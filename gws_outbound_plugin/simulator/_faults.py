@@ -14,7 +14,8 @@ There are three stages, checked in this order for each ``POST`` to an outbound r
 2. answer stage (an operation that passed authentication and validation): ``status_code``;
 3. outcome stage (an accepted operation): ``cometd_error`` or else ``ocs_error``,
    ``delay_notifications``, ``drop_notifications``, ``duplicate_notifications``,
-   ``reverse_notifications``; ``hold_notifications`` parks every outcome until
+   ``reverse_notifications``, ``echo_reference_ids``, ``mislabel_notifications``;
+   ``hold_notifications`` parks every outcome until
    ``release_notifications``.
 
 Every rule of these three stages may be limited to one operation (``operation=
@@ -202,6 +203,18 @@ class ReverseNotifications(_Control):
     control: ClassVar[str] = "reverse_notifications"
 
 
+@dataclass(frozen=True, slots=True)
+class EchoReferenceIds(_Control):
+    control: ClassVar[str] = "echo_reference_ids"
+
+
+@dataclass(frozen=True, slots=True)
+class MislabelNotifications(_Control):
+    control: ClassVar[str] = "mislabel_notifications"
+    record_handle: int | None = None
+    notification_type: str | None = None
+
+
 FaultSpec = (
     ResetConnection
     | SlowAnswer
@@ -221,6 +234,8 @@ FaultSpec = (
     | DropNotifications
     | DuplicateNotifications
     | ReverseNotifications
+    | EchoReferenceIds
+    | MislabelNotifications
 )
 _F = TypeVar("_F", bound=FaultSpec)
 
@@ -264,6 +279,8 @@ class OutcomePlan:
     times: int = 1
     regenerate: bool = False
     reverse: bool = False
+    echo_reference: bool = False
+    mislabel: MislabelNotifications | None = None
 
 
 class Faults:
@@ -324,6 +341,36 @@ class Faults:
         end marker comes first.
         """
         self._arm(ReverseNotifications(), count, operation)
+
+    def echo_reference_ids(self, count: int | None = 1, operation: str | None = None) -> None:
+        """The user events of the next ``count`` outcomes carry ``GSW_REFERENCE_ID``, the
+        request's ``referenceId`` (when one was sent), as an OCS that echoes it in every
+        answer (refusals included) would send them."""
+        self._arm(EchoReferenceIds(), count, operation)
+
+    def mislabel_notifications(
+        self,
+        record_handle: int | None = None,
+        notification_type: str | None = None,
+        count: int | None = 1,
+        operation: str | None = None,
+    ) -> None:
+        """The ``/v2/me/outbound`` messages of the next ``count`` outcomes keep the request's
+        ``referenceId`` but name record ``record_handle`` (``record.recordHandle``) and/or
+        carry ``notificationType`` ``notification_type`` instead of their own: a GWS that
+        puts a referenceId on the wrong message. OCS does what it does; the user events are
+        left as they are."""
+        if record_handle is None and notification_type is None:
+            raise ValueError("give record_handle, notification_type or both")
+        if record_handle is not None and (
+            isinstance(record_handle, bool) or not isinstance(record_handle, int)
+        ):
+            raise ValueError(f"record_handle must be an integer, got {record_handle!r}")
+        if notification_type is not None and (
+            not isinstance(notification_type, str) or not notification_type
+        ):
+            raise ValueError("notification_type must be a non-empty string")
+        self._arm(MislabelNotifications(record_handle, notification_type), count, operation)
 
     def ocs_error(
         self,
@@ -696,6 +743,8 @@ class Faults:
         drop = self._take(DropNotifications, operation)
         duplicate = self._take(DuplicateNotifications, operation)
         reverse = self._take(ReverseNotifications, operation)
+        echo = self._take(EchoReferenceIds, operation)
+        mislabel = self._take(MislabelNotifications, operation)
         return OutcomePlan(
             cometd_error=cometd,
             ocs_error=ocs,
@@ -704,6 +753,8 @@ class Faults:
             times=duplicate.times if duplicate else 1,
             regenerate=duplicate.regenerate if duplicate else False,
             reverse=reverse is not None,
+            echo_reference=echo is not None,
+            mislabel=mislabel,
         )
 
     def _park(self, deliver: Callable[[], None]) -> bool:
@@ -756,6 +807,8 @@ ARMABLE_FAULTS: tuple[str, ...] = (
     "drop_notifications",
     "duplicate_notifications",
     "reverse_notifications",
+    "echo_reference_ids",
+    "mislabel_notifications",
     "ocs_error",
     "cometd_error",
     "status_code",

@@ -234,3 +234,28 @@ def test_under_the_testing_kit_the_never_awaited_warning_names_the_hook(tmp_path
         f'File "{tmp_path / "test_forwarder.py"}", line 16, in on_record_cancel_acknowledged'
         in (out)
     )
+
+
+def test_a_plugin_whose_file_changed_since_its_import_is_registered(load):
+    """Registration reads a hook's source to find dropped coroutines. The file on disk may
+    no longer be the one imported (a deploy replacing it under a running host that makes
+    a plugin manager for each agent it logs in): where the hook's line now opens a string
+    left unclosed, reading it raised ``tokenize.TokenError`` out of ``pm.register()`` and
+    the plugin could not be registered at all. What cannot be read is not checked."""
+    module = load(
+        """
+        from gws_outbound_plugin import hookimpl
+
+        class Plugin:
+            @hookimpl
+            def on_operation_acknowledged(self, ack):
+                pass
+
+        plugin = Plugin()
+        """
+    )
+    Path(module.__file__).write_text('X = 1\n\n\nY = 2\nZ = ("""\n', encoding="utf-8")
+    pm = make_plugin_manager(load_entrypoints=False)
+    pm.register(module.plugin, name="mine")
+
+    assert pm.get_plugin("mine") is module.plugin

@@ -1,7 +1,8 @@
 """Hook implementations whose parameters a hook call never fills: pluggy passes a hook's
 arguments by position to the parameters named like them, so a keyword-only ``failure``
 made every call raise ``TypeError`` (a hook failure, every time) and ``**kwargs`` received
-nothing; both registered without a word. Refused at registration, saying what to write."""
+nothing; both registered without a word. Refused at registration, saying what to write,
+where the hook cannot do without them; a warning where they do no harm."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class KeywordOnlyWithDefault:
         pass
 
 
-class Catchall:
+class OnlyCatchall:
     @hookimpl
     def on_user_event(self, **kwargs):
         pass
@@ -40,6 +41,12 @@ class Varargs:
     on_operation_failed = staticmethod(varargs_hook)
 
 
+class CatchallBeside:
+    @hookimpl
+    def on_user_event(self, event, **kwargs):
+        pass
+
+
 @pytest.mark.parametrize(
     ("plugin", "expected"),
     [
@@ -49,15 +56,11 @@ class Varargs:
             "passes the hook's arguments, failure, each to the parameter of that name): write "
             "def on_cancel_failed(self, failure)",
         ),
-        (
-            KeywordOnlyWithDefault(),
-            "on_record_cancel_acknowledged takes the keyword-only ack, which pluggy never fills",
-        ),
-        (Catchall(), "on_user_event takes **kwargs, which pluggy never fills"),
+        (OnlyCatchall(), "on_user_event takes **kwargs, which pluggy never fills"),
         (Varargs(), "on_operation_failed takes *args, which pluggy never fills"),
     ],
 )
-def test_a_parameter_no_hook_call_fills_is_refused(plugin, expected):
+def test_a_parameter_the_hook_cannot_do_without_is_refused(plugin, expected):
     pm = make_plugin_manager(load_entrypoints=False)
     with pytest.raises(pluggy.PluginValidationError) as caught:
         pm.register(plugin, name="mine")
@@ -65,6 +68,30 @@ def test_a_parameter_no_hook_call_fills_is_refused(plugin, expected):
     assert str(caught.value).startswith(f"plugin 'mine': {expected}")
     assert __file__ in str(caught.value)  # where it is defined
     assert not pm.has_plugin("mine")
+
+
+@pytest.mark.parametrize(
+    ("plugin", "expected"),
+    [
+        (
+            KeywordOnlyWithDefault(),
+            "on_record_cancel_acknowledged takes the keyword-only ack, which pluggy never fills",
+        ),
+        (CatchallBeside(), "on_user_event takes **kwargs, which pluggy never fills"),
+    ],
+)
+def test_a_harmless_unfilled_parameter_is_registered_with_a_warning(plugin, expected):
+    """``**kwargs`` beside the hook's arguments (written for later ones) or a keyword-only
+    parameter with a default does no harm: refusing it refused working plugins."""
+    pm = make_plugin_manager(load_entrypoints=False)
+    pm.register(plugin, name="mine")
+
+    assert pm.has_plugin("mine")
+    (info,) = [info for info in describe_plugins(pm) if info.name == "mine"]
+    (warning,) = info.warnings
+    assert warning.startswith(expected)
+    assert "harmless" in warning
+    assert __file__ in warning
 
 
 def test_defaults_and_a_subset_of_the_arguments_are_fine():

@@ -28,10 +28,31 @@ from .conftest import Cli
     ],
 )
 def test_a_misspelt_manager_variable_is_a_load_failure(variable, message):
-    pm = make_plugin_manager(plugins=[], environ={variable: "audit"})
+    pm = make_plugin_manager(environ={variable: "audit"})  # every installed plugin loads
 
     (failure,) = plugin_load_failures(pm)
     assert (failure.name, failure.error, failure.entry_point) == (variable, message, None)
+
+
+@pytest.mark.parametrize(
+    ("keywords", "environ", "chosen_by"),
+    [
+        ({"plugins": []}, {}, "plugins="),
+        ({}, {"GWS_OUTBOUND_PLUGINS": ""}, "GWS_OUTBOUND_PLUGINS"),
+    ],
+)
+def test_a_misspelt_allow_list_says_what_chose_the_plugins(keywords, environ, chosen_by):
+    """With plugins= given, or GWS_OUTBOUND_PLUGINS set as well, the misspelt variable is
+    ignored all the same, but not every installed plugin was loaded (none was, here): the
+    failure said they all were."""
+    pm = make_plugin_manager(**keywords, environ={**environ, "GWS_OUTBOUND_PLUGIN": "audit"})
+
+    (failure,) = plugin_load_failures(pm)
+    assert failure.error == (
+        "not a setting (did you mean GWS_OUTBOUND_PLUGINS?): ignored (the plugins loaded are "
+        f"those {chosen_by} names)"
+    )
+    assert [name for name, _ in pm.list_name_plugin() if name in ("audit", "webhook")] == []
 
 
 def test_strict_loading_raises_naming_the_variable_not_a_plugin():

@@ -189,6 +189,38 @@ async def test_the_hook_calls_run_in_tasks_of_the_hosts_task_factory(
     assert reader.seen == ["host-request-7", "host-request-7"]
 
 
+async def test_a_task_factory_taking_loop_and_coro_only_runs_the_hook_calls(
+    pm: pluggy.PluginManager,
+) -> None:
+    """A task factory written before Python 3.11, ``factory(loop, coro)`` (as asyncio
+    documented it then, and as libraries of the time still install it): the hook calls'
+    tasks were asked of it with ``context=``, which asyncio passes on to the factory, and
+    every ``async def`` hook call raised ``TypeError`` ("hook_dispatch_crashed", the hook
+    never run, "coroutine ... was never awaited"). Made within the call's context instead,
+    they run, in the factory's tasks."""
+    loop = asyncio.get_running_loop()
+    made: list[asyncio.Task[Any]] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
+        task = HostTask(coro, loop=loop)
+        made.append(task)
+        return task
+
+    reader = ReadsItsTask()
+    pm.register(reader, name="reader")
+    fake = FakeGWS()
+    loop.set_task_factory(factory)
+    try:
+        async with OutboundPlugin(pm, fake_config(), transport=fake) as plugin:
+            ack = await plugin.cancel(request_for(fake, handles(fake, 1)[0]))
+            assert await plugin.wait_hooks_idle(5)
+    finally:
+        loop.set_task_factory(None)
+    assert ack.reference_id
+    assert reader.seen == ["host-request-7", "host-request-7"]
+    assert made
+
+
 @pytest.mark.parametrize("pending", [0, 2])
 def test_a_plugin_its_entering_task_left_open_closes_when_the_loop_ends(pending: int) -> None:
     """A host whose entering task ends without closing the plugin (``await

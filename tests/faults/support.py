@@ -222,7 +222,10 @@ class StallingProxy:
     answers itself whether the simulator gets it too (on a connection of its own, its answer
     discarded, before the proxy answers): a node that got the request to GWS and then
     answered the client something else. ``hold(head, body)``, if given, says how many seconds
-    to wait before answering or passing on a request (a slow node)."""
+    to wait before answering or passing on a request (a slow node). ``twice(head, body)``, if
+    given, says of a request it passes on whether GWS gets it twice: first on a connection of
+    its own (that answer discarded), then as usual (a node in front of GWS retrying upstream
+    what it had already written); ``written`` counts those doubled requests."""
 
     def __init__(
         self,
@@ -232,11 +235,14 @@ class StallingProxy:
         answer: Callable[[bytes, bytes], bytes | None] | None = None,
         pass_on: Callable[[bytes, bytes], bool] | None = None,
         hold: Callable[[bytes, bytes], float] | None = None,
+        twice: Callable[[bytes, bytes], bool] | None = None,
     ) -> None:
         self.target_port = target_port
         self.answer = answer
         self.pass_on = pass_on
         self.hold = hold
+        self.twice = twice
+        self.written = 0
         self.stall = tuple(s.encode() for s in stall)
         self.only = {k.encode(): v for k, v in (only or {}).items()}
         self.seen: Counter[bytes] = Counter()
@@ -313,6 +319,9 @@ class StallingProxy:
                     writer.write(own)
                     await writer.drain()
                     continue
+                if self.twice is not None and self.twice(head, body):
+                    self.written += 1
+                    await self._pass_on_aside(head + body)
                 up_writer.write(head + body)
                 await up_writer.drain()
         except (asyncio.IncompleteReadError, OSError):

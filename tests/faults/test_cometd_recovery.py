@@ -291,11 +291,12 @@ async def test_a_message_taken_for_the_listener_survives_its_task_being_cancelle
     pm: pluggy.PluginManager, recorder: Recorder
 ) -> None:
     """The host cancels the listener's task (a plain ``task.cancel()``) in the loop turn in
-    which aiocometd's wait inside ``receive()`` took the next message from the client's queue:
-    the wait is interrupted, and aiocometd drops what its queue task took. The listener is
-    started again (the host's cancellation is taken back) but the message was gone: the
-    request's acknowledgement never reached it, and it ended ``timed_out``/``outcome_unknown``
-    although GWS acknowledged it. Now the message is kept for the next ``receive()``."""
+    which the next message arrives in the client's queue, after the listener's wait was woken
+    for it. aiocometd's wait inside ``receive()`` took the message in a task of its own and
+    dropped it when the waiting task was cancelled then: the listener was started again (the
+    host's cancellation is taken back) but the message was gone, and the request ended
+    ``timed_out``/``outcome_unknown`` although GWS acknowledged it. The message must reach
+    the next wait."""
     # /v2/me/outbound alone: the notification is the request's only answer.
     async with GWSSimulator(users={AGENT: PASSWORD}, forbidden_channels=["/me/internal"]) as sim:
         first, second = (request_for(sim, h) for h in handles(sim, 2))
@@ -306,19 +307,17 @@ async def test_a_message_taken_for_the_listener_survives_its_task_being_cancelle
             assert listener is not None and listener._client is not None
             queue = listener._client._incoming_queue
             [task] = [t for t in plugin_tasks() if "HTTPCometDTransport.run" in t.get_name()]
-            take = queue.get
+            put = queue.put_nowait
             armed = False
 
-            async def get() -> Any:  # the client's queue task, as aiocometd starts it
+            def put_and_cancel(item: Any) -> None:  # how aiocometd's put() queues a message
                 nonlocal armed
-                item = await take()
+                put(item)  # wakes the listener's wait
                 if armed:  # the host's "cancel every task" runs right after it, this turn
                     armed = False
                     task.cancel()
-                return item
 
-            queue.get = get  # type: ignore[method-assign]
-            task.cancel()  # the listener's next wait goes through get()
+            queue.put_nowait = put_and_cancel  # type: ignore[method-assign]
             await anyio.sleep(0.1)
             armed = True
             try:
@@ -326,6 +325,6 @@ async def test_a_message_taken_for_the_listener_survives_its_task_being_cancelle
                     await plugin.cancel(second)
             except CancelFailed as error:
                 pytest.fail(f"{error.failure.reason.value}: {error.failure.message}")
-            assert not armed, "the listener's wait never took a message"
+            assert not armed, "no message was queued for the listener"
     assert {a.reference_id for a in recorder.acks} == {first.reference_id, second.reference_id}
     assert recorder.failures == []

@@ -101,3 +101,34 @@ async def test_another_desktops_refusal_on_the_record_does_not_fail_our_acted_re
     assert acted.ocs.kind == "acted"
     assert ack.request is not None and ack.request.reference_id == ticket.reference_id
     assert recorder.failures == []
+
+
+async def test_another_desktops_refusal_before_gws_answers_our_post_waits_for_our_acknowledgement(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The same, GWS slow to answer our POST: the other desktop's refusal arrives before that
+    answer (held, M10), our acknowledgement a little after it. The refusal's window starts
+    when GWS accepts the POST, so our acknowledgement, arriving within it, wins (M9). Before,
+    the held refusal decided as soon as GWS accepted the POST: ``ocs_error``."""
+    from gws_outbound_plugin._session import GWSSession  # the other desktop: a bare session
+
+    target = handles(sim, 1)[0]
+    config = fast_config(sim.base_url, merge_window=0.6, request_timeout=3.0)
+    other = GWSSession(fast_config(sim.base_url))
+    await other.open()
+    try:
+        async with OutboundPlugin(pm, config) as plugin:
+            sim.faults.ocs_error(number=104, message="Record is locked by another desktop")
+            theirs = request_for(sim, target, reference_id="other-desktop-1")
+            await other.post_operation(theirs.gws_path(), dict(theirs.to_gws_body()))
+            sim.faults.slow_answer(0.3)  # our POST's answer, after the refusal arrived
+            sim.faults.delay_notifications(0.45)  # our acknowledgement, after that answer
+            with anyio.fail_after(5):
+                ack = await plugin.cancel(request_for(sim, target))
+    finally:
+        await other.close()
+    refused, acted = sim.journal
+    assert refused.ocs is not None and refused.ocs.kind == "refused"
+    assert acted.reference_id == ack.request.reference_id  # type: ignore[union-attr]
+    assert acted.ocs is not None and acted.ocs.kind == "acted"
+    assert recorder.failures == []

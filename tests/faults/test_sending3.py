@@ -15,7 +15,15 @@ import pytest
 from gws_outbound_plugin import CancelFailed, FailureReason, OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import StallingProxy, captured_logs, handles, request_for
+from tests.faults.support import (
+    StallingProxy,
+    captured_logs,
+    events_named,
+    handles,
+    plugin_tasks,
+    request_for,
+    until,
+)
 from tests.helpers import AGENT, Recorder
 
 pytestmark = pytest.mark.anyio
@@ -235,11 +243,11 @@ UNAVAILABLE = b'{"statusCode":4,"statusMessage":"Voice service is not available 
 
 
 def _cancels_answered(
-    answers: list[bytes], arrived: list[float]
+    answers: list[bytes | None], arrived: list[float]
 ) -> Callable[[bytes, bytes], bytes | None]:
     """A proxy rule: the n-th cancel POST is answered with ``answers[n]`` by the proxy (GWS
-    never gets it), or passes on to GWS once the list is used up; ``arrived`` gets the loop's
-    time of each cancel POST."""
+    never gets it), or passes on to GWS when that is None or the list is used up;
+    ``arrived`` gets the loop's time of each cancel POST."""
 
     def answer(head: bytes, _body: bytes) -> bytes | None:
         if not _is_cancel(head, _body):
@@ -320,6 +328,64 @@ async def test_a_retry_after_beyond_the_retry_policy_ends_the_retries(
         assert failure.status_code == 4 and failure.may_have_acted is False
         assert failure.message is not None and "Retry-After" in failure.message, failure
         assert f"after {attempts} attempt" in failure.message
+    assert sim.cancels == []
+
+
+async def test_the_waits_asked_before_a_relogin_count_after_it(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """A cancel answered 503 with ``Retry-After: 1`` (waited 1 s where the policy waits
+    0.25 s), then refused unread (401), then after the re-login 503 ``Retry-After: 1`` again.
+    The policy waits 1.75 s in all (0.25 + 0.5 + 1), and ``outcome_bound`` counts that much.
+    Before, the round after the re-login counted the waits before it as the policy's own
+    (0.25 s), not as the 1 s they took, so it waited another second: 2 s of waits, past what
+    the bound counts. Now the second ``Retry-After`` would take the waits past the policy's
+    total: the cancel is not tried again and ends with GWS's refusal, saying why."""
+    arrived: list[float] = []
+    rule = _cancels_answered([_unavailable(b"1"), None, _unavailable(b"1")], arrived)
+    handle = handles(sim, 1)[0]
+    async with StallingProxy(sim.port, answer=rule) as proxy:
+        config = fast_config(proxy.base_url, retries=3, retry_backoff=0.25)
+        async with OutboundPlugin(pm, config) as plugin:
+            sim.faults.unauthorized(count=1)
+            with captured_logs() as logs, anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+                await plugin.cancel(request_for(sim, handle))
+    waits = [e["delay"] for e in logs if e.get("event") == "gws_request_retry"]
+    assert sum(waits) <= 0.25 + 0.5 + 1.0, waits
+    assert len(arrived) == 3
+    failure = info.value.failure
+    assert failure.reason is FailureReason.REJECTED, failure
+    assert failure.status_code == 4 and failure.may_have_acted is False
+    assert failure.message is not None and "Retry-After" in failure.message, failure
+    assert sim.cancels and [c.status for c in sim.cancels] == [401]
+
+
+async def test_the_waits_asked_before_a_sender_was_interrupted_count_after_it(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """The same with a host cancelling the plugin's tasks (a plain ``task.cancel()``) while
+    the session waits the 1 s the first ``Retry-After`` asked: the sender goes on where the
+    retries stood, but counted the wait before as the policy's 0.25 s, and waited another
+    second for the second ``Retry-After``. Now the wait as it was carries over too."""
+    arrived: list[float] = []
+    rule = _cancels_answered([_unavailable(b"1"), _unavailable(b"1")], arrived)
+    handle = handles(sim, 1)[0]
+    async with StallingProxy(sim.port, answer=rule) as proxy:
+        config = fast_config(proxy.base_url, retries=3, retry_backoff=0.25)
+        with captured_logs() as logs:
+            async with OutboundPlugin(pm, config) as plugin:
+                ticket = plugin.submit(request_for(sim, handle))
+                await until(lambda: events_named(logs, "gws_request_retry"), "the first wait")
+                for task in plugin_tasks():
+                    task.cancel()
+                with anyio.fail_after(10), pytest.raises(CancelFailed) as info:
+                    await ticket
+    waits = [e["delay"] for e in events_named(logs, "gws_request_retry")]
+    assert sum(waits) <= 0.25 + 0.5 + 1.0, waits
+    assert len(arrived) == 2
+    failure = info.value.failure
+    assert failure.reason is FailureReason.REJECTED, failure
+    assert failure.message is not None and "Retry-After" in failure.message, failure
     assert sim.cancels == []
 
 

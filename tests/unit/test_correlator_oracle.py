@@ -97,8 +97,9 @@ Properties, checked on every ``Resolved`` and at the end:
    desktop's request on the record of one of ours that GWS got and OCS has not answered yet;
    the refusal, without referenceId, is delivered at once, and OCS answers ours after it (or
    never). It cannot be told from a refusal of ours, so ours may end with it, but only when
-   nothing with its referenceId arrived before its outcome, and only once ``merge_window``
-   passed from that refusal and GWS's answer to the POST (or at its deadline or the close).
+   no acknowledgement with its referenceId arrived before its outcome, and only once
+   ``merge_window`` passed from that refusal and GWS's answer to the POST (or at its deadline
+   or the close).
 
 Each example starts with one of two ``Limits``: the defaults (with short timeouts), or small
 bounds (``recent_limit``, ``fingerprint_limit``, ``foreign_limit``, ``max_reserved``,
@@ -566,11 +567,11 @@ class Oracle(RuleBasedStateMachine):
         referenceId) was delivered while OCS had not answered ``req`` yet, GWS having got
         ``req``. It cannot be told from OCS's refusal of ``req``, so ``req`` may end with it
         (``ocs_error`` with its error number, ``may_have_acted`` false) even though OCS acted
-        on ``req``, but only when nothing with ``req``'s referenceId was delivered before the
-        outcome (that proves OCS acted on ``req``: M9), and not before ``merge_window`` passed
-        from the later of that refusal's delivery and GWS's answer to the POST (the time
-        given to ``req``'s own answer to arrive), unless ``req``'s deadline or the close came
-        first. Whether the outcome is that refusal is told by its error number."""
+        on ``req``, but only when no acknowledgement with ``req``'s referenceId was delivered
+        before the outcome (that proves OCS acted on ``req``: M9), and not before
+        ``merge_window`` passed from the later of that refusal's delivery and GWS's answer to
+        the POST (the time given to ``req``'s own answer to arrive), unless ``req``'s deadline
+        or the close came first. Whether the outcome is that refusal is told by its error number."""
         if not (
             isinstance(outcome, Failed)
             and outcome.reason is FailureReason.OCS_ERROR
@@ -580,7 +581,9 @@ class Oracle(RuleBasedStateMachine):
         what = f"request {req.token} ({req.operation}, OCS: {req.kind})"
         assert req.foreign_refused_at is not None, f"{what} got another desktop's refusal"
         referenced = [
-            m.role for m in map(self.msgs.__getitem__, req.batch) if m.referenced and m.deliveries
+            m.role
+            for m in map(self.msgs.__getitem__, req.batch)
+            if m.referenced and m.role in ("ack", "empty") and m.deliveries
         ]
         assert not referenced, (
             f"{what} ended with another desktop's refusal matched by key, though its own "
@@ -1901,4 +1904,25 @@ def test_another_desktop_s_refusal_decides_only_after_merge_window() -> None:
     assert isinstance(outcome, Failed) and outcome.error_number == FOREIGN_ERROR
     machine.ocs_answers("ack", "both", False, False, 101, False)
     machine.deliver([(0, "once"), (0, "once")])
+    machine.teardown()
+
+
+def test_another_desktop_s_refusal_before_gws_answers_our_post_waits_from_that_answer() -> None:
+    """The same, the refusal arriving before GWS answered our POST (held, M10): its window
+    starts when GWS accepts the POST, and our acknowledgement within it wins. Before, the held
+    refusal decided as soon as GWS accepted the POST."""
+    machine = _machine()
+    machine.accept("cancel", 11, "5550101", None, None)
+    token = max(machine.reqs)
+    machine.send(token, PostResult.ACCEPTED, answer_now=False)
+    machine.another_desktop_refused(machine.reqs[token])
+    machine.advance(0.3)  # longer than merge_window: GWS has not answered the POST
+    machine.give_post_result(token)
+    assert not machine.reqs[token].outcomes
+    machine.ocs_answers("ack", "both", False, False, 101, False)
+    machine.advance(0.1)
+    machine.deliver([(0, "once"), (0, "once")])
+    machine.advance(1.0)
+    (outcome,) = machine.reqs[token].outcomes
+    assert isinstance(outcome, Acknowledged) and outcome.outbound is not None
     machine.teardown()

@@ -15,6 +15,7 @@ from gws_outbound_plugin._effects import (
     Failed,
     Foreign,
     Limits,
+    Notice,
     PostResult,
     Resolved,
     Send,
@@ -153,7 +154,13 @@ def test_identifiers_and_reference_ids_correlate_however_they_are_spelled() -> N
     (done,) = resolved(correlator.message(event("11")))
     assert done.token == token and isinstance(done.outcome, Acknowledged)
     token = sent(correlator, cancel(12, "7"))
-    (done,) = resolved(correlator.message(event(99, GSW_REFERENCE_ID=7)))
+    # By its reference id (M1): an answer about another record is not the cancel's.
+    effects = correlator.message(event(99, GSW_REFERENCE_ID=7))
+    assert not resolved(effects)
+    (notice,) = [e for e in effects if isinstance(e, Notice)]
+    assert notice.kind == "answer_for_another_record_ignored"
+    assert notice.fields["reference_id"] == "7"
+    (done,) = resolved(correlator.message(event(12, GSW_REFERENCE_ID=7)))
     assert done.token == token
 
 

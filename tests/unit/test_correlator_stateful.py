@@ -318,8 +318,12 @@ class CorrelatorMachine(RuleBasedStateMachine):
                 continue
             request = model.request
             if reference is not None:
-                if reference == request.reference_id and not error:
-                    model.refused_by_key_since = False  # M9: a message by reference
+                if reference == request.reference_id and (
+                    data.get("notificationType") == request.spec.acknowledgement
+                    or data.get("userData", {}).get("GSW_USER_EVENT")
+                    in request.spec.user_events - {request.spec.part}
+                ) and not error:
+                    model.refused_by_key_since = False  # M9: acknowledged by reference
             elif (
                 error
                 and answers is not None
@@ -1099,7 +1103,9 @@ def test_a_refusal_by_key_that_decides_after_the_post_leaves_nothing_owed(decide
     refusal = user_event(second, "RecordCancelAcknowledge", with_reference=False, error=True)
     refusal["data"]["userData"]["GSW_ERROR"] = "Record is already cancelled"
     refusal["data"]["userData"]["GSW_ERROR_NUMBER"] = 100
-    effects = correlator.message(refusal) + correlator.timer_expired(("refusal", token))
+    held = correlator.message(refusal)  # held for the merge window (M9)
+    assert not [e for e in held if isinstance(e, Resolved)]
+    effects = correlator.timer_expired(("refusal", token))
     (resolved,) = [e for e in effects if isinstance(e, Resolved)]
     assert isinstance(resolved.outcome, Failed)
     assert resolved.outcome.reason is FailureReason.OCS_ERROR
@@ -1159,7 +1165,9 @@ def test_a_request_gws_refused_by_an_error_message_is_owed_nothing() -> None:
     assert correlator.sending(token)
     correlator.posted(token, PostResult.ACCEPTED)
     refusal = user_event(second, "RecordCancelAcknowledge", with_reference=False, error=True)
-    effects = correlator.message(refusal) + correlator.timer_expired(("refusal", token))
+    held = correlator.message(refusal)  # held for the merge window (M9)
+    assert not [e for e in held if isinstance(e, Resolved)]
+    effects = correlator.timer_expired(("refusal", token))
     (resolved,) = [e for e in effects if isinstance(e, Resolved)]
     assert isinstance(resolved.outcome, Failed)
     assert resolved.outcome.reason is FailureReason.OCS_ERROR

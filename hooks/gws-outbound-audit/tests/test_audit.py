@@ -416,3 +416,22 @@ def test_a_misspelt_setting_is_refused_with_the_one_meant(tmp_path):
         "GWS_OUTBOUND_AUDIT_PHONE_NUMBER is not a setting of the audit plugin (did you mean "
         "GWS_OUTBOUND_AUDIT_PHONE_NUMBERS?)"
     )
+
+
+def test_another_plugins_settings_under_a_longer_prefix_are_not_refused(tmp_path, monkeypatch):
+    """A plugin announced as ``audit-s3`` reads GWS_OUTBOUND_AUDIT_S3_*: those were taken for
+    misspelt settings of this one, which then failed to load wherever both were installed."""
+    site = tmp_path / "site"
+    info = site / "gwsx_audit_s3-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gwsx-audit-s3\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[gws_outbound]\naudit-s3 = gwsx_audit_s3:plugin\n")
+    monkeypatch.syspath_prepend(str(site))
+    environ = {
+        "GWS_OUTBOUND_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
+        "GWS_OUTBOUND_AUDIT_S3_BUCKET": "trail",
+    }
+    AuditTrail.from_env(environ).close()
+
+    with pytest.raises(ValueError, match="GWS_OUTBOUND_AUDIT_S4_BUCKET is not a setting"):
+        AuditTrail.from_env({**environ, "GWS_OUTBOUND_AUDIT_S4_BUCKET": "trail"})

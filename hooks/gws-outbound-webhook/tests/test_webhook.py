@@ -350,6 +350,28 @@ def test_a_misspelt_setting_is_refused_with_the_one_meant():
     assert "t'" not in str(caught.value)  # the value (a token) is never shown
 
 
+def test_another_plugins_settings_under_a_longer_prefix_are_not_refused(tmp_path, monkeypatch):
+    """A plugin announced as ``webhook_teams`` reads GWS_OUTBOUND_WEBHOOK_TEAMS_*: those were
+    taken for misspelt settings of this one, which then failed to load wherever both were
+    installed."""
+    site = tmp_path / "site"
+    info = site / "gwsx_webhook_teams-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: gwsx-webhook-teams\nVersion: 1.0\n"
+    )
+    (info / "entry_points.txt").write_text("[gws_outbound]\nwebhook_teams = gwsx_teams:plugin\n")
+    monkeypatch.syspath_prepend(str(site))
+    environ = {
+        "GWS_OUTBOUND_WEBHOOK_URL": "https://example.com",
+        "GWS_OUTBOUND_WEBHOOK_TEAMS_URL": "https://teams.example.com",
+    }
+    assert WebhookForwarder.from_env(environ).enabled
+
+    with pytest.raises(ValueError, match="GWS_OUTBOUND_WEBHOOK_TEAM_URL is not a setting"):
+        WebhookForwarder.from_env({**environ, "GWS_OUTBOUND_WEBHOOK_TEAM_URL": "https://x"})
+
+
 async def test_unconfigured_forwarder_sends_nothing_and_says_so_once(
     gws_plugin_manager, gws_outbound, gws_request_factory, wait_for_hook
 ):

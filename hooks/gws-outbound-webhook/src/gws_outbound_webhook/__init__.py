@@ -103,14 +103,33 @@ def _refuse_unknown_settings(environ: Mapping[str, str]) -> None:
     """A ``GWS_OUTBOUND_WEBHOOK_*`` variable that is no setting (a misspelt one) would be
     ignored without a word: refuse it, with the setting meant."""
     problems = []
+    others: tuple[str, ...] | None = None
     for name in sorted(environ):
         if not name.startswith("GWS_OUTBOUND_WEBHOOK_") or name in _SETTINGS:
             continue
+        if others is None:
+            others = _longer_prefixes()
+        if name.startswith(others):
+            continue  # another plugin's (see _longer_prefixes)
         close = difflib.get_close_matches(name, _SETTINGS, n=1, cutoff=0.75)
         hint = f"did you mean {close[0]}?" if close else "its settings are " + ", ".join(_SETTINGS)
         problems.append(f"{name} is not a setting of the webhook plugin ({hint})")
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def _longer_prefixes() -> tuple[str, ...]:
+    """The variable prefixes of the other installed plugins that start with this one's: a
+    plugin announced as ``webhook_teams`` (or ``webhook-teams``) reads
+    ``GWS_OUTBOUND_WEBHOOK_TEAMS_*``, which are its settings, not misspelt ones of this one."""
+    from importlib.metadata import entry_points
+
+    prefixes = []
+    for entry in entry_points(group="gws_outbound"):
+        prefix = "GWS_OUTBOUND_" + "".join(c if c.isalnum() else "_" for c in entry.name).upper()
+        if prefix.startswith("GWS_OUTBOUND_WEBHOOK_"):
+            prefixes.append(prefix + "_")
+    return tuple(prefixes)
 
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
