@@ -181,11 +181,11 @@ class PendingRequests:
             self.fx.append(StartTimer(("refusal", entry.token), self.limits.merge_window))
 
     def acknowledged_by_reference(self, entry: Entry) -> None:
-        """M9: a message with ``entry``'s reference id acknowledges it, so a refusal matched
-        by key alone and not decided yet (held for GWS's answer to the POST, M10, or waiting
-        ``merge_window`` for a message with its reference id) was another client's. The
-        request then waits for its answer as before the refusal (its acknowledgement timer,
-        which the window held, starts again)."""
+        """M9: a message with ``entry``'s reference id acknowledges it, so a refusal not
+        decided yet (held for GWS's answer to the POST, M10, or waiting ``merge_window`` for
+        this acknowledgement) was not its answer (another desktop's, or a second copy's of
+        its POST). The request then waits for the rest of its answer as before the refusal
+        (its acknowledgement timer, which the window held, starts again)."""
         if isinstance(entry.after_post, Failed):
             entry.after_post = None
         if self.close_refusal_window(entry) and entry.post_answered:
