@@ -141,7 +141,7 @@ class Answers:
         elif n.notification == spec.acknowledgement:
             if entry.outbound is None:
                 entry.outbound = n.data
-                _acknowledged_by_reference(entry)
+                self._p.acknowledged_by_reference(entry)
                 if spec.pushed and n.record_handle is not None:
                     self._pair_preview(entry, n.record_handle)
                 self._p.half(entry)
@@ -235,7 +235,7 @@ class Answers:
         elif answers(spec, u.name) and entry.user_event is None:
             entry.user_event, entry.user_content, entry.maybe = event, u.content, None
             if u.reference is not None:
-                _acknowledged_by_reference(entry)
+                self._p.acknowledged_by_reference(entry)
             if spec.part is not None:
                 entry.chain = u.chain
                 self._collect_parts(entry, before=self.seq)
@@ -272,12 +272,13 @@ class Answers:
             self._refusal_of_a_copy(entry, u.name)
             return
         if self.limits.merge_window > 0:
-            # M9: the acknowledgement by reference may follow (GWS got the POST twice, and the
-            # second copy's refusal overtook the first's answer): the refusal decides once the
-            # merge window passes without it.
+            # M9: the request's acknowledgement by reference may follow: the refusal may be
+            # another desktop's on the record (matched by key alone), or, GWS having got the
+            # POST twice, the second copy's, overtaking the first's answer. It decides once
+            # the merge window passes without that acknowledgement.
             if u.content is not None:
                 self._recent.took(u.content)
-            self._p.hold_refusal(entry, failed)
+            self._p.hold_refusal(entry, failed, own=u.reference is not None)
             return
         entry.user_event = event
         self._p.finish(entry, failed)
@@ -411,11 +412,3 @@ def _names_another_record(entry: Entry, handle: int | None) -> bool:
 def _acknowledged(entry: Entry) -> bool:
     """Whether a message with ``entry``'s reference id acknowledged it (M1, M9)."""
     return entry.outbound is not None or by_reference(entry.user_event)
-
-
-def _acknowledged_by_reference(entry: Entry) -> None:
-    """M9: a message with ``entry``'s reference id acknowledges it, so a refusal matched by
-    key while its POST was unanswered (held for GWS's answer, M10) was another client's."""
-    if isinstance(entry.after_post, Failed):
-        entry.after_post = None
-        entry.merging = False  # a held refusal's window: the acknowledgement's starts now

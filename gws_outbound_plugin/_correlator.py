@@ -202,6 +202,7 @@ class Correlator:
         if entry.merging:
             entry.merging = False
             self._pending.fx.append(CancelTimer(("merge", entry.token)))
+        self._pending.close_refusal_window(entry)
         entry.user_event = entry.user_content = entry.maybe = entry.chain = None
         entry.after_post = None
         entry.empty = False
@@ -251,7 +252,13 @@ class Correlator:
             entry.unanswered = result is not PostResult.ACCEPTED
             if unfinished and status_code is not None:
                 entry.post_status = (status_code, message)
-            if entry.after_post is not None:  # what CometD answered by key decides now
+            if entry.refusing:
+                pass  # OCS's refusal waits for the acknowledgement by reference (M9)
+            elif isinstance(entry.after_post, Failed):
+                # OCS's refusal, matched by key alone before GWS answered (M10): it waits
+                # merge_window from now for the request's acknowledgement by reference (M9).
+                self._pending.hold_refusal(entry, entry.after_post)
+            elif entry.after_post is not None:  # what CometD answered by key decides now
                 self._pending.conclude(entry, "decided by its answer")
             else:
                 self._pending.fx.append(StartTimer(("ack", token), self.limits.ack_timeout))
@@ -307,16 +314,19 @@ class Correlator:
 
     def _entry_timer(self, entry: Entry, kind: str) -> None:
         pending = self._pending
+        if entry.refusing and kind != "deadline":
+            # OCS's refusal waits for the request's acknowledgement by reference (M9): at
+            # the end of the window it decides; no other timer decides meanwhile.
+            if kind == "refusal" and isinstance(entry.after_post, Failed):
+                entry.refusing = False
+                pending.finish(entry, entry.after_post)
+            return
         if kind == "deadline" and (entry.answered or entry.after_post is not None):
             # Acknowledged, or what its messages decided (M10: unknown if that was matched by
             # key alone and GWS has not answered the POST).
             pending.conclude(
                 entry, f"no outcome within {self.limits.deadline or 0.0:g}s of acceptance"
             )
-        elif (
-            kind in ("merge", "ack") and isinstance(entry.after_post, Failed) and decides_now(entry)
-        ):
-            pending.finish(entry, entry.after_post)  # a refusal held for the window (M9)
         elif entry.answered:
             if kind in ("merge", "ack"):
                 pending.acknowledge(entry)

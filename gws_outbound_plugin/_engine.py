@@ -80,7 +80,7 @@ logger = get_logger(__name__)  # structlog's logger once the host configured str
 
 #: The timers held while the listener is held back (see ``Engine.deliver``): what they wait
 #: for may be unread behind the hooks. A deadline is never held: it is the outcome's bound.
-_HELD_TIMERS: Final = frozenset({"ack", "merge", "settle"})
+_HELD_TIMERS: Final = frozenset({"ack", "merge", "refusal", "settle"})
 
 _UNSOLICITED_HOOKS: Final[Mapping[type, str]] = {
     RecordCancelledEvent: "on_record_cancelled",
@@ -231,11 +231,12 @@ class Engine:
         # The correlator's timers of one kind all have the same delay (its deadline,
         # ack_timeout, merge_window): one queue each; other timers get a loop timer each.
         self._timer_queues = {
-            kind: DeadlineQueue(self._timer_fired) for kind in ("deadline", "ack", "merge")
+            kind: DeadlineQueue(self._timer_fired)
+            for kind in ("deadline", "ack", "merge", "refusal")
         }
-        # Acknowledgement, merge and settle timers that expired while the listener was held
-        # back (more than hook_queue_size hook calls queued): the answers they wait for may
-        # be unread behind the hooks, so they are started again once it reads on (the
+        # Acknowledgement, merge, refusal and settle timers that expired while the listener
+        # was held back (more than hook_queue_size hook calls queued): the answers they wait
+        # for may be unread behind the hooks, so they are started again once it reads on (the
         # request's deadline still bounds its outcome).
         self._held_back = False
         self._held_timers: list[TimerId] = []
@@ -420,7 +421,11 @@ class Engine:
                 self._held_back = False
                 held, self._held_timers = self._held_timers, []
                 if not self._timers_stopped:
-                    delays = {"ack": self._config.ack_timeout, "merge": self._config.merge_window}
+                    delays = {
+                        "ack": self._config.ack_timeout,
+                        "merge": self._config.merge_window,
+                        "refusal": self._config.merge_window,
+                    }
                     for timer in held:
                         if timer[0] == "settle":  # the grace period after a restoration
                             self._apply([StartTimer(timer, self._correlator.settle_delay)])

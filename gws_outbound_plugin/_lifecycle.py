@@ -92,6 +92,7 @@ class Entry:
         "phase",
         "post_answered",
         "post_status",
+        "refusing",
         "request",
         "sent_seq",
         "spec",
@@ -119,6 +120,9 @@ class Entry:
         # What messages matched by key alone decided while GWS had not answered its POST
         # (True: acknowledged; a ``Failed``: OCS refused it), applied once GWS accepts it.
         self.after_post: Failed | bool | None = None
+        # OCS's refusal (in ``after_post``) waits ``merge_window`` for the request's
+        # acknowledgement by reference before it decides (M9): the window is open.
+        self.refusing = False
         # The last CometD session loss (numbered from 1) it was sent before; 0: none.
         self.lost = 0
         self.merging = False

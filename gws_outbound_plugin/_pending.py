@@ -100,6 +100,14 @@ class PendingRequests:
         GWS and waits to write it again), GWS got an attempt after all: it counts as sent
         again (may have been processed, never written again: ``Engine.resending``)."""
         entry.confirmed = True
+        if (
+            isinstance(entry.after_post, Failed)
+            and not entry.refusing
+            and self.limits.merge_window > 0
+        ):
+            # A refusal matched by key held for GWS's answer to the POST (M10): GWS got the
+            # request, so it waits merge_window from now for the acknowledgement (M9).
+            self.hold_refusal(entry, entry.after_post)
         if move(entry, "reached") and entry.spec.part is not None:
             self.part_entries.add(entry)
 
@@ -155,14 +163,42 @@ class PendingRequests:
         if entry.after_post is None:
             entry.after_post = True if outcome is None else outcome
 
-    def hold_refusal(self, entry: Entry, refusal: Failed) -> None:
-        """OCS refused ``entry``'s request: that decides at the end of the merge window
-        (``Correlator._entry_timer``) unless its acknowledgement by reference id arrives
-        first (M9: GWS got the POST twice, OCS acted on one copy and refused the other)."""
-        entry.after_post = refusal
-        if not entry.merging:
-            entry.merging = True
-            self.fx.append(StartTimer(("merge", entry.token), self.limits.merge_window))
+    def hold_refusal(self, entry: Entry, outcome: Failed, *, own: bool = False) -> None:
+        """OCS refused ``entry``'s request, GWS having got it (accepted the POST, or may
+        have processed it, or a message with its reference id arrived): that decides at the
+        end of ``merge_window`` (``refusal`` timer), unless the request's acknowledgement by
+        reference arrives meanwhile (M9: a refusal matched by key alone was another
+        desktop's; one with its reference id answered a second copy of its POST). The first
+        refusal held stands, unless a later one carries its reference id (``own``); the
+        request's deadline, the close or a lost session end the window early, the refusal
+        deciding then. ``merge_window`` 0: it decides at once."""
+        if entry.after_post is None or own:
+            entry.after_post = outcome
+        if self.limits.merge_window == 0:
+            self.conclude(entry, "refused by OCS")
+        elif not entry.refusing:
+            entry.refusing = True
+            self.fx.append(StartTimer(("refusal", entry.token), self.limits.merge_window))
+
+    def acknowledged_by_reference(self, entry: Entry) -> None:
+        """M9: a message with ``entry``'s reference id acknowledges it, so a refusal not
+        decided yet (held for GWS's answer to the POST, M10, or waiting ``merge_window`` for
+        this acknowledgement) was not its answer (another desktop's, or a second copy's of
+        its POST). The request then waits for the rest of its answer as before the refusal
+        (its acknowledgement timer, which the window held, starts again)."""
+        if isinstance(entry.after_post, Failed):
+            entry.after_post = None
+        if self.close_refusal_window(entry) and entry.post_answered:
+            self.fx.append(StartTimer(("ack", entry.token), self.limits.ack_timeout))
+
+    def close_refusal_window(self, entry: Entry) -> bool:
+        """End the window of a refusal held for ``merge_window`` (:meth:`hold_refusal`);
+        whether one was open."""
+        if not entry.refusing:
+            return False
+        entry.refusing = False
+        self.fx.append(CancelTimer(("refusal", entry.token)))
+        return True
 
     def conclude(self, entry: Entry, why: str) -> None:
         """End a sent request now: with what its messages decided, acknowledged if part of
@@ -234,6 +270,8 @@ class PendingRequests:
             self.fx.append(CancelTimer(("ack", entry.token)))
         if entry.merging:
             self.fx.append(CancelTimer(("merge", entry.token)))
+        if entry.refusing:
+            self.fx.append(CancelTimer(("refusal", entry.token)))
         if self.limits.deadline is not None:
             self.fx.append(CancelTimer(("deadline", entry.token)))
         if follower is not None and not self.closed:

@@ -328,7 +328,7 @@ def test_a_reference_reused_after_an_ocs_error_is_not_failed_by_the_old_answer()
     token = _sent(correlator, _cancel("X"))
     error = _user_event(GSW_ERROR="Record is locked", GSW_ERROR_NUMBER="114", GSW_REFERENCE_ID="X")
     assert _resolved(correlator.message(error)) == []  # held for the merge window (M9)
-    assert _resolved(correlator.timer_expired(("merge", token))) == [("X", "ocs_error")]
+    assert _resolved(correlator.timer_expired(("refusal", token))) == [("X", "ocs_error")]
     token, effects = correlator.accept(_cancel("X"))  # the host retries with the same id
     if _resolved(effects):
         return  # refused at once, nothing sent: fine

@@ -172,6 +172,7 @@ async def test_memory_stays_bounded_over_20000_requests_with_answers_lost() -> N
                 "deadline_queue": timer_queue_cap,
                 "ack_queue": timer_queue_cap,
                 "merge_queue": timer_queue_cap,
+                "refusal_queue": timer_queue_cap,
                 # the sweep, and the settle timer after a session loss
                 "loop_timers": 2,
                 # one async hook call at a time per dispatcher (outcomes, transport events)

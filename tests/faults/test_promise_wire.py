@@ -62,3 +62,73 @@ async def test_a_post_that_may_have_been_processed_is_never_resent(
     assert len(sim.cancels) == 1
     assert len(recorder.acks) == 1
     assert recorder.failures == []
+
+
+async def test_another_desktops_refusal_on_the_record_does_not_fail_our_acted_request(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """Another desktop of the agent cancels record X just before us and OCS refuses it; OCS
+    then acts on our cancel of X. Its refusal (a user event without referenceId, keyed on the
+    record) reaches us before our acknowledgement: matched by key, it waits ``merge_window``
+    for our own acknowledgement by reference (M9), which comes, so our cancel is acknowledged.
+    Before, the refusal decided at once: ``ocs_error`` with ``may_have_acted`` false, though
+    OCS cancelled the record for us (found by tests/faults/test_attribution_e2e.py)."""
+    from gws_outbound_plugin._session import GWSSession  # the other desktop: a bare session
+
+    target = handles(sim, 1)[0]
+    config = fast_config(sim.base_url, merge_window=0.25)
+    other = GWSSession(fast_config(sim.base_url))
+    await other.open()
+    try:
+        async with OutboundPlugin(pm, config) as plugin:
+            sim.faults.hold_notifications()  # OCS's answers reach CometD together, in order
+            sim.faults.ocs_error(number=104, message="Record is locked by another desktop")
+            theirs = request_for(sim, target, reference_id="other-desktop-1")
+            await other.post_operation(theirs.gws_path(), dict(theirs.to_gws_body()))
+            ticket = plugin.submit(request_for(sim, target))
+            with anyio.fail_after(5):
+                while len(sim.journal) < 2:  # GWS got ours: OCS acted on it (its answer held)
+                    await anyio.sleep(0.005)
+            sim.faults.release_notifications()
+            with anyio.fail_after(5):
+                ack = await ticket
+    finally:
+        await other.close()
+    refused, acted = sim.journal
+    assert refused.reference_id == "other-desktop-1" and refused.ocs is not None
+    assert refused.ocs.kind == "refused"
+    assert acted.reference_id == ticket.reference_id and acted.ocs is not None
+    assert acted.ocs.kind == "acted"
+    assert ack.request is not None and ack.request.reference_id == ticket.reference_id
+    assert recorder.failures == []
+
+
+async def test_another_desktops_refusal_before_gws_answers_our_post_waits_for_our_acknowledgement(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    """The same, GWS slow to answer our POST: the other desktop's refusal arrives before that
+    answer (held, M10), our acknowledgement a little after it. The refusal's window starts
+    when GWS accepts the POST, so our acknowledgement, arriving within it, wins (M9). Before,
+    the held refusal decided as soon as GWS accepted the POST: ``ocs_error``."""
+    from gws_outbound_plugin._session import GWSSession  # the other desktop: a bare session
+
+    target = handles(sim, 1)[0]
+    config = fast_config(sim.base_url, merge_window=0.6, request_timeout=3.0)
+    other = GWSSession(fast_config(sim.base_url))
+    await other.open()
+    try:
+        async with OutboundPlugin(pm, config) as plugin:
+            sim.faults.ocs_error(number=104, message="Record is locked by another desktop")
+            theirs = request_for(sim, target, reference_id="other-desktop-1")
+            await other.post_operation(theirs.gws_path(), dict(theirs.to_gws_body()))
+            sim.faults.slow_answer(0.3)  # our POST's answer, after the refusal arrived
+            sim.faults.delay_notifications(0.45)  # our acknowledgement, after that answer
+            with anyio.fail_after(5):
+                ack = await plugin.cancel(request_for(sim, target))
+    finally:
+        await other.close()
+    refused, acted = sim.journal
+    assert refused.ocs is not None and refused.ocs.kind == "refused"
+    assert acted.reference_id == ack.request.reference_id  # type: ignore[union-attr]
+    assert acted.ocs is not None and acted.ocs.kind == "acted"
+    assert recorder.failures == []

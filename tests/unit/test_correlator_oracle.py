@@ -28,7 +28,8 @@ The test plays every part around the pure correlator (no I/O):
   of another campaign); another desktop of the agent gets an unreferenced answer (or refusal)
   on the key of a request of ours while GWS has none of that request's attempts (delivered at
   once: matched by key, it must be forgotten when the attempt is known not to have reached
-  GWS, M10);
+  GWS, M10); or OCS refuses another desktop's request on the record of a request of ours that
+  GWS got, just before it acts on ours (property 7);
 * CometD: it delivers each message zero, one or several times (byte-identical or regenerated
   with new ``metrics``), reordered within a window (never ahead of an earlier request's answer:
   OCS answers in order and CometD keeps that order), late (after the outcome), and again after
@@ -92,6 +93,13 @@ Properties, checked on every ``Resolved`` and at the end:
      referenceId or is attributable (as above);
    * no records: ``Acknowledged`` with ``empty``, under the same condition;
    * a CometD ``ErrorMessage``: ``Failed`` (any reason).
+7. another desktop's refusal (see :meth:`Oracle.foreign_refusal_taken`): OCS refuses another
+   desktop's request on the record of one of ours that GWS got and OCS has not answered yet;
+   the refusal, without referenceId, is delivered at once, and OCS answers ours after it (or
+   never). It cannot be told from a refusal of ours, so ours may end with it, but only when
+   no acknowledgement with its referenceId arrived before its outcome, and only once
+   ``merge_window`` passed from that refusal and GWS's answer to the POST (or at its deadline
+   or the close).
 
 Each example starts with one of two ``Limits``: the defaults (with short timeouts), or small
 bounds (``recent_limit``, ``fingerprint_limit``, ``foreign_limit``, ``max_reserved``,
@@ -221,6 +229,9 @@ LATE_WINDOW = 20.0
 #: referenceId is reserved for LATE_WINDOW; after that a message for it is not ours to judge).
 DELIVERY_HORIZON = 0.8 * LATE_WINDOW
 REORDER_WINDOW = 4
+#: The error number of another desktop's refusal on the key of a request of ours GWS got
+#: (none of our requests is refused with it): how the oracle tells that refusal in an outcome.
+FOREIGN_ERROR = 120
 #: How the engine's POST ends, and how CometD carries a message (weighted by repetition).
 PLANNED = (PostResult.ACCEPTED,) * 6 + (
     PostResult.NO_ANSWER,
@@ -337,6 +348,8 @@ class Req:
     sent: bool = False
     sent_seq: int = -1
     """When the attempt written last was written (the one OCS got, if any)."""
+    post_seq: int | None = None
+    """When the POST's answer (of its attempt written last) was given to the engine."""
     planned: PostResult = PostResult.ACCEPTED
     """How the last attempt ends (the ones before it miss GWS)."""
     posted: bool = False
@@ -356,6 +369,12 @@ class Req:
     batch: list[int] = dataclasses.field(default_factory=list)
     outcomes: list[Acknowledged | Failed] = dataclasses.field(default_factory=list)
     resolved_at: float | None = None
+    accepted_at: float = 0.0
+    posted_at: float | None = None
+    """When GWS answered the attempt that reached it without refusing it."""
+    foreign_refused_at: float | None = None
+    """When another desktop's refusal on its key (unreferenced) was delivered while it waited
+    for OCS, GWS having got it (the known limit: it cannot be told from OCS's refusal of it)."""
 
     @property
     def answer_names(self) -> frozenset[str]:
@@ -507,6 +526,8 @@ class Oracle(RuleBasedStateMachine):
             assert isinstance(outcome, Failed), f"{what}, was acknowledged: {outcome}"
             assert outcome.reason is not FailureReason.OCS_ERROR, f"{what}: {outcome}"
             return
+        if self.foreign_refusal_taken(req, outcome):
+            return
         self.check_what_gws_got(req, outcome)
         if isinstance(outcome, Acknowledged):
             assert req.sent, f"request {req.token} acknowledged but never sent"
@@ -540,6 +561,45 @@ class Oracle(RuleBasedStateMachine):
             )
             assert outcome.error_number == req.error_number, outcome
         self.check_liveness(req, outcome)
+
+    def foreign_refusal_taken(self, req: Req, outcome: Acknowledged | Failed) -> bool:
+        """Property 7, the known limit: another desktop's refusal on the key of ``req`` (no
+        referenceId) was delivered while OCS had not answered ``req`` yet, GWS having got
+        ``req``. It cannot be told from OCS's refusal of ``req``, so ``req`` may end with it
+        (``ocs_error`` with its error number, ``may_have_acted`` false) even though OCS acted
+        on ``req``, but only when no acknowledgement with ``req``'s referenceId was delivered
+        before the outcome (that proves OCS acted on ``req``: M9), and not before
+        ``merge_window`` passed from the later of that refusal's delivery and GWS's answer to
+        the POST (the time given to ``req``'s own answer to arrive), unless ``req``'s deadline
+        or the close came first. Whether the outcome is that refusal is told by its error number."""
+        if not (
+            isinstance(outcome, Failed)
+            and outcome.reason is FailureReason.OCS_ERROR
+            and outcome.error_number == FOREIGN_ERROR
+        ):
+            return False
+        what = f"request {req.token} ({req.operation}, OCS: {req.kind})"
+        assert req.foreign_refused_at is not None, f"{what} got another desktop's refusal"
+        referenced = [
+            m.role
+            for m in map(self.msgs.__getitem__, req.batch)
+            if m.referenced and m.role in ("ack", "empty") and m.deliveries
+        ]
+        assert not referenced, (
+            f"{what} ended with another desktop's refusal matched by key, though its own "
+            f"{referenced[0]} with its referenceId had arrived (M9)"
+        )
+        assert req.posted_at is not None, f"{what}: a refusal by key before GWS answered (M10)"
+        since = max(req.foreign_refused_at, req.posted_at)
+        assert (
+            self.closed
+            or self.now >= req.accepted_at + DEADLINE - 1e-9
+            or self.now >= since + MERGE_WINDOW - 1e-9
+        ), (
+            f"{what} ended with a refusal matched by key at t={self.now:g}, "
+            f"before merge_window passed from t={since:g} (M9: its own answer may follow)"
+        )
+        return True
 
     def unknowable(self, req: Req) -> bool:
         """Whether the engine cannot know yet that GWS did not get ``req``'s last attempt."""
@@ -601,9 +661,12 @@ class Oracle(RuleBasedStateMachine):
             return False
         arrived = msg.deliveries[0][0]
         for other in self.reqs.values():
+            # One whose POST GWS had not answered when it arrived may have reached OCS for
+            # all the engine can know (it is owed its answer even once ended, M4).
+            unposted = other.sent and (other.post_seq is None or other.post_seq > arrived)
             if (
                 other is req
-                or not other.reaches_ocs
+                or not (other.reaches_ocs or unposted)
                 or other.sent_seq > req.sent_seq
                 or other.target != req.target
                 or not other.answer_names & req.answer_names
@@ -763,6 +826,7 @@ class Oracle(RuleBasedStateMachine):
             handle=handle if is_record else None,
             phone=phone if operation == "dnc_phone" else (rec.phone if is_record else None),
             wrong=app != APP or campaign != CAMPAIGN,
+            accepted_at=self.now,
         )
         self.apply(effects)
 
@@ -826,6 +890,9 @@ class Oracle(RuleBasedStateMachine):
                 self.apply(self.correlator.not_received(token))
             return
         req.posted = True
+        req.post_seq = next(self.seq)
+        if req.planned in (PostResult.ACCEPTED, PostResult.NO_ANSWER):
+            req.posted_at = self.now
         status = 4 if req.planned is PostResult.REJECTED else None
         if self.final:
             self.say(f"posted({token}, {req.planned.name})")
@@ -858,6 +925,7 @@ class Oracle(RuleBasedStateMachine):
         req = self.reqs[token]
         req.planned = result
         req.posted = True
+        req.post_seq = next(self.seq)
         if self.final:
             self.say(f"the transport gives up on {token}: posted({token}, {result.name})")
         status = 503 if result is PostResult.REJECTED else None
@@ -1213,6 +1281,51 @@ class Oracle(RuleBasedStateMachine):
         self.wire.remove(mid)
         self.transmit(self.msgs[mid], regenerated=False)
 
+    def awaiting_ocs(self) -> list[Req]:
+        """Our record requests GWS got (the attempt being written last reaches GWS, which
+        accepts it or leaves it unanswered) that OCS has not answered yet, alone on their key:
+        no other request of ours on it (or its phone number) reached OCS and may still be
+        answered. Another desktop's refusal on that key is then certainly not ours."""
+        found = []
+        for req in self.reqs.values():
+            if (
+                req.outcomes
+                or not req.reaches_ocs
+                or req.token not in self.ocs_queue
+                or req.handle is None
+                or req.foreign_refused_at is not None
+            ):
+                continue
+            if not any(
+                other is not req
+                and other.reaches_ocs
+                and other.answer_names & req.answer_names
+                and (other.target == req.target or other.phone == req.phone)
+                and (other.resolved_at is None or self.now - other.resolved_at <= LATE_WINDOW)
+                for other in self.reqs.values()
+            ):
+                found.append(req)
+        return found
+
+    def another_desktop_refused(self, req: Req) -> None:
+        """Another desktop's request on ``req``'s record reaches OCS just before ``req`` and is
+        refused: OCS's refusal (no referenceId, keyed on the record) is delivered at once.
+        ``req``'s own answer (OCS acts on it, or refuses it) may follow, or not (property 7)."""
+        name = OPERATIONS[req.operation][2][0]
+        rec = RECORDS[req.handle or 0]
+        user_data = record_keys(name, rec)
+        user_data["GSW_PHONE"] = rec.phone
+        if req.operation == "chained":
+            user_data["GSW_CHAIN_ID"] = rec.chain
+        user_data["GSW_ERROR"] = "Another desktop's request refused"
+        user_data["GSW_ERROR_NUMBER"] = FOREIGN_ERROR
+        if self.final:
+            self.say(f"another desktop's refusal on the record of request {req.token}, delivered")
+        mid = self.emit("foreign", "foreign", INTERNAL, self.user_event(user_data))
+        self.wire.remove(mid)
+        req.foreign_refused_at = self.now
+        self.transmit(self.msgs[mid], regenerated=False)
+
     # -- CometD --
 
     def expired(self, msg: Msg) -> bool:
@@ -1329,9 +1442,17 @@ class Oracle(RuleBasedStateMachine):
     @rule(choice=st.integers(0, (1 << 20) - 1))
     def ocs_acts(self, choice: int) -> None:
         """OCS answers the oldest request it has not answered (most often), pushes something,
-        or another client's acknowledgement comes."""
+        or another client's acknowledgement comes, or another desktop's refusal on the record
+        of a request of ours OCS has yet to answer (property 7)."""
         choice, what = divmod(choice, 8)
-        if what < 5 and self.ocs_queue:
+        if what == 4 and choice % 2 and (waiting := self.awaiting_ocs()):
+            choice, then = divmod(choice >> 1, 4)
+            req = waiting[choice % len(waiting)]
+            self.another_desktop_refused(req)
+            if then and self.ocs_queue[0] == req.token:  # OCS acts on ours right after
+                form = ("both", "notifications", "events")[then - 1]
+                self.ocs_answers("ack", form, False, False, 101, False)
+        elif what < 5 and self.ocs_queue:
             choice, kind = divmod(choice, 7)
             choice, form = divmod(choice, 4)
             choice, number = divmod(choice, 4)
@@ -1611,8 +1732,9 @@ def test_a_refusal_is_not_the_late_answer_of_a_request_gws_acknowledged() -> Non
     """Request 1 (a cancel of record 11) is acknowledged by GWS's notification; OCS's user
     event for it is lost, so it is acknowledged without one and still owed it. Request 2 (a
     cancel of the same record) is refused by OCS (an unreferenced error user event): that is
-    request 2's answer (``ocs_error``), not request 1's late one (M9: what OCS still
-    owes a request GWS acknowledged is no refusal). Before, request 2 ended ``timed_out``."""
+    request 2's answer (``ocs_error`` after ``merge_window``), not request 1's late one (M9:
+    what OCS still owes a request GWS acknowledged is no refusal). Before, request 2 ended
+    ``timed_out``."""
     machine = _machine()
     first = _request(machine, "cancel")
     machine.ocs_answers("ack", "both", False, False, 101, False)
@@ -1622,8 +1744,9 @@ def test_a_refusal_is_not_the_late_answer_of_a_request_gws_acknowledged() -> Non
     second = _request(machine, "cancel")
     machine.ocs_answers("refuse", "both", False, False, 101, False)
     machine.deliver([(0, "once")])
-    machine.advance(MERGE_WINDOW)  # a refusal decides after the merge window (M9)
-    assert machine.reqs[second].outcomes  # decided (the liveness check: ocs_error)
+    assert not machine.reqs[second].outcomes  # matched by key: it waits merge_window (M9)
+    machine.advance(MERGE_WINDOW + 0.05)
+    assert machine.reqs[second].outcomes  # decided then (the liveness check: ocs_error)
     machine.teardown()
 
 
@@ -1631,7 +1754,8 @@ def test_a_request_gws_refused_after_its_deadline_is_owed_nothing() -> None:
     """Request 1 (a cancel of record 11) is sent and GWS is slow to answer its POST: its
     deadline ends it, and it is owed its answer (GWS may have passed it on). Then GWS refuses
     the POST: it never reached OCS. Request 2 (a cancel of the same record) is refused by OCS
-    (an unreferenced error user event): that is request 2's answer (``ocs_error``).
+    (an unreferenced error user event): that is request 2's answer (``ocs_error`` after
+    ``merge_window``).
     Before, it was taken as request 1's late answer and request 2 ended ``timed_out``."""
     machine = _machine()
     machine.accept("cancel", 11, "5550101", None, None)
@@ -1643,8 +1767,9 @@ def test_a_request_gws_refused_after_its_deadline_is_owed_nothing() -> None:
     second = _request(machine, "cancel")
     machine.ocs_answers("refuse", "both", False, False, 101, False)
     machine.deliver([(0, "once")])
-    machine.advance(MERGE_WINDOW)  # a refusal decides after the merge window (M9)
-    assert machine.reqs[second].outcomes  # decided (the liveness check: ocs_error)
+    assert not machine.reqs[second].outcomes  # matched by key: it waits merge_window (M9)
+    machine.advance(MERGE_WINDOW + 0.05)
+    assert machine.reqs[second].outcomes  # decided then (the liveness check: ocs_error)
     machine.teardown()
 
 
@@ -1744,3 +1869,60 @@ def test_closed_between_attempts_gws_did_not_get_is_shut_down_and_its_id_free() 
     machine.teardown()
     assert isinstance(third.outcomes[0], Failed)
     assert third.outcomes[0].reason is FailureReason.SHUT_DOWN
+
+
+# -- property 7: another desktop's refusal on the record of a request GWS got --
+
+
+def test_another_desktop_s_refusal_yields_to_our_acknowledgement_within_merge_window() -> None:
+    """Another desktop's cancel of record 11 reaches OCS just before ours and is refused: that
+    refusal (no referenceId, keyed on the record) arrives first; OCS then acts on ours and its
+    acknowledgement (with our referenceId) arrives within merge_window: ours is acknowledged.
+    Before, the refusal decided at once (``ocs_error``, ``may_have_acted`` false)."""
+    machine = _machine()
+    token = _request(machine, "cancel")
+    machine.another_desktop_refused(machine.reqs[token])
+    machine.ocs_answers("ack", "both", False, False, 101, False)
+    machine.advance(0.1)
+    machine.deliver([(0, "once"), (0, "once")])
+    machine.advance(1.0)
+    (outcome,) = machine.reqs[token].outcomes
+    assert isinstance(outcome, Acknowledged) and outcome.outbound is not None
+    machine.teardown()
+
+
+def test_another_desktop_s_refusal_decides_only_after_merge_window() -> None:
+    """The same, our acknowledgement coming after merge_window: the refusal, which cannot be
+    told from OCS's refusal of ours, decides then, not before (property 7)."""
+    machine = _machine()
+    token = _request(machine, "cancel")
+    machine.another_desktop_refused(machine.reqs[token])
+    machine.advance(0.2)
+    assert not machine.reqs[token].outcomes
+    machine.advance(0.1)
+    (outcome,) = machine.reqs[token].outcomes
+    assert isinstance(outcome, Failed) and outcome.error_number == FOREIGN_ERROR
+    machine.ocs_answers("ack", "both", False, False, 101, False)
+    machine.deliver([(0, "once"), (0, "once")])
+    machine.teardown()
+
+
+def test_another_desktop_s_refusal_before_gws_answers_our_post_waits_from_that_answer() -> None:
+    """The same, the refusal arriving before GWS answered our POST (held, M10): its window
+    starts when GWS accepts the POST, and our acknowledgement within it wins. Before, the held
+    refusal decided as soon as GWS accepted the POST."""
+    machine = _machine()
+    machine.accept("cancel", 11, "5550101", None, None)
+    token = max(machine.reqs)
+    machine.send(token, PostResult.ACCEPTED, answer_now=False)
+    machine.another_desktop_refused(machine.reqs[token])
+    machine.advance(0.3)  # longer than merge_window: GWS has not answered the POST
+    machine.give_post_result(token)
+    assert not machine.reqs[token].outcomes
+    machine.ocs_answers("ack", "both", False, False, 101, False)
+    machine.advance(0.1)
+    machine.deliver([(0, "once"), (0, "once")])
+    machine.advance(1.0)
+    (outcome,) = machine.reqs[token].outcomes
+    assert isinstance(outcome, Acknowledged) and outcome.outbound is not None
+    machine.teardown()

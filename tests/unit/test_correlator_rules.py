@@ -380,3 +380,80 @@ def test_an_answer_by_key_decides_nothing_at_the_close_before_gws_answers_the_po
     (done,) = resolved(correlator.shutdown())
     assert isinstance(done.outcome, Failed)
     assert done.outcome.reason is FailureReason.OUTCOME_UNKNOWN
+
+
+# -- M9: a refusal matched by key waits merge_window for the request's own acknowledgement --
+
+REFUSED = {"GSW_ERROR": "Record is being processed", "GSW_ERROR_NUMBER": 102}
+
+
+def _refused_by_key(correlator: Correlator, *, accepted_first: bool = True) -> int:
+    """A cancel of record 11 that GWS accepts, and another desktop's refusal on that record
+    (no referenceId) matched to it by key: before GWS's answer (held, M10) or after."""
+    token, _ = correlator.accept(cancel(11, "c"))
+    assert correlator.sending(token)
+    effects: list[Effect] = []
+    if accepted_first:
+        effects += correlator.posted(token, PostResult.ACCEPTED)
+    effects += correlator.message(event(11, **REFUSED))
+    if not accepted_first:
+        effects += correlator.posted(token, PostResult.ACCEPTED)
+    assert not resolved(effects)  # it waits merge_window from GWS's acceptance
+    windows = [e for e in effects if isinstance(e, StartTimer) and e.timer[0] == "refusal"]
+    assert [w.delay for w in windows] == [0.25]
+    return token
+
+
+def test_a_refusal_by_key_yields_to_the_request_s_own_acknowledgement_in_merge_window() -> None:
+    """Another desktop's refusal on the record arrives first, then OCS's acknowledgement of our
+    cancel, with our referenceId, within merge_window: the cancel is acknowledged (M9), not
+    failed ``ocs_error``/``may_have_acted=False`` though OCS acted on it. Before, the refusal
+    decided at once and our acknowledgement was dropped as late."""
+    for accepted_first in (True, False):
+        correlator = Correlator(Limits(merge_window=0.25))
+        token = _refused_by_key(correlator, accepted_first=accepted_first)
+        effects = correlator.message(ack("c", 11))
+        effects += correlator.timer_expired(("refusal", token))  # cancelled; a no-op if fired
+        effects += correlator.timer_expired(("merge", token))
+        (outcome,) = resolved(effects)
+        assert outcome.token == token and isinstance(outcome.outcome, Acknowledged)
+        assert outcome.outcome.outbound is not None
+
+
+def test_a_refusal_by_key_decides_at_the_end_of_merge_window() -> None:
+    """Nothing with our referenceId within merge_window: the refusal decides then, as it did
+    at once before (it may be OCS's refusal of our cancel); the acknowledgement timer does not
+    decide meanwhile. A late acknowledgement by reference changes nothing."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    token = _refused_by_key(correlator)
+    assert not resolved(correlator.timer_expired(("ack", token)))
+    (outcome,) = resolved(correlator.timer_expired(("refusal", token)))
+    assert isinstance(outcome.outcome, Failed)
+    assert outcome.outcome.reason is FailureReason.OCS_ERROR
+    assert outcome.outcome.error_number == 102 and not outcome.outcome.may_have_acted
+    assert not resolved(correlator.message(ack("c", 11)))  # late (M2)
+
+
+def test_a_refusal_by_key_decides_at_the_deadline_or_close_within_merge_window() -> None:
+    """The deadline or the close during the window: the refusal decides then."""
+    for end in ("deadline", "close"):
+        correlator = Correlator(Limits(merge_window=0.25, deadline=30.0))
+        token = _refused_by_key(correlator)
+        if end == "deadline":
+            effects = correlator.timer_expired(("deadline", token))
+        else:
+            effects = correlator.shutdown()
+        (outcome,) = resolved(effects)
+        assert isinstance(outcome.outcome, Failed), end
+        assert outcome.outcome.reason is FailureReason.OCS_ERROR, end
+
+
+def test_without_merge_window_a_refusal_by_key_decides_at_once() -> None:
+    """``merge_window=0``: as before, the refusal matched by key decides at once."""
+    correlator = Correlator(Limits(merge_window=0))
+    token, _ = correlator.accept(cancel(11, "c"))
+    assert correlator.sending(token)
+    correlator.posted(token, PostResult.ACCEPTED)
+    (outcome,) = resolved(correlator.message(event(11, **REFUSED)))
+    assert isinstance(outcome.outcome, Failed)
+    assert outcome.outcome.reason is FailureReason.OCS_ERROR

@@ -41,6 +41,7 @@ from gws_outbound_plugin._effects import (
     Failed,
     Foreign,
     Limits,
+    Notice,
     PostResult,
     Resolved,
     Send,
@@ -69,6 +70,9 @@ SPECS = (
     GET_PREVIEW_RECORD,
     START_PREVIEW_SESSION,
 )
+#: What may end the merge window of a refusal matched by key alone (M9): the window's own
+#: timer, the request's deadline, the grace period after a lost session, the close.
+DECIDE_REFUSAL = ("refusal", "deadline", "settle", "shutdown")
 LIMITS = Limits(
     ack_timeout=1.0,
     merge_window=0.25,
@@ -114,6 +118,10 @@ class Model:
     errored_by_reference: bool = False  # ... a refusal
     refused: bool = False  # GWS's first answer to its POST refused it (or it never got it)
     post_answered: bool = False
+    # M9 after a refusal matched by key: an unreferenced refusal for it arrived after the last
+    # message with its reference id (an OCS refusal by key decides only then, and only at
+    # the end of merge_window, its deadline, a lost session's grace period or the close).
+    refused_by_key_since: bool = False
     post_called: bool = False  # the sender reported how its POST ended (at least once)
     # Back from "being sent": its last attempt certainly did not reach GWS, and it waits to
     # be written again (``Correlator.not_received``); nothing of it may have been processed.
@@ -179,6 +187,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
         self.stamps = itertools.count()  # per run: a replayed run builds the same messages
         self.closed = False
         self.forcing = False  # a deadline or the shutdown is deciding on the evidence at hand
+        self.deciding: str | None = None  # the timer kind firing, or "shutdown"
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -201,6 +210,18 @@ class CorrelatorMachine(RuleBasedStateMachine):
                     assert model.errored_by_reference or not model.acked_by_reference, (
                         "an OCS refusal by key outweighed the request's own acknowledgement"
                     )
+                    if not model.errored_by_reference:
+                        # A refusal matched by key waits merge_window for a message with the
+                        # request's reference id (M9): one that came after it rescues it, and
+                        # it decides only when that window (or the request) ends.
+                        assert model.refused_by_key_since, (
+                            "an OCS refusal by key outweighed a later message with the "
+                            "request's reference id"
+                        )
+                        assert self.deciding in DECIDE_REFUSAL, (
+                            f"an OCS refusal by key decided by {self.deciding}, not at the "
+                            "end of its merge window"
+                        )
                 if isinstance(effect.outcome, Failed) and model.unsent:
                     # GWS got none of its attempts: never "may have acted".
                     assert not effect.outcome.may_have_acted, effect.outcome
@@ -288,7 +309,29 @@ class CorrelatorMachine(RuleBasedStateMachine):
                 else:
                     model.answered_after_send = True
         self.sent_messages.append((message, answers, error))
-        self.apply(self.correlator.message(message))
+        effects = self.correlator.message(message)
+        dropped = any(
+            isinstance(e, Notice) and e.kind == "cometd_duplicate_dropped" for e in effects
+        )
+        for model in self.models.values():
+            if dropped or model.outcomes or not model.sent:
+                continue
+            request = model.request
+            if reference is not None:
+                if reference == request.reference_id and (
+                    data.get("notificationType") == request.spec.acknowledgement
+                    or data.get("userData", {}).get("GSW_USER_EVENT")
+                    in request.spec.user_events - {request.spec.part}
+                ) and not error:
+                    model.refused_by_key_since = False  # M9: acknowledged by reference
+            elif (
+                error
+                and answers is not None
+                and answers.spec is request.spec
+                and answers.correlation_key == request.correlation_key
+            ):
+                model.refused_by_key_since = True
+        self.apply(effects)
         for token, model in reached:
             if not model.outcomes and self.correlator.is_queued(token):  # dropped as a copy
                 model.sent, model.unsent = False, True
@@ -516,10 +559,12 @@ class CorrelatorMachine(RuleBasedStateMachine):
         timer = data.draw(st.sampled_from(sorted(self.timers, key=repr)))
         self.timers.discard(timer)
         self.forcing = timer[0] == "deadline"
+        self.deciding = timer[0]
         try:
             self.apply(self.correlator.timer_expired(timer))
         finally:
             self.forcing = False
+            self.deciding = None
 
     @rule()
     def session_lost(self) -> None:
@@ -533,10 +578,12 @@ class CorrelatorMachine(RuleBasedStateMachine):
     def shutdown(self) -> None:
         self.closed = True
         self.forcing = True
+        self.deciding = "shutdown"
         try:
             self.apply(self.correlator.shutdown())
         finally:
             self.forcing = False
+            self.deciding = None
         assert not self.pending()
 
     # -- invariants --------------------------------------------------------------------------------
@@ -562,6 +609,7 @@ class CorrelatorMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.forcing = True
+        self.deciding = "shutdown"
         self.apply(self.correlator.shutdown())
         for token, model in self.models.items():
             assert len(model.outcomes) == 1, f"request {token} has {len(model.outcomes)} outcomes"
@@ -819,7 +867,8 @@ def test_an_answer_by_key_decides_nothing_before_gws_answers_the_post(error: boo
 @pytest.mark.parametrize("error", [False, True])
 def test_an_answer_by_key_decides_once_gws_accepts_the_post(error: bool) -> None:
     """M10, the other side: once GWS accepts the POST, the user event matched by key is the
-    request's answer and decides at once (acknowledged, or OCS's refusal)."""
+    request's answer: an acknowledgement decides at once; OCS's refusal at the end of
+    ``merge_window`` from then (M9: unless a message with its reference id comes first)."""
     correlator = Correlator(LIMITS)
     request = FakeRequest(CANCEL_RECORD, "k", 1)
     token, _ = correlator.accept(request)
@@ -828,7 +877,11 @@ def test_an_answer_by_key_decides_once_gws_accepts_the_post(error: bool) -> None
         user_event(request, "RecordCancelAcknowledge", with_reference=False, error=error)
     )
     correlator.timer_expired(("merge", token))
-    (resolved, *_) = correlator.posted(token, PostResult.ACCEPTED)
+    effects = correlator.posted(token, PostResult.ACCEPTED)
+    if error:
+        assert not [e for e in effects if isinstance(e, Resolved)]
+        effects = correlator.timer_expired(("refusal", token))
+    (resolved, *_) = effects
     assert isinstance(resolved, Resolved)
     if error:
         assert isinstance(resolved.outcome, Failed)
@@ -1032,6 +1085,7 @@ def test_a_refusal_by_key_that_decides_after_the_post_leaves_nothing_owed(decide
     correlator.message(refused)
     if decider == "post":
         effects = correlator.posted(token, PostResult.ACCEPTED)
+        effects += correlator.timer_expired(("refusal", token))
     else:
         effects = correlator.timer_expired(("deadline", token))
         effects += correlator.posted(token, PostResult.ACCEPTED)
@@ -1051,7 +1105,7 @@ def test_a_refusal_by_key_that_decides_after_the_post_leaves_nothing_owed(decide
     refusal["data"]["userData"]["GSW_ERROR_NUMBER"] = 100
     held = correlator.message(refusal)  # held for the merge window (M9)
     assert not [e for e in held if isinstance(e, Resolved)]
-    effects = correlator.timer_expired(("merge", token))
+    effects = correlator.timer_expired(("refusal", token))
     (resolved,) = [e for e in effects if isinstance(e, Resolved)]
     assert isinstance(resolved.outcome, Failed)
     assert resolved.outcome.reason is FailureReason.OCS_ERROR
@@ -1087,7 +1141,8 @@ def test_a_request_gws_refused_by_an_error_message_is_owed_nothing() -> None:
 
     Before, the refused cancel was remembered as owed its user event, like one that ended
     without it: the new cancel's refusal was taken as that late answer, and the new cancel
-    ended ``timed_out`` after ``ack_timeout`` instead of ``ocs_error`` at once."""
+    ended ``timed_out`` after ``ack_timeout`` instead of ``ocs_error`` (after
+    ``merge_window``)."""
     correlator = Correlator(LIMITS)
     first = FakeRequest(CANCEL_RECORD, "e1", 1)
     token, _ = correlator.accept(first)
@@ -1112,7 +1167,7 @@ def test_a_request_gws_refused_by_an_error_message_is_owed_nothing() -> None:
     refusal = user_event(second, "RecordCancelAcknowledge", with_reference=False, error=True)
     held = correlator.message(refusal)  # held for the merge window (M9)
     assert not [e for e in held if isinstance(e, Resolved)]
-    effects = correlator.timer_expired(("merge", token))
+    effects = correlator.timer_expired(("refusal", token))
     (resolved,) = [e for e in effects if isinstance(e, Resolved)]
     assert isinstance(resolved.outcome, Failed)
     assert resolved.outcome.reason is FailureReason.OCS_ERROR
