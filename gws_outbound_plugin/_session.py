@@ -422,15 +422,11 @@ class GWSSession(SessionHeaders):
         except _SessionRefused as refused:
             self._auth_failed_at = time.monotonic()
             logger.warning("gws_login_refused", user=user, http_status=refused.http_status)
-            self._login_ended(
-                GWSAuthenticationError(
-                    f"GWS refused the credentials of {user!r} at {self.target} "
-                    f"({refused.describe()})"
-                )
-            )
-            raise GWSAuthenticationError(
+            failure = GWSAuthenticationError(
                 f"GWS refused the credentials of {user!r} at {self.target} ({refused.describe()})"
-            ) from None
+            )
+            self._login_ended(failure)
+            raise _again(failure) from None
         except GWSError as error:
             self._login_ended(error)
             raise

@@ -160,22 +160,12 @@ class ReadsItsTask:
         self.seen.append(getattr(asyncio.current_task(), "request_id", "?"))
 
 
-@pytest.mark.parametrize("eager", [False, True], ids=["plain factory", "eager factory"])
-async def test_the_hook_calls_run_in_tasks_of_the_hosts_task_factory(
-    pm: pluggy.PluginManager, eager: bool
-) -> None:
-    """The hook calls' tasks were made by hand (``asyncio.Task(...)``, eager on Python 3.12,
-    a first step run by hand on 3.11), bypassing a task factory the host set: a hook
-    relying on it (a Task subclass carrying a request id, context propagation, the host's
-    list of its tasks) found a plain ``Task``. They are the factory's now."""
+async def _cancel_under_task_factory(
+    pm: pluggy.PluginManager, reader: ReadsItsTask, factory: Any
+) -> Any:
+    """One cancel on FakeGWS with ``factory`` as the loop's task factory, ``reader``
+    registered; its acknowledgement once every hook call is done."""
     loop = asyncio.get_running_loop()
-
-    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        if eager and sys.version_info >= (3, 12):  # Python 3.11 has no eager tasks
-            kwargs["eager_start"] = True
-        return HostTask(coro, loop=loop, **kwargs)
-
-    reader = ReadsItsTask()
     pm.register(reader, name="reader")
     fake = FakeGWS()
     loop.set_task_factory(factory)
@@ -185,6 +175,25 @@ async def test_the_hook_calls_run_in_tasks_of_the_hosts_task_factory(
             assert await plugin.wait_hooks_idle(5)
     finally:
         loop.set_task_factory(None)
+    return ack
+
+
+@pytest.mark.parametrize("eager", [False, True], ids=["plain factory", "eager factory"])
+async def test_the_hook_calls_run_in_tasks_of_the_hosts_task_factory(
+    pm: pluggy.PluginManager, eager: bool
+) -> None:
+    """The hook calls' tasks were made by hand (``asyncio.Task(...)``, eager on Python 3.12,
+    a first step run by hand on 3.11), bypassing a task factory the host set: a hook
+    relying on it (a Task subclass carrying a request id, context propagation, the host's
+    list of its tasks) found a plain ``Task``. They are the factory's now."""
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        if eager and sys.version_info >= (3, 12):  # Python 3.11 has no eager tasks
+            kwargs["eager_start"] = True
+        return HostTask(coro, loop=loop, **kwargs)
+
+    reader = ReadsItsTask()
+    ack = await _cancel_under_task_factory(pm, reader, factory)
     assert ack.reference_id
     assert reader.seen == ["host-request-7", "host-request-7"]
 
@@ -198,7 +207,6 @@ async def test_a_task_factory_taking_loop_and_coro_only_runs_the_hook_calls(
     every ``async def`` hook call raised ``TypeError`` ("hook_dispatch_crashed", the hook
     never run, "coroutine ... was never awaited"). Made within the call's context instead,
     they run, in the factory's tasks."""
-    loop = asyncio.get_running_loop()
     made: list[asyncio.Task[Any]] = []
 
     def factory(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
@@ -207,15 +215,7 @@ async def test_a_task_factory_taking_loop_and_coro_only_runs_the_hook_calls(
         return task
 
     reader = ReadsItsTask()
-    pm.register(reader, name="reader")
-    fake = FakeGWS()
-    loop.set_task_factory(factory)
-    try:
-        async with OutboundPlugin(pm, fake_config(), transport=fake) as plugin:
-            ack = await plugin.cancel(request_for(fake, handles(fake, 1)[0]))
-            assert await plugin.wait_hooks_idle(5)
-    finally:
-        loop.set_task_factory(None)
+    ack = await _cancel_under_task_factory(pm, reader, factory)
     assert ack.reference_id
     assert reader.seen == ["host-request-7", "host-request-7"]
     assert made

@@ -358,18 +358,7 @@ def test_a_refusal_by_reference_after_the_acknowledgement_is_the_copys(refusal: 
     too (OCS's error user event, or GWS's ``ErrorMessage``), then the acknowledgement's user
     event: acknowledged (OCS acted on the request). Before, the refusal ended the cancel
     (``ocs_error`` / ``rejected``, ``may_have_acted`` false) during the merge window."""
-    correlator = Correlator(Limits(merge_window=0.25, deadline=50.0))
-    request = CancelRequest(
-        record_handle=11,
-        application_id=134,
-        campaign_name="Campaign1",
-        calling_list="CallingList1",
-        device_path="/devices/d",
-        reference_id="r1",
-    )
-    token, _ = correlator.accept(request)
-    assert correlator.sending(token)
-    correlator.posted(token, PostResult.ACCEPTED)
+    correlator, _ = _accepted_cancel()
     assert not _resolved(correlator.message(_notification("r1")))
     if refusal == "user_event":
         refused = _cancel_messages("r1", error=True)
@@ -386,15 +375,9 @@ def test_a_refusal_by_reference_after_the_acknowledgement_is_the_copys(refusal: 
     assert isinstance(done.outcome, Acknowledged)
 
 
-def _resolved(effects: list[Any]) -> list[Resolved]:
-    return [effect for effect in effects if isinstance(effect, Resolved)]
-
-
-def test_a_refusal_of_another_operation_with_our_reference_is_not_the_requests() -> None:
-    """OCS's refusal of a reject (``GSW_USER_EVENT`` ``RecordRejectAcknowledge``) carrying
-    our cancel's referenceId: not the cancel's answer (M1: another operation's message is
-    ignored), whose own acknowledgement then arrives. Before, the refusal ended the cancel
-    ``ocs_error``."""
+def _accepted_cancel() -> tuple[Correlator, int]:
+    """A correlator with one cancel (referenceId ``r1``, record 11) whose POST GWS accepted,
+    and the cancel's token."""
     correlator = Correlator(Limits(merge_window=0.25, deadline=50.0))
     request = CancelRequest(
         record_handle=11,
@@ -407,6 +390,19 @@ def test_a_refusal_of_another_operation_with_our_reference_is_not_the_requests()
     token, _ = correlator.accept(request)
     assert correlator.sending(token)
     correlator.posted(token, PostResult.ACCEPTED)
+    return correlator, token
+
+
+def _resolved(effects: list[Any]) -> list[Resolved]:
+    return [effect for effect in effects if isinstance(effect, Resolved)]
+
+
+def test_a_refusal_of_another_operation_with_our_reference_is_not_the_requests() -> None:
+    """OCS's refusal of a reject (``GSW_USER_EVENT`` ``RecordRejectAcknowledge``) carrying
+    our cancel's referenceId: not the cancel's answer (M1: another operation's message is
+    ignored), whose own acknowledgement then arrives. Before, the refusal ended the cancel
+    ``ocs_error``."""
+    correlator, token = _accepted_cancel()
     refusal = _cancel_messages("r1", error=True)
     refusal["data"]["userData"]["GSW_USER_EVENT"] = "RecordRejectAcknowledge"
     correlator.message(refusal)
