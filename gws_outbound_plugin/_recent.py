@@ -223,6 +223,8 @@ class Recent:
         an answer of their own: reference id -> (key, spec, token, stamp), see
         :meth:`acknowledged_late`."""
         self._unconfirmed_tokens: dict[int, str] = {}
+        self._unconfirmed_keys: dict[CorrelationKey, dict[str, OperationSpec]] = {}
+        """The same requests by key: reference id -> spec (M11)."""
         self._taken = Aging()
         self._fingerprints = Aging()
         self._previews: dict[int, tuple[UserEvent, int]] = {}
@@ -361,6 +363,7 @@ class Recent:
         :meth:`acknowledged_late`."""
         self._unconfirmed[reference_id] = (key, spec, token, self.stamp())
         self._unconfirmed_tokens[token] = reference_id
+        self._unconfirmed_keys.setdefault(key, {})[reference_id] = spec
 
     def _confirmed(self, reference_id: str) -> tuple[CorrelationKey, OperationSpec, int] | None:
         found = self._unconfirmed.pop(reference_id, None)
@@ -368,20 +371,50 @@ class Recent:
             return None
         key, spec, token, _ = found
         self._unconfirmed_tokens.pop(token, None)
+        on_key = self._unconfirmed_keys.get(key)
+        if on_key is not None:
+            on_key.pop(reference_id, None)
+            if not on_key:
+                del self._unconfirmed_keys[key]
         return key, spec, token
 
-    def acknowledged_late(self, reference_id: str, notification: str | None) -> None:
+    def unconfirmed_before(self, key: CorrelationKey, name: str | None) -> bool:
+        """M11: whether a request on ``key`` that ended unconfirmed (see
+        :meth:`ended_unconfirmed`) and is owed nothing may still have its acknowledgement
+        named ``name`` arrive late: its user event could come before its notification."""
+        on_key = self._unconfirmed_keys.get(key)
+        if not on_key or name is None:
+            return False  # the usual case: nothing unconfirmed on the key
+        return any(name in spec.user_events for spec in on_key.values())
+
+    def late_acknowledgement(
+        self, reference_id: str, notification: str | None
+    ) -> tuple[CorrelationKey, OperationSpec] | None:
+        """The key and operation of the request that ended unconfirmed with this reference
+        id, when ``notification`` is its acknowledgement (see :meth:`acknowledged_late`)."""
+        found = self._unconfirmed.get(reference_id)
+        if found is None or notification != found[1].acknowledgement:
+            return None
+        return found[0], found[1]
+
+    def acknowledged_late(
+        self, reference_id: str, notification: str | None, *, answered: bool = False
+    ) -> None:
         """A late notification (M2) carrying ``reference_id``: when it is the acknowledgement of
         a request that ended before any message with its reference id arrived, OCS acted on
         that request after all, and its user event, which follows without a reference id, is
         owed to it (M4), as an acknowledged request's (no refusal): never the answer of the
         next request on its key. That holds also when what it was owed was taken meanwhile by
         another client's unreferenced refusal, or when such a refusal ended it (matched by key
-        alone: that outcome cannot be undone)."""
+        alone: that outcome cannot be undone). ``answered``: its user event arrived already
+        (held under M11, and given back to it): nothing is owed to it any more."""
         found = self._unconfirmed.get(reference_id)
         if found is None or notification != found[1].acknowledgement:
             return
         key, spec, token = self._confirmed(reference_id) or found[:3]
+        if answered:
+            self.forgive(key, token)
+            return
         for slot in self._owed.get(key, ()):
             if slot.token == token:
                 slot.acknowledged = True  # still owed: now as acknowledged (M9)
