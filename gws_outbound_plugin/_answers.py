@@ -55,6 +55,10 @@ from ._spec import SPEC_BY_ACKNOWLEDGEMENT, CorrelationKey, OperationSpec, Targe
 
 __all__ = ["Answers"]
 
+#: M11: the most user events one request withholds at a time (the first, and what may follow
+#: it while earlier requests on its key are given theirs back).
+_WITHHELD_LIMIT = 4
+
 
 class Answers:
     """One per correlator, over its :class:`~._pending.PendingRequests`."""
@@ -235,7 +239,14 @@ class Answers:
         if entry.withheld:
             if u.is_error:
                 return False
-            entry.withheld.append(u)  # behind the first, in order
+            if len(entry.withheld) < _WITHHELD_LIMIT and all(
+                w.content != u.content or u.content is None for w in entry.withheld
+            ):
+                entry.withheld.append(u)  # behind the first, in order
+            else:
+                # A copy of one withheld (or more answers than requests could be owed them
+                # within merge_window): what it would be given is taken already.
+                self._repeat(u)
             return True
         if (
             u.is_error

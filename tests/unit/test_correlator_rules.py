@@ -508,3 +508,19 @@ def test_a_withheld_user_event_no_earlier_notification_claims_is_the_request_s()
     assert outcome.token == token and isinstance(outcome.outcome, Acknowledged)
     assert outcome.outcome.user_event is not None
     assert not resolved(correlator.message(ack("a", 11)))
+
+
+def test_a_copy_of_a_withheld_user_event_is_not_the_next_request_s_either() -> None:
+    """M11 with M8: GWS relays "a"'s user event again (the same userData, new metrics) while
+    it is withheld. "a"'s notification takes the first; the copy is no answer of "b"'s: "b"
+    has no outcome at the end of the window, and times out without its own answer."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    token = _unconfirmed_then_next(correlator)
+    copy = event(11)
+    copy["data"]["metrics"] = {"eventProcessing": {"serverGenerationTimestamp": 2}}
+    assert not resolved(correlator.message(copy))
+    assert not resolved(correlator.message(ack("a", 11)))
+    assert not resolved(correlator.timer_expired(("merge", token)))
+    (outcome,) = resolved(correlator.timer_expired(("ack", token)))
+    assert isinstance(outcome.outcome, Failed)
+    assert outcome.outcome.reason is FailureReason.TIMED_OUT
