@@ -7,7 +7,9 @@ records of one campaign, so that OCS's answers without a reference id collide on
 Operations (cancel, reject, complete, do-not-call, reschedule) are drawn at random, some on the
 same record again, with random faults: delayed, dropped, duplicated, reordered notifications,
 slow answers, 503 with ``statusCode`` 4, refused ``statusCode``, session expiry, OCS errors
-and, now and then, the CometD session lost.
+and, now and then, the CometD session lost. OCS also pushes on its own, now and then, a preview
+record of the campaign, ``RecordCancel`` of a record the agent holds: no outcome may come of
+them.
 
 The judge shares no code with the plugin's matching: it reads the tickets and hooks the
 public API gives, and the simulator's journal (``GWSSimulator.journal``: every operation POST,
@@ -113,6 +115,8 @@ BURST: Final = 0.3
 COLLIDE: Final = 0.35
 FAULT_RATE: Final = 0.6
 SESSION_LOSS_RATE: Final = 0.04
+#: OCS's unprompted messages per scenario (pushed preview records, ``RecordCancel``, ...).
+PUSHES: Final = 3
 #: ``may_have_acted`` outcomes: GWS may have acted, nothing to check against the journal.
 UNCERTAIN: Final = frozenset({"timed_out", "outcome_unknown"})
 
@@ -523,6 +527,25 @@ class RawDesktop:
             await self.post(rng, rng.choice(HANDLES), rng.uniform(0.0, PAUSE))
 
 
+async def push(
+    sim: GWSSimulator, rng: random.Random, injected: collections.Counter[str]
+) -> None:
+    """OCS on its own, now and then, while our requests on the records wait: a pushed preview
+    record of the campaign (the record then held by the agent), ``RecordCancel`` of a record
+    the agent holds (someone else cancelled it). None of them answers a request: no outcome may
+    come of them (their own RNG: the scenario's draws are unchanged)."""
+    for n in range(PUSHES):
+        # The first at once, while the records are ready to be handed out.
+        what = "preview" if n == 0 else rng.choice(("preview", "record cancel", "record cancel"))
+        await anyio.sleep(0.0 if n == 0 else rng.uniform(0.0, PAUSE * OPERATIONS_PER_DESKTOP))
+        with contextlib.suppress(LookupError, ValueError):
+            if what == "preview":
+                sim.send_preview_record(CAMPAIGN)
+            else:
+                sim.send_record_cancel(rng.choice(HANDLES))
+            injected[f"pushed {what}"] += 1
+
+
 async def run_scenario(seed: int) -> tuple[Verdicts, collections.Counter[str]]:
     rng = random.Random(seed)
     injected: collections.Counter[str] = collections.Counter()
@@ -569,6 +592,7 @@ async def run_scenario(seed: int) -> tuple[Verdicts, collections.Counter[str]]:
                 for desktop, plugin in zip(desktops, plugins, strict=True):
                     tg.start_soon(act, desktop, plugin, random.Random(rng.random()), tg)
                 tg.start_soon(raw.run, random.Random(rng.random()), 4)
+                tg.start_soon(push, sim, random.Random(seed + 10_000), injected)
             bound = max(plugin.outcome_bound for plugin in plugins)
             for desktop in desktops:
                 for ticket in desktop.tickets:
