@@ -215,6 +215,12 @@ class Answers:
         elif verdict is Verdict.LATE:
             if u.content is not None and u.reference is None:
                 self._recent.took(u.content)  # its copies are repeats, not someone's answer
+            claimed = self._recent.take_claimed()
+            if claimed is not None:
+                if self.limits.merge_window > 0:
+                    self._p.fx.append(StartTimer(("claim", claimed), self.limits.merge_window))
+                else:
+                    self._recent.claim_aged(claimed)
             self._late("late_user_event_ignored", placement, user_event=u.name)
         elif verdict is Verdict.REPEAT:
             self._repeat(u)

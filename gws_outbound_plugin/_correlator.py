@@ -309,6 +309,8 @@ class Correlator:
                 self._pending.fx.append(foreign)
         elif kind == "settle":
             self._settle_lost(timer[1])
+        elif kind == "claim":
+            self._recent.claim_aged(timer[1])
         else:
             entry = self._pending.entries.get(timer[1])
             if entry is not None:

@@ -225,6 +225,11 @@ class Recent:
         self._unconfirmed_tokens: dict[int, str] = {}
         self._unconfirmed_keys: dict[CorrelationKey, dict[str, OperationSpec]] = {}
         """The same requests by key: reference id -> spec (M11)."""
+        self._fresh_claims: set[str] = set()
+        """Those of them whose owed answer an acknowledgement was just taken as (M4), less than
+        ``merge_window`` ago (the ``claim`` timer): their notification arriving meanwhile is the
+        other half of that answer."""
+        self._claimed: str | None = None
         self._taken = Aging()
         self._fingerprints = Aging()
         self._previews: dict[int, tuple[UserEvent, int]] = {}
@@ -371,6 +376,7 @@ class Recent:
             return None
         key, spec, token, _ = found
         self._unconfirmed_tokens.pop(token, None)
+        self._fresh_claims.discard(reference_id)
         on_key = self._unconfirmed_keys.get(key)
         if on_key is not None:
             on_key.pop(reference_id, None)
@@ -411,6 +417,11 @@ class Recent:
         found = self._unconfirmed.get(reference_id)
         if found is None or notification != found[1].acknowledgement:
             return
+        if reference_id in self._fresh_claims:
+            # The acknowledgement taken as its late answer just before was its own user event
+            # (the two halves of one answer come together): nothing more is owed to it.
+            self._confirmed(reference_id)
+            return
         key, spec, token = self._confirmed(reference_id) or found[:3]
         if answered:
             self.forgive(key, token)
@@ -420,6 +431,18 @@ class Recent:
                 slot.acknowledged = True  # still owed: now as acknowledged (M9)
                 return
         self.owe(key, spec, token, acknowledged=True, empty=False)
+
+    def take_claimed(self) -> str | None:
+        """The reference id of the request whose owed answer the last :meth:`claim_owed` took
+        as an acknowledgement, if it ended unconfirmed (once): its ``claim`` timer starts."""
+        claimed, self._claimed = self._claimed, None
+        return claimed
+
+    def claim_aged(self, reference_id: str) -> None:
+        """The ``claim`` timer of ``reference_id`` fired: its notification arriving from now on
+        is not the other half of the acknowledgement taken as its answer (that was another
+        client's): its own user event is owed to it then (:meth:`acknowledged_late`)."""
+        self._fresh_claims.discard(reference_id)
 
     def forgive(self, key: CorrelationKey, token: int) -> None:
         """The request ``token`` is owed nothing after all: GWS refused its POST after it
@@ -458,7 +481,11 @@ class Recent:
                     del self._owed[key]
                 reference = self._unconfirmed_tokens.get(slot.token)
                 if refusal is None and reference is not None:
-                    self._confirmed(reference)  # an answer, not a refusal: its own, in order
+                    # An acknowledgement: its own, in order, or another client's answer on the
+                    # key (the known limit). Its notification by reference within
+                    # merge_window says the former; later, the latter (acknowledged_late).
+                    self._fresh_claims.add(reference)
+                    self._claimed = reference
                 return slot
         return None
 

@@ -527,9 +527,7 @@ class RawDesktop:
             await self.post(rng, rng.choice(HANDLES), rng.uniform(0.0, PAUSE))
 
 
-async def push(
-    sim: GWSSimulator, rng: random.Random, injected: collections.Counter[str]
-) -> None:
+async def push(sim: GWSSimulator, rng: random.Random, injected: collections.Counter[str]) -> None:
     """OCS on its own, now and then, while our requests on the records wait: a pushed preview
     record of the campaign (the record then held by the agent), ``RecordCancel`` of a record
     the agent holds (someone else cancelled it). None of them answers a request: no outcome may
@@ -860,4 +858,63 @@ async def test_a_late_user_event_before_its_own_late_notification_is_not_the_nex
     }, mine
     outcome = second.outcome
     assert isinstance(outcome, CancelFailure), outcome  # never the first's acknowledgement
+    assert (outcome.reason.value, outcome.error_number) == ("ocs_error", 217), outcome
+
+
+async def test_another_desktops_acknowledgement_taken_as_a_late_answer_is_not_its_own() -> None:
+    """Found while reducing the M11 story. A reschedule of ours is acted on by OCS, its
+    answer delayed; the CometD session is lost, so it ends ``outcome_unknown``, owed its late
+    answer (M4). Another desktop's reschedule of the record is acted on too (another date):
+    its user event, without a reference id, is taken as our first reschedule's late answer.
+    Our next reschedule of the record is refused by OCS (217), its refusal delayed. Our first
+    reschedule's own acknowledgement then arrives, notification by reference first, long after
+    the one taken: that one was not its own, and its user event, which follows, is the first
+    reschedule's, never the second's (before, the second was acknowledged by it)."""
+    async with GWSSimulator(
+        users={AGENT: PASSWORD}, records=seed_records(), connect_timeout=5.0
+    ) as sim:
+        config = fast_config(sim.base_url, ack_timeout=3.0, request_timeout=1.0)
+        pm = make_plugin_manager(load_entrypoints=False)
+        log = OutcomeLog()
+        pm.register(log, name="e2e-outcomes")
+        device = sim.device_path(AGENT)
+
+        def reschedule(days: int) -> RescheduleRecordRequest:
+            when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=days)
+            return RescheduleRecordRequest(
+                record_handle=72,
+                application_id=APPLICATION,
+                campaign_name=CAMPAIGN,
+                device_path=device,
+                callback_type=CallbackType.CAMPAIGN,
+                scheduled_time=when,
+            )
+
+        async with (
+            OutboundPlugin(pm, config) as plugin,
+            RawDesktop(sim, collections.Counter()) as raw,
+        ):
+            sim.faults.delay_notifications(1.5)
+            first = plugin.submit(reschedule(2))
+            with anyio.fail_after(5):
+                while not any(e.reference_id == first.reference_id for e in sim.journal):
+                    await anyio.sleep(0.005)
+            sim.forget_cometd_clients()
+            with contextlib.suppress(GWSOutboundError), anyio.fail_after(5):
+                await first
+            await plugin.wait_connected()
+            await raw.post(random.Random(0), 72, operation=reschedule(3))  # acted on
+            await anyio.sleep(0.05)
+            sim.faults.delay_notifications(2.0)
+            sim.faults.ocs_error(number=217, message="E2E OCS error")
+            second = plugin.submit(reschedule(4))
+            with contextlib.suppress(GWSOutboundError), anyio.fail_after(10):
+                await second
+            journal = sim.journal
+    assert isinstance(first.outcome, OperationFailure), first.outcome
+    assert first.outcome.reason.value == "outcome_unknown", first.outcome
+    ocs = [e.ocs for e in journal]
+    assert ocs == [OCSVerdict("acted"), OCSVerdict("acted"), OCSVerdict("refused", 217)], ocs
+    outcome = second.outcome
+    assert isinstance(outcome, OperationFailure), outcome  # never the first's acknowledgement
     assert (outcome.reason.value, outcome.error_number) == ("ocs_error", 217), outcome

@@ -524,3 +524,50 @@ def test_a_copy_of_a_withheld_user_event_is_not_the_next_request_s_either() -> N
     (outcome,) = resolved(correlator.timer_expired(("ack", token)))
     assert isinstance(outcome.outcome, Failed)
     assert outcome.outcome.reason is FailureReason.TIMED_OUT
+
+
+def _unknown_then_claimed(correlator: Correlator) -> None:
+    """Cancel "a" of record 11 ends ``outcome_unknown`` at a lost session, owed its answer
+    (M4); another desktop's acknowledgement on the record (its user event, no reference id;
+    here with ``GSW_CHAIN_ATTR``, so not a copy of "a"'s) is taken as that late answer."""
+    first = sent(correlator, cancel(11, "a"))
+    correlator.session_lost()
+    (settle,) = correlator.session_restored()
+    assert isinstance(settle, StartTimer)
+    (unknown,) = resolved(correlator.timer_expired(settle.timer))
+    assert unknown.token == first and isinstance(unknown.outcome, Failed)
+    assert not resolved(correlator.message(event(11, GSW_CHAIN_ATTR="AllChain")))
+
+
+def test_an_acknowledgement_taken_as_a_late_answer_long_before_its_notification_was_not_its() -> (
+    None
+):
+    """M4: "a"'s own acknowledgement comes later than merge_window after the one taken as its
+    late answer: its notification (by reference) then its user event. The one taken was
+    another client's: "a"'s user event is owed to it, and cancel "b" of the record, in
+    flight, does not take it. Before, it did, and was acknowledged by it (at the end of its
+    merge window) though OCS refused it (217, later)."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    _unknown_then_claimed(correlator)
+    assert not resolved(correlator.timer_expired(("claim", "a")))  # merge_window passed
+    token = sent(correlator, cancel(11, "b"))
+    effects = correlator.message(ack("a", 11)) + correlator.message(event(11))
+    assert not resolved(effects + correlator.timer_expired(("merge", token)))
+    own = event(11, GSW_ERROR="Record is being dialled", GSW_ERROR_NUMBER=217)
+    effects = correlator.message(own) + correlator.timer_expired(("refusal", token))
+    (outcome,) = resolved(effects)
+    assert isinstance(outcome.outcome, Failed) and outcome.outcome.error_number == 217
+
+
+def test_an_acknowledgement_taken_as_a_late_answer_just_before_its_notification_was_its() -> None:
+    """M4: "a"'s notification by reference comes within merge_window of the acknowledgement
+    taken as its late answer: that was its own user event (the two halves of one answer come
+    together). Nothing more is owed to it: cancel "b"'s answer, matched by key, is "b"'s."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    _unknown_then_claimed(correlator)
+    assert not resolved(correlator.message(ack("a", 11)))
+    correlator.timer_expired(("claim", "a"))
+    token = sent(correlator, cancel(11, "b"))
+    effects = correlator.message(event(11)) + correlator.timer_expired(("merge", token))
+    (outcome,) = resolved(effects)
+    assert outcome.token == token and isinstance(outcome.outcome, Acknowledged)
