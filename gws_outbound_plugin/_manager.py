@@ -9,11 +9,12 @@ import functools
 import importlib
 import inspect
 import os
+import re
 import textwrap
 import traceback
 import types
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -294,6 +295,12 @@ def _unpassed_parameters(function: Any) -> tuple[str, bool]:
     return " and ".join(unpassed), fatal
 
 
+def _hook_arguments(pm: pluggy.PluginManager, hook: str) -> tuple[str, ...]:
+    """The arguments the hook ``hook`` passes (none for a name that is no hook)."""
+    spec = getattr(getattr(pm.hook, hook, None), "spec", None)
+    return tuple(getattr(spec, "argnames", ()))
+
+
 def _unpassed_message(pm: pluggy.PluginManager, hook: str, function: Any, unpassed: str) -> str:
     arguments = ", ".join(getattr(getattr(pm.hook, hook).spec, "argnames", ()))
     return (
@@ -498,10 +505,14 @@ def _one_line(text: str) -> str:
 
 
 def _readable_validation_error(
-    error: pluggy.PluginValidationError, label: str, where: Mapping[str, str | None]
+    error: pluggy.PluginValidationError,
+    label: str,
+    where: Mapping[str, str | None],
+    passed: Mapping[str, Sequence[str]],
 ) -> str:
     """pluggy's multi-line validation message as one clear line; ``where`` is the
-    ``file:line`` of each implementation, by hook name."""
+    ``file:line`` of each implementation, ``passed`` the arguments of each hook, by hook
+    name."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     definition = next((line for line in lines if line.startswith("hookimpl definition:")), None)
     missing = next((line for line in lines if line.startswith("Argument(s)")), None)
@@ -512,10 +523,21 @@ def _readable_validation_error(
         at = f" (at {where[hook]})" if where.get(hook) else ""
         return (
             f"plugin {label!r}: {signature} asks for {arguments}, which the hook {hook} does "
-            "not pass (an implementation may take any subset of the hook's arguments, by "
-            f"name){at}"
+            f"not pass{_what_it_passes(arguments, passed.get(hook, ()))}{at}"
         )
     return f"plugin {label!r}: " + "; ".join(lines)
+
+
+def _what_it_passes(arguments: str, passed: Sequence[str]) -> str:
+    """What follows "which the hook ... does not pass" for a hook's refused ``arguments`` (as
+    pluggy prints them, a set's repr): the argument a misspelt one meant, and what the hook
+    does pass, e.g. `` (did you mean 'event'?): it passes event (...)``."""
+    unknown = re.findall(r"'([^']+)'", arguments)
+    meant = [close for name in unknown if (close := closest(name, passed)) is not None]
+    text = f" (did you mean {meant[0]!r}?)" if len(unknown) == 1 and meant else ""
+    if passed:
+        text += f": it passes {', '.join(passed)}"
+    return text + " (an implementation may take any subset of the hook's arguments, by name)"
 
 
 def _a(plugin: object) -> str:
@@ -568,6 +590,7 @@ def validated_register(
                 error,
                 label,
                 {hook: _where(function) for hook, function in _marked_impls(pm, plugin)},
+                {hook: _hook_arguments(pm, hook) for hook, _ in _marked_impls(pm, plugin)},
             ),
         ) from None
     if registered is None:
