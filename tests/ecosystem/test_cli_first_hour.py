@@ -757,3 +757,22 @@ def test_request_without_device_path_uses_the_agents_own_device(
         (outcome,) = [json.loads(text) for text in result.lines]
         assert outcome["hook"] == "on_operation_acknowledged"
         assert outcome["request"]["device_path"] == device
+
+
+@pytest.mark.parametrize("argv", [cancel(11, "--no-plugins"), ["tail"]], ids=["cancel", "tail"])
+def test_a_missing_base_url_names_the_base_url_option_too(
+    cli: Cli, threaded_gws: ThreadedSimulator, argv: list[str]
+):
+    """``missing GWS_BASE_URL`` alone sent the newcomer to the README to find how to give
+    the node, although every command that talks to GWS has ``--base-url``."""
+    cli.env(GWS_USERNAME="agent1", GWS_PASSWORD="secret")
+    result = cli(*argv)
+
+    assert result.status == 2
+    (line,) = result.err.splitlines()
+    assert line.endswith(
+        "invalid configuration: missing GWS_BASE_URL; give the GWS node as GWS_BASE_URL or "
+        "--base-url URL (e.g. --base-url http://127.0.0.1:8090 for `gws-outbound simulate`)"
+    )
+    # ... and what it says works:
+    assert cli(*cancel(11, "--no-plugins", "--base-url", threaded_gws.base_url)).status == 0
