@@ -1,0 +1,339 @@
+"""One place per fact: what the docs state in several places (a setting's default, the outcome
+bound and the constants it is made of, the operations, the commands, which hooks may be
+``async def``, the failure reasons, the simulator's defaults) is read from the code here, and
+every copy in README.md and docs/*.md is checked against it. A copy that drifts fails here,
+naming the page and the line."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gws_outbound_plugin import (
+    OPERATION_TYPES,
+    FailureReason,
+    GWSConfig,
+    OutboundPlugin,
+    close_plugins,
+    hookspecs,
+    make_plugin_manager,
+)
+from gws_outbound_plugin._cometd import _FIRST_RECONNECT_DELAY
+from gws_outbound_plugin._session import (
+    AUTH_FAILURE_HOLD,
+    MAX_REQUEST_RETRY_DELAY,
+    request_retry_policy,
+)
+from gws_outbound_plugin.cli._parser import build_parser, command_parsers
+from gws_outbound_plugin.simulator import DEFAULT_USERS, GWSSimulator
+from gws_outbound_plugin.testing import FakeGWS, RequestFactory
+
+from .conftest import ROOT
+
+PAGES = ("README.md", *sorted(f"docs/{path.name}" for path in (ROOT / "docs").glob("*.md")))
+DEFAULTS: dict[str, Any] = {
+    spec.name: spec.default
+    for spec in dataclasses.fields(GWSConfig)
+    if spec.default is not dataclasses.MISSING
+}
+
+
+def text(page: str) -> str:
+    return (ROOT / page).read_text(encoding="utf-8")
+
+
+def section(page: str, heading: str) -> str:
+    """The text under ``heading`` (a whole heading line) up to the next heading of its level
+    or a higher one."""
+    body = text(page)
+    level = heading.split(" ", 1)[0]
+    start = body.index("\n" + heading + "\n") + len(heading) + 2
+    ends = [
+        match.start()
+        for match in re.finditer(r"^(#+) ", body[start:], re.MULTILINE)
+        if len(match[1]) <= len(level)
+    ]
+    return body[start : start + ends[0]] if ends else body[start:]
+
+
+def line_of(page: str, offset: int) -> str:
+    return f"{page}:{text(page).count(chr(10), 0, offset) + 1}"
+
+
+def number(written: str) -> float:
+    """A number as the docs write it: ``262,144``, ``0.25``, ``256 KiB``."""
+    written = written.strip()
+    if written.endswith(" KiB"):
+        return float(written.removesuffix(" KiB").replace(",", "")) * 1024
+    return float(written.replace(",", ""))
+
+
+def bound(**settings: Any) -> float:
+    config = GWSConfig(base_url="http://127.0.0.1:9", username="agent1", password="-", **settings)
+    return OutboundPlugin(make_plugin_manager(load_entrypoints=False), config).outcome_bound
+
+
+# -- the settings' defaults ----------------------------------------------------------------------
+
+
+def test_hostings_table_gives_each_settings_default():
+    """README's table is checked in tests/unit/test_readme.py; hosting.md has a second one."""
+    rows = re.findall(
+        r"^\| `(\w+)` \| `GWS_\w+` \| ([^|]+) \|",
+        section("docs/hosting.md", "## Configuration"),
+        re.MULTILINE,
+    )
+    assert [name for name, _ in rows] == [spec.name for spec in dataclasses.fields(GWSConfig)]
+    for name, written in rows:
+        written = written.strip()
+        if name not in DEFAULTS:
+            assert written == "required", name
+        elif isinstance(DEFAULTS[name], bool):
+            assert written == str(DEFAULTS[name]).lower(), name
+        elif isinstance(DEFAULTS[name], str):
+            assert written == f"`{DEFAULTS[name]}`", name
+        else:
+            assert number(written) == DEFAULTS[name], name
+
+
+#: A setting named in prose with its default next to it: "`hook_timeout` seconds (default 5,",
+#: "`GWSConfig.merge_window`, 0.25 s,", "`max_message_bytes` (256 KiB)".
+_QUOTED = re.compile(
+    r"`(?:GWSConfig\.)?(?P<name>[a-z_]+)`[^`|\n(]{0,12}"
+    r"(?:\((?:default )?|, )(?P<value>\d[\d,.]*(?: KiB)?)(?: s)?[,)]"
+)
+#: A row of a table of limits: "| `GWSConfig.event_queue_size` / `hook_queue_size` | 1,024 |".
+_LIMIT_ROW = re.compile(
+    r"^\| `GWSConfig\.(?P<name>\w+)`(?: / `(?P<other>\w+)`)? \| (?P<value>\d[\d,]*)", re.MULTILINE
+)
+
+
+def quoted_defaults() -> list[tuple[str, str, float]]:
+    """(where, setting, the default written there) of every default quoted in the docs."""
+    found = []
+    for page in PAGES:
+        body = text(page)
+        for match in _QUOTED.finditer(body):
+            if match["name"] in DEFAULTS:
+                found.append((line_of(page, match.start()), match["name"], number(match["value"])))
+        for match in _LIMIT_ROW.finditer(body):
+            for name in filter(None, (match["name"], match["other"])):
+                found.append((line_of(page, match.start()), name, number(match["value"])))
+    return found
+
+
+def test_every_default_quoted_in_the_docs_is_the_codes():
+    found = quoted_defaults()
+    wrong = [
+        f"{where}: {name} {value:g}, the code says {DEFAULTS[name]}"
+        for where, name, value in found
+        if value != DEFAULTS[name]
+    ]
+    assert wrong == []
+    # The pattern still finds the copies it was written for (it cannot pass by finding none).
+    assert {(where.split(":")[0], name) for where, name, _ in found} >= {
+        ("README.md", "merge_window"),
+        ("docs/hooks.md", "hook_timeout"),
+        ("docs/hooks.md", "slow_hook_warning"),
+        ("docs/hooks.md", "merge_window"),
+        ("docs/hosting.md", "max_concurrent_requests"),
+        ("docs/reliability.md", "retries"),
+        ("docs/reliability.md", "max_message_bytes"),
+        ("docs/reliability.md", "hook_queue_size"),
+        ("docs/security.md", "max_message_bytes"),
+        ("docs/security.md", "max_user_data_entries"),
+    }
+
+
+# -- the outcome bound ---------------------------------------------------------------------------
+
+_BOUND_SUM = re.compile(
+    r"with\s+(?:the\s+defaults|`(?P<name>\w+)=(?P<value>[\d.]+)`)\s+"
+    r"(?P<terms>[\d.]+(?:\s+\+\s+(?:[\d.]+|\([\d.\s+]+\)))+)\s+=\s+(?P<total>[\d.]+)\s+s"
+)
+
+
+def test_the_outcome_bound_sums_in_hosting_are_the_codes():
+    """hosting.md spells ``outcome_bound`` out term by term, with the defaults and with
+    ``retry_backoff=8``: each term, the sum and the total are what the code computes."""
+    sums = list(_BOUND_SUM.finditer(text("docs/hosting.md")))
+    assert len(sums) == 2
+    for found in sums:
+        settings = {found["name"]: float(found["value"])} if found["name"] else {}
+        config = GWSConfig(base_url="http://127.0.0.1:9", username="a", password="-", **settings)
+        policy = request_retry_policy(config)
+        expected = [
+            config.request_timeout,  # waiting for a lost CometD session
+            config.request_timeout * (config.retries + 1),  # the POST and its retries
+            config.request_timeout * 2,  # one re-login and the attempt after it
+            [policy.backoff(retry) for retry in range(1, config.retries + 1)],
+            config.ack_timeout,
+            config.merge_window,
+        ]
+        terms: list[Any] = [
+            [float(t) for t in re.split(r"\s*\+\s*", term.strip("()"))]
+            if term.startswith("(")
+            else float(term)
+            for term in re.findall(r"\([^)]*\)|[\d.]+", found["terms"])
+        ]
+        assert terms == expected, found[0]
+        total = float(found["total"])
+        assert sum(sum(t) if isinstance(t, list) else t for t in terms) == pytest.approx(total)
+        assert bound(**settings) == pytest.approx(total), found[0]
+
+
+def test_the_outcome_bound_in_round_figures_is_the_codes():
+    stated = re.findall(
+        r"outcome_bound`, about (\d+) s\s+with\s+the\s+default", text("docs/reliability.md")
+    )
+    assert stated == [str(round(bound()))]
+
+
+#: (page, what it says, with the figure as its group, the figure in the code).
+CONSTANTS = [
+    ("docs/hosting.md", r"the plugin does not try again for ([\d.]+) s", AUTH_FAILURE_HOLD),
+    ("docs/reliability.md", r"logins for ([\d.]+) s \(`AUTH_FAILURE_HOLD`\)", AUTH_FAILURE_HOLD),
+    ("docs/hosting.md", r"`max\(retry_backoff, ([\d.]+) s\)`", MAX_REQUEST_RETRY_DELAY),
+    ("docs/reliability.md", r"`max\(retry_backoff, ([\d.]+) s\)`", MAX_REQUEST_RETRY_DELAY),
+    ("docs/hosting.md", r"reconnection backoff\s+\(([\d.]+) s, doubled", _FIRST_RECONNECT_DELAY),
+    (
+        "docs/hosting.md",
+        r"each bounded by `timeout` \(([\d.]+) s by default\)",
+        inspect.signature(close_plugins).parameters["timeout"].default,
+    ),
+]
+
+
+@pytest.mark.parametrize(("page", "pattern", "value"), CONSTANTS)
+def test_each_constant_the_docs_quote_is_the_codes(page, pattern, value):
+    stated = re.findall(pattern, text(page))
+    assert stated, f"{page} no longer says {pattern!r}: update this test's CONSTANTS"
+    assert [float(figure) for figure in stated] == [value] * len(stated)
+
+
+# -- the operations, the commands, the hooks, the failure reasons --------------------------------
+
+
+def test_the_operations_table_of_hooks_md_is_the_codes():
+    """operationName, request type, path and acknowledgement of each operation, as
+    ``OPERATION_TYPES``, the requests' ``gws_path()`` and their specs say."""
+    rows = re.findall(
+        r"^\| `(\w+)` \| \[`(\w+)`\]\(#\w+\) \| `([^`]+)` \| `(\w+)`",
+        section("docs/hooks.md", "### Operation requests"),
+        re.MULTILINE,
+    )
+    factory = RequestFactory(FakeGWS())
+    requests = [
+        factory(),
+        factory.reject(),
+        factory.complete(),
+        factory.do_not_call(),
+        factory.reschedule(),
+        factory.update(),
+        factory.chained(),
+        factory.add_record(),
+        factory.do_not_call_phone(),
+        factory.start_preview(),
+        factory.get_preview(),
+        factory.end_preview(),
+    ]
+    assert {type(request) for request in requests} == {
+        kind for kinds in OPERATION_TYPES.values() for kind in kinds
+    }
+    expected = []
+    for request in requests:
+        path = request.gws_path()
+        path = re.sub(r"^(/me/outbound-records/)\d+$", r"\1<handle>", path)
+        path = re.sub(r"^(/me/outbound-campaigns/)[^/]+$", r"\1<name>", path)
+        expected.append(
+            (request.operation_name, type(request).__name__, path, request.spec.acknowledgement)
+        )
+    assert rows == expected
+
+
+def test_the_readme_lists_every_command():
+    listed = re.findall(r"^\| `gws-outbound ([a-z-]+)", text("README.md"), re.MULTILINE)
+    assert listed == list(command_parsers(build_parser()))
+
+
+def test_which_hooks_may_be_async_is_said_alike_everywhere():
+    """Only the hooks the host fires must be plain functions (``HOST_FIRED_HOOKS``)."""
+    hooks = [name for name in vars(hookspecs) if name.startswith("on_")]
+    readme = dict(
+        re.findall(r"^\| `(on_\w+)\([^)]*\)` \|.*\| (yes|no) \|$", text("README.md"), re.MULTILINE)
+    )
+    assert readme == {hook: "no" if hook in hookspecs.HOST_FIRED_HOOKS else "yes" for hook in hooks}
+    reference = text("docs/hooks.md")
+    for hook in hooks:
+        body = reference.split(f"\n## `{hook}(", 1)[1].split("\n## ", 1)[0]
+        (said,) = re.findall(r"^\*\*Async:\*\* (allowed|not allowed)", body, re.MULTILINE)
+        assert said == ("not allowed" if hook in hookspecs.HOST_FIRED_HOOKS else "allowed"), hook
+    tutorial = section("docs/writing-a-plugin.md", "## 1. What a plugin is")
+    plain = re.findall(r"^\| `(on_\w+)\(.*plain function only", tutorial, re.MULTILINE)
+    assert sorted(plain) == sorted(hookspecs.HOST_FIRED_HOOKS)
+
+
+#: Where the docs name a request's failure reason: "reason=ocs_error", "reason `rejected`",
+#: "fails as `transport_failure`", "ends `outcome_unknown`", "ends as `timed_out`".
+_REASON = re.compile(
+    r"(?:\breason[= ]`?|\bfail(?:s|ed)? as `|\bends? (?:as )?`|\bdecided as `)(?P<value>[a-z_]+)`?"
+)
+
+
+def test_every_failure_reason_named_in_the_docs_exists():
+    values = {reason.value for reason in FailureReason}
+    found = [
+        (line_of(page, match.start()), match["value"])
+        for page in PAGES
+        for match in _REASON.finditer(text(page))
+        if match["value"] not in ("is", "that", "why", "the")
+    ]
+    assert [f"{where}: {value}" for where, value in found if value not in values] == []
+    assert {value for _, value in found} >= {"ocs_error", "outcome_unknown", "transport_failure"}
+
+
+# -- the simulator's defaults --------------------------------------------------------------------
+
+
+def test_the_simulators_flag_defaults_are_its_own():
+    """docs/simulator.md's flag table, the ``--help`` text and ``GWSSimulator``'s keyword
+    defaults say the same (the command line starts a ``GWSSimulator``)."""
+    from gws_outbound_plugin.simulator._cli import build_parser as simulator_parser
+
+    parser = simulator_parser()
+    options = {action.dest: action for action in parser._actions}
+    signature = inspect.signature(GWSSimulator).parameters
+    same_as = {
+        "session_timeout": "session_idle_timeout",
+        "connect_timeout": "connect_timeout",
+        "cometd_session_timeout": "cometd_session_timeout",
+        "host": "host",
+    }
+    for flag, keyword in same_as.items():
+        assert options[flag].default == signature[keyword].default, flag
+        default = options[flag].default
+        shown = f"{default:g}" if isinstance(default, float) else default
+        assert f"(default: {shown})" in str(options[flag].help), flag
+    table = section("docs/simulator.md", "### From a shell")
+    rows = dict(re.findall(r"^\| `--([a-z-]+)[^`]*` \| `([^`]+)` \|", table, re.MULTILINE))
+    for flag, written in rows.items():
+        default = options[flag.replace("-", "_")].default
+        if isinstance(default, float):
+            assert float(written) == default, flag
+        elif flag == "user":
+            assert written == ", ".join(f"{u}:{p}" for u, p in DEFAULT_USERS.items()), flag
+        else:
+            assert written == str(default), flag
+    assert {"session-timeout", "connect-timeout", "cometd-session-timeout", "port", "host"} <= set(
+        rows
+    )
+
+
+def test_the_pages_are_found():
+    assert {Path(page).name for page in PAGES} >= {"README.md", "hosting.md", "hooks.md"}
+
