@@ -337,3 +337,68 @@ def test_the_simulators_flag_defaults_are_its_own():
 def test_the_pages_are_found():
     assert {Path(page).name for page in PAGES} >= {"README.md", "hosting.md", "hooks.md"}
 
+
+def _setting_docstrings() -> dict[str, str]:
+    """Each ``GWSConfig`` field's docstring (the string after it in the class body)."""
+    import ast
+
+    source = (ROOT / "gws_outbound_plugin" / "_config.py").read_text(encoding="utf-8")
+    (config,) = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.ClassDef) and node.name == "GWSConfig"
+    ]
+    found = {}
+    for field, after in zip(config.body, config.body[1:], strict=False):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            found[field.target.id] = str(after.value.value)
+    return found
+
+
+def test_no_setting_is_described_as_the_cancels_own():
+    """Every setting applies to every operation (the engine does not tell a cancel from a
+    reject): ``ack_timeout`` and ``max_pending`` were still described, in the README, in
+    hosting.md and in their docstrings, as they were before the other operations existed
+    ("once GWS accepted a cancel", "cancels awaiting their outcome; beyond it
+    on_cancel_requested refuses")."""
+    descriptions = {
+        f"GWSConfig.{name} docstring": doc for name, doc in _setting_docstrings().items()
+    }
+    for page, heading in (
+        ("README.md", "## Configuration"),
+        ("docs/hosting.md", "## Configuration"),
+    ):
+        for name, meaning in re.findall(
+            r"^\| `(\w+)` \|(?: [^|]+ \|)+? ([^|]+) \|$", section(page, heading), re.MULTILINE
+        ):
+            descriptions[f"{page} {name}"] = meaning
+    assert len(descriptions) >= 3 * len(DEFAULTS)
+    assert [where for where, said in descriptions.items() if re.search(r"cancel", said, re.I)] == []
+
+
+@pytest.mark.anyio
+async def test_a_reused_reference_id_fails_as_hooks_md_says(gws_plugin_manager):
+    """hooks.md said ``rejected`` covers "a second *pending* cancel with the same
+    reference_id": a request reusing the id of a *finished* one (of any operation) is
+    refused the same way, nothing sent, for as long as that one's answer may still arrive."""
+    from gws_outbound_plugin import OperationFailed
+
+    fake = FakeGWS()
+    config = GWSConfig(base_url="https://gws.example", username="agent1", password="-")
+    async with OutboundPlugin(gws_plugin_manager, config, transport=fake) as plugin:
+        factory = RequestFactory(fake)
+        await plugin.cancel(factory(reference_id="r-1"))
+        with pytest.raises(OperationFailed) as raised:
+            await plugin.perform(factory.reject(reference_id="r-1"))
+    failure = raised.value.failure
+    assert failure.reason is FailureReason.REJECTED
+    assert failure.status_code is None and failure.may_have_acted is False
+    assert "recent request whose answer may still arrive" in str(failure.message)
+
+    (row,) = re.findall(r"^\| `rejected` \|(.*)\|$", text("docs/hooks.md"), re.MULTILINE)
+    assert "a pending request, or of a recent one whose answer may still arrive" in row
