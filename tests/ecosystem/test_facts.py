@@ -402,3 +402,35 @@ async def test_a_reused_reference_id_fails_as_hooks_md_says(gws_plugin_manager):
 
     (row,) = re.findall(r"^\| `rejected` \|(.*)\|$", text("docs/hooks.md"), re.MULTILINE)
     assert "a pending request, or of a recent one whose answer may still arrive" in row
+
+
+def test_a_plugin_requires_the_same_versions_wherever_it_is_written():
+    """The tutorial and the reference plugins declare ``gws-outbound-plugin>=0.1,<0.2``;
+    ``gws-outbound new-plugin`` wrote ``>=0.1.0``, so a generated plugin would take the next
+    0.x release, which may change what it relies on."""
+    from gws_outbound_plugin import __version__
+    from gws_outbound_plugin._template import compatible_requirement
+
+    def requirement(pyproject: str) -> str:
+        (found,) = re.findall(r'"gws-outbound-plugin([^"]+)"', pyproject)
+        return found
+
+    major, minor = (int(part) for part in __version__.split(".")[:2])
+    assert major == 0  # past 1.0 the range is the major release's: compatible_requirement
+    expected = f">=0.{minor},<0.{minor + 1}"
+    assert compatible_requirement(__version__) == expected
+    tutorial = section("docs/writing-a-plugin.md", "## 3. `pyproject.toml`")
+    assert requirement(tutorial) == expected
+    for reference in ("gws-outbound-audit", "gws-outbound-webhook"):
+        assert requirement(text(f"hooks/{reference}/pyproject.toml")) == expected, reference
+
+
+def test_new_plugin_writes_the_requirement_of_the_tutorial(tmp_path):
+    from gws_outbound_plugin import __version__
+    from gws_outbound_plugin._template import write_plugin
+
+    root = write_plugin("tally", tmp_path, version=__version__)
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    tutorial = section("docs/writing-a-plugin.md", "## 3. `pyproject.toml`")
+    (written,) = re.findall(r'"gws-outbound-plugin[^"]+"', pyproject)
+    assert re.findall(r'"gws-outbound-plugin[^"]+"', tutorial) == [written]
