@@ -434,3 +434,39 @@ def test_new_plugin_writes_the_requirement_of_the_tutorial(tmp_path):
     tutorial = section("docs/writing-a-plugin.md", "## 3. `pyproject.toml`")
     (written,) = re.findall(r'"gws-outbound-plugin[^"]+"', pyproject)
     assert re.findall(r'"gws-outbound-plugin[^"]+"', tutorial) == [written]
+
+
+@pytest.mark.anyio
+async def test_the_kits_short_timeouts_are_the_ones_it_uses(gws_config):
+    """The testing kit's ``gws_config`` as its docstring and the tutorial's fixture table say
+    (a plugin author's test of ``timed_out`` waits ``ack_timeout``); the table said only
+    "short timeouts"."""
+    from gws_outbound_plugin import testing
+
+    docstring = str(testing.__doc__).split("``gws_config``", 1)[1].split("\n``", 1)[0]
+    said = dict(re.findall(r"``(\w+)``\s+([\d.]+) s", docstring))
+    table = section("docs/writing-a-plugin.md", "## 5. The tests")
+    (row,) = re.findall(r"^\| `gws_config` \|(.*)$", table, re.MULTILINE)
+    listed = dict(re.findall(r"`(\w+)` ([\d.]+) s", row))
+    assert said == listed
+    assert set(said) >= {"ack_timeout", "hook_timeout", "drain_timeout"}
+    shorter = {
+        name
+        for name in DEFAULTS
+        if name.endswith("_timeout") and getattr(gws_config, name) != DEFAULTS[name]
+    }
+    assert set(said) >= shorter - {"cometd_connection_timeout"}
+    for name, seconds in said.items():
+        assert getattr(gws_config, name) == float(seconds), name
+
+
+def test_the_kits_recorder_is_said_to_record_every_hook():
+    from gws_outbound_plugin import testing
+
+    docstring = str(testing.__doc__).split("``gws_hook_recorder``", 1)[1].split("\n``", 1)[0]
+    hooks = {name for name in vars(hookspecs) if name.startswith("on_")}
+    named = set(re.findall(r"``(on_\w+)``", docstring))
+    named |= {f"on_operation{suffix}" for suffix in re.findall(r"``(_\w+)``", docstring)}
+    named |= {"on_cancel_requested", "on_record_cancel_acknowledged", "on_cancel_failed"}
+    assert "the cancel hooks" in docstring
+    assert named == hooks
