@@ -470,3 +470,20 @@ def test_the_kits_recorder_is_said_to_record_every_hook():
     named |= {"on_cancel_requested", "on_record_cancel_acknowledged", "on_cancel_failed"}
     assert "the cancel hooks" in docstring
     assert named == hooks
+
+
+def test_the_connection_states_are_listed_alike_everywhere():
+    from gws_outbound_plugin._cometd import CometDState
+
+    states = [state.value for state in CometDState]
+    listings = [
+        re.findall(r"`(\w+)`", listing)
+        for page in ("README.md", "docs/writing-a-plugin.md")
+        for listing in re.findall(r"changed state \(((?:`\w+`, )+`\w+`)\)", text(page))
+    ]
+    listings += [
+        re.findall(r'"(\w+)"', listing)
+        for listing in re.findall(r"^- `state`: the new state, (.*)$", text("docs/hooks.md"), re.M)
+    ]
+    assert len(listings) == 3
+    assert listings == [states] * 3
