@@ -145,6 +145,7 @@ class OutboundPlugin:
 
     @property
     def running(self) -> bool:
+        """True between entering and the start of closing: requests are accepted."""
         return self._state is _State.RUNNING
 
     @property
