@@ -31,7 +31,7 @@ from gws_outbound_plugin._session import (
 )
 from gws_outbound_plugin.cli._parser import build_parser, command_parsers
 from gws_outbound_plugin.simulator import DEFAULT_USERS, GWSSimulator
-from gws_outbound_plugin.testing import FakeGWS, RequestFactory
+from gws_outbound_plugin.testing import DEFAULT_CALLBACK_DELAY, FakeGWS, RequestFactory
 
 from .conftest import ROOT
 
@@ -194,6 +194,7 @@ def test_the_outcome_bound_in_round_figures_is_the_codes():
     assert stated == [str(round(bound()))]
 
 
+CALLBACK_SECONDS = DEFAULT_CALLBACK_DELAY.total_seconds()
 #: (page, what it says, with the figure as its group, the figure in the code).
 CONSTANTS = [
     ("docs/hosting.md", r"the plugin does not try again for ([\d.]+) s", AUTH_FAILURE_HOLD),
@@ -206,6 +207,9 @@ CONSTANTS = [
         r"each bounded by `timeout` \(([\d.]+) s by default\)",
         inspect.signature(close_plugins).parameters["timeout"].default,
     ),
+    # The kit's reschedule() asks for a callback this long after now on OCS's clock.
+    ("docs/writing-a-plugin.md", r"`gws_simulator\.clock\.advance\((\d+)\)`", CALLBACK_SECONDS),
+    ("docs/writing-a-plugin.md", r"gws_simulator\.clock\.advance\((\d+)\)\n", CALLBACK_SECONDS),
 ]
 
 
