@@ -16,6 +16,7 @@ import pytest
 
 from gws_outbound_plugin import (
     OPERATION_TYPES,
+    CancelRequest,
     FailureReason,
     GWSConfig,
     OutboundPlugin,
@@ -521,3 +522,35 @@ def test_hosting_lists_every_public_member_of_the_plugin_and_its_tickets():
 
     (stats,) = [row for row in table.splitlines() if row.startswith("| `plugin.stats` |")]
     assert set(re.findall(r"`(\w+)`", stats.split("|")[2])) == set(plugin.stats)
+
+
+_SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
+#: An id's bound as the docs write it: "1 to 2147483647", "at most 2³¹ minus 1" (with a
+#: MINUS SIGN, U+2212, or a hyphen).
+_ID_BOUND = re.compile(r"\b1 to (\d{5,})\b|\b2([⁰¹²³⁴⁵⁶⁷⁸⁹]+) ?[\u2212-] ?1\b")
+
+
+def test_every_id_bound_in_the_docs_is_the_codes():
+    """security.md said a record handle may be "at most 2⁵³ minus 1" (the JSON limit),
+    where the requests refuse anything above 2147483647, OCS's 32-bit ids (hooks.md said
+    so, sixteen times)."""
+    from gws_outbound_plugin import InvalidCancelRequest
+    from gws_outbound_plugin._coerce import MAX_OCS_ID
+
+    found = []
+    for page in PAGES:
+        for match in _ID_BOUND.finditer(text(page)):
+            written = int(match[1]) if match[1] else 2 ** int(match[2].translate(_SUPERSCRIPT)) - 1
+            found.append((line_of(page, match.start()), written))
+    assert [f"{where}: {value}" for where, value in found if value != MAX_OCS_ID] == []
+    assert {where.split(":")[0] for where, _ in found} >= {"docs/hooks.md", "docs/security.md"}
+
+    fields = {
+        "application_id": 134,
+        "campaign_name": "Campaign1",
+        "calling_list": "CallingList1",
+        "device_path": "/devices/0116543c-07ff-5f4b-8cdf-9953cca85d8f",
+    }
+    assert CancelRequest(record_handle=MAX_OCS_ID, **fields).record_handle == MAX_OCS_ID
+    with pytest.raises(InvalidCancelRequest):
+        CancelRequest(record_handle=MAX_OCS_ID + 1, **fields)
