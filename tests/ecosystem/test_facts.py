@@ -25,6 +25,8 @@ from gws_outbound_plugin import (
     make_plugin_manager,
 )
 from gws_outbound_plugin._cometd import _FIRST_RECONNECT_DELAY
+from gws_outbound_plugin._recent import MAX_NESTING
+from gws_outbound_plugin._requests import MAX_TEXT_LENGTH
 from gws_outbound_plugin._session import (
     AUTH_FAILURE_HOLD,
     MAX_REQUEST_RETRY_DELAY,
@@ -208,6 +210,9 @@ CONSTANTS = [
         r"each bounded by `timeout` \(([\d.]+) s by default\)",
         inspect.signature(close_plugins).parameters["timeout"].default,
     ),
+    ("docs/hooks.md", r"at most (\d+)\s+characters", MAX_TEXT_LENGTH),
+    ("docs/reliability.md", r"\| (\d+) levels \(the object itself is level 1\)", MAX_NESTING),
+    ("docs/security.md", r"nested deeper\s+than (\d+) levels", MAX_NESTING),
     # The kit's reschedule() asks for a callback this long after now on OCS's clock.
     ("docs/writing-a-plugin.md", r"`gws_simulator\.clock\.advance\((\d+)\)`", CALLBACK_SECONDS),
     ("docs/writing-a-plugin.md", r"gws_simulator\.clock\.advance\((\d+)\)\n", CALLBACK_SECONDS),
