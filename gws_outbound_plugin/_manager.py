@@ -728,6 +728,9 @@ def load_entrypoint_plugins(
         )
     chosen_by = None if allowed is None else ENV_ALLOW if plugins is None else "plugins="
     failed.extend((misspelt, None) for misspelt in _misspelt_variables(env, chosen_by))
+    for setting, names in (("disable=", disable), (ENV_DISABLE, _names(env.get(ENV_DISABLE)))):
+        for name, meant, _ in misspelt_blocks(pm, names or (), setting, group):
+            logger.warning("plugin_block_misspelt", setting=setting, plugin=name, meant=meant)
     records.failures.extend(failure for failure, _ in failed)
     if strict and failed:
         _raise_first(failed)
@@ -783,6 +786,36 @@ def _not_installed(
         )
         logger.warning("plugin_not_installed", plugin=name, setting=setting, installed=installed)
     return failures
+
+
+def misspelt_blocks(
+    pm: pluggy.PluginManager,
+    names: Iterable[str],
+    setting: str,
+    group: Iterable[EntryPoint] | None = None,
+) -> list[tuple[str, str, str]]:
+    """(name, the installed plugin meant, what it says) for each name of ``setting``
+    (``GWS_OUTBOUND_DISABLE_PLUGINS``, ``disable=``) that no installed plugin has but one
+    nearly has (``webhok``): it blocks nothing, and the plugin meant is loaded all the same. A
+    name unlike any installed plugin's is left alone (a block list shared by machines may
+    name plugins not installed here)."""
+    points = entry_points(group=PROJECT_NAME) if group is None else group
+    installed = sorted({ep.name for ep in points})
+    found = []
+    for name in sorted(set(names) - set(installed)):
+        meant = closest(name, installed)
+        if meant is None:
+            continue
+        effect = f"{meant} is loaded" if pm.has_plugin(meant) else f"{meant} is not blocked"
+        found.append(
+            (
+                name,
+                meant,
+                f"{setting} names {name!r}, which no installed plugin is (did you mean "
+                f"{meant!r}?): it blocks nothing, and {effect}",
+            )
+        )
+    return found
 
 
 def _misspelt_variables(env: Mapping[str, str], chosen_by: str | None) -> list[PluginLoadFailure]:
