@@ -559,3 +559,35 @@ def test_every_id_bound_in_the_docs_is_the_codes():
     assert CancelRequest(record_handle=MAX_OCS_ID, **fields).record_handle == MAX_OCS_ID
     with pytest.raises(InvalidCancelRequest):
         CancelRequest(record_handle=MAX_OCS_ID + 1, **fields)
+
+
+def test_every_option_the_docs_give_a_command_is_one_it_has():
+    """``gws-outbound <command> ... --option`` anywhere in README.md, docs/*.md and the
+    reference plugins' READMEs: the command exists and takes the option (``simulate`` is
+    the simulator's own parser)."""
+    from gws_outbound_plugin.simulator._cli import build_parser as simulator_parser
+
+    top = build_parser()
+    options = {
+        command: {option for action in parser._actions for option in action.option_strings}
+        for command, parser in command_parsers(top).items()
+    }
+    options["simulate"] = {
+        option for action in simulator_parser()._actions for option in action.option_strings
+    }
+    general = {option for action in top._actions for option in action.option_strings}
+    pages = [*PAGES, "hooks/gws-outbound-audit/README.md", "hooks/gws-outbound-webhook/README.md"]
+    seen, wrong = 0, []
+    for page in pages:
+        body = text(page)
+        for match in re.finditer(r"\bgws-outbound ([a-z][a-z-]+)((?:[^`\n|]|\\\n)*)", body):
+            command, rest = match.groups()
+            seen += 1
+            if command not in options:
+                wrong.append(f"{line_of(page, match.start())}: no command {command!r}")
+                continue
+            given = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", rest))
+            for option in sorted(given - options[command] - general):
+                wrong.append(f"{line_of(page, match.start())}: {command} has no {option}")
+    assert wrong == []
+    assert seen >= 40
