@@ -24,7 +24,13 @@ from gws_outbound_plugin import (
     hookspecs,
     make_plugin_manager,
 )
-from gws_outbound_plugin._cometd import _FIRST_RECONNECT_DELAY
+from gws_outbound_plugin._cometd import (
+    _CLOSE_TIMEOUT,
+    _DEFAULT_TIMEOUT_MS,
+    _FIRST_RECONNECT_DELAY,
+    _MAX_TIMEOUT_MS,
+    START_HANDSHAKES,
+)
 from gws_outbound_plugin._recent import MAX_NESTING
 from gws_outbound_plugin._requests import MAX_TEXT_LENGTH
 from gws_outbound_plugin._session import (
@@ -210,6 +216,14 @@ CONSTANTS = [
         r"each bounded by `timeout` \(([\d.]+) s by default\)",
         inspect.signature(close_plugins).parameters["timeout"].default,
     ),
+    ("docs/hosting.md", r"at most (\d+) handshakes", START_HANDSHAKES),
+    ("docs/hosting.md", r"clean-up waits at most (\d+) s", _CLOSE_TIMEOUT),
+    (
+        "docs/hosting.md",
+        r"advised any\)|\((\d+) s, GWS's, before it advised",
+        _DEFAULT_TIMEOUT_MS / 1000,
+    ),
+    ("docs/hosting.md", r"from 0 to\s+([\d,]+) ms", _MAX_TIMEOUT_MS),
     ("docs/hooks.md", r"at most (\d+)\s+characters", MAX_TEXT_LENGTH),
     ("docs/reliability.md", r"\| (\d+) levels \(the object itself is level 1\)", MAX_NESTING),
     ("docs/security.md", r"nested deeper\s+than (\d+) levels", MAX_NESTING),
@@ -223,7 +237,7 @@ CONSTANTS = [
 def test_each_constant_the_docs_quote_is_the_codes(page, pattern, value):
     stated = re.findall(pattern, text(page))
     assert stated, f"{page} no longer says {pattern!r}: update this test's CONSTANTS"
-    assert [float(figure) for figure in stated] == [value] * len(stated)
+    assert [number(figure) for figure in stated] == [value] * len(stated)
 
 
 # -- the operations, the commands, the hooks, the failure reasons --------------------------------
