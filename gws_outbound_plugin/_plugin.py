@@ -7,7 +7,7 @@ import enum
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, Self, overload
 
 import anyio
 import pluggy
@@ -72,6 +72,16 @@ class OutboundPlugin:
     ``ValueError``).
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # OutboundPlugin(config), the plugin manager left out, would otherwise be "missing 1
+        # required positional argument: 'config'": just what the caller thinks they gave.
+        if len(args) == 1 and isinstance(args[0], GWSConfig) and not {"pm", "config"} & set(kwargs):
+            raise TypeError(
+                "OutboundPlugin takes the plugin manager first, then the GWSConfig: "
+                "OutboundPlugin(make_plugin_manager(), config)"
+            )
+        return super().__new__(cls)
+
     def __init__(
         self,
         pm: pluggy.PluginManager,
@@ -81,6 +91,11 @@ class OutboundPlugin:
         name: str = CORE_PLUGIN_NAME,
         transport: OutboundTransport | None = None,
     ) -> None:
+        if isinstance(pm, GWSConfig) and isinstance(config, pluggy.PluginManager):
+            raise TypeError(
+                "OutboundPlugin(config, pm): the arguments are the other way round, the "
+                "plugin manager first: OutboundPlugin(pm, config)"
+            )
         if not isinstance(config, GWSConfig):
             raise TypeError(
                 f"config must be a GWSConfig, not {type(config).__name__} "

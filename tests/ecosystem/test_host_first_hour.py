@@ -146,3 +146,27 @@ def test_any_field_given_an_awaitable_asks_whether_an_await_is_missing():
         "record_handle": "must be a positive integer, got coroutine (an awaitable: is an "
         "`await` missing?)"
     }
+
+
+def test_a_plugin_without_its_plugin_manager_says_what_comes_first():
+    """``OutboundPlugin(config)`` was refused with "missing 1 required positional argument:
+    'config'", although a config was given: the plugin manager was what was missing."""
+    config = GWSConfig(base_url="http://127.0.0.1:9", username="agent1", password="secret")
+    pm = make_plugin_manager(load_entrypoints=False)
+
+    with pytest.raises(TypeError) as missing:
+        OutboundPlugin(config)  # type: ignore[call-arg]
+    with pytest.raises(TypeError) as swapped:
+        OutboundPlugin(config, pm)  # type: ignore[arg-type]
+
+    assert str(missing.value) == (
+        "OutboundPlugin takes the plugin manager first, then the GWSConfig: "
+        "OutboundPlugin(make_plugin_manager(), config)"
+    )
+    assert str(swapped.value).startswith(
+        "OutboundPlugin(config, pm): the arguments are the other way round, the plugin "
+        "manager first: OutboundPlugin(pm, config)"
+    )
+    assert "secret" not in str(missing.value) + str(swapped.value)
+    # ... and what they say works:
+    assert OutboundPlugin(pm, config).running is False
