@@ -605,3 +605,29 @@ def test_every_option_the_docs_give_a_command_is_one_it_has():
                 wrong.append(f"{line_of(page, match.start())}: {command} has no {option}")
     assert wrong == []
     assert seen >= 40
+
+
+@pytest.mark.anyio
+async def test_a_cancel_fires_the_request_hooks_the_tutorial_says(
+    gws_outbound, gws_request_factory, gws_hook_recorder
+):
+    """The tutorial's table said ``on_operation_requested`` fires for "any operation (...,
+    cancel too)": a plugin written from it to see every request missed every cancel the
+    host made with ``cancel()``, ``perform()`` or ``submit()``."""
+    await gws_outbound.cancel(gws_request_factory())
+    await gws_outbound.perform(gws_request_factory())
+    await gws_outbound.submit(gws_request_factory())
+    await gws_outbound.perform(gws_request_factory.reject())
+    requested = [
+        (call.name, call.request.operation_name)
+        for call in gws_hook_recorder.calls
+        if call.name.endswith("_requested")
+    ]
+    assert requested == [("on_cancel_requested", "CancelRecord")] * 3 + [
+        ("on_operation_requested", "RejectRecord")
+    ]
+
+    table = section("docs/writing-a-plugin.md", "## 1. What a plugin is")
+    (row,) = re.findall(r"^\| `on_operation_requested\(request\)` \|(.*)$", table, re.MULTILINE)
+    assert "cancel too" not in row
+    assert "a cancel fires `on_cancel_requested` instead" in row
