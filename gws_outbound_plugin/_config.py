@@ -58,8 +58,8 @@ class GWSConfig:
     """On close, how long to wait for pending outcomes before failing them as shut down."""
     retries: int = 2
     """Extra attempts (same ``referenceId``): a GET after a connection error, timeout or HTTP
-    5xx; an operation (POST) only when GWS certainly did not get it (no connection, or HTTP 503
-    with a GWS ``statusCode``). See ``_session.py``."""
+    5xx; an operation (POST) only when GWS certainly did not get it (no connection, HTTP 503
+    with a GWS ``statusCode`` other than 7 or 9, or HTTP 429). See ``_session.py``."""
     retry_backoff: float = 0.2
     """First retry delay; doubled for each further attempt."""
     merge_window: float = 0.25

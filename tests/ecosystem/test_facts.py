@@ -631,3 +631,34 @@ async def test_a_cancel_fires_the_request_hooks_the_tutorial_says(
     (row,) = re.findall(r"^\| `on_operation_requested\(request\)` \|(.*)$", table, re.MULTILINE)
     assert "cancel too" not in row
     assert "a cancel fires `on_cancel_requested` instead" in row
+
+
+def test_each_description_of_retries_names_every_status_a_post_is_retried_after():
+    """README said ``retries`` are "extra attempts after HTTP 5xx or a connection error": an
+    operation is retried only when GWS certainly did not get it, which a 500 does not say;
+    and hosting.md and the docstring left out 429, which is retried (``_UNAVAILABLE``)."""
+    from gws_outbound_plugin._session import _UNAVAILABLE, UNFINISHED_STATUS_CODES
+
+    readme = dict(re.findall(r"^\| `(\w+)` \| [^|]+ \| (.+) \|$", text("README.md"), re.M))
+    hosting = dict(
+        re.findall(
+            r"^\| `(\w+)` \| `GWS_\w+` \| [^|]+ \| (.+) \|$",
+            section("docs/hosting.md", "## Configuration"),
+            re.M,
+        )
+    )
+    descriptions = {
+        "README.md": readme["retries"],
+        "docs/hosting.md": hosting["retries"],
+        "GWSConfig.retries": _setting_docstrings()["retries"],
+    }
+    for where, said in descriptions.items():
+        said = " ".join(said.split())
+        assert "GWS certainly did not get it" in said, where
+        for status in sorted(_UNAVAILABLE):
+            assert f"HTTP {status}" in said, (where, status)
+        assert "after HTTP 5xx or" not in said, where
+    for where in ("docs/hosting.md", "GWSConfig.retries"):
+        said = " ".join(descriptions[where].split())
+        codes = " or ".join(str(code) for code in sorted(UNFINISHED_STATUS_CODES))
+        assert f"other than {codes}" in said, where
