@@ -799,10 +799,13 @@ def misspelt_blocks(
     nearly has (``webhok``): it blocks nothing, and the plugin meant is loaded all the same. A
     name unlike any installed plugin's is left alone (a block list shared by machines may
     name plugins not installed here)."""
+    names = set(names)
+    if not names:
+        return []
     points = entry_points(group=PROJECT_NAME) if group is None else group
     installed = sorted({ep.name for ep in points})
     found = []
-    for name in sorted(set(names) - set(installed)):
+    for name in sorted(names - set(installed)):
         meant = closest(name, installed)
         if meant is None:
             continue
