@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -533,6 +534,17 @@ class OutboundPlugin:
             self._engine.cancel_pump()
             await to_the_end(self._transport.close, "closing the transport")
             logger.info("plugin_stopped", user=self.config.username, stats=dict(self.stats))
+
+
+# ``__new__`` takes anything (to refuse ``OutboundPlugin(config)`` in words): keep the
+# signature that help(), IDEs and inspect.signature() show the one of ``__init__``.
+setattr(  # noqa: B010 (mypy knows no __signature__ on a class)
+    OutboundPlugin,
+    "__signature__",
+    inspect.signature(OutboundPlugin.__init__).replace(
+        parameters=list(inspect.signature(OutboundPlugin.__init__).parameters.values())[1:]
+    ),
+)
 
 
 async def _wait_through_cancellation(event: asyncio.Event) -> bool:

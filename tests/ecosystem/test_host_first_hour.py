@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from gws_outbound_plugin import (
@@ -170,3 +172,11 @@ def test_a_plugin_without_its_plugin_manager_says_what_comes_first():
     assert "secret" not in str(missing.value) + str(swapped.value)
     # ... and what they say works:
     assert OutboundPlugin(pm, config).running is False
+    # help() and IDEs still show the real parameters, not __new__'s (*args, **kwargs).
+    assert list(inspect.signature(OutboundPlugin).parameters) == [
+        "pm",
+        "config",
+        "channels",
+        "name",
+        "transport",
+    ]
