@@ -302,7 +302,7 @@ def _hook_arguments(pm: pluggy.PluginManager, hook: str) -> tuple[str, ...]:
 
 
 def _unpassed_message(pm: pluggy.PluginManager, hook: str, function: Any, unpassed: str) -> str:
-    arguments = ", ".join(getattr(getattr(pm.hook, hook).spec, "argnames", ()))
+    arguments = ", ".join(_hook_arguments(pm, hook))
     return (
         f"{hook} takes {unpassed}, which pluggy never fills (it passes the hook's "
         f"arguments, {arguments}, each to the parameter of that name): write def "

@@ -160,8 +160,8 @@ def _not_awaited(value: object) -> str:
 
 def _check_int(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
-        if inspect.isawaitable(value):
-            return f"must be a positive integer, got {type(value).__name__}{_not_awaited(value)}"
+        if awaited := _not_awaited(value):  # no repr: "<coroutine object ...>" says nothing
+            return f"must be a positive integer, got {type(value).__name__}{awaited}"
         return f"must be a positive integer, got {type(value).__name__} {_show(value)}"
     if not 0 < value <= MAX_OCS_ID:
         return (
