@@ -43,9 +43,11 @@ PUBLIC_EXCEPTIONS = sorted(
 
 async def _real_failures(pm: pluggy.PluginManager, sim: GWSSimulator) -> dict[str, Any]:
     """A cancel and an ``AddRecord`` (with ``other_fields``) OCS refused, as the plugin
-    reported them: failures whose ``user_data`` and request hold read-only mappings."""
+    reported them: failures whose ``user_data`` and request hold read-only mappings; and a
+    cancel's acknowledgement (its ``user_data`` read-only too)."""
     failures: dict[str, Any] = {}
     async with OutboundPlugin(pm, fast_config(sim.base_url)) as plugin:
+        failures["ack"] = await plugin.cancel(request_for(sim, handles(sim, 2)[1]))
         sim.faults.ocs_error(number=7, message="Record locked", operation="CancelRecord")
         with pytest.raises(CancelFailed) as cancel:
             await plugin.cancel(request_for(sim, handles(sim, 1)[0]))
@@ -137,3 +139,27 @@ async def test_every_public_exception_survives_pickling(
             assert copy.failure.describe() == error.failure.describe()
         for secret in secrets:
             assert secret.encode() not in pickled, kind
+
+
+class _HostsError(gws_outbound_plugin.GWSStatusError):
+    """A host's subclass with a constructor of its own."""
+
+    def __init__(self, ticket: str, status_code: int) -> None:
+        self.ticket = ticket
+        super().__init__(status_code, f"refused for {ticket}")
+
+
+async def test_a_hosts_subclass_and_an_acknowledgement_survive_pickling(
+    pm: pluggy.PluginManager, sim: GWSSimulator
+) -> None:
+    """What docs/security.md promises besides the public exceptions: a host's subclass of
+    one (its own ``__init__``) and an acknowledgement (before, its read-only ``user_data``
+    could not be pickled)."""
+    error = _HostsError("T-17", 3)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy), vars(copy)) == (_HostsError, str(error), vars(error))
+    ack = (await _real_failures(pm, sim))["ack"]
+    assert isinstance(ack.user_data, MappingProxyType) and ack.user_data
+    again = pickle.loads(pickle.dumps(ack))
+    assert again == ack
+    assert isinstance(again.user_data, MappingProxyType)
