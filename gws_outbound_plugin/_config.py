@@ -46,7 +46,8 @@ class GWSConfig:
     ack_timeout: float = 10.0
     """How long to wait for the CometD outcome once GWS accepted a cancel."""
     request_timeout: float = 10.0
-    """Timeout of one HTTP request to GWS (connect, read, write, pool)."""
+    """Timeout of one HTTP request to GWS, in all (connecting, writing, the whole answer):
+    each step and the exchange as a whole."""
     hook_timeout: float = 5.0
     """Longest an ``async def`` hook implementation may take before it is abandoned."""
     verify_tls: bool = True
