@@ -47,7 +47,8 @@ class GWSConfig:
     """How long to wait for the CometD outcome once GWS accepted a request (of any
     operation); then it fails as ``timed_out``."""
     request_timeout: float = 10.0
-    """Timeout of one HTTP request to GWS (connect, read, write, pool)."""
+    """Timeout of one HTTP request to GWS, in all (connecting, writing, the whole answer):
+    each step and the exchange as a whole."""
     hook_timeout: float = 5.0
     """Longest an ``async def`` hook implementation may take before it is abandoned."""
     verify_tls: bool = True

@@ -33,6 +33,7 @@ from . import _spec
 from ._coerce import MAX_OCS_ID
 from ._exceptions import InvalidCancelRequest, InvalidOperationRequest
 from ._hints import closest
+from ._pickling import reduce_frozen
 
 __all__ = [
     "BUS_KEYS",
@@ -763,6 +764,10 @@ class _Request:
     """
 
     __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (other_fields), which pickle refuses.
+        return reduce_frozen(self)
 
     _SPEC: ClassVar[_spec.OperationSpec]
     #: Field that goes in the URL instead of the body.

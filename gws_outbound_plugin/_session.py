@@ -45,6 +45,7 @@ answer: :class:`GWSStatusError` with that ``statusCode`` (after the 503 retries)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import email.utils
@@ -206,6 +207,9 @@ def request_retry_policy(config: GWSConfig) -> RetryPolicy:
 _UNAVAILABLE: Final = frozenset({429, 503})
 
 #: httpx errors raised before anything was written: the request cannot have reached GWS.
+#: httpcore's trace extension: told of each step of an exchange (name, details).
+_Trace = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 #: httpx errors that no retry can cure (also raised before anything was written).
 _NOT_SENDABLE: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
@@ -486,8 +490,8 @@ class GWSSession(SessionHeaders):
         generation = self._generation
         url, headers, content = self._post_parts(path, body)
         try:
-            status, answer_headers, answer = await transport.post(
-                url, headers, content, self._timeouts
+            status, answer_headers, answer = await self._bounded(
+                lambda trace: transport.post(url, headers, content, self._timeouts, trace)
             )
         except httpx.TransportError as error:
             return await self._with_relogin("POST", path, body, generation, error)
@@ -736,8 +740,8 @@ class GWSSession(SessionHeaders):
         try:
             if method == "POST" and transport is not None and body is not None and not headers:
                 url, post_headers, content = self._post_parts(path, body)
-                status, answer_headers, answer = await transport.post(
-                    url, post_headers, content, self._timeouts
+                status, answer_headers, answer = await self._bounded(
+                    lambda trace: transport.post(url, post_headers, content, self._timeouts, trace)
                 )
                 return self._post_answer(path, status, answer_headers, answer)
             request_headers = {"Authorization": self._authorization}
@@ -750,9 +754,16 @@ class GWSSession(SessionHeaders):
             if body is not None:  # as httpx's json= would, with the same check as POSTs
                 encoded = self._encode(path, body)
                 request_headers["Content-Type"] = "application/json"
+            client = self.client
             try:
-                response = await self.client.request(
-                    method, path, content=encoded, headers=request_headers
+                response = await self._bounded(
+                    lambda trace: client.request(
+                        method,
+                        path,
+                        content=encoded,
+                        headers=request_headers,
+                        extensions={"trace": trace},
+                    )
                 )
             except UnicodeEncodeError:  # httpx writes headers as ASCII: raised before sending
                 unwritable = True
@@ -776,6 +787,35 @@ class GWSSession(SessionHeaders):
             response.headers,
             response.headers.get("retry-after"),
         )
+
+    async def _bounded(self, send: Callable[[_Trace], Awaitable[_T]]) -> _T:
+        """``await send(trace)``, one HTTP exchange, within ``request_timeout`` in all.
+
+        httpx's timeouts bound each step (connect, each write, each read) on its own: a GWS or
+        proxy that answers a byte at a time, or sends the headers and then trickles the body,
+        would hold the exchange (and a POST worker, or entering the plugin) for ever. Past
+        ``request_timeout`` the exchange is given up as a timeout of its own step: a read
+        timeout (may have been processed: never resent) once the request began to be written
+        (``trace``, httpcore's trace extension, says so), else a connect timeout (certainly not
+        sent)."""
+        written = False
+
+        async def trace(name: str, _info: Mapping[str, Any]) -> None:
+            nonlocal written
+            if name.endswith("send_request_headers.started"):
+                written = True
+
+        deadline = asyncio.timeout(self._config.request_timeout)
+        try:
+            async with deadline:
+                return await send(trace)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            step = httpx.ReadTimeout if written else httpx.ConnectTimeout
+            raise step(
+                f"the exchange took longer than {self._config.request_timeout:g}s in all"
+            ) from None
 
     def _post_parts(
         self, path: str, body: Mapping[str, Any]

@@ -37,7 +37,7 @@ import ssl
 import threading
 import typing
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 import httpcore
@@ -552,12 +552,17 @@ class GWSTransport(httpx.AsyncBaseTransport):
         headers: list[tuple[bytes, bytes]],
         content: bytes,
         timeouts: Mapping[str, float | None],
+        trace: Callable[[str, Mapping[str, Any]], Awaitable[None]] | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """POST ``content`` to ``url`` with exactly ``headers``; ``(status, headers, body)``.
+        ``trace``: httpcore's trace extension (told of each step of the exchange).
 
         Raises httpx's transport errors, as :meth:`handle_async_request` does."""
+        extensions: dict[str, Any] = {"timeout": timeouts}
+        if trace is not None:
+            extensions["trace"] = trace
         request = httpcore.Request(
-            b"POST", url, headers=headers, content=content, extensions={"timeout": timeouts}
+            b"POST", url, headers=headers, content=content, extensions=extensions
         )
         try:
             response = await self._pool.handle_async_request(request)

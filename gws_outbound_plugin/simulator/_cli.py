@@ -164,9 +164,13 @@ def parse_fault_spec(spec: str) -> tuple[str, dict[str, object]]:
 
 
 def _user(text: str) -> tuple[str, str]:
+    # The value is never echoed: what is wrong with it may be that it is (or holds) only
+    # the password.
     name, sep, password = text.partition(":")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, got {text!r}")
+    if not sep:
+        raise argparse.ArgumentTypeError("expected NAME:PASSWORD, got a value without ':'")
+    if not name:
+        raise argparse.ArgumentTypeError("expected NAME:PASSWORD, got an empty NAME before ':'")
     return name, password
 
 
