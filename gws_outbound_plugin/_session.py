@@ -76,7 +76,7 @@ from ._redact import PLUGIN_SECRETS, guard_library_logs
 from ._requests import has_dot_segment
 from ._resend import Carry, announce_not_received, announce_resend, note_backoff, resumed
 from ._retry import RetryPolicy
-from ._transport import GWSTransport, client_transports
+from ._transport import GWSTransport, Progress, client_transports
 
 __all__ = [
     "NOT_JSON",
@@ -207,9 +207,6 @@ def request_retry_policy(config: GWSConfig) -> RetryPolicy:
 _UNAVAILABLE: Final = frozenset({429, 503})
 
 #: httpx errors raised before anything was written: the request cannot have reached GWS.
-#: httpcore's trace extension: told of each step of an exchange (name, details).
-_Trace = Callable[[str, Mapping[str, Any]], Awaitable[None]]
-
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 #: httpx errors that no retry can cure (also raised before anything was written).
 _NOT_SENDABLE: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
@@ -491,7 +488,7 @@ class GWSSession(SessionHeaders):
         url, headers, content = self._post_parts(path, body)
         try:
             status, answer_headers, answer = await self._bounded(
-                lambda trace: transport.post(url, headers, content, self._timeouts, trace)
+                lambda progress: transport.post(url, headers, content, self._timeouts, progress)
             )
         except httpx.TransportError as error:
             return await self._with_relogin("POST", path, body, generation, error)
@@ -741,7 +738,9 @@ class GWSSession(SessionHeaders):
             if method == "POST" and transport is not None and body is not None and not headers:
                 url, post_headers, content = self._post_parts(path, body)
                 status, answer_headers, answer = await self._bounded(
-                    lambda trace: transport.post(url, post_headers, content, self._timeouts, trace)
+                    lambda progress: transport.post(
+                        url, post_headers, content, self._timeouts, progress
+                    )
                 )
                 return self._post_answer(path, status, answer_headers, answer)
             request_headers = {"Authorization": self._authorization}
@@ -757,12 +756,12 @@ class GWSSession(SessionHeaders):
             client = self.client
             try:
                 response = await self._bounded(
-                    lambda trace: client.request(
+                    lambda progress: client.request(
                         method,
                         path,
                         content=encoded,
                         headers=request_headers,
-                        extensions={"trace": trace},
+                        extensions={"trace": progress.trace},
                     )
                 )
             except UnicodeEncodeError:  # httpx writes headers as ASCII: raised before sending
@@ -788,31 +787,25 @@ class GWSSession(SessionHeaders):
             response.headers.get("retry-after"),
         )
 
-    async def _bounded(self, send: Callable[[_Trace], Awaitable[_T]]) -> _T:
-        """``await send(trace)``, one HTTP exchange, within ``request_timeout`` in all.
+    async def _bounded(self, send: Callable[[Progress], Awaitable[_T]]) -> _T:
+        """``await send(progress)``, one HTTP exchange, within ``request_timeout`` in all.
 
         httpx's timeouts bound each step (connect, each write, each read) on its own: a GWS or
         proxy that answers a byte at a time, or sends the headers and then trickles the body,
         would hold the exchange (and a POST worker, or entering the plugin) for ever. Past
         ``request_timeout`` the exchange is given up as a timeout of its own step: a read
         timeout (may have been processed: never resent) once the request began to be written
-        (``trace``, httpcore's trace extension, says so), else a connect timeout (certainly not
-        sent)."""
-        written = False
-
-        async def trace(name: str, _info: Mapping[str, Any]) -> None:
-            nonlocal written
-            if name.endswith("send_request_headers.started"):
-                written = True
-
+        (``progress`` says so, see :class:`~._transport.Progress`), else a connect timeout
+        (certainly not sent)."""
+        progress = Progress()
         deadline = asyncio.timeout(self._config.request_timeout)
         try:
             async with deadline:
-                return await send(trace)
+                return await send(progress)
         except TimeoutError:
             if not deadline.expired():
                 raise
-            step = httpx.ReadTimeout if written else httpx.ConnectTimeout
+            step = httpx.ReadTimeout if progress.written else httpx.ConnectTimeout
             raise step(
                 f"the exchange took longer than {self._config.request_timeout:g}s in all"
             ) from None

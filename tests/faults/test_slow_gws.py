@@ -11,7 +11,7 @@ import anyio
 import pluggy
 import pytest
 
-from gws_outbound_plugin import GWSTransportError, OutboundPlugin
+from gws_outbound_plugin import CancelFailed, GWSTransportError, OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
 from tests.faults.support import StallingProxy, handles, request_for
@@ -78,3 +78,35 @@ async def test_a_dripping_login_does_not_hold_the_start(
     assert "no answer within 0.5s" in str(info.value)
     assert pm.get_plugin("gws_outbound_core") is None
     assert recorder.calls == []
+
+
+async def test_a_post_given_up_while_its_answer_drips_is_never_sent_again(
+    pm: pluggy.PluginManager, sim: GWSSimulator, recorder: Recorder
+) -> None:
+    """GWS takes the cancel (OCS acts on it, its outcome is never published) and drips the
+    answer: the exchange is given up at ``request_timeout`` with the request written, so it
+    may have been processed: never sent again (a second copy could act twice), and it ends
+    as a request whose outcome was not heard, ``may_have_acted``. Were the given-up exchange
+    taken for one never written (``_transport.Progress``), the retry policy
+    would send it again."""
+    (request,) = (request_for(sim, handle) for handle in handles(sim, 1))
+    sim.faults.drop_notifications(count=None)
+
+    def trickle(head: bytes, _body: bytes) -> float:
+        return GAP if head.startswith(b"POST /api/v2/me/outbound-records/") else 0.0
+
+    async with StallingProxy(sim.port, trickle=trickle) as proxy:
+        config = fast_config(proxy.base_url, request_timeout=0.5)
+        async with OutboundPlugin(pm, config) as plugin:
+            assert plugin.config.retries > 0  # a resend was possible
+            ticket = plugin.submit(request)
+            with anyio.fail_after(2 * plugin.outcome_bound), pytest.raises(CancelFailed) as info:
+                await ticket
+            assert await plugin.wait_hooks_idle(5)
+    failure = info.value.failure
+    assert failure.reason in {"timed_out", "outcome_unknown"}
+    assert failure.may_have_acted
+    assert [entry.reference_id for entry in sim.journal] == [request.reference_id]
+    assert [call.hook for call in recorder.outcomes_for(request.reference_id)] == [
+        "on_cancel_failed"
+    ]
