@@ -557,7 +557,7 @@ async def run_stdin(plugin: OutboundPlugin, bus: MessageBus, write: Callable[[st
         try:
             event = json.loads(text)
         except ValueError as error:
-            write(json.dumps({"error": f"invalid JSON: {error}", "fields": []}))
+            write(json.dumps({"error": f"invalid JSON: {error}", "fields": [], "errors": {}}))
             continue
         if isinstance(event, dict) and event.get("devicePath") is None:
             event = {**event, "devicePath": device}

@@ -483,7 +483,7 @@ class _GWSClient(Client):  # type: ignore[misc]
         try:
             if transport is not None:
                 self._detach_connect_callback()
-                await transport.close()
+                await _logged_failure(transport.close())
         finally:
             await self._close_http_session()
 
@@ -499,11 +499,8 @@ class _GWSClient(Client):  # type: ignore[misc]
             if transport is not None:
                 self._detach_connect_callback()
                 with anyio.move_on_after(_CLOSE_TIMEOUT):
-                    try:
-                        await transport.disconnect()
-                    except (AiocometdException, aiohttp.ClientError, OSError) as error:
-                        logger.info("cometd_close_error", error=type(error).__name__)
-                await transport.close()
+                    await _logged_failure(transport.disconnect())
+                await _logged_failure(transport.close())
         finally:
             await self._close_http_session()
 
@@ -698,7 +695,12 @@ def _quiet_when_cancelled(transport: Any) -> None:
     of its loop, ``asyncio.run`` ending, an ``open()`` cut short) the ``CancelledError`` left
     the callback, and asyncio logged "Exception in callback TransportBase._connect_done" at
     ERROR in the host's log. Nothing else happened in it (no next poll is scheduled: the
-    listener notices and replaces the client); it now returns quietly instead."""
+    listener notices and replaces the client); it now returns quietly instead.
+
+    Nor does an ``Exception`` the callback raises reach asyncio's handler: the callback logs
+    through the host's standard logging, and a handler or filter that raises stops it before
+    it starts the next poll. That is logged (``cometd_client_callback_failed``); the client
+    polls no more, and the listener notices and replaces it, as above."""
     connect_done = getattr(transport, "_connect_done", None)
     if connect_done is None:  # pragma: no cover - another aiocometd version
         return
@@ -706,9 +708,22 @@ def _quiet_when_cancelled(transport: Any) -> None:
     def _connect_done(future: asyncio.Future[Any]) -> None:
         if future.cancelled():
             return
-        connect_done(future)
+        try:
+            connect_done(future)
+        except Exception as error:
+            logger.warning("cometd_client_callback_failed", error=type(error).__name__)
 
     transport._connect_done = _connect_done
+
+
+async def _logged_failure(step: Awaitable[object]) -> None:
+    """Await a step of closing a CometD client; its failure is logged (``cometd_close_error``),
+    never raised. Any ``Exception``: besides its own errors and the network's, the client's
+    code runs the host's standard logging (a handler or filter that raises)."""
+    try:
+        await step
+    except Exception as error:
+        logger.info("cometd_close_error", error=type(error).__name__)
 
 
 def _retrieve(task: asyncio.Future[None]) -> None:
@@ -1281,6 +1296,14 @@ class CometDListener:
             except AiocometdException as error:
                 logger.warning("cometd_receive_failed", error=str(error)[:200])
                 continue
+            except Exception as error:
+                # Not the client's own error: the host's standard logging raising in its code
+                # (a handler or filter). The client may be left half-way: replaced by a new
+                # one, as one that stopped polling (outcomes may have been missed).
+                logger.warning("cometd_receive_failed", error=type(error).__name__)
+                self._mark_lost("the CometD client failed")
+                await self._discard_client()
+                continue
             if reopened:  # a message came through: the next loss starts the delays afresh
                 delays = self.reconnect_policy.delays()
                 reopened = False
@@ -1298,6 +1321,11 @@ class CometDListener:
         except (GWSTransportError, AiocometdException, aiohttp.ClientError, OSError) as error:
             logger.info("cometd_reopen_failed", error=str(error)[:300])
             self._set_state(CometDState.RECONNECTING, error=str(error)[:300])
+        except Exception as error:
+            # The client's code runs the host's standard logging: a handler or filter that
+            # raises fails this attempt (the client was released), not the listener.
+            logger.info("cometd_reopen_failed", error=type(error).__name__)
+            self._set_state(CometDState.RECONNECTING, error=type(error).__name__)
 
     async def _discard_client(self) -> None:
         client, self._client = self._client, None
@@ -1314,17 +1342,14 @@ class CometDListener:
             while True:
                 try:
                     await client.receive()
-                except (AiocometdException, ClientInvalidOperation):
+                except Exception:  # its own errors, or the host's logging raising in it
                     return
 
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(drain)
                 with anyio.move_on_after(_CLOSE_TIMEOUT):
-                    try:
-                        await client.close()
-                    except (AiocometdException, aiohttp.ClientError, OSError) as error:
-                        logger.info("cometd_close_error", error=type(error).__name__)
+                    await _logged_failure(client.close())
                 tg.cancel_scope.cancel()
             if not client.closed:
                 await client.cleanup_failed_open()

@@ -44,9 +44,11 @@ class GWSConfig:
     username: str
     password: str = field(repr=False)
     ack_timeout: float = 10.0
-    """How long to wait for the CometD outcome once GWS accepted a cancel."""
+    """How long to wait for the CometD outcome once GWS accepted a request (of any
+    operation); then it fails as ``timed_out``."""
     request_timeout: float = 10.0
-    """Timeout of one HTTP request to GWS (connect, read, write, pool)."""
+    """Timeout of one HTTP request to GWS, in all (connecting, writing, the whole answer):
+    each step and the exchange as a whole."""
     hook_timeout: float = 5.0
     """Longest an ``async def`` hook implementation may take before it is abandoned."""
     verify_tls: bool = True
@@ -57,8 +59,8 @@ class GWSConfig:
     """On close, how long to wait for pending outcomes before failing them as shut down."""
     retries: int = 2
     """Extra attempts (same ``referenceId``): a GET after a connection error, timeout or HTTP
-    5xx; an operation (POST) only when GWS certainly did not get it (no connection, or HTTP 503
-    with a GWS ``statusCode``). See ``_session.py``."""
+    5xx; an operation (POST) only when GWS certainly did not get it (no connection, HTTP 503
+    with a GWS ``statusCode`` other than 7 or 9, or HTTP 429). See ``_session.py``."""
     retry_backoff: float = 0.2
     """First retry delay; doubled for each further attempt."""
     merge_window: float = 0.25
@@ -74,9 +76,10 @@ class GWSConfig:
     """Operations POSTed to GWS at the same time; more wait their turn (the keep-alive pool
     size and the number of POST workers, started as they are needed). 8 keeps a GWS nearby
     busy (see ``docs/hosting.md``, "Sizing"); for a distant one allow about the wanted rate
-    times the round trip, e.g. 200 cancels/s over 50 ms: 10, plus a margin."""
+    times the round trip, e.g. 200 requests/s over 50 ms: 10, plus a margin."""
     max_pending: int = 100_000
-    """Cancels accepted and not yet resolved; beyond it ``on_cancel_requested`` refuses."""
+    """Requests (of any operation) accepted and not yet resolved; beyond it a new one is
+    refused (``GWSOutboundError``, nothing sent)."""
     event_queue_size: int = 1024
     """Bounded queue between the CometD listener and the dispatcher."""
     hook_queue_size: int = 1024

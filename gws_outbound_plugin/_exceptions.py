@@ -19,12 +19,18 @@
 
 No exception message ever contains the password, an ``Authorization`` header, a cookie or the
 CSRF token.
+
+Every exception of the package, and a host's subclass of one, survives
+``pickle.loads(pickle.dumps(error))`` (a process pool, a ``multiprocessing`` log handler):
+the same class, message and attributes (``.failure`` included).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from ._pickling import reduce_exception
 
 if TYPE_CHECKING:
     from ._payloads import CancelFailure, OperationFailure
@@ -47,6 +53,10 @@ __all__ = [
 
 class GWSOutboundError(Exception):
     """Root of every exception raised by gws_outbound_plugin."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt without calling __init__ (whose arguments are not ``args``).
+        return reduce_exception(self)
 
 
 class ConfigError(GWSOutboundError, ValueError):

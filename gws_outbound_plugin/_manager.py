@@ -9,11 +9,12 @@ import functools
 import importlib
 import inspect
 import os
+import re
 import textwrap
 import traceback
 import types
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -294,8 +295,14 @@ def _unpassed_parameters(function: Any) -> tuple[str, bool]:
     return " and ".join(unpassed), fatal
 
 
+def _hook_arguments(pm: pluggy.PluginManager, hook: str) -> tuple[str, ...]:
+    """The arguments the hook ``hook`` passes (none for a name that is no hook)."""
+    spec = getattr(getattr(pm.hook, hook, None), "spec", None)
+    return tuple(getattr(spec, "argnames", ()))
+
+
 def _unpassed_message(pm: pluggy.PluginManager, hook: str, function: Any, unpassed: str) -> str:
-    arguments = ", ".join(getattr(getattr(pm.hook, hook).spec, "argnames", ()))
+    arguments = ", ".join(_hook_arguments(pm, hook))
     return (
         f"{hook} takes {unpassed}, which pluggy never fills (it passes the hook's "
         f"arguments, {arguments}, each to the parameter of that name): write def "
@@ -498,10 +505,14 @@ def _one_line(text: str) -> str:
 
 
 def _readable_validation_error(
-    error: pluggy.PluginValidationError, label: str, where: Mapping[str, str | None]
+    error: pluggy.PluginValidationError,
+    label: str,
+    where: Mapping[str, str | None],
+    passed: Mapping[str, Sequence[str]],
 ) -> str:
     """pluggy's multi-line validation message as one clear line; ``where`` is the
-    ``file:line`` of each implementation, by hook name."""
+    ``file:line`` of each implementation, ``passed`` the arguments of each hook, by hook
+    name."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     definition = next((line for line in lines if line.startswith("hookimpl definition:")), None)
     missing = next((line for line in lines if line.startswith("Argument(s)")), None)
@@ -512,10 +523,21 @@ def _readable_validation_error(
         at = f" (at {where[hook]})" if where.get(hook) else ""
         return (
             f"plugin {label!r}: {signature} asks for {arguments}, which the hook {hook} does "
-            "not pass (an implementation may take any subset of the hook's arguments, by "
-            f"name){at}"
+            f"not pass{_what_it_passes(arguments, passed.get(hook, ()))}{at}"
         )
     return f"plugin {label!r}: " + "; ".join(lines)
+
+
+def _what_it_passes(arguments: str, passed: Sequence[str]) -> str:
+    """What follows "which the hook ... does not pass" for a hook's refused ``arguments`` (as
+    pluggy prints them, a set's repr): the argument a misspelt one meant, and what the hook
+    does pass, e.g. `` (did you mean 'event'?): it passes event (...)``."""
+    unknown = re.findall(r"'([^']+)'", arguments)
+    meant = [close for name in unknown if (close := closest(name, passed)) is not None]
+    text = f" (did you mean {meant[0]!r}?)" if len(unknown) == 1 and meant else ""
+    if passed:
+        text += f": it passes {', '.join(passed)}"
+    return text + " (an implementation may take any subset of the hook's arguments, by name)"
 
 
 def _a(plugin: object) -> str:
@@ -568,6 +590,7 @@ def validated_register(
                 error,
                 label,
                 {hook: _where(function) for hook, function in _marked_impls(pm, plugin)},
+                {hook: _hook_arguments(pm, hook) for hook, _ in _marked_impls(pm, plugin)},
             ),
         ) from None
     if registered is None:
@@ -705,6 +728,9 @@ def load_entrypoint_plugins(
         )
     chosen_by = None if allowed is None else ENV_ALLOW if plugins is None else "plugins="
     failed.extend((misspelt, None) for misspelt in _misspelt_variables(env, chosen_by))
+    for setting, names in (("disable=", disable), (ENV_DISABLE, _names(env.get(ENV_DISABLE)))):
+        for name, meant, _ in misspelt_blocks(pm, names or (), setting, group):
+            logger.warning("plugin_block_misspelt", setting=setting, plugin=name, meant=meant)
     records.failures.extend(failure for failure, _ in failed)
     if strict and failed:
         _raise_first(failed)
@@ -760,6 +786,39 @@ def _not_installed(
         )
         logger.warning("plugin_not_installed", plugin=name, setting=setting, installed=installed)
     return failures
+
+
+def misspelt_blocks(
+    pm: pluggy.PluginManager,
+    names: Iterable[str],
+    setting: str,
+    group: Iterable[EntryPoint] | None = None,
+) -> list[tuple[str, str, str]]:
+    """(name, the installed plugin meant, what it says) for each name of ``setting``
+    (``GWS_OUTBOUND_DISABLE_PLUGINS``, ``disable=``) that no installed plugin has but one
+    nearly has (``webhok``): it blocks nothing, and the plugin meant is loaded all the same. A
+    name unlike any installed plugin's is left alone (a block list shared by machines may
+    name plugins not installed here)."""
+    names = set(names)
+    if not names:
+        return []
+    points = entry_points(group=PROJECT_NAME) if group is None else group
+    installed = sorted({ep.name for ep in points})
+    found = []
+    for name in sorted(names - set(installed)):
+        meant = closest(name, installed)
+        if meant is None:
+            continue
+        effect = f"{meant} is loaded" if pm.has_plugin(meant) else f"{meant} is not blocked"
+        found.append(
+            (
+                name,
+                meant,
+                f"{setting} names {name!r}, which no installed plugin is (did you mean "
+                f"{meant!r}?): it blocks nothing, and {effect}",
+            )
+        )
+    return found
 
 
 def _misspelt_variables(env: Mapping[str, str], chosen_by: str | None) -> list[PluginLoadFailure]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ._coerce import is_object
+from ._pickling import reduce_frozen
 from ._requests import EMPTY_MAPPING, CallbackType, ChainAttribute, _CampaignOperation, _show
 
 if TYPE_CHECKING:
@@ -178,6 +179,10 @@ class CancelFailure:
             self.request.reference_id,
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (user_data, ...), which pickle refuses.
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class RecordCancelAck:
@@ -201,6 +206,10 @@ class RecordCancelAck:
     """The raw ``GSW_*`` userData of the user event (read-only; empty if it never arrived)."""
     metrics: EventMetrics | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (user_data, ...), which pickle refuses.
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class UserEvent:
@@ -219,6 +228,10 @@ class UserEvent:
     def is_error(self) -> bool:
         """True when OCS reported an error (``GSW_ERROR`` or ``GSW_ERROR_NUMBER`` present)."""
         return "GSW_ERROR" in self.user_data or "GSW_ERROR_NUMBER" in self.user_data
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (user_data, ...), which pickle refuses.
+        return reduce_frozen(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +256,10 @@ class OperationAck:
     user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
     device_id: str | None = None
     metrics: EventMetrics | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (user_data, ...), which pickle refuses.
+        return reduce_frozen(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +305,10 @@ class OperationFailure:
             self.message,
             getattr(request, "reference_id", None),
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (user_data, ...), which pickle refuses.
+        return reduce_frozen(self)
 
 
 # -- unsolicited OCS events ------------------------------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, Self, overload
 
 import anyio
 import pluggy
@@ -72,6 +73,16 @@ class OutboundPlugin:
     ``ValueError``).
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # OutboundPlugin(config), the plugin manager left out, would otherwise be "missing 1
+        # required positional argument: 'config'": just what the caller thinks they gave.
+        if len(args) == 1 and isinstance(args[0], GWSConfig) and not {"pm", "config"} & set(kwargs):
+            raise TypeError(
+                "OutboundPlugin takes the plugin manager first, then the GWSConfig: "
+                "OutboundPlugin(make_plugin_manager(), config)"
+            )
+        return super().__new__(cls)
+
     def __init__(
         self,
         pm: pluggy.PluginManager,
@@ -81,6 +92,11 @@ class OutboundPlugin:
         name: str = CORE_PLUGIN_NAME,
         transport: OutboundTransport | None = None,
     ) -> None:
+        if isinstance(pm, GWSConfig) and isinstance(config, pluggy.PluginManager):
+            raise TypeError(
+                "OutboundPlugin(config, pm): the arguments are the other way round, the "
+                "plugin manager first: OutboundPlugin(pm, config)"
+            )
         if not isinstance(config, GWSConfig):
             raise TypeError(
                 f"config must be a GWSConfig, not {type(config).__name__} "
@@ -145,6 +161,7 @@ class OutboundPlugin:
 
     @property
     def running(self) -> bool:
+        """True between entering and the start of closing: requests are accepted."""
         return self._state is _State.RUNNING
 
     @property
@@ -517,6 +534,17 @@ class OutboundPlugin:
             self._engine.cancel_pump()
             await to_the_end(self._transport.close, "closing the transport")
             logger.info("plugin_stopped", user=self.config.username, stats=dict(self.stats))
+
+
+# ``__new__`` takes anything (to refuse ``OutboundPlugin(config)`` in words): keep the
+# signature that help(), IDEs and inspect.signature() show the one of ``__init__``.
+setattr(  # noqa: B010 (mypy knows no __signature__ on a class)
+    OutboundPlugin,
+    "__signature__",
+    inspect.signature(OutboundPlugin.__init__).replace(
+        parameters=list(inspect.signature(OutboundPlugin.__init__).parameters.values())[1:]
+    ),
+)
 
 
 async def _wait_through_cancellation(event: asyncio.Event) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import inspect
 import math
 import os
 import re
@@ -32,6 +33,7 @@ from . import _spec
 from ._coerce import MAX_OCS_ID
 from ._exceptions import InvalidCancelRequest, InvalidOperationRequest
 from ._hints import closest
+from ._pickling import reduce_frozen
 
 __all__ = [
     "BUS_KEYS",
@@ -149,8 +151,18 @@ def _show(value: object, *, as_str: bool = False) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _not_awaited(value: object) -> str:
+    """What to add to "got <type>" for an awaitable given as a value: a forgotten ``await``
+    (``record_handle=lookup(...)`` of an ``async def lookup``), else ``""``."""
+    if inspect.isawaitable(value):
+        return " (an awaitable: is an `await` missing?)"
+    return ""
+
+
 def _check_int(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
+        if awaited := _not_awaited(value):  # no repr: "<coroutine object ...>" says nothing
+            return f"must be a positive integer, got {type(value).__name__}{awaited}"
         return f"must be a positive integer, got {type(value).__name__} {_show(value)}"
     if not 0 < value <= MAX_OCS_ID:
         return (
@@ -170,7 +182,7 @@ def _check_text(value: object) -> str | None:
     ):
         return None  # the usual text, without the checks below
     if not isinstance(value, str):
-        return f"must be a string, got {type(value).__name__}"
+        return f"must be a string, got {type(value).__name__}{_not_awaited(value)}"
     if not value or value.isspace():
         return "must not be empty"
     if len(value) > MAX_TEXT_LENGTH:
@@ -212,7 +224,24 @@ def has_dot_segment(text: str) -> bool:
     return not _DOT_SEGMENTS.isdisjoint(re.split(r"[/\\]", text))
 
 
+#: The usual way to the agent's device, for a device path given as the coroutine function
+#: that gives it or as its coroutine (``device_path=plugin.device_path()``, no ``await``).
+_DEVICE_PATH_HINT: Final = "device_path=await plugin.device_path()"
+
+
 def _check_device_path(value: object) -> str | None:
+    if type(value) is not str:
+        if inspect.isawaitable(value):
+            return (
+                f"must be a string, got {type(value).__name__}: an `await` is missing "
+                f"({_DEVICE_PATH_HINT})"
+            )
+        if callable(value) and not isinstance(value, type):
+            name = getattr(value, "__name__", type(value).__name__)
+            return (
+                f"must be a string, got {type(value).__name__} {name}: call it and await "
+                f"its result ({_DEVICE_PATH_HINT})"
+            )
     problem = _check_text(value)
     if problem is None and isinstance(value, str) and not _DEVICE_PATH.fullmatch(value):
         problem = f"must look like /devices/<id>, got {_show(value)}"
@@ -735,6 +764,10 @@ class _Request:
     """
 
     __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (other_fields), which pickle refuses.
+        return reduce_frozen(self)
 
     _SPEC: ClassVar[_spec.OperationSpec]
     #: Field that goes in the URL instead of the body.

@@ -45,6 +45,7 @@ answer: :class:`GWSStatusError` with that ``statusCode`` (after the 503 retries)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import email.utils
@@ -75,7 +76,7 @@ from ._redact import PLUGIN_SECRETS, guard_library_logs
 from ._requests import has_dot_segment
 from ._resend import Carry, announce_not_received, announce_resend, note_backoff, resumed
 from ._retry import RetryPolicy
-from ._transport import GWSTransport, client_transports
+from ._transport import GWSTransport, Progress, client_transports
 
 __all__ = [
     "NOT_JSON",
@@ -486,8 +487,8 @@ class GWSSession(SessionHeaders):
         generation = self._generation
         url, headers, content = self._post_parts(path, body)
         try:
-            status, answer_headers, answer = await transport.post(
-                url, headers, content, self._timeouts
+            status, answer_headers, answer = await self._bounded(
+                lambda progress: transport.post(url, headers, content, self._timeouts, progress)
             )
         except httpx.TransportError as error:
             return await self._with_relogin("POST", path, body, generation, error)
@@ -736,8 +737,10 @@ class GWSSession(SessionHeaders):
         try:
             if method == "POST" and transport is not None and body is not None and not headers:
                 url, post_headers, content = self._post_parts(path, body)
-                status, answer_headers, answer = await transport.post(
-                    url, post_headers, content, self._timeouts
+                status, answer_headers, answer = await self._bounded(
+                    lambda progress: transport.post(
+                        url, post_headers, content, self._timeouts, progress
+                    )
                 )
                 return self._post_answer(path, status, answer_headers, answer)
             request_headers = {"Authorization": self._authorization}
@@ -750,9 +753,16 @@ class GWSSession(SessionHeaders):
             if body is not None:  # as httpx's json= would, with the same check as POSTs
                 encoded = self._encode(path, body)
                 request_headers["Content-Type"] = "application/json"
+            client = self.client
             try:
-                response = await self.client.request(
-                    method, path, content=encoded, headers=request_headers
+                response = await self._bounded(
+                    lambda progress: client.request(
+                        method,
+                        path,
+                        content=encoded,
+                        headers=request_headers,
+                        extensions={"trace": progress.trace},
+                    )
                 )
             except UnicodeEncodeError:  # httpx writes headers as ASCII: raised before sending
                 unwritable = True
@@ -776,6 +786,29 @@ class GWSSession(SessionHeaders):
             response.headers,
             response.headers.get("retry-after"),
         )
+
+    async def _bounded(self, send: Callable[[Progress], Awaitable[_T]]) -> _T:
+        """``await send(progress)``, one HTTP exchange, within ``request_timeout`` in all.
+
+        httpx's timeouts bound each step (connect, each write, each read) on its own: a GWS or
+        proxy that answers a byte at a time, or sends the headers and then trickles the body,
+        would hold the exchange (and a POST worker, or entering the plugin) for ever. Past
+        ``request_timeout`` the exchange is given up as a timeout of its own step: a read
+        timeout (may have been processed: never resent) once the request began to be written
+        (``progress`` says so, see :class:`~._transport.Progress`), else a connect timeout
+        (certainly not sent)."""
+        progress = Progress()
+        deadline = asyncio.timeout(self._config.request_timeout)
+        try:
+            async with deadline:
+                return await send(progress)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            step = httpx.ReadTimeout if progress.written else httpx.ConnectTimeout
+            raise step(
+                f"the exchange took longer than {self._config.request_timeout:g}s in all"
+            ) from None
 
     def _post_parts(
         self, path: str, body: Mapping[str, Any]

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Final
 
-__all__ = ["TemplateError", "plugin_names", "write_plugin"]
+__all__ = ["TemplateError", "compatible_requirement", "plugin_names", "write_plugin"]
 
 _NAME: Final = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
@@ -35,6 +35,19 @@ def plugin_names(name: str) -> tuple[str, str, str]:
     return bare, "gws-outbound-" + bare.replace("_", "-"), package
 
 
+def compatible_requirement(version: str) -> str:
+    """The versions of gws-outbound-plugin a plugin written against ``version`` declares it
+    works with, as the tutorial and the reference plugins do: that minor release on while the
+    major is 0 (``0.1.0`` -> ``>=0.1,<0.2``), that major release on after."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None:
+        return f">={version}"
+    major, minor = int(match[1]), int(match[2])
+    if major == 0:
+        return f">=0.{minor},<0.{minor + 1}"
+    return f">={major}.{minor},<{major + 1}"
+
+
 _PYPROJECT = """\
 [build-system]
 requires = ["setuptools>=77"]
@@ -45,7 +58,7 @@ name = "{distribution}"
 version = "0.1.0"
 description = "A gws_outbound plugin: counts acknowledged outbound operations"
 requires-python = ">=3.11"
-dependencies = ["gws-outbound-plugin>={version}"]
+dependencies = ["gws-outbound-plugin{requirement}"]
 
 [project.optional-dependencies]
 test = ["pytest>=8"]
@@ -176,7 +189,7 @@ def write_plugin(name: str, directory: Path, *, version: str) -> Path:
         "event": entry.replace("-", "_") + "_acknowledged",  # a log event name: one word
     }
     files = {
-        "pyproject.toml": _PYPROJECT.format(version=version, **values),
+        "pyproject.toml": _PYPROJECT.format(requirement=compatible_requirement(version), **values),
         "README.md": _README.format(**values),
         f"src/{package}/__init__.py": _MODULE.format(**values),
         f"src/{package}/py.typed": "",

@@ -99,7 +99,8 @@ class OperationTicket(Generic[Ack]):
 
     @property
     def outcome(self) -> Outcome | None:
-        """The :class:`RecordCancelAck` or :class:`CancelFailure`, or ``None`` while pending."""
+        """The acknowledgement (an :class:`OperationAck`) or the failure (an
+        :class:`OperationFailure`), or ``None`` while pending."""
         return self._outcome
 
     def done(self) -> bool:

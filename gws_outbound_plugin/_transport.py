@@ -37,7 +37,7 @@ import ssl
 import threading
 import typing
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 import httpcore
@@ -46,6 +46,7 @@ import httpx
 __all__ = [
     "AsyncioBackend",
     "GWSTransport",
+    "Progress",
     "client_transports",
     "environment_mounts",
     "ssl_context",
@@ -460,6 +461,41 @@ class _ResponseStream(httpx.AsyncByteStream):
             await close()
 
 
+class Progress:
+    """How far one HTTP exchange to GWS got: whether its request began to be written
+    (``written``), which tells an exchange given up for taking too long that GWS may have
+    received (and processed) it from one that certainly never reached GWS.
+
+    Told by the exchange itself: a POST through :meth:`GWSTransport.post` as its body begins
+    to be written (its headers went first; GWS cannot act on a request whose body it never
+    got), one through httpx as its headers do (:meth:`trace`, httpcore's trace extension,
+    told of every step: dearer, for the rarer exchanges)."""
+
+    __slots__ = ("written",)
+
+    def __init__(self) -> None:
+        self.written = False
+
+    async def trace(self, name: str, _info: Mapping[str, Any]) -> None:
+        if name.endswith("send_request_headers.started"):
+            self.written = True
+
+
+class _Body:
+    """A POST's body as httpcore writes it (as its own ``ByteStream`` would), telling
+    ``progress`` when its writing begins."""
+
+    __slots__ = ("_content", "_progress")
+
+    def __init__(self, content: bytes, progress: Progress) -> None:
+        self._content = content
+        self._progress = progress
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._progress.written = True
+        yield self._content
+
+
 class GWSTransport(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` over ``httpcore.AsyncConnectionPool`` (or httpcore's
     HTTP/SOCKS proxy pools for ``proxy``) on :class:`AsyncioBackend`, HTTP/1.1 with
@@ -552,12 +588,18 @@ class GWSTransport(httpx.AsyncBaseTransport):
         headers: list[tuple[bytes, bytes]],
         content: bytes,
         timeouts: Mapping[str, float | None],
+        progress: Progress | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """POST ``content`` to ``url`` with exactly ``headers``; ``(status, headers, body)``.
+        ``progress`` is told when the body begins to be written.
 
         Raises httpx's transport errors, as :meth:`handle_async_request` does."""
         request = httpcore.Request(
-            b"POST", url, headers=headers, content=content, extensions={"timeout": timeouts}
+            b"POST",
+            url,
+            headers=headers,
+            content=content if progress is None else _Body(content, progress),
+            extensions={"timeout": timeouts},
         )
         try:
             response = await self._pool.handle_async_request(request)

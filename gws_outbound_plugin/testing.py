@@ -23,15 +23,17 @@ the kit's async fixtures without the marker fails at once, saying so. It gives y
 ``gws_hook_recorder``
     A :class:`HookRecorder` registered in ``gws_plugin_manager``: every call of every hook
     (the cancel hooks, ``on_operation_requested`` / ``_acknowledged`` / ``_failed``,
-    ``on_user_event`` and OCS's unsolicited events ``on_record_cancelled``,
-    ``on_scheduled_call``, ``on_preview_record``, ``on_campaign_status``), in order.
+    ``on_user_event``, OCS's unsolicited events ``on_record_cancelled``,
+    ``on_scheduled_call``, ``on_preview_record``, ``on_campaign_status``, and
+    ``on_connection_state_changed``), in order.
 ``wait_for_hook``
     ``await wait_for_hook(name, predicate=None, timeout=5.0)``: the first call of hook
     ``name`` (past or future) for which ``predicate(call)`` is true; see
     :meth:`HookRecorder.wait_for`.
 ``gws_config``
     A :class:`~gws_outbound_plugin.GWSConfig` for the simulator with short timeouts
-    (``ack_timeout`` 2 s, ``hook_timeout`` 2 s, ``drain_timeout`` 1 s).
+    (``ack_timeout`` 2 s, ``hook_timeout`` 2 s, ``drain_timeout`` 1 s, ``request_timeout``
+    5 s).
 ``gws_outbound``
     A started :class:`~gws_outbound_plugin.OutboundPlugin` wired to the simulator and to
     ``gws_plugin_manager`` (with the recorder registered before it starts); closed after the

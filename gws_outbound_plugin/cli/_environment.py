@@ -8,6 +8,7 @@ import getpass
 import itertools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
@@ -101,6 +102,11 @@ def load_config(
             hint = (
                 " (set GWS_PASSWORD in the environment: there is no terminal to prompt on, "
                 'e.g. GWS_PASSWORD="$(cat ~/.gws-password)" gws-outbound ...)'
+            )
+        if re.search(r"\bmissing (?:[A-Z_]+, )*GWS_BASE_URL\b", message):
+            hint += (
+                "; give the GWS node as GWS_BASE_URL or --base-url URL (e.g. "
+                "--base-url http://127.0.0.1:8090 for `gws-outbound simulate`)"
             )
         raise _UsageError(f"{message}{hint}") from None
 

@@ -26,8 +26,10 @@ from .._manager import (
     ENV_DISABLE,
     PluginInfo,
     PluginLoadFailure,
+    _names,
     describe_plugins,
     make_plugin_manager,
+    misspelt_blocks,
     plugin_load_failures,
 )
 from ..hookspecs import PROJECT_NAME
@@ -184,7 +186,8 @@ def _is_variable(failure: PluginLoadFailure) -> bool:
 
 
 def _report_load_failures(pm: Any, ctx: _Context) -> None:
-    """One line per installed plugin that failed to load (the run goes on without it)."""
+    """One line per installed plugin that failed to load (the run goes on without it), and
+    per misspelt name in ``GWS_OUTBOUND_DISABLE_PLUGINS`` that let the plugin meant load."""
     for failure in sorted(plugin_load_failures(pm), key=lambda failure: failure.name):
         where = f" at {failure.location}" if failure.location else ""
         error = " ".join(failure.error.split())
@@ -192,6 +195,10 @@ def _report_load_failures(pm: Any, ctx: _Context) -> None:
             ctx.note(f"warning: {failure.name}: {error}")
         else:
             ctx.note(f"warning: plugin {failure.name!r} not loaded: {error}{where}")
+    blocks = _names(ctx.environ.get(ENV_DISABLE)) or ()
+    for _, meant, line in misspelt_blocks(pm, blocks, ENV_DISABLE):
+        if pm.has_plugin(meant):  # the plugin meant to be blocked runs
+            ctx.note(f"warning: {line}")
 
 
 def _warn_of_hook_failures(pm: Any, ctx: _Context, log_level: str | None) -> None:
@@ -216,7 +223,12 @@ def _run_plugins(args: argparse.Namespace, ctx: _Context) -> int:
     _load_one_off_plugins(pm, args.one_off_plugins, ctx)
     infos = describe_plugins(pm)
     failures = sorted(plugin_load_failures(pm), key=lambda failure: failure.name)
-    near_misses = _near_miss_groups()
+    near_misses = _near_miss_groups() + [
+        line
+        for _, _, line in misspelt_blocks(
+            pm, _names(ctx.environ.get(ENV_DISABLE)) or (), ENV_DISABLE
+        )
+    ]
     for line in near_misses:
         ctx.note(f"warning: {line}")
     warned = any(info.warnings for info in infos) or bool(near_misses)

@@ -32,7 +32,14 @@ from ._records import (
     SeedRecord,
     load_records,
 )
-from ._server import DEFAULT_USERS, GWSSimulator
+from ._server import (
+    DEFAULT_COMETD_SESSION_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HOST,
+    DEFAULT_SESSION_IDLE_TIMEOUT,
+    DEFAULT_USERS,
+    GWSSimulator,
+)
 
 __all__ = ["main", "parse_fault_spec"]
 
@@ -157,9 +164,13 @@ def parse_fault_spec(spec: str) -> tuple[str, dict[str, object]]:
 
 
 def _user(text: str) -> tuple[str, str]:
+    # The value is never echoed: what is wrong with it may be that it is (or holds) only
+    # the password.
     name, sep, password = text.partition(":")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, got {text!r}")
+    if not sep:
+        raise argparse.ArgumentTypeError("expected NAME:PASSWORD, got a value without ':'")
+    if not name:
+        raise argparse.ArgumentTypeError("expected NAME:PASSWORD, got an empty NAME before ':'")
     return name, password
 
 
@@ -304,8 +315,8 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     default_users = ", ".join(f"{name}:{password}" for name, password in DEFAULT_USERS.items())
     parser.add_argument(
         "--host",
-        default="127.0.0.1",
-        help="address to listen on (default: 127.0.0.1); anything but loopback exposes the "
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default: {DEFAULT_HOST}); anything but loopback exposes the "
         "simulator and its test passwords to the network (a warning is printed)",
     )
     parser.add_argument(
@@ -336,23 +347,24 @@ def _add_behaviour_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--session-timeout",
         type=_positive,
-        default=1800.0,
+        default=DEFAULT_SESSION_IDLE_TIMEOUT,
         metavar="SECONDS",
-        help="GWS HTTP session idle timeout (default: 1800)",
+        help=f"GWS HTTP session idle timeout (default: {DEFAULT_SESSION_IDLE_TIMEOUT:g})",
     )
     parser.add_argument(
         "--connect-timeout",
         type=_positive,
-        default=30.0,
+        default=DEFAULT_CONNECT_TIMEOUT,
         metavar="SECONDS",
-        help="longest hold of a Bayeux /meta/connect (default: 30)",
+        help=f"longest hold of a Bayeux /meta/connect (default: {DEFAULT_CONNECT_TIMEOUT:g})",
     )
     parser.add_argument(
         "--cometd-session-timeout",
         type=_positive,
-        default=60.0,
+        default=DEFAULT_COMETD_SESSION_TIMEOUT,
         metavar="SECONDS",
-        help="forget a CometD client that has not polled for this long (default: 60)",
+        help="forget a CometD client that has not polled for this long "
+        f"(default: {DEFAULT_COMETD_SESSION_TIMEOUT:g})",
     )
     parser.add_argument(
         "--forbid-channel",

@@ -67,6 +67,11 @@ from ._state import SimulatorState, channel_set
 __all__ = ["DEFAULT_USERS", "GWSSimulator"]
 
 DEFAULT_USERS: Final[Mapping[str, str]] = {"agent1": "secret"}
+#: Defaults of the keywords of the same names, shared with the command line's options.
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_SESSION_IDLE_TIMEOUT: Final = 1800.0
+DEFAULT_CONNECT_TIMEOUT: Final = 30.0
+DEFAULT_COMETD_SESSION_TIMEOUT: Final = 60.0
 
 
 class GWSSimulator:
@@ -102,12 +107,12 @@ class GWSSimulator:
         users: Mapping[str, str] | None = None,
         *,
         csrf: bool = True,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         port: int = 0,
         records: Iterable[SeedRecord] | None = None,
-        session_idle_timeout: float = 1800.0,
-        connect_timeout: float = 30.0,
-        cometd_session_timeout: float = 60.0,
+        session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        cometd_session_timeout: float = DEFAULT_COMETD_SESSION_TIMEOUT,
         max_queue: int = DEFAULT_MAX_QUEUE,
         request_log: Callable[[RecordedRequest], None] | None = None,
         clock: SimulatorClock | None = None,

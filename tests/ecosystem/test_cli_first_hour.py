@@ -757,3 +757,52 @@ def test_request_without_device_path_uses_the_agents_own_device(
         (outcome,) = [json.loads(text) for text in result.lines]
         assert outcome["hook"] == "on_operation_acknowledged"
         assert outcome["request"]["device_path"] == device
+
+
+@pytest.mark.parametrize("argv", [cancel(11, "--no-plugins"), ["tail"]], ids=["cancel", "tail"])
+def test_a_missing_base_url_names_the_base_url_option_too(
+    cli: Cli, threaded_gws: ThreadedSimulator, argv: list[str]
+):
+    """``missing GWS_BASE_URL`` alone sent the newcomer to the README to find how to give
+    the node, although every command that talks to GWS has ``--base-url``."""
+    cli.env(GWS_USERNAME="agent1", GWS_PASSWORD="secret")
+    result = cli(*argv)
+
+    assert result.status == 2
+    (line,) = result.err.splitlines()
+    assert line.endswith(
+        "invalid configuration: missing GWS_BASE_URL; give the GWS node as GWS_BASE_URL or "
+        "--base-url URL (e.g. --base-url http://127.0.0.1:8090 for `gws-outbound simulate`)"
+    )
+    # ... and what it says works:
+    assert cli(*cancel(11, "--no-plugins", "--base-url", threaded_gws.base_url)).status == 0
+
+
+def test_a_misspelt_name_in_the_block_list_is_one_warning_line(
+    cli: Cli, threaded_gws: ThreadedSimulator, tmp_path, monkeypatch
+):
+    """``GWS_OUTBOUND_DISABLE_PLUGINS=sentinal`` loaded the ``sentinel`` plugin the user meant
+    to keep out, and nothing said so (``plugins`` showed the filter as if it applied)."""
+    from .conftest import make_site
+
+    hook = "from gws_outbound_plugin import hookimpl\n\n@hookimpl\ndef on_user_event(event):\n"
+    site = make_site(tmp_path, {"sentinel": hook + "    pass\n"})
+    monkeypatch.syspath_prepend(str(site))
+    warning = (
+        "warning: GWS_OUTBOUND_DISABLE_PLUGINS names 'sentinal', which no installed plugin is "
+        "(did you mean 'sentinel'?): it blocks nothing, and sentinel is loaded"
+    )
+    cli.connect(threaded_gws, GWS_OUTBOUND_PLUGINS="sentinel")
+    cli.env(GWS_OUTBOUND_DISABLE_PLUGINS="sentinal,elsewhere")
+
+    listed = cli("plugins")
+    assert listed.status == 0
+    assert listed.err.splitlines() == [f"gws-outbound plugins: {warning}"]
+    assert cli("plugins", "--strict").status == 1
+
+    result = cli(*cancel(11))
+    assert result.status == 0
+    assert result.err.splitlines() == [f"gws-outbound cancel: {warning}"]
+
+    cli.env(GWS_OUTBOUND_DISABLE_PLUGINS="sentinel")  # spelt right: blocked, and quiet
+    assert cli(*cancel(12)).err == ""

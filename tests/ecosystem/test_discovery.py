@@ -511,3 +511,30 @@ async def test_close_plugins_awaits_every_aclose_and_survives_broken_ones():
     problems = {entry["plugin"]: entry for entry in logs if entry["event"] == "plugin_close_failed"}
     assert problems["broken"]["error"] == "RuntimeError: cannot close"
     assert "0.05" in problems["stuck"]["error"]
+
+
+def test_a_misspelt_name_in_the_block_list_is_logged_with_the_one_meant(install):
+    """``GWS_OUTBOUND_DISABLE_PLUGINS=webhok``: the webhook plugin the host meant to keep out
+    was loaded without a word (a misspelt *variable* was reported, a misspelt *name* in it
+    not). A name unlike any installed plugin's stays quiet: a block list shared by several
+    machines may name plugins not installed here."""
+    install("sentinel", GOOD)
+    install("gamma", GOOD)
+
+    with capture_logs() as logs:
+        pm = make_plugin_manager(
+            disable=["gama"],
+            environ={"GWS_OUTBOUND_DISABLE_PLUGINS": "sentinal,not-installed-anywhere"},
+        )
+
+    assert pm.has_plugin("sentinel") and pm.has_plugin("gamma")  # nothing guessed, nothing lost
+    misspelt = [
+        (entry["setting"], entry["plugin"], entry["meant"], entry["log_level"])
+        for entry in logs
+        if entry["event"] == "plugin_block_misspelt"
+    ]
+    assert misspelt == [
+        ("disable=", "gama", "gamma", "warning"),
+        ("GWS_OUTBOUND_DISABLE_PLUGINS", "sentinal", "sentinel", "warning"),
+    ]
+    assert plugin_load_failures(pm) == []  # not a failure: strict loading does not stop

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from gws_outbound_plugin import (
+    CancelRequest,
     ConfigError,
     GWSConfig,
     InvalidCancelRequest,
     InvalidOperationRequest,
     OutboundPlugin,
+    RejectRecordRequest,
+    make_plugin_manager,
 )
 
 pytestmark = pytest.mark.anyio
@@ -85,3 +90,93 @@ async def test_every_connection_state_change_fires_the_hook_in_order(
         ("reconnecting", "connected"),
     ]
     assert gws_outbound.connection_state == "connected"
+
+
+def _cancel(device_path: object, record_handle: object = 11) -> CancelRequest:
+    return CancelRequest(
+        record_handle=record_handle,  # type: ignore[arg-type]
+        application_id=134,
+        campaign_name="Campaign1",
+        calling_list="CallingList1",
+        device_path=device_path,  # type: ignore[arg-type]
+    )
+
+
+def test_a_device_path_without_await_says_to_await_plugin_device_path():
+    """``device_path=plugin.device_path()`` (no ``await``) or ``plugin.device_path`` (not
+    called) was refused with "must be a string, got coroutine": true, but not what to write."""
+    plugin = OutboundPlugin(
+        make_plugin_manager(load_entrypoints=False),
+        GWSConfig(base_url="http://127.0.0.1:9", username="agent1", password="secret"),
+    )
+    coroutine = plugin.device_path()
+    try:
+        with pytest.raises(InvalidCancelRequest) as not_awaited:
+            _cancel(coroutine)
+    finally:
+        coroutine.close()
+    with pytest.raises(InvalidCancelRequest) as not_called:
+        _cancel(plugin.device_path)
+
+    assert not_awaited.value.errors == {
+        "device_path": "must be a string, got coroutine: an `await` is missing "
+        "(device_path=await plugin.device_path())"
+    }
+    assert not_called.value.errors == {
+        "device_path": "must be a string, got method device_path: call it and await its "
+        "result (device_path=await plugin.device_path())"
+    }
+
+
+def test_any_field_given_an_awaitable_asks_whether_an_await_is_missing():
+    async def lookup() -> int:
+        return 11
+
+    coroutine = lookup()
+    try:
+        with pytest.raises(InvalidOperationRequest) as raised:
+            RejectRecordRequest(
+                record_handle=coroutine,  # type: ignore[arg-type]
+                application_id=134,
+                campaign_name="Campaign1",
+                calling_list="CallingList1",
+                device_path="/devices/0116543c-07ff-5f4b-8cdf-9953cca85d8f",
+            )
+    finally:
+        coroutine.close()
+    assert raised.value.errors == {
+        "record_handle": "must be a positive integer, got coroutine (an awaitable: is an "
+        "`await` missing?)"
+    }
+
+
+def test_a_plugin_without_its_plugin_manager_says_what_comes_first():
+    """``OutboundPlugin(config)`` was refused with "missing 1 required positional argument:
+    'config'", although a config was given: the plugin manager was what was missing."""
+    config = GWSConfig(base_url="http://127.0.0.1:9", username="agent1", password="secret")
+    pm = make_plugin_manager(load_entrypoints=False)
+
+    with pytest.raises(TypeError) as missing:
+        OutboundPlugin(config)  # type: ignore[call-arg]
+    with pytest.raises(TypeError) as swapped:
+        OutboundPlugin(config, pm)  # type: ignore[arg-type]
+
+    assert str(missing.value) == (
+        "OutboundPlugin takes the plugin manager first, then the GWSConfig: "
+        "OutboundPlugin(make_plugin_manager(), config)"
+    )
+    assert str(swapped.value).startswith(
+        "OutboundPlugin(config, pm): the arguments are the other way round, the plugin "
+        "manager first: OutboundPlugin(pm, config)"
+    )
+    assert "secret" not in str(missing.value) + str(swapped.value)
+    # ... and what they say works:
+    assert OutboundPlugin(pm, config).running is False
+    # help() and IDEs still show the real parameters, not __new__'s (*args, **kwargs).
+    assert list(inspect.signature(OutboundPlugin).parameters) == [
+        "pm",
+        "config",
+        "channels",
+        "name",
+        "transport",
+    ]

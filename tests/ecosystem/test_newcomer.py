@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from gws_outbound_plugin import hookspecs
+from gws_outbound_plugin import hookimpl, hookspecs
 
 from .conftest import ROOT, Cli, ThreadedSimulator
 
@@ -279,3 +279,51 @@ def test_every_fault_example_parses_as_pasted_into_a_shell(example):
     for spec in args.fault:
         name, arguments = parse_fault_spec(spec)
         getattr(Faults(), name)(**arguments)
+
+
+# -- a hook argument under another name -----------------------------------------------------------
+
+
+class _MisnamedArgument:
+    @hookimpl
+    def on_user_event(self, evt):
+        pass
+
+
+class _ArgumentOfAnotherHook:
+    @hookimpl
+    def on_record_cancel_acknowledged(self, ack, failure):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("plugin", "says"),
+    [
+        (
+            _MisnamedArgument(),
+            "on_user_event(evt) asks for {'evt'}, which the hook on_user_event does not pass "
+            "(did you mean 'event'?): it passes event",
+        ),
+        (
+            _ArgumentOfAnotherHook(),
+            "on_record_cancel_acknowledged(ack, failure) asks for {'failure'}, which the hook "
+            "on_record_cancel_acknowledged does not pass: it passes ack",
+        ),
+    ],
+    ids=["misspelt", "another-hooks"],
+)
+def test_an_argument_the_hook_does_not_pass_names_the_ones_it_does(plugin, says):
+    """``def on_user_event(evt)``: the refusal said the hook does not pass ``evt`` but not
+    what it passes, so the author had to open docs/hooks.md to find ``event``."""
+    import pluggy
+
+    from gws_outbound_plugin import make_plugin_manager
+
+    pm = make_plugin_manager(load_entrypoints=False)
+    with pytest.raises(pluggy.PluginValidationError) as raised:
+        pm.register(plugin, name="mine")
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"plugin 'mine': {says} (an implementation may take any subset")
+    assert not pm.is_registered(plugin)

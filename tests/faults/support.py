@@ -225,7 +225,10 @@ class StallingProxy:
     to wait before answering or passing on a request (a slow node). ``twice(head, body)``, if
     given, says of a request it passes on whether GWS gets it twice: first on a connection of
     its own (that answer discarded), then as usual (a node in front of GWS retrying upstream
-    what it had already written); ``written`` counts those doubled requests."""
+    what it had already written); ``written`` counts those doubled requests.
+    ``trickle(head, body)``, if given, says of a request how many seconds to wait between the
+    bytes of its answer: GWS's answer (got on a connection of its own) is passed on one byte
+    at a time (a node or a network that drips)."""
 
     def __init__(
         self,
@@ -236,8 +239,10 @@ class StallingProxy:
         pass_on: Callable[[bytes, bytes], bool] | None = None,
         hold: Callable[[bytes, bytes], float] | None = None,
         twice: Callable[[bytes, bytes], bool] | None = None,
+        trickle: Callable[[bytes, bytes], float] | None = None,
     ) -> None:
         self.target_port = target_port
+        self.trickle = trickle
         self.answer = answer
         self.pass_on = pass_on
         self.hold = hold
@@ -272,19 +277,31 @@ class StallingProxy:
         self.seen[channel] += 1
         return channel not in self.only or self.seen[channel] in self.only[channel]
 
-    async def _pass_on_aside(self, request: bytes) -> None:
-        """``request`` to the simulator on a connection of its own; its answer read and
-        discarded."""
+    async def _pass_on_aside(self, request: bytes) -> bytes:
+        """``request`` to the simulator on a connection of its own; its answer (read, and
+        discarded unless the caller uses it)."""
         aside_reader, aside_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         try:
             aside_writer.write(request)
             await aside_writer.drain()
             head = await aside_reader.readuntil(b"\r\n\r\n")
+            body = b""
             for line in head.split(b"\r\n"):
                 if line.lower().startswith(b"content-length:"):
-                    await aside_reader.readexactly(int(line.split(b":", 1)[1]))
+                    body = await aside_reader.readexactly(int(line.split(b":", 1)[1]))
+            return head + body
         finally:
             aside_writer.close()
+
+    async def _trickle(self, writer: asyncio.StreamWriter, answer: bytes, gap: float) -> None:
+        """``answer`` written one byte every ``gap`` seconds, until the proxy closes."""
+        for byte in answer:
+            if self._closing.is_set():
+                return
+            writer.write(bytes([byte]))
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), gap)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
@@ -318,6 +335,9 @@ class StallingProxy:
                         await self._pass_on_aside(head + body)
                     writer.write(own)
                     await writer.drain()
+                    continue
+                if self.trickle is not None and (gap := self.trickle(head, body)) > 0:
+                    await self._trickle(writer, await self._pass_on_aside(head + body), gap)
                     continue
                 if self.twice is not None and self.twice(head, body):
                     self.written += 1

@@ -164,7 +164,9 @@ def test_stdin_mode_answers_one_json_line_per_hook_and_one_per_bad_line() -> Non
     out = [json.loads(line) for line in result.stdout.splitlines()]
     errors = [line for line in out if "error" in line]
     assert len(errors) == 2
-    assert errors[0]["fields"] == []
+    # Every error line has the same keys, a line that is not JSON too (it had no "errors").
+    assert [sorted(error) for error in errors] == [["error", "errors", "fields"]] * 2
+    assert errors[0]["fields"] == [] and errors[0]["errors"] == {}
     assert "recordHandle" in errors[1]["fields"]
     assert "applicationId" in errors[1]["fields"]
     assert errors[1]["error"].startswith("invalid cancel request: ")

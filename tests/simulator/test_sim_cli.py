@@ -349,3 +349,22 @@ def test_cli_forbid_channel(start_cli):
     out, err = _finish(proc)
     assert proc.returncode == 0, err
     assert "forbidden CometD channel: /me/internal" in out
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [(":hunter2", "an empty NAME"), ("hunter2", "without ':'")],
+    ids=["empty-name", "no-colon"],
+)
+def test_a_bad_user_argument_never_echoes_the_password(
+    value: str, problem: str, capsys: pytest.CaptureFixture[str]
+):
+    """``--user :hunter2`` (a name left out) and ``--user hunter2`` (only the password):
+    the usage error says what is wrong without the value (before, it was echoed, password
+    and all)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--user", value])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert problem in captured.err
+    assert "hunter2" not in captured.err + captured.out
