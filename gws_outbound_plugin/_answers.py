@@ -2,7 +2,10 @@
 matching rule (``_matching.place``, rows M1 to M10 of ``docs/design-notes.md``, "Which request
 a message answers"), and then what the verdict says is done: the message joins its request
 (its acknowledgement, partial results, empty result or refusal), is dropped as late or as a
-repeat, or is reported as another client's acknowledgement or as unsolicited.
+repeat, or is reported as another client's acknowledgement or as unsolicited. Row M11 holds
+an answer matched by key back for ``merge_window`` before it joins its request (a late
+notification of an earlier request on its key may show it is that request's): that takes a
+timer, so it is done here, not in ``place``.
 
 Pure: the effects go to :class:`~._pending.PendingRequests`, which makes the outcomes.
 """
@@ -13,7 +16,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._coerce import as_id, as_name, is_object
-from ._effects import Effect, Failed, Foreign, Limits, Notice, Unsolicited, UserEventSeen
+from ._effects import (
+    CancelTimer,
+    Effect,
+    Failed,
+    Foreign,
+    Limits,
+    Notice,
+    StartTimer,
+    Unsolicited,
+    UserEventSeen,
+)
 from ._foreign import ForeignPairs
 from ._inbound import (
     ErrorNotice,
@@ -31,6 +44,7 @@ from ._matching import (
     Placement,
     Verdict,
     answers,
+    by_key_only,
     by_reference,
     place,
 )
@@ -40,6 +54,10 @@ from ._recent import MAX_NESTING
 from ._spec import SPEC_BY_ACKNOWLEDGEMENT, CorrelationKey, OperationSpec, Target
 
 __all__ = ["Answers"]
+
+#: M11: the most user events one request withholds at a time (the first, and what may follow
+#: it while earlier requests on its key are given theirs back).
+_WITHHELD_LIMIT = 4
 
 
 class Answers:
@@ -114,7 +132,8 @@ class Answers:
             self._notification_for(placement.entry, n)
         elif placement.verdict is Verdict.LATE:
             if n.reference is not None:
-                self._recent.acknowledged_late(n.reference, n.notification)
+                answered = self._give_back(n.reference, n.notification)
+                self._recent.acknowledged_late(n.reference, n.notification, answered=answered)
             self._late("late_notification_ignored", placement, reference_id=n.reference)
         elif n.notification == "PreviewRecord":
             self._stats["unsolicited"] += 1
@@ -188,12 +207,20 @@ class Answers:
         if verdict is Verdict.OWN:
             if placement.rule == "M1":
                 self._p.confirm(placement.entry)  # by its reference id
+            elif self._withhold(placement.entry, u):
+                return
             self._give(placement.entry, u)
         elif verdict is Verdict.TENTATIVE:
             self._give_tentatively(placement.entry, u)
         elif verdict is Verdict.LATE:
             if u.content is not None and u.reference is None:
                 self._recent.took(u.content)  # its copies are repeats, not someone's answer
+            claimed = self._recent.take_claimed()
+            if claimed is not None:
+                if self.limits.merge_window > 0:
+                    self._p.fx.append(StartTimer(("claim", claimed), self.limits.merge_window))
+                else:
+                    self._recent.claim_aged(claimed)
             self._late("late_user_event_ignored", placement, user_event=u.name)
         elif verdict is Verdict.REPEAT:
             self._repeat(u)
@@ -204,6 +231,91 @@ class Answers:
                 self._pushed_answer(u.record_handle, u.event)
         else:
             self._not_ours(u)
+
+    # -- M11: an earlier request's user event before its late notification ---------------------
+
+    def _withhold(self, entry: Entry, u: UserEventNotice) -> bool:
+        """M11: an acknowledgement matched by key alone to ``entry``'s request, which has no
+        answer yet, while a request on its key ended before anything with its reference id
+        arrived (``Recent.unconfirmed_before``): that request's late acknowledgement may
+        be coming, its user event first. It is withheld ``merge_window`` (the ``merge``
+        timer), and so is what follows it by key meanwhile; the earlier request's
+        notification by reference arriving then makes it that request's
+        (:meth:`_give_back`). Whether it was withheld."""
+        if entry.withheld:
+            if u.is_error:
+                return False
+            if len(entry.withheld) < _WITHHELD_LIMIT and all(
+                w.content != u.content or u.content is None for w in entry.withheld
+            ):
+                entry.withheld.append(u)  # behind the first, in order
+            else:
+                # A copy of one withheld (or more answers than requests could be owed them
+                # within merge_window): what it would be given is taken already.
+                self._repeat(u)
+            return True
+        if (
+            u.is_error
+            or u.reference is not None
+            or entry.user_event is not None
+            or entry.key is None
+            or self.limits.merge_window <= 0
+            or not by_key_only(entry)
+            or not self._recent.unconfirmed_before(entry.key, u.name)
+        ):
+            return False
+        entry.withheld.append(u)
+        if not entry.merging:
+            entry.merging = True
+            self._p.fx.append(StartTimer(("merge", entry.token), self.limits.merge_window))
+        self._p.fx.append(Notice("user_event_withheld", "debug", {"user_event": u.name}))
+        return True
+
+    def _give_back(self, reference: str, notification: str | None) -> bool:
+        """M11: the late notification of a request that ended unconfirmed (``reference``)
+        arrived while the request in flight on its key withholds a user event that answers
+        it: the first such event is the earlier request's (OCS answers a key's requests in
+        order, and GWS sends the two halves of one answer within ``merge_window``): dropped
+        as late, its copies repeats. Whether one was given back."""
+        found = self._recent.late_acknowledgement(reference, notification)
+        if found is None:
+            return False
+        key, spec = found
+        entry = self._p.head(key)
+        if entry is None or not entry.withheld or not answers(spec, entry.withheld[0].name):
+            return False
+        u = entry.withheld.pop(0)
+        if u.content is not None:
+            self._recent.took(u.content)
+        if not entry.withheld and entry.merging and not entry.answered:
+            entry.merging = False  # nothing else waits on its merge timer
+            self._p.fx.append(CancelTimer(("merge", entry.token)))
+        self._p.fx.append(
+            Notice(
+                "late_user_event_given_back",
+                "info",
+                {"user_event": u.name, "reference_id": reference, "rule": "M11"},
+            )
+        )
+        return True
+
+    def release_withheld(self, entry: Entry) -> None:
+        """M11: the ``merge`` timer of ``entry``'s withheld user events fired, and no earlier
+        request's notification claimed them: they are its own, as M4 gave them."""
+        withheld, entry.withheld = entry.withheld, []
+        entry.merging = False
+        for u in withheld:
+            if self._p.entries.get(entry.token) is not entry:
+                return
+            self._give(entry, u)
+
+    def forget_withheld(self, entry: Entry) -> None:
+        """What ``entry`` withheld was matched by key alone: another client's (M10); copies of
+        it are repeats (M8)."""
+        for u in entry.withheld:
+            if u.content is not None:
+                self._recent.took(u.content)
+        entry.withheld = []
 
     def _repeat(self, u: UserEventNotice) -> None:
         self._stats["duplicates"] += 1

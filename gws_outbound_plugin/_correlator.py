@@ -18,7 +18,8 @@ What it promises, by construction:
   place a ``Resolved`` for an accepted request is made;
 * every outcome is the request's own: which request a message answers is decided by one rule,
   written as a table in ``docs/design-notes.md`` ("Which request a message answers") and
-  followed by :func:`~._matching.place` (M1 to M10 refer to its rows);
+  followed by :func:`~._matching.place` (M1 to M10 refer to its rows; M11 holds an answer back
+  ``merge_window`` first, in :class:`~._answers.Answers`);
 * a request's lifecycle follows :data:`~._lifecycle.TRANSITIONS`;
 * facts the matching relies on (reserved reference ids, answers still owed to finished
   requests, answers already taken) are kept for ``late_window`` seconds, never dropped early
@@ -199,6 +200,7 @@ class Correlator:
         for content in (entry.user_content, *(c for _, _, c in entry.event_parts)):
             if content is not None:
                 self._recent.took(content)
+        self._answers.forget_withheld(entry)
         if entry.merging:
             entry.merging = False
             self._pending.fx.append(CancelTimer(("merge", entry.token)))
@@ -272,6 +274,7 @@ class Correlator:
         # (M10); GWS did nothing with the request. Copies of it are repeats (M8).
         if entry.user_content is not None:
             self._recent.took(entry.user_content)
+        self._answers.forget_withheld(entry)
         if result is PostResult.REJECTED:
             failed = Failed(
                 FailureReason.REJECTED, message or "GWS refused the request", status_code
@@ -306,6 +309,8 @@ class Correlator:
                 self._pending.fx.append(foreign)
         elif kind == "settle":
             self._settle_lost(timer[1])
+        elif kind == "claim":
+            self._recent.claim_aged(timer[1])
         else:
             entry = self._pending.entries.get(timer[1])
             if entry is not None:
@@ -314,6 +319,11 @@ class Correlator:
 
     def _entry_timer(self, entry: Entry, kind: str) -> None:
         pending = self._pending
+        if kind == "merge" and entry.withheld:
+            # M11: no earlier request's notification claimed what it withheld: its own now.
+            self._answers.release_withheld(entry)
+            if entry.merging or pending.entries.get(entry.token) is not entry:
+                return
         if entry.refusing and kind != "deadline":
             # OCS's refusal waits for the request's acknowledgement by reference (M9): at
             # the end of the window it decides; no other timer decides meanwhile.

@@ -80,7 +80,7 @@ logger = get_logger(__name__)  # structlog's logger once the host configured str
 
 #: The timers held while the listener is held back (see ``Engine.deliver``): what they wait
 #: for may be unread behind the hooks. A deadline is never held: it is the outcome's bound.
-_HELD_TIMERS: Final = frozenset({"ack", "merge", "refusal", "settle"})
+_HELD_TIMERS: Final = frozenset({"ack", "merge", "refusal", "claim", "settle"})
 
 _UNSOLICITED_HOOKS: Final[Mapping[type, str]] = {
     RecordCancelledEvent: "on_record_cancelled",
@@ -232,9 +232,9 @@ class Engine:
         # ack_timeout, merge_window): one queue each; other timers get a loop timer each.
         self._timer_queues = {
             kind: DeadlineQueue(self._timer_fired)
-            for kind in ("deadline", "ack", "merge", "refusal")
+            for kind in ("deadline", "ack", "merge", "refusal", "claim")
         }
-        # Acknowledgement, merge, refusal and settle timers that expired while the listener
+        # Acknowledgement, merge, refusal, claim and settle timers that expired while the listener
         # was held back (more than hook_queue_size hook calls queued): the answers they wait
         # for may be unread behind the hooks, so they are started again once it reads on (the
         # request's deadline still bounds its outcome).
@@ -425,6 +425,7 @@ class Engine:
                         "ack": self._config.ack_timeout,
                         "merge": self._config.merge_window,
                         "refusal": self._config.merge_window,
+                        "claim": self._config.merge_window,
                     }
                     for timer in held:
                         if timer[0] == "settle":  # the grace period after a restoration

@@ -11,11 +11,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._effects import Failed
 from ._payloads import UserEvent
 from ._spec import CorrelationKey, Operation, OperationSpec
+
+if TYPE_CHECKING:
+    from ._inbound import UserEventNotice
 
 __all__ = ["TRANSITIONS", "Entry", "Phase", "move"]
 
@@ -101,6 +104,7 @@ class Entry:
         "unanswered",
         "user_content",
         "user_event",
+        "withheld",
     )
 
     def __init__(self, token: int, request: Operation) -> None:
@@ -136,6 +140,9 @@ class Entry:
         self.user_content: bytes | None = None
         # M8: a user event that may be its answer or a copy of an earlier request's.
         self.maybe: tuple[UserEvent, bytes | None] | None = None
+        # M11: answers matched by key alone withheld for merge_window (an earlier request on
+        # its key that ended unconfirmed may prove, by its late notification, the first its own).
+        self.withheld: list[UserEventNotice] = []
         self.parts: list[Mapping[str, Any]] = []
         self.event_parts: list[tuple[int, UserEvent, bytes | None]] = []
 

@@ -3,8 +3,9 @@
 ``docs/design-notes.md`` ("Which request a message answers") has the rule as a table, rows M1
 to M10; :func:`place` follows it row by row and says which row decided. The correlator
 (:class:`~._answers.Answers`) then does what the verdict says (gives the message to the
-request, drops it as late or as a repeat, reports it as foreign or unsolicited); it never
-matches a message any other way.
+request, drops it as late or as a repeat, reports it as foreign or unsolicited; M11: it may
+hold an answer this function gave by key back ``merge_window`` first); it never matches a
+message any other way.
 
 Pure: no I/O, no clock. It reads the pending requests through :class:`Pending` and the facts
 kept about finished ones through :class:`~._recent.Recent`; the one change it makes is to

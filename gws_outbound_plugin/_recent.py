@@ -223,6 +223,13 @@ class Recent:
         an answer of their own: reference id -> (key, spec, token, stamp), see
         :meth:`acknowledged_late`."""
         self._unconfirmed_tokens: dict[int, str] = {}
+        self._unconfirmed_keys: dict[CorrelationKey, dict[str, OperationSpec]] = {}
+        """The same requests by key: reference id -> spec (M11)."""
+        self._fresh_claims: set[str] = set()
+        """Those of them whose owed answer an acknowledgement was just taken as (M4), less than
+        ``merge_window`` ago (the ``claim`` timer): their notification arriving meanwhile is the
+        other half of that answer."""
+        self._claimed: str | None = None
         self._taken = Aging()
         self._fingerprints = Aging()
         self._previews: dict[int, tuple[UserEvent, int]] = {}
@@ -361,6 +368,7 @@ class Recent:
         :meth:`acknowledged_late`."""
         self._unconfirmed[reference_id] = (key, spec, token, self.stamp())
         self._unconfirmed_tokens[token] = reference_id
+        self._unconfirmed_keys.setdefault(key, {})[reference_id] = spec
 
     def _confirmed(self, reference_id: str) -> tuple[CorrelationKey, OperationSpec, int] | None:
         found = self._unconfirmed.pop(reference_id, None)
@@ -368,25 +376,73 @@ class Recent:
             return None
         key, spec, token, _ = found
         self._unconfirmed_tokens.pop(token, None)
+        self._fresh_claims.discard(reference_id)
+        on_key = self._unconfirmed_keys.get(key)
+        if on_key is not None:
+            on_key.pop(reference_id, None)
+            if not on_key:
+                del self._unconfirmed_keys[key]
         return key, spec, token
 
-    def acknowledged_late(self, reference_id: str, notification: str | None) -> None:
+    def unconfirmed_before(self, key: CorrelationKey, name: str | None) -> bool:
+        """M11: whether a request on ``key`` that ended unconfirmed (see
+        :meth:`ended_unconfirmed`) and is owed nothing may still have its acknowledgement
+        named ``name`` arrive late: its user event could come before its notification."""
+        on_key = self._unconfirmed_keys.get(key)
+        if not on_key or name is None:
+            return False  # the usual case: nothing unconfirmed on the key
+        return any(name in spec.user_events for spec in on_key.values())
+
+    def late_acknowledgement(
+        self, reference_id: str, notification: str | None
+    ) -> tuple[CorrelationKey, OperationSpec] | None:
+        """The key and operation of the request that ended unconfirmed with this reference
+        id, when ``notification`` is its acknowledgement (see :meth:`acknowledged_late`)."""
+        found = self._unconfirmed.get(reference_id)
+        if found is None or notification != found[1].acknowledgement:
+            return None
+        return found[0], found[1]
+
+    def acknowledged_late(
+        self, reference_id: str, notification: str | None, *, answered: bool = False
+    ) -> None:
         """A late notification (M2) carrying ``reference_id``: when it is the acknowledgement of
         a request that ended before any message with its reference id arrived, OCS acted on
         that request after all, and its user event, which follows without a reference id, is
         owed to it (M4), as an acknowledged request's (no refusal): never the answer of the
         next request on its key. That holds also when what it was owed was taken meanwhile by
         another client's unreferenced refusal, or when such a refusal ended it (matched by key
-        alone: that outcome cannot be undone)."""
+        alone: that outcome cannot be undone). ``answered``: its user event arrived already
+        (held under M11, and given back to it): nothing is owed to it any more."""
         found = self._unconfirmed.get(reference_id)
         if found is None or notification != found[1].acknowledgement:
             return
+        if reference_id in self._fresh_claims:
+            # The acknowledgement taken as its late answer just before was its own user event
+            # (the two halves of one answer come together): nothing more is owed to it.
+            self._confirmed(reference_id)
+            return
         key, spec, token = self._confirmed(reference_id) or found[:3]
+        if answered:
+            self.forgive(key, token)
+            return
         for slot in self._owed.get(key, ()):
             if slot.token == token:
                 slot.acknowledged = True  # still owed: now as acknowledged (M9)
                 return
         self.owe(key, spec, token, acknowledged=True, empty=False)
+
+    def take_claimed(self) -> str | None:
+        """The reference id of the request whose owed answer the last :meth:`claim_owed` took
+        as an acknowledgement, if it ended unconfirmed (once): its ``claim`` timer starts."""
+        claimed, self._claimed = self._claimed, None
+        return claimed
+
+    def claim_aged(self, reference_id: str) -> None:
+        """The ``claim`` timer of ``reference_id`` fired: its notification arriving from now on
+        is not the other half of the acknowledgement taken as its answer (that was another
+        client's): its own user event is owed to it then (:meth:`acknowledged_late`)."""
+        self._fresh_claims.discard(reference_id)
 
     def forgive(self, key: CorrelationKey, token: int) -> None:
         """The request ``token`` is owed nothing after all: GWS refused its POST after it
@@ -425,7 +481,11 @@ class Recent:
                     del self._owed[key]
                 reference = self._unconfirmed_tokens.get(slot.token)
                 if refusal is None and reference is not None:
-                    self._confirmed(reference)  # an answer, not a refusal: its own, in order
+                    # An acknowledgement: its own, in order, or another client's answer on the
+                    # key (the known limit). Its notification by reference within
+                    # merge_window says the former; later, the latter (acknowledged_late).
+                    self._fresh_claims.add(reference)
+                    self._claimed = reference
                 return slot
         return None
 

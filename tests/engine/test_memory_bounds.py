@@ -173,6 +173,9 @@ async def test_memory_stays_bounded_over_20000_requests_with_answers_lost() -> N
                 "ack_queue": timer_queue_cap,
                 "merge_queue": timer_queue_cap,
                 "refusal_queue": timer_queue_cap,
+                # a finished request's claim window (M4), merge_window long: within a late
+                # window of its outcome
+                "claim_queue": recent,
                 # the sweep, and the settle timer after a session loss
                 "loop_timers": 2,
                 # one async hook call at a time per dispatcher (outcomes, transport events)

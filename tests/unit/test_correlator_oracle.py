@@ -1926,3 +1926,44 @@ def test_another_desktop_s_refusal_before_gws_answers_our_post_waits_from_that_a
     (outcome,) = machine.reqs[token].outcomes
     assert isinstance(outcome, Acknowledged) and outcome.outbound is not None
     machine.teardown()
+
+
+# -- M11: an earlier request's late user event ahead of its own late notification --
+
+
+def test_a_late_user_event_ahead_of_its_notification_is_not_the_next_request_s() -> None:
+    """Our cancel 1 of record 11 ends with another desktop's refusal, matched by key (property
+    7); OCS then acts on it, but its acknowledgement comes late, its user event (no
+    referenceId) ahead of its notification. Our cancel 2 of the record, in flight, is refused
+    by OCS (217), its refusal delivered after merge_window. Cancel 1's user event is not
+    cancel 2's: cancel 2 ends with its own refusal. Before (M11), it was acknowledged with
+    cancel 1's user event (property 2)."""
+    machine = _machine()
+    first = _request(machine, "cancel")
+    machine.another_desktop_refused(machine.reqs[first])
+    machine.advance(0.3)
+    (ended,) = machine.reqs[first].outcomes
+    assert isinstance(ended, Failed) and ended.error_number == FOREIGN_ERROR
+    machine.ocs_answers("ack", "both", False, False, 101, False)  # OCS acts on cancel 1
+    second = _request(machine, "cancel")
+    machine.ocs_answers("refuse", "both", False, False, 217, False)  # and refuses cancel 2
+
+    def offset(channel: str) -> int:
+        """The delivery offset of cancel 1's message on ``channel`` (reordered)."""
+        (index,) = [
+            i
+            for i, mid in enumerate(machine.wire)
+            if machine.msgs[mid].owner == first and machine.msgs[mid].channel == channel
+        ]
+        return index
+
+    machine.deliver([(offset(INTERNAL), "once")])  # cancel 1's user event first
+    machine.deliver([(offset(OUTBOUND), "once")])  # then its notification
+    machine.advance(0.3)
+    assert not machine.reqs[second].outcomes
+    machine.deliver([(0, "once")])  # cancel 2's refusal
+    machine.advance(1.0)
+    (outcome,) = machine.reqs[second].outcomes
+    assert isinstance(outcome, Failed) and outcome.reason is FailureReason.OCS_ERROR
+    assert outcome.error_number == 217
+    machine.teardown()

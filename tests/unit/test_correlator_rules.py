@@ -457,3 +457,117 @@ def test_without_merge_window_a_refusal_by_key_decides_at_once() -> None:
     (outcome,) = resolved(correlator.message(event(11, **REFUSED)))
     assert isinstance(outcome.outcome, Failed)
     assert outcome.outcome.reason is FailureReason.OCS_ERROR
+
+
+def _unconfirmed_then_next(correlator: Correlator) -> int:
+    """M11's setting: cancel "a" of record 11 ends ``outcome_unknown`` at a lost session
+    (owed its answer, M4); another desktop's refusal on the record is taken as that late
+    answer; cancel "b" of the record is then sent and accepted. The user event of "a"'s
+    acknowledgement arrives (no reference id): nothing is owed on the record any more, and
+    "b", in flight, would take it by key."""
+    first = sent(correlator, cancel(11, "a"))
+    correlator.session_lost()
+    (settle,) = correlator.session_restored()
+    assert isinstance(settle, StartTimer)
+    (unknown,) = resolved(correlator.timer_expired(settle.timer))
+    assert unknown.token == first and isinstance(unknown.outcome, Failed)
+    assert unknown.outcome.reason is FailureReason.OUTCOME_UNKNOWN
+    assert not resolved(correlator.message(event(11, **REFUSED)))  # another desktop's
+    token = sent(correlator, cancel(11, "b"))
+    assert not resolved(correlator.message(event(11)))
+    return token
+
+
+def test_a_late_user_event_before_its_own_notification_is_not_the_next_request_s() -> None:
+    """M11: "a"'s notification, with its referenceId, follows its user event within
+    merge_window: the user event was "a"'s. "b" does not take it: at the end of the window
+    it has no outcome (before, it was acknowledged by "a"'s answer), and waits for its own
+    (its refusal, later, decides)."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    token = _unconfirmed_then_next(correlator)
+    effects = correlator.message(ack("a", 11))
+    assert not resolved(effects + correlator.timer_expired(("merge", token)))
+    assert any(isinstance(e, Notice) and e.kind == "late_user_event_given_back" for e in effects)
+    own = event(11, GSW_ERROR="Record is being dialled", GSW_ERROR_NUMBER=217)
+    effects = correlator.message(own) + correlator.timer_expired(("refusal", token))
+    (outcome,) = resolved(effects)
+    assert outcome.token == token and isinstance(outcome.outcome, Failed)
+    assert outcome.outcome.reason is FailureReason.OCS_ERROR
+    assert outcome.outcome.error_number == 217
+
+
+def test_a_withheld_user_event_no_earlier_notification_claims_is_the_request_s() -> None:
+    """M11: nothing with "a"'s referenceId within merge_window: the user event is "b"'s, as
+    M4 gives it (GWS accepted "b"'s POST): acknowledged at the end of the window. A late
+    notification of "a" after that changes nothing."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    token = _unconfirmed_then_next(correlator)
+    effects = correlator.timer_expired(("merge", token))
+    effects += correlator.timer_expired(("merge", token))  # the merge window of the pair
+    (outcome,) = resolved(effects)
+    assert outcome.token == token and isinstance(outcome.outcome, Acknowledged)
+    assert outcome.outcome.user_event is not None
+    assert not resolved(correlator.message(ack("a", 11)))
+
+
+def test_a_copy_of_a_withheld_user_event_is_not_the_next_request_s_either() -> None:
+    """M11 with M8: GWS relays "a"'s user event again (the same userData, new metrics) while
+    it is withheld. "a"'s notification takes the first; the copy is no answer of "b"'s: "b"
+    has no outcome at the end of the window, and times out without its own answer."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    token = _unconfirmed_then_next(correlator)
+    copy = event(11)
+    copy["data"]["metrics"] = {"eventProcessing": {"serverGenerationTimestamp": 2}}
+    assert not resolved(correlator.message(copy))
+    assert not resolved(correlator.message(ack("a", 11)))
+    assert not resolved(correlator.timer_expired(("merge", token)))
+    (outcome,) = resolved(correlator.timer_expired(("ack", token)))
+    assert isinstance(outcome.outcome, Failed)
+    assert outcome.outcome.reason is FailureReason.TIMED_OUT
+
+
+def _unknown_then_claimed(correlator: Correlator) -> None:
+    """Cancel "a" of record 11 ends ``outcome_unknown`` at a lost session, owed its answer
+    (M4); another desktop's acknowledgement on the record (its user event, no reference id;
+    here with ``GSW_CHAIN_ATTR``, so not a copy of "a"'s) is taken as that late answer."""
+    first = sent(correlator, cancel(11, "a"))
+    correlator.session_lost()
+    (settle,) = correlator.session_restored()
+    assert isinstance(settle, StartTimer)
+    (unknown,) = resolved(correlator.timer_expired(settle.timer))
+    assert unknown.token == first and isinstance(unknown.outcome, Failed)
+    assert not resolved(correlator.message(event(11, GSW_CHAIN_ATTR="AllChain")))
+
+
+def test_an_acknowledgement_taken_as_a_late_answer_long_before_its_notification_was_not_its() -> (
+    None
+):
+    """M4: "a"'s own acknowledgement comes later than merge_window after the one taken as its
+    late answer: its notification (by reference) then its user event. The one taken was
+    another client's: "a"'s user event is owed to it, and cancel "b" of the record, in
+    flight, does not take it. Before, it did, and was acknowledged by it (at the end of its
+    merge window) though OCS refused it (217, later)."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    _unknown_then_claimed(correlator)
+    assert not resolved(correlator.timer_expired(("claim", "a")))  # merge_window passed
+    token = sent(correlator, cancel(11, "b"))
+    effects = correlator.message(ack("a", 11)) + correlator.message(event(11))
+    assert not resolved(effects + correlator.timer_expired(("merge", token)))
+    own = event(11, GSW_ERROR="Record is being dialled", GSW_ERROR_NUMBER=217)
+    effects = correlator.message(own) + correlator.timer_expired(("refusal", token))
+    (outcome,) = resolved(effects)
+    assert isinstance(outcome.outcome, Failed) and outcome.outcome.error_number == 217
+
+
+def test_an_acknowledgement_taken_as_a_late_answer_just_before_its_notification_was_its() -> None:
+    """M4: "a"'s notification by reference comes within merge_window of the acknowledgement
+    taken as its late answer: that was its own user event (the two halves of one answer come
+    together). Nothing more is owed to it: cancel "b"'s answer, matched by key, is "b"'s."""
+    correlator = Correlator(Limits(merge_window=0.25))
+    _unknown_then_claimed(correlator)
+    assert not resolved(correlator.message(ack("a", 11)))
+    correlator.timer_expired(("claim", "a"))
+    token = sent(correlator, cancel(11, "b"))
+    effects = correlator.message(event(11)) + correlator.timer_expired(("merge", token))
+    (outcome,) = resolved(effects)
+    assert outcome.token == token and isinstance(outcome.outcome, Acknowledged)
