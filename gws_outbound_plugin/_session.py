@@ -797,12 +797,16 @@ class GWSSession(SessionHeaders):
         ``request_timeout`` the exchange is given up as a timeout of its own step: a read
         timeout (may have been processed: never resent) once the request began to be written
         (``trace``, httpcore's trace extension, says so), else a connect timeout (certainly not
-        sent)."""
+        sent: still connecting, waiting for a pooled connection or for a proxy to open the
+        tunnel)."""
         written = False
 
-        async def trace(name: str, _info: Mapping[str, Any]) -> None:
+        async def trace(name: str, info: Mapping[str, Any]) -> None:
             nonlocal written
-            if name.endswith("send_request_headers.started"):
+            # Not a proxy's CONNECT (opening the tunnel to GWS): GWS gets nothing of it.
+            if name.endswith("send_request_headers.started") and (
+                getattr(info.get("request"), "method", None) != b"CONNECT"
+            ):
                 written = True
 
         deadline = asyncio.timeout(self._config.request_timeout)
