@@ -331,6 +331,10 @@ class RecordCancelledEvent:
     device_id: str | None = None
     metrics: EventMetrics | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (user_data, ...), which pickle refuses.
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class ScheduledCallEvent:
@@ -351,6 +355,10 @@ class ScheduledCallEvent:
     device_id: str | None = None
     metrics: EventMetrics | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (user_data, ...), which pickle refuses.
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class CampaignStatusEvent:
@@ -368,6 +376,10 @@ class CampaignStatusEvent:
     device_id: str | None = None
     metrics: EventMetrics | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (user_data, ...), which pickle refuses.
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class PreviewRecordEvent:
@@ -382,6 +394,10 @@ class PreviewRecordEvent:
     user_data: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAPPING)
     """``record.userData``: ``GSW_RECORD_HANDLE``, ``GSW_PHONE``, custom fields... (read-only)."""
     reference_id: str | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its read-only mappings (user_data, ...), which pickle refuses.
+        return reduce_frozen(self)
 
 
 def to_jsonable(value: Any) -> Any:

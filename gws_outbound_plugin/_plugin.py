@@ -76,7 +76,13 @@ class OutboundPlugin:
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         # OutboundPlugin(config), the plugin manager left out, would otherwise be "missing 1
         # required positional argument: 'config'": just what the caller thinks they gave.
-        if len(args) == 1 and isinstance(args[0], GWSConfig) and not {"pm", "config"} & set(kwargs):
+        # Only for OutboundPlugin's own __init__: a host's subclass may take the config alone.
+        if (
+            cls.__init__ is OutboundPlugin.__init__
+            and len(args) == 1
+            and isinstance(args[0], GWSConfig)
+            and not {"pm", "config"} & set(kwargs)
+        ):
             raise TypeError(
                 "OutboundPlugin takes the plugin manager first, then the GWSConfig: "
                 "OutboundPlugin(make_plugin_manager(), config)"
@@ -536,14 +542,27 @@ class OutboundPlugin:
             logger.info("plugin_stopped", user=self.config.username, stats=dict(self.stats))
 
 
-# ``__new__`` takes anything (to refuse ``OutboundPlugin(config)`` in words): keep the
-# signature that help(), IDEs and inspect.signature() show the one of ``__init__``.
+class _ConstructorSignature:
+    """``inspect.signature(cls)`` of ``OutboundPlugin`` and its subclasses: the parameters of
+    the class's ``__init__`` (a host's subclass's own), not ``__new__``'s ``(*args, **kwargs)``
+    (``__new__`` takes anything to refuse ``OutboundPlugin(config)`` in words). ``None`` (let
+    inspect look) for a subclass with a ``__new__`` of its own."""
+
+    def __get__(self, instance: object, owner: type[Any]) -> inspect.Signature | None:
+        own_new: object = owner.__new__
+        if own_new is not _PLUGIN_NEW:
+            return None
+        try:
+            init = inspect.signature(owner.__init__)
+        except (TypeError, ValueError):
+            return None
+        return init.replace(parameters=list(init.parameters.values())[1:])
+
+
+_PLUGIN_NEW: object = OutboundPlugin.__new__
+# Computed for the class it is read on, so that a subclass shows its own constructor's.
 setattr(  # noqa: B010 (mypy knows no __signature__ on a class)
-    OutboundPlugin,
-    "__signature__",
-    inspect.signature(OutboundPlugin.__init__).replace(
-        parameters=list(inspect.signature(OutboundPlugin.__init__).parameters.values())[1:]
-    ),
+    OutboundPlugin, "__signature__", _ConstructorSignature()
 )
 
 

@@ -796,7 +796,8 @@ class GWSSession(SessionHeaders):
         ``request_timeout`` the exchange is given up as a timeout of its own step: a read
         timeout (may have been processed: never resent) once the request began to be written
         (``progress`` says so, see :class:`~._transport.Progress`), else a connect timeout
-        (certainly not sent)."""
+        (certainly not sent: still connecting, waiting for a pooled connection or for a proxy
+        to open the tunnel)."""
         progress = Progress()
         deadline = asyncio.timeout(self._config.request_timeout)
         try:

@@ -38,14 +38,18 @@ def plugin_names(name: str) -> tuple[str, str, str]:
 def compatible_requirement(version: str) -> str:
     """The versions of gws-outbound-plugin a plugin written against ``version`` declares it
     works with, as the tutorial and the reference plugins do: that minor release on while the
-    major is 0 (``0.1.0`` -> ``>=0.1,<0.2``), that major release on after."""
+    major is 0 (``0.1.0`` -> ``>=0.1,<0.2``), that major release on after. A pre-release or
+    development build is itself the lower bound (``0.2.0rc1`` -> ``>=0.2.0rc1,<0.3``): it
+    sorts before ``0.2``, and pip takes a pre-release only where one is named."""
     match = re.match(r"(\d+)\.(\d+)", version)
     if match is None:
         return f">={version}"
     major, minor = int(match[1]), int(match[2])
+    rest = re.sub(r"[._-]?post\d*", "", version.split("+", 1)[0][match.end() :].lower())
+    lower = version if re.search(r"[a-z]", rest) else f"{major}.{minor}"
     if major == 0:
-        return f">=0.{minor},<0.{minor + 1}"
-    return f">={major}.{minor},<{major + 1}"
+        return f">={lower},<0.{minor + 1}"
+    return f">={lower},<{major + 1}"
 
 
 _PYPROJECT = """\

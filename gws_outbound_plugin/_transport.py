@@ -476,8 +476,11 @@ class Progress:
     def __init__(self) -> None:
         self.written = False
 
-    async def trace(self, name: str, _info: Mapping[str, Any]) -> None:
-        if name.endswith("send_request_headers.started"):
+    async def trace(self, name: str, info: Mapping[str, Any]) -> None:
+        # Not a proxy's CONNECT (opening the tunnel to GWS): GWS gets nothing of it.
+        if name.endswith("send_request_headers.started") and (
+            getattr(info.get("request"), "method", None) != b"CONNECT"
+        ):
             self.written = True
 
 

@@ -163,6 +163,13 @@ def parse_fault_spec(spec: str) -> tuple[str, dict[str, object]]:
     return name, arguments
 
 
+def _without_password(argument: str) -> str:
+    """``argument`` as an error may show it: what follows its first ``':'`` left out (in a
+    ``NAME:PASSWORD`` given to a misspelt ``--user``, the password)."""
+    before, sep, _ = argument.partition(":")
+    return f"{before}:<not shown>" if sep else argument
+
+
 def _user(text: str) -> tuple[str, str]:
     # The value is never echoed: what is wrong with it may be that it is (or holds) only
     # the password.
@@ -492,7 +499,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     ``prog`` names the command in ``--help`` (``gws-outbound simulate`` passes its own).
     """
     parser = build_parser(prog) if prog else build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse's own message would echo them, a misspelt --user's password too
+        parser.error("unrecognized arguments: " + " ".join(_without_password(a) for a in unknown))
     records: tuple[SeedRecord, ...] | None = None
     if args.records is not None:
         try:

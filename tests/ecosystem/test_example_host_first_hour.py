@@ -266,6 +266,10 @@ def test_ctrl_c_while_reading_stdin_leaves_no_thread_that_keeps_the_process_aliv
     before = set(threading.enumerate())
     terminal = WaitingTerminal()
     monkeypatch.setattr(sys, "stdin", terminal)
+    # Ctrl-C on a terminal reaches Python's handler. A test run started in the background
+    # (``pytest ... &`` from a script, ``nohup``) begins with SIGINT ignored: asyncio then
+    # leaves it so, the keypress was lost and this test hung for good instead of running.
+    ignoring = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         status = host.main(["--stdin", "--no-entrypoints"])
         left = [
@@ -275,6 +279,7 @@ def test_ctrl_c_while_reading_stdin_leaves_no_thread_that_keeps_the_process_aliv
         ]
     finally:
         terminal.close()
+        signal.signal(signal.SIGINT, ignoring)
 
     assert status == 130
     assert left == []

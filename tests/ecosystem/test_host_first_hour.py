@@ -180,3 +180,33 @@ def test_a_plugin_without_its_plugin_manager_says_what_comes_first():
         "name",
         "transport",
     ]
+
+
+def test_a_hosts_subclass_with_its_own_constructor_is_built_and_shown_as_written():
+    """A host's ``OutboundPlugin`` subclass whose ``__init__`` takes only the config (it
+    makes its plugin manager itself): ``Mine(config)`` was refused by ``__new__`` as if it
+    were ``OutboundPlugin(config)``, and ``inspect.signature(Mine)`` showed the base class's
+    ``(pm, config, ...)``; a subclass without a constructor of its own still shows the
+    base's parameters."""
+    config = GWSConfig(base_url="http://127.0.0.1:9", username="agent1", password="secret")
+
+    class Mine(OutboundPlugin):
+        def __init__(self, config: GWSConfig, *, label: str = "mine") -> None:
+            super().__init__(make_plugin_manager(load_entrypoints=False), config)
+            self.label = label
+
+    class Plain(OutboundPlugin):
+        pass
+
+    mine = Mine(config)
+    assert (mine.label, mine.config, mine.running) == ("mine", config, False)
+    assert list(inspect.signature(Mine).parameters) == ["config", "label"]
+    assert list(inspect.signature(Plain).parameters) == [
+        "pm",
+        "config",
+        "channels",
+        "name",
+        "transport",
+    ]
+    with pytest.raises(TypeError, match="takes the plugin manager first"):
+        Plain(config)  # type: ignore[call-arg]

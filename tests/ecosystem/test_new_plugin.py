@@ -116,3 +116,27 @@ def test_a_directory_that_is_a_file_is_refused_in_one_line(cli: Cli, tmp_path):
         "nothing was written\n"
     )
     assert target.read_text(encoding="utf-8") == "mine\n"
+
+
+@pytest.mark.parametrize(
+    "version", ["0.1.0", "0.2.0rc1", "0.3.0.dev4", "0.1.2", "1.4.2", "1.0.0.post1", "2.0.0b2"]
+)
+def test_the_generated_plugin_accepts_the_version_it_was_written_against(tmp_path, version):
+    """``new-plugin`` run with a pre-release or development build (``0.2.0rc1``, a checkout's
+    ``0.3.0.dev4``) wrote ``gws-outbound-plugin>=0.2,<0.3``, which that very version does not
+    satisfy (a pre-release sorts before its release): installing the new plugin made pip
+    look for another gws-outbound-plugin, or fail. The range written always admits the
+    version it was written against, as pip reads it (a pre-release only when named)."""
+    from packaging.specifiers import SpecifierSet
+
+    from gws_outbound_plugin._template import write_plugin
+
+    root = write_plugin("tally", tmp_path, version=version)
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    (dependency,) = project["project"]["dependencies"]
+    assert dependency.startswith("gws-outbound-plugin")
+    allowed = SpecifierSet(dependency.removeprefix("gws-outbound-plugin"))
+    assert allowed.contains(version), dependency
+    major, minor = (int(part) for part in version.split(".")[:2])
+    # ... and not the next release that may break it.
+    assert not allowed.contains(f"0.{minor + 1}.0" if major == 0 else f"{major + 1}.0.0")

@@ -392,3 +392,51 @@ async def _start_session(plugin: OutboundPlugin, device: str) -> None:
 def _operation_name(request: Any) -> str:
     name: str = request.operation_name
     return name
+
+
+async def test_the_unsolicited_events_pickle_with_their_read_only_mappings(
+    started: OutboundPlugin, sim: GWSSimulator, device_path: str, ops: OperationRecorder
+) -> None:
+    """A host handing a hook's payload to a process pool or a ``multiprocessing`` queue
+    pickles it. The outcome payloads and requests pickled, but OCS's unsolicited events
+    (record cancelled, scheduled call, preview record, campaign status) could not be pickled
+    at all: their ``user_data`` (and a preview's ``record``) is read-only (a
+    ``MappingProxyType``, which pickle refuses). Each one as the plugin delivered it now
+    round-trips equal, its mappings read-only again."""
+    import copy
+    import pickle
+    from types import MappingProxyType
+
+    await started.perform(
+        RescheduleRecordRequest(
+            record_handle=16,
+            application_id=APP,
+            campaign_name=CAMPAIGN,
+            device_path=device_path,
+            callback_type=CallbackType.PERSONAL,
+            scheduled_time=sim.clock.datetime() + datetime.timedelta(hours=2),
+        )
+    )
+    sim.clock.advance(2 * 3600 + 1)
+    handle = sim.send_preview_record(CAMPAIGN, AGENT)
+    sim.send_record_cancel(handle)
+    sim.send_campaign_status(CAMPAIGN, "CampaignStopped")
+    with anyio.fail_after(5):
+        while len(ops.unsolicited) < 4:
+            await anyio.sleep(0.01)
+    events = ops.unsolicited
+    assert {type(event) for event in events} == {
+        ScheduledCallEvent,
+        PreviewRecordEvent,
+        RecordCancelledEvent,
+        CampaignStatusEvent,
+    }
+    for event in events:
+        assert isinstance(event.user_data, MappingProxyType), event
+        for again in (pickle.loads(pickle.dumps(event)), copy.deepcopy(event)):
+            assert type(again) is type(event) and again == event
+            assert isinstance(again.user_data, MappingProxyType)
+            if isinstance(event, PreviewRecordEvent):
+                assert isinstance(again.record, MappingProxyType)
+            with pytest.raises(TypeError):
+                again.user_data["GSW_PHONE"] = "555"  # type: ignore[index]

@@ -38,9 +38,13 @@ PROXY_VARIABLES = (
 
 class ForwardingProxy:
     """An HTTP proxy: ``CONNECT host:port`` tunnels; an absolute-form request is passed on to
-    its host as it is. Records the first request line of every client connection."""
+    its host as it is. Records the first request line of every client connection.
+    ``stalled``: the numbers (from 1) of the ``CONNECT`` requests it never answers (a proxy
+    slow to open a tunnel: it holds them, opening nothing upstream, until it closes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stalled: frozenset[int] = frozenset()) -> None:
+        self.stalled = stalled
+        self.connects = 0
         self.lines: list[str] = []
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -72,6 +76,9 @@ class ForwardingProxy:
             self.lines.append(line)
             method, target, _ = line.split(" ", 2)
             if method == "CONNECT":
+                self.connects += 1
+                if self.connects in self.stalled:
+                    await asyncio.Event().wait()  # until the proxy closes (cancelled)
                 host, port = target.rsplit(":", 1)
                 upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -255,3 +262,30 @@ def test_environment_proxies_are_read_with_httpx_rules(
     proxies: dict[str, str], mounts: dict[str, str | None]
 ) -> None:
     assert environment_mounts(proxies) == mounts
+
+
+async def test_a_post_whose_tunnel_the_proxy_never_opened_is_sent_again(
+    tls_gws: ScriptedGWS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GWS over HTTPS through a proxy that does not answer the POST's ``CONNECT`` within
+    ``request_timeout``: nothing of the POST was written (the tunnel was never opened, GWS
+    never got a byte), so it is certainly not sent and is sent again, like a connection that
+    could not be made. Before, the ``CONNECT`` request's own headers counted as the POST's
+    being written: a read timeout, "GWS may have processed it, so it was not sent again"
+    (``GWSNoAnswerError``; in the plugin, ``outcome_unknown`` instead of the retry)."""
+    proxy = ForwardingProxy(stalled=frozenset({2}))  # 1: the login's; 2: the POST's first
+    await proxy.start()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(CERT))
+        tls_gws.keep_alive = False  # each request on a tunnel of its own
+        session = GWSSession(config(https_url(tls_gws), retries=1))
+        await session.open()
+        try:
+            assert await post(session) == {"statusCode": 0}
+        finally:
+            await session.close()
+    finally:
+        await proxy.close()
+    assert proxy.connects == 3
+    assert tls_gws.requests == [("GET", "/api/v2/me"), ("POST", RECORD_PATH)]

@@ -368,3 +368,27 @@ def test_a_bad_user_argument_never_echoes_the_password(
     captured = capsys.readouterr()
     assert problem in captured.err
     assert "hunter2" not in captured.err + captured.out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--usr", "alice:hunter2"],
+        ["--users=alice:hunter2"],
+        ["--user", "alice:pw1", "bob:hunter2"],
+    ],
+    ids=["misspelt-option", "misspelt-option-equals", "a-second-value"],
+)
+def test_an_unrecognised_argument_never_echoes_the_password(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+):
+    """A misspelt ``--user`` (``--usr alice:hunter2``) or a value it does not take: argparse
+    said "unrecognized arguments: --usr alice:hunter2", password and all (as ``--user``'s
+    own error did before); the arguments are named with what follows their ':' left out."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert "unrecognized arguments:" in captured.err
+    assert "alice" in captured.err or "bob" in captured.err  # still says which
+    assert "hunter2" not in captured.err + captured.out
