@@ -221,6 +221,9 @@ class Engine:
         self._accepting = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        # Tickets accepted in another thread whose hand-off to the loop has not run yet.
+        self._handed_over: set[OperationTicket[Any]] = set()
+        self._abandoned = False  # see abandon()
         self._resolved = asyncio.Event()  # made outside the loop: asyncio's can be
         self._draining = False  # whether drain() waits for _resolved
         self._effect_errors = 0
@@ -293,25 +296,31 @@ class Engine:
                 )
             self._outstanding += 1
         ticket: OperationTicket[Any] = (
-            CancelTicket(request)
+            CancelTicket(request, self)
             if isinstance(request, CancelRequest)
-            else OperationTicket(request)
+            else OperationTicket(request, self)
         )
         if threading.get_ident() == self._loop_thread:
             self._accept_on_loop(ticket)
             return ticket
         assert self._loop is not None
+        with self._accept_lock:
+            self._handed_over.add(ticket)
         try:
             self._loop.call_soon_threadsafe(self._accept_on_loop, ticket)
         except RuntimeError:
             with self._accept_lock:
                 self._outstanding -= 1
+                self._handed_over.discard(ticket)
             raise NotRunningError(
                 "the GWS outbound plugin's event loop is closed; nothing was sent"
             ) from None
         return ticket
 
     def _accept_on_loop(self, ticket: OperationTicket[Any]) -> None:
+        if self._handed_over:
+            with self._accept_lock:
+                self._handed_over.discard(ticket)
         try:
             token, effects = self._correlator.accept(ticket.request)
         except Exception as error:  # a request object that misbehaves: it still ends
@@ -324,6 +333,52 @@ class Engine:
             effects = [Resolved(token, ticket.request, failed)]
         self._tickets[token] = ticket
         self._apply(effects)
+
+    # -- the plugin's event loop closed under it (any thread) ----------------------------------
+
+    def loop_closed(self) -> bool:
+        loop = self._loop
+        return loop is not None and loop.is_closed()
+
+    def is_running_here(self) -> bool:
+        loop = self._loop
+        if loop is None:
+            return False
+        try:
+            return asyncio.get_running_loop() is loop
+        except RuntimeError:
+            return False
+
+    def abandon(self) -> None:
+        """The plugin's event loop was closed while requests were pending (a host that stopped
+        and closed its loop without leaving the plugin): nothing will run there again, not the
+        timers, the hooks nor the close. Decide every pending request now on the evidence at
+        hand, as a close does (``outcome_unknown`` if it was sent, ``shut_down`` if not), and
+        hand each ticket its outcome at once; their hooks cannot be called (there is no loop
+        to call them on). Called by a ticket waited for from another thread or loop; once."""
+        with self._accept_lock:
+            if self._abandoned or not self.loop_closed():
+                return
+            self._abandoned = True
+            self._accepting = False
+            handed_over, self._handed_over = self._handed_over, set()
+        decided = 0
+        for effect in self._correlator.shutdown():
+            if not isinstance(effect, Resolved):
+                continue
+            ticket = self._tickets.pop(effect.token, None)
+            if ticket is not None:
+                decided += ticket._resolve(self._payload(effect.request, effect.outcome))
+        for ticket in handed_over:  # accepted, never registered: certainly not sent
+            never = Failed(
+                FailureReason.SHUT_DOWN,
+                "the plugin's event loop was closed before the request was sent; nothing was sent",
+            )
+            decided += ticket._resolve(self._payload(ticket.request, never))
+        for ticket in list(self._unreleased):  # decided, its hooks never to be called
+            self._unreleased.discard(ticket)
+            decided += ticket._release()
+        safe_log(logger.error, "plugin_loop_closed", decided=decided)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -502,16 +557,7 @@ class Engine:
         request = effect.request
         outcome = effect.outcome
         cancel = isinstance(request, CancelRequest)
-        try:
-            if isinstance(outcome, Acknowledged):
-                payload: Any = _builders.acknowledgement(request, outcome)
-            elif isinstance(request, CancelRequest):
-                payload = _builders.failure(request, outcome)
-            else:
-                payload = _builders.operation_failure(request, outcome)
-        except Exception:  # a payload we cannot build (a request that raises) still ends it
-            safe_log(logger.exception, "outcome_payload_failed")
-            payload = _fallback_payload(request, outcome)
+        payload = self._payload(request, outcome)
         # First the ticket: decided, and released to the host after the hooks below or
         # hook_timeout from now, whichever comes first. Nothing below can prevent that.
         if ticket is not None:
@@ -540,6 +586,19 @@ class Engine:
                 self._pump.emit("on_operation_failed", failure=payload)
         if ticket is not None:  # after its hooks
             self._pump.emit_call(lambda: self._release(ticket))
+
+    @staticmethod
+    def _payload(request: Any, outcome: Acknowledged | Failed) -> Any:
+        """The outcome's payload for the ticket and the hooks."""
+        try:
+            if isinstance(outcome, Acknowledged):
+                return _builders.acknowledgement(request, outcome)
+            if isinstance(request, CancelRequest):
+                return _builders.failure(request, outcome)
+            return _builders.operation_failure(request, outcome)
+        except Exception:  # a payload we cannot build (a request that raises) still ends it
+            safe_log(logger.exception, "outcome_payload_failed")
+            return _fallback_payload(request, outcome)
 
     def _release(self, ticket: OperationTicket[Any]) -> None:
         if ticket not in self._unreleased:
