@@ -287,6 +287,12 @@ class Engine:
             )
         if type(request) not in OWN_TYPES:  # a host's subclass: can its POST be made?
             refuse_unsendable(request)
+        ticket: OperationTicket[Any] = (
+            CancelTicket(request, self)
+            if isinstance(request, CancelRequest)
+            else OperationTicket(request, self)
+        )
+        on_loop = threading.get_ident() == self._loop_thread
         with self._accept_lock:
             if not self._accepting:
                 raise NotRunningError("the GWS outbound plugin is not running; nothing was sent")
@@ -294,27 +300,23 @@ class Engine:
                 raise GWSOutboundError(
                     f"{self._outstanding} requests are pending (max_pending); nothing was sent"
                 )
+            if not on_loop:
+                # Handed to the loop under the lock: once ``stop_accepting`` returns, every
+                # request accepted in another thread is in the loop's queue, and the close
+                # sees it (a thread descheduled between the two steps otherwise handed it
+                # over after the close, which ended it without its hooks).
+                assert self._loop is not None
+                self._handed_over.add(ticket)
+                try:
+                    self._loop.call_soon_threadsafe(self._accept_on_loop, ticket)
+                except RuntimeError:
+                    self._handed_over.discard(ticket)
+                    raise NotRunningError(
+                        "the GWS outbound plugin's event loop is closed; nothing was sent"
+                    ) from None
             self._outstanding += 1
-        ticket: OperationTicket[Any] = (
-            CancelTicket(request, self)
-            if isinstance(request, CancelRequest)
-            else OperationTicket(request, self)
-        )
-        if threading.get_ident() == self._loop_thread:
+        if on_loop:
             self._accept_on_loop(ticket)
-            return ticket
-        assert self._loop is not None
-        with self._accept_lock:
-            self._handed_over.add(ticket)
-        try:
-            self._loop.call_soon_threadsafe(self._accept_on_loop, ticket)
-        except RuntimeError:
-            with self._accept_lock:
-                self._outstanding -= 1
-                self._handed_over.discard(ticket)
-            raise NotRunningError(
-                "the GWS outbound plugin's event loop is closed; nothing was sent"
-            ) from None
         return ticket
 
     def _accept_on_loop(self, ticket: OperationTicket[Any]) -> None:
@@ -410,8 +412,9 @@ class Engine:
                     self._draining = True
                     await steadfast(self._resolved.wait, "closing")
         self._apply(self._correlator.shutdown())
-        # Requests another thread handed over just before the stop are decided (as shut
-        # down) when the loop runs their hand-off: give it a moment.
+        # Requests another thread handed over just before the stop (each in the loop's queue
+        # by then, see accept()) are decided (as shut down) when the loop runs their
+        # hand-off: give it a moment.
         with anyio.move_on_after(1.0):
             while self._outstanding > len(self._unreleased):
                 await steadfast(_short_nap, "closing")

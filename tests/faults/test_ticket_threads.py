@@ -6,6 +6,9 @@ Real time and a real second loop: on the simulator, not on the virtual clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
+import sys
 import threading
 from typing import Any
 
@@ -88,3 +91,63 @@ async def test_tickets_of_a_plugin_whose_loop_was_closed_under_it_still_end(
     assert sent.outcome is failed.value.failure
     assert never_run.outcome is refused.value.failure
     assert not recorder.calls  # no loop was left to call the hooks on
+
+
+async def test_a_request_accepted_in_a_thread_that_stalls_before_its_hand_off_gets_its_hook(
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+) -> None:
+    # A thread's request is accepted, and the thread is descheduled (GIL contention, an
+    # overloaded host) before it hands the ticket to the loop, while the plugin closes: the
+    # close gave such hand-offs a second and went on, and the late one ended its ticket
+    # `shut_down` with no `on_cancel_failed` call. Now the close waits for the hand-off: the
+    # request, accepted before the close began, ends as any other would, with its hook.
+    from gws_outbound_plugin import _engine
+
+    lines, first = inspect.getsourcelines(_engine.Engine.accept)
+    hand_off = first + next(i for i, line in enumerate(lines) if "call_soon_threadsafe" in line)
+    at_hand_off = threading.Event()
+    go_on = threading.Event()
+
+    def stall_at_hand_off(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not _engine.Engine.accept.__code__:
+            return None
+
+        def line(inner: Any, event: str, arg: Any) -> Any:
+            if event == "line" and inner.f_lineno == hand_off:
+                at_hand_off.set()
+                go_on.wait(10.0)  # until the close is done, or for as long as it waits
+            return line
+
+        return line
+
+    plugin = OutboundPlugin(pm, fast_config(sim.base_url, drain_timeout=0.2))
+    await plugin.__aenter__()
+    tickets: list[Any] = []
+
+    def bus_thread() -> None:
+        sys.settrace(stall_at_hand_off)
+        try:
+            tickets.append(plugin.submit(request_for(sim, handles(sim, 1)[0])))
+        finally:
+            sys.settrace(None)
+
+    thread = threading.Thread(target=bus_thread, daemon=True)
+    thread.start()
+    await anyio.to_thread.run_sync(at_hand_off.wait)
+    fallback = threading.Timer(3.0, go_on.set)  # a close that waits for the thread
+    fallback.start()
+    try:
+        await plugin.aclose()
+        go_on.set()
+        await anyio.to_thread.run_sync(thread.join)
+    finally:
+        fallback.cancel()
+    (ticket,) = tickets
+    with anyio.fail_after(5):
+        with contextlib.suppress(CancelFailed):
+            await ticket
+    assert ticket.done()
+    assert await plugin.wait_hooks_idle(5)
+    outcome_hooks = ("on_record_cancel_acknowledged", "on_cancel_failed")
+    outcomes = [call.payload for call in recorder.calls if call.hook in outcome_hooks]
+    assert outcomes == [ticket.outcome]
