@@ -221,6 +221,7 @@ class Engine:
         self._accepting = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._loop_thread_object: threading.Thread | None = None
         # Tickets accepted in another thread whose hand-off to the loop has not run yet.
         self._handed_over: set[OperationTicket[Any]] = set()
         self._abandoned = False  # see abandon()
@@ -339,8 +340,16 @@ class Engine:
     # -- the plugin's event loop closed under it (any thread) ----------------------------------
 
     def loop_closed(self) -> bool:
+        """Whether nothing will run on the plugin's loop again: it is closed, or it stopped
+        and the thread that ran it ended (a host that let its loop thread end without
+        closing the loop)."""
         loop = self._loop
-        return loop is not None and loop.is_closed()
+        if loop is None:
+            return False
+        if loop.is_closed():
+            return True
+        thread = self._loop_thread_object
+        return thread is not None and not thread.is_alive() and not loop.is_running()
 
     def is_running_here(self) -> bool:
         loop = self._loop
@@ -388,6 +397,7 @@ class Engine:
         """Start the workers and the pump with ``spawn(async_function, *args)``."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._loop_thread_object = threading.current_thread()
         for queue in self._timer_queues.values():
             queue.start(self._loop)
         self._release_queue.start(self._loop)

@@ -56,14 +56,15 @@ async def test_a_waiter_on_a_closed_loop_does_not_strand_the_others(
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # the abandoned loop's sockets
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("closed", [True, False], ids=["loop-closed", "loop-thread-ended"])
 async def test_tickets_of_a_plugin_whose_loop_was_closed_under_it_still_end(
-    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder
+    sim: GWSSimulator, pm: pluggy.PluginManager, recorder: Recorder, closed: bool
 ) -> None:
-    # A thread-based host runs the plugin's loop with run_forever() and, quitting, stops and
-    # closes it without leaving the plugin: a thread blocked in ticket.result() (or a task
-    # awaiting the ticket on another loop) waited for ever. Each ticket now ends, on the
-    # evidence at hand: the sent one `outcome_unknown`, the one handed to the loop after it
-    # stopped `shut_down` (never sent).
+    # A thread-based host runs the plugin's loop with run_forever() and, quitting, stops it
+    # (and closes it, or lets its thread end) without leaving the plugin: a thread blocked
+    # in ticket.result() (or a task awaiting the ticket on another loop) waited for ever.
+    # Each ticket now ends, on the evidence at hand: the sent one `outcome_unknown`, the one
+    # handed to the loop after it stopped `shut_down` (never sent).
     sim.faults.hold_notifications()
     loop = asyncio.new_event_loop()
     runner = threading.Thread(target=loop.run_forever, daemon=True)
@@ -78,7 +79,8 @@ async def test_tickets_of_a_plugin_whose_loop_was_closed_under_it_still_end(
     loop.call_soon_threadsafe(loop.stop)
     await anyio.to_thread.run_sync(runner.join)
     never_run = plugin.submit(second)  # handed to a loop that no longer runs
-    loop.close()
+    if closed:
+        loop.close()  # else left as it is, its thread ended
 
     with anyio.fail_after(15):
         with pytest.raises(CancelFailed) as failed:  # not TimeoutError: it ends
