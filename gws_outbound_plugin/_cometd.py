@@ -105,6 +105,7 @@ from ._failures import describe_failure, exception_chain, target_of
 from ._log import get_logger
 from ._retry import RetryPolicy
 from ._session import GWSSession
+from ._transport import ssl_context
 
 __all__ = [
     "OUTBOUND_CHANNEL",
@@ -445,8 +446,14 @@ class _GWSClient(Client):  # type: ignore[misc]
     """The aiocometd client with our own aiohttp session (no cookie jar of its own)."""
 
     def __init__(self, url: str, *, verify_tls: bool, **kwargs: Any) -> None:
+        # The REST side's SSL context (certifi's bundle, or SSL_CERT_FILE / SSL_CERT_DIR as
+        # set now): aiohttp's own default was made from the system's store when aiohttp was
+        # imported, so the two sides could trust different CAs.
         super().__init__(
-            url, [ConnectionType.LONG_POLLING], ssl=None if verify_tls else False, **kwargs
+            url,
+            [ConnectionType.LONG_POLLING],
+            ssl=ssl_context(True) if verify_tls else False,
+            **kwargs,
         )
         if url.startswith("http://"):
             self._HTTP_SESSION_CLOSE_TIMEOUT = 0.0

@@ -221,6 +221,10 @@ class Engine:
         self._accepting = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._loop_thread_object: threading.Thread | None = None
+        # Tickets accepted in another thread whose hand-off to the loop has not run yet.
+        self._handed_over: set[OperationTicket[Any]] = set()
+        self._abandoned = False  # see abandon()
         self._resolved = asyncio.Event()  # made outside the loop: asyncio's can be
         self._draining = False  # whether drain() waits for _resolved
         self._effect_errors = 0
@@ -284,6 +288,12 @@ class Engine:
             )
         if type(request) not in OWN_TYPES:  # a host's subclass: can its POST be made?
             refuse_unsendable(request)
+        ticket: OperationTicket[Any] = (
+            CancelTicket(request, self)
+            if isinstance(request, CancelRequest)
+            else OperationTicket(request, self)
+        )
+        on_loop = threading.get_ident() == self._loop_thread
         with self._accept_lock:
             if not self._accepting:
                 raise NotRunningError("the GWS outbound plugin is not running; nothing was sent")
@@ -291,27 +301,29 @@ class Engine:
                 raise GWSOutboundError(
                     f"{self._outstanding} requests are pending (max_pending); nothing was sent"
                 )
+            if not on_loop:
+                # Handed to the loop under the lock: once ``stop_accepting`` returns, every
+                # request accepted in another thread is in the loop's queue, and the close
+                # sees it (a thread descheduled between the two steps otherwise handed it
+                # over after the close, which ended it without its hooks).
+                assert self._loop is not None
+                self._handed_over.add(ticket)
+                try:
+                    self._loop.call_soon_threadsafe(self._accept_on_loop, ticket)
+                except RuntimeError:
+                    self._handed_over.discard(ticket)
+                    raise NotRunningError(
+                        "the GWS outbound plugin's event loop is closed; nothing was sent"
+                    ) from None
             self._outstanding += 1
-        ticket: OperationTicket[Any] = (
-            CancelTicket(request)
-            if isinstance(request, CancelRequest)
-            else OperationTicket(request)
-        )
-        if threading.get_ident() == self._loop_thread:
+        if on_loop:
             self._accept_on_loop(ticket)
-            return ticket
-        assert self._loop is not None
-        try:
-            self._loop.call_soon_threadsafe(self._accept_on_loop, ticket)
-        except RuntimeError:
-            with self._accept_lock:
-                self._outstanding -= 1
-            raise NotRunningError(
-                "the GWS outbound plugin's event loop is closed; nothing was sent"
-            ) from None
         return ticket
 
     def _accept_on_loop(self, ticket: OperationTicket[Any]) -> None:
+        if self._handed_over:
+            with self._accept_lock:
+                self._handed_over.discard(ticket)
         try:
             token, effects = self._correlator.accept(ticket.request)
         except Exception as error:  # a request object that misbehaves: it still ends
@@ -325,12 +337,67 @@ class Engine:
         self._tickets[token] = ticket
         self._apply(effects)
 
+    # -- the plugin's event loop closed under it (any thread) ----------------------------------
+
+    def loop_closed(self) -> bool:
+        """Whether nothing will run on the plugin's loop again: it is closed, or it stopped
+        and the thread that ran it ended (a host that let its loop thread end without
+        closing the loop)."""
+        loop = self._loop
+        if loop is None:
+            return False
+        if loop.is_closed():
+            return True
+        thread = self._loop_thread_object
+        return thread is not None and not thread.is_alive() and not loop.is_running()
+
+    def is_running_here(self) -> bool:
+        loop = self._loop
+        if loop is None:
+            return False
+        try:
+            return asyncio.get_running_loop() is loop
+        except RuntimeError:
+            return False
+
+    def abandon(self) -> None:
+        """The plugin's event loop was closed while requests were pending (a host that stopped
+        and closed its loop without leaving the plugin): nothing will run there again, not the
+        timers, the hooks nor the close. Decide every pending request now on the evidence at
+        hand, as a close does (``outcome_unknown`` if it was sent, ``shut_down`` if not), and
+        hand each ticket its outcome at once; their hooks cannot be called (there is no loop
+        to call them on). Called by a ticket waited for from another thread or loop; once."""
+        with self._accept_lock:
+            if self._abandoned or not self.loop_closed():
+                return
+            self._abandoned = True
+            self._accepting = False
+            handed_over, self._handed_over = self._handed_over, set()
+        decided = 0
+        for effect in self._correlator.shutdown():
+            if not isinstance(effect, Resolved):
+                continue
+            ticket = self._tickets.pop(effect.token, None)
+            if ticket is not None:
+                decided += ticket._resolve(self._payload(effect.request, effect.outcome))
+        for ticket in handed_over:  # accepted, never registered: certainly not sent
+            never = Failed(
+                FailureReason.SHUT_DOWN,
+                "the plugin's event loop was closed before the request was sent; nothing was sent",
+            )
+            decided += ticket._resolve(self._payload(ticket.request, never))
+        for ticket in list(self._unreleased):  # decided, its hooks never to be called
+            self._unreleased.discard(ticket)
+            decided += ticket._release()
+        safe_log(logger.error, "plugin_loop_closed", decided=decided)
+
     # -- running -----------------------------------------------------------------------------
 
     def start(self, spawn: Callable[..., None]) -> None:
         """Start the workers and the pump with ``spawn(async_function, *args)``."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._loop_thread_object = threading.current_thread()
         for queue in self._timer_queues.values():
             queue.start(self._loop)
         self._release_queue.start(self._loop)
@@ -355,8 +422,9 @@ class Engine:
                     self._draining = True
                     await steadfast(self._resolved.wait, "closing")
         self._apply(self._correlator.shutdown())
-        # Requests another thread handed over just before the stop are decided (as shut
-        # down) when the loop runs their hand-off: give it a moment.
+        # Requests another thread handed over just before the stop (each in the loop's queue
+        # by then, see accept()) are decided (as shut down) when the loop runs their
+        # hand-off: give it a moment.
         with anyio.move_on_after(1.0):
             while self._outstanding > len(self._unreleased):
                 await steadfast(_short_nap, "closing")
@@ -502,16 +570,7 @@ class Engine:
         request = effect.request
         outcome = effect.outcome
         cancel = isinstance(request, CancelRequest)
-        try:
-            if isinstance(outcome, Acknowledged):
-                payload: Any = _builders.acknowledgement(request, outcome)
-            elif isinstance(request, CancelRequest):
-                payload = _builders.failure(request, outcome)
-            else:
-                payload = _builders.operation_failure(request, outcome)
-        except Exception:  # a payload we cannot build (a request that raises) still ends it
-            safe_log(logger.exception, "outcome_payload_failed")
-            payload = _fallback_payload(request, outcome)
+        payload = self._payload(request, outcome)
         # First the ticket: decided, and released to the host after the hooks below or
         # hook_timeout from now, whichever comes first. Nothing below can prevent that.
         if ticket is not None:
@@ -540,6 +599,19 @@ class Engine:
                 self._pump.emit("on_operation_failed", failure=payload)
         if ticket is not None:  # after its hooks
             self._pump.emit_call(lambda: self._release(ticket))
+
+    @staticmethod
+    def _payload(request: Any, outcome: Acknowledged | Failed) -> Any:
+        """The outcome's payload for the ticket and the hooks."""
+        try:
+            if isinstance(outcome, Acknowledged):
+                return _builders.acknowledgement(request, outcome)
+            if isinstance(request, CancelRequest):
+                return _builders.failure(request, outcome)
+            return _builders.operation_failure(request, outcome)
+        except Exception:  # a payload we cannot build (a request that raises) still ends it
+            safe_log(logger.exception, "outcome_payload_failed")
+            return _fallback_payload(request, outcome)
 
     def _release(self, ticket: OperationTicket[Any]) -> None:
         if ticket not in self._unreleased:

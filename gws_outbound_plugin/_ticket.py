@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import contextvars
 import threading
+import time
 from collections.abc import Generator
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from ._exceptions import CancelFailed, OperationFailed
 from ._payloads import CancelFailure, OperationAck, OperationFailure, RecordCancelAck
@@ -60,6 +61,27 @@ def in_hook(pm: object = None) -> bool:
     return pm is None or running is pm
 
 
+#: How often a thread blocked in ``result()`` (or a task awaiting on another loop) looks
+#: whether the plugin's event loop was closed under it.
+HOME_CHECK: Final = 0.5
+
+
+class Home(Protocol):
+    """What a ticket knows of the engine that accepted it."""
+
+    def loop_closed(self) -> bool:
+        """Whether the plugin's event loop is closed (nothing will ever run there again)."""
+        ...
+
+    def is_running_here(self) -> bool:
+        """Whether the calling thread runs the plugin's event loop."""
+        ...
+
+    def abandon(self) -> None:
+        """Decide every pending request at once, the loop being closed (idempotent)."""
+        ...
+
+
 # One lock for all tickets: each critical section is a few attribute reads, and a ticket
 # stays small (thousands can be pending at once).
 _LOCK: Final = threading.Lock()
@@ -82,14 +104,17 @@ class OperationTicket(Generic[Ack]):
     ``docs/hosting.md``.
     """
 
-    __slots__ = ("_decided", "_hook_waiters", "_outcome", "_waiters", "request")
+    __slots__ = ("_decided", "_home", "_hook_waiters", "_outcome", "_waiters", "request")
 
-    def __init__(self, request: Any) -> None:
+    def __init__(self, request: Any, home: Home | None = None) -> None:
         self.request = request
         self._outcome: Outcome | None = None
         self._decided: Outcome | None = None
         self._waiters: list[threading.Event | asyncio.Future[None]] | None = None
         self._hook_waiters: list[asyncio.Future[None]] | None = None
+        # The plugin's event loop and what decides the pending requests once it is closed
+        # (see ``_stranded``); None for a ticket made outside an engine.
+        self._home = home
 
     @property
     def reference_id(self) -> str:
@@ -128,10 +153,34 @@ class OperationTicket(Generic[Ack]):
                     self._add_waiter(event)
                 else:
                     event.set()
-            if not event.wait(timeout):
+            if not self._wait_event(event, timeout):
                 raise TimeoutError(f"no outcome for referenceId {self.reference_id} yet")
         ack: Ack = self._unwrap()
         return ack
+
+    def _wait_event(self, event: threading.Event, timeout: float | None) -> bool:
+        """``event.wait(timeout)``, looking every ``HOME_CHECK`` seconds whether the plugin's
+        event loop was closed meanwhile: then nothing would ever set it (see ``_stranded``)."""
+        if self._home is None:
+            return event.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = HOME_CHECK if deadline is None else min(HOME_CHECK, deadline - time.monotonic())
+            if event.wait(max(step, 0.0)):
+                return True
+            if self._stranded():
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def _stranded(self) -> bool:
+        """Whether the plugin's event loop is closed: the requests pending there were decided
+        now (by the home's ``abandon``) and this ticket has its outcome."""
+        home = self._home
+        if home is None or not home.loop_closed():
+            return False
+        home.abandon()
+        return self._outcome is not None
 
     def __await__(self) -> Generator[Any, None, Ack]:
         return self._wait().__await__()
@@ -151,9 +200,26 @@ class OperationTicket(Generic[Ack]):
                         waiters.append(future)
                 else:
                     future.set_result(None)
-            await future
+            await self._wait_future(future)
         ack: Ack = self._unwrap()
         return ack
+
+    async def _wait_future(self, future: asyncio.Future[None]) -> None:
+        """``await future``; on a loop other than the plugin's, looking every ``HOME_CHECK``
+        seconds whether the plugin's loop was closed meanwhile (see ``_stranded``)."""
+        home = self._home
+        if home is None or home.is_running_here():
+            await future
+            return
+        try:
+            while not future.done():
+                await asyncio.wait((future,), timeout=HOME_CHECK)
+                if not future.done() and self._stranded():
+                    return
+        except BaseException:
+            future.cancel()  # as a plain ``await future`` would: nobody waits on it now
+            raise
+        future.result()
 
     async def _wait_decided(self) -> Any:
         if self._decided is None:

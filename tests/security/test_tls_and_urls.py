@@ -267,3 +267,73 @@ async def test_the_request_path_is_exactly_the_handle(
     await plugin.cancel(make_request(device_path, handle=12))
     [sent] = sim.cancels
     assert sent.path == "/api/v2/me/outbound-records/12" and sent.query == {}
+
+
+class TLSFront:
+    """TLS in front of the simulator: each connection, its TLS ended here with the
+    self-signed certificate, is piped to the simulator's plain HTTP port."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.connections = 0
+
+    async def handle(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        self.connections += 1
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.target_port
+        )
+
+        async def pipe(source: Any, sink: Any) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+
+async def test_rest_and_cometd_trust_the_same_ca_file(
+    sim: GWSSimulator,
+    pm: pluggy.PluginManager,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GWS behind a certificate of the company's own CA, named by SSL_CERT_FILE (set by the
+    # host, or a .env loader, once the libraries were imported): REST trusted it, but the
+    # CometD handshake used aiohttp's context, made when aiohttp was imported from the
+    # system's store, and refused it: the plugin could not start.
+    import asyncio
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(TLS / "self-signed-127.0.0.1.crt", TLS / "self-signed-127.0.0.1.key")
+    front = TLSFront(int(sim.base_url.rsplit(":", 1)[1]))
+    server = await asyncio.start_server(front.handle, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("SSL_CERT_FILE", str(TLS / "self-signed-127.0.0.1.crt"))
+    try:
+        config = fast_config(f"https://127.0.0.1:{port}")
+        assert config.verify_tls
+        async with OutboundPlugin(pm, config) as plugin:
+            handle = sorted(sim.records)[0]
+            record = sim.records[handle].record
+            request = CancelRequest(
+                record_handle=handle,
+                application_id=record.application_id,
+                campaign_name=record.campaign_name,
+                calling_list=record.calling_list,
+                device_path=sim.device_path("agent1"),
+            )
+            with anyio.fail_after(10):
+                ack = await plugin.cancel(request)  # its outcome came through the CometD side
+        assert ack.request == request
+        assert [call.hook for call in recorder.calls].count("on_record_cancel_acknowledged") == 1
+        assert front.connections >= 2  # REST and CometD both came through TLS
+    finally:
+        server.close()
+        await server.wait_closed()
