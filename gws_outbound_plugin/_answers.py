@@ -152,7 +152,9 @@ class Answers:
         elif n.is_error:
             code = error_number(n.data.get("errorCode"))
             text = n.error_text or "GWS reported an error for this request"
-            self._p.finish(entry, Failed(FailureReason.OCS_ERROR, text, error_number=code))
+            self._refused_by_reference(
+                entry, Failed(FailureReason.OCS_ERROR, text, error_number=code)
+            )
         elif n.notification == spec.acknowledgement and _names_another_record(
             entry, n.record_handle
         ):
@@ -184,7 +186,7 @@ class Answers:
             self._p.confirm(placement.entry)  # by its reference id: GWS got it
             text = e.text or "GWS reported an error for this request"
             failed = Failed(FailureReason.REJECTED, text, status_code=e.code)
-            self._p.finish(placement.entry, failed)
+            self._refused_by_reference(placement.entry, failed)
         elif placement.verdict is Verdict.LATE:
             self._late("late_error_ignored", placement, reference_id=e.reference)
         else:
@@ -196,6 +198,18 @@ class Answers:
                 "detail": (e.text or "")[:200],
             }
             self._p.fx.append(Notice("cometd_error_unmatched", "warning", fields))
+
+    def _refused_by_reference(self, entry: Entry, failed: Failed) -> None:
+        """GWS refused ``entry``'s request by a message carrying its reference id (an
+        ``ErrorMessage``, or an outbound ``Error`` notification) before any acknowledgement
+        by that id: as OCS's refusal by reference (M9), it decides ``merge_window`` after it
+        arrived unless that acknowledgement comes meanwhile (a node in front of GWS wrote the
+        POST twice: OCS acted on one copy, GWS refused the other, and GWS's refusal is
+        usually the faster). ``merge_window`` 0: it decides at once."""
+        if self.limits.merge_window > 0:
+            self._p.hold_refusal(entry, failed, own=True)
+        else:
+            self._p.finish(entry, failed)
 
     # -- user events -----------------------------------------------------------------------------
 
