@@ -1391,3 +1391,153 @@ def test_s68_error_message_by_reference_without_acknowledgement(merge_window: fl
     assert isinstance(outcome, Failed) and outcome.reason is FailureReason.REJECTED
     assert outcome.status_code == 6 and outcome.may_have_acted is False
     w.exactly_one_each()
+
+
+def test_s69_late_notification_after_a_refusal_ended_it_makes_its_user_event_owed() -> None:
+    """M4: one "OCS's refusal by user event ended" is owed nothing "until the request's own
+    acknowledgement arrives late by its reference id ...: the user event that follows is
+    owed to it then, as an acknowledged request's": A ended ocs_error (another client's
+    refusal, matched by key); A's notification arrives late; the next unreferenced
+    acknowledgement on the record is A's, not B's. B is acknowledged by its notification."""
+    w = Wire()
+    a, b = cancel("A"), cancel("B")
+    w.sent(a)
+    w.msg(user_event(error=REFUSED))
+    w.advance(MERGE + 0.01)
+    assert w.reason(a) == "ocs_error"
+    w.msg(notification("A"))
+    w.sent(b)
+    w.msg(user_event(GSW_CHAIN_ATTR="AllChain"))
+    w.advance(MERGE * 3)
+    assert not w.decided(b)
+    w.msg(notification("B"))
+    w.advance(MERGE)
+    assert w.reason(b) == "acknowledged"
+    w.exactly_one_each()
+
+
+def test_s70_refusal_taken_as_late_answer_then_own_notification() -> None:
+    """M4: "also when a refusal matched by key alone ... was taken as its late answer
+    meanwhile, which was another client's": A timed out; an unreferenced refusal is taken
+    as A's late answer (B, in flight, unaffected); A's notification arrives late: the
+    unreferenced acknowledgement after it is A's, not B's."""
+    w = Wire()
+    a, b = cancel("A"), cancel("B")
+    w.sent(a)
+    w.advance(ACK_TIMEOUT + 1)
+    assert w.reason(a) == "timed_out"
+    w.sent(b)
+    w.msg(user_event(error=REFUSED))
+    w.advance(MERGE * 2)
+    assert not w.decided(b)
+    w.msg(notification("A"))
+    w.msg(user_event(GSW_CHAIN_ATTR="AllChain"))
+    w.advance(MERGE * 3)
+    assert not w.decided(b)
+    w.msg(notification("B"))
+    w.advance(MERGE)
+    assert w.reason(b) == "acknowledged"
+    w.exactly_one_each()
+
+
+def _chained(reference: str) -> Any:
+    from gws_outbound_plugin import GetChainedRecordRequest
+
+    return GetChainedRecordRequest(
+        record_handle=11,
+        application_id=APP,
+        campaign_name=CAMPAIGN,
+        device_path="/devices/d1",
+        reference_id=reference,
+    )
+
+
+def _part_handles(outcome: Acknowledged | Failed) -> list[int]:
+    assert isinstance(outcome, Acknowledged), outcome
+    return [
+        part.user_data["GSW_RECORD_HANDLE"]
+        if hasattr(part, "user_data")
+        else part["record"]["recordHandle"]  # type: ignore[index]
+        for part in outcome.parts
+    ]
+
+
+def test_s71_chained_parts_without_reference() -> None:
+    """M6: the parts of the chain "that arrived after it was sent and before its end marker,
+    except its own record, and each record once (its last copy)"; a straggler after the end
+    marker joins "while it is the one GetChainedRecord in flight"; acknowledged merge_window
+    after its last message."""
+    w = Wire()
+    g = _chained("G")
+    w.msg(user_event("ChainedRecord", handle=14, GSW_CHAIN_ID=5))  # before it was sent
+    w.sent(g)
+    for handle in (12, 11, 13):
+        w.msg(user_event("ChainedRecord", handle=handle, GSW_CHAIN_ID=5))
+    w.msg(user_event("ChainedRecord", handle=12, GSW_CHAIN_ID=5, note="again"))
+    w.msg(notification("G", kind="ChainedRecordsDataEnd"))
+    w.msg(user_event("ChainedRecordsDataEnd", handle=11, GSW_CHAIN_ID=5))
+    w.advance(MERGE / 2)
+    w.msg(user_event("ChainedRecord", handle=15, GSW_CHAIN_ID=5))  # a straggler
+    w.advance(MERGE / 2 + 0.01)
+    assert not w.decided(g)  # the window starts again at the straggler
+    w.advance(MERGE)
+    assert sorted(_part_handles(w.outcome(g))) == [12, 13, 15]
+    w.exactly_one_each()
+
+
+@pytest.mark.parametrize("pushed_record", [20, 21])
+def test_s72_preview_record_user_event_joins_only_its_own_notifications_record(
+    pushed_record: int,
+) -> None:
+    """M5: a PreviewRecord user event without our reference id "joins our GetPreviewRecord
+    only when that request's own PreviewRecord notification (with our reference id) names
+    the same record (held for late_window to pair)": here it comes first; our notification
+    names record 20. Naming record 21, it is OCS's push: the request is acknowledged
+    without a user event."""
+    w = Wire()
+    g = preview("G")
+    w.sent(g)
+    w.msg(user_event("PreviewRecord", handle=pushed_record))
+    record = {"userData": {"GSW_RECORD_HANDLE": 20, "GSW_CAMPAIGN_NAME": CAMPAIGN}}
+    w.msg(notification("G", kind="PreviewRecord", handle=None, **record))
+    w.advance(MERGE)
+    outcome = w.outcome(g)
+    assert isinstance(outcome, Acknowledged) and outcome.empty is False
+    if pushed_record == 20:
+        assert user_data_of(outcome)["GSW_RECORD_HANDLE"] == 20
+    else:
+        assert outcome.user_event is None
+    w.exactly_one_each()
+
+
+@pytest.mark.parametrize("then", ["user_event_by_reference", "close", "deadline", "post_refused"])
+def test_s73_error_message_held_then(then: str) -> None:
+    """M9 for GWS's ErrorMessage by reference, held merge_window: the acknowledgement by
+    reference may also be a user event carrying GSW_REFERENCE_ID (acknowledged); the close
+    or the deadline during the window decide with the refusal (rejected); GWS refusing the
+    POST meanwhile does not make it "not acted" (a message with its referenceId arrived):
+    the ErrorMessage decides (rejected with its code)."""
+    w = Wire(ack_timeout=DEADLINE * 2)
+    a = cancel("A")
+    w.accept(a)
+    assert w.send(a)
+    if then != "post_refused":
+        w.post(a)
+    if then == "deadline":
+        w.advance(DEADLINE - MERGE / 2)
+    w.msg(error_message("A", code=4, text="refused"))
+    if then == "user_event_by_reference":
+        w.msg(user_event(reference="A"))
+        w.advance(MERGE)
+        assert w.reason(a) == "acknowledged"
+        return
+    if then == "close":
+        w.shutdown()
+    elif then == "deadline":
+        w.advance(MERGE)
+    else:
+        w.post(a, PostResult.REJECTED, status_code=2, message="not valid")
+        w.advance(MERGE)
+    outcome = w.outcome(a)
+    assert isinstance(outcome, Failed) and outcome.reason is FailureReason.REJECTED
+    assert outcome.status_code == 4 and outcome.may_have_acted is False
