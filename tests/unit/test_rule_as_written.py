@@ -1541,3 +1541,61 @@ def test_s73_error_message_held_then(then: str) -> None:
     outcome = w.outcome(a)
     assert isinstance(outcome, Failed) and outcome.reason is FailureReason.REJECTED
     assert outcome.status_code == 4 and outcome.may_have_acted is False
+
+
+@pytest.mark.parametrize("earlier_notification", [True, False])
+def test_s74_withheld_after_an_acknowledgement_was_taken_as_a_late_answer(
+    earlier_notification: bool,
+) -> None:
+    """M11 (as reworded) + M4: A timed out; another desktop's unreferenced acknowledgement
+    (AllChain) was taken as A's late answer and A's notification has not come: A ended
+    before anything with its reference id arrived and is owed nothing, so B's unreferenced
+    acknowledgement is withheld merge_window. A's notification within the window: it was
+    A's own user event (RecordOnly), and B waits for its own; else it is B's at the window's
+    end (then B waits merge_window for its notification, as for any first half). The text
+    named only the refusal cases ("another client's refusal was taken as its late answer,
+    or ended it"), so a reader did not predict the withholding."""
+    w = Wire()
+    a, b = cancel("A"), cancel("B")
+    w.sent(a)
+    w.advance(ACK_TIMEOUT + 1)
+    w.msg(user_event(GSW_CHAIN_ATTR="AllChain"))
+    w.advance(MERGE * 4)
+    w.sent(b)
+    w.msg(user_event(GSW_CHAIN_ATTR="RecordOnly"))
+    assert "user_event_withheld" in w.notices()
+    if earlier_notification:
+        w.advance(MERGE / 2)
+        w.msg(notification("A"))
+        w.advance(MERGE * 4)
+        assert not w.decided(b)
+        w.msg(notification("B"))
+        w.advance(MERGE)
+        assert w.reason(b) == "acknowledged"
+        assert w.outcome(b).user_event is None  # type: ignore[union-attr]
+    else:
+        w.advance(MERGE + 0.01)
+        assert not w.decided(b)
+        w.advance(MERGE)
+        assert user_data_of(w.outcome(b))["GSW_CHAIN_ATTR"] == "RecordOnly"
+    w.exactly_one_each()
+
+
+def test_s75_post_accepted_within_the_merge_window_of_a_key_matched_half() -> None:
+    """M10 (as reworded): a key-matched acknowledgement before GWS answers; GWS accepts
+    within its merge window: the request is acknowledged when that window is over (not at
+    the acceptance), and its notification may still join it meanwhile."""
+    w = Wire()
+    a = cancel("A")
+    w.accept(a)
+    assert w.send(a)
+    w.msg(user_event())
+    w.advance(MERGE / 5)
+    w.post(a)
+    assert not w.decided(a)
+    w.advance(MERGE / 5)
+    w.msg(notification("A"))
+    outcome = w.outcome(a)
+    assert isinstance(outcome, Acknowledged) and outcome.outbound is not None
+    assert outcome.user_event is not None
+    w.exactly_one_each()
