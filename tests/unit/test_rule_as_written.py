@@ -1599,3 +1599,107 @@ def test_s75_post_accepted_within_the_merge_window_of_a_key_matched_half() -> No
     assert isinstance(outcome, Acknowledged) and outcome.outbound is not None
     assert outcome.user_event is not None
     w.exactly_one_each()
+
+
+def test_s76_record_key_ignores_application_and_campaign() -> None:
+    """M4: the record key is "GSW_RECORD_HANDLE alone: OCS keys its refusals on the stored
+    record, whose application and campaign may differ from the request's"."""
+    w = Wire()
+    a = cancel("A")
+    w.sent(a)
+    w.msg(user_event(error=REFUSED, GSW_APPLICATION_ID=999, GSW_CAMPAIGN_NAME="Stored campaign"))
+    w.advance(MERGE + 0.01)
+    assert w.reason(a) == "ocs_error"
+    w.exactly_one_each()
+
+
+def test_s77_values_spelled_two_ways() -> None:
+    """Design notes, "Values are read one way": GSW_REFERENCE_ID 7 is "7"; GSW_RECORD_HANDLE
+    "11" is 11; an ErrorMessage's referenceId 8 is "8"."""
+    w = Wire()
+    seven, eight = cancel("7", handle=1), cancel("8", handle=2)
+    w.sent(seven)
+    w.sent(eight)
+    w.msg(notification("7", handle=1))
+    w.msg(user_event(handle="1", reference=7))  # type: ignore[arg-type]
+    assert w.reason(seven) == "acknowledged"
+    assert user_data_of(w.outcome(seven))["GSW_REFERENCE_ID"] == 7
+    message = error_message("8", code=6)
+    message["data"]["referenceId"] = 8
+    w.msg(message)
+    w.advance(MERGE)
+    assert w.reason(eight) == "rejected"
+    w.exactly_one_each()
+
+
+def test_s78_user_event_with_another_reference_is_never_matched_by_key() -> None:
+    """M3: a message that "carries any other reference id (unknown ...)" is never a
+    request's, also when it names the record of one in flight."""
+    w = Wire()
+    a = cancel("A")
+    w.sent(a)
+    w.msg(user_event(reference="someone-else"))
+    w.msg(user_event(reference="someone-else", error=REFUSED))
+    w.advance(ACK_TIMEOUT + 1)
+    assert w.reason(a) == "timed_out"
+    w.exactly_one_each()
+
+
+def test_s79_refusal_by_reference_after_a_key_matched_acknowledgement() -> None:
+    """M9: a refusal with the request's reference id waits merge_window for an
+    acknowledgement *by reference id*; an unreferenced acknowledgement matched by key before
+    it does not count (it may be another desktop's): ocs_error."""
+    w = Wire()
+    a = cancel("A")
+    w.sent(a)
+    w.msg(user_event(GSW_CHAIN_ATTR="AllChain"))
+    w.msg(user_event(reference="A", error=REFUSED))
+    w.advance(MERGE + 0.01)
+    assert w.reason(a) == "ocs_error"
+    w.exactly_one_each()
+
+
+def test_s80_no_records_available_by_reference_is_an_empty_result() -> None:
+    """M9: "an error text that means 'no records', No Records Available, is an empty
+    result, not a refusal"."""
+    w = Wire()
+    g = preview("G")
+    w.sent(g)
+    w.msg(
+        user_event("PreviewRecord", handle=None, reference="G", error=(3, "No Records Available"))
+    )
+    w.advance(MERGE)
+    outcome = w.outcome(g)
+    assert isinstance(outcome, Acknowledged) and outcome.empty is True
+    w.exactly_one_each()
+
+
+def test_s81_error_message_after_the_outcome_is_late() -> None:
+    """M2: an ErrorMessage carrying the reference id of a reserved request is late: dropped,
+    not counted as unmatched."""
+    w = Wire()
+    a = cancel("A")
+    w.sent(a)
+    w.msg(notification("A"))
+    w.msg(user_event())
+    assert w.reason(a) == "acknowledged"
+    w.msg(error_message("A"))
+    assert "cometd_error_unmatched" not in w.notices()
+    assert w.correlator.stats["unmatched_errors"] == 0
+    w.exactly_one_each()
+
+
+def test_s82_chained_parts_without_the_end_markers_user_event() -> None:
+    """M6 (as clarified): the chain is named by the end marker's user event (GSW_CHAIN_ID;
+    the notification's record does not carry it). Without that user event, parts without a
+    reference id cannot be tied to the request: it is acknowledged with the parts that came
+    with its reference id."""
+    w = Wire()
+    g = _chained("G")
+    w.sent(g)
+    w.msg(notification("G", kind="ChainedRecord", handle=12))
+    w.msg(user_event("ChainedRecord", handle=13, GSW_CHAIN_ID=5))
+    w.msg(notification("G", kind="ChainedRecordsDataEnd"))
+    w.advance(MERGE + 0.01)
+    assert _part_handles(w.outcome(g)) == [12]
+    w.exactly_one_each()
