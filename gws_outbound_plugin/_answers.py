@@ -147,7 +147,9 @@ class Answers:
 
     def _notification_for(self, entry: Entry, n: Notification) -> None:
         spec = entry.spec
-        if n.is_error and _acknowledged(entry):
+        if n.is_error and _names_another_record(entry, n.record_handle):
+            self._another_record(entry, n.notification, n.record_handle)  # M1
+        elif n.is_error and _acknowledged(entry):
             self._refusal_of_a_copy(entry, n.notification)
         elif n.is_error:
             code = error_number(n.data.get("errorCode"))
@@ -343,6 +345,11 @@ class Answers:
             # M1: with its reference id, but answering another operation: ignored.
             fields = {"user_event": u.name, "reference_id": u.reference}
             self._p.fx.append(Notice("answer_for_another_operation_ignored", "warning", fields))
+            return
+        if u.is_error and u.reference is not None and _names_another_record(entry, u.record_handle):
+            # M1: a refusal with its reference id about another record (a server putting the
+            # id on the wrong message) is not its answer, as an acknowledgement would not be.
+            self._another_record(entry, u.name, u.record_handle)
             return
         if entry.user_event is None:
             entry.user_content = u.content  # what a regenerated copy is recognised by (M8)

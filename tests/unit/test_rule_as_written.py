@@ -1703,3 +1703,31 @@ def test_s82_chained_parts_without_the_end_markers_user_event() -> None:
     w.advance(MERGE + 0.01)
     assert _part_handles(w.outcome(g)) == [12]
     w.exactly_one_each()
+
+
+@pytest.mark.parametrize("refusal", ["user_event", "error_notification"])
+def test_s83_refusal_with_our_reference_naming_another_record_is_ignored(refusal: str) -> None:
+    """M1: the message belongs to the request "and no other: its acknowledgement, partial
+    result, empty result or refusal; ... and so is [ignored] an answer naming another record
+    than the one the request is about (a server putting our reference id on the wrong
+    message: logged as answer_for_another_record_ignored, a warning)". A refusal is one of
+    those answers: OCS's refusal with our GSW_REFERENCE_ID naming record 12, or an outbound
+    Error notification with our referenceId naming record 12, for a cancel of record 11, is
+    not the cancel's. Its own acknowledgement then arrives. Before, the refusal was taken
+    (ocs_error, may_have_acted false, at the end of its merge window; at once before M9 held
+    it), and a cancel whose own answer came later than that ended with another record's
+    refusal."""
+    w = Wire()
+    a = cancel("A")
+    w.sent(a)
+    if refusal == "user_event":
+        w.msg(user_event(handle=12, reference="A", error=REFUSED))
+    else:
+        w.msg(notification("A", kind="Error", handle=12, errorMessage="refused", errorCode=4))
+    assert "answer_for_another_record_ignored" in w.notices()
+    w.advance(MERGE * 4)
+    assert not w.decided(a)
+    w.msg(notification("A"))
+    w.msg(user_event())
+    assert w.reason(a) == "acknowledged"
+    w.exactly_one_each()
