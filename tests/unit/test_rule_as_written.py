@@ -1731,3 +1731,28 @@ def test_s83_refusal_with_our_reference_naming_another_record_is_ignored(refusal
     w.msg(user_event())
     assert w.reason(a) == "acknowledged"
     w.exactly_one_each()
+
+
+@pytest.mark.parametrize("code", [7, 9])
+def test_s84_unfinished_status_codes_wait_like_an_unanswered_post(code: int) -> None:
+    """Outcome table / may_have_acted: statusCode 7 "partial success" and 9 "processing
+    incomplete": "the request waits for its CometD outcome like an unanswered one":
+    outcome_unknown (may_have_acted, the status code in the failure) without one; and what
+    was matched by key before that answer decides as after an accepted POST (M10: "or no
+    answer: it may have been processed")."""
+    w = Wire()
+    a, b = cancel("A", handle=1), cancel("B", handle=2)
+    w.accept(a)
+    assert w.send(a)
+    w.post(a, PostResult.REJECTED, status_code=code, message="unfinished")
+    w.advance(ACK_TIMEOUT + 1)
+    outcome = w.outcome(a)
+    assert isinstance(outcome, Failed) and outcome.reason is FailureReason.OUTCOME_UNKNOWN
+    assert outcome.status_code == code and outcome.may_have_acted is True
+    w.accept(b)
+    assert w.send(b)
+    w.msg(user_event(handle=2))
+    w.post(b, PostResult.REJECTED, status_code=code, message="unfinished")
+    w.advance(MERGE)
+    assert w.reason(b) == "acknowledged"
+    w.exactly_one_each()
