@@ -147,12 +147,16 @@ class Answers:
 
     def _notification_for(self, entry: Entry, n: Notification) -> None:
         spec = entry.spec
-        if n.is_error and _acknowledged(entry):
+        if n.is_error and _names_another_record(entry, n.record_handle):
+            self._another_record(entry, n.notification, n.record_handle)  # M1
+        elif n.is_error and _acknowledged(entry):
             self._refusal_of_a_copy(entry, n.notification)
         elif n.is_error:
             code = error_number(n.data.get("errorCode"))
             text = n.error_text or "GWS reported an error for this request"
-            self._p.finish(entry, Failed(FailureReason.OCS_ERROR, text, error_number=code))
+            self._refused_by_reference(
+                entry, Failed(FailureReason.OCS_ERROR, text, error_number=code)
+            )
         elif n.notification == spec.acknowledgement and _names_another_record(
             entry, n.record_handle
         ):
@@ -184,7 +188,7 @@ class Answers:
             self._p.confirm(placement.entry)  # by its reference id: GWS got it
             text = e.text or "GWS reported an error for this request"
             failed = Failed(FailureReason.REJECTED, text, status_code=e.code)
-            self._p.finish(placement.entry, failed)
+            self._refused_by_reference(placement.entry, failed)
         elif placement.verdict is Verdict.LATE:
             self._late("late_error_ignored", placement, reference_id=e.reference)
         else:
@@ -196,6 +200,18 @@ class Answers:
                 "detail": (e.text or "")[:200],
             }
             self._p.fx.append(Notice("cometd_error_unmatched", "warning", fields))
+
+    def _refused_by_reference(self, entry: Entry, failed: Failed) -> None:
+        """GWS refused ``entry``'s request by a message carrying its reference id (an
+        ``ErrorMessage``, or an outbound ``Error`` notification) before any acknowledgement
+        by that id: as OCS's refusal by reference (M9), it decides ``merge_window`` after it
+        arrived unless that acknowledgement comes meanwhile (a node in front of GWS wrote the
+        POST twice: OCS acted on one copy, GWS refused the other, and GWS's refusal is
+        usually the faster). ``merge_window`` 0: it decides at once."""
+        if self.limits.merge_window > 0:
+            self._p.hold_refusal(entry, failed, own=True)
+        else:
+            self._p.finish(entry, failed)
 
     # -- user events -----------------------------------------------------------------------------
 
@@ -329,6 +345,11 @@ class Answers:
             # M1: with its reference id, but answering another operation: ignored.
             fields = {"user_event": u.name, "reference_id": u.reference}
             self._p.fx.append(Notice("answer_for_another_operation_ignored", "warning", fields))
+            return
+        if u.is_error and u.reference is not None and _names_another_record(entry, u.record_handle):
+            # M1: a refusal with its reference id about another record (a server putting the
+            # id on the wrong message) is not its answer, as an acknowledgement would not be.
+            self._another_record(entry, u.name, u.record_handle)
             return
         if entry.user_event is None:
             entry.user_content = u.content  # what a regenerated copy is recognised by (M8)
