@@ -120,7 +120,8 @@ logger = get_logger(__name__)  # structlog's logger once the host configured str
 CometDMessage = dict[str, Any]
 _CLOSE_TIMEOUT: Final = 2.0
 _FIRST_RECONNECT_DELAY: Final = 0.5
-#: How often (seconds) the listener checks that its CometD client still polls.
+#: How often (seconds) the listener checks that its CometD client still polls while none of
+#: its polls is in flight (else it checks when the poll ends: see ``CometDListener._watch``).
 _WATCH_PERIOD: Final = 0.5
 #: The client's transport states in which it polls no more, and says so (``receive()``
 #: raises, or the listener closed it).
@@ -690,6 +691,13 @@ class _GWSClient(Client):  # type: ignore[misc]
         self._finished_poll = task
         return False
 
+    def poll_in_flight(self) -> asyncio.Future[Any] | None:
+        """The client's poll (aiocometd's connect task: the long poll, or the wait before it)
+        while it runs, else ``None`` (not open yet, closed, or the last one ended). Until it
+        ends, :meth:`stopped_polling` cannot say ``True``."""
+        task: asyncio.Future[Any] | None = getattr(self._transport, "_connect_task", None)
+        return None if self.closed or task is None or task.done() else task
+
     def set_reconnect_delay(self, seconds: float) -> None:
         transport = self._transport
         if transport is not None:
@@ -851,7 +859,9 @@ class CometDListener:
         self._on_restored = on_restored
         self._on_state = on_state
         """Called with (state, previous) on every change of :attr:`state`."""
-        self._client: _GWSClient | None = None
+        self._watch_woken: asyncio.Future[None] | None = None
+        """What :meth:`_watch` waits on while the client's poll is in flight."""
+        self._current_client: _GWSClient | None = None
         self._state = CometDState.CLOSED
         self._connected_event = anyio.Event()
         self._handshakes = 0
@@ -885,6 +895,18 @@ class CometDListener:
         """The delays between reconnection attempts (0.5 s doubled up to
         ``reconnect_backoff_max``)."""
         self.lost_at: float | None = None
+
+    @property
+    def _client(self) -> _GWSClient | None:
+        return self._current_client
+
+    @_client.setter
+    def _client(self, client: _GWSClient | None) -> None:
+        # A new client (or none): :meth:`_watch` stops waiting for the old one's poll.
+        self._current_client = client
+        woken = self._watch_woken
+        if woken is not None and not woken.done():
+            woken.set_result(None)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -1221,12 +1243,17 @@ class CometDListener:
             await tasks.exit()
 
     async def _watch(self) -> None:
-        """Every :data:`_WATCH_PERIOD`, check that the client still polls; one that stopped
-        without saying so (:meth:`_GWSClient.stopped_polling`) is handed to the receive loop
-        to be replaced by a new one (a new handshake and subscriptions)."""
+        """Check that the client still polls; one that stopped without saying so
+        (:meth:`_GWSClient.stopped_polling`) is handed to the receive loop to be replaced by
+        a new one (a new handshake and subscriptions).
+
+        Checked when the client's poll ends (or the client changes), and every
+        :data:`_WATCH_PERIOD` while none is in flight: a client can stop polling only when
+        a poll ends, so an idle session's long poll, held by the server, wakes nothing
+        here (a periodic check woke every session's watch twice a second)."""
         while True:
             try:
-                await anyio.sleep(_WATCH_PERIOD)
+                await self._until_worth_checking()
             except asyncio.CancelledError:
                 if not cancelled_from_outside():
                     raise
@@ -1247,6 +1274,32 @@ class CometDListener:
             self._stalled = client
             if not client.interrupt() and self._receiving is not None:
                 self._receiving.cancel()
+
+    async def _until_worth_checking(self) -> None:
+        """Return when the current client's poll in flight ended or the client changed;
+        after :data:`_WATCH_PERIOD` when no poll is in flight (none yet, the client is
+        being replaced, or one ended and nothing started the next: the check after it
+        says so)."""
+        client = self._client
+        poll = None if client is None else client.poll_in_flight()
+        if poll is None:
+            await anyio.sleep(_WATCH_PERIOD)
+            return
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake(_: object) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        # Run after aiocometd's own done callback (added first), which starts the next poll.
+        poll.add_done_callback(wake)
+        self._watch_woken = woken
+        try:
+            await woken
+        finally:
+            self._watch_woken = None
+            poll.remove_done_callback(wake)
+            woken.cancel()
 
     async def _receive(self, deliver: Callable[[CometDMessage], Any]) -> None:
         delays = self.reconnect_policy.delays()

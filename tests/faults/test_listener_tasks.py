@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
+from typing import Any
 
 import anyio
 import pluggy
@@ -19,7 +20,8 @@ import pytest
 from gws_outbound_plugin import OutboundPlugin
 from gws_outbound_plugin.simulator import GWSSimulator
 from tests.faults.conftest import fast_config
-from tests.faults.support import captured_logs, events_named, handles, request_for
+from tests.faults.support import captured_logs, events_named, handles, request_for, until
+from tests.helpers import AGENT, PASSWORD
 
 pytestmark = pytest.mark.anyio
 
@@ -54,3 +56,47 @@ async def test_the_listeners_tasks_cancelled_before_they_ran_are_started_again(
         gc.collect()
     assert events_named(logs, "background_task_crashed") == []
     assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+
+
+async def test_the_watch_sleeps_while_the_long_poll_is_held(pm: pluggy.PluginManager) -> None:
+    """An idle session: the server holds its long poll. The listener's watch on the client
+    (which notices a client that stopped polling: see ``test_cometd_recovery``) is not woken
+    meanwhile; a client stops polling only when a poll ends. It woke every 0.5 s, in every
+    session: 2,000 wake-ups a second in a host's loop with 1,000 sessions, all idle."""
+    async with (
+        GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=60.0) as sim,
+        OutboundPlugin(pm, fast_config(sim.base_url)) as plugin,
+    ):
+        listener = plugin._listener
+        assert listener is not None
+
+        def poll() -> asyncio.Future[object] | None:
+            transport = getattr(listener._client, "_transport", None)
+            task: asyncio.Future[object] | None = getattr(transport, "_connect_task", None)
+            return task if task is not None and not task.done() else None
+
+        def watches() -> list[asyncio.Task[object]]:
+            return [t for t in _the_plugins_tasks() if "_watch" in t.get_name()]
+
+        await until(lambda: poll() is not None and watches(), timeout=5)
+        for _ in range(3):  # the watch's first steps
+            await asyncio.sleep(0)
+        held = poll()
+        [watch] = watches()
+        loop = asyncio.get_running_loop()
+        woken: list[object] = []
+        call_soon = loop.call_soon
+
+        def counted(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+            if getattr(callback, "__self__", None) is watch:
+                woken.append(callback)
+            return call_soon(callback, *args, **kwargs)
+
+        loop.call_soon = counted  # type: ignore[method-assign]
+        try:
+            await asyncio.sleep(1.5)  # three periods of the watch's old timer
+        finally:
+            del loop.call_soon
+        assert poll() is held  # still the same long poll, held by the server
+        assert woken == []
+        assert not watch.done()
