@@ -1276,29 +1276,42 @@ class CometDListener:
                 self._receiving.cancel()
 
     async def _until_worth_checking(self) -> None:
-        """Return when the current client's poll in flight ended or the client changed;
-        after :data:`_WATCH_PERIOD` when no poll is in flight (none yet, the client is
-        being replaced, or one ended and nothing started the next: the check after it
-        says so)."""
-        client = self._client
-        poll = None if client is None else client.poll_in_flight()
-        if poll is None:
+        """Return when the current client's poll in flight ended without a next one (or was
+        cancelled), or the client changed; after :data:`_WATCH_PERIOD` when no poll is in
+        flight (none yet, the client is being replaced, or one ended and nothing started the
+        next: the check after it says so)."""
+        current = self._client
+        poll = None if current is None else current.poll_in_flight()
+        if current is None or poll is None:
             await anyio.sleep(_WATCH_PERIOD)
             return
+        client: _GWSClient = current
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        watched = [poll]
 
-        def wake(_: object) -> None:
-            if not woken.done():
-                woken.set_result(None)
+        def wake(ended: asyncio.Future[Any]) -> None:
+            # Runs after aiocometd's own done callback (added first), which starts the next
+            # poll: a client that polls on has nothing to check, so the next poll is
+            # followed from here, without a step of the watch's task per poll (one per
+            # message batch in a busy session). Anything else (no next poll, a cancelled
+            # one, another client) wakes the watch to check.
+            if woken.done():
+                return
+            if not ended.cancelled() and client is self._current_client:
+                following = client.poll_in_flight()
+                if following is not None and following is not ended:
+                    watched[0] = following
+                    following.add_done_callback(wake)
+                    return
+            woken.set_result(None)
 
-        # Run after aiocometd's own done callback (added first), which starts the next poll.
         poll.add_done_callback(wake)
         self._watch_woken = woken
         try:
             await woken
         finally:
             self._watch_woken = None
-            poll.remove_done_callback(wake)
+            watched[0].remove_done_callback(wake)
             woken.cancel()
 
     async def _receive(self, deliver: Callable[[CometDMessage], Any]) -> None:

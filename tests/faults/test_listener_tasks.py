@@ -100,3 +100,49 @@ async def test_the_watch_sleeps_while_the_long_poll_is_held(pm: pluggy.PluginMan
         assert poll() is held  # still the same long poll, held by the server
         assert woken == []
         assert not watch.done()
+
+
+async def test_the_watch_sleeps_while_a_busy_client_polls_on(pm: pluggy.PluginManager) -> None:
+    """A busy session: every acknowledgement ends a long poll, and aiocometd starts the next
+    one at once. The client never stopped polling, so the watch has nothing to check and
+    takes no step: the done callback follows each poll to the next. It woke the watch's task
+    once per poll ended (a task step per message batch, some 30k instructions per cancel at
+    concurrency 1), to find the next poll already running."""
+    async with (
+        GWSSimulator(users={AGENT: PASSWORD}) as sim,
+        OutboundPlugin(pm, fast_config(sim.base_url)) as plugin,
+    ):
+        listener = plugin._listener
+        assert listener is not None
+
+        def poll() -> asyncio.Future[object] | None:
+            transport = getattr(listener._client, "_transport", None)
+            task: asyncio.Future[object] | None = getattr(transport, "_connect_task", None)
+            return task if task is not None and not task.done() else None
+
+        def watches() -> list[asyncio.Task[object]]:
+            return [t for t in _the_plugins_tasks() if "_watch" in t.get_name()]
+
+        await until(lambda: poll() is not None and watches(), timeout=5)
+        for _ in range(3):  # the watch's first steps
+            await asyncio.sleep(0)
+        first_poll = poll()
+        [watch] = watches()
+        loop = asyncio.get_running_loop()
+        woken: list[object] = []
+        call_soon = loop.call_soon
+
+        def counted(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+            if getattr(callback, "__self__", None) is watch:
+                woken.append(callback)
+            return call_soon(callback, *args, **kwargs)
+
+        loop.call_soon = counted  # type: ignore[method-assign]
+        try:
+            for handle in handles(sim, 10):
+                await plugin.cancel(request_for(sim, handle))
+        finally:
+            del loop.call_soon
+        assert poll() is not first_poll  # the acknowledgements ended polls
+        assert woken == []
+        assert not watch.done()
