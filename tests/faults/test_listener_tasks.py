@@ -9,8 +9,10 @@ like the plugin's own tasks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -58,6 +60,50 @@ async def test_the_listeners_tasks_cancelled_before_they_ran_are_started_again(
     assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
 
 
+class _Watched:
+    """The listener's long poll and its watch task, and the steps that task takes (every
+    ``call_soon`` of a method of that task: its wake-ups) while :meth:`counting`."""
+
+    def __init__(self, plugin: OutboundPlugin) -> None:
+        listener = plugin._listener
+        assert listener is not None
+        self._listener = listener
+        self.woken: list[object] = []
+
+    def poll(self) -> asyncio.Future[object] | None:
+        transport = getattr(self._listener._client, "_transport", None)
+        task: asyncio.Future[object] | None = getattr(transport, "_connect_task", None)
+        return task if task is not None and not task.done() else None
+
+    @staticmethod
+    def watches() -> list[asyncio.Task[object]]:
+        return [t for t in _the_plugins_tasks() if "_watch" in t.get_name()]
+
+    async def started(self) -> asyncio.Task[object]:
+        """The watch task, once a poll runs and the watch took its first steps."""
+        await until(lambda: self.poll() is not None and self.watches(), timeout=5)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        [watch] = self.watches()
+        return watch
+
+    @contextlib.contextmanager
+    def counting(self, watch: asyncio.Task[object]) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        call_soon = loop.call_soon
+
+        def counted(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+            if getattr(callback, "__self__", None) is watch:
+                self.woken.append(callback)
+            return call_soon(callback, *args, **kwargs)
+
+        loop.call_soon = counted  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            del loop.call_soon
+
+
 async def test_the_watch_sleeps_while_the_long_poll_is_held(pm: pluggy.PluginManager) -> None:
     """An idle session: the server holds its long poll. The listener's watch on the client
     (which notices a client that stopped polling: see ``test_cometd_recovery``) is not woken
@@ -67,38 +113,13 @@ async def test_the_watch_sleeps_while_the_long_poll_is_held(pm: pluggy.PluginMan
         GWSSimulator(users={AGENT: PASSWORD}, connect_timeout=60.0) as sim,
         OutboundPlugin(pm, fast_config(sim.base_url)) as plugin,
     ):
-        listener = plugin._listener
-        assert listener is not None
-
-        def poll() -> asyncio.Future[object] | None:
-            transport = getattr(listener._client, "_transport", None)
-            task: asyncio.Future[object] | None = getattr(transport, "_connect_task", None)
-            return task if task is not None and not task.done() else None
-
-        def watches() -> list[asyncio.Task[object]]:
-            return [t for t in _the_plugins_tasks() if "_watch" in t.get_name()]
-
-        await until(lambda: poll() is not None and watches(), timeout=5)
-        for _ in range(3):  # the watch's first steps
-            await asyncio.sleep(0)
-        held = poll()
-        [watch] = watches()
-        loop = asyncio.get_running_loop()
-        woken: list[object] = []
-        call_soon = loop.call_soon
-
-        def counted(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
-            if getattr(callback, "__self__", None) is watch:
-                woken.append(callback)
-            return call_soon(callback, *args, **kwargs)
-
-        loop.call_soon = counted  # type: ignore[method-assign]
-        try:
+        watched = _Watched(plugin)
+        watch = await watched.started()
+        held = watched.poll()
+        with watched.counting(watch):
             await asyncio.sleep(1.5)  # three periods of the watch's old timer
-        finally:
-            del loop.call_soon
-        assert poll() is held  # still the same long poll, held by the server
-        assert woken == []
+        assert watched.poll() is held  # still the same long poll, held by the server
+        assert watched.woken == []
         assert not watch.done()
 
 
@@ -112,37 +133,12 @@ async def test_the_watch_sleeps_while_a_busy_client_polls_on(pm: pluggy.PluginMa
         GWSSimulator(users={AGENT: PASSWORD}) as sim,
         OutboundPlugin(pm, fast_config(sim.base_url)) as plugin,
     ):
-        listener = plugin._listener
-        assert listener is not None
-
-        def poll() -> asyncio.Future[object] | None:
-            transport = getattr(listener._client, "_transport", None)
-            task: asyncio.Future[object] | None = getattr(transport, "_connect_task", None)
-            return task if task is not None and not task.done() else None
-
-        def watches() -> list[asyncio.Task[object]]:
-            return [t for t in _the_plugins_tasks() if "_watch" in t.get_name()]
-
-        await until(lambda: poll() is not None and watches(), timeout=5)
-        for _ in range(3):  # the watch's first steps
-            await asyncio.sleep(0)
-        first_poll = poll()
-        [watch] = watches()
-        loop = asyncio.get_running_loop()
-        woken: list[object] = []
-        call_soon = loop.call_soon
-
-        def counted(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
-            if getattr(callback, "__self__", None) is watch:
-                woken.append(callback)
-            return call_soon(callback, *args, **kwargs)
-
-        loop.call_soon = counted  # type: ignore[method-assign]
-        try:
+        watched = _Watched(plugin)
+        watch = await watched.started()
+        first_poll = watched.poll()
+        with watched.counting(watch):
             for handle in handles(sim, 10):
                 await plugin.cancel(request_for(sim, handle))
-        finally:
-            del loop.call_soon
-        assert poll() is not first_poll  # the acknowledgements ended polls
-        assert woken == []
+        assert watched.poll() is not first_poll  # the acknowledgements ended polls
+        assert watched.woken == []
         assert not watch.done()
